@@ -1,0 +1,68 @@
+#include "base/clock.h"
+
+#include <time.h>
+
+uint64_t
+rv_clock_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t
+rv_clock_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t
+rv_splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+void
+rv_rng_seed(struct rv_rng *r, uint64_t seed)
+{
+    for (int i = 0; i < 4; i++)
+        r->s[i] = rv_splitmix64(&seed);
+}
+
+static uint64_t
+rv_rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+uint64_t
+rv_rng_next(struct rv_rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t result = rv_rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rv_rotl(s[3], 45);
+    return result;
+}
+
+uint64_t
+rv_rng_below(struct rv_rng *r, uint64_t n)
+{
+    return rv_rng_next(r) % n;
+}
+
+double
+rv_rng_double(struct rv_rng *r)
+{
+    return (double)(rv_rng_next(r) >> 11) * 0x1.0p-53;
+}
