@@ -27,7 +27,8 @@
     X(RV_ENOTLEADER, "this node is not the leader")                            \
     X(RV_EUNAVAILABLE, "service unavailable")                                  \
     X(RV_ETIMEDOUT, "timed out")                                               \
-    X(RV_EPARSE, "syntax error")
+    X(RV_EPARSE, "syntax error")                                              \
+    X(RV_EQUOTA, "quota exceeded")
 
 enum rv_err {
 #define RV_ERR_ENUM(code, text) code,

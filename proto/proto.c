@@ -63,6 +63,11 @@ proto_envelope_open(const void *data, size_t len, const uint8_t **payload,
                          rv_get_be16(p + 4));
         return RV_EMALFORMED;
     }
+    if (rv_get_be16(p + 6) != 0) {
+        rv_errmsg_printf(errmsg, "unknown entry flags 0x%04x",
+                         rv_get_be16(p + 6));
+        return RV_EMALFORMED;
+    }
     size_t plen = rv_get_be32(p + 8);
     if (plen > PROTO_MAX_PAYLOAD_BYTES || proto_envelope_size(plen) != len) {
         rv_errmsg_printf(errmsg, "entry length %zu does not match payload "

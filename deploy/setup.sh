@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Set up a Debian 12 machine for runvault and build it into ./build.
+# Idempotent: installs only the packages that are missing (running
+# apt-get update first when it has to install), then configures and builds.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+# libraft-dev, libuv1-dev, liblmdb-dev, libprotobuf-c-dev, protobuf-c-compiler
+# and libnng-dev are the fixed choices; libxxhash-dev (digest hashing) and
+# nettle-dev (SHA-256 of artifacts) are small, well-kept libraries.
+packages=(build-essential cmake pkg-config libraft-dev libuv1-dev liblmdb-dev
+          libprotobuf-c-dev protobuf-c-compiler libnng-dev libxxhash-dev
+          nettle-dev)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+        missing+=("$p")
+    fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    sudo_cmd=()
+    if [ "$(id -u)" -ne 0 ]; then
+        sudo_cmd=(sudo)
+    fi
+    echo "setup: installing ${missing[*]}"
+    "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq \
+        --no-install-recommends "${missing[@]}"
+fi
+
+build_dir=${RUNVAULT_BUILD_DIR:-build}
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build_dir" -j"$(nproc)"
+echo "setup: built $build_dir/node/runvault"

@@ -1,0 +1,587 @@
+/* Store lifecycle: open and recovery, sync, digest, rebuild and verify,
+ * read transactions and run records. Apply lives in store_apply.c, the
+ * queries in store_query.c. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/store_int.h"
+
+static const char *const store_db_names[STORE_DB_COUNT] = {
+    "meta",    "runid", "run",    "param",  "tag",     "series", "chunk",
+    "logs",    "art",   "artpart", "blob",  "client",  "team",   "token",
+    "ixcr",    "ixscope", "ixstat", "ixparam", "ixtag", "cnt"};
+
+int
+store__err_mdb(int rc, const char *what, char *errmsg)
+{
+    rv_errmsg_printf(errmsg, "%s: %s", what, mdb_strerror(rc));
+    switch (rc) {
+    case MDB_NOTFOUND: return RV_ENOTFOUND;
+    case MDB_KEYEXIST: return RV_EEXIST;
+    case MDB_MAP_FULL:
+    case ENOSPC: return RV_ENOSPACE;
+    case ENOMEM: return RV_ENOMEM;
+    case MDB_CORRUPTED:
+    case MDB_INVALID:
+    case MDB_VERSION_MISMATCH:
+    case MDB_PAGE_NOTFOUND: return RV_ECORRUPT;
+    default: return RV_EIO;
+    }
+}
+
+int
+store__dbs_open(MDB_txn *txn, MDB_dbi *dbi, unsigned flags, char *errmsg)
+{
+    for (int i = 0; i < STORE_DB_COUNT; i++) {
+        int rc = mdb_dbi_open(txn, store_db_names[i], flags, &dbi[i]);
+        if (rc != 0)
+            return store__err_mdb(rc, store_db_names[i], errmsg);
+    }
+    return RV_OK;
+}
+
+int
+store__get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kn, MDB_val *v,
+           char *errmsg)
+{
+    MDB_val key = {kn, (void *)k};
+    int rc = mdb_get(txn, dbi, &key, v);
+    if (rc == MDB_NOTFOUND)
+        return RV_ENOTFOUND;
+    if (rc != 0)
+        return store__err_mdb(rc, "mdb_get", errmsg);
+    return RV_OK;
+}
+
+static void
+store__hash_op(struct store_wctx *w, uint8_t op, enum store_db db,
+               const void *k, size_t kn, const void *v, size_t vn)
+{
+    uint8_t hdr[10];
+    hdr[0] = op;
+    hdr[1] = (uint8_t)db;
+    rv_put_be32(hdr + 2, (uint32_t)kn);
+    rv_put_be32(hdr + 6, (uint32_t)vn);
+    XXH3_128bits_update(w->hash, hdr, sizeof hdr);
+    XXH3_128bits_update(w->hash, k, kn);
+    if (vn > 0)
+        XXH3_128bits_update(w->hash, v, vn);
+}
+
+int
+store__put(struct store_wctx *w, enum store_db db, const void *k, size_t kn,
+           const void *v, size_t vn)
+{
+    MDB_val key = {kn, (void *)k}, val = {vn, (void *)v};
+    int rc = mdb_put(w->txn, w->s->dbi[db], &key, &val, 0);
+    if (rc != 0)
+        return store__err_mdb(rc, store_db_names[db], w->errmsg);
+    store__hash_op(w, 'P', db, k, kn, v, vn);
+    return RV_OK;
+}
+
+int
+store__del(struct store_wctx *w, enum store_db db, const void *k, size_t kn)
+{
+    MDB_val key = {kn, (void *)k};
+    int rc = mdb_del(w->txn, w->s->dbi[db], &key, NULL);
+    if (rc == MDB_NOTFOUND)
+        return RV_OK;
+    if (rc != 0)
+        return store__err_mdb(rc, store_db_names[db], w->errmsg);
+    store__hash_op(w, 'D', db, k, kn, NULL, 0);
+    return RV_OK;
+}
+
+/* ---- Validation helpers ------------------------------------------------ */
+
+int
+store__utf8_valid(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        unsigned min;
+        if ((c & 0xe0) == 0xc0) {
+            len = 2, min = 0x80, c &= 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3, min = 0x800, c &= 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4, min = 0x10000, c &= 0x07;
+        } else {
+            return 0;
+        }
+        if (n - i < len)
+            return 0;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return 0;
+            c = (c << 6) | (s[i + k] & 0x3fu);
+        }
+        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+int
+store__key_valid(const char *s, size_t n)
+{
+    if (n == 0 || n > STORE_MAX_KEY_BYTES || s[0] == '/')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                 (c >= '0' && c <= '9') || c == '_' || c == '/' || c == '.' ||
+                 c == '-' || c == ' ';
+        if (!ok)
+            return 0;
+        if (c == '.' && i + 1 < n && s[i + 1] == '.')
+            return 0;
+    }
+    return 1;
+}
+
+int
+store__run_id_valid(const char *s, size_t n)
+{
+    if (n == 0 || n > STORE_MAX_RUN_ID_BYTES)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c >= '0' && c <= '9');
+        if (!alnum && (i == 0 || (c != '_' && c != '-')))
+            return 0;
+    }
+    return 1;
+}
+
+/* ---- Meta -------------------------------------------------------------- */
+
+static int
+store__meta_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *out,
+                char *errmsg)
+{
+    MDB_val v;
+    int rc = store__get(txn, dbi, name, strlen(name), &v, errmsg);
+    if (rc == RV_ENOTFOUND) {
+        *out = 0;
+        return RV_OK;
+    }
+    if (rc != RV_OK)
+        return rc;
+    if (v.mv_size != 8) {
+        rv_errmsg_printf(errmsg, "meta %s has %zu bytes", name, v.mv_size);
+        return RV_ECORRUPT;
+    }
+    *out = rv_get_be64(v.mv_data);
+    return RV_OK;
+}
+
+static int
+store__meta_load(struct store *s, char *errmsg)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return store__err_mdb(rc, "mdb_txn_begin", errmsg);
+    MDB_dbi meta = s->dbi[STORE_DB_META];
+    rc = store__meta_u64(txn, meta, "applied", &s->applied_index, errmsg);
+    if (rc == RV_OK)
+        rc = store__meta_u64(txn, meta, "seq.run", &s->next_run_num, errmsg);
+    if (rc == RV_OK)
+        rc = store__meta_u64(txn, meta, "seq.series", &s->next_series_id,
+                             errmsg);
+    if (rc == RV_OK) {
+        MDB_val v;
+        int grc = store__get(txn, meta, "digest", 6, &v, errmsg);
+        if (grc == RV_OK && v.mv_size == STORE_DIGEST_BYTES)
+            memcpy(s->digest, v.mv_data, STORE_DIGEST_BYTES);
+        else if (grc == RV_ENOTFOUND)
+            memset(s->digest, 0, STORE_DIGEST_BYTES);
+        else
+            rc = grc == RV_OK ? RV_ECORRUPT : grc;
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+/* ---- Open / close ------------------------------------------------------ */
+
+static int
+store__mkdir(const char *path, char *errmsg)
+{
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+        rv_errmsg_printf(errmsg, "mkdir %s: %s", path, strerror(errno));
+        return RV_EIO;
+    }
+    return RV_OK;
+}
+
+static int
+store__env_open(struct store *s, const char *path, size_t map_bytes,
+                char *errmsg)
+{
+    int rc = mdb_env_create(&s->env);
+    if (rc != 0)
+        return store__err_mdb(rc, "mdb_env_create", errmsg);
+    rc = mdb_env_set_maxdbs(s->env, STORE_DB_COUNT + 2);
+    if (rc == 0)
+        rc = mdb_env_set_mapsize(s->env, map_bytes);
+    if (rc == 0)
+        rc = mdb_env_set_maxreaders(s->env, 512);
+    /* NOSYNC: durability comes from the raft log and store_sync(); a
+     * process crash loses nothing (page cache), and after an OS crash an
+     * index ahead of or inconsistent with the vlog is rebuilt. */
+    if (rc == 0)
+        rc = mdb_env_open(s->env, path,
+                          MDB_NOSUBDIR | MDB_NOSYNC | MDB_NOTLS | MDB_NORDAHEAD,
+                          0644);
+    if (rc != 0) {
+        int err = store__err_mdb(rc, path, errmsg);
+        mdb_env_close(s->env);
+        s->env = NULL;
+        return err;
+    }
+    MDB_txn *txn;
+    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        return store__err_mdb(rc, "mdb_txn_begin", errmsg);
+    int err = store__dbs_open(txn, s->dbi, MDB_CREATE, errmsg);
+    if (err != RV_OK) {
+        mdb_txn_abort(txn);
+        return err;
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc != 0)
+        return store__err_mdb(rc, "mdb_txn_commit", errmsg);
+    return store__meta_load(s, errmsg);
+}
+
+/* Materialise vlog records after applied_index into LMDB. */
+static int
+store__catch_up(struct store *s, char *errmsg)
+{
+    struct vlog_iter *it;
+    int rc = vlog_iter_open(s->vlog, s->applied_index + 1, &it, errmsg);
+    if (rc != RV_OK)
+        return rc;
+    uint64_t n = 0;
+    for (;;) {
+        struct vlog_record rec;
+        rc = vlog_iter_next(it, &rec, errmsg);
+        if (rc == RV_ENOTFOUND) {
+            rc = RV_OK;
+            break;
+        }
+        if (rc != RV_OK)
+            break;
+        if (rec.index <= s->applied_index)
+            continue;
+        struct store_result *results;
+        size_t n_results;
+        rc = store__materialise(s, rec.index, rec.payload, rec.len, rec.ptr,
+                                0, NULL, &results, &n_results, errmsg);
+        free(results);
+        if (rc != RV_OK)
+            break;
+        n++;
+    }
+    vlog_iter_close(it);
+    if (n > 0)
+        rv_logf(s->log, RV_LOG_INFO, "store",
+                "materialised %llu vlog records up to index %llu",
+                (unsigned long long)n, (unsigned long long)s->applied_index);
+    return rc;
+}
+
+static int
+store__index_path(const char *dir, char *out, size_t size, const char *name)
+{
+    int n = snprintf(out, size, "%s/%s", dir, name);
+    return n > 0 && (size_t)n < size ? RV_OK : RV_EINVAL;
+}
+
+/* Remove index.mdb and its lock file. */
+static int
+store__index_remove(const char *dir, char *errmsg)
+{
+    char path[4096];
+    const char *names[] = {"index.mdb", "index.mdb-lock"};
+    for (size_t i = 0; i < 2; i++) {
+        if (store__index_path(dir, path, sizeof path, names[i]) != RV_OK)
+            return RV_EINVAL;
+        if (unlink(path) != 0 && errno != ENOENT) {
+            rv_errmsg_printf(errmsg, "unlink %s: %s", path, strerror(errno));
+            return RV_EIO;
+        }
+    }
+    return RV_OK;
+}
+
+static int
+store__open_parts(struct store *s, const struct store_config *cfg,
+                  const char *index_name, char *errmsg)
+{
+    char path[4096];
+    size_t map_bytes = cfg->map_bytes ? cfg->map_bytes : STORE_DEFAULT_MAP_BYTES;
+
+    if (store__mkdir(cfg->dir, errmsg) != RV_OK)
+        return RV_EIO;
+    if (store__index_path(cfg->dir, path, sizeof path, "vlog") != RV_OK) {
+        rv_errmsg_printf(errmsg, "data dir path too long");
+        return RV_EINVAL;
+    }
+    struct vlog_config vc = {path, cfg->segment_bytes, cfg->log};
+    int rc = vlog_open(&s->vlog, &vc, errmsg);
+    if (rc != RV_OK) {
+        rv_errmsg_wrap(errmsg, "vlog");
+        return rc;
+    }
+    if (store__index_path(cfg->dir, path, sizeof path, index_name) != RV_OK)
+        return RV_EINVAL;
+    rc = store__env_open(s, path, map_bytes, errmsg);
+    if (rc != RV_OK)
+        rv_errmsg_wrap(errmsg, "index");
+    return rc;
+}
+
+static void
+store__close_parts(struct store *s)
+{
+    if (s->env != NULL)
+        mdb_env_close(s->env);
+    s->env = NULL;
+    vlog_close(s->vlog);
+    s->vlog = NULL;
+}
+
+int
+store_open(struct store **out, const struct store_config *cfg, char *errmsg)
+{
+    struct store *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return RV_ENOMEM;
+    s->log = cfg->log;
+    s->dir = strdup(cfg->dir);
+    if (s->dir == NULL) {
+        free(s);
+        return RV_ENOMEM;
+    }
+    int rc = store__open_parts(s, cfg, "index.mdb", errmsg);
+    if (rc == RV_OK && s->applied_index > vlog_last_index(s->vlog)) {
+        /* The index got ahead of the archive (an OS crash lost the vlog's
+         * unsynced tail but not LMDB's): rebuild it from the vlog. */
+        rv_logf(s->log, RV_LOG_WARN, "store",
+                "index at %llu is ahead of the vlog at %llu: rebuilding",
+                (unsigned long long)s->applied_index,
+                (unsigned long long)vlog_last_index(s->vlog));
+        store__close_parts(s);
+        rc = store__index_remove(cfg->dir, errmsg);
+        if (rc == RV_OK)
+            rc = store__open_parts(s, cfg, "index.mdb", errmsg);
+    }
+    if (rc == RV_OK)
+        rc = store__catch_up(s, errmsg);
+    if (rc != RV_OK) {
+        store_close(s);
+        rv_errmsg_wrap(errmsg, "store");
+        return rc;
+    }
+    *out = s;
+    return RV_OK;
+}
+
+void
+store_close(struct store *s)
+{
+    if (s == NULL)
+        return;
+    store__close_parts(s);
+    free(s->scratch_order);
+    free(s->dir);
+    free(s);
+}
+
+int
+store_sync(struct store *s, char *errmsg)
+{
+    /* The vlog first: LMDB must never point past what is durable there. */
+    int rc = vlog_sync(s->vlog, errmsg);
+    if (rc != RV_OK)
+        return rc;
+    int mrc = mdb_env_sync(s->env, 1);
+    if (mrc != 0)
+        return store__err_mdb(mrc, "mdb_env_sync", errmsg);
+    return RV_OK;
+}
+
+uint64_t
+store_applied_index(const struct store *s)
+{
+    return s->applied_index;
+}
+
+void
+store_digest(const struct store *s, uint8_t out[STORE_DIGEST_BYTES])
+{
+    memcpy(out, s->digest, STORE_DIGEST_BYTES);
+}
+
+void
+store_digest_hex(const uint8_t d[STORE_DIGEST_BYTES], char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < STORE_DIGEST_BYTES; i++) {
+        out[2 * i] = hex[d[i] >> 4];
+        out[2 * i + 1] = hex[d[i] & 15];
+    }
+    out[2 * STORE_DIGEST_BYTES] = '\0';
+}
+
+/* ---- Rebuild and verify ------------------------------------------------ */
+
+/* Read the applied index and digest stored in dir/name, if it exists. */
+static int
+store__stored_state(const char *dir, const char *name, uint64_t *applied,
+                    uint8_t digest[STORE_DIGEST_BYTES], char *errmsg)
+{
+    char path[4096];
+    struct stat st;
+    struct store tmp;
+
+    *applied = 0;
+    memset(digest, 0, STORE_DIGEST_BYTES);
+    if (store__index_path(dir, path, sizeof path, name) != RV_OK)
+        return RV_EINVAL;
+    if (stat(path, &st) != 0)
+        return RV_OK;
+    memset(&tmp, 0, sizeof tmp);
+    int rc = store__env_open(&tmp, path, STORE_DEFAULT_MAP_BYTES, errmsg);
+    if (rc == RV_OK) {
+        *applied = tmp.applied_index;
+        memcpy(digest, tmp.digest, STORE_DIGEST_BYTES);
+    }
+    if (tmp.env != NULL)
+        mdb_env_close(tmp.env);
+    return rc;
+}
+
+int
+store_rebuild_index(const char *dir, const struct rv_log *log,
+                    struct store_check *chk, char *errmsg)
+{
+    memset(chk, 0, sizeof *chk);
+    int rc = store__stored_state(dir, "index.mdb", &chk->applied_index,
+                                 chk->stored_digest, errmsg);
+    if (rc != RV_OK)
+        rv_logf(log, RV_LOG_WARN, "store",
+                "old index unreadable (%s); rebuilding anyway", errmsg);
+    rc = store__index_remove(dir, errmsg);
+    if (rc != RV_OK)
+        return rc;
+    struct store_config cfg = {dir, 0, 0, log};
+    struct store *s;
+    rc = store_open(&s, &cfg, errmsg);
+    if (rc != RV_OK)
+        return rc;
+    chk->vlog_last_index = vlog_last_index(s->vlog);
+    memcpy(chk->computed_digest, s->digest, STORE_DIGEST_BYTES);
+    chk->is_digest_equal = s->applied_index == chk->applied_index &&
+                           memcmp(chk->computed_digest, chk->stored_digest,
+                                  STORE_DIGEST_BYTES) == 0;
+    rc = store_sync(s, errmsg);
+    store_close(s);
+    return rc;
+}
+
+/* Replay vlog records up to stop_index into a scratch LMDB at dir/name. */
+static int
+store__replay_scratch(const char *dir, const char *name, uint64_t stop_index,
+                      const struct rv_log *log,
+                      uint8_t digest[STORE_DIGEST_BYTES], char *errmsg)
+{
+    struct store *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return RV_ENOMEM;
+    s->log = log;
+    struct store_config cfg = {dir, 0, 0, log};
+    int rc = store__open_parts(s, &cfg, name, errmsg);
+    struct vlog_iter *it = NULL;
+    if (rc == RV_OK)
+        rc = vlog_iter_open(s->vlog, 1, &it, errmsg);
+    while (rc == RV_OK) {
+        struct vlog_record rec;
+        rc = vlog_iter_next(it, &rec, errmsg);
+        if (rc != RV_OK || rec.index > stop_index)
+            break;
+        struct store_result *results;
+        size_t n_results;
+        rc = store__materialise(s, rec.index, rec.payload, rec.len, rec.ptr,
+                                0, NULL, &results, &n_results, errmsg);
+        free(results);
+    }
+    if (rc == RV_ENOTFOUND)
+        rc = RV_OK;
+    vlog_iter_close(it);
+    memcpy(digest, s->digest, STORE_DIGEST_BYTES);
+    store_close(s);
+    return rc;
+}
+
+int
+store_verify(const char *dir, const struct rv_log *log,
+             struct store_check *chk, char *errmsg)
+{
+    char path[4096];
+
+    memset(chk, 0, sizeof *chk);
+    if (store__index_path(dir, path, sizeof path, "vlog") != RV_OK)
+        return RV_EINVAL;
+    int rc = vlog_verify(path, &chk->n_records, &chk->n_segments,
+                         &chk->vlog_last_index, &chk->torn_bytes, errmsg);
+    if (rc != RV_OK)
+        return rc;
+    rc = store__stored_state(dir, "index.mdb", &chk->applied_index,
+                             chk->stored_digest, errmsg);
+    if (rc != RV_OK)
+        return rc;
+    if (chk->torn_bytes > 0) {
+        rv_errmsg_printf(errmsg, "vlog has a torn tail of %llu bytes (open "
+                                 "the store to repair it)",
+                         (unsigned long long)chk->torn_bytes);
+        return RV_ECORRUPT;
+    }
+    const char *scratch = "verify-scratch.mdb";
+    if (store__index_path(dir, path, sizeof path, scratch) != RV_OK)
+        return RV_EINVAL;
+    unlink(path);
+    rc = store__replay_scratch(dir, scratch, chk->applied_index, log,
+                               chk->computed_digest, errmsg);
+    unlink(path);
+    if (store__index_path(dir, path, sizeof path, "verify-scratch.mdb-lock") ==
+        RV_OK)
+        unlink(path);
+    if (rc != RV_OK)
+        return rc;
+    chk->is_digest_equal = memcmp(chk->computed_digest, chk->stored_digest,
+                                  STORE_DIGEST_BYTES) == 0;
+    if (!chk->is_digest_equal) {
+        rv_errmsg_printf(errmsg, "digest mismatch at applied index %llu",
+                         (unsigned long long)chk->applied_index);
+        return RV_ECORRUPT;
+    }
+    return RV_OK;
+}

@@ -1,0 +1,288 @@
+/* The store: the vlog archive plus the LMDB indexes materialised from it,
+ * the deterministic apply of committed entries, and the queries.
+ *
+ * Invariants: LMDB's applied_index never exceeds the vlog's last index; an
+ * entry at or below applied_index is skipped; apply is a pure function of
+ * (state, entry), so every replica reaches the same digest at the same
+ * index, and rebuilding LMDB from the vlog alone reproduces it.
+ *
+ * Threads: one writer thread (the raft loop) calls store_apply, store_sync
+ * and store_close. Read transactions (store_read_*) may be used on any
+ * thread, each by one thread at a time; readers never block the writer. */
+#ifndef RV_STORE_STORE_H
+#define RV_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/log.h"
+
+/* Limits (MLflow's where MLflow has one, DESIGN §2). Apply enforces them
+ * again whatever the gateway checked. */
+#define STORE_MAX_RUN_ID_BYTES        64
+#define STORE_MAX_TEAM_BYTES          64
+#define STORE_MAX_SCOPE_BYTES         250  /* project, experiment, user */
+#define STORE_MAX_NAME_BYTES          500  /* run name */
+#define STORE_MAX_KEY_BYTES           250  /* metric, param and tag keys */
+#define STORE_MAX_CONTEXT_BYTES       250
+#define STORE_MAX_PARAM_VALUE_BYTES   6000
+#define STORE_MAX_TAG_VALUE_BYTES     5000
+#define STORE_MAX_PARAMS_PER_COMMAND  100
+#define STORE_MAX_TAGS_PER_COMMAND    100
+#define STORE_MAX_POINTS_PER_COMMAND  100000
+#define STORE_MAX_SERIES_PER_COMMAND  4096
+#define STORE_MAX_COMMANDS_PER_BATCH  4096
+#define STORE_MAX_LOG_LINES_PER_COMMAND 10000
+#define STORE_MAX_LOG_LINE_BYTES      65536
+#define STORE_MAX_ARTIFACT_PATH_BYTES 1024
+#define STORE_MAX_ARTIFACT_CHUNK_BYTES (512u << 10)
+#define STORE_DEFAULT_MAX_ARTIFACT_BYTES (64u << 20)
+#define STORE_MAX_PER_PAGE            1000
+#define STORE_DEFAULT_PER_PAGE        100
+#define STORE_MAX_HISTORY_POINTS      100000 /* Without downsampling. */
+#define STORE_MAX_DOWNSAMPLE          10000
+#define STORE_MAX_LOG_LINES_READ      10000
+#define STORE_DIGEST_BYTES            16
+#define STORE_PAGE_TOKEN_BYTES        8192 /* Room for a token's text. */
+#define STORE_SORT_STRING_BYTES       256  /* Strings sort by this prefix. */
+#define STORE_DEFAULT_MAP_BYTES       ((size_t)64 << 30)
+
+struct store;
+
+struct store_config {
+    const char *dir;          /* Data directory; created if missing. */
+    size_t map_bytes;         /* LMDB map size; 0 = default (sparse). */
+    uint64_t segment_bytes;   /* vlog segment size; 0 = default 64 MiB. */
+    const struct rv_log *log; /* May be NULL. Borrowed; must outlive. */
+};
+
+/* The outcome of one command of an applied batch. */
+struct store_result {
+    int code;         /* RV_OK or the business error (RV_EINVAL, ...). */
+    int is_duplicate; /* An earlier apply of the same (client_id, seq). */
+    int is_resumed;   /* run_create resumed an existing run. */
+    char run_id[STORE_MAX_RUN_ID_BYTES + 1];
+    char message[RV_ERRMSG_SIZE];
+};
+
+/* ---- Lifecycle ---------------------------------------------------------
+ * The data directory holds vlog/ (segments) and index.mdb (LMDB). */
+
+/* Open the store in cfg->dir, recover the vlog (store/vlog.h) and bring
+ * LMDB level with it: records past applied_index are materialised; an
+ * LMDB ahead of the vlog is rebuilt from the vlog. On RV_OK close *out with
+ * store_close(). Errors: RV_ECORRUPT, RV_EIO, RV_ENOMEM, RV_EINVAL. */
+int store_open(struct store **out, const struct store_config *cfg,
+               char *errmsg);
+void store_close(struct store *s); /* NULL is allowed. Does not sync. */
+
+/* ---- Apply (writer thread) --------------------------------------------- */
+
+/* Apply the committed raft entry (an envelope, proto/proto.h) at index.
+ *
+ * Appends it to the vlog, then updates LMDB in one write transaction that
+ * also stores applied_index and the new digest. Each command is atomic on
+ * its own; its business error goes into its result and the entry still
+ * counts as applied. A malformed envelope is applied as an empty batch with
+ * one RV_EMALFORMED result. An index at or below applied_index is skipped:
+ * RV_OK with *n_results = 0.
+ *
+ * On RV_OK *results is an array of *n_results (caller frees with free()),
+ * or NULL when n_results is 0. Errors are local faults (RV_EIO,
+ * RV_ENOSPACE, RV_ECORRUPT, RV_ENOMEM, RV_EINVAL for an index that skips
+ * ahead of what the vlog holds): the node must stop (fail-stop). */
+int store_apply(struct store *s, uint64_t index, const void *entry,
+                size_t len, struct store_result **results, size_t *n_results,
+                char *errmsg);
+
+/* Make everything applied so far durable: fdatasync the vlog, then sync
+ * LMDB. Errors: RV_EIO (fail-stop). */
+int store_sync(struct store *s, char *errmsg);
+
+uint64_t store_applied_index(const struct store *s);
+void store_digest(const struct store *s, uint8_t out[STORE_DIGEST_BYTES]);
+/* Lower-case hex of the digest into out[2 * STORE_DIGEST_BYTES + 1]. */
+void store_digest_hex(const uint8_t d[STORE_DIGEST_BYTES], char *out);
+
+/* ---- Offline maintenance ----------------------------------------------- */
+
+struct store_check {
+    uint64_t n_records, n_segments, vlog_last_index, torn_bytes;
+    uint64_t applied_index; /* Stored in LMDB (0 if no LMDB). */
+    uint8_t stored_digest[STORE_DIGEST_BYTES];
+    uint8_t computed_digest[STORE_DIGEST_BYTES];
+    int is_digest_equal;
+};
+
+/* Regenerate LMDB in dir from the vlog alone (the old index.mdb is
+ * replaced). Fills chk: the old stored digest and the new one. The store
+ * must not be open elsewhere. */
+int store_rebuild_index(const char *dir, const struct rv_log *log,
+                        struct store_check *chk, char *errmsg);
+
+/* Check every vlog CRC and recompute the digest by replaying the vlog into
+ * a scratch LMDB up to the stored applied_index; compare it with the stored
+ * digest. Read-only for the data. RV_OK means the digests are equal and
+ * every CRC holds; RV_ECORRUPT otherwise (details in errmsg and chk). */
+int store_verify(const char *dir, const struct rv_log *log,
+                 struct store_check *chk, char *errmsg);
+
+/* ---- Reads (any thread) -------------------------------------------------
+ * A read transaction sees one consistent applied index. Strings returned
+ * inside structs are owned by those structs and freed by their _free. */
+
+struct store_read;
+
+int store_read_begin(struct store *s, struct store_read **out, char *errmsg);
+void store_read_end(struct store_read *r); /* NULL is allowed. */
+uint64_t store_read_applied_index(const struct store_read *r);
+
+enum store_lifecycle { STORE_ACTIVE = 0, STORE_DELETED = 1 };
+
+struct store_kv {
+    char *key;
+    char *value;
+};
+
+struct store_summary {
+    char *key;
+    char *context;
+    double last, min, max;
+    uint64_t count;
+    int64_t last_step, last_timestamp_ms;
+};
+
+struct store_run {
+    char *run_id, *team, *project, *experiment, *name, *user;
+    int status; /* Rv__RunStatus */
+    enum store_lifecycle lifecycle;
+    int64_t created_at_ms, ended_at_ms; /* ended 0: not ended. */
+    uint64_t n_points, n_log_lines;
+    /* Filled only when asked for (store_run_get with is_full). */
+    struct store_kv *params, *tags;
+    size_t n_params, n_tags;
+    struct store_summary *summary;
+    size_t n_summary;
+};
+
+void store_run_free(struct store_run *run); /* Frees the contents. */
+
+/* Read run run_id. is_full also loads params, tags and summaries.
+ * Returns RV_OK, RV_ENOTFOUND, RV_ECORRUPT or RV_ENOMEM. */
+int store_run_get(struct store_read *r, const char *run_id, int is_full,
+                  struct store_run *run, char *errmsg);
+
+enum store_view { STORE_VIEW_ACTIVE, STORE_VIEW_DELETED, STORE_VIEW_ALL };
+
+struct store_query {
+    const char *team;       /* NULL: every team. */
+    const char *project;    /* NULL: every project. */
+    const char *experiment; /* NULL: every experiment. */
+    const char *filter;     /* Filter expression (store/filter.h), or NULL. */
+    const char *order_by;   /* ORDER BY list, or NULL. */
+    enum store_view view;
+    size_t per_page;        /* 1..STORE_MAX_PER_PAGE; 0 = default. */
+    const char *page_token; /* From a previous page, or NULL. */
+    int is_full;            /* Load params, tags, summaries per run. */
+};
+
+struct store_page {
+    struct store_run *runs;
+    size_t n_runs;
+    char next_page_token[STORE_PAGE_TOKEN_BYTES]; /* "" on the last page. */
+    int has_total;       /* total is exact (known without extra work). */
+    uint64_t total;      /* Runs matching the query, all pages. */
+    uint64_t n_examined; /* Candidate runs evaluated (for /metrics). */
+};
+
+/* Answer one page of runs matching q, ordered by q->order_by with MLflow's
+ * tie-breaks. Page tokens are keyset tokens: the next page starts strictly
+ * after the last row returned, so it stays correct while runs are added.
+ * Errors: RV_EPARSE (position and expected token in errmsg), RV_EINVAL (a
+ * bad per_page or page token), RV_ETOOBIG, RV_ECORRUPT, RV_ENOMEM. On RV_OK
+ * free with store_page_free(). */
+int store_query_runs(struct store_read *r, const struct store_query *q,
+                     struct store_page *page, char *errmsg);
+void store_page_free(struct store_page *page);
+
+struct store_point {
+    int64_t step;
+    int64_t timestamp_ms;
+    double value;
+};
+
+struct store_history_query {
+    const char *run_id;
+    const char *key;
+    const char *context; /* NULL or "" for the default context. */
+    int64_t min_step, max_step; /* Inclusive range. */
+    size_t downsample;   /* 0: every point (at most STORE_MAX_HISTORY_POINTS,
+                            else RV_ETOOBIG); else at most this many points,
+                            keeping each bucket's first, last, min and max. */
+};
+
+/* Points of one series in step order (ties in the order they were logged).
+ * On RV_OK the caller frees *points with free(). Errors: RV_ENOTFOUND (no
+ * such run or series), RV_EINVAL, RV_ETOOBIG, RV_ECORRUPT, RV_ENOMEM. */
+int store_metric_history(struct store_read *r,
+                         const struct store_history_query *q,
+                         struct store_point **points, size_t *n_points,
+                         char *errmsg);
+
+struct store_log_line {
+    uint64_t line_no; /* 0-based, per run, in append order. */
+    int64_t timestamp_ms;
+    int stream;       /* Rv__Stream */
+    char *text;
+};
+
+/* Up to max_lines lines from line from_line on. *next_line is where the
+ * next call continues (equal to the run's line count at the end). Free with
+ * store_log_lines_free(). */
+int store_log_lines(struct store_read *r, const char *run_id,
+                    uint64_t from_line, size_t max_lines,
+                    struct store_log_line **lines, size_t *n_lines,
+                    uint64_t *next_line, char *errmsg);
+void store_log_lines_free(struct store_log_line *lines, size_t n);
+
+enum store_group { STORE_GROUP_STATUS, STORE_GROUP_PROJECT, STORE_GROUP_DAY };
+
+struct store_count {
+    char *label; /* Status name, project name or day "YYYY-MM-DD". */
+    uint64_t n;
+};
+
+/* Active runs counted by status, by project or by creation day (UTC),
+ * optionally within a team and a project (NULL: all). Labels ascend. Free
+ * with store_counts_free(). */
+int store_analytics(struct store_read *r, enum store_group group,
+                    const char *team, const char *project,
+                    struct store_count **counts, size_t *n_counts,
+                    char *errmsg);
+void store_counts_free(struct store_count *counts, size_t n);
+
+struct store_artifact {
+    char *path, *content_type;
+    uint64_t size;
+    uint8_t sha256[32];
+    int is_complete;
+};
+
+/* Artifact metadata, and its bytes [offset, offset + n) into out (replaced;
+ * n is cut at the end of the artifact). Artifacts with the same content
+ * share one copy of the parts. */
+int store_artifact_get(struct store_read *r, const char *run_id,
+                       const char *path, struct store_artifact *art,
+                       char *errmsg);
+void store_artifact_free(struct store_artifact *art);
+int store_artifact_read(struct store_read *r, const char *run_id,
+                        const char *path, uint64_t offset, size_t n,
+                        struct rv_buf *out, char *errmsg);
+
+/* Team and token records (admin commands). role is Rv__Role. */
+int store_token_get(struct store_read *r, const uint8_t sha256[32],
+                    char *team, size_t team_size, int *role, char *errmsg);
+
+#endif /* RV_STORE_STORE_H */

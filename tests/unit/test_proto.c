@@ -1,0 +1,256 @@
+/* proto/: the entry envelope and bounded decoding of command batches. */
+#include <string.h>
+
+#include "base/clock.h"
+#include "proto/proto.h"
+#include "tests/lib/harness.h"
+
+/* ---- Helpers ----------------------------------------------------------- */
+
+/* A batch with one log_batch command of n points. */
+static void
+make_entry(struct rv_buf *out, size_t n)
+{
+    static char *keys[1] = {"loss"};
+    uint32_t key_idx[64] = {0};
+    int64_t steps[64], ts[64];
+    double vals[64];
+    for (size_t i = 0; i < n; i++) {
+        steps[i] = (int64_t)i;
+        ts[i] = 1000 + (int64_t)i;
+        vals[i] = 0.5 * (double)i;
+    }
+    Rv__Metrics m = RV__METRICS__INIT;
+    m.n_keys = 1;
+    m.keys = keys;
+    m.n_key_idx = m.n_steps = m.n_timestamps_ms = m.n_values = n;
+    m.key_idx = key_idx;
+    m.steps = steps;
+    m.timestamps_ms = ts;
+    m.values = vals;
+    Rv__LogBatch lb = RV__LOG_BATCH__INIT;
+    lb.run_id = "run-1";
+    lb.metrics = &m;
+    Rv__Command cmd = RV__COMMAND__INIT, *cmds[1] = {&cmd};
+    cmd.has_client_id = cmd.has_seq = 1;
+    cmd.client_id = 7;
+    cmd.seq = 3;
+    cmd.body_case = RV__COMMAND__BODY_LOG_BATCH;
+    cmd.log_batch = &lb;
+    Rv__CommandBatch b = RV__COMMAND_BATCH__INIT;
+    b.n_commands = 1;
+    b.commands = cmds;
+    char errmsg[RV_ERRMSG_SIZE];
+    rv_buf_init(out);
+    if (proto_envelope_encode(&b, out, errmsg) != RV_OK)
+        abort();
+}
+
+/* ---- Tests ------------------------------------------------------------- */
+
+static void
+test_envelope_round_trip_is_padded_to_8_bytes(void)
+{
+    char errmsg[RV_ERRMSG_SIZE] = "";
+    for (size_t n = 0; n < 40; n++) {
+        struct rv_buf e;
+        make_entry(&e, n);
+        CHECK(e.len % 8 == 0);
+        CHECK(rv_get_be32(e.data) == PROTO_MAGIC);
+        CHECK(e.len == proto_envelope_size(rv_get_be32(e.data + 8)));
+        Rv__CommandBatch *b = NULL;
+        CHECK_OK(proto_entry_decode(e.data, e.len, &b, errmsg), errmsg);
+        CHECK(b->n_commands == 1);
+        const Rv__Command *c = b->commands[0];
+        CHECK(c->client_id == 7 && c->seq == 3);
+        CHECK(c->body_case == RV__COMMAND__BODY_LOG_BATCH);
+        CHECK(strcmp(proto_command_name(c), "log_batch") == 0);
+        CHECK(c->log_batch->metrics->n_values == n);
+        for (size_t i = 0; i < n; i++)
+            CHECK(c->log_batch->metrics->steps[i] == (int64_t)i);
+        proto_batch_free(b);
+        rv_buf_free(&e);
+    }
+}
+
+static void
+test_wrap_equals_encode(void)
+{
+    struct rv_buf e;
+    make_entry(&e, 5);
+    size_t n = rv_get_be32(e.data + 8);
+    uint8_t out[512];
+    proto_envelope_wrap(e.data + PROTO_HEADER_BYTES, n, out);
+    CHECK(memcmp(out, e.data, e.len) == 0);
+    rv_buf_free(&e);
+}
+
+static void
+test_every_truncation_is_a_clear_error(void)
+{
+    struct rv_buf e;
+    char errmsg[RV_ERRMSG_SIZE];
+    make_entry(&e, 10);
+    for (size_t len = 0; len < e.len; len++) {
+        Rv__CommandBatch *b = NULL;
+        errmsg[0] = '\0';
+        CHECK_RC(proto_entry_decode(e.data, len, &b, errmsg), RV_EMALFORMED,
+                 errmsg);
+        CHECK(errmsg[0] != '\0');
+        CHECK(b == NULL);
+    }
+    rv_buf_free(&e);
+}
+
+static void
+test_every_bit_flip_is_detected(void)
+{
+    struct rv_buf e;
+    char errmsg[RV_ERRMSG_SIZE];
+    make_entry(&e, 10);
+    for (size_t i = 0; i < e.len; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            e.data[i] ^= (uint8_t)(1u << bit);
+            Rv__CommandBatch *b = NULL;
+            int rc = proto_entry_decode(e.data, e.len, &b, errmsg);
+            e.data[i] ^= (uint8_t)(1u << bit);
+            if (rc == RV_OK) {
+                proto_batch_free(b);
+                RV_CHECK_FAIL("flip of byte %zu bit %d not detected", i, bit);
+                return;
+            }
+            CHECK(rc == RV_EMALFORMED);
+        }
+    }
+    rv_buf_free(&e);
+}
+
+static void
+test_errors_name_the_problem(void)
+{
+    struct rv_buf e;
+    char errmsg[RV_ERRMSG_SIZE];
+    Rv__CommandBatch *b = NULL;
+    make_entry(&e, 3);
+    e.data[0] ^= 1;
+    CHECK_RC(proto_entry_decode(e.data, e.len, &b, errmsg), RV_EMALFORMED,
+             errmsg);
+    CHECK(strstr(errmsg, "magic") != NULL);
+    e.data[0] ^= 1;
+    e.data[5] = 9;
+    CHECK_RC(proto_entry_decode(e.data, e.len, &b, errmsg), RV_EMALFORMED,
+             errmsg);
+    CHECK(strstr(errmsg, "version") != NULL);
+    e.data[5] = PROTO_FORMAT_VERSION;
+    e.data[PROTO_HEADER_BYTES] ^= 0x40;
+    CHECK_RC(proto_entry_decode(e.data, e.len, &b, errmsg), RV_EMALFORMED,
+             errmsg);
+    CHECK(strstr(errmsg, "CRC") != NULL);
+    e.data[PROTO_HEADER_BYTES] ^= 0x40;
+    if (e.len > PROTO_HEADER_BYTES + rv_get_be32(e.data + 8)) {
+        e.data[e.len - 1] = 1;
+        CHECK_RC(proto_entry_decode(e.data, e.len, &b, errmsg), RV_EMALFORMED,
+                 errmsg);
+        CHECK(strstr(errmsg, "padding") != NULL);
+    }
+    rv_buf_free(&e);
+}
+
+static void
+test_garbage_payload_with_a_valid_envelope_is_malformed(void)
+{
+    struct rv_rng rng;
+    char errmsg[RV_ERRMSG_SIZE];
+    uint8_t payload[256], entry[256 + 32];
+    uint64_t seed = rv_test_seed(1234);
+    rv_rng_seed(&rng, seed);
+    int n_malformed = 0;
+    for (int iter = 0; iter < 20000; iter++) {
+        size_t n = (size_t)rv_rng_below(&rng, sizeof payload);
+        for (size_t i = 0; i < n; i++)
+            payload[i] = (uint8_t)rv_rng_next(&rng);
+        proto_envelope_wrap(payload, n, entry);
+        Rv__CommandBatch *b = NULL;
+        int rc = proto_entry_decode(entry, proto_envelope_size(n), &b, errmsg);
+        if (rc == RV_OK)
+            proto_batch_free(b); /* Random bytes may form a valid batch. */
+        else if (rc == RV_EMALFORMED)
+            n_malformed++;
+        else
+            RV_CHECK_FAIL("seed %llu iter %d: rc %s",
+                          (unsigned long long)seed, iter, rv_errname(rc));
+    }
+    CHECK(n_malformed > 1000);
+}
+
+static void
+test_oversized_payload_is_refused_before_unpacking(void)
+{
+    char errmsg[RV_ERRMSG_SIZE];
+    Rv__CommandBatch *b = NULL;
+    static uint8_t big[PROTO_MAX_PAYLOAD_BYTES + 16];
+    CHECK_RC(proto_batch_decode(big, sizeof big, &b, errmsg), RV_ETOOBIG,
+             errmsg);
+    uint8_t hdr[PROTO_HEADER_BYTES];
+    proto_envelope_wrap("", 0, hdr);
+    rv_put_be32(hdr + 8, UINT32_MAX);
+    CHECK_RC(proto_envelope_open(hdr, sizeof hdr, &(const uint8_t *){NULL},
+                                 &(size_t){0}, errmsg),
+             RV_EMALFORMED, errmsg);
+    /* An encode over the entry limit is refused. */
+    static char text[PROTO_MAX_PAYLOAD_BYTES];
+    memset(text, 'a', sizeof text - 1);
+    Rv__LogLine line = RV__LOG_LINE__INIT, *lines[1] = {&line};
+    line.text = text;
+    Rv__LogLines ll = RV__LOG_LINES__INIT;
+    ll.run_id = "r";
+    ll.n_lines = 1;
+    ll.lines = lines;
+    Rv__Command cmd = RV__COMMAND__INIT, *cmds[1] = {&cmd};
+    cmd.body_case = RV__COMMAND__BODY_LOG_LINES;
+    cmd.log_lines = &ll;
+    Rv__CommandBatch batch = RV__COMMAND_BATCH__INIT;
+    batch.n_commands = 1;
+    batch.commands = cmds;
+    struct rv_buf out;
+    rv_buf_init(&out);
+    CHECK_RC(proto_envelope_encode(&batch, &out, errmsg), RV_ETOOBIG, errmsg);
+    CHECK(out.len == 0);
+    rv_buf_free(&out);
+}
+
+static void
+test_status_names_round_trip(void)
+{
+    Rv__RunStatus st;
+    for (int i = RV__RUN_STATUS__RUNNING; i <= RV__RUN_STATUS__CRASHED; i++) {
+        CHECK(proto_status_parse(proto_status_name((Rv__RunStatus)i), &st) ==
+              0);
+        CHECK((int)st == i);
+    }
+    CHECK(proto_status_parse("finished", &st) == 0 &&
+          st == RV__RUN_STATUS__FINISHED);
+    CHECK(proto_status_parse("DONE", &st) == -1);
+    CHECK(strcmp(proto_status_name((Rv__RunStatus)99), "UNKNOWN") == 0);
+}
+
+static const struct rv_test tests[] = {
+    {"envelope_round_trip_is_padded_to_8_bytes",
+     test_envelope_round_trip_is_padded_to_8_bytes},
+    {"wrap_equals_encode", test_wrap_equals_encode},
+    {"every_truncation_is_a_clear_error",
+     test_every_truncation_is_a_clear_error},
+    {"every_bit_flip_is_detected", test_every_bit_flip_is_detected},
+    {"errors_name_the_problem", test_errors_name_the_problem},
+    {"garbage_payload_with_a_valid_envelope_is_malformed",
+     test_garbage_payload_with_a_valid_envelope_is_malformed},
+    {"oversized_payload_is_refused_before_unpacking",
+     test_oversized_payload_is_refused_before_unpacking},
+    {"status_names_round_trip", test_status_names_round_trip},
+    {NULL, NULL}};
+
+int
+main(int argc, char **argv)
+{
+    return rv_test_main(argc, argv, tests);
+}
