@@ -299,7 +299,7 @@ bench_apply(size_t n_batches)
 struct bench_query {
     const char *name;
     const char *project, *experiment;
-    const char *filter_fmt; /* One %s: a varying constant. */
+    const char *filter; /* "$LR" is replaced by a varying constant. */
     const char *order_by;
 };
 
@@ -317,7 +317,12 @@ bench_runs_one(struct bench *b, const struct bench_query *bq, size_t n_runs,
                  (unsigned long long)rv_rng_below(rng, 20));
         snprintf(lr, sizeof lr, "%.4f",
                  0.0001 * (double)(1 + rv_rng_below(rng, 100)));
-        snprintf(filter, sizeof filter, bq->filter_fmt, lr);
+        const char *at = strstr(bq->filter, "$LR");
+        if (at != NULL)
+            snprintf(filter, sizeof filter, "%.*s%s%s", (int)(at - bq->filter),
+                     bq->filter, lr, at + 3);
+        else
+            snprintf(filter, sizeof filter, "%s", bq->filter);
         struct store_query q = {.project = bq->project ? proj : NULL,
                                 .experiment = bq->experiment ? exp : NULL,
                                 .filter = filter,
@@ -366,20 +371,20 @@ bench_runs(size_t n_runs, size_t n_queries)
     static const struct bench_query queries[] = {
         {"experiment-scoped: 3 predicates, ORDER BY metric", "p", "e",
          "params.optimizer = 'adam' AND attributes.status = 'FINISHED' AND "
-         "metrics.accuracy > 0.2%.0s",
+         "metrics.accuracy > 0.2",
          "metrics.accuracy DESC"},
         {"unscoped: param = AND tag = AND metric >, ORDER BY metric", NULL,
          NULL,
-         "params.lr = '%s' AND tags.team = 'vision' AND metrics.loss < 1.5",
+         "params.lr = '$LR' AND tags.team = 'vision' AND metrics.loss < 1.5",
          "metrics.loss ASC"},
         {"unscoped: status = AND param = AND metric <, default order", NULL,
          NULL,
          "attributes.status = 'FINISHED' AND params.optimizer = 'sgd' AND "
-         "metrics.loss < 1.0%.0s",
+         "metrics.loss < 1.0",
          NULL},
         {"project-scoped: 3 predicates incl. LIKE, ORDER BY param", "p", NULL,
-         "params.batch_size = '64' AND tags.team LIKE 'v%%' AND "
-         "metrics.accuracy >= 0.5%.0s",
+         "params.batch_size = '64' AND tags.team LIKE 'v%' AND "
+         "metrics.accuracy >= 0.5",
          "params.lr DESC"},
     };
     for (size_t i = 0; i < sizeof queries / sizeof *queries; i++)

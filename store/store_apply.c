@@ -1683,12 +1683,19 @@ store__client_record(struct store_wctx *w, uint64_t client_id, uint64_t seq,
     return rc;
 }
 
-/* Apply one command in a nested transaction: all of it or nothing. */
+/* Apply one command: all of it or nothing. With is_nested the command runs
+ * in a nested transaction that a business error aborts alone. Without it
+ * (the fast path) the command writes straight into txn, and a business
+ * error makes the caller redo the
+ * whole entry with nested transactions (STORE_REDO_NESTED): the outcome is
+ * the same either way, and commands rarely fail. */
+#define STORE_REDO_NESTED (-1)
+
 static int
 store__command(struct store *s, MDB_txn *parent, XXH3_state_t *entry_hash,
                XXH3_state_t *cmd_hash, uint64_t index, const Rv__Command *cmd,
-               struct vlog_ptr ptr, uint16_t cmd_no, struct store_result *res,
-               char *errmsg)
+               struct vlog_ptr ptr, uint16_t cmd_no, int is_nested,
+               struct store_result *res, char *errmsg)
 {
     struct store_wctx pw = {s, parent, entry_hash, index, res->message};
     int is_done = 0;
@@ -1699,22 +1706,27 @@ store__command(struct store *s, MDB_txn *parent, XXH3_state_t *entry_hash,
     if (client_id != 0) {
         rc = store__client_lookup(&pw, client_id, seq, res, &is_done);
         if (rc != RV_OK || is_done)
-            return rc == RV_OK ? RV_OK : rc;
+            return rc;
     }
-    MDB_txn *txn;
-    int mrc = mdb_txn_begin(s->env, parent, 0, &txn);
-    if (mrc != 0)
-        return store__err_mdb(mrc, "mdb_txn_begin (nested)", errmsg);
+    MDB_txn *txn = parent;
+    if (is_nested) {
+        int mrc = mdb_txn_begin(s->env, parent, 0, &txn);
+        if (mrc != 0)
+            return store__err_mdb(mrc, "mdb_txn_begin (nested)", errmsg);
+    }
     XXH3_128bits_reset(cmd_hash);
     struct store_wctx w = {s, txn, cmd_hash, index, res->message};
     uint64_t run_num = s->next_run_num, series_id = s->next_series_id;
     rc = store__dispatch(&w, cmd, ptr, cmd_no, res);
     if (store__is_local_fault(rc)) {
-        mdb_txn_abort(txn);
+        if (is_nested)
+            mdb_txn_abort(txn);
         snprintf(errmsg, RV_ERRMSG_SIZE, "%s: %s", proto_command_name(cmd),
                  res->message);
         return rc;
     }
+    if (rc != RV_OK && !is_nested)
+        return STORE_REDO_NESTED;
     if (rc != RV_OK) {
         mdb_txn_abort(txn);
         s->next_run_num = run_num;
@@ -1724,12 +1736,13 @@ store__command(struct store *s, MDB_txn *parent, XXH3_state_t *entry_hash,
             snprintf(res->message, sizeof res->message, "%s",
                      rv_strerror(rc));
     } else {
-        mrc = mdb_txn_commit(txn);
-        if (mrc != 0)
-            return store__err_mdb(mrc, "mdb_txn_commit (nested)", errmsg);
-        XXH128_hash_t h = XXH3_128bits_digest(cmd_hash);
+        if (is_nested) {
+            int mrc = mdb_txn_commit(txn);
+            if (mrc != 0)
+                return store__err_mdb(mrc, "mdb_txn_commit (nested)", errmsg);
+        }
         XXH128_canonical_t c;
-        XXH128_canonicalFromHash(&c, h);
+        XXH128_canonicalFromHash(&c, XXH3_128bits_digest(cmd_hash));
         XXH3_128bits_update(entry_hash, c.digest, sizeof c.digest);
         res->code = RV_OK;
         res->message[0] = '\0';
@@ -1791,8 +1804,8 @@ store__digest_next(const uint8_t prev[STORE_DIGEST_BYTES], uint64_t index,
 static int
 store__apply_batch(struct store *s, MDB_txn *txn, uint64_t index,
                    const Rv__CommandBatch *batch, struct vlog_ptr ptr,
-                   struct store_result *results, XXH3_state_t *entry_hash,
-                   char *errmsg)
+                   int is_nested, struct store_result *results,
+                   XXH3_state_t *entry_hash, char *errmsg)
 {
     XXH3_state_t *cmd_hash = XXH3_createState();
     if (cmd_hash == NULL)
@@ -1800,8 +1813,8 @@ store__apply_batch(struct store *s, MDB_txn *txn, uint64_t index,
     int rc = RV_OK;
     for (size_t i = 0; rc == RV_OK && i < batch->n_commands; i++) {
         rc = store__command(s, txn, entry_hash, cmd_hash, index,
-                            batch->commands[i], ptr, (uint16_t)i, &results[i],
-                            errmsg);
+                            batch->commands[i], ptr, (uint16_t)i, is_nested,
+                            &results[i], errmsg);
     }
     XXH3_freeState(cmd_hash);
     return rc;
@@ -1829,23 +1842,32 @@ store__materialise(struct store *s, uint64_t index, const uint8_t *payload,
     XXH3_state_t *entry_hash = XXH3_createState();
     MDB_txn *txn = NULL;
     int rc = res && entry_hash ? RV_OK : RV_ENOMEM;
-    if (rc == RV_OK) {
-        int mrc = mdb_txn_begin(s->env, NULL, 0, &txn);
-        if (mrc != 0)
-            rc = store__err_mdb(mrc, "mdb_txn_begin", errmsg);
-    }
     uint64_t run_num = s->next_run_num, series_id = s->next_series_id;
     uint8_t digest[STORE_DIGEST_BYTES];
-    if (rc == RV_OK) {
+    for (int is_nested = 0; rc == RV_OK && is_nested < 2; is_nested++) {
+        int mrc = mdb_txn_begin(s->env, NULL, 0, &txn);
+        if (mrc != 0) {
+            rc = store__err_mdb(mrc, "mdb_txn_begin", errmsg);
+            break;
+        }
         XXH3_128bits_reset(entry_hash);
         if (is_malformed) {
             res[0].code = RV_EMALFORMED;
             snprintf(res[0].message, sizeof res[0].message, "%s",
                      malformed_msg ? malformed_msg : why);
-        } else {
-            rc = store__apply_batch(s, txn, index, batch, ptr, res, entry_hash,
-                                    errmsg);
+            break;
         }
+        rc = store__apply_batch(s, txn, index, batch, ptr, is_nested, res,
+                                entry_hash, errmsg);
+        if (rc != STORE_REDO_NESTED)
+            break;
+        /* A command failed on the fast path: start over, nested. */
+        mdb_txn_abort(txn);
+        txn = NULL;
+        s->next_run_num = run_num;
+        s->next_series_id = series_id;
+        memset(res, 0, n_cmds * sizeof *res);
+        rc = RV_OK;
     }
     if (rc == RV_OK) {
         store__digest_next(s->digest, index, entry_hash, digest);

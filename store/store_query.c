@@ -677,12 +677,37 @@ struct store__src {
 
 #define STORE_MAX_SOURCES FILTER_MAX_IN_VALUES
 
+#define STORE_MAX_PROBES 3
+
 struct store__plan {
     struct store__src *src; /* The chosen driver's lists (IN: several). */
     size_t n_src;
     uint64_t count;
     int has_driver;
+    /* Other single-list conjuncts: a candidate must be in each (one B-tree
+     * lookup) before the full filter runs on it. */
+    struct store__src probe[STORE_MAX_PROBES];
+    size_t n_probes;
 };
+
+/* Keep the smallest single-list conjuncts as probes. */
+static void
+store__plan_probe(struct store__plan *plan, const struct store__src *s)
+{
+    size_t i = plan->n_probes;
+    if (i == STORE_MAX_PROBES) {
+        size_t worst = 0;
+        for (size_t k = 1; k < STORE_MAX_PROBES; k++)
+            if (plan->probe[k].count > plan->probe[worst].count)
+                worst = k;
+        if (plan->probe[worst].count <= s->count)
+            return;
+        i = worst;
+    } else {
+        plan->n_probes++;
+    }
+    plan->probe[i] = *s;
+}
 
 static uint64_t
 store__count(struct store_read *r, const uint8_t *key, size_t n)
@@ -814,10 +839,14 @@ store__plan_make(struct store_read *r, const struct store_query *q,
         for (size_t i = 0; i < k; i++)
             total += tmp[i].count;
         if (!plan->has_driver || total < plan->count) {
+            if (plan->has_driver && plan->n_src == 1)
+                store__plan_probe(plan, &plan->src[0]);
             memcpy(plan->src, tmp, k * sizeof *tmp);
             plan->n_src = k;
             plan->count = total;
             plan->has_driver = 1;
+        } else if (k == 1) {
+            store__plan_probe(plan, &tmp[0]);
         }
     }
     free(tmp);
@@ -880,6 +909,7 @@ store__heap_offer(struct store__heap *h, const struct store__row *row)
 }
 
 struct store__exec {
+    const struct store__plan *plan;
     struct store_read *r;
     const struct store_query *q;
     const struct filter *f;
@@ -890,12 +920,31 @@ struct store__exec {
     uint64_t n_matched, n_examined;
 };
 
+/* Whether run_num is in every probe list. */
+static int
+store__exec_probes(struct store__exec *x, uint64_t run_num)
+{
+    for (size_t i = 0; i < x->plan->n_probes; i++) {
+        const struct store__src *p = &x->plan->probe[i];
+        uint8_t k[sizeof p->prefix + 8];
+        MDB_val v;
+        memcpy(k, p->prefix, p->prefix_len);
+        rv_put_be64(k + p->prefix_len, run_num);
+        if (store__get(x->r->txn, x->r->s->dbi[p->db], k, p->prefix_len + 8,
+                       &v, NULL) != RV_OK)
+            return 0;
+    }
+    return 1;
+}
+
 /* Evaluate one candidate; offer it to the heap if it matches. */
 static int
 store__exec_one(struct store__exec *x, uint64_t run_num, char *errmsg)
 {
     const struct store_query *q = x->q;
     x->n_examined++;
+    if (!store__exec_probes(x, run_num))
+        return RV_OK;
     int rc = store__cand_load(x->cand, run_num, errmsg);
     if (rc != RV_OK)
         return rc;
@@ -982,11 +1031,14 @@ store__order_is_created_desc(const struct filter *f)
                                         to an ordered scan of ixcr. */
 
 static int
-store__exec_run(struct store__exec *x, const struct store__plan *plan,
+store__exec_run(struct store__exec *x, struct store__plan *plan,
                 int *is_total, char *errmsg)
 {
     int ordered = store__order_is_created_desc(x->f);
     *is_total = 0;
+    if (plan->has_driver && ordered && plan->count >= STORE_ORDERED_SCAN_MIN &&
+        plan->n_src == 1)
+        store__plan_probe(plan, &plan->src[0]); /* Scanning ixcr instead. */
     if (plan->has_driver && (!ordered || plan->count < STORE_ORDERED_SCAN_MIN)) {
         for (size_t i = 0; i < plan->n_src; i++) {
             const struct store__src *s = &plan->src[i];
@@ -1103,6 +1155,7 @@ store_query_runs(struct store_read *r, const struct store_query *q,
         rc = store__plan_make(r, q, f, &plan);
     }
     int is_total = 0;
+    x.plan = &plan;
     if (rc == RV_OK)
         rc = store__exec_run(&x, &plan, &is_total, errmsg);
     if (rc == RV_OK)
@@ -1816,7 +1869,7 @@ store_analytics(struct store_read *r, enum store_group group,
         const char *proj = (const char *)p + 5 + tn;
         uint16_t prn = rv_get_be16(p + 3 + tn);
         const uint8_t *tail = p + 5 + tn + prn;
-        char label[32];
+        char label[80];
         uint64_t val = rv_get_be64(v.mv_data);
         if (group == STORE_GROUP_STATUS && end - tail == 1) {
             snprintf(label, sizeof label, "%s",
