@@ -690,11 +690,15 @@ struct store__plan {
     size_t n_probes;
 };
 
-/* Keep the smallest single-list conjuncts as probes. */
+/* Keep the smallest single-list conjuncts as probes. Only lists whose keys
+ * are exactly (prefix, run number) can be probed with one lookup; a
+ * project-only scope prefix cannot (its keys hold the experiment too). */
 static void
 store__plan_probe(struct store__plan *plan, const struct store__src *s)
 {
     size_t i = plan->n_probes;
+    if (s->db == STORE_DB_IXSCOPE && s->prefix_len != 16)
+        return;
     if (i == STORE_MAX_PROBES) {
         size_t worst = 0;
         for (size_t k = 1; k < STORE_MAX_PROBES; k++)
@@ -856,19 +860,27 @@ store__plan_make(struct store_read *r, const struct store_query *q,
 /* ---- Run list: execution ----------------------------------------------- */
 
 /* Rows kept so far: a max-heap on the row order, holding the best
- * (per_page + 1) rows; the worst kept row is at the top. */
+ * (per_page + 1) rows; the worst kept row is at the top. The heap orders
+ * indexes into a pool, so sifting moves 4-byte indexes, not rows. */
 struct store__heap {
     const struct filter *f;
-    struct store__row *rows;
+    struct store__row *rows; /* The pool, cap rows. */
+    uint32_t *idx;           /* Heap of indexes into rows. */
     size_t n, cap;
 };
+
+static int
+store__heap_cmp(const struct store__heap *h, size_t i, size_t j)
+{
+    return store__row_cmp(h->f, &h->rows[h->idx[i]], &h->rows[h->idx[j]]);
+}
 
 static void
 store__heap_swap(struct store__heap *h, size_t i, size_t j)
 {
-    struct store__row t = h->rows[i];
-    h->rows[i] = h->rows[j];
-    h->rows[j] = t;
+    uint32_t t = h->idx[i];
+    h->idx[i] = h->idx[j];
+    h->idx[j] = t;
 }
 
 static void
@@ -876,9 +888,9 @@ store__heap_down(struct store__heap *h, size_t i)
 {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < h->n && store__row_cmp(h->f, &h->rows[l], &h->rows[m]) > 0)
+        if (l < h->n && store__heap_cmp(h, l, m) > 0)
             m = l;
-        if (r < h->n && store__row_cmp(h->f, &h->rows[r], &h->rows[m]) > 0)
+        if (r < h->n && store__heap_cmp(h, r, m) > 0)
             m = r;
         if (m == i)
             return;
@@ -892,19 +904,20 @@ store__heap_offer(struct store__heap *h, const struct store__row *row)
 {
     if (h->n < h->cap) {
         size_t i = h->n++;
+        h->idx[i] = (uint32_t)i;
         h->rows[i] = *row;
         while (i > 0) {
             size_t p = (i - 1) / 2;
-            if (store__row_cmp(h->f, &h->rows[i], &h->rows[p]) <= 0)
+            if (store__heap_cmp(h, i, p) <= 0)
                 break;
             store__heap_swap(h, i, p);
             i = p;
         }
         return;
     }
-    if (store__row_cmp(h->f, row, &h->rows[0]) >= 0)
+    if (store__row_cmp(h->f, row, &h->rows[h->idx[0]]) >= 0)
         return;
-    h->rows[0] = *row;
+    h->rows[h->idx[0]] = *row;
     store__heap_down(h, 0);
 }
 
@@ -1065,26 +1078,17 @@ store__exec_run(struct store__exec *x, struct store__plan *plan,
     return rc;
 }
 
-static int
-store__row_sort_cmp(const void *a, const void *b, void *f)
-{
-    return store__row_cmp(f, a, b);
-}
-
-/* Insertion sort is enough for a page of at most 1001 rows only when the
- * rows are nearly sorted; use a merge-free heap sort instead. */
+/* Heap sort of the kept rows: afterwards idx[0..n) is in ascending order. */
 static void
-store__rows_sort(const struct filter *f, struct store__row *rows, size_t n)
+store__rows_sort(struct store__heap *h)
 {
-    struct store__heap h = {f, rows, n, n};
-    for (size_t i = n / 2; i-- > 0;)
-        store__heap_down(&h, i);
+    size_t n = h->n;
     for (size_t end = n; end > 1; end--) {
-        store__heap_swap(&h, 0, end - 1);
-        h.n = end - 1;
-        store__heap_down(&h, 0);
+        store__heap_swap(h, 0, end - 1);
+        h->n = end - 1;
+        store__heap_down(h, 0);
     }
-    (void)store__row_sort_cmp;
+    h->n = n;
 }
 
 static int
@@ -1092,14 +1096,15 @@ store__page_fill(struct store__exec *x, size_t per_page,
                  struct store_page *page, char *errmsg)
 {
     struct store__heap *h = &x->heap;
-    store__rows_sort(x->f, h->rows, h->n);
+    store__rows_sort(h);
     size_t n = h->n < per_page ? h->n : per_page;
     page->runs = calloc(n ? n : 1, sizeof *page->runs);
     if (page->runs == NULL)
         return RV_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         struct store__rview rv;
-        int rc = store__rview_get(x->r, h->rows[i].run_num, &rv, errmsg);
+        int rc = store__rview_get(x->r, h->rows[h->idx[i]].run_num, &rv,
+                                  errmsg);
         if (rc == RV_OK)
             rc = store__run_fill(x->r, &rv, x->q->is_full, &page->runs[i],
                                  errmsg);
@@ -1108,8 +1113,8 @@ store__page_fill(struct store__exec *x, size_t per_page,
         page->n_runs++;
     }
     if (h->n > per_page)
-        store__token_encode(x->f, store__query_hash(x->q), &h->rows[n - 1],
-                            page->next_page_token);
+        store__token_encode(x->f, store__query_hash(x->q),
+                            &h->rows[h->idx[n - 1]], page->next_page_token);
     return RV_OK;
 }
 
@@ -1145,10 +1150,12 @@ store_query_runs(struct store_read *r, const struct store_query *q,
     x.f = f;
     x.heap.f = f;
     x.heap.cap = per_page + 1;
-    x.heap.rows = calloc(x.heap.cap, sizeof *x.heap.rows);
+    x.heap.rows = malloc(x.heap.cap * sizeof *x.heap.rows);
+    x.heap.idx = malloc(x.heap.cap * sizeof *x.heap.idx);
     x.cand = calloc(1, sizeof *x.cand);
     x.row = calloc(1, sizeof *x.row);
-    if (rc == RV_OK && (x.heap.rows == NULL || x.cand == NULL || !x.row))
+    if (rc == RV_OK &&
+        (!x.heap.rows || !x.heap.idx || x.cand == NULL || x.row == NULL))
         rc = RV_ENOMEM;
     if (rc == RV_OK) {
         x.cand->r = r;
@@ -1169,6 +1176,7 @@ store_query_runs(struct store_read *r, const struct store_query *q,
         store_page_free(page);
     free(plan.src);
     free(x.heap.rows);
+    free(x.heap.idx);
     free(x.cand);
     free(x.row);
     filter_free(f);

@@ -1,0 +1,785 @@
+/* store_query_runs and store_analytics against a brute-force oracle: random
+ * runs built through the real apply path, an independent in-memory model,
+ * thousands of random filters and orders evaluated both ways, paging with
+ * keyset tokens (also while runs are added), and the error paths. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "proto/proto.h"
+#include "store/store.h"
+#include "tests/lib/harness.h"
+
+/* ---- The model ---------------------------------------------------------- */
+
+#define MAX_RUNS 800
+
+static const char *const TEAMS[] = {"t0", "t1", "t2"};
+static const char *const PROJECTS[] = {"p0", "p1", "p2", "p3"};
+static const char *const EXPS[] = {"e0", "e1", "e2"};
+static const char *const OPTS[] = {"adam", "sgd", "it's", "Adam"};
+static const char *const TAGV[] = {"vision", "nlp", "Vis", "v_x"};
+static const char *const STATUS[] = {"RUNNING", "SCHEDULED", "FINISHED",
+                                     "FAILED",  "KILLED",    "CRASHED"};
+
+struct mrun {
+    char id[16];
+    int team, project, exp, status, deleted;
+    int64_t created;
+    int opt;      /* -1: no param. */
+    int tag;      /* -1: no tag. */
+    int has_acc, has_loss;
+    double acc, loss;
+};
+
+struct model {
+    struct mrun runs[MAX_RUNS];
+    size_t n;
+};
+
+/* ---- Building runs through the store ----------------------------------- */
+
+struct world {
+    char *dir;
+    struct store *s;
+    uint64_t index;
+    struct model m;
+    char errmsg[RV_ERRMSG_SIZE];
+};
+
+static int
+apply_batch(struct world *w, Rv__Command **cmds, size_t n)
+{
+    Rv__CommandBatch b = RV__COMMAND_BATCH__INIT;
+    struct rv_buf e;
+    struct store_result *res = NULL;
+    size_t n_res = 0;
+    b.n_commands = n;
+    b.commands = cmds;
+    rv_buf_init(&e);
+    int rc = proto_envelope_encode(&b, &e, w->errmsg);
+    if (rc == RV_OK)
+        rc = store_apply(w->s, ++w->index, e.data, e.len, &res, &n_res,
+                         w->errmsg);
+    for (size_t i = 0; rc == RV_OK && i < n_res; i++) {
+        if (res[i].code != RV_OK) {
+            snprintf(w->errmsg, sizeof w->errmsg, "command %zu: %.200s", i,
+                     res[i].message);
+            rc = res[i].code;
+        }
+    }
+    free(res);
+    rv_buf_free(&e);
+    return rc;
+}
+
+/* Create model run r in the store: create, metrics, status, maybe delete. */
+static int
+store_add_run(struct world *w, const struct mrun *r)
+{
+    Rv__Command c1 = RV__COMMAND__INIT, c2 = RV__COMMAND__INIT,
+                c3 = RV__COMMAND__INIT, c4 = RV__COMMAND__INIT;
+    Rv__RunCreate rc_ = RV__RUN_CREATE__INIT;
+    Rv__KV p = RV__KV__INIT, t = RV__KV__INIT, *pp[1] = {&p}, *tp[1] = {&t};
+    rc_.run_id = (char *)r->id;
+    rc_.team = (char *)TEAMS[r->team];
+    rc_.project = (char *)PROJECTS[r->project];
+    rc_.experiment = (char *)EXPS[r->exp];
+    rc_.name = (char *)r->id;
+    rc_.created_at_ms = r->created;
+    rc_.has_status = 1;
+    rc_.status = (Rv__RunStatus)(r->status + 1);
+    p.key = "opt";
+    p.value = r->opt >= 0 ? (char *)OPTS[r->opt] : "";
+    t.key = "team";
+    /* The tag is written first with another value, then overwritten. */
+    t.value = "stale-value";
+    if (r->opt >= 0) {
+        rc_.n_params = 1;
+        rc_.params = pp;
+    }
+    if (r->tag >= 0) {
+        rc_.n_tags = 1;
+        rc_.tags = tp;
+    }
+    c1.body_case = RV__COMMAND__BODY_RUN_CREATE;
+    c1.run_create = &rc_;
+    Rv__LogBatch lb = RV__LOG_BATCH__INIT;
+    Rv__Metrics m = RV__METRICS__INIT;
+    char *keys[2] = {"acc", "loss"};
+    uint32_t key_idx[3];
+    int64_t steps[3], ts[3];
+    double vals[3];
+    size_t n = 0;
+    if (r->has_acc) {
+        /* An earlier point at a lower step: the later one is "latest". */
+        key_idx[n] = 0, steps[n] = 1, ts[n] = 1, vals[n++] = 123.0;
+        key_idx[n] = 0, steps[n] = 2, ts[n] = 2, vals[n++] = r->acc;
+    }
+    if (r->has_loss)
+        key_idx[n] = 1, steps[n] = 1, ts[n] = 1, vals[n++] = r->loss;
+    m.keys = keys;
+    m.n_keys = 2;
+    m.key_idx = key_idx;
+    m.steps = steps;
+    m.timestamps_ms = ts;
+    m.values = vals;
+    m.n_key_idx = m.n_steps = m.n_timestamps_ms = m.n_values = n;
+    lb.run_id = (char *)r->id;
+    lb.metrics = &m;
+    Rv__KV t2 = RV__KV__INIT, *tp2[1] = {&t2};
+    t2.key = "team";
+    t2.value = r->tag >= 0 ? (char *)TAGV[r->tag] : "";
+    if (r->tag >= 0) {
+        lb.n_tags = 1;
+        lb.tags = tp2;
+    }
+    c2.body_case = RV__COMMAND__BODY_LOG_BATCH;
+    c2.log_batch = &lb;
+    Rv__RunRef ref = RV__RUN_REF__INIT;
+    ref.run_id = (char *)r->id;
+    c3.body_case = RV__COMMAND__BODY_RUN_DELETE;
+    c3.run_delete = &ref;
+    Rv__RunSetStatus st = RV__RUN_SET_STATUS__INIT;
+    st.run_id = (char *)r->id;
+    st.status = (Rv__RunStatus)(r->status + 1);
+    c4.body_case = RV__COMMAND__BODY_RUN_STATUS;
+    c4.run_status = &st;
+    Rv__Command *cmds[4] = {&c1, &c2, &c4, &c3};
+    return apply_batch(w, cmds, r->deleted ? 4 : 3);
+}
+
+static void
+gen_run(struct rv_rng *g, size_t i, struct mrun *r)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->id, sizeof r->id, "run-%04llu",
+             (unsigned long long)rv_rng_below(g, 10000));
+    /* Ids must be unique; append the ordinal in base 36 on collision. */
+    snprintf(r->id + 8, sizeof r->id - 8, "%c%c", 'a' + (int)(i / 26 % 26),
+             'a' + (int)(i % 26));
+    r->team = (int)rv_rng_below(g, 3);
+    r->project = (int)rv_rng_below(g, 4);
+    r->exp = (int)rv_rng_below(g, 3);
+    r->status = (int)rv_rng_below(g, 6);
+    r->deleted = rv_rng_below(g, 10) == 0;
+    r->created = 1000 + (int64_t)rv_rng_below(g, 300); /* Many ties. */
+    r->opt = (int)rv_rng_below(g, 5) - 1;
+    r->tag = (int)rv_rng_below(g, 5) - 1;
+    r->has_acc = rv_rng_below(g, 8) != 0;
+    r->has_loss = rv_rng_below(g, 3) != 0;
+    uint64_t a = rv_rng_below(g, 30);
+    r->acc = a == 0 ? NAN : (double)rv_rng_below(g, 20) / 20.0; /* Ties. */
+    r->loss = rv_rng_double(g) * 4 - 1;
+}
+
+static int
+world_init(struct world *w, uint64_t seed, size_t n_runs)
+{
+    struct rv_rng g;
+    memset(w, 0, sizeof *w);
+    w->dir = rv_test_tmpdir("query");
+    struct store_config cfg = {w->dir, (size_t)1 << 30, 0, NULL};
+    int rc = store_open(&w->s, &cfg, w->errmsg);
+    rv_rng_seed(&g, seed);
+    for (size_t i = 0; rc == RV_OK && i < n_runs; i++) {
+        gen_run(&g, i, &w->m.runs[i]);
+        rc = store_add_run(w, &w->m.runs[i]);
+        w->m.n++;
+    }
+    return rc;
+}
+
+static void
+world_done(struct world *w)
+{
+    store_close(w->s);
+    rv_test_rmdir(w->dir);
+}
+
+/* ---- Random filters: a spec, its text, and its own evaluator ----------- */
+
+enum fld { F_ACC, F_LOSS, F_OPT, F_TAG, F_STATUS, F_PROJECT, F_CREATED,
+           F_NFIELDS };
+
+struct spec {
+    int kind; /* 0 cmp, 1 AND, 2 OR */
+    struct spec *l, *r;
+    int field, op; /* op: 0 = 1 != 2 < 3 <= 4 > 5 >= 6 LIKE 7 ILIKE 8 IN 9 NOT IN */
+    double num;
+    const char *strs[3];
+    int n_strs;
+};
+
+static const char *const PATTERNS[] = {"a%", "%a%", "_dam", "ADAM", "v%",
+                                       "%s", "it%", "%", "", "n_p"};
+
+static struct spec *
+gen_spec(struct rv_rng *g, int depth)
+{
+    struct spec *s = calloc(1, sizeof *s);
+    if (depth < 3 && rv_rng_below(g, 3) == 0) {
+        s->kind = 1 + (int)rv_rng_below(g, 2);
+        s->l = gen_spec(g, depth + 1);
+        s->r = gen_spec(g, depth + 1);
+        return s;
+    }
+    s->field = (int)rv_rng_below(g, F_NFIELDS);
+    if (s->field == F_ACC || s->field == F_LOSS || s->field == F_CREATED) {
+        s->op = (int)rv_rng_below(g, 6);
+        s->num = s->field == F_ACC       ? (double)rv_rng_below(g, 20) / 20.0
+                 : s->field == F_CREATED ? 1000 + (double)rv_rng_below(g, 300)
+                                         : rv_rng_double(g) * 4 - 1;
+        return s;
+    }
+    static const int str_ops[] = {0, 1, 6, 7, 8, 9};
+    s->op = str_ops[rv_rng_below(g, 6)];
+    const char *const *pool = s->field == F_OPT      ? OPTS
+                              : s->field == F_TAG    ? TAGV
+                              : s->field == F_STATUS ? STATUS
+                                                     : PROJECTS;
+    size_t pool_n = s->field == F_STATUS ? 6 : 4;
+    s->n_strs = s->op >= 8 ? 1 + (int)rv_rng_below(g, 3) : 1;
+    for (int i = 0; i < s->n_strs; i++)
+        s->strs[i] = s->op == 6 || s->op == 7
+                         ? PATTERNS[rv_rng_below(g, 10)]
+                         : pool[rv_rng_below(g, pool_n)];
+    return s;
+}
+
+static void
+spec_free(struct spec *s)
+{
+    if (s == NULL)
+        return;
+    spec_free(s->l);
+    spec_free(s->r);
+    free(s);
+}
+
+static const char *const OPS[] = {"=",    "!=",    "<",  "<=",    ">",
+                                  ">=",   "LIKE",  "ILIKE", "IN", "NOT IN"};
+static const char *const FIELD_TEXT[] = {
+    "metrics.acc", "metric.loss", "params.opt", "tags.`team`",
+    "attributes.status", "project", "attributes.start_time"};
+
+static void
+quote(char *out, size_t size, size_t *n, const char *s)
+{
+    *n += (size_t)snprintf(out + *n, size - *n, "'");
+    for (; *s; s++)
+        *n += (size_t)snprintf(out + *n, size - *n, *s == '\'' ? "''" : "%c",
+                               *s);
+    *n += (size_t)snprintf(out + *n, size - *n, "'");
+}
+
+static void
+render(const struct spec *s, char *out, size_t size, size_t *n)
+{
+    if (s->kind != 0) {
+        *n += (size_t)snprintf(out + *n, size - *n, "(");
+        render(s->l, out, size, n);
+        *n += (size_t)snprintf(out + *n, size - *n, s->kind == 1 ? " AND "
+                                                                 : " or ");
+        render(s->r, out, size, n);
+        *n += (size_t)snprintf(out + *n, size - *n, ")");
+        return;
+    }
+    *n += (size_t)snprintf(out + *n, size - *n, "%s %s ",
+                           FIELD_TEXT[s->field], OPS[s->op]);
+    if (s->field == F_ACC || s->field == F_LOSS || s->field == F_CREATED) {
+        *n += (size_t)snprintf(out + *n, size - *n, "%.17g", s->num);
+        return;
+    }
+    if (s->op >= 8)
+        *n += (size_t)snprintf(out + *n, size - *n, "(");
+    for (int i = 0; i < s->n_strs; i++) {
+        if (i)
+            *n += (size_t)snprintf(out + *n, size - *n, ", ");
+        quote(out, size, n, s->strs[i]);
+    }
+    if (s->op >= 8)
+        *n += (size_t)snprintf(out + *n, size - *n, ")");
+}
+
+/* An independent LIKE: recursive, fine for the short strings here. */
+static int
+like(const char *s, const char *p, int ci)
+{
+    if (*p == '\0')
+        return *s == '\0';
+    if (*p == '%')
+        return like(s, p + 1, ci) || (*s && like(s + 1, p, ci));
+    if (*s == '\0')
+        return 0;
+    char a = *s, b = *p;
+    if (ci) {
+        a = (char)(a >= 'A' && a <= 'Z' ? a + 32 : a);
+        b = (char)(b >= 'A' && b <= 'Z' ? b + 32 : b);
+    }
+    return (*p == '_' || a == b) && like(s + 1, p + 1, ci);
+}
+
+static int
+eval_spec(const struct spec *s, const struct mrun *r)
+{
+    if (s->kind == 1)
+        return eval_spec(s->l, r) && eval_spec(s->r, r);
+    if (s->kind == 2)
+        return eval_spec(s->l, r) || eval_spec(s->r, r);
+    if (s->field == F_ACC || s->field == F_LOSS || s->field == F_CREATED) {
+        double x;
+        if (s->field == F_ACC) {
+            if (!r->has_acc)
+                return 0;
+            x = r->acc;
+        } else if (s->field == F_LOSS) {
+            if (!r->has_loss)
+                return 0;
+            x = r->loss;
+        } else {
+            x = (double)r->created;
+        }
+        switch (s->op) {
+        case 0: return x == s->num;
+        case 1: return x != s->num;
+        case 2: return x < s->num;
+        case 3: return x <= s->num;
+        case 4: return x > s->num;
+        default: return x >= s->num;
+        }
+    }
+    const char *v;
+    switch (s->field) {
+    case F_OPT:
+        if (r->opt < 0)
+            return 0;
+        v = OPTS[r->opt];
+        break;
+    case F_TAG:
+        if (r->tag < 0)
+            return 0;
+        v = TAGV[r->tag];
+        break;
+    case F_STATUS: v = STATUS[r->status]; break;
+    default: v = PROJECTS[r->project]; break;
+    }
+    int any = 0;
+    for (int i = 0; i < s->n_strs; i++) {
+        if (s->op == 6)
+            any |= like(v, s->strs[i], 0);
+        else if (s->op == 7)
+            any |= like(v, s->strs[i], 1);
+        else
+            any |= strcmp(v, s->strs[i]) == 0;
+    }
+    return s->op == 1 || s->op == 9 ? !any : any;
+}
+
+/* ---- Expected order ---------------------------------------------------- */
+
+enum { O_ACC, O_LOSS, O_OPT, O_CREATED, O_STATUS, O_RUNID, O_N };
+static const char *const ORDER_TEXT[] = {"metrics.acc", "metrics.loss",
+                                         "params.opt", "start_time",
+                                         "status", "run_id"};
+
+struct order {
+    int term[3], desc[3], n;
+};
+
+/* Rank 0 number/string, 1 NaN, 2 missing; value in *d or *s. */
+static int
+order_key(const struct mrun *r, int t, double *d, const char **s)
+{
+    switch (t) {
+    case O_ACC:
+        if (!r->has_acc)
+            return 2;
+        *d = r->acc;
+        return isnan(r->acc) ? 1 : 0;
+    case O_LOSS:
+        if (!r->has_loss)
+            return 2;
+        *d = r->loss;
+        return 0;
+    case O_OPT:
+        if (r->opt < 0)
+            return 2;
+        *s = OPTS[r->opt];
+        return 0;
+    case O_CREATED: *d = (double)r->created; return 0;
+    case O_STATUS: *s = STATUS[r->status]; return 0;
+    default: *s = r->id; return 0;
+    }
+}
+
+static const struct order *cmp_order;
+
+static int
+cmp_runs(const void *pa, const void *pb)
+{
+    const struct mrun *a = *(const struct mrun *const *)pa;
+    const struct mrun *b = *(const struct mrun *const *)pb;
+    for (int i = 0; i < cmp_order->n; i++) {
+        int t = cmp_order->term[i];
+        double da = 0, db = 0;
+        const char *sa = NULL, *sb = NULL;
+        int ra = order_key(a, t, &da, &sa), rb = order_key(b, t, &db, &sb);
+        if (ra != rb)
+            return ra < rb ? -1 : 1;
+        if (ra != 0)
+            continue;
+        int c = sa ? strcmp(sa, sb) : (da < db ? -1 : da > db ? 1 : 0);
+        c = c < 0 ? -1 : c > 0;
+        if (c)
+            return cmp_order->desc[i] ? -c : c;
+    }
+    if (a->created != b->created)
+        return a->created > b->created ? -1 : 1;
+    return strcmp(a->id, b->id);
+}
+
+/* ---- Running a query both ways ----------------------------------------- */
+
+struct scope {
+    int team, project, exp; /* -1: any. */
+    enum store_view view;
+};
+
+static int
+in_scope(const struct mrun *r, const struct scope *sc)
+{
+    if ((sc->view == STORE_VIEW_ACTIVE && r->deleted) ||
+        (sc->view == STORE_VIEW_DELETED && !r->deleted))
+        return 0;
+    return (sc->team < 0 || r->team == sc->team) &&
+           (sc->project < 0 || r->project == sc->project) &&
+           (sc->exp < 0 || r->exp == sc->exp);
+}
+
+/* Page through the store; compare with the expected id list. Returns 1 on
+ * equality, else prints the difference. */
+static int
+check_query(struct world *w, const struct spec *sp, const char *filter,
+            const struct order *o, const struct scope *sc, size_t per_page,
+            uint64_t seed, int iter)
+{
+    static const struct mrun *want[MAX_RUNS];
+    size_t n_want = 0;
+    for (size_t i = 0; i < w->m.n; i++)
+        if (in_scope(&w->m.runs[i], sc) &&
+            (sp == NULL || eval_spec(sp, &w->m.runs[i])))
+            want[n_want++] = &w->m.runs[i];
+    cmp_order = o;
+    qsort(want, n_want, sizeof *want, cmp_runs);
+    char order_by[256];
+    size_t on = 0;
+    order_by[0] = '\0';
+    for (int i = 0; i < o->n; i++)
+        on += (size_t)snprintf(order_by + on, sizeof order_by - on, "%s%s%s",
+                               i ? ", " : "", ORDER_TEXT[o->term[i]],
+                               o->desc[i] ? " DESC" : (i % 2 ? " ASC" : ""));
+    struct store_query q = {
+        .team = sc->team >= 0 ? TEAMS[sc->team] : NULL,
+        .project = sc->project >= 0 ? PROJECTS[sc->project] : NULL,
+        .experiment = sc->project >= 0 && sc->exp >= 0 ? EXPS[sc->exp] : NULL,
+        .filter = filter,
+        .order_by = order_by,
+        .view = sc->view,
+        .per_page = per_page};
+    static char token[STORE_PAGE_TOKEN_BYTES];
+    size_t got = 0;
+    token[0] = '\0';
+    for (int page_no = 0;; page_no++) {
+        struct store_read *r;
+        struct store_page page;
+        q.page_token = token[0] ? token : NULL;
+        if (store_read_begin(w->s, &r, w->errmsg) != RV_OK ||
+            store_query_runs(r, &q, &page, w->errmsg) != RV_OK) {
+            fprintf(stderr, "seed %llu iter %d: query failed: %s\n[%s] [%s]\n",
+                    (unsigned long long)seed, iter, w->errmsg, filter,
+                    order_by);
+            store_read_end(r);
+            return 0;
+        }
+        if (page_no == 0 && page.has_total && page.total != n_want) {
+            fprintf(stderr, "seed %llu iter %d: total %llu, want %zu [%s] "
+                            "scope %d/%d/%d view %d\n",
+                    (unsigned long long)seed, iter,
+                    (unsigned long long)page.total, n_want, filter, sc->team,
+                    sc->project, sc->exp, (int)sc->view);
+            store_page_free(&page);
+            store_read_end(r);
+            return 0;
+        }
+        for (size_t i = 0; i < page.n_runs; i++, got++) {
+            if (got >= n_want || strcmp(page.runs[i].run_id,
+                                        want[got]->id) != 0) {
+                fprintf(stderr,
+                        "seed %llu iter %d: row %zu is %s, want %s\n"
+                        "filter [%s] order [%s] per_page %zu\n",
+                        (unsigned long long)seed, iter, got,
+                        page.runs[i].run_id,
+                        got < n_want ? want[got]->id : "(end)", filter,
+                        order_by, per_page);
+                store_page_free(&page);
+                store_read_end(r);
+                return 0;
+            }
+        }
+        int more = page.next_page_token[0] != '\0';
+        memcpy(token, page.next_page_token, sizeof token);
+        store_page_free(&page);
+        store_read_end(r);
+        if (!more)
+            break;
+    }
+    if (got != n_want) {
+        fprintf(stderr, "seed %llu iter %d: got %zu rows, want %zu [%s]\n",
+                (unsigned long long)seed, iter, got, n_want, filter);
+        return 0;
+    }
+    return 1;
+}
+
+static void
+random_order(struct rv_rng *g, struct order *o)
+{
+    o->n = (int)rv_rng_below(g, 4);
+    for (int i = 0; i < o->n; i++) {
+        o->term[i] = (int)rv_rng_below(g, O_N);
+        o->desc[i] = (int)rv_rng_below(g, 2);
+    }
+}
+
+static int
+n_filters(void)
+{
+    const char *scale = getenv("RV_TEST_SCALE");
+    return scale && strcmp(scale, "small") == 0 ? 1000 : 3000;
+}
+
+/* ---- Tests ------------------------------------------------------------- */
+
+static void
+test_random_filters_match_the_oracle(void)
+{
+    struct world w;
+    struct rv_rng g;
+    uint64_t seed = rv_test_seed(2024);
+    CHECK_OK(world_init(&w, seed, 600), w.errmsg);
+    rv_rng_seed(&g, seed ^ 0x5555);
+    int n = n_filters(), n_nonempty = 0;
+    for (int iter = 0; iter < n; iter++) {
+        struct spec *sp = rv_rng_below(&g, 20) ? gen_spec(&g, 0) : NULL;
+        char filter[2048];
+        size_t fn = 0;
+        filter[0] = '\0';
+        if (sp != NULL)
+            render(sp, filter, sizeof filter, &fn);
+        struct order o;
+        random_order(&g, &o);
+        struct scope sc = {-1, -1, -1, (enum store_view)rv_rng_below(&g, 3)};
+        if (rv_rng_below(&g, 3) == 0)
+            sc.team = (int)rv_rng_below(&g, 3);
+        if (rv_rng_below(&g, 3) == 0) {
+            sc.project = (int)rv_rng_below(&g, 4);
+            if (rv_rng_below(&g, 2))
+                sc.exp = (int)rv_rng_below(&g, 3);
+        }
+        size_t per_page = 1 + (size_t)rv_rng_below(&g, 120);
+        int ok = check_query(&w, sp, filter, &o, &sc, per_page, seed, iter);
+        for (size_t i = 0; sp && i < w.m.n; i++)
+            if (in_scope(&w.m.runs[i], &sc) && eval_spec(sp, &w.m.runs[i])) {
+                n_nonempty++;
+                break;
+            }
+        spec_free(sp);
+        if (!ok) {
+            RV_CHECK_FAIL("oracle mismatch (seed %llu, iteration %d)",
+                          (unsigned long long)seed, iter);
+            world_done(&w);
+            return;
+        }
+    }
+    CHECK(n_nonempty > n / 4); /* The filters are not all trivially empty. */
+    world_done(&w);
+}
+
+static void
+test_keyset_pages_stay_correct_while_runs_are_added(void)
+{
+    struct world w;
+    struct rv_rng g;
+    uint64_t seed = rv_test_seed(77);
+    CHECK_OK(world_init(&w, seed, 300), w.errmsg);
+    rv_rng_seed(&g, seed + 1);
+    const char *orders[] = {"", "metrics.acc DESC", "params.opt, status"};
+    for (int k = 0; k < 3; k++) {
+        struct store_query q = {.order_by = orders[k], .per_page = 40};
+        struct store_read *r;
+        struct store_page page;
+        CHECK_OK(store_read_begin(w.s, &r, w.errmsg), w.errmsg);
+        CHECK_OK(store_query_runs(r, &q, &page, w.errmsg), w.errmsg);
+        CHECK(page.n_runs == 40 && page.next_page_token[0] != '\0');
+        static char token[STORE_PAGE_TOKEN_BYTES];
+        memcpy(token, page.next_page_token, sizeof token);
+        char last_id[16];
+        snprintf(last_id, sizeof last_id, "%s", page.runs[39].run_id);
+        store_page_free(&page);
+        store_read_end(r);
+        /* Add 60 runs, some sorting before the token row, some after. */
+        for (int i = 0; i < 60; i++) {
+            struct mrun *nr = &w.m.runs[w.m.n];
+            gen_run(&g, 700 + (size_t)k * 60 + (size_t)i, nr);
+            nr->deleted = 0;
+            CHECK_OK(store_add_run(&w, nr), w.errmsg);
+            w.m.n++;
+        }
+        /* Expected: every active run strictly after the token row. */
+        struct order o = {{0}, {0}, 0};
+        if (k == 1) {
+            o.n = 1;
+            o.term[0] = O_ACC;
+            o.desc[0] = 1;
+        } else if (k == 2) {
+            o.n = 2;
+            o.term[0] = O_OPT;
+            o.term[1] = O_STATUS;
+        }
+        static const struct mrun *all[MAX_RUNS];
+        size_t n_all = 0, at = SIZE_MAX;
+        for (size_t i = 0; i < w.m.n; i++)
+            if (!w.m.runs[i].deleted)
+                all[n_all++] = &w.m.runs[i];
+        cmp_order = &o;
+        qsort(all, n_all, sizeof *all, cmp_runs);
+        for (size_t i = 0; i < n_all; i++)
+            if (strcmp(all[i]->id, last_id) == 0)
+                at = i;
+        CHECK(at != SIZE_MAX);
+        q.page_token = token;
+        q.per_page = 1000;
+        CHECK_OK(store_read_begin(w.s, &r, w.errmsg), w.errmsg);
+        CHECK_OK(store_query_runs(r, &q, &page, w.errmsg), w.errmsg);
+        CHECK(page.n_runs == n_all - at - 1);
+        for (size_t i = 0; i < page.n_runs; i++)
+            CHECK(strcmp(page.runs[i].run_id, all[at + 1 + i]->id) == 0);
+        store_page_free(&page);
+        store_read_end(r);
+    }
+    world_done(&w);
+}
+
+static void
+test_bad_queries_are_clear_errors(void)
+{
+    struct world w;
+    struct store_read *r;
+    struct store_page page;
+    CHECK_OK(world_init(&w, 5, 50), w.errmsg);
+    CHECK_OK(store_read_begin(w.s, &r, w.errmsg), w.errmsg);
+    struct store_query q = {.filter = "metrics.acc >"};
+    CHECK_RC(store_query_runs(r, &q, &page, w.errmsg), RV_EPARSE, w.errmsg);
+    CHECK(strstr(w.errmsg, "position") != NULL);
+    q.filter = NULL;
+    q.order_by = "metrics.acc SIDEWAYS";
+    CHECK_RC(store_query_runs(r, &q, &page, w.errmsg), RV_EPARSE, w.errmsg);
+    q.order_by = NULL;
+    q.per_page = 1001;
+    CHECK_RC(store_query_runs(r, &q, &page, w.errmsg), RV_EINVAL, w.errmsg);
+    q.per_page = 10;
+    const char *bad_tokens[] = {"zz", "abc", "00", "01ffffffffffffffff",
+                                "not hex at all"};
+    for (size_t i = 0; i < 5; i++) {
+        q.page_token = bad_tokens[i];
+        CHECK_RC(store_query_runs(r, &q, &page, w.errmsg), RV_EINVAL,
+                 w.errmsg);
+    }
+    /* A token from another query, and a truncated one. */
+    q.page_token = NULL;
+    CHECK_OK(store_query_runs(r, &q, &page, w.errmsg), w.errmsg);
+    static char token[STORE_PAGE_TOKEN_BYTES];
+    memcpy(token, page.next_page_token, sizeof token);
+    store_page_free(&page);
+    CHECK(token[0] != '\0');
+    struct store_query q2 = q;
+    q2.filter = "status = 'RUNNING'";
+    q2.page_token = token;
+    CHECK_RC(store_query_runs(r, &q2, &page, w.errmsg), RV_EINVAL, w.errmsg);
+    CHECK(strstr(w.errmsg, "another query") != NULL);
+    token[strlen(token) - 2] = '\0';
+    q.page_token = token;
+    CHECK_RC(store_query_runs(r, &q, &page, w.errmsg), RV_EINVAL, w.errmsg);
+    store_read_end(r);
+    world_done(&w);
+}
+
+static void
+test_analytics_match_the_model(void)
+{
+    struct world w;
+    uint64_t seed = rv_test_seed(31);
+    CHECK_OK(world_init(&w, seed, 400), w.errmsg);
+    struct store_read *r;
+    CHECK_OK(store_read_begin(w.s, &r, w.errmsg), w.errmsg);
+    for (int scope = 0; scope < 3; scope++) {
+        const char *team = scope >= 1 ? TEAMS[1] : NULL;
+        const char *proj = scope == 2 ? PROJECTS[2] : NULL;
+        for (int grp = 0; grp < 3; grp++) {
+            struct store_count *cs;
+            size_t n;
+            CHECK_OK(store_analytics(r, (enum store_group)grp, team, proj, &cs,
+                                     &n, w.errmsg),
+                     w.errmsg);
+            uint64_t total = 0;
+            for (size_t i = 0; i < n; i++) {
+                uint64_t want = 0;
+                for (size_t k = 0; k < w.m.n; k++) {
+                    const struct mrun *m = &w.m.runs[k];
+                    if (m->deleted || (team && m->team != 1) ||
+                        (proj && m->project != 2))
+                        continue;
+                    const char *label = grp == 0   ? STATUS[m->status]
+                                        : grp == 1 ? PROJECTS[m->project]
+                                                   : "1970-01-01";
+                    want += strcmp(label, cs[i].label) == 0;
+                }
+                CHECK(cs[i].n == want);
+                if (i > 0)
+                    CHECK(strcmp(cs[i - 1].label, cs[i].label) < 0);
+                total += cs[i].n;
+            }
+            uint64_t active = 0;
+            for (size_t k = 0; k < w.m.n; k++)
+                active += !w.m.runs[k].deleted &&
+                          (!team || w.m.runs[k].team == 1) &&
+                          (!proj || w.m.runs[k].project == 2);
+            CHECK(total == active);
+            store_counts_free(cs, n);
+        }
+    }
+    struct store_count *cs;
+    size_t n;
+    CHECK_RC(store_analytics(r, STORE_GROUP_STATUS, NULL, "p0", &cs, &n,
+                             w.errmsg),
+             RV_EINVAL, w.errmsg);
+    store_read_end(r);
+    world_done(&w);
+}
+
+static const struct rv_test tests[] = {
+    {"random_filters_match_the_oracle", test_random_filters_match_the_oracle},
+    {"keyset_pages_stay_correct_while_runs_are_added",
+     test_keyset_pages_stay_correct_while_runs_are_added},
+    {"bad_queries_are_clear_errors", test_bad_queries_are_clear_errors},
+    {"analytics_match_the_model", test_analytics_match_the_model},
+    {NULL, NULL}};
+
+int
+main(int argc, char **argv)
+{
+    return rv_test_main(argc, argv, tests);
+}
