@@ -1,8 +1,8 @@
 #include "base/buf.h"
 
-#include <stdlib.h>
-
 #include "base/err.h"
+
+#include <stdlib.h>
 
 void
 rv_buf_init(struct rv_buf *b)

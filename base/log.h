@@ -10,9 +10,9 @@ typedef void (*rv_log_fn)(void *data, enum rv_log_level level,
                           const char *module, const char *msg);
 
 struct rv_log {
-    rv_log_fn fn;   /* NULL: discard everything. */
-    void *data;     /* Passed to fn. Borrowed. */
-    int min_level;  /* Messages below this level are dropped. */
+    rv_log_fn fn;  /* NULL: discard everything. */
+    void *data;    /* Passed to fn. Borrowed. */
+    int min_level; /* Messages below this level are dropped. */
 };
 
 /* The stderr sink: "2026-11-22T14:00:00.123Z INFO store: message". */

@@ -11,15 +11,15 @@
  * Prints one JSON object per figure. DIR defaults to a fresh directory
  * under $TMPDIR; it is removed at the end unless --keep is given. */
 #define _XOPEN_SOURCE 700 /* nftw */
+#include "base/clock.h"
+#include "proto/proto.h"
+#include "store/store.h"
+
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include "base/clock.h"
-#include "proto/proto.h"
-#include "store/store.h"
 
 struct bench {
     char dir[4096];
@@ -75,8 +75,8 @@ bench_apply_entry(struct bench *b, const struct rv_buf *e)
 {
     struct store_result *res;
     size_t n;
-    int rc = store_apply(b->s, ++b->index, e->data, e->len, &res, &n,
-                         b->errmsg);
+    int rc =
+        store_apply(b->s, ++b->index, e->data, e->len, &res, &n, b->errmsg);
     if (rc != RV_OK)
         bench_die(b, "store_apply", rc);
     for (size_t i = 0; i < n; i++) {
@@ -159,9 +159,8 @@ bench_create_runs(struct bench *b, size_t n_runs, struct rv_rng *rng)
             rc_[i].project = proj[i];
             rc_[i].experiment = exp[i];
             rc_[i].name = ids[i];
-            rc_[i].created_at_ms =
-                1700000000000 + (int64_t)r * 1000 +
-                (int64_t)rv_rng_below(rng, 1000);
+            rc_[i].created_at_ms = 1700000000000 + (int64_t)r * 1000 +
+                                   (int64_t)rv_rng_below(rng, 1000);
             rc_[i].has_status = 1;
             rc_[i].status = statuses[rv_rng_below(rng, 5)];
             for (int j = 0; j < 4; j++)
@@ -450,8 +449,8 @@ bench_history(size_t n_points, size_t n_queries)
             hi = lo + (int64_t)(n_points / 4) +
                  (int64_t)rv_rng_below(&rng, n_points / 4);
         }
-        struct store_history_query q = {"run000000000", "loss", NULL, lo, hi,
-                                        1000};
+        struct store_history_query q = {
+            "run000000000", "loss", NULL, lo, hi, 1000};
         struct store_read *r;
         struct store_point *pts;
         size_t n;

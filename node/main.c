@@ -6,14 +6,14 @@
  *
  * Exit codes: 0 success, 1 usage error, 2 data corrupt or digests differ,
  * 3 I/O or other local failure. */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "base/clock.h"
 #include "base/log.h"
 #include "proto/proto.h"
 #include "store/store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define RV_EXIT_OK      0
 #define RV_EXIT_USAGE   1
@@ -86,7 +86,8 @@ rv_cli_parse(int argc, char **argv, struct rv_cli *cli)
 static void
 rv_print_check(const struct store_check *chk)
 {
-    char stored[2 * STORE_DIGEST_BYTES + 1], computed[2 * STORE_DIGEST_BYTES + 1];
+    char stored[2 * STORE_DIGEST_BYTES + 1],
+        computed[2 * STORE_DIGEST_BYTES + 1];
     store_digest_hex(chk->stored_digest, stored);
     store_digest_hex(chk->computed_digest, computed);
     printf("segments:        %llu\n", (unsigned long long)chk->n_segments);
@@ -131,15 +132,14 @@ rv_cmd_rebuild(struct rv_cli *cli)
            (double)(rv_clock_mono_ns() - t0) / 1e6,
            chk.is_digest_equal ? "equals" : "DIFFERS FROM");
     return chk.is_digest_equal || chk.applied_index == 0 ? RV_EXIT_OK
-                                                          : RV_EXIT_CORRUPT;
+                                                         : RV_EXIT_CORRUPT;
 }
 
 /* ---- demo -------------------------------------------------------------- */
 
 /* Apply one command as its own entry at *index. */
 static int
-rv_demo_apply(struct store *s, uint64_t *index, Rv__Command *cmd,
-              char *errmsg)
+rv_demo_apply(struct store *s, uint64_t *index, Rv__Command *cmd, char *errmsg)
 {
     Rv__CommandBatch batch = RV__COMMAND_BATCH__INIT;
     Rv__Command *cmds[1] = {cmd};
@@ -238,7 +238,8 @@ rv_demo_query(struct store *s, char *errmsg)
     const char *filter = "params.optimizer IN ('adam', 'lion') AND "
                          "attributes.status = 'FINISHED' AND "
                          "metrics.accuracy > 0.5";
-    struct store_query q = {.project = "vision", .filter = filter,
+    struct store_query q = {.project = "vision",
+                            .filter = filter,
                             .order_by = "metrics.accuracy DESC",
                             .is_full = 1};
     int rc = store_read_begin(s, &r, errmsg);
@@ -267,8 +268,8 @@ rv_demo_query(struct store *s, char *errmsg)
         }
         store_page_free(&page);
     }
-    struct store_history_query hq = {"demo-run-2", "loss", NULL, INT64_MIN,
-                                     INT64_MAX, 8};
+    struct store_history_query hq = {"demo-run-2", "loss",    NULL,
+                                     INT64_MIN,    INT64_MAX, 8};
     struct store_point *pts;
     size_t n;
     if (rc == RV_OK)

@@ -1,9 +1,9 @@
 #include "proto/proto.h"
 
-#include <strings.h>
-
 #include "base/crc32c.h"
 #include "base/err.h"
+
+#include <strings.h>
 
 int
 proto_envelope_encode(const Rv__CommandBatch *batch, struct rv_buf *out,
@@ -50,8 +50,10 @@ proto_envelope_open(const void *data, size_t len, const uint8_t **payload,
     const uint8_t *p = data;
 
     if (len < PROTO_HEADER_BYTES) {
-        rv_errmsg_printf(errmsg, "entry of %zu bytes is shorter than its "
-                                 "%d-byte header", len, PROTO_HEADER_BYTES);
+        rv_errmsg_printf(errmsg,
+                         "entry of %zu bytes is shorter than its "
+                         "%d-byte header",
+                         len, PROTO_HEADER_BYTES);
         return RV_EMALFORMED;
     }
     if (rv_get_be32(p) != PROTO_MAGIC) {
@@ -70,8 +72,10 @@ proto_envelope_open(const void *data, size_t len, const uint8_t **payload,
     }
     size_t plen = rv_get_be32(p + 8);
     if (plen > PROTO_MAX_PAYLOAD_BYTES || proto_envelope_size(plen) != len) {
-        rv_errmsg_printf(errmsg, "entry length %zu does not match payload "
-                                 "length %zu", len, plen);
+        rv_errmsg_printf(errmsg,
+                         "entry length %zu does not match payload "
+                         "length %zu",
+                         len, plen);
         return RV_EMALFORMED;
     }
     for (size_t i = PROTO_HEADER_BYTES + plen; i < len; i++) {
@@ -82,8 +86,10 @@ proto_envelope_open(const void *data, size_t len, const uint8_t **payload,
     }
     uint32_t crc = rv_crc32c(0, p + PROTO_HEADER_BYTES, plen);
     if (crc != rv_get_be32(p + 12)) {
-        rv_errmsg_printf(errmsg, "entry CRC mismatch: stored 0x%08x, "
-                                 "computed 0x%08x", rv_get_be32(p + 12), crc);
+        rv_errmsg_printf(errmsg,
+                         "entry CRC mismatch: stored 0x%08x, "
+                         "computed 0x%08x",
+                         rv_get_be32(p + 12), crc);
         return RV_EMALFORMED;
     }
     *payload = p + PROTO_HEADER_BYTES;
@@ -133,21 +139,35 @@ const char *
 proto_command_name(const Rv__Command *cmd)
 {
     switch (cmd->body_case) {
-    case RV__COMMAND__BODY_RUN_CREATE: return "run_create";
-    case RV__COMMAND__BODY_RUN_UPDATE: return "run_update";
-    case RV__COMMAND__BODY_RUN_STATUS: return "run_status";
-    case RV__COMMAND__BODY_LOG_BATCH: return "log_batch";
-    case RV__COMMAND__BODY_LOG_LINES: return "log_lines";
-    case RV__COMMAND__BODY_ARTIFACT_CHUNK: return "artifact_chunk";
-    case RV__COMMAND__BODY_RUN_DELETE: return "run_delete";
-    case RV__COMMAND__BODY_RUN_RESTORE: return "run_restore";
-    case RV__COMMAND__BODY_RUN_PURGE: return "run_purge";
-    case RV__COMMAND__BODY_TEAM_PUT: return "team_put";
-    case RV__COMMAND__BODY_TOKEN_PUT: return "token_put";
-    case RV__COMMAND__BODY_TOKEN_DEL: return "token_del";
-    case RV__COMMAND__BODY_NOOP: return "noop";
+    case RV__COMMAND__BODY_RUN_CREATE:
+        return "run_create";
+    case RV__COMMAND__BODY_RUN_UPDATE:
+        return "run_update";
+    case RV__COMMAND__BODY_RUN_STATUS:
+        return "run_status";
+    case RV__COMMAND__BODY_LOG_BATCH:
+        return "log_batch";
+    case RV__COMMAND__BODY_LOG_LINES:
+        return "log_lines";
+    case RV__COMMAND__BODY_ARTIFACT_CHUNK:
+        return "artifact_chunk";
+    case RV__COMMAND__BODY_RUN_DELETE:
+        return "run_delete";
+    case RV__COMMAND__BODY_RUN_RESTORE:
+        return "run_restore";
+    case RV__COMMAND__BODY_RUN_PURGE:
+        return "run_purge";
+    case RV__COMMAND__BODY_TEAM_PUT:
+        return "team_put";
+    case RV__COMMAND__BODY_TOKEN_PUT:
+        return "token_put";
+    case RV__COMMAND__BODY_TOKEN_DEL:
+        return "token_del";
+    case RV__COMMAND__BODY_NOOP:
+        return "noop";
     case RV__COMMAND__BODY__NOT_SET:
-    default: return "empty";
+    default:
+        return "empty";
     }
 }
 

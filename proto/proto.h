@@ -17,17 +17,17 @@
 #ifndef RV_PROTO_PROTO_H
 #define RV_PROTO_PROTO_H
 
-#include <stddef.h>
-#include <stdint.h>
-
 #include "base/buf.h"
 #include "proto/runvault.pb-c.h"
+
+#include <stddef.h>
+#include <stdint.h>
 
 #define PROTO_MAGIC          0x52564531u
 #define PROTO_FORMAT_VERSION 1
 #define PROTO_HEADER_BYTES   16
 /* Largest whole entry (header + payload + padding). */
-#define PROTO_MAX_ENTRY_BYTES (1u << 20)
+#define PROTO_MAX_ENTRY_BYTES   (1u << 20)
 #define PROTO_MAX_PAYLOAD_BYTES (PROTO_MAX_ENTRY_BYTES - PROTO_HEADER_BYTES)
 
 /* Bytes an envelope around a payload of n bytes takes. */
@@ -57,8 +57,8 @@ int proto_envelope_open(const void *data, size_t len, const uint8_t **payload,
 /* Unpack a CommandBatch payload of n bytes. The size is checked before
  * unpacking. On RV_OK the caller frees *out with proto_batch_free(). Returns
  * RV_ETOOBIG or RV_EMALFORMED (garbage, truncation) otherwise. */
-int proto_batch_decode(const uint8_t *payload, size_t n,
-                       Rv__CommandBatch **out, char *errmsg);
+int proto_batch_decode(const uint8_t *payload, size_t n, Rv__CommandBatch **out,
+                       char *errmsg);
 void proto_batch_free(Rv__CommandBatch *batch);
 
 /* proto_envelope_open() then proto_batch_decode(). */

@@ -3,13 +3,13 @@
  * evaluator. Input is treated as bytes and never read past its length. */
 #include "store/filter.h"
 
+#include "base/err.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#include "base/err.h"
 
 #define FILTER_MAX_KEY_BYTES 250
 
@@ -135,11 +135,11 @@ filter_lex_number(struct filter_lex *lx)
     char buf[64];
     if (lx->s[i] == '-' || lx->s[i] == '+')
         i++;
-    while (i < lx->len && ((lx->s[i] >= '0' && lx->s[i] <= '9') ||
-                           lx->s[i] == '.' || lx->s[i] == 'e' ||
-                           lx->s[i] == 'E' ||
-                           ((lx->s[i] == '-' || lx->s[i] == '+') &&
-                            (lx->s[i - 1] == 'e' || lx->s[i - 1] == 'E'))))
+    while (i < lx->len &&
+           ((lx->s[i] >= '0' && lx->s[i] <= '9') || lx->s[i] == '.' ||
+            lx->s[i] == 'e' || lx->s[i] == 'E' ||
+            ((lx->s[i] == '-' || lx->s[i] == '+') &&
+             (lx->s[i - 1] == 'e' || lx->s[i - 1] == 'E'))))
         i++;
     size_t n = i - lx->pos;
     if (n == 0 || n >= sizeof buf)
@@ -158,10 +158,9 @@ filter_lex_number(struct filter_lex *lx)
 static int
 filter_next(struct filter_lex *lx)
 {
-    while (lx->pos < lx->len && (lx->s[lx->pos] == ' ' ||
-                                 lx->s[lx->pos] == '\t' ||
-                                 lx->s[lx->pos] == '\n' ||
-                                 lx->s[lx->pos] == '\r'))
+    while (lx->pos < lx->len &&
+           (lx->s[lx->pos] == ' ' || lx->s[lx->pos] == '\t' ||
+            lx->s[lx->pos] == '\n' || lx->s[lx->pos] == '\r'))
         lx->pos++;
     lx->tok_pos = lx->pos;
     lx->text = lx->s + lx->pos;
@@ -171,8 +170,8 @@ filter_next(struct filter_lex *lx)
         return RV_OK;
     }
     unsigned char c = (unsigned char)lx->s[lx->pos];
-    unsigned char d = lx->pos + 1 < lx->len ? (unsigned char)lx->s[lx->pos + 1]
-                                            : 0;
+    unsigned char d =
+        lx->pos + 1 < lx->len ? (unsigned char)lx->s[lx->pos + 1] : 0;
     int rc = RV_OK;
     if (c == '\'') {
         lx->tok = TOK_STRING;
@@ -334,9 +333,10 @@ filter_parse_ident(struct filter_lex *lx, struct filter_ident *id)
         return rc;
     if (lx->tok != TOK_DOT || !filter_prefix_lookup(w, wn, &field)) {
         if (lx->tok == TOK_DOT)
-            return filter_error_at(lx, id->pos, "unknown identifier prefix "
-                                                "(use metrics., params., "
-                                                "tags. or attributes.)");
+            return filter_error_at(lx, id->pos,
+                                   "unknown identifier prefix "
+                                   "(use metrics., params., "
+                                   "tags. or attributes.)");
         id->field = FILTER_FIELD_ATTR;
         id->attr = filter_attr_lookup(w, wn);
         if (id->attr == FILTER_ATTR_NONE)
@@ -353,8 +353,9 @@ filter_parse_ident(struct filter_lex *lx, struct filter_ident *id)
     } else if (lx->tok == TOK_WORD || lx->tok == TOK_NUMBER) {
         /* A bare name runs to the next space or operator, dots included. */
         size_t end = lx->tok_pos;
-        while (end < lx->len && (filter_is_word_char((unsigned char)lx->s[end]) ||
-                                 lx->s[end] == '.'))
+        while (end < lx->len &&
+               (filter_is_word_char((unsigned char)lx->s[end]) ||
+                lx->s[end] == '.'))
             end++;
         lx->pos = end;
         name = lx->text;
@@ -421,8 +422,9 @@ filter_node_new(struct filter_lex *lx, enum filter_node_kind kind)
 static int
 filter_too_many(struct filter_lex *lx)
 {
-    rv_errmsg_printf(lx->errmsg, "%sat position %zu: more than %d "
-                                 "comparisons and operators",
+    rv_errmsg_printf(lx->errmsg,
+                     "%sat position %zu: more than %d "
+                     "comparisons and operators",
                      lx->where, lx->tok_pos + 1, FILTER_MAX_NODES);
     return RV_ETOOBIG;
 }
@@ -459,9 +461,10 @@ filter_parse_in_list(struct filter_lex *lx, const struct filter_ident *id,
     size_t cap = 0;
     for (;;) {
         if (n->n_values == FILTER_MAX_IN_VALUES) {
-            rv_errmsg_printf(lx->errmsg, "%sat position %zu: more than %d "
-                                         "values in IN", lx->where,
-                             lx->tok_pos + 1, FILTER_MAX_IN_VALUES);
+            rv_errmsg_printf(lx->errmsg,
+                             "%sat position %zu: more than %d "
+                             "values in IN",
+                             lx->where, lx->tok_pos + 1, FILTER_MAX_IN_VALUES);
             return RV_ETOOBIG;
         }
         if (n->n_values == cap) {
@@ -472,10 +475,11 @@ filter_parse_in_list(struct filter_lex *lx, const struct filter_ident *id,
             n->values = p;
         }
         memset(&n->values[n->n_values], 0, sizeof *n->values);
-        rc = filter_parse_value(lx, id, &n->values[n->n_values]);
+        /* Counted before checking rc: the value may own a string even when
+         * the token after it fails to lex. */
+        rc = filter_parse_value(lx, id, &n->values[n->n_values++]);
         if (rc != RV_OK)
             return rc;
-        n->n_values++;
         if (lx->tok == TOK_RPAREN)
             return filter_next(lx);
         if (lx->tok != TOK_COMMA)
@@ -526,11 +530,13 @@ filter_parse_compare(struct filter_lex *lx, struct filter_node **out)
                                 "LIKE, ILIKE, IN, NOT IN)");
     }
     if (is_numeric && n->op >= FILTER_OP_LIKE)
-        return filter_error_at(lx, op_pos, "LIKE, ILIKE and IN are not valid "
-                                           "for a number; use = != < <= > >=");
+        return filter_error_at(lx, op_pos,
+                               "LIKE, ILIKE and IN are not valid "
+                               "for a number; use = != < <= > >=");
     if (!is_numeric && n->op >= FILTER_OP_LT && n->op <= FILTER_OP_GE)
-        return filter_error_at(lx, op_pos, "< <= > >= are not valid for a "
-                                           "string; use = != LIKE ILIKE IN");
+        return filter_error_at(lx, op_pos,
+                               "< <= > >= are not valid for a "
+                               "string; use = != LIKE ILIKE IN");
     if ((rc = filter_next(lx)) != RV_OK)
         return rc;
     if (n->op == FILTER_OP_IN || n->op == FILTER_OP_NOT_IN)
@@ -538,10 +544,8 @@ filter_parse_compare(struct filter_lex *lx, struct filter_node **out)
     n->values = calloc(1, sizeof *n->values);
     if (n->values == NULL)
         return RV_ENOMEM;
-    rc = filter_parse_value(lx, &id, &n->values[0]);
-    if (rc == RV_OK)
-        n->n_values = 1;
-    return rc;
+    n->n_values = 1; /* Freed with the node whatever rc is. */
+    return filter_parse_value(lx, &id, &n->values[0]);
 }
 
 static int filter_parse_or(struct filter_lex *lx, struct filter_node **out);
@@ -552,9 +556,10 @@ filter_parse_primary(struct filter_lex *lx, struct filter_node **out)
     if (lx->tok != TOK_LPAREN)
         return filter_parse_compare(lx, out);
     if (++lx->depth > FILTER_MAX_DEPTH) {
-        rv_errmsg_printf(lx->errmsg, "%sat position %zu: parentheses nested "
-                                     "deeper than %d", lx->where,
-                         lx->tok_pos + 1, FILTER_MAX_DEPTH);
+        rv_errmsg_printf(lx->errmsg,
+                         "%sat position %zu: parentheses nested "
+                         "deeper than %d",
+                         lx->where, lx->tok_pos + 1, FILTER_MAX_DEPTH);
         return RV_ETOOBIG;
     }
     int rc = filter_next(lx);
@@ -610,8 +615,10 @@ filter_parse_order(struct filter_lex *lx, struct filter *f)
     int rc = filter_next(lx);
     while (rc == RV_OK && lx->tok != TOK_END) {
         if (f->n_order == FILTER_MAX_ORDER_TERMS) {
-            rv_errmsg_printf(lx->errmsg, "%sat position %zu: more than %d "
-                                         "terms", lx->where, lx->tok_pos + 1,
+            rv_errmsg_printf(lx->errmsg,
+                             "%sat position %zu: more than %d "
+                             "terms",
+                             lx->where, lx->tok_pos + 1,
                              FILTER_MAX_ORDER_TERMS);
             return RV_ETOOBIG;
         }
@@ -667,8 +674,8 @@ filter_parse(const char *expr, size_t len, const char *order_by,
     struct filter *f = calloc(1, sizeof *f);
     if (f == NULL)
         return RV_ENOMEM;
-    struct filter_lex lx = {.s = expr ? expr : "", .len = len, .where = "",
-                            .errmsg = errmsg};
+    struct filter_lex lx = {
+        .s = expr ? expr : "", .len = len, .where = "", .errmsg = errmsg};
     int rc = filter_next(&lx);
     if (rc == RV_OK && lx.tok != TOK_END) {
         rc = filter_parse_or(&lx, &f->root);
@@ -677,8 +684,10 @@ filter_parse(const char *expr, size_t len, const char *order_by,
     }
     free(lx.str);
     if (rc == RV_OK && order_len > 0) {
-        struct filter_lex ox = {.s = order_by, .len = order_len,
-                                .where = "order_by ", .errmsg = errmsg};
+        struct filter_lex ox = {.s = order_by,
+                                .len = order_len,
+                                .where = "order_by ",
+                                .errmsg = errmsg};
         rc = filter_parse_order(&ox, f);
         free(ox.str);
     }
@@ -755,13 +764,20 @@ static int
 filter_num_cmp_op(enum filter_op op, double x, double c)
 {
     switch (op) {
-    case FILTER_OP_EQ: return x == c;
-    case FILTER_OP_NE: return x != c;
-    case FILTER_OP_LT: return x < c;
-    case FILTER_OP_LE: return x <= c;
-    case FILTER_OP_GT: return x > c;
-    case FILTER_OP_GE: return x >= c;
-    default: return 0;
+    case FILTER_OP_EQ:
+        return x == c;
+    case FILTER_OP_NE:
+        return x != c;
+    case FILTER_OP_LT:
+        return x < c;
+    case FILTER_OP_LE:
+        return x <= c;
+    case FILTER_OP_GT:
+        return x > c;
+    case FILTER_OP_GE:
+        return x >= c;
+    default:
+        return 0;
     }
 }
 
@@ -769,15 +785,24 @@ static const char *
 filter_attr_str(const struct filter_run *r, enum filter_attr a)
 {
     switch (a) {
-    case FILTER_ATTR_RUN_ID: return r->run_id;
-    case FILTER_ATTR_RUN_NAME: return r->name;
-    case FILTER_ATTR_STATUS: return r->status;
-    case FILTER_ATTR_USER: return r->user;
-    case FILTER_ATTR_PROJECT: return r->project;
-    case FILTER_ATTR_EXPERIMENT: return r->experiment;
-    case FILTER_ATTR_TEAM: return r->team;
-    case FILTER_ATTR_LIFECYCLE: return r->lifecycle;
-    default: return NULL;
+    case FILTER_ATTR_RUN_ID:
+        return r->run_id;
+    case FILTER_ATTR_RUN_NAME:
+        return r->name;
+    case FILTER_ATTR_STATUS:
+        return r->status;
+    case FILTER_ATTR_USER:
+        return r->user;
+    case FILTER_ATTR_PROJECT:
+        return r->project;
+    case FILTER_ATTR_EXPERIMENT:
+        return r->experiment;
+    case FILTER_ATTR_TEAM:
+        return r->team;
+    case FILTER_ATTR_LIFECYCLE:
+        return r->lifecycle;
+    default:
+        return NULL;
     }
 }
 

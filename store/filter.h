@@ -143,8 +143,7 @@ void filter_free(struct filter *f);
 int filter_match(const struct filter *f, const struct filter_run *run);
 
 /* SQL LIKE on bytes: % any run, _ one byte; is_ci folds ASCII case. */
-int filter_like(const char *s, size_t n, const char *pat, size_t pn,
-                int is_ci);
+int filter_like(const char *s, size_t n, const char *pat, size_t pn, int is_ci);
 
 /* Parse an attribute name as it may appear in a filter or an ORDER BY
  * ("status", "created", ...). Returns FILTER_ATTR_NONE if unknown. */

@@ -1,6 +1,8 @@
 /* Store lifecycle: open and recovery, sync, digest, rebuild and verify,
  * read transactions and run records. Apply lives in store_apply.c, the
  * queries in store_query.c. */
+#include "store/store_int.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,28 +10,32 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "store/store_int.h"
-
 static const char *const store_db_names[STORE_DB_COUNT] = {
-    "meta",    "runid", "run",    "param",  "tag",     "series", "chunk",
-    "logs",    "art",   "artpart", "blob",  "client",  "team",   "token",
-    "ixcr",    "ixscope", "ixstat", "ixparam", "ixtag", "cnt"};
+    "meta", "runid",   "run",     "param",   "tag",    "series", "chunk",
+    "logs", "art",     "artpart", "blob",    "client", "team",   "token",
+    "ixcr", "ixscope", "ixstat",  "ixparam", "ixtag",  "cnt"};
 
 int
 store__err_mdb(int rc, const char *what, char *errmsg)
 {
     rv_errmsg_printf(errmsg, "%s: %s", what, mdb_strerror(rc));
     switch (rc) {
-    case MDB_NOTFOUND: return RV_ENOTFOUND;
-    case MDB_KEYEXIST: return RV_EEXIST;
+    case MDB_NOTFOUND:
+        return RV_ENOTFOUND;
+    case MDB_KEYEXIST:
+        return RV_EEXIST;
     case MDB_MAP_FULL:
-    case ENOSPC: return RV_ENOSPACE;
-    case ENOMEM: return RV_ENOMEM;
+    case ENOSPC:
+        return RV_ENOSPACE;
+    case ENOMEM:
+        return RV_ENOMEM;
     case MDB_CORRUPTED:
     case MDB_INVALID:
     case MDB_VERSION_MISMATCH:
-    case MDB_PAGE_NOTFOUND: return RV_ECORRUPT;
-    default: return RV_EIO;
+    case MDB_PAGE_NOTFOUND:
+        return RV_ECORRUPT;
+    default:
+        return RV_EIO;
     }
 }
 
@@ -292,8 +298,8 @@ store__catch_up(struct store *s, char *errmsg)
             continue;
         struct store_result *results;
         size_t n_results;
-        rc = store__materialise(s, rec.index, rec.payload, rec.len, rec.ptr,
-                                0, NULL, &results, &n_results, errmsg);
+        rc = store__materialise(s, rec.index, rec.payload, rec.len, rec.ptr, 0,
+                                NULL, &results, &n_results, errmsg);
         free(results);
         if (rc != RV_OK)
             break;
@@ -336,7 +342,8 @@ store__open_parts(struct store *s, const struct store_config *cfg,
                   const char *index_name, char *errmsg)
 {
     char path[4096];
-    size_t map_bytes = cfg->map_bytes ? cfg->map_bytes : STORE_DEFAULT_MAP_BYTES;
+    size_t map_bytes =
+        cfg->map_bytes ? cfg->map_bytes : STORE_DEFAULT_MAP_BYTES;
 
     if (store__mkdir(cfg->dir, errmsg) != RV_OK)
         return RV_EIO;
@@ -529,8 +536,8 @@ store__replay_scratch(const char *dir, const char *name, uint64_t stop_index,
             break;
         struct store_result *results;
         size_t n_results;
-        rc = store__materialise(s, rec.index, rec.payload, rec.len, rec.ptr,
-                                0, NULL, &results, &n_results, errmsg);
+        rc = store__materialise(s, rec.index, rec.payload, rec.len, rec.ptr, 0,
+                                NULL, &results, &n_results, errmsg);
         free(results);
     }
     if (rc == RV_ENOTFOUND)
@@ -542,8 +549,8 @@ store__replay_scratch(const char *dir, const char *name, uint64_t stop_index,
 }
 
 int
-store_verify(const char *dir, const struct rv_log *log,
-             struct store_check *chk, char *errmsg)
+store_verify(const char *dir, const struct rv_log *log, struct store_check *chk,
+             char *errmsg)
 {
     char path[4096];
 
@@ -559,8 +566,9 @@ store_verify(const char *dir, const struct rv_log *log,
     if (rc != RV_OK)
         return rc;
     if (chk->torn_bytes > 0) {
-        rv_errmsg_printf(errmsg, "vlog has a torn tail of %llu bytes (open "
-                                 "the store to repair it)",
+        rv_errmsg_printf(errmsg,
+                         "vlog has a torn tail of %llu bytes (open "
+                         "the store to repair it)",
                          (unsigned long long)chk->torn_bytes);
         return RV_ECORRUPT;
     }

@@ -12,42 +12,42 @@
 #ifndef RV_STORE_STORE_H
 #define RV_STORE_STORE_H
 
-#include <stddef.h>
-#include <stdint.h>
-
 #include "base/buf.h"
 #include "base/err.h"
 #include "base/log.h"
 
+#include <stddef.h>
+#include <stdint.h>
+
 /* Limits (MLflow's where MLflow has one, DESIGN §2). Apply enforces them
  * again whatever the gateway checked. */
-#define STORE_MAX_RUN_ID_BYTES        64
-#define STORE_MAX_TEAM_BYTES          64
-#define STORE_MAX_SCOPE_BYTES         250  /* project, experiment, user */
-#define STORE_MAX_NAME_BYTES          500  /* run name */
-#define STORE_MAX_KEY_BYTES           250  /* metric, param and tag keys */
-#define STORE_MAX_CONTEXT_BYTES       250
-#define STORE_MAX_PARAM_VALUE_BYTES   6000
-#define STORE_MAX_TAG_VALUE_BYTES     5000
-#define STORE_MAX_PARAMS_PER_COMMAND  100
-#define STORE_MAX_TAGS_PER_COMMAND    100
-#define STORE_MAX_POINTS_PER_COMMAND  100000
-#define STORE_MAX_SERIES_PER_COMMAND  4096
-#define STORE_MAX_COMMANDS_PER_BATCH  4096
-#define STORE_MAX_LOG_LINES_PER_COMMAND 10000
-#define STORE_MAX_LOG_LINE_BYTES      65536
-#define STORE_MAX_ARTIFACT_PATH_BYTES 1024
-#define STORE_MAX_ARTIFACT_CHUNK_BYTES (512u << 10)
+#define STORE_MAX_RUN_ID_BYTES           64
+#define STORE_MAX_TEAM_BYTES             64
+#define STORE_MAX_SCOPE_BYTES            250 /* project, experiment, user */
+#define STORE_MAX_NAME_BYTES             500 /* run name */
+#define STORE_MAX_KEY_BYTES              250 /* metric, param and tag keys */
+#define STORE_MAX_CONTEXT_BYTES          250
+#define STORE_MAX_PARAM_VALUE_BYTES      6000
+#define STORE_MAX_TAG_VALUE_BYTES        5000
+#define STORE_MAX_PARAMS_PER_COMMAND     100
+#define STORE_MAX_TAGS_PER_COMMAND       100
+#define STORE_MAX_POINTS_PER_COMMAND     100000
+#define STORE_MAX_SERIES_PER_COMMAND     4096
+#define STORE_MAX_COMMANDS_PER_BATCH     4096
+#define STORE_MAX_LOG_LINES_PER_COMMAND  10000
+#define STORE_MAX_LOG_LINE_BYTES         65536
+#define STORE_MAX_ARTIFACT_PATH_BYTES    1024
+#define STORE_MAX_ARTIFACT_CHUNK_BYTES   (512u << 10)
 #define STORE_DEFAULT_MAX_ARTIFACT_BYTES (64u << 20)
-#define STORE_MAX_PER_PAGE            1000
-#define STORE_DEFAULT_PER_PAGE        100
-#define STORE_MAX_HISTORY_POINTS      100000 /* Without downsampling. */
-#define STORE_MAX_DOWNSAMPLE          10000
-#define STORE_MAX_LOG_LINES_READ      10000
-#define STORE_DIGEST_BYTES            16
-#define STORE_PAGE_TOKEN_BYTES        8192 /* Room for a token's text. */
-#define STORE_SORT_STRING_BYTES       256  /* Strings sort by this prefix. */
-#define STORE_DEFAULT_MAP_BYTES       ((size_t)64 << 30)
+#define STORE_MAX_PER_PAGE               1000
+#define STORE_DEFAULT_PER_PAGE           100
+#define STORE_MAX_HISTORY_POINTS         100000 /* Without downsampling. */
+#define STORE_MAX_DOWNSAMPLE             10000
+#define STORE_MAX_LOG_LINES_READ         10000
+#define STORE_DIGEST_BYTES               16
+#define STORE_PAGE_TOKEN_BYTES           8192 /* Room for a token's text. */
+#define STORE_SORT_STRING_BYTES          256  /* Strings sort by this prefix. */
+#define STORE_DEFAULT_MAP_BYTES          ((size_t)64 << 30)
 
 struct store;
 
@@ -93,9 +93,8 @@ void store_close(struct store *s); /* NULL is allowed. Does not sync. */
  * or NULL when n_results is 0. Errors are local faults (RV_EIO,
  * RV_ENOSPACE, RV_ECORRUPT, RV_ENOMEM, RV_EINVAL for an index that skips
  * ahead of what the vlog holds): the node must stop (fail-stop). */
-int store_apply(struct store *s, uint64_t index, const void *entry,
-                size_t len, struct store_result **results, size_t *n_results,
-                char *errmsg);
+int store_apply(struct store *s, uint64_t index, const void *entry, size_t len,
+                struct store_result **results, size_t *n_results, char *errmsg);
 
 /* Make everything applied so far durable: fdatasync the vlog, then sync
  * LMDB. Errors: RV_EIO (fail-stop). */
@@ -216,11 +215,11 @@ struct store_point {
 struct store_history_query {
     const char *run_id;
     const char *key;
-    const char *context; /* NULL or "" for the default context. */
+    const char *context;        /* NULL or "" for the default context. */
     int64_t min_step, max_step; /* Inclusive range. */
-    size_t downsample;   /* 0: every point (at most STORE_MAX_HISTORY_POINTS,
-                            else RV_ETOOBIG); else at most this many points,
-                            keeping each bucket's first, last, min and max. */
+    size_t downsample; /* 0: every point (at most STORE_MAX_HISTORY_POINTS,
+                          else RV_ETOOBIG); else at most this many points,
+                          keeping each bucket's first, last, min and max. */
 };
 
 /* Points of one series in step order (ties in the order they were logged).
@@ -234,7 +233,7 @@ int store_metric_history(struct store_read *r,
 struct store_log_line {
     uint64_t line_no; /* 0-based, per run, in append order. */
     int64_t timestamp_ms;
-    int stream;       /* Rv__Stream */
+    int stream; /* Rv__Stream */
     char *text;
 };
 
@@ -282,7 +281,7 @@ int store_artifact_read(struct store_read *r, const char *run_id,
                         struct rv_buf *out, char *errmsg);
 
 /* Team and token records (admin commands). role is Rv__Role. */
-int store_token_get(struct store_read *r, const uint8_t sha256[32],
-                    char *team, size_t team_size, int *role, char *errmsg);
+int store_token_get(struct store_read *r, const uint8_t sha256[32], char *team,
+                    size_t team_size, int *role, char *errmsg);
 
 #endif /* RV_STORE_STORE_H */

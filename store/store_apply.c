@@ -2,13 +2,13 @@
  * LMDB write transaction. Nothing here reads a clock, a random source or
  * local configuration; every write goes through store__put/store__del so
  * the digest covers it. Writer thread only. */
+#include "store/store_int.h"
+
 #include <math.h>
-#include <stdio.h>
 #include <nettle/sha2.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "store/store_int.h"
 
 /* Codes that mean the node itself is broken, not the command. */
 static int
@@ -20,8 +20,15 @@ store__is_local_fault(int rc)
 
 /* ---- Run records ------------------------------------------------------- */
 
-enum { RUN_ID, RUN_TEAM, RUN_PROJECT, RUN_EXPERIMENT, RUN_NAME, RUN_USER,
-       RUN_N_STR };
+enum {
+    RUN_ID,
+    RUN_TEAM,
+    RUN_PROJECT,
+    RUN_EXPERIMENT,
+    RUN_NAME,
+    RUN_USER,
+    RUN_N_STR
+};
 
 /* A run record decoded into a private copy (LMDB's bytes die at the next
  * write of the transaction). */
@@ -98,8 +105,8 @@ store__runrec_get(struct store_wctx *w, const char *run_id,
 {
     MDB_val v;
     size_t n = strlen(run_id);
-    int rc = store__get(w->txn, w->s->dbi[STORE_DB_RUNID], run_id, n, &v,
-                        w->errmsg);
+    int rc =
+        store__get(w->txn, w->s->dbi[STORE_DB_RUNID], run_id, n, &v, w->errmsg);
     if (rc == RV_ENOTFOUND) {
         rv_errmsg_printf(w->errmsg, "run '%.64s' does not exist", run_id);
         return RV_ENOTFOUND;
@@ -144,8 +151,8 @@ store__cnt_add(struct store_wctx *w, const uint8_t *key, size_t kn,
 {
     MDB_val v;
     uint64_t n = 0;
-    int rc = store__get(w->txn, w->s->dbi[STORE_DB_CNT], key, kn, &v,
-                        w->errmsg);
+    int rc =
+        store__get(w->txn, w->s->dbi[STORE_DB_CNT], key, kn, &v, w->errmsg);
     if (rc == RV_OK && v.mv_size == 8)
         n = rv_get_be64(v.mv_data);
     else if (rc != RV_ENOTFOUND)
@@ -235,8 +242,8 @@ store__run_index(struct store_wctx *w, const struct store__runrec *rr,
     if (rc != RV_OK)
         return rc;
     uint64_t hp = store__value_hash(rr->str[RUN_PROJECT], rr->len[RUN_PROJECT]);
-    uint64_t he = store__value_hash(rr->str[RUN_EXPERIMENT],
-                                    rr->len[RUN_EXPERIMENT]);
+    uint64_t he =
+        store__value_hash(rr->str[RUN_EXPERIMENT], rr->len[RUN_EXPERIMENT]);
     rv_put_be64(k, hp);
     rv_put_be64(k + 8, he);
     memcpy(k + 16, num, 8);
@@ -293,8 +300,8 @@ store__posting(struct store_wctx *w, enum store_db db, const char *key,
 {
     uint8_t k[2 + STORE_MAX_KEY_BYTES + 16], c[1 + sizeof k];
     size_t n = store__posting_key(k, key, kn, val, vn, run_num);
-    int rc = delta > 0 ? store__put(w, db, k, n, "", 0)
-                       : store__del(w, db, k, n);
+    int rc =
+        delta > 0 ? store__put(w, db, k, n, "", 0) : store__del(w, db, k, n);
     if (rc != RV_OK)
         return rc;
     c[0] = db == STORE_DB_IXPARAM ? 'P' : 'T';
@@ -308,14 +315,17 @@ store__kv_check(const Rv__KV *kv, size_t max_value, const char *what,
 {
     size_t kn = strlen(kv->key), vn = strlen(kv->value);
     if (!store__key_valid(kv->key, kn)) {
-        rv_errmsg_printf(errmsg, "invalid %s key '%.64s': 1..%d bytes of "
-                                 "letters, digits, '_', '-', '.', ' ', '/'",
+        rv_errmsg_printf(errmsg,
+                         "invalid %s key '%.64s': 1..%d bytes of "
+                         "letters, digits, '_', '-', '.', ' ', '/'",
                          what, kv->key, STORE_MAX_KEY_BYTES);
         return RV_EINVAL;
     }
     if (vn > max_value || !store__utf8_valid(kv->value, vn)) {
-        rv_errmsg_printf(errmsg, "%s '%.64s': value must be UTF-8 of at most "
-                                 "%zu bytes", what, kv->key, max_value);
+        rv_errmsg_printf(errmsg,
+                         "%s '%.64s': value must be UTF-8 of at most "
+                         "%zu bytes",
+                         what, kv->key, max_value);
         return RV_EINVAL;
     }
     return RV_OK;
@@ -330,14 +340,15 @@ store__param_set(struct store_wctx *w, uint64_t run_num, const Rv__KV *kv)
     size_t kn = strlen(kv->key), vn = strlen(kv->value);
     size_t n = store__kv_key(k, run_num, kv->key, kn);
     MDB_val v;
-    int rc = store__get(w->txn, w->s->dbi[STORE_DB_PARAM], k, n, &v,
-                        w->errmsg);
+    int rc = store__get(w->txn, w->s->dbi[STORE_DB_PARAM], k, n, &v, w->errmsg);
     if (rc == RV_OK) {
         if (v.mv_size == vn && memcmp(v.mv_data, kv->value, vn) == 0)
             return RV_OK;
-        rv_errmsg_printf(w->errmsg, "param '%.64s' already has value '%.64s'; "
-                                    "params are write-once (start a new run)",
-                         kv->key, (const char *)v.mv_data);
+        int shown = v.mv_size < 64 ? (int)v.mv_size : 64;
+        rv_errmsg_printf(w->errmsg,
+                         "param '%.64s' already has value '%.*s'; "
+                         "params are write-once (start a new run)",
+                         kv->key, shown, (const char *)v.mv_data);
         return RV_ECONFLICT;
     }
     if (rc != RV_ENOTFOUND)
@@ -397,8 +408,10 @@ store__kvs_check(Rv__KV **kvs, size_t n, size_t max_n, size_t max_value,
     for (size_t i = 0; i < n; i++) {
         for (size_t j = i + 1; j < n; j++) {
             if (strcmp(kvs[i]->key, kvs[j]->key) == 0) {
-                rv_errmsg_printf(errmsg, "%s key '%.64s' repeated in one "
-                                         "request", what, kvs[i]->key);
+                rv_errmsg_printf(errmsg,
+                                 "%s key '%.64s' repeated in one "
+                                 "request",
+                                 what, kvs[i]->key);
                 return RV_EINVAL;
             }
         }
@@ -462,8 +475,8 @@ store__status_is_terminal(int status)
 
 /* Change the status of rr (record written by the caller). */
 static int
-store__status_change(struct store_wctx *w, struct store__runrec *rr,
-                     int status, int64_t ended_at_ms)
+store__status_change(struct store_wctx *w, struct store__runrec *rr, int status,
+                     int64_t ended_at_ms)
 {
     int rc = RV_OK;
     if (status != rr->status) {
@@ -486,9 +499,11 @@ store__run_create_check(const Rv__RunCreate *c, char *errmsg)
 {
     size_t n = strlen(c->run_id);
     if (!store__run_id_valid(c->run_id, n)) {
-        rv_errmsg_printf(errmsg, "invalid run_id '%.64s': 1..%d letters, "
-                                 "digits, '_' or '-', starting with a letter "
-                                 "or digit", c->run_id, STORE_MAX_RUN_ID_BYTES);
+        rv_errmsg_printf(errmsg,
+                         "invalid run_id '%.64s': 1..%d letters, "
+                         "digits, '_' or '-', starting with a letter "
+                         "or digit",
+                         c->run_id, STORE_MAX_RUN_ID_BYTES);
         return RV_EINVAL;
     }
     int rc = store__str_check(c->team, STORE_MAX_TEAM_BYTES, 0, "team", errmsg);
@@ -501,8 +516,8 @@ store__run_create_check(const Rv__RunCreate *c, char *errmsg)
     if (rc == RV_OK)
         rc = store__str_check(c->name, STORE_MAX_NAME_BYTES, 0, "name", errmsg);
     if (rc == RV_OK)
-        rc = store__str_check(c->user, STORE_MAX_SCOPE_BYTES, 0, "user",
-                              errmsg);
+        rc =
+            store__str_check(c->user, STORE_MAX_SCOPE_BYTES, 0, "user", errmsg);
     if (rc != RV_OK)
         return rc;
     if (c->created_at_ms < 0) {
@@ -535,8 +550,10 @@ store__run_resume(struct store_wctx *w, const Rv__RunCreate *c,
     if (!store__scope_equal(rr, RUN_TEAM, store__team_or_default(c->team)) ||
         !store__scope_equal(rr, RUN_PROJECT, c->project) ||
         !store__scope_equal(rr, RUN_EXPERIMENT, c->experiment)) {
-        rv_errmsg_printf(w->errmsg, "run '%.64s' exists in another team, "
-                                    "project or experiment", c->run_id);
+        rv_errmsg_printf(w->errmsg,
+                         "run '%.64s' exists in another team, "
+                         "project or experiment",
+                         c->run_id);
         return RV_ECONFLICT;
     }
     if (rr->lifecycle != STORE_ACTIVE) {
@@ -560,8 +577,8 @@ store__team_limits(struct store_wctx *w, const char *team, size_t n,
 {
     MDB_val v;
     *max_runs = *max_points = 0;
-    int rc = store__get(w->txn, w->s->dbi[STORE_DB_TEAM], team, n, &v,
-                        w->errmsg);
+    int rc =
+        store__get(w->txn, w->s->dbi[STORE_DB_TEAM], team, n, &v, w->errmsg);
     if (rc == RV_ENOTFOUND)
         return RV_OK;
     if (rc != RV_OK)
@@ -578,7 +595,10 @@ store__run_insert(struct store_wctx *w, const Rv__RunCreate *c,
                   struct store__runrec *rr)
 {
     const char *team = store__team_or_default(c->team);
-    const char *strs[RUN_N_STR] = {c->run_id, team, c->project, c->experiment,
+    const char *strs[RUN_N_STR] = {c->run_id,
+                                   team,
+                                   c->project,
+                                   c->experiment,
                                    c->name ? c->name : "",
                                    c->user ? c->user : ""};
     memset(rr, 0, offsetof(struct store__runrec, raw));
@@ -591,8 +611,8 @@ store__run_insert(struct store_wctx *w, const Rv__RunCreate *c,
         rr->len[i] = (uint16_t)strlen(strs[i]);
     }
     uint64_t max_runs, max_points;
-    int rc = store__team_limits(w, team, rr->len[RUN_TEAM], &max_runs,
-                                &max_points);
+    int rc =
+        store__team_limits(w, team, rr->len[RUN_TEAM], &max_runs, &max_points);
     if (rc != RV_OK)
         return rc;
     uint8_t k[1 + 2 + STORE_MAX_TEAM_BYTES];
@@ -647,8 +667,8 @@ static int
 store__run_update(struct store_wctx *w, const Rv__RunUpdate *u)
 {
     struct store__runrec rr;
-    int rc = store__str_check(u->name, STORE_MAX_NAME_BYTES, 0, "name",
-                              w->errmsg);
+    int rc =
+        store__str_check(u->name, STORE_MAX_NAME_BYTES, 0, "name", w->errmsg);
     if (rc == RV_OK)
         rc = store__str_check(u->user, STORE_MAX_SCOPE_BYTES, 0, "user",
                               w->errmsg);
@@ -808,8 +828,10 @@ store__run_purge(struct store_wctx *w, const char *run_id)
     if (rc != RV_OK)
         return rc;
     if (rr.lifecycle != STORE_DELETED) {
-        rv_errmsg_printf(w->errmsg, "run '%.64s' must be deleted before it is "
-                                    "purged", run_id);
+        rv_errmsg_printf(w->errmsg,
+                         "run '%.64s' must be deleted before it is "
+                         "purged",
+                         run_id);
         return RV_ESTATE;
     }
     struct store__purge p = {rr.run_num};
@@ -827,8 +849,8 @@ store__run_purge(struct store_wctx *w, const char *run_id)
     if (rc == RV_OK)
         rc = store__del_prefix(w, STORE_DB_LOGS, pre, 8, NULL, NULL);
     if (rc == RV_OK)
-        rc = store__del_prefix(w, STORE_DB_ART, pre, 8,
-                               store__artifact_release, &p);
+        rc = store__del_prefix(w, STORE_DB_ART, pre, 8, store__artifact_release,
+                               &p);
     if (rc == RV_OK)
         rc = store__del(w, STORE_DB_RUN, pre, 8);
     if (rc == RV_OK)
@@ -844,14 +866,17 @@ store__metrics_check(const Rv__Metrics *m, char *errmsg)
     size_t n = m->n_values;
     if (m->n_steps != n || m->n_timestamps_ms != n || m->n_key_idx != n ||
         (m->n_ctx_idx != 0 && m->n_ctx_idx != n)) {
-        rv_errmsg_printf(errmsg, "metric columns differ in length (values %zu, "
-                                 "steps %zu, timestamps %zu, keys %zu)",
+        rv_errmsg_printf(errmsg,
+                         "metric columns differ in length (values %zu, "
+                         "steps %zu, timestamps %zu, keys %zu)",
                          n, m->n_steps, m->n_timestamps_ms, m->n_key_idx);
         return RV_EINVAL;
     }
     if (n > STORE_MAX_POINTS_PER_COMMAND) {
-        rv_errmsg_printf(errmsg, "at most %d metric points per request, got "
-                                 "%zu", STORE_MAX_POINTS_PER_COMMAND, n);
+        rv_errmsg_printf(errmsg,
+                         "at most %d metric points per request, got "
+                         "%zu",
+                         STORE_MAX_POINTS_PER_COMMAND, n);
         return RV_EINVAL;
     }
     size_t n_ctx = m->n_contexts ? m->n_contexts : 1;
@@ -870,17 +895,19 @@ store__metrics_check(const Rv__Metrics *m, char *errmsg)
         size_t cn = strlen(m->contexts[i]);
         if (cn > STORE_MAX_CONTEXT_BYTES ||
             !store__utf8_valid(m->contexts[i], cn)) {
-            rv_errmsg_printf(errmsg, "metric context %zu must be UTF-8 of at "
-                                     "most %d bytes", i,
-                             STORE_MAX_CONTEXT_BYTES);
+            rv_errmsg_printf(errmsg,
+                             "metric context %zu must be UTF-8 of at "
+                             "most %d bytes",
+                             i, STORE_MAX_CONTEXT_BYTES);
             return RV_EINVAL;
         }
     }
     for (size_t i = 0; i < n; i++) {
         if (m->key_idx[i] >= m->n_keys ||
             (m->n_ctx_idx && m->ctx_idx[i] >= n_ctx)) {
-            rv_errmsg_printf(errmsg, "metric point %zu names a key or "
-                                     "context that is not in the dictionary",
+            rv_errmsg_printf(errmsg,
+                             "metric point %zu names a key or "
+                             "context that is not in the dictionary",
                              i);
             return RV_EINVAL;
         }
@@ -985,8 +1012,7 @@ struct store__group {
 static int
 store__series_apply(struct store_wctx *w, uint64_t run_num,
                     const Rv__Metrics *m, const struct store__group *g,
-                    struct vlog_ptr ptr, uint16_t cmd_no,
-                    struct store__pt *pts)
+                    struct vlog_ptr ptr, uint16_t cmd_no, struct store__pt *pts)
 {
     const char *key = m->keys[g->key_idx];
     const char *ctx = m->n_contexts ? m->contexts[g->ctx_idx] : "";
@@ -1009,8 +1035,8 @@ store__series_apply(struct store_wctx *w, uint64_t run_num,
 
     uint8_t rec[STORE_SERIES_RECORD];
     MDB_val v;
-    int rc = store__get(w->txn, w->s->dbi[STORE_DB_SERIES], sk, skn, &v,
-                        w->errmsg);
+    int rc =
+        store__get(w->txn, w->s->dbi[STORE_DB_SERIES], sk, skn, &v, w->errmsg);
     if (rc == RV_OK && v.mv_size == STORE_SERIES_RECORD) {
         memcpy(rec, v.mv_data, sizeof rec);
     } else if (rc == RV_ENOTFOUND) {
@@ -1106,9 +1132,10 @@ store__log_batch(struct store_wctx *w, const Rv__LogBatch *b,
     if (rc != RV_OK)
         return rc;
     if (max_points > 0 && rr.n_points + m->n_values > max_points) {
-        rv_errmsg_printf(w->errmsg, "run '%.64s' would exceed its team's "
-                                    "quota of %llu points", b->run_id,
-                         (unsigned long long)max_points);
+        rv_errmsg_printf(w->errmsg,
+                         "run '%.64s' would exceed its team's "
+                         "quota of %llu points",
+                         b->run_id, (unsigned long long)max_points);
         return RV_EQUOTA;
     }
     uint32_t *order, *starts;
@@ -1151,8 +1178,10 @@ store__log_lines(struct store_wctx *w, const Rv__LogLines *ll,
         const Rv__LogLine *l = ll->lines[i];
         size_t n = strlen(l->text);
         if (n > STORE_MAX_LOG_LINE_BYTES || !store__utf8_valid(l->text, n)) {
-            rv_errmsg_printf(w->errmsg, "log line %zu must be UTF-8 of at most "
-                                        "%d bytes", i, STORE_MAX_LOG_LINE_BYTES);
+            rv_errmsg_printf(w->errmsg,
+                             "log line %zu must be UTF-8 of at most "
+                             "%d bytes",
+                             i, STORE_MAX_LOG_LINE_BYTES);
             return RV_EINVAL;
         }
         if (l->has_stream && l->stream != RV__STREAM__STDOUT &&
@@ -1263,9 +1292,8 @@ store__artpart_prefix(uint8_t *k, uint64_t run_num, const char *path)
 
 /* Hash the stored parts of (run_num, path) plus a final chunk. */
 static int
-store__artifact_sha256(struct store_wctx *w, uint64_t run_num,
-                       const char *path, const ProtobufCBinaryData *last,
-                       uint8_t out[32])
+store__artifact_sha256(struct store_wctx *w, uint64_t run_num, const char *path,
+                       const ProtobufCBinaryData *last, uint8_t out[32])
 {
     struct sha256_ctx ctx;
     uint8_t pre[8 + 2 + STORE_MAX_ARTIFACT_PATH_BYTES];
@@ -1368,8 +1396,9 @@ store__artifact_chunk(struct store_wctx *w, const Rv__ArtifactChunk *c,
     struct store__runrec rr;
     size_t pn = strlen(c->path);
     if (!store__artifact_path_valid(c->path, pn)) {
-        rv_errmsg_printf(w->errmsg, "invalid artifact path '%.64s': relative, "
-                                    "at most %d bytes, no '.' or '..' parts",
+        rv_errmsg_printf(w->errmsg,
+                         "invalid artifact path '%.64s': relative, "
+                         "at most %d bytes, no '.' or '..' parts",
                          c->path, STORE_MAX_ARTIFACT_PATH_BYTES);
         return RV_EINVAL;
     }
@@ -1378,9 +1407,9 @@ store__artifact_chunk(struct store_wctx *w, const Rv__ArtifactChunk *c,
                          c->data.len, STORE_MAX_ARTIFACT_CHUNK_BYTES);
         return RV_ETOOBIG;
     }
-    if (c->content_type != NULL && (strlen(c->content_type) > 255 ||
-                                    !store__utf8_valid(c->content_type,
-                                                       strlen(c->content_type))))
+    if (c->content_type != NULL &&
+        (strlen(c->content_type) > 255 ||
+         !store__utf8_valid(c->content_type, strlen(c->content_type))))
         return RV_EINVAL;
     int rc = store__runrec_get_active(w, c->run_id, &rr);
     if (rc != RV_OK)
@@ -1409,9 +1438,10 @@ store__artifact_chunk(struct store_wctx *w, const Rv__ArtifactChunk *c,
         return rc;
     }
     if (c->offset != a.size) {
-        rv_errmsg_printf(w->errmsg, "artifact '%.64s': chunk offset %llu, "
-                                    "expected %llu", c->path,
-                         (unsigned long long)c->offset,
+        rv_errmsg_printf(w->errmsg,
+                         "artifact '%.64s': chunk offset %llu, "
+                         "expected %llu",
+                         c->path, (unsigned long long)c->offset,
                          (unsigned long long)a.size);
         return RV_EINVAL;
     }
@@ -1431,8 +1461,9 @@ store__artifact_chunk(struct store_wctx *w, const Rv__ArtifactChunk *c,
         if (rc != RV_OK)
             return rc;
         if (memcmp(sum, c->sha256.data, 32) != 0) {
-            rv_errmsg_printf(w->errmsg, "artifact '%.64s': SHA-256 of the "
-                                        "uploaded bytes does not match",
+            rv_errmsg_printf(w->errmsg,
+                             "artifact '%.64s': SHA-256 of the "
+                             "uploaded bytes does not match",
                              c->path);
             return RV_EINVAL;
         }
@@ -1502,8 +1533,8 @@ store__artifact_release(struct store_wctx *w, const MDB_val *k,
 static int
 store__team_put(struct store_wctx *w, const Rv__TeamPut *t)
 {
-    int rc = store__str_check(t->team, STORE_MAX_TEAM_BYTES, 1, "team",
-                              w->errmsg);
+    int rc =
+        store__str_check(t->team, STORE_MAX_TEAM_BYTES, 1, "team", w->errmsg);
     if (rc != RV_OK)
         return rc;
     uint8_t v[16];
@@ -1519,12 +1550,12 @@ store__token_put(struct store_wctx *w, const Rv__TokenPut *t)
         rv_errmsg_printf(w->errmsg, "token_sha256 must be 32 bytes");
         return RV_EINVAL;
     }
-    int rc = store__str_check(t->team, STORE_MAX_TEAM_BYTES, 1, "team",
-                              w->errmsg);
+    int rc =
+        store__str_check(t->team, STORE_MAX_TEAM_BYTES, 1, "team", w->errmsg);
     if (rc != RV_OK)
         return rc;
-    if (t->has_role && (t->role < RV__ROLE__ROLE_READ ||
-                        t->role > RV__ROLE__ROLE_ADMIN)) {
+    if (t->has_role &&
+        (t->role < RV__ROLE__ROLE_READ || t->role > RV__ROLE__ROLE_ADMIN)) {
         rv_errmsg_printf(w->errmsg, "unknown role %d", t->role);
         return RV_EINVAL;
     }
@@ -1596,8 +1627,8 @@ store__client_lookup(struct store_wctx *w, uint64_t client_id, uint64_t seq,
     MDB_val v;
     *is_done = 0;
     rv_put_be64(k, client_id);
-    int rc = store__get(w->txn, w->s->dbi[STORE_DB_CLIENT], k, 8, &v,
-                        w->errmsg);
+    int rc =
+        store__get(w->txn, w->s->dbi[STORE_DB_CLIENT], k, 8, &v, w->errmsg);
     if (rc == RV_ENOTFOUND)
         return RV_OK;
     if (rc != RV_OK)
@@ -1633,8 +1664,8 @@ store__client_lookup(struct store_wctx *w, uint64_t client_id, uint64_t seq,
     res->code = RV_ESTALE;
     snprintf(res->message, sizeof res->message,
              "client %llu seq %llu was applied earlier; its result is no "
-             "longer kept", (unsigned long long)client_id,
-             (unsigned long long)seq);
+             "longer kept",
+             (unsigned long long)client_id, (unsigned long long)seq);
     return RV_OK;
 }
 
@@ -1654,8 +1685,8 @@ store__client_record(struct store_wctx *w, uint64_t client_id, uint64_t seq,
     rv_buf_append_u8(&b, (uint8_t)(res->is_resumed ? 1 : 0));
     rv_buf_append_str16(&b, res->run_id, rn);
     rv_buf_append_str16(&b, res->message, mn);
-    int rc = store__get(w->txn, w->s->dbi[STORE_DB_CLIENT], k, 8, &v,
-                        w->errmsg);
+    int rc =
+        store__get(w->txn, w->s->dbi[STORE_DB_CLIENT], k, 8, &v, w->errmsg);
     if (rc == RV_OK && v.mv_size >= 8) {
         /* Keep the newest STORE_CLIENT_RESULTS - 1 older entries. */
         const uint8_t *p = (const uint8_t *)v.mv_data + 8,
@@ -1721,7 +1752,7 @@ store__command(struct store *s, MDB_txn *parent, XXH3_state_t *entry_hash,
     if (store__is_local_fault(rc)) {
         if (is_nested)
             mdb_txn_abort(txn);
-        snprintf(errmsg, RV_ERRMSG_SIZE, "%s: %s", proto_command_name(cmd),
+        snprintf(errmsg, RV_ERRMSG_SIZE, "%s: %.200s", proto_command_name(cmd),
                  res->message);
         return rc;
     }
@@ -1733,8 +1764,7 @@ store__command(struct store *s, MDB_txn *parent, XXH3_state_t *entry_hash,
         s->next_series_id = series_id;
         res->code = rc;
         if (res->message[0] == '\0')
-            snprintf(res->message, sizeof res->message, "%s",
-                     rv_strerror(rc));
+            snprintf(res->message, sizeof res->message, "%s", rv_strerror(rc));
     } else {
         if (is_nested) {
             int mrc = mdb_txn_commit(txn);
@@ -1909,8 +1939,9 @@ store_apply(struct store *s, uint64_t index, const void *entry, size_t len,
     if (index <= s->applied_index)
         return RV_OK;
     if (vlog_last_index(s->vlog) >= index) {
-        rv_errmsg_printf(errmsg, "vlog already holds index %llu beyond the "
-                                 "applied index %llu",
+        rv_errmsg_printf(errmsg,
+                         "vlog already holds index %llu beyond the "
+                         "applied index %llu",
                          (unsigned long long)index,
                          (unsigned long long)s->applied_index);
         return RV_ECORRUPT;
@@ -1923,8 +1954,8 @@ store_apply(struct store *s, uint64_t index, const void *entry, size_t len,
         n = 0;
     }
     struct vlog_ptr ptr;
-    int rc = vlog_append(s->vlog, index, VLOG_TYPE_BATCH, payload, n, &ptr,
-                         errmsg);
+    int rc =
+        vlog_append(s->vlog, index, VLOG_TYPE_BATCH, payload, n, &ptr, errmsg);
     if (rc != RV_OK) {
         rv_errmsg_wrap(errmsg, "vlog");
         return rc;

@@ -66,12 +66,12 @@
 #ifndef RV_STORE_STORE_INT_H
 #define RV_STORE_STORE_INT_H
 
-#include <lmdb.h>
-#include <xxhash.h>
-
 #include "proto/proto.h"
 #include "store/store.h"
 #include "store/vlog.h"
+
+#include <lmdb.h>
+#include <xxhash.h>
 
 enum store_db {
     STORE_DB_META,
@@ -97,13 +97,13 @@ enum store_db {
     STORE_DB_COUNT
 };
 
-#define STORE_FORMAT           1
-#define STORE_RUN_HEADER       36
-#define STORE_SERIES_RECORD    56
-#define STORE_CHUNK_RECORD     (12 + 2 + 4 + 4 + 4 + 8 + 4 * 24)
-#define STORE_CHUNK_KEY        26
-#define STORE_CLIENT_RESULTS   8 /* Results kept per client. */
-#define STORE_DAY_MS           86400000
+#define STORE_FORMAT         1
+#define STORE_RUN_HEADER     36
+#define STORE_SERIES_RECORD  56
+#define STORE_CHUNK_RECORD   (12 + 2 + 4 + 4 + 4 + 8 + 4 * 24)
+#define STORE_CHUNK_KEY      26
+#define STORE_CLIENT_RESULTS 8 /* Results kept per client. */
+#define STORE_DAY_MS         86400000
 
 struct store {
     char *dir;
@@ -140,17 +140,16 @@ struct store_wctx {
 int store__err_mdb(int rc, const char *what, char *errmsg);
 
 /* Open the named tables in txn (creating them when MDB_CREATE is given). */
-int store__dbs_open(MDB_txn *txn, MDB_dbi *dbi, unsigned flags,
-                    char *errmsg);
+int store__dbs_open(MDB_txn *txn, MDB_dbi *dbi, unsigned flags, char *errmsg);
 
 /* Hashed writes: every index write goes through these two. */
-int store__put(struct store_wctx *w, enum store_db db, const void *k,
-               size_t kn, const void *v, size_t vn);
+int store__put(struct store_wctx *w, enum store_db db, const void *k, size_t kn,
+               const void *v, size_t vn);
 int store__del(struct store_wctx *w, enum store_db db, const void *k,
                size_t kn);
 /* Plain get within a write or read txn: RV_OK, RV_ENOTFOUND or error. */
-int store__get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kn,
-               MDB_val *v, char *errmsg);
+int store__get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kn, MDB_val *v,
+               char *errmsg);
 
 /* Materialise the batch payload at index (already in the vlog at ptr) into
  * LMDB in one transaction, updating applied_index and the digest. */
@@ -161,8 +160,8 @@ int store__materialise(struct store *s, uint64_t index, const uint8_t *payload,
 
 /* Decoding of records read from LMDB (borrowed bytes). */
 int store__run_decode(const MDB_val *v, struct store_run *run);
-int store__run_num_get(MDB_txn *txn, const struct store *s,
-                       const char *run_id, uint64_t *run_num, char *errmsg);
+int store__run_num_get(MDB_txn *txn, const struct store *s, const char *run_id,
+                       uint64_t *run_num, char *errmsg);
 
 /* The 64-bit hash used for value postings in ixparam/ixtag. */
 static inline uint64_t

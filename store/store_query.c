@@ -2,13 +2,13 @@
  * history with downsampling, log lines, analytics and artifacts. Every
  * function runs inside one LMDB read transaction and may be called from
  * any thread (one thread per struct store_read at a time). */
+#include "store/filter.h"
+#include "store/store_int.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "store/filter.h"
-#include "store/store_int.h"
 
 /* ---- Read transactions ------------------------------------------------- */
 
@@ -111,8 +111,8 @@ store__run_num_get(MDB_txn *txn, const struct store *s, const char *run_id,
                    uint64_t *run_num, char *errmsg)
 {
     MDB_val v;
-    int rc = store__get(txn, s->dbi[STORE_DB_RUNID], run_id, strlen(run_id),
-                        &v, errmsg);
+    int rc = store__get(txn, s->dbi[STORE_DB_RUNID], run_id, strlen(run_id), &v,
+                        errmsg);
     if (rc == RV_ENOTFOUND) {
         rv_errmsg_printf(errmsg, "run '%.64s' does not exist", run_id);
         return RV_ENOTFOUND;
@@ -240,8 +240,8 @@ store__summary_load(struct store_read *r, uint64_t run_num,
         struct store_summary *sm = &run->summary[run->n_summary++];
         const uint8_t *rec = v.mv_data;
         sm->key = store__strndup((const char *)kp + 10, kn);
-        sm->context = store__strndup((const char *)kp + 10 + kn,
-                                     k.mv_size - 10 - kn);
+        sm->context =
+            store__strndup((const char *)kp + 10 + kn, k.mv_size - 10 - kn);
         sm->count = rv_get_be64(rec + 8);
         sm->last = rv_f64_from_bits(rv_get_be64(rec + 16));
         sm->last_step = rv_i64_from_sortable(rv_get_be64(rec + 24));
@@ -485,13 +485,27 @@ store__row_fill(const struct filter *f, struct store__cand *c,
                 if (fr->ended_at_ms != 0)
                     store__sortval_num(sv, (double)fr->ended_at_ms);
                 break;
-            case FILTER_ATTR_RUN_ID: s = fr->run_id; goto str;
-            case FILTER_ATTR_RUN_NAME: s = fr->name; goto str;
-            case FILTER_ATTR_STATUS: s = fr->status; goto str;
-            case FILTER_ATTR_USER: s = fr->user; goto str;
-            case FILTER_ATTR_PROJECT: s = fr->project; goto str;
-            case FILTER_ATTR_EXPERIMENT: s = fr->experiment; goto str;
-            case FILTER_ATTR_TEAM: s = fr->team; goto str;
+            case FILTER_ATTR_RUN_ID:
+                s = fr->run_id;
+                goto str;
+            case FILTER_ATTR_RUN_NAME:
+                s = fr->name;
+                goto str;
+            case FILTER_ATTR_STATUS:
+                s = fr->status;
+                goto str;
+            case FILTER_ATTR_USER:
+                s = fr->user;
+                goto str;
+            case FILTER_ATTR_PROJECT:
+                s = fr->project;
+                goto str;
+            case FILTER_ATTR_EXPERIMENT:
+                s = fr->experiment;
+                goto str;
+            case FILTER_ATTR_TEAM:
+                s = fr->team;
+                goto str;
             case FILTER_ATTR_LIFECYCLE:
                 s = fr->lifecycle;
             str:
@@ -943,8 +957,8 @@ store__exec_probes(struct store__exec *x, uint64_t run_num)
         MDB_val v;
         memcpy(k, p->prefix, p->prefix_len);
         rv_put_be64(k + p->prefix_len, run_num);
-        if (store__get(x->r->txn, x->r->s->dbi[p->db], k, p->prefix_len + 8,
-                       &v, NULL) != RV_OK)
+        if (store__get(x->r->txn, x->r->s->dbi[p->db], k, p->prefix_len + 8, &v,
+                       NULL) != RV_OK)
             return 0;
     }
     return 1;
@@ -1040,19 +1054,21 @@ store__order_is_created_desc(const struct filter *f)
            f->order[0].attr == FILTER_ATTR_START_TIME && f->order[0].is_desc;
 }
 
-#define STORE_ORDERED_SCAN_MIN 20000 /* Driver lists larger than this lose
-                                        to an ordered scan of ixcr. */
+#define STORE_ORDERED_SCAN_MIN                  \
+    20000 /* Driver lists larger than this lose \
+             to an ordered scan of ixcr. */
 
 static int
-store__exec_run(struct store__exec *x, struct store__plan *plan,
-                int *is_total, char *errmsg)
+store__exec_run(struct store__exec *x, struct store__plan *plan, int *is_total,
+                char *errmsg)
 {
     int ordered = store__order_is_created_desc(x->f);
     *is_total = 0;
     if (plan->has_driver && ordered && plan->count >= STORE_ORDERED_SCAN_MIN &&
         plan->n_src == 1)
         store__plan_probe(plan, &plan->src[0]); /* Scanning ixcr instead. */
-    if (plan->has_driver && (!ordered || plan->count < STORE_ORDERED_SCAN_MIN)) {
+    if (plan->has_driver &&
+        (!ordered || plan->count < STORE_ORDERED_SCAN_MIN)) {
         for (size_t i = 0; i < plan->n_src; i++) {
             const struct store__src *s = &plan->src[i];
             int rc = store__exec_list(x, s->db, s->prefix, s->prefix_len, NULL,
@@ -1071,9 +1087,9 @@ store__exec_run(struct store__exec *x, struct store__plan *plan,
         start[8 + x->after->id_len] = 0; /* Strictly after the token row. */
         start_len = 8 + x->after->id_len + 1;
     }
-    int rc = store__exec_list(x, STORE_DB_IXCR, (const uint8_t *)"", 0,
-                              start_len ? start : NULL, start_len, ordered,
-                              errmsg);
+    int rc =
+        store__exec_list(x, STORE_DB_IXCR, (const uint8_t *)"", 0,
+                         start_len ? start : NULL, start_len, ordered, errmsg);
     *is_total = !ordered || (x->after == NULL && x->heap.n < x->heap.cap);
     return rc;
 }
@@ -1103,8 +1119,8 @@ store__page_fill(struct store__exec *x, size_t per_page,
         return RV_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         struct store__rview rv;
-        int rc = store__rview_get(x->r, h->rows[h->idx[i]].run_num, &rv,
-                                  errmsg);
+        int rc =
+            store__rview_get(x->r, h->rows[h->idx[i]].run_num, &rv, errmsg);
         if (rc == RV_OK)
             rc = store__run_fill(x->r, &rv, x->q->is_full, &page->runs[i],
                                  errmsg);
@@ -1141,8 +1157,8 @@ store_query_runs(struct store_read *r, const struct store_query *q,
     if (rc != RV_OK)
         return rc;
     if (q->page_token != NULL && q->page_token[0] != '\0') {
-        rc = store__token_decode(f, store__query_hash(q), q->page_token,
-                                 &after, errmsg);
+        rc = store__token_decode(f, store__query_hash(q), q->page_token, &after,
+                                 errmsg);
         x.after = &after;
     }
     x.r = r;
@@ -1571,9 +1587,10 @@ store__series_id(struct store_read *r, const struct store_history_query *q,
     const char *ctx = q->context ? q->context : "";
     size_t kn = q->key ? strlen(q->key) : 0, cn = strlen(ctx);
     if (kn == 0 || kn > STORE_MAX_KEY_BYTES || cn > STORE_MAX_CONTEXT_BYTES) {
-        rv_errmsg_printf(errmsg, "metric key must be 1..%d bytes and context "
-                                 "at most %d", STORE_MAX_KEY_BYTES,
-                         STORE_MAX_CONTEXT_BYTES);
+        rv_errmsg_printf(errmsg,
+                         "metric key must be 1..%d bytes and context "
+                         "at most %d",
+                         STORE_MAX_KEY_BYTES, STORE_MAX_CONTEXT_BYTES);
         return RV_EINVAL;
     }
     int rc = store__run_num_get(r->txn, r->s, q->run_id, &run_num, errmsg);
@@ -1588,8 +1605,8 @@ store__series_id(struct store_read *r, const struct store_history_query *q,
     rc = store__get(r->txn, r->s->dbi[STORE_DB_SERIES], k, 10 + kn + cn, &v,
                     errmsg);
     if (rc == RV_ENOTFOUND) {
-        rv_errmsg_printf(errmsg, "run '%.64s' has no metric '%.64s'",
-                         q->run_id, q->key);
+        rv_errmsg_printf(errmsg, "run '%.64s' has no metric '%.64s'", q->run_id,
+                         q->key);
         return RV_ENOTFOUND;
     }
     if (rc != RV_OK)
@@ -1612,8 +1629,10 @@ store_metric_history(struct store_read *r, const struct store_history_query *q,
     *points = NULL;
     *n_points = 0;
     if (q->min_step > q->max_step || q->downsample > STORE_MAX_DOWNSAMPLE) {
-        rv_errmsg_printf(errmsg, "need min_step <= max_step and downsample "
-                                 "<= %d", STORE_MAX_DOWNSAMPLE);
+        rv_errmsg_printf(errmsg,
+                         "need min_step <= max_step and downsample "
+                         "<= %d",
+                         STORE_MAX_DOWNSAMPLE);
         return RV_EINVAL;
     }
     int rc = store__series_id(r, q, &series_id, errmsg);
@@ -1634,8 +1653,9 @@ store_metric_history(struct store_read *r, const struct store_history_query *q,
             rc = store__chunk_points(r, &d, &cs[i], q->min_step, q->max_step,
                                      store__collect_add, &c, errmsg);
         if (rc == RV_OK && c.is_failed == RV_ETOOBIG)
-            rv_errmsg_printf(errmsg, "more than %d points: narrow the step "
-                                     "range or ask for downsampling",
+            rv_errmsg_printf(errmsg,
+                             "more than %d points: narrow the step "
+                             "range or ask for downsampling",
                              STORE_MAX_HISTORY_POINTS);
         if (rc == RV_OK)
             rc = c.is_failed;
@@ -1691,8 +1711,8 @@ store__log_chunk(struct store_read *r, const MDB_val *v, uint64_t first,
         l->line_no = first + i;
         l->timestamp_ms = ll->lines[i]->timestamp_ms;
         l->stream = ll->lines[i]->has_stream ? (int)ll->lines[i]->stream : 0;
-        l->text = store__strndup(ll->lines[i]->text,
-                                 strlen(ll->lines[i]->text));
+        l->text =
+            store__strndup(ll->lines[i]->text, strlen(ll->lines[i]->text));
         if (l->text == NULL) {
             proto_batch_free(b);
             return RV_ENOMEM;
@@ -1750,8 +1770,8 @@ store_log_lines(struct store_read *r, const char *run_id, uint64_t from_line,
         if (key.mv_size != 16 || memcmp(key.mv_data, k, 8) != 0)
             break;
         uint64_t first = rv_get_be64((const uint8_t *)key.mv_data + 8);
-        err = store__log_chunk(r, &v, first, from_line, max_lines, out,
-                               n_lines, errmsg);
+        err = store__log_chunk(r, &v, first, from_line, max_lines, out, n_lines,
+                               errmsg);
         if (err != RV_OK)
             break;
     }
@@ -1827,9 +1847,9 @@ store__day_label(uint32_t day, char *out, size_t size)
 }
 
 int
-store_analytics(struct store_read *r, enum store_group group,
-                const char *team, const char *project,
-                struct store_count **counts, size_t *n_counts, char *errmsg)
+store_analytics(struct store_read *r, enum store_group group, const char *team,
+                const char *project, struct store_count **counts,
+                size_t *n_counts, char *errmsg)
 {
     uint8_t pre[1 + 2 + STORE_MAX_TEAM_BYTES + 2 + STORE_MAX_SCOPE_BYTES];
     size_t pn = 1;
@@ -1930,9 +1950,9 @@ store_artifact_free(struct store_artifact *art)
 
 /* Find the artifact record and its owner's part prefix. */
 static int
-store__artifact_find(struct store_read *r, const char *run_id,
-                     const char *path, struct store_artifact *art,
-                     uint8_t *owner_prefix, size_t *owner_len, char *errmsg)
+store__artifact_find(struct store_read *r, const char *run_id, const char *path,
+                     struct store_artifact *art, uint8_t *owner_prefix,
+                     size_t *owner_len, char *errmsg)
 {
     uint64_t run_num;
     size_t pn = strlen(path);
@@ -1990,8 +2010,7 @@ store_artifact_get(struct store_read *r, const char *run_id, const char *path,
 
 int
 store_artifact_read(struct store_read *r, const char *run_id, const char *path,
-                    uint64_t offset, size_t n, struct rv_buf *out,
-                    char *errmsg)
+                    uint64_t offset, size_t n, struct rv_buf *out, char *errmsg)
 {
     struct store_artifact art;
     uint8_t pre[10 + STORE_MAX_ARTIFACT_PATH_BYTES + 8];
@@ -2039,7 +2058,8 @@ store_artifact_read(struct store_read *r, const char *run_id, const char *path,
             break;
         }
         if (cmd_no >= b->n_commands ||
-            b->commands[cmd_no]->body_case != RV__COMMAND__BODY_ARTIFACT_CHUNK ||
+            b->commands[cmd_no]->body_case !=
+                RV__COMMAND__BODY_ARTIFACT_CHUNK ||
             b->commands[cmd_no]->artifact_chunk->data.len != part_len) {
             proto_batch_free(b);
             err = RV_ECORRUPT;
@@ -2047,8 +2067,8 @@ store_artifact_read(struct store_read *r, const char *run_id, const char *path,
         }
         const uint8_t *data = b->commands[cmd_no]->artifact_chunk->data.data;
         uint64_t from = offset > part_off ? offset - part_off : 0;
-        uint64_t to = end_off - part_off < part_len ? end_off - part_off
-                                                    : part_len;
+        uint64_t to =
+            end_off - part_off < part_len ? end_off - part_off : part_len;
         rv_buf_append(out, data + from, (size_t)(to - from));
         proto_batch_free(b);
         if (out->is_failed) {
@@ -2066,8 +2086,8 @@ store_token_get(struct store_read *r, const uint8_t sha256[32], char *team,
                 size_t team_size, int *role, char *errmsg)
 {
     MDB_val v;
-    int rc = store__get(r->txn, r->s->dbi[STORE_DB_TOKEN], sha256, 32, &v,
-                        errmsg);
+    int rc =
+        store__get(r->txn, r->s->dbi[STORE_DB_TOKEN], sha256, 32, &v, errmsg);
     if (rc != RV_OK)
         return rc;
     if (v.mv_size < 1 || v.mv_size - 1 >= team_size)

@@ -2,6 +2,9 @@
 #define _DEFAULT_SOURCE /* DT_REG in struct dirent */
 #include "store/vlog.h"
 
+#include "base/crc32c.h"
+#include "base/err.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -14,9 +17,6 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
-
-#include "base/crc32c.h"
-#include "base/err.h"
 
 static const char vlog_magic[8] = {'R', 'V', 'V', 'L', 'O', 'G', '0', '1'};
 
@@ -122,8 +122,8 @@ vlog_fsync_dir(const char *dir, char *errmsg)
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return vlog_err_errno(errno, errmsg, "open", dir);
-    int rc = fsync(fd) == 0 ? RV_OK : vlog_err_errno(errno, errmsg, "fsync",
-                                                      dir);
+    int rc =
+        fsync(fd) == 0 ? RV_OK : vlog_err_errno(errno, errmsg, "fsync", dir);
     close(fd);
     return rc;
 }
@@ -139,8 +139,7 @@ vlog_header_parse(const uint8_t *hdr, uint64_t off, uint64_t size,
     *len = rv_get_be32(hdr);
     *index = rv_get_be64(hdr + 8);
     *type = rv_get_be32(hdr + 16);
-    if (*len > VLOG_MAX_PAYLOAD_BYTES ||
-        size - off - VLOG_RECORD_HEADER < *len)
+    if (*len > VLOG_MAX_PAYLOAD_BYTES || size - off - VLOG_RECORD_HEADER < *len)
         return 0;
     return *type == VLOG_TYPE_BATCH || *type == VLOG_TYPE_SEAL;
 }
@@ -265,12 +264,14 @@ vlog_list(const char *dir, uint32_t **out, size_t *n_out, char *errmsg)
         free(nums);
         return rc;
     }
-    qsort(nums, n, sizeof *nums, vlog_cmp_u32);
+    if (n > 1)
+        qsort(nums, n, sizeof *nums, vlog_cmp_u32);
     for (size_t i = 1; i < n; i++) {
         if (nums[i] != nums[i - 1] + 1) {
-            rv_errmsg_printf(errmsg, "%s: segment %08u is missing (found %08u "
-                                     "after %08u)", dir, nums[i - 1] + 1,
-                             nums[i], nums[i - 1]);
+            rv_errmsg_printf(errmsg,
+                             "%s: segment %08u is missing (found %08u "
+                             "after %08u)",
+                             dir, nums[i - 1] + 1, nums[i], nums[i - 1]);
             free(nums);
             return RV_ECORRUPT;
         }
@@ -383,17 +384,19 @@ vlog_scan_segment(int fd, const char *path, uint64_t size, uint64_t prev_index,
                      path, (unsigned long long)off);
         } else if (rc == RV_OK && type == VLOG_TYPE_BATCH && index <= last) {
             rc = RV_ECORRUPT;
-            snprintf(why, sizeof why, "%s offset %llu: raft index %llu does "
-                                      "not increase", path,
-                     (unsigned long long)off, (unsigned long long)index);
+            snprintf(why, sizeof why,
+                     "%s offset %llu: raft index %llu does "
+                     "not increase",
+                     path, (unsigned long long)off, (unsigned long long)index);
         } else if (rc == RV_OK && type == VLOG_TYPE_SEAL &&
                    (len != VLOG_SEAL_PAYLOAD ||
                     rv_get_be64(buf.data) != sc->n_records ||
                     rv_get_be64(buf.data + 8) != last)) {
             rc = RV_ECORRUPT;
-            snprintf(why, sizeof why, "%s offset %llu: seal record does not "
-                                      "match the segment", path,
-                     (unsigned long long)off);
+            snprintf(why, sizeof why,
+                     "%s offset %llu: seal record does not "
+                     "match the segment",
+                     path, (unsigned long long)off);
         }
         if (rc != RV_OK) {
             uint64_t found;
@@ -438,8 +441,10 @@ vlog_seal_check(int fd, const char *path, uint64_t size, uint64_t prev_index,
         rv_get_be32(rec + 16) != VLOG_TYPE_SEAL ||
         vlog_record_crc(rec, rec + VLOG_RECORD_HEADER, VLOG_SEAL_PAYLOAD) !=
             rv_get_be32(rec + 4)) {
-        rv_errmsg_printf(errmsg, "%s offset %llu: sealed segment does not end "
-                                 "with a valid seal record", path,
+        rv_errmsg_printf(errmsg,
+                         "%s offset %llu: sealed segment does not end "
+                         "with a valid seal record",
+                         path,
                          (unsigned long long)(size > sizeof rec ? off : 0));
         return RV_ECORRUPT;
     }
@@ -558,9 +563,10 @@ vlog_open_one(struct vlog *v, uint32_t number, int is_newest, char *errmsg)
 int
 vlog_open(struct vlog **out, const struct vlog_config *cfg, char *errmsg)
 {
-    uint64_t seg_bytes = cfg->segment_bytes ? cfg->segment_bytes
-                                            : VLOG_DEFAULT_SEGMENT_BYTES;
-    if (seg_bytes < VLOG_MIN_SEGMENT_BYTES || seg_bytes > VLOG_MAX_SEGMENT_BYTES) {
+    uint64_t seg_bytes =
+        cfg->segment_bytes ? cfg->segment_bytes : VLOG_DEFAULT_SEGMENT_BYTES;
+    if (seg_bytes < VLOG_MIN_SEGMENT_BYTES ||
+        seg_bytes > VLOG_MAX_SEGMENT_BYTES) {
         rv_errmsg_printf(errmsg, "segment size %llu outside [%u, %u]",
                          (unsigned long long)seg_bytes, VLOG_MIN_SEGMENT_BYTES,
                          VLOG_MAX_SEGMENT_BYTES);
@@ -609,8 +615,7 @@ vlog_close(struct vlog *v)
 
 static int
 vlog_write_record(struct vlog *v, struct vlog_seg *seg, uint64_t index,
-                  uint32_t type, const void *payload, size_t len,
-                  char *errmsg)
+                  uint32_t type, const void *payload, size_t len, char *errmsg)
 {
     uint8_t hdr[VLOG_RECORD_HEADER];
     uint64_t off = atomic_load(&seg->size);
@@ -659,8 +664,10 @@ vlog_append(struct vlog *v, uint64_t index, uint32_t type, const void *payload,
     }
     if (type != VLOG_TYPE_BATCH || index <= v->last_index ||
         len > VLOG_MAX_PAYLOAD_BYTES) {
-        rv_errmsg_printf(errmsg, "bad append: index %llu after %llu, type %u, "
-                                 "%zu bytes", (unsigned long long)index,
+        rv_errmsg_printf(errmsg,
+                         "bad append: index %llu after %llu, type %u, "
+                         "%zu bytes",
+                         (unsigned long long)index,
                          (unsigned long long)v->last_index, type, len);
         return RV_EINVAL;
     }
@@ -760,8 +767,10 @@ vlog_read(struct vlog *v, struct vlog_ptr ptr, struct rv_buf *out,
     int rc = vlog_record_read(seg->fd, path, ptr.offset, size, out, &len, &idx,
                               &type, errmsg);
     if (rc == RV_OK && (len != ptr.len || type != VLOG_TYPE_BATCH)) {
-        rv_errmsg_printf(errmsg, "%s offset %u: record does not match its "
-                                 "pointer", path, ptr.offset);
+        rv_errmsg_printf(errmsg,
+                         "%s offset %u: record does not match its "
+                         "pointer",
+                         path, ptr.offset);
         rc = RV_ECORRUPT;
     }
     if (rc == RV_OK && index != NULL)
@@ -880,9 +889,10 @@ vlog_verify(const char *dir, uint64_t *n_records, uint64_t *n_segments,
         rc = vlog_scan_segment(seg->fd, path, size, last, !is_newest, &sc,
                                errmsg);
         if (rc == RV_OK && !is_newest && !sc.has_seal) {
-            rv_errmsg_printf(errmsg, "%s offset %llu: sealed segment has no "
-                                     "seal record", path,
-                             (unsigned long long)sc.end);
+            rv_errmsg_printf(errmsg,
+                             "%s offset %llu: sealed segment has no "
+                             "seal record",
+                             path, (unsigned long long)sc.end);
             rc = RV_ECORRUPT;
         }
         if (rc == RV_OK) {

@@ -41,29 +41,29 @@
 #ifndef RV_STORE_VLOG_H
 #define RV_STORE_VLOG_H
 
-#include <stddef.h>
-#include <stdint.h>
-
 #include "base/buf.h"
 #include "base/log.h"
 
-#define VLOG_FORMAT_VERSION    1
-#define VLOG_SEGMENT_HEADER    32
-#define VLOG_RECORD_HEADER     20
-#define VLOG_TYPE_BATCH        1 /* Payload: a packed rv.CommandBatch. */
-#define VLOG_TYPE_SEAL         2 /* Written by the vlog itself on rotation. */
+#include <stddef.h>
+#include <stdint.h>
+
+#define VLOG_FORMAT_VERSION        1
+#define VLOG_SEGMENT_HEADER        32
+#define VLOG_RECORD_HEADER         20
+#define VLOG_TYPE_BATCH            1 /* Payload: a packed rv.CommandBatch. */
+#define VLOG_TYPE_SEAL             2 /* Written by the vlog itself on rotation. */
 #define VLOG_DEFAULT_SEGMENT_BYTES (64u << 20)
-#define VLOG_MIN_SEGMENT_BYTES (4u << 10)
-#define VLOG_MAX_SEGMENT_BYTES (1u << 30)
-#define VLOG_MAX_PAYLOAD_BYTES (8u << 20)
+#define VLOG_MIN_SEGMENT_BYTES     (4u << 10)
+#define VLOG_MAX_SEGMENT_BYTES     (1u << 30)
+#define VLOG_MAX_PAYLOAD_BYTES     (8u << 20)
 
 struct vlog;
 
 struct vlog_config {
-    const char *dir;        /* Created if missing. Borrowed. */
-    uint64_t segment_bytes; /* Rotate when a segment would exceed this;
-                               0 = default. A single record larger than
-                               this still fits in a segment of its own. */
+    const char *dir;          /* Created if missing. Borrowed. */
+    uint64_t segment_bytes;   /* Rotate when a segment would exceed this;
+                                 0 = default. A single record larger than
+                                 this still fits in a segment of its own. */
     const struct rv_log *log; /* For recovery warnings. May be NULL. */
 };
 
@@ -122,8 +122,7 @@ struct vlog_iter;
 int vlog_iter_open(struct vlog *v, uint64_t from_index, struct vlog_iter **out,
                    char *errmsg);
 /* RV_OK with *rec filled, RV_ENOTFOUND at the end, RV_ECORRUPT/RV_EIO. */
-int vlog_iter_next(struct vlog_iter *it, struct vlog_record *rec,
-                   char *errmsg);
+int vlog_iter_next(struct vlog_iter *it, struct vlog_record *rec, char *errmsg);
 void vlog_iter_close(struct vlog_iter *it);
 
 /* Offline check of every segment in dir without modifying anything: every

@@ -1,14 +1,14 @@
 /* base/: error table, CRC-32C, buffers and order-preserving encodings,
  * the random generator, log levels. */
-#include <math.h>
-#include <string.h>
-
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/crc32c.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "tests/lib/harness.h"
+
+#include <math.h>
+#include <string.h>
 
 /* ---- Tests ------------------------------------------------------------- */
 
@@ -56,8 +56,8 @@ test_crc32c_matches_the_standard_check_values(void)
     CHECK(rv_crc32c(0, inc, 32) == 0x46dd794eu);
     /* Incremental equals one-shot at every split point. */
     for (size_t k = 0; k <= 9; k++)
-        CHECK(rv_crc32c(rv_crc32c(0, "123456789", k), "123456789" + k,
-                        9 - k) == 0xe3069283u);
+        CHECK(rv_crc32c(rv_crc32c(0, "123456789", k), "123456789" + k, 9 - k) ==
+              0xe3069283u);
 }
 
 static void
@@ -91,8 +91,8 @@ test_sortable_encodings_preserve_order(void)
         CHECK(memcmp(a, b, 8) < 0);
         CHECK(rv_i64_from_sortable(rv_i64_sortable(ints[i])) == ints[i]);
     }
-    const double ds[] = {-INFINITY, -1e300, -1.5, -0.0, 0.0, 1e-300, 2.5,
-                         1e300, INFINITY};
+    const double ds[] = {-INFINITY, -1e300, -1.5,  -0.0,    0.0,
+                         1e-300,    2.5,    1e300, INFINITY};
     for (size_t i = 0; i + 1 < sizeof ds / sizeof *ds; i++) {
         uint8_t a[8], b[8];
         rv_put_be64(a, rv_f64_sortable(ds[i]));

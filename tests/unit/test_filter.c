@@ -1,12 +1,12 @@
 /* store/filter: parsing, types, errors with positions, evaluation
  * semantics, LIKE, ORDER BY, limits and robustness against random input. */
-#include <math.h>
-#include <stdio.h>
-#include <string.h>
-
 #include "base/clock.h"
 #include "store/filter.h"
 #include "tests/lib/harness.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
 
 /* ---- Fixture: one run with a few params, tags and metrics -------------- */
 
@@ -74,14 +74,19 @@ static struct filter_run
 make_run(void)
 {
     struct filter_run fr = {
-        .run_id = "run-42",   .name = "resnet50 baseline",
-        .status = "FINISHED", .user = "ada",
-        .project = "vision",  .experiment = "sweep-1",
-        .team = "ml",         .lifecycle = "active",
+        .run_id = "run-42",
+        .name = "resnet50 baseline",
+        .status = "FINISHED",
+        .user = "ada",
+        .project = "vision",
+        .experiment = "sweep-1",
+        .team = "ml",
+        .lifecycle = "active",
         .created_at_ms = 1700000000000,
         .ended_at_ms = 0,
         .ctx = &the_run,
-        .param = run_param,   .tag = run_tag,
+        .param = run_param,
+        .tag = run_tag,
         .metric = run_metric,
     };
     return fr;
@@ -177,11 +182,14 @@ test_and_or_precedence_and_parentheses(void)
     CHECK(eval("(params.lr = '0.01' OR metrics.acc > 2) AND metrics.acc > 3",
                e) == 0);
     CHECK(eval("((metrics.acc > 0.5) and (tags.team = 'vision' or "
-               "tags.team = 'nlp')) AND NOT_A_FIELD = 'x'", e) == -1);
+               "tags.team = 'nlp')) AND NOT_A_FIELD = 'x'",
+               e) == -1);
     CHECK(eval("((metrics.acc > 0.5) and (tags.team = 'vision' or "
-               "tags.team = 'nlp'))", e) == 1);
+               "tags.team = 'nlp'))",
+               e) == 1);
     CHECK(eval("metrics.acc > 0.5 and metrics.acc < 0.1 or "
-               "metrics.loss < 0.3 and metrics.loss > 0.1", e) == 1);
+               "metrics.loss < 0.3 and metrics.loss > 0.1",
+               e) == 1);
 }
 
 static void
@@ -239,8 +247,8 @@ test_errors_name_position_and_expected_token(void)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char e[RV_ERRMSG_SIZE] = "";
         struct filter *f = NULL;
-        int rc = filter_parse(cases[i].expr, strlen(cases[i].expr), NULL, 0,
-                              &f, e);
+        int rc =
+            filter_parse(cases[i].expr, strlen(cases[i].expr), NULL, 0, &f, e);
         if (rc != RV_EPARSE || strstr(e, cases[i].needle) == NULL ||
             strstr(e, "position") == NULL) {
             RV_CHECK_FAIL("'%s': rc %s, message '%s', wanted '%s'",
@@ -285,8 +293,7 @@ test_limits_are_enforced(void)
     const char nul[] = "params.lr = 'a\0b'";
     CHECK_RC(filter_parse(nul, sizeof nul - 1, NULL, 0, &f, e), RV_EPARSE, e);
     const char nul2[] = "params.lr = 'a' \0";
-    CHECK_RC(filter_parse(nul2, sizeof nul2 - 1, NULL, 0, &f, e), RV_EPARSE,
-             e);
+    CHECK_RC(filter_parse(nul2, sizeof nul2 - 1, NULL, 0, &f, e), RV_EPARSE, e);
     /* IN list over the limit. */
     n = (size_t)snprintf(buf, sizeof buf, "params.lr IN (");
     for (int i = 0; i < FILTER_MAX_IN_VALUES + 1; i++)
@@ -356,10 +363,12 @@ static void
 test_random_input_never_crashes(void)
 {
     static const char *const toks[] = {
-        "metrics.", "params.", "tags.", "attributes.", "acc", "lr", "status",
-        "=", "!=", "<>", "<", "<=", ">", ">=", "LIKE", "ILIKE", "IN", "NOT",
-        "AND", "OR", "(", ")", ",", "'x'", "'it''s'", "\"q\"", "`b`", "1.5",
-        "-2e3", ".", " ", "'", "\"", "%", "\\", "\xff", "\x01"};
+        "metrics.", "params.", "tags.", "attributes.", "acc",   "lr",  "status",
+        "=",        "!=",      "<>",    "<",           "<=",    ">",   ">=",
+        "LIKE",     "ILIKE",   "IN",    "NOT",         "AND",   "OR",  "(",
+        ")",        ",",       "'x'",   "'it''s'",     "\"q\"", "`b`", "1.5",
+        "-2e3",     ".",       " ",     "'",           "\"",    "%",   "\\",
+        "\xff",     "\x01"};
     struct rv_rng rng;
     uint64_t seed = rv_test_seed(7);
     rv_rng_seed(&rng, seed);
@@ -374,8 +383,8 @@ test_random_input_never_crashes(void)
         } else {
             size_t k = (size_t)rv_rng_below(&rng, 30);
             for (size_t i = 0; i < k; i++) {
-                const char *t = toks[rv_rng_below(&rng, sizeof toks /
-                                                            sizeof *toks)];
+                const char *t =
+                    toks[rv_rng_below(&rng, sizeof toks / sizeof *toks)];
                 size_t tn = strlen(t);
                 if (n + tn + 1 >= sizeof buf)
                     break;

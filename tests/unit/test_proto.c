@@ -1,9 +1,9 @@
 /* proto/: the entry envelope and bounded decoding of command batches. */
-#include <string.h>
-
 #include "base/clock.h"
 #include "proto/proto.h"
 #include "tests/lib/harness.h"
+
+#include <string.h>
 
 /* ---- Helpers ----------------------------------------------------------- */
 
@@ -177,8 +177,8 @@ test_garbage_payload_with_a_valid_envelope_is_malformed(void)
         else if (rc == RV_EMALFORMED)
             n_malformed++;
         else
-            RV_CHECK_FAIL("seed %llu iter %d: rc %s",
-                          (unsigned long long)seed, iter, rv_errname(rc));
+            RV_CHECK_FAIL("seed %llu iter %d: rc %s", (unsigned long long)seed,
+                          iter, rv_errname(rc));
     }
     CHECK(n_malformed > 1000);
 }

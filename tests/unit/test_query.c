@@ -2,15 +2,15 @@
  * runs built through the real apply path, an independent in-memory model,
  * thousands of random filters and orders evaluated both ways, paging with
  * keyset tokens (also while runs are added), and the error paths. */
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "base/clock.h"
 #include "proto/proto.h"
 #include "store/store.h"
 #include "tests/lib/harness.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* ---- The model ---------------------------------------------------------- */
 
@@ -28,8 +28,8 @@ struct mrun {
     char id[16];
     int team, project, exp, status, deleted;
     int64_t created;
-    int opt;      /* -1: no param. */
-    int tag;      /* -1: no tag. */
+    int opt; /* -1: no param. */
+    int tag; /* -1: no tag. */
     int has_acc, has_loss;
     double acc, loss;
 };
@@ -201,20 +201,29 @@ world_done(struct world *w)
 
 /* ---- Random filters: a spec, its text, and its own evaluator ----------- */
 
-enum fld { F_ACC, F_LOSS, F_OPT, F_TAG, F_STATUS, F_PROJECT, F_CREATED,
-           F_NFIELDS };
+enum fld {
+    F_ACC,
+    F_LOSS,
+    F_OPT,
+    F_TAG,
+    F_STATUS,
+    F_PROJECT,
+    F_CREATED,
+    F_NFIELDS
+};
 
 struct spec {
     int kind; /* 0 cmp, 1 AND, 2 OR */
     struct spec *l, *r;
-    int field, op; /* op: 0 = 1 != 2 < 3 <= 4 > 5 >= 6 LIKE 7 ILIKE 8 IN 9 NOT IN */
+    int field,
+        op; /* op: 0 = 1 != 2 < 3 <= 4 > 5 >= 6 LIKE 7 ILIKE 8 IN 9 NOT IN */
     double num;
     const char *strs[3];
     int n_strs;
 };
 
 static const char *const PATTERNS[] = {"a%", "%a%", "_dam", "ADAM", "v%",
-                                       "%s", "it%", "%", "", "n_p"};
+                                       "%s", "it%", "%",    "",     "n_p"};
 
 static struct spec *
 gen_spec(struct rv_rng *g, int depth)
@@ -243,9 +252,8 @@ gen_spec(struct rv_rng *g, int depth)
     size_t pool_n = s->field == F_STATUS ? 6 : 4;
     s->n_strs = s->op >= 8 ? 1 + (int)rv_rng_below(g, 3) : 1;
     for (int i = 0; i < s->n_strs; i++)
-        s->strs[i] = s->op == 6 || s->op == 7
-                         ? PATTERNS[rv_rng_below(g, 10)]
-                         : pool[rv_rng_below(g, pool_n)];
+        s->strs[i] = s->op == 6 || s->op == 7 ? PATTERNS[rv_rng_below(g, 10)]
+                                              : pool[rv_rng_below(g, pool_n)];
     return s;
 }
 
@@ -259,19 +267,19 @@ spec_free(struct spec *s)
     free(s);
 }
 
-static const char *const OPS[] = {"=",    "!=",    "<",  "<=",    ">",
-                                  ">=",   "LIKE",  "ILIKE", "IN", "NOT IN"};
+static const char *const OPS[] = {"=",  "!=",   "<",     "<=", ">",
+                                  ">=", "LIKE", "ILIKE", "IN", "NOT IN"};
 static const char *const FIELD_TEXT[] = {
-    "metrics.acc", "metric.loss", "params.opt", "tags.`team`",
-    "attributes.status", "project", "attributes.start_time"};
+    "metrics.acc",       "metric.loss", "params.opt",           "tags.`team`",
+    "attributes.status", "project",     "attributes.start_time"};
 
 static void
 quote(char *out, size_t size, size_t *n, const char *s)
 {
     *n += (size_t)snprintf(out + *n, size - *n, "'");
     for (; *s; s++)
-        *n += (size_t)snprintf(out + *n, size - *n, *s == '\'' ? "''" : "%c",
-                               *s);
+        *n +=
+            (size_t)snprintf(out + *n, size - *n, *s == '\'' ? "''" : "%c", *s);
     *n += (size_t)snprintf(out + *n, size - *n, "'");
 }
 
@@ -281,14 +289,14 @@ render(const struct spec *s, char *out, size_t size, size_t *n)
     if (s->kind != 0) {
         *n += (size_t)snprintf(out + *n, size - *n, "(");
         render(s->l, out, size, n);
-        *n += (size_t)snprintf(out + *n, size - *n, s->kind == 1 ? " AND "
-                                                                 : " or ");
+        *n += (size_t)snprintf(out + *n, size - *n,
+                               s->kind == 1 ? " AND " : " or ");
         render(s->r, out, size, n);
         *n += (size_t)snprintf(out + *n, size - *n, ")");
         return;
     }
-    *n += (size_t)snprintf(out + *n, size - *n, "%s %s ",
-                           FIELD_TEXT[s->field], OPS[s->op]);
+    *n += (size_t)snprintf(out + *n, size - *n, "%s %s ", FIELD_TEXT[s->field],
+                           OPS[s->op]);
     if (s->field == F_ACC || s->field == F_LOSS || s->field == F_CREATED) {
         *n += (size_t)snprintf(out + *n, size - *n, "%.17g", s->num);
         return;
@@ -343,12 +351,18 @@ eval_spec(const struct spec *s, const struct mrun *r)
             x = (double)r->created;
         }
         switch (s->op) {
-        case 0: return x == s->num;
-        case 1: return x != s->num;
-        case 2: return x < s->num;
-        case 3: return x <= s->num;
-        case 4: return x > s->num;
-        default: return x >= s->num;
+        case 0:
+            return x == s->num;
+        case 1:
+            return x != s->num;
+        case 2:
+            return x < s->num;
+        case 3:
+            return x <= s->num;
+        case 4:
+            return x > s->num;
+        default:
+            return x >= s->num;
         }
     }
     const char *v;
@@ -363,8 +377,12 @@ eval_spec(const struct spec *s, const struct mrun *r)
             return 0;
         v = TAGV[r->tag];
         break;
-    case F_STATUS: v = STATUS[r->status]; break;
-    default: v = PROJECTS[r->project]; break;
+    case F_STATUS:
+        v = STATUS[r->status];
+        break;
+    default:
+        v = PROJECTS[r->project];
+        break;
     }
     int any = 0;
     for (int i = 0; i < s->n_strs; i++) {
@@ -382,8 +400,8 @@ eval_spec(const struct spec *s, const struct mrun *r)
 
 enum { O_ACC, O_LOSS, O_OPT, O_CREATED, O_STATUS, O_RUNID, O_N };
 static const char *const ORDER_TEXT[] = {"metrics.acc", "metrics.loss",
-                                         "params.opt", "start_time",
-                                         "status", "run_id"};
+                                         "params.opt",  "start_time",
+                                         "status",      "run_id"};
 
 struct order {
     int term[3], desc[3], n;
@@ -409,9 +427,15 @@ order_key(const struct mrun *r, int t, double *d, const char **s)
             return 2;
         *s = OPTS[r->opt];
         return 0;
-    case O_CREATED: *d = (double)r->created; return 0;
-    case O_STATUS: *s = STATUS[r->status]; return 0;
-    default: *s = r->id; return 0;
+    case O_CREATED:
+        *d = (double)r->created;
+        return 0;
+    case O_STATUS:
+        *s = STATUS[r->status];
+        return 0;
+    default:
+        *s = r->id;
+        return 0;
     }
 }
 
@@ -505,8 +529,9 @@ check_query(struct world *w, const struct spec *sp, const char *filter,
             return 0;
         }
         if (page_no == 0 && page.has_total && page.total != n_want) {
-            fprintf(stderr, "seed %llu iter %d: total %llu, want %zu [%s] "
-                            "scope %d/%d/%d view %d\n",
+            fprintf(stderr,
+                    "seed %llu iter %d: total %llu, want %zu [%s] "
+                    "scope %d/%d/%d view %d\n",
                     (unsigned long long)seed, iter,
                     (unsigned long long)page.total, n_want, filter, sc->team,
                     sc->project, sc->exp, (int)sc->view);
@@ -515,8 +540,8 @@ check_query(struct world *w, const struct spec *sp, const char *filter,
             return 0;
         }
         for (size_t i = 0; i < page.n_runs; i++, got++) {
-            if (got >= n_want || strcmp(page.runs[i].run_id,
-                                        want[got]->id) != 0) {
+            if (got >= n_want ||
+                strcmp(page.runs[i].run_id, want[got]->id) != 0) {
                 fprintf(stderr,
                         "seed %llu iter %d: row %zu is %s, want %s\n"
                         "filter [%s] order [%s] per_page %zu\n",
@@ -695,8 +720,7 @@ test_bad_queries_are_clear_errors(void)
                                 "not hex at all"};
     for (size_t i = 0; i < 5; i++) {
         q.page_token = bad_tokens[i];
-        CHECK_RC(store_query_runs(r, &q, &page, w.errmsg), RV_EINVAL,
-                 w.errmsg);
+        CHECK_RC(store_query_runs(r, &q, &page, w.errmsg), RV_EINVAL, w.errmsg);
     }
     /* A token from another query, and a truncated one. */
     q.page_token = NULL;
@@ -763,9 +787,9 @@ test_analytics_match_the_model(void)
     }
     struct store_count *cs;
     size_t n;
-    CHECK_RC(store_analytics(r, STORE_GROUP_STATUS, NULL, "p0", &cs, &n,
-                             w.errmsg),
-             RV_EINVAL, w.errmsg);
+    CHECK_RC(
+        store_analytics(r, STORE_GROUP_STATUS, NULL, "p0", &cs, &n, w.errmsg),
+        RV_EINVAL, w.errmsg);
     store_read_end(r);
     world_done(&w);
 }

@@ -1,6 +1,11 @@
 /* store: apply semantics (runs, params, tags, metrics, logs, artifacts,
  * lifecycle, quotas, idempotency), malformed entries, and the determinism
  * of the digest across replicas, rebuilds, verify and replays. */
+#include "base/clock.h"
+#include "proto/proto.h"
+#include "store/store.h"
+#include "tests/lib/harness.h"
+
 #include <fcntl.h>
 #include <math.h>
 #include <nettle/sha2.h>
@@ -8,11 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include "base/clock.h"
-#include "proto/proto.h"
-#include "store/store.h"
-#include "tests/lib/harness.h"
 
 /* ---- Fixture ----------------------------------------------------------- */
 
@@ -195,8 +195,9 @@ test_run_create_and_resume_modes(void)
     struct fx f;
     struct store_run run;
     fx_init(&f, "store-create");
-    CHECK_OK(create_run(&f, "r1", "vision", "sweep", 1000,
-                        RV__RESUME__RESUME_NEVER), f.errmsg);
+    CHECK_OK(
+        create_run(&f, "r1", "vision", "sweep", 1000, RV__RESUME__RESUME_NEVER),
+        f.errmsg);
     CHECK_OK(get_run(&f, "r1", &run), f.errmsg);
     CHECK(strcmp(run.project, "vision") == 0 &&
           strcmp(run.experiment, "sweep") == 0 &&
@@ -206,11 +207,12 @@ test_run_create_and_resume_modes(void)
     store_run_free(&run);
     CHECK(create_run(&f, "r1", "vision", "sweep", 1000,
                      RV__RESUME__RESUME_NEVER) == RV_EEXIST);
-    CHECK_OK(create_run(&f, "r1", "vision", "sweep", 5,
-                        RV__RESUME__RESUME_ALLOW), f.last.message);
+    CHECK_OK(
+        create_run(&f, "r1", "vision", "sweep", 5, RV__RESUME__RESUME_ALLOW),
+        f.last.message);
     CHECK(f.last.is_resumed);
-    CHECK(create_run(&f, "r1", "other", "sweep", 5,
-                     RV__RESUME__RESUME_ALLOW) == RV_ECONFLICT);
+    CHECK(create_run(&f, "r1", "other", "sweep", 5, RV__RESUME__RESUME_ALLOW) ==
+          RV_ECONFLICT);
     CHECK(create_run(&f, "nope", "vision", "sweep", 5,
                      RV__RESUME__RESUME_MUST) == RV_ENOTFOUND);
     CHECK(create_run(&f, "-bad", "vision", "sweep", 5,
@@ -398,8 +400,8 @@ test_downsampling_keeps_extremes_and_caps_size(void)
     struct store_point *pts;
     size_t n;
     CHECK_OK(store_read_begin(f.s, &r, f.errmsg), f.errmsg);
-    struct store_history_query q = {"r", "loss", "", INT64_MIN, INT64_MAX,
-                                    1000};
+    struct store_history_query q = {"r",       "loss",    "",
+                                    INT64_MIN, INT64_MAX, 1000};
     CHECK_OK(store_metric_history(r, &q, &pts, &n, f.errmsg), f.errmsg);
     CHECK(n <= 1000 && n > 900);
     int has_min = 0, has_max = 0;
@@ -454,9 +456,15 @@ test_bad_log_batches_change_nothing(void)
         batch_point(&b, 0, 1, 1, 1.0);
         int want = RV_EINVAL;
         switch (c) {
-        case 0: b.keys[0] = "bad\x01key"; break;
-        case 1: b.m.n_steps = 0; break;
-        case 2: b.key_idx[0] = 3; break;
+        case 0:
+            b.keys[0] = "bad\x01key";
+            break;
+        case 1:
+            b.m.n_steps = 0;
+            break;
+        case 2:
+            b.key_idx[0] = 3;
+            break;
         case 3:
             b.lb.n_params = 101;
             b.lb.params = ptrs;
@@ -473,7 +481,9 @@ test_bad_log_batches_change_nothing(void)
             b.lb.run_id = "ghost";
             want = RV_ENOTFOUND;
             break;
-        case 6: b.keys[0] = "../escape"; break;
+        case 6:
+            b.keys[0] = "../escape";
+            break;
         }
         store_digest(f.s, before);
         CHECK_RC(apply1(&f, &b.cmd), want, f.last.message);
@@ -551,9 +561,9 @@ test_old_indexes_skipped_and_malformed_entries_applied_empty(void)
     store_digest(f.s, d0);
     uint8_t garbage[40];
     memset(garbage, 0xab, sizeof garbage);
-    CHECK_OK(store_apply(f.s, f.index, garbage, sizeof garbage, &res, &n,
-                         f.errmsg),
-             f.errmsg);
+    CHECK_OK(
+        store_apply(f.s, f.index, garbage, sizeof garbage, &res, &n, f.errmsg),
+        f.errmsg);
     CHECK(n == 0);
     store_digest(f.s, d1);
     CHECK(memcmp(d0, d1, sizeof d0) == 0);
@@ -647,8 +657,8 @@ test_status_delete_restore_purge(void)
     CHECK_OK(get_run(&f, "r", &run), f.errmsg);
     CHECK(run.status == RV__RUN_STATUS__FINISHED && run.ended_at_ms == 500);
     store_run_free(&run);
-    CHECK(count_status(&f, "FINISHED") == 1 && count_status(&f, "RUNNING") ==
-                                                   1);
+    CHECK(count_status(&f, "FINISHED") == 1 &&
+          count_status(&f, "RUNNING") == 1);
     CHECK_OK(set_status(&f, "r", RV__RUN_STATUS__RUNNING, 0), f.errmsg);
     CHECK_OK(get_run(&f, "r", &run), f.errmsg);
     CHECK(run.ended_at_ms == 0);
@@ -847,8 +857,7 @@ test_artifacts_checked_deduplicated_and_purged(void)
     CHECK_OK(run_ref(&f, RV__COMMAND__BODY_RUN_PURGE, "a"), f.errmsg);
     CHECK_OK(read_back(&f, "b", "copy.bin", 0, sizeof data, &out), f.errmsg);
     CHECK(out.len == sizeof data && memcmp(out.data, data, out.len) == 0);
-    CHECK(read_back(&f, "a", "model/weights.bin", 0, 10, &out) ==
-          RV_ENOTFOUND);
+    CHECK(read_back(&f, "a", "model/weights.bin", 0, 10, &out) == RV_ENOTFOUND);
     rv_buf_free(&out);
     fx_done(&f);
 }
@@ -981,8 +990,9 @@ gen_command(struct rv_rng *g, Rv__Command *cmd, void **arena, size_t *n_arena)
             m->steps[i] = (int64_t)rv_rng_below(g, 50);
             m->timestamps_ms[i] = (int64_t)rv_rng_below(g, 5);
             uint64_t v = rv_rng_below(g, 20);
-            m->values[i] = v == 0 ? NAN : v == 1 ? -INFINITY
-                                                 : rv_rng_double(g) - 0.5;
+            m->values[i] = v == 0   ? NAN
+                           : v == 1 ? -INFINITY
+                                    : rv_rng_double(g) - 0.5;
         }
         m->n_key_idx = m->n_ctx_idx = m->n_steps = m->n_timestamps_ms =
             m->n_values = n;

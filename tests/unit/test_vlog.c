@@ -1,15 +1,15 @@
 /* store/vlog: append, read, iterate, rotation, recovery (the torn-tail
  * matrix), corruption refusal, verify, and a concurrent reader. */
+#include "base/clock.h"
+#include "store/vlog.h"
+#include "tests/lib/harness.h"
+
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include "base/clock.h"
-#include "store/vlog.h"
-#include "tests/lib/harness.h"
 
 /* ---- Fixture ----------------------------------------------------------- */
 
@@ -162,8 +162,7 @@ test_append_read_iterate_across_rotations(void)
     CHECK(idx == 201 && out.len == n && memcmp(out.data, buf, n) == 0);
     CHECK(ptr.segment > 3); /* 200 records of ~150 B rotated often. */
     struct vlog_ptr bad = {ptr.segment + 5, 32, 0};
-    CHECK_RC(vlog_read(f.v, bad, &out, NULL, f.errmsg), RV_ENOTFOUND,
-             f.errmsg);
+    CHECK_RC(vlog_read(f.v, bad, &out, NULL, f.errmsg), RV_ENOTFOUND, f.errmsg);
     rv_buf_free(&out);
     CHECK(vlog_size_bytes(f.v) > 200u * VLOG_RECORD_HEADER);
     /* Reopen: everything is still there and appends continue. */
@@ -193,9 +192,9 @@ test_bad_appends_are_refused(void)
     CHECK_RC(vlog_append(f.v, 9, VLOG_TYPE_SEAL, "x", 1, NULL, f.errmsg),
              RV_EINVAL, f.errmsg);
     static uint8_t big[VLOG_MAX_PAYLOAD_BYTES + 1];
-    CHECK_RC(vlog_append(f.v, 9, VLOG_TYPE_BATCH, big, sizeof big, NULL,
-                         f.errmsg),
-             RV_EINVAL, f.errmsg);
+    CHECK_RC(
+        vlog_append(f.v, 9, VLOG_TYPE_BATCH, big, sizeof big, NULL, f.errmsg),
+        RV_EINVAL, f.errmsg);
     /* A record larger than a segment gets a segment of its own. */
     static uint8_t large[3 * SEG_BYTES];
     CHECK_OK(vlog_append(f.v, 9, VLOG_TYPE_BATCH, large, sizeof large, NULL,
@@ -314,8 +313,8 @@ test_bit_flip_in_the_tail_is_torn_in_the_middle_refused(void)
     CHECK_RC(fx_open(&f, 1u << 20), RV_ECORRUPT, f.errmsg);
     CHECK(strstr(f.errmsg, "00000001.seg") != NULL);
     CHECK(strstr(f.errmsg, "offset") != NULL);
-    CHECK_RC(vlog_verify(f.dir, NULL, NULL, NULL, NULL, f.errmsg),
-             RV_ECORRUPT, f.errmsg);
+    CHECK_RC(vlog_verify(f.dir, NULL, NULL, NULL, NULL, f.errmsg), RV_ECORRUPT,
+             f.errmsg);
     CHECK(file_size(path) > offs[29]); /* Nothing was dropped. */
     flip_byte(path, offs[10] + VLOG_RECORD_HEADER + 1, 0x10);
     /* A flip in the last record: a torn tail, truncated. */
@@ -342,8 +341,8 @@ test_damaged_sealed_segment_is_refused(void)
     /* A flip in a middle record of a sealed segment: open succeeds (seals
      * are checked there) but every read path reports it. */
     flip_byte(path, offs[1] + VLOG_RECORD_HEADER, 0x04);
-    CHECK_RC(vlog_verify(f.dir, NULL, NULL, NULL, NULL, f.errmsg),
-             RV_ECORRUPT, f.errmsg);
+    CHECK_RC(vlog_verify(f.dir, NULL, NULL, NULL, NULL, f.errmsg), RV_ECORRUPT,
+             f.errmsg);
     CHECK(strstr(f.errmsg, "00000002.seg") != NULL);
     CHECK_OK(fx_open(&f, SEG_BYTES), f.errmsg);
     struct vlog_iter *it;
