@@ -8,10 +8,11 @@ cd "$(dirname "$0")/.."
 
 # libraft-dev, libuv1-dev, liblmdb-dev, libprotobuf-c-dev, protobuf-c-compiler
 # and libnng-dev are the fixed choices; libxxhash-dev (digest hashing) and
-# nettle-dev (SHA-256 of artifacts) are small, well-kept libraries.
+# nettle-dev (SHA-256 of artifacts) are small, well-kept libraries;
+# clang-format checks the code style in deploy/test.sh.
 packages=(build-essential cmake pkg-config libraft-dev libuv1-dev liblmdb-dev
           libprotobuf-c-dev protobuf-c-compiler libnng-dev libxxhash-dev
-          nettle-dev)
+          nettle-dev clang-format)
 
 missing=()
 for p in "${packages[@]}"; do

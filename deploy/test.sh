@@ -9,12 +9,8 @@ deploy/setup.sh >/dev/null
 jobs=$(nproc)
 
 echo "== clang-format check"
-if command -v clang-format >/dev/null 2>&1; then
-    clang-format --dry-run --Werror base/*.[ch] proto/*.[ch] store/*.[ch] \
-        node/*.c tests/lib/*.[ch] tests/unit/*.c bench/*.c
-else
-    echo "clang-format not installed: format check skipped"
-fi
+clang-format --dry-run --Werror base/*.[ch] proto/*.[ch] store/*.[ch] \
+    node/*.c tests/lib/*.[ch] tests/unit/*.c bench/*.c
 run_suite() {
     local dir=$1
     shift
