@@ -490,9 +490,18 @@ int
 store_rebuild_index(const char *dir, const struct rv_log *log,
                     struct store_check *chk, char *errmsg)
 {
+    char path[4096];
     memset(chk, 0, sizeof *chk);
-    int rc = store__stored_state(dir, "index.mdb", &chk->applied_index,
-                                 chk->stored_digest, errmsg);
+    /* Refuse before touching anything if the archive itself is damaged (a
+     * torn tail is fine: opening the store repairs it). */
+    if (store__index_path(dir, path, sizeof path, "vlog") != RV_OK)
+        return RV_EINVAL;
+    int rc = vlog_verify(path, &chk->n_records, &chk->n_segments,
+                         &chk->vlog_last_index, &chk->torn_bytes, errmsg);
+    if (rc != RV_OK)
+        return rc;
+    rc = store__stored_state(dir, "index.mdb", &chk->applied_index,
+                             chk->stored_digest, errmsg);
     if (rc != RV_OK)
         rv_logf(log, RV_LOG_WARN, "store",
                 "old index unreadable (%s); rebuilding anyway", errmsg);

@@ -116,8 +116,9 @@ struct store_check {
 };
 
 /* Regenerate LMDB in dir from the vlog alone (the old index.mdb is
- * replaced). Fills chk: the old stored digest and the new one. The store
- * must not be open elsewhere. */
+ * replaced). Fills chk: the old stored digest and the new one. The vlog is
+ * checked first: if it is corrupt, RV_ECORRUPT is returned and nothing is
+ * changed. The store must not be open elsewhere. */
 int store_rebuild_index(const char *dir, const struct rv_log *log,
                         struct store_check *chk, char *errmsg);
 
