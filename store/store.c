@@ -4,6 +4,7 @@
 #include "store/store_int.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,111 @@ store__del(struct store_wctx *w, enum store_db db, const void *k, size_t kn)
         return store__err_mdb(rc, store_db_names[db], w->errmsg);
     store__hash_op(w, 'D', db, k, kn, NULL, 0);
     return RV_OK;
+}
+
+/* ---- Chunks ------------------------------------------------------------ */
+
+static void
+store__point_put(uint8_t *p, const struct store_point *pt)
+{
+    rv_put_be64(p, rv_i64_sortable(pt->step));
+    rv_put_be64(p + 8, rv_i64_sortable(pt->timestamp_ms));
+    rv_put_be64(p + 16, rv_f64_bits(pt->value));
+}
+
+static void
+store__point_get(const uint8_t *p, struct store_point *pt)
+{
+    pt->step = rv_i64_from_sortable(rv_get_be64(p));
+    pt->timestamp_ms = rv_i64_from_sortable(rv_get_be64(p + 8));
+    pt->value = rv_f64_from_bits(rv_get_be64(p + 16));
+}
+
+size_t
+store__chunk_encode(const struct store__chunk *c, uint8_t *out)
+{
+    rv_put_be16(out, (uint16_t)c->n_refs);
+    rv_put_be32(out + 2, c->n);
+    rv_put_be64(out + 6, rv_i64_sortable(c->min_step));
+    rv_put_be64(out + 14, rv_i64_sortable(c->max_step));
+    store__point_put(out + 22, &c->first);
+    store__point_put(out + 46, &c->last);
+    store__point_put(out + 70, &c->min);
+    store__point_put(out + 94, &c->max);
+    uint8_t *p = out + STORE_CHUNK_HEADER;
+    for (uint32_t i = 0; i < c->n_refs; i++, p += STORE_CHUNK_REF) {
+        const struct store__ref *r = &c->refs[i];
+        rv_put_be32(p, r->ptr.segment);
+        rv_put_be32(p + 4, r->ptr.offset);
+        rv_put_be32(p + 8, r->ptr.len);
+        rv_put_be16(p + 12, r->cmd_no);
+        rv_put_be32(p + 14, r->key_idx);
+        rv_put_be32(p + 18, r->ctx_idx);
+        rv_put_be32(p + 22, r->n);
+        rv_put_be64(p + 26, r->index);
+    }
+    return (size_t)(p - out);
+}
+
+int
+store__chunk_decode(const uint8_t *p, size_t n, struct store__chunk *c)
+{
+    if (n < STORE_CHUNK_HEADER)
+        return RV_ECORRUPT;
+    c->n_refs = rv_get_be16(p);
+    if (c->n_refs > STORE_CHUNK_MAX_REFS ||
+        n != STORE_CHUNK_HEADER + c->n_refs * STORE_CHUNK_REF)
+        return RV_ECORRUPT;
+    c->n = rv_get_be32(p + 2);
+    c->min_step = rv_i64_from_sortable(rv_get_be64(p + 6));
+    c->max_step = rv_i64_from_sortable(rv_get_be64(p + 14));
+    store__point_get(p + 22, &c->first);
+    store__point_get(p + 46, &c->last);
+    store__point_get(p + 70, &c->min);
+    store__point_get(p + 94, &c->max);
+    const uint8_t *q = p + STORE_CHUNK_HEADER;
+    for (uint32_t i = 0; i < c->n_refs; i++, q += STORE_CHUNK_REF) {
+        struct store__ref *r = &c->refs[i];
+        r->ptr.segment = rv_get_be32(q);
+        r->ptr.offset = rv_get_be32(q + 4);
+        r->ptr.len = rv_get_be32(q + 8);
+        r->cmd_no = rv_get_be16(q + 12);
+        r->key_idx = rv_get_be32(q + 14);
+        r->ctx_idx = rv_get_be32(q + 18);
+        r->n = rv_get_be32(q + 22);
+        r->index = rv_get_be64(q + 26);
+    }
+    return RV_OK;
+}
+
+void
+store__chunk_merge(struct store__chunk *c, const struct store__chunk *add)
+{
+    if (c->n == 0) {
+        c->n = add->n;
+        c->min_step = add->min_step;
+        c->max_step = add->max_step;
+        c->first = add->first;
+        c->last = add->last;
+        c->min = add->min;
+        c->max = add->max;
+        return;
+    }
+    if (add->min_step < c->min_step)
+        c->min_step = add->min_step;
+    if (add->max_step > c->max_step)
+        c->max_step = add->max_step;
+    if (add->first.step < c->first.step)
+        c->first = add->first;
+    if (add->last.step >= c->last.step)
+        c->last = add->last;
+    if (!isnan(add->min.value) &&
+        (isnan(c->min.value) || add->min.value < c->min.value))
+        c->min = add->min;
+    if (!isnan(add->max.value) &&
+        (isnan(c->max.value) || add->max.value > c->max.value))
+        c->max = add->max;
+    c->n += add->n;
 }
 
 /* ---- Validation helpers ------------------------------------------------ */

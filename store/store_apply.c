@@ -810,7 +810,7 @@ store__purge_series(struct store_wctx *w, const MDB_val *k, const MDB_val *v,
 {
     (void)k;
     (void)data;
-    if (v->mv_size != STORE_SERIES_RECORD)
+    if (v->mv_size < STORE_SERIES_MIN)
         return RV_ECORRUPT;
     uint8_t sid[8];
     memcpy(sid, v->mv_data, 8);
@@ -915,61 +915,40 @@ store__metrics_check(const Rv__Metrics *m, char *errmsg)
     return RV_OK;
 }
 
-/* A point of the batch as kept in chunk statistics. */
-struct store__pt {
-    int64_t step, ts;
-    double value;
-};
-
+/* Statistics of one command's points of a series, as a chunk without
+ * references: first (smallest step, the first logged among equal steps),
+ * last (greatest step, the last logged among equal steps), min and max (the
+ * first point holding the extreme non-NaN value). */
 static void
-store__pt_put(uint8_t *p, const struct store__pt *pt)
+store__chunk_add(struct store__chunk *c, const struct store_point *pt)
 {
-    rv_put_be64(p, rv_i64_sortable(pt->step));
-    rv_put_be64(p + 8, rv_i64_sortable(pt->ts));
-    rv_put_be64(p + 16, rv_f64_bits(pt->value));
-}
-
-/* Per-series statistics of one chunk. */
-struct store__chunk_stats {
-    struct store__pt first, last, min, max;
-    int64_t min_step, max_step;
-    uint32_t n;
-    int has_value; /* A non-NaN value was seen (min/max valid). */
-};
-
-/* first: the point with the smallest step (the first logged among equal
- * steps); last: the greatest step (the last logged among equal steps). */
-static void
-store__chunk_add(struct store__chunk_stats *cs, const struct store__pt *pt)
-{
-    if (cs->n == 0) {
-        cs->first = cs->last = cs->min = cs->max = *pt;
-        cs->min_step = cs->max_step = pt->step;
+    if (c->n == 0) {
+        c->first = c->last = c->min = c->max = *pt;
+        c->min_step = c->max_step = pt->step;
     }
-    if (pt->step < cs->first.step)
-        cs->first = *pt;
-    if (pt->step >= cs->last.step)
-        cs->last = *pt;
-    if (pt->step < cs->min_step)
-        cs->min_step = pt->step;
-    if (pt->step > cs->max_step)
-        cs->max_step = pt->step;
+    if (pt->step < c->first.step)
+        c->first = *pt;
+    if (pt->step >= c->last.step)
+        c->last = *pt;
+    if (pt->step < c->min_step)
+        c->min_step = pt->step;
+    if (pt->step > c->max_step)
+        c->max_step = pt->step;
     if (!isnan(pt->value)) {
-        if (!cs->has_value || pt->value < cs->min.value)
-            cs->min = *pt;
-        if (!cs->has_value || pt->value > cs->max.value)
-            cs->max = *pt;
-        cs->has_value = 1;
+        if (isnan(c->min.value) || pt->value < c->min.value)
+            c->min = *pt;
+        if (isnan(c->max.value) || pt->value > c->max.value)
+            c->max = *pt;
     }
-    cs->n++;
+    c->n++;
 }
 
-/* Update the run summary of a series with the chunk's points: "last" is the
- * point with the greatest (step, timestamp), later logged winning ties, as
- * MLflow's latest_metrics. */
+/* Update the run summary of a series (rec[0, STORE_SUMMARY_BYTES)) with
+ * the command's points: "last" is the point with the greatest (step,
+ * timestamp), later logged winning ties, as MLflow's latest_metrics. */
 static void
-store__summary_update(uint8_t *rec, const struct store__chunk_stats *cs,
-                      const struct store__pt *pts, size_t n_pts)
+store__summary_update(uint8_t *rec, const struct store__chunk *c,
+                      const struct store_point *pts, size_t n_pts)
 {
     uint64_t count = rv_get_be64(rec + 8);
     double last = rv_f64_from_bits(rv_get_be64(rec + 16));
@@ -979,21 +958,19 @@ store__summary_update(uint8_t *rec, const struct store__chunk_stats *cs,
     double mx = rv_f64_from_bits(rv_get_be64(rec + 48));
 
     for (size_t i = 0; i < n_pts; i++) {
-        const struct store__pt *pt = &pts[i];
+        const struct store_point *pt = &pts[i];
         if (count == 0 || pt->step > last_step ||
-            (pt->step == last_step && pt->ts >= last_ts)) {
+            (pt->step == last_step && pt->timestamp_ms >= last_ts)) {
             last = pt->value;
             last_step = pt->step;
-            last_ts = pt->ts;
+            last_ts = pt->timestamp_ms;
         }
         count++;
     }
-    if (cs->has_value) {
-        if (isnan(mn) || cs->min.value < mn)
-            mn = cs->min.value;
-        if (isnan(mx) || cs->max.value > mx)
-            mx = cs->max.value;
-    }
+    if (!isnan(c->min.value) && (isnan(mn) || c->min.value < mn))
+        mn = c->min.value;
+    if (!isnan(c->max.value) && (isnan(mx) || c->max.value > mx))
+        mx = c->max.value;
     rv_put_be64(rec + 8, count);
     rv_put_be64(rec + 16, rv_f64_bits(last));
     rv_put_be64(rec + 24, rv_i64_sortable(last_step));
@@ -1009,10 +986,27 @@ struct store__group {
     size_t n;
 };
 
+/* Move a full open chunk into the chunk table and empty it. */
+static int
+store__chunk_flush(struct store_wctx *w, const uint8_t *series_id,
+                   struct store__chunk *open)
+{
+    uint8_t ck[STORE_CHUNK_KEY], cv[STORE_CHUNK_MAX_BYTES];
+    memcpy(ck, series_id, 8);
+    rv_put_be64(ck + 8, rv_i64_sortable(open->min_step));
+    rv_put_be64(ck + 16, open->refs[0].index);
+    rv_put_be16(ck + 24, open->refs[0].cmd_no);
+    size_t n = store__chunk_encode(open, cv);
+    open->n_refs = 0;
+    open->n = 0;
+    return store__put(w, STORE_DB_CHUNK, ck, sizeof ck, cv, n);
+}
+
 static int
 store__series_apply(struct store_wctx *w, uint64_t run_num,
                     const Rv__Metrics *m, const struct store__group *g,
-                    struct vlog_ptr ptr, uint16_t cmd_no, struct store__pt *pts)
+                    struct vlog_ptr ptr, uint16_t cmd_no,
+                    struct store_point *pts)
 {
     const char *key = m->keys[g->key_idx];
     const char *ctx = m->n_contexts ? m->contexts[g->ctx_idx] : "";
@@ -1023,53 +1017,51 @@ store__series_apply(struct store_wctx *w, uint64_t run_num,
     memcpy(sk + skn, ctx, cn);
     skn += cn;
 
-    struct store__chunk_stats cs;
-    memset(&cs, 0, sizeof cs);
+    struct store__chunk add;
+    memset(&add, 0, sizeof add);
     for (size_t i = 0; i < g->n; i++) {
         uint32_t j = g->order[i];
         pts[i].step = m->steps[j];
-        pts[i].ts = m->timestamps_ms[j];
+        pts[i].timestamp_ms = m->timestamps_ms[j];
         pts[i].value = m->values[j];
-        store__chunk_add(&cs, &pts[i]);
+        store__chunk_add(&add, &pts[i]);
     }
 
-    uint8_t rec[STORE_SERIES_RECORD];
+    uint8_t rec[STORE_SERIES_MAX];
+    struct store__chunk open;
     MDB_val v;
     int rc =
         store__get(w->txn, w->s->dbi[STORE_DB_SERIES], sk, skn, &v, w->errmsg);
-    if (rc == RV_OK && v.mv_size == STORE_SERIES_RECORD) {
-        memcpy(rec, v.mv_data, sizeof rec);
+    if (rc == RV_OK) {
+        if (v.mv_size < STORE_SERIES_MIN || v.mv_size > STORE_SERIES_MAX)
+            return RV_ECORRUPT;
+        memcpy(rec, v.mv_data, v.mv_size);
+        if (store__chunk_decode(rec + STORE_SUMMARY_BYTES,
+                                v.mv_size - STORE_SUMMARY_BYTES,
+                                &open) != RV_OK)
+            return RV_ECORRUPT;
     } else if (rc == RV_ENOTFOUND) {
-        memset(rec, 0, sizeof rec);
+        memset(rec, 0, STORE_SUMMARY_BYTES);
         rv_put_be64(rec, ++w->s->next_series_id);
         rv_put_be64(rec + 40, rv_f64_bits(NAN));
         rv_put_be64(rec + 48, rv_f64_bits(NAN));
+        memset(&open, 0, sizeof open);
     } else {
-        return rc == RV_OK ? RV_ECORRUPT : rc;
-    }
-    store__summary_update(rec, &cs, pts, g->n);
-    rc = store__put(w, STORE_DB_SERIES, sk, skn, rec, sizeof rec);
-    if (rc != RV_OK)
         return rc;
-
-    uint8_t ck[STORE_CHUNK_KEY], cv[STORE_CHUNK_RECORD];
-    memcpy(ck, rec, 8);
-    rv_put_be64(ck + 8, rv_i64_sortable(cs.min_step));
-    rv_put_be64(ck + 16, w->index);
-    rv_put_be16(ck + 24, cmd_no);
-    rv_put_be32(cv, ptr.segment);
-    rv_put_be32(cv + 4, ptr.offset);
-    rv_put_be32(cv + 8, ptr.len);
-    rv_put_be16(cv + 12, cmd_no);
-    rv_put_be32(cv + 14, g->key_idx);
-    rv_put_be32(cv + 18, g->ctx_idx);
-    rv_put_be32(cv + 22, cs.n);
-    rv_put_be64(cv + 26, rv_i64_sortable(cs.max_step));
-    store__pt_put(cv + 34, &cs.first);
-    store__pt_put(cv + 58, &cs.last);
-    store__pt_put(cv + 82, &cs.min);
-    store__pt_put(cv + 106, &cs.max);
-    return store__put(w, STORE_DB_CHUNK, ck, sizeof ck, cv, sizeof cv);
+    }
+    store__summary_update(rec, &add, pts, g->n);
+    store__chunk_merge(&open, &add);
+    open.refs[open.n_refs++] = (struct store__ref){
+        ptr, cmd_no, g->key_idx, g->ctx_idx, (uint32_t)g->n, w->index};
+    if (open.n_refs == STORE_CHUNK_MAX_REFS ||
+        open.n >= STORE_CHUNK_FLUSH_POINTS) {
+        rc = store__chunk_flush(w, rec, &open);
+        if (rc != RV_OK)
+            return rc;
+    }
+    size_t n = STORE_SUMMARY_BYTES +
+               store__chunk_encode(&open, rec + STORE_SUMMARY_BYTES);
+    return store__put(w, STORE_DB_SERIES, sk, skn, rec, n);
 }
 
 /* Group point indexes by series (key_idx, ctx_idx), stable within a
@@ -1143,7 +1135,7 @@ store__log_batch(struct store_wctx *w, const Rv__LogBatch *b,
     if ((rc = store__group_points(w->s, m, &order, &starts, &n_series)) !=
         RV_OK)
         return rc;
-    struct store__pt *pts = malloc(m->n_values * sizeof *pts);
+    struct store_point *pts = malloc(m->n_values * sizeof *pts);
     if (pts == NULL)
         return RV_ENOMEM;
     size_t n_ctx = m->n_contexts ? m->n_contexts : 1;

@@ -53,16 +53,26 @@
  *       28    8 n_log_lines
  *       36    . str16 run_id, team, project, experiment, name, user
  *
- * Series record: be64 series_id, be64 count, f64 last, s64 last_step,
- * s64 last_ts, f64 min, f64 max (f64: the IEEE bits as be64). min and max
- * ignore NaN values; they are NaN while only NaN has been seen.
+ * Series record: the summary, then the series' open chunk (below). The
+ * summary is be64 series_id, be64 count, f64 last, s64 last_step, s64
+ * last_ts, f64 min, f64 max (f64: the IEEE bits as be64); min and max ignore
+ * NaN values and are NaN while only NaN has been seen.
  *
- * Chunk record (the points of one series in one log_batch command):
- *   vlog ptr (be32 segment, be32 offset, be32 len), be16 command no,
- *   be32 key_idx, be32 ctx_idx, be32 n_points, s64 max_step,
- *   then four points (s64 step, s64 ts, f64 value): first (smallest step),
- *   last (greatest step), min, max (the first point holding the minimum /
- *   maximum non-NaN value; the first point when all are NaN). */
+ * Chunk (a value of the chunk table, and the open chunk of a series): the
+ * points of one series in up to STORE_CHUNK_MAX_REFS commands, each a
+ * reference into a vlog record. A command adds a reference to the series'
+ * open chunk; the open chunk moves to the chunk table when it holds
+ * STORE_CHUNK_MAX_REFS references or STORE_CHUNK_FLUSH_POINTS points, so a
+ * log batch rewrites the run's series records but touches the chunk table
+ * only about once every STORE_CHUNK_MAX_REFS commands per series.
+ *   be16 n_refs, be32 n_points, s64 min_step, s64 max_step,
+ *   four points (s64 step, s64 ts, f64 value): first (smallest step, first
+ *   logged on ties), last (greatest step, last logged on ties), min, max (the
+ *   first point holding the minimum / maximum non-NaN value; the first point
+ *   when all are NaN), then n_refs references:
+ *   be32 segment, be32 offset, be32 len (the vlog record), be16 command no,
+ *   be32 key_idx, be32 ctx_idx (in that command's dictionaries), be32 points,
+ *   be64 raft index. */
 #ifndef RV_STORE_STORE_INT_H
 #define RV_STORE_STORE_INT_H
 
@@ -97,13 +107,36 @@ enum store_db {
     STORE_DB_COUNT
 };
 
-#define STORE_FORMAT         1
-#define STORE_RUN_HEADER     36
-#define STORE_SERIES_RECORD  56
-#define STORE_CHUNK_RECORD   (12 + 2 + 4 + 4 + 4 + 8 + 4 * 24)
+#define STORE_FORMAT             1
+#define STORE_RUN_HEADER         36
+#define STORE_SUMMARY_BYTES      56
+#define STORE_CHUNK_MAX_REFS     8
+#define STORE_CHUNK_FLUSH_POINTS 512
+#define STORE_CHUNK_HEADER       (2 + 4 + 8 + 8 + 4 * 24)
+#define STORE_CHUNK_REF          34
+#define STORE_CHUNK_MAX_BYTES \
+    (STORE_CHUNK_HEADER + STORE_CHUNK_MAX_REFS * STORE_CHUNK_REF)
+#define STORE_SERIES_MIN     (STORE_SUMMARY_BYTES + STORE_CHUNK_HEADER)
+#define STORE_SERIES_MAX     (STORE_SUMMARY_BYTES + STORE_CHUNK_MAX_BYTES)
 #define STORE_CHUNK_KEY      26
 #define STORE_CLIENT_RESULTS 8 /* Results kept per client. */
 #define STORE_DAY_MS         86400000
+
+/* One command's points of a series: where they are in the vlog. */
+struct store__ref {
+    struct vlog_ptr ptr;
+    uint16_t cmd_no;
+    uint32_t key_idx, ctx_idx, n;
+    uint64_t index;
+};
+
+/* A decoded chunk (see the layout above). */
+struct store__chunk {
+    uint32_t n_refs, n;
+    int64_t min_step, max_step;
+    struct store_point first, last, min, max;
+    struct store__ref refs[STORE_CHUNK_MAX_REFS];
+};
 
 struct store {
     char *dir;
@@ -157,6 +190,13 @@ int store__materialise(struct store *s, uint64_t index, const uint8_t *payload,
                        size_t n, struct vlog_ptr ptr, int is_malformed,
                        const char *malformed_msg, struct store_result **results,
                        size_t *n_results, char *errmsg);
+
+/* Chunk encoding: encode returns the bytes written (at most
+ * STORE_CHUNK_MAX_BYTES); decode returns RV_OK or RV_ECORRUPT. */
+size_t store__chunk_encode(const struct store__chunk *c, uint8_t *out);
+int store__chunk_decode(const uint8_t *p, size_t n, struct store__chunk *c);
+/* Fold the statistics of add (points logged after c's) into c. */
+void store__chunk_merge(struct store__chunk *c, const struct store__chunk *add);
 
 /* Decoding of records read from LMDB (borrowed bytes). */
 int store__run_decode(const MDB_val *v, struct store_run *run);

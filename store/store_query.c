@@ -224,7 +224,7 @@ store__summary_load(struct store_read *r, uint64_t run_num,
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         const uint8_t *kp = k.mv_data;
         uint16_t kn = rv_get_be16(kp + 8);
-        if (10u + kn > k.mv_size || v.mv_size != STORE_SERIES_RECORD) {
+        if (10u + kn > k.mv_size || v.mv_size < STORE_SERIES_MIN) {
             err = RV_ECORRUPT;
             break;
         }
@@ -366,7 +366,7 @@ store__latest(struct store_read *r, uint64_t run_num, const char *key,
     memcpy(k + 10, key, key_len);
     if (store__get(r->txn, r->s->dbi[STORE_DB_SERIES], k, 10 + key_len, &v,
                    NULL) != RV_OK ||
-        v.mv_size != STORE_SERIES_RECORD)
+        v.mv_size < STORE_SERIES_MIN)
         return 0;
     *val = rv_f64_from_bits(rv_get_be64((const uint8_t *)v.mv_data + 16));
     return 1;
@@ -1211,28 +1211,12 @@ store_page_free(struct store_page *page)
 
 /* ---- Metric history ---------------------------------------------------- */
 
-/* A chunk as listed from the chunk table. */
-struct store__chunk {
-    struct vlog_ptr ptr;
-    uint16_t cmd_no;
-    uint32_t key_idx, ctx_idx, n;
-    int64_t min_step, max_step;
-    uint64_t order; /* raft index << 16 | command: the logging order. */
-    struct store_point first, last, min, max;
-};
-
-static void
-store__pt_get(const uint8_t *p, struct store_point *pt)
-{
-    pt->step = rv_i64_from_sortable(rv_get_be64(p));
-    pt->timestamp_ms = rv_i64_from_sortable(rv_get_be64(p + 8));
-    pt->value = rv_f64_from_bits(rv_get_be64(p + 16));
-}
-
+/* Chunks of a series that overlap [lo, hi], from the chunk table (in
+ * min_step order) followed by the series' open chunk. */
 static int
-store__chunks_list(struct store_read *r, uint64_t series_id, int64_t lo,
-                   int64_t hi, struct store__chunk **out, size_t *n_out,
-                   char *errmsg)
+store__chunks_list(struct store_read *r, uint64_t series_id,
+                   const struct store__chunk *open, int64_t lo, int64_t hi,
+                   struct store__chunk **out, size_t *n_out, char *errmsg)
 {
     uint8_t pre[8];
     MDB_cursor *cur;
@@ -1244,21 +1228,16 @@ store__chunks_list(struct store_read *r, uint64_t series_id, int64_t lo,
         return store__err_mdb(rc, "cursor", errmsg);
     MDB_val k = {8, pre}, v;
     int err = RV_OK;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-         rc == 0 && k.mv_size == STORE_CHUNK_KEY &&
-         memcmp(k.mv_data, pre, 8) == 0;
+    int has_open =
+        open->n_refs > 0 && open->max_step >= lo && open->min_step <= hi;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        const uint8_t *kp = k.mv_data, *p = v.mv_data;
-        if (v.mv_size != STORE_CHUNK_RECORD) {
-            err = RV_ECORRUPT;
+        int is_end = rc != 0 || k.mv_size != STORE_CHUNK_KEY ||
+                     memcmp(k.mv_data, pre, 8) != 0 ||
+                     rv_i64_from_sortable(
+                         rv_get_be64((const uint8_t *)k.mv_data + 8)) > hi;
+        if (is_end && !has_open)
             break;
-        }
-        int64_t min_step = rv_i64_from_sortable(rv_get_be64(kp + 8));
-        if (min_step > hi)
-            break; /* Chunks are in min_step order. */
-        int64_t max_step = rv_i64_from_sortable(rv_get_be64(p + 26));
-        if (max_step < lo)
-            continue;
         if (n == cap) {
             cap = cap ? 2 * cap : 64;
             void *np = realloc(cs, cap * sizeof *cs);
@@ -1268,21 +1247,17 @@ store__chunks_list(struct store_read *r, uint64_t series_id, int64_t lo,
             }
             cs = np;
         }
-        struct store__chunk *c = &cs[n++];
-        c->ptr.segment = rv_get_be32(p);
-        c->ptr.offset = rv_get_be32(p + 4);
-        c->ptr.len = rv_get_be32(p + 8);
-        c->cmd_no = rv_get_be16(p + 12);
-        c->key_idx = rv_get_be32(p + 14);
-        c->ctx_idx = rv_get_be32(p + 18);
-        c->n = rv_get_be32(p + 22);
-        c->min_step = min_step;
-        c->max_step = max_step;
-        c->order = rv_get_be64(kp + 16) << 16 | rv_get_be16(kp + 24);
-        store__pt_get(p + 34, &c->first);
-        store__pt_get(p + 58, &c->last);
-        store__pt_get(p + 82, &c->min);
-        store__pt_get(p + 106, &c->max);
+        if (is_end) {
+            cs[n++] = *open;
+            break;
+        }
+        if (store__chunk_decode(v.mv_data, v.mv_size, &cs[n]) != RV_OK) {
+            rv_errmsg_printf(errmsg, "chunk record does not decode");
+            err = RV_ECORRUPT;
+            break;
+        }
+        if (cs[n].max_step >= lo)
+            n++;
     }
     mdb_cursor_close(cur);
     if (err == RV_OK && rc != 0 && rc != MDB_NOTFOUND)
@@ -1296,7 +1271,7 @@ store__chunks_list(struct store_read *r, uint64_t series_id, int64_t lo,
     return RV_OK;
 }
 
-/* Decoded log batch of the last vlog record read, reused while chunks
+/* Decoded batch of the last vlog record read, reused while references
  * point into the same record. */
 struct store__dec {
     struct vlog_ptr ptr;
@@ -1304,63 +1279,71 @@ struct store__dec {
 };
 
 static int
-store__chunk_metrics(struct store_read *r, struct store__dec *d,
-                     const struct store__chunk *c, const Rv__Metrics **m,
-                     char *errmsg)
+store__ref_metrics(struct store_read *r, struct store__dec *d,
+                   const struct store__ref *ref, const Rv__Metrics **m,
+                   char *errmsg)
 {
-    if (d->batch == NULL || d->ptr.segment != c->ptr.segment ||
-        d->ptr.offset != c->ptr.offset) {
+    if (d->batch == NULL || d->ptr.segment != ref->ptr.segment ||
+        d->ptr.offset != ref->ptr.offset) {
         proto_batch_free(d->batch);
         d->batch = NULL;
-        int rc = vlog_read(r->s->vlog, c->ptr, &r->vbuf, NULL, errmsg);
+        int rc = vlog_read(r->s->vlog, ref->ptr, &r->vbuf, NULL, errmsg);
         if (rc == RV_OK)
             rc = proto_batch_decode(r->vbuf.data, r->vbuf.len, &d->batch,
                                     errmsg);
         if (rc != RV_OK)
             return rc == RV_EMALFORMED ? RV_ECORRUPT : rc;
-        d->ptr = c->ptr;
+        d->ptr = ref->ptr;
     }
     const Rv__CommandBatch *b = d->batch;
-    if (c->cmd_no >= b->n_commands ||
-        b->commands[c->cmd_no]->body_case != RV__COMMAND__BODY_LOG_BATCH ||
-        b->commands[c->cmd_no]->log_batch->metrics == NULL) {
+    if (ref->cmd_no >= b->n_commands ||
+        b->commands[ref->cmd_no]->body_case != RV__COMMAND__BODY_LOG_BATCH ||
+        b->commands[ref->cmd_no]->log_batch->metrics == NULL) {
         rv_errmsg_printf(errmsg, "chunk points to a record without metrics");
         return RV_ECORRUPT;
     }
-    *m = b->commands[c->cmd_no]->log_batch->metrics;
+    *m = b->commands[ref->cmd_no]->log_batch->metrics;
     return RV_OK;
 }
+
+/* Called for each point: its raft index and its position in the command
+ * give the logging order. */
+typedef void (*store__point_fn)(void *data, const struct store_point *pt,
+                                uint64_t index, uint64_t sub);
 
 /* Call fn for every point of chunk c within [lo, hi], in logged order. */
 static int
 store__chunk_points(struct store_read *r, struct store__dec *d,
                     const struct store__chunk *c, int64_t lo, int64_t hi,
-                    void (*fn)(void *data, const struct store_point *pt,
-                               uint64_t order),
-                    void *data, char *errmsg)
+                    store__point_fn fn, void *data, char *errmsg)
 {
-    const Rv__Metrics *m;
-    int rc = store__chunk_metrics(r, d, c, &m, errmsg);
-    if (rc != RV_OK)
-        return rc;
-    uint32_t seen = 0;
-    for (size_t i = 0; i < m->n_values && i < m->n_steps &&
-                       i < m->n_timestamps_ms && i < m->n_key_idx;
-         i++) {
-        uint32_t ctx = m->n_ctx_idx > i ? m->ctx_idx[i] : 0;
-        if (m->key_idx[i] != c->key_idx || ctx != c->ctx_idx)
-            continue;
-        seen++;
-        if (m->steps[i] < lo || m->steps[i] > hi)
-            continue;
-        struct store_point pt = {m->steps[i], m->timestamps_ms[i],
-                                 m->values[i]};
-        fn(data, &pt, c->order << 20 | (seen & 0xfffff));
-    }
-    if (seen != c->n) {
-        rv_errmsg_printf(errmsg, "chunk holds %u points, index says %u", seen,
-                         c->n);
-        return RV_ECORRUPT;
+    for (uint32_t k = 0; k < c->n_refs; k++) {
+        const struct store__ref *ref = &c->refs[k];
+        const Rv__Metrics *m;
+        int rc = store__ref_metrics(r, d, ref, &m, errmsg);
+        if (rc != RV_OK)
+            return rc;
+        uint32_t seen = 0;
+        for (size_t i = 0; i < m->n_values && i < m->n_steps &&
+                           i < m->n_timestamps_ms && i < m->n_key_idx;
+             i++) {
+            uint32_t ctx = m->n_ctx_idx > i ? m->ctx_idx[i] : 0;
+            if (m->key_idx[i] != ref->key_idx || ctx != ref->ctx_idx)
+                continue;
+            seen++;
+            if (m->steps[i] < lo || m->steps[i] > hi)
+                continue;
+            struct store_point pt = {m->steps[i], m->timestamps_ms[i],
+                                     m->values[i]};
+            fn(data, &pt, ref->index, (uint64_t)ref->cmd_no << 32 | i);
+        }
+        if (seen != ref->n) {
+            rv_errmsg_printf(errmsg,
+                             "vlog record holds %u points of the "
+                             "series, the index says %u",
+                             seen, ref->n);
+            return RV_ECORRUPT;
+        }
     }
     return RV_OK;
 }
@@ -1368,13 +1351,14 @@ store__chunk_points(struct store_read *r, struct store__dec *d,
 /* All points in range, collected with their logging order for sorting. */
 struct store__collect {
     struct store_point *pts;
-    uint64_t *order;
+    uint64_t (*order)[2];
     size_t n, cap;
     int is_failed;
 };
 
 static void
-store__collect_add(void *data, const struct store_point *pt, uint64_t order)
+store__collect_add(void *data, const struct store_point *pt, uint64_t index,
+                   uint64_t sub)
 {
     struct store__collect *c = data;
     if (c->is_failed)
@@ -1399,14 +1383,15 @@ store__collect_add(void *data, const struct store_point *pt, uint64_t order)
         c->cap = cap;
     }
     c->pts[c->n] = *pt;
-    c->order[c->n] = order;
+    c->order[c->n][0] = index;
+    c->order[c->n][1] = sub;
     c->n++;
 }
 
 /* Sort points by (step, logging order) with an index permutation. */
 struct store__sortent {
     int64_t step;
-    uint64_t order;
+    uint64_t index, sub;
     size_t i;
 };
 
@@ -1416,8 +1401,10 @@ store__sortent_cmp(const void *a, const void *b)
     const struct store__sortent *x = a, *y = b;
     if (x->step != y->step)
         return x->step < y->step ? -1 : 1;
-    if (x->order != y->order)
-        return x->order < y->order ? -1 : 1;
+    if (x->index != y->index)
+        return x->index < y->index ? -1 : 1;
+    if (x->sub != y->sub)
+        return x->sub < y->sub ? -1 : 1;
     return 0;
 }
 
@@ -1433,7 +1420,8 @@ store__collect_sorted(struct store__collect *c, struct store_point **out)
     }
     int sorted = 1;
     for (size_t i = 0; i < c->n; i++) {
-        e[i] = (struct store__sortent){c->pts[i].step, c->order[i], i};
+        e[i] = (struct store__sortent){c->pts[i].step, c->order[i][0],
+                                       c->order[i][1], i};
         if (i > 0 && store__sortent_cmp(&e[i - 1], &e[i]) > 0)
             sorted = 0;
     }
@@ -1491,10 +1479,12 @@ store__m4_merge(struct store__bucket *b, const struct store_point *first,
 }
 
 static void
-store__m4_add(void *data, const struct store_point *pt, uint64_t order)
+store__m4_add(void *data, const struct store_point *pt, uint64_t index,
+              uint64_t sub)
 {
     struct store__m4 *m = data;
-    (void)order;
+    (void)index;
+    (void)sub;
     store__m4_merge(&m->b[store__m4_index(m, pt->step)], pt, pt, pt, pt);
 }
 
@@ -1579,9 +1569,10 @@ store__history_m4(struct store_read *r, struct store__dec *d,
     return rc;
 }
 
+/* The series id of (run, key, context) and its open chunk. */
 static int
-store__series_id(struct store_read *r, const struct store_history_query *q,
-                 uint64_t *series_id, char *errmsg)
+store__series_get(struct store_read *r, const struct store_history_query *q,
+                  uint64_t *series_id, struct store__chunk *open, char *errmsg)
 {
     uint64_t run_num;
     const char *ctx = q->context ? q->context : "";
@@ -1611,7 +1602,9 @@ store__series_id(struct store_read *r, const struct store_history_query *q,
     }
     if (rc != RV_OK)
         return rc;
-    if (v.mv_size != STORE_SERIES_RECORD)
+    if (v.mv_size < STORE_SERIES_MIN ||
+        store__chunk_decode((const uint8_t *)v.mv_data + STORE_SUMMARY_BYTES,
+                            v.mv_size - STORE_SUMMARY_BYTES, open) != RV_OK)
         return RV_ECORRUPT;
     *series_id = rv_get_be64(v.mv_data);
     return RV_OK;
@@ -1635,10 +1628,11 @@ store_metric_history(struct store_read *r, const struct store_history_query *q,
                          STORE_MAX_DOWNSAMPLE);
         return RV_EINVAL;
     }
-    int rc = store__series_id(r, q, &series_id, errmsg);
+    struct store__chunk open;
+    int rc = store__series_get(r, q, &series_id, &open, errmsg);
     if (rc == RV_OK)
-        rc = store__chunks_list(r, series_id, q->min_step, q->max_step, &cs,
-                                &n_cs, errmsg);
+        rc = store__chunks_list(r, series_id, &open, q->min_step, q->max_step,
+                                &cs, &n_cs, errmsg);
     if (rc != RV_OK)
         return rc;
     uint64_t upper = 0;
