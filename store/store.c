@@ -12,9 +12,9 @@
 #include <unistd.h>
 
 static const char *const store_db_names[STORE_DB_COUNT] = {
-    "meta", "runid",   "run",     "param",   "tag",    "series", "chunk",
-    "logs", "art",     "artpart", "blob",    "client", "team",   "token",
-    "ixcr", "ixscope", "ixstat",  "ixparam", "ixtag",  "cnt"};
+    "meta",  "runid", "run",     "param",   "tag",     "series", "chunk",
+    "open",  "logs",  "art",     "artpart", "blob",    "client", "team",
+    "token", "ixcr",  "ixscope", "ixstat",  "ixparam", "ixtag",  "cnt"};
 
 int
 store__err_mdb(int rc, const char *what, char *errmsg)

@@ -810,11 +810,14 @@ store__purge_series(struct store_wctx *w, const MDB_val *k, const MDB_val *v,
 {
     (void)k;
     (void)data;
-    if (v->mv_size < STORE_SERIES_MIN)
+    if (v->mv_size != STORE_SUMMARY_BYTES)
         return RV_ECORRUPT;
     uint8_t sid[8];
     memcpy(sid, v->mv_data, 8);
-    return store__del_prefix(w, STORE_DB_CHUNK, sid, 8, NULL, NULL);
+    int rc = store__del(w, STORE_DB_OPEN, sid, 8);
+    if (rc == RV_OK)
+        rc = store__del_prefix(w, STORE_DB_CHUNK, sid, 8, NULL, NULL);
+    return rc;
 }
 
 static int store__artifact_release(struct store_wctx *w, const MDB_val *k,
@@ -1027,21 +1030,24 @@ store__series_apply(struct store_wctx *w, uint64_t run_num,
         store__chunk_add(&add, &pts[i]);
     }
 
-    uint8_t rec[STORE_SERIES_MAX];
+    uint8_t rec[STORE_SUMMARY_BYTES], ov[STORE_CHUNK_MAX_BYTES];
     struct store__chunk open;
     MDB_val v;
     int rc =
         store__get(w->txn, w->s->dbi[STORE_DB_SERIES], sk, skn, &v, w->errmsg);
     if (rc == RV_OK) {
-        if (v.mv_size < STORE_SERIES_MIN || v.mv_size > STORE_SERIES_MAX)
+        if (v.mv_size != STORE_SUMMARY_BYTES)
             return RV_ECORRUPT;
-        memcpy(rec, v.mv_data, v.mv_size);
-        if (store__chunk_decode(rec + STORE_SUMMARY_BYTES,
-                                v.mv_size - STORE_SUMMARY_BYTES,
-                                &open) != RV_OK)
-            return RV_ECORRUPT;
+        memcpy(rec, v.mv_data, sizeof rec);
+        rc =
+            store__get(w->txn, w->s->dbi[STORE_DB_OPEN], rec, 8, &v, w->errmsg);
+        if (rc == RV_OK &&
+            store__chunk_decode(v.mv_data, v.mv_size, &open) != RV_OK)
+            rc = RV_ECORRUPT;
+        if (rc != RV_OK)
+            return rc == RV_ENOTFOUND ? RV_ECORRUPT : rc;
     } else if (rc == RV_ENOTFOUND) {
-        memset(rec, 0, STORE_SUMMARY_BYTES);
+        memset(rec, 0, sizeof rec);
         rv_put_be64(rec, ++w->s->next_series_id);
         rv_put_be64(rec + 40, rv_f64_bits(NAN));
         rv_put_be64(rec + 48, rv_f64_bits(NAN));
@@ -1059,9 +1065,11 @@ store__series_apply(struct store_wctx *w, uint64_t run_num,
         if (rc != RV_OK)
             return rc;
     }
-    size_t n = STORE_SUMMARY_BYTES +
-               store__chunk_encode(&open, rec + STORE_SUMMARY_BYTES);
-    return store__put(w, STORE_DB_SERIES, sk, skn, rec, n);
+    rc = store__put(w, STORE_DB_OPEN, rec, 8, ov,
+                    store__chunk_encode(&open, ov));
+    if (rc == RV_OK)
+        rc = store__put(w, STORE_DB_SERIES, sk, skn, rec, sizeof rec);
+    return rc;
 }
 
 /* Group point indexes by series (key_idx, ctx_idx), stable within a

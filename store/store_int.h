@@ -11,6 +11,7 @@
  *   param    be64 run_num, key bytes               value bytes
  *   tag      be64 run_num, key bytes               value bytes
  *   series   be64 run_num, str16 key, ctx bytes    series record (below)
+ *   open     be64 series_id                        the series' open chunk
  *   chunk    be64 series_id, s64 min_step,         chunk record (below)
  *            be64 raft index, be16 command no
  *   logs     be64 run_num, be64 first line no      vlog ptr, be16 cmd, be32 n
@@ -53,18 +54,20 @@
  *       28    8 n_log_lines
  *       36    . str16 run_id, team, project, experiment, name, user
  *
- * Series record: the summary, then the series' open chunk (below). The
- * summary is be64 series_id, be64 count, f64 last, s64 last_step, s64
- * last_ts, f64 min, f64 max (f64: the IEEE bits as be64); min and max ignore
- * NaN values and are NaN while only NaN has been seen.
+ * Series record: be64 series_id, then the run summary of the series:
+ * be64 count, f64 last, s64 last_step, s64 last_ts, f64 min, f64 max (f64:
+ * the IEEE bits as be64); min and max ignore NaN values and are NaN while
+ * only NaN has been seen. It stays small because queries read it for every
+ * candidate run; the open chunk lives in its own table.
  *
  * Chunk (a value of the chunk table, and the open chunk of a series): the
  * points of one series in up to STORE_CHUNK_MAX_REFS commands, each a
  * reference into a vlog record. A command adds a reference to the series'
  * open chunk; the open chunk moves to the chunk table when it holds
  * STORE_CHUNK_MAX_REFS references or STORE_CHUNK_FLUSH_POINTS points, so a
- * log batch rewrites the run's series records but touches the chunk table
- * only about once every STORE_CHUNK_MAX_REFS commands per series.
+ * log batch rewrites the run's open chunks (adjacent keys, few pages) but
+ * touches the chunk table only about once every STORE_CHUNK_MAX_REFS
+ * commands per series.
  *   be16 n_refs, be32 n_points, s64 min_step, s64 max_step,
  *   four points (s64 step, s64 ts, f64 value): first (smallest step, first
  *   logged on ties), last (greatest step, last logged on ties), min, max (the
@@ -91,6 +94,7 @@ enum store_db {
     STORE_DB_TAG,
     STORE_DB_SERIES,
     STORE_DB_CHUNK,
+    STORE_DB_OPEN,
     STORE_DB_LOGS,
     STORE_DB_ART,
     STORE_DB_ARTPART,
@@ -116,8 +120,6 @@ enum store_db {
 #define STORE_CHUNK_REF          34
 #define STORE_CHUNK_MAX_BYTES \
     (STORE_CHUNK_HEADER + STORE_CHUNK_MAX_REFS * STORE_CHUNK_REF)
-#define STORE_SERIES_MIN     (STORE_SUMMARY_BYTES + STORE_CHUNK_HEADER)
-#define STORE_SERIES_MAX     (STORE_SUMMARY_BYTES + STORE_CHUNK_MAX_BYTES)
 #define STORE_CHUNK_KEY      26
 #define STORE_CLIENT_RESULTS 8 /* Results kept per client. */
 #define STORE_DAY_MS         86400000

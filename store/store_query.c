@@ -224,7 +224,7 @@ store__summary_load(struct store_read *r, uint64_t run_num,
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         const uint8_t *kp = k.mv_data;
         uint16_t kn = rv_get_be16(kp + 8);
-        if (10u + kn > k.mv_size || v.mv_size < STORE_SERIES_MIN) {
+        if (10u + kn > k.mv_size || v.mv_size != STORE_SUMMARY_BYTES) {
             err = RV_ECORRUPT;
             break;
         }
@@ -366,7 +366,7 @@ store__latest(struct store_read *r, uint64_t run_num, const char *key,
     memcpy(k + 10, key, key_len);
     if (store__get(r->txn, r->s->dbi[STORE_DB_SERIES], k, 10 + key_len, &v,
                    NULL) != RV_OK ||
-        v.mv_size < STORE_SERIES_MIN)
+        v.mv_size != STORE_SUMMARY_BYTES)
         return 0;
     *val = rv_f64_from_bits(rv_get_be64((const uint8_t *)v.mv_data + 16));
     return 1;
@@ -1602,11 +1602,14 @@ store__series_get(struct store_read *r, const struct store_history_query *q,
     }
     if (rc != RV_OK)
         return rc;
-    if (v.mv_size < STORE_SERIES_MIN ||
-        store__chunk_decode((const uint8_t *)v.mv_data + STORE_SUMMARY_BYTES,
-                            v.mv_size - STORE_SUMMARY_BYTES, open) != RV_OK)
+    if (v.mv_size != STORE_SUMMARY_BYTES)
         return RV_ECORRUPT;
-    *series_id = rv_get_be64(v.mv_data);
+    uint8_t sid[8];
+    memcpy(sid, v.mv_data, 8);
+    rc = store__get(r->txn, r->s->dbi[STORE_DB_OPEN], sid, 8, &v, errmsg);
+    if (rc != RV_OK || store__chunk_decode(v.mv_data, v.mv_size, open) != RV_OK)
+        return rc == RV_OK || rc == RV_ENOTFOUND ? RV_ECORRUPT : rc;
+    *series_id = rv_get_be64(sid);
     return RV_OK;
 }
 
