@@ -592,18 +592,25 @@ store__stored_state(const char *dir, const char *name, uint64_t *applied,
     return rc;
 }
 
+/* Start a check: zero chk, verify every vlog record of dir read-only. */
+static int
+store__check_vlog(const char *dir, struct store_check *chk, char *errmsg)
+{
+    char path[4096];
+    memset(chk, 0, sizeof *chk);
+    if (store__index_path(dir, path, sizeof path, "vlog") != RV_OK)
+        return RV_EINVAL;
+    return vlog_verify(path, &chk->n_records, &chk->n_segments,
+                       &chk->vlog_last_index, &chk->torn_bytes, errmsg);
+}
+
 int
 store_rebuild_index(const char *dir, const struct rv_log *log,
                     struct store_check *chk, char *errmsg)
 {
-    char path[4096];
-    memset(chk, 0, sizeof *chk);
     /* Refuse before touching anything if the archive itself is damaged (a
      * torn tail is fine: opening the store repairs it). */
-    if (store__index_path(dir, path, sizeof path, "vlog") != RV_OK)
-        return RV_EINVAL;
-    int rc = vlog_verify(path, &chk->n_records, &chk->n_segments,
-                         &chk->vlog_last_index, &chk->torn_bytes, errmsg);
+    int rc = store__check_vlog(dir, chk, errmsg);
     if (rc != RV_OK)
         return rc;
     rc = store__stored_state(dir, "index.mdb", &chk->applied_index,
@@ -668,12 +675,7 @@ store_verify(const char *dir, const struct rv_log *log, struct store_check *chk,
              char *errmsg)
 {
     char path[4096];
-
-    memset(chk, 0, sizeof *chk);
-    if (store__index_path(dir, path, sizeof path, "vlog") != RV_OK)
-        return RV_EINVAL;
-    int rc = vlog_verify(path, &chk->n_records, &chk->n_segments,
-                         &chk->vlog_last_index, &chk->torn_bytes, errmsg);
+    int rc = store__check_vlog(dir, chk, errmsg);
     if (rc != RV_OK)
         return rc;
     rc = store__stored_state(dir, "index.mdb", &chk->applied_index,

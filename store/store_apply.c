@@ -766,41 +766,24 @@ store__del_prefix(struct store_wctx *w, enum store_db db, const uint8_t *prefix,
 
 struct store__purge {
     uint64_t run_num;
+    enum store_db posting_db; /* STORE_DB_IXPARAM or STORE_DB_IXTAG. */
 };
 
+/* Drop the posting of one param or tag (key after the 8-byte run prefix). */
 static int
-store__purge_param(struct store_wctx *w, const MDB_val *k, const MDB_val *v,
-                   void *data)
+store__purge_kv(struct store_wctx *w, const MDB_val *k, const MDB_val *v,
+                void *data)
 {
     const struct store__purge *p = data;
     char val[STORE_MAX_PARAM_VALUE_BYTES];
-    if (v->mv_size > sizeof val || k->mv_size < 8)
-        return RV_ECORRUPT;
-    memcpy(val, v->mv_data, v->mv_size);
     char key[STORE_MAX_KEY_BYTES];
+    if (v->mv_size > sizeof val || k->mv_size < 8 ||
+        k->mv_size - 8 > sizeof key)
+        return RV_ECORRUPT;
     size_t kn = k->mv_size - 8;
-    if (kn > sizeof key)
-        return RV_ECORRUPT;
-    memcpy(key, (const uint8_t *)k->mv_data + 8, kn);
-    return store__posting(w, STORE_DB_IXPARAM, key, kn, val, v->mv_size,
-                          p->run_num, -1);
-}
-
-static int
-store__purge_tag(struct store_wctx *w, const MDB_val *k, const MDB_val *v,
-                 void *data)
-{
-    const struct store__purge *p = data;
-    char val[STORE_MAX_TAG_VALUE_BYTES];
-    if (v->mv_size > sizeof val || k->mv_size < 8)
-        return RV_ECORRUPT;
     memcpy(val, v->mv_data, v->mv_size);
-    char key[STORE_MAX_KEY_BYTES];
-    size_t kn = k->mv_size - 8;
-    if (kn > sizeof key)
-        return RV_ECORRUPT;
     memcpy(key, (const uint8_t *)k->mv_data + 8, kn);
-    return store__posting(w, STORE_DB_IXTAG, key, kn, val, v->mv_size,
+    return store__posting(w, p->posting_db, key, kn, val, v->mv_size,
                           p->run_num, -1);
 }
 
@@ -837,15 +820,15 @@ store__run_purge(struct store_wctx *w, const char *run_id)
                          run_id);
         return RV_ESTATE;
     }
-    struct store__purge p = {rr.run_num};
+    struct store__purge p = {rr.run_num, STORE_DB_IXPARAM};
+    struct store__purge pt = {rr.run_num, STORE_DB_IXTAG};
     uint8_t pre[8];
     rv_put_be64(pre, rr.run_num);
     rc = store__run_index(w, &rr, -1);
     if (rc == RV_OK)
-        rc = store__del_prefix(w, STORE_DB_PARAM, pre, 8, store__purge_param,
-                               &p);
+        rc = store__del_prefix(w, STORE_DB_PARAM, pre, 8, store__purge_kv, &p);
     if (rc == RV_OK)
-        rc = store__del_prefix(w, STORE_DB_TAG, pre, 8, store__purge_tag, &p);
+        rc = store__del_prefix(w, STORE_DB_TAG, pre, 8, store__purge_kv, &pt);
     if (rc == RV_OK)
         rc = store__del_prefix(w, STORE_DB_SERIES, pre, 8, store__purge_series,
                                &p);
