@@ -10,7 +10,8 @@ jobs=$(nproc)
 
 echo "== clang-format check"
 clang-format --dry-run --Werror base/*.[ch] proto/*.[ch] store/*.[ch] \
-    node/*.c tests/lib/*.[ch] tests/unit/*.c bench/*.c
+    raft/*.[ch] node/*.c tests/lib/*.[ch] tests/unit/*.c tests/sim/*.c \
+    bench/*.c
 run_suite() {
     local dir=$1
     shift
