@@ -180,11 +180,17 @@ sim_open(struct sim *s, uint64_t seed)
     char errmsg[RV_ERRMSG_SIZE];
     memset(s, 0, sizeof *s);
     s->seed = seed;
-    /* Isolating a server (both directions saturated), then healing, leaves
-     * some seeds with a follower that never catches up or a server stuck in
-     * RAFT_UNAVAILABLE (e.g. seeds 4 and 12). Whether that is the fixture's
-     * message dropping or a raft 0.15 defect is still open, so that nemesis
-     * runs only with RV_SIM_ISOLATE=1 until it is understood. */
+    /* Isolating a server (both directions saturated) exposes a raft 0.15
+     * safety bug, so that nemesis runs only with RV_SIM_ISOLATE=1 until the
+     * node works around it. Seed 12 (LIBRAFT_TRACE=1 shows it): follower 1
+     * holds a stale entry 20 of term 2; the new leader 3 sends an empty
+     * AppendEntries at prev_log_index 19, which matches; follower 1 replies
+     * success with last_log_index = last_stored = 20; the leader takes 20 as
+     * its match index and commits its own, different entry 20 of term 3.
+     * Later raft on server 3 sees "conflicting terms 3 and 2 for entry 20
+     * (commit index 20)" and shuts down (RAFT_UNAVAILABLE); a write it had
+     * acknowledged can be lost. v0.18.1 still computes the match index from
+     * last_log_index (src/replication.c). */
     s->is_isolating = getenv("RV_SIM_ISOLATE") != NULL;
     rv_rng_seed(&s->rng, seed);
     if (raft_fixture_initialize(&s->f) != 0)
