@@ -12,9 +12,10 @@
 #include <unistd.h>
 
 static const char *const store_db_names[STORE_DB_COUNT] = {
-    "meta",  "runid", "run",     "param",   "tag",     "series", "chunk",
-    "open",  "logs",  "art",     "artpart", "blob",    "client", "team",
-    "token", "ixcr",  "ixscope", "ixstat",  "ixparam", "ixtag",  "cnt"};
+    "meta",    "runid", "run",   "param", "tag",     "series",
+    "chunk",   "open",  "logs",  "art",   "artpart", "blob",
+    "client",  "team",  "token", "ixcr",  "ixscope", "ixstat",
+    "ixparam", "ixtag", "ixpv",  "cnt"};
 
 int
 store__err_mdb(int rc, const char *what, char *errmsg)
@@ -207,6 +208,19 @@ store__chunk_merge(struct store__chunk *c, const struct store__chunk *add)
         (isnan(c->max.value) || add->max.value > c->max.value))
         c->max = add->max;
     c->n += add->n;
+}
+
+size_t
+store__pv_key(uint8_t *out, const char *key, size_t kn, const char *val,
+              size_t vn, uint64_t run_num)
+{
+    size_t n = vn < STORE_SORT_STRING_BYTES ? vn : STORE_SORT_STRING_BYTES;
+    rv_put_be16(out, (uint16_t)kn);
+    memcpy(out + 2, key, kn);
+    memcpy(out + 2 + kn, val, n);
+    memset(out + 2 + kn + n, 0, STORE_SORT_STRING_BYTES - n);
+    rv_put_be64(out + 2 + kn + STORE_SORT_STRING_BYTES, run_num);
+    return 2 + kn + STORE_SORT_STRING_BYTES + 8;
 }
 
 /* ---- Validation helpers ------------------------------------------------ */

@@ -46,7 +46,7 @@
 #define STORE_MAX_LOG_LINES_READ         10000
 #define STORE_DIGEST_BYTES               16
 #define STORE_PAGE_TOKEN_BYTES           8192 /* Room for a token's text. */
-#define STORE_SORT_STRING_BYTES          256  /* Strings sort by this prefix. */
+#define STORE_SORT_STRING_BYTES          200  /* Strings sort by this prefix. */
 #define STORE_DEFAULT_MAP_BYTES          ((size_t)64 << 30)
 
 struct store;

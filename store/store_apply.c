@@ -357,6 +357,11 @@ store__param_set(struct store_wctx *w, uint64_t run_num, const Rv__KV *kv)
     if (rc == RV_OK)
         rc = store__posting(w, STORE_DB_IXPARAM, kv->key, kn, kv->value, vn,
                             run_num, 1);
+    uint8_t pk[STORE_PV_KEY_MAX];
+    if (rc == RV_OK)
+        rc = store__put(w, STORE_DB_IXPV, pk,
+                        store__pv_key(pk, kv->key, kn, kv->value, vn, run_num),
+                        "", 0);
     return rc;
 }
 
@@ -783,8 +788,15 @@ store__purge_kv(struct store_wctx *w, const MDB_val *k, const MDB_val *v,
     size_t kn = k->mv_size - 8;
     memcpy(val, v->mv_data, v->mv_size);
     memcpy(key, (const uint8_t *)k->mv_data + 8, kn);
-    return store__posting(w, p->posting_db, key, kn, val, v->mv_size,
-                          p->run_num, -1);
+    int rc = store__posting(w, p->posting_db, key, kn, val, v->mv_size,
+                            p->run_num, -1);
+    if (rc == RV_OK && p->posting_db == STORE_DB_IXPARAM) {
+        uint8_t pk[STORE_PV_KEY_MAX];
+        rc =
+            store__del(w, STORE_DB_IXPV, pk,
+                       store__pv_key(pk, key, kn, val, v->mv_size, p->run_num));
+    }
+    return rc;
 }
 
 static int

@@ -32,6 +32,10 @@
  *   ixstat   u8 status, be64 run_num               (empty)
  *   ixparam  str16 key, be64 xxh64(value), be64 run_num   (empty)
  *   ixtag    str16 key, be64 xxh64(value), be64 run_num   (empty)
+ *   ixpv     str16 key, value (first STORE_SORT_STRING_BYTES bytes, zero
+ *            padded to that width), be64 run_num    (empty): params in value
+ *            order, for ORDER BY params.<key> (values hold no NUL byte, so
+ *            the zero padding sorts a prefix first)
  *   cnt      counter key (STORE_CNT_*)             be64 count
  *
  * Counters: upper-case kinds count every run (the planner's posting list
@@ -107,6 +111,7 @@ enum store_db {
     STORE_DB_IXSTAT,
     STORE_DB_IXPARAM,
     STORE_DB_IXTAG,
+    STORE_DB_IXPV,
     STORE_DB_CNT,
     STORE_DB_COUNT
 };
@@ -211,6 +216,12 @@ store__value_hash(const char *v, size_t n)
 {
     return XXH3_64bits(v, n);
 }
+
+/* Key of ixpv for (key, value, run); out holds STORE_PV_KEY_MAX bytes.
+ * Returns the key length. */
+#define STORE_PV_KEY_MAX (2 + STORE_MAX_KEY_BYTES + STORE_SORT_STRING_BYTES + 8)
+size_t store__pv_key(uint8_t *out, const char *key, size_t kn, const char *val,
+                     size_t vn, uint64_t run_num);
 
 /* UTF-8 validation (RFC 3629: no overlongs, no surrogates, <= U+10FFFF). */
 int store__utf8_valid(const char *s, size_t n);

@@ -944,6 +944,8 @@ struct store__exec {
     const struct store__row *after; /* Page token, or NULL. */
     struct store__cand *cand;
     struct store__row *row;
+    /* Set while scanning for the runs that lack a param: skip the others. */
+    const struct filter_order_term *lacking;
     uint64_t n_matched, n_examined;
 };
 
@@ -972,6 +974,13 @@ store__exec_one(struct store__exec *x, uint64_t run_num, char *errmsg)
     x->n_examined++;
     if (!store__exec_probes(x, run_num))
         return RV_OK;
+    if (x->lacking != NULL) {
+        const char *val;
+        size_t n;
+        if (store__cand_kv(x->r, STORE_DB_PARAM, run_num, x->lacking->key,
+                           x->lacking->key_len, &val, &n))
+            return RV_OK;
+    }
     int rc = store__cand_load(x->cand, run_num, errmsg);
     if (rc != RV_OK)
         return rc;
@@ -1058,15 +1067,93 @@ store__order_is_created_desc(const struct filter *f)
     20000 /* Driver lists larger than this lose \
              to an ordered scan of ixcr. */
 
+/* Position cur on the first (ASC) or last (DESC) key of ixpv under pre. */
+static int
+store__pv_first(MDB_cursor *cur, const uint8_t *pre, size_t pn, int is_desc,
+                MDB_val *k, MDB_val *v)
+{
+    if (!is_desc) {
+        *k = (MDB_val){pn, (void *)pre};
+        return mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+    }
+    uint8_t past[STORE_PV_KEY_MAX + 1];
+    memcpy(past, pre, pn);
+    memset(past + pn, 0xff, sizeof past - pn);
+    *k = (MDB_val){sizeof past, past};
+    int rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+    if (rc == 0)
+        return mdb_cursor_get(cur, k, v, MDB_PREV);
+    return rc == MDB_NOTFOUND ? mdb_cursor_get(cur, k, v, MDB_LAST) : rc;
+}
+
+/* ORDER BY params.<key> first: walk the key's value-ordered list in the
+ * term's direction, one group of equal sort values at a time, and stop at
+ * the first group boundary once the page is full (later groups sort
+ * after). Runs without the param sort last: if the page is still not full,
+ * they come from a scan of every run. */
+static int
+store__exec_pv(struct store__exec *x, int *is_total, char *errmsg)
+{
+    const struct filter_order_term *t = &x->f->order[0];
+    uint8_t pre[2 + STORE_MAX_KEY_BYTES];
+    uint8_t group[STORE_SORT_STRING_BYTES];
+    int has_group = 0, is_stopped = 0;
+    size_t pn = 2 + t->key_len;
+    MDB_cursor *cur;
+    MDB_val k, v;
+
+    rv_put_be16(pre, (uint16_t)t->key_len);
+    memcpy(pre + 2, t->key, t->key_len);
+    int rc = mdb_cursor_open(x->r->txn, x->r->s->dbi[STORE_DB_IXPV], &cur);
+    if (rc != 0)
+        return store__err_mdb(rc, "cursor", errmsg);
+    int err = RV_OK;
+    for (rc = store__pv_first(cur, pre, pn, t->is_desc, &k, &v); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, t->is_desc ? MDB_PREV : MDB_NEXT)) {
+        const uint8_t *kp = k.mv_data;
+        if (k.mv_size != pn + STORE_SORT_STRING_BYTES + 8 ||
+            memcmp(kp, pre, pn) != 0)
+            break;
+        const uint8_t *val = kp + pn;
+        if (has_group && memcmp(val, group, sizeof group) != 0 &&
+            x->heap.n == x->heap.cap) {
+            is_stopped = 1;
+            break;
+        }
+        memcpy(group, val, sizeof group);
+        has_group = 1;
+        err = store__exec_one(x, rv_get_be64(val + STORE_SORT_STRING_BYTES),
+                              errmsg);
+        if (err != RV_OK)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (err == RV_OK && rc != 0 && rc != MDB_NOTFOUND)
+        err = store__err_mdb(rc, "cursor", errmsg);
+    if (err == RV_OK && !is_stopped && x->heap.n < x->heap.cap) {
+        x->lacking = t;
+        err = store__exec_list(x, STORE_DB_IXCR, (const uint8_t *)"", 0, NULL,
+                               0, 0, errmsg);
+        x->lacking = NULL;
+    }
+    *is_total = !is_stopped && x->heap.n < x->heap.cap;
+    return err;
+}
+
 static int
 store__exec_run(struct store__exec *x, struct store__plan *plan, int *is_total,
                 char *errmsg)
 {
     int ordered = store__order_is_created_desc(x->f);
+    int by_param = x->f->n_order > 0 &&
+                   x->f->order[0].field == FILTER_FIELD_PARAM &&
+                   x->f->order[0].key_len <= STORE_MAX_KEY_BYTES;
+    int is_big = !plan->has_driver || plan->count >= STORE_ORDERED_SCAN_MIN;
     *is_total = 0;
-    if (plan->has_driver && ordered && plan->count >= STORE_ORDERED_SCAN_MIN &&
-        plan->n_src == 1)
-        store__plan_probe(plan, &plan->src[0]); /* Scanning ixcr instead. */
+    if (is_big && (ordered || by_param) && plan->has_driver && plan->n_src == 1)
+        store__plan_probe(plan, &plan->src[0]); /* An ordered scan instead. */
+    if (is_big && by_param)
+        return store__exec_pv(x, is_total, errmsg);
     if (plan->has_driver &&
         (!ordered || plan->count < STORE_ORDERED_SCAN_MIN)) {
         for (size_t i = 0; i < plan->n_src; i++) {
