@@ -55,7 +55,7 @@ bench_open(struct bench *b, const char *tag)
         perror("mkdtemp");
         exit(1);
     }
-    struct store_config cfg = {b->dir, 0, 0, NULL};
+    struct store_config cfg = {b->dir, 0, 0, NULL, NULL};
     int rc = store_open(&b->s, &cfg, b->errmsg);
     if (rc != RV_OK)
         bench_die(b, "store_open", rc);

@@ -288,7 +288,7 @@ rv_demo_query(struct store *s, char *errmsg)
 static int
 rv_cmd_demo(struct rv_cli *cli)
 {
-    struct store_config cfg = {cli->data_dir, 0, 0, &cli->log};
+    struct store_config cfg = {cli->data_dir, 0, 0, &cli->log, NULL};
     struct store *s;
     char errmsg[RV_ERRMSG_SIZE] = "";
     int rc = store_open(&s, &cfg, errmsg);

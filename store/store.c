@@ -1,9 +1,11 @@
 /* Store lifecycle: open and recovery, sync, digest, rebuild and verify,
  * read transactions and run records. Apply lives in store_apply.c, the
  * queries in store_query.c. */
+#include "base/crc32c.h"
 #include "store/store_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -495,6 +497,96 @@ store__close_parts(struct store *s)
     s->vlog = NULL;
 }
 
+/* ---- The sync marker ---------------------------------------------------- */
+
+static void
+store__boot_id(const struct store_config *cfg, char *out)
+{
+    memset(out, 0, STORE_BOOT_ID_BYTES);
+    if (cfg->boot_id != NULL) {
+        snprintf(out, STORE_BOOT_ID_BYTES, "%s", cfg->boot_id);
+        return;
+    }
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (f == NULL)
+        return;
+    if (fgets(out, STORE_BOOT_ID_BYTES, f) == NULL)
+        out[0] = '\0';
+    fclose(f);
+    out[strcspn(out, "\n")] = '\0';
+}
+
+/* Whether the index must be rebuilt. The marker says "clean at index N"
+ * (written by store_sync) or "dirty" (written, and fdatasynced, before the
+ * first index write after a sync). A dirty marker from another boot means
+ * LMDB pages written since the last sync may have been half lost by an OS
+ * crash; so does a damaged marker, or a clean one at another index than
+ * LMDB's. No marker at all (a store from before markers): trust. */
+static int
+store__marker_says_rebuild(const struct store *s)
+{
+    uint8_t m[STORE_MARKER_BYTES];
+    if (s->marker_fd < 0 || s->boot_id[0] == '\0')
+        return 0;
+    ssize_t n = pread(s->marker_fd, m, sizeof m, 0);
+    if (n == 0)
+        return 0;
+    if (n != (ssize_t)sizeof m || memcmp(m, "RVSYNC02", 8) != 0 ||
+        rv_crc32c(0, m, sizeof m - 4) != rv_get_be32(m + sizeof m - 4))
+        return s->applied_index > 0;
+    int is_dirty = m[8] != 0;
+    if (is_dirty)
+        return memcmp(m + 9, s->boot_id, STORE_BOOT_ID_BYTES) != 0;
+    return rv_get_be64(m + 9 + STORE_BOOT_ID_BYTES) != s->applied_index;
+}
+
+static int
+store__marker_put(struct store *s, int is_dirty, char *errmsg)
+{
+    uint8_t m[STORE_MARKER_BYTES];
+    if (s->marker_fd < 0)
+        return RV_OK;
+    memcpy(m, "RVSYNC02", 8);
+    m[8] = (uint8_t)is_dirty;
+    memcpy(m + 9, s->boot_id, STORE_BOOT_ID_BYTES);
+    rv_put_be64(m + 9 + STORE_BOOT_ID_BYTES, s->applied_index);
+    rv_put_be32(m + sizeof m - 4, rv_crc32c(0, m, sizeof m - 4));
+    if (pwrite(s->marker_fd, m, sizeof m, 0) != (ssize_t)sizeof m ||
+        fdatasync(s->marker_fd) != 0) {
+        rv_errmsg_printf(errmsg, "write %s/synced: %s", s->dir,
+                         strerror(errno));
+        return RV_EIO;
+    }
+    s->is_dirty = is_dirty;
+    return RV_OK;
+}
+
+int
+store__marker_dirty(struct store *s, char *errmsg)
+{
+    return s->is_dirty ? RV_OK : store__marker_put(s, 1, errmsg);
+}
+
+static int
+store__marker_open(struct store *s, char *errmsg)
+{
+    char path[4096];
+    if (store__index_path(s->dir, path, sizeof path, "synced") != RV_OK)
+        return RV_EINVAL;
+    s->marker_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s->marker_fd < 0) {
+        rv_errmsg_printf(errmsg, "open %s: %s", path, strerror(errno));
+        return RV_EIO;
+    }
+    return RV_OK;
+}
+
+int
+store_rebuilt_on_open(const struct store *s)
+{
+    return s->is_rebuilt;
+}
+
 int
 store_open(struct store **out, const struct store_config *cfg, char *errmsg)
 {
@@ -502,26 +594,38 @@ store_open(struct store **out, const struct store_config *cfg, char *errmsg)
     if (s == NULL)
         return RV_ENOMEM;
     s->log = cfg->log;
+    s->marker_fd = -1;
+    store__boot_id(cfg, s->boot_id);
     s->dir = strdup(cfg->dir);
     if (s->dir == NULL) {
         free(s);
         return RV_ENOMEM;
     }
     int rc = store__open_parts(s, cfg, "index.mdb", errmsg);
-    if (rc == RV_OK && s->applied_index > vlog_last_index(s->vlog)) {
+    if (rc == RV_OK)
+        rc = store__marker_open(s, errmsg);
+    int is_ahead = rc == RV_OK && s->applied_index > vlog_last_index(s->vlog);
+    int is_unsynced = rc == RV_OK && !is_ahead && store__marker_says_rebuild(s);
+    if (is_ahead || is_unsynced) {
         /* The index got ahead of the archive (an OS crash lost the vlog's
-         * unsynced tail but not LMDB's): rebuild it from the vlog. */
+         * unsynced tail but not LMDB's), or it was written after the last
+         * sync of an earlier boot: rebuild it from the vlog. */
         rv_logf(s->log, RV_LOG_WARN, "store",
-                "index at %llu is ahead of the vlog at %llu: rebuilding",
+                "index at %llu %s: rebuilding from the vlog (at %llu)",
                 (unsigned long long)s->applied_index,
+                is_ahead ? "is ahead of the vlog"
+                         : "was written after the last sync of another boot",
                 (unsigned long long)vlog_last_index(s->vlog));
         store__close_parts(s);
         rc = store__index_remove(cfg->dir, errmsg);
         if (rc == RV_OK)
             rc = store__open_parts(s, cfg, "index.mdb", errmsg);
+        s->is_rebuilt = 1;
     }
     if (rc == RV_OK)
         rc = store__catch_up(s, errmsg);
+    if (rc == RV_OK && s->is_rebuilt)
+        rc = store_sync(s, errmsg);
     if (rc != RV_OK) {
         store_close(s);
         rv_errmsg_wrap(errmsg, "store");
@@ -537,6 +641,8 @@ store_close(struct store *s)
     if (s == NULL)
         return;
     store__close_parts(s);
+    if (s->marker_fd >= 0)
+        close(s->marker_fd);
     free(s->scratch_order);
     free(s->dir);
     free(s);
@@ -552,7 +658,7 @@ store_sync(struct store *s, char *errmsg)
     int mrc = mdb_env_sync(s->env, 1);
     if (mrc != 0)
         return store__err_mdb(mrc, "mdb_env_sync", errmsg);
-    return RV_OK;
+    return store__marker_put(s, 0, errmsg);
 }
 
 uint64_t
@@ -635,7 +741,7 @@ store_rebuild_index(const char *dir, const struct rv_log *log,
     rc = store__index_remove(dir, errmsg);
     if (rc != RV_OK)
         return rc;
-    struct store_config cfg = {dir, 0, 0, log};
+    struct store_config cfg = {dir, 0, 0, log, NULL};
     struct store *s;
     rc = store_open(&s, &cfg, errmsg);
     if (rc != RV_OK)
@@ -660,7 +766,8 @@ store__replay_scratch(const char *dir, const char *name, uint64_t stop_index,
     if (s == NULL)
         return RV_ENOMEM;
     s->log = log;
-    struct store_config cfg = {dir, 0, 0, log};
+    s->marker_fd = -1;
+    struct store_config cfg = {dir, 0, 0, log, NULL};
     int rc = store__open_parts(s, &cfg, name, errmsg);
     struct vlog_iter *it = NULL;
     if (rc == RV_OK)

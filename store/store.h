@@ -56,6 +56,8 @@ struct store_config {
     size_t map_bytes;         /* LMDB map size; 0 = default (sparse). */
     uint64_t segment_bytes;   /* vlog segment size; 0 = default 64 MiB. */
     const struct rv_log *log; /* May be NULL. Borrowed; must outlive. */
+    const char *boot_id;      /* This boot's id; NULL reads the kernel's
+                                 /proc/sys/kernel/random/boot_id. */
 };
 
 /* The outcome of one command of an applied batch. */
@@ -72,10 +74,19 @@ struct store_result {
 
 /* Open the store in cfg->dir, recover the vlog (store/vlog.h) and bring
  * LMDB level with it: records past applied_index are materialised; an
- * LMDB ahead of the vlog is rebuilt from the vlog. On RV_OK close *out with
- * store_close(). Errors: RV_ECORRUPT, RV_EIO, RV_ENOMEM, RV_EINVAL. */
+ * LMDB ahead of the vlog is rebuilt from the vlog. LMDB runs MDB_NOSYNC, so
+ * after an OS crash or power loss its pages written since the last
+ * store_sync cannot be trusted: store_sync records (boot id, applied index)
+ * in DIR/synced, and an index opened under another boot id at a different
+ * applied index (or with a damaged marker) is rebuilt from the vlog. On
+ * RV_OK close *out with store_close(). Errors: RV_ECORRUPT, RV_EIO,
+ * RV_ENOMEM, RV_EINVAL. */
 int store_open(struct store **out, const struct store_config *cfg,
                char *errmsg);
+
+/* 1 if store_open had to rebuild the index (it was ahead of the vlog, or
+ * written after the last sync of an earlier boot), else 0. */
+int store_rebuilt_on_open(const struct store *s);
 void store_close(struct store *s); /* NULL is allowed. Does not sync. */
 
 /* ---- Apply (writer thread) --------------------------------------------- */
@@ -96,8 +107,9 @@ void store_close(struct store *s); /* NULL is allowed. Does not sync. */
 int store_apply(struct store *s, uint64_t index, const void *entry, size_t len,
                 struct store_result **results, size_t *n_results, char *errmsg);
 
-/* Make everything applied so far durable: fdatasync the vlog, then sync
- * LMDB. Errors: RV_EIO (fail-stop). */
+/* Make everything applied so far durable: fdatasync the vlog, sync LMDB,
+ * then record (boot id, applied index) in DIR/synced. Errors: RV_EIO
+ * (fail-stop). */
 int store_sync(struct store *s, char *errmsg);
 
 uint64_t store_applied_index(const struct store *s);

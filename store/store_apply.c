@@ -1855,6 +1855,8 @@ store__materialise(struct store *s, uint64_t index, const uint8_t *payload,
     char why[RV_ERRMSG_SIZE] = "";
     *results = NULL;
     *n_results = 0;
+    if (store__marker_dirty(s, errmsg) != RV_OK)
+        return RV_EIO;
     if (!is_malformed && proto_batch_decode(payload, n, &batch, why) != RV_OK)
         is_malformed = 1;
     if (!is_malformed && batch->n_commands > STORE_MAX_COMMANDS_PER_BATCH) {

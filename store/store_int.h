@@ -125,7 +125,11 @@ enum store_db {
 #define STORE_CHUNK_REF          34
 #define STORE_CHUNK_MAX_BYTES \
     (STORE_CHUNK_HEADER + STORE_CHUNK_MAX_REFS * STORE_CHUNK_REF)
-#define STORE_CHUNK_KEY      26
+#define STORE_CHUNK_KEY     26
+#define STORE_BOOT_ID_BYTES 48
+/* DIR/synced: "RVSYNC02", 1 byte dirty flag, the boot id (zero padded),
+ * be64 applied index at the last sync, be32 CRC-32C of the preceding bytes. */
+#define STORE_MARKER_BYTES   (8 + 1 + STORE_BOOT_ID_BYTES + 8 + 4)
 #define STORE_CLIENT_RESULTS 8 /* Results kept per client. */
 #define STORE_DAY_MS         86400000
 
@@ -154,6 +158,10 @@ struct store {
     uint64_t applied_index;
     uint8_t digest[STORE_DIGEST_BYTES];
     uint64_t next_run_num, next_series_id;
+    char boot_id[STORE_BOOT_ID_BYTES]; /* "" when unknown. */
+    int marker_fd;                     /* DIR/synced, or -1. */
+    int is_rebuilt;                    /* store_open rebuilt the index. */
+    int is_dirty; /* Index written since the last sync (marker says so). */
     /* Scratch reused by apply (writer thread only). */
     uint32_t *scratch_order;
     size_t scratch_cap;
@@ -197,6 +205,10 @@ int store__materialise(struct store *s, uint64_t index, const uint8_t *payload,
                        size_t n, struct vlog_ptr ptr, int is_malformed,
                        const char *malformed_msg, struct store_result **results,
                        size_t *n_results, char *errmsg);
+
+/* Before the first index write after a sync: mark DIR/synced dirty (and
+ * fdatasync it), so a later boot knows LMDB may hold unsynced pages. */
+int store__marker_dirty(struct store *s, char *errmsg);
 
 /* Chunk encoding: encode returns the bytes written (at most
  * STORE_CHUNK_MAX_BYTES); decode returns RV_OK or RV_ECORRUPT. */

@@ -188,7 +188,7 @@ sim_open(struct sim *s, uint64_t seed, int use_guard)
     for (unsigned i = 0; i < N_SERVERS; i++) {
         s->dirs[i] = rv_test_tmpdir("sim");
         struct store_config cfg = {s->dirs[i], (size_t)256 << 20, 1 << 20,
-                                   NULL};
+                                   NULL, NULL};
         if (store_open(&s->stores[i], &cfg, errmsg) != RV_OK)
             return -1;
         raftfsm_init(&s->fsms[i], s->stores[i], NULL);

@@ -181,7 +181,7 @@ world_init(struct world *w, uint64_t seed, size_t n_runs)
     struct rv_rng g;
     memset(w, 0, sizeof *w);
     w->dir = rv_test_tmpdir("query");
-    struct store_config cfg = {w->dir, (size_t)1 << 30, 0, NULL};
+    struct store_config cfg = {w->dir, (size_t)1 << 30, 0, NULL, NULL};
     int rc = store_open(&w->s, &cfg, w->errmsg);
     rv_rng_seed(&g, seed);
     for (size_t i = 0; rc == RV_OK && i < n_runs; i++) {

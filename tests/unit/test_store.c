@@ -27,7 +27,7 @@ struct fx {
 static int
 fx_open(struct fx *f)
 {
-    struct store_config cfg = {f->dir, (size_t)1 << 30, 64 << 10, NULL};
+    struct store_config cfg = {f->dir, (size_t)1 << 30, 64 << 10, NULL, NULL};
     return store_open(&f->s, &cfg, f->errmsg);
 }
 
@@ -1186,6 +1186,68 @@ test_index_lost_or_ahead_of_the_vlog_is_rebuilt(void)
     stream_free(&st);
 }
 
+static int
+open_as_boot(struct fx *f, const char *boot_id)
+{
+    struct store_config cfg = {f->dir, (size_t)1 << 30, 64 << 10, NULL,
+                               boot_id};
+    return store_open(&f->s, &cfg, f->errmsg);
+}
+
+/* LMDB runs without sync between store_syncs: an index opened under another
+ * boot id than the last sync's, at another applied index, is rebuilt; one
+ * at the synced index, or under the same boot, is trusted. */
+static void
+test_index_written_after_the_last_sync_of_another_boot_is_rebuilt(void)
+{
+    struct stream st;
+    struct fx a;
+    uint8_t d_full[STORE_DIGEST_BYTES], d[STORE_DIGEST_BYTES];
+    char path[4096];
+    gen_stream(rv_test_seed(777), 70, &st);
+    memset(&a, 0, sizeof a);
+    a.dir = rv_test_tmpdir("store-boot");
+    CHECK_OK(open_as_boot(&a, "boot-A"), a.errmsg);
+    for (size_t i = 0; i < 70; i++) {
+        struct store_result *res;
+        size_t n;
+        CHECK_OK(store_apply(a.s, i + 1, st.entries[i].data, st.entries[i].len,
+                             &res, &n, a.errmsg),
+                 a.errmsg);
+        free(res);
+        if (i + 1 == 50)
+            CHECK_OK(store_sync(a.s, a.errmsg), a.errmsg);
+    }
+    store_digest(a.s, d_full);
+    store_close(a.s);
+    /* Same boot: the page cache holds every write, nothing to redo. */
+    CHECK_OK(open_as_boot(&a, "boot-A"), a.errmsg);
+    CHECK(!store_rebuilt_on_open(a.s) && store_applied_index(a.s) == 70);
+    store_close(a.s);
+    /* Another boot, index past the synced 50: rebuilt, same state. */
+    CHECK_OK(open_as_boot(&a, "boot-B"), a.errmsg);
+    CHECK(store_rebuilt_on_open(a.s));
+    store_digest(a.s, d);
+    CHECK(store_applied_index(a.s) == 70 && memcmp(d, d_full, sizeof d) == 0);
+    CHECK_OK(store_sync(a.s, a.errmsg), a.errmsg);
+    store_close(a.s);
+    /* Synced at 70 under boot-B: a later boot trusts it. */
+    CHECK_OK(open_as_boot(&a, "boot-C"), a.errmsg);
+    CHECK(!store_rebuilt_on_open(a.s) && store_applied_index(a.s) == 70);
+    store_close(a.s);
+    /* A damaged marker is not trusted. */
+    snprintf(path, sizeof path, "%s/synced", a.dir);
+    int fd = open(path, O_WRONLY);
+    CHECK(fd >= 0 && pwrite(fd, "X", 1, 20) == 1);
+    close(fd);
+    CHECK_OK(open_as_boot(&a, "boot-C"), a.errmsg);
+    CHECK(store_rebuilt_on_open(a.s));
+    store_digest(a.s, d);
+    CHECK(store_applied_index(a.s) == 70 && memcmp(d, d_full, sizeof d) == 0);
+    fx_done(&a);
+    stream_free(&st);
+}
+
 static void
 test_verify_detects_a_flipped_byte_in_a_sealed_segment(void)
 {
@@ -1297,6 +1359,8 @@ static const struct rv_test tests[] = {
      test_rebuild_determinism_over_random_streams},
     {"index_lost_or_ahead_of_the_vlog_is_rebuilt",
      test_index_lost_or_ahead_of_the_vlog_is_rebuilt},
+    {"index_written_after_the_last_sync_of_another_boot_is_rebuilt",
+     test_index_written_after_the_last_sync_of_another_boot_is_rebuilt},
     {"verify_detects_a_flipped_byte_in_a_sealed_segment",
      test_verify_detects_a_flipped_byte_in_a_sealed_segment},
     {"mutated_entries_never_crash_and_stay_deterministic",
