@@ -1,5 +1,6 @@
 #include "base/clock.h"
 
+#include <errno.h>
 #include <time.h>
 
 uint64_t
@@ -65,4 +66,12 @@ double
 rv_rng_double(struct rv_rng *r)
 {
     return (double)(rv_rng_next(r) >> 11) * 0x1.0p-53;
+}
+
+void
+rv_clock_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
 }

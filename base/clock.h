@@ -9,6 +9,14 @@
 /* Wall clock in ms since the epoch, and a monotonic clock in ns. */
 uint64_t rv_clock_wall_ms(void);
 uint64_t rv_clock_mono_ns(void);
+static inline uint64_t
+rv_clock_mono_ms(void)
+{
+    return rv_clock_mono_ns() / 1000000u;
+}
+
+/* Sleep the calling thread (never the raft loop in normal operation). */
+void rv_clock_sleep_ms(unsigned ms);
 
 /* A seeded pseudo-random generator (xoshiro256**). Not for secrets. */
 struct rv_rng {

@@ -165,6 +165,10 @@ proto_command_name(const Rv__Command *cmd)
         return "token_del";
     case RV__COMMAND__BODY_NOOP:
         return "noop";
+    case RV__COMMAND__BODY_NODE_PUT:
+        return "node_put";
+    case RV__COMMAND__BODY_NODE_DEL:
+        return "node_del";
     case RV__COMMAND__BODY__NOT_SET:
     default:
         return "empty";

@@ -1,5 +1,8 @@
 #include "raft/raftfsm.h"
 
+#include "base/clock.h"
+
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,86 +36,314 @@ raftfsm__apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
 }
 
 void
-raftfsm_snapshot_encode(uint64_t index,
-                        const uint8_t digest[STORE_DIGEST_BYTES], uint8_t *out)
+raftfsm_descriptor_encode(const struct raftfsm_descriptor *d,
+                          struct rv_buf *out)
 {
-    rv_put_be32(out, RAFTFSM_SNAPSHOT_MAGIC);
-    rv_put_be32(out + 4, 1);
-    rv_put_be64(out + 8, index);
-    memcpy(out + 16, digest, STORE_DIGEST_BYTES);
+    rv_buf_append_be32(out, RAFTFSM_SNAPSHOT_MAGIC);
+    rv_buf_append_be32(out, 2);
+    rv_buf_append_be64(out, d->index);
+    rv_buf_append(out, d->digest, STORE_DIGEST_BYTES);
+    rv_buf_append_be16(out, (uint16_t)d->n_sources);
+    rv_buf_append_be32(out, (uint32_t)d->n_segments);
+    for (size_t i = 0; i < d->n_sources; i++)
+        rv_buf_append_str16(out, d->sources[i], strlen(d->sources[i]));
+    for (size_t i = 0; i < d->n_segments; i++) {
+        rv_buf_append_be32(out, d->segments[i].number);
+        rv_buf_append_be64(out, d->segments[i].first_index);
+        rv_buf_append_be64(out, d->segments[i].last_index);
+        rv_buf_append_be64(out, d->segments[i].bytes);
+    }
 }
 
 int
-raftfsm_snapshot_decode(const void *buf, size_t len, uint64_t *index,
-                        uint8_t digest[STORE_DIGEST_BYTES])
+raftfsm_descriptor_decode(const void *buf, size_t len,
+                          struct raftfsm_descriptor *d)
 {
-    const uint8_t *p = buf;
-    if (len != RAFTFSM_SNAPSHOT_BYTES ||
-        rv_get_be32(p) != RAFTFSM_SNAPSHOT_MAGIC || rv_get_be32(p + 4) != 1)
+    const uint8_t *p = buf, *end = p + len;
+    memset(d, 0, sizeof *d);
+    if (len < 38 || rv_get_be32(p) != RAFTFSM_SNAPSHOT_MAGIC ||
+        rv_get_be32(p + 4) != 2)
         return RV_EMALFORMED;
-    *index = rv_get_be64(p + 8);
-    memcpy(digest, p + 16, STORE_DIGEST_BYTES);
+    d->index = rv_get_be64(p + 8);
+    memcpy(d->digest, p + 16, STORE_DIGEST_BYTES);
+    d->n_sources = rv_get_be16(p + 32);
+    uint32_t n_segments = rv_get_be32(p + 34);
+    p += 38;
+    if (d->n_sources > RAFTFSM_MAX_SOURCES || n_segments > RAFTFSM_MAX_SEGMENTS)
+        return RV_EMALFORMED;
+    for (size_t i = 0; i < d->n_sources; i++) {
+        if (end - p < 2)
+            return RV_EMALFORMED;
+        size_t n = rv_get_be16(p);
+        if (n > STORE_MAX_ADDR_BYTES || (size_t)(end - p - 2) < n)
+            return RV_EMALFORMED;
+        memcpy(d->sources[i], p + 2, n);
+        d->sources[i][n] = '\0';
+        p += 2 + n;
+    }
+    if ((size_t)(end - p) != (size_t)n_segments * 28)
+        return RV_EMALFORMED;
+    if (n_segments > 0) {
+        d->segments = calloc(n_segments, sizeof *d->segments);
+        if (d->segments == NULL)
+            return RV_ENOMEM;
+    }
+    d->n_segments = n_segments;
+    for (size_t i = 0; i < n_segments; i++, p += 28) {
+        d->segments[i].number = rv_get_be32(p);
+        d->segments[i].first_index = rv_get_be64(p + 4);
+        d->segments[i].last_index = rv_get_be64(p + 12);
+        d->segments[i].bytes = rv_get_be64(p + 20);
+    }
+    return RV_OK;
+}
+
+void
+raftfsm_descriptor_free(struct raftfsm_descriptor *d)
+{
+    free(d->segments);
+    d->segments = NULL;
+    d->n_segments = 0;
+}
+
+static void
+raftfsm__add_source(struct raftfsm_descriptor *d, const char *addr)
+{
+    if (addr == NULL || addr[0] == '\0' || d->n_sources == RAFTFSM_MAX_SOURCES)
+        return;
+    for (size_t i = 0; i < d->n_sources; i++)
+        if (strcmp(d->sources[i], addr) == 0)
+            return;
+    snprintf(d->sources[d->n_sources++], STORE_MAX_ADDR_BYTES + 1, "%s", addr);
+}
+
+/* The descriptor of the store as it is now: this node's address first,
+ * then every member's the store knows, and the newest sealed segments. */
+static int
+raftfsm__describe(struct raftfsm *f, struct raftfsm_descriptor *d)
+{
+    struct store_read *rd;
+    struct store_node *nodes = NULL;
+    size_t n_nodes = 0;
+    memset(d, 0, sizeof *d);
+    d->index = store_applied_index(f->store);
+    store_digest(f->store, d->digest);
+    raftfsm__add_source(d, f->self_addr);
+    if (store_read_begin(f->store, &rd, f->errmsg) == RV_OK) {
+        if (store_nodes_list(rd, &nodes, &n_nodes, f->errmsg) == RV_OK)
+            for (size_t i = 0; i < n_nodes; i++)
+                raftfsm__add_source(d, nodes[i].rpc_addr);
+        free(nodes);
+        store_read_end(rd);
+    }
+    size_t n = store_sealed_segments(f->store, NULL, 0);
+    if (n == 0)
+        return RV_OK;
+    struct vlog_segment_info *all = calloc(n, sizeof *all);
+    if (all == NULL)
+        return RV_ENOMEM;
+    n = store_sealed_segments(f->store, all, n);
+    size_t keep = n < RAFTFSM_MAX_SEGMENTS ? n : RAFTFSM_MAX_SEGMENTS;
+    memmove(all, all + (n - keep), keep * sizeof *all);
+    d->segments = all;
+    d->n_segments = keep;
     return RV_OK;
 }
 
 /* raft deletes the log prefix up to the snapshot, so everything applied
- * must be durable in the store first. */
+ * must be durable in the store first. Raft asks every threshold entries;
+ * the threshold that counts is bytes of vlog (RAFT_BUSY skips). */
 static int
 raftfsm__snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
                   unsigned *n_bufs)
 {
     struct raftfsm *f = fsm->data;
-    uint8_t digest[STORE_DIGEST_BYTES];
+    struct raftfsm_descriptor d;
+    struct rv_buf out;
 
     if (f->is_failed)
         return RAFT_IOERR;
+    uint64_t vlog_bytes = store_vlog_bytes(f->store);
+    if (f->snapshot_bytes > 0 &&
+        vlog_bytes - f->vlog_bytes_at_snapshot < f->snapshot_bytes)
+        return RAFT_BUSY;
     int rc = store_sync(f->store, f->errmsg);
     if (rc != RV_OK) {
         f->is_failed = 1;
         rv_logf(f->log, RV_LOG_ERROR, "raftfsm", "snapshot: %s", f->errmsg);
         return RAFT_IOERR;
     }
-    *bufs = raft_malloc(sizeof **bufs);
-    if (*bufs == NULL)
+    if (raftfsm__describe(f, &d) != RV_OK)
         return RAFT_NOMEM;
-    (*bufs)[0].base = raft_malloc(RAFTFSM_SNAPSHOT_BYTES);
-    if ((*bufs)[0].base == NULL) {
+    rv_buf_init(&out);
+    raftfsm_descriptor_encode(&d, &out);
+    raftfsm_descriptor_free(&d);
+    *bufs = raft_malloc(sizeof **bufs);
+    void *base = out.is_failed ? NULL : raft_malloc(out.len);
+    if (*bufs == NULL || base == NULL) {
         raft_free(*bufs);
+        raft_free(base);
+        rv_buf_free(&out);
         return RAFT_NOMEM;
     }
-    (*bufs)[0].len = RAFTFSM_SNAPSHOT_BYTES;
-    store_digest(f->store, digest);
-    raftfsm_snapshot_encode(store_applied_index(f->store), digest,
-                            (*bufs)[0].base);
+    memcpy(base, out.data, out.len);
+    (*bufs)[0].base = base;
+    (*bufs)[0].len = out.len;
+    rv_buf_free(&out);
     *n_bufs = 1;
+    f->vlog_bytes_at_snapshot = vlog_bytes;
     f->n_snapshots++;
     return 0;
 }
 
+/* Apply the fetched records in p[0, len) that follow the store, up to
+ * index. Returns RV_OK (maybe having applied none), RV_EMALFORMED for a
+ * bad frame, or the store's error (a local fault). */
+static int
+raftfsm__apply_fetched(struct raftfsm *f, const uint8_t *p, size_t len,
+                       uint64_t index, char *errmsg)
+{
+    while (len > 0) {
+        if (len < STORE_FETCH_RECORD_HEADER) {
+            rv_errmsg_printf(errmsg, "fetched records: a cut header");
+            return RV_EMALFORMED;
+        }
+        uint64_t at = rv_get_be64(p);
+        size_t n = rv_get_be32(p + 8);
+        if (n > len - STORE_FETCH_RECORD_HEADER || n > VLOG_MAX_PAYLOAD_BYTES) {
+            rv_errmsg_printf(errmsg, "fetched records: a cut payload");
+            return RV_EMALFORMED;
+        }
+        uint64_t applied = store_applied_index(f->store);
+        if (at > index)
+            break;
+        if (at > applied + 1) {
+            rv_errmsg_printf(errmsg, "fetched records skip from %llu to %llu",
+                             (unsigned long long)applied,
+                             (unsigned long long)at);
+            return RV_EMALFORMED;
+        }
+        if (at == applied + 1) {
+            int rc = store_apply_record(f->store, at,
+                                        p + STORE_FETCH_RECORD_HEADER, n,
+                                        errmsg);
+            if (rc != RV_OK)
+                return rc;
+            f->n_fetched_records++;
+        }
+        p += STORE_FETCH_RECORD_HEADER + n;
+        len -= STORE_FETCH_RECORD_HEADER + n;
+    }
+    return RV_OK;
+}
+
+static int
+raftfsm__is_remote_error(int rc)
+{
+    return rc == RV_EMALFORMED || rc == RV_EUNAVAILABLE ||
+           rc == RV_ETIMEDOUT || rc == RV_ENOTFOUND;
+}
+
+int
+raftfsm_catch_up(struct raftfsm *f, uint64_t index,
+                 char (*sources)[STORE_MAX_ADDR_BYTES + 1],
+                 size_t n_sources, char *errmsg)
+{
+    struct rv_buf buf;
+    int rc = RV_EUNAVAILABLE;
+    unsigned secs = f->catch_up_secs ? f->catch_up_secs : 60;
+    uint64_t deadline = rv_clock_mono_ms() + (uint64_t)secs * 1000;
+
+    rv_errmsg_printf(errmsg, "no source to fetch from");
+    if (f->fetch == NULL || n_sources == 0)
+        return RV_EUNAVAILABLE;
+    rv_buf_init(&buf);
+    f->n_catch_ups++;
+    for (size_t round = 0; store_applied_index(f->store) < index; round++) {
+        const char *addr = sources[round % n_sources];
+        if (round > 0 && round % n_sources == 0) {
+            if (rv_clock_mono_ms() > deadline)
+                break;
+            rv_clock_sleep_ms(200);
+        }
+        if (f->self_addr != NULL && strcmp(addr, f->self_addr) == 0)
+            continue;
+        /* Stream from this source while it makes progress. */
+        for (;;) {
+            uint64_t from = store_applied_index(f->store) + 1;
+            if (from > index)
+                break;
+            rv_buf_reset(&buf);
+            rc = f->fetch(f->fetch_data, addr, from, index, &buf, errmsg);
+            if (rc == RV_OK)
+                rc = raftfsm__apply_fetched(f, buf.data, buf.len, index,
+                                            errmsg);
+            if (rc != RV_OK && !raftfsm__is_remote_error(rc)) {
+                rv_buf_free(&buf);
+                return rc; /* A local fault. */
+            }
+            if (rc != RV_OK || store_applied_index(f->store) < from)
+                break; /* This source failed or has nothing more. */
+        }
+    }
+    rv_buf_free(&buf);
+    if (store_applied_index(f->store) >= index)
+        return RV_OK;
+    if (rc == RV_OK)
+        rv_errmsg_printf(errmsg, "caught up to %llu of %llu from %zu sources",
+                         (unsigned long long)store_applied_index(f->store),
+                         (unsigned long long)index, n_sources);
+    return rc == RV_OK ? RV_EUNAVAILABLE : rc;
+}
+
 /* A descriptor at or behind the local store changes nothing (the committed
- * prefixes are identical). One ahead of it needs the missing vlog records
- * from a peer, which the node fetches; until that exists this refuses. */
+ * prefixes are identical). One ahead of it is caught up from its sources,
+ * then the digests must match. */
 static int
 raftfsm__restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
     struct raftfsm *f = fsm->data;
-    uint64_t index;
+    struct raftfsm_descriptor d;
     uint8_t digest[STORE_DIGEST_BYTES];
 
-    if (raftfsm_snapshot_decode(buf->base, buf->len, &index, digest) != RV_OK) {
+    if (raftfsm_descriptor_decode(buf->base, buf->len, &d) != RV_OK) {
         rv_logf(f->log, RV_LOG_ERROR, "raftfsm",
                 "restore: snapshot descriptor does not decode");
         return RAFT_MALFORMED;
     }
-    if (index > store_applied_index(f->store)) {
-        rv_logf(f->log, RV_LOG_ERROR, "raftfsm",
-                "restore: snapshot at %llu is ahead of the store at %llu",
-                (unsigned long long)index,
-                (unsigned long long)store_applied_index(f->store));
+    uint64_t applied = store_applied_index(f->store);
+    if (d.index <= applied) {
+        raftfsm_descriptor_free(&d);
+        raft_free(buf->base); /* On success the FSM owns the buffer. */
+        f->n_restores_kept++;
+        return 0;
+    }
+    rv_logf(f->log, RV_LOG_INFO, "raftfsm",
+            "restore: descriptor at %llu, store at %llu: catching up from %zu "
+            "sources",
+            (unsigned long long)d.index, (unsigned long long)applied,
+            d.n_sources);
+    int rc = raftfsm_catch_up(f, d.index, d.sources, d.n_sources, f->errmsg);
+    if (rc == RV_OK) {
+        store_digest(f->store, digest);
+        if (memcmp(digest, d.digest, sizeof digest) != 0) {
+            rv_errmsg_printf(f->errmsg,
+                             "digest at %llu differs from the descriptor's",
+                             (unsigned long long)d.index);
+            rc = RV_ECORRUPT;
+        }
+    }
+    raftfsm_descriptor_free(&d);
+    if (rc != RV_OK) {
+        /* Stop: a restart retries the catch-up from the stored snapshot. */
+        f->is_failed = 1;
+        rv_logf(f->log, RV_LOG_ERROR, "raftfsm", "restore: %s: %s",
+                rv_strerror(rc), f->errmsg);
         return RAFT_IOERR;
     }
-    raft_free(buf->base); /* On success the FSM owns the buffer. */
-    f->n_restores_kept++;
+    raft_free(buf->base);
+    rv_logf(f->log, RV_LOG_INFO, "raftfsm", "restore: caught up to %llu",
+            (unsigned long long)store_applied_index(f->store));
     return 0;
 }
 
@@ -127,6 +358,7 @@ raftfsm_init(struct raftfsm *f, struct store *s, const struct rv_log *log)
     f->fsm.restore = raftfsm__restore;
     f->store = s;
     f->log = log;
+    f->vlog_bytes_at_snapshot = store_vlog_bytes(s);
 }
 
 void

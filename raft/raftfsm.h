@@ -1,6 +1,7 @@
 /* The raft state machine: committed entries go to store_apply, snapshots
- * are small descriptors of the store (applied index and digest), never the
- * data (shared/research/raft-0.15.md §5).
+ * are small descriptors of the store (applied index, digest, where to fetch
+ * the archive, its sealed segments), never the data
+ * (shared/research/raft-0.15.md §5).
  *
  * Rules kept here (raft-0.15.md §9): apply is idempotent by index (entries
  * at or below the store's applied index are skipped, as raft replays its
@@ -8,18 +9,28 @@
  * return code, which would stall raft; a local fault (I/O, disk full,
  * corruption) returns RAFT_IOERR and marks the FSM failed so the node stops.
  *
+ * Catch-up: restoring a descriptor ahead of the local store fetches the
+ * missing vlog records from the descriptor's sources (its taker first, then
+ * the other members it knew) through the fetch function, a bounded chunk at
+ * a time, materialises them and checks the digest at the descriptor's
+ * index. A digest that differs is divergence: the FSM fails (fail-stop).
+ *
  * Loop thread only: raft calls these on the thread that runs its loop. */
 #ifndef RV_RAFT_RAFTFSM_H
 #define RV_RAFT_RAFTFSM_H
 
+#include "base/buf.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "store/store.h"
+#include "store/vlog.h"
 
 #include <raft.h>
 
 #define RAFTFSM_SNAPSHOT_MAGIC 0x5256534eu /* "RVSN" */
-#define RAFTFSM_SNAPSHOT_BYTES (4 + 4 + 8 + STORE_DIGEST_BYTES)
+#define RAFTFSM_MAX_SOURCES    16
+#define RAFTFSM_MAX_SEGMENTS   4096 /* The newest ones, if there are more. */
+#define RAFTFSM_FETCH_BYTES    (4u << 20) /* Per fetch round trip. */
 
 /* What apply hands to the leader's raft_apply callback through *result.
  * Owned by the FSM and valid until the next apply: the callback runs in the
@@ -30,6 +41,22 @@ struct raftfsm_result {
     size_t n_results;
 };
 
+/* Append to out the records with index in [from, to] of the vlog at addr,
+ * at most about RAFTFSM_FETCH_BYTES of them, in the format of
+ * store_fetch_records. RV_OK with nothing appended means the source has
+ * none of them. Blocking, bounded in time by the implementation. */
+typedef int (*raftfsm_fetch_fn)(void *data, const char *addr, uint64_t from,
+                                uint64_t to, struct rv_buf *out, char *errmsg);
+
+struct raftfsm_descriptor {
+    uint64_t index;
+    uint8_t digest[STORE_DIGEST_BYTES];
+    size_t n_sources;
+    char sources[RAFTFSM_MAX_SOURCES][STORE_MAX_ADDR_BYTES + 1];
+    size_t n_segments;
+    struct vlog_segment_info *segments; /* Owned. */
+};
+
 struct raftfsm {
     struct raft_fsm fsm;        /* Give &fsm to raft; fsm.data is this. */
     struct raft *raft;          /* Set with raftfsm_attach(). Borrowed. */
@@ -37,7 +64,15 @@ struct raftfsm {
     const struct rv_log *log;   /* Borrowed; may be NULL. */
     struct raftfsm_result last; /* Owned. */
     int is_failed;              /* A local fault happened: stop the node. */
-    uint64_t n_snapshots, n_restores_kept;
+    /* Set by the owner before raft_start (all optional). */
+    const char *self_addr; /* This node's fetch address, first source. */
+    raftfsm_fetch_fn fetch;
+    void *fetch_data;
+    uint64_t snapshot_bytes; /* Snapshot once the vlog grew by this. */
+    unsigned catch_up_secs;  /* Give up a catch-up after this (default 60). */
+    /* Figures. */
+    uint64_t vlog_bytes_at_snapshot;
+    uint64_t n_snapshots, n_restores_kept, n_catch_ups, n_fetched_records;
     char errmsg[RV_ERRMSG_SIZE];
 };
 
@@ -50,13 +85,22 @@ void raftfsm_attach(struct raftfsm *f, struct raft *r);
 
 void raftfsm_close(struct raftfsm *f);
 
-/* Encode and decode a snapshot descriptor (RAFTFSM_SNAPSHOT_BYTES, all
- * big-endian: magic, version 1, applied index, digest). Decode returns
- * RV_OK or RV_EMALFORMED. */
-void raftfsm_snapshot_encode(uint64_t index,
-                             const uint8_t digest[STORE_DIGEST_BYTES],
-                             uint8_t *out);
-int raftfsm_snapshot_decode(const void *buf, size_t len, uint64_t *index,
-                            uint8_t digest[STORE_DIGEST_BYTES]);
+/* Encode d (all integers big-endian: magic, version 2, applied index,
+ * digest, be16 source count, be32 segment count, sources as be16 length +
+ * bytes, segments as be32 number, be64 first, be64 last, be64 bytes).
+ * Decode checks every length; it returns RV_OK or RV_EMALFORMED, and on
+ * RV_OK the caller frees with raftfsm_descriptor_free(). */
+void raftfsm_descriptor_encode(const struct raftfsm_descriptor *d,
+                               struct rv_buf *out);
+int raftfsm_descriptor_decode(const void *buf, size_t len,
+                              struct raftfsm_descriptor *d);
+void raftfsm_descriptor_free(struct raftfsm_descriptor *d);
+
+/* Bring f's store up to index from the given sources (catch-up without a
+ * descriptor: also used by restore). Returns RV_OK, or the last source's
+ * error after every source failed for catch_up_secs. */
+int raftfsm_catch_up(struct raftfsm *f, uint64_t index,
+                     char (*sources)[STORE_MAX_ADDR_BYTES + 1],
+                     size_t n_sources, char *errmsg);
 
 #endif /* RV_RAFT_RAFTFSM_H */

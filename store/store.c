@@ -17,7 +17,7 @@ static const char *const store_db_names[STORE_DB_COUNT] = {
     "meta",    "runid", "run",   "param", "tag",     "series",
     "chunk",   "open",  "logs",  "art",   "artpart", "blob",
     "client",  "team",  "token", "ixcr",  "ixscope", "ixstat",
-    "ixparam", "ixtag", "ixpv",  "cnt"};
+    "ixparam", "ixtag", "ixpv",  "cnt",     "node"};
 
 int
 store__err_mdb(int rc, const char *what, char *errmsg)
@@ -830,4 +830,47 @@ store_verify(const char *dir, const struct rv_log *log, struct store_check *chk,
         return RV_ECORRUPT;
     }
     return RV_OK;
+}
+
+int
+store_fetch_records(struct store *s, uint64_t from, uint64_t to,
+                    size_t max_bytes, struct rv_buf *out, uint64_t *last,
+                    char *errmsg)
+{
+    struct vlog_iter *it;
+    size_t start = out->len;
+    *last = 0;
+    int rc = vlog_iter_open(s->vlog, from, &it, errmsg);
+    while (rc == RV_OK && out->len - start < max_bytes) {
+        struct vlog_record rec;
+        rc = vlog_iter_next(it, &rec, errmsg);
+        if (rc != RV_OK)
+            break;
+        if (rec.index < from)
+            continue;
+        if (to != 0 && rec.index > to)
+            break;
+        rv_buf_append_be64(out, rec.index);
+        rv_buf_append_be32(out, (uint32_t)rec.len);
+        rv_buf_append(out, rec.payload, rec.len);
+        if (out->is_failed)
+            rc = RV_ENOMEM;
+        else
+            *last = rec.index;
+    }
+    vlog_iter_close(it);
+    return rc == RV_ENOTFOUND ? RV_OK : rc;
+}
+
+size_t
+store_sealed_segments(struct store *s, struct vlog_segment_info *out,
+                      size_t max)
+{
+    return vlog_segments(s->vlog, out, max);
+}
+
+uint64_t
+store_vlog_bytes(struct store *s)
+{
+    return vlog_size_bytes(s->vlog);
 }

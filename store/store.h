@@ -48,6 +48,8 @@
 #define STORE_PAGE_TOKEN_BYTES           8192 /* Room for a token's text. */
 #define STORE_SORT_STRING_BYTES          200  /* Strings sort by this prefix. */
 #define STORE_DEFAULT_MAP_BYTES          ((size_t)64 << 30)
+#define STORE_MAX_ADDR_BYTES             128 /* A node's address text. */
+#define STORE_FETCH_RECORD_HEADER        12  /* be64 index, be32 length. */
 
 struct store;
 
@@ -113,6 +115,30 @@ int store_apply(struct store *s, uint64_t index, const void *entry, size_t len,
 int store_sync(struct store *s, char *errmsg);
 
 uint64_t store_applied_index(const struct store *s);
+
+/* Catch-up: archive and materialise one record fetched from a peer's vlog
+ * (the payload as store_fetch_records gives it) at index, which must be
+ * applied_index + 1. Writer thread. Errors as store_apply, and RV_EINVAL
+ * for an index that does not follow. */
+int store_apply_record(struct store *s, uint64_t index, const void *payload,
+                       size_t n, char *errmsg);
+
+/* Serve catch-up: append to out the vlog records with index in
+ * [from, to] (to 0: no bound), each as be64 index, be32 length, payload,
+ * stopping once out has grown by max_bytes (at least one record is given).
+ * *last is the index of the last record added (0 if none). Any thread.
+ * Errors: RV_ECORRUPT, RV_EIO, RV_ENOMEM. */
+int store_fetch_records(struct store *s, uint64_t from, uint64_t to,
+                        size_t max_bytes, struct rv_buf *out, uint64_t *last,
+                        char *errmsg);
+
+/* The vlog's sealed segments (see vlog_segments). Any thread. */
+struct vlog_segment_info;
+size_t store_sealed_segments(struct store *s, struct vlog_segment_info *out,
+                             size_t max);
+
+/* Bytes of the vlog, all segments. Any thread. */
+uint64_t store_vlog_bytes(struct store *s);
 void store_digest(const struct store *s, uint8_t out[STORE_DIGEST_BYTES]);
 /* Lower-case hex of the digest into out[2 * STORE_DIGEST_BYTES + 1]. */
 void store_digest_hex(const uint8_t d[STORE_DIGEST_BYTES], char *out);
@@ -292,6 +318,17 @@ void store_artifact_free(struct store_artifact *art);
 int store_artifact_read(struct store_read *r, const char *run_id,
                         const char *path, uint64_t offset, size_t n,
                         struct rv_buf *out, char *errmsg);
+
+/* The cluster members recorded by node_put commands, by id. Free with
+ * free(). */
+struct store_node {
+    uint64_t id;
+    char raft_addr[STORE_MAX_ADDR_BYTES + 1];
+    char rpc_addr[STORE_MAX_ADDR_BYTES + 1];
+    char http_addr[STORE_MAX_ADDR_BYTES + 1];
+};
+int store_nodes_list(struct store_read *r, struct store_node **nodes,
+                     size_t *n_nodes, char *errmsg);
 
 /* Team and token records (admin commands). role is Rv__Role. */
 int store_token_get(struct store_read *r, const uint8_t sha256[32], char *team,

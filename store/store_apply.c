@@ -1571,6 +1571,55 @@ store__token_del(struct store_wctx *w, const Rv__TokenDel *t)
     return store__del(w, STORE_DB_TOKEN, t->token_sha256.data, 32);
 }
 
+/* ---- Cluster members --------------------------------------------------- */
+
+/* Node record: the packed rv.NodePut, keyed by be64 id. Addresses are
+ * checked for length and printable ASCII only: they are dialled, not
+ * parsed, here. */
+static int
+store__addr_check(const char *a, int is_required, const char *what,
+                  char *errmsg)
+{
+    int rc = store__str_check(a, STORE_MAX_ADDR_BYTES, is_required, what,
+                              errmsg);
+    for (const char *p = a; rc == RV_OK && p != NULL && *p != '\0'; p++) {
+        if (*p <= ' ' || *p > '~') {
+            rv_errmsg_printf(errmsg, "%s has a byte outside printable ASCII",
+                             what);
+            rc = RV_EINVAL;
+        }
+    }
+    return rc;
+}
+
+static int
+store__node_put(struct store_wctx *w, const Rv__NodePut *n)
+{
+    uint8_t k[8], v[4 * STORE_MAX_ADDR_BYTES];
+    if (n->id == 0) {
+        rv_errmsg_printf(w->errmsg, "node id must be > 0");
+        return RV_EINVAL;
+    }
+    int rc = store__addr_check(n->raft_addr, 1, "raft_addr", w->errmsg);
+    if (rc == RV_OK)
+        rc = store__addr_check(n->rpc_addr, 0, "rpc_addr", w->errmsg);
+    if (rc == RV_OK)
+        rc = store__addr_check(n->http_addr, 0, "http_addr", w->errmsg);
+    if (rc != RV_OK)
+        return rc;
+    size_t vn = rv__node_put__pack(n, v); /* Bounded by the checks above. */
+    rv_put_be64(k, n->id);
+    return store__put(w, STORE_DB_NODE, k, 8, v, vn);
+}
+
+static int
+store__node_del(struct store_wctx *w, const Rv__NodeDel *n)
+{
+    uint8_t k[8];
+    rv_put_be64(k, n->id);
+    return store__del(w, STORE_DB_NODE, k, 8);
+}
+
 /* ---- Commands ---------------------------------------------------------- */
 
 static int
@@ -1604,6 +1653,10 @@ store__dispatch(struct store_wctx *w, const Rv__Command *cmd,
         return store__token_del(w, cmd->token_del);
     case RV__COMMAND__BODY_NOOP:
         return RV_OK;
+    case RV__COMMAND__BODY_NODE_PUT:
+        return store__node_put(w, cmd->node_put);
+    case RV__COMMAND__BODY_NODE_DEL:
+        return store__node_del(w, cmd->node_del);
     case RV__COMMAND__BODY__NOT_SET:
     default:
         rv_errmsg_printf(w->errmsg, "empty command");
@@ -1960,4 +2013,29 @@ store_apply(struct store *s, uint64_t index, const void *entry, size_t len,
     return store__materialise(s, index, payload, n, ptr, is_malformed,
                               is_malformed ? why : NULL, results, n_results,
                               errmsg);
+}
+
+int
+store_apply_record(struct store *s, uint64_t index, const void *payload,
+                   size_t n, char *errmsg)
+{
+    if (index != s->applied_index + 1 || vlog_last_index(s->vlog) >= index) {
+        rv_errmsg_printf(errmsg, "record %llu does not follow %llu",
+                         (unsigned long long)index,
+                         (unsigned long long)s->applied_index);
+        return RV_EINVAL;
+    }
+    struct vlog_ptr ptr;
+    int rc =
+        vlog_append(s->vlog, index, VLOG_TYPE_BATCH, payload, n, &ptr, errmsg);
+    if (rc != RV_OK) {
+        rv_errmsg_wrap(errmsg, "vlog");
+        return rc;
+    }
+    struct store_result *results;
+    size_t n_results;
+    rc = store__materialise(s, index, payload, n, ptr, 0, NULL, &results,
+                            &n_results, errmsg);
+    free(results);
+    return rc;
 }

@@ -113,6 +113,7 @@ enum store_db {
     STORE_DB_IXTAG,
     STORE_DB_IXPV,
     STORE_DB_CNT,
+    STORE_DB_NODE,
     STORE_DB_COUNT
 };
 

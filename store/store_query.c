@@ -2181,3 +2181,56 @@ store_token_get(struct store_read *r, const uint8_t sha256[32], char *team,
     team[v.mv_size - 1] = '\0';
     return RV_OK;
 }
+
+int
+store_nodes_list(struct store_read *r, struct store_node **nodes,
+                 size_t *n_nodes, char *errmsg)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    size_t n = 0, cap = 0;
+    struct store_node *out = NULL;
+    *nodes = NULL;
+    *n_nodes = 0;
+    int rc = mdb_cursor_open(r->txn, r->s->dbi[STORE_DB_NODE], &cur);
+    if (rc != 0)
+        return store__err_mdb(rc, "mdb_cursor_open", errmsg);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        Rv__NodePut *np = rv__node_put__unpack(NULL, v.mv_size, v.mv_data);
+        if (np == NULL) {
+            rc = RV_ECORRUPT;
+            rv_errmsg_printf(errmsg, "node record does not decode");
+            break;
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 4;
+            struct store_node *g = realloc(out, cap * sizeof *out);
+            if (g == NULL) {
+                rv__node_put__free_unpacked(np, NULL);
+                rc = RV_ENOMEM;
+                break;
+            }
+            out = g;
+        }
+        struct store_node *d = &out[n++];
+        memset(d, 0, sizeof *d);
+        d->id = np->id;
+        snprintf(d->raft_addr, sizeof d->raft_addr, "%s", np->raft_addr);
+        snprintf(d->rpc_addr, sizeof d->rpc_addr, "%s",
+                 np->rpc_addr ? np->rpc_addr : "");
+        snprintf(d->http_addr, sizeof d->http_addr, "%s",
+                 np->http_addr ? np->http_addr : "");
+        rv__node_put__free_unpacked(np, NULL);
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND && rc != 0) {
+        free(out);
+        return rc == RV_ECORRUPT || rc == RV_ENOMEM
+                   ? rc
+                   : store__err_mdb(rc, "cursor", errmsg);
+    }
+    *nodes = out;
+    *n_nodes = n;
+    return RV_OK;
+}

@@ -108,6 +108,16 @@ uint64_t vlog_last_index(const struct vlog *v);
 /* Bytes in all segments, headers included. Any thread. */
 uint64_t vlog_size_bytes(const struct vlog *v);
 
+/* Sealed segments, oldest first: up to max into out; returns how many
+ * there are (may exceed max). Any thread. */
+struct vlog_segment_info {
+    uint32_t number;
+    uint64_t first_index, last_index; /* Raft indexes of its records. */
+    uint64_t bytes;
+};
+size_t vlog_segments(const struct vlog *v, struct vlog_segment_info *out,
+                     size_t max);
+
 /* Read the payload of the record at ptr into out (replacing its contents),
  * checking its CRC. *index receives its raft index (may be NULL).
  * Errors: RV_ECORRUPT (CRC, header mismatch; file and offset in errmsg),

@@ -460,18 +460,41 @@ test_without_the_guard_raft_015_breaks(void)
 static void
 test_snapshot_descriptor_round_trip(void)
 {
-    uint8_t d[STORE_DIGEST_BYTES], d2[STORE_DIGEST_BYTES];
-    uint8_t buf[RAFTFSM_SNAPSHOT_BYTES];
-    uint64_t idx;
+    struct raftfsm_descriptor d, d2;
+    struct vlog_segment_info segs[3] = {
+        {1, 1, 100, 4096}, {2, 101, 250, 8000}, {3, 251, 251, 64}};
+    struct rv_buf b;
+    memset(&d, 0, sizeof d);
+    d.index = 12345;
     for (int i = 0; i < STORE_DIGEST_BYTES; i++)
-        d[i] = (uint8_t)(i * 13);
-    raftfsm_snapshot_encode(12345, d, buf);
-    CHECK(raftfsm_snapshot_decode(buf, sizeof buf, &idx, d2) == RV_OK);
-    CHECK(idx == 12345 && memcmp(d, d2, sizeof d) == 0);
-    CHECK(raftfsm_snapshot_decode(buf, sizeof buf - 1, &idx, d2) ==
-          RV_EMALFORMED);
-    buf[0] ^= 1;
-    CHECK(raftfsm_snapshot_decode(buf, sizeof buf, &idx, d2) == RV_EMALFORMED);
+        d.digest[i] = (uint8_t)(i * 13);
+    d.n_sources = 2;
+    snprintf(d.sources[0], sizeof d.sources[0], "tcp://127.0.0.1:7481");
+    snprintf(d.sources[1], sizeof d.sources[1], "tcp://127.0.0.2:7481");
+    d.segments = segs;
+    d.n_segments = 3;
+    rv_buf_init(&b);
+    raftfsm_descriptor_encode(&d, &b);
+    CHECK(raftfsm_descriptor_decode(b.data, b.len, &d2) == RV_OK);
+    CHECK(d2.index == 12345 && memcmp(d.digest, d2.digest, 16) == 0);
+    CHECK(d2.n_sources == 2 && strcmp(d2.sources[1], d.sources[1]) == 0);
+    CHECK(d2.n_segments == 3 && d2.segments[1].first_index == 101 &&
+          d2.segments[2].bytes == 64);
+    raftfsm_descriptor_free(&d2);
+    /* Every truncation and every single-byte change of the header fails or
+     * decodes within bounds; none reads outside the buffer. */
+    for (size_t n = 0; n < b.len; n++) {
+        CHECK(raftfsm_descriptor_decode(b.data, n, &d2) != RV_OK);
+        raftfsm_descriptor_free(&d2);
+    }
+    for (size_t i = 0; i < b.len; i++) {
+        b.data[i] ^= 0x5a;
+        if (raftfsm_descriptor_decode(b.data, b.len, &d2) == RV_OK)
+            CHECK(d2.n_sources <= RAFTFSM_MAX_SOURCES);
+        raftfsm_descriptor_free(&d2);
+        b.data[i] ^= 0x5a;
+    }
+    rv_buf_free(&b);
 }
 
 static const struct rv_test tests[] = {
