@@ -4,10 +4,13 @@
  *   runvault verify [--data-dir DIR]         check every vlog CRC, the digest
  *   runvault rebuild-index [--data-dir DIR]  regenerate LMDB from the vlog
  *
- * Exit codes: 0 success, 1 usage error, 2 data corrupt or digests differ,
- * 3 I/O or other local failure. */
+ *   runvault serve [flags]                   run a node (node/serve.c)
+ *   runvault cluster VERB [flags]            membership (node/cluster.c)
+ *
+ * Exit codes: node/serve.h. */
 #include "base/clock.h"
 #include "base/log.h"
+#include "node/serve.h"
 #include "proto/proto.h"
 #include "store/store.h"
 
@@ -15,17 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RV_EXIT_OK      0
-#define RV_EXIT_USAGE   1
-#define RV_EXIT_CORRUPT 2
-#define RV_EXIT_FAILURE 3
-
 #define RV_DEFAULT_DATA_DIR "./runvault-data"
 
 static const char rv_usage[] =
     "usage: runvault <command> [--data-dir DIR] [--log-level LEVEL]\n"
     "\n"
     "commands:\n"
+    "  serve          run a node (runvault serve --help for its flags)\n"
+    "  cluster        status | add | remove | transfer (through any node)\n"
     "  demo           ingest sample runs into the store, query them, verify\n"
     "  verify         check every vlog record's CRC and recompute the digest\n"
     "  rebuild-index  regenerate the LMDB index from the vlog alone\n"
@@ -318,6 +318,10 @@ int
 main(int argc, char **argv)
 {
     struct rv_cli cli;
+    if (argc >= 2 && strcmp(argv[1], "serve") == 0)
+        return rv_cmd_serve(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "cluster") == 0)
+        return rv_cmd_cluster(argc - 2, argv + 2);
     if (rv_cli_parse(argc, argv, &cli) != 0) {
         fputs(rv_usage, stderr);
         return RV_EXIT_USAGE;

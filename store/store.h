@@ -176,6 +176,9 @@ struct store_read;
 int store_read_begin(struct store *s, struct store_read **out, char *errmsg);
 void store_read_end(struct store_read *r); /* NULL is allowed. */
 uint64_t store_read_applied_index(const struct store_read *r);
+/* The digest at the read's applied index (zeros for an empty store). */
+void store_read_digest(const struct store_read *r,
+                       uint8_t out[STORE_DIGEST_BYTES]);
 
 enum store_lifecycle { STORE_ACTIVE = 0, STORE_DELETED = 1 };
 

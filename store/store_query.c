@@ -35,6 +35,18 @@ store_read_begin(struct store *s, struct store_read **out, char *errmsg)
 }
 
 void
+store_read_digest(const struct store_read *r, uint8_t out[STORE_DIGEST_BYTES])
+{
+    MDB_val v;
+    if (store__get(r->txn, r->s->dbi[STORE_DB_META], "digest", 6, &v, NULL) ==
+            RV_OK &&
+        v.mv_size == STORE_DIGEST_BYTES)
+        memcpy(out, v.mv_data, STORE_DIGEST_BYTES);
+    else
+        memset(out, 0, STORE_DIGEST_BYTES);
+}
+
+void
 store_read_end(struct store_read *r)
 {
     if (r == NULL)

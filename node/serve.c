@@ -1,0 +1,551 @@
+/* The runvault daemon: configuration, the data-dir lock, signals, the
+ * replica and the RPC server, joining and announcing (serve.h). */
+#define _DEFAULT_SOURCE /* flock */
+#include "node/serve.h"
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "raft/replica.h"
+#include "rpc/client.h"
+#include "rpc/server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define NODE_MAX_VALUE 1024
+
+/* Every setting, by its flag name. Values are text until checked. */
+enum node_key {
+    K_CONFIG,
+    K_ID,
+    K_DATA_DIR,
+    K_HTTP_ADDR,
+    K_RPC_ADDR,
+    K_RAFT_ADDR,
+    K_PEERS,
+    K_JOIN,
+    K_DURABILITY,
+    K_ELECTION_MS,
+    K_HEARTBEAT_MS,
+    K_SYNC_MS,
+    K_SNAPSHOT_BYTES,
+    K_RPC_WORKERS,
+    K_LOG_LEVEL,
+    K_COUNT
+};
+
+static const struct {
+    const char *name, *env, *def, *help;
+} node_keys[K_COUNT] = {
+    {"config", "RUNVAULT_CONFIG", "", "config file"},
+    {"id", "RUNVAULT_ID", "1", "this node's raft id (> 0)"},
+    {"data-dir", "RUNVAULT_DATA_DIR", "./runvault-data", "data directory"},
+    {"http-addr", "RUNVAULT_HTTP_ADDR", "127.0.0.1:7480",
+     "HTTP address (announced; served by the gateway)"},
+    {"rpc-addr", "RUNVAULT_RPC_ADDR", "tcp://127.0.0.1:7481",
+     "native RPC address"},
+    {"raft-addr", "RUNVAULT_RAFT_ADDR", "127.0.0.1:7482",
+     "raft address, IPv4 a.b.c.d:port"},
+    {"peers", "RUNVAULT_PEERS", "",
+     "initial voters, 1=IP:PORT,2=IP:PORT,... (the same on each)"},
+    {"join", "RUNVAULT_JOIN", "", "RPC endpoint(s) of a cluster to join"},
+    {"durability", "RUNVAULT_DURABILITY", "buffered",
+     "memory | buffered | strict"},
+    {"election-ms", "RUNVAULT_ELECTION_MS", "800", "raft election timeout"},
+    {"heartbeat-ms", "RUNVAULT_HEARTBEAT_MS", "100", "raft heartbeat"},
+    {"sync-ms", "RUNVAULT_SYNC_MS", "100", "background store sync period"},
+    {"snapshot-bytes", "RUNVAULT_SNAPSHOT_BYTES", "67108864",
+     "snapshot after this many bytes of log"},
+    {"rpc-workers", "RUNVAULT_RPC_WORKERS", "32", "RPC worker threads"},
+    {"log-level", "RUNVAULT_LOG_LEVEL", "info", "debug | info | warn | error"},
+};
+
+struct node_settings {
+    char v[K_COUNT][NODE_MAX_VALUE];
+};
+
+static int
+node__key(const char *name, size_t n)
+{
+    for (int k = 0; k < K_COUNT; k++)
+        if (strlen(node_keys[k].name) == n &&
+            memcmp(node_keys[k].name, name, n) == 0)
+            return k;
+    return -1;
+}
+
+static int
+node__set(struct node_settings *st, int k, const char *value,
+          const char *where)
+{
+    if (strlen(value) >= NODE_MAX_VALUE) {
+        fprintf(stderr, "runvault: %s: the value of %s is too long\n", where,
+                node_keys[k].name);
+        return -1;
+    }
+    snprintf(st->v[k], NODE_MAX_VALUE, "%s", value);
+    return 0;
+}
+
+static int
+node__load_file(struct node_settings *st, const char *path)
+{
+    char line[2 * NODE_MAX_VALUE];
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "runvault: config %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    for (unsigned no = 1; rc == 0 && fgets(line, sizeof line, f) != NULL;
+         no++) {
+        char *p = line, *end;
+        line[strcspn(line, "#\r\n")] = '\0';
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '\0')
+            continue;
+        size_t kn = strcspn(p, " \t=");
+        int k = node__key(p, kn);
+        char *v = p + kn;
+        while (*v == ' ' || *v == '\t' || *v == '=')
+            v++;
+        end = v + strlen(v);
+        while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+            *--end = '\0';
+        if (k < 0 || k == K_CONFIG) {
+            fprintf(stderr, "runvault: %s:%u: unknown key '%.*s'\n", path, no,
+                    (int)kn, p);
+            rc = -1;
+        } else {
+            char where[512];
+            snprintf(where, sizeof where, "%s:%u", path, no);
+            rc = node__set(st, k, v, where);
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+/* Defaults, then the file, then the environment, then the flags. */
+static int
+node__settings(int argc, char **argv, struct node_settings *st)
+{
+    int flag_set[K_COUNT] = {0};
+    const char *flag_val[K_COUNT] = {0};
+    for (int k = 0; k < K_COUNT; k++)
+        snprintf(st->v[k], NODE_MAX_VALUE, "%s", node_keys[k].def);
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "runvault serve: unexpected argument '%s'\n", a);
+            return -1;
+        }
+        const char *eq = strchr(a + 2, '=');
+        size_t n = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        int k = node__key(a + 2, n);
+        if (k < 0) {
+            fprintf(stderr, "runvault serve: unknown flag '%s'\n", a);
+            return -1;
+        }
+        if (eq == NULL && i + 1 >= argc) {
+            fprintf(stderr, "runvault serve: %s needs a value\n", a);
+            return -1;
+        }
+        flag_set[k] = 1;
+        flag_val[k] = eq ? eq + 1 : argv[++i];
+    }
+    const char *config = flag_set[K_CONFIG] ? flag_val[K_CONFIG]
+                                            : getenv(node_keys[K_CONFIG].env);
+    if (config != NULL && config[0] != '\0' && node__load_file(st, config) != 0)
+        return -1;
+    for (int k = 0; k < K_COUNT; k++) {
+        const char *e = getenv(node_keys[k].env);
+        if (k != K_CONFIG && e != NULL && node__set(st, k, e, "environment"))
+            return -1;
+    }
+    for (int k = 0; k < K_COUNT; k++)
+        if (flag_set[k] && node__set(st, k, flag_val[k], "flags") != 0)
+            return -1;
+    return 0;
+}
+
+static int
+node__u64(const struct node_settings *st, int k, uint64_t min, uint64_t max,
+          uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(st->v[k], &end, 10);
+    if (errno != 0 || end == st->v[k] || *end != '\0' || v < min || v > max ||
+        st->v[k][0] == '-') {
+        fprintf(stderr, "runvault: %s must be a number in [%llu, %llu], not "
+                        "'%s'\n",
+                node_keys[k].name, (unsigned long long)min,
+                (unsigned long long)max, st->v[k]);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* "1=IP:PORT,2=IP:PORT" */
+static int
+node__peers(const char *s, struct replica_peer *peers, size_t *n)
+{
+    *n = 0;
+    for (const char *p = s; p != NULL && *p != '\0';) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        char *end;
+        if (eq == NULL || *n == REPLICA_MAX_PEERS)
+            return -1;
+        unsigned long long id = strtoull(p, &end, 10);
+        size_t an = len - (size_t)(eq + 1 - p);
+        if (end != eq || id == 0 || an == 0 || an > STORE_MAX_ADDR_BYTES)
+            return -1;
+        for (size_t i = 0; i < *n; i++)
+            if (peers[i].id == id)
+                return -1;
+        peers[*n].id = id;
+        memcpy(peers[*n].raft_addr, eq + 1, an);
+        peers[*n].raft_addr[an] = '\0';
+        (*n)++;
+        p = comma ? comma + 1 : NULL;
+    }
+    return 0;
+}
+
+/* ---- The data-dir lock --------------------------------------------------- */
+
+static int
+node__lock(const char *dir, int *fd_out)
+{
+    char path[4096];
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "runvault: mkdir %s: %s\n", dir, strerror(errno));
+        return RV_EXIT_FAILURE;
+    }
+    snprintf(path, sizeof path, "%s/LOCK", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fprintf(stderr, "runvault: open %s: %s\n", path, strerror(errno));
+        return RV_EXIT_FAILURE;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr,
+                "runvault: %s is in use by another runvault process (%s)\n",
+                dir, strerror(errno));
+        close(fd);
+        return RV_EXIT_LOCKED;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || write(fd, pid, (size_t)n) != n) {
+        /* The pid is informative only. */
+    }
+    *fd_out = fd;
+    return RV_EXIT_OK;
+}
+
+/* ---- Joining and announcing (a helper thread) --------------------------- */
+
+struct node {
+    struct replica *rep;
+    struct rpc_server *rpc;
+    struct rv_log log;
+    uint64_t id;
+    char raft_addr[STORE_MAX_ADDR_BYTES + 1];
+    char rpc_addr[STORE_MAX_ADDR_BYTES + 1];
+    char http_addr[STORE_MAX_ADDR_BYTES + 1];
+    char join[NODE_MAX_VALUE];
+    atomic_int is_stopping;
+    pthread_t helper;
+};
+
+static void
+node__sleep(struct node *n, unsigned ms)
+{
+    for (unsigned t = 0; t < ms && !atomic_load(&n->is_stopping); t += 50)
+        rv_clock_sleep_ms(50);
+}
+
+static int
+node__join(struct node *n)
+{
+    Rv__Request req = RV__REQUEST__INIT;
+    Rv__ClusterRequest cr = RV__CLUSTER_REQUEST__INIT;
+    char errmsg[RV_ERRMSG_SIZE];
+    struct rvc *c;
+    cr.op = RV__CLUSTER_OP__CLUSTER_ADD;
+    cr.has_id = 1;
+    cr.id = n->id;
+    cr.raft_addr = n->raft_addr;
+    cr.rpc_addr = n->rpc_addr;
+    cr.http_addr = n->http_addr;
+    req.body_case = RV__REQUEST__BODY_CLUSTER;
+    req.cluster = &cr;
+    if (rvc_open(&c, n->join, errmsg) != RV_OK) {
+        rv_logf(&n->log, RV_LOG_ERROR, "node", "join: %s", errmsg);
+        return -1;
+    }
+    rvc_set_timeouts(c, 2000, 2000);
+    int is_joined = 0;
+    for (unsigned attempt = 0; !is_joined && !atomic_load(&n->is_stopping);
+         attempt++) {
+        Rv__Response *resp = NULL;
+        int rc = rvc_call(c, &req, &resp, errmsg);
+        if (rc == RV_OK && resp->code == RV_OK) {
+            is_joined = 1;
+        } else if (attempt % 10 == 0) {
+            rv_logf(&n->log, RV_LOG_INFO, "node",
+                    "join via %s: not yet a voter (%s)", n->join,
+                    rc == RV_OK ? (resp->message ? resp->message : "")
+                                : errmsg);
+        }
+        rvc_response_free(resp);
+        if (!is_joined)
+            node__sleep(n, 1000);
+    }
+    rvc_close(c);
+    if (is_joined)
+        rv_logf(&n->log, RV_LOG_INFO, "node", "joined the cluster as a voter");
+    return is_joined ? 0 : -1;
+}
+
+/* A follower whose addresses the store does not know (a static cluster
+ * member) asks the leader to record them. */
+static void
+node__announce(struct node *n)
+{
+    struct replica_info info;
+    struct store_read *rd;
+    struct store_node *nodes = NULL;
+    size_t n_nodes = 0;
+    char errmsg[RV_ERRMSG_SIZE], leader_rpc[STORE_MAX_ADDR_BYTES + 1] = "";
+    int is_known = 0;
+    replica_info(n->rep, &info);
+    if (info.leader_id == 0 || info.leader_id == n->id ||
+        info.state != RAFT_FOLLOWER)
+        return;
+    if (store_read_begin(replica_store(n->rep), &rd, errmsg) != RV_OK)
+        return;
+    if (store_nodes_list(rd, &nodes, &n_nodes, errmsg) == RV_OK) {
+        for (size_t i = 0; i < n_nodes; i++) {
+            if (nodes[i].id == n->id &&
+                strcmp(nodes[i].raft_addr, n->raft_addr) == 0 &&
+                strcmp(nodes[i].rpc_addr, n->rpc_addr) == 0 &&
+                strcmp(nodes[i].http_addr, n->http_addr) == 0)
+                is_known = 1;
+            if (nodes[i].id == info.leader_id)
+                snprintf(leader_rpc, sizeof leader_rpc, "%s",
+                         nodes[i].rpc_addr);
+        }
+    }
+    free(nodes);
+    store_read_end(rd);
+    if (is_known || leader_rpc[0] == '\0')
+        return;
+    Rv__Request req = RV__REQUEST__INIT;
+    Rv__WriteRequest wr = RV__WRITE_REQUEST__INIT;
+    Rv__Command cmd = RV__COMMAND__INIT, *cmds[1] = {&cmd};
+    Rv__NodePut np = RV__NODE_PUT__INIT;
+    Rv__Response *resp = NULL;
+    np.id = n->id;
+    np.raft_addr = n->raft_addr;
+    np.rpc_addr = n->rpc_addr;
+    np.http_addr = n->http_addr;
+    cmd.body_case = RV__COMMAND__BODY_NODE_PUT;
+    cmd.node_put = &np;
+    wr.n_commands = 1;
+    wr.commands = cmds;
+    req.body_case = RV__REQUEST__BODY_WRITE;
+    req.write = &wr;
+    if (rvc_call_once(leader_rpc, &req, 2000, &resp, errmsg) == RV_OK &&
+        resp->code == RV_OK)
+        rv_logf(&n->log, RV_LOG_INFO, "node",
+                "recorded this node's addresses through the leader");
+    rvc_response_free(resp);
+}
+
+static void *
+node__helper(void *arg)
+{
+    struct node *n = arg;
+    if (n->join[0] != '\0' && node__join(n) != 0)
+        return NULL;
+    while (!atomic_load(&n->is_stopping)) {
+        node__announce(n);
+        node__sleep(n, 1000);
+    }
+    return NULL;
+}
+
+/* ---- serve ---------------------------------------------------------------- */
+
+static int
+node__exit_of(int rc)
+{
+    switch (rc) {
+    case RV_ECORRUPT:
+        return RV_EXIT_CORRUPT;
+    case RV_EINVAL:
+        return RV_EXIT_USAGE;
+    case RV_EIO:
+    case RV_ENOSPACE:
+        return RV_EXIT_IO;
+    case RV_EUNAVAILABLE:
+        return RV_EXIT_RAFT;
+    default:
+        return RV_EXIT_FAILURE;
+    }
+}
+
+int
+rv_cmd_serve(int argc, char **argv)
+{
+    struct node_settings st;
+    struct replica_config rc;
+    struct replica_peer peers[REPLICA_MAX_PEERS];
+    uint64_t id, election, heartbeat, sync_ms, snap, workers;
+    enum rv_log_level level;
+    char errmsg[RV_ERRMSG_SIZE] = "";
+    static struct node n; /* Lives for the process. */
+    struct rvc_fetcher fetcher = {10000};
+
+    if (node__settings(argc, argv, &st) != 0)
+        return RV_EXIT_USAGE;
+    memset(&rc, 0, sizeof rc);
+    if (node__u64(&st, K_ID, 1, UINT32_MAX, &id) != 0 ||
+        node__u64(&st, K_ELECTION_MS, 50, 60000, &election) != 0 ||
+        node__u64(&st, K_HEARTBEAT_MS, 10, 10000, &heartbeat) != 0 ||
+        node__u64(&st, K_SYNC_MS, 1, 10000, &sync_ms) != 0 ||
+        node__u64(&st, K_SNAPSHOT_BYTES, 1 << 20, (uint64_t)1 << 40, &snap) ||
+        node__u64(&st, K_RPC_WORKERS, 1, 1024, &workers) != 0)
+        return RV_EXIT_USAGE;
+    if (rv_log_level_parse(st.v[K_LOG_LEVEL], &level) != 0 ||
+        replica_durability_parse(st.v[K_DURABILITY], &rc.durability) != 0) {
+        fprintf(stderr, "runvault: bad log-level '%s' or durability '%s'\n",
+                st.v[K_LOG_LEVEL], st.v[K_DURABILITY]);
+        return RV_EXIT_USAGE;
+    }
+    if (node__peers(st.v[K_PEERS], peers, &rc.n_peers) != 0) {
+        fprintf(stderr, "runvault: --peers must look like "
+                        "1=IP:PORT,2=IP:PORT,3=IP:PORT, not '%s'\n",
+                st.v[K_PEERS]);
+        return RV_EXIT_USAGE;
+    }
+    if (rc.n_peers > 0 && st.v[K_JOIN][0] != '\0') {
+        fprintf(stderr, "runvault: --peers and --join exclude each other\n");
+        return RV_EXIT_USAGE;
+    }
+    for (int k = K_HTTP_ADDR; k <= K_RAFT_ADDR; k++) {
+        if (strlen(st.v[k]) > STORE_MAX_ADDR_BYTES || st.v[k][0] == '\0') {
+            fprintf(stderr, "runvault: %s must be 1 to %d bytes\n",
+                    node_keys[k].name, STORE_MAX_ADDR_BYTES);
+            return RV_EXIT_USAGE;
+        }
+    }
+    memset(&n, 0, sizeof n);
+    n.log = (struct rv_log){rv_log_stderr, NULL, (int)level};
+    n.id = id;
+    memcpy(n.raft_addr, st.v[K_RAFT_ADDR], strlen(st.v[K_RAFT_ADDR]) + 1);
+    memcpy(n.rpc_addr, st.v[K_RPC_ADDR], strlen(st.v[K_RPC_ADDR]) + 1);
+    memcpy(n.http_addr, st.v[K_HTTP_ADDR], strlen(st.v[K_HTTP_ADDR]) + 1);
+    snprintf(n.join, sizeof n.join, "%s", st.v[K_JOIN]);
+    /* With --peers and no --raft-addr, this node's address is its entry. */
+    const char *raft_flag = getenv("RUNVAULT_RAFT_ADDR");
+    for (size_t i = 0; i < rc.n_peers; i++)
+        if (peers[i].id == id && (raft_flag == NULL || raft_flag[0] == '\0') &&
+            strcmp(st.v[K_RAFT_ADDR], node_keys[K_RAFT_ADDR].def) == 0)
+            snprintf(n.raft_addr, sizeof n.raft_addr, "%s",
+                     peers[i].raft_addr);
+
+    int lock_fd = -1;
+    int code = node__lock(st.v[K_DATA_DIR], &lock_fd);
+    if (code != RV_EXIT_OK)
+        return code;
+
+    /* Signals are taken by sigtimedwait on this thread only. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    rc.id = id;
+    rc.data_dir = st.v[K_DATA_DIR];
+    rc.raft_addr = n.raft_addr;
+    rc.rpc_addr = n.rpc_addr;
+    rc.http_addr = n.http_addr;
+    rc.peers = peers;
+    rc.is_join = n.join[0] != '\0';
+    rc.election_ms = (unsigned)election;
+    rc.heartbeat_ms = (unsigned)heartbeat;
+    rc.sync_ms = (unsigned)sync_ms;
+    rc.snapshot_bytes = snap;
+    rc.fetch = rvc_fetch;
+    rc.fetch_data = &fetcher;
+    rc.log = &n.log;
+    uint64_t t0 = rv_clock_mono_ms();
+    int err = replica_start(&n.rep, &rc, errmsg);
+    if (err != RV_OK) {
+        rv_logf(&n.log, RV_LOG_ERROR, "node", "cannot start: %s: %s",
+                rv_strerror(err), errmsg);
+        close(lock_fd);
+        return node__exit_of(err);
+    }
+    err = rpc_server_start(&n.rpc, n.rpc_addr, n.rep, (unsigned)workers,
+                           &n.log, errmsg);
+    if (err != RV_OK) {
+        rv_logf(&n.log, RV_LOG_ERROR, "node", "%s", errmsg);
+        replica_stop(n.rep);
+        replica_wait(n.rep);
+        close(lock_fd);
+        return err == RV_EINVAL ? RV_EXIT_USAGE : RV_EXIT_LISTEN;
+    }
+    rv_logf(&n.log, RV_LOG_INFO, "node",
+            "serving: node %llu, rpc %s, raft %s, data %s (%llu ms to start)",
+            (unsigned long long)id, n.rpc_addr, n.raft_addr, rc.data_dir,
+            (unsigned long long)(rv_clock_mono_ms() - t0));
+    atomic_store(&n.is_stopping, 0);
+    int has_helper = pthread_create(&n.helper, NULL, node__helper, &n) == 0;
+
+    struct timespec tick = {0, 100 * 1000000L};
+    while (replica_is_running(n.rep)) {
+        int sig = sigtimedwait(&sigs, NULL, &tick);
+        if (sig > 0) {
+            rv_logf(&n.log, RV_LOG_INFO, "node", "signal %d: stopping", sig);
+            replica_stop(n.rep);
+        }
+    }
+    atomic_store(&n.is_stopping, 1);
+    if (has_helper)
+        pthread_join(n.helper, NULL);
+    rpc_server_stop(n.rpc); /* Workers finish: the replica answered all. */
+    int why = replica_wait(n.rep);
+    close(lock_fd);
+    switch (why) {
+    case REPLICA_EXIT_OK:
+        rv_logf(&n.log, RV_LOG_INFO, "node", "stopped cleanly");
+        return RV_EXIT_OK;
+    case REPLICA_EXIT_IO:
+        return RV_EXIT_IO;
+    case REPLICA_EXIT_REMOVED:
+        return RV_EXIT_REMOVED;
+    default:
+        return RV_EXIT_RAFT;
+    }
+}

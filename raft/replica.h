@@ -1,0 +1,197 @@
+/* A replica: one node's raft instance (canonical/raft 0.15 on raft_uv and
+ * its TCP transport), the store it materialises, and the batcher that turns
+ * client writes into raft entries.
+ *
+ * Threads. replica_start() runs a libuv loop on its own thread; that thread
+ * owns raft and every store write (shared/research/raft-0.15.md §9.1).
+ * Other threads hand work in with replica_submit() (a locked queue and
+ * uv_async_send) and read the published state with replica_info().
+ *
+ * Batching. At most one entry is in flight (raft 0.15 stalls its commit
+ * index under pipelined applies, §4.3); writes that arrive meanwhile are
+ * merged into the next entry (group commit), up to PROTO_MAX_ENTRY_BYTES.
+ * Barriers (for linearizable reads and after winning an election) and
+ * configuration changes share the same single-entry window.
+ *
+ * Acknowledgement by durability mode (DESIGN §6): memory when the leader
+ * accepted the write into its next batch; buffered when the entry is
+ * committed and applied on the leader (the store syncs in the background
+ * every sync_ms); strict when, in addition, the leader's vlog and LMDB are
+ * synced (one sync covers every strict write of the entry).
+ *
+ * Faults. A raft disk error on the leader (apply callback) or on a follower
+ * (a wrapped io.append), or a store fault in apply, stops the replica
+ * (fail-stop): replica_wait() returns REPLICA_EXIT_IO. */
+#ifndef RV_RAFT_REPLICA_H
+#define RV_RAFT_REPLICA_H
+
+#include "base/err.h"
+#include "base/log.h"
+#include "proto/proto.h"
+#include "raft/raftfsm.h"
+#include "store/store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define REPLICA_MAX_PEERS          9
+#define REPLICA_DEFAULT_ELECTION   800 /* ms */
+#define REPLICA_DEFAULT_HEARTBEAT  100 /* ms */
+#define REPLICA_DEFAULT_SYNC_MS    100
+#define REPLICA_DEFAULT_SNAPSHOT   ((uint64_t)64 << 20) /* bytes of vlog */
+#define REPLICA_SNAPSHOT_TRAILING  64 /* entries kept behind a snapshot */
+#define REPLICA_MAX_PENDING_BYTES  ((size_t)64 << 20) /* queued writes */
+
+enum replica_durability {
+    REPLICA_MEMORY = 1,
+    REPLICA_BUFFERED = 2,
+    REPLICA_STRICT = 3
+};
+
+/* Why the loop ended. */
+enum replica_exit {
+    REPLICA_EXIT_OK = 0,      /* replica_stop() */
+    REPLICA_EXIT_IO = 4,      /* A disk error or store fault: fail-stop. */
+    REPLICA_EXIT_RAFT = 5,    /* raft failed to start or shut itself down. */
+    REPLICA_EXIT_REMOVED = 6, /* This node was removed from the cluster. */
+};
+
+struct replica_peer {
+    uint64_t id;
+    char raft_addr[STORE_MAX_ADDR_BYTES + 1];
+};
+
+struct replica_config {
+    uint64_t id;                 /* > 0 */
+    const char *data_dir;        /* The store lives here, raft in raft/. */
+    const char *raft_addr;       /* IPv4 "a.b.c.d:port" (raft_uv_tcp). */
+    const char *rpc_addr;        /* Announced to the others; may be NULL. */
+    const char *http_addr;       /* Announced to the others; may be NULL. */
+    const struct replica_peer *peers; /* Static voters, or NULL. */
+    size_t n_peers;
+    int is_join;     /* Start empty and wait to be added: no bootstrap. */
+    int durability;  /* enum replica_durability; 0 = buffered. */
+    unsigned election_ms, heartbeat_ms, sync_ms; /* 0 = defaults. */
+    uint64_t snapshot_bytes;                     /* 0 = default. */
+    unsigned snapshot_trailing;                  /* 0 = default. */
+    raftfsm_fetch_fn fetch; /* Catch-up from peers (rpc/). */
+    void *fetch_data;
+    const struct rv_log *log;
+};
+
+struct replica;
+
+/* Open the store and raft, bootstrap if this is a new cluster (no peers
+ * and not joining: a single voter; peers: the same voter set on every
+ * node; RAFT_CANTBOOTSTRAP on a restart is fine), and start the loop
+ * thread. Errors: RV_EINVAL (config), RV_ECORRUPT, RV_EIO, RV_ENOMEM,
+ * RV_EUNAVAILABLE (raft refused to start; detail in errmsg). */
+int replica_start(struct replica **out, const struct replica_config *cfg,
+                  char *errmsg);
+
+/* Ask the loop to stop: if this node leads and another voter exists,
+ * leadership is transferred first (bounded by two election timeouts).
+ * Any thread, any number of times. */
+void replica_stop(struct replica *r);
+
+/* 0 once the loop thread has ended (stopped or failed). Any thread. */
+int replica_is_running(struct replica *r);
+
+/* Wait for the loop thread to end, close raft and the store, and free r.
+ * Returns an enum replica_exit. */
+int replica_wait(struct replica *r);
+
+/* The store, for reads on any thread (store_read_*). */
+struct store *replica_store(struct replica *r);
+
+/* ---- Work handed to the loop ------------------------------------------- */
+
+enum replica_op_kind {
+    REPLICA_OP_WRITE,   /* Commands to apply. */
+    REPLICA_OP_BARRIER, /* Wait until an entry of this term is applied. */
+    REPLICA_OP_CHANGE   /* A membership change or leadership transfer. */
+};
+
+enum replica_change { REPLICA_ADD, REPLICA_REMOVE, REPLICA_TRANSFER };
+
+struct replica_op {
+    enum replica_op_kind kind;
+    /* WRITE: the commands as CommandBatch field-1 records back to back
+     * (see replica_pack_commands); borrowed until done. */
+    const uint8_t *packed;
+    size_t packed_len;
+    size_t n_commands;
+    int durability; /* 0 = the node's; a weaker one than the node's is
+                       raised to the node's. */
+    /* CHANGE */
+    enum replica_change change;
+    uint64_t node_id;
+    char raft_addr[STORE_MAX_ADDR_BYTES + 1];
+    char rpc_addr[STORE_MAX_ADDR_BYTES + 1];
+    char http_addr[STORE_MAX_ADDR_BYTES + 1];
+    /* Outcome, valid in done. code RV_ENOTLEADER: not applied, try the
+     * leader; RV_EUNKNOWN: leadership was lost with the entry in flight,
+     * it may still commit (retry with the same idempotency keys). */
+    int code;
+    char message[RV_ERRMSG_SIZE];
+    uint64_t index;               /* The entry's raft index. */
+    struct store_result *results; /* WRITE: n_commands, owned by the op
+                                     (free with replica_op_clean). */
+    size_t n_results;
+    /* Called once on the loop thread when the op is finished. */
+    void (*done)(struct replica_op *op);
+    void *data;
+    /* Private to the replica. */
+    struct replica_op *next;
+    size_t result_base;
+    int is_acked;
+};
+
+/* Pack commands into one buffer of CommandBatch field-1 records; the loop
+ * concatenates these into an entry without re-encoding. Any thread.
+ * Returns RV_OK, RV_ETOOBIG (over PROTO_MAX_PAYLOAD_BYTES) or RV_ENOMEM. */
+int replica_pack_commands(Rv__Command *const *commands, size_t n,
+                          struct rv_buf *out, char *errmsg);
+
+/* Hand op to the loop. Any thread. done() is called exactly once, also
+ * when the replica stops (code RV_EUNAVAILABLE or RV_EUNKNOWN). */
+void replica_submit(struct replica *r, struct replica_op *op);
+
+/* Free op->results. */
+void replica_op_clean(struct replica_op *op);
+
+/* ---- Published state (any thread) -------------------------------------- */
+
+struct replica_member {
+    uint64_t id;
+    char raft_addr[STORE_MAX_ADDR_BYTES + 1];
+    int role; /* RAFT_VOTER, RAFT_STANDBY, RAFT_SPARE */
+};
+
+struct replica_info {
+    uint64_t id;
+    int state;      /* RAFT_LEADER, RAFT_FOLLOWER, ... (raft.h) */
+    int is_serving; /* Leader whose post-election barrier has applied. */
+    uint64_t leader_id;
+    uint64_t term, last_index, commit_index, applied_index;
+    int durability;
+    uint64_t n_entries, n_commands, n_barriers, n_syncs, n_snapshots;
+    uint64_t n_catch_ups, n_fetched_records;
+    size_t n_members;
+    struct replica_member members[REPLICA_MAX_PEERS];
+};
+
+void replica_info(struct replica *r, struct replica_info *out);
+
+/* Wait until this node applied index (or timeout_ms passed). Returns
+ * RV_OK, RV_ETIMEDOUT or RV_EUNAVAILABLE (stopping). Any thread. */
+int replica_wait_applied(struct replica *r, uint64_t index,
+                         unsigned timeout_ms);
+
+/* Names for logs and status. */
+const char *replica_state_name(int state);
+const char *replica_role_name(int role);
+const char *replica_durability_name(int durability);
+int replica_durability_parse(const char *s, int *out);
+
+#endif /* RV_RAFT_REPLICA_H */
