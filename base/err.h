@@ -28,7 +28,7 @@
     X(RV_EUNAVAILABLE, "service unavailable")          \
     X(RV_ETIMEDOUT, "timed out")                       \
     X(RV_EPARSE, "syntax error")                       \
-    X(RV_EQUOTA, "quota exceeded")                    \
+    X(RV_EQUOTA, "quota exceeded")                     \
     X(RV_EUNKNOWN, "outcome unknown: retry with the same idempotency key")
 
 enum rv_err {

@@ -1,8 +1,7 @@
 /* runvault cluster status | add | remove | transfer: membership through
  * the native RPC of any node (the client follows the leader). */
-#include "node/serve.h"
-
 #include "base/clock.h"
+#include "node/serve.h"
 #include "rpc/client.h"
 #include "store/store.h"
 

@@ -84,8 +84,7 @@ node__key(const char *name, size_t n)
 }
 
 static int
-node__set(struct node_settings *st, int k, const char *value,
-          const char *where)
+node__set(struct node_settings *st, int k, const char *value, const char *where)
 {
     if (strlen(value) >= NODE_MAX_VALUE) {
         fprintf(stderr, "runvault: %s: the value of %s is too long\n", where,
@@ -188,8 +187,9 @@ node__u64(const struct node_settings *st, int k, uint64_t min, uint64_t max,
     unsigned long long v = strtoull(st->v[k], &end, 10);
     if (errno != 0 || end == st->v[k] || *end != '\0' || v < min || v > max ||
         st->v[k][0] == '-') {
-        fprintf(stderr, "runvault: %s must be a number in [%llu, %llu], not "
-                        "'%s'\n",
+        fprintf(stderr,
+                "runvault: %s must be a number in [%llu, %llu], not "
+                "'%s'\n",
                 node_keys[k].name, (unsigned long long)min,
                 (unsigned long long)max, st->v[k]);
         return -1;
@@ -391,7 +391,8 @@ node__helper(void *arg)
     return NULL;
 }
 
-/* ---- serve ---------------------------------------------------------------- */
+/* ---- serve ----------------------------------------------------------------
+ */
 
 static int
 node__exit_of(int rc)
@@ -440,8 +441,9 @@ rv_cmd_serve(int argc, char **argv)
         return RV_EXIT_USAGE;
     }
     if (node__peers(st.v[K_PEERS], peers, &rc.n_peers) != 0) {
-        fprintf(stderr, "runvault: --peers must look like "
-                        "1=IP:PORT,2=IP:PORT,3=IP:PORT, not '%s'\n",
+        fprintf(stderr,
+                "runvault: --peers must look like "
+                "1=IP:PORT,2=IP:PORT,3=IP:PORT, not '%s'\n",
                 st.v[K_PEERS]);
         return RV_EXIT_USAGE;
     }
@@ -468,8 +470,7 @@ rv_cmd_serve(int argc, char **argv)
     for (size_t i = 0; i < rc.n_peers; i++)
         if (peers[i].id == id && (raft_flag == NULL || raft_flag[0] == '\0') &&
             strcmp(st.v[K_RAFT_ADDR], node_keys[K_RAFT_ADDR].def) == 0)
-            snprintf(n.raft_addr, sizeof n.raft_addr, "%s",
-                     peers[i].raft_addr);
+            snprintf(n.raft_addr, sizeof n.raft_addr, "%s", peers[i].raft_addr);
 
     int lock_fd = -1;
     int code = node__lock(st.v[K_DATA_DIR], &lock_fd);
@@ -507,8 +508,8 @@ rv_cmd_serve(int argc, char **argv)
         close(lock_fd);
         return node__exit_of(err);
     }
-    err = rpc_server_start(&n.rpc, n.rpc_addr, n.rep, (unsigned)workers,
-                           &n.log, errmsg);
+    err = rpc_server_start(&n.rpc, n.rpc_addr, n.rep, (unsigned)workers, &n.log,
+                           errmsg);
     if (err != RV_OK) {
         rv_logf(&n.log, RV_LOG_ERROR, "node", "%s", errmsg);
         replica_stop(n.rep);

@@ -224,9 +224,8 @@ raftfsm__apply_fetched(struct raftfsm *f, const uint8_t *p, size_t len,
             return RV_EMALFORMED;
         }
         if (at == applied + 1) {
-            int rc = store_apply_record(f->store, at,
-                                        p + STORE_FETCH_RECORD_HEADER, n,
-                                        errmsg);
+            int rc = store_apply_record(
+                f->store, at, p + STORE_FETCH_RECORD_HEADER, n, errmsg);
             if (rc != RV_OK)
                 return rc;
             f->n_fetched_records++;
@@ -240,14 +239,14 @@ raftfsm__apply_fetched(struct raftfsm *f, const uint8_t *p, size_t len,
 static int
 raftfsm__is_remote_error(int rc)
 {
-    return rc == RV_EMALFORMED || rc == RV_EUNAVAILABLE ||
-           rc == RV_ETIMEDOUT || rc == RV_ENOTFOUND;
+    return rc == RV_EMALFORMED || rc == RV_EUNAVAILABLE || rc == RV_ETIMEDOUT ||
+           rc == RV_ENOTFOUND;
 }
 
 int
 raftfsm_catch_up(struct raftfsm *f, uint64_t index,
-                 char (*sources)[STORE_MAX_ADDR_BYTES + 1],
-                 size_t n_sources, char *errmsg)
+                 char (*sources)[STORE_MAX_ADDR_BYTES + 1], size_t n_sources,
+                 char *errmsg)
 {
     struct rv_buf buf;
     int rc = RV_EUNAVAILABLE;
@@ -276,8 +275,8 @@ raftfsm_catch_up(struct raftfsm *f, uint64_t index,
             rv_buf_reset(&buf);
             rc = f->fetch(f->fetch_data, addr, from, index, &buf, errmsg);
             if (rc == RV_OK)
-                rc = raftfsm__apply_fetched(f, buf.data, buf.len, index,
-                                            errmsg);
+                rc =
+                    raftfsm__apply_fetched(f, buf.data, buf.len, index, errmsg);
             if (rc != RV_OK && !raftfsm__is_remote_error(rc)) {
                 rv_buf_free(&buf);
                 return rc; /* A local fault. */

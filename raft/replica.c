@@ -87,7 +87,8 @@ struct replica {
     struct rv_buf step_packed;
     int is_leader, is_serving;
     int is_stopping, is_closing, is_closed, exit_code;
-    int is_transfer_sent;
+    int is_transfer_sent;      /* cluster transfer: TimeoutNow sent. */
+    int is_stop_transfer_sent; /* Stopping: handover started. */
     uint64_t stop_deadline_ms;
     uint64_t last_synced;
     uint64_t announced_term;
@@ -361,7 +362,7 @@ replica__fail(struct replica *r, int exit_code, const char *why)
         r->exit_code = exit_code;
     rv_logf(r->log, RV_LOG_ERROR, "replica", "stopping: %s", why);
     r->is_stopping = 1;
-    r->is_transfer_sent = 1; /* No handover from a failed node. */
+    r->is_stop_transfer_sent = 1; /* No handover from a failed node. */
     replica__begin_close(r);
 }
 
@@ -488,7 +489,8 @@ replica__begin_close(struct replica *r)
         uv_timer_start(&r->close_timer, replica__close_timer_cb, 0, 0);
 }
 
-/* ---- Entries: batches and barriers ---------------------------------------- */
+/* ---- Entries: batches and barriers ----------------------------------------
+ */
 
 static void replica__schedule(struct replica *r);
 
@@ -526,8 +528,8 @@ replica__entry_done(struct replica *r, int status,
     if (status != 0) {
         int code = status == RAFT_NOTLEADER ? RV_ENOTLEADER : RV_EUNKNOWN;
         char msg[RV_ERRMSG_SIZE];
-        snprintf(msg, sizeof msg, "entry %llu: %s%s",
-                 (unsigned long long)index, raft_strerror(status),
+        snprintf(msg, sizeof msg, "entry %llu: %s%s", (unsigned long long)index,
+                 raft_strerror(status),
                  code == RV_EUNKNOWN ? " (it may still commit: retry with "
                                        "the same idempotency key)"
                                      : "");
@@ -537,8 +539,7 @@ replica__entry_done(struct replica *r, int status,
             else
                 replica__finish(op, code, msg);
         }
-        if (status == RAFT_IOERR || status == RAFT_NOSPACE ||
-            r->fsm.is_failed)
+        if (status == RAFT_IOERR || status == RAFT_NOSPACE || r->fsm.is_failed)
             replica__fail(r, REPLICA_EXIT_IO, msg);
         return;
     }
@@ -618,9 +619,9 @@ replica__submit_batch(struct replica *r)
         raft_free(buf.base);
         /* Not appended: nothing of it can commit. */
         while ((op = replica__pop(&r->in_flight)) != NULL)
-            replica__finish(op, rv == RAFT_NOTLEADER ? RV_ENOTLEADER
-                                                     : RV_EUNAVAILABLE,
-                            raft_strerror(rv));
+            replica__finish(
+                op, rv == RAFT_NOTLEADER ? RV_ENOTLEADER : RV_EUNAVAILABLE,
+                raft_strerror(rv));
         return;
     }
     while ((op = replica__pop(&r->barriers)) != NULL)
@@ -637,9 +638,9 @@ replica__submit_barrier(struct replica *r)
     r->barrier_req.data = r;
     int rv = raft_barrier(&r->raft, &r->barrier_req, replica__barrier_cb);
     if (rv != 0) {
-        replica__finish_all(&r->barriers, rv == RAFT_NOTLEADER
-                                              ? RV_ENOTLEADER
-                                              : RV_EUNAVAILABLE,
+        replica__finish_all(&r->barriers,
+                            rv == RAFT_NOTLEADER ? RV_ENOTLEADER
+                                                 : RV_EUNAVAILABLE,
                             raft_strerror(rv));
         return;
     }
@@ -721,7 +722,7 @@ static void
 step_write_done(struct replica_op *op)
 {
     struct replica *r = op->data;
-    int code = op->code != RV_OK ? op->code
+    int code = op->code != RV_OK    ? op->code
                : op->n_results == 1 ? op->results[0].code
                                     : RV_OK;
     char msg[RV_ERRMSG_SIZE];
@@ -755,9 +756,8 @@ replica__change_cb(struct raft_change *req, int status)
         char msg[RV_ERRMSG_SIZE];
         snprintf(msg, sizeof msg, "configuration change: %s",
                  raft_strerror(status));
-        replica__change_done(r, status == RAFT_NOTLEADER ? RV_ENOTLEADER
-                                                         : RV_EUNKNOWN,
-                             msg);
+        replica__change_done(
+            r, status == RAFT_NOTLEADER ? RV_ENOTLEADER : RV_EUNKNOWN, msg);
     } else {
         switch (r->step) {
         case STEP_ADD:
@@ -898,10 +898,11 @@ replica__change_next(struct replica *r)
         return; /* Another change is committing: the tick retries. */
     char msg[RV_ERRMSG_SIZE];
     snprintf(msg, sizeof msg, "%s", raft_strerror(rv));
-    replica__change_done(r, rv == RAFT_NOTLEADER    ? RV_ENOTLEADER
-                            : rv == RAFT_BADID      ? RV_ENOTFOUND
-                            : rv == RAFT_DUPLICATEID ? RV_EEXIST
-                                                    : RV_EINVAL,
+    replica__change_done(r,
+                         rv == RAFT_NOTLEADER     ? RV_ENOTLEADER
+                         : rv == RAFT_BADID       ? RV_ENOTFOUND
+                         : rv == RAFT_DUPLICATEID ? RV_EEXIST
+                                                  : RV_EINVAL,
                          msg);
 }
 
@@ -1114,18 +1115,19 @@ replica__stop_step(struct replica *r)
     for (unsigned i = 0; i < c->n; i++)
         if (c->servers[i].id != r->id && c->servers[i].role == RAFT_VOTER)
             has_other_voter = 1;
-    if (r->is_leader && has_other_voter && !r->is_transfer_sent &&
+    if (r->is_leader && has_other_voter && !r->is_stop_transfer_sent &&
         rv_clock_mono_ms() < r->stop_deadline_ms) {
         r->transfer_req.data = r;
-        if (raft_transfer(&r->raft, &r->transfer_req, 0,
-                          replica__transfer_cb) == 0) {
-            rv_logf(r->log, RV_LOG_INFO, "replica",
-                    "stopping: transferring leadership");
-            r->is_transfer_sent = 1;
-        }
-        return;
+        int rv =
+            raft_transfer(&r->raft, &r->transfer_req, 0, replica__transfer_cb);
+        rv_logf(r->log, RV_LOG_INFO, "replica",
+                "stopping: transferring leadership: %s",
+                rv == 0 ? "started" : raft_strerror(rv));
+        r->is_stop_transfer_sent = 1;
+        if (rv == 0)
+            return;
     }
-    if (r->is_leader && r->is_transfer_sent &&
+    if (r->is_leader && r->is_stop_transfer_sent &&
         rv_clock_mono_ms() < r->stop_deadline_ms &&
         raft_state(&r->raft) == RAFT_LEADER)
         return; /* Wait for the transfer (or the deadline). */

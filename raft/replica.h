@@ -34,13 +34,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define REPLICA_MAX_PEERS          9
-#define REPLICA_DEFAULT_ELECTION   800 /* ms */
-#define REPLICA_DEFAULT_HEARTBEAT  100 /* ms */
-#define REPLICA_DEFAULT_SYNC_MS    100
-#define REPLICA_DEFAULT_SNAPSHOT   ((uint64_t)64 << 20) /* bytes of vlog */
-#define REPLICA_SNAPSHOT_TRAILING  64 /* entries kept behind a snapshot */
-#define REPLICA_MAX_PENDING_BYTES  ((size_t)64 << 20) /* queued writes */
+#define REPLICA_MAX_PEERS         9
+#define REPLICA_DEFAULT_ELECTION  800 /* ms */
+#define REPLICA_DEFAULT_HEARTBEAT 100 /* ms */
+#define REPLICA_DEFAULT_SYNC_MS   100
+#define REPLICA_DEFAULT_SNAPSHOT  ((uint64_t)64 << 20) /* bytes of vlog */
+#define REPLICA_SNAPSHOT_TRAILING 64 /* entries kept behind a snapshot */
+#define REPLICA_MAX_PENDING_BYTES ((size_t)64 << 20) /* queued writes */
 
 enum replica_durability {
     REPLICA_MEMORY = 1,
@@ -62,15 +62,15 @@ struct replica_peer {
 };
 
 struct replica_config {
-    uint64_t id;                 /* > 0 */
-    const char *data_dir;        /* The store lives here, raft in raft/. */
-    const char *raft_addr;       /* IPv4 "a.b.c.d:port" (raft_uv_tcp). */
-    const char *rpc_addr;        /* Announced to the others; may be NULL. */
-    const char *http_addr;       /* Announced to the others; may be NULL. */
+    uint64_t id;           /* > 0 */
+    const char *data_dir;  /* The store lives here, raft in raft/. */
+    const char *raft_addr; /* IPv4 "a.b.c.d:port" (raft_uv_tcp). */
+    const char *rpc_addr;  /* Announced to the others; may be NULL. */
+    const char *http_addr; /* Announced to the others; may be NULL. */
     const struct replica_peer *peers; /* Static voters, or NULL. */
     size_t n_peers;
-    int is_join;     /* Start empty and wait to be added: no bootstrap. */
-    int durability;  /* enum replica_durability; 0 = buffered. */
+    int is_join;    /* Start empty and wait to be added: no bootstrap. */
+    int durability; /* enum replica_durability; 0 = buffered. */
     unsigned election_ms, heartbeat_ms, sync_ms; /* 0 = defaults. */
     uint64_t snapshot_bytes;                     /* 0 = default. */
     unsigned snapshot_trailing;                  /* 0 = default. */

@@ -145,8 +145,7 @@ rvc__exchange(nng_socket sock, const char *addr, const Rv__Request *req,
     }
     rv = nng_recvmsg(sock, &msg, 0);
     if (rv != 0) {
-        rv_errmsg_printf(errmsg, "receive from %s: %s", addr,
-                         nng_strerror(rv));
+        rv_errmsg_printf(errmsg, "receive from %s: %s", addr, nng_strerror(rv));
         return rv == NNG_ETIMEDOUT ? RV_ETIMEDOUT : RV_EUNAVAILABLE;
     }
     *resp = rv__response__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));

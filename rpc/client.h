@@ -46,8 +46,8 @@ void rvc_response_free(Rv__Response *resp); /* NULL is allowed. */
 const char *rvc_last_endpoint(const struct rvc *c);
 
 /* One request to one address, no retries. */
-int rvc_call_once(const char *addr, const Rv__Request *req,
-                  unsigned timeout_ms, Rv__Response **resp, char *errmsg);
+int rvc_call_once(const char *addr, const Rv__Request *req, unsigned timeout_ms,
+                  Rv__Response **resp, char *errmsg);
 
 /* raftfsm_fetch_fn over RPC (data: a struct rvc_fetcher). Bounded memory:
  * at most RAFTFSM_FETCH_BYTES of records per call. */

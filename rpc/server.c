@@ -51,8 +51,8 @@ struct rpc_reply {
     char digest_hex[2 * STORE_DIGEST_BYTES + 1];
     struct store_node *known;
     size_t n_known;
-    struct store_result *op_results;  /* Strings of results point here. */
-    struct replica_member *members;   /* Strings of nodes point here. */
+    struct store_result *op_results; /* Strings of results point here. */
+    struct replica_member *members;  /* Strings of nodes point here. */
     struct rv_buf records;
 };
 
@@ -139,7 +139,8 @@ rpc__run_op(struct rpc_worker *w, struct replica_op *op)
     pthread_mutex_unlock(&w->lock);
 }
 
-/* ---- Writes ---------------------------------------------------------------- */
+/* ---- Writes ----------------------------------------------------------------
+ */
 
 /* The leader stamps the times a command leaves to it (apply never reads a
  * clock). */
@@ -170,8 +171,9 @@ rpc__write(struct rpc_worker *w, Rv__WriteRequest *wr, struct rpc_reply *rp)
         rpc__fail(rp, RV_EINVAL, errmsg);
         return;
     }
-    if (wr->has_durability && (wr->durability < RV__DURABILITY__DURABILITY_DEFAULT ||
-                               wr->durability > RV__DURABILITY__STRICT)) {
+    if (wr->has_durability &&
+        (wr->durability < RV__DURABILITY__DURABILITY_DEFAULT ||
+         wr->durability > RV__DURABILITY__STRICT)) {
         rpc__fail(rp, RV_EINVAL, "unknown durability");
         return;
     }
@@ -184,8 +186,8 @@ rpc__write(struct rpc_worker *w, Rv__WriteRequest *wr, struct rpc_reply *rp)
     for (size_t i = 0; i < wr->n_commands; i++)
         rpc__stamp(wr->commands[i], now);
     rv_buf_reset(&w->packed);
-    int rc = replica_pack_commands(wr->commands, wr->n_commands, &w->packed,
-                                   errmsg);
+    int rc =
+        replica_pack_commands(wr->commands, wr->n_commands, &w->packed, errmsg);
     if (rc != RV_OK) {
         rpc__fail(rp, rc, errmsg);
         return;
@@ -234,7 +236,8 @@ rpc__write(struct rpc_worker *w, Rv__WriteRequest *wr, struct rpc_reply *rp)
     }
 }
 
-/* ---- Reads ----------------------------------------------------------------- */
+/* ---- Reads -----------------------------------------------------------------
+ */
 
 /* Whether this node may answer a read now; fills rp with the error if not. */
 static int
@@ -258,8 +261,8 @@ rpc__read_gate(struct rpc_worker *w, const Rv__Request *req,
         return -1;
     }
     if (min_index > 0) {
-        int rc = replica_wait_applied(w->s->rep, min_index,
-                                      RPC_MIN_INDEX_WAIT_MS);
+        int rc =
+            replica_wait_applied(w->s->rep, min_index, RPC_MIN_INDEX_WAIT_MS);
         if (rc != RV_OK) {
             snprintf(msg, sizeof msg,
                      "index %llu is not applied on this node after %d ms",
@@ -303,9 +306,8 @@ rpc__kvs(struct rpc_reply *rp, const struct store_run *run)
     if (rp->kvs == NULL || rp->kv_ptrs == NULL)
         return RV_ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        const struct store_kv *kv = i < run->n_params
-                                        ? &run->params[i]
-                                        : &run->tags[i - run->n_params];
+        const struct store_kv *kv =
+            i < run->n_params ? &run->params[i] : &run->tags[i - run->n_params];
         rv__kv__init(&rp->kvs[i]);
         rp->kvs[i].key = kv->key;
         rp->kvs[i].value = kv->value;
@@ -369,7 +371,8 @@ rpc__read(struct rpc_worker *w, const Rv__Request *req, struct rpc_reply *rp)
         q.filter = l->filter;
         q.order_by = l->order_by;
         q.per_page = l->has_per_page ? l->per_page : 0;
-        if (l->has_per_page && (l->per_page == 0 || l->per_page > STORE_MAX_PER_PAGE)) {
+        if (l->has_per_page &&
+            (l->per_page == 0 || l->per_page > STORE_MAX_PER_PAGE)) {
             rc = RV_EINVAL;
             snprintf(errmsg, sizeof errmsg, "per_page must be 1 to %d",
                      STORE_MAX_PER_PAGE);
@@ -434,7 +437,8 @@ rpc__read(struct rpc_worker *w, const Rv__Request *req, struct rpc_reply *rp)
         rpc__fail(rp, rc, errmsg);
 }
 
-/* ---- Status, cluster, fetch ----------------------------------------------- */
+/* ---- Status, cluster, fetch -----------------------------------------------
+ */
 
 static void
 rpc__node_status(Rv__NodeStatus *ns, const struct replica_member *m,
@@ -616,7 +620,8 @@ rpc__fetch(struct rpc_worker *w, const Rv__FetchRequest *f,
     rp->resp.index = last;
 }
 
-/* ---- The worker loop ------------------------------------------------------- */
+/* ---- The worker loop -------------------------------------------------------
+ */
 
 static void
 rpc__reply_free(struct rpc_reply *rp)
@@ -715,9 +720,8 @@ rpc__worker(void *arg)
 }
 
 int
-rpc_server_start(struct rpc_server **out, const char *addr,
-                 struct replica *rep, unsigned n_workers,
-                 const struct rv_log *log, char *errmsg)
+rpc_server_start(struct rpc_server **out, const char *addr, struct replica *rep,
+                 unsigned n_workers, const struct rv_log *log, char *errmsg)
 {
     struct rpc_server *s = calloc(1, sizeof *s);
     if (s == NULL)

@@ -16,10 +16,10 @@
 #include "base/log.h"
 #include "raft/replica.h"
 
-#define RPC_MAX_REQUEST_BYTES  (2u << 20)
-#define RPC_DEFAULT_WORKERS    32
-#define RPC_MIN_INDEX_WAIT_MS  10000
-#define RPC_MAX_FETCH_BYTES    (8u << 20)
+#define RPC_MAX_REQUEST_BYTES (2u << 20)
+#define RPC_DEFAULT_WORKERS   32
+#define RPC_MIN_INDEX_WAIT_MS 10000
+#define RPC_MAX_FETCH_BYTES   (8u << 20)
 
 struct rpc_server;
 

@@ -1580,8 +1580,8 @@ static int
 store__addr_check(const char *a, int is_required, const char *what,
                   char *errmsg)
 {
-    int rc = store__str_check(a, STORE_MAX_ADDR_BYTES, is_required, what,
-                              errmsg);
+    int rc =
+        store__str_check(a, STORE_MAX_ADDR_BYTES, is_required, what, errmsg);
     for (const char *p = a; rc == RV_OK && p != NULL && *p != '\0'; p++) {
         if (*p <= ' ' || *p > '~') {
             rv_errmsg_printf(errmsg, "%s has a byte outside printable ASCII",

@@ -735,10 +735,10 @@ vlog_segments(const struct vlog *v, struct vlog_segment_info *out, size_t max)
     pthread_mutex_lock((pthread_mutex_t *)&v->lock);
     for (size_t i = 0; i + 1 < v->n_segs; i++, n++) {
         if (n < max)
-            out[n] = (struct vlog_segment_info){
-                v->segs[i]->number, v->segs[i]->first_index,
-                v->segs[i + 1]->first_index - 1,
-                atomic_load(&v->segs[i]->size)};
+            out[n] = (struct vlog_segment_info){v->segs[i]->number,
+                                                v->segs[i]->first_index,
+                                                v->segs[i + 1]->first_index - 1,
+                                                atomic_load(&v->segs[i]->size)};
     }
     pthread_mutex_unlock((pthread_mutex_t *)&v->lock);
     return n;

@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# The runvault binary's maintenance commands: demo, verify, rebuild-index,
-# and their exit codes on healthy, corrupt and missing data.
+# The runvault binary's maintenance commands (demo, verify, rebuild-index)
+# and their exit codes on healthy, corrupt and missing data; `serve` with
+# its settings (flags, config file, RUNVAULT_* variables), the data-dir
+# lock, `cluster status`, and a clean stop on SIGTERM.
 # usage: test_cli.sh PATH/TO/runvault
 set -u
 rv=$1
 dir=$(mktemp -d "${TMPDIR:-/tmp}/rvcli-XXXXXX")
-trap 'rm -rf "$dir"' EXIT
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$dir"
+}
+trap cleanup EXIT
 passed=0
 failed=0
 
@@ -63,6 +71,66 @@ printf "$(printf '\\%03o' "$byte")" |
     dd of="$seg" bs=1 seek="$off" conv=notrunc status=none
 expect 0 "verify after restoring the byte" -- "$rv" verify --data-dir "$data"
 expect_out "applied index:   18" "the refused rebuild left the index alone"
+
+# ---- serve ----------------------------------------------------------------
+port=$((20000 + ($$ % 20000)))
+sdata="$dir/node"
+expect 1 "serve rejects an unknown flag" -- "$rv" serve --frob 1
+expect 1 "serve rejects a bad durability" -- \
+    "$rv" serve --data-dir "$sdata" --durability sometimes
+expect 1 "serve rejects a heartbeat above a fifth of the election" -- \
+    "$rv" serve --data-dir "$sdata" --election-ms 100 --heartbeat-ms 50 \
+    --raft-addr "127.0.0.1:$((port + 2))" --rpc-addr "tcp://127.0.0.1:$((port + 1))"
+expect 1 "serve rejects malformed peers" -- \
+    "$rv" serve --data-dir "$sdata" --peers "1=127.0.0.1:1,x"
+expect 1 "serve rejects peers without this node" -- \
+    "$rv" serve --data-dir "$sdata" --id 4 --peers "1=127.0.0.1:1,2=127.0.0.1:2"
+printf 'bogus-key = 1\n' >"$dir/bad.conf"
+expect 1 "serve rejects an unknown config key" -- \
+    "$rv" serve --config "$dir/bad.conf"
+expect_out "bad.conf:1: unknown key" "the error names the file and line"
+
+# A config file sets the addresses; RUNVAULT_DURABILITY overrides its
+# durability; a flag overrides the variable's log level.
+cat >"$dir/node.conf" <<CONF
+# a single node
+data-dir = $sdata
+rpc-addr = tcp://127.0.0.1:$((port + 1))
+raft-addr = 127.0.0.1:$((port + 2))
+durability = memory
+log-level = debug
+CONF
+RUNVAULT_DURABILITY=strict RUNVAULT_LOG_LEVEL=warn \
+    "$rv" serve --config "$dir/node.conf" --log-level info 2>"$dir/serve.log" &
+spid=$!
+pids+=("$spid")
+ok=0
+for _ in $(seq 1 50); do
+    if "$rv" cluster status --endpoint "tcp://127.0.0.1:$((port + 1))" \
+        --timeout-ms 500 >"$dir/out" 2>&1 && grep -q " leader " "$dir/out"; then
+        ok=1
+        break
+    fi
+    sleep 0.2
+done
+if [ $ok -eq 1 ]; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: a single node serves"; cat "$dir/serve.log"; fi
+expect 7 "a second process on the same data dir is refused" -- \
+    "$rv" serve --config "$dir/node.conf"
+expect_out "in use by another runvault process" "the lock error says why"
+grep -q "durability strict" "$dir/serve.log" && grep -q " INFO " "$dir/serve.log" &&
+    ! grep -q " DEBUG " "$dir/serve.log"
+if [ $? -eq 0 ]; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: settings precedence (file < env < flags)"
+    cat "$dir/serve.log"; fi
+kill -TERM "$spid"
+wait "$spid"
+code=$?
+if [ $code -eq 0 ]; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: SIGTERM: exit $code, want 0"; cat "$dir/serve.log"; fi
+expect 9 "cluster status with nobody listening" -- \
+    "$rv" cluster status --endpoint "tcp://127.0.0.1:$((port + 1))" --timeout-ms 300
+expect 1 "cluster add without an id" -- "$rv" cluster add --raft-addr 127.0.0.1:1
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
