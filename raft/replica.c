@@ -69,7 +69,7 @@ struct replica {
     pthread_mutex_t lock;
     pthread_cond_t applied_cond;
     struct replica__list inbound;
-    int is_stop_requested, is_loop_done;
+    int is_stop_requested, is_loop_done, is_removed;
     struct replica_info info;
 
     /* Loop thread only. */
@@ -86,6 +86,7 @@ struct replica {
     struct replica_op step_write; /* node_put / node_del of a change. */
     struct rv_buf step_packed;
     int is_leader, is_serving;
+    int was_member; /* Seen in a configuration by this process. */
     int is_stopping, is_closing, is_closed, exit_code;
     int is_transfer_sent;      /* cluster transfer: TimeoutNow sent. */
     int is_stop_transfer_sent; /* Stopping: handover started. */
@@ -1038,7 +1039,12 @@ replica__take_inbound(struct replica *r)
     struct replica__list in = r->inbound;
     memset(&r->inbound, 0, sizeof r->inbound);
     int is_stop = r->is_stop_requested;
+    int is_removed = r->is_removed;
+    r->is_removed = 0;
     pthread_mutex_unlock(&r->lock);
+    if (is_removed && !r->is_leader && !r->is_stopping)
+        replica__fail(r, REPLICA_EXIT_REMOVED,
+                      "the leader removed this node from the cluster");
     struct replica_op *op;
     while ((op = replica__pop(&in)) != NULL) {
         if (r->is_stopping || r->is_closing) {
@@ -1150,13 +1156,17 @@ replica__tick_cb(uv_timer_t *t)
     }
     replica__schedule(r);
     replica__stop_step(r);
-    /* Removed from the configuration while running: stop. */
-    if (r->is_raft_started && r->raft.configuration.n > 0 &&
-        replica__member(r, r->id, NULL) == NULL && !r->is_stopping &&
-        store_applied_index(r->store) >= r->raft.configuration_index &&
-        r->raft.configuration_index > 0) {
-        replica__fail(r, REPLICA_EXIT_REMOVED,
-                      "this node was removed from the cluster");
+    /* Removed from a configuration it was in (and that committed): stop.
+     * A joiner restoring an older configuration without it is not. */
+    if (r->is_raft_started && !r->is_stopping) {
+        int is_member = replica__member(r, r->id, NULL) != NULL;
+        if (is_member)
+            r->was_member = 1;
+        else if (r->was_member &&
+                 r->raft.configuration_index <= r->raft.commit_index &&
+                 r->raft.configuration_index > 0)
+            replica__fail(r, REPLICA_EXIT_REMOVED,
+                          "this node was removed from the cluster");
     }
 }
 
@@ -1216,6 +1226,17 @@ replica_submit(struct replica *r, struct replica_op *op)
         return;
     }
     uv_async_send(&r->async);
+}
+
+void
+replica_removed(struct replica *r)
+{
+    pthread_mutex_lock(&r->lock);
+    r->is_removed = 1;
+    int is_done = r->is_loop_done;
+    pthread_mutex_unlock(&r->lock);
+    if (!is_done)
+        uv_async_send(&r->async);
 }
 
 void
@@ -1488,9 +1509,15 @@ replica_start(struct replica **out, const struct replica_config *cfg,
         rc = replica__init_handles(r);
     if (rc == RV_OK) {
         int rv = raft_start(&r->raft);
-        if (rv != 0)
+        if (rv != 0) {
             rc = replica__raft_err(r, rv, "raft_start", errmsg);
-        else
+            if (rv == RAFT_IOERR)
+                rv_errmsg_printf(errmsg,
+                                 "raft_start: I/O error (%s) - is the raft "
+                                 "address %s in use, or the raft log "
+                                 "damaged?",
+                                 raft_errmsg(&r->raft), r->raft_addr);
+        } else
             r->is_raft_started = 1;
     }
     if (rc == RV_OK && r->fsm.is_failed) {

@@ -35,8 +35,8 @@
 #include <stdint.h>
 
 #define REPLICA_MAX_PEERS         9
-#define REPLICA_DEFAULT_ELECTION  800 /* ms */
-#define REPLICA_DEFAULT_HEARTBEAT 100 /* ms */
+#define REPLICA_DEFAULT_ELECTION  600 /* ms */
+#define REPLICA_DEFAULT_HEARTBEAT 60  /* ms */
 #define REPLICA_DEFAULT_SYNC_MS   100
 #define REPLICA_DEFAULT_SNAPSHOT  ((uint64_t)64 << 20) /* bytes of vlog */
 #define REPLICA_SNAPSHOT_TRAILING 64 /* entries kept behind a snapshot */
@@ -93,6 +93,10 @@ int replica_start(struct replica **out, const struct replica_config *cfg,
  * leadership is transferred first (bounded by two election timeouts).
  * Any thread, any number of times. */
 void replica_stop(struct replica *r);
+
+/* The leader says this node was removed from the configuration: stop with
+ * REPLICA_EXIT_REMOVED (unless this node leads). Any thread. */
+void replica_removed(struct replica *r);
 
 /* 0 once the loop thread has ended (stopped or failed). Any thread. */
 int replica_is_running(struct replica *r);

@@ -6,15 +6,31 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+/* One node. The pipe callbacks count connections, so a request to a node
+ * that died (its connection dropped) or that nobody could connect to gives
+ * up at once instead of waiting for the whole attempt timeout. */
 struct rvc_endpoint {
     char addr[STORE_MAX_ADDR_BYTES + 1];
     nng_socket sock;
+    nng_aio *aio;
     int is_open;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int n_pipes;      /* Connected now. */
+    uint64_t n_drops; /* Connections lost so far. */
+    int is_aio_done;
 };
+
+#define RVC_CONNECT_GRACE_MS 500 /* No connection after this: next node. */
+
+static void rvc__ep_init(struct rvc_endpoint *ep);
+static void rvc__ep_close(struct rvc_endpoint *ep);
 
 struct rvc {
     struct rvc_endpoint eps[RVC_MAX_ENDPOINTS];
@@ -35,6 +51,7 @@ rvc__add(struct rvc *c, const char *addr, size_t n)
         return -1;
     memcpy(c->eps[c->n_eps].addr, addr, n);
     c->eps[c->n_eps].addr[n] = '\0';
+    rvc__ep_init(&c->eps[c->n_eps]);
     return (int)c->n_eps++;
 }
 
@@ -71,9 +88,11 @@ rvc_close(struct rvc *c)
 {
     if (c == NULL)
         return;
-    for (size_t i = 0; i < c->n_eps; i++)
-        if (c->eps[i].is_open)
-            nng_close(c->eps[i].sock);
+    for (size_t i = 0; i < c->n_eps; i++) {
+        rvc__ep_close(&c->eps[i]);
+        pthread_mutex_destroy(&c->eps[i].lock);
+        pthread_cond_destroy(&c->eps[i].cond);
+    }
     free(c);
 }
 
@@ -97,62 +116,174 @@ rvc_response_free(Rv__Response *resp)
         rv__response__free_unpacked(resp, NULL);
 }
 
-static int
-rvc__socket(const char *addr, unsigned timeout_ms, nng_socket *sock,
-            char *errmsg)
+static void
+rvc__pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
-    int rv = nng_req0_open(sock);
+    struct rvc_endpoint *ep = arg;
+    (void)p;
+    pthread_mutex_lock(&ep->lock);
+    if (ev == NNG_PIPE_EV_ADD_POST)
+        ep->n_pipes++;
+    if (ev == NNG_PIPE_EV_REM_POST) {
+        ep->n_pipes--;
+        ep->n_drops++;
+    }
+    pthread_cond_signal(&ep->cond);
+    pthread_mutex_unlock(&ep->lock);
+}
+
+static void
+rvc__aio_cb(void *arg)
+{
+    struct rvc_endpoint *ep = arg;
+    pthread_mutex_lock(&ep->lock);
+    ep->is_aio_done = 1;
+    pthread_cond_signal(&ep->cond);
+    pthread_mutex_unlock(&ep->lock);
+}
+
+static void
+rvc__ep_init(struct rvc_endpoint *ep)
+{
+    pthread_mutex_init(&ep->lock, NULL);
+    pthread_cond_init(&ep->cond, NULL);
+}
+
+static void
+rvc__ep_close(struct rvc_endpoint *ep)
+{
+    if (!ep->is_open)
+        return;
+    nng_close(ep->sock);
+    nng_aio_free(ep->aio);
+    ep->aio = NULL;
+    ep->is_open = 0;
+    ep->n_pipes = 0;
+}
+
+static int
+rvc__ep_open(struct rvc_endpoint *ep, char *errmsg)
+{
+    int rv = nng_req0_open(&ep->sock);
+    if (rv != 0) {
+        rv_errmsg_printf(errmsg, "%s: %s", ep->addr, nng_strerror(rv));
+        return RV_ENOMEM;
+    }
+    ep->is_open = 1;
+    ep->n_pipes = 0;
+    rv = nng_aio_alloc(&ep->aio, rvc__aio_cb, ep);
     if (rv == 0)
-        rv = nng_socket_set_ms(*sock, NNG_OPT_REQ_RESENDTIME,
+        rv = nng_socket_set_ms(ep->sock, NNG_OPT_REQ_RESENDTIME,
                                NNG_DURATION_INFINITE);
     if (rv == 0)
-        rv = nng_socket_set_size(*sock, NNG_OPT_RECVMAXSZ,
+        rv = nng_socket_set_size(ep->sock, NNG_OPT_RECVMAXSZ,
                                  RVC_MAX_MESSAGE_BYTES);
     if (rv == 0)
-        rv = nng_socket_set_ms(*sock, NNG_OPT_RECONNMINT, 50);
+        rv = nng_socket_set_ms(ep->sock, NNG_OPT_RECONNMINT, 50);
     if (rv == 0)
-        rv = nng_socket_set_ms(*sock, NNG_OPT_RECONNMAXT, 500);
+        rv = nng_socket_set_ms(ep->sock, NNG_OPT_RECONNMAXT, 500);
     if (rv == 0)
-        rv = nng_socket_set_ms(*sock, NNG_OPT_RECVTIMEO, (int)timeout_ms);
+        rv = nng_pipe_notify(ep->sock, NNG_PIPE_EV_ADD_POST, rvc__pipe_cb, ep);
     if (rv == 0)
-        rv = nng_socket_set_ms(*sock, NNG_OPT_SENDTIMEO, (int)timeout_ms);
+        rv = nng_pipe_notify(ep->sock, NNG_PIPE_EV_REM_POST, rvc__pipe_cb, ep);
     if (rv == 0)
-        rv = nng_dial(*sock, addr, NULL, NNG_FLAG_NONBLOCK);
+        rv = nng_dial(ep->sock, ep->addr, NULL, NNG_FLAG_NONBLOCK);
     if (rv != 0) {
-        rv_errmsg_printf(errmsg, "%s: %s", addr, nng_strerror(rv));
-        nng_close(*sock);
+        rv_errmsg_printf(errmsg, "%s: %s", ep->addr, nng_strerror(rv));
+        rvc__ep_close(ep);
         return rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ? RV_EINVAL
                                                          : RV_EUNAVAILABLE;
     }
     return RV_OK;
 }
 
-/* One exchange on an open socket. */
+/* Run one send or receive on ep->aio; give up early when the connection
+ * the request went out on drops, or when nothing connects at all. */
 static int
-rvc__exchange(nng_socket sock, const char *addr, const Rv__Request *req,
-              Rv__Response **resp, char *errmsg)
+rvc__wait(struct rvc_endpoint *ep, uint64_t drops0, uint64_t start_ms,
+          char *errmsg)
+{
+    int is_gone = 0;
+    pthread_mutex_lock(&ep->lock);
+    while (!ep->is_aio_done && !is_gone) {
+        uint64_t now = rv_clock_mono_ms();
+        is_gone = ep->n_drops != drops0 ||
+                  (ep->n_pipes == 0 && now > start_ms + RVC_CONNECT_GRACE_MS);
+        if (is_gone)
+            break;
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 20 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&ep->cond, &ep->lock, &until);
+    }
+    pthread_mutex_unlock(&ep->lock);
+    if (is_gone) {
+        nng_aio_cancel(ep->aio);
+        nng_aio_wait(ep->aio);
+        nng_msg *left = nng_aio_get_msg(ep->aio);
+        if (left != NULL && nng_aio_result(ep->aio) != 0)
+            nng_msg_free(left);
+        nng_aio_set_msg(ep->aio, NULL);
+        rv_errmsg_printf(errmsg, "%s: %s", ep->addr,
+                         ep->n_pipes == 0 ? "not reachable"
+                                          : "connection lost");
+        return RV_EUNAVAILABLE;
+    }
+    int rv = nng_aio_result(ep->aio);
+    if (rv != 0) {
+        rv_errmsg_printf(errmsg, "%s: %s", ep->addr, nng_strerror(rv));
+        return rv == NNG_ETIMEDOUT ? RV_ETIMEDOUT : RV_EUNAVAILABLE;
+    }
+    return RV_OK;
+}
+
+/* One exchange on an open endpoint, within timeout_ms. */
+static int
+rvc__exchange(struct rvc_endpoint *ep, const Rv__Request *req,
+              unsigned timeout_ms, Rv__Response **resp, char *errmsg)
 {
     size_t n = rv__request__get_packed_size(req);
+    uint64_t start = rv_clock_mono_ms();
     nng_msg *msg;
     if (nng_msg_alloc(&msg, n) != 0)
         return RV_ENOMEM;
     rv__request__pack(req, nng_msg_body(msg));
-    int rv = nng_sendmsg(sock, msg, 0);
-    if (rv != 0) {
-        nng_msg_free(msg);
-        rv_errmsg_printf(errmsg, "send to %s: %s", addr, nng_strerror(rv));
-        return rv == NNG_ETIMEDOUT ? RV_ETIMEDOUT : RV_EUNAVAILABLE;
+    pthread_mutex_lock(&ep->lock);
+    uint64_t drops0 = ep->n_drops;
+    ep->is_aio_done = 0;
+    pthread_mutex_unlock(&ep->lock);
+    nng_aio_set_timeout(ep->aio, (nng_duration)timeout_ms);
+    nng_aio_set_msg(ep->aio, msg);
+    nng_send_aio(ep->sock, ep->aio);
+    int rc = rvc__wait(ep, drops0, start, errmsg);
+    if (rc != RV_OK) {
+        if (nng_aio_get_msg(ep->aio) != NULL) {
+            nng_msg_free(nng_aio_get_msg(ep->aio));
+            nng_aio_set_msg(ep->aio, NULL);
+        }
+        return rc;
     }
-    rv = nng_recvmsg(sock, &msg, 0);
-    if (rv != 0) {
-        rv_errmsg_printf(errmsg, "receive from %s: %s", addr, nng_strerror(rv));
-        return rv == NNG_ETIMEDOUT ? RV_ETIMEDOUT : RV_EUNAVAILABLE;
-    }
+    pthread_mutex_lock(&ep->lock);
+    ep->is_aio_done = 0;
+    pthread_mutex_unlock(&ep->lock);
+    uint64_t used = rv_clock_mono_ms() - start;
+    nng_aio_set_timeout(
+        ep->aio, (nng_duration)(used < timeout_ms ? timeout_ms - used : 1));
+    nng_recv_aio(ep->sock, ep->aio);
+    rc = rvc__wait(ep, drops0, start, errmsg);
+    if (rc != RV_OK)
+        return rc;
+    msg = nng_aio_get_msg(ep->aio);
+    nng_aio_set_msg(ep->aio, NULL);
     *resp = rv__response__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
     nng_msg_free(msg);
     if (*resp == NULL) {
         rv_errmsg_printf(errmsg, "%s sent a response that does not decode",
-                         addr);
+                         ep->addr);
         return RV_EMALFORMED;
     }
     return RV_OK;
@@ -162,12 +293,20 @@ int
 rvc_call_once(const char *addr, const Rv__Request *req, unsigned timeout_ms,
               Rv__Response **resp, char *errmsg)
 {
-    nng_socket sock;
-    int rc = rvc__socket(addr, timeout_ms, &sock, errmsg);
-    if (rc != RV_OK)
-        return rc;
-    rc = rvc__exchange(sock, addr, req, resp, errmsg);
-    nng_close(sock);
+    struct rvc_endpoint ep;
+    memset(&ep, 0, sizeof ep);
+    if (strlen(addr) > STORE_MAX_ADDR_BYTES) {
+        rv_errmsg_printf(errmsg, "address too long");
+        return RV_EINVAL;
+    }
+    snprintf(ep.addr, sizeof ep.addr, "%s", addr);
+    rvc__ep_init(&ep);
+    int rc = rvc__ep_open(&ep, errmsg);
+    if (rc == RV_OK)
+        rc = rvc__exchange(&ep, req, timeout_ms, resp, errmsg);
+    rvc__ep_close(&ep);
+    pthread_mutex_destroy(&ep.lock);
+    pthread_cond_destroy(&ep.cond);
     return rc;
 }
 
@@ -194,17 +333,13 @@ rvc_call(struct rvc *c, const Rv__Request *req, Rv__Response **resp,
         unsigned left = (unsigned)(deadline - now);
         unsigned t = left < c->attempt_ms ? left : c->attempt_ms;
         if (!ep->is_open) {
-            rc = rvc__socket(ep->addr, t, &ep->sock, errmsg);
+            rc = rvc__ep_open(ep, errmsg);
             if (rc == RV_EINVAL)
                 return rc;
-            ep->is_open = rc == RV_OK;
-        } else {
-            nng_socket_set_ms(ep->sock, NNG_OPT_RECVTIMEO, (int)t);
-            nng_socket_set_ms(ep->sock, NNG_OPT_SENDTIMEO, (int)t);
         }
         Rv__Response *r = NULL;
         if (ep->is_open)
-            rc = rvc__exchange(ep->sock, ep->addr, req, &r, errmsg);
+            rc = rvc__exchange(ep, req, t, &r, errmsg);
         if (rc == RV_OK && !rvc__is_retryable((int)r->code)) {
             snprintf(c->last, sizeof c->last, "%s", ep->addr);
             rvc_response_free(last);
@@ -223,14 +358,12 @@ rvc_call(struct rvc *c, const Rv__Request *req, Rv__Response **resp,
                 c->cur = (size_t)next;
                 continue;
             }
-        } else if (ep->is_open && rc != RV_EMALFORMED) {
-            /* A REQ socket that timed out is reset: start afresh. */
-            nng_close(ep->sock);
-            ep->is_open = 0;
+        } else if (rc == RV_ENOMEM) {
+            return rc;
         }
         c->cur = (c->cur + 1) % c->n_eps;
         if (c->cur == 0 || (last != NULL && last->code != RV_ENOTLEADER)) {
-            uint64_t pause = 50u << (attempt < 4 ? attempt : 4);
+            uint64_t pause = 25u << (attempt < 2 ? attempt : 2);
             if (rv_clock_mono_ms() + pause < deadline)
                 rv_clock_sleep_ms((unsigned)pause);
         }

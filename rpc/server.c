@@ -2,6 +2,7 @@
 #include "rpc/server.h"
 
 #include "base/clock.h"
+#include "rpc/client.h"
 
 #include <arpa/inet.h>
 #include <nng/nng.h>
@@ -570,7 +571,16 @@ rpc__cluster(struct rpc_worker *w, const Rv__ClusterRequest *cr,
             rpc__fail(rp, RV_EINVAL, "remove needs an id");
             return;
         }
+        if (cr->has_is_notice && cr->is_notice) {
+            if (op.node_id != info.id || info.state == RAFT_LEADER) {
+                rpc__fail(rp, RV_EINVAL, "a removal notice for another node");
+                return;
+            }
+            replica_removed(w->s->rep);
+            return;
+        }
         op.change = REPLICA_REMOVE;
+        rpc__load_known(w->s, rp); /* Its address, before it is deleted. */
         break;
     case RV__CLUSTER_OP__CLUSTER_TRANSFER:
         op.change = REPLICA_TRANSFER;
@@ -588,8 +598,28 @@ rpc__cluster(struct rpc_worker *w, const Rv__ClusterRequest *cr,
         rpc__not_leader(w->s, rp);
         return;
     }
-    if (op.code != RV_OK)
+    if (op.code != RV_OK) {
         rpc__fail(rp, op.code, op.message);
+        return;
+    }
+    const struct store_node *gone = rpc__known(rp, op.node_id);
+    if (op.change == REPLICA_REMOVE && gone != NULL && gone->rpc_addr[0]) {
+        /* Raft sends nothing more to a removed node: tell it to stop. */
+        Rv__Request nreq = RV__REQUEST__INIT;
+        Rv__ClusterRequest ncr = RV__CLUSTER_REQUEST__INIT;
+        Rv__Response *nresp = NULL;
+        char errmsg[RV_ERRMSG_SIZE];
+        ncr.op = RV__CLUSTER_OP__CLUSTER_REMOVE;
+        ncr.has_id = ncr.has_is_notice = ncr.is_notice = 1;
+        ncr.id = op.node_id;
+        nreq.body_case = RV__REQUEST__BODY_CLUSTER;
+        nreq.cluster = &ncr;
+        if (rvc_call_once(gone->rpc_addr, &nreq, 1000, &nresp, errmsg) != RV_OK)
+            rv_logf(w->s->log, RV_LOG_WARN, "rpc",
+                    "removed node %llu was not told: %s",
+                    (unsigned long long)op.node_id, errmsg);
+        rvc_response_free(nresp);
+    }
 }
 
 static void

@@ -118,8 +118,10 @@ uint64_t store_applied_index(const struct store *s);
 
 /* Catch-up: archive and materialise one record fetched from a peer's vlog
  * (the payload as store_fetch_records gives it) at index, which must be
- * applied_index + 1. Writer thread. Errors as store_apply, and RV_EINVAL
- * for an index that does not follow. */
+ * above the applied index (raft indexes of barriers and configuration
+ * changes are not in the vlog, so records need not be consecutive).
+ * Writer thread. Errors as store_apply, and RV_EINVAL for an index at or
+ * below the applied one. */
 int store_apply_record(struct store *s, uint64_t index, const void *payload,
                        size_t n, char *errmsg);
 

@@ -2019,7 +2019,7 @@ int
 store_apply_record(struct store *s, uint64_t index, const void *payload,
                    size_t n, char *errmsg)
 {
-    if (index != s->applied_index + 1 || vlog_last_index(s->vlog) >= index) {
+    if (index <= s->applied_index || vlog_last_index(s->vlog) >= index) {
         rv_errmsg_printf(errmsg, "record %llu does not follow %llu",
                          (unsigned long long)index,
                          (unsigned long long)s->applied_index);

@@ -1,0 +1,931 @@
+/* Real `runvault serve` processes on 127.0.0.1, each with its own data dir
+ * under a temporary directory: writes while the leader is SIGKILLed, kill
+ * -9 of every node and restart (buffered and strict), clean-restart
+ * idempotency, tiny entries, continuous commits, catch-up of a lagging
+ * follower through a snapshot descriptor, and adding and removing a node
+ * under load. After each: every acknowledged write is present exactly once
+ * and every replica reaches the same digest at the same applied index.
+ *
+ * usage: test_cluster PATH/TO/runvault [TEST]. RV_TEST_SCALE=small shortens
+ * the loads (CI under the sanitizers). Every child is killed and reaped
+ * when a test ends, pass or fail. */
+#include "base/clock.h"
+#include "rpc/client.h"
+#include "tests/lib/harness.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_NODES   5
+#define MAX_WRITERS 8
+#define POINTS      50   /* Points per write: history stays one read. */
+#define MAX_WRITES  1800 /* Per writer: < 100k points per run. */
+
+static const char *rv_bin;
+static int is_small;
+
+/* ---- Processes ---------------------------------------------------------- */
+
+struct cnode {
+    int id;
+    pid_t pid;
+    int exit_status; /* Of the last exit, -1 if unknown. */
+    char dir[512], log[512];
+    char rpc[64], raft[32];
+};
+
+struct writers;
+
+struct cluster {
+    char *tmp;
+    int n;
+    int port;
+    struct cnode nodes[MAX_NODES];
+    char peers[512], endpoints[512];
+    const char *durability;
+    const char *snapshot_bytes;
+    struct writers *ws; /* Running writers, stopped by cluster_done. */
+};
+
+static struct cluster *live; /* For the cleanup on every exit path. */
+
+static void
+cluster_kill_all(struct cluster *c)
+{
+    for (int i = 0; i < c->n; i++) {
+        if (c->nodes[i].pid > 0) {
+            kill(c->nodes[i].pid, SIGKILL);
+            waitpid(c->nodes[i].pid, NULL, 0);
+            c->nodes[i].pid = 0;
+        }
+    }
+}
+
+static void
+cleanup_at_exit(void)
+{
+    if (live != NULL)
+        cluster_kill_all(live);
+}
+
+static void
+cluster_init(struct cluster *c, const char *tag, int n, const char *durability)
+{
+    memset(c, 0, sizeof *c);
+    c->tmp = rv_test_tmpdir(tag);
+    c->n = n;
+    c->durability = durability;
+    /* A port range per process and test, below the kernel's ephemeral
+     * ports (32768 and up), which outgoing connections take. */
+    static int round;
+    c->port = 20000 + (int)((getpid() * 97 + round++ * 50) % 12000);
+    size_t pn = 0, en = 0;
+    for (int i = 0; i < MAX_NODES; i++) {
+        struct cnode *nd = &c->nodes[i];
+        nd->id = i + 1;
+        nd->exit_status = -1;
+        snprintf(nd->dir, sizeof nd->dir, "%s/n%d", c->tmp, i + 1);
+        snprintf(nd->log, sizeof nd->log, "%s/n%d.log", c->tmp, i + 1);
+        snprintf(nd->rpc, sizeof nd->rpc, "tcp://127.0.0.1:%d",
+                 c->port + 10 * i + 1);
+        snprintf(nd->raft, sizeof nd->raft, "127.0.0.1:%d",
+                 c->port + 10 * i + 2);
+        if (i < n) {
+            pn += (size_t)snprintf(c->peers + pn, sizeof c->peers - pn,
+                                   "%s%d=%s", i ? "," : "", i + 1, nd->raft);
+            en += (size_t)snprintf(c->endpoints + en, sizeof c->endpoints - en,
+                                   "%s%s", i ? "," : "", nd->rpc);
+        }
+    }
+    live = c;
+}
+
+/* Start node i: a member of the initial voters, or a joiner. */
+static void
+cluster_start(struct cluster *c, int i, int is_join)
+{
+    struct cnode *nd = &c->nodes[i];
+    char id[16], http[32];
+    snprintf(id, sizeof id, "%d", nd->id);
+    snprintf(http, sizeof http, "127.0.0.1:%d", c->port + 10 * i);
+    const char *argv[32];
+    int a = 0;
+    argv[a++] = rv_bin;
+    argv[a++] = "serve";
+    argv[a++] = "--id";
+    argv[a++] = id;
+    argv[a++] = "--data-dir";
+    argv[a++] = nd->dir;
+    argv[a++] = "--rpc-addr";
+    argv[a++] = nd->rpc;
+    argv[a++] = "--raft-addr";
+    argv[a++] = nd->raft;
+    argv[a++] = "--http-addr";
+    argv[a++] = http;
+    argv[a++] = is_join ? "--join" : "--peers";
+    argv[a++] = is_join ? c->endpoints : c->peers;
+    argv[a++] = "--durability";
+    argv[a++] = c->durability;
+    if (c->snapshot_bytes != NULL) {
+        argv[a++] = "--snapshot-bytes";
+        argv[a++] = c->snapshot_bytes;
+    }
+    argv[a] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(nd->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            dup2(fd, 1);
+        }
+        execv(rv_bin, (char *const *)argv);
+        _exit(127);
+    }
+    nd->pid = pid;
+}
+
+static void
+cluster_signal(struct cluster *c, int i, int sig)
+{
+    if (c->nodes[i].pid > 0)
+        kill(c->nodes[i].pid, sig);
+}
+
+/* Wait for node i to exit (bounded); returns its exit code or -1. */
+static int
+cluster_reap(struct cluster *c, int i, unsigned timeout_ms)
+{
+    struct cnode *nd = &c->nodes[i];
+    uint64_t until = rv_clock_mono_ms() + timeout_ms;
+    while (nd->pid > 0) {
+        int st;
+        pid_t p = waitpid(nd->pid, &st, WNOHANG);
+        if (p == nd->pid) {
+            nd->pid = 0;
+            nd->exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+            return nd->exit_status;
+        }
+        if (rv_clock_mono_ms() > until)
+            return -1;
+        rv_clock_sleep_ms(20);
+    }
+    return nd->exit_status;
+}
+
+static void writers_stop(struct writers *ws);
+
+static void
+cluster_done(struct cluster *c)
+{
+    if (c->ws != NULL)
+        writers_stop(c->ws);
+    if (rv_test_failed) {
+        for (int i = 0; i < MAX_NODES; i++) {
+            char cmd[1100];
+            if (access(c->nodes[i].log, R_OK) != 0)
+                continue;
+            fprintf(stderr, "---- node %d log (tail)\n", i + 1);
+            snprintf(cmd, sizeof cmd, "tail -n 25 '%s' >&2", c->nodes[i].log);
+            if (system(cmd) != 0)
+                fprintf(stderr, "(tail failed)\n");
+        }
+    }
+    int n = c->n;
+    c->n = MAX_NODES;
+    cluster_kill_all(c);
+    c->n = n;
+    live = NULL;
+    rv_test_rmdir(c->tmp);
+}
+
+/* ---- Status ---------------------------------------------------------- */
+
+struct nstat {
+    int is_up;
+    char state[16];
+    uint64_t applied, term, leader_id, n_catch_ups, n_fetched;
+    char digest[40];
+};
+
+static void
+node_status(struct cluster *c, int i, struct nstat *st)
+{
+    Rv__Request req = RV__REQUEST__INIT;
+    Rv__StatusRequest sr = RV__STATUS_REQUEST__INIT;
+    Rv__Response *resp = NULL;
+    char errmsg[RV_ERRMSG_SIZE];
+    memset(st, 0, sizeof *st);
+    req.body_case = RV__REQUEST__BODY_STATUS;
+    req.status = &sr;
+    if (c->nodes[i].pid <= 0 ||
+        rvc_call_once(c->nodes[i].rpc, &req, 1000, &resp, errmsg) != RV_OK)
+        return;
+    if (resp->self != NULL) {
+        const Rv__NodeStatus *s = resp->self;
+        st->is_up = 1;
+        snprintf(st->state, sizeof st->state, "%s", s->state ? s->state : "");
+        snprintf(st->digest, sizeof st->digest, "%s",
+                 s->digest ? s->digest : "");
+        st->applied = s->applied_index;
+        st->term = s->term;
+        st->leader_id = s->leader_id;
+        st->n_catch_ups = s->n_catch_ups;
+        st->n_fetched = s->n_fetched_records;
+    }
+    rvc_response_free(resp);
+}
+
+/* The index of the serving leader, or -1 after timeout_ms. */
+static int
+cluster_leader(struct cluster *c, unsigned timeout_ms)
+{
+    uint64_t until = rv_clock_mono_ms() + timeout_ms;
+    do {
+        for (int i = 0; i < c->n; i++) {
+            struct nstat st;
+            node_status(c, i, &st);
+            if (st.is_up && strcmp(st.state, "leader") == 0)
+                return i;
+        }
+        rv_clock_sleep_ms(50);
+    } while (rv_clock_mono_ms() < until);
+    return -1;
+}
+
+/* Every running node of the first n at the same applied index and digest. */
+static int
+cluster_converged(struct cluster *c, unsigned timeout_ms, uint64_t *applied)
+{
+    uint64_t until = rv_clock_mono_ms() + timeout_ms;
+    do {
+        struct nstat first, st;
+        int ok = 1, have = 0;
+        for (int i = 0; i < c->n && ok; i++) {
+            if (c->nodes[i].pid <= 0)
+                continue;
+            node_status(c, i, &st);
+            if (!st.is_up) {
+                ok = 0;
+            } else if (!have) {
+                first = st;
+                have = 1;
+            } else if (st.applied != first.applied ||
+                       strcmp(st.digest, first.digest) != 0) {
+                ok = 0;
+            }
+        }
+        if (ok && have) {
+            if (applied != NULL)
+                *applied = first.applied;
+            return 1;
+        }
+        rv_clock_sleep_ms(100);
+    } while (rv_clock_mono_ms() < until);
+    return 0;
+}
+
+/* ---- Writers ---------------------------------------------------------- */
+
+enum outcome { W_NONE, W_ACKED, W_FAILED };
+
+struct writer {
+    struct cluster *c;
+    int no;
+    uint64_t client_id;
+    char run_id[32];
+    atomic_int *stop;
+    int durability;
+    int n_writes;
+    unsigned char outcome[MAX_WRITES];
+    uint64_t last_index;
+    uint64_t n_acked, n_failed;
+    _Atomic uint64_t last_ack_ms;
+    pthread_t thread;
+};
+
+static int
+writer_send(struct rvc *cl, struct writer *w, Rv__Command *cmd, uint64_t *index)
+{
+    Rv__Request req = RV__REQUEST__INIT;
+    Rv__WriteRequest wr = RV__WRITE_REQUEST__INIT;
+    Rv__Command *cmds[1] = {cmd};
+    Rv__Response *resp = NULL;
+    char errmsg[RV_ERRMSG_SIZE];
+    wr.n_commands = 1;
+    wr.commands = cmds;
+    wr.has_durability = w->durability != 0;
+    wr.durability = (Rv__Durability)w->durability;
+    req.body_case = RV__REQUEST__BODY_WRITE;
+    req.write = &wr;
+    int rc = rvc_call(cl, &req, &resp, errmsg);
+    if (rc == RV_OK) {
+        rc = (int)resp->code;
+        if (rc == RV_OK && resp->n_results == 1)
+            rc = (int)resp->results[0]->code;
+        if (index != NULL)
+            *index = resp->index;
+    }
+    rvc_response_free(resp);
+    return rc;
+}
+
+static void *
+writer_main(void *arg)
+{
+    struct writer *w = arg;
+    struct rvc *cl;
+    char errmsg[RV_ERRMSG_SIZE];
+    if (rvc_open(&cl, w->c->endpoints, errmsg) != RV_OK)
+        return NULL;
+    rvc_set_timeouts(cl, 2000, 15000);
+    Rv__Command cmd = RV__COMMAND__INIT;
+    Rv__RunCreate rc = RV__RUN_CREATE__INIT;
+    rc.run_id = w->run_id;
+    rc.project = "cluster-test";
+    rc.experiment = "writers";
+    rc.has_resume = 1;
+    rc.resume = RV__RESUME__RESUME_ALLOW;
+    cmd.has_client_id = cmd.has_seq = 1;
+    cmd.client_id = w->client_id;
+    cmd.seq = 1;
+    cmd.body_case = RV__COMMAND__BODY_RUN_CREATE;
+    cmd.run_create = &rc;
+    while (writer_send(cl, w, &cmd, NULL) != RV_OK && !atomic_load(w->stop))
+        rv_clock_sleep_ms(100);
+    Rv__LogBatch lb = RV__LOG_BATCH__INIT;
+    Rv__Metrics m = RV__METRICS__INIT;
+    char *keys[1] = {"loss"};
+    uint32_t kidx[POINTS] = {0};
+    int64_t steps[POINTS], ts[POINTS];
+    double vals[POINTS];
+    lb.run_id = w->run_id;
+    lb.metrics = &m;
+    m.n_keys = 1;
+    m.keys = keys;
+    m.n_key_idx = m.n_steps = m.n_timestamps_ms = m.n_values = POINTS;
+    m.key_idx = kidx;
+    m.steps = steps;
+    m.timestamps_ms = ts;
+    m.values = vals;
+    cmd.body_case = RV__COMMAND__BODY_LOG_BATCH;
+    cmd.log_batch = &lb;
+    for (int i = 0; i < MAX_WRITES && !atomic_load(w->stop); i++) {
+        for (int j = 0; j < POINTS; j++) {
+            steps[j] = (int64_t)i * POINTS + j;
+            ts[j] = 1000 + i;
+            vals[j] = (double)(i * POINTS + j) * 0.5;
+        }
+        cmd.seq = 2 + (uint64_t)i;
+        uint64_t index = 0;
+        int code = writer_send(cl, w, &cmd, &index);
+        w->n_writes = i + 1;
+        if (code == RV_OK) {
+            w->outcome[i] = W_ACKED;
+            w->n_acked++;
+            if (index > w->last_index)
+                w->last_index = index;
+            atomic_store(&w->last_ack_ms, rv_clock_mono_ms());
+        } else {
+            w->outcome[i] = W_FAILED;
+            w->n_failed++;
+        }
+    }
+    rvc_close(cl);
+    return NULL;
+}
+
+struct writers {
+    struct writer w[MAX_WRITERS];
+    int n;
+    atomic_int stop;
+    struct cluster *c;
+};
+
+static void
+writers_start(struct writers *ws, struct cluster *c, int n, int durability)
+{
+    static uint64_t next_client = 1000;
+    memset(ws, 0, sizeof *ws);
+    ws->n = n;
+    ws->c = c;
+    c->ws = ws;
+    for (int i = 0; i < n; i++) {
+        struct writer *w = &ws->w[i];
+        w->c = c;
+        w->no = i;
+        w->client_id = next_client++;
+        w->stop = &ws->stop;
+        w->durability = durability;
+        snprintf(w->run_id, sizeof w->run_id, "run-%llu",
+                 (unsigned long long)w->client_id);
+        pthread_create(&w->thread, NULL, writer_main, w);
+    }
+}
+
+static void
+writers_stop(struct writers *ws)
+{
+    atomic_store(&ws->stop, 1);
+    for (int i = 0; i < ws->n; i++)
+        pthread_join(ws->w[i].thread, NULL);
+    ws->c->ws = NULL;
+}
+
+static uint64_t
+writers_acked(const struct writers *ws)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < ws->n; i++)
+        n += ws->w[i].n_acked;
+    return n;
+}
+
+/* Every acknowledged write's points present exactly once, nothing from a
+ * write never sent; read linearizably through the leader. Returns the
+ * number of lost acknowledged writes (0 expected), -1 if unreadable. */
+static long
+writers_check(struct writers *ws, struct cluster *c, uint64_t *n_unknown)
+{
+    struct rvc *cl;
+    char errmsg[RV_ERRMSG_SIZE];
+    long lost = 0;
+    *n_unknown = 0;
+    if (rvc_open(&cl, c->endpoints, errmsg) != RV_OK)
+        return -1;
+    for (int i = 0; i < ws->n; i++) {
+        struct writer *w = &ws->w[i];
+        Rv__Request req = RV__REQUEST__INIT;
+        Rv__HistoryRequest h = RV__HISTORY_REQUEST__INIT;
+        Rv__ReadOptions ro = RV__READ_OPTIONS__INIT;
+        Rv__Response *resp = NULL;
+        h.run_id = w->run_id;
+        h.key = "loss";
+        ro.has_consistency = 1;
+        ro.consistency = RV__CONSISTENCY__LINEARIZABLE;
+        req.body_case = RV__REQUEST__BODY_HISTORY;
+        req.history = &h;
+        req.read = &ro;
+        if (w->n_acked == 0)
+            continue;
+        if (rvc_call(cl, &req, &resp, errmsg) != RV_OK || resp->code != RV_OK) {
+            fprintf(stderr, "history of %s: %s\n", w->run_id,
+                    resp && resp->message ? resp->message : errmsg);
+            rvc_response_free(resp);
+            rvc_close(cl);
+            return -1;
+        }
+        static unsigned char seen[MAX_WRITES * POINTS];
+        memset(seen, 0, sizeof seen);
+        for (size_t k = 0; k < resp->n_steps; k++) {
+            int64_t s = resp->steps[k];
+            if (s < 0 || s >= (int64_t)w->n_writes * POINTS || seen[s]++ != 0) {
+                fprintf(stderr, "%s: step %lld stored twice or never sent\n",
+                        w->run_id, (long long)s);
+                lost++;
+            }
+        }
+        for (int k = 0; k < w->n_writes; k++) {
+            int n_here = 0;
+            for (int j = 0; j < POINTS; j++)
+                n_here += seen[k * POINTS + j];
+            if (w->outcome[k] == W_ACKED && n_here != POINTS) {
+                fprintf(stderr, "%s: acknowledged write %d has %d points\n",
+                        w->run_id, k, n_here);
+                lost++;
+            }
+            if (w->outcome[k] != W_ACKED && n_here != 0 && n_here != POINTS)
+                lost++; /* A write is all or nothing. */
+            if (w->outcome[k] != W_ACKED)
+                (*n_unknown)++;
+        }
+        rvc_response_free(resp);
+    }
+    rvc_close(cl);
+    return lost;
+}
+
+/* CHECK inside a test that runs a cluster: on failure the nodes' logs are
+ * printed and every process is stopped before the test returns. */
+#define CCHECK(c, cond)                               \
+    do {                                              \
+        if (!(cond)) {                                \
+            RV_CHECK_FAIL("CHECK(%s) failed", #cond); \
+            cluster_done(c);                          \
+            return;                                   \
+        }                                             \
+    } while (0)
+
+static unsigned
+scaled(unsigned normal, unsigned small)
+{
+    return is_small ? small : normal;
+}
+
+/* ---- Tests ----------------------------------------------------------------
+ */
+
+/* Start the first n nodes; 1 once every one answers (bounded). */
+static int
+start_all(struct cluster *c)
+{
+    for (int i = 0; i < c->n; i++)
+        cluster_start(c, i, 0);
+    uint64_t until = rv_clock_mono_ms() + 10000;
+    for (int i = 0; i < c->n; i++) {
+        struct nstat st;
+        do {
+            node_status(c, i, &st);
+            if (!st.is_up)
+                rv_clock_sleep_ms(50);
+        } while (!st.is_up && rv_clock_mono_ms() < until);
+        if (!st.is_up) {
+            fprintf(stderr, "node %d did not come up\n", i + 1);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void
+test_leader_sigkill_under_writes(void)
+{
+    struct cluster c;
+    struct writers ws;
+    uint64_t unknown, applied;
+    cluster_init(&c, "cl-kill", 3, "buffered");
+    CCHECK(&c, start_all(&c));
+    int leader = cluster_leader(&c, 10000);
+    CCHECK(&c, leader >= 0);
+    writers_start(&ws, &c, 4, 0);
+    rv_clock_sleep_ms(scaled(1500, 1000));
+    uint64_t before = writers_acked(&ws);
+    cluster_signal(&c, leader, SIGKILL);
+    cluster_reap(&c, leader, 5000);
+    uint64_t t_kill = rv_clock_mono_ms(); /* Dead: acks after are new. */
+    /* The first acknowledgement after the kill, from any writer. */
+    uint64_t first = 0;
+    while (first == 0 && rv_clock_mono_ms() < t_kill + 10000) {
+        for (int i = 0; i < ws.n; i++) {
+            uint64_t t = atomic_load(&ws.w[i].last_ack_ms);
+            if (t > t_kill && (first == 0 || t < first))
+                first = t;
+        }
+        rv_clock_sleep_ms(5);
+    }
+    rv_clock_sleep_ms(scaled(1500, 1000));
+    cluster_start(&c, leader, 0);
+    rv_clock_sleep_ms(500);
+    writers_stop(&ws);
+    long lost = writers_check(&ws, &c, &unknown);
+    int is_conv = cluster_converged(&c, 20000, &applied);
+    printf("leader kill: %llu acked writes (%llu before the kill), %llu not "
+           "acknowledged, %ld lost, first write %llu ms after the kill, "
+           "replicas converged at %llu: %s\n",
+           (unsigned long long)writers_acked(&ws), (unsigned long long)before,
+           (unsigned long long)unknown, lost,
+           (unsigned long long)(first ? first - t_kill : 0),
+           (unsigned long long)applied, is_conv ? "yes" : "no");
+    CCHECK(&c, first != 0 && writers_acked(&ws) > before);
+    CCHECK(&c, lost == 0);
+    CCHECK(&c, is_conv);
+    cluster_done(&c);
+}
+
+static void
+kill_all_and_restart(const char *durability)
+{
+    struct cluster c;
+    struct writers ws;
+    uint64_t unknown, applied, applied2;
+    cluster_init(&c, "cl-killall", 3, durability);
+    CCHECK(&c, start_all(&c));
+    CCHECK(&c, cluster_leader(&c, 10000) >= 0);
+    writers_start(&ws, &c, 4, 0);
+    rv_clock_sleep_ms(scaled(1500, 1000));
+    for (int i = 0; i < 3; i++)
+        cluster_signal(&c, i, SIGKILL);
+    for (int i = 0; i < 3; i++)
+        cluster_reap(&c, i, 5000);
+    writers_stop(&ws);
+    CCHECK(&c, start_all(&c));
+    CCHECK(&c, cluster_leader(&c, 10000) >= 0);
+    long lost = writers_check(&ws, &c, &unknown);
+    int is_conv = cluster_converged(&c, 20000, &applied);
+    printf("kill -9 of all (%s): %llu acked writes, %llu unknown at the "
+           "kill, %ld lost, converged at %llu: %s\n",
+           durability, (unsigned long long)writers_acked(&ws),
+           (unsigned long long)unknown, lost, (unsigned long long)applied,
+           is_conv ? "yes" : "no");
+    CCHECK(&c, writers_acked(&ws) > 0 && lost == 0 && is_conv);
+    /* A clean stop and restart replays nothing new: same index, digest. */
+    struct nstat before, after;
+    node_status(&c, 0, &before);
+    for (int i = 0; i < 3; i++)
+        cluster_signal(&c, i, SIGTERM);
+    for (int i = 0; i < 3; i++)
+        CCHECK(&c, cluster_reap(&c, i, 10000) == 0);
+    CCHECK(&c, start_all(&c));
+    CCHECK(&c, cluster_leader(&c, 10000) >= 0);
+    CCHECK(&c, cluster_converged(&c, 20000, &applied2));
+    node_status(&c, 0, &after);
+    /* The new leader's barrier is not a command: the index is unchanged
+     * unless the leader recorded its addresses again (it does not: the
+     * record is the same). */
+    CCHECK(&c, after.applied == before.applied &&
+                   strcmp(after.digest, before.digest) == 0);
+    cluster_done(&c);
+}
+
+static void
+test_kill_all_and_restart_buffered(void)
+{
+    kill_all_and_restart("buffered");
+}
+
+static void
+test_kill_all_and_restart_strict(void)
+{
+    kill_all_and_restart("strict");
+}
+
+static int
+has_corrupt_segment(const char *dir)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/raft", dir);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    int found = 0;
+    while (d != NULL && (e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, "corrupt", 7) == 0)
+            found = 1;
+    if (d != NULL)
+        closedir(d);
+    return found;
+}
+
+/* raft 0.15 corrupts its log for entries that are not a multiple of 8
+ * bytes: the smallest commands must survive a restart. */
+static void
+test_tiny_payload_regression(void)
+{
+    struct cluster c;
+    struct rvc *cl;
+    char errmsg[RV_ERRMSG_SIZE];
+    uint64_t last = 0, applied;
+    cluster_init(&c, "cl-tiny", 3, "buffered");
+    CCHECK(&c, start_all(&c));
+    CCHECK(&c, cluster_leader(&c, 10000) >= 0);
+    CCHECK(&c, rvc_open(&cl, c.endpoints, errmsg) == RV_OK);
+    struct writer w;
+    memset(&w, 0, sizeof w);
+    Rv__Command cmd = RV__COMMAND__INIT;
+    Rv__Noop noop = RV__NOOP__INIT;
+    cmd.body_case = RV__COMMAND__BODY_NOOP;
+    cmd.noop = &noop;
+    int n_ok = 0;
+    for (int i = 0; i < 200; i++) {
+        /* No key, or a key: payloads of 2 to ~8 bytes, never padded by
+         * the client. */
+        cmd.has_client_id = cmd.has_seq = i % 2;
+        cmd.client_id = 7;
+        cmd.seq = (uint64_t)i + 1;
+        uint64_t index = 0;
+        if (writer_send(cl, &w, &cmd, &index) == RV_OK) {
+            n_ok++;
+            last = index;
+        }
+    }
+    rvc_close(cl);
+    CCHECK(&c, n_ok == 200);
+    for (int i = 0; i < 3; i++)
+        cluster_signal(&c, i, i == 0 ? SIGTERM : SIGKILL);
+    for (int i = 0; i < 3; i++)
+        cluster_reap(&c, i, 10000);
+    CCHECK(&c, start_all(&c));
+    CCHECK(&c, cluster_leader(&c, 10000) >= 0);
+    CCHECK(&c, cluster_converged(&c, 20000, &applied));
+    for (int i = 0; i < 3; i++)
+        CCHECK(&c, !has_corrupt_segment(c.nodes[i].dir));
+    printf("tiny entries: 200 acknowledged up to index %llu; after restart "
+           "every node at %llu, no corrupt raft segment\n",
+           (unsigned long long)last, (unsigned long long)applied);
+    CCHECK(&c, applied >= last);
+    cluster_done(&c);
+}
+
+static void
+test_continuous_writes_keep_committing(void)
+{
+    struct cluster c;
+    struct writers ws;
+    uint64_t unknown;
+    cluster_init(&c, "cl-cont", 3, "buffered");
+    CCHECK(&c, start_all(&c));
+    int leader = cluster_leader(&c, 10000);
+    CCHECK(&c, leader >= 0);
+    writers_start(&ws, &c, 8, 0);
+    rv_clock_sleep_ms(300);
+    uint64_t last = 0, last_change = rv_clock_mono_ms(), worst = 0;
+    unsigned n_samples = 0, n_advanced = 0;
+    uint64_t until = rv_clock_mono_ms() + scaled(4000, 2500);
+    while (rv_clock_mono_ms() < until) {
+        struct nstat st;
+        node_status(&c, leader, &st);
+        uint64_t now = rv_clock_mono_ms();
+        if (st.applied > last) {
+            if (n_samples > 0)
+                n_advanced++;
+            last = st.applied;
+            last_change = now;
+        }
+        if (now - last_change > worst)
+            worst = now - last_change;
+        n_samples++;
+        rv_clock_sleep_ms(100);
+    }
+    writers_stop(&ws);
+    long lost = writers_check(&ws, &c, &unknown);
+    printf("continuous writes: %llu acked by 8 writers, the leader's applied "
+           "index advanced in %u of %u samples (100 ms), longest stall %llu "
+           "ms\n",
+           (unsigned long long)writers_acked(&ws), n_advanced, n_samples - 1,
+           (unsigned long long)worst);
+    CCHECK(&c, worst < 1000);
+    CCHECK(&c, n_advanced * 10 >= (n_samples - 1) * 8);
+    CCHECK(&c, lost == 0);
+    cluster_done(&c);
+}
+
+static void
+test_lagging_follower_catches_up_through_a_descriptor(void)
+{
+    struct cluster c;
+    struct writers ws;
+    uint64_t unknown, applied;
+    cluster_init(&c, "cl-lag", 3, "buffered");
+    c.snapshot_bytes = "1048576";
+    CCHECK(&c, start_all(&c));
+    int leader = cluster_leader(&c, 10000);
+    CCHECK(&c, leader >= 0);
+    int lag = (leader + 1) % 3;
+    cluster_signal(&c, lag, SIGKILL);
+    cluster_reap(&c, lag, 5000);
+    writers_start(&ws, &c, 4, 0);
+    /* Several MiB of log: snapshots at every MiB, 64 entries kept. */
+    uint64_t until = rv_clock_mono_ms() + 20000;
+    while (writers_acked(&ws) < scaled(3000, 1500) &&
+           rv_clock_mono_ms() < until)
+        rv_clock_sleep_ms(50);
+    writers_stop(&ws);
+    cluster_start(&c, lag, 0);
+    int is_conv = cluster_converged(&c, 30000, &applied);
+    struct nstat st;
+    node_status(&c, lag, &st);
+    long lost = writers_check(&ws, &c, &unknown);
+    printf("lagging follower: %llu writes while it was down; caught up to "
+           "%llu with %llu catch-ups fetching %llu records: %s\n",
+           (unsigned long long)writers_acked(&ws), (unsigned long long)applied,
+           (unsigned long long)st.n_catch_ups, (unsigned long long)st.n_fetched,
+           is_conv ? "converged" : "NOT converged");
+    CCHECK(&c, is_conv && lost == 0);
+    CCHECK(&c, st.n_catch_ups >= 1 && st.n_fetched > 0);
+    cluster_done(&c);
+}
+
+static int
+count_voters(struct cluster *c, int *has_id, int id)
+{
+    Rv__Request req = RV__REQUEST__INIT;
+    Rv__ClusterRequest cr = RV__CLUSTER_REQUEST__INIT;
+    Rv__Response *resp = NULL;
+    struct rvc *cl;
+    char errmsg[RV_ERRMSG_SIZE];
+    int n = -1;
+    *has_id = 0;
+    cr.op = RV__CLUSTER_OP__CLUSTER_STATUS;
+    req.body_case = RV__REQUEST__BODY_CLUSTER;
+    req.cluster = &cr;
+    if (rvc_open(&cl, c->endpoints, errmsg) != RV_OK)
+        return -1;
+    rvc_set_timeouts(cl, 1000, 2000);
+    if (rvc_call(cl, &req, &resp, errmsg) == RV_OK && resp->code == RV_OK) {
+        n = 0;
+        for (size_t i = 0; i < resp->n_nodes; i++) {
+            if (resp->nodes[i]->role &&
+                strcmp(resp->nodes[i]->role, "voter") == 0)
+                n++;
+            if ((int)resp->nodes[i]->id == id)
+                *has_id = 1;
+        }
+    }
+    rvc_response_free(resp);
+    rvc_close(cl);
+    return n;
+}
+
+static void
+test_add_and_remove_under_load(void)
+{
+    struct cluster c;
+    struct writers ws;
+    uint64_t unknown, applied;
+    int has;
+    cluster_init(&c, "cl-member", 3, "buffered");
+    c.snapshot_bytes = "1048576";
+    CCHECK(&c, start_all(&c));
+    CCHECK(&c, cluster_leader(&c, 10000) >= 0);
+    writers_start(&ws, &c, 4, 0);
+    /* Over a MiB of log first: a snapshot, so the newcomer (whose log is
+     * empty) is brought up through a descriptor and fetch. */
+    uint64_t t_until = rv_clock_mono_ms() + 20000;
+    while (writers_acked(&ws) < 2000 && rv_clock_mono_ms() < t_until)
+        rv_clock_sleep_ms(50);
+    /* A brand-new node joins: spare, standby, voter. */
+    c.n = 4;
+    cluster_start(&c, 3, 1);
+    uint64_t until = rv_clock_mono_ms() + 30000;
+    while (count_voters(&c, &has, 4) != 4 && rv_clock_mono_ms() < until)
+        rv_clock_sleep_ms(100);
+    CCHECK(&c, count_voters(&c, &has, 4) == 4);
+    /* Node 3 leaves while the writes go on; it stops by itself. */
+    Rv__Request req = RV__REQUEST__INIT;
+    Rv__ClusterRequest cr = RV__CLUSTER_REQUEST__INIT;
+    Rv__Response *resp = NULL;
+    struct rvc *cl;
+    char errmsg[RV_ERRMSG_SIZE];
+    cr.op = RV__CLUSTER_OP__CLUSTER_REMOVE;
+    cr.has_id = 1;
+    cr.id = 3;
+    req.body_case = RV__REQUEST__BODY_CLUSTER;
+    req.cluster = &cr;
+    CCHECK(&c, rvc_open(&cl, c.endpoints, errmsg) == RV_OK);
+    int code = RV_ESTATE;
+    for (int i = 0; i < 100 && code == RV_ESTATE; i++) {
+        rvc_response_free(resp);
+        resp = NULL;
+        code = rvc_call(cl, &req, &resp, errmsg);
+        if (code == RV_OK)
+            code = (int)resp->code;
+        if (code == RV_ESTATE)
+            rv_clock_sleep_ms(100);
+    }
+    rvc_response_free(resp);
+    rvc_close(cl);
+    CCHECK(&c, code == RV_OK);
+    int exit3 = cluster_reap(&c, 2, 15000);
+    rv_clock_sleep_ms(1000);
+    writers_stop(&ws);
+    int voters = count_voters(&c, &has, 3);
+    long lost = writers_check(&ws, &c, &unknown);
+    int is_conv = cluster_converged(&c, 20000, &applied);
+    struct nstat st4;
+    node_status(&c, 3, &st4);
+    printf("membership: node 4 joined as a voter (%llu catch-ups, %llu "
+           "records fetched), node 3 removed (exit %d); %d voters; %llu acked "
+           "writes, %ld lost; converged at %llu: %s\n",
+           (unsigned long long)st4.n_catch_ups,
+           (unsigned long long)st4.n_fetched, exit3, voters,
+           (unsigned long long)writers_acked(&ws), lost,
+           (unsigned long long)applied, is_conv ? "yes" : "no");
+    CCHECK(&c, exit3 == 6);
+    CCHECK(&c, st4.n_catch_ups >= 1 && st4.n_fetched > 0);
+    CCHECK(&c, voters == 3 && !has);
+    CCHECK(&c, lost == 0 && is_conv);
+    cluster_done(&c);
+}
+
+static const struct rv_test tests[] = {
+    {"leader_sigkill_under_writes", test_leader_sigkill_under_writes},
+    {"kill_all_and_restart_buffered", test_kill_all_and_restart_buffered},
+    {"kill_all_and_restart_strict", test_kill_all_and_restart_strict},
+    {"tiny_payload_regression", test_tiny_payload_regression},
+    {"continuous_writes_keep_committing",
+     test_continuous_writes_keep_committing},
+    {"lagging_follower_catches_up_through_a_descriptor",
+     test_lagging_follower_catches_up_through_a_descriptor},
+    {"add_and_remove_under_load", test_add_and_remove_under_load},
+    {NULL, NULL}};
+
+int
+main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_cluster PATH/TO/runvault [TEST]\n");
+        return 2;
+    }
+    rv_bin = argv[1];
+    const char *scale = getenv("RV_TEST_SCALE");
+    is_small = scale != NULL && strcmp(scale, "small") == 0;
+    signal(SIGPIPE, SIG_IGN);
+    atexit(cleanup_at_exit);
+    argv[1] = argv[0];
+    return rv_test_main(argc - 1, argv + 1, tests);
+}
