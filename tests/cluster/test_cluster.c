@@ -11,6 +11,7 @@
  * when a test ends, pass or fail. */
 #include "base/clock.h"
 #include "rpc/client.h"
+#include "tests/lib/cluster.h"
 #include "tests/lib/harness.h"
 
 #include <dirent.h>
@@ -23,273 +24,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define MAX_NODES   5
 #define MAX_WRITERS 8
 #define POINTS      50   /* Points per write: history stays one read. */
 #define MAX_WRITES  1800 /* Per writer: < 100k points per run. */
 
-static const char *rv_bin;
 static int is_small;
-
-/* ---- Processes ---------------------------------------------------------- */
-
-struct cnode {
-    int id;
-    pid_t pid;
-    int exit_status; /* Of the last exit, -1 if unknown. */
-    char dir[512], log[512];
-    char rpc[64], raft[32];
-};
-
-struct writers;
-
-struct cluster {
-    char *tmp;
-    int n;
-    int port;
-    struct cnode nodes[MAX_NODES];
-    char peers[512], endpoints[512];
-    const char *durability;
-    const char *snapshot_bytes;
-    struct writers *ws; /* Running writers, stopped by cluster_done. */
-};
-
-static struct cluster *live; /* For the cleanup on every exit path. */
-
-static void
-cluster_kill_all(struct cluster *c)
-{
-    for (int i = 0; i < c->n; i++) {
-        if (c->nodes[i].pid > 0) {
-            kill(c->nodes[i].pid, SIGKILL);
-            waitpid(c->nodes[i].pid, NULL, 0);
-            c->nodes[i].pid = 0;
-        }
-    }
-}
-
-static void
-cleanup_at_exit(void)
-{
-    if (live != NULL)
-        cluster_kill_all(live);
-}
-
-static void
-cluster_init(struct cluster *c, const char *tag, int n, const char *durability)
-{
-    memset(c, 0, sizeof *c);
-    c->tmp = rv_test_tmpdir(tag);
-    c->n = n;
-    c->durability = durability;
-    /* A port range per process and test, below the kernel's ephemeral
-     * ports (32768 and up), which outgoing connections take. */
-    static int round;
-    c->port = 20000 + (int)((getpid() * 97 + round++ * 50) % 12000);
-    size_t pn = 0, en = 0;
-    for (int i = 0; i < MAX_NODES; i++) {
-        struct cnode *nd = &c->nodes[i];
-        nd->id = i + 1;
-        nd->exit_status = -1;
-        snprintf(nd->dir, sizeof nd->dir, "%s/n%d", c->tmp, i + 1);
-        snprintf(nd->log, sizeof nd->log, "%s/n%d.log", c->tmp, i + 1);
-        snprintf(nd->rpc, sizeof nd->rpc, "tcp://127.0.0.1:%d",
-                 c->port + 10 * i + 1);
-        snprintf(nd->raft, sizeof nd->raft, "127.0.0.1:%d",
-                 c->port + 10 * i + 2);
-        if (i < n) {
-            pn += (size_t)snprintf(c->peers + pn, sizeof c->peers - pn,
-                                   "%s%d=%s", i ? "," : "", i + 1, nd->raft);
-            en += (size_t)snprintf(c->endpoints + en, sizeof c->endpoints - en,
-                                   "%s%s", i ? "," : "", nd->rpc);
-        }
-    }
-    live = c;
-}
-
-/* Start node i: a member of the initial voters, or a joiner. */
-static void
-cluster_start(struct cluster *c, int i, int is_join)
-{
-    struct cnode *nd = &c->nodes[i];
-    char id[16], http[32];
-    snprintf(id, sizeof id, "%d", nd->id);
-    snprintf(http, sizeof http, "127.0.0.1:%d", c->port + 10 * i);
-    const char *argv[32];
-    int a = 0;
-    argv[a++] = rv_bin;
-    argv[a++] = "serve";
-    argv[a++] = "--id";
-    argv[a++] = id;
-    argv[a++] = "--data-dir";
-    argv[a++] = nd->dir;
-    argv[a++] = "--rpc-addr";
-    argv[a++] = nd->rpc;
-    argv[a++] = "--raft-addr";
-    argv[a++] = nd->raft;
-    argv[a++] = "--http-addr";
-    argv[a++] = http;
-    argv[a++] = is_join ? "--join" : "--peers";
-    argv[a++] = is_join ? c->endpoints : c->peers;
-    argv[a++] = "--durability";
-    argv[a++] = c->durability;
-    if (c->snapshot_bytes != NULL) {
-        argv[a++] = "--snapshot-bytes";
-        argv[a++] = c->snapshot_bytes;
-    }
-    argv[a] = NULL;
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(nd->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 2);
-            dup2(fd, 1);
-        }
-        execv(rv_bin, (char *const *)argv);
-        _exit(127);
-    }
-    nd->pid = pid;
-}
-
-static void
-cluster_signal(struct cluster *c, int i, int sig)
-{
-    if (c->nodes[i].pid > 0)
-        kill(c->nodes[i].pid, sig);
-}
-
-/* Wait for node i to exit (bounded); returns its exit code or -1. */
-static int
-cluster_reap(struct cluster *c, int i, unsigned timeout_ms)
-{
-    struct cnode *nd = &c->nodes[i];
-    uint64_t until = rv_clock_mono_ms() + timeout_ms;
-    while (nd->pid > 0) {
-        int st;
-        pid_t p = waitpid(nd->pid, &st, WNOHANG);
-        if (p == nd->pid) {
-            nd->pid = 0;
-            nd->exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-            return nd->exit_status;
-        }
-        if (rv_clock_mono_ms() > until)
-            return -1;
-        rv_clock_sleep_ms(20);
-    }
-    return nd->exit_status;
-}
-
-static void writers_stop(struct writers *ws);
-
-static void
-cluster_done(struct cluster *c)
-{
-    if (c->ws != NULL)
-        writers_stop(c->ws);
-    if (rv_test_failed) {
-        for (int i = 0; i < MAX_NODES; i++) {
-            char cmd[1100];
-            if (access(c->nodes[i].log, R_OK) != 0)
-                continue;
-            fprintf(stderr, "---- node %d log (tail)\n", i + 1);
-            snprintf(cmd, sizeof cmd, "tail -n 25 '%s' >&2", c->nodes[i].log);
-            if (system(cmd) != 0)
-                fprintf(stderr, "(tail failed)\n");
-        }
-    }
-    int n = c->n;
-    c->n = MAX_NODES;
-    cluster_kill_all(c);
-    c->n = n;
-    live = NULL;
-    rv_test_rmdir(c->tmp);
-}
-
-/* ---- Status ---------------------------------------------------------- */
-
-struct nstat {
-    int is_up;
-    char state[16];
-    uint64_t applied, term, leader_id, n_catch_ups, n_fetched;
-    char digest[40];
-};
-
-static void
-node_status(struct cluster *c, int i, struct nstat *st)
-{
-    Rv__Request req = RV__REQUEST__INIT;
-    Rv__StatusRequest sr = RV__STATUS_REQUEST__INIT;
-    Rv__Response *resp = NULL;
-    char errmsg[RV_ERRMSG_SIZE];
-    memset(st, 0, sizeof *st);
-    req.body_case = RV__REQUEST__BODY_STATUS;
-    req.status = &sr;
-    if (c->nodes[i].pid <= 0 ||
-        rvc_call_once(c->nodes[i].rpc, &req, 1000, &resp, errmsg) != RV_OK)
-        return;
-    if (resp->self != NULL) {
-        const Rv__NodeStatus *s = resp->self;
-        st->is_up = 1;
-        snprintf(st->state, sizeof st->state, "%s", s->state ? s->state : "");
-        snprintf(st->digest, sizeof st->digest, "%s",
-                 s->digest ? s->digest : "");
-        st->applied = s->applied_index;
-        st->term = s->term;
-        st->leader_id = s->leader_id;
-        st->n_catch_ups = s->n_catch_ups;
-        st->n_fetched = s->n_fetched_records;
-    }
-    rvc_response_free(resp);
-}
-
-/* The index of the serving leader, or -1 after timeout_ms. */
-static int
-cluster_leader(struct cluster *c, unsigned timeout_ms)
-{
-    uint64_t until = rv_clock_mono_ms() + timeout_ms;
-    do {
-        for (int i = 0; i < c->n; i++) {
-            struct nstat st;
-            node_status(c, i, &st);
-            if (st.is_up && strcmp(st.state, "leader") == 0)
-                return i;
-        }
-        rv_clock_sleep_ms(50);
-    } while (rv_clock_mono_ms() < until);
-    return -1;
-}
-
-/* Every running node of the first n at the same applied index and digest. */
-static int
-cluster_converged(struct cluster *c, unsigned timeout_ms, uint64_t *applied)
-{
-    uint64_t until = rv_clock_mono_ms() + timeout_ms;
-    do {
-        struct nstat first, st;
-        int ok = 1, have = 0;
-        for (int i = 0; i < c->n && ok; i++) {
-            if (c->nodes[i].pid <= 0)
-                continue;
-            node_status(c, i, &st);
-            if (!st.is_up) {
-                ok = 0;
-            } else if (!have) {
-                first = st;
-                have = 1;
-            } else if (st.applied != first.applied ||
-                       strcmp(st.digest, first.digest) != 0) {
-                ok = 0;
-            }
-        }
-        if (ok && have) {
-            if (applied != NULL)
-                *applied = first.applied;
-            return 1;
-        }
-        rv_clock_sleep_ms(100);
-    } while (rv_clock_mono_ms() < until);
-    return 0;
-}
 
 /* ---- Writers ---------------------------------------------------------- */
 
@@ -408,6 +147,14 @@ struct writers {
     struct cluster *c;
 };
 
+static void writers_stop(struct writers *ws);
+
+static void
+writers_stop_cb(void *data)
+{
+    writers_stop(data);
+}
+
 static void
 writers_start(struct writers *ws, struct cluster *c, int n, int durability)
 {
@@ -415,7 +162,8 @@ writers_start(struct writers *ws, struct cluster *c, int n, int durability)
     memset(ws, 0, sizeof *ws);
     ws->n = n;
     ws->c = c;
-    c->ws = ws;
+    c->on_done = writers_stop_cb;
+    c->on_done_data = ws;
     for (int i = 0; i < n; i++) {
         struct writer *w = &ws->w[i];
         w->c = c;
@@ -435,7 +183,7 @@ writers_stop(struct writers *ws)
     atomic_store(&ws->stop, 1);
     for (int i = 0; i < ws->n; i++)
         pthread_join(ws->w[i].thread, NULL);
-    ws->c->ws = NULL;
+    ws->c->on_done = NULL;
 }
 
 static uint64_t
@@ -517,7 +265,7 @@ writers_check(struct writers *ws, struct cluster *c, uint64_t *n_unknown)
     do {                                              \
         if (!(cond)) {                                \
             RV_CHECK_FAIL("CHECK(%s) failed", #cond); \
-            cluster_done(c);                          \
+            cluster_done(c, 1);                       \
             return;                                   \
         }                                             \
     } while (0)
@@ -531,28 +279,6 @@ scaled(unsigned normal, unsigned small)
 /* ---- Tests ----------------------------------------------------------------
  */
 
-/* Start the first n nodes; 1 once every one answers (bounded). */
-static int
-start_all(struct cluster *c)
-{
-    for (int i = 0; i < c->n; i++)
-        cluster_start(c, i, 0);
-    uint64_t until = rv_clock_mono_ms() + 10000;
-    for (int i = 0; i < c->n; i++) {
-        struct nstat st;
-        do {
-            node_status(c, i, &st);
-            if (!st.is_up)
-                rv_clock_sleep_ms(50);
-        } while (!st.is_up && rv_clock_mono_ms() < until);
-        if (!st.is_up) {
-            fprintf(stderr, "node %d did not come up\n", i + 1);
-            return 0;
-        }
-    }
-    return 1;
-}
-
 static void
 test_leader_sigkill_under_writes(void)
 {
@@ -560,7 +286,7 @@ test_leader_sigkill_under_writes(void)
     struct writers ws;
     uint64_t unknown, applied;
     cluster_init(&c, "cl-kill", 3, "buffered");
-    CCHECK(&c, start_all(&c));
+    CCHECK(&c, cluster_start_all(&c));
     int leader = cluster_leader(&c, 10000);
     CCHECK(&c, leader >= 0);
     writers_start(&ws, &c, 4, 0);
@@ -595,7 +321,7 @@ test_leader_sigkill_under_writes(void)
     CCHECK(&c, first != 0 && writers_acked(&ws) > before);
     CCHECK(&c, lost == 0);
     CCHECK(&c, is_conv);
-    cluster_done(&c);
+    cluster_done(&c, rv_test_failed);
 }
 
 static void
@@ -605,7 +331,7 @@ kill_all_and_restart(const char *durability)
     struct writers ws;
     uint64_t unknown, applied, applied2;
     cluster_init(&c, "cl-killall", 3, durability);
-    CCHECK(&c, start_all(&c));
+    CCHECK(&c, cluster_start_all(&c));
     CCHECK(&c, cluster_leader(&c, 10000) >= 0);
     writers_start(&ws, &c, 4, 0);
     rv_clock_sleep_ms(scaled(1500, 1000));
@@ -614,7 +340,7 @@ kill_all_and_restart(const char *durability)
     for (int i = 0; i < 3; i++)
         cluster_reap(&c, i, 5000);
     writers_stop(&ws);
-    CCHECK(&c, start_all(&c));
+    CCHECK(&c, cluster_start_all(&c));
     CCHECK(&c, cluster_leader(&c, 10000) >= 0);
     long lost = writers_check(&ws, &c, &unknown);
     int is_conv = cluster_converged(&c, 20000, &applied);
@@ -631,7 +357,7 @@ kill_all_and_restart(const char *durability)
         cluster_signal(&c, i, SIGTERM);
     for (int i = 0; i < 3; i++)
         CCHECK(&c, cluster_reap(&c, i, 10000) == 0);
-    CCHECK(&c, start_all(&c));
+    CCHECK(&c, cluster_start_all(&c));
     CCHECK(&c, cluster_leader(&c, 10000) >= 0);
     CCHECK(&c, cluster_converged(&c, 20000, &applied2));
     node_status(&c, 0, &after);
@@ -640,7 +366,7 @@ kill_all_and_restart(const char *durability)
      * record is the same). */
     CCHECK(&c, after.applied == before.applied &&
                    strcmp(after.digest, before.digest) == 0);
-    cluster_done(&c);
+    cluster_done(&c, rv_test_failed);
 }
 
 static void
@@ -681,7 +407,7 @@ test_tiny_payload_regression(void)
     char errmsg[RV_ERRMSG_SIZE];
     uint64_t last = 0, applied;
     cluster_init(&c, "cl-tiny", 3, "buffered");
-    CCHECK(&c, start_all(&c));
+    CCHECK(&c, cluster_start_all(&c));
     CCHECK(&c, cluster_leader(&c, 10000) >= 0);
     CCHECK(&c, rvc_open(&cl, c.endpoints, errmsg) == RV_OK);
     struct writer w;
@@ -709,7 +435,7 @@ test_tiny_payload_regression(void)
         cluster_signal(&c, i, i == 0 ? SIGTERM : SIGKILL);
     for (int i = 0; i < 3; i++)
         cluster_reap(&c, i, 10000);
-    CCHECK(&c, start_all(&c));
+    CCHECK(&c, cluster_start_all(&c));
     CCHECK(&c, cluster_leader(&c, 10000) >= 0);
     CCHECK(&c, cluster_converged(&c, 20000, &applied));
     for (int i = 0; i < 3; i++)
@@ -718,7 +444,7 @@ test_tiny_payload_regression(void)
            "every node at %llu, no corrupt raft segment\n",
            (unsigned long long)last, (unsigned long long)applied);
     CCHECK(&c, applied >= last);
-    cluster_done(&c);
+    cluster_done(&c, rv_test_failed);
 }
 
 static void
@@ -728,7 +454,7 @@ test_continuous_writes_keep_committing(void)
     struct writers ws;
     uint64_t unknown;
     cluster_init(&c, "cl-cont", 3, "buffered");
-    CCHECK(&c, start_all(&c));
+    CCHECK(&c, cluster_start_all(&c));
     int leader = cluster_leader(&c, 10000);
     CCHECK(&c, leader >= 0);
     writers_start(&ws, &c, 8, 0);
@@ -761,7 +487,7 @@ test_continuous_writes_keep_committing(void)
     CCHECK(&c, worst < 1000);
     CCHECK(&c, n_advanced * 10 >= (n_samples - 1) * 8);
     CCHECK(&c, lost == 0);
-    cluster_done(&c);
+    cluster_done(&c, rv_test_failed);
 }
 
 static void
@@ -772,16 +498,16 @@ test_lagging_follower_catches_up_through_a_descriptor(void)
     uint64_t unknown, applied;
     cluster_init(&c, "cl-lag", 3, "buffered");
     c.snapshot_bytes = "1048576";
-    CCHECK(&c, start_all(&c));
+    CCHECK(&c, cluster_start_all(&c));
     int leader = cluster_leader(&c, 10000);
     CCHECK(&c, leader >= 0);
     int lag = (leader + 1) % 3;
     cluster_signal(&c, lag, SIGKILL);
     cluster_reap(&c, lag, 5000);
     writers_start(&ws, &c, 4, 0);
-    /* Several MiB of log: snapshots at every MiB, 64 entries kept. */
+    /* Over 2 MiB of log: snapshots at every MiB, 64 entries kept. */
     uint64_t until = rv_clock_mono_ms() + 20000;
-    while (writers_acked(&ws) < scaled(3000, 1500) &&
+    while (writers_acked(&ws) < scaled(3000, 3000) &&
            rv_clock_mono_ms() < until)
         rv_clock_sleep_ms(50);
     writers_stop(&ws);
@@ -797,7 +523,7 @@ test_lagging_follower_catches_up_through_a_descriptor(void)
            is_conv ? "converged" : "NOT converged");
     CCHECK(&c, is_conv && lost == 0);
     CCHECK(&c, st.n_catch_ups >= 1 && st.n_fetched > 0);
-    cluster_done(&c);
+    cluster_done(&c, rv_test_failed);
 }
 
 static int
@@ -840,7 +566,7 @@ test_add_and_remove_under_load(void)
     int has;
     cluster_init(&c, "cl-member", 3, "buffered");
     c.snapshot_bytes = "1048576";
-    CCHECK(&c, start_all(&c));
+    CCHECK(&c, cluster_start_all(&c));
     CCHECK(&c, cluster_leader(&c, 10000) >= 0);
     writers_start(&ws, &c, 4, 0);
     /* Over a MiB of log first: a snapshot, so the newcomer (whose log is
@@ -899,7 +625,7 @@ test_add_and_remove_under_load(void)
     CCHECK(&c, st4.n_catch_ups >= 1 && st4.n_fetched > 0);
     CCHECK(&c, voters == 3 && !has);
     CCHECK(&c, lost == 0 && is_conv);
-    cluster_done(&c);
+    cluster_done(&c, rv_test_failed);
 }
 
 static const struct rv_test tests[] = {
@@ -921,11 +647,10 @@ main(int argc, char **argv)
         fprintf(stderr, "usage: test_cluster PATH/TO/runvault [TEST]\n");
         return 2;
     }
-    rv_bin = argv[1];
+    cluster_set_binary(argv[1]);
     const char *scale = getenv("RV_TEST_SCALE");
     is_small = scale != NULL && strcmp(scale, "small") == 0;
     signal(SIGPIPE, SIG_IGN);
-    atexit(cleanup_at_exit);
     argv[1] = argv[0];
     return rv_test_main(argc - 1, argv + 1, tests);
 }

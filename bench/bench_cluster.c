@@ -1,0 +1,491 @@
+/* Replication benchmark on real `runvault serve` processes (loopback):
+ *
+ *   ingest    acknowledged metric points/s and ack latency (p50/p99/max)
+ *             on a 3-node cluster, per durability mode, over native RPC
+ *   failover  leader SIGKILL -> first acknowledged write, repeated
+ *   restart   a node holding N points: exec -> first linearizable read,
+ *             after SIGTERM and after SIGKILL
+ *
+ * usage: bench_cluster PATH/TO/runvault [--quick] [--only NAME]
+ *        [--restart-points N]
+ * Prints tables and one JSON line per figure ({"figure","value","unit",
+ * "target"}). Data lives under $TMPDIR (default /tmp). */
+#include "base/clock.h"
+#include "rpc/client.h"
+#include "tests/lib/cluster.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_CLIENTS 64
+#define KEYS        10
+#define MAX_LAT     200000
+
+static int is_quick;
+
+static void
+figure(const char *name, double value, const char *unit, const char *target)
+{
+    printf("{\"figure\":\"%s\",\"value\":%.3f,\"unit\":\"%s\","
+           "\"target\":\"%s\"}\n",
+           name, value, unit, target);
+    fflush(stdout);
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint64_t
+pct(uint64_t *v, size_t n, double p)
+{
+    if (n == 0)
+        return 0;
+    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+    return v[i];
+}
+
+/* ---- A writing client -----------------------------------------------------
+ */
+
+struct client {
+    const char *endpoints;
+    uint64_t client_id;
+    int durability;
+    unsigned points; /* per write */
+    atomic_int *stop;
+    _Atomic uint64_t *measure_from_ms; /* Latencies recorded after this. */
+    uint64_t n_acked_points, n_acked, n_failed;
+    uint64_t *lat_us;
+    size_t n_lat;
+    _Atomic uint64_t last_ack_ms;
+    pthread_t thread;
+};
+
+static int
+client_write(struct rvc *cl, Rv__Command *cmd, int durability)
+{
+    Rv__Request req = RV__REQUEST__INIT;
+    Rv__WriteRequest wr = RV__WRITE_REQUEST__INIT;
+    Rv__Command *cmds[1] = {cmd};
+    Rv__Response *resp = NULL;
+    char errmsg[RV_ERRMSG_SIZE];
+    wr.n_commands = 1;
+    wr.commands = cmds;
+    wr.has_durability = durability != 0;
+    wr.durability = (Rv__Durability)durability;
+    req.body_case = RV__REQUEST__BODY_WRITE;
+    req.write = &wr;
+    int rc = rvc_call(cl, &req, &resp, errmsg);
+    if (rc == RV_OK)
+        rc = (int)resp->code;
+    rvc_response_free(resp);
+    return rc;
+}
+
+static void *
+client_main(void *arg)
+{
+    struct client *c = arg;
+    struct rvc *cl;
+    char errmsg[RV_ERRMSG_SIZE], run_id[32];
+    if (rvc_open(&cl, c->endpoints, errmsg) != RV_OK)
+        return NULL;
+    rvc_set_timeouts(cl, 3000, 20000);
+    snprintf(run_id, sizeof run_id, "bench-%llu",
+             (unsigned long long)c->client_id);
+    Rv__Command cmd = RV__COMMAND__INIT;
+    Rv__RunCreate rc = RV__RUN_CREATE__INIT;
+    rc.run_id = run_id;
+    rc.project = "bench";
+    rc.experiment = "ingest";
+    rc.has_resume = 1;
+    rc.resume = RV__RESUME__RESUME_ALLOW;
+    cmd.has_client_id = cmd.has_seq = 1;
+    cmd.client_id = c->client_id;
+    cmd.seq = 1;
+    cmd.body_case = RV__COMMAND__BODY_RUN_CREATE;
+    cmd.run_create = &rc;
+    while (client_write(cl, &cmd, 0) != RV_OK && !atomic_load(c->stop))
+        rv_clock_sleep_ms(50);
+    /* KEYS keys, points / KEYS steps each: a training step's metrics. */
+    unsigned n = c->points;
+    char *keys[KEYS] = {"loss", "acc",  "lr",   "grad", "tput",
+                        "mem",  "val0", "val1", "val2", "val3"};
+    uint32_t *kidx = calloc(n, sizeof *kidx);
+    int64_t *steps = calloc(n, sizeof *steps), *ts = calloc(n, sizeof *ts);
+    double *vals = calloc(n, sizeof *vals);
+    Rv__LogBatch lb = RV__LOG_BATCH__INIT;
+    Rv__Metrics m = RV__METRICS__INIT;
+    lb.run_id = run_id;
+    lb.metrics = &m;
+    m.n_keys = KEYS;
+    m.keys = keys;
+    m.n_key_idx = m.n_steps = m.n_timestamps_ms = m.n_values = n;
+    m.key_idx = kidx;
+    m.steps = steps;
+    m.timestamps_ms = ts;
+    m.values = vals;
+    cmd.body_case = RV__COMMAND__BODY_LOG_BATCH;
+    cmd.log_batch = &lb;
+    int64_t step = 0;
+    for (uint64_t seq = 2; !atomic_load(c->stop); seq++) {
+        int64_t now = (int64_t)rv_clock_wall_ms();
+        for (unsigned i = 0; i < n; i++) {
+            kidx[i] = i % KEYS;
+            steps[i] = step + i / KEYS;
+            ts[i] = now;
+            vals[i] = 1.0 / (double)(1 + steps[i]) + (double)kidx[i];
+        }
+        step += n / KEYS;
+        cmd.seq = seq;
+        uint64_t t0 = rv_clock_mono_ns();
+        int code = client_write(cl, &cmd, c->durability);
+        uint64_t t1 = rv_clock_mono_ns();
+        if (code == RV_OK) {
+            uint64_t now_ms = t1 / 1000000u;
+            atomic_store(&c->last_ack_ms, now_ms);
+            if (now_ms >= atomic_load(c->measure_from_ms)) {
+                c->n_acked++;
+                c->n_acked_points += n;
+                if (c->n_lat < MAX_LAT)
+                    c->lat_us[c->n_lat++] = (t1 - t0) / 1000u;
+            }
+        } else {
+            c->n_failed++;
+        }
+    }
+    free(kidx);
+    free(steps);
+    free(ts);
+    free(vals);
+    rvc_close(cl);
+    return NULL;
+}
+
+struct load {
+    struct client c[MAX_CLIENTS];
+    int n;
+    atomic_int stop;
+    _Atomic uint64_t measure_from_ms;
+};
+
+static void
+load_start(struct load *l, const char *endpoints, int n, unsigned points,
+           int durability, uint64_t first_client)
+{
+    memset(l, 0, sizeof *l);
+    l->n = n;
+    atomic_store(&l->measure_from_ms, UINT64_MAX);
+    for (int i = 0; i < n; i++) {
+        struct client *c = &l->c[i];
+        c->endpoints = endpoints;
+        c->client_id = first_client + (uint64_t)i;
+        c->durability = durability;
+        c->points = points;
+        c->stop = &l->stop;
+        c->measure_from_ms = &l->measure_from_ms;
+        c->lat_us = calloc(MAX_LAT, sizeof *c->lat_us);
+        pthread_create(&c->thread, NULL, client_main, c);
+    }
+}
+
+static void
+load_stop(struct load *l)
+{
+    atomic_store(&l->stop, 1);
+    for (int i = 0; i < l->n; i++)
+        pthread_join(l->c[i].thread, NULL);
+}
+
+static void
+load_free(struct load *l)
+{
+    for (int i = 0; i < l->n; i++)
+        free(l->c[i].lat_us);
+}
+
+/* The leader's RPC address first, so clients start there. */
+static void
+leader_first(struct cluster *c, int leader, char *out, size_t size)
+{
+    size_t n = (size_t)snprintf(out, size, "%s", c->nodes[leader].rpc);
+    for (int i = 0; i < c->n; i++)
+        if (i != leader)
+            n += (size_t)snprintf(out + n, size - n, ",%s", c->nodes[i].rpc);
+}
+
+/* ---- Ingest ---------------------------------------------------------------
+ */
+
+struct ingest_result {
+    double points_per_s;
+    uint64_t p50_us, p99_us, max_us, n_failed;
+};
+
+static int
+ingest_run(const char *mode, int n_clients, unsigned points, unsigned secs,
+           struct ingest_result *res)
+{
+    struct cluster c;
+    struct load l;
+    char eps[512];
+    static uint64_t next_client = 1;
+    cluster_init(&c, "bench-ingest", 3, mode);
+    if (!cluster_start_all(&c)) {
+        cluster_done(&c, 1);
+        return -1;
+    }
+    int leader = cluster_leader(&c, 10000);
+    if (leader < 0) {
+        cluster_done(&c, 1);
+        return -1;
+    }
+    leader_first(&c, leader, eps, sizeof eps);
+    load_start(&l, eps, n_clients, points, 0, next_client);
+    next_client += (uint64_t)n_clients;
+    rv_clock_sleep_ms(is_quick ? 500 : 1500); /* Warm-up. */
+    uint64_t t0 = rv_clock_mono_ms();
+    atomic_store(&l.measure_from_ms, t0);
+    rv_clock_sleep_ms(secs * 1000);
+    uint64_t t1 = rv_clock_mono_ms();
+    atomic_store(&l.measure_from_ms, UINT64_MAX); /* Stop counting. */
+    load_stop(&l);
+    uint64_t pts = 0;
+    size_t n_lat = 0;
+    memset(res, 0, sizeof *res);
+    for (int i = 0; i < l.n; i++) {
+        pts += l.c[i].n_acked_points;
+        n_lat += l.c[i].n_lat;
+        res->n_failed += l.c[i].n_failed;
+    }
+    uint64_t *all = calloc(n_lat ? n_lat : 1, sizeof *all);
+    size_t k = 0;
+    for (int i = 0; i < l.n; i++)
+        for (size_t j = 0; j < l.c[i].n_lat; j++)
+            all[k++] = l.c[i].lat_us[j];
+    qsort(all, n_lat, sizeof *all, cmp_u64);
+    res->points_per_s = (double)pts * 1000.0 / (double)(t1 - t0);
+    res->p50_us = pct(all, n_lat, 0.50);
+    res->p99_us = pct(all, n_lat, 0.99);
+    res->max_us = n_lat ? all[n_lat - 1] : 0;
+    free(all);
+    load_free(&l);
+    cluster_done(&c, 0);
+    return 0;
+}
+
+static void
+bench_ingest(void)
+{
+    static const char *modes[] = {"memory", "buffered", "strict"};
+    static const char *targets[] = {"", ">= 1000000", ">= 500000"};
+    static const int clients_full[] = {8, 16, 32};
+    static const unsigned points_full[] = {2000, 5000, 10000};
+    int n_cfg = is_quick ? 1 : 3;
+    unsigned secs = is_quick ? 1 : 5;
+    printf("\n== ingest: 3 nodes, native RPC, log batches of 10 keys\n");
+    printf("%-9s %7s %7s %12s %9s %9s %9s %6s\n", "mode", "clients", "points",
+           "points/s", "p50 ms", "p99 ms", "max ms", "fails");
+    for (int m = 0; m < 3; m++) {
+        struct ingest_result best = {0};
+        for (int i = 0; i < n_cfg; i++) {
+            int nc = is_quick ? 4 : clients_full[i];
+            unsigned np = is_quick ? 1000 : points_full[i];
+            struct ingest_result r;
+            if (ingest_run(modes[m], nc, np, secs, &r) != 0) {
+                printf("%-9s cluster did not start\n", modes[m]);
+                continue;
+            }
+            printf("%-9s %7d %7u %12.0f %9.2f %9.2f %9.2f %6llu\n", modes[m],
+                   nc, np, r.points_per_s, (double)r.p50_us / 1000.0,
+                   (double)r.p99_us / 1000.0, (double)r.max_us / 1000.0,
+                   (unsigned long long)r.n_failed);
+            fflush(stdout);
+            if (r.points_per_s > best.points_per_s)
+                best = r;
+        }
+        char name[64];
+        snprintf(name, sizeof name, "ingest_%s_points_per_s", modes[m]);
+        figure(name, best.points_per_s, "points/s", targets[m]);
+        snprintf(name, sizeof name, "ingest_%s_ack_p50_ms", modes[m]);
+        figure(name, (double)best.p50_us / 1000.0, "ms", "");
+        snprintf(name, sizeof name, "ingest_%s_ack_p99_ms", modes[m]);
+        figure(name, (double)best.p99_us / 1000.0, "ms", "");
+    }
+}
+
+/* ---- Failover -------------------------------------------------------------
+ */
+
+static void
+bench_failover(void)
+{
+    struct cluster c;
+    struct load l;
+    int kills = is_quick ? 2 : 12;
+    uint64_t ms[32];
+    int n = 0;
+    printf("\n== failover: leader SIGKILL -> first acknowledged write "
+           "(election 600 ms, heartbeat 60 ms)\n");
+    cluster_init(&c, "bench-failover", 3, "buffered");
+    if (!cluster_start_all(&c) || cluster_leader(&c, 10000) < 0) {
+        cluster_done(&c, 1);
+        return;
+    }
+    char eps[512];
+    snprintf(eps, sizeof eps, "%s,%s,%s", c.nodes[0].rpc, c.nodes[1].rpc,
+             c.nodes[2].rpc);
+    load_start(&l, eps, 4, 100, 0, 900000);
+    atomic_store(&l.measure_from_ms, 0);
+    for (int k = 0; k < kills; k++) {
+        int leader = cluster_leader(&c, 10000);
+        if (leader < 0)
+            break;
+        rv_clock_sleep_ms(500);
+        cluster_signal(&c, leader, SIGKILL);
+        cluster_reap(&c, leader, 5000);
+        uint64_t t_kill = rv_clock_mono_ms(), first = 0;
+        while (first == 0 && rv_clock_mono_ms() < t_kill + 15000) {
+            for (int i = 0; i < l.n; i++) {
+                uint64_t t = atomic_load(&l.c[i].last_ack_ms);
+                if (t > t_kill && (first == 0 || t < first))
+                    first = t;
+            }
+            rv_clock_sleep_ms(2);
+        }
+        if (first == 0) {
+            printf("kill %d: no write succeeded within 15 s\n", k + 1);
+            break;
+        }
+        ms[n++] = first - t_kill;
+        printf("kill %2d: node %d, first write after %llu ms\n", k + 1,
+               leader + 1, (unsigned long long)(first - t_kill));
+        fflush(stdout);
+        cluster_start(&c, leader, 0);
+        uint64_t applied;
+        cluster_converged(&c, 15000, &applied);
+    }
+    load_stop(&l);
+    load_free(&l);
+    cluster_done(&c, 0);
+    qsort(ms, (size_t)n, sizeof *ms, cmp_u64);
+    if (n > 0) {
+        figure("failover_p50_ms", (double)pct(ms, (size_t)n, 0.5), "ms",
+               "<= 1500");
+        figure("failover_max_ms", (double)ms[n - 1], "ms", "<= 3000");
+        figure("failover_kills", n, "count", ">= 10");
+    }
+}
+
+/* ---- Restart --------------------------------------------------------------
+ */
+
+/* From exec to the first linearizable read that succeeds. */
+static uint64_t
+time_to_serving(struct cluster *c, int sig)
+{
+    Rv__Request req = RV__REQUEST__INIT;
+    Rv__GetRunRequest gr = RV__GET_RUN_REQUEST__INIT;
+    Rv__ReadOptions ro = RV__READ_OPTIONS__INIT;
+    char errmsg[RV_ERRMSG_SIZE];
+    gr.run_id = "bench-1000000";
+    ro.has_consistency = 1;
+    ro.consistency = RV__CONSISTENCY__LINEARIZABLE;
+    req.body_case = RV__REQUEST__BODY_GET_RUN;
+    req.get_run = &gr;
+    req.read = &ro;
+    cluster_signal(c, 0, sig);
+    cluster_reap(c, 0, 60000);
+    uint64_t t0 = rv_clock_mono_ms();
+    cluster_start(c, 0, 0);
+    while (rv_clock_mono_ms() < t0 + 60000) {
+        Rv__Response *resp = NULL;
+        int rc = rvc_call_once(c->nodes[0].rpc, &req, 1000, &resp, errmsg);
+        int is_ok = rc == RV_OK && resp->code == RV_OK;
+        rvc_response_free(resp);
+        if (is_ok)
+            return rv_clock_mono_ms() - t0;
+        rv_clock_sleep_ms(2);
+    }
+    return 0;
+}
+
+static void
+bench_restart(uint64_t points)
+{
+    struct cluster c;
+    struct load l;
+    printf("\n== restart: one node holding %llu points\n",
+           (unsigned long long)points);
+    cluster_init(&c, "bench-restart", 1, "buffered");
+    if (!cluster_start_all(&c) || cluster_leader(&c, 10000) < 0) {
+        cluster_done(&c, 1);
+        return;
+    }
+    load_start(&l, c.nodes[0].rpc, 8, 10000, 0, 1000000);
+    atomic_store(&l.measure_from_ms, 0);
+    uint64_t t0 = rv_clock_mono_ms(), have = 0;
+    while (have < points && rv_clock_mono_ms() < t0 + 600000) {
+        rv_clock_sleep_ms(200);
+        have = 0;
+        for (int i = 0; i < l.n; i++)
+            have += l.c[i].n_acked_points;
+    }
+    load_stop(&l);
+    have = 0;
+    for (int i = 0; i < l.n; i++)
+        have += l.c[i].n_acked_points;
+    double secs = (double)(rv_clock_mono_ms() - t0) / 1000.0;
+    printf("loaded %llu points in %.1f s (%.0f points/s, one node)\n",
+           (unsigned long long)have, secs, (double)have / secs);
+    load_free(&l);
+    uint64_t clean = time_to_serving(&c, SIGTERM);
+    uint64_t crash = time_to_serving(&c, SIGKILL);
+    printf("restart after SIGTERM: %llu ms to the first linearizable read\n"
+           "restart after SIGKILL: %llu ms\n",
+           (unsigned long long)clean, (unsigned long long)crash);
+    figure("restart_points_held", (double)have, "points", ">= 100000000");
+    figure("restart_after_sigterm_ms", (double)clean, "ms", "<= 2000");
+    figure("restart_after_sigkill_ms", (double)crash, "ms", "<= 2000");
+    cluster_done(&c, 0);
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *only = NULL;
+    uint64_t restart_points = 100000000;
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_cluster PATH/TO/runvault [--quick] "
+                        "[--only ingest|failover|restart] "
+                        "[--restart-points N]\n");
+        return 2;
+    }
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0)
+            is_quick = 1;
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+            only = argv[++i];
+        else if (strcmp(argv[i], "--restart-points") == 0 && i + 1 < argc)
+            restart_points = strtoull(argv[++i], NULL, 10);
+    }
+    if (is_quick)
+        restart_points = 200000;
+    cluster_set_binary(argv[1]);
+    signal(SIGPIPE, SIG_IGN);
+    if (only == NULL || strcmp(only, "ingest") == 0)
+        bench_ingest();
+    if (only == NULL || strcmp(only, "failover") == 0)
+        bench_failover();
+    if (only == NULL || strcmp(only, "restart") == 0)
+        bench_restart(restart_points);
+    return 0;
+}

@@ -1,0 +1,275 @@
+/* Real runvault processes for tests and benchmarks (cluster.h). */
+#include "tests/lib/cluster.h"
+
+#include "base/clock.h"
+#include "rpc/client.h"
+#include "tests/lib/harness.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *rv_bin;
+
+static struct cluster *live; /* For the cleanup on every exit path. */
+
+void
+cluster_kill_all(struct cluster *c)
+{
+    for (int i = 0; i < c->n; i++) {
+        if (c->nodes[i].pid > 0) {
+            kill(c->nodes[i].pid, SIGKILL);
+            waitpid(c->nodes[i].pid, NULL, 0);
+            c->nodes[i].pid = 0;
+        }
+    }
+}
+
+static void
+cleanup_at_exit(void)
+{
+    if (live != NULL)
+        cluster_kill_all(live);
+}
+
+void
+cluster_init(struct cluster *c, const char *tag, int n, const char *durability)
+{
+    memset(c, 0, sizeof *c);
+    c->tmp = rv_test_tmpdir(tag);
+    c->n = n;
+    c->durability = durability;
+    /* A port range per process and test, below the kernel's ephemeral
+     * ports (32768 and up), which outgoing connections take. */
+    static int round;
+    c->port = 20000 + (int)((getpid() * 97 + round++ * 50) % 12000);
+    size_t pn = 0, en = 0;
+    for (int i = 0; i < MAX_NODES; i++) {
+        struct cnode *nd = &c->nodes[i];
+        nd->id = i + 1;
+        nd->exit_status = -1;
+        snprintf(nd->dir, sizeof nd->dir, "%s/n%d", c->tmp, i + 1);
+        snprintf(nd->log, sizeof nd->log, "%s/n%d.log", c->tmp, i + 1);
+        snprintf(nd->rpc, sizeof nd->rpc, "tcp://127.0.0.1:%d",
+                 c->port + 10 * i + 1);
+        snprintf(nd->raft, sizeof nd->raft, "127.0.0.1:%d",
+                 c->port + 10 * i + 2);
+        if (i < n) {
+            pn += (size_t)snprintf(c->peers + pn, sizeof c->peers - pn,
+                                   "%s%d=%s", i ? "," : "", i + 1, nd->raft);
+            en += (size_t)snprintf(c->endpoints + en, sizeof c->endpoints - en,
+                                   "%s%s", i ? "," : "", nd->rpc);
+        }
+    }
+    live = c;
+}
+
+/* Start node i: a member of the initial voters, or a joiner. */
+void
+cluster_start(struct cluster *c, int i, int is_join)
+{
+    struct cnode *nd = &c->nodes[i];
+    char id[16], http[32];
+    snprintf(id, sizeof id, "%d", nd->id);
+    snprintf(http, sizeof http, "127.0.0.1:%d", c->port + 10 * i);
+    const char *argv[32];
+    int a = 0;
+    argv[a++] = rv_bin;
+    argv[a++] = "serve";
+    argv[a++] = "--id";
+    argv[a++] = id;
+    argv[a++] = "--data-dir";
+    argv[a++] = nd->dir;
+    argv[a++] = "--rpc-addr";
+    argv[a++] = nd->rpc;
+    argv[a++] = "--raft-addr";
+    argv[a++] = nd->raft;
+    argv[a++] = "--http-addr";
+    argv[a++] = http;
+    argv[a++] = is_join ? "--join" : "--peers";
+    argv[a++] = is_join ? c->endpoints : c->peers;
+    argv[a++] = "--durability";
+    argv[a++] = c->durability;
+    if (c->snapshot_bytes != NULL) {
+        argv[a++] = "--snapshot-bytes";
+        argv[a++] = c->snapshot_bytes;
+    }
+    for (int k = 0; k < 4 && c->extra[k] != NULL; k++)
+        argv[a++] = c->extra[k];
+    argv[a] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(nd->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            dup2(fd, 1);
+        }
+        execv(rv_bin, (char *const *)argv);
+        _exit(127);
+    }
+    nd->pid = pid;
+}
+
+void
+cluster_signal(struct cluster *c, int i, int sig)
+{
+    if (c->nodes[i].pid > 0)
+        kill(c->nodes[i].pid, sig);
+}
+
+/* Wait for node i to exit (bounded); returns its exit code or -1. */
+int
+cluster_reap(struct cluster *c, int i, unsigned timeout_ms)
+{
+    struct cnode *nd = &c->nodes[i];
+    uint64_t until = rv_clock_mono_ms() + timeout_ms;
+    while (nd->pid > 0) {
+        int st;
+        pid_t p = waitpid(nd->pid, &st, WNOHANG);
+        if (p == nd->pid) {
+            nd->pid = 0;
+            nd->exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+            return nd->exit_status;
+        }
+        if (rv_clock_mono_ms() > until)
+            return -1;
+        rv_clock_sleep_ms(20);
+    }
+    return nd->exit_status;
+}
+
+void
+cluster_done(struct cluster *c, int is_failed)
+{
+    if (c->on_done != NULL)
+        c->on_done(c->on_done_data);
+    if (is_failed) {
+        for (int i = 0; i < MAX_NODES; i++) {
+            char cmd[1100];
+            if (access(c->nodes[i].log, R_OK) != 0)
+                continue;
+            fprintf(stderr, "---- node %d log (tail)\n", i + 1);
+            snprintf(cmd, sizeof cmd, "tail -n 25 '%s' >&2", c->nodes[i].log);
+            if (system(cmd) != 0)
+                fprintf(stderr, "(tail failed)\n");
+        }
+    }
+    int n = c->n;
+    c->n = MAX_NODES;
+    cluster_kill_all(c);
+    c->n = n;
+    live = NULL;
+    rv_test_rmdir(c->tmp);
+}
+
+void
+cluster_set_binary(const char *path)
+{
+    rv_bin = path;
+    atexit(cleanup_at_exit);
+}
+
+/* ---- Status ---------------------------------------------------------- */
+
+void
+node_status(struct cluster *c, int i, struct nstat *st)
+{
+    Rv__Request req = RV__REQUEST__INIT;
+    Rv__StatusRequest sr = RV__STATUS_REQUEST__INIT;
+    Rv__Response *resp = NULL;
+    char errmsg[RV_ERRMSG_SIZE];
+    memset(st, 0, sizeof *st);
+    req.body_case = RV__REQUEST__BODY_STATUS;
+    req.status = &sr;
+    if (c->nodes[i].pid <= 0 ||
+        rvc_call_once(c->nodes[i].rpc, &req, 1000, &resp, errmsg) != RV_OK)
+        return;
+    if (resp->self != NULL) {
+        const Rv__NodeStatus *s = resp->self;
+        st->is_up = 1;
+        snprintf(st->state, sizeof st->state, "%s", s->state ? s->state : "");
+        snprintf(st->digest, sizeof st->digest, "%s",
+                 s->digest ? s->digest : "");
+        st->applied = s->applied_index;
+        st->term = s->term;
+        st->leader_id = s->leader_id;
+        st->n_catch_ups = s->n_catch_ups;
+        st->n_fetched = s->n_fetched_records;
+    }
+    rvc_response_free(resp);
+}
+
+/* The index of the serving leader, or -1 after timeout_ms. */
+int
+cluster_leader(struct cluster *c, unsigned timeout_ms)
+{
+    uint64_t until = rv_clock_mono_ms() + timeout_ms;
+    do {
+        for (int i = 0; i < c->n; i++) {
+            struct nstat st;
+            node_status(c, i, &st);
+            if (st.is_up && strcmp(st.state, "leader") == 0)
+                return i;
+        }
+        rv_clock_sleep_ms(50);
+    } while (rv_clock_mono_ms() < until);
+    return -1;
+}
+
+/* Every running node of the first n at the same applied index and digest. */
+int
+cluster_converged(struct cluster *c, unsigned timeout_ms, uint64_t *applied)
+{
+    uint64_t until = rv_clock_mono_ms() + timeout_ms;
+    do {
+        struct nstat first, st;
+        int ok = 1, have = 0;
+        for (int i = 0; i < c->n && ok; i++) {
+            if (c->nodes[i].pid <= 0)
+                continue;
+            node_status(c, i, &st);
+            if (!st.is_up) {
+                ok = 0;
+            } else if (!have) {
+                first = st;
+                have = 1;
+            } else if (st.applied != first.applied ||
+                       strcmp(st.digest, first.digest) != 0) {
+                ok = 0;
+            }
+        }
+        if (ok && have) {
+            if (applied != NULL)
+                *applied = first.applied;
+            return 1;
+        }
+        rv_clock_sleep_ms(100);
+    } while (rv_clock_mono_ms() < until);
+    return 0;
+}
+
+/* Start the first n nodes; 1 once every one answers (bounded). */
+int
+cluster_start_all(struct cluster *c)
+{
+    for (int i = 0; i < c->n; i++)
+        cluster_start(c, i, 0);
+    uint64_t until = rv_clock_mono_ms() + 10000;
+    for (int i = 0; i < c->n; i++) {
+        struct nstat st;
+        do {
+            node_status(c, i, &st);
+            if (!st.is_up)
+                rv_clock_sleep_ms(50);
+        } while (!st.is_up && rv_clock_mono_ms() < until);
+        if (!st.is_up) {
+            fprintf(stderr, "node %d did not come up\n", i + 1);
+            return 0;
+        }
+    }
+    return 1;
+}
