@@ -221,9 +221,8 @@ raftfsm__apply_fetched(struct raftfsm *f, const uint8_t *p, size_t len,
          * the vlog: gaps are normal, order is not negotiable, and the
          * digest at the end checks that nothing was missed. */
         if (at > applied) {
-            int rc = store_apply_record(f->store, at,
-                                        p + STORE_FETCH_RECORD_HEADER, n,
-                                        errmsg);
+            int rc = store_apply_record(
+                f->store, at, p + STORE_FETCH_RECORD_HEADER, n, errmsg);
             if (rc != RV_OK)
                 return rc;
             f->n_fetched_records++;

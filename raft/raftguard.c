@@ -9,10 +9,39 @@ raftguard__of(struct raft_io *io)
     return r->data;
 }
 
+/* A reply that will be sent later; they complete in order. */
+static void
+raftguard__push(struct raftguard *g, raft_index bound)
+{
+    if (g->n_pending == RAFTGUARD_MAX_PENDING) {
+        g->head = (g->head + 1) % RAFTGUARD_MAX_PENDING;
+        g->n_pending--;
+    }
+    g->pending[(g->head + g->n_pending) % RAFTGUARD_MAX_PENDING] = bound;
+    g->n_pending++;
+}
+
 static void
 raftguard__recv(struct raft_io *io, struct raft_message *m)
 {
     struct raftguard *g = raftguard__of(io);
+    if (m->type == RAFT_IO_INSTALL_SNAPSHOT) {
+        /* The reply reports the snapshot's last index, legitimately: it
+         * is its own bound, now or (after the snapshot is stored) later. */
+        raft_index last = m->install_snapshot.last_index;
+        if (m->install_snapshot.term > g->term) {
+            g->term = m->install_snapshot.term;
+            g->n_pending = 0;
+        }
+        g->cur_bound = last;
+        g->is_in_recv = 1;
+        g->has_replied = 0;
+        g->recv(io, m);
+        g->is_in_recv = 0;
+        if (!g->has_replied)
+            raftguard__push(g, last);
+        return;
+    }
     if (m->type != RAFT_IO_APPEND_ENTRIES) {
         g->recv(io, m);
         return;
@@ -28,16 +57,8 @@ raftguard__recv(struct raft_io *io, struct raft_message *m)
     g->has_replied = 0;
     g->recv(io, m); /* m may be released in here: use the copies above. */
     g->is_in_recv = 0;
-    if (!g->has_replied && n_entries > 0) {
-        /* The reply will follow the disk write; they complete in order. */
-        if (g->n_pending == RAFTGUARD_MAX_PENDING) {
-            g->head = (g->head + 1) % RAFTGUARD_MAX_PENDING;
-            g->n_pending--;
-        }
-        g->pending[(g->head + g->n_pending) % RAFTGUARD_MAX_PENDING] =
-            g->cur_bound;
-        g->n_pending++;
-    }
+    if (!g->has_replied && n_entries > 0)
+        raftguard__push(g, g->cur_bound); /* Replied after the write. */
 }
 
 static int

@@ -47,6 +47,8 @@ struct sim {
     uint64_t next_seq[4];
     int is_broken; /* An invariant failed inside a callback. */
     char why[256];
+    char addrs[N_SERVERS][16];
+    uint64_t n_fetches;
 };
 
 /* ---- Entries ------------------------------------------------------------ */
@@ -174,6 +176,65 @@ sim_propose(struct sim *s)
     s->in_flight_id = id;
 }
 
+/* ---- Catch-up ----------------------------------------------------------- */
+
+/* The in-process stand-in for the RPC fetch: "sim:<i>" is server i's
+ * store; a paused or isolated-from-everyone server does not answer. */
+static int
+sim_fetch(void *data, const char *addr, uint64_t from, uint64_t to,
+          struct rv_buf *out, char *errmsg)
+{
+    struct sim *s = data;
+    unsigned i;
+    uint64_t last;
+    if (sscanf(addr, "sim:%u", &i) != 1 || i >= N_SERVERS ||
+        !raft_fixture_alive(&s->f, i)) {
+        rv_errmsg_printf(errmsg, "%s does not answer", addr);
+        return RV_EUNAVAILABLE;
+    }
+    s->n_fetches++;
+    return store_fetch_records(s->stores[i], from, to, RAFTFSM_FETCH_BYTES, out,
+                               &last, errmsg);
+}
+
+/* Entry 2 on every server: the members' fetch addresses (node_put), as a
+ * real cluster records them, so descriptors name every source. */
+static int
+sim_node_entry(struct raft_entry *e)
+{
+    Rv__NodePut np[N_SERVERS];
+    Rv__Command cmd[N_SERVERS], *cmds[N_SERVERS];
+    Rv__CommandBatch b = RV__COMMAND_BATCH__INIT;
+    char raft[N_SERVERS][16], rpc[N_SERVERS][16], errmsg[RV_ERRMSG_SIZE];
+    struct rv_buf buf;
+    for (unsigned i = 0; i < N_SERVERS; i++) {
+        rv__node_put__init(&np[i]);
+        rv__command__init(&cmd[i]);
+        snprintf(raft[i], sizeof raft[i], "%u", i + 1);
+        snprintf(rpc[i], sizeof rpc[i], "sim:%u", i);
+        np[i].id = i + 1;
+        np[i].raft_addr = raft[i];
+        np[i].rpc_addr = rpc[i];
+        cmd[i].body_case = RV__COMMAND__BODY_NODE_PUT;
+        cmd[i].node_put = &np[i];
+        cmds[i] = &cmd[i];
+    }
+    b.n_commands = N_SERVERS;
+    b.commands = cmds;
+    rv_buf_init(&buf);
+    if (proto_envelope_encode(&b, &buf, errmsg) != RV_OK)
+        return -1;
+    memset(e, 0, sizeof *e);
+    e->term = 1;
+    e->type = RAFT_COMMAND;
+    e->buf.base = raft_malloc(buf.len);
+    e->buf.len = buf.len;
+    if (e->buf.base != NULL)
+        memcpy(e->buf.base, buf.data, buf.len);
+    rv_buf_free(&buf);
+    return e->buf.base != NULL ? 0 : -1;
+}
+
 /* ---- Fixture ------------------------------------------------------------ */
 
 static int
@@ -187,11 +248,16 @@ sim_open(struct sim *s, uint64_t seed, int use_guard)
         return -1;
     for (unsigned i = 0; i < N_SERVERS; i++) {
         s->dirs[i] = rv_test_tmpdir("sim");
-        struct store_config cfg = {s->dirs[i], (size_t)256 << 20, 1 << 20,
-                                   NULL, NULL};
+        struct store_config cfg = {s->dirs[i], (size_t)256 << 20, 1 << 20, NULL,
+                                   NULL};
         if (store_open(&s->stores[i], &cfg, errmsg) != RV_OK)
             return -1;
         raftfsm_init(&s->fsms[i], s->stores[i], NULL);
+        snprintf(s->addrs[i], sizeof s->addrs[i], "sim:%u", i);
+        s->fsms[i].self_addr = s->addrs[i];
+        s->fsms[i].fetch = sim_fetch;
+        s->fsms[i].fetch_data = s;
+        s->fsms[i].catch_up_secs = 1;
         if (raft_fixture_grow(&s->f, &s->fsms[i].fsm) != 0)
             return -1;
         struct raft *r = raft_fixture_get(&s->f, i);
@@ -199,7 +265,11 @@ sim_open(struct sim *s, uint64_t seed, int use_guard)
         if (use_guard)
             raftguard_install(&s->guards[i], r);
         /* Snapshots are taken (descriptor + store_sync) but the log is
-         * never truncated below what a paused follower still needs. */
+         * never truncated below what a paused follower still needs: the
+         * 0.15 fixture's truncate assumes its entries start at index 1,
+         * which an InstallSnapshot breaks (a heap overflow under ASan), so
+         * catch-up through a descriptor is tested on real processes
+         * (tests/cluster) and in the store tests instead. */
         raft_set_snapshot_threshold(r, 64);
         raft_set_snapshot_trailing(r, 100000);
         raft_set_pre_vote(r, true);
@@ -217,6 +287,12 @@ sim_open(struct sim *s, uint64_t seed, int use_guard)
         return -1;
     int rc = raft_fixture_bootstrap(&s->f, &conf);
     raft_configuration_close(&conf);
+    for (unsigned i = 0; rc == 0 && i < N_SERVERS; i++) {
+        struct raft_entry e;
+        rc = sim_node_entry(&e);
+        if (rc == 0)
+            raft_fixture_add_entry(&s->f, i, &e);
+    }
     if (rc != 0 || raft_fixture_start(&s->f) != 0)
         return -1;
     return 0;
@@ -298,12 +374,14 @@ sim_finish(struct sim *s)
             struct raft *r = raft_fixture_get(&s->f, i);
             fprintf(stderr,
                     "  server %u alive %d state %d term %llu last %llu "
-                    "applied %llu commit %llu\n",
+                    "applied %llu commit %llu store %llu failed %d %s\n",
                     i, raft_fixture_alive(&s->f, i), raft_state(r),
                     (unsigned long long)r->current_term,
                     (unsigned long long)raft_last_index(r),
                     (unsigned long long)raft_last_applied(r),
-                    (unsigned long long)r->commit_index);
+                    (unsigned long long)r->commit_index,
+                    (unsigned long long)store_applied_index(s->stores[i]),
+                    s->fsms[i].is_failed, s->fsms[i].errmsg);
         }
     }
     if (l == N_SERVERS && !raft_fixture_step_until_has_leader(&s->f, 10000))
@@ -373,6 +451,7 @@ sim_check(struct sim *s, char *why, size_t size)
 
 struct sim_totals {
     uint64_t n_acked, n_unknown, n_snapshots, n_clamped;
+    uint64_t n_catch_ups, n_fetched;
 };
 
 /* Run one seed; 0 if every check holds, else -1 with the reason in why. */
@@ -398,6 +477,8 @@ sim_run(struct sim *s, uint64_t seed, int use_guard, struct sim_totals *tot,
         rc = sim_check(s, why, size);
     for (unsigned i = 0; i < N_SERVERS; i++) {
         tot->n_snapshots += s->fsms[i].n_snapshots;
+        tot->n_catch_ups += s->fsms[i].n_catch_ups;
+        tot->n_fetched += s->fsms[i].n_fetched_records;
         tot->n_clamped += s->guards[i].n_clamped;
         if (s->fsms[i].is_failed) {
             rc = -1;
@@ -427,13 +508,15 @@ test_replicas_converge_and_acked_writes_apply_once(void)
             return;
         }
     }
-    printf("sim: %d seeds, %llu writes acknowledged (%llu retried after an "
-           "unknown outcome), %llu snapshots, %llu results clamped by the "
-           "guard\n",
-           n_seeds, (unsigned long long)tot.n_acked,
-           (unsigned long long)tot.n_unknown,
-           (unsigned long long)tot.n_snapshots,
-           (unsigned long long)tot.n_clamped);
+    printf(
+        "sim: %d seeds, %llu writes acknowledged (%llu retried after an "
+        "unknown outcome), %llu snapshots, %llu catch-ups through a "
+        "descriptor fetching %llu records, %llu results clamped by the "
+        "guard\n",
+        n_seeds, (unsigned long long)tot.n_acked,
+        (unsigned long long)tot.n_unknown, (unsigned long long)tot.n_snapshots,
+        (unsigned long long)tot.n_catch_ups, (unsigned long long)tot.n_fetched,
+        (unsigned long long)tot.n_clamped);
     CHECK(tot.n_acked > (uint64_t)n_seeds * 20);
     CHECK(tot.n_snapshots > 0);
     CHECK(tot.n_unknown > 0); /* Leaders were lost with writes in flight. */
