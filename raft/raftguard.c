@@ -1,6 +1,13 @@
 #include "raft/raftguard.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+/* Every installed guard: an append callback gets only its request, so it
+ * looks for the guard that holds it (a handful of guards per process, a
+ * few pending writes each; raft's thread only). */
+#define RAFTGUARD_MAX_GUARDS 16
+static struct raftguard *raftguard__all[RAFTGUARD_MAX_GUARDS];
 
 static struct raftguard *
 raftguard__of(struct raft_io *io)
@@ -9,56 +16,23 @@ raftguard__of(struct raft_io *io)
     return r->data;
 }
 
-/* A reply that will be sent later; they complete in order. */
-static void
-raftguard__push(struct raftguard *g, raft_index bound)
-{
-    if (g->n_pending == RAFTGUARD_MAX_PENDING) {
-        g->head = (g->head + 1) % RAFTGUARD_MAX_PENDING;
-        g->n_pending--;
-    }
-    g->pending[(g->head + g->n_pending) % RAFTGUARD_MAX_PENDING] = bound;
-    g->n_pending++;
-}
-
 static void
 raftguard__recv(struct raft_io *io, struct raft_message *m)
 {
     struct raftguard *g = raftguard__of(io);
-    if (m->type == RAFT_IO_INSTALL_SNAPSHOT) {
-        /* The reply reports the snapshot's last index, legitimately: it
-         * is its own bound, now or (after the snapshot is stored) later. */
-        raft_index last = m->install_snapshot.last_index;
-        if (m->install_snapshot.term > g->term) {
-            g->term = m->install_snapshot.term;
-            g->n_pending = 0;
-        }
-        g->cur_bound = last;
-        g->is_in_recv = 1;
-        g->has_replied = 0;
-        g->recv(io, m);
-        g->is_in_recv = 0;
-        if (!g->has_replied)
-            raftguard__push(g, last);
-        return;
+    int was_bounded = g->is_bounded;
+    raft_index was_bound = g->bound;
+    if (m->type == RAFT_IO_APPEND_ENTRIES) {
+        g->is_bounded = 1;
+        g->bound =
+            m->append_entries.prev_log_index + m->append_entries.n_entries;
+    } else if (m->type == RAFT_IO_INSTALL_SNAPSHOT) {
+        g->is_bounded = 1;
+        g->bound = m->install_snapshot.last_index;
     }
-    if (m->type != RAFT_IO_APPEND_ENTRIES) {
-        g->recv(io, m);
-        return;
-    }
-    const struct raft_append_entries *ae = &m->append_entries;
-    if (ae->term > g->term) {
-        g->term = ae->term;
-        g->n_pending = 0;
-    }
-    unsigned n_entries = ae->n_entries;
-    g->cur_bound = g->last_bound = ae->prev_log_index + n_entries;
-    g->is_in_recv = 1;
-    g->has_replied = 0;
-    g->recv(io, m); /* m may be released in here: use the copies above. */
-    g->is_in_recv = 0;
-    if (!g->has_replied && n_entries > 0)
-        raftguard__push(g, g->cur_bound); /* Replied after the write. */
+    g->recv(io, m); /* m may be released in here. */
+    g->is_bounded = was_bounded;
+    g->bound = was_bound;
 }
 
 static int
@@ -70,31 +44,73 @@ raftguard__start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
     return g->start(io, msecs, tick, raftguard__recv);
 }
 
+/* A write completed: a reply raft sends from its callback answers exactly
+ * the entries written, so it reports at most their last index. */
+static void
+raftguard__append_cb(struct raft_io_append *req, int status)
+{
+    struct raftguard *g = NULL;
+    struct raftguard_append a = {NULL, NULL, 0};
+    for (size_t k = 0; g == NULL && k < RAFTGUARD_MAX_GUARDS; k++) {
+        struct raftguard *x = raftguard__all[k];
+        for (size_t i = 0; x != NULL && i < x->n_appends; i++) {
+            if (x->appends[i].req == req) {
+                g = x;
+                a = x->appends[i];
+                x->appends[i] = x->appends[--x->n_appends];
+                break;
+            }
+        }
+    }
+    if (g == NULL)
+        return; /* Not ours: cannot happen. */
+    int was_bounded = g->is_bounded;
+    raft_index was_bound = g->bound;
+    g->is_bounded = 1;
+    g->bound = a.last;
+    a.cb(req, status);
+    g->is_bounded = was_bounded;
+    g->bound = was_bound;
+}
+
+static int
+raftguard__append(struct raft_io *io, struct raft_io_append *req,
+                  const struct raft_entry entries[], unsigned n,
+                  raft_io_append_cb cb)
+{
+    struct raftguard *g = raftguard__of(io);
+    if (g->n_appends == g->cap_appends) {
+        size_t cap = g->cap_appends ? 2 * g->cap_appends : 16;
+        struct raftguard_append *a = realloc(g->appends, cap * sizeof *a);
+        if (a == NULL)
+            return RAFT_NOMEM;
+        g->appends = a;
+        g->cap_appends = cap;
+    }
+    /* The entries go after the last one in raft's log, which already holds
+     * them (raft appends in memory first). */
+    raft_index last = raft_last_index(g->raft);
+    (void)entries;
+    g->appends[g->n_appends++] = (struct raftguard_append){req, cb, last};
+    int rv = g->append(io, req, entries, n, raftguard__append_cb);
+    if (rv != 0)
+        g->n_appends--;
+    return rv;
+}
+
 static int
 raftguard__send(struct raft_io *io, struct raft_io_send *req,
                 const struct raft_message *message, raft_io_send_cb cb)
 {
     struct raftguard *g = raftguard__of(io);
     if (message->type != RAFT_IO_APPEND_ENTRIES_RESULT ||
-        message->append_entries_result.rejected != 0)
-        return g->send(io, req, message, cb);
-    raft_index bound;
-    if (g->is_in_recv) {
-        bound = g->cur_bound;
-        g->has_replied = 1;
-    } else if (g->n_pending > 0) {
-        bound = g->pending[g->head];
-        g->head = (g->head + 1) % RAFTGUARD_MAX_PENDING;
-        g->n_pending--;
-    } else {
-        bound = g->last_bound;
-    }
-    if (message->append_entries_result.last_log_index <= bound)
+        message->append_entries_result.rejected != 0 || !g->is_bounded ||
+        message->append_entries_result.last_log_index <= g->bound)
         return g->send(io, req, message, cb);
     /* The io encodes or copies the message before send returns, as raft's
      * own callers pass messages on their stack. */
     struct raft_message m = *message;
-    m.append_entries_result.last_log_index = bound;
+    m.append_entries_result.last_log_index = g->bound;
     g->n_clamped++;
     return g->send(io, req, &m, cb);
 }
@@ -108,6 +124,25 @@ raftguard_install(struct raftguard *g, struct raft *r)
     r->data = g;
     g->start = r->io->start;
     g->send = r->io->send;
+    g->append = r->io->append;
     r->io->start = raftguard__start;
     r->io->send = raftguard__send;
+    r->io->append = raftguard__append;
+    for (size_t k = 0; k < RAFTGUARD_MAX_GUARDS; k++) {
+        if (raftguard__all[k] == NULL) {
+            raftguard__all[k] = g;
+            break;
+        }
+    }
+}
+
+void
+raftguard_close(struct raftguard *g)
+{
+    for (size_t k = 0; k < RAFTGUARD_MAX_GUARDS; k++)
+        if (raftguard__all[k] == g)
+            raftguard__all[k] = NULL;
+    free(g->appends);
+    g->appends = NULL;
+    g->n_appends = g->cap_appends = 0;
 }

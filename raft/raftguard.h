@@ -5,13 +5,16 @@
  * can commit an entry a majority does not hold.
  *
  * The guard wraps the raft_io of one server: start (to see incoming
- * messages) and send (to rewrite outgoing results). A successful
- * AppendEntriesResult never reports more than prev_log_index + n_entries of
- * the request it answers, the match index Raft defines. Replies sent while
- * the request is being received are matched to it directly; replies sent
- * later (after the entries were written to disk) are matched to the
- * requests in arrival order. Reporting less than the truth is always safe:
- * the leader resends and the follower answers again.
+ * messages), append (to see which write a later reply follows) and send
+ * (to rewrite outgoing results). A successful AppendEntriesResult never
+ * reports more than the match index Raft defines for what it answers:
+ * prev_log_index + n_entries of the request, for a reply sent while the
+ * request is received; the last index of the write that just completed,
+ * for a reply sent from a follower's append callback (raft 0.15 sends none
+ * for some writes, so replies cannot be matched to requests by order).
+ * Replies to an InstallSnapshot report the snapshot's index and pass
+ * unchanged. Reporting less than the truth is always safe: the leader
+ * resends and the follower answers again.
  *
  * Loop thread only (raft's thread). */
 #ifndef RV_RAFT_RAFTGUARD_H
@@ -21,7 +24,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RAFTGUARD_MAX_PENDING 256
+struct raftguard_append {
+    struct raft_io_append *req;
+    raft_io_append_cb cb;
+    raft_index last; /* Index of the last entry written. */
+};
 
 struct raftguard {
     struct raft *raft; /* Borrowed. */
@@ -31,17 +38,22 @@ struct raftguard {
                  raft_io_recv_cb recv);
     int (*send)(struct raft_io *io, struct raft_io_send *req,
                 const struct raft_message *message, raft_io_send_cb cb);
+    int (*append)(struct raft_io *io, struct raft_io_append *req,
+                  const struct raft_entry entries[], unsigned n,
+                  raft_io_append_cb cb);
     raft_io_recv_cb recv;
-    raft_term term;
-    int is_in_recv, has_replied;
-    raft_index cur_bound, last_bound;
-    raft_index pending[RAFTGUARD_MAX_PENDING]; /* Ring of async bounds. */
-    size_t head, n_pending;
+    int is_bounded; /* A reply sent now is bounded by bound. */
+    raft_index bound;
+    struct raftguard_append *appends; /* Pending writes. */
+    size_t n_appends, cap_appends;
     uint64_t n_clamped; /* Results whose last_log_index was lowered. */
 };
 
 /* Install g on r: after raft_init(), before raft_start(). Sets r->data to
  * g (the previous value is kept in g->user_data). */
 void raftguard_install(struct raftguard *g, struct raft *r);
+
+/* Free what the guard allocated (after raft closed). */
+void raftguard_close(struct raftguard *g);
 
 #endif /* RV_RAFT_RAFTGUARD_H */

@@ -1353,6 +1353,8 @@ replica__free(struct replica *r)
     }
     if (replica__append_owner == r)
         replica__append_owner = NULL;
+    if (r->is_raft_init)
+        raftguard_close(&r->guard);
     free(r->appends);
     rv_buf_free(&r->payload);
     rv_buf_free(&r->step_packed);

@@ -302,6 +302,8 @@ static void
 sim_close(struct sim *s)
 {
     raft_fixture_close(&s->f);
+    for (unsigned i = 0; i < N_SERVERS; i++)
+        raftguard_close(&s->guards[i]);
     for (unsigned i = 0; i < N_SERVERS; i++) {
         raftfsm_close(&s->fsms[i]);
         store_close(s->stores[i]);
