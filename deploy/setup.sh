@@ -9,10 +9,12 @@ cd "$(dirname "$0")/.."
 # libraft-dev, libuv1-dev, liblmdb-dev, libprotobuf-c-dev, protobuf-c-compiler
 # and libnng-dev are the fixed choices; libxxhash-dev (digest hashing) and
 # nettle-dev (SHA-256 of artifacts) are small, well-kept libraries;
-# clang-format checks the code style in deploy/test.sh.
+# libjansson-dev parses and writes the HTTP gateway's JSON (UTF-8 checked,
+# duplicate keys refused, error positions); python3 runs the SDK and its
+# tests; clang-format checks the code style in deploy/test.sh.
 packages=(build-essential cmake pkg-config libraft-dev libuv1-dev liblmdb-dev
           libprotobuf-c-dev protobuf-c-compiler libnng-dev libxxhash-dev
-          nettle-dev clang-format)
+          nettle-dev libjansson-dev python3 clang-format)
 
 missing=()
 for p in "${packages[@]}"; do

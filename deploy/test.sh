@@ -10,7 +10,8 @@ jobs=$(nproc)
 
 echo "== clang-format check"
 clang-format --dry-run --Werror base/*.[ch] proto/*.[ch] store/*.[ch] \
-    raft/*.[ch] rpc/*.[ch] node/*.[ch] tests/lib/*.[ch] tests/unit/*.c \
+    raft/*.[ch] rpc/*.[ch] gateway/*.[ch] node/*.[ch] tests/lib/*.[ch] \
+    tests/unit/*.c \
     tests/sim/*.c tests/cluster/*.c \
     bench/*.c
 run_suite() {

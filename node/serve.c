@@ -5,6 +5,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "gateway/gateway.h"
 #include "raft/replica.h"
 #include "rpc/client.h"
 #include "rpc/server.h"
@@ -263,6 +264,7 @@ node__lock(const char *dir, int *fd_out)
 struct node {
     struct replica *rep;
     struct rpc_server *rpc;
+    struct gateway *gw;
     struct rv_log log;
     uint64_t id;
     char raft_addr[STORE_MAX_ADDR_BYTES + 1];
@@ -517,10 +519,29 @@ rv_cmd_serve(int argc, char **argv)
         close(lock_fd);
         return err == RV_EINVAL ? RV_EXIT_USAGE : RV_EXIT_LISTEN;
     }
+    struct gateway_config gc = {
+        .http_addr = n.http_addr,
+        .rpc = n.rpc,
+        .rpc_addr = n.rpc_addr,
+        .raft_addr = n.raft_addr,
+        .data_dir = rc.data_dir,
+        .n_workers = (unsigned)workers,
+        .log = &n.log,
+    };
+    err = gateway_start(&n.gw, &gc, errmsg);
+    if (err != RV_OK) {
+        rv_logf(&n.log, RV_LOG_ERROR, "node", "%s", errmsg);
+        rpc_server_stop(n.rpc);
+        replica_stop(n.rep);
+        replica_wait(n.rep);
+        close(lock_fd);
+        return err == RV_EINVAL ? RV_EXIT_USAGE : RV_EXIT_LISTEN;
+    }
     rv_logf(&n.log, RV_LOG_INFO, "node",
-            "serving: node %llu, rpc %s, raft %s, data %s (%llu ms to start)",
-            (unsigned long long)id, n.rpc_addr, n.raft_addr, rc.data_dir,
-            (unsigned long long)(rv_clock_mono_ms() - t0));
+            "serving: node %llu, http %s, rpc %s, raft %s, data %s (%llu ms "
+            "to start)",
+            (unsigned long long)id, n.http_addr, n.rpc_addr, n.raft_addr,
+            rc.data_dir, (unsigned long long)(rv_clock_mono_ms() - t0));
     atomic_store(&n.is_stopping, 0);
     int has_helper = pthread_create(&n.helper, NULL, node__helper, &n) == 0;
 
@@ -535,6 +556,7 @@ rv_cmd_serve(int argc, char **argv)
     atomic_store(&n.is_stopping, 1);
     if (has_helper)
         pthread_join(n.helper, NULL);
+    gateway_stop(n.gw);     /* Queued requests are answered 503. */
     rpc_server_stop(n.rpc); /* Workers finish: the replica answered all. */
     int why = replica_wait(n.rep);
     close(lock_fd);

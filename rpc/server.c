@@ -13,27 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct rpc_worker {
-    struct rpc_server *s;
-    nng_ctx ctx;
-    nng_aio *aio;
-    pthread_t thread;
-    int is_started;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int is_done;
-    struct rv_buf packed;
-};
-
-struct rpc_server {
-    nng_socket sock;
-    struct replica *rep;
-    const struct rv_log *log;
-    struct rpc_worker *workers;
-    unsigned n_workers;
-    _Atomic uint64_t n_requests;
-};
-
 /* What a response points to, freed after it is packed. */
 struct rpc_reply {
     Rv__Response resp;
@@ -45,6 +24,7 @@ struct rpc_reply {
     int has_run;
     Rv__RunInfo run_info, *run_infos, **run_info_ptrs;
     Rv__KV *kvs, **kv_ptrs;
+    Rv__Summary *sums, **sum_ptrs;
     struct store_page page;
     int has_page;
     struct store_point *points;
@@ -55,12 +35,69 @@ struct rpc_reply {
     struct store_result *op_results; /* Strings of results point here. */
     struct replica_member *members;  /* Strings of nodes point here. */
     struct rv_buf records;
+    struct store_log_line *lines;
+    size_t n_lines;
+    Rv__LogLineOut *line_outs, **line_ptrs;
+    struct store_count *counts;
+    size_t n_counts;
+    Rv__Count *count_outs, **count_ptrs;
+    struct store_artifact *arts;
+    size_t n_arts;
+    Rv__ArtifactInfo *art_outs, **art_ptrs;
+    struct rv_buf data;
+};
+
+/* A thread's state for answering requests: the wait for the loop, the
+ * packed commands of a write, the connection to the leader for forwarding,
+ * and the last answer. */
+struct rpc_caller {
+    struct rpc_server *s;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int is_done;
+    struct rv_buf packed;
+    struct rvc *fwd; /* To the leader; NULL until a first forward. */
+    char fwd_addr[STORE_MAX_ADDR_BYTES + 1];
+    struct rpc_reply rp;
+    int has_rp;
+    Rv__Response *fwd_resp; /* The leader's answer, when forwarded. */
+};
+
+struct rpc_worker {
+    struct rpc_caller c;
+    nng_ctx ctx;
+    nng_aio *aio;
+    pthread_t thread;
+    int is_started;
+};
+
+struct rpc_server {
+    nng_socket sock;
+    struct replica *rep;
+    const struct rv_log *log;
+    struct rpc_worker *workers;
+    unsigned n_workers;
+    _Atomic uint64_t n_requests, n_forwarded, n_forward_failed;
 };
 
 uint64_t
 rpc_server_requests(const struct rpc_server *s)
 {
     return atomic_load(&s->n_requests);
+}
+
+void
+rpc_server_counters(const struct rpc_server *s, struct rpc_counters *out)
+{
+    out->n_requests = atomic_load(&s->n_requests);
+    out->n_forwarded = atomic_load(&s->n_forwarded);
+    out->n_forward_failed = atomic_load(&s->n_forward_failed);
+}
+
+struct replica *
+rpc_server_replica(const struct rpc_server *s)
+{
+    return s->rep;
 }
 
 static void
@@ -120,7 +157,7 @@ rpc__not_leader(struct rpc_server *s, struct rpc_reply *rp)
 static void
 rpc__op_done(struct replica_op *op)
 {
-    struct rpc_worker *w = op->data;
+    struct rpc_caller *w = op->data;
     pthread_mutex_lock(&w->lock);
     w->is_done = 1;
     pthread_cond_signal(&w->cond);
@@ -128,7 +165,7 @@ rpc__op_done(struct replica_op *op)
 }
 
 static void
-rpc__run_op(struct rpc_worker *w, struct replica_op *op)
+rpc__run_op(struct rpc_caller *w, struct replica_op *op)
 {
     op->done = rpc__op_done;
     op->data = w;
@@ -161,7 +198,7 @@ rpc__stamp(Rv__Command *cmd, int64_t now)
 }
 
 static void
-rpc__write(struct rpc_worker *w, Rv__WriteRequest *wr, struct rpc_reply *rp)
+rpc__write(struct rpc_caller *w, Rv__WriteRequest *wr, struct rpc_reply *rp)
 {
     struct replica_op op;
     struct replica_info info;
@@ -242,7 +279,7 @@ rpc__write(struct rpc_worker *w, Rv__WriteRequest *wr, struct rpc_reply *rp)
 
 /* Whether this node may answer a read now; fills rp with the error if not. */
 static int
-rpc__read_gate(struct rpc_worker *w, const Rv__Request *req,
+rpc__read_gate(struct rpc_caller *w, const Rv__Request *req,
                struct rpc_reply *rp)
 {
     struct replica_info info;
@@ -338,10 +375,180 @@ rpc__run_info(Rv__RunInfo *ri, const struct store_run *run)
     ri->ended_at_ms = run->ended_at_ms;
     ri->has_n_points = 1;
     ri->n_points = run->n_points;
+    ri->user = run->user;
+    ri->has_n_log_lines = 1;
+    ri->n_log_lines = run->n_log_lines;
+    ri->has_is_deleted = run->lifecycle == STORE_DELETED;
+    ri->is_deleted = run->lifecycle == STORE_DELETED;
+}
+
+static int
+rpc__summaries(struct rpc_reply *rp, const struct store_run *run)
+{
+    size_t n = run->n_summary;
+    rp->sums = calloc(n ? n : 1, sizeof *rp->sums);
+    rp->sum_ptrs = calloc(n ? n : 1, sizeof *rp->sum_ptrs);
+    if (rp->sums == NULL || rp->sum_ptrs == NULL)
+        return RV_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const struct store_summary *m = &run->summary[i];
+        Rv__Summary *o = &rp->sums[i];
+        rv__summary__init(o);
+        o->key = m->key;
+        o->context = m->context;
+        o->has_last = o->has_min = o->has_max = o->has_count = 1;
+        o->last = m->last;
+        o->min = m->min;
+        o->max = m->max;
+        o->count = m->count;
+        o->has_last_step = o->has_last_timestamp_ms = 1;
+        o->last_step = m->last_step;
+        o->last_timestamp_ms = m->last_timestamp_ms;
+        rp->sum_ptrs[i] = o;
+    }
+    rp->run_info.n_summary = n;
+    rp->run_info.summary = rp->sum_ptrs;
+    return RV_OK;
 }
 
 static void
-rpc__read(struct rpc_worker *w, const Rv__Request *req, struct rpc_reply *rp)
+rpc__logs(struct store_read *rd, const Rv__LogsRequest *l, struct rpc_reply *rp,
+          int *rc, char *errmsg)
+{
+    uint64_t next = 0;
+    size_t max = l->has_max_lines && l->max_lines > 0 ? l->max_lines
+                                                      : RPC_DEFAULT_LOG_LINES;
+    if (max > STORE_MAX_LOG_LINES_READ) {
+        *rc = RV_EINVAL;
+        rv_errmsg_printf(errmsg, "max_lines must be 1 to %d",
+                         STORE_MAX_LOG_LINES_READ);
+        return;
+    }
+    *rc = store_log_lines(rd, l->run_id, l->has_from_line ? l->from_line : 0,
+                          max, &rp->lines, &rp->n_lines, &next, errmsg);
+    if (*rc != RV_OK)
+        return;
+    size_t n = rp->n_lines;
+    rp->line_outs = calloc(n ? n : 1, sizeof *rp->line_outs);
+    rp->line_ptrs = calloc(n ? n : 1, sizeof *rp->line_ptrs);
+    if (rp->line_outs == NULL || rp->line_ptrs == NULL) {
+        *rc = RV_ENOMEM;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        Rv__LogLineOut *o = &rp->line_outs[i];
+        rv__log_line_out__init(o);
+        o->line_no = rp->lines[i].line_no;
+        o->timestamp_ms = rp->lines[i].timestamp_ms;
+        o->has_stream = 1;
+        o->stream = (Rv__Stream)rp->lines[i].stream;
+        o->text = rp->lines[i].text;
+        rp->line_ptrs[i] = o;
+    }
+    rp->resp.n_lines = n;
+    rp->resp.lines = rp->line_ptrs;
+    rp->resp.has_next_line = 1;
+    rp->resp.next_line = next;
+}
+
+static void
+rpc__analytics(struct store_read *rd, const Rv__AnalyticsRequest *a,
+               struct rpc_reply *rp, int *rc, char *errmsg)
+{
+    enum store_group g = STORE_GROUP_STATUS;
+    if (a->has_group && a->group == RV__GROUP__GROUP_PROJECT)
+        g = STORE_GROUP_PROJECT;
+    else if (a->has_group && a->group == RV__GROUP__GROUP_DAY)
+        g = STORE_GROUP_DAY;
+    else if (a->has_group && a->group != RV__GROUP__GROUP_STATUS) {
+        *rc = RV_EINVAL;
+        rv_errmsg_printf(errmsg, "unknown analytics group");
+        return;
+    }
+    *rc = store_analytics(rd, g, a->team, a->project, &rp->counts,
+                          &rp->n_counts, errmsg);
+    if (*rc != RV_OK)
+        return;
+    size_t n = rp->n_counts;
+    rp->count_outs = calloc(n ? n : 1, sizeof *rp->count_outs);
+    rp->count_ptrs = calloc(n ? n : 1, sizeof *rp->count_ptrs);
+    if (rp->count_outs == NULL || rp->count_ptrs == NULL) {
+        *rc = RV_ENOMEM;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rv__count__init(&rp->count_outs[i]);
+        rp->count_outs[i].label = rp->counts[i].label;
+        rp->count_outs[i].n = rp->counts[i].n;
+        rp->count_ptrs[i] = &rp->count_outs[i];
+    }
+    rp->resp.n_counts = n;
+    rp->resp.counts = rp->count_ptrs;
+}
+
+static void
+rpc__artifact(struct store_read *rd, const Rv__ArtifactRequest *a,
+              struct rpc_reply *rp, int *rc, char *errmsg)
+{
+    if (a->path == NULL || a->path[0] == '\0') {
+        *rc =
+            store_artifacts_list(rd, a->run_id, &rp->arts, &rp->n_arts, errmsg);
+    } else {
+        rp->arts = calloc(1, sizeof *rp->arts);
+        if (rp->arts == NULL) {
+            *rc = RV_ENOMEM;
+            return;
+        }
+        *rc = store_artifact_get(rd, a->run_id, a->path, rp->arts, errmsg);
+        if (*rc == RV_OK)
+            rp->n_arts = 1;
+        if (*rc == RV_OK && a->has_max_bytes && a->max_bytes > 0) {
+            uint64_t off = a->has_offset ? a->offset : 0;
+            size_t want = a->max_bytes < RPC_MAX_ARTIFACT_READ
+                              ? a->max_bytes
+                              : RPC_MAX_ARTIFACT_READ;
+            if (off > rp->arts->size) {
+                *rc = RV_EINVAL;
+                rv_errmsg_printf(errmsg, "offset %llu is past the end (%llu)",
+                                 (unsigned long long)off,
+                                 (unsigned long long)rp->arts->size);
+                return;
+            }
+            if (off < rp->arts->size)
+                *rc = store_artifact_read(rd, a->run_id, a->path, off, want,
+                                          &rp->data, errmsg);
+            rp->resp.has_data = 1;
+            rp->resp.data.data = rp->data.data;
+            rp->resp.data.len = rp->data.len;
+        }
+    }
+    if (*rc != RV_OK)
+        return;
+    size_t n = rp->n_arts;
+    rp->art_outs = calloc(n ? n : 1, sizeof *rp->art_outs);
+    rp->art_ptrs = calloc(n ? n : 1, sizeof *rp->art_ptrs);
+    if (rp->art_outs == NULL || rp->art_ptrs == NULL) {
+        *rc = RV_ENOMEM;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        Rv__ArtifactInfo *o = &rp->art_outs[i];
+        rv__artifact_info__init(o);
+        o->path = rp->arts[i].path;
+        o->content_type = rp->arts[i].content_type;
+        o->has_size = o->has_sha256 = o->has_is_complete = 1;
+        o->size = rp->arts[i].size;
+        o->sha256.data = rp->arts[i].sha256;
+        o->sha256.len = sizeof rp->arts[i].sha256;
+        o->is_complete = rp->arts[i].is_complete != 0;
+        rp->art_ptrs[i] = o;
+    }
+    rp->resp.n_artifacts = n;
+    rp->resp.artifacts = rp->art_ptrs;
+}
+
+static void
+rpc__read(struct rpc_caller *w, const Rv__Request *req, struct rpc_reply *rp)
 {
     char errmsg[RV_ERRMSG_SIZE] = "";
     struct store_read *rd;
@@ -360,6 +567,8 @@ rpc__read(struct rpc_worker *w, const Rv__Request *req, struct rpc_reply *rp)
             rp->has_run = 1;
             rpc__run_info(&rp->run_info, &rp->run);
             rc = rpc__kvs(rp, &rp->run);
+            if (rc == RV_OK)
+                rc = rpc__summaries(rp, &rp->run);
             rp->resp.run = &rp->run_info;
         }
     } else if (req->body_case == RV__REQUEST__BODY_LIST_RUNS) {
@@ -396,8 +605,16 @@ rpc__read(struct rpc_worker *w, const Rv__Request *req, struct rpc_reply *rp)
                 rp->resp.n_runs = n;
                 rp->resp.runs = rp->run_info_ptrs;
                 rp->resp.next_page_token = rp->page.next_page_token;
+                rp->resp.has_total = rp->page.has_total != 0;
+                rp->resp.total = rp->page.total;
             }
         }
+    } else if (req->body_case == RV__REQUEST__BODY_LOGS) {
+        rpc__logs(rd, req->logs, rp, &rc, errmsg);
+    } else if (req->body_case == RV__REQUEST__BODY_ANALYTICS) {
+        rpc__analytics(rd, req->analytics, rp, &rc, errmsg);
+    } else if (req->body_case == RV__REQUEST__BODY_ARTIFACT) {
+        rpc__artifact(rd, req->artifact, rp, &rc, errmsg);
     } else { /* HISTORY */
         const Rv__HistoryRequest *h = req->history;
         struct store_history_query q;
@@ -456,7 +673,7 @@ rpc__node_status(Rv__NodeStatus *ns, const struct replica_member *m,
 }
 
 static void
-rpc__status(struct rpc_worker *w, struct rpc_reply *rp)
+rpc__status(struct rpc_caller *w, struct rpc_reply *rp)
 {
     struct replica_info info;
     struct store_read *rd;
@@ -504,7 +721,7 @@ rpc__status(struct rpc_worker *w, struct rpc_reply *rp)
 }
 
 static void
-rpc__cluster(struct rpc_worker *w, const Rv__ClusterRequest *cr,
+rpc__cluster(struct rpc_caller *w, const Rv__ClusterRequest *cr,
              struct rpc_reply *rp)
 {
     struct replica_info info;
@@ -623,7 +840,7 @@ rpc__cluster(struct rpc_worker *w, const Rv__ClusterRequest *cr,
 }
 
 static void
-rpc__fetch(struct rpc_worker *w, const Rv__FetchRequest *f,
+rpc__fetch(struct rpc_caller *w, const Rv__FetchRequest *f,
            struct rpc_reply *rp)
 {
     char errmsg[RV_ERRMSG_SIZE];
@@ -650,7 +867,7 @@ rpc__fetch(struct rpc_worker *w, const Rv__FetchRequest *f,
     rp->resp.index = last;
 }
 
-/* ---- The worker loop -------------------------------------------------------
+/* ---- Answering, forwarding, the worker loop ------------------------------
  */
 
 static void
@@ -666,6 +883,8 @@ rpc__reply_free(struct rpc_reply *rp)
     free(rp->run_info_ptrs);
     free(rp->kvs);
     free(rp->kv_ptrs);
+    free(rp->sums);
+    free(rp->sum_ptrs);
     if (rp->has_page)
         store_page_free(&rp->page);
     free(rp->points);
@@ -676,19 +895,24 @@ rpc__reply_free(struct rpc_reply *rp)
     free(rp->node_ptrs);
     free(rp->known);
     rv_buf_free(&rp->records);
+    store_log_lines_free(rp->lines, rp->n_lines);
+    free(rp->line_outs);
+    free(rp->line_ptrs);
+    store_counts_free(rp->counts, rp->n_counts);
+    free(rp->count_outs);
+    free(rp->count_ptrs);
+    if (rp->arts != NULL)
+        store_artifacts_free(rp->arts, rp->n_arts);
+    free(rp->art_outs);
+    free(rp->art_ptrs);
+    rv_buf_free(&rp->data);
 }
 
 static void
-rpc__handle(struct rpc_worker *w, const void *body, size_t len,
-            struct rpc_reply *rp)
+rpc__handle(struct rpc_caller *w, const Rv__Request *req, struct rpc_reply *rp)
 {
     rv__response__init(&rp->resp);
     rp->resp.code = RV_OK;
-    Rv__Request *req = rv__request__unpack(NULL, len, body);
-    if (req == NULL) {
-        rpc__fail(rp, RV_EMALFORMED, "the request does not decode");
-        return;
-    }
     switch (req->body_case) {
     case RV__REQUEST__BODY_WRITE:
         rpc__write(w, req->write, rp);
@@ -696,6 +920,9 @@ rpc__handle(struct rpc_worker *w, const void *body, size_t len,
     case RV__REQUEST__BODY_GET_RUN:
     case RV__REQUEST__BODY_LIST_RUNS:
     case RV__REQUEST__BODY_HISTORY:
+    case RV__REQUEST__BODY_LOGS:
+    case RV__REQUEST__BODY_ANALYTICS:
+    case RV__REQUEST__BODY_ARTIFACT:
         rpc__read(w, req, rp);
         break;
     case RV__REQUEST__BODY_STATUS:
@@ -712,9 +939,185 @@ rpc__handle(struct rpc_worker *w, const void *body, size_t len,
         rpc__fail(rp, RV_EINVAL, "empty request");
         break;
     }
-    /* Nothing in the reply points into the request. */
     w->s->n_requests++;
-    rv__request__free_unpacked(req, NULL);
+}
+
+/* Wait (bounded) until this node knows a leader. Returns its id, or 0. */
+static uint64_t
+rpc__await_leader(struct rpc_server *s)
+{
+    struct replica_info info;
+    uint64_t until = rv_clock_mono_ms() + RPC_FORWARD_WAIT_MS;
+    for (;;) {
+        replica_info(s->rep, &info);
+        if (info.leader_id != 0 &&
+            (info.leader_id != info.id || info.is_serving))
+            return info.leader_id;
+        if (!replica_is_running(s->rep) || rv_clock_mono_ms() >= until)
+            return 0;
+        rv_clock_sleep_ms(10);
+    }
+}
+
+/* Send req to the leader on behalf of a client that reached a follower.
+ * The endpoints are the leader first, then every other known member, so
+ * the client library can follow a leadership change. */
+static int
+rpc__forward(struct rpc_caller *c, Rv__Request *req, const char *leader_rpc,
+             struct rpc_reply *rp, char *errmsg)
+{
+    char list[REPLICA_MAX_PEERS * (STORE_MAX_ADDR_BYTES + 1) + 1];
+    if (c->fwd != NULL && strcmp(c->fwd_addr, leader_rpc) != 0) {
+        rvc_close(c->fwd);
+        c->fwd = NULL;
+    }
+    if (c->fwd == NULL) {
+        size_t n = (size_t)snprintf(list, sizeof list, "%s", leader_rpc);
+        for (size_t i = 0; i < rp->n_known && n < sizeof list; i++)
+            if (rp->known[i].rpc_addr[0] != '\0' &&
+                strcmp(rp->known[i].rpc_addr, leader_rpc) != 0)
+                n += (size_t)snprintf(list + n, sizeof list - n, ",%s",
+                                      rp->known[i].rpc_addr);
+        int rc = rvc_open(&c->fwd, list, errmsg);
+        if (rc != RV_OK)
+            return rc;
+        rvc_set_timeouts(c->fwd, RPC_FORWARD_ATTEMPT_MS, RPC_FORWARD_TOTAL_MS);
+        snprintf(c->fwd_addr, sizeof c->fwd_addr, "%s", leader_rpc);
+    }
+    req->has_is_forwarded = 1;
+    req->is_forwarded = 1;
+    int rc = rvc_call(c->fwd, req, &c->fwd_resp, errmsg);
+    req->has_is_forwarded = 0;
+    req->is_forwarded = 0;
+    return rc;
+}
+
+static int
+rpc__is_forwardable(const Rv__Request *req)
+{
+    if (req->has_is_forwarded && req->is_forwarded)
+        return 0;
+    switch (req->body_case) {
+    case RV__REQUEST__BODY_WRITE:
+    case RV__REQUEST__BODY_CLUSTER:
+        return 1;
+    case RV__REQUEST__BODY_GET_RUN:
+    case RV__REQUEST__BODY_LIST_RUNS:
+    case RV__REQUEST__BODY_HISTORY:
+    case RV__REQUEST__BODY_LOGS:
+    case RV__REQUEST__BODY_ANALYTICS:
+    case RV__REQUEST__BODY_ARTIFACT:
+        /* A stale read is served here; leader and linearizable ones
+         * where the leader is. */
+        return req->read == NULL || !req->read->has_consistency ||
+               req->read->consistency != RV__CONSISTENCY__STALE;
+    default:
+        return 0;
+    }
+}
+
+static void
+rpc__caller_reset(struct rpc_caller *c)
+{
+    if (c->has_rp)
+        rpc__reply_free(&c->rp);
+    c->has_rp = 0;
+    if (c->fwd_resp != NULL)
+        rvc_response_free(c->fwd_resp);
+    c->fwd_resp = NULL;
+}
+
+const Rv__Response *
+rpc_caller_answer(struct rpc_caller *c, Rv__Request *req)
+{
+    struct rpc_server *s = c->s;
+    char errmsg[RV_ERRMSG_SIZE];
+    rpc__caller_reset(c);
+    memset(&c->rp, 0, sizeof c->rp);
+    c->has_rp = 1;
+    rpc__handle(c, req, &c->rp);
+    if (c->rp.resp.code != RV_ENOTLEADER || !rpc__is_forwardable(req))
+        return &c->rp.resp;
+    /* No leader known yet (an election): wait a little for one. */
+    if (c->rp.resp.leader_rpc == NULL) {
+        if (rpc__await_leader(s) == 0)
+            return &c->rp.resp;
+        rpc__reply_free(&c->rp);
+        memset(&c->rp, 0, sizeof c->rp);
+        rpc__handle(c, req, &c->rp);
+        if (c->rp.resp.code != RV_ENOTLEADER || c->rp.resp.leader_rpc == NULL)
+            return &c->rp.resp;
+    }
+    rpc__load_known(s, &c->rp);
+    atomic_fetch_add(&s->n_forwarded, 1);
+    int rc = rpc__forward(c, req, c->rp.resp.leader_rpc, &c->rp, errmsg);
+    if (rc == RV_OK)
+        return c->fwd_resp;
+    atomic_fetch_add(&s->n_forward_failed, 1);
+    rv_logf(s->log, RV_LOG_DEBUG, "rpc", "forward to %s: %s",
+            c->rp.resp.leader_rpc, errmsg);
+    /* Writes may have reached the leader: the outcome is unknown. */
+    rpc__fail(&c->rp,
+              req->body_case == RV__REQUEST__BODY_WRITE ? RV_EUNKNOWN
+                                                        : RV_EUNAVAILABLE,
+              errmsg);
+    return &c->rp.resp;
+}
+
+static void
+rpc__caller_init(struct rpc_caller *c, struct rpc_server *s)
+{
+    memset(c, 0, sizeof *c);
+    c->s = s;
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->cond, NULL);
+    rv_buf_init(&c->packed);
+}
+
+static void
+rpc__caller_close(struct rpc_caller *c)
+{
+    rpc__caller_reset(c);
+    rvc_close(c->fwd);
+    c->fwd = NULL;
+    pthread_mutex_destroy(&c->lock);
+    pthread_cond_destroy(&c->cond);
+    rv_buf_free(&c->packed);
+}
+
+int
+rpc_caller_new(struct rpc_server *s, struct rpc_caller **out)
+{
+    struct rpc_caller *c = malloc(sizeof *c);
+    if (c == NULL)
+        return RV_ENOMEM;
+    rpc__caller_init(c, s);
+    *out = c;
+    return RV_OK;
+}
+
+void
+rpc_caller_free(struct rpc_caller *c)
+{
+    if (c == NULL)
+        return;
+    rpc__caller_close(c);
+    free(c);
+}
+
+static void
+rpc__send(struct rpc_worker *w, const Rv__Response *resp)
+{
+    size_t n = rv__response__get_packed_size(resp);
+    nng_msg *out;
+    if (nng_msg_alloc(&out, n) != 0)
+        return;
+    rv__response__pack(resp, nng_msg_body(out));
+    nng_aio_set_msg(w->aio, out);
+    nng_ctx_send(w->ctx, w->aio);
+    nng_aio_wait(w->aio);
+    if (nng_aio_result(w->aio) != 0)
+        nng_msg_free(out);
 }
 
 static void *
@@ -730,21 +1133,23 @@ rpc__worker(void *arg)
         if (rv != 0)
             continue;
         nng_msg *msg = nng_aio_get_msg(w->aio);
-        struct rpc_reply rp;
-        memset(&rp, 0, sizeof rp);
-        rpc__handle(w, nng_msg_body(msg), nng_msg_len(msg), &rp);
+        Rv__Request *req =
+            rv__request__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
         nng_msg_free(msg);
-        size_t n = rv__response__get_packed_size(&rp.resp);
-        nng_msg *out;
-        if (nng_msg_alloc(&out, n) == 0) {
-            rv__response__pack(&rp.resp, nng_msg_body(out));
-            nng_aio_set_msg(w->aio, out);
-            nng_ctx_send(w->ctx, w->aio);
-            nng_aio_wait(w->aio);
-            if (nng_aio_result(w->aio) != 0)
-                nng_msg_free(out);
+        if (req == NULL) {
+            struct rpc_reply rp;
+            memset(&rp, 0, sizeof rp);
+            rv__response__init(&rp.resp);
+            rpc__fail(&rp, RV_EMALFORMED, "the request does not decode");
+            w->c.s->n_requests++;
+            rpc__send(w, &rp.resp);
+            continue;
         }
-        rpc__reply_free(&rp);
+        /* Nothing in the answer points into the request. */
+        const Rv__Response *resp = rpc_caller_answer(&w->c, req);
+        rv__request__free_unpacked(req, NULL);
+        rpc__send(w, resp);
+        rpc__caller_reset(&w->c);
     }
     return NULL;
 }
@@ -781,10 +1186,7 @@ rpc_server_start(struct rpc_server **out, const char *addr, struct replica *rep,
     }
     for (unsigned i = 0; i < s->n_workers; i++) {
         struct rpc_worker *w = &s->workers[i];
-        w->s = s;
-        pthread_mutex_init(&w->lock, NULL);
-        pthread_cond_init(&w->cond, NULL);
-        rv_buf_init(&w->packed);
+        rpc__caller_init(&w->c, s);
         if (nng_ctx_open(&w->ctx, s->sock) != 0 ||
             nng_aio_alloc(&w->aio, NULL, NULL) != 0 ||
             pthread_create(&w->thread, NULL, rpc__worker, w) != 0) {
@@ -812,9 +1214,8 @@ rpc_server_stop(struct rpc_server *s)
             pthread_join(w->thread, NULL);
         if (w->aio != NULL)
             nng_aio_free(w->aio);
-        pthread_mutex_destroy(&w->lock);
-        pthread_cond_destroy(&w->cond);
-        rv_buf_free(&w->packed);
+        if (w->c.s != NULL)
+            rpc__caller_close(&w->c);
     }
     free(s->workers);
     free(s);

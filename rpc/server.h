@@ -2,11 +2,16 @@
  * worker threads, each on its own nng context, answering rv.Request with
  * rv.Response (proto/runvault.proto).
  *
- * Writes go to the replica's batcher on the leader; elsewhere they are
- * answered RV_ENOTLEADER with the leader's RPC address, which the client
- * library follows. Reads honour consistency (stale | leader |
- * linearizable through the replica's coalesced barrier) and min_index.
- * Every node serves vlog records to catching-up peers (fetch).
+ * Writes go to the replica's batcher on the leader. A follower forwards a
+ * write, a cluster change and a leader or linearizable read to the leader
+ * (marked is_forwarded, so it is never forwarded twice) and relays the
+ * answer; while an election runs it waits up to RPC_FORWARD_WAIT_MS for a
+ * leader. When forwarding fails the answer is RV_ENOTLEADER with the
+ * leader's address (the client library follows it), RV_EUNKNOWN for a
+ * write that may have reached the leader, or RV_EUNAVAILABLE. Reads honour
+ * consistency (stale | leader | linearizable through the replica's coalesced
+ * barrier) and min_index. Every node serves vlog records to catching-up peers
+ * (fetch).
  *
  * Every request is bounded before it is decoded (RPC_MAX_REQUEST_BYTES)
  * and checked after; a bad one gets an error response, never a crash. */
@@ -16,10 +21,15 @@
 #include "base/log.h"
 #include "raft/replica.h"
 
-#define RPC_MAX_REQUEST_BYTES (2u << 20)
-#define RPC_DEFAULT_WORKERS   32
-#define RPC_MIN_INDEX_WAIT_MS 10000
-#define RPC_MAX_FETCH_BYTES   (8u << 20)
+#define RPC_MAX_REQUEST_BYTES  (2u << 20)
+#define RPC_DEFAULT_WORKERS    32
+#define RPC_MIN_INDEX_WAIT_MS  10000
+#define RPC_MAX_FETCH_BYTES    (8u << 20)
+#define RPC_DEFAULT_LOG_LINES  1000
+#define RPC_MAX_ARTIFACT_READ  (4u << 20) /* Bytes of one artifact read. */
+#define RPC_FORWARD_WAIT_MS    3000       /* For a leader to be known. */
+#define RPC_FORWARD_ATTEMPT_MS 10000
+#define RPC_FORWARD_TOTAL_MS   15000
 
 struct rpc_server;
 
@@ -34,5 +44,28 @@ void rpc_server_stop(struct rpc_server *s);
 
 /* Requests answered so far (any thread). */
 uint64_t rpc_server_requests(const struct rpc_server *s);
+
+struct rpc_counters {
+    uint64_t n_requests;       /* Answered, native and in-process. */
+    uint64_t n_forwarded;      /* Sent on to the leader. */
+    uint64_t n_forward_failed; /* Of those, not answered by any node. */
+};
+void rpc_server_counters(const struct rpc_server *s, struct rpc_counters *out);
+
+/* The replica this server answers for. */
+struct replica *rpc_server_replica(const struct rpc_server *s);
+
+/* In-process answers, for the HTTP gateway: a caller is one thread's state
+ * (the wait for the loop, the connection used for forwarding). One thread
+ * at a time per caller. Errors of rpc_caller_new: RV_ENOMEM. */
+struct rpc_caller;
+int rpc_caller_new(struct rpc_server *s, struct rpc_caller **out);
+void rpc_caller_free(struct rpc_caller *c); /* NULL is allowed. */
+
+/* Answer req exactly as a worker answers a native request, forwarding to
+ * the leader when needed. req is borrowed (is_forwarded is set and cleared
+ * during a forward). The response is owned by c and valid until the next
+ * rpc_caller_answer() on c or rpc_caller_free(); never NULL. */
+const Rv__Response *rpc_caller_answer(struct rpc_caller *c, Rv__Request *req);
 
 #endif /* RV_RPC_SERVER_H */

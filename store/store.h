@@ -44,6 +44,7 @@
 #define STORE_MAX_HISTORY_POINTS         100000 /* Without downsampling. */
 #define STORE_MAX_DOWNSAMPLE             10000
 #define STORE_MAX_LOG_LINES_READ         10000
+#define STORE_MAX_ARTIFACTS_LISTED       10000
 #define STORE_DIGEST_BYTES               16
 #define STORE_PAGE_TOKEN_BYTES           8192 /* Room for a token's text. */
 #define STORE_SORT_STRING_BYTES          200  /* Strings sort by this prefix. */
@@ -323,6 +324,22 @@ void store_artifact_free(struct store_artifact *art);
 int store_artifact_read(struct store_read *r, const char *run_id,
                         const char *path, uint64_t offset, size_t n,
                         struct rv_buf *out, char *errmsg);
+
+/* Every artifact of run run_id in path order (at most
+ * STORE_MAX_ARTIFACTS_LISTED). Free with store_artifacts_free(). Errors:
+ * RV_ENOTFOUND (no such run), RV_ECORRUPT, RV_ENOMEM. */
+int store_artifacts_list(struct store_read *r, const char *run_id,
+                         struct store_artifact **arts, size_t *n_arts,
+                         char *errmsg);
+void store_artifacts_free(struct store_artifact *arts, size_t n);
+
+/* The syntax checks apply uses, for front doors that check first. A key
+ * (metric, param, tag): 1..STORE_MAX_KEY_BYTES of letters, digits, '_',
+ * '-', '.', ' ', '/', not starting with '/' and without "..". A run id:
+ * 1..STORE_MAX_RUN_ID_BYTES of letters, digits, '_', '-'. 1 if valid. */
+int store_key_valid(const char *s, size_t n);
+int store_run_id_valid(const char *s, size_t n);
+int store_utf8_valid(const char *s, size_t n);
 
 /* The cluster members recorded by node_put commands, by id. Free with
  * free(). */

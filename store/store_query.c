@@ -2104,6 +2104,70 @@ store_artifact_get(struct store_read *r, const char *run_id, const char *path,
     return store__artifact_find(r, run_id, path, art, NULL, NULL, errmsg);
 }
 
+void
+store_artifacts_free(struct store_artifact *arts, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        store_artifact_free(&arts[i]);
+    free(arts);
+}
+
+int
+store_artifacts_list(struct store_read *r, const char *run_id,
+                     struct store_artifact **arts, size_t *n_arts, char *errmsg)
+{
+    uint64_t run_num;
+    uint8_t pre[8];
+    char path[STORE_MAX_ARTIFACT_PATH_BYTES + 1];
+    MDB_cursor *cur;
+    size_t n = 0, cap = 0;
+    struct store_artifact *as = NULL;
+    *arts = NULL;
+    *n_arts = 0;
+    int rc = store__run_num_get(r->txn, r->s, run_id, &run_num, errmsg);
+    if (rc != RV_OK)
+        return rc;
+    rv_put_be64(pre, run_num);
+    rc = mdb_cursor_open(r->txn, r->s->dbi[STORE_DB_ART], &cur);
+    if (rc != 0)
+        return store__err_mdb(rc, "cursor", errmsg);
+    MDB_val k = {8, pre}, v;
+    int err = RV_OK;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         rc == 0 && k.mv_size > 8 && memcmp(k.mv_data, pre, 8) == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (n == STORE_MAX_ARTIFACTS_LISTED)
+            break;
+        if (k.mv_size - 8 > STORE_MAX_ARTIFACT_PATH_BYTES) {
+            err = RV_ECORRUPT;
+            break;
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 8;
+            struct store_artifact *p = realloc(as, cap * sizeof *as);
+            if (p == NULL) {
+                err = RV_ENOMEM;
+                break;
+            }
+            as = p;
+        }
+        memcpy(path, (const char *)k.mv_data + 8, k.mv_size - 8);
+        path[k.mv_size - 8] = '\0';
+        err = store__artifact_find(r, run_id, path, &as[n], NULL, NULL, errmsg);
+        if (err != RV_OK)
+            break;
+        n++;
+    }
+    mdb_cursor_close(cur);
+    if (err != RV_OK) {
+        store_artifacts_free(as, n);
+        return err;
+    }
+    *arts = as;
+    *n_arts = n;
+    return RV_OK;
+}
+
 int
 store_artifact_read(struct store_read *r, const char *run_id, const char *path,
                     uint64_t offset, size_t n, struct rv_buf *out, char *errmsg)
