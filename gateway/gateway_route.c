@@ -1300,7 +1300,8 @@ gw__analytics(struct gw_ctx *c)
         return;
     }
     a.project = (char *)project;
-    a.team = (char *)team;
+    /* Without auth every run is in the default team (store_apply). */
+    a.team = (char *)(team == NULL && project != NULL ? "default" : team);
     req.body_case = RV__REQUEST__BODY_ANALYTICS;
     req.analytics = &a;
     const Rv__Response *r = gw__call(c, &req);
