@@ -1522,6 +1522,21 @@ replica_start(struct replica **out, const struct replica_config *cfg,
         } else
             r->is_raft_started = 1;
     }
+    /* Every applied entry came from this raft log, which is fsynced before
+     * anything is applied: a store ahead of it was made elsewhere (runvault
+     * demo, another cluster), and raft's next entries would be skipped as
+     * already applied. */
+    if (rc == RV_OK &&
+        store_applied_index(r->store) > raft_last_index(&r->raft)) {
+        rv_errmsg_printf(errmsg,
+                         "the store in %s is at index %llu, ahead of its raft "
+                         "log (last index %llu): it was not made by this "
+                         "node; use an empty data dir",
+                         cfg->data_dir,
+                         (unsigned long long)store_applied_index(r->store),
+                         (unsigned long long)raft_last_index(&r->raft));
+        rc = RV_ECORRUPT;
+    }
     if (rc == RV_OK && r->fsm.is_failed) {
         rv_errmsg_printf(errmsg, "%s", r->fsm.errmsg);
         rc = RV_EIO;
