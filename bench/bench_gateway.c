@@ -1,0 +1,726 @@
+/* Gateway benchmark on real `runvault serve` processes (loopback):
+ *
+ *   ingest   acknowledged metric points/s end to end on a 3-node cluster
+ *            (buffered), over HTTP/JSON (POST log-batch of 1000 points
+ *            with an Idempotency-Key, clients spread over every node, so
+ *            followers forward) and over native RPC (the C client), with
+ *            the same stream: C clients x runs of 10 keys, 1000 points per
+ *            request; ack latency p50/p99. Afterwards every run's point
+ *            count is read back and compared with the acknowledged points.
+ *   query    1M runs loaded into a single node over native RPC, then the
+ *            first page of filtered, sorted run lists through HTTP: p50,
+ *            p99 over Q queries each, for the four queries of bench_store.
+ *
+ * usage: bench_gateway [RUNVAULT] [--quick] [--only ingest|query]
+ *        [--clients N] [--seconds N] [--runs N] [--queries N]
+ * RUNVAULT defaults to $RUNVAULT_BIN. Prints one JSON object per figure.
+ * Every child is SIGKILLed and reaped at the end. Exits 1 if a cluster
+ * failed or an acknowledged point is missing. */
+#include "base/clock.h"
+#include "rpc/client.h"
+#include "tests/lib/cluster.h"
+
+#include <nng/nng.h>
+#include <nng/supplemental/http/http.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BG_KEYS         10
+#define BG_POINTS       1000 /* Per request. */
+#define BG_MAX_CLIENTS  64
+#define BG_MAX_LAT      100000
+#define BG_BODY_BYTES   (96u << 10)
+#define BG_RUNS_PER_REQ 250
+
+struct bg_client {
+    int index;
+    const char *http; /* "127.0.0.1:PORT" */
+    const char *rpc_list;
+    int is_native;
+    uint64_t deadline_ms;
+    char run_id[32];
+    uint64_t n_acked, n_failed, n_lat;
+    double *lat_ms;
+    char err[RV_ERRMSG_SIZE + 16];
+};
+
+static int
+bg_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double
+bg_pct(double *v, size_t n, double p)
+{
+    if (n == 0)
+        return 0;
+    qsort(v, n, sizeof *v, bg_cmp);
+    return v[(size_t)((double)(n - 1) * p)];
+}
+
+/* ---- A small HTTP client on nng's: one kept-alive connection ----------- */
+
+struct bg_http {
+    nng_url *url;
+    nng_http_client *client;
+    nng_http_conn *conn;
+    nng_aio *aio;
+};
+
+static int
+bg_http_open(struct bg_http *h, const char *hostport)
+{
+    char u[96];
+    memset(h, 0, sizeof *h);
+    snprintf(u, sizeof u, "http://%s", hostport);
+    if (nng_url_parse(&h->url, u) != 0 ||
+        nng_http_client_alloc(&h->client, h->url) != 0 ||
+        nng_aio_alloc(&h->aio, NULL, NULL) != 0)
+        return -1;
+    nng_aio_set_timeout(h->aio, 15000);
+    nng_http_client_connect(h->client, h->aio);
+    nng_aio_wait(h->aio);
+    if (nng_aio_result(h->aio) != 0)
+        return -1;
+    h->conn = nng_aio_get_output(h->aio, 0);
+    return 0;
+}
+
+static void
+bg_http_close(struct bg_http *h)
+{
+    if (h->conn != NULL)
+        nng_http_conn_close(h->conn);
+    if (h->aio != NULL)
+        nng_aio_free(h->aio);
+    if (h->client != NULL)
+        nng_http_client_free(h->client);
+    if (h->url != NULL)
+        nng_url_free(h->url);
+    memset(h, 0, sizeof *h);
+}
+
+/* One exchange; the status, or -1 on a transport failure. The body of the
+ * answer goes to out (if not NULL). */
+static int
+bg_http_do(struct bg_http *h, const char *method, const char *uri,
+           const char *key, const char *body, size_t n, struct rv_buf *out)
+{
+    nng_http_req *req;
+    nng_http_res *res;
+    int status = -1;
+    if (nng_http_req_alloc(&req, h->url) != 0)
+        return -1;
+    if (nng_http_res_alloc(&res) != 0) {
+        nng_http_req_free(req);
+        return -1;
+    }
+    nng_http_req_set_method(req, method);
+    nng_http_req_set_uri(req, uri);
+    if (body != NULL) {
+        nng_http_req_set_header(req, "Content-Type", "application/json");
+        nng_http_req_set_data(req, body, n);
+    }
+    if (key != NULL)
+        nng_http_req_set_header(req, "Idempotency-Key", key);
+    nng_http_conn_transact(h->conn, req, res, h->aio);
+    nng_aio_wait(h->aio);
+    if (nng_aio_result(h->aio) == 0) {
+        status = nng_http_res_get_status(res);
+        if (out != NULL) {
+            void *d;
+            size_t dn;
+            nng_http_res_get_data(res, &d, &dn);
+            rv_buf_reset(out);
+            rv_buf_append(out, d, dn);
+            rv_buf_append_u8(out, 0);
+        }
+    }
+    nng_http_req_free(req);
+    nng_http_res_free(res);
+    return status;
+}
+
+/* ---- Ingest -------------------------------------------------------------- */
+
+static size_t
+bg_body(char *b, size_t cap, uint64_t step0, int64_t ts)
+{
+    size_t n = (size_t)snprintf(b, cap, "{\"metrics\":[");
+    for (int i = 0; i < BG_POINTS && n < cap; i++) {
+        uint64_t step = step0 + (uint64_t)(i / BG_KEYS);
+        n += (size_t)snprintf(b + n, cap - n,
+                              "%s{\"key\":\"metric_%d\",\"value\":%.6f,"
+                              "\"step\":%llu,\"timestamp\":%lld}",
+                              i ? "," : "", i % BG_KEYS,
+                              (double)(step % 1000) / 1000.0,
+                              (unsigned long long)step, (long long)ts);
+    }
+    n += (size_t)snprintf(b + n, cap - n, "]}");
+    return n;
+}
+
+static int
+bg_create_run_http(struct bg_http *h, const char *run_id)
+{
+    char body[256];
+    int n = snprintf(body, sizeof body,
+                     "{\"project\":\"bench\",\"experiment\":\"gateway\","
+                     "\"run_id\":\"%s\",\"resume\":\"allow\"}",
+                     run_id);
+    for (int i = 0; i < 50; i++) {
+        int st =
+            bg_http_do(h, "POST", "/api/v2/runs", NULL, body, (size_t)n, NULL);
+        if (st == 200 || st == 201)
+            return 0;
+        rv_clock_sleep_ms(100);
+    }
+    return -1;
+}
+
+static void *
+bg_http_client(void *arg)
+{
+    struct bg_client *c = arg;
+    struct bg_http h;
+    char *body = malloc(BG_BODY_BYTES), uri[96], key[48];
+    uint64_t client_id = 1000 + (uint64_t)c->index, seq = 0, step = 0;
+    if (body == NULL || bg_http_open(&h, c->http) != 0 ||
+        bg_create_run_http(&h, c->run_id) != 0) {
+        snprintf(c->err, sizeof c->err, "client %d: cannot start", c->index);
+        free(body);
+        return NULL;
+    }
+    snprintf(uri, sizeof uri, "/api/v2/runs/%s/log-batch", c->run_id);
+    while (rv_clock_mono_ms() < c->deadline_ms) {
+        size_t n =
+            bg_body(body, BG_BODY_BYTES, step, (int64_t)rv_clock_wall_ms());
+        snprintf(key, sizeof key, "%llu/%llu", (unsigned long long)client_id,
+                 (unsigned long long)++seq);
+        uint64_t t0 = rv_clock_mono_ns();
+        int st;
+        /* Retried with the same key until acknowledged (or out of time). */
+        for (;;) {
+            st = bg_http_do(&h, "POST", uri, key, body, n, NULL);
+            if (st == 200 || rv_clock_mono_ms() > c->deadline_ms + 10000)
+                break;
+            if (st < 0) {
+                bg_http_close(&h);
+                if (bg_http_open(&h, c->http) != 0)
+                    rv_clock_sleep_ms(50);
+            }
+            c->n_failed++;
+        }
+        if (st != 200)
+            break;
+        if (c->n_lat < BG_MAX_LAT)
+            c->lat_ms[c->n_lat++] = (double)(rv_clock_mono_ns() - t0) / 1e6;
+        c->n_acked += BG_POINTS;
+        step += BG_POINTS / BG_KEYS;
+    }
+    bg_http_close(&h);
+    free(body);
+    return NULL;
+}
+
+static void *
+bg_native_client(void *arg)
+{
+    struct bg_client *c = arg;
+    struct rvc *rvc;
+    char errmsg[RV_ERRMSG_SIZE];
+    char *keys[BG_KEYS], names[BG_KEYS][16];
+    uint32_t kidx[BG_POINTS];
+    int64_t steps[BG_POINTS], ts[BG_POINTS];
+    double vals[BG_POINTS];
+    uint64_t client_id = 2000 + (uint64_t)c->index, seq = 0, step = 0;
+    if (rvc_open(&rvc, c->rpc_list, errmsg) != RV_OK) {
+        snprintf(c->err, sizeof c->err, "%s", errmsg);
+        return NULL;
+    }
+    for (int k = 0; k < BG_KEYS; k++) {
+        snprintf(names[k], sizeof names[k], "metric_%d", k);
+        keys[k] = names[k];
+    }
+    Rv__Request req = RV__REQUEST__INIT;
+    Rv__WriteRequest wr = RV__WRITE_REQUEST__INIT;
+    Rv__Command cmd = RV__COMMAND__INIT, *cmds[1] = {&cmd};
+    Rv__RunCreate rc = RV__RUN_CREATE__INIT;
+    Rv__LogBatch lb = RV__LOG_BATCH__INIT;
+    Rv__Metrics m = RV__METRICS__INIT;
+    Rv__Response *resp = NULL;
+    req.body_case = RV__REQUEST__BODY_WRITE;
+    req.write = &wr;
+    wr.n_commands = 1;
+    wr.commands = cmds;
+    cmd.has_client_id = cmd.has_seq = 1;
+    cmd.client_id = client_id;
+    rc.run_id = c->run_id;
+    rc.project = "bench";
+    rc.experiment = "native";
+    rc.has_resume = 1;
+    rc.resume = RV__RESUME__RESUME_ALLOW;
+    cmd.body_case = RV__COMMAND__BODY_RUN_CREATE;
+    cmd.run_create = &rc;
+    cmd.seq = ++seq;
+    if (rvc_call(rvc, &req, &resp, errmsg) != RV_OK || resp->code != RV_OK) {
+        snprintf(c->err, sizeof c->err, "create: %s", errmsg);
+        rvc_response_free(resp);
+        rvc_close(rvc);
+        return NULL;
+    }
+    rvc_response_free(resp);
+    m.n_keys = BG_KEYS;
+    m.keys = keys;
+    m.n_key_idx = m.n_steps = m.n_timestamps_ms = m.n_values = BG_POINTS;
+    m.key_idx = kidx;
+    m.steps = steps;
+    m.timestamps_ms = ts;
+    m.values = vals;
+    lb.run_id = c->run_id;
+    lb.metrics = &m;
+    cmd.body_case = RV__COMMAND__BODY_LOG_BATCH;
+    cmd.log_batch = &lb;
+    while (rv_clock_mono_ms() < c->deadline_ms) {
+        int64_t now = (int64_t)rv_clock_wall_ms();
+        for (int i = 0; i < BG_POINTS; i++) {
+            kidx[i] = (uint32_t)(i % BG_KEYS);
+            steps[i] = (int64_t)(step + (uint64_t)(i / BG_KEYS));
+            ts[i] = now;
+            vals[i] = (double)((uint64_t)steps[i] % 1000) / 1000.0;
+        }
+        cmd.seq = ++seq;
+        uint64_t t0 = rv_clock_mono_ns();
+        resp = NULL;
+        int r = rvc_call(rvc, &req, &resp, errmsg);
+        int ok = r == RV_OK && resp->code == RV_OK && resp->n_results == 1 &&
+                 resp->results[0]->code == RV_OK;
+        rvc_response_free(resp);
+        if (!ok) {
+            c->n_failed++;
+            snprintf(c->err, sizeof c->err, "write: %s", errmsg);
+            break;
+        }
+        if (c->n_lat < BG_MAX_LAT)
+            c->lat_ms[c->n_lat++] = (double)(rv_clock_mono_ns() - t0) / 1e6;
+        c->n_acked += BG_POINTS;
+        step += BG_POINTS / BG_KEYS;
+    }
+    rvc_close(rvc);
+    return NULL;
+}
+
+/* n_points of run_id, read linearizably through node 0's HTTP. */
+static long long
+bg_points_of(const char *http, const char *run_id)
+{
+    struct bg_http h;
+    struct rv_buf out;
+    char uri[96];
+    long long n = -1;
+    rv_buf_init(&out);
+    snprintf(uri, sizeof uri, "/api/v2/runs/%s?consistency=linearizable",
+             run_id);
+    if (bg_http_open(&h, http) == 0 &&
+        bg_http_do(&h, "GET", uri, NULL, NULL, 0, &out) == 200) {
+        const char *p = strstr((const char *)out.data, "\"n_points\":");
+        if (p != NULL)
+            n = strtoll(p + 11, NULL, 10);
+    }
+    bg_http_close(&h);
+    rv_buf_free(&out);
+    return n;
+}
+
+static int
+bg_ingest(int is_native, int n_clients, unsigned seconds)
+{
+    struct cluster c;
+    struct bg_client cl[BG_MAX_CLIENTS];
+    pthread_t th[BG_MAX_CLIENTS];
+    char http[3][32];
+    int is_failed = 0;
+    cluster_init(&c, is_native ? "bgnative" : "bghttp", 3, "buffered");
+    if (!cluster_start_all(&c) || cluster_leader(&c, 15000) < 0) {
+        cluster_done(&c, 1);
+        return -1;
+    }
+    for (int i = 0; i < 3; i++)
+        snprintf(http[i], sizeof http[i], "127.0.0.1:%d", c.port + 10 * i);
+    uint64_t t0 = rv_clock_mono_ms();
+    for (int i = 0; i < n_clients; i++) {
+        memset(&cl[i], 0, sizeof cl[i]);
+        cl[i].index = i;
+        cl[i].http = http[i % 3];
+        cl[i].rpc_list = c.endpoints;
+        cl[i].is_native = is_native;
+        cl[i].deadline_ms = t0 + seconds * 1000u;
+        cl[i].lat_ms = malloc(BG_MAX_LAT * sizeof *cl[i].lat_ms);
+        snprintf(cl[i].run_id, sizeof cl[i].run_id, "%s-%d",
+                 is_native ? "native" : "http", i);
+        pthread_create(&th[i], NULL,
+                       is_native ? bg_native_client : bg_http_client, &cl[i]);
+    }
+    uint64_t acked = 0, failed = 0, n_lat = 0;
+    for (int i = 0; i < n_clients; i++) {
+        pthread_join(th[i], NULL);
+        acked += cl[i].n_acked;
+        failed += cl[i].n_failed;
+        n_lat += cl[i].n_lat;
+        if (cl[i].err[0] != '\0')
+            fprintf(stderr, "bench_gateway: %s\n", cl[i].err);
+    }
+    double secs = (double)(rv_clock_mono_ms() - t0) / 1000.0;
+    double *all = malloc((n_lat ? n_lat : 1) * sizeof *all);
+    size_t k = 0;
+    for (int i = 0; i < n_clients; i++) {
+        memcpy(all + k, cl[i].lat_ms, cl[i].n_lat * sizeof *all);
+        k += cl[i].n_lat;
+    }
+    double p50 = bg_pct(all, k, 0.5), p99 = bg_pct(all, k, 0.99);
+    /* Every acknowledged point is there, once. */
+    uint64_t lost = 0, extra = 0;
+    for (int i = 0; i < n_clients; i++) {
+        long long n = bg_points_of(http[0], cl[i].run_id);
+        if (n < 0 || (uint64_t)n < cl[i].n_acked)
+            lost += n < 0 ? cl[i].n_acked : cl[i].n_acked - (uint64_t)n;
+        else
+            extra += (uint64_t)n - cl[i].n_acked;
+    }
+    double rate = (double)acked / secs;
+    printf("{\"figure\":\"ingest_%s\",\"points_per_s\":%.0f,\"acked\":%llu,"
+           "\"clients\":%d,\"points_per_request\":%d,\"seconds\":%.1f,"
+           "\"p50_ms\":%.1f,\"p99_ms\":%.1f,\"retries\":%llu,"
+           "\"acked_lost\":%llu,\"applied_beyond_acked\":%llu,"
+           "\"target\":%d}\n",
+           is_native ? "native" : "http", rate, (unsigned long long)acked,
+           n_clients, BG_POINTS, secs, p50, p99, (unsigned long long)failed,
+           (unsigned long long)lost, (unsigned long long)extra,
+           is_native ? 1000000 : 500000);
+    fflush(stdout);
+    is_failed = lost > 0 || acked == 0;
+    for (int i = 0; i < n_clients; i++)
+        free(cl[i].lat_ms);
+    free(all);
+    cluster_done(&c, is_failed);
+    return is_failed ? -1 : 0;
+}
+
+/* ---- Query ------------------------------------------------------------------
+ */
+
+static const char *const bg_opts[] = {"adam", "sgd", "lion"};
+static const char *const bg_teams[] = {"vision", "nlp", "speech", "rl",
+                                       "infra"};
+
+/* Load n runs (params optimizer/lr/batch_size, tag team, metrics accuracy
+ * and loss) in writes of BG_RUNS_PER_REQ runs. */
+static int
+bg_load_runs(const char *endpoints, size_t n_runs)
+{
+    enum { N = BG_RUNS_PER_REQ };
+    struct rvc *rvc;
+    char errmsg[RV_ERRMSG_SIZE];
+    struct rv_rng rng;
+    static Rv__Command cmd[2 * N], *cmds[2 * N];
+    static Rv__RunCreate rc[N];
+    static Rv__LogBatch lb[N];
+    static Rv__Metrics m[N];
+    static Rv__KV kv[N][4], *params[N][3], *tags[N][1];
+    static char ids[N][32], proj[N][16], exper[N][16], lr[N][16];
+    static uint32_t kidx[N][2];
+    static int64_t steps[N][2], ts[N][2];
+    static double vals[N][2];
+    static char *mkeys[2] = {"accuracy", "loss"};
+    static const Rv__RunStatus st[] = {
+        RV__RUN_STATUS__FINISHED, RV__RUN_STATUS__FINISHED,
+        RV__RUN_STATUS__FAILED, RV__RUN_STATUS__RUNNING,
+        RV__RUN_STATUS__KILLED};
+    if (rvc_open(&rvc, endpoints, errmsg) != RV_OK)
+        return -1;
+    rv_rng_seed(&rng, 2);
+    for (size_t base = 0; base < n_runs; base += N) {
+        size_t k = 0;
+        for (; k < N && base + k < n_runs; k++) {
+            size_t r = base + k;
+            snprintf(ids[k], sizeof ids[k], "run%09zu", r);
+            snprintf(proj[k], sizeof proj[k], "proj-%zu", r % 10);
+            snprintf(exper[k], sizeof exper[k], "exp-%zu", (r / 10) % 20);
+            snprintf(lr[k], sizeof lr[k], "%.4f",
+                     0.0001 * (double)(1 + rv_rng_below(&rng, 100)));
+            rv__run_create__init(&rc[k]);
+            rc[k].run_id = rc[k].name = ids[k];
+            rc[k].project = proj[k];
+            rc[k].experiment = exper[k];
+            rc[k].created_at_ms = 1700000000000 + (int64_t)r * 1000;
+            rc[k].has_status = 1;
+            rc[k].status = st[rv_rng_below(&rng, 5)];
+            for (int j = 0; j < 4; j++)
+                rv__kv__init(&kv[k][j]);
+            kv[k][0].key = "optimizer";
+            kv[k][0].value = (char *)bg_opts[rv_rng_below(&rng, 3)];
+            kv[k][1].key = "lr";
+            kv[k][1].value = lr[k];
+            kv[k][2].key = "batch_size";
+            kv[k][2].value = rv_rng_below(&rng, 2) ? "64" : "128";
+            kv[k][3].key = "team";
+            kv[k][3].value = (char *)bg_teams[rv_rng_below(&rng, 5)];
+            params[k][0] = &kv[k][0];
+            params[k][1] = &kv[k][1];
+            params[k][2] = &kv[k][2];
+            tags[k][0] = &kv[k][3];
+            rc[k].n_params = 3;
+            rc[k].params = params[k];
+            rc[k].n_tags = 1;
+            rc[k].tags = tags[k];
+            rv__metrics__init(&m[k]);
+            for (int j = 0; j < 2; j++) {
+                kidx[k][j] = (uint32_t)j;
+                steps[k][j] = 100;
+                ts[k][j] = rc[k].created_at_ms + 60000;
+            }
+            vals[k][0] = rv_rng_double(&rng);
+            vals[k][1] = 2.0 * rv_rng_double(&rng);
+            m[k].n_keys = 2;
+            m[k].keys = mkeys;
+            m[k].n_key_idx = m[k].n_steps = m[k].n_timestamps_ms =
+                m[k].n_values = 2;
+            m[k].key_idx = kidx[k];
+            m[k].steps = steps[k];
+            m[k].timestamps_ms = ts[k];
+            m[k].values = vals[k];
+            rv__log_batch__init(&lb[k]);
+            lb[k].run_id = ids[k];
+            lb[k].metrics = &m[k];
+            rv__command__init(&cmd[2 * k]);
+            cmd[2 * k].body_case = RV__COMMAND__BODY_RUN_CREATE;
+            cmd[2 * k].run_create = &rc[k];
+            rv__command__init(&cmd[2 * k + 1]);
+            cmd[2 * k + 1].body_case = RV__COMMAND__BODY_LOG_BATCH;
+            cmd[2 * k + 1].log_batch = &lb[k];
+            cmds[2 * k] = &cmd[2 * k];
+            cmds[2 * k + 1] = &cmd[2 * k + 1];
+        }
+        Rv__Request req = RV__REQUEST__INIT;
+        Rv__WriteRequest wr = RV__WRITE_REQUEST__INIT;
+        Rv__Response *resp = NULL;
+        wr.n_commands = 2 * k;
+        wr.commands = cmds;
+        req.body_case = RV__REQUEST__BODY_WRITE;
+        req.write = &wr;
+        int r = rvc_call(rvc, &req, &resp, errmsg);
+        int ok = r == RV_OK && resp->code == RV_OK;
+        for (size_t i = 0; ok && i < resp->n_results; i++)
+            ok = resp->results[i]->code == RV_OK;
+        rvc_response_free(resp);
+        if (!ok) {
+            fprintf(stderr, "bench_gateway: load failed at run %zu: %s\n", base,
+                    errmsg);
+            rvc_close(rvc);
+            return -1;
+        }
+    }
+    rvc_close(rvc);
+    return 0;
+}
+
+/* Percent-encode s for a query string. */
+static void
+bg_qenc(char *out, size_t cap, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+    for (; *s != '\0' && n + 4 < cap; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+            (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-') {
+            out[n++] = (char)ch;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[ch >> 4];
+            out[n++] = hex[ch & 15];
+        }
+    }
+    out[n] = '\0';
+}
+
+struct bg_query {
+    const char *name;
+    int is_project, is_experiment;
+    const char *filter; /* "$LR" replaced by a varying constant. */
+    const char *order_by;
+};
+
+static int
+bg_query(size_t n_runs, size_t n_queries)
+{
+    static const struct bg_query qs[] = {
+        {"experiment-scoped: 3 predicates, ORDER BY metric", 1, 1,
+         "params.optimizer = 'adam' AND attributes.status = 'FINISHED' AND "
+         "metrics.accuracy > 0.2",
+         "metrics.accuracy DESC"},
+        {"unscoped: param = AND tag = AND metric >, ORDER BY metric", 0, 0,
+         "params.lr = '$LR' AND tags.team = 'vision' AND metrics.loss < 1.5",
+         "metrics.loss ASC"},
+        {"unscoped: status = AND param = AND metric <, default order", 0, 0,
+         "attributes.status = 'FINISHED' AND params.optimizer = 'sgd' AND "
+         "metrics.loss < 1.0",
+         NULL},
+        {"project-scoped: 3 predicates incl. LIKE, ORDER BY param", 1, 0,
+         "params.batch_size = '64' AND tags.team LIKE 'v%' AND "
+         "metrics.accuracy >= 0.5",
+         "params.lr DESC"},
+    };
+    struct cluster c;
+    struct rv_rng rng;
+    char http[32];
+    int is_failed = 0;
+    cluster_init(&c, "bgquery", 1, "buffered");
+    if (!cluster_start_all(&c) || cluster_leader(&c, 15000) < 0) {
+        cluster_done(&c, 1);
+        return -1;
+    }
+    snprintf(http, sizeof http, "127.0.0.1:%d", c.port);
+    uint64_t t0 = rv_clock_mono_ms();
+    if (bg_load_runs(c.endpoints, n_runs) != 0) {
+        cluster_done(&c, 1);
+        return -1;
+    }
+    double load_s = (double)(rv_clock_mono_ms() - t0) / 1000.0;
+    printf("{\"figure\":\"query_load\",\"runs\":%zu,\"seconds\":%.1f,"
+           "\"runs_per_s\":%.0f}\n",
+           n_runs, load_s, (double)n_runs / load_s);
+    struct bg_http h;
+    struct rv_buf out;
+    rv_buf_init(&out);
+    if (bg_http_open(&h, http) != 0) {
+        cluster_done(&c, 1);
+        return -1;
+    }
+    rv_rng_seed(&rng, 3);
+    double *ms = malloc(n_queries * sizeof *ms);
+    for (size_t qi = 0; qi < sizeof qs / sizeof qs[0] && !is_failed; qi++) {
+        const struct bg_query *q = &qs[qi];
+        uint64_t n_rows = 0;
+        double server_ms = 0;
+        for (size_t i = 0; i < n_queries; i++) {
+            char filter[512], lr[16], ef[1024], eo[256], uri[2048];
+            snprintf(lr, sizeof lr, "%.4f",
+                     0.0001 * (double)(1 + rv_rng_below(&rng, 100)));
+            const char *at = strstr(q->filter, "$LR");
+            if (at != NULL)
+                snprintf(filter, sizeof filter, "%.*s%s%s",
+                         (int)(at - q->filter), q->filter, lr, at + 3);
+            else
+                snprintf(filter, sizeof filter, "%s", q->filter);
+            bg_qenc(ef, sizeof ef, filter);
+            bg_qenc(eo, sizeof eo, q->order_by ? q->order_by : "");
+            int n = snprintf(uri, sizeof uri,
+                             "/api/v2/experiments?per_page=100&filter=%s", ef);
+            if (q->is_project)
+                n += snprintf(uri + n, sizeof uri - (size_t)n,
+                              "&project=proj-%llu",
+                              (unsigned long long)rv_rng_below(&rng, 10));
+            if (q->is_experiment)
+                n += snprintf(uri + n, sizeof uri - (size_t)n,
+                              "&experiment=exp-%llu",
+                              (unsigned long long)rv_rng_below(&rng, 20));
+            if (q->order_by != NULL)
+                snprintf(uri + n, sizeof uri - (size_t)n, "&order_by=%s", eo);
+            uint64_t t = rv_clock_mono_ns();
+            int status = bg_http_do(&h, "GET", uri, NULL, NULL, 0, &out);
+            ms[i] = (double)(rv_clock_mono_ns() - t) / 1e6;
+            if (status != 200) {
+                fprintf(stderr, "bench_gateway: %s -> %d %s\n", uri, status,
+                        out.data ? (char *)out.data : "");
+                is_failed = 1;
+                break;
+            }
+            for (const char *p = (const char *)out.data;
+                 (p = strstr(p, "\"run_id\"")) != NULL; p++)
+                n_rows++;
+            const char *qt = strstr((const char *)out.data, "query_time_ms\":");
+            if (qt != NULL)
+                server_ms += strtod(qt + 15, NULL);
+        }
+        if (is_failed)
+            break;
+        double p50 = bg_pct(ms, n_queries, 0.5);
+        double p99 = bg_pct(ms, n_queries, 0.99);
+        double max = ms[n_queries - 1];
+        printf("{\"figure\":\"http_first_page\",\"query\":\"%s\",\"runs\":%zu,"
+               "\"queries\":%zu,\"p50_ms\":%.2f,\"p99_ms\":%.2f,"
+               "\"max_ms\":%.2f,\"avg_rows\":%.1f,\"avg_server_ms\":%.2f,"
+               "\"target_p99_ms\":20}\n",
+               q->name, n_runs, n_queries, p50, p99, max,
+               (double)n_rows / (double)n_queries,
+               server_ms / (double)n_queries);
+        fflush(stdout);
+    }
+    free(ms);
+    bg_http_close(&h);
+    rv_buf_free(&out);
+    cluster_done(&c, is_failed);
+    return is_failed ? -1 : 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *bin = getenv("RUNVAULT_BIN"), *only = NULL;
+    int n_clients = 24, is_quick = 0;
+    unsigned seconds = 10;
+    size_t n_runs = 1000000, n_queries = 200;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
+        if (strcmp(a, "--quick") == 0) {
+            is_quick = 1;
+        } else if (strcmp(a, "--only") == 0) {
+            only = v;
+            i++;
+        } else if (strcmp(a, "--clients") == 0) {
+            n_clients = atoi(v);
+            i++;
+        } else if (strcmp(a, "--seconds") == 0) {
+            seconds = (unsigned)atoi(v);
+            i++;
+        } else if (strcmp(a, "--runs") == 0) {
+            n_runs = strtoull(v, NULL, 10);
+            i++;
+        } else if (strcmp(a, "--queries") == 0) {
+            n_queries = strtoull(v, NULL, 10);
+            i++;
+        } else if (a[0] != '-') {
+            bin = a;
+        } else {
+            fprintf(stderr, "bench_gateway: unknown argument %s\n", a);
+            return 2;
+        }
+    }
+    if (is_quick) {
+        seconds = 3;
+        n_runs = 20000;
+        n_queries = 40;
+    }
+    if (bin == NULL || n_clients < 1 || n_clients > BG_MAX_CLIENTS ||
+        seconds == 0 || n_runs == 0 || n_queries == 0) {
+        fprintf(stderr, "usage: bench_gateway RUNVAULT [--quick] [--only "
+                        "ingest|query] [--clients 1-64] [--seconds N] "
+                        "[--runs N] [--queries N]\n");
+        return 2;
+    }
+    cluster_set_binary(bin);
+    int rc = 0;
+    if (only == NULL || strcmp(only, "ingest") == 0) {
+        rc |= bg_ingest(0, n_clients, seconds);
+        rc |= bg_ingest(1, n_clients, seconds);
+    }
+    if (only == NULL || strcmp(only, "query") == 0)
+        rc |= bg_query(n_runs, n_queries);
+    return rc != 0 ? 1 : 0;
+}
