@@ -215,6 +215,78 @@ gw__parse_uri(struct gw_exchange *x, char *uri, char *errmsg)
     return 0;
 }
 
+/* ---- jansson's allocations ------------------------------------------------
+ * A log batch of 1000 points is ~8000 small jansson allocations. While a
+ * worker answers a request they come from its own arena (bump allocation,
+ * free is a no-op, reset after the answer); everything jansson makes for a
+ * request is released before the reset. Other threads, and allocations of
+ * more than a quarter chunk, use malloc. json_set_alloc_funcs is
+ * process-wide: gateway_start sets it once. */
+
+#define GW_ARENA_CHUNK      (1u << 20)
+#define GW_ARENA_MAX_CHUNKS 16
+
+struct gw_arena {
+    uint8_t *chunk[GW_ARENA_MAX_CHUNKS];
+    size_t n_chunks, cur, used;
+};
+
+static _Thread_local struct gw_arena *gw_tl_arena;
+
+static void *
+gw__json_malloc(size_t n)
+{
+    struct gw_arena *a = gw_tl_arena;
+    if (a == NULL || n > GW_ARENA_CHUNK / 4)
+        return malloc(n);
+    n = (n + 15u) & ~(size_t)15u;
+    if (a->n_chunks == 0 || a->used + n > GW_ARENA_CHUNK) {
+        if (a->n_chunks > 0 && a->cur + 1 < a->n_chunks) {
+            a->cur++;
+        } else if (a->n_chunks < GW_ARENA_MAX_CHUNKS) {
+            uint8_t *c = malloc(GW_ARENA_CHUNK);
+            if (c == NULL)
+                return NULL;
+            a->chunk[a->n_chunks] = c;
+            a->cur = a->n_chunks++;
+        } else {
+            return malloc(n);
+        }
+        a->used = 0;
+    }
+    void *p = a->chunk[a->cur] + a->used;
+    a->used += n;
+    return p;
+}
+
+static void
+gw__json_free(void *p)
+{
+    struct gw_arena *a = gw_tl_arena;
+    if (p == NULL)
+        return;
+    for (size_t i = 0; a != NULL && i < a->n_chunks; i++)
+        if ((uint8_t *)p >= a->chunk[i] &&
+            (uint8_t *)p < a->chunk[i] + GW_ARENA_CHUNK)
+            return;
+    free(p);
+}
+
+static void
+gw__arena_reset(struct gw_arena *a)
+{
+    a->cur = 0;
+    a->used = 0;
+}
+
+static void
+gw__arena_free(struct gw_arena *a)
+{
+    for (size_t i = 0; i < a->n_chunks; i++)
+        free(a->chunk[i]);
+    a->n_chunks = 0;
+}
+
 /* ---- The queue and the workers ----------------------------------------- */
 
 struct gw_queue {
@@ -388,6 +460,8 @@ gw__worker(void *arg)
     /* Writes without an Idempotency-Key get this worker's own client id:
      * one request at a time, so its sequence numbers arrive in order. */
     uint64_t client_id = srv->g.boot_client_base + a->index, seq = 0;
+    struct gw_arena arena;
+    memset(&arena, 0, sizeof arena);
     if (rpc_caller_new(srv->g.cfg.rpc, &caller) != RV_OK)
         caller = NULL;
     for (;;) {
@@ -406,9 +480,14 @@ gw__worker(void *arg)
         pthread_mutex_unlock(&q->lock);
         if (is_stopping || caller == NULL)
             gw__finish(aio, NULL, 503, gw_stopping_body);
-        else
+        else {
+            gw_tl_arena = &arena;
             gw__serve_one(srv, caller, client_id, &seq, aio);
+            gw_tl_arena = NULL;
+            gw__arena_reset(&arena);
+        }
     }
+    gw__arena_free(&arena);
     rpc_caller_free(caller);
     free(a);
     return NULL;
@@ -456,6 +535,7 @@ gateway_start(struct gateway **out, const struct gateway_config *cfg,
     g->cfg.raft_addr = g->raft_addr;
     g->cfg.data_dir = g->data_dir;
     srv->n_threads = cfg->n_workers ? cfg->n_workers : GATEWAY_DEFAULT_WORKERS;
+    json_set_alloc_funcs(gw__json_malloc, gw__json_free);
     pthread_mutex_init(&srv->q.lock, NULL);
     pthread_cond_init(&srv->q.cond, NULL);
     srv->q.ring = calloc(GATEWAY_MAX_QUEUED, sizeof *srv->q.ring);

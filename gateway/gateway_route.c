@@ -606,12 +606,46 @@ gw__dict_get(struct gw_dict *d, const char *s, char **list)
     }
 }
 
+/* Say what is wrong with metric point i (the hot loop found it bad). */
+static void
+gw__point_error(struct gw_ctx *c, json_t *p, size_t i)
+{
+    static const char *const mfields[] = {"key",       "value",   "step",
+                                          "timestamp", "context", NULL};
+    char where[32], *key, *ctx;
+    int64_t v = 0;
+    snprintf(where, sizeof where, "metrics[%zu]", i);
+    if (!json_is_object(p)) {
+        rv_errmsg_printf(c->errmsg, "%s must be an object", where);
+        gw_reply_error(c->x, RV_EINVAL, c->errmsg);
+        return;
+    }
+    if (gw__only(c, p, where, mfields) != 0 ||
+        gw__str(c, p, "key", 1, STORE_MAX_KEY_BYTES, &key) != 0 ||
+        gw__str(c, p, "context", 0, STORE_MAX_CONTEXT_BYTES, &ctx) != 0 ||
+        gw__int(c, p, "step", where, INT64_MIN, INT64_MAX, &v) != 0 ||
+        gw__int(c, p, "timestamp", where, 0, INT64_MAX, &v) != 0)
+        return;
+    if (!store_key_valid(key, strlen(key))) {
+        rv_errmsg_printf(c->errmsg,
+                         "%s.key '%.64s' is invalid: 1 to %d bytes of "
+                         "letters, digits, '_', '-', '.', ' ', '/'",
+                         where, key, STORE_MAX_KEY_BYTES);
+        gw_reply_error(c->x, RV_EINVAL, c->errmsg);
+        return;
+    }
+    rv_errmsg_printf(c->errmsg,
+                     "%s.value must be a number or \"NaN\", \"Infinity\", "
+                     "\"-Infinity\"",
+                     where);
+    gw_reply_error(c->x, RV_EINVAL, c->errmsg);
+}
+
 static void
 gw__log_batch(struct gw_ctx *c, char *run_id)
 {
     static const char *const fields[] = {"metrics", "params", "tags", NULL};
-    static const char *const mfields[] = {"key",       "value",   "step",
-                                          "timestamp", "context", NULL};
+
     Rv__Command cmd = RV__COMMAND__INIT, *cmds[1] = {&cmd};
     Rv__LogBatch lb = RV__LOG_BATCH__INIT;
     Rv__Metrics m = RV__METRICS__INIT;
@@ -661,48 +695,41 @@ gw__log_batch(struct gw_ctx *c, char *run_id)
     int has_context = 0;
     for (size_t i = 0; i < n; i++) {
         json_t *p = json_array_get(ms, i);
-        char where[32], *key, *ctx;
-        snprintf(where, sizeof where, "metrics[%zu]", i);
-        if (!json_is_object(p)) {
-            rv_errmsg_printf(c->errmsg, "%s must be an object", where);
-            gw_reply_error(c->x, RV_EINVAL, c->errmsg);
-            goto out;
-        }
-        if (gw__only(c, p, where, mfields) != 0 ||
-            gw__str(c, p, "key", 1, STORE_MAX_KEY_BYTES, &key) != 0 ||
-            gw__str(c, p, "context", 0, STORE_MAX_CONTEXT_BYTES, &ctx) != 0)
-            goto out;
-        if (!store_key_valid(key, strlen(key))) {
-            rv_errmsg_printf(c->errmsg,
-                             "%s.key '%.64s' is invalid: 1 to %d bytes of "
-                             "letters, digits, '_', '-', '.', ' ', '/'",
-                             where, key, STORE_MAX_KEY_BYTES);
-            gw_reply_error(c->x, RV_EINVAL, c->errmsg);
-            goto out;
-        }
-        json_t *v = json_object_get(p, "value");
-        double d;
-        const char *vs = json_is_string(v) ? json_string_value(v) : NULL;
-        if (v != NULL && json_is_number(v))
-            d = json_number_value(v);
-        else if (vs != NULL && strcmp(vs, "NaN") == 0)
+        json_t *jk = json_object_get(p, "key"),
+               *jv = json_object_get(p, "value");
+        json_t *js = json_object_get(p, "step");
+        json_t *jt = json_object_get(p, "timestamp");
+        json_t *jc = json_object_get(p, "context");
+        size_t known = (size_t)((jk != NULL) + (jv != NULL) + (js != NULL) +
+                                (jt != NULL) + (jc != NULL));
+        const char *key = json_string_value(jk);
+        const char *ctx = json_is_null(jc) ? NULL : json_string_value(jc);
+        const char *vs = json_string_value(jv);
+        double d = 0;
+        int is_ok = json_is_object(p) && json_object_size(p) == known &&
+                    key != NULL && store_key_valid(key, json_string_length(jk));
+        is_ok = is_ok && (jc == NULL || json_is_null(jc) ||
+                          (ctx != NULL &&
+                           json_string_length(jc) <= STORE_MAX_CONTEXT_BYTES));
+        is_ok = is_ok && (js == NULL || json_is_integer(js));
+        is_ok = is_ok && (jt == NULL ||
+                          (json_is_integer(jt) && json_integer_value(jt) >= 0));
+        if (is_ok && json_is_number(jv))
+            d = json_number_value(jv);
+        else if (is_ok && vs != NULL && strcmp(vs, "NaN") == 0)
             d = NAN;
-        else if (vs != NULL && strcmp(vs, "Infinity") == 0)
+        else if (is_ok && vs != NULL && strcmp(vs, "Infinity") == 0)
             d = INFINITY;
-        else if (vs != NULL && strcmp(vs, "-Infinity") == 0)
+        else if (is_ok && vs != NULL && strcmp(vs, "-Infinity") == 0)
             d = -INFINITY;
-        else {
-            rv_errmsg_printf(c->errmsg,
-                             "%s.value must be a number or \"NaN\", "
-                             "\"Infinity\", \"-Infinity\"",
-                             where);
-            gw_reply_error(c->x, RV_EINVAL, c->errmsg);
+        else
+            is_ok = 0;
+        if (!is_ok) {
+            gw__point_error(c, p, i);
             goto out;
         }
-        int64_t step = 0, ts = now;
-        if (gw__int(c, p, "step", where, INT64_MIN, INT64_MAX, &step) != 0 ||
-            gw__int(c, p, "timestamp", where, 0, INT64_MAX, &ts) != 0)
-            goto out;
+        int64_t step = js != NULL ? (int64_t)json_integer_value(js) : 0;
+        int64_t ts = jt != NULL ? (int64_t)json_integer_value(jt) : now;
         m.key_idx[i] = gw__dict_get(keys, key, m.keys);
         m.ctx_idx[i] = gw__dict_get(ctxs, ctx != NULL ? ctx : "", m.contexts);
         has_context |= ctx != NULL && ctx[0] != '\0';
