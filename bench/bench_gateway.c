@@ -673,7 +673,7 @@ int
 main(int argc, char **argv)
 {
     const char *bin = getenv("RUNVAULT_BIN"), *only = NULL;
-    int n_clients = 24, is_quick = 0;
+    int n_clients = 48, is_quick = 0;
     unsigned seconds = 10;
     size_t n_runs = 1000000, n_queries = 200;
     for (int i = 1; i < argc; i++) {

@@ -1293,6 +1293,8 @@ gw__list_runs(struct gw_ctx *c)
             json_string(r->next_page_token ? r->next_page_token : ""));
         if (r->has_total)
             json_object_set_new(o, "total", json_integer((json_int_t)r->total));
+        json_object_set_new(o, "examined",
+                            json_integer((json_int_t)r->n_examined));
         json_object_set_new(o, "applied_index",
                             json_integer((json_int_t)r->applied_index));
         json_object_set_new(o, "query_time_ms",

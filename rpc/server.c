@@ -607,6 +607,8 @@ rpc__read(struct rpc_caller *w, const Rv__Request *req, struct rpc_reply *rp)
                 rp->resp.next_page_token = rp->page.next_page_token;
                 rp->resp.has_total = rp->page.has_total != 0;
                 rp->resp.total = rp->page.total;
+                rp->resp.has_n_examined = 1;
+                rp->resp.n_examined = rp->page.n_examined;
             }
         }
     } else if (req->body_case == RV__REQUEST__BODY_LOGS) {
