@@ -606,7 +606,7 @@ bg_query(size_t n_runs, size_t n_queries)
     double *ms = malloc(n_queries * sizeof *ms);
     for (size_t qi = 0; qi < sizeof qs / sizeof qs[0] && !is_failed; qi++) {
         const struct bg_query *q = &qs[qi];
-        uint64_t n_rows = 0;
+        uint64_t n_rows = 0, n_examined = 0;
         double server_ms = 0;
         for (size_t i = 0; i < n_queries; i++) {
             char filter[512], lr[16], ef[1024], eo[256], uri[2048];
@@ -647,6 +647,9 @@ bg_query(size_t n_runs, size_t n_queries)
             const char *qt = strstr((const char *)out.data, "query_time_ms\":");
             if (qt != NULL)
                 server_ms += strtod(qt + 15, NULL);
+            const char *ex = strstr((const char *)out.data, "\"examined\":");
+            if (ex != NULL)
+                n_examined += strtoull(ex + 11, NULL, 10);
         }
         if (is_failed)
             break;
@@ -655,10 +658,11 @@ bg_query(size_t n_runs, size_t n_queries)
         double max = ms[n_queries - 1];
         printf("{\"figure\":\"http_first_page\",\"query\":\"%s\",\"runs\":%zu,"
                "\"queries\":%zu,\"p50_ms\":%.2f,\"p99_ms\":%.2f,"
-               "\"max_ms\":%.2f,\"avg_rows\":%.1f,\"avg_server_ms\":%.2f,"
-               "\"target_p99_ms\":20}\n",
+               "\"max_ms\":%.2f,\"avg_rows\":%.1f,\"avg_examined\":%.0f,"
+               "\"avg_server_ms\":%.2f,\"target_p99_ms\":20}\n",
                q->name, n_runs, n_queries, p50, p99, max,
                (double)n_rows / (double)n_queries,
+               (double)n_examined / (double)n_queries,
                server_ms / (double)n_queries);
         fflush(stdout);
     }
