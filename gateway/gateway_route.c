@@ -483,7 +483,7 @@ gw__make_run_id(char out[27])
             int b = bit + k;
             v <<= 1;
             if (b >= 0)
-                v |= (raw[b / 8] >> (7 - b % 8)) & 1u;
+                v |= (unsigned)(raw[b / 8] >> (7 - b % 8)) & 1u;
         }
         out[i] = b32[v];
     }

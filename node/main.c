@@ -6,10 +6,14 @@
  *
  *   runvault serve [flags]                   run a node (node/serve.c)
  *   runvault cluster VERB [flags]            membership (node/cluster.c)
+ *   runvault ls|show|metrics|logs|ingest|export|import
+ *                                            client commands
+ *                                            (node/client_cmds.c)
  *
- * Exit codes: node/serve.h. */
+ * Exit codes: node/serve.h, node/client_cmds.h. */
 #include "base/clock.h"
 #include "base/log.h"
+#include "node/client_cmds.h"
 #include "node/serve.h"
 #include "proto/proto.h"
 #include "store/store.h"
@@ -30,7 +34,23 @@ static const char rv_usage[] =
     "  verify         check every vlog record's CRC and recompute the digest\n"
     "  rebuild-index  regenerate the LMDB index from the vlog alone\n"
     "\n"
-    "DIR defaults to $RUNVAULT_DATA_DIR or " RV_DEFAULT_DATA_DIR ".\n";
+    "client commands (runvault COMMAND --help for each):\n";
+
+static const char rv_usage_tail[] =
+    "\n"
+    "DIR defaults to $RUNVAULT_DATA_DIR or " RV_DEFAULT_DATA_DIR ".\n"
+    "Client commands reach a cluster through --endpoint LIST or\n"
+    "$RUNVAULT_ENDPOINT (default " CLI_DEFAULT_ENDPOINT "); exit codes: 0 ok,\n"
+    "1 bad arguments, 2 bad input data, 3 run or series not found, 4 other\n"
+    "failure, 9 no node answered.\n";
+
+static void
+rv_print_usage(void)
+{
+    fputs(rv_usage, stderr);
+    fputs(cli_usage_summary, stderr);
+    fputs(rv_usage_tail, stderr);
+}
 
 struct rv_cli {
     const char *command;
@@ -322,8 +342,10 @@ main(int argc, char **argv)
         return rv_cmd_serve(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "cluster") == 0)
         return rv_cmd_cluster(argc - 2, argv + 2);
+    if (argc >= 2 && cli_is_command(argv[1]))
+        return cli_main(argc - 1, argv + 1);
     if (rv_cli_parse(argc, argv, &cli) != 0) {
-        fputs(rv_usage, stderr);
+        rv_print_usage();
         return RV_EXIT_USAGE;
     }
     if (strcmp(cli.command, "demo") == 0)
@@ -332,7 +354,7 @@ main(int argc, char **argv)
         return rv_cmd_verify(&cli);
     if (strcmp(cli.command, "rebuild-index") == 0)
         return rv_cmd_rebuild(&cli);
-    fprintf(stderr, "runvault: unknown command '%s'\n\n%s", cli.command,
-            rv_usage);
+    fprintf(stderr, "runvault: unknown command '%s'\n\n", cli.command);
+    rv_print_usage();
     return RV_EXIT_USAGE;
 }

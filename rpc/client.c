@@ -6,6 +6,7 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/http/http.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,8 @@
  * that died (its connection dropped) or that nobody could connect to gives
  * up at once instead of waiting for the whole attempt timeout. */
 struct rvc_endpoint {
-    char addr[STORE_MAX_ADDR_BYTES + 1];
+    char addr[STORE_MAX_ADDR_BYTES + 1]; /* As given: tcp://, ipc://, http:// */
+    char rpc[STORE_MAX_ADDR_BYTES + 1];  /* Dialled; "" until resolved. */
     nng_socket sock;
     nng_aio *aio;
     int is_open;
@@ -40,17 +42,42 @@ struct rvc {
 };
 
 static int
+rvc__is_http(const char *addr)
+{
+    return strncmp(addr, RVC_HTTP_PREFIX, strlen(RVC_HTTP_PREFIX)) == 0;
+}
+
+/* The schemes an endpoint list may use. */
+static int
+rvc__scheme_ok(const char *p, size_t n)
+{
+    static const char *const schemes[] = {
+        "tcp://", "tcp4://", "tcp6://", "ipc://", "inproc://", RVC_HTTP_PREFIX};
+    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
+        size_t k = strlen(schemes[i]);
+        if (n > k && memcmp(p, schemes[i], k) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int
 rvc__add(struct rvc *c, const char *addr, size_t n)
 {
     if (n == 0 || n > STORE_MAX_ADDR_BYTES)
         return -1;
     for (size_t i = 0; i < c->n_eps; i++)
-        if (strlen(c->eps[i].addr) == n && memcmp(c->eps[i].addr, addr, n) == 0)
+        if ((strlen(c->eps[i].addr) == n &&
+             memcmp(c->eps[i].addr, addr, n) == 0) ||
+            (strlen(c->eps[i].rpc) == n && memcmp(c->eps[i].rpc, addr, n) == 0))
             return (int)i;
     if (c->n_eps == RVC_MAX_ENDPOINTS)
         return -1;
-    memcpy(c->eps[c->n_eps].addr, addr, n);
-    c->eps[c->n_eps].addr[n] = '\0';
+    struct rvc_endpoint *ep = &c->eps[c->n_eps];
+    memcpy(ep->addr, addr, n);
+    ep->addr[n] = '\0';
+    if (!rvc__is_http(ep->addr))
+        memcpy(ep->rpc, ep->addr, n + 1);
     rvc__ep_init(&c->eps[c->n_eps]);
     return (int)c->n_eps++;
 }
@@ -66,7 +93,7 @@ rvc_open(struct rvc **out, const char *endpoints, char *errmsg)
     for (const char *p = endpoints; p != NULL && *p != '\0';) {
         const char *comma = strchr(p, ',');
         size_t n = comma ? (size_t)(comma - p) : strlen(p);
-        if (n > 0 && rvc__add(c, p, n) < 0) {
+        if (n > 0 && (!rvc__scheme_ok(p, n) || rvc__add(c, p, n) < 0)) {
             rv_errmsg_printf(errmsg, "bad or too many endpoints in '%s'",
                              endpoints);
             free(c);
@@ -161,9 +188,133 @@ rvc__ep_close(struct rvc_endpoint *ep)
     ep->n_pipes = 0;
 }
 
+/* ---- http:// endpoints ---------------------------------------------------
+ * GET /api/config answers a JSON object holding "rpc_addr":"tcp://IP:PORT".
+ * rpc/ has no JSON library: a bounded scan finds that one string field. */
+
+/* The value of the string field "rpc_addr" in body[0, n), into out (at
+ * most STORE_MAX_ADDR_BYTES + 1 bytes). JSON's "\/" escape is undone; any
+ * other escape, a missing field or an overlong value is an error (-1). */
 static int
-rvc__ep_open(struct rvc_endpoint *ep, char *errmsg)
+rvc__scan_rpc_addr(const char *body, size_t n, char *out)
 {
+    static const char field[] = "\"rpc_addr\"";
+    size_t fn = sizeof field - 1;
+    for (size_t i = 0; i + fn <= n; i++) {
+        if (memcmp(body + i, field, fn) != 0)
+            continue;
+        size_t j = i + fn;
+        while (j < n && (body[j] == ' ' || body[j] == '\t' || body[j] == '\r' ||
+                         body[j] == '\n'))
+            j++;
+        if (j >= n || body[j++] != ':')
+            continue; /* The text "rpc_addr" as a value, not a key. */
+        while (j < n && (body[j] == ' ' || body[j] == '\t' || body[j] == '\r' ||
+                         body[j] == '\n'))
+            j++;
+        if (j >= n || body[j++] != '"')
+            return -1;
+        size_t k = 0;
+        for (; j < n && body[j] != '"'; j++) {
+            char ch = body[j];
+            if (ch == '\\') {
+                if (j + 1 >= n || body[j + 1] != '/')
+                    return -1;
+                ch = body[++j];
+            }
+            if ((unsigned char)ch < 0x20 || k == STORE_MAX_ADDR_BYTES)
+                return -1;
+            out[k++] = ch;
+        }
+        if (j >= n || k == 0)
+            return -1;
+        out[k] = '\0';
+        return 0;
+    }
+    return -1;
+}
+
+int
+rvc_resolve_http(const char *url, unsigned timeout_ms, char *rpc_addr,
+                 char *errmsg)
+{
+    char full[STORE_MAX_ADDR_BYTES + sizeof RVC_HTTP_CONFIG_PATH];
+    size_t n = strlen(url);
+    while (n > 0 && url[n - 1] == '/')
+        n--;
+    if (!rvc__is_http(url) || n > STORE_MAX_ADDR_BYTES) {
+        rv_errmsg_printf(errmsg, "'%.64s' is not an http:// endpoint", url);
+        return RV_EINVAL;
+    }
+    snprintf(full, sizeof full, "%.*s%s", (int)n, url, RVC_HTTP_CONFIG_PATH);
+    nng_url *u = NULL;
+    nng_http_client *hc = NULL;
+    nng_http_req *hreq = NULL;
+    nng_http_res *hres = NULL;
+    nng_aio *aio = NULL;
+    int rv = nng_url_parse(&u, full);
+    if (rv != 0) {
+        rv_errmsg_printf(errmsg, "%s: %s", url, nng_strerror(rv));
+        return RV_EINVAL;
+    }
+    rv = nng_http_client_alloc(&hc, u);
+    if (rv == 0)
+        rv = nng_http_req_alloc(&hreq, u);
+    if (rv == 0)
+        rv = nng_http_res_alloc(&hres);
+    if (rv == 0)
+        rv = nng_aio_alloc(&aio, NULL, NULL);
+    int rc = rv == 0 ? RV_OK : RV_ENOMEM;
+    if (rc == RV_OK) {
+        nng_aio_set_timeout(aio, (nng_duration)timeout_ms);
+        nng_http_client_transact(hc, hreq, hres, aio);
+        nng_aio_wait(aio);
+        rv = nng_aio_result(aio);
+        if (rv != 0) {
+            rv_errmsg_printf(errmsg, "GET %s: %s", full, nng_strerror(rv));
+            rc = RV_EUNAVAILABLE;
+        }
+    }
+    if (rc == RV_OK && nng_http_res_get_status(hres) != NNG_HTTP_STATUS_OK) {
+        rv_errmsg_printf(errmsg, "GET %s: HTTP %u", full,
+                         (unsigned)nng_http_res_get_status(hres));
+        rc = RV_EUNAVAILABLE;
+    }
+    if (rc == RV_OK) {
+        void *body;
+        size_t len;
+        nng_http_res_get_data(hres, &body, &len);
+        if (len > RVC_HTTP_MAX_CONFIG_BYTES ||
+            rvc__scan_rpc_addr(body, len, rpc_addr) != 0) {
+            rv_errmsg_printf(
+                errmsg, "GET %s: the reply has no usable \"rpc_addr\"", full);
+            rc = RV_EUNAVAILABLE;
+        }
+    }
+    nng_aio_free(aio);
+    nng_http_res_free(hres);
+    nng_http_req_free(hreq);
+    nng_http_client_free(hc);
+    nng_url_free(u);
+    return rc;
+}
+
+/* Open ep's socket and start dialling it. An http:// endpoint is resolved
+ * first, within timeout_ms; once resolved it stays resolved unless dialling
+ * the address it named fails. */
+static int
+rvc__ep_open(struct rvc_endpoint *ep, unsigned timeout_ms, char *errmsg)
+{
+    int is_resolved = rvc__is_http(ep->addr);
+    if (ep->rpc[0] == '\0') {
+        unsigned t =
+            timeout_ms < RVC_HTTP_RESOLVE_MS ? timeout_ms : RVC_HTTP_RESOLVE_MS;
+        int rc = rvc_resolve_http(ep->addr, t, ep->rpc, errmsg);
+        if (rc != RV_OK) {
+            ep->rpc[0] = '\0';
+            return rc;
+        }
+    }
     int rv = nng_req0_open(&ep->sock);
     if (rv != 0) {
         rv_errmsg_printf(errmsg, "%s: %s", ep->addr, nng_strerror(rv));
@@ -187,10 +338,14 @@ rvc__ep_open(struct rvc_endpoint *ep, char *errmsg)
     if (rv == 0)
         rv = nng_pipe_notify(ep->sock, NNG_PIPE_EV_REM_POST, rvc__pipe_cb, ep);
     if (rv == 0)
-        rv = nng_dial(ep->sock, ep->addr, NULL, NNG_FLAG_NONBLOCK);
+        rv = nng_dial(ep->sock, ep->rpc, NULL, NNG_FLAG_NONBLOCK);
     if (rv != 0) {
-        rv_errmsg_printf(errmsg, "%s: %s", ep->addr, nng_strerror(rv));
+        rv_errmsg_printf(errmsg, "%s: %s", ep->rpc, nng_strerror(rv));
         rvc__ep_close(ep);
+        if (is_resolved) { /* A node named it: try the others. */
+            ep->rpc[0] = '\0';
+            return RV_EUNAVAILABLE;
+        }
         return rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ? RV_EINVAL
                                                          : RV_EUNAVAILABLE;
     }
@@ -300,8 +455,10 @@ rvc_call_once(const char *addr, const Rv__Request *req, unsigned timeout_ms,
         return RV_EINVAL;
     }
     snprintf(ep.addr, sizeof ep.addr, "%s", addr);
+    if (!rvc__is_http(ep.addr))
+        snprintf(ep.rpc, sizeof ep.rpc, "%s", addr);
     rvc__ep_init(&ep);
-    int rc = rvc__ep_open(&ep, errmsg);
+    int rc = rvc__ep_open(&ep, timeout_ms, errmsg);
     if (rc == RV_OK)
         rc = rvc__exchange(&ep, req, timeout_ms, resp, errmsg);
     rvc__ep_close(&ep);
@@ -333,8 +490,8 @@ rvc_call(struct rvc *c, const Rv__Request *req, Rv__Response **resp,
         unsigned left = (unsigned)(deadline - now);
         unsigned t = left < c->attempt_ms ? left : c->attempt_ms;
         if (!ep->is_open) {
-            rc = rvc__ep_open(ep, errmsg);
-            if (rc == RV_EINVAL)
+            rc = rvc__ep_open(ep, t, errmsg);
+            if (rc == RV_EINVAL || rc == RV_ENOMEM)
                 return rc;
         }
         Rv__Response *r = NULL;

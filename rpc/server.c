@@ -197,6 +197,54 @@ rpc__stamp(Rv__Command *cmd, int64_t now)
     }
 }
 
+/* The run a command names, or NULL for commands without one. */
+static const char *
+rpc__command_run_id(const Rv__Command *c)
+{
+    switch (c->body_case) {
+    case RV__COMMAND__BODY_RUN_CREATE:
+        return c->run_create->run_id;
+    case RV__COMMAND__BODY_RUN_UPDATE:
+        return c->run_update->run_id;
+    case RV__COMMAND__BODY_RUN_STATUS:
+        return c->run_status->run_id;
+    case RV__COMMAND__BODY_LOG_BATCH:
+        return c->log_batch->run_id;
+    case RV__COMMAND__BODY_LOG_LINES:
+        return c->log_lines->run_id;
+    case RV__COMMAND__BODY_ARTIFACT_CHUNK:
+        return c->artifact_chunk->run_id;
+    case RV__COMMAND__BODY_RUN_DELETE:
+        return c->run_delete->run_id;
+    case RV__COMMAND__BODY_RUN_RESTORE:
+        return c->run_restore->run_id;
+    case RV__COMMAND__BODY_RUN_PURGE:
+        return c->run_purge->run_id;
+    default:
+        return NULL;
+    }
+}
+
+/* Checks at the door for native writes; apply checks everything again. */
+static int
+rpc__write_check(const Rv__WriteRequest *wr, char *errmsg)
+{
+    for (size_t i = 0; i < wr->n_commands; i++) {
+        const Rv__Command *c = wr->commands[i];
+        if (c->body_case == RV__COMMAND__BODY__NOT_SET) {
+            rv_errmsg_printf(errmsg, "command %zu has no body", i);
+            return RV_EINVAL;
+        }
+        const char *id = rpc__command_run_id(c);
+        if (id != NULL && !store_run_id_valid(id, strlen(id))) {
+            rv_errmsg_printf(errmsg, "command %zu: invalid run_id '%.64s'", i,
+                             id);
+            return RV_EINVAL;
+        }
+    }
+    return RV_OK;
+}
+
 static void
 rpc__write(struct rpc_caller *w, Rv__WriteRequest *wr, struct rpc_reply *rp)
 {
@@ -215,6 +263,11 @@ rpc__write(struct rpc_caller *w, Rv__WriteRequest *wr, struct rpc_reply *rp)
         rpc__fail(rp, RV_EINVAL, "unknown durability");
         return;
     }
+    int rc = rpc__write_check(wr, errmsg);
+    if (rc != RV_OK) {
+        rpc__fail(rp, rc, errmsg);
+        return;
+    }
     replica_info(w->s->rep, &info);
     if (info.state != RAFT_LEADER) {
         rpc__not_leader(w->s, rp);
@@ -224,7 +277,7 @@ rpc__write(struct rpc_caller *w, Rv__WriteRequest *wr, struct rpc_reply *rp)
     for (size_t i = 0; i < wr->n_commands; i++)
         rpc__stamp(wr->commands[i], now);
     rv_buf_reset(&w->packed);
-    int rc =
+    rc =
         replica_pack_commands(wr->commands, wr->n_commands, &w->packed, errmsg);
     if (rc != RV_OK) {
         rpc__fail(rp, rc, errmsg);

@@ -21,22 +21,23 @@
 
 /* Limits (MLflow's where MLflow has one, DESIGN §2). Apply enforces them
  * again whatever the gateway checked. */
-#define STORE_MAX_RUN_ID_BYTES           64
-#define STORE_MAX_TEAM_BYTES             64
-#define STORE_MAX_SCOPE_BYTES            250 /* project, experiment, user */
-#define STORE_MAX_NAME_BYTES             500 /* run name */
-#define STORE_MAX_KEY_BYTES              250 /* metric, param and tag keys */
-#define STORE_MAX_CONTEXT_BYTES          250
-#define STORE_MAX_PARAM_VALUE_BYTES      6000
-#define STORE_MAX_TAG_VALUE_BYTES        5000
-#define STORE_MAX_PARAMS_PER_COMMAND     100
-#define STORE_MAX_TAGS_PER_COMMAND       100
-#define STORE_MAX_POINTS_PER_COMMAND     100000
-#define STORE_MAX_SERIES_PER_COMMAND     4096
-#define STORE_MAX_COMMANDS_PER_BATCH     4096
-#define STORE_MAX_LOG_LINES_PER_COMMAND  10000
-#define STORE_MAX_LOG_LINE_BYTES         65536
-#define STORE_MAX_ARTIFACT_PATH_BYTES    1024
+#define STORE_MAX_RUN_ID_BYTES          64
+#define STORE_MAX_TEAM_BYTES            64
+#define STORE_MAX_SCOPE_BYTES           250 /* project, experiment, user */
+#define STORE_MAX_NAME_BYTES            500 /* run name */
+#define STORE_MAX_KEY_BYTES             250 /* metric, param and tag keys */
+#define STORE_MAX_CONTEXT_BYTES         250
+#define STORE_MAX_PARAM_VALUE_BYTES     6000
+#define STORE_MAX_TAG_VALUE_BYTES       5000
+#define STORE_MAX_PARAMS_PER_COMMAND    100
+#define STORE_MAX_TAGS_PER_COMMAND      100
+#define STORE_MAX_POINTS_PER_COMMAND    100000
+#define STORE_MAX_SERIES_PER_COMMAND    4096
+#define STORE_MAX_COMMANDS_PER_BATCH    4096
+#define STORE_MAX_LOG_LINES_PER_COMMAND 10000
+#define STORE_MAX_LOG_LINE_BYTES        65536
+/* LMDB keys are at most 511 bytes: artpart holds 18 bytes and the path. */
+#define STORE_MAX_ARTIFACT_PATH_BYTES    480
 #define STORE_MAX_ARTIFACT_CHUNK_BYTES   (512u << 10)
 #define STORE_DEFAULT_MAX_ARTIFACT_BYTES (64u << 20)
 #define STORE_MAX_PER_PAGE               1000

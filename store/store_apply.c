@@ -105,6 +105,11 @@ store__runrec_get(struct store_wctx *w, const char *run_id,
 {
     MDB_val v;
     size_t n = strlen(run_id);
+    /* As store__run_num_get: never an empty or over-long LMDB key. */
+    if (n == 0 || n > STORE_MAX_RUN_ID_BYTES) {
+        rv_errmsg_printf(w->errmsg, "run '%.64s' does not exist", run_id);
+        return RV_ENOTFOUND;
+    }
     int rc =
         store__get(w->txn, w->s->dbi[STORE_DB_RUNID], run_id, n, &v, w->errmsg);
     if (rc == RV_ENOTFOUND) {

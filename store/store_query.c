@@ -123,8 +123,14 @@ store__run_num_get(MDB_txn *txn, const struct store *s, const char *run_id,
                    uint64_t *run_num, char *errmsg)
 {
     MDB_val v;
-    int rc = store__get(txn, s->dbi[STORE_DB_RUNID], run_id, strlen(run_id), &v,
-                        errmsg);
+    size_t n = strlen(run_id);
+    /* No run has an id outside 1..STORE_MAX_RUN_ID_BYTES (run_create checks),
+     * and LMDB refuses an empty or over-long key as a fault. */
+    if (n == 0 || n > STORE_MAX_RUN_ID_BYTES) {
+        rv_errmsg_printf(errmsg, "run '%.64s' does not exist", run_id);
+        return RV_ENOTFOUND;
+    }
+    int rc = store__get(txn, s->dbi[STORE_DB_RUNID], run_id, n, &v, errmsg);
     if (rc == RV_ENOTFOUND) {
         rv_errmsg_printf(errmsg, "run '%.64s' does not exist", run_id);
         return RV_ENOTFOUND;

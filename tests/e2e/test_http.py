@@ -448,6 +448,10 @@ class HttpTest(unittest.TestCase):
              None, 400, "status"),
             (f, "PUT", "/api/v2/runs/bad-run/artifacts/../etc/passwd", b"x",
              None, 400, "path"),
+            (f, "PUT", "/api/v2/runs/bad-run/artifacts/" + "p" * 481, b"x",
+             None, 400, "path"),
+            (f, "POST", "/api/v2/runs//log-batch", {"metrics": []}, None,
+             400, "run_id"),
             (f, "GET", "/api/v2/runs/unknown-run", None, None, 404,
              "unknown-run"),
             (f, "GET", "/api/v2/runs/bad-run/metrics?key=nothing", None, None,
@@ -506,7 +510,16 @@ class HttpTest(unittest.TestCase):
         self.error(f, "POST", "/api/v2/runs/unknown-run/log-batch",
                    {"metrics": [{"key": "m", "value": 1}]}, status=404,
                    needle="unknown-run")
+        # Over the native port, a log batch for the empty run id is refused
+        # at the door too (and by apply, tests/unit/test_store.c), and
+        # every replica keeps serving.
+        empty_run = b"\x52\x06\x0a\x04\x6a\x02\x0a\x00"
+        raw = sp_request(self.c.rpc_endpoints[li], empty_run)
+        self.assertEqual(pb_response_code(raw), 2)
+        self.assertIn(b"invalid run_id", raw)
         self.settle()
+        for i in range(3):
+            self.assertTrue(self.c.is_alive(i))
         self.error(li, "GET", "/api/v2/runs/unknown-run?consistency="
                    "linearizable", status=404)
         for i in range(3):

@@ -862,6 +862,82 @@ test_artifacts_checked_deduplicated_and_purged(void)
     fx_done(&f);
 }
 
+/* Client strings at and past their limits are business errors, never a
+ * local fault: an empty or over-long run id, or a key LMDB cannot hold,
+ * would otherwise stop every replica for good (found through the gateway:
+ * an empty run_id and a 1000-byte artifact path each stopped a node). */
+static void
+test_edge_sized_strings_never_fault(void)
+{
+    struct fx f;
+    struct batch b;
+    static uint8_t data[64];
+    char long_id[STORE_MAX_RUN_ID_BYTES + 2];
+    char path[STORE_MAX_ARTIFACT_PATH_BYTES + 2];
+    char key[STORE_MAX_KEY_BYTES + 1], ctx[STORE_MAX_CONTEXT_BYTES + 1];
+    fx_init(&f, "store-edges");
+    CHECK_OK(create_run(&f, "r", "p", "e", 1, RV__RESUME__RESUME_NEVER),
+             f.errmsg);
+    memset(long_id, 'x', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = '\0';
+    const char *ids[] = {"", long_id};
+    for (int i = 0; i < 2; i++) {
+        batch_init(&b, ids[i]);
+        b.keys[0] = "loss";
+        b.m.n_keys = 1;
+        batch_point(&b, 0, 1, 1, 1.0);
+        CHECK_RC(apply1(&f, &b.cmd), RV_ENOTFOUND, f.last.message);
+        Rv__Command cmd = RV__COMMAND__INIT;
+        Rv__LogLines ll = RV__LOG_LINES__INIT;
+        Rv__LogLine line = RV__LOG_LINE__INIT, *lines[1] = {&line};
+        line.text = "x";
+        ll.run_id = (char *)ids[i];
+        ll.n_lines = 1;
+        ll.lines = lines;
+        cmd.body_case = RV__COMMAND__BODY_LOG_LINES;
+        cmd.log_lines = &ll;
+        CHECK_RC(apply1(&f, &cmd), RV_ENOTFOUND, f.last.message);
+        Rv__RunSetStatus st = RV__RUN_SET_STATUS__INIT;
+        st.run_id = (char *)ids[i];
+        st.status = RV__RUN_STATUS__FINISHED;
+        cmd.body_case = RV__COMMAND__BODY_RUN_STATUS;
+        cmd.run_status = &st;
+        CHECK_RC(apply1(&f, &cmd), RV_ENOTFOUND, f.last.message);
+        CHECK(upload(&f, ids[i], "a.bin", data, sizeof data, 64, 0) ==
+              RV_ENOTFOUND);
+        CHECK_RC(run_ref(&f, RV__COMMAND__BODY_RUN_DELETE, ids[i]),
+                 RV_ENOTFOUND, f.errmsg);
+        struct store_run run;
+        CHECK_RC(get_run(&f, ids[i], &run), RV_ENOTFOUND, f.errmsg);
+    }
+    /* The longest artifact path fits every key it is part of; one more
+     * byte is refused. */
+    memset(path, 'p', sizeof path - 1);
+    path[STORE_MAX_ARTIFACT_PATH_BYTES] = '\0';
+    CHECK_OK(upload(&f, "r", path, data, sizeof data, 16, 0), f.last.message);
+    path[STORE_MAX_ARTIFACT_PATH_BYTES] = 'p';
+    path[STORE_MAX_ARTIFACT_PATH_BYTES + 1] = '\0';
+    CHECK(upload(&f, "r", path, data, sizeof data, 16, 0) == RV_EINVAL);
+    /* The longest key and context make the longest series key. */
+    memset(key, 'k', sizeof key - 1);
+    key[sizeof key - 1] = '\0';
+    memset(ctx, 'c', sizeof ctx - 1);
+    ctx[sizeof ctx - 1] = '\0';
+    batch_init(&b, "r");
+    b.keys[0] = key;
+    b.m.n_keys = 1;
+    b.ctxs[0] = ctx;
+    b.m.contexts = b.ctxs;
+    b.m.n_contexts = 1;
+    batch_point(&b, 0, 1, 1, 2.0);
+    CHECK_OK(apply1(&f, &b.cmd), f.last.message);
+    struct store_run run;
+    CHECK_OK(get_run(&f, "r", &run), f.errmsg);
+    CHECK(run.n_points == 1);
+    store_run_free(&run);
+    fx_done(&f);
+}
+
 static void
 test_team_quotas_and_tokens(void)
 {
@@ -1461,6 +1537,7 @@ static const struct rv_test tests[] = {
      test_old_indexes_skipped_and_malformed_entries_applied_empty},
     {"status_delete_restore_purge", test_status_delete_restore_purge},
     {"log_lines_by_range", test_log_lines_by_range},
+    {"edge_sized_strings_never_fault", test_edge_sized_strings_never_fault},
     {"artifacts_checked_deduplicated_and_purged",
      test_artifacts_checked_deduplicated_and_purged},
     {"team_quotas_and_tokens", test_team_quotas_and_tokens},

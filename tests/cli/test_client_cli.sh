@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# The client commands of the runvault binary against real nodes on
+# loopback: ingest a small JSONL, golden outputs of ls (table and --json),
+# show, metrics --csv (NaN included) and logs, http:// endpoints, export ->
+# import into a second fresh node -> export again (identical trees), a
+# second import applying nothing twice, and the exit codes (1 bad flag,
+# 2 bad input line, 3 unknown run, 9 dead endpoint).
+# usage: test_client_cli.sh PATH/TO/runvault
+set -u
+rv=$1
+dir=$(mktemp -d "${TMPDIR:-/tmp}/rvclient-XXXXXX")
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+passed=0
+failed=0
+T="timeout 120" # Every client command is bounded.
+
+pass() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+
+expect() { # expect CODE DESCRIPTION -- command...
+    local want=$1 what=$2
+    shift 3
+    $T "$@" >"$dir/out" 2>"$dir/err"
+    local got=$?
+    if [ "$got" -eq "$want" ]; then pass; else
+        fail "$what: exit $got, want $want"
+        sed 's/^/    out: /' "$dir/out"
+        sed 's/^/    err: /' "$dir/err"
+    fi
+}
+
+golden() { # golden DESCRIPTION (expected output on stdin, compared to out)
+    if diff -u - "$dir/out" >"$dir/diff"; then pass; else
+        fail "$1: output differs"
+        sed 's/^/    /' "$dir/diff"
+    fi
+}
+
+# ---- Ports: 8 free ones in 20000-32000 (below the ephemeral range); the
+# last two stay unused, as dead endpoints. ----------------------------------
+port_free() { ! ss -Htan "( sport = :$1 )" 2>/dev/null | grep -q .; }
+base=0
+for _ in $(seq 1 50); do
+    b=$((20000 + (RANDOM % 1100) * 10))
+    ok=1
+    for o in 0 1 2 3 4 5 6 7; do port_free $((b + o)) || ok=0; done
+    if [ $ok -eq 1 ]; then base=$b; break; fi
+done
+[ $base -ne 0 ] || { echo "no free ports"; exit 1; }
+
+start_node() { # start_node NAME HTTP RPC RAFT
+    "$rv" serve --data-dir "$dir/$1" --http-addr "127.0.0.1:$2" \
+        --rpc-addr "tcp://127.0.0.1:$3" --raft-addr "127.0.0.1:$4" \
+        --log-level warn 2>"$dir/$1.log" &
+    pids+=($!)
+    for _ in $(seq 1 100); do
+        if "$rv" ls --endpoint "tcp://127.0.0.1:$3" --timeout-ms 500 \
+            >/dev/null 2>&1; then return 0; fi
+        sleep 0.1
+    done
+    echo "node $1 did not start"
+    cat "$dir/$1.log"
+    return 1
+}
+
+start_node n1 $base $((base + 1)) $((base + 2)) || exit 1
+start_node n2 $((base + 3)) $((base + 4)) $((base + 5)) || exit 1
+ep1="tcp://127.0.0.1:$((base + 1))"
+ep2="tcp://127.0.0.1:$((base + 4))"
+export RUNVAULT_ENDPOINT=$ep1
+
+# ---- ingest ----------------------------------------------------------------
+printf 'model weights\n' >"$dir/weights.txt"
+cat >"$dir/in.jsonl" <<EOF
+{"type":"run","run_id":"run-a","project":"vision","experiment":"sweep","name":"first","params":{"lr":"0.01","opt":"adam"},"tags":{"team":"vis"},"created_at":1700000000000}
+{"type":"run","run_id":"run-b","project":"vision","experiment":"sweep","name":"second","params":{"lr":"0.1"},"created_at":1700000060000}
+{"run_id":"run-a","key":"loss","step":0,"timestamp":1700000001000,"value":1.5}
+{"run_id":"run-a","key":"loss","step":1,"timestamp":1700000002000,"value":"NaN"}
+{"run_id":"run-a","key":"loss","step":2,"timestamp":1700000003000,"value":0.25}
+{"run_id":"run-a","key":"acc","context":"val","step":2,"timestamp":1700000003000,"value":"-Infinity"}
+{"run_id":"run-b","key":"loss","step":5,"timestamp":1700000065000,"value":-0.1}
+
+{"type":"log","run_id":"run-a","timestamp":1700000001500,"text":"epoch 0 done"}
+{"type":"log","run_id":"run-a","timestamp":1700000002500,"stream":"stderr","text":"warn: a\\\\b \"q\""}
+{"type":"artifact","run_id":"run-a","path":"ckpt/weights.txt","file":"$dir/weights.txt","content_type":"text/plain"}
+{"run_id":"run-c","project":"other","experiment":"x","key":"m","step":1,"timestamp":1700000100000,"value":3}
+{"type":"run","run_id":"run-a","project":"vision","experiment":"sweep","status":"FINISHED","ended_at":1700000010000}
+EOF
+expect 0 "ingest a JSONL file" -- "$rv" ingest "$dir/in.jsonl"
+golden "ingest totals" <<EOF
+ingest: 13 lines, 3 runs, 6 points (6 acked), 2 log lines, 1 artifacts, 1 writes
+EOF
+
+# ---- ls --------------------------------------------------------------------
+expect 0 "ls" -- "$rv" ls --project vision
+golden "ls table" <<'EOF'
+RUN ID  PROJECT  EXPERIMENT  NAME    STATUS    CREATED               POINTS
+run-b   vision   sweep       second  RUNNING   2023-11-14T22:14:20Z  1
+run-a   vision   sweep       first   FINISHED  2023-11-14T22:13:20Z  4
+EOF
+expect 0 "ls --json" -- "$rv" ls --project vision --json
+golden "ls --json" <<'EOF'
+{"runs":[{"run_id":"run-b","team":"default","project":"vision","experiment":"sweep","name":"second","status":"RUNNING","created_at":1700000060000,"ended_at":null,"n_points":1},{"run_id":"run-a","team":"default","project":"vision","experiment":"sweep","name":"first","status":"FINISHED","created_at":1700000000000,"ended_at":1700000010000,"n_points":4}]}
+EOF
+expect 0 "ls with flag filters" -- "$rv" ls --status finished --tag team=vis \
+    --param lr=0.01 --day 2023-11-14 --json
+golden "ls --status --tag --param --day" <<'EOF'
+{"runs":[{"run_id":"run-a","team":"default","project":"vision","experiment":"sweep","name":"first","status":"FINISHED","created_at":1700000000000,"ended_at":1700000010000,"n_points":4}]}
+EOF
+expect 0 "ls a quote in a value" -- "$rv" ls --tag "team=o'brien" --limit 5
+golden "ls with no match" <<'EOF'
+RUN ID  PROJECT  EXPERIMENT  NAME  STATUS  CREATED  POINTS
+EOF
+expect 0 "ls --limit pages" -- "$rv" ls --limit 1 --order-by "attributes.run_id ASC" --json
+grep -q '"run_id":"run-a"' "$dir/out" && ! grep -q '"run-b"' "$dir/out" &&
+    pass || fail "ls --limit 1 --order-by run_id gives run-a only"
+expect 0 "ls through an http:// endpoint after a dead one" -- \
+    "$rv" ls --project vision --endpoint \
+    "http://127.0.0.1:$((base + 6)),http://127.0.0.1:$base"
+grep -q "^run-a " "$dir/out" && pass || fail "http endpoint lists run-a"
+
+# ---- show, metrics, logs ---------------------------------------------------
+expect 0 "show" -- "$rv" show run-a
+golden "show" <<'EOF'
+run:         run-a
+team:        default
+project:     vision
+experiment:  sweep
+name:        first
+user:        -
+status:      FINISHED
+created:     2023-11-14T22:13:20Z
+ended:       2023-11-14T22:13:30Z
+points:      4
+log lines:   2
+params:
+  lr = 0.01
+  opt = adam
+tags:
+  team = vis
+summary:
+  KEY   CONTEXT  LAST       MIN        MAX        COUNT  LAST STEP
+  acc   val      -Infinity  -Infinity  -Infinity  1      2
+  loss  -        0.25       0.25       1.5        3      2
+EOF
+expect 0 "metrics --csv" -- "$rv" metrics run-a --key loss --csv
+golden "metrics --csv" <<'EOF'
+step,timestamp,value
+0,1700000001000,1.5
+1,1700000002000,NaN
+2,1700000003000,0.25
+EOF
+expect 0 "metrics --json with a context" -- \
+    "$rv" metrics run-a --key acc --context val --json
+golden "metrics --json" <<'EOF'
+{"run_id":"run-a","key":"acc","context":"val","points":[[2,1700000003000,"-Infinity"]]}
+EOF
+expect 0 "metrics --min-step" -- "$rv" metrics run-a --key loss --csv --min-step 1 --max-step 1
+golden "metrics step range" <<'EOF'
+step,timestamp,value
+1,1700000002000,NaN
+EOF
+expect 0 "logs" -- "$rv" logs run-a
+golden "logs" <<'EOF'
+epoch 0 done
+warn: a\b "q"
+EOF
+expect 0 "logs --from 1" -- "$rv" logs run-a --from 1
+golden "logs --from" <<'EOF'
+warn: a\b "q"
+EOF
+expect 0 "logs --follow of a finished run ends by itself" -- \
+    "$rv" logs run-a --follow
+"$rv" logs run-b --follow >"$dir/out" 2>&1 &
+fpid=$!
+pids+=($fpid)
+sleep 1.5
+kill -INT $fpid
+for _ in $(seq 1 100); do kill -0 $fpid 2>/dev/null || break; sleep 0.1; done
+if kill -0 $fpid 2>/dev/null; then
+    kill -KILL $fpid
+    fail "logs --follow ignores SIGINT"
+fi
+wait $fpid
+code=$?
+[ $code -eq 0 ] && pass || fail "logs --follow stops on SIGINT with 0 (got $code)"
+
+# ---- exit codes ------------------------------------------------------------
+expect 3 "show of an unknown run" -- "$rv" show no-such-run
+expect 3 "metrics of an unknown series" -- "$rv" metrics run-a --key nope
+expect 3 "logs of an unknown run" -- "$rv" logs no-such-run
+expect 1 "a bad flag" -- "$rv" ls --frobnicate
+expect 1 "a missing flag value" -- "$rv" ls --limit
+expect 1 "metrics without --key" -- "$rv" metrics run-a
+expect 1 "a bad --day" -- "$rv" ls --day 2023-02-30
+expect 1 "a bad filter" -- "$rv" ls --filter "metrics.loss >"
+expect 1 "an unknown endpoint scheme" -- "$rv" ls --endpoint "udp://1.2.3.4:5"
+expect 9 "a dead endpoint" -- \
+    "$rv" ls --endpoint "tcp://127.0.0.1:$((base + 7))" --timeout-ms 1500
+printf '%s\n' \
+    '{"run_id":"run-b","key":"late","step":1,"timestamp":1700000070000,"value":1}' \
+    '{"run_id":"run-b","key":"late","step":"two","value":2}' \
+    '{"run_id":"run-b","key":"late","step":3,"timestamp":1700000072000,"value":3}' \
+    >"$dir/bad.jsonl"
+expect 2 "ingest stops at a bad line" -- "$rv" ingest - <"$dir/bad.jsonl"
+grep -q -- "-:2: \"step\" must be an integer" "$dir/err" && pass ||
+    fail "the error names the bad line"
+expect 0 "the line before the bad one was sent" -- \
+    "$rv" metrics run-b --key late --csv
+golden "nothing after the bad line" <<'EOF'
+step,timestamp,value
+1,1700000070000,1
+EOF
+echo '{"run_id":"ghost","key":"k","step":1,"value":1}' >"$dir/ghost.jsonl"
+expect 2 "a point of an unknown run without project" -- \
+    "$rv" ingest "$dir/ghost.jsonl"
+
+# ---- export -> import -> export --------------------------------------------
+expect 0 "export" -- "$rv" export --out "$dir/ex1"
+[ -f "$dir/ex1/vision/sweep/run-a/media/ckpt/weights.txt" ] &&
+    cmp -s "$dir/ex1/vision/sweep/run-a/media/ckpt/weights.txt" \
+        "$dir/weights.txt" && pass || fail "export writes the artifact bytes"
+(cd "$dir/ex1" && cat vision/sweep/run-a/events.jsonl vision/sweep/run-a/logs.txt \
+    vision/sweep/run-a/status.json) >"$dir/out"
+golden "export files" <<'EOF'
+{"key":"acc","context":"val","step":2,"timestamp":1700000003000,"value":"-Infinity"}
+{"key":"loss","context":"","step":0,"timestamp":1700000001000,"value":1.5}
+{"key":"loss","context":"","step":1,"timestamp":1700000002000,"value":"NaN"}
+{"key":"loss","context":"","step":2,"timestamp":1700000003000,"value":0.25}
+1700000001500 stdout epoch 0 done
+1700000002500 stderr warn: a\\b "q"
+{"status":"FINISHED","created_at":1700000000000,"ended_at":1700000010000}
+EOF
+expect 0 "import into a fresh node" -- "$rv" import "$dir/ex1" --endpoint "$ep2"
+expect 0 "export from the fresh node" -- \
+    "$rv" export --out "$dir/ex2" --endpoint "$ep2"
+diff -r "$dir/ex1" "$dir/ex2" >"$dir/diff" && pass ||
+    { fail "export -> import -> export differs"; cat "$dir/diff"; }
+expect 0 "import again" -- "$rv" import "$dir/ex1" --endpoint "$ep2"
+grep -q "(0 commands applied before)" "$dir/out" &&
+    fail "the second import found nothing applied before" || pass
+expect 0 "export after the second import" -- \
+    "$rv" export --out "$dir/ex3" --endpoint "$ep2"
+diff -r "$dir/ex1" "$dir/ex3" >"$dir/diff" && pass ||
+    { fail "a second import applied something twice"; cat "$dir/diff"; }
+expect 0 "ls on the fresh node" -- "$rv" ls --project vision --endpoint "$ep2"
+golden "ls after two imports" <<'EOF'
+RUN ID  PROJECT  EXPERIMENT  NAME    STATUS    CREATED               POINTS
+run-b   vision   sweep       second  RUNNING   2023-11-14T22:14:20Z  2
+run-a   vision   sweep       first   FINISHED  2023-11-14T22:13:20Z  4
+EOF
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
