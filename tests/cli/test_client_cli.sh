@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The client commands of the runvault binary against real nodes on
-# loopback: ingest a small JSONL, golden outputs of ls (table and --json),
+# loopback (a 3-node source cluster and a single-node import target): ingest a small JSONL, golden outputs of ls (table and --json),
 # show, metrics --csv (NaN included) and logs, http:// endpoints, export ->
 # import into a second fresh node -> export again (identical trees), a
 # second import applying nothing twice, and the exit codes (1 bad flag,
@@ -42,23 +42,42 @@ golden() { # golden DESCRIPTION (expected output on stdin, compared to out)
     fi
 }
 
-# ---- Ports: 8 free ones in 20000-32000 (below the ephemeral range); the
-# last two stay unused, as dead endpoints. ----------------------------------
+# ---- Ports: 16 free ones in 20000-32000 (below the ephemeral range): the
+# source cluster of three nodes (base+0..2, +8..10, +11..13: HTTP, RPC,
+# raft), the import target n2 (base+3..5), and two that stay unused, as
+# dead endpoints (base+6, base+7). -------------------------------------------
 port_free() { ! ss -Htan "( sport = :$1 )" 2>/dev/null | grep -q .; }
 base=0
 for _ in $(seq 1 50); do
-    b=$((20000 + (RANDOM % 1100) * 10))
+    b=$((20000 + (RANDOM % 700) * 16))
     ok=1
-    for o in 0 1 2 3 4 5 6 7; do port_free $((b + o)) || ok=0; done
+    for o in $(seq 0 15); do port_free $((b + o)) || ok=0; done
     if [ $ok -eq 1 ]; then base=$b; break; fi
 done
 [ $base -ne 0 ] || { echo "no free ports"; exit 1; }
 
-start_node() { # start_node NAME HTTP RPC RAFT
-    "$rv" serve --data-dir "$dir/$1" --http-addr "127.0.0.1:$2" \
-        --rpc-addr "tcp://127.0.0.1:$3" --raft-addr "127.0.0.1:$4" \
-        --log-level warn 2>"$dir/$1.log" &
+spawn_node() { # spawn_node NAME HTTP RPC RAFT [serve flags...]
+    local name=$1 http=$2 rpc=$3 raft=$4
+    shift 4
+    "$rv" serve --data-dir "$dir/$name" --http-addr "127.0.0.1:$http" \
+        --rpc-addr "tcp://127.0.0.1:$rpc" --raft-addr "127.0.0.1:$raft" \
+        --log-level warn "$@" 2>"$dir/$name.log" &
     pids+=($!)
+}
+
+wait_node() { # wait_node NAME RPC: answers a leader read (bounded)
+    for _ in $(seq 1 150); do
+        if "$rv" ls --endpoint "tcp://127.0.0.1:$2" --timeout-ms 500 \
+            >/dev/null 2>&1; then return 0; fi
+        sleep 0.1
+    done
+    echo "node $1 did not start"
+    cat "$dir/$1.log"
+    return 1
+}
+
+start_node() { # start_node NAME HTTP RPC RAFT
+    spawn_node "$@"
     for _ in $(seq 1 100); do
         if "$rv" ls --endpoint "tcp://127.0.0.1:$3" --timeout-ms 500 \
             >/dev/null 2>&1; then return 0; fi
@@ -69,9 +88,18 @@ start_node() { # start_node NAME HTTP RPC RAFT
     return 1
 }
 
-start_node n1 $base $((base + 1)) $((base + 2)) || exit 1
+# The source: a 3-node cluster (n1 is node 1; the client's list starts with
+# whichever node, writes and leader reads are forwarded to the leader).
+peers="1=127.0.0.1:$((base + 2)),2=127.0.0.1:$((base + 10)),3=127.0.0.1:$((base + 13))"
+spawn_node n1 $base $((base + 1)) $((base + 2)) --id 1 --peers "$peers"
+spawn_node n1b $((base + 8)) $((base + 9)) $((base + 10)) --id 2 --peers "$peers"
+spawn_node n1c $((base + 11)) $((base + 12)) $((base + 13)) --id 3 \
+    --peers "$peers"
+wait_node n1 $((base + 1)) || exit 1
+wait_node n1b $((base + 9)) || exit 1
+wait_node n1c $((base + 12)) || exit 1
 start_node n2 $((base + 3)) $((base + 4)) $((base + 5)) || exit 1
-ep1="tcp://127.0.0.1:$((base + 1))"
+ep1="tcp://127.0.0.1:$((base + 1)),tcp://127.0.0.1:$((base + 9)),tcp://127.0.0.1:$((base + 12))"
 ep2="tcp://127.0.0.1:$((base + 4))"
 export RUNVAULT_ENDPOINT=$ep1
 
