@@ -537,37 +537,46 @@ store__row_fill(const struct filter *f, struct store__cand *c,
     }
 }
 
-/* Total order of rows: each ORDER BY term (missing values last, NaN after
- * numbers, in either direction), then start_time DESC, then run_id ASC. */
+/* One ORDER BY term: missing values last and NaN after numbers, in either
+ * direction; -1, 0 or 1 in the row order. */
+static int
+store__term_cmp(const struct filter_order_term *t,
+                const struct store__sortval *x, const struct store__sortval *y)
+{
+    if (x->kind == SK_MISSING || y->kind == SK_MISSING || x->kind == SK_NAN ||
+        y->kind == SK_NAN) {
+        int rx = x->kind == SK_MISSING ? 2 : x->kind == SK_NAN ? 1 : 0;
+        int ry = y->kind == SK_MISSING ? 2 : y->kind == SK_NAN ? 1 : 0;
+        if (rx != ry)
+            return rx < ry ? -1 : 1;
+        if (rx != 0)
+            return 0;
+    }
+    int c = 0;
+    if (x->kind == SK_NUM && y->kind == SK_NUM) {
+        c = x->num < y->num ? -1 : x->num > y->num ? 1 : 0;
+    } else if (x->kind == SK_STR && y->kind == SK_STR) {
+        size_t n = x->len < y->len ? x->len : y->len;
+        c = memcmp(x->str, y->str, n);
+        if (c == 0)
+            c = x->len < y->len ? -1 : x->len > y->len ? 1 : 0;
+        c = c < 0 ? -1 : c > 0 ? 1 : 0;
+    } else {
+        c = x->kind < y->kind ? -1 : 1; /* Numbers before strings. */
+    }
+    return t->is_desc ? -c : c;
+}
+
+/* Total order of rows: each ORDER BY term (store__term_cmp), then
+ * start_time DESC, then run_id ASC. */
 static int
 store__row_cmp(const struct filter *f, const struct store__row *a,
                const struct store__row *b)
 {
     for (size_t i = 0; i < f->n_order; i++) {
-        const struct store__sortval *x = &a->v[i], *y = &b->v[i];
-        if (x->kind == SK_MISSING || y->kind == SK_MISSING ||
-            x->kind == SK_NAN || y->kind == SK_NAN) {
-            int rx = x->kind == SK_MISSING ? 2 : x->kind == SK_NAN ? 1 : 0;
-            int ry = y->kind == SK_MISSING ? 2 : y->kind == SK_NAN ? 1 : 0;
-            if (rx != ry)
-                return rx < ry ? -1 : 1;
-            if (rx != 0)
-                continue;
-        }
-        int c = 0;
-        if (x->kind == SK_NUM && y->kind == SK_NUM) {
-            c = x->num < y->num ? -1 : x->num > y->num ? 1 : 0;
-        } else if (x->kind == SK_STR && y->kind == SK_STR) {
-            size_t n = x->len < y->len ? x->len : y->len;
-            c = memcmp(x->str, y->str, n);
-            if (c == 0)
-                c = x->len < y->len ? -1 : x->len > y->len ? 1 : 0;
-            c = c < 0 ? -1 : c > 0 ? 1 : 0;
-        } else {
-            c = x->kind < y->kind ? -1 : 1; /* Numbers before strings. */
-        }
+        int c = store__term_cmp(&f->order[i], &a->v[i], &b->v[i]);
         if (c != 0)
-            return f->order[i].is_desc ? -c : c;
+            return c;
     }
     if (a->created_at_ms != b->created_at_ms)
         return a->created_at_ms > b->created_at_ms ? -1 : 1;
@@ -965,7 +974,32 @@ struct store__exec {
     /* Set while scanning for the runs that lack a param: skip the others. */
     const struct filter_order_term *lacking;
     uint64_t n_matched, n_examined;
+    /* The first ORDER BY term is a metric: once the heap is full, a
+     * candidate whose value is worse than the worst kept row's is dropped
+     * after that one lookup (n_pruned; the total is then not known). */
+    const struct filter_order_term *prune;
+    uint64_t n_pruned;
 };
+
+/* Whether run_num's value for the metric of x->prune is strictly worse
+ * than the worst row kept: then it cannot enter the heap. */
+static int
+store__exec_pruned(struct store__exec *x, uint64_t run_num)
+{
+    const struct filter_order_term *t = x->prune;
+    if (t == NULL || x->heap.n < x->heap.cap)
+        return 0;
+    struct store__sortval sv;
+    double d;
+    sv.kind = SK_MISSING;
+    if (store__latest(x->r, run_num, t->key, t->key_len, &d))
+        store__sortval_num(&sv, d);
+    const struct store__row *worst = &x->heap.rows[x->heap.idx[0]];
+    if (store__term_cmp(t, &sv, &worst->v[0]) <= 0)
+        return 0;
+    x->n_pruned++;
+    return 1;
+}
 
 /* Whether run_num is in every probe list. */
 static int
@@ -990,7 +1024,7 @@ store__exec_one(struct store__exec *x, uint64_t run_num, char *errmsg)
 {
     const struct store_query *q = x->q;
     x->n_examined++;
-    if (!store__exec_probes(x, run_num))
+    if (store__exec_pruned(x, run_num) || !store__exec_probes(x, run_num))
         return RV_OK;
     if (x->lacking != NULL) {
         const char *val;
@@ -1269,6 +1303,10 @@ store_query_runs(struct store_read *r, const struct store_query *q,
     x.r = r;
     x.q = q;
     x.f = f;
+    if (rc == RV_OK && f->n_order > 0 &&
+        f->order[0].field == FILTER_FIELD_METRIC &&
+        f->order[0].key_len <= STORE_MAX_KEY_BYTES)
+        x.prune = &f->order[0];
     x.heap.f = f;
     x.heap.cap = per_page + 1;
     x.heap.rows = malloc(x.heap.cap * sizeof *x.heap.rows);
@@ -1288,7 +1326,7 @@ store_query_runs(struct store_read *r, const struct store_query *q,
         rc = store__exec_run(&x, &plan, &is_total, errmsg);
     if (rc == RV_OK)
         rc = store__page_fill(&x, per_page, page, errmsg);
-    if (rc == RV_OK && is_total && x.after == NULL) {
+    if (rc == RV_OK && is_total && x.after == NULL && x.n_pruned == 0) {
         page->has_total = 1;
         page->total = x.n_matched;
     }
