@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The client commands of the runvault binary against real nodes on
-# loopback (a 3-node source cluster and a single-node import target): ingest a small JSONL, golden outputs of ls (table and --json),
-# show, metrics --csv (NaN included) and logs, http:// endpoints, export ->
-# import into a second fresh node -> export again (identical trees), a
-# second import applying nothing twice, and the exit codes (1 bad flag,
-# 2 bad input line, 3 unknown run, 9 dead endpoint).
+# loopback (a 3-node source cluster and a single-node import target):
+# ingest a small JSONL, golden outputs of ls (table and --json), show,
+# metrics --csv (NaN included) and logs, http:// endpoints, export -> import
+# into the fresh node -> export again (identical trees), a second import
+# applying nothing twice, a node joining the import target through
+# --join http:// (it converges and serves the runs), and the exit codes
+# (1 bad flag, 2 bad input line, 3 unknown run, 9 dead endpoint).
 # usage: test_client_cli.sh PATH/TO/runvault
 set -u
 rv=$1
@@ -42,16 +44,16 @@ golden() { # golden DESCRIPTION (expected output on stdin, compared to out)
     fi
 }
 
-# ---- Ports: 16 free ones in 20000-32000 (below the ephemeral range): the
+# ---- Ports: 18 free ones in 20000-32000 (below the ephemeral range): the
 # source cluster of three nodes (base+0..2, +8..10, +11..13: HTTP, RPC,
-# raft), the import target n2 (base+3..5), and two that stay unused, as
-# dead endpoints (base+6, base+7). -------------------------------------------
+# raft), the import target n2 (base+3..5), n3 joining it (base+14..16), and
+# two that stay unused, as dead endpoints (base+6, base+7). ------------------
 port_free() { ! ss -Htan "( sport = :$1 )" 2>/dev/null | grep -q .; }
 base=0
 for _ in $(seq 1 50); do
-    b=$((20000 + (RANDOM % 700) * 16))
+    b=$((20000 + (RANDOM % 650) * 18))
     ok=1
-    for o in $(seq 0 15); do port_free $((b + o)) || ok=0; done
+    for o in $(seq 0 17); do port_free $((b + o)) || ok=0; done
     if [ $ok -eq 1 ]; then base=$b; break; fi
 done
 [ $base -ne 0 ] || { echo "no free ports"; exit 1; }
@@ -279,6 +281,31 @@ diff -r "$dir/ex1" "$dir/ex3" >"$dir/diff" && pass ||
     { fail "a second import applied something twice"; cat "$dir/diff"; }
 expect 0 "ls on the fresh node" -- "$rv" ls --project vision --endpoint "$ep2"
 golden "ls after two imports" <<'EOF'
+RUN ID  PROJECT  EXPERIMENT  NAME    STATUS    CREATED               POINTS
+run-b   vision   sweep       second  RUNNING   2023-11-14T22:14:20Z  2
+run-a   vision   sweep       first   FINISHED  2023-11-14T22:13:20Z  4
+EOF
+
+# ---- a node joins through an HTTP endpoint (DESIGN Appendix A) -------------
+spawn_node n3 $((base + 14)) $((base + 15)) $((base + 16)) --id 2 \
+    --join "http://127.0.0.1:$((base + 3))"
+joined=0
+for _ in $(seq 1 150); do
+    $T "$rv" cluster status --endpoint "http://127.0.0.1:$((base + 3))" \
+        >"$dir/out" 2>&1
+    voters=$(awk '$2 == "voter"' "$dir/out" | wc -l)
+    digests=$(awk '$2 == "voter" {print $NF}' "$dir/out" | sort -u | wc -l)
+    if [ "$voters" -eq 2 ] && [ "$digests" -eq 1 ]; then
+        joined=1
+        break
+    fi
+    sleep 0.1
+done
+[ $joined -eq 1 ] && pass ||
+    { fail "a node joins through --join http:// and converges"; cat "$dir/out"; }
+expect 0 "ls on the joined node" -- "$rv" ls --project vision \
+    --consistency stale --endpoint "tcp://127.0.0.1:$((base + 15))"
+golden "the joined node holds the imported runs" <<'EOF'
 RUN ID  PROJECT  EXPERIMENT  NAME    STATUS    CREATED               POINTS
 run-b   vision   sweep       second  RUNNING   2023-11-14T22:14:20Z  2
 run-a   vision   sweep       first   FINISHED  2023-11-14T22:13:20Z  4
