@@ -11,10 +11,12 @@ cd "$(dirname "$0")/.."
 # nettle-dev (SHA-256 of artifacts) are small, well-kept libraries;
 # libjansson-dev parses and writes the HTTP gateway's JSON (UTF-8 checked,
 # duplicate keys refused, error positions); python3 runs the SDK and its
-# tests; clang-format checks the code style in deploy/test.sh.
+# tests; clang-format checks the code style in deploy/test.sh; clang and
+# its libFuzzer runtime build the fuzz targets (tests/fuzz).
 packages=(build-essential cmake pkg-config libraft-dev libuv1-dev liblmdb-dev
           libprotobuf-c-dev protobuf-c-compiler libnng-dev libxxhash-dev
-          nettle-dev libjansson-dev python3 clang-format)
+          nettle-dev libjansson-dev python3 clang-format clang
+          libclang-rt-14-dev)
 
 missing=()
 for p in "${packages[@]}"; do
