@@ -56,7 +56,9 @@ struct rpc_caller {
     pthread_cond_t cond;
     int is_done;
     struct rv_buf packed;
-    struct rvc *fwd; /* To the leader; NULL until a first forward. */
+    int is_forwarding; /* In-process callers forward; native workers
+                          answer RV_ENOTLEADER with the leader's address. */
+    struct rvc *fwd;   /* To the leader; NULL until a first forward. */
     char fwd_addr[STORE_MAX_ADDR_BYTES + 1];
     struct rpc_reply rp;
     int has_rp;
@@ -77,6 +79,7 @@ struct rpc_server {
     const struct rv_log *log;
     struct rpc_worker *workers;
     unsigned n_workers;
+    char addr[STORE_MAX_ADDR_BYTES + 1]; /* Ours: never a forwarding hop. */
     _Atomic uint64_t n_requests, n_forwarded, n_forward_failed;
 };
 
@@ -1030,7 +1033,8 @@ rpc__forward(struct rpc_caller *c, Rv__Request *req, const char *leader_rpc,
         size_t n = (size_t)snprintf(list, sizeof list, "%s", leader_rpc);
         for (size_t i = 0; i < rp->n_known && n < sizeof list; i++)
             if (rp->known[i].rpc_addr[0] != '\0' &&
-                strcmp(rp->known[i].rpc_addr, leader_rpc) != 0)
+                strcmp(rp->known[i].rpc_addr, leader_rpc) != 0 &&
+                strcmp(rp->known[i].rpc_addr, c->s->addr) != 0)
                 n += (size_t)snprintf(list + n, sizeof list - n, ",%s",
                                       rp->known[i].rpc_addr);
         int rc = rvc_open(&c->fwd, list, errmsg);
@@ -1091,7 +1095,8 @@ rpc_caller_answer(struct rpc_caller *c, Rv__Request *req)
     memset(&c->rp, 0, sizeof c->rp);
     c->has_rp = 1;
     rpc__handle(c, req, &c->rp);
-    if (c->rp.resp.code != RV_ENOTLEADER || !rpc__is_forwardable(req))
+    if (c->rp.resp.code != RV_ENOTLEADER || !c->is_forwarding ||
+        !rpc__is_forwardable(req))
         return &c->rp.resp;
     /* No leader known yet (an election): wait a little for one. */
     if (c->rp.resp.leader_rpc == NULL) {
@@ -1103,6 +1108,11 @@ rpc_caller_answer(struct rpc_caller *c, Rv__Request *req)
         if (c->rp.resp.code != RV_ENOTLEADER || c->rp.resp.leader_rpc == NULL)
             return &c->rp.resp;
     }
+    /* A stale hint naming this node, or a node that is stopping: answer
+     * here (the client follows the hint or tries another node). */
+    if (strcmp(c->rp.resp.leader_rpc, s->addr) == 0 ||
+        !replica_is_running(s->rep))
+        return &c->rp.resp;
     rpc__load_known(s, &c->rp);
     atomic_fetch_add(&s->n_forwarded, 1);
     int rc = rpc__forward(c, req, c->rp.resp.leader_rpc, &c->rp, errmsg);
@@ -1147,6 +1157,7 @@ rpc_caller_new(struct rpc_server *s, struct rpc_caller **out)
     if (c == NULL)
         return RV_ENOMEM;
     rpc__caller_init(c, s);
+    c->is_forwarding = 1;
     *out = c;
     return RV_OK;
 }
@@ -1219,6 +1230,7 @@ rpc_server_start(struct rpc_server **out, const char *addr, struct replica *rep,
     s->rep = rep;
     s->log = log;
     s->n_workers = n_workers ? n_workers : RPC_DEFAULT_WORKERS;
+    snprintf(s->addr, sizeof s->addr, "%s", addr);
     int rv = nng_rep0_open(&s->sock);
     if (rv != 0) {
         free(s);

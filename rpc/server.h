@@ -2,13 +2,23 @@
  * worker threads, each on its own nng context, answering rv.Request with
  * rv.Response (proto/runvault.proto).
  *
- * Writes go to the replica's batcher on the leader. A follower forwards a
- * write, a cluster change and a leader or linearizable read to the leader
- * (marked is_forwarded, so it is never forwarded twice) and relays the
- * answer; while an election runs it waits up to RPC_FORWARD_WAIT_MS for a
- * leader. When forwarding fails the answer is RV_ENOTLEADER with the
+ * Writes go to the replica's batcher on the leader. On a follower, a native
+ * request that needs the leader is answered RV_ENOTLEADER with the leader's
+ * address, which the client library follows. A request answered in-process
+ * (rpc_caller_answer, the HTTP gateway: its clients cannot follow a native
+ * address) is forwarded instead: a write, a cluster change and a leader or
+ * linearizable read go to the leader (marked is_forwarded, so never
+ * forwarded twice) and the answer is relayed; while an election runs the
+ * follower waits up to RPC_FORWARD_WAIT_MS for a leader. (Forwarding native
+ * requests too held a removed leader's workers long enough to delay its
+ * exit past 15 s in the membership test under ASan, and gains nothing for
+ * a client that follows hints.) When forwarding fails the answer is
+ * RV_ENOTLEADER with the
  * leader's address (the client library follows it), RV_EUNKNOWN for a
- * write that may have reached the leader, or RV_EUNAVAILABLE. Reads honour
+ * write that may have reached the leader, or RV_EUNAVAILABLE. A node never
+ * forwards to itself, nor once its replica has stopped; a forward in
+ * flight holds its worker for at most RPC_FORWARD_TOTAL_MS, which is also
+ * how long rpc_server_stop may wait for it. Reads honour
  * consistency (stale | leader | linearizable through the replica's coalesced
  * barrier) and min_index. Every node serves vlog records to catching-up peers
  * (fetch).
@@ -62,10 +72,11 @@ struct rpc_caller;
 int rpc_caller_new(struct rpc_server *s, struct rpc_caller **out);
 void rpc_caller_free(struct rpc_caller *c); /* NULL is allowed. */
 
-/* Answer req exactly as a worker answers a native request, forwarding to
- * the leader when needed. req is borrowed (is_forwarded is set and cleared
- * during a forward). The response is owned by c and valid until the next
- * rpc_caller_answer() on c or rpc_caller_free(); never NULL. */
+/* Answer req as a worker answers a native request, but forwarding to the
+ * leader when needed (a native worker redirects instead). req is borrowed
+ * (is_forwarded is set and cleared during a forward). The response is owned by
+ * c and valid until the next rpc_caller_answer() on c or rpc_caller_free();
+ * never NULL. */
 const Rv__Response *rpc_caller_answer(struct rpc_caller *c, Rv__Request *req);
 
 #endif /* RV_RPC_SERVER_H */
