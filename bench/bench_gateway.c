@@ -17,6 +17,7 @@
  * Every child is SIGKILLed and reaped at the end. Exits 1 if a cluster
  * failed or an acknowledged point is missing. */
 #include "base/clock.h"
+#include "bench/bench_runs.h"
 #include "rpc/client.h"
 #include "tests/lib/cluster.h"
 
@@ -28,12 +29,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BG_KEYS         10
-#define BG_POINTS       1000 /* Per request. */
-#define BG_MAX_CLIENTS  64
-#define BG_MAX_LAT      100000
-#define BG_BODY_BYTES   (96u << 10)
-#define BG_RUNS_PER_REQ 250
+#define BG_KEYS        10
+#define BG_POINTS      1000 /* Per request. */
+#define BG_MAX_CLIENTS 64
+#define BG_MAX_LAT     100000
+#define BG_BODY_BYTES  (96u << 10)
 
 struct bg_client {
     int index;
@@ -414,103 +414,27 @@ bg_ingest(int is_native, int n_clients, unsigned seconds)
 /* ---- Query ------------------------------------------------------------------
  */
 
-static const char *const bg_opts[] = {"adam", "sgd", "lion"};
-static const char *const bg_teams[] = {"vision", "nlp", "speech", "rl",
-                                       "infra"};
-
-/* Load n runs (params optimizer/lr/batch_size, tag team, metrics accuracy
- * and loss) in writes of BG_RUNS_PER_REQ runs. */
+/* Load n runs of the shared run set (bench/bench_runs.h), in writes of
+ * BENCH_RUNS_PER_FILL runs. */
 static int
 bg_load_runs(const char *endpoints, size_t n_runs)
 {
-    enum { N = BG_RUNS_PER_REQ };
+    static struct bench_runs runs;
     struct rvc *rvc;
     char errmsg[RV_ERRMSG_SIZE];
     struct rv_rng rng;
-    static Rv__Command cmd[2 * N], *cmds[2 * N];
-    static Rv__RunCreate rc[N];
-    static Rv__LogBatch lb[N];
-    static Rv__Metrics m[N];
-    static Rv__KV kv[N][4], *params[N][3], *tags[N][1];
-    static char ids[N][32], proj[N][16], exper[N][16], lr[N][16];
-    static uint32_t kidx[N][2];
-    static int64_t steps[N][2], ts[N][2];
-    static double vals[N][2];
-    static char *mkeys[2] = {"accuracy", "loss"};
-    static const Rv__RunStatus st[] = {
-        RV__RUN_STATUS__FINISHED, RV__RUN_STATUS__FINISHED,
-        RV__RUN_STATUS__FAILED, RV__RUN_STATUS__RUNNING,
-        RV__RUN_STATUS__KILLED};
     if (rvc_open(&rvc, endpoints, errmsg) != RV_OK)
         return -1;
     rv_rng_seed(&rng, 2);
-    for (size_t base = 0; base < n_runs; base += N) {
-        size_t k = 0;
-        for (; k < N && base + k < n_runs; k++) {
-            size_t r = base + k;
-            snprintf(ids[k], sizeof ids[k], "run%09zu", r);
-            snprintf(proj[k], sizeof proj[k], "proj-%zu", r % 10);
-            snprintf(exper[k], sizeof exper[k], "exp-%zu", (r / 10) % 20);
-            snprintf(lr[k], sizeof lr[k], "%.4f",
-                     0.0001 * (double)(1 + rv_rng_below(&rng, 100)));
-            rv__run_create__init(&rc[k]);
-            rc[k].run_id = rc[k].name = ids[k];
-            rc[k].project = proj[k];
-            rc[k].experiment = exper[k];
-            rc[k].created_at_ms = 1700000000000 + (int64_t)r * 1000;
-            rc[k].has_status = 1;
-            rc[k].status = st[rv_rng_below(&rng, 5)];
-            for (int j = 0; j < 4; j++)
-                rv__kv__init(&kv[k][j]);
-            kv[k][0].key = "optimizer";
-            kv[k][0].value = (char *)bg_opts[rv_rng_below(&rng, 3)];
-            kv[k][1].key = "lr";
-            kv[k][1].value = lr[k];
-            kv[k][2].key = "batch_size";
-            kv[k][2].value = rv_rng_below(&rng, 2) ? "64" : "128";
-            kv[k][3].key = "team";
-            kv[k][3].value = (char *)bg_teams[rv_rng_below(&rng, 5)];
-            params[k][0] = &kv[k][0];
-            params[k][1] = &kv[k][1];
-            params[k][2] = &kv[k][2];
-            tags[k][0] = &kv[k][3];
-            rc[k].n_params = 3;
-            rc[k].params = params[k];
-            rc[k].n_tags = 1;
-            rc[k].tags = tags[k];
-            rv__metrics__init(&m[k]);
-            for (int j = 0; j < 2; j++) {
-                kidx[k][j] = (uint32_t)j;
-                steps[k][j] = 100;
-                ts[k][j] = rc[k].created_at_ms + 60000;
-            }
-            vals[k][0] = rv_rng_double(&rng);
-            vals[k][1] = 2.0 * rv_rng_double(&rng);
-            m[k].n_keys = 2;
-            m[k].keys = mkeys;
-            m[k].n_key_idx = m[k].n_steps = m[k].n_timestamps_ms =
-                m[k].n_values = 2;
-            m[k].key_idx = kidx[k];
-            m[k].steps = steps[k];
-            m[k].timestamps_ms = ts[k];
-            m[k].values = vals[k];
-            rv__log_batch__init(&lb[k]);
-            lb[k].run_id = ids[k];
-            lb[k].metrics = &m[k];
-            rv__command__init(&cmd[2 * k]);
-            cmd[2 * k].body_case = RV__COMMAND__BODY_RUN_CREATE;
-            cmd[2 * k].run_create = &rc[k];
-            rv__command__init(&cmd[2 * k + 1]);
-            cmd[2 * k + 1].body_case = RV__COMMAND__BODY_LOG_BATCH;
-            cmd[2 * k + 1].log_batch = &lb[k];
-            cmds[2 * k] = &cmd[2 * k];
-            cmds[2 * k + 1] = &cmd[2 * k + 1];
-        }
+    for (size_t base = 0; base < n_runs; base += BENCH_RUNS_PER_FILL) {
+        size_t k = n_runs - base < BENCH_RUNS_PER_FILL ? n_runs - base
+                                                       : BENCH_RUNS_PER_FILL;
+        bench_runs_fill(&runs, base, k, &rng);
         Rv__Request req = RV__REQUEST__INIT;
         Rv__WriteRequest wr = RV__WRITE_REQUEST__INIT;
         Rv__Response *resp = NULL;
         wr.n_commands = 2 * k;
-        wr.commands = cmds;
+        wr.commands = runs.cmds;
         req.body_case = RV__REQUEST__BODY_WRITE;
         req.write = &wr;
         int r = rvc_call(rvc, &req, &resp, errmsg);

@@ -12,6 +12,7 @@
  * under $TMPDIR; it is removed at the end unless --keep is given. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "base/clock.h"
+#include "bench/bench_runs.h"
 #include "proto/proto.h"
 #include "store/store.h"
 
@@ -119,96 +120,18 @@ bench_percentiles(double *ms, size_t n, double *p50, double *p99, double *max)
 
 /* ---- Run creation with params, tags and two metric summaries ----------- */
 
-static const char *const bench_optimizers[] = {"adam", "sgd", "lion"};
-static const char *const bench_teams[] = {"vision", "nlp", "speech", "rl",
-                                          "infra"};
-
+/* The shared run set (bench/bench_runs.h), 200 runs per entry. */
 static void
 bench_create_runs(struct bench *b, size_t n_runs, struct rv_rng *rng)
 {
     enum { PER_ENTRY = 200 };
-    Rv__Command cmd[2 * PER_ENTRY], *cmds[2 * PER_ENTRY];
-    Rv__RunCreate rc_[PER_ENTRY];
-    Rv__LogBatch lb[PER_ENTRY];
-    Rv__Metrics m[PER_ENTRY];
-    Rv__KV kv[PER_ENTRY][4], *params[PER_ENTRY][3], *tags[PER_ENTRY][1];
-    char ids[PER_ENTRY][32], proj[PER_ENTRY][16], exp[PER_ENTRY][16],
-        lr[PER_ENTRY][16];
-    char *mkeys[2] = {"accuracy", "loss"};
-    uint32_t key_idx[PER_ENTRY][2];
-    int64_t steps[PER_ENTRY][2], ts[PER_ENTRY][2];
-    double vals[PER_ENTRY][2];
+    static struct bench_runs runs;
     struct rv_buf e;
     rv_buf_init(&e);
-    static const Rv__RunStatus statuses[] = {
-        RV__RUN_STATUS__FINISHED, RV__RUN_STATUS__FINISHED,
-        RV__RUN_STATUS__FAILED, RV__RUN_STATUS__RUNNING,
-        RV__RUN_STATUS__KILLED};
     for (size_t base = 0; base < n_runs; base += PER_ENTRY) {
-        size_t k = 0;
-        for (size_t i = 0; i < PER_ENTRY && base + i < n_runs; i++, k++) {
-            size_t r = base + i;
-            snprintf(ids[i], sizeof ids[i], "run%09zu", r);
-            snprintf(proj[i], sizeof proj[i], "proj-%zu", r % 10);
-            snprintf(exp[i], sizeof exp[i], "exp-%zu", (r / 10) % 20);
-            snprintf(lr[i], sizeof lr[i], "%.4f",
-                     0.0001 * (double)(1 + rv_rng_below(rng, 100)));
-            rv__run_create__init(&rc_[i]);
-            rc_[i].run_id = ids[i];
-            rc_[i].team = (char *)bench_teams[r % 5];
-            rc_[i].project = proj[i];
-            rc_[i].experiment = exp[i];
-            rc_[i].name = ids[i];
-            rc_[i].created_at_ms = 1700000000000 + (int64_t)r * 1000 +
-                                   (int64_t)rv_rng_below(rng, 1000);
-            rc_[i].has_status = 1;
-            rc_[i].status = statuses[rv_rng_below(rng, 5)];
-            for (int j = 0; j < 4; j++)
-                rv__kv__init(&kv[i][j]);
-            kv[i][0].key = "optimizer";
-            kv[i][0].value = (char *)bench_optimizers[rv_rng_below(rng, 3)];
-            kv[i][1].key = "lr";
-            kv[i][1].value = lr[i];
-            kv[i][2].key = "batch_size";
-            kv[i][2].value = rv_rng_below(rng, 2) ? "64" : "128";
-            kv[i][3].key = "team";
-            kv[i][3].value = (char *)bench_teams[rv_rng_below(rng, 5)];
-            for (int j = 0; j < 3; j++)
-                params[i][j] = &kv[i][j];
-            tags[i][0] = &kv[i][3];
-            rc_[i].n_params = 3;
-            rc_[i].params = params[i];
-            rc_[i].n_tags = 1;
-            rc_[i].tags = tags[i];
-            rv__command__init(&cmd[2 * i]);
-            cmd[2 * i].body_case = RV__COMMAND__BODY_RUN_CREATE;
-            cmd[2 * i].run_create = &rc_[i];
-            rv__metrics__init(&m[i]);
-            for (int j = 0; j < 2; j++) {
-                key_idx[i][j] = (uint32_t)j;
-                steps[i][j] = 100;
-                ts[i][j] = rc_[i].created_at_ms + 60000;
-            }
-            vals[i][0] = rv_rng_double(rng);
-            vals[i][1] = 2.0 * rv_rng_double(rng);
-            m[i].n_keys = 2;
-            m[i].keys = mkeys;
-            m[i].n_key_idx = m[i].n_steps = m[i].n_timestamps_ms =
-                m[i].n_values = 2;
-            m[i].key_idx = key_idx[i];
-            m[i].steps = steps[i];
-            m[i].timestamps_ms = ts[i];
-            m[i].values = vals[i];
-            rv__log_batch__init(&lb[i]);
-            lb[i].run_id = ids[i];
-            lb[i].metrics = &m[i];
-            rv__command__init(&cmd[2 * i + 1]);
-            cmd[2 * i + 1].body_case = RV__COMMAND__BODY_LOG_BATCH;
-            cmd[2 * i + 1].log_batch = &lb[i];
-            cmds[2 * i] = &cmd[2 * i];
-            cmds[2 * i + 1] = &cmd[2 * i + 1];
-        }
-        bench_encode(b, cmds, 2 * k, &e);
+        size_t k = n_runs - base < PER_ENTRY ? n_runs - base : PER_ENTRY;
+        bench_runs_fill(&runs, base, k, rng);
+        bench_encode(b, runs.cmds, 2 * k, &e);
         bench_apply_entry(b, &e);
     }
     rv_buf_free(&e);

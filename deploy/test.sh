@@ -13,7 +13,7 @@ clang-format --dry-run --Werror base/*.[ch] proto/*.[ch] store/*.[ch] \
     raft/*.[ch] rpc/*.[ch] gateway/*.[ch] node/*.[ch] tests/lib/*.[ch] \
     tests/unit/*.c \
     tests/sim/*.c tests/cluster/*.c tests/fuzz/*.c \
-    bench/*.c
+    bench/*.[ch]
 run_suite() {
     local dir=$1
     shift

@@ -104,23 +104,10 @@ store__runrec_get(struct store_wctx *w, const char *run_id,
                   struct store__runrec *rr)
 {
     MDB_val v;
-    size_t n = strlen(run_id);
-    /* As store__run_num_get: never an empty or over-long LMDB key. */
-    if (n == 0 || n > STORE_MAX_RUN_ID_BYTES) {
-        rv_errmsg_printf(w->errmsg, "run '%.64s' does not exist", run_id);
-        return RV_ENOTFOUND;
-    }
-    int rc =
-        store__get(w->txn, w->s->dbi[STORE_DB_RUNID], run_id, n, &v, w->errmsg);
-    if (rc == RV_ENOTFOUND) {
-        rv_errmsg_printf(w->errmsg, "run '%.64s' does not exist", run_id);
-        return RV_ENOTFOUND;
-    }
+    uint64_t run_num;
+    int rc = store__run_num_get(w->txn, w->s, run_id, &run_num, w->errmsg);
     if (rc != RV_OK)
         return rc;
-    if (v.mv_size != 8)
-        return RV_ECORRUPT;
-    uint64_t run_num = rv_get_be64(v.mv_data);
     uint8_t key[8];
     rv_put_be64(key, run_num);
     rc = store__get(w->txn, w->s->dbi[STORE_DB_RUN], key, 8, &v, w->errmsg);

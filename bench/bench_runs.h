@@ -1,0 +1,37 @@
+/* The run set the query benchmarks share (bench_store applies it to a
+ * store, bench_gateway writes it through a node): per run a run_create
+ * (team, project proj-(r % 10), experiment exp-(r / 10 % 20), a status, the
+ * params optimizer/lr/batch_size and the tag team) and a log batch with the
+ * metrics accuracy and loss. Deterministic for a given rng seed. */
+#ifndef RV_BENCH_BENCH_RUNS_H
+#define RV_BENCH_BENCH_RUNS_H
+
+#include "base/clock.h"
+#include "proto/runvault.pb-c.h"
+
+#include <stddef.h>
+
+#define BENCH_RUNS_PER_FILL 250
+
+/* Commands for up to BENCH_RUNS_PER_FILL runs; everything the command
+ * pointers reach lives here, valid until the next bench_runs_fill. */
+struct bench_runs {
+    Rv__Command cmd[2 * BENCH_RUNS_PER_FILL], *cmds[2 * BENCH_RUNS_PER_FILL];
+    Rv__RunCreate rc[BENCH_RUNS_PER_FILL];
+    Rv__LogBatch lb[BENCH_RUNS_PER_FILL];
+    Rv__Metrics m[BENCH_RUNS_PER_FILL];
+    Rv__KV kv[BENCH_RUNS_PER_FILL][4], *params[BENCH_RUNS_PER_FILL][3],
+        *tags[BENCH_RUNS_PER_FILL][1];
+    char ids[BENCH_RUNS_PER_FILL][32], proj[BENCH_RUNS_PER_FILL][16],
+        exp[BENCH_RUNS_PER_FILL][16], lr[BENCH_RUNS_PER_FILL][16];
+    uint32_t key_idx[BENCH_RUNS_PER_FILL][2];
+    int64_t steps[BENCH_RUNS_PER_FILL][2], ts[BENCH_RUNS_PER_FILL][2];
+    double vals[BENCH_RUNS_PER_FILL][2];
+};
+
+/* Fill the commands of runs [base, base + k), k <= BENCH_RUNS_PER_FILL,
+ * into b->cmds[0, 2k): run r's create, then its log batch. */
+void bench_runs_fill(struct bench_runs *b, size_t base, size_t k,
+                     struct rv_rng *rng);
+
+#endif /* RV_BENCH_BENCH_RUNS_H */
