@@ -12,11 +12,16 @@ cd "$(dirname "$0")/.."
 # libjansson-dev parses and writes the HTTP gateway's JSON (UTF-8 checked,
 # duplicate keys refused, error positions); python3 runs the SDK and its
 # tests; clang-format checks the code style in deploy/test.sh; clang and
-# its libFuzzer runtime build the fuzz targets (tests/fuzz).
+# its libFuzzer runtime build the fuzz targets (tests/fuzz); iproute2 and
+# nftables build the fault suite's network namespaces, partitions and netem
+# (tests/fault); etcd-server, etcd-client, postgresql-15, libpq-dev and
+# gnuplot-nox are the peers and plots of the comparison benchmark
+# (bench/compare).
 packages=(build-essential cmake pkg-config libraft-dev libuv1-dev liblmdb-dev
           libprotobuf-c-dev protobuf-c-compiler libnng-dev libxxhash-dev
           nettle-dev libjansson-dev python3 clang-format clang
-          libclang-rt-14-dev)
+          libclang-rt-14-dev iproute2 nftables etcd-server etcd-client
+          postgresql-15 libpq-dev gnuplot-nox)
 
 missing=()
 for p in "${packages[@]}"; do

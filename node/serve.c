@@ -39,6 +39,7 @@ enum node_key {
     K_HEARTBEAT_MS,
     K_SYNC_MS,
     K_SNAPSHOT_BYTES,
+    K_SEGMENT_BYTES,
     K_RPC_WORKERS,
     K_LOG_LEVEL,
     K_COUNT
@@ -67,6 +68,8 @@ static const struct {
     {"sync-ms", "RUNVAULT_SYNC_MS", "100", "background store sync period"},
     {"snapshot-bytes", "RUNVAULT_SNAPSHOT_BYTES", "67108864",
      "snapshot after this many bytes of log"},
+    {"segment-bytes", "RUNVAULT_SEGMENT_BYTES", "67108864",
+     "vlog segment size (4096 to 1073741824)"},
     {"rpc-workers", "RUNVAULT_RPC_WORKERS", "32", "RPC worker threads"},
     {"log-level", "RUNVAULT_LOG_LEVEL", "info", "debug | info | warn | error"},
 };
@@ -421,7 +424,7 @@ rv_cmd_serve(int argc, char **argv)
     struct node_settings st;
     struct replica_config rc;
     struct replica_peer peers[REPLICA_MAX_PEERS];
-    uint64_t id, election, heartbeat, sync_ms, snap, workers;
+    uint64_t id, election, heartbeat, sync_ms, snap, segment, workers;
     enum rv_log_level level;
     char errmsg[RV_ERRMSG_SIZE] = "";
     static struct node n; /* Lives for the process. */
@@ -435,6 +438,7 @@ rv_cmd_serve(int argc, char **argv)
         node__u64(&st, K_HEARTBEAT_MS, 10, 10000, &heartbeat) != 0 ||
         node__u64(&st, K_SYNC_MS, 1, 10000, &sync_ms) != 0 ||
         node__u64(&st, K_SNAPSHOT_BYTES, 1 << 20, (uint64_t)1 << 40, &snap) ||
+        node__u64(&st, K_SEGMENT_BYTES, 4096, 1u << 30, &segment) != 0 ||
         node__u64(&st, K_RPC_WORKERS, 1, 1024, &workers) != 0)
         return RV_EXIT_USAGE;
     if (rv_log_level_parse(st.v[K_LOG_LEVEL], &level) != 0 ||
@@ -500,6 +504,7 @@ rv_cmd_serve(int argc, char **argv)
     rc.heartbeat_ms = (unsigned)heartbeat;
     rc.sync_ms = (unsigned)sync_ms;
     rc.snapshot_bytes = snap;
+    rc.segment_bytes = segment;
     rc.fetch = rvc_fetch;
     rc.fetch_data = &fetcher;
     rc.log = &n.log;

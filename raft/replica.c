@@ -495,6 +495,22 @@ replica__begin_close(struct replica *r)
 
 static void replica__schedule(struct replica *r);
 
+/* The next step after a raft callback with this status. raft 0.15 fails a
+ * deposed leader's requests (RAFT_LEADERSHIPLOST) from convertClearLeader,
+ * after it freed the progress array but while raft_state() still says
+ * leader: a raft_apply or raft_barrier made from inside such a callback
+ * replicates through the freed array (a NULL dereference, found by the
+ * fault suite's leader partition). A failed request's follow-up therefore
+ * runs on a later loop turn, through the async handle. */
+static void
+replica__schedule_after(struct replica *r, int status)
+{
+    if (status == 0)
+        replica__schedule(r);
+    else
+        uv_async_send(&r->async);
+}
+
 static int
 replica__effective_durability(const struct replica *r,
                               const struct replica_op *op)
@@ -570,7 +586,7 @@ replica__apply_cb(struct raft_apply *req, int status, void *result)
 {
     struct replica *r = req->data;
     replica__entry_done(r, status, result, req->index);
-    replica__schedule(r);
+    replica__schedule_after(r, status);
 }
 
 static void
@@ -585,7 +601,7 @@ replica__barrier_cb(struct raft_barrier *req, int status)
                 (unsigned long long)req->index);
     }
     replica__entry_done(r, status, NULL, req->index);
-    replica__schedule(r);
+    replica__schedule_after(r, status);
 }
 
 /* Build one entry from the queued writes (FIFO, as many as fit) and apply
@@ -780,7 +796,7 @@ replica__change_cb(struct raft_change *req, int status)
         if (r->change_op != NULL)
             replica__change_next(r);
     }
-    replica__schedule(r);
+    replica__schedule_after(r, status);
 }
 
 static void
@@ -809,7 +825,12 @@ replica__change_next(struct replica *r)
     const struct raft_server *m;
     unsigned pos = 0;
     int rv = 0;
-    if (c == NULL || r->is_in_flight || !r->is_serving)
+    /* is_serving lags raft (the check handle updates it once per loop
+     * turn); a leader that stepped down in this turn's tick has no
+     * progress array any more. */
+    if (c == NULL || r->is_in_flight || !r->is_serving ||
+        raft_state(&r->raft) != RAFT_LEADER ||
+        r->raft.leader_state.progress == NULL)
         return;
     r->change_req.data = r;
     switch (r->step) {
@@ -972,7 +993,8 @@ replica__announce(struct replica *r)
 static void
 replica__schedule(struct replica *r)
 {
-    if (r->is_in_flight || r->is_closing || !r->is_leader)
+    if (r->is_in_flight || r->is_closing || !r->is_leader ||
+        raft_state(&r->raft) != RAFT_LEADER)
         return;
     if (!r->is_serving) {
         r->barrier_req.data = r;
@@ -1490,7 +1512,8 @@ replica_start(struct replica **out, const struct replica_config *cfg,
     rc = replica__mkdir(cfg->data_dir, errmsg);
     if (rc == RV_OK)
         rc = replica__mkdir(r->raft_dir, errmsg);
-    struct store_config scfg = {cfg->data_dir, 0, 0, cfg->log, NULL};
+    struct store_config scfg = {cfg->data_dir, 0, cfg->segment_bytes, cfg->log,
+                                NULL};
     if (rc == RV_OK)
         rc = store_open(&r->store, &scfg, errmsg);
     if (rc != RV_OK) {

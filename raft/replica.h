@@ -73,8 +73,9 @@ struct replica_config {
     int durability; /* enum replica_durability; 0 = buffered. */
     unsigned election_ms, heartbeat_ms, sync_ms; /* 0 = defaults. */
     uint64_t snapshot_bytes;                     /* 0 = default. */
-    unsigned snapshot_trailing;                  /* 0 = default. */
-    raftfsm_fetch_fn fetch; /* Catch-up from peers (rpc/). */
+    uint64_t segment_bytes;     /* vlog segment size; 0 = default. */
+    unsigned snapshot_trailing; /* 0 = default. */
+    raftfsm_fetch_fn fetch;     /* Catch-up from peers (rpc/). */
     void *fetch_data;
     const struct rv_log *log;
 };

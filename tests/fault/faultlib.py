@@ -1,0 +1,410 @@
+"""Network namespaces, runvault nodes and nemeses for the fault suite.
+
+Topology (all of it private to one run; nothing is configured in the root
+network namespace):
+
+    <tag>-br   a namespace holding the bridge "br0"
+    <tag>-n1…  one namespace per node: eth0 = 10.77.0.1<i>/24, lo
+    <tag>-c    the clients' namespace: eth0 = 10.77.0.100/24
+
+Every eth0 is one end of a veth pair whose other end is a port of br0.
+Node i serves raft on 10.77.0.1<i>:7001, native RPC on :7002 and HTTP on
+:7003. The harness process moves its own thread into the clients'
+namespace after building the topology (setns), so every socket it opens
+and every client it starts is there; `ip netns exec` starts the nodes in
+theirs.
+
+Faults (nemeses): signals to node processes; nftables rules inside a
+node's namespace (drop by peer address, both ways or one way); tc netem on
+a node's eth0; a size-limited tmpfs as a node's data dir plus a balloon
+file (disk full); an LD_PRELOAD shim that makes fsync fail while a file
+exists; edits of a stopped node's vlog (torn tail, bit flip)."""
+
+import ctypes
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+CLONE_NEWNET = 0x40000000
+SUBNET = "10.77.0"
+CLIENT_IP = SUBNET + ".100"
+
+
+def mono_ns():
+    return time.monotonic_ns()
+
+
+def sh(*args, check=True, quiet=True):
+    """Run a command; raise with its stderr when check and it fails."""
+    r = subprocess.run(list(args), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=60)
+    if check and r.returncode != 0:
+        raise RuntimeError("%s: exit %d: %s" % (" ".join(args), r.returncode,
+                                                r.stderr.strip()))
+    return r
+
+
+class Net:
+    """The namespaces, bridge and veths of one run."""
+
+    def __init__(self, tag, n_nodes):
+        self.tag = tag
+        self.n = n_nodes
+        self.br = tag + "-br"
+        self.client = tag + "-c"
+        self.nodes = ["%s-n%d" % (tag, i + 1) for i in range(n_nodes)]
+        self.is_up = False
+        self.root_netns_fd = None
+
+    def node_ip(self, i):
+        return "%s.%d" % (SUBNET, 11 + i)
+
+    def up(self):
+        self.is_up = True
+        sh("ip", "netns", "add", self.br)
+        sh("ip", "-n", self.br, "link", "add", "br0", "type", "bridge")
+        sh("ip", "-n", self.br, "link", "set", "br0", "up")
+        sh("ip", "-n", self.br, "link", "set", "lo", "up")
+        ends = [(ns, "vn%d" % (i + 1), self.node_ip(i))
+                for i, ns in enumerate(self.nodes)]
+        ends.append((self.client, "vc", CLIENT_IP))
+        for ns, port, ip in ends:
+            sh("ip", "netns", "add", ns)
+            sh("ip", "-n", self.br, "link", "add", port, "type", "veth",
+               "peer", "name", "eth0", "netns", ns)
+            sh("ip", "-n", self.br, "link", "set", port, "master", "br0")
+            sh("ip", "-n", self.br, "link", "set", port, "up")
+            sh("ip", "-n", ns, "addr", "add", ip + "/24", "dev", "eth0")
+            sh("ip", "-n", ns, "link", "set", "eth0", "up")
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+
+    def enter_client(self):
+        """Move this thread (and every child it starts) into the clients'
+        namespace."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.root_netns_fd = os.open("/proc/self/ns/net", os.O_RDONLY)
+        fd = os.open("/run/netns/" + self.client, os.O_RDONLY)
+        try:
+            if libc.setns(fd, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns")
+        finally:
+            os.close(fd)
+
+    def leave_client(self):
+        if self.root_netns_fd is None:
+            return
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.setns(self.root_netns_fd, CLONE_NEWNET)
+        os.close(self.root_netns_fd)
+        self.root_netns_fd = None
+
+    def down(self):
+        if not self.is_up:
+            return
+        for ns in self.nodes + [self.client, self.br]:
+            r = sh("ip", "netns", "pids", ns, check=False)
+            for pid in r.stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+        time.sleep(0.2)
+        for ns in self.nodes + [self.client, self.br]:
+            sh("ip", "netns", "del", ns, check=False)
+        self.is_up = False
+
+    # ---- Nemeses on the network --------------------------------------
+
+    def nft(self, i, script):
+        p = subprocess.run(["ip", "netns", "exec", self.nodes[i], "nft",
+                            "-f", "-"], input=script, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=30)
+        if p.returncode != 0:
+            raise RuntimeError("nft in %s: %s" % (self.nodes[i], p.stderr))
+
+    def drop(self, i, peers, inbound=True, outbound=True):
+        """Drop node i's packets from (inbound) and to (outbound) peers."""
+        rules = []
+        for j in peers:
+            if inbound:
+                rules.append("add rule inet rvf input ip saddr %s drop"
+                             % self.node_ip(j))
+            if outbound:
+                rules.append("add rule inet rvf output ip daddr %s drop"
+                             % self.node_ip(j))
+        self.nft(i, "\n".join([
+            "table inet rvf {",
+            "  chain input { type filter hook input priority 0; }",
+            "  chain output { type filter hook output priority 0; }",
+            "}"] + rules) + "\n")
+
+    def lossy(self, i, loss_pct, rate, latency_ms):
+        """A bad link at node i: loss_pct % of its packets dropped each way
+        (nftables numgen) and its sending shaped by tbf to rate with up to
+        latency_ms of queueing delay. This kernel has no netem
+        (CONFIG_NET_SCH_NETEM is not set), so delay comes from shaping and
+        there is no reordering."""
+        self.nft(i, "\n".join([
+            "table inet rvfloss {",
+            "  chain input { type filter hook input priority 0;",
+            "    numgen random mod 100 < %d drop; }" % loss_pct,
+            "  chain output { type filter hook output priority 0;",
+            "    numgen random mod 100 < %d drop; }" % loss_pct,
+            "}"]) + "\n")
+        sh("ip", "netns", "exec", self.nodes[i], "tc", "qdisc", "replace",
+           "dev", "eth0", "root", "tbf", "rate", rate, "burst", "16kb",
+           "latency", "%dms" % latency_ms)
+
+    def heal(self):
+        for i in range(self.n):
+            sh("ip", "netns", "exec", self.nodes[i], "nft", "flush",
+               "ruleset", check=False)
+            sh("ip", "netns", "exec", self.nodes[i], "tc", "qdisc", "del",
+               "dev", "eth0", "root", check=False)
+
+
+def _allow_core():
+    """In the child: dump core on a crash (into the cluster's temp dir,
+    where log_hits finds it)."""
+    resource.setrlimit(resource.RLIMIT_CORE,
+                       (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+
+def http_json(url, timeout=0.5):
+    """GET url: (status, parsed JSON or None); (0, None) if no answer."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        try:
+            return e.code, json.loads(e.read() or b"null")
+        except ValueError:
+            return e.code, None
+    except (OSError, ValueError):
+        return 0, None
+
+
+class Node:
+    """One runvault process in its namespace."""
+
+    def __init__(self, cluster, i):
+        self.c = cluster
+        self.i = i
+        self.id = i + 1
+        self.ip = cluster.net.node_ip(i)
+        self.ns = cluster.net.nodes[i]
+        self.dir = os.path.join(cluster.tmp, "n%d" % self.id)
+        self.log = os.path.join(cluster.tmp, "n%d.log" % self.id)
+        self.proc = None
+        self.exit_codes = []
+        self.tmpfs = None
+        self.env = {}
+        self.removed = False
+
+    @property
+    def raft_addr(self):
+        return "%s:7001" % self.ip
+
+    @property
+    def rpc_addr(self):
+        return "tcp://%s:7002" % self.ip
+
+    @property
+    def http_url(self):
+        return "http://%s:7003" % self.ip
+
+    def start(self, join=None):
+        os.makedirs(self.dir, exist_ok=True)
+        c = self.c
+        args = ["ip", "netns", "exec", self.ns, c.binary, "serve",
+                "--id", str(self.id), "--data-dir", self.dir,
+                "--raft-addr", self.raft_addr, "--rpc-addr", self.rpc_addr,
+                "--http-addr", "%s:7003" % self.ip,
+                "--durability", c.durability,
+                "--election-ms", str(c.election_ms),
+                "--heartbeat-ms", str(c.heartbeat_ms),
+                "--snapshot-bytes", str(c.snapshot_bytes),
+                "--rpc-workers", "8"]
+        if c.segment_bytes:
+            args += ["--segment-bytes", str(c.segment_bytes)]
+        if join:
+            args += ["--join", join]
+        else:
+            args += ["--peers", c.peers()]
+        env = dict(os.environ)
+        env.update(self.env)
+        with open(self.log, "ab") as log:
+            log.write(b"---- start %d\n" % mono_ns())
+            self.proc = subprocess.Popen(args, stdout=log, stderr=log,
+                                         stdin=subprocess.DEVNULL, env=env,
+                                         cwd=self.c.tmp,
+                                         preexec_fn=_allow_core)
+
+    def is_running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        if self.is_running():
+            self.proc.send_signal(sig)
+
+    def kill(self):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+        return self.reap(10)
+
+    def reap(self, timeout):
+        if self.proc is None:
+            return None
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self.exit_codes.append(code)
+        self.proc = None
+        return code
+
+    def ready(self):
+        return http_json(self.http_url + "/readyz")
+
+    def cluster_view(self):
+        return http_json(self.http_url + "/api/v2/cluster", timeout=2)
+
+    def wipe(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def mount_tmpfs(self, size):
+        os.makedirs(self.dir, exist_ok=True)
+        sh("mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs",
+           self.dir)
+        self.tmpfs = self.dir
+
+    def umount(self):
+        if self.tmpfs:
+            sh("umount", "-l", self.tmpfs, check=False)
+            self.tmpfs = None
+
+
+class Cluster:
+    """n nodes of one durability mode, in a fresh temporary dir."""
+
+    def __init__(self, net, binary, durability="buffered", n=None,
+                 election_ms=600, heartbeat_ms=60, snapshot_bytes=67108864):
+        self.net = net
+        self.binary = binary
+        self.durability = durability
+        self.election_ms = election_ms
+        self.heartbeat_ms = heartbeat_ms
+        self.snapshot_bytes = snapshot_bytes
+        self.segment_bytes = None
+        self.tmp = tempfile.mkdtemp(prefix="rvfault-")
+        self.n_initial = n or net.n
+        self.nodes = [Node(self, i) for i in range(net.n)]
+
+    def peers(self):
+        return ",".join("%d=%s" % (n.id, n.raft_addr)
+                        for n in self.nodes[:self.n_initial])
+
+    def endpoints(self, nodes=None):
+        return ",".join(n.rpc_addr for n in (nodes or self.members()))
+
+    def members(self):
+        return [n for n in self.nodes[:self.n_initial] if not n.removed] + \
+            [n for n in self.nodes[self.n_initial:] if n.proc or n.exit_codes]
+
+    def running(self):
+        return [n for n in self.nodes if n.is_running()]
+
+    def start(self):
+        for n in self.nodes[:self.n_initial]:
+            n.start()
+        if self.wait_leader(20) is None:
+            raise RuntimeError("no leader within 20 s")
+
+    def stop(self):
+        for n in self.nodes:
+            n.kill()
+            n.umount()
+
+    def leaders(self):
+        """The nodes that answer /readyz as serving leaders (two at once
+        while a deposed leader has not noticed yet)."""
+        out = []
+        for n in self.running():
+            st, body = n.ready()
+            if st == 200 and body and body.get("state") == "leader":
+                out.append(n)
+        return out
+
+    def leader(self):
+        """The serving leader (the first one if two say so), or None."""
+        lds = self.leaders()
+        return lds[0] if lds else None
+
+    def wait_leader(self, timeout, exclude=None):
+        """A serving leader other than exclude, or None after timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for ld in self.leaders():
+                if ld is not exclude:
+                    return ld
+            time.sleep(0.02)
+        return None
+
+    def converged(self, timeout, nodes=None):
+        """(True, applied, digest) once every node in nodes (default: the
+        running ones) reports the same applied index and digest."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            views = []
+            for n in nodes or self.running():
+                st, body = n.cluster_view()
+                if st != 200 or not body:
+                    views = None
+                    break
+                me = [x for x in body.get("nodes", [])
+                      if x.get("id") == n.id]
+                if not me:
+                    views = None
+                    break
+                views.append((me[0].get("applied_index"),
+                              me[0].get("digest")))
+            if views and len(set(views)) == 1:
+                return True, views[0][0], views[0][1]
+            last = views
+            time.sleep(0.25)
+        return False, last, None
+
+    def log_hits(self):
+        """Lines of node logs that name a crash: sanitizer reports,
+        assertions, aborts; and core files in the data dirs."""
+        hits = []
+        pats = ("AddressSanitizer", "runtime error:", "Assertion",
+                "assertion", "Aborted", "SIGSEGV", "LeakSanitizer")
+        for n in self.nodes:
+            if not os.path.exists(n.log):
+                continue
+            with open(n.log, errors="replace") as f:
+                for line in f:
+                    if any(p in line for p in pats):
+                        hits.append("n%d: %s" % (n.id, line.strip()))
+        for root, _, files in os.walk(self.tmp):
+            hits += ["core file " + os.path.join(root, f) for f in files
+                     if f == "core" or f.startswith("core.")]
+        return hits
+
+    def cleanup(self, keep=False):
+        self.stop()
+        if not keep:
+            shutil.rmtree(self.tmp, ignore_errors=True)

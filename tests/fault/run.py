@@ -1,0 +1,779 @@
+#!/usr/bin/env python3
+"""The fault suite: real runvault nodes in network namespaces, clients that
+record histories, nemeses, and the checkers (check.py).
+
+    run.py BUILD_DIR [--scenario NAME ...] [--out DIR]      the CI subset
+    run.py BUILD_DIR --soak SECONDS [--seed N] [--out DIR]  random nemeses
+
+Needs root (ip netns, nftables, tc, mount). Each scenario follows the etcd
+robustness loop: a fresh cluster, traffic (register, append and set
+workloads over native RPC), a QPS gate before the first fault, the
+nemesis, heal, the final reads, then the checks: the history checkers,
+equal digests on every replica, and no crash in any node log. Every loop is
+bounded in count and time; namespaces, mounts and processes are removed
+whatever happens (finally + signal handlers).
+
+Prints one JSON object per scenario and a summary; exit 0 if every gate
+holds."""
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import faultlib  # noqa: E402
+from faultlib import mono_ns  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+QPS_GATE = 50  # ops/s before the first fault, or the run proves nothing
+
+
+def pct(xs, p):
+    if not xs:
+        return None
+    xs = sorted(xs)
+    k = min(len(xs) - 1, max(0, int(round(p / 100.0 * (len(xs) - 1)))))
+    return xs[k]
+
+
+def read_ops(paths):
+    """The operations of history files (a line cut short by a crash of the
+    harness is skipped here; check.py reports it)."""
+    for p in paths:
+        if not os.path.exists(p):
+            continue
+        with open(p) as f:
+            for line in f:
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    continue
+
+
+class Events:
+    """The nemesis log (JSONL, monotonic ns) the checkers read."""
+
+    def __init__(self, path, cluster):
+        self.path = path
+        self.c = cluster
+        self.f = open(path, "w")
+
+    def add(self, event, nodes, leader=None, **extra):
+        rec = {"t": mono_ns(), "event": event,
+               "nodes": [n.id for n in nodes],
+               "leader": leader.id if leader else None}
+        rec.update(extra)
+        self.f.write(json.dumps(rec) + "\n")
+        self.f.flush()
+        return rec
+
+    def close(self):
+        self.f.close()
+
+
+class Workloads:
+    """register + append + set client processes, each with --final."""
+
+    def __init__(self, ctx, seconds, procs=(4, 4, 2), pause_ms=8):
+        self.ctx = ctx
+        self.seconds = seconds
+        self.procs = procs
+        self.pause_ms = pause_ms
+        self.p = []
+        self.hists = []
+        self.summaries = []
+
+    def start(self):
+        c = self.ctx.c
+        base = 0
+        for wl, n in zip(("register", "append", "set"), self.procs):
+            name = "%s%d" % (wl[:3], self.ctx.round)
+            args = [self.ctx.workload_bin, "--endpoints", c.endpoints(),
+                    "--workload", wl, "--name", name, "--procs", str(n),
+                    "--proc-base", str(base), "--seconds", str(self.seconds),
+                    "--pause-ms", str(self.pause_ms), "--out", "",
+                    "--attempt-ms", "1000", "--total-ms", "4000", "--final",
+                    "--final-wait-s", "300"]
+            base += n + 1
+            hist = os.path.join(self.ctx.dir, "history-%s.jsonl" % wl)
+            self.hists.append(hist)
+            args[args.index("--out") + 1] = hist
+            self.p.append(subprocess.Popen(args, stdin=subprocess.PIPE,
+                                           stdout=subprocess.PIPE,
+                                           stderr=sys.stderr, text=True))
+
+    def wait_waiting(self, timeout):
+        """Until every workload printed its waiting line."""
+        deadline = time.monotonic() + timeout
+        for p in self.p:
+            while time.monotonic() < deadline:
+                line = p.stdout.readline()
+                if not line or "waiting" in line:
+                    break
+
+    def finish(self, timeout=180):
+        for p in self.p:
+            try:
+                p.stdin.write("go\n")
+                p.stdin.flush()
+            except BrokenPipeError:
+                pass
+        for p in self.p:
+            try:
+                out, _ = p.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                out, _ = p.communicate()
+            for line in out.splitlines():
+                try:
+                    self.summaries.append(json.loads(line))
+                except ValueError:
+                    pass
+        return self.summaries
+
+    def kill(self):
+        for p in self.p:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+    def ops_between(self, t0, t1):
+        n = 0
+        for o in read_ops(self.hists):
+            if t0 <= o["ret"] <= t1 and o["type"] == "ok":
+                n += 1
+        return n
+
+
+class Ctx:
+    """One scenario's cluster, events, workloads and figures."""
+
+    def __init__(self, args, net, name, rnd, durability, n, **ckw):
+        self.args = args
+        self.net = net
+        self.name = name
+        self.round = rnd
+        self.dir = os.path.join(args.out, "%02d-%s" % (rnd, name))
+        os.makedirs(self.dir, exist_ok=True)
+        self.workload_bin = os.path.join(args.build, "tests", "rv_workload")
+        self.shim = os.path.join(args.build, "tests", "librv_eio_shim.so")
+        self.c = faultlib.Cluster(net, os.path.join(args.build, "node",
+                                                    "runvault"),
+                                  durability=durability, n=n, **ckw)
+        self.ev = Events(os.path.join(self.dir, "nemesis.jsonl"), self.c)
+        self.fig = {"scenario": name, "durability": durability, "nodes": n,
+                    "election_ms": [], "recovery_ms": [], "fence_ms": [],
+                    "unavailable_ms": [], "notes": []}
+        self.failures = []
+
+    def fail(self, why):
+        self.failures.append(why)
+        print("  FAIL %s: %s" % (self.name, why), file=sys.stderr)
+
+    def note(self, text):
+        self.fig["notes"].append(text)
+
+    # ---- Measured steps used by the nemeses --------------------------
+
+    def election_after(self, t0_ns, old, timeout=15):
+        ld = self.c.wait_leader(timeout, exclude=old)
+        if ld is None:
+            self.fail("no new leader within %d s" % timeout)
+            return None
+        ms = (mono_ns() - t0_ns) / 1e6
+        self.fig["election_ms"].append(round(ms, 1))
+        return ld
+
+    def restart(self, node, join=None):
+        """Start node and time until it serves with the leader's index."""
+        t0 = mono_ns()
+        node.start(join=join)
+        self.ev.add("start", [node])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if not node.is_running():
+                self.fail("n%d exited %s after restart" %
+                          (node.id, node.exit_codes[-1:] or node.reap(1)))
+                return
+            st, body = node.ready()
+            ld = self.c.leader()
+            if st == 200 and ld is not None:
+                s2, lb = ld.ready()
+                if s2 == 200 and body["applied_index"] + 64 >= \
+                        lb["applied_index"]:
+                    self.fig["recovery_ms"].append(
+                        round((mono_ns() - t0) / 1e6, 1))
+                    return
+            time.sleep(0.05)
+        self.fail("n%d did not catch up within 60 s" % node.id)
+
+    def wait_exit(self, node, timeout, what):
+        """A node must stop itself (fail-stop) within timeout."""
+        t0 = mono_ns()
+        code = node.reap(timeout)
+        if code is None:
+            self.fail("n%d did not stop itself within %d s after %s" %
+                      (node.id, timeout, what))
+            node.kill()
+            return None
+        self.fig["fence_ms"].append(round((mono_ns() - t0) / 1e6, 1))
+        self.note("n%d stopped itself after %s: exit %d" %
+                  (node.id, what, code))
+        return code
+
+
+# ---- Nemeses --------------------------------------------------------------
+# Each takes the context and returns when its fault is healed and every
+# node that should run is running again.
+
+
+def nem_kill_leader(ctx, rounds=3, down_s=2.0):
+    for _ in range(rounds):
+        ld = ctx.c.leader() or ctx.c.wait_leader(10)
+        if ld is None:
+            ctx.fail("no leader to kill")
+            return
+        t0 = mono_ns()
+        ctx.ev.add("kill", [ld], ld)
+        ld.kill()
+        ctx.election_after(t0, ld)
+        time.sleep(down_s)
+        ctx.restart(ld)
+        time.sleep(1.5)
+
+
+def nem_kill_follower(ctx, rounds=2):
+    for _ in range(rounds):
+        ld = ctx.c.wait_leader(10)
+        f = random.choice([n for n in ctx.c.running() if n is not ld])
+        ctx.ev.add("kill", [f], ld)
+        f.kill()
+        time.sleep(2)
+        ctx.restart(f)
+        time.sleep(1)
+
+
+def nem_kill_all(ctx, rounds=2):
+    for _ in range(rounds):
+        ld = ctx.c.leader()
+        nodes = ctx.c.running()
+        t0 = mono_ns()
+        ctx.ev.add("kill", nodes, ld)
+        for n in nodes:
+            n.proc.kill()
+        for n in nodes:
+            n.reap(10)
+        time.sleep(1)
+        for n in nodes:
+            n.start()
+        ctx.ev.add("start", nodes)
+        if ctx.c.wait_leader(20) is None:
+            ctx.fail("no leader within 20 s after restarting all")
+        else:
+            ctx.fig["recovery_ms"].append(round((mono_ns() - t0) / 1e6, 1))
+        time.sleep(2)
+
+
+def nem_pause_leader(ctx, rounds=2, pause_s=4):
+    for _ in range(rounds):
+        ld = ctx.c.wait_leader(10)
+        t0 = mono_ns()
+        ctx.ev.add("stop", [ld], ld)
+        ld.signal(signal.SIGSTOP)
+        ctx.election_after(t0, ld)
+        time.sleep(pause_s)
+        ld.signal(signal.SIGCONT)
+        ctx.ev.add("cont", [ld])
+        time.sleep(2)
+
+
+def partition(ctx, groups, label, hold_s):
+    """Cut every link between nodes of different groups (both ways)."""
+    ld = ctx.c.leader()
+    ids = {}
+    for g, members in enumerate(groups):
+        for n in members:
+            ids[n.i] = g
+    for n in ctx.c.running():
+        others = [m.i for m in ctx.c.running() if ids.get(m.i) != ids.get(n.i)]
+        if others:
+            ctx.net.drop(n.i, others)
+    t0 = mono_ns()
+    ctx.ev.add("partition", ctx.c.running(), ld, shape=label,
+               groups=[[n.id for n in g] for g in groups])
+    if ld is not None and any(ld in g and len(g) <= len(ctx.c.running()) // 2
+                              for g in groups):
+        ctx.election_after(t0, ld)
+    time.sleep(hold_s)
+    ctx.net.heal()
+    ctx.ev.add("heal", ctx.c.running())
+    time.sleep(2)
+
+
+def nem_partition_leader(ctx, rounds=2, hold_s=6):
+    """The leader alone (clients still reach it: no stale reads allowed)."""
+    for _ in range(rounds):
+        ld = ctx.c.wait_leader(10)
+        rest = [n for n in ctx.c.running() if n is not ld]
+        partition(ctx, [[ld], rest], "leader", hold_s)
+
+
+def nem_partition_halves(ctx, rounds=2, hold_s=6):
+    for _ in range(rounds):
+        nodes = ctx.c.running()
+        random.shuffle(nodes)
+        k = len(nodes) // 2
+        partition(ctx, [nodes[:k], nodes[k:]], "halves", hold_s)
+
+
+def nem_ring(ctx, hold_s=6):
+    """Each node sees only its two neighbours (5 nodes: no majority view
+    is shared)."""
+    nodes = ctx.c.running()
+    ld = ctx.c.leader()
+    k = len(nodes)
+    for j, n in enumerate(nodes):
+        near = {nodes[(j - 1) % k].i, nodes[(j + 1) % k].i, n.i}
+        ctx.net.drop(n.i, [m.i for m in nodes if m.i not in near])
+    ctx.ev.add("partition", nodes, ld, shape="ring")
+    time.sleep(hold_s)
+    ctx.net.heal()
+    ctx.ev.add("heal", nodes)
+    time.sleep(2)
+
+
+def nem_one_way(ctx, hold_s=6):
+    """The leader hears nobody but can still send (inbound dropped)."""
+    ld = ctx.c.wait_leader(10)
+    others = [n.i for n in ctx.c.running() if n is not ld]
+    ctx.net.drop(ld.i, others, inbound=True, outbound=False)
+    t0 = mono_ns()
+    ctx.ev.add("partition", [ld], ld, shape="one-way-in")
+    ctx.election_after(t0, ld)
+    time.sleep(hold_s)
+    ctx.net.heal()
+    ctx.ev.add("heal", ctx.c.running())
+    time.sleep(2)
+
+
+def nem_lossy(ctx, hold_s=10):
+    """Every link loses 10 % of packets each way and is shaped to 4 Mbit/s
+    with up to 80 ms of queueing (see Net.lossy: no netem here)."""
+    nodes = ctx.c.running()
+    for n in nodes:
+        ctx.net.lossy(n.i, 10, "4mbit", 80)
+    ctx.ev.add("netem", nodes, ctx.c.leader(),
+               spec="loss 10% each way, tbf 4mbit latency 80ms")
+    time.sleep(hold_s)
+    ctx.net.heal()
+    ctx.ev.add("heal", nodes)
+    time.sleep(2)
+
+
+def nem_membership(ctx):
+    """Remove a follower, add a brand-new node, under load (5 nodes)."""
+    c = ctx.c
+    ld = c.wait_leader(10)
+    victim = [n for n in c.running() if n is not ld][0]
+    ctx.ev.add("member-remove", [victim], ld)
+    r = faultlib.sh(c.binary, "cluster", "remove", "--id", str(victim.id),
+                    "--endpoint", c.endpoints(), check=False)
+    if r.returncode != 0:
+        ctx.fail("cluster remove: exit %d %s" % (r.returncode, r.stderr))
+    code = victim.reap(20)
+    if code != 6:
+        ctx.fail("removed n%d exited %s, not 6" % (victim.id, code))
+        victim.kill()
+    victim.removed = True
+    time.sleep(1)
+    new = c.nodes[c.n_initial] if len(c.nodes) > c.n_initial else None
+    if new is None:
+        ctx.note("no spare namespace for a new node")
+        return
+    ctx.ev.add("member-add", [new], c.leader())
+    ctx.restart(new, join=",".join(n.http_url for n in c.running()))
+    time.sleep(2)
+
+
+def nem_disk_full(ctx):
+    """A follower's data dir (tmpfs) fills up: it stops itself, the rest
+    carries on; freed and restarted it catches up."""
+    c = ctx.c
+    ld = c.wait_leader(10)
+    f = ctx.tmpfs_node
+    balloon = os.path.join(f.dir, "balloon")
+    ctx.ev.add("disk-full", [f], ld)
+    with open(balloon, "wb") as b:
+        chunk = b"\0" * (1 << 20)
+        for _ in range(4096):
+            try:
+                b.write(chunk)
+                b.flush()
+            except OSError:
+                break
+    ctx.wait_exit(f, 30, "disk full")
+    os.unlink(balloon)
+    ctx.ev.add("disk-freed", [f])
+    time.sleep(1)
+    ctx.restart(f)
+    time.sleep(1)
+
+
+def nem_fsync_eio(ctx):
+    """fsync fails on a follower: it must stop (never retry), the rest
+    carries on; disarmed and restarted it recovers from the raft log."""
+    f = ctx.eio_node
+    ld = ctx.c.wait_leader(10)
+    arm = f.env["RV_EIO_ARM"]
+    open(arm, "w").close()
+    ctx.ev.add("fsync-eio", [f], ld)
+    ctx.wait_exit(f, 30, "fsync EIO")
+    os.unlink(arm)
+    time.sleep(1)
+    ctx.restart(f)
+    time.sleep(1)
+
+
+def vlog_segments(node):
+    d = os.path.join(node.dir, "vlog")
+    if not os.path.isdir(d):
+        return []
+    return sorted(os.path.join(d, x) for x in os.listdir(d))
+
+
+def nem_torn_tail(ctx):
+    """kill -9 a follower, cut its newest vlog segment mid-record; it must
+    recover (truncate the torn tail, replay from raft) and converge."""
+    ld = ctx.c.wait_leader(10)
+    f = [n for n in ctx.c.running() if n is not ld][0]
+    ctx.ev.add("kill", [f], ld)
+    f.kill()
+    segs = vlog_segments(f)
+    if not segs:
+        ctx.fail("n%d has no vlog segment" % f.id)
+        return
+    size = os.path.getsize(segs[-1])
+    cut = max(0, size - 37)
+    os.truncate(segs[-1], cut)
+    ctx.ev.add("torn-tail", [f], ld, segment=os.path.basename(segs[-1]),
+               bytes_cut=size - cut)
+    ctx.restart(f)
+    time.sleep(1)
+
+
+def nem_bitflip(ctx):
+    """Flip a bit in the middle of a follower's sealed segment: the node
+    must never serve the damaged record (a refused start, or reads that
+    fail); `runvault verify` must call it corrupt."""
+    ld = ctx.c.wait_leader(10)
+    f = [n for n in ctx.c.running() if n is not ld][0]
+    deadline = time.monotonic() + 30
+    while len(vlog_segments(f)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    ctx.ev.add("kill", [f], ld)
+    f.kill()
+    segs = vlog_segments(f)
+    if len(segs) < 2:
+        ctx.fail("n%d has %d vlog segments, no sealed one" %
+                 (f.id, len(segs)))
+        ctx.restart(f)
+        return
+    seg = segs[len(segs) // 2 - 1] if len(segs) > 2 else segs[0]
+    size = os.path.getsize(seg)
+    off = size // 2
+    with open(seg, "r+b") as s:
+        s.seek(off)
+        b = s.read(1)
+        s.seek(off)
+        s.write(bytes([b[0] ^ 0x10]))
+    ctx.ev.add("bitflip", [f], ld, segment=os.path.basename(seg), offset=off)
+    r = faultlib.sh(ctx.c.binary, "verify", "--data-dir", f.dir, check=False)
+    ctx.fig["verify_exit_after_bitflip"] = r.returncode
+    if r.returncode != 2:
+        ctx.fail("verify after a bit flip exited %d, not 2" % r.returncode)
+    f.start()
+    ctx.ev.add("start", [f])
+    time.sleep(3)
+    if not f.is_running():
+        code = f.reap(1)
+        ctx.note("n%d refused to start on the flipped segment: exit %s" %
+                 (f.id, code))
+        ctx.fig["bitflip_outcome"] = "refused start (exit %s)" % code
+    else:
+        ctx.fig["bitflip_outcome"] = "started"
+    # Repair as an operator would: wipe the node, it rejoins by catch-up.
+    f.kill()
+    f.wipe()
+    ctx.ev.add("wipe", [f])
+    ctx.restart(f, join=",".join(n.http_url for n in ctx.c.running()))
+    time.sleep(1)
+
+
+NEMESES = {
+    "kill-leader": nem_kill_leader,
+    "kill-follower": nem_kill_follower,
+    "kill-all": nem_kill_all,
+    "pause-leader": nem_pause_leader,
+    "partition-leader": nem_partition_leader,
+    "partition-halves": nem_partition_halves,
+    "ring": nem_ring,
+    "one-way": nem_one_way,
+    "lossy": nem_lossy,
+    "membership": nem_membership,
+    "disk-full": nem_disk_full,
+    "fsync-eio": nem_fsync_eio,
+    "torn-tail": nem_torn_tail,
+    "bitflip": nem_bitflip,
+}
+
+# The CI subset: (name, durability, nodes, nemeses, seconds of traffic).
+CI = [
+    ("kill-leader", "buffered", 3, ["kill-leader"], 24),
+    ("kill-leader-strict", "strict", 3, ["kill-leader", "kill-follower"], 24),
+    ("kill-leader-memory", "memory", 3, ["kill-leader"], 20),
+    ("partition-leader", "buffered", 3, ["partition-leader"], 24),
+    ("partitions-lossy", "buffered", 5,
+     ["partition-halves", "ring", "one-way", "lossy"], 50),
+    ("pause", "buffered", 3, ["pause-leader"], 20),
+    ("kill-all", "strict", 3, ["kill-all"], 20),
+    ("kill-all-buffered", "buffered", 3, ["kill-all"], 20),
+    ("disk", "buffered", 3, ["disk-full", "fsync-eio"], 30),
+    ("vlog-damage", "buffered", 3, ["torn-tail", "bitflip"], 30),
+    ("membership", "buffered", 5, ["membership"], 24),
+]
+
+
+def run_checker(ctx):
+    args = [sys.executable, os.path.join(HERE, "check.py"),
+            "--mode", ctx.c.durability,
+            "--nemesis", ctx.ev.path,
+            "--allow-loss-window-ms", "1000"] + ctx.wl.hists
+    r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=600)
+    try:
+        res = json.loads(r.stdout)
+    except ValueError:
+        res = {"ok": False, "error": r.stdout[-2000:] + r.stderr[-2000:]}
+    if r.returncode != 0:
+        ctx.fail("checker: exit %d: %s" % (r.returncode,
+                                           r.stderr.strip()[-1500:]))
+    return res
+
+
+def unavailability(ctx):
+    """Per fault, the longest gap between acknowledged writes from the fault
+    until 5 s after it healed (ms)."""
+    acks = [o["ret"] for o in read_ops(ctx.wl.hists)
+            if o["type"] == "ok" and o["f"] in ("write", "append", "add")]
+    acks.sort()
+    events = [json.loads(x) for x in open(ctx.ev.path)]
+    faults = [e for e in events if e["event"] in (
+        "kill", "stop", "partition", "netem", "disk-full", "fsync-eio",
+        "member-remove")]
+    out = []
+    for e in faults:
+        t0 = e["t"]
+        t1 = t0 + 12 * 10 ** 9
+        prev, worst = t0, 0
+        for t in acks:
+            if t < t0:
+                continue
+            if t > t1:
+                break
+            worst = max(worst, t - prev)
+            prev = t
+        out.append(round(worst / 1e6, 1))
+    return out
+
+
+def run_scenario(args, net, rnd, name, durability, n, nemeses, seconds):
+    ckw = {}
+    if args.soak or name == "vlog-damage":
+        ckw["snapshot_bytes"] = 1 << 20
+    ctx = Ctx(args, net, name, rnd, durability, n, **ckw)
+    print("== %s (%s, %d nodes, %s)" % (name, durability, n,
+                                         ",".join(nemeses)), file=sys.stderr)
+    wl = None
+    t_begin = time.monotonic()
+    try:
+        c = ctx.c
+        if name == "vlog-damage":
+            c.segment_bytes = 65536
+        elif args.soak:
+            c.segment_bytes = 1 << 20
+        if "disk-full" in nemeses:
+            ctx.tmpfs_node = c.nodes[2]
+            ctx.tmpfs_node.mount_tmpfs("160m")
+        if "fsync-eio" in nemeses:
+            ctx.eio_node = c.nodes[1]
+            ctx.eio_node.env = {"LD_PRELOAD": ctx.shim,
+                                "RV_EIO_ARM": os.path.join(c.tmp, "eio-arm")}
+        c.start()
+        wl = ctx.wl = Workloads(ctx, seconds)
+        wl.start()
+        t_gate0 = mono_ns()
+        time.sleep(3)
+        t_gate1 = mono_ns()
+        qps = wl.ops_between(t_gate0, t_gate1) / ((t_gate1 - t_gate0) / 1e9)
+        ctx.fig["qps_before"] = round(qps, 1)
+        if qps < QPS_GATE:
+            ctx.fail("only %.0f ops/s before the fault (gate %d): the run "
+                     "would prove nothing" % (qps, QPS_GATE))
+        t_fault = mono_ns()
+        for nm in nemeses:
+            NEMESES[nm](ctx)
+        t_healed = mono_ns()
+        ctx.fig["qps_during"] = round(
+            wl.ops_between(t_fault, t_healed) /
+            max(1e-9, (t_healed - t_fault) / 1e9), 1)
+        wl.wait_waiting(seconds + 120)
+        ok, applied, digest = c.converged(60)
+        ctx.fig["converged"] = ok
+        ctx.fig["applied_index"] = applied
+        if not ok:
+            ctx.fail("replicas did not converge: %s" % (applied,))
+        summaries = wl.finish()
+        ctx.fig["workloads"] = summaries
+        for s in summaries:
+            if s.get("final_failed"):
+                ctx.fail("%s: %d final reads failed" %
+                         (s["workload"], s["final_failed"]))
+        res = run_checker(ctx)
+        ctx.fig["check"] = res
+        if not res.get("ok"):
+            ctx.fail("history check failed")
+        ctx.fig["unavailable_ms"] = unavailability(ctx)
+        # The tombstone: one more write must succeed after everything.
+        ctx.fig["log_hits"] = c.log_hits()[:20]
+        if ctx.fig["log_hits"]:
+            ctx.fail("crash lines in node logs: %s" % ctx.fig["log_hits"][:3])
+    except Exception as e:  # noqa: BLE001 - report, then clean up
+        ctx.fail("harness: %r" % (e,))
+    finally:
+        if wl:
+            wl.kill()
+        ctx.ev.close()
+        ctx.fig["seconds"] = round(time.monotonic() - t_begin, 1)
+        keep = bool(ctx.failures) and args.keep_failed
+        ctx.c.cleanup(keep=keep)
+        if keep:
+            ctx.note("data kept in %s" % ctx.c.tmp)
+    ctx.fig["failures"] = ctx.failures
+    ctx.fig["ok"] = not ctx.failures
+    print(json.dumps(ctx.fig, sort_keys=True))
+    sys.stdout.flush()
+    return ctx.fig
+
+
+def summarise(figs, fuzz=None):
+    el = [x for f in figs for x in f["election_ms"]]
+    rec = [x for f in figs for x in f["recovery_ms"]]
+    un = [x for f in figs for x in f["unavailable_ms"]]
+    chk = [f.get("check", {}) for f in figs]
+    s = {
+        "summary": True,
+        "scenarios": len(figs),
+        "failed": [f["scenario"] for f in figs if not f["ok"]],
+        "ops": sum(c.get("ops", 0) for c in chk),
+        "acked_writes_lost": sum(c.get("acked_writes_lost", 0) for c in chk),
+        "bounded_losses_memory": sum(c.get("bounded_losses", 0) for c in chk),
+        "linearizability_violations": sum(
+            c.get("register", {}).get("violations", 0) +
+            c.get("register", {}).get("unknown", 0) for c in chk),
+        "stale_reads": sum(c.get("stale_reads", 0) for c in chk),
+        "election_ms": {"n": len(el), "p50": pct(el, 50), "p99": pct(el, 99),
+                        "max": max(el) if el else None},
+        "unavailable_ms": {"n": len(un), "p50": pct(un, 50),
+                           "p99": pct(un, 99), "max": max(un) if un else None},
+        "recovery_ms": {"n": len(rec), "p50": pct(rec, 50),
+                        "max": max(rec) if rec else None},
+    }
+    if fuzz is not None:
+        s["fuzz"] = fuzz
+    return s
+
+
+def soak(args, net):
+    """Random nemeses on a 5-node cluster, in rounds of args.round_s
+    seconds of traffic; each round ends with the full checks."""
+    rng = random.Random(args.seed)
+    random.seed(args.seed)
+    figs = []
+    deadline = time.monotonic() + args.soak
+    choices = ["kill-leader", "kill-follower", "pause-leader",
+               "partition-leader", "partition-halves", "ring", "one-way",
+               "lossy", "kill-all", "torn-tail", "disk-full", "fsync-eio"]
+    modes = ["buffered", "strict", "buffered", "memory"]
+    rnd = 0
+    while time.monotonic() + args.round_s + 90 < deadline and rnd < 10000:
+        rnd += 1
+        picks = [rng.choice(choices) for _ in range(3)]
+        mode = modes[rnd % len(modes)]
+        figs.append(run_scenario(args, net, rnd, "soak-" + "+".join(picks),
+                                 mode, 5, picks, args.round_s))
+        with open(os.path.join(args.out, "soak-progress.json"), "w") as f:
+            json.dump(summarise(figs), f)
+    return figs
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("build")
+    ap.add_argument("--scenario", action="append")
+    ap.add_argument("--soak", type=int, default=0, metavar="SECONDS")
+    ap.add_argument("--round-s", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--keep-failed", action="store_true")
+    args = ap.parse_args()
+    args.build = os.path.abspath(args.build)
+    if os.geteuid() != 0:
+        print("run.py: needs root (network namespaces)", file=sys.stderr)
+        return 2
+    if args.out is None:
+        args.out = os.path.join("/tmp", "rvfault-%d" % os.getpid())
+    os.makedirs(args.out, exist_ok=True)
+    random.seed(args.seed)
+    n_ns = 6 if args.soak or not args.scenario or any(
+        s in ("membership", "partitions-lossy") for s in args.scenario) else 3
+    if args.soak:
+        n_ns = 6
+    net = faultlib.Net("rvf%d" % (os.getpid() % 100000), n_ns)
+
+    def on_signal(sig, frame):
+        raise KeyboardInterrupt()
+    signal.signal(signal.SIGTERM, on_signal)
+    figs = []
+    try:
+        net.up()
+        net.enter_client()
+        if args.soak:
+            figs = soak(args, net)
+        else:
+            for rnd, (name, mode, n, nems, secs) in enumerate(CI, 1):
+                if args.scenario and name not in args.scenario:
+                    continue
+                figs.append(run_scenario(args, net, rnd, name, mode, n, nems,
+                                         secs))
+    except KeyboardInterrupt:
+        print("run.py: interrupted", file=sys.stderr)
+    finally:
+        net.leave_client()
+        net.down()
+    s = summarise(figs)
+    s["seed"] = args.seed
+    s["out"] = args.out
+    print(json.dumps(s, sort_keys=True))
+    with open(os.path.join(args.out, "summary.json"), "w") as f:
+        json.dump({"summary": s, "scenarios": figs}, f, indent=1)
+    return 0 if figs and not s["failed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
