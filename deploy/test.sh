@@ -12,7 +12,7 @@ echo "== clang-format check"
 clang-format --dry-run --Werror base/*.[ch] proto/*.[ch] store/*.[ch] \
     raft/*.[ch] rpc/*.[ch] gateway/*.[ch] node/*.[ch] tests/lib/*.[ch] \
     tests/unit/*.c \
-    tests/sim/*.c tests/cluster/*.c tests/fuzz/*.c \
+    tests/sim/*.c tests/cluster/*.c tests/fuzz/*.[ch] tests/fault/*.c \
     bench/*.[ch]
 run_suite() {
     local dir=$1
@@ -25,24 +25,27 @@ run_suite() {
 echo "== build with -Werror, all tests"
 run_suite build-werror -DRV_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
+echo "== fault suite: network namespaces, nemeses, history checks"
+# The checkers must flag known-bad histories first; then the CI subset of
+# tests/fault/run.py (needs root: ip netns, nftables, tc, tmpfs) on the
+# -Werror build. Figures as JSON in the output directory.
+python3 tests/fault/test_check.py
+fault_out=$(mktemp -d "${TMPDIR:-/tmp}/rvfault-ci-XXXXXX")
+python3 tests/fault/run.py build-werror --out "$fault_out" |
+    tail -n 1
+rm -rf "$fault_out"
+
 echo "== libFuzzer targets under ASan + UBSan, ${RV_FUZZ_SECONDS:-20} s each"
 # Entry apply (a local fault from any input is a crash), the filter
-# language, vlog recovery; each from a copy of its seeds (tests/fuzz/seeds).
+# language, vlog recovery, native requests and HTTP requests answered on a
+# real store; each from a copy of its seeds (tests/fuzz/seeds), one JSON
+# line of figures per target (tests/fuzz/run_all.sh).
 CC=clang cmake -S . -B build-fuzz -DRV_FUZZ=ON -DRV_SANITIZE=address,undefined \
     -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-fuzz -j"$jobs" --target fuzz_apply fuzz_filter fuzz_vlog \
-    >/dev/null
-for t in apply filter vlog; do
-    corpus=$(mktemp -d "${TMPDIR:-/tmp}/rvfuzz-corpus-XXXXXX")
-    cp tests/fuzz/seeds/$t/* "$corpus"/
-    ASAN_OPTIONS=detect_leaks=1 \
-        build-fuzz/tests/fuzz/fuzz_$t -max_total_time="${RV_FUZZ_SECONDS:-20}" \
-        -rss_limit_mb=2048 "$corpus" 2>"$corpus.log" ||
-        { tail -n 40 "$corpus.log"; rm -rf "$corpus" "$corpus.log"; exit 1; }
-    echo "fuzz_$t: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' \
-        "$corpus.log"), no crash"
-    rm -rf "$corpus" "$corpus.log"
-done
+    fuzz_rpc fuzz_http >/dev/null
+RV_FUZZ_BUILD=build-fuzz RV_FUZZ_TARGETS="apply filter vlog rpc http" \
+    tests/fuzz/run_all.sh "${RV_FUZZ_SECONDS:-20}"
 
 echo "== ASan + UBSan, all tests"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -50,3 +53,4 @@ UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 RV_TEST_SCALE=small \
     run_suite build-asan -DRV_WERROR=ON -DRV_SANITIZE=address,undefined \
         -DCMAKE_BUILD_TYPE=Debug
+

@@ -163,9 +163,8 @@ gw__decode(char *s, int is_query)
     return store_utf8_valid(s, (size_t)(o - s)) ? 0 : -1;
 }
 
-/* Split uri (a copy, owned by x) into the decoded path and query. */
-static int
-gw__parse_uri(struct gw_exchange *x, char *uri, char *errmsg)
+int
+gw_parse_uri(struct gw_exchange *x, char *uri, char *errmsg)
 {
     char *q = strchr(uri, '?');
     if (q != NULL)
@@ -431,7 +430,7 @@ gw__serve_one(struct gw_server *srv, struct rpc_caller *caller,
         gw_reply_error(&x, RV_ENOMEM, NULL);
     } else {
         memcpy(copy, uri, un + 1);
-        if (gw__parse_uri(&x, copy, errmsg) != 0) {
+        if (gw_parse_uri(&x, copy, errmsg) != 0) {
             gw_reply_status(&x, 400, "INVALID_PARAMETER_VALUE", errmsg);
         } else {
             void *body;

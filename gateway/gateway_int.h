@@ -63,11 +63,26 @@ struct gw_kv {
     char *key, *value; /* Decoded; point into the exchange's buffer. */
 };
 
+/* What the endpoints ask of the node. An exchange without ops (NULL, as
+ * the workers make them) uses the node's own: rpc_caller_answer() on its
+ * caller and the replica of the gateway's RPC server. The HTTP fuzzer
+ * (tests/fuzz/fuzz_http.c) gives its own, so that requests go through the
+ * routing and every check at the door without a cluster. */
+struct gw_node_ops {
+    /* As rpc_caller_answer(): req is borrowed, the answer never NULL and
+     * valid until the next call. */
+    const Rv__Response *(*answer)(void *data, Rv__Request *req);
+    void (*info)(void *data, struct replica_info *out); /* replica_info() */
+    int (*is_running)(void *data); /* replica_is_running() */
+    void *data;
+};
+
 /* One HTTP exchange. Everything it points at lives until the answer is
  * sent. */
 struct gw_exchange {
     struct gateway *g;
     struct rpc_caller *caller;
+    const struct gw_node_ops *ops; /* NULL: the node's. */
     const char *method;
     char *path; /* Decoded, without the query. */
     struct gw_kv query[GATEWAY_MAX_QUERY_PARAMS];
@@ -110,6 +125,12 @@ void gw_reply_status(struct gw_exchange *x, int status, const char *error_code,
 /* Raw bytes with a content type (copied). */
 void gw_reply_bytes(struct gw_exchange *x, int status, const char *type,
                     const void *data, size_t n);
+
+/* Split uri (NUL-terminated, modified in place, must live as long as x)
+ * into x's decoded path and query parameters. Returns 0, or -1 with the
+ * reason (a 400) in errmsg: a bad %-escape, %00 or text that is not UTF-8,
+ * more than GATEWAY_MAX_QUERY_PARAMS parameters, one given twice. */
+int gw_parse_uri(struct gw_exchange *x, char *uri, char *errmsg);
 
 /* The query parameter name, or NULL. */
 const char *gw_query(const struct gw_exchange *x, const char *name);

@@ -188,7 +188,9 @@ gw__read_options(struct gw_ctx *c, Rv__Request *req, Rv__ReadOptions *ro)
 static const Rv__Response *
 gw__call(struct gw_ctx *c, Rv__Request *req)
 {
-    const Rv__Response *r = rpc_caller_answer(c->x->caller, req);
+    const struct gw_node_ops *ops = c->x->ops;
+    const Rv__Response *r = ops != NULL ? ops->answer(ops->data, req)
+                                        : rpc_caller_answer(c->x->caller, req);
     if (r->code != RV_OK) {
         gw_reply_error(c->x, (int)r->code, r->message);
         return NULL;
@@ -1448,10 +1450,29 @@ gw__artifact_get(struct gw_ctx *c, char *run_id, char *path)
  */
 
 static void
+gw__info(struct gw_ctx *c, struct replica_info *info)
+{
+    const struct gw_node_ops *ops = c->x->ops;
+    if (ops != NULL)
+        ops->info(ops->data, info);
+    else
+        replica_info(rpc_server_replica(c->x->g->cfg.rpc), info);
+}
+
+static int
+gw__is_running(struct gw_ctx *c)
+{
+    const struct gw_node_ops *ops = c->x->ops;
+    if (ops != NULL)
+        return ops->is_running(ops->data);
+    return replica_is_running(rpc_server_replica(c->x->g->cfg.rpc));
+}
+
+static void
 gw__config(struct gw_ctx *c)
 {
     struct replica_info info;
-    replica_info(rpc_server_replica(c->x->g->cfg.rpc), &info);
+    gw__info(c, &info);
     json_t *limits = json_pack(
         "{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "max_key_bytes",
         STORE_MAX_KEY_BYTES, "max_param_value_bytes",
@@ -1474,21 +1495,20 @@ gw__config(struct gw_ctx *c)
 static void
 gw__health(struct gw_ctx *c, int is_ready)
 {
-    struct replica *rep = rpc_server_replica(c->x->g->cfg.rpc);
     struct replica_info info;
-    replica_info(rep, &info);
+    gw__info(c, &info);
     if (!is_ready) {
         gw_reply_json(c->x, 200,
                       json_pack("{s:s,s:I}", "status", "ok", "node_id",
                                 (json_int_t)info.id));
         return;
     }
-    int ok = replica_is_running(rep) && info.leader_id != 0 &&
+    int ok = gw__is_running(c) && info.leader_id != 0 &&
              (info.state != RAFT_LEADER || info.is_serving);
     if (!ok) {
         gw_reply_status(c->x, 503, "TEMPORARILY_UNAVAILABLE",
-                        replica_is_running(rep) ? "no leader is known yet"
-                                                : "the node is stopping");
+                        gw__is_running(c) ? "no leader is known yet"
+                                          : "the node is stopping");
         return;
     }
     gw_reply_json(c->x, 200,
@@ -1506,7 +1526,7 @@ gw__cluster(struct gw_ctx *c)
     Rv__ClusterRequest cr = RV__CLUSTER_REQUEST__INIT;
     char errmsg[RV_ERRMSG_SIZE];
     struct replica_info info;
-    replica_info(rpc_server_replica(c->x->g->cfg.rpc), &info);
+    gw__info(c, &info);
     cr.op = RV__CLUSTER_OP__CLUSTER_STATUS;
     req.body_case = RV__REQUEST__BODY_CLUSTER;
     req.cluster = &cr;
@@ -1606,16 +1626,20 @@ gw__method_is(const struct gw_exchange *x, const char *m)
     return x->method != NULL && strcmp(x->method, m) == 0;
 }
 
-/* Route to one of up to two methods, else 405. */
+/* Route to one of the comma-separated methods, else 405. (No strtok:
+ * the gateway's workers route concurrently.) */
 static int
 gw__allow(struct gw_ctx *c, const char *allowed)
 {
-    char list[32];
-    snprintf(list, sizeof list, "%s", allowed);
-    for (char *t = strtok(list, ","); t != NULL; t = strtok(NULL, ","))
-        if (gw__method_is(c->x, t) ||
-            (strcmp(t, "GET") == 0 && gw__method_is(c->x, "HEAD")))
+    const char *m = c->x->method;
+    for (const char *t = allowed; *t != '\0';) {
+        size_t n = strcspn(t, ",");
+        int is_get = n == 3 && strncmp(t, "GET", 3) == 0;
+        if (m != NULL && ((strlen(m) == n && strncmp(m, t, n) == 0) ||
+                          (is_get && strcmp(m, "HEAD") == 0)))
             return 1;
+        t += n + (t[n] == ',');
+    }
     rv_errmsg_printf(c->errmsg, "%s is not allowed here; use %s",
                      c->x->method != NULL ? c->x->method : "this method",
                      allowed);

@@ -572,6 +572,8 @@ rv_cmd_serve(int argc, char **argv)
         return RV_EXIT_OK;
     case REPLICA_EXIT_IO:
         return RV_EXIT_IO;
+    case REPLICA_EXIT_CORRUPT:
+        return RV_EXIT_CORRUPT;
     case REPLICA_EXIT_REMOVED:
         return RV_EXIT_REMOVED;
     default:

@@ -4,6 +4,7 @@
 
 #include "base/clock.h"
 #include "raft/raftguard.h"
+#include "store/vlog.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -70,6 +71,11 @@ struct replica {
     pthread_cond_t applied_cond;
     struct replica__list inbound;
     int is_stop_requested, is_loop_done, is_removed;
+    /* The scrub thread (replica__scrub_main) and what it found. */
+    pthread_t scrub_thread;
+    pthread_cond_t scrub_cond;
+    int is_scrub_started, is_scrub_stop, is_corrupt;
+    char corrupt_msg[RV_ERRMSG_SIZE];
     struct replica_info info;
 
     /* Loop thread only. */
@@ -486,6 +492,10 @@ replica__close_timer_cb(uv_timer_t *t)
 static void
 replica__begin_close(struct replica *r)
 {
+    pthread_mutex_lock(&r->lock); /* No wake-ups from the scrub from now. */
+    r->is_scrub_stop = 1;
+    pthread_cond_broadcast(&r->scrub_cond);
+    pthread_mutex_unlock(&r->lock);
     if (!uv_is_active((uv_handle_t *)&r->close_timer) && !r->is_closing)
         uv_timer_start(&r->close_timer, replica__close_timer_cb, 0, 0);
 }
@@ -494,6 +504,7 @@ replica__begin_close(struct replica *r)
  */
 
 static void replica__schedule(struct replica *r);
+static void *replica__scrub_main(void *arg);
 
 /* The next step after a raft callback with this status. raft 0.15 fails a
  * deposed leader's requests (RAFT_LEADERSHIPLOST) from convertClearLeader,
@@ -1067,6 +1078,13 @@ replica__take_inbound(struct replica *r)
     if (is_removed && !r->is_leader && !r->is_stopping)
         replica__fail(r, REPLICA_EXIT_REMOVED,
                       "the leader removed this node from the cluster");
+    pthread_mutex_lock(&r->lock);
+    int is_corrupt = r->is_corrupt;
+    char why[RV_ERRMSG_SIZE];
+    snprintf(why, sizeof why, "%s", r->corrupt_msg);
+    pthread_mutex_unlock(&r->lock);
+    if (is_corrupt && !r->is_stopping)
+        replica__fail(r, REPLICA_EXIT_CORRUPT, why);
     struct replica_op *op;
     while ((op = replica__pop(&in)) != NULL) {
         if (r->is_stopping || r->is_closing) {
@@ -1208,6 +1226,71 @@ replica__sync_cb(uv_timer_t *t)
     }
     r->n_syncs++;
     r->last_synced = applied;
+}
+
+/* ---- Scrub ----------------------------------------------------------------
+ *
+ * Bit rot in a sealed vlog segment is found by the CRC of a read that
+ * touches it, but a record nobody reads could rot unseen and be served to
+ * a catching-up peer or by a later read. The scrub thread checks every
+ * record of every sealed segment, one segment at a time, round and round,
+ * paced to REPLICA_SCRUB_BYTES_PER_S, and stops the node (exit 2, corrupt
+ * data) at the first bad one: the operator wipes it and it rejoins. The
+ * newest segment is not scrubbed (recovery checks it at open). */
+
+static void
+replica__corrupt(struct replica *r, const char *why)
+{
+    pthread_mutex_lock(&r->lock);
+    if (!r->is_corrupt) {
+        r->is_corrupt = 1;
+        snprintf(r->corrupt_msg, sizeof r->corrupt_msg, "%s", why);
+    }
+    if (!r->is_scrub_stop && !r->is_loop_done)
+        uv_async_send(&r->async);
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void *
+replica__scrub_main(void *arg)
+{
+    struct replica *r = arg;
+    char dir[4096], errmsg[RV_ERRMSG_SIZE];
+    uint32_t cursor = 0;
+    uint64_t pause_ms = REPLICA_SCRUB_FIRST_MS;
+    snprintf(dir, sizeof dir, "%s/vlog", r->data_dir);
+    pthread_mutex_lock(&r->lock);
+    while (!r->is_scrub_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += (time_t)(pause_ms / 1000);
+        until.tv_nsec += (long)(pause_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        if (pthread_cond_timedwait(&r->scrub_cond, &r->lock, &until) !=
+                ETIMEDOUT ||
+            r->is_scrub_stop)
+            continue;
+        pthread_mutex_unlock(&r->lock);
+        uint64_t bytes = 0;
+        int rc = vlog_scrub(dir, &cursor, &bytes, errmsg);
+        if (rc == RV_ECORRUPT) {
+            rv_logf(r->log, RV_LOG_ERROR, "replica", "scrub: %s", errmsg);
+            replica__corrupt(r, errmsg);
+        } else if (rc != RV_OK && rc != RV_ENOTFOUND) {
+            rv_logf(r->log, RV_LOG_WARN, "replica", "scrub: %s: %s",
+                    rv_strerror(rc), errmsg);
+        }
+        pthread_mutex_lock(&r->lock);
+        if (rc == RV_ECORRUPT)
+            break;
+        pause_ms =
+            REPLICA_SCRUB_PAUSE_MS + bytes * 1000 / REPLICA_SCRUB_BYTES_PER_S;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return NULL;
 }
 
 /* ---- Start and stop ------------------------------------------------------ */
@@ -1384,6 +1467,7 @@ replica__free(struct replica *r)
     store_close(r->store);
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->applied_cond);
+    pthread_cond_destroy(&r->scrub_cond);
     free(r->data_dir);
     free(r);
 }
@@ -1487,6 +1571,7 @@ replica_start(struct replica **out, const struct replica_config *cfg,
         return RV_ENOMEM;
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->applied_cond, NULL);
+    pthread_cond_init(&r->scrub_cond, NULL);
     r->id = cfg->id;
     r->data_dir = strdup(cfg->data_dir);
     snprintf(r->raft_addr, sizeof r->raft_addr, "%s", cfg->raft_addr);
@@ -1571,6 +1656,10 @@ replica_start(struct replica **out, const struct replica_config *cfg,
             rc = RV_ENOMEM;
         }
     }
+    /* Without its scrub the node still serves (reads check CRCs). */
+    if (rc == RV_OK)
+        r->is_scrub_started =
+            pthread_create(&r->scrub_thread, NULL, replica__scrub_main, r) == 0;
     if (rc != RV_OK) {
         replica__abort(r);
         return rc;
@@ -1597,6 +1686,13 @@ int
 replica_wait(struct replica *r)
 {
     pthread_join(r->thread, NULL);
+    if (r->is_scrub_started) {
+        pthread_mutex_lock(&r->lock);
+        r->is_scrub_stop = 1;
+        pthread_cond_broadcast(&r->scrub_cond);
+        pthread_mutex_unlock(&r->lock);
+        pthread_join(r->scrub_thread, NULL);
+    }
     int code = r->exit_code;
     replica__free(r);
     return code;

@@ -21,7 +21,9 @@
  *
  * Faults. A raft disk error on the leader (apply callback) or on a follower
  * (a wrapped io.append), or a store fault in apply, stops the replica
- * (fail-stop): replica_wait() returns REPLICA_EXIT_IO. */
+ * (fail-stop): replica_wait() returns REPLICA_EXIT_IO. A background scrub
+ * re-checks every record of the sealed vlog segments; a damaged one stops
+ * the replica with REPLICA_EXIT_CORRUPT (the node is wiped and rejoins). */
 #ifndef RV_RAFT_REPLICA_H
 #define RV_RAFT_REPLICA_H
 
@@ -41,6 +43,12 @@
 #define REPLICA_DEFAULT_SNAPSHOT  ((uint64_t)64 << 20) /* bytes of vlog */
 #define REPLICA_SNAPSHOT_TRAILING 64 /* entries kept behind a snapshot */
 #define REPLICA_MAX_PENDING_BYTES ((size_t)64 << 20) /* queued writes */
+/* The scrub of sealed vlog segments (replica.c): first pass this long
+ * after start, then a pause after each segment that keeps it at this
+ * rate (a 64 MiB segment: 2 s of reading spread over 2 s). */
+#define REPLICA_SCRUB_FIRST_MS    1000
+#define REPLICA_SCRUB_PAUSE_MS    100
+#define REPLICA_SCRUB_BYTES_PER_S ((uint64_t)32 << 20)
 
 enum replica_durability {
     REPLICA_MEMORY = 1,
@@ -51,6 +59,7 @@ enum replica_durability {
 /* Why the loop ended. */
 enum replica_exit {
     REPLICA_EXIT_OK = 0,      /* replica_stop() */
+    REPLICA_EXIT_CORRUPT = 2, /* The scrub found a damaged vlog segment. */
     REPLICA_EXIT_IO = 4,      /* A disk error or store fault: fail-stop. */
     REPLICA_EXIT_RAFT = 5,    /* raft failed to start or shut itself down. */
     REPLICA_EXIT_REMOVED = 6, /* This node was removed from the cluster. */

@@ -248,40 +248,48 @@ rpc__write_check(const Rv__WriteRequest *wr, char *errmsg)
     return RV_OK;
 }
 
+/* The checks of a write before the leader is asked (rpc_request_check). */
+static int
+rpc__write_request_check(const Rv__WriteRequest *wr, char *errmsg)
+{
+    if (wr->n_commands == 0 || wr->n_commands > STORE_MAX_COMMANDS_PER_BATCH) {
+        rv_errmsg_printf(errmsg, "a write carries 1 to %d commands",
+                         STORE_MAX_COMMANDS_PER_BATCH);
+        return RV_EINVAL;
+    }
+    if (wr->has_durability &&
+        (wr->durability < RV__DURABILITY__DURABILITY_DEFAULT ||
+         wr->durability > RV__DURABILITY__STRICT)) {
+        rv_errmsg_printf(errmsg, "unknown durability");
+        return RV_EINVAL;
+    }
+    return rpc__write_check(wr, errmsg);
+}
+
+int
+rpc_write_prepare(Rv__WriteRequest *wr, int64_t now_ms, struct rv_buf *packed,
+                  char *errmsg)
+{
+    for (size_t i = 0; i < wr->n_commands; i++)
+        rpc__stamp(wr->commands[i], now_ms);
+    rv_buf_reset(packed);
+    return replica_pack_commands(wr->commands, wr->n_commands, packed, errmsg);
+}
+
+/* A write that passed rpc_request_check. */
 static void
 rpc__write(struct rpc_caller *w, Rv__WriteRequest *wr, struct rpc_reply *rp)
 {
     struct replica_op op;
     struct replica_info info;
     char errmsg[RV_ERRMSG_SIZE];
-    if (wr->n_commands == 0 || wr->n_commands > STORE_MAX_COMMANDS_PER_BATCH) {
-        snprintf(errmsg, sizeof errmsg, "a write carries 1 to %d commands",
-                 STORE_MAX_COMMANDS_PER_BATCH);
-        rpc__fail(rp, RV_EINVAL, errmsg);
-        return;
-    }
-    if (wr->has_durability &&
-        (wr->durability < RV__DURABILITY__DURABILITY_DEFAULT ||
-         wr->durability > RV__DURABILITY__STRICT)) {
-        rpc__fail(rp, RV_EINVAL, "unknown durability");
-        return;
-    }
-    int rc = rpc__write_check(wr, errmsg);
-    if (rc != RV_OK) {
-        rpc__fail(rp, rc, errmsg);
-        return;
-    }
     replica_info(w->s->rep, &info);
     if (info.state != RAFT_LEADER) {
         rpc__not_leader(w->s, rp);
         return;
     }
-    int64_t now = (int64_t)rv_clock_wall_ms();
-    for (size_t i = 0; i < wr->n_commands; i++)
-        rpc__stamp(wr->commands[i], now);
-    rv_buf_reset(&w->packed);
-    rc =
-        replica_pack_commands(wr->commands, wr->n_commands, &w->packed, errmsg);
+    int rc =
+        rpc_write_prepare(wr, (int64_t)rv_clock_wall_ms(), &w->packed, errmsg);
     if (rc != RV_OK) {
         rpc__fail(rp, rc, errmsg);
         return;
@@ -333,7 +341,8 @@ rpc__write(struct rpc_caller *w, Rv__WriteRequest *wr, struct rpc_reply *rp)
 /* ---- Reads -----------------------------------------------------------------
  */
 
-/* Whether this node may answer a read now; fills rp with the error if not. */
+/* Whether this node may answer a read now; fills rp with the error if not.
+ * The consistency is known to be valid (rpc_request_check). */
 static int
 rpc__read_gate(struct rpc_caller *w, const Rv__Request *req,
                struct rpc_reply *rp)
@@ -348,11 +357,6 @@ rpc__read_gate(struct rpc_caller *w, const Rv__Request *req,
             consistency = req->read->consistency;
         if (req->read->has_min_index)
             min_index = req->read->min_index;
-    }
-    if (consistency < RV__CONSISTENCY__STALE ||
-        consistency > RV__CONSISTENCY__LINEARIZABLE) {
-        rpc__fail(rp, RV_EINVAL, "unknown consistency");
-        return -1;
     }
     if (min_index > 0) {
         int rc =
@@ -603,14 +607,13 @@ rpc__artifact(struct store_read *rd, const Rv__ArtifactRequest *a,
     rp->resp.artifacts = rp->art_ptrs;
 }
 
+/* Answer a read this node may serve (the gate passed) from st. */
 static void
-rpc__read(struct rpc_caller *w, const Rv__Request *req, struct rpc_reply *rp)
+rpc__read_store(struct store *st, const Rv__Request *req, struct rpc_reply *rp)
 {
     char errmsg[RV_ERRMSG_SIZE] = "";
     struct store_read *rd;
-    if (rpc__read_gate(w, req, rp) != 0)
-        return;
-    int rc = store_read_begin(replica_store(w->s->rep), &rd, errmsg);
+    int rc = store_read_begin(st, &rd, errmsg);
     if (rc != RV_OK) {
         rpc__fail(rp, rc, errmsg);
         return;
@@ -713,6 +716,14 @@ rpc__read(struct rpc_caller *w, const Rv__Request *req, struct rpc_reply *rp)
         rpc__fail(rp, rc, errmsg);
 }
 
+static void
+rpc__read(struct rpc_caller *w, const Rv__Request *req, struct rpc_reply *rp)
+{
+    if (rpc__read_gate(w, req, rp) != 0)
+        return;
+    rpc__read_store(replica_store(w->s->rep), req, rp);
+}
+
 /* ---- Status, cluster, fetch -----------------------------------------------
  */
 
@@ -778,6 +789,57 @@ rpc__status(struct rpc_caller *w, struct rpc_reply *rp)
     rp->resp.self = ns;
 }
 
+/* The change a cluster request other than CLUSTER_STATUS asks for, into
+ * *op; RV_EINVAL with the reason if its arguments are wrong. */
+static int
+rpc__cluster_op(const Rv__ClusterRequest *cr, struct replica_op *op,
+                char *errmsg)
+{
+    memset(op, 0, sizeof *op);
+    op->kind = REPLICA_OP_CHANGE;
+    op->node_id = cr->has_id ? cr->id : 0;
+    switch (cr->op) {
+    case RV__CLUSTER_OP__CLUSTER_ADD: {
+        char host[64];
+        unsigned port = 0;
+        struct in_addr a;
+        const char *colon = cr->raft_addr ? strrchr(cr->raft_addr, ':') : NULL;
+        size_t hn = colon ? (size_t)(colon - cr->raft_addr) : 0;
+        if (colon != NULL && hn < sizeof host) {
+            memcpy(host, cr->raft_addr, hn);
+            host[hn] = '\0';
+            port = (unsigned)strtoul(colon + 1, NULL, 10);
+        }
+        if (op->node_id == 0 || colon == NULL || hn >= sizeof host ||
+            inet_pton(AF_INET, host, &a) != 1 || port == 0 || port > 65535) {
+            rv_errmsg_printf(
+                errmsg, "add needs an id > 0 and a raft address a.b.c.d:port");
+            return RV_EINVAL;
+        }
+        op->change = REPLICA_ADD;
+        snprintf(op->raft_addr, sizeof op->raft_addr, "%s", cr->raft_addr);
+        snprintf(op->rpc_addr, sizeof op->rpc_addr, "%s",
+                 cr->rpc_addr ? cr->rpc_addr : "");
+        snprintf(op->http_addr, sizeof op->http_addr, "%s",
+                 cr->http_addr ? cr->http_addr : "");
+        return RV_OK;
+    }
+    case RV__CLUSTER_OP__CLUSTER_REMOVE:
+        if (op->node_id == 0) {
+            rv_errmsg_printf(errmsg, "remove needs an id");
+            return RV_EINVAL;
+        }
+        op->change = REPLICA_REMOVE;
+        return RV_OK;
+    case RV__CLUSTER_OP__CLUSTER_TRANSFER:
+        op->change = REPLICA_TRANSFER;
+        return RV_OK;
+    default:
+        rv_errmsg_printf(errmsg, "unknown cluster operation");
+        return RV_EINVAL;
+    }
+}
+
 static void
 rpc__cluster(struct rpc_caller *w, const Rv__ClusterRequest *cr,
              struct rpc_reply *rp)
@@ -812,40 +874,13 @@ rpc__cluster(struct rpc_caller *w, const Rv__ClusterRequest *cr,
         return;
     }
     struct replica_op op;
-    memset(&op, 0, sizeof op);
-    op.kind = REPLICA_OP_CHANGE;
-    op.node_id = cr->has_id ? cr->id : 0;
-    switch (cr->op) {
-    case RV__CLUSTER_OP__CLUSTER_ADD: {
-        char host[64];
-        unsigned port = 0;
-        struct in_addr a;
-        const char *colon = cr->raft_addr ? strrchr(cr->raft_addr, ':') : NULL;
-        size_t hn = colon ? (size_t)(colon - cr->raft_addr) : 0;
-        if (colon != NULL && hn < sizeof host) {
-            memcpy(host, cr->raft_addr, hn);
-            host[hn] = '\0';
-            port = (unsigned)strtoul(colon + 1, NULL, 10);
-        }
-        if (op.node_id == 0 || colon == NULL || hn >= sizeof host ||
-            inet_pton(AF_INET, host, &a) != 1 || port == 0 || port > 65535) {
-            rpc__fail(rp, RV_EINVAL,
-                      "add needs an id > 0 and a raft address a.b.c.d:port");
-            return;
-        }
-        op.change = REPLICA_ADD;
-        snprintf(op.raft_addr, sizeof op.raft_addr, "%s", cr->raft_addr);
-        snprintf(op.rpc_addr, sizeof op.rpc_addr, "%s",
-                 cr->rpc_addr ? cr->rpc_addr : "");
-        snprintf(op.http_addr, sizeof op.http_addr, "%s",
-                 cr->http_addr ? cr->http_addr : "");
-        break;
+    char errmsg[RV_ERRMSG_SIZE];
+    int rc = rpc__cluster_op(cr, &op, errmsg);
+    if (rc != RV_OK) {
+        rpc__fail(rp, rc, errmsg);
+        return;
     }
-    case RV__CLUSTER_OP__CLUSTER_REMOVE:
-        if (op.node_id == 0) {
-            rpc__fail(rp, RV_EINVAL, "remove needs an id");
-            return;
-        }
+    if (op.change == REPLICA_REMOVE) {
         if (cr->has_is_notice && cr->is_notice) {
             if (op.node_id != info.id || info.state == RAFT_LEADER) {
                 rpc__fail(rp, RV_EINVAL, "a removal notice for another node");
@@ -854,15 +889,7 @@ rpc__cluster(struct rpc_caller *w, const Rv__ClusterRequest *cr,
             replica_removed(w->s->rep);
             return;
         }
-        op.change = REPLICA_REMOVE;
         rpc__load_known(w->s, rp); /* Its address, before it is deleted. */
-        break;
-    case RV__CLUSTER_OP__CLUSTER_TRANSFER:
-        op.change = REPLICA_TRANSFER;
-        break;
-    default:
-        rpc__fail(rp, RV_EINVAL, "unknown cluster operation");
-        return;
     }
     if (info.state != RAFT_LEADER) {
         rpc__not_leader(w->s, rp);
@@ -883,7 +910,6 @@ rpc__cluster(struct rpc_caller *w, const Rv__ClusterRequest *cr,
         Rv__Request nreq = RV__REQUEST__INIT;
         Rv__ClusterRequest ncr = RV__CLUSTER_REQUEST__INIT;
         Rv__Response *nresp = NULL;
-        char errmsg[RV_ERRMSG_SIZE];
         ncr.op = RV__CLUSTER_OP__CLUSTER_REMOVE;
         ncr.has_id = ncr.has_is_notice = ncr.is_notice = 1;
         ncr.id = op.node_id;
@@ -897,9 +923,9 @@ rpc__cluster(struct rpc_caller *w, const Rv__ClusterRequest *cr,
     }
 }
 
+/* A fetch that passed rpc_request_check, from st. */
 static void
-rpc__fetch(struct rpc_caller *w, const Rv__FetchRequest *f,
-           struct rpc_reply *rp)
+rpc__fetch(struct store *st, const Rv__FetchRequest *f, struct rpc_reply *rp)
 {
     char errmsg[RV_ERRMSG_SIZE];
     uint64_t last = 0;
@@ -907,11 +933,7 @@ rpc__fetch(struct rpc_caller *w, const Rv__FetchRequest *f,
                          f->max_bytes < RPC_MAX_FETCH_BYTES
                      ? f->max_bytes
                      : RPC_MAX_FETCH_BYTES;
-    if (f->from_index == 0) {
-        rpc__fail(rp, RV_EINVAL, "from_index starts at 1");
-        return;
-    }
-    int rc = store_fetch_records(replica_store(w->s->rep), f->from_index,
+    int rc = store_fetch_records(st, f->from_index,
                                  f->has_to_index ? f->to_index : 0, max,
                                  &rp->records, &last, errmsg);
     if (rc != RV_OK) {
@@ -923,6 +945,94 @@ rpc__fetch(struct rpc_caller *w, const Rv__FetchRequest *f,
     rp->resp.records.len = rp->records.len;
     rp->resp.has_index = 1;
     rp->resp.index = last;
+}
+
+/* ---- Checks and answers without the replica ------------------------------
+ */
+
+int
+rpc_request_check(const Rv__Request *req, char *errmsg)
+{
+    struct replica_op op;
+    switch (req->body_case) {
+    case RV__REQUEST__BODY_WRITE:
+        return rpc__write_request_check(req->write, errmsg);
+    case RV__REQUEST__BODY_GET_RUN:
+    case RV__REQUEST__BODY_LIST_RUNS:
+    case RV__REQUEST__BODY_HISTORY:
+    case RV__REQUEST__BODY_LOGS:
+    case RV__REQUEST__BODY_ANALYTICS:
+    case RV__REQUEST__BODY_ARTIFACT:
+        if (req->read != NULL && req->read->has_consistency &&
+            (req->read->consistency < RV__CONSISTENCY__CONSISTENCY_DEFAULT ||
+             req->read->consistency > RV__CONSISTENCY__LINEARIZABLE)) {
+            rv_errmsg_printf(errmsg, "unknown consistency");
+            return RV_EINVAL;
+        }
+        return RV_OK;
+    case RV__REQUEST__BODY_STATUS:
+        return RV_OK;
+    case RV__REQUEST__BODY_CLUSTER:
+        if (req->cluster->op == RV__CLUSTER_OP__CLUSTER_STATUS)
+            return RV_OK;
+        return rpc__cluster_op(req->cluster, &op, errmsg);
+    case RV__REQUEST__BODY_FETCH:
+        if (req->fetch->from_index == 0) {
+            rv_errmsg_printf(errmsg, "from_index starts at 1");
+            return RV_EINVAL;
+        }
+        return RV_OK;
+    case RV__REQUEST__BODY__NOT_SET:
+    default:
+        rv_errmsg_printf(errmsg, "empty request");
+        return RV_EINVAL;
+    }
+}
+
+static void rpc__reply_free(struct rpc_reply *rp);
+
+int
+rpc_store_answer(struct store *st, const Rv__Request *req,
+                 struct rpc_reply **out)
+{
+    struct rpc_reply *rp;
+    switch (req->body_case) {
+    case RV__REQUEST__BODY_GET_RUN:
+    case RV__REQUEST__BODY_LIST_RUNS:
+    case RV__REQUEST__BODY_HISTORY:
+    case RV__REQUEST__BODY_LOGS:
+    case RV__REQUEST__BODY_ANALYTICS:
+    case RV__REQUEST__BODY_ARTIFACT:
+    case RV__REQUEST__BODY_FETCH:
+        break;
+    default:
+        return RV_EINVAL;
+    }
+    if ((rp = calloc(1, sizeof *rp)) == NULL)
+        return RV_ENOMEM;
+    rv__response__init(&rp->resp);
+    rp->resp.code = RV_OK;
+    if (req->body_case == RV__REQUEST__BODY_FETCH)
+        rpc__fetch(st, req->fetch, rp);
+    else
+        rpc__read_store(st, req, rp);
+    *out = rp;
+    return RV_OK;
+}
+
+const Rv__Response *
+rpc_reply_response(const struct rpc_reply *rp)
+{
+    return &rp->resp;
+}
+
+void
+rpc_reply_free(struct rpc_reply *rp)
+{
+    if (rp == NULL)
+        return;
+    rpc__reply_free(rp);
+    free(rp);
 }
 
 /* ---- Answering, forwarding, the worker loop ------------------------------
@@ -969,8 +1079,15 @@ rpc__reply_free(struct rpc_reply *rp)
 static void
 rpc__handle(struct rpc_caller *w, const Rv__Request *req, struct rpc_reply *rp)
 {
+    char errmsg[RV_ERRMSG_SIZE];
     rv__response__init(&rp->resp);
     rp->resp.code = RV_OK;
+    int rc = rpc_request_check(req, errmsg);
+    if (rc != RV_OK) {
+        rpc__fail(rp, rc, errmsg);
+        w->s->n_requests++;
+        return;
+    }
     switch (req->body_case) {
     case RV__REQUEST__BODY_WRITE:
         rpc__write(w, req->write, rp);
@@ -990,11 +1107,10 @@ rpc__handle(struct rpc_caller *w, const Rv__Request *req, struct rpc_reply *rp)
         rpc__cluster(w, req->cluster, rp);
         break;
     case RV__REQUEST__BODY_FETCH:
-        rpc__fetch(w, req->fetch, rp);
+        rpc__fetch(replica_store(w->s->rep), req->fetch, rp);
         break;
     case RV__REQUEST__BODY__NOT_SET:
-    default:
-        rpc__fail(rp, RV_EINVAL, "empty request");
+    default: /* Refused by rpc_request_check. */
         break;
     }
     w->s->n_requests++;

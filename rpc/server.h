@@ -79,4 +79,41 @@ void rpc_caller_free(struct rpc_caller *c); /* NULL is allowed. */
  * never NULL. */
 const Rv__Response *rpc_caller_answer(struct rpc_caller *c, Rv__Request *req);
 
+/* ---- Parts of the answering path that need no replica ----------------------
+ * The server answers every request through these; they are public for the
+ * unit tests and the fuzzers (tests/fuzz/fuzz_rpc.c), which take requests
+ * through them without a cluster. Any thread. */
+
+/* The checks a request passes before this node asks its replica anything:
+ * a body is set; a write carries 1 to STORE_MAX_COMMANDS_PER_BATCH
+ * commands, a known durability and, per command, a body and a valid run id
+ * (apply checks everything again); a read's consistency is known; a
+ * cluster change has its arguments (an id, an add's raft address
+ * a.b.c.d:port); a fetch starts at index 1 or later. Checks that need the
+ * store (a read's page size, log line count, group, artifact offset) are
+ * made when it is read. Returns RV_OK, or RV_EINVAL with the reason in
+ * errmsg, which is the message of the answer. */
+int rpc_request_check(const Rv__Request *req, char *errmsg);
+
+/* What the leader does with a checked write before handing it to the
+ * replica: stamp created_at_ms of a run create and ended_at_ms of a final
+ * status where they are unset (with now_ms; commands are modified), then
+ * pack the commands into packed (reset first) as replica_pack_commands.
+ * Errors: RV_ETOOBIG, RV_ENOMEM. */
+int rpc_write_prepare(Rv__WriteRequest *wr, int64_t now_ms,
+                      struct rv_buf *packed, char *errmsg);
+
+/* Answer a read (get_run, list_runs, history, logs, analytics, artifact)
+ * or a fetch from st, exactly as a node does once it may serve it: req has
+ * passed rpc_request_check, and a read's consistency, min_index and
+ * leadership are not looked at here. The answer (error codes included) is
+ * in rpc_reply_response(*out), valid until rpc_reply_free(*out); strings
+ * in it are owned by *out, nothing points into req. Returns RV_OK, RV_EINVAL
+ * for another kind of request, or RV_ENOMEM. */
+struct rpc_reply;
+int rpc_store_answer(struct store *st, const Rv__Request *req,
+                     struct rpc_reply **out);
+const Rv__Response *rpc_reply_response(const struct rpc_reply *rp);
+void rpc_reply_free(struct rpc_reply *rp); /* NULL is allowed. */
+
 #endif /* RV_RPC_SERVER_H */

@@ -930,3 +930,58 @@ vlog_verify(const char *dir, uint64_t *n_records, uint64_t *n_segments,
         *torn_bytes = torn;
     return rc;
 }
+
+/* ---- Scrub ------------------------------------------------------------- */
+
+int
+vlog_scrub(const char *dir, uint32_t *cursor, uint64_t *n_bytes, char *errmsg)
+{
+    uint32_t *nums = NULL;
+    size_t n = 0;
+    *n_bytes = 0;
+    int rc = vlog_list(dir, &nums, &n, errmsg);
+    if (rc != RV_OK)
+        return rc;
+    if (n < 2) {
+        free(nums);
+        return RV_ENOTFOUND;
+    }
+    size_t pick = 0; /* The newest, nums[n - 1], is never scrubbed. */
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (nums[i] > *cursor) {
+            pick = i;
+            break;
+        }
+    }
+    uint32_t number = nums[pick];
+    free(nums);
+    *cursor = number;
+    char path[4096];
+    struct vlog_seg *seg;
+    uint64_t size, first;
+    uint8_t h[VLOG_SEGMENT_HEADER];
+    vlog_seg_path(dir, number, path, sizeof path);
+    rc = vlog_seg_open(dir, number, 0, &seg, &size, errmsg);
+    if (rc != RV_OK)
+        return access(path, F_OK) != 0 && errno == ENOENT ? RV_OK : rc;
+    if (size < VLOG_SEGMENT_HEADER ||
+        vlog_pread_full(seg->fd, h, sizeof h, 0) != 0 ||
+        !vlog_header_check(h, number, &first)) {
+        rv_errmsg_printf(errmsg, "%s offset 0: bad segment header", path);
+        vlog_seg_free(seg);
+        return RV_ECORRUPT;
+    }
+    struct vlog_scan sc;
+    rc = vlog_scan_segment(seg->fd, path, size, first > 0 ? first - 1 : 0, 1,
+                           &sc, errmsg);
+    if (rc == RV_OK && !sc.has_seal) {
+        rv_errmsg_printf(errmsg,
+                         "%s offset %llu: sealed segment has no seal "
+                         "record",
+                         path, (unsigned long long)sc.end);
+        rc = RV_ECORRUPT;
+    }
+    vlog_seg_free(seg);
+    *n_bytes = size;
+    return rc;
+}

@@ -143,4 +143,14 @@ void vlog_iter_close(struct vlog_iter *it);
 int vlog_verify(const char *dir, uint64_t *n_records, uint64_t *n_segments,
                 uint64_t *last_index, uint64_t *torn_bytes, char *errmsg);
 
+/* Scrub: check every record of one sealed segment of dir (never the
+ * newest, which may be open for appends), the one with the lowest number
+ * above *cursor, wrapping around to the first; *cursor becomes its number
+ * and *n_bytes its size. Read-only, its own file descriptor: any thread,
+ * while the vlog is open elsewhere. Returns RV_OK, RV_ENOTFOUND (no sealed
+ * segment yet), RV_ECORRUPT (file and offset in errmsg), RV_EIO, RV_ENOMEM.
+ * A segment removed meanwhile is skipped (RV_OK, *n_bytes 0). */
+int vlog_scrub(const char *dir, uint32_t *cursor, uint64_t *n_bytes,
+               char *errmsg);
+
 #endif /* RV_STORE_VLOG_H */

@@ -86,9 +86,11 @@ set (runs created)
 
 acked_writes_lost = append lost + set lost (register loss shows up as a
     linearizability violation). In --mode memory, with --nemesis and
-    --allow-loss-window-ms W, an ok write acked within W ms before a "kill"
-    event whose nodes include the leader at that time may be lost; such
-    losses are counted as bounded_losses (allowed), the rest as
+    --allow-loss-window-ms W, an ok write acked within W ms before a fault
+    that cut off the leader of its time (kill, stop, disk-full, fsync-eio
+    naming it, or a partition leaving it in a minority) may be lost, and
+    for faults that leave it running also within 3 s after (until it steps
+    down; after a kill 200 ms, as the event is logged before the signals); such losses are counted as bounded_losses (allowed), the rest as
     acked_writes_lost. The window is ignored in the other modes.
 
 Gates (all must hold for "ok": true)
@@ -943,20 +945,46 @@ def check_sets(ops, excused, report):
 
 # ---------------------------------------------------------- loss window ----
 
-def loss_excuser(events, window_ms, mode):
-    """A predicate: may this acked write be lost (memory mode window)?"""
+LEADER_FAULTS = ("kill", "stop", "partition", "disk-full", "fsync-eio")
+KILL_SLACK_MS = 200
+
+
+def leader_cut_off(e):
+    """Does nemesis event e take the leader of its time out of the quorum?"""
+    leader = e.get("leader")
+    if e.get("event") not in LEADER_FAULTS or leader is None:
+        return False
+    if e["event"] != "partition":
+        return leader in (e.get("nodes") or [])
+    groups = e.get("groups")
+    if not groups:  # ring, one-way: the leader may lose its quorum
+        return True
+    total = sum(len(g) for g in groups)
+    return any(leader in g and 2 * len(g) <= total for g in groups)
+
+
+def loss_excuser(events, window_ms, mode, after_ms=3000):
+    """A predicate: may this acked write be lost (memory mode window)?
+
+    A memory-mode leader acknowledges a write when it accepts it, before
+    replication, so the writes it accepted but had not yet replicated when
+    it was cut off are lost: acked within window_ms before the fault, or,
+    for a leader that keeps running (paused, partitioned, disk-failed)
+    while it still takes itself for the leader, within after_ms after it
+    (it steps down after an election timeout without a quorum)."""
     if mode != "memory" or not events or not window_ms:
         return lambda op: False
-    window = window_ms * 1e6
-    kills = sorted(e["t"] for e in events
-                   if e.get("event") == "kill" and e.get("leader") is not None
-                   and e["leader"] in (e.get("nodes") or []))
-    if not kills:
+    # A kill is logged just before its signals are sent (all nodes: one
+    # after the other), so acks up to KILL_SLACK_MS after it still count.
+    spans = sorted((e["t"] - window_ms * 1e6,
+                    e["t"] + (KILL_SLACK_MS if e["event"] == "kill"
+                              else after_ms) * 1e6)
+                   for e in events if leader_cut_off(e))
+    if not spans:
         return lambda op: False
 
     def excused(op):
-        i = bisect.bisect_left(kills, op.ret)
-        return i < len(kills) and kills[i] - op.ret <= window
+        return any(lo <= op.ret <= hi for lo, hi in spans)
     return excused
 
 

@@ -425,6 +425,26 @@ class KnownGood(unittest.TestCase):
             self.assertFalse(res["ok"])
             self.assertEqual(res["acked_writes_lost"], 2, kw)
 
+    def test_bounded_loss_after_the_leader_is_partitioned_away(self):
+        # Acked by a memory-mode leader just after it was cut off (it still
+        # accepts until it steps down): lost, and excused only when the
+        # partition left the leader in a minority.
+        h = (H().ap(1, 1, 0, 1).ap(1, 2, 100, 101)
+             .ar(2, [1], 5000, 5001, final=True))
+        cut = {"t": 90 * MS, "event": "partition", "nodes": ["n1", "n2", "n3"],
+               "leader": "n1", "groups": [["n1"], ["n2", "n3"]]}
+        res = self.assertPasses(h, events=[cut], mode="memory",
+                                loss_window_ms=50)
+        self.assertEqual(res["bounded_losses"], 1)
+        majority = dict(cut, groups=[["n1", "n2"], ["n3"]])
+        for kw in ({"mode": "memory", "loss_window_ms": 50,
+                    "events": [majority]},
+                   {"mode": "buffered", "loss_window_ms": 50,
+                    "events": [cut]}):
+            res = run(h, **kw)
+            self.assertFalse(res["ok"])
+            self.assertEqual(res["acked_writes_lost"], 1, kw)
+
     def test_memory_mode_does_not_gate_linearizability(self):
         h = H().w(1, "1-1", 0, 1).w(1, "1-2", 2, 3).r(2, "1-1", 4, 5)
         res = run(h, mode="memory")

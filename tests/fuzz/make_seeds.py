@@ -6,7 +6,10 @@
 seeds/apply/: CommandBatch payloads of the demo's vlog records (the
 command kinds apply knows); seeds/vlog/: the demo segment cut after 1, 3
 and 8 whole records; seeds/filter/: filter and ORDER BY lines. Standard
-library only; the segment layout is store/vlog.h's."""
+library only; the segment layout is store/vlog.h's. The request targets'
+seeds (seeds/rpc/, seeds/http/, seeds/http.dict) come from
+make_request_seeds.py, which needs no binary (run it after this one: it
+turns seeds/apply/ into writes)."""
 
 import os
 import shutil

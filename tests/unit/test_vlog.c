@@ -363,6 +363,45 @@ test_damaged_sealed_segment_is_refused(void)
 }
 
 static void
+test_scrub_visits_sealed_segments_and_finds_a_flip(void)
+{
+    struct fx f;
+    fx_init(&f, "vlog-scrub");
+    uint32_t cursor = 0;
+    uint64_t bytes = 0;
+    CHECK_OK(fx_open(&f, SEG_BYTES), f.errmsg);
+    CHECK_OK(append_range(&f, 1, 5), f.errmsg);
+    /* One open segment only: nothing to scrub. */
+    CHECK_RC(vlog_scrub(f.dir, &cursor, &bytes, f.errmsg), RV_ENOTFOUND,
+             f.errmsg);
+    CHECK_OK(append_range(&f, 6, 160), f.errmsg);
+    size_t n_segs = 0;
+    while (file_size(seg_path(&f, (uint32_t)n_segs + 1)) >= 0)
+        n_segs++;
+    CHECK(n_segs >= 4);
+    /* Round and round over the sealed ones, never the newest, while the
+     * vlog is open and appended to. */
+    for (size_t round = 0; round < 2 * (n_segs - 1); round++) {
+        CHECK_OK(vlog_scrub(f.dir, &cursor, &bytes, f.errmsg), f.errmsg);
+        CHECK(cursor == (uint32_t)(round % (n_segs - 1)) + 1);
+        CHECK(bytes == (uint64_t)file_size(seg_path(&f, cursor)));
+    }
+    /* A flip in a record of segment 2, read by nobody: the scrub finds it
+     * when its turn comes, and names the file. */
+    const char *path = seg_path(&f, 2);
+    off_t offs[64];
+    size_t n = record_offsets(path, offs, 64);
+    CHECK(n > 3);
+    flip_byte(path, offs[2] + VLOG_RECORD_HEADER, 0x20);
+    cursor = 1;
+    CHECK_RC(vlog_scrub(f.dir, &cursor, &bytes, f.errmsg), RV_ECORRUPT,
+             f.errmsg);
+    CHECK(cursor == 2);
+    CHECK(strstr(f.errmsg, "00000002.seg") != NULL);
+    fx_done(&f);
+}
+
+static void
 test_missing_middle_segment_is_refused(void)
 {
     struct fx f;
@@ -491,6 +530,8 @@ static const struct rv_test tests[] = {
      test_bit_flip_in_the_tail_is_torn_in_the_middle_refused},
     {"damaged_sealed_segment_is_refused",
      test_damaged_sealed_segment_is_refused},
+    {"scrub_visits_sealed_segments_and_finds_a_flip",
+     test_scrub_visits_sealed_segments_and_finds_a_flip},
     {"missing_middle_segment_is_refused",
      test_missing_middle_segment_is_refused},
     {"garbage_newest_segment_never_crashes",

@@ -1,0 +1,155 @@
+/* The RPC answering path without a replica (rpc/server.h): the checks at
+ * the door keep their answers, and reads are answered from a store. */
+#include "rpc/server.h"
+#include "tests/lib/harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- Helpers ------------------------------------------------------------ */
+
+static int
+check_of(const Rv__Request *req, char *errmsg)
+{
+    errmsg[0] = '\0';
+    return rpc_request_check(req, errmsg);
+}
+
+/* ---- Tests -------------------------------------------------------------- */
+
+static void
+test_request_check_answers(void)
+{
+    char errmsg[RV_ERRMSG_SIZE];
+    Rv__Request req = RV__REQUEST__INIT;
+    CHECK(check_of(&req, errmsg) == RV_EINVAL);
+    CHECK(strcmp(errmsg, "empty request") == 0);
+
+    Rv__WriteRequest wr = RV__WRITE_REQUEST__INIT;
+    req.body_case = RV__REQUEST__BODY_WRITE;
+    req.write = &wr;
+    CHECK(check_of(&req, errmsg) == RV_EINVAL);
+    CHECK(strcmp(errmsg, "a write carries 1 to 4096 commands") == 0);
+    Rv__Command cmd = RV__COMMAND__INIT, *cmds[1] = {&cmd};
+    wr.n_commands = 1;
+    wr.commands = cmds;
+    CHECK(check_of(&req, errmsg) == RV_EINVAL);
+    CHECK(strcmp(errmsg, "command 0 has no body") == 0);
+    Rv__RunRef ref = RV__RUN_REF__INIT;
+    ref.run_id = (char *)"bad id";
+    cmd.body_case = RV__COMMAND__BODY_RUN_DELETE;
+    cmd.run_delete = &ref;
+    CHECK(check_of(&req, errmsg) == RV_EINVAL);
+    CHECK(strstr(errmsg, "invalid run_id 'bad id'") != NULL);
+    ref.run_id = (char *)"good-id";
+    CHECK(check_of(&req, errmsg) == RV_OK);
+    wr.has_durability = 1;
+    wr.durability = (Rv__Durability)7;
+    CHECK(check_of(&req, errmsg) == RV_EINVAL);
+    CHECK(strcmp(errmsg, "unknown durability") == 0);
+
+    Rv__ReadOptions ro = RV__READ_OPTIONS__INIT;
+    Rv__GetRunRequest gr = RV__GET_RUN_REQUEST__INIT;
+    gr.run_id = (char *)"r";
+    req.body_case = RV__REQUEST__BODY_GET_RUN;
+    req.get_run = &gr;
+    req.read = &ro;
+    ro.has_consistency = 1;
+    ro.consistency = RV__CONSISTENCY__CONSISTENCY_DEFAULT;
+    CHECK(check_of(&req, errmsg) == RV_OK);
+    ro.consistency = RV__CONSISTENCY__LINEARIZABLE;
+    CHECK(check_of(&req, errmsg) == RV_OK);
+    ro.consistency = (Rv__Consistency)4;
+    CHECK(check_of(&req, errmsg) == RV_EINVAL);
+    CHECK(strcmp(errmsg, "unknown consistency") == 0);
+    ro.consistency = (Rv__Consistency)-1;
+    CHECK(check_of(&req, errmsg) == RV_EINVAL);
+    req.read = NULL;
+
+    Rv__ClusterRequest cr = RV__CLUSTER_REQUEST__INIT;
+    req.body_case = RV__REQUEST__BODY_CLUSTER;
+    req.cluster = &cr;
+    CHECK(check_of(&req, errmsg) == RV_OK); /* CLUSTER_STATUS */
+    cr.op = RV__CLUSTER_OP__CLUSTER_ADD;
+    cr.has_id = 1;
+    cr.id = 4;
+    cr.raft_addr = (char *)"localhost:26004";
+    CHECK(check_of(&req, errmsg) == RV_EINVAL);
+    CHECK(strcmp(errmsg, "add needs an id > 0 and a raft address "
+                         "a.b.c.d:port") == 0);
+    cr.raft_addr = (char *)"127.0.0.1:26004";
+    CHECK(check_of(&req, errmsg) == RV_OK);
+    cr.op = RV__CLUSTER_OP__CLUSTER_REMOVE;
+    cr.id = 0;
+    CHECK(check_of(&req, errmsg) == RV_EINVAL);
+    CHECK(strcmp(errmsg, "remove needs an id") == 0);
+    cr.op = (Rv__ClusterOp)9;
+    CHECK(check_of(&req, errmsg) == RV_EINVAL);
+    CHECK(strcmp(errmsg, "unknown cluster operation") == 0);
+
+    Rv__FetchRequest f = RV__FETCH_REQUEST__INIT;
+    req.body_case = RV__REQUEST__BODY_FETCH;
+    req.fetch = &f;
+    CHECK(check_of(&req, errmsg) == RV_EINVAL);
+    CHECK(strcmp(errmsg, "from_index starts at 1") == 0);
+}
+
+static void
+test_store_answer_reads(void)
+{
+    char dir[] = "/tmp/rvtest-rpc-XXXXXX", errmsg[RV_ERRMSG_SIZE];
+    struct store *st;
+    CHECK(mkdtemp(dir) != NULL);
+    struct store_config cfg = {dir, (size_t)64 << 20, 1 << 20, NULL, NULL};
+    CHECK_RC(store_open(&st, &cfg, errmsg), RV_OK, errmsg);
+
+    Rv__Request req = RV__REQUEST__INIT;
+    Rv__GetRunRequest gr = RV__GET_RUN_REQUEST__INIT;
+    struct rpc_reply *rp = NULL;
+    gr.run_id = (char *)"nope";
+    req.body_case = RV__REQUEST__BODY_GET_RUN;
+    req.get_run = &gr;
+    CHECK(rpc_store_answer(st, &req, &rp) == RV_OK);
+    CHECK(rpc_reply_response(rp)->code == RV_ENOTFOUND);
+    rpc_reply_free(rp);
+
+    Rv__ListRunsRequest l = RV__LIST_RUNS_REQUEST__INIT;
+    l.has_per_page = 1;
+    l.per_page = 0;
+    req.body_case = RV__REQUEST__BODY_LIST_RUNS;
+    req.list_runs = &l;
+    CHECK(rpc_store_answer(st, &req, &rp) == RV_OK);
+    CHECK(rpc_reply_response(rp)->code == RV_EINVAL);
+    CHECK(strcmp(rpc_reply_response(rp)->message,
+                 "per_page must be 1 to 1000") == 0);
+    rpc_reply_free(rp);
+    l.per_page = 10;
+    CHECK(rpc_store_answer(st, &req, &rp) == RV_OK);
+    CHECK(rpc_reply_response(rp)->code == RV_OK);
+    CHECK(rpc_reply_response(rp)->n_runs == 0);
+    rpc_reply_free(rp);
+
+    Rv__StatusRequest sr = RV__STATUS_REQUEST__INIT;
+    req.body_case = RV__REQUEST__BODY_STATUS;
+    req.status = &sr;
+    CHECK(rpc_store_answer(st, &req, &rp) == RV_EINVAL);
+    rpc_reply_free(NULL);
+
+    store_close(st);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+}
+
+static const struct rv_test tests[] = {
+    {"request_check_answers", test_request_check_answers},
+    {"store_answer_reads", test_store_answer_reads},
+    {NULL, NULL},
+};
+
+int
+main(int argc, char **argv)
+{
+    return rv_test_main(argc, argv, tests);
+}
