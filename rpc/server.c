@@ -805,15 +805,24 @@ rpc__cluster_op(const Rv__ClusterRequest *cr, struct replica_op *op,
         struct in_addr a;
         const char *colon = cr->raft_addr ? strrchr(cr->raft_addr, ':') : NULL;
         size_t hn = colon ? (size_t)(colon - cr->raft_addr) : 0;
+        char *end = NULL;
         if (colon != NULL && hn < sizeof host) {
             memcpy(host, cr->raft_addr, hn);
             host[hn] = '\0';
-            port = (unsigned)strtoul(colon + 1, NULL, 10);
+            if (colon[1] >= '0' && colon[1] <= '9')
+                port = (unsigned)strtoul(colon + 1, &end, 10);
         }
         if (op->node_id == 0 || colon == NULL || hn >= sizeof host ||
-            inet_pton(AF_INET, host, &a) != 1 || port == 0 || port > 65535) {
+            inet_pton(AF_INET, host, &a) != 1 || end == NULL || *end != '\0' ||
+            port == 0 || port > 65535) {
             rv_errmsg_printf(
                 errmsg, "add needs an id > 0 and a raft address a.b.c.d:port");
+            return RV_EINVAL;
+        }
+        if ((cr->rpc_addr && strlen(cr->rpc_addr) >= sizeof op->rpc_addr) ||
+            (cr->http_addr && strlen(cr->http_addr) >= sizeof op->http_addr)) {
+            rv_errmsg_printf(errmsg, "an address is longer than %zu bytes",
+                             sizeof op->rpc_addr - 1);
             return RV_EINVAL;
         }
         op->change = REPLICA_ADD;

@@ -78,8 +78,25 @@ test_request_check_answers(void)
     CHECK(check_of(&req, errmsg) == RV_EINVAL);
     CHECK(strcmp(errmsg, "add needs an id > 0 and a raft address "
                          "a.b.c.d:port") == 0);
+    /* A port with trailing junk, none, or a sign is refused. */
+    const char *bad[] = {"127.0.0.1:26004abc", "127.0.0.1:", "127.0.0.1:+80",
+                         "127.0.0.1:65536", "127.0.0.1:0"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr.raft_addr = (char *)bad[i];
+        CHECK(check_of(&req, errmsg) == RV_EINVAL);
+    }
     cr.raft_addr = (char *)"127.0.0.1:26004";
     CHECK(check_of(&req, errmsg) == RV_OK);
+    /* An announced address too long to keep is refused, not truncated. */
+    char long_addr[STORE_MAX_ADDR_BYTES + 8];
+    memset(long_addr, 'a', sizeof long_addr - 1);
+    long_addr[sizeof long_addr - 1] = '\0';
+    cr.rpc_addr = long_addr;
+    CHECK(check_of(&req, errmsg) == RV_EINVAL);
+    cr.rpc_addr = NULL;
+    cr.http_addr = long_addr;
+    CHECK(check_of(&req, errmsg) == RV_EINVAL);
+    cr.http_addr = NULL;
     cr.op = RV__CLUSTER_OP__CLUSTER_REMOVE;
     cr.id = 0;
     CHECK(check_of(&req, errmsg) == RV_EINVAL);
