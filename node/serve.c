@@ -20,9 +20,11 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-#define NODE_MAX_VALUE 1024
+#define NODE_MAX_VALUE     1024
+#define NODE_STOP_GRACE_MS 10000 /* node__watchdog */
 
 /* Every setting, by its flag name. Values are text until checked. */
 enum node_key {
@@ -277,7 +279,57 @@ struct node {
     char join[NODE_MAX_VALUE];
     atomic_int is_stopping;
     pthread_t helper;
+    /* The stop watchdog (node__watchdog). */
+    pthread_t watchdog;
+    pthread_mutex_t watchdog_lock;
+    pthread_cond_t watchdog_cond;
+    int is_stopped, exit_code;
 };
+
+/* The process exit code for why the replica stopped. */
+static int
+node__exit_of_replica(int why)
+{
+    switch (why) {
+    case REPLICA_EXIT_OK:
+        return RV_EXIT_OK;
+    case REPLICA_EXIT_IO:
+        return RV_EXIT_IO;
+    case REPLICA_EXIT_CORRUPT:
+        return RV_EXIT_CORRUPT;
+    case REPLICA_EXIT_REMOVED:
+        return RV_EXIT_REMOVED;
+    default:
+        return RV_EXIT_RAFT;
+    }
+}
+
+/* Once the replica stopped, the rest of the stop (gateway, RPC server,
+ * store close) gets NODE_STOP_GRACE_MS; past that the process exits with
+ * the replica's code without finishing it. Nothing acknowledged is lost:
+ * raft's log is on disk and the store is crash-safe (replayed at start). */
+static void *
+node__watchdog(void *arg)
+{
+    struct node *n = arg;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += NODE_STOP_GRACE_MS / 1000;
+    pthread_mutex_lock(&n->watchdog_lock);
+    int rc = 0;
+    while (!n->is_stopped && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&n->watchdog_cond, &n->watchdog_lock,
+                                    &until);
+    int is_stopped = n->is_stopped;
+    pthread_mutex_unlock(&n->watchdog_lock);
+    if (!is_stopped) {
+        rv_logf(&n->log, RV_LOG_ERROR, "node",
+                "the stop did not finish within %d ms: exiting now (code %d)",
+                NODE_STOP_GRACE_MS, n->exit_code);
+        _exit(n->exit_code);
+    }
+    return NULL;
+}
 
 static void
 node__sleep(struct node *n, unsigned ms)
@@ -466,6 +518,8 @@ rv_cmd_serve(int argc, char **argv)
         }
     }
     memset(&n, 0, sizeof n);
+    pthread_mutex_init(&n.watchdog_lock, NULL);
+    pthread_cond_init(&n.watchdog_cond, NULL);
     n.log = (struct rv_log){rv_log_stderr, NULL, (int)level};
     n.id = id;
     memcpy(n.raft_addr, st.v[K_RAFT_ADDR], strlen(st.v[K_RAFT_ADDR]) + 1);
@@ -560,23 +614,26 @@ rv_cmd_serve(int argc, char **argv)
         }
     }
     atomic_store(&n.is_stopping, 1);
+    /* raft is closed and every entry it acknowledged is on disk; what is
+     * left must not hang the exit (nng 1.5.2's nng_close can deadlock,
+     * nanomsg/nng#1543: seen after a leader's fsync failed). */
+    n.exit_code = node__exit_of_replica(replica_exit_code(n.rep));
+    int has_watchdog =
+        pthread_create(&n.watchdog, NULL, node__watchdog, &n) == 0;
     if (has_helper)
         pthread_join(n.helper, NULL);
     gateway_stop(n.gw);     /* Queued requests are answered 503. */
     rpc_server_stop(n.rpc); /* Workers finish: the replica answered all. */
-    int why = replica_wait(n.rep);
+    code = node__exit_of_replica(replica_wait(n.rep));
     close(lock_fd);
-    switch (why) {
-    case REPLICA_EXIT_OK:
-        rv_logf(&n.log, RV_LOG_INFO, "node", "stopped cleanly");
-        return RV_EXIT_OK;
-    case REPLICA_EXIT_IO:
-        return RV_EXIT_IO;
-    case REPLICA_EXIT_CORRUPT:
-        return RV_EXIT_CORRUPT;
-    case REPLICA_EXIT_REMOVED:
-        return RV_EXIT_REMOVED;
-    default:
-        return RV_EXIT_RAFT;
+    if (has_watchdog) {
+        pthread_mutex_lock(&n.watchdog_lock);
+        n.is_stopped = 1;
+        pthread_cond_signal(&n.watchdog_cond);
+        pthread_mutex_unlock(&n.watchdog_lock);
+        pthread_join(n.watchdog, NULL);
     }
+    if (code == RV_EXIT_OK)
+        rv_logf(&n.log, RV_LOG_INFO, "node", "stopped cleanly");
+    return code;
 }

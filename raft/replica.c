@@ -1683,6 +1683,15 @@ replica_is_running(struct replica *r)
 }
 
 int
+replica_exit_code(struct replica *r)
+{
+    pthread_mutex_lock(&r->lock);
+    int code = r->is_loop_done ? r->exit_code : REPLICA_EXIT_OK;
+    pthread_mutex_unlock(&r->lock);
+    return code;
+}
+
+int
 replica_wait(struct replica *r)
 {
     pthread_join(r->thread, NULL);

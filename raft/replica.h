@@ -110,6 +110,9 @@ void replica_removed(struct replica *r);
 
 /* 0 once the loop thread has ended (stopped or failed). Any thread. */
 int replica_is_running(struct replica *r);
+/* Why the loop ended (enum replica_exit), once replica_is_running() said
+ * 0; REPLICA_EXIT_OK before. Any thread. */
+int replica_exit_code(struct replica *r);
 
 /* Wait for the loop thread to end, close raft and the store, and free r.
  * Returns an enum replica_exit. */

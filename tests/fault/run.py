@@ -101,6 +101,8 @@ class Workloads:
                     "--final-wait-s", "300"]
             base += n + 1
             hist = os.path.join(self.ctx.dir, "history-%s.jsonl" % wl)
+            if os.path.exists(hist):  # an --out dir used before
+                os.unlink(hist)
             self.hists.append(hist)
             args[args.index("--out") + 1] = hist
             self.p.append(subprocess.Popen(args, stdin=subprocess.PIPE,
@@ -424,11 +426,15 @@ def nem_disk_full(ctx):
     time.sleep(1)
 
 
-def nem_fsync_eio(ctx):
-    """fsync fails on a follower: it must stop (never retry), the rest
-    carries on; disarmed and restarted it recovers from the raft log."""
-    f = ctx.eio_node
+def nem_fsync_eio(ctx, on_leader=False):
+    """fsync fails on a follower (or the leader): it must stop (never
+    retry), the rest carries on; disarmed and restarted it recovers from
+    the raft log."""
     ld = ctx.c.wait_leader(10)
+    if on_leader and ld is not None:
+        f = ld
+    else:
+        f = [n for n in ctx.c.running() if n is not ld][0]
     arm = f.env["RV_EIO_ARM"]
     open(arm, "w").close()
     ctx.ev.add("fsync-eio", [f], ld)
@@ -570,6 +576,7 @@ NEMESES = {
     "membership": nem_membership,
     "disk-full": nem_disk_full,
     "fsync-eio": nem_fsync_eio,
+    "fsync-eio-leader": lambda ctx: nem_fsync_eio(ctx, on_leader=True),
     "torn-tail": nem_torn_tail,
     "bitflip": nem_bitflip,
 }
@@ -586,6 +593,7 @@ CI = [
     ("kill-all", "strict", 3, ["kill-all"], 20),
     ("kill-all-buffered", "buffered", 3, ["kill-all"], 20),
     ("disk", "buffered", 3, ["disk-full", "fsync-eio"], 30),
+    ("disk-leader", "strict", 3, ["fsync-eio-leader"], 20),
     ("vlog-damage", "buffered", 3, ["torn-tail", "bitflip"], 30),
     ("membership", "buffered", 5, ["membership"], 24),
 ]
@@ -636,7 +644,7 @@ def unavailability(ctx):
 
 def run_scenario(args, net, rnd, name, durability, n, nemeses, seconds):
     ckw = {}
-    if args.soak or name == "vlog-damage":
+    if args.soak or args.custom or name == "vlog-damage":
         ckw["snapshot_bytes"] = 1 << 20
     ctx = Ctx(args, net, name, rnd, durability, n, **ckw)
     print("== %s (%s, %d nodes, %s)" % (name, durability, n,
@@ -647,15 +655,16 @@ def run_scenario(args, net, rnd, name, durability, n, nemeses, seconds):
         c = ctx.c
         if name == "vlog-damage":
             c.segment_bytes = 65536
-        elif args.soak:
+        elif args.soak or args.custom:
             c.segment_bytes = 1 << 20
         if "disk-full" in nemeses:
             ctx.tmpfs_node = c.nodes[2]
             ctx.tmpfs_node.mount_tmpfs("160m")
-        if "fsync-eio" in nemeses:
-            ctx.eio_node = c.nodes[1]
-            ctx.eio_node.env = {"LD_PRELOAD": ctx.shim,
-                                "RV_EIO_ARM": os.path.join(c.tmp, "eio-arm")}
+        if any(nm.startswith("fsync-eio") for nm in nemeses):
+            for n in c.nodes:  # each node its own arm file
+                n.env = {"LD_PRELOAD": ctx.shim,
+                         "RV_EIO_ARM": os.path.join(c.tmp,
+                                                    "eio-arm-n%d" % n.id)}
         c.start()
         wl = ctx.wl = Workloads(ctx, seconds)
         wl.start()
@@ -741,6 +750,23 @@ def summarise(figs, fuzz=None):
     return s
 
 
+def run_fuzz(args):
+    """Every fuzz target for args.fuzz_seconds: one figures dict each."""
+    env = dict(os.environ, RV_FUZZ_BUILD=os.path.abspath(args.fuzz_build))
+    r = subprocess.run([os.path.join(HERE, "..", "fuzz", "run_all.sh"),
+                        str(args.fuzz_seconds)], stdout=subprocess.PIPE,
+                       text=True, env=env, timeout=args.fuzz_seconds * 10 + 600)
+    out = []
+    for line in r.stdout.splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pass
+    if r.returncode != 0 and not out:
+        out.append({"target": "all", "crashes": -1, "error": r.returncode})
+    return out
+
+
 def soak(args, net):
     """Random nemeses on a 5-node cluster, in rounds of args.round_s
     seconds of traffic; each round ends with the full checks."""
@@ -750,7 +776,8 @@ def soak(args, net):
     deadline = time.monotonic() + args.soak
     choices = ["kill-leader", "kill-follower", "pause-leader",
                "partition-leader", "partition-halves", "ring", "one-way",
-               "lossy", "kill-all", "torn-tail", "disk-full", "fsync-eio"]
+               "lossy", "kill-all", "torn-tail", "disk-full", "fsync-eio",
+               "fsync-eio-leader"]
     modes = ["buffered", "strict", "buffered", "memory"]
     rnd = 0
     while time.monotonic() + args.round_s + 90 < deadline and rnd < 10000:
@@ -770,10 +797,17 @@ def main():
     ap.add_argument("build")
     ap.add_argument("--scenario", action="append")
     ap.add_argument("--soak", type=int, default=0, metavar="SECONDS")
+    ap.add_argument("--custom", action="append", metavar="MODE:N:NEM,NEM",
+                    help="one scenario of these nemeses (e.g. to replay a "
+                    "soak round): durability, nodes, nemesis list")
     ap.add_argument("--round-s", type=int, default=40)
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--out", default=None)
     ap.add_argument("--keep-failed", action="store_true")
+    ap.add_argument("--fuzz-build", default=None, metavar="DIR",
+                    help="also run every libFuzzer target of this build "
+                    "(tests/fuzz/run_all.sh) and add its figures")
+    ap.add_argument("--fuzz-seconds", type=int, default=60)
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
     if os.geteuid() != 0:
@@ -783,7 +817,7 @@ def main():
         args.out = os.path.join("/tmp", "rvfault-%d" % os.getpid())
     os.makedirs(args.out, exist_ok=True)
     random.seed(args.seed)
-    n_ns = 6 if args.soak or not args.scenario or any(
+    n_ns = 6 if args.soak or args.custom or not args.scenario or any(
         s in ("membership", "partitions-lossy") for s in args.scenario) else 3
     if args.soak:
         n_ns = 6
@@ -798,6 +832,12 @@ def main():
         net.enter_client()
         if args.soak:
             figs = soak(args, net)
+        elif args.custom:
+            for rnd, spec in enumerate(args.custom, 1):
+                mode, n, nems = spec.split(":")
+                figs.append(run_scenario(args, net, rnd, "custom-" + nems,
+                                         mode, int(n), nems.split(","),
+                                         args.round_s))
         else:
             for rnd, (name, mode, n, nems, secs) in enumerate(CI, 1):
                 if args.scenario and name not in args.scenario:
@@ -809,13 +849,15 @@ def main():
     finally:
         net.leave_client()
         net.down()
-    s = summarise(figs)
+    fuzz = run_fuzz(args) if args.fuzz_build else None
+    s = summarise(figs, fuzz)
     s["seed"] = args.seed
     s["out"] = args.out
     print(json.dumps(s, sort_keys=True))
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump({"summary": s, "scenarios": figs}, f, indent=1)
-    return 0 if figs and not s["failed"] else 1
+    fuzz_ok = fuzz is None or all(f.get("crashes") == 0 for f in fuzz)
+    return 0 if figs and not s["failed"] and fuzz_ok else 1
 
 
 if __name__ == "__main__":
