@@ -767,12 +767,12 @@ def run_fuzz(args):
     return out
 
 
-def soak(args, net):
+def soak(args, net, figs):
     """Random nemeses on a 5-node cluster, in rounds of args.round_s
-    seconds of traffic; each round ends with the full checks."""
+    seconds of traffic; each round ends with the full checks. Appends each
+    round's figures to figs (kept if the soak is interrupted)."""
     rng = random.Random(args.seed)
     random.seed(args.seed)
-    figs = []
     deadline = time.monotonic() + args.soak
     choices = ["kill-leader", "kill-follower", "pause-leader",
                "partition-leader", "partition-halves", "ring", "one-way",
@@ -788,7 +788,6 @@ def soak(args, net):
                                  mode, 5, picks, args.round_s))
         with open(os.path.join(args.out, "soak-progress.json"), "w") as f:
             json.dump(summarise(figs), f)
-    return figs
 
 
 def main():
@@ -831,7 +830,7 @@ def main():
         net.up()
         net.enter_client()
         if args.soak:
-            figs = soak(args, net)
+            soak(args, net, figs)
         elif args.custom:
             for rnd, spec in enumerate(args.custom, 1):
                 mode, n, nems = spec.split(":")
