@@ -90,7 +90,9 @@ acked_writes_lost = append lost + set lost (register loss shows up as a
     that cut off the leader of its time (kill, stop, disk-full, fsync-eio
     naming it, or a partition leaving it in a minority) may be lost, and
     for faults that leave it running also within 3 s after (until it steps
-    down; after a kill 200 ms, as the event is logged before the signals); such losses are counted as bounded_losses (allowed), the rest as
+    down; after a kill 200 ms, as the event is logged before the signals);
+    a lossy network (netem event) can depose the leader at any moment, so
+    its whole span until the heal, plus 3 s, counts; such losses are counted as bounded_losses (allowed), the rest as
     acked_writes_lost. The window is ignored in the other modes.
 
 Gates (all must hold for "ok": true)
@@ -976,10 +978,19 @@ def loss_excuser(events, window_ms, mode, after_ms=3000):
         return lambda op: False
     # A kill is logged just before its signals are sent (all nodes: one
     # after the other), so acks up to KILL_SLACK_MS after it still count.
-    spans = sorted((e["t"] - window_ms * 1e6,
-                    e["t"] + (KILL_SLACK_MS if e["event"] == "kill"
-                              else after_ms) * 1e6)
-                   for e in events if leader_cut_off(e))
+    spans = [(e["t"] - window_ms * 1e6,
+              e["t"] + (KILL_SLACK_MS if e["event"] == "kill"
+                        else after_ms) * 1e6)
+             for e in events if leader_cut_off(e)]
+    # A lossy network (netem) can depose the leader at any moment until it
+    # heals: its whole span, and a window after, counts.
+    heals = sorted(e["t"] for e in events if e.get("event") == "heal")
+    for e in events:
+        if e.get("event") == "netem":
+            end = next((h for h in heals if h >= e["t"]), e["t"])
+            spans.append((e["t"] - window_ms * 1e6,
+                          end + after_ms * 1e6))
+    spans.sort()
     if not spans:
         return lambda op: False
 

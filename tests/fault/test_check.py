@@ -445,6 +445,23 @@ class KnownGood(unittest.TestCase):
             self.assertFalse(res["ok"])
             self.assertEqual(res["acked_writes_lost"], 1, kw)
 
+    def test_bounded_loss_while_the_network_is_lossy(self):
+        # A lossy network can depose the leader at any time until it heals:
+        # a memory-mode loss inside that span is bounded, after it is not.
+        h = (H().ap(1, 1, 0, 1).ap(1, 2, 4000, 4001)
+             .ar(2, [1], 9000, 9001, final=True))
+        lossy = [{"t": 100 * MS, "event": "netem", "nodes": ["n1", "n2"],
+                  "leader": "n1"},
+                 {"t": 5000 * MS, "event": "heal", "nodes": ["n1", "n2"],
+                  "leader": None}]
+        res = self.assertPasses(h, events=lossy, mode="memory",
+                                loss_window_ms=50)
+        self.assertEqual(res["bounded_losses"], 1)
+        late = (H().ap(1, 1, 0, 1).ap(1, 2, 8500, 8501)
+                .ar(2, [1], 9000, 9001, final=True))
+        res = run(late, mode="memory", loss_window_ms=50, events=lossy)
+        self.assertEqual(res["acked_writes_lost"], 1)
+
     def test_memory_mode_does_not_gate_linearizability(self):
         h = H().w(1, "1-1", 0, 1).w(1, "1-2", 2, 3).r(2, "1-1", 4, 5)
         res = run(h, mode="memory")
