@@ -24,7 +24,8 @@
 #include <unistd.h>
 
 #define NODE_MAX_VALUE     1024
-#define NODE_STOP_GRACE_MS 10000 /* node__watchdog */
+#define NODE_STOP_GRACE_MS 10000 /* node__watchdog: after a clean stop */
+#define NODE_FAIL_GRACE_MS 2000  /* and after a fail-stop */
 
 /* Every setting, by its flag name. Values are text until checked. */
 enum node_key {
@@ -305,16 +306,20 @@ node__exit_of_replica(int why)
 }
 
 /* Once the replica stopped, the rest of the stop (gateway, RPC server,
- * store close) gets NODE_STOP_GRACE_MS; past that the process exits with
- * the replica's code without finishing it. Nothing acknowledged is lost:
- * raft's log is on disk and the store is crash-safe (replayed at start). */
+ * store close) gets NODE_STOP_GRACE_MS (NODE_FAIL_GRACE_MS after a
+ * fail-stop, which a supervisor should see quickly); past that the process
+ * exits with the replica's code without finishing it. Nothing acknowledged
+ * is lost: raft's log is on disk and the store is crash-safe (replayed at
+ * start). */
 static void *
 node__watchdog(void *arg)
 {
     struct node *n = arg;
     struct timespec until;
+    int grace_ms =
+        n->exit_code == RV_EXIT_OK ? NODE_STOP_GRACE_MS : NODE_FAIL_GRACE_MS;
     clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += NODE_STOP_GRACE_MS / 1000;
+    until.tv_sec += grace_ms / 1000;
     pthread_mutex_lock(&n->watchdog_lock);
     int rc = 0;
     while (!n->is_stopped && rc != ETIMEDOUT)
@@ -325,7 +330,7 @@ node__watchdog(void *arg)
     if (!is_stopped) {
         rv_logf(&n->log, RV_LOG_ERROR, "node",
                 "the stop did not finish within %d ms: exiting now (code %d)",
-                NODE_STOP_GRACE_MS, n->exit_code);
+                grace_ms, n->exit_code);
         _exit(n->exit_code);
     }
     return NULL;
