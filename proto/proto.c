@@ -31,16 +31,22 @@ proto_envelope_encode(const Rv__CommandBatch *batch, struct rv_buf *out,
 }
 
 void
-proto_envelope_wrap(const void *payload, size_t n, uint8_t *out)
+proto_envelope_seal(uint8_t *out, size_t n)
 {
     size_t total = proto_envelope_size(n);
-    memset(out + total - 8, 0, 8);
+    memset(out + PROTO_HEADER_BYTES + n, 0, total - PROTO_HEADER_BYTES - n);
     rv_put_be32(out, PROTO_MAGIC);
     rv_put_be16(out + 4, PROTO_FORMAT_VERSION);
     rv_put_be16(out + 6, 0);
     rv_put_be32(out + 8, (uint32_t)n);
-    rv_put_be32(out + 12, rv_crc32c(0, payload, n));
+    rv_put_be32(out + 12, rv_crc32c(0, out + PROTO_HEADER_BYTES, n));
+}
+
+void
+proto_envelope_wrap(const void *payload, size_t n, uint8_t *out)
+{
     memcpy(out + PROTO_HEADER_BYTES, payload, n);
+    proto_envelope_seal(out, n);
 }
 
 int

@@ -43,8 +43,13 @@ proto_envelope_size(size_t n)
 int proto_envelope_encode(const Rv__CommandBatch *batch, struct rv_buf *out,
                           char *errmsg);
 
-/* Wrap an already packed payload of n bytes into out[proto_envelope_size(n)].
+/* Make out[proto_envelope_size(n)] an envelope around the n bytes of
+ * packed payload already at out + PROTO_HEADER_BYTES (the caller packs in
+ * place, so the payload is never copied again): header, CRC, padding.
  * n must be <= PROTO_MAX_PAYLOAD_BYTES. */
+void proto_envelope_seal(uint8_t *out, size_t n);
+/* The same around a payload elsewhere (copied to out + PROTO_HEADER_BYTES;
+ * payload and out must not overlap). */
 void proto_envelope_wrap(const void *payload, size_t n, uint8_t *out);
 
 /* Check an envelope and find its payload. *payload points into data

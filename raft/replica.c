@@ -99,7 +99,6 @@ struct replica {
     uint64_t stop_deadline_ms;
     uint64_t last_synced;
     uint64_t announced_term;
-    struct rv_buf payload;
     uint64_t n_entries, n_commands, n_barriers, n_syncs;
 
     /* raft_io wrappers. */
@@ -621,25 +620,31 @@ static void
 replica__submit_batch(struct replica *r)
 {
     struct replica_op *op;
-    size_t base = 0;
-    rv_buf_reset(&r->payload);
+    size_t base = 0, len = 0;
+    /* Take ops FIFO while they fit, then copy each op's packed commands
+     * straight into raft's buffer (one copy per entry, found by the
+     * profile in docs/BENCHMARKS.md). */
     while ((op = r->writes.head) != NULL) {
-        if (r->payload.len > 0 &&
-            (r->payload.len + op->packed_len > PROTO_MAX_PAYLOAD_BYTES ||
-             base + op->n_commands > STORE_MAX_COMMANDS_PER_BATCH))
+        if (len > 0 && (len + op->packed_len > PROTO_MAX_PAYLOAD_BYTES ||
+                        base + op->n_commands > STORE_MAX_COMMANDS_PER_BATCH))
             break;
         replica__pop(&r->writes);
         r->pending_bytes -= op->packed_len;
-        rv_buf_append(&r->payload, op->packed, op->packed_len);
         op->result_base = base;
         base += op->n_commands;
+        len += op->packed_len;
         replica__push(&r->in_flight, op);
     }
-    size_t n = proto_envelope_size(r->payload.len);
+    size_t n = proto_envelope_size(len);
     struct raft_buffer buf = {raft_malloc(n), n};
     int rv = RAFT_NOMEM;
-    if (buf.base != NULL && !r->payload.is_failed) {
-        proto_envelope_wrap(r->payload.data, r->payload.len, buf.base);
+    if (buf.base != NULL) {
+        uint8_t *p = (uint8_t *)buf.base + PROTO_HEADER_BYTES;
+        for (op = r->in_flight.head; op != NULL; op = op->next) {
+            memcpy(p, op->packed, op->packed_len);
+            p += op->packed_len;
+        }
+        proto_envelope_seal(buf.base, len);
         r->apply_req.data = r;
         rv = raft_apply(&r->raft, &r->apply_req, &buf, 1, replica__apply_cb);
     }
@@ -1461,7 +1466,6 @@ replica__free(struct replica *r)
     if (r->is_raft_init)
         raftguard_close(&r->guard);
     free(r->appends);
-    rv_buf_free(&r->payload);
     rv_buf_free(&r->step_packed);
     raftfsm_close(&r->fsm);
     store_close(r->store);
@@ -1587,7 +1591,6 @@ replica_start(struct replica **out, const struct replica_config *cfg,
     r->sync_ms = cfg->sync_ms ? cfg->sync_ms : REPLICA_DEFAULT_SYNC_MS;
     r->log = cfg->log;
     replica__append_owner = r;
-    rv_buf_init(&r->payload);
     rv_buf_init(&r->step_packed);
     if (r->data_dir == NULL) {
         replica__free(r);

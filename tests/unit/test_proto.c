@@ -74,12 +74,20 @@ test_envelope_round_trip_is_padded_to_8_bytes(void)
 }
 
 static void
-test_wrap_equals_encode(void)
+test_seal_and_wrap_equal_encode(void)
 {
     struct rv_buf e;
     make_entry(&e, 5);
     size_t n = rv_get_be32(e.data + 8);
     uint8_t out[512];
+    CHECK(e.len <= sizeof out);
+    /* Packed in place (garbage where the header and padding go). */
+    memset(out, 0xa5, sizeof out);
+    memcpy(out + PROTO_HEADER_BYTES, e.data + PROTO_HEADER_BYTES, n);
+    proto_envelope_seal(out, n);
+    CHECK(proto_envelope_size(n) == e.len);
+    CHECK(memcmp(out, e.data, e.len) == 0);
+    memset(out, 0xa5, sizeof out);
     proto_envelope_wrap(e.data + PROTO_HEADER_BYTES, n, out);
     CHECK(memcmp(out, e.data, e.len) == 0);
     rv_buf_free(&e);
@@ -237,7 +245,7 @@ test_status_names_round_trip(void)
 static const struct rv_test tests[] = {
     {"envelope_round_trip_is_padded_to_8_bytes",
      test_envelope_round_trip_is_padded_to_8_bytes},
-    {"wrap_equals_encode", test_wrap_equals_encode},
+    {"seal_and_wrap_equal_encode", test_seal_and_wrap_equal_encode},
     {"every_truncation_is_a_clear_error",
      test_every_truncation_is_a_clear_error},
     {"every_bit_flip_is_detected", test_every_bit_flip_is_detected},
