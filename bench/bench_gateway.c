@@ -13,16 +13,22 @@
  *
  * usage: bench_gateway [RUNVAULT] [--quick] [--only ingest|query]
  *        [--clients N] [--seconds N] [--runs N] [--queries N]
+ *        [--path native|http] [--durability MODE] [--warmup-ms N]
+ *        [--port-base N] [--lat-file PATH]
  * RUNVAULT defaults to $RUNVAULT_BIN. Prints one JSON object per figure.
+ * --path runs one ingest path only; --durability sets the nodes' mode
+ * (default buffered); with --warmup-ms the first N ms are not counted
+ * (points/s over the rest of the window); --port-base puts node i on
+ * BASE+10i (HTTP), +1 (RPC), +2 (raft); --lat-file writes every counted
+ * ack latency in ms, one a line (bench/compare plots their CDFs).
  * Every child is SIGKILLed and reaped at the end. Exits 1 if a cluster
  * failed or an acknowledged point is missing. */
 #include "base/clock.h"
+#include "bench/bench_http.h"
 #include "bench/bench_runs.h"
 #include "rpc/client.h"
 #include "tests/lib/cluster.h"
 
-#include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -35,14 +41,23 @@
 #define BG_MAX_LAT     100000
 #define BG_BODY_BYTES  (96u << 10)
 
+/* How an ingest run is set up (the command line). */
+struct bg_opts {
+    const char *durability;
+    unsigned warmup_ms;
+    int port_base; /* 0: the cluster library's choice. */
+    const char *lat_file;
+};
+
 struct bg_client {
     int index;
     const char *http; /* "127.0.0.1:PORT" */
     const char *rpc_list;
     int is_native;
+    uint64_t measure_from_ms; /* Acks before this are not counted. */
     uint64_t deadline_ms;
     char run_id[32];
-    uint64_t n_acked, n_failed, n_lat;
+    uint64_t n_acked, n_counted, n_failed, n_lat;
     double *lat_ms;
     char err[RV_ERRMSG_SIZE + 16];
 };
@@ -63,90 +78,54 @@ bg_pct(double *v, size_t n, double p)
     return v[(size_t)((double)(n - 1) * p)];
 }
 
-/* ---- A small HTTP client on nng's: one kept-alive connection ----------- */
-
-struct bg_http {
-    nng_url *url;
-    nng_http_client *client;
-    nng_http_conn *conn;
-    nng_aio *aio;
-};
-
-static int
-bg_http_open(struct bg_http *h, const char *hostport)
-{
-    char u[96];
-    memset(h, 0, sizeof *h);
-    snprintf(u, sizeof u, "http://%s", hostport);
-    if (nng_url_parse(&h->url, u) != 0 ||
-        nng_http_client_alloc(&h->client, h->url) != 0 ||
-        nng_aio_alloc(&h->aio, NULL, NULL) != 0)
-        return -1;
-    nng_aio_set_timeout(h->aio, 15000);
-    nng_http_client_connect(h->client, h->aio);
-    nng_aio_wait(h->aio);
-    if (nng_aio_result(h->aio) != 0)
-        return -1;
-    h->conn = nng_aio_get_output(h->aio, 0);
-    return 0;
-}
-
-static void
-bg_http_close(struct bg_http *h)
-{
-    if (h->conn != NULL)
-        nng_http_conn_close(h->conn);
-    if (h->aio != NULL)
-        nng_aio_free(h->aio);
-    if (h->client != NULL)
-        nng_http_client_free(h->client);
-    if (h->url != NULL)
-        nng_url_free(h->url);
-    memset(h, 0, sizeof *h);
-}
-
-/* One exchange; the status, or -1 on a transport failure. The body of the
- * answer goes to out (if not NULL). */
-static int
-bg_http_do(struct bg_http *h, const char *method, const char *uri,
-           const char *key, const char *body, size_t n, struct rv_buf *out)
-{
-    nng_http_req *req;
-    nng_http_res *res;
-    int status = -1;
-    if (nng_http_req_alloc(&req, h->url) != 0)
-        return -1;
-    if (nng_http_res_alloc(&res) != 0) {
-        nng_http_req_free(req);
-        return -1;
-    }
-    nng_http_req_set_method(req, method);
-    nng_http_req_set_uri(req, uri);
-    if (body != NULL) {
-        nng_http_req_set_header(req, "Content-Type", "application/json");
-        nng_http_req_set_data(req, body, n);
-    }
-    if (key != NULL)
-        nng_http_req_set_header(req, "Idempotency-Key", key);
-    nng_http_conn_transact(h->conn, req, res, h->aio);
-    nng_aio_wait(h->aio);
-    if (nng_aio_result(h->aio) == 0) {
-        status = nng_http_res_get_status(res);
-        if (out != NULL) {
-            void *d;
-            size_t dn;
-            nng_http_res_get_data(res, &d, &dn);
-            rv_buf_reset(out);
-            rv_buf_append(out, d, dn);
-            rv_buf_append_u8(out, 0);
-        }
-    }
-    nng_http_req_free(req);
-    nng_http_res_free(res);
-    return status;
-}
-
 /* ---- Ingest -------------------------------------------------------------- */
+
+/* One acknowledged request sent at t0_ns: counted (points and latency)
+ * if it was acknowledged inside the measured window. */
+static void
+bg_count(struct bg_client *c, uint64_t t0_ns)
+{
+    uint64_t t1 = rv_clock_mono_ns(), t1_ms = t1 / 1000000u;
+    c->n_acked += BG_POINTS;
+    if (t1_ms < c->measure_from_ms || t1_ms > c->deadline_ms)
+        return;
+    c->n_counted += BG_POINTS;
+    if (c->n_lat < BG_MAX_LAT)
+        c->lat_ms[c->n_lat++] = (double)(t1 - t0_ns) / 1e6;
+}
+
+/* Move the cluster's nodes to fixed ports: HTTP base + 10 i, RPC + 1,
+ * raft + 2 (cluster_start derives HTTP from c->port). */
+static void
+bg_set_ports(struct cluster *c, int base)
+{
+    size_t pn = 0, en = 0;
+    c->port = base;
+    for (int i = 0; i < c->n; i++) {
+        struct cnode *nd = &c->nodes[i];
+        snprintf(nd->rpc, sizeof nd->rpc, "tcp://127.0.0.1:%d",
+                 base + 10 * i + 1);
+        snprintf(nd->raft, sizeof nd->raft, "127.0.0.1:%d", base + 10 * i + 2);
+        pn += (size_t)snprintf(c->peers + pn, sizeof c->peers - pn, "%s%d=%s",
+                               i ? "," : "", i + 1, nd->raft);
+        en += (size_t)snprintf(c->endpoints + en, sizeof c->endpoints - en,
+                               "%s%s", i ? "," : "", nd->rpc);
+    }
+}
+
+/* Every counted latency, one a line, in ms. */
+static void
+bg_write_lat(const char *path, const double *ms, size_t n)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        perror(path);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%.3f\n", ms[i]);
+    fclose(f);
+}
 
 static size_t
 bg_body(char *b, size_t cap, uint64_t step0, int64_t ts)
@@ -166,7 +145,7 @@ bg_body(char *b, size_t cap, uint64_t step0, int64_t ts)
 }
 
 static int
-bg_create_run_http(struct bg_http *h, const char *run_id)
+bg_create_run_http(struct bench_http *h, const char *run_id)
 {
     char body[256];
     int n = snprintf(body, sizeof body,
@@ -174,8 +153,8 @@ bg_create_run_http(struct bg_http *h, const char *run_id)
                      "\"run_id\":\"%s\",\"resume\":\"allow\"}",
                      run_id);
     for (int i = 0; i < 50; i++) {
-        int st =
-            bg_http_do(h, "POST", "/api/v2/runs", NULL, body, (size_t)n, NULL);
+        int st = bench_http_do(h, "POST", "/api/v2/runs", NULL, body, (size_t)n,
+                               NULL);
         if (st == 200 || st == 201)
             return 0;
         rv_clock_sleep_ms(100);
@@ -187,10 +166,10 @@ static void *
 bg_http_client(void *arg)
 {
     struct bg_client *c = arg;
-    struct bg_http h;
+    struct bench_http h;
     char *body = malloc(BG_BODY_BYTES), uri[96], key[48];
     uint64_t client_id = 1000 + (uint64_t)c->index, seq = 0, step = 0;
-    if (body == NULL || bg_http_open(&h, c->http) != 0 ||
+    if (body == NULL || bench_http_open(&h, c->http) != 0 ||
         bg_create_run_http(&h, c->run_id) != 0) {
         snprintf(c->err, sizeof c->err, "client %d: cannot start", c->index);
         free(body);
@@ -206,24 +185,22 @@ bg_http_client(void *arg)
         int st;
         /* Retried with the same key until acknowledged (or out of time). */
         for (;;) {
-            st = bg_http_do(&h, "POST", uri, key, body, n, NULL);
+            st = bench_http_do(&h, "POST", uri, key, body, n, NULL);
             if (st == 200 || rv_clock_mono_ms() > c->deadline_ms + 10000)
                 break;
             if (st < 0) {
-                bg_http_close(&h);
-                if (bg_http_open(&h, c->http) != 0)
+                bench_http_close(&h);
+                if (bench_http_open(&h, c->http) != 0)
                     rv_clock_sleep_ms(50);
             }
             c->n_failed++;
         }
         if (st != 200)
             break;
-        if (c->n_lat < BG_MAX_LAT)
-            c->lat_ms[c->n_lat++] = (double)(rv_clock_mono_ns() - t0) / 1e6;
-        c->n_acked += BG_POINTS;
+        bg_count(c, t0);
         step += BG_POINTS / BG_KEYS;
     }
-    bg_http_close(&h);
+    bench_http_close(&h);
     free(body);
     return NULL;
 }
@@ -298,17 +275,18 @@ bg_native_client(void *arg)
         uint64_t t0 = rv_clock_mono_ns();
         resp = NULL;
         int r = rvc_call(rvc, &req, &resp, errmsg);
-        int ok = r == RV_OK && resp->code == RV_OK && resp->n_results == 1 &&
-                 resp->results[0]->code == RV_OK;
+        /* In memory mode the leader answers on acceptance, without
+         * per-command results. */
+        int ok = r == RV_OK && resp->code == RV_OK &&
+                 (resp->n_results == 0 ||
+                  (resp->n_results == 1 && resp->results[0]->code == RV_OK));
         rvc_response_free(resp);
         if (!ok) {
             c->n_failed++;
             snprintf(c->err, sizeof c->err, "write: %s", errmsg);
             break;
         }
-        if (c->n_lat < BG_MAX_LAT)
-            c->lat_ms[c->n_lat++] = (double)(rv_clock_mono_ns() - t0) / 1e6;
-        c->n_acked += BG_POINTS;
+        bg_count(c, t0);
         step += BG_POINTS / BG_KEYS;
     }
     rvc_close(rvc);
@@ -319,33 +297,36 @@ bg_native_client(void *arg)
 static long long
 bg_points_of(const char *http, const char *run_id)
 {
-    struct bg_http h;
+    struct bench_http h;
     struct rv_buf out;
     char uri[96];
     long long n = -1;
     rv_buf_init(&out);
     snprintf(uri, sizeof uri, "/api/v2/runs/%s?consistency=linearizable",
              run_id);
-    if (bg_http_open(&h, http) == 0 &&
-        bg_http_do(&h, "GET", uri, NULL, NULL, 0, &out) == 200) {
+    if (bench_http_open(&h, http) == 0 &&
+        bench_http_do(&h, "GET", uri, NULL, NULL, 0, &out) == 200) {
         const char *p = strstr((const char *)out.data, "\"n_points\":");
         if (p != NULL)
             n = strtoll(p + 11, NULL, 10);
     }
-    bg_http_close(&h);
+    bench_http_close(&h);
     rv_buf_free(&out);
     return n;
 }
 
 static int
-bg_ingest(int is_native, int n_clients, unsigned seconds)
+bg_ingest(int is_native, int n_clients, unsigned seconds,
+          const struct bg_opts *o)
 {
     struct cluster c;
     struct bg_client cl[BG_MAX_CLIENTS];
     pthread_t th[BG_MAX_CLIENTS];
     char http[3][32];
     int is_failed = 0;
-    cluster_init(&c, is_native ? "bgnative" : "bghttp", 3, "buffered");
+    cluster_init(&c, is_native ? "bgnative" : "bghttp", 3, o->durability);
+    if (o->port_base > 0)
+        bg_set_ports(&c, o->port_base);
     if (!cluster_start_all(&c) || cluster_leader(&c, 15000) < 0) {
         cluster_done(&c, 1);
         return -1;
@@ -359,17 +340,19 @@ bg_ingest(int is_native, int n_clients, unsigned seconds)
         cl[i].http = http[i % 3];
         cl[i].rpc_list = c.endpoints;
         cl[i].is_native = is_native;
-        cl[i].deadline_ms = t0 + seconds * 1000u;
+        cl[i].measure_from_ms = t0 + o->warmup_ms;
+        cl[i].deadline_ms = t0 + o->warmup_ms + seconds * 1000u;
         cl[i].lat_ms = malloc(BG_MAX_LAT * sizeof *cl[i].lat_ms);
         snprintf(cl[i].run_id, sizeof cl[i].run_id, "%s-%d",
                  is_native ? "native" : "http", i);
         pthread_create(&th[i], NULL,
                        is_native ? bg_native_client : bg_http_client, &cl[i]);
     }
-    uint64_t acked = 0, failed = 0, n_lat = 0;
+    uint64_t acked = 0, counted = 0, failed = 0, n_lat = 0;
     for (int i = 0; i < n_clients; i++) {
         pthread_join(th[i], NULL);
         acked += cl[i].n_acked;
+        counted += cl[i].n_counted;
         failed += cl[i].n_failed;
         n_lat += cl[i].n_lat;
         if (cl[i].err[0] != '\0')
@@ -382,26 +365,47 @@ bg_ingest(int is_native, int n_clients, unsigned seconds)
         memcpy(all + k, cl[i].lat_ms, cl[i].n_lat * sizeof *all);
         k += cl[i].n_lat;
     }
-    double p50 = bg_pct(all, k, 0.5), p99 = bg_pct(all, k, 0.99);
-    /* Every acknowledged point is there, once. */
+    if (o->lat_file != NULL)
+        bg_write_lat(o->lat_file, all, k);
+    double p50 = bg_pct(all, k, 0.5), p90 = bg_pct(all, k, 0.9);
+    double p99 = bg_pct(all, k, 0.99), max = k ? all[k - 1] : 0;
+    /* Every acknowledged point is there, once. In memory mode a write is
+     * acknowledged when the leader queued it, and a linearizable read may
+     * ride on an entry ahead of the rest of the queue: the check is
+     * repeated (up to 10 s) until the queue has drained. */
     uint64_t lost = 0, extra = 0;
-    for (int i = 0; i < n_clients; i++) {
-        long long n = bg_points_of(http[0], cl[i].run_id);
-        if (n < 0 || (uint64_t)n < cl[i].n_acked)
-            lost += n < 0 ? cl[i].n_acked : cl[i].n_acked - (uint64_t)n;
-        else
-            extra += (uint64_t)n - cl[i].n_acked;
+    int is_memory = strcmp(o->durability, "memory") == 0;
+    for (int tries = 0; tries < (is_memory ? 50 : 1); tries++) {
+        lost = extra = 0;
+        for (int i = 0; i < n_clients; i++) {
+            long long n = bg_points_of(http[0], cl[i].run_id);
+            if (n < 0 || (uint64_t)n < cl[i].n_acked)
+                lost += n < 0 ? cl[i].n_acked : cl[i].n_acked - (uint64_t)n;
+            else
+                extra += (uint64_t)n - cl[i].n_acked;
+        }
+        if (lost == 0)
+            break;
+        rv_clock_sleep_ms(200);
     }
+    /* Without a warm-up: every ack over the whole run (the first
+     * figures); with one: the acks inside the measured window. */
     double rate = (double)acked / secs;
+    if (o->warmup_ms > 0) {
+        secs = (double)seconds;
+        rate = (double)counted / secs;
+    }
     printf("{\"figure\":\"ingest_%s\",\"points_per_s\":%.0f,\"acked\":%llu,"
            "\"clients\":%d,\"points_per_request\":%d,\"seconds\":%.1f,"
            "\"p50_ms\":%.1f,\"p99_ms\":%.1f,\"retries\":%llu,"
            "\"acked_lost\":%llu,\"applied_beyond_acked\":%llu,"
-           "\"target\":%d}\n",
+           "\"target\":%d,\"durability\":\"%s\",\"warmup_ms\":%u,"
+           "\"p90_ms\":%.2f,\"max_ms\":%.2f,\"requests\":%zu}\n",
            is_native ? "native" : "http", rate, (unsigned long long)acked,
            n_clients, BG_POINTS, secs, p50, p99, (unsigned long long)failed,
            (unsigned long long)lost, (unsigned long long)extra,
-           is_native ? 1000000 : 500000);
+           is_native ? 1000000 : 500000, o->durability, o->warmup_ms, p90, max,
+           k);
     fflush(stdout);
     is_failed = lost > 0 || acked == 0;
     for (int i = 0; i < n_clients; i++)
@@ -453,26 +457,6 @@ bg_load_runs(const char *endpoints, size_t n_runs)
     return 0;
 }
 
-/* Percent-encode s for a query string. */
-static void
-bg_qenc(char *out, size_t cap, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t n = 0;
-    for (; *s != '\0' && n + 4 < cap; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-            (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-') {
-            out[n++] = (char)ch;
-        } else {
-            out[n++] = '%';
-            out[n++] = hex[ch >> 4];
-            out[n++] = hex[ch & 15];
-        }
-    }
-    out[n] = '\0';
-}
-
 struct bg_query {
     const char *name;
     int is_project, is_experiment;
@@ -519,10 +503,10 @@ bg_query(size_t n_runs, size_t n_queries)
     printf("{\"figure\":\"query_load\",\"runs\":%zu,\"seconds\":%.1f,"
            "\"runs_per_s\":%.0f}\n",
            n_runs, load_s, (double)n_runs / load_s);
-    struct bg_http h;
+    struct bench_http h;
     struct rv_buf out;
     rv_buf_init(&out);
-    if (bg_http_open(&h, http) != 0) {
+    if (bench_http_open(&h, http) != 0) {
         cluster_done(&c, 1);
         return -1;
     }
@@ -542,8 +526,8 @@ bg_query(size_t n_runs, size_t n_queries)
                          (int)(at - q->filter), q->filter, lr, at + 3);
             else
                 snprintf(filter, sizeof filter, "%s", q->filter);
-            bg_qenc(ef, sizeof ef, filter);
-            bg_qenc(eo, sizeof eo, q->order_by ? q->order_by : "");
+            bench_http_qenc(ef, sizeof ef, filter);
+            bench_http_qenc(eo, sizeof eo, q->order_by ? q->order_by : "");
             int n = snprintf(uri, sizeof uri,
                              "/api/v2/experiments?per_page=100&filter=%s", ef);
             if (q->is_project)
@@ -557,7 +541,7 @@ bg_query(size_t n_runs, size_t n_queries)
             if (q->order_by != NULL)
                 snprintf(uri + n, sizeof uri - (size_t)n, "&order_by=%s", eo);
             uint64_t t = rv_clock_mono_ns();
-            int status = bg_http_do(&h, "GET", uri, NULL, NULL, 0, &out);
+            int status = bench_http_do(&h, "GET", uri, NULL, NULL, 0, &out);
             ms[i] = (double)(rv_clock_mono_ns() - t) / 1e6;
             if (status != 200) {
                 fprintf(stderr, "bench_gateway: %s -> %d %s\n", uri, status,
@@ -591,7 +575,7 @@ bg_query(size_t n_runs, size_t n_queries)
         fflush(stdout);
     }
     free(ms);
-    bg_http_close(&h);
+    bench_http_close(&h);
     rv_buf_free(&out);
     cluster_done(&c, is_failed);
     return is_failed ? -1 : 0;
@@ -600,7 +584,8 @@ bg_query(size_t n_runs, size_t n_queries)
 int
 main(int argc, char **argv)
 {
-    const char *bin = getenv("RUNVAULT_BIN"), *only = NULL;
+    const char *bin = getenv("RUNVAULT_BIN"), *only = NULL, *path = NULL;
+    struct bg_opts o = {.durability = "buffered"};
     int n_clients = 48, is_quick = 0;
     unsigned seconds = 10;
     size_t n_runs = 1000000, n_queries = 200;
@@ -623,6 +608,21 @@ main(int argc, char **argv)
         } else if (strcmp(a, "--queries") == 0) {
             n_queries = strtoull(v, NULL, 10);
             i++;
+        } else if (strcmp(a, "--path") == 0) {
+            path = v;
+            i++;
+        } else if (strcmp(a, "--durability") == 0) {
+            o.durability = v;
+            i++;
+        } else if (strcmp(a, "--warmup-ms") == 0) {
+            o.warmup_ms = (unsigned)strtoul(v, NULL, 10);
+            i++;
+        } else if (strcmp(a, "--port-base") == 0) {
+            o.port_base = (int)strtol(v, NULL, 10);
+            i++;
+        } else if (strcmp(a, "--lat-file") == 0) {
+            o.lat_file = v;
+            i++;
         } else if (a[0] != '-') {
             bin = a;
         } else {
@@ -636,17 +636,24 @@ main(int argc, char **argv)
         n_queries = 40;
     }
     if (bin == NULL || n_clients < 1 || n_clients > BG_MAX_CLIENTS ||
-        seconds == 0 || n_runs == 0 || n_queries == 0) {
+        seconds == 0 || n_runs == 0 || n_queries == 0 ||
+        (path != NULL && strcmp(path, "native") != 0 &&
+         strcmp(path, "http") != 0) ||
+        o.port_base < 0 || o.port_base > 65000) {
         fprintf(stderr, "usage: bench_gateway RUNVAULT [--quick] [--only "
                         "ingest|query] [--clients 1-64] [--seconds N] "
-                        "[--runs N] [--queries N]\n");
+                        "[--runs N] [--queries N] [--path native|http] "
+                        "[--durability memory|buffered|strict] "
+                        "[--warmup-ms N] [--port-base N] [--lat-file PATH]\n");
         return 2;
     }
     cluster_set_binary(bin);
     int rc = 0;
     if (only == NULL || strcmp(only, "ingest") == 0) {
-        rc |= bg_ingest(0, n_clients, seconds);
-        rc |= bg_ingest(1, n_clients, seconds);
+        if (path == NULL || strcmp(path, "http") == 0)
+            rc |= bg_ingest(0, n_clients, seconds, &o);
+        if (path == NULL || strcmp(path, "native") == 0)
+            rc |= bg_ingest(1, n_clients, seconds, &o);
     }
     if (only == NULL || strcmp(only, "query") == 0)
         rc |= bg_query(n_runs, n_queries);

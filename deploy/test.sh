@@ -13,7 +13,7 @@ clang-format --dry-run --Werror base/*.[ch] proto/*.[ch] store/*.[ch] \
     raft/*.[ch] rpc/*.[ch] gateway/*.[ch] node/*.[ch] tests/lib/*.[ch] \
     tests/unit/*.c \
     tests/sim/*.c tests/cluster/*.c tests/fuzz/*.[ch] tests/fault/*.c \
-    bench/*.[ch]
+    bench/*.[ch] bench/compare/*.c
 run_suite() {
     local dir=$1
     shift
@@ -33,6 +33,7 @@ python3 tests/fault/test_check.py
 fault_out=$(mktemp -d "${TMPDIR:-/tmp}/rvfault-ci-XXXXXX")
 python3 tests/fault/run.py build-werror --out "$fault_out" |
     tail -n 1
+cp "$fault_out/summary.json" build-werror/fault-summary.json
 rm -rf "$fault_out"
 
 echo "== libFuzzer targets under ASan + UBSan, ${RV_FUZZ_SECONDS:-20} s each"
@@ -54,3 +55,7 @@ RV_TEST_SCALE=small \
     run_suite build-asan -DRV_WERROR=ON -DRV_SANITIZE=address,undefined \
         -DCMAKE_BUILD_TYPE=Debug
 
+echo "== bench compare --quick"
+# The side-by-side harness with etcd and PostgreSQL on the -Werror build:
+# that it runs and reports, not how fast (bench/compare/run.sh).
+RUNVAULT_BUILD_DIR=build-werror bench/compare/run.sh --quick

@@ -1,0 +1,1771 @@
+/* Query comparison: runvault (3 nodes, HTTP/JSON) against PostgreSQL 15
+ * holding MLflow's tracking schema, on the same run set.
+ *
+ *   load     the shared run set (bench/bench_runs.h, seed 2, as
+ *            bench_gateway) into runvault through its native RPC write
+ *            path (250 runs per write, replicated by raft) and, in a
+ *            second thread, into PostgreSQL with COPY (bulk load, then
+ *            MLflow's primary keys, foreign keys and indexes, then the
+ *            operator's indexes, then VACUUM ANALYZE); plus one long
+ *            series (run hist000000000, key loss) into both.
+ *   query    ten MLflow-search-style filter + sort queries, first page of
+ *            CQ_PAGE runs. Each query is defined once (struct cq_query) and
+ *            rendered twice: as runvault's filter/order_by for GET
+ *            /api/v2/experiments, and as the SQL MLflow's SqlAlchemyStore
+ *            generates for search_runs (filter subqueries joined, order
+ *            subqueries outer-joined, DISTINCT, CASE columns for missing
+ *            values, start_time DESC and run_uuid tie-breakers). Rounds
+ *            alternate the systems (A B, then B A) with the same constants,
+ *            and every pair's run ids are compared.
+ *   history  the series downsampled to CQ_DOWNSAMPLE points (runvault's
+ *            M4: first, last, min, max per bucket) against the same M4 in
+ *            SQL over the metrics table.
+ *
+ * usage: cmp_query --http H:P,H:P,H:P --rpc tcp://..,.. --pg CONNINFO
+ *        --out DIR [--runs N] [--reps N] [--history-points N]
+ *        [--budget-s S]   (S: seconds for the query and history phase)
+ * Writes DIR/query.json, DIR/query_cdf_runvault.dat,
+ * DIR/query_cdf_postgres.dat and DIR/query_plans.txt, prints a table.
+ * Exits 1 on a load failure or if any pair returned different runs. */
+#include "base/buf.h"
+#include "base/clock.h"
+#include "bench/bench_http.h"
+#include "bench/bench_runs.h"
+#include "rpc/client.h"
+
+#include <libpq-fe.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CQ_PAGE         50
+#define CQ_RUN_SEED     2 /* bench_gateway's run set. */
+#define CQ_HIST_SEED    7
+#define CQ_HIST_RUN     "hist000000000"
+#define CQ_HIST_KEY     "loss"
+#define CQ_HIST_EXP     201 /* MLflow experiment id of "hist/series". */
+#define CQ_HIST_BATCH   1000
+#define CQ_DOWNSAMPLE   1000
+#define CQ_PROJECTS     10
+#define CQ_EXPS         20 /* Per project. */
+#define CQ_MAX_QUERIES  16
+#define CQ_BLOCKS       5 /* For the median of per-block p99 ratios. */
+#define CQ_SQL_BYTES    8192
+#define CQ_COPY_FLUSH   (1u << 20)
+#define CQ_RESERVE_S    30 /* Budget kept for the history and teardown. */
+#define CQ_LOAD_THREADS 8
+#define CQ_MIN_PAIRS    10    /* A query keeps at least this many pairs. */
+#define CQ_HTTP_MS      30000 /* HTTP timeout per exchange. */
+
+/* ---- Small helpers -------------------------------------------------------
+ */
+
+static int
+cq_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The p-quantile of v[0, n) (sorted copy; v is left alone). */
+static double
+cq_pct(const double *v, size_t n, double p)
+{
+    if (n == 0)
+        return 0;
+    double *s = malloc(n * sizeof *s);
+    if (s == NULL)
+        return 0;
+    memcpy(s, v, n * sizeof *s);
+    qsort(s, n, sizeof *s, cq_cmp_double);
+    double r = s[(size_t)((double)(n - 1) * p + 0.5)];
+    free(s);
+    return r;
+}
+
+static double
+cq_now_ms(void)
+{
+    return (double)rv_clock_mono_ns() / 1e6;
+}
+
+/* Append s to f as a JSON string. */
+static void
+cq_json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s != '\0'; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+static const char *
+cq_status_name(Rv__RunStatus s)
+{
+    switch (s) {
+    case RV__RUN_STATUS__RUNNING:
+        return "RUNNING";
+    case RV__RUN_STATUS__SCHEDULED:
+        return "SCHEDULED";
+    case RV__RUN_STATUS__FINISHED:
+        return "FINISHED";
+    case RV__RUN_STATUS__FAILED:
+        return "FAILED";
+    case RV__RUN_STATUS__KILLED:
+        return "KILLED";
+    default:
+        return "FAILED";
+    }
+}
+
+/* MLflow experiment id of run r's (project, experiment) pair. */
+static unsigned
+cq_exp_id(size_t r)
+{
+    return (unsigned)((r % CQ_PROJECTS) * CQ_EXPS + (r / 10) % CQ_EXPS + 1);
+}
+
+/* The history series, identical for both systems. */
+static void
+cq_hist_point(struct rv_rng *rng, int64_t step, int64_t *ts, double *value)
+{
+    *ts = 1690000000000 + 10 * step;
+    *value = 1.0 + 0.5 * sin((double)step / 5000.0) + 0.1 * rv_rng_double(rng);
+}
+
+/* ---- HTTP (bench/bench_http.h) ------------------------------------------- */
+
+/* GET uri; the status (-1 on a transport failure), the body NUL-terminated
+ * in out (empty on a failure). */
+static int
+cq_http_get(struct bench_http *h, const char *uri, struct rv_buf *out)
+{
+    rv_buf_reset(out);
+    int status = bench_http_do(h, "GET", uri, NULL, NULL, 0, out);
+    if (status < 0)
+        rv_buf_append_u8(out, 0);
+    return status;
+}
+
+/* The unsigned number after "name": in a JSON text, or -1. */
+static long long
+cq_json_u64(const char *body, const char *name)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", name);
+    const char *p = strstr(body, pat);
+    return p == NULL ? -1 : strtoll(p + strlen(pat), NULL, 10);
+}
+
+/* ---- Loading runvault ----------------------------------------------------
+ */
+
+static int
+cq_rv_write(struct rvc *rvc, Rv__Command **cmds, size_t n, char *errmsg)
+{
+    Rv__Request req = RV__REQUEST__INIT;
+    Rv__WriteRequest wr = RV__WRITE_REQUEST__INIT;
+    Rv__Response *resp = NULL;
+    wr.n_commands = n;
+    wr.commands = cmds;
+    req.body_case = RV__REQUEST__BODY_WRITE;
+    req.write = &wr;
+    int r = rvc_call(rvc, &req, &resp, errmsg);
+    int ok = r == RV_OK && resp->code == RV_OK;
+    size_t bad = 0;
+    /* A write retried inside rvc_call (after an unknown outcome, e.g. a
+     * leader change) answers its already applied commands with ESTALE
+     * (older than the kept window): those applied once. */
+    for (; ok && bad < resp->n_results; bad++)
+        ok = resp->results[bad]->code == RV_OK ||
+             resp->results[bad]->code == RV_ESTALE;
+    if (r == RV_OK && !ok) {
+        int code = (int)resp->code;
+        const char *msg = resp->message;
+        if (code == RV_OK && bad > 0) {
+            code = (int)resp->results[bad - 1]->code;
+            msg = resp->results[bad - 1]->message;
+        }
+        snprintf(errmsg, RV_ERRMSG_SIZE, "%s (%s)", rv_strerror(code),
+                 msg != NULL ? msg : "");
+    }
+    rvc_response_free(resp);
+    return ok ? 0 : -1;
+}
+
+/* One of CQ_LOAD_THREADS writers. Each generates the whole run set (the
+ * generator is sequential and cheap) and sends the batches whose number
+ * is its own modulo CQ_LOAD_THREADS, over its own connection: concurrent
+ * writes are what raft's group commit batches. The order runs are created
+ * in does not change any answer (ties sort by start_time, then run id). */
+struct cq_rv_loader {
+    const char *endpoints;
+    size_t n_runs, id;
+    int rc;
+    struct bench_runs runs;
+};
+
+static void *
+cq_rv_load_main(void *arg)
+{
+    struct cq_rv_loader *w = arg;
+    char errmsg[RV_ERRMSG_SIZE] = "";
+    struct rv_rng rng;
+    struct rvc *rvc;
+    w->rc = -1;
+    if (rvc_open(&rvc, w->endpoints, errmsg) != RV_OK) {
+        fprintf(stderr, "cmp_query: runvault: %s\n", errmsg);
+        return NULL;
+    }
+    rv_rng_seed(&rng, CQ_RUN_SEED);
+    size_t batch = 0;
+    uint64_t seq = 0;
+    for (size_t base = 0; base < w->n_runs;
+         base += BENCH_RUNS_PER_FILL, batch++) {
+        size_t k = w->n_runs - base < BENCH_RUNS_PER_FILL ? w->n_runs - base
+                                                          : BENCH_RUNS_PER_FILL;
+        bench_runs_fill(&w->runs, base, k, &rng);
+        if (batch % CQ_LOAD_THREADS != w->id)
+            continue;
+        for (size_t j = 0; j < 2 * k; j++) { /* Idempotency keys. */
+            w->runs.cmds[j]->has_client_id = w->runs.cmds[j]->has_seq = 1;
+            w->runs.cmds[j]->client_id = 1000 + w->id;
+            w->runs.cmds[j]->seq = ++seq;
+        }
+        if (w->id == 0 && base % 100000 < BENCH_RUNS_PER_FILL && base > 0)
+            fprintf(stderr, "cmp_query: runvault: ~%zu runs written\n", base);
+        if (cq_rv_write(rvc, w->runs.cmds, 2 * k, errmsg) != 0) {
+            fprintf(stderr, "cmp_query: runvault load failed at run %zu: %s\n",
+                    base, errmsg);
+            rvc_close(rvc);
+            return NULL;
+        }
+    }
+    rvc_close(rvc);
+    w->rc = 0;
+    return NULL;
+}
+
+static int
+cq_rv_load_runs(const char *endpoints, size_t n_runs)
+{
+    static struct cq_rv_loader w[CQ_LOAD_THREADS];
+    pthread_t th[CQ_LOAD_THREADS];
+    int rc = 0;
+    for (size_t i = 0; i < CQ_LOAD_THREADS; i++) {
+        w[i].endpoints = endpoints;
+        w[i].n_runs = n_runs;
+        w[i].id = i;
+        w[i].rc = -1;
+        if (pthread_create(&th[i], NULL, cq_rv_load_main, &w[i]) != 0)
+            return -1; /* The process exits: no join needed. */
+    }
+    for (size_t i = 0; i < CQ_LOAD_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        rc |= w[i].rc;
+    }
+    return rc;
+}
+
+static int
+cq_rv_load_history(struct rvc *rvc, size_t n_points)
+{
+    char errmsg[RV_ERRMSG_SIZE] = "", *keys[1] = {CQ_HIST_KEY};
+    Rv__Command cmd = RV__COMMAND__INIT, *cmds[1] = {&cmd};
+    Rv__RunCreate rc = RV__RUN_CREATE__INIT;
+    rc.run_id = CQ_HIST_RUN;
+    rc.name = CQ_HIST_RUN;
+    rc.project = "hist";
+    rc.experiment = "series";
+    rc.team = "infra";
+    rc.created_at_ms = 1690000000000;
+    rc.has_status = 1;
+    rc.status = RV__RUN_STATUS__FINISHED;
+    cmd.body_case = RV__COMMAND__BODY_RUN_CREATE;
+    cmd.run_create = &rc;
+    if (cq_rv_write(rvc, cmds, 1, errmsg) != 0) {
+        fprintf(stderr, "cmp_query: history run: %s\n", errmsg);
+        return -1;
+    }
+    static uint32_t kidx[CQ_HIST_BATCH];
+    static int64_t steps[CQ_HIST_BATCH], ts[CQ_HIST_BATCH];
+    static double vals[CQ_HIST_BATCH];
+    Rv__LogBatch lb = RV__LOG_BATCH__INIT;
+    Rv__Metrics m = RV__METRICS__INIT;
+    struct rv_rng rng;
+    rv_rng_seed(&rng, CQ_HIST_SEED);
+    m.n_keys = 1;
+    m.keys = keys;
+    m.key_idx = kidx;
+    m.steps = steps;
+    m.timestamps_ms = ts;
+    m.values = vals;
+    lb.run_id = CQ_HIST_RUN;
+    lb.metrics = &m;
+    cmd.body_case = RV__COMMAND__BODY_LOG_BATCH;
+    cmd.log_batch = &lb;
+    for (size_t s0 = 0; s0 < n_points; s0 += CQ_HIST_BATCH) {
+        size_t k =
+            n_points - s0 < CQ_HIST_BATCH ? n_points - s0 : CQ_HIST_BATCH;
+        for (size_t i = 0; i < k; i++) {
+            kidx[i] = 0;
+            steps[i] = (int64_t)(s0 + i);
+            cq_hist_point(&rng, steps[i], &ts[i], &vals[i]);
+        }
+        m.n_key_idx = m.n_steps = m.n_timestamps_ms = m.n_values = k;
+        if (cq_rv_write(rvc, cmds, 1, errmsg) != 0) {
+            fprintf(stderr, "cmp_query: history batch %zu: %s\n", s0, errmsg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- Loading PostgreSQL --------------------------------------------------
+ */
+
+/* MLflow's tracking tables (tests/db/schemas/postgresql.sql in MLflow,
+ * columns and types as there), created without constraints for the bulk
+ * load; cq_pg_ddl_after adds MLflow's keys and indexes afterwards. */
+static const char cq_pg_ddl_before[] =
+    "CREATE TABLE experiments (experiment_id SERIAL NOT NULL,"
+    " name VARCHAR(256) NOT NULL, artifact_location VARCHAR(256),"
+    " lifecycle_stage VARCHAR(32), creation_time BIGINT,"
+    " last_update_time BIGINT,"
+    " CONSTRAINT experiment_pk PRIMARY KEY (experiment_id),"
+    " CONSTRAINT experiments_name_key UNIQUE (name),"
+    " CONSTRAINT experiments_lifecycle_stage CHECK (lifecycle_stage IN"
+    " ('active', 'deleted')));"
+    "CREATE TABLE runs (run_uuid VARCHAR(32) NOT NULL, name VARCHAR(250),"
+    " source_type VARCHAR(20), source_name VARCHAR(500),"
+    " entry_point_name VARCHAR(50), user_id VARCHAR(256),"
+    " status VARCHAR(9), start_time BIGINT, end_time BIGINT,"
+    " source_version VARCHAR(50), lifecycle_stage VARCHAR(20),"
+    " artifact_uri VARCHAR(200), experiment_id INTEGER,"
+    " deleted_time BIGINT,"
+    " CONSTRAINT runs_lifecycle_stage CHECK (lifecycle_stage IN"
+    " ('active', 'deleted')),"
+    " CONSTRAINT runs_status_check CHECK (status IN ('SCHEDULED', 'FAILED',"
+    " 'FINISHED', 'RUNNING', 'KILLED')),"
+    " CONSTRAINT source_type CHECK (source_type IN ('NOTEBOOK', 'JOB',"
+    " 'LOCAL', 'UNKNOWN', 'PROJECT')));"
+    "CREATE TABLE metrics (key VARCHAR(250) NOT NULL,"
+    " value DOUBLE PRECISION NOT NULL, timestamp BIGINT NOT NULL,"
+    " run_uuid VARCHAR(32) NOT NULL, step BIGINT DEFAULT 0 NOT NULL,"
+    " is_nan BOOLEAN DEFAULT false NOT NULL);"
+    "CREATE TABLE latest_metrics (key VARCHAR(250) NOT NULL,"
+    " value DOUBLE PRECISION NOT NULL, timestamp BIGINT,"
+    " step BIGINT NOT NULL, is_nan BOOLEAN NOT NULL,"
+    " run_uuid VARCHAR(32) NOT NULL);"
+    "CREATE TABLE params (key VARCHAR(250) NOT NULL,"
+    " value VARCHAR(8000) NOT NULL, run_uuid VARCHAR(32) NOT NULL);"
+    "CREATE TABLE tags (key VARCHAR(250) NOT NULL, value VARCHAR(8000),"
+    " run_uuid VARCHAR(32) NOT NULL);";
+
+/* Each statement on its own (a multi-statement PQexec would be one
+ * transaction, and the index builds are timed one by one). The first
+ * group is MLflow's own (model constraints + migration bd07f7e963c5's
+ * run_uuid indexes); the second what an operator adds for these
+ * searches. */
+static const char *const cq_pg_ddl_after[] = {
+    "ALTER TABLE runs ADD CONSTRAINT run_pk PRIMARY KEY (run_uuid)",
+    "ALTER TABLE runs ADD CONSTRAINT runs_experiment_id_fkey FOREIGN KEY "
+    "(experiment_id) REFERENCES experiments (experiment_id)",
+    "ALTER TABLE metrics ADD CONSTRAINT metric_pk PRIMARY KEY "
+    "(key, timestamp, step, run_uuid, value, is_nan)",
+    "ALTER TABLE metrics ADD CONSTRAINT metrics_run_uuid_fkey FOREIGN KEY "
+    "(run_uuid) REFERENCES runs (run_uuid)",
+    "ALTER TABLE latest_metrics ADD CONSTRAINT latest_metric_pk PRIMARY KEY "
+    "(key, run_uuid)",
+    "ALTER TABLE latest_metrics ADD CONSTRAINT latest_metrics_run_uuid_fkey "
+    "FOREIGN KEY (run_uuid) REFERENCES runs (run_uuid)",
+    "ALTER TABLE params ADD CONSTRAINT param_pk PRIMARY KEY (key, run_uuid)",
+    "ALTER TABLE params ADD CONSTRAINT params_run_uuid_fkey FOREIGN KEY "
+    "(run_uuid) REFERENCES runs (run_uuid)",
+    "ALTER TABLE tags ADD CONSTRAINT tag_pk PRIMARY KEY (key, run_uuid)",
+    "ALTER TABLE tags ADD CONSTRAINT tags_run_uuid_fkey FOREIGN KEY "
+    "(run_uuid) REFERENCES runs (run_uuid)",
+    "CREATE INDEX index_params_run_uuid ON params (run_uuid)",
+    "CREATE INDEX index_metrics_run_uuid ON metrics (run_uuid)",
+    "CREATE INDEX index_latest_metrics_run_uuid ON latest_metrics "
+    "(run_uuid)",
+    "CREATE INDEX index_tags_run_uuid ON tags (run_uuid)",
+    /* The operator's indexes. */
+    "CREATE INDEX op_runs_experiment_start ON runs "
+    "(experiment_id, start_time DESC, run_uuid)",
+    "CREATE INDEX op_runs_start ON runs (start_time DESC, run_uuid)",
+    "CREATE INDEX op_runs_status_start ON runs (status, start_time DESC)",
+    "CREATE INDEX op_runs_name ON runs (name)",
+    "CREATE INDEX op_latest_metrics_key_value ON latest_metrics "
+    "(key, value, run_uuid)",
+    "CREATE INDEX op_params_key_value ON params (key, value, run_uuid)",
+    "CREATE INDEX op_tags_key_value ON tags (key, value, run_uuid)",
+    "CREATE INDEX op_metrics_run_key_step ON metrics (run_uuid, key, step)",
+    "VACUUM ANALYZE",
+};
+
+enum cq_table { CQ_T_RUNS, CQ_T_PARAMS, CQ_T_TAGS, CQ_T_METRICS, CQ_T_LATEST };
+
+static const char *const cq_copy_sql[] = {
+    "COPY runs FROM STDIN",
+    "COPY params (key, value, run_uuid) FROM STDIN",
+    "COPY tags (key, value, run_uuid) FROM STDIN",
+    "COPY metrics (key, value, timestamp, run_uuid, step, is_nan) FROM STDIN",
+    "COPY latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
+    "FROM STDIN",
+};
+
+struct cq_pg_load {
+    const char *conninfo;
+    size_t n_runs, n_hist;
+    double load_s, index_s;
+    int is_failed;
+    char err[512];
+};
+
+static int
+cq_pg_exec(PGconn *pg, const char *sql, char *err, size_t cap)
+{
+    PGresult *res = PQexec(pg, sql);
+    ExecStatusType st = PQresultStatus(res);
+    int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+    if (!ok)
+        snprintf(err, cap, "%.120s: %s", sql, PQerrorMessage(pg));
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
+static void
+cq_copy_flush(PGconn *pg, struct rv_buf *b, int *is_failed)
+{
+    if (b->len > 0 &&
+        PQputCopyData(pg, (const char *)b->data, (int)b->len) != 1)
+        *is_failed = 1;
+    rv_buf_reset(b);
+}
+
+static void cq_bprintf(struct rv_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+cq_bprintf(struct rv_buf *b, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        rv_buf_append(b, line,
+                      (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+/* The COPY rows of run r (from the generator's commands) for table t. */
+static void
+cq_copy_run_rows(struct rv_buf *b, enum cq_table t, size_t r,
+                 const Rv__RunCreate *rc, const Rv__Metrics *m)
+{
+    const char *id = rc->run_id;
+    switch (t) {
+    case CQ_T_RUNS:
+        cq_bprintf(b,
+                   "%s\t%s\tUNKNOWN\t\t\t\t%s\t%lld\t\\N\t\tactive\t"
+                   "mlflow-artifacts:/%u/%s/artifacts\t%u\t\\N\n",
+                   id, rc->name, cq_status_name(rc->status),
+                   (long long)rc->created_at_ms, cq_exp_id(r), id,
+                   cq_exp_id(r));
+        break;
+    case CQ_T_PARAMS:
+        for (size_t j = 0; j < rc->n_params; j++)
+            cq_bprintf(b, "%s\t%s\t%s\n", rc->params[j]->key,
+                       rc->params[j]->value, id);
+        break;
+    case CQ_T_TAGS:
+        for (size_t j = 0; j < rc->n_tags; j++)
+            cq_bprintf(b, "%s\t%s\t%s\n", rc->tags[j]->key, rc->tags[j]->value,
+                       id);
+        break;
+    case CQ_T_METRICS:
+        for (size_t j = 0; j < m->n_values; j++)
+            cq_bprintf(b, "%s\t%.17g\t%lld\t%s\t%lld\tfalse\n",
+                       m->keys[m->key_idx[j]], m->values[j],
+                       (long long)m->timestamps_ms[j], id,
+                       (long long)m->steps[j]);
+        break;
+    case CQ_T_LATEST:
+        /* One point per key in this run set: it is the latest. */
+        for (size_t j = 0; j < m->n_values; j++)
+            cq_bprintf(b, "%s\t%.17g\t%lld\t%lld\tfalse\t%s\n",
+                       m->keys[m->key_idx[j]], m->values[j],
+                       (long long)m->timestamps_ms[j], (long long)m->steps[j],
+                       id);
+        break;
+    }
+}
+
+/* The history run's rows for table t. */
+static void
+cq_copy_hist_rows(PGconn *pg, struct rv_buf *b, enum cq_table t,
+                  size_t n_points, int *is_failed)
+{
+    struct rv_rng rng;
+    int64_t ts = 0;
+    double v = 0;
+    rv_rng_seed(&rng, CQ_HIST_SEED);
+    if (t == CQ_T_RUNS)
+        cq_bprintf(b,
+                   "%s\t%s\tUNKNOWN\t\t\t\tFINISHED\t1690000000000\t\\N\t\t"
+                   "active\tmlflow-artifacts:/%d/%s/artifacts\t%d\t\\N\n",
+                   CQ_HIST_RUN, CQ_HIST_RUN, CQ_HIST_EXP, CQ_HIST_RUN,
+                   CQ_HIST_EXP);
+    if (t != CQ_T_METRICS && t != CQ_T_LATEST)
+        return;
+    for (size_t s = 0; s < n_points; s++) {
+        cq_hist_point(&rng, (int64_t)s, &ts, &v);
+        if (t == CQ_T_METRICS)
+            cq_bprintf(b, "%s\t%.17g\t%lld\t%s\t%zu\tfalse\n", CQ_HIST_KEY, v,
+                       (long long)ts, CQ_HIST_RUN, s);
+        if (b->len > CQ_COPY_FLUSH)
+            cq_copy_flush(pg, b, is_failed);
+    }
+    if (t == CQ_T_LATEST && n_points > 0)
+        cq_bprintf(b, "%s\t%.17g\t%lld\t%zu\tfalse\t%s\n", CQ_HIST_KEY, v,
+                   (long long)ts, n_points - 1, CQ_HIST_RUN);
+}
+
+static int
+cq_pg_copy_table(PGconn *pg, struct cq_pg_load *L, enum cq_table t, char *err,
+                 size_t cap)
+{
+    struct bench_runs *runs = malloc(sizeof *runs); /* One per thread. */
+    struct rv_rng rng;
+    struct rv_buf b;
+    int is_failed = 0;
+    if (runs == NULL)
+        return -1;
+    PGresult *res = PQexec(pg, cq_copy_sql[t]);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        snprintf(err, cap, "%s: %s", cq_copy_sql[t], PQerrorMessage(pg));
+        PQclear(res);
+        free(runs);
+        return -1;
+    }
+    PQclear(res);
+    rv_buf_init(&b);
+    rv_rng_seed(&rng, CQ_RUN_SEED);
+    for (size_t base = 0; base < L->n_runs && !is_failed;
+         base += BENCH_RUNS_PER_FILL) {
+        size_t k = L->n_runs - base < BENCH_RUNS_PER_FILL ? L->n_runs - base
+                                                          : BENCH_RUNS_PER_FILL;
+        bench_runs_fill(runs, base, k, &rng);
+        for (size_t i = 0; i < k; i++)
+            cq_copy_run_rows(&b, t, base + i, &runs->rc[i], &runs->m[i]);
+        if (b.len > CQ_COPY_FLUSH)
+            cq_copy_flush(pg, &b, &is_failed);
+    }
+    cq_copy_hist_rows(pg, &b, t, L->n_hist, &is_failed);
+    cq_copy_flush(pg, &b, &is_failed);
+    rv_buf_free(&b);
+    free(runs);
+    if (PQputCopyEnd(pg, is_failed ? "generator failed" : NULL) != 1)
+        is_failed = 1;
+    res = PQgetResult(pg);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        snprintf(err, cap, "%s: %s", cq_copy_sql[t], PQerrorMessage(pg));
+        is_failed = 1;
+    }
+    PQclear(res);
+    while ((res = PQgetResult(pg)) != NULL)
+        PQclear(res);
+    return is_failed ? -1 : 0;
+}
+
+static int
+cq_pg_experiments(PGconn *pg, char *err, size_t cap)
+{
+    char sql[512];
+    for (unsigned p = 0; p < CQ_PROJECTS; p++) {
+        for (unsigned e = 0; e < CQ_EXPS; e++) {
+            /* Inserted in id order: experiment_id = p * 20 + e + 1. */
+            snprintf(sql, sizeof sql,
+                     "INSERT INTO experiments (name, artifact_location, "
+                     "lifecycle_stage, creation_time, last_update_time) "
+                     "VALUES ('proj-%u/exp-%u', 'mlflow-artifacts:/%u', "
+                     "'active', 1690000000000, 1690000000000)",
+                     p, e, p * CQ_EXPS + e + 1);
+            if (cq_pg_exec(pg, sql, err, cap) != 0)
+                return -1;
+        }
+    }
+    return cq_pg_exec(pg,
+                      "INSERT INTO experiments (name, artifact_location, "
+                      "lifecycle_stage, creation_time, last_update_time) "
+                      "VALUES ('hist/series', 'mlflow-artifacts:/201', "
+                      "'active', 1690000000000, 1690000000000)",
+                      err, cap);
+}
+
+/* One table's COPY on its own connection (the five run concurrently). */
+struct cq_pg_copy {
+    struct cq_pg_load *L;
+    enum cq_table t;
+    int rc;
+    char err[512];
+};
+
+static void *
+cq_pg_copy_main(void *arg)
+{
+    struct cq_pg_copy *cp = arg;
+    PGconn *pg = PQconnectdb(cp->L->conninfo);
+    cp->rc = -1;
+    if (PQstatus(pg) != CONNECTION_OK)
+        snprintf(cp->err, sizeof cp->err, "connect: %s", PQerrorMessage(pg));
+    else
+        cp->rc = cq_pg_copy_table(pg, cp->L, cp->t, cp->err, sizeof cp->err);
+    PQfinish(pg);
+    return NULL;
+}
+
+static int
+cq_pg_copy_all(struct cq_pg_load *L)
+{
+    static struct cq_pg_copy cp[CQ_T_LATEST + 1];
+    pthread_t th[CQ_T_LATEST + 1];
+    int rc = 0;
+    for (int t = CQ_T_RUNS; t <= CQ_T_LATEST; t++) {
+        cp[t].L = L;
+        cp[t].t = (enum cq_table)t;
+        if (pthread_create(&th[t], NULL, cq_pg_copy_main, &cp[t]) != 0)
+            return -1; /* The process exits: no join needed. */
+    }
+    for (int t = CQ_T_RUNS; t <= CQ_T_LATEST; t++) {
+        pthread_join(th[t], NULL);
+        if (cp[t].rc != 0 && rc == 0)
+            snprintf(L->err, sizeof L->err, "%s", cp[t].err);
+        rc |= cp[t].rc;
+    }
+    return rc;
+}
+
+static void *
+cq_pg_load_main(void *arg)
+{
+    struct cq_pg_load *L = arg;
+    double t0 = cq_now_ms();
+    PGconn *pg = PQconnectdb(L->conninfo);
+    L->is_failed = 1;
+    if (PQstatus(pg) != CONNECTION_OK) {
+        snprintf(L->err, sizeof L->err, "connect: %s", PQerrorMessage(pg));
+        PQfinish(pg);
+        return NULL;
+    }
+    if (cq_pg_exec(pg, cq_pg_ddl_before, L->err, sizeof L->err) != 0 ||
+        cq_pg_experiments(pg, L->err, sizeof L->err) != 0)
+        goto done;
+    if (cq_pg_copy_all(L) != 0)
+        goto done;
+    double t1 = cq_now_ms();
+    L->load_s = (t1 - t0) / 1000.0;
+    for (size_t i = 0; i < sizeof cq_pg_ddl_after / sizeof *cq_pg_ddl_after;
+         i++)
+        if (cq_pg_exec(pg, cq_pg_ddl_after[i], L->err, sizeof L->err) != 0)
+            goto done;
+    L->index_s = (cq_now_ms() - t1) / 1000.0;
+    L->is_failed = 0;
+done:
+    PQfinish(pg);
+    return NULL;
+}
+
+/* ---- The queries ---------------------------------------------------------
+ */
+
+enum cq_kind { CQ_ATTR, CQ_PARAM, CQ_TAG, CQ_METRIC };
+enum cq_scope { CQ_ALL, CQ_PROJECT, CQ_EXPERIMENT };
+
+struct cq_pred {
+    enum cq_kind kind;
+    const char *key; /* NULL ends the list. */
+    const char *op;
+    const char *value; /* With $NAME placeholders (cq_subst). */
+};
+
+struct cq_order {
+    enum cq_kind kind;
+    const char *key; /* NULL ends the list. */
+    int is_desc;
+};
+
+struct cq_query {
+    const char *name;
+    enum cq_scope scope;
+    struct cq_pred p[4];
+    struct cq_order o[2];
+};
+
+static const struct cq_query cq_queries[] = {
+    {"exp: param = AND status = AND metric >, by metric DESC",
+     CQ_EXPERIMENT,
+     {{CQ_PARAM, "optimizer", "=", "adam"},
+      {CQ_ATTR, "status", "=", "FINISHED"},
+      {CQ_METRIC, "accuracy", ">", "0.2"}},
+     {{CQ_METRIC, "accuracy", 1}}},
+    {"all: param = AND tag = AND metric <, by metric ASC",
+     CQ_ALL,
+     {{CQ_PARAM, "lr", "=", "$LR"},
+      {CQ_TAG, "team", "=", "$TEAM"},
+      {CQ_METRIC, "loss", "<", "1.5"}},
+     {{CQ_METRIC, "loss", 0}}},
+    {"all: status = AND param = AND metric <, default order",
+     CQ_ALL,
+     {{CQ_ATTR, "status", "=", "FINISHED"},
+      {CQ_PARAM, "optimizer", "=", "sgd"},
+      {CQ_METRIC, "loss", "<", "1.0"}},
+     {{0}}},
+    {"project: param = AND tag LIKE AND metric >=, by param DESC",
+     CQ_PROJECT,
+     {{CQ_PARAM, "batch_size", "=", "64"},
+      {CQ_TAG, "team", "LIKE", "v%"},
+      {CQ_METRIC, "accuracy", ">=", "0.5"}},
+     {{CQ_PARAM, "lr", 1}}},
+    {"exp: metric <, by metric ASC",
+     CQ_EXPERIMENT,
+     {{CQ_METRIC, "loss", "<", "0.5"}},
+     {{CQ_METRIC, "loss", 0}}},
+    {"exp: param = AND tag =, default order",
+     CQ_EXPERIMENT,
+     {{CQ_PARAM, "optimizer", "=", "lion"}, {CQ_TAG, "team", "=", "$TEAM"}},
+     {{0}}},
+    {"all: status = AND start_time >=, by start_time ASC",
+     CQ_ALL,
+     {{CQ_ATTR, "status", "=", "KILLED"}, {CQ_ATTR, "start_time", ">=", "$T"}},
+     {{CQ_ATTR, "start_time", 0}}},
+    {"project: metric range, by param ASC",
+     CQ_PROJECT,
+     {{CQ_METRIC, "accuracy", ">=", "$A"}, {CQ_METRIC, "accuracy", "<", "$B"}},
+     {{CQ_PARAM, "lr", 0}}},
+    {"all: metric > (top 0.1%), by metric DESC",
+     CQ_ALL,
+     {{CQ_METRIC, "accuracy", ">", "0.999"}},
+     {{CQ_METRIC, "accuracy", 1}}},
+    {"all: run_name LIKE prefix AND tag ILIKE, default order",
+     CQ_ALL,
+     {{CQ_ATTR, "run_name", "LIKE", "$PFX%"},
+      {CQ_TAG, "team", "ILIKE", "$UTEAM"}},
+     {{0}}},
+};
+
+#define CQ_N_QUERIES (sizeof cq_queries / sizeof cq_queries[0])
+
+/* The varying constants of one repetition. */
+struct cq_inst {
+    unsigned proj, exp;
+    char lr[16], team[16], uteam[16], t[24], a[16], b[16], pfx[16];
+};
+
+static void
+cq_inst_make(struct cq_inst *in, struct rv_rng *rng, size_t n_runs)
+{
+    static const char *const teams[] = {"vision", "nlp", "speech", "rl",
+                                        "infra"};
+    in->proj = (unsigned)rv_rng_below(rng, CQ_PROJECTS);
+    in->exp = (unsigned)rv_rng_below(rng, CQ_EXPS);
+    snprintf(in->lr, sizeof in->lr, "%.4f",
+             0.0001 * (double)(1 + rv_rng_below(rng, 100)));
+    const char *team = teams[rv_rng_below(rng, 5)];
+    snprintf(in->team, sizeof in->team, "%s", team);
+    size_t i = 0;
+    for (; team[i] != '\0' && i + 1 < sizeof in->uteam; i++)
+        in->uteam[i] =
+            (char)(team[i] >= 'a' && team[i] <= 'z' ? team[i] - 'a' + 'A'
+                                                    : team[i]);
+    in->uteam[i] = '\0';
+    snprintf(in->t, sizeof in->t, "%lld",
+             1700000000000LL + 1000LL * (long long)rv_rng_below(rng, n_runs));
+    unsigned a = (unsigned)rv_rng_below(rng, 99);
+    snprintf(in->a, sizeof in->a, "%.2f", a / 100.0);
+    snprintf(in->b, sizeof in->b, "%.2f", (a + 1) / 100.0);
+    char id[16];
+    snprintf(id, sizeof id, "%09llu",
+             (unsigned long long)rv_rng_below(rng, n_runs));
+    snprintf(in->pfx, sizeof in->pfx, "run%.6s", id);
+}
+
+/* tmpl with its placeholders replaced. */
+static void
+cq_subst(char *out, size_t cap, const char *tmpl, const struct cq_inst *in)
+{
+    static const char *const names[] = {"$LR", "$TEAM", "$UTEAM", "$T",
+                                        "$A",  "$B",    "$PFX"};
+    const char *vals[] = {in->lr, in->team, in->uteam, in->t,
+                          in->a,  in->b,    in->pfx};
+    size_t n = 0;
+    out[0] = '\0';
+    while (*tmpl != '\0' && n + 1 < cap) {
+        int hit = -1;
+        size_t best = 0;
+        for (int i = 0; *tmpl == '$' && i < 7; i++) {
+            size_t ln = strlen(names[i]);
+            if (strncmp(tmpl, names[i], ln) == 0 && ln > best) {
+                hit = i;
+                best = ln;
+            }
+        }
+        if (hit >= 0) {
+            n += (size_t)snprintf(out + n, cap - n, "%s", vals[hit]);
+            tmpl += best;
+        } else {
+            out[n++] = *tmpl++;
+            out[n] = '\0';
+        }
+        if (n >= cap)
+            n = cap - 1;
+    }
+}
+
+static int
+cq_is_numeric(enum cq_kind kind, const char *key)
+{
+    return kind == CQ_METRIC ||
+           (kind == CQ_ATTR &&
+            (strcmp(key, "start_time") == 0 || strcmp(key, "end_time") == 0));
+}
+
+static const char *const cq_prefix[] = {"attributes.", "params.", "tags.",
+                                        "metrics."};
+
+/* runvault's filter and order_by strings for one instance. */
+static void
+cq_rv_strings(const struct cq_query *q, const struct cq_inst *in, char *filter,
+              size_t fcap, char *order, size_t ocap)
+{
+    size_t n = 0;
+    filter[0] = order[0] = '\0';
+    for (int i = 0; i < 4 && q->p[i].key != NULL; i++) {
+        const struct cq_pred *p = &q->p[i];
+        char v[128];
+        cq_subst(v, sizeof v, p->value, in);
+        int num = cq_is_numeric(p->kind, p->key);
+        n += (size_t)snprintf(filter + n, fcap - n, "%s%s%s %s %s%s%s",
+                              i ? " AND " : "", cq_prefix[p->kind], p->key,
+                              p->op, num ? "" : "'", v, num ? "" : "'");
+    }
+    n = 0;
+    for (int i = 0; i < 2 && q->o[i].key != NULL; i++)
+        n += (size_t)snprintf(order + n, ocap - n, "%s%s%s %s", i ? ", " : "",
+                              cq_prefix[q->o[i].kind], q->o[i].key,
+                              q->o[i].is_desc ? "DESC" : "ASC");
+}
+
+static size_t
+cq_rv_uri(const struct cq_query *q, const struct cq_inst *in, char *uri,
+          size_t cap)
+{
+    char filter[1024], order[256], ef[3072], eo[768];
+    cq_rv_strings(q, in, filter, sizeof filter, order, sizeof order);
+    bench_http_qenc(ef, sizeof ef, filter);
+    bench_http_qenc(eo, sizeof eo, order);
+    size_t n =
+        (size_t)snprintf(uri, cap, "/api/v2/experiments?per_page=%d", CQ_PAGE);
+    if (filter[0] != '\0')
+        n += (size_t)snprintf(uri + n, cap - n, "&filter=%s", ef);
+    if (order[0] != '\0')
+        n += (size_t)snprintf(uri + n, cap - n, "&order_by=%s", eo);
+    if (q->scope != CQ_ALL)
+        n += (size_t)snprintf(uri + n, cap - n, "&project=proj-%u", in->proj);
+    if (q->scope == CQ_EXPERIMENT)
+        n += (size_t)snprintf(uri + n, cap - n, "&experiment=exp-%u", in->exp);
+    return n;
+}
+
+static const char *const cq_entity_table[] = {"runs", "params", "tags",
+                                              "latest_metrics"};
+
+static const char *
+cq_attr_column(const char *key)
+{
+    return strcmp(key, "run_name") == 0 ? "name" : key;
+}
+
+static const char cq_run_columns[] =
+    "runs.run_uuid, runs.name, runs.source_type, runs.source_name, "
+    "runs.entry_point_name, runs.user_id, runs.status, runs.start_time, "
+    "runs.end_time, runs.source_version, runs.lifecycle_stage, "
+    "runs.artifact_uri, runs.experiment_id, runs.deleted_time";
+
+/* The SQL SqlAlchemyStore._search_runs sends for this instance. */
+static void
+cq_sql(const struct cq_query *q, const struct cq_inst *in, char *sql,
+       size_t cap)
+{
+    char sel[1024] = "", joins[4096] = "", where[1536] = "", ord[512] = "";
+    size_t ns = 0, nj = 0, nw = 0, no = 0;
+    int anon = 0, has_start = 0;
+    for (int i = 0; i < 4 && q->p[i].key != NULL; i++) {
+        const struct cq_pred *p = &q->p[i];
+        char v[128];
+        cq_subst(v, sizeof v, p->value, in);
+        int num = cq_is_numeric(p->kind, p->key);
+        const char *qt = num ? "" : "'";
+        if (p->kind == CQ_ATTR) {
+            nw += (size_t)snprintf(where + nw, sizeof where - nw,
+                                   " AND runs.%s %s %s%s%s",
+                                   cq_attr_column(p->key), p->op, qt, v, qt);
+            continue;
+        }
+        const char *t = cq_entity_table[p->kind];
+        anon++;
+        nj += (size_t)snprintf(
+            joins + nj, sizeof joins - nj,
+            " JOIN (SELECT %s.key AS key, %s.value AS value, %s.run_uuid AS "
+            "run_uuid FROM %s WHERE %s.key = '%s' AND %s.value %s %s%s%s) AS "
+            "anon_%d ON runs.run_uuid = anon_%d.run_uuid",
+            t, t, t, t, t, p->key, t, p->op, qt, v, qt, anon, anon);
+    }
+    for (int i = 0; i < 2 && q->o[i].key != NULL; i++) {
+        const struct cq_order *o = &q->o[i];
+        char val[64];
+        anon++;
+        if (o->kind == CQ_ATTR) {
+            snprintf(val, sizeof val, "runs.%s", cq_attr_column(o->key));
+            has_start |= strcmp(o->key, "start_time") == 0;
+            ns += (size_t)snprintf(sel + ns, sizeof sel - ns,
+                                   ", CASE WHEN (%s IS NULL) THEN 1 ELSE 0 END "
+                                   "AS clause_%d",
+                                   val, i + 1);
+        } else {
+            const char *t = cq_entity_table[o->kind];
+            snprintf(val, sizeof val, "anon_%d.value", anon);
+            nj += (size_t)snprintf(
+                joins + nj, sizeof joins - nj,
+                " LEFT OUTER JOIN (SELECT %s.* FROM %s WHERE %s.key = '%s') "
+                "AS anon_%d ON runs.run_uuid = anon_%d.run_uuid",
+                t, t, t, o->key, anon, anon);
+            if (o->kind == CQ_METRIC)
+                ns += (size_t)snprintf(
+                    sel + ns, sizeof sel - ns,
+                    ", CASE WHEN (anon_%d.is_nan = true) THEN 1 WHEN (%s IS "
+                    "NULL) THEN 2 ELSE 0 END AS clause_%d, %s",
+                    anon, val, i + 1, val);
+            else
+                ns += (size_t)snprintf(sel + ns, sizeof sel - ns,
+                                       ", CASE WHEN (%s IS NULL) THEN 1 ELSE "
+                                       "0 END AS clause_%d, %s",
+                                       val, i + 1, val);
+        }
+        no += (size_t)snprintf(ord + no, sizeof ord - no, "clause_%d, %s%s, ",
+                               i + 1, val, o->is_desc ? " DESC" : "");
+    }
+    if (!has_start)
+        no += (size_t)snprintf(ord + no, sizeof ord - no,
+                               "runs.start_time DESC, ");
+    snprintf(ord + no, sizeof ord - no, "runs.run_uuid");
+    /* experiment_ids: the one experiment, the project's 20, or all. */
+    char ids[1024];
+    size_t ni = 0;
+    unsigned lo = 1, hi = CQ_HIST_EXP;
+    if (q->scope == CQ_PROJECT) {
+        lo = in->proj * CQ_EXPS + 1;
+        hi = lo + CQ_EXPS - 1;
+    } else if (q->scope == CQ_EXPERIMENT) {
+        lo = hi = in->proj * CQ_EXPS + in->exp + 1;
+    }
+    for (unsigned e = lo; e <= hi; e++)
+        ni += (size_t)snprintf(ids + ni, sizeof ids - ni, "%s%u",
+                               e > lo ? ", " : "", e);
+    snprintf(sql, cap,
+             "SELECT DISTINCT %s%s FROM runs%s WHERE runs.experiment_id IN "
+             "(%s) AND runs.lifecycle_stage IN ('active')%s ORDER BY %s "
+             "LIMIT %d OFFSET 0",
+             cq_run_columns, sel, joins, ids, where, ord, CQ_PAGE);
+}
+
+/* ---- Measuring -----------------------------------------------------------
+ */
+
+struct cq_stats {
+    double *rv_ms, *pg_ms;
+    size_t n;
+    size_t n_mismatch, n_rv_errors, n_pg_errors;
+    double rv_server_ms, rv_examined, rv_rows;
+    char first_mismatch[512];
+};
+
+/* The run ids of a runvault list answer, in order, into ids (n at most
+ * CQ_PAGE). */
+static size_t
+cq_rv_ids(const char *body, char ids[][40])
+{
+    size_t n = 0;
+    for (const char *p = body; n < CQ_PAGE && (p = strstr(p, "\"run_id\":\""));
+         n++) {
+        p += 10;
+        const char *e = strchr(p, '"');
+        if (e == NULL)
+            break;
+        snprintf(ids[n], 40, "%.*s", (int)(e - p), p);
+        p = e;
+    }
+    return n;
+}
+
+struct cq_ctx {
+    struct bench_http http;
+    PGconn *pg;
+    struct rv_buf body;
+    size_t n_runs;
+};
+
+/* One runvault sample; its ids. Returns the time in ms, or -1. */
+static double
+cq_rv_once(struct cq_ctx *c, const struct cq_query *q, const struct cq_inst *in,
+           struct cq_stats *st, char ids[][40], size_t *n_ids)
+{
+    char uri[4096];
+    cq_rv_uri(q, in, uri, sizeof uri);
+    double t0 = cq_now_ms();
+    int status = cq_http_get(&c->http, uri, &c->body);
+    double ms = cq_now_ms() - t0;
+    const char *b = (const char *)c->body.data;
+    if (status != 200) {
+        fprintf(stderr, "cmp_query: runvault %s -> %d %.300s\n", uri, status,
+                b);
+        return -1;
+    }
+    *n_ids = cq_rv_ids(b, ids);
+    const char *qt = strstr(b, "\"query_time_ms\":");
+    if (st != NULL && qt != NULL)
+        st->rv_server_ms += strtod(qt + 16, NULL);
+    long long ex = cq_json_u64(b, "examined");
+    if (st != NULL && ex >= 0)
+        st->rv_examined += (double)ex;
+    if (st != NULL)
+        st->rv_rows += (double)*n_ids;
+    return ms;
+}
+
+static double
+cq_pg_once(struct cq_ctx *c, const struct cq_query *q, const struct cq_inst *in,
+           char ids[][40], size_t *n_ids)
+{
+    char sql[CQ_SQL_BYTES];
+    cq_sql(q, in, sql, sizeof sql);
+    double t0 = cq_now_ms();
+    PGresult *res = PQexec(c->pg, sql);
+    double ms = cq_now_ms() - t0;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "cmp_query: postgres: %s\n%s\n", PQerrorMessage(c->pg),
+                sql);
+        PQclear(res);
+        return -1;
+    }
+    int n = PQntuples(res);
+    *n_ids = 0;
+    for (int i = 0; i < n && i < CQ_PAGE; i++)
+        snprintf(ids[(*n_ids)++], 40, "%s", PQgetvalue(res, i, 0));
+    PQclear(res);
+    return ms;
+}
+
+static void
+cq_compare(struct cq_stats *st, char rv[][40], size_t n_rv, char pg[][40],
+           size_t n_pg, const char *uri_hint)
+{
+    int same = n_rv == n_pg;
+    size_t at = 0;
+    for (; same && at < n_rv; at++)
+        same = strcmp(rv[at], pg[at]) == 0;
+    if (same)
+        return;
+    if (st->n_mismatch++ == 0)
+        snprintf(st->first_mismatch, sizeof st->first_mismatch,
+                 "%s: runvault %zu rows, postgres %zu rows, first difference "
+                 "at row %zu (%s vs %s)",
+                 uri_hint, n_rv, n_pg, at ? at - 1 : 0,
+                 at && at - 1 < n_rv ? rv[at - 1] : "-",
+                 at && at - 1 < n_pg ? pg[at - 1] : "-");
+}
+
+/* One pair: both systems, in the order the round gives. */
+static void
+cq_pair(struct cq_ctx *c, size_t qi, const struct cq_inst *in, int pg_first,
+        struct cq_stats *st)
+{
+    static char rv_ids[CQ_PAGE][40], pg_ids[CQ_PAGE][40];
+    size_t n_rv = 0, n_pg = 0;
+    const struct cq_query *q = &cq_queries[qi];
+    double pg_ms = 0, rv_ms = 0;
+    if (pg_first)
+        pg_ms = cq_pg_once(c, q, in, pg_ids, &n_pg);
+    rv_ms = cq_rv_once(c, q, in, st, rv_ids, &n_rv);
+    if (!pg_first)
+        pg_ms = cq_pg_once(c, q, in, pg_ids, &n_pg);
+    if (st == NULL)
+        return; /* Warm-up. */
+    if (rv_ms < 0 || pg_ms < 0) {
+        st->n_rv_errors += rv_ms < 0;
+        st->n_pg_errors += pg_ms < 0;
+        return;
+    }
+    char hint[256];
+    cq_rv_uri(q, in, hint, sizeof hint);
+    cq_compare(st, rv_ids, n_rv, pg_ids, n_pg, hint);
+    st->rv_ms[st->n] = rv_ms;
+    st->pg_ms[st->n] = pg_ms;
+    st->n++;
+}
+
+/* ---- Noise ---------------------------------------------------------------
+ */
+
+struct cq_noise {
+    double calib_ms_median, calib_ms_max, calib_cv;
+    double load1;
+    unsigned long long steal, total; /* /proc/stat jiffies. */
+};
+
+static void
+cq_noise_sample(struct cq_noise *nz)
+{
+    double ms[25];
+    volatile uint64_t sink = 0;
+    for (int s = 0; s < 25; s++) {
+        double t0 = cq_now_ms();
+        uint64_t x = (uint64_t)s + 1;
+        for (int i = 0; i < 4000000; i++)
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        sink += x;
+        ms[s] = cq_now_ms() - t0;
+    }
+    (void)sink;
+    double sum = 0, sq = 0;
+    for (int s = 0; s < 25; s++) {
+        sum += ms[s];
+        sq += ms[s] * ms[s];
+    }
+    double mean = sum / 25;
+    nz->calib_ms_median = cq_pct(ms, 25, 0.5);
+    nz->calib_ms_max = cq_pct(ms, 25, 1.0);
+    nz->calib_cv = sqrt(fmax(0, sq / 25 - mean * mean)) / mean;
+    FILE *f = fopen("/proc/loadavg", "r");
+    nz->load1 = -1;
+    if (f != NULL) {
+        if (fscanf(f, "%lf", &nz->load1) != 1)
+            nz->load1 = -1;
+        fclose(f);
+    }
+    unsigned long long v[8] = {0};
+    f = fopen("/proc/stat", "r");
+    if (f != NULL) {
+        if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+                   &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) != 8)
+            memset(v, 0, sizeof v);
+        fclose(f);
+    }
+    nz->steal = v[7];
+    nz->total = 0;
+    for (int i = 0; i < 8; i++)
+        nz->total += v[i];
+}
+
+static void
+cq_noise_json(FILE *f, const char *name, const struct cq_noise *nz)
+{
+    fprintf(f,
+            "\"%s\":{\"calib_ms_median\":%.2f,\"calib_ms_max\":%.2f,"
+            "\"calib_cv\":%.3f,\"loadavg_1m\":%.2f}",
+            name, nz->calib_ms_median, nz->calib_ms_max, nz->calib_cv,
+            nz->load1);
+}
+
+/* ---- Runvault cluster state ----------------------------------------------
+ */
+
+/* Wait (bounded) until every node has applied the same index twice in a
+ * row; the leader's http address into leader. */
+static int
+cq_rv_settle(char http[3][32], char *leader, size_t cap)
+{
+    struct rv_buf b;
+    long long last = -1;
+    int stable = 0;
+    rv_buf_init(&b);
+    for (int round = 0; round < 600 && stable < 2; round++) {
+        long long idx[3], lid = -1;
+        int ok = 1;
+        for (int i = 0; i < 3 && ok; i++) {
+            struct bench_http h;
+            idx[i] = -1;
+            if (bench_http_open_ms(&h, http[i], CQ_HTTP_MS) == 0 &&
+                cq_http_get(&h, "/readyz", &b) == 200) {
+                idx[i] = cq_json_u64((const char *)b.data, "applied_index");
+                lid = cq_json_u64((const char *)b.data, "leader_id");
+            }
+            bench_http_close(&h);
+            ok = idx[i] >= 0 && idx[i] == idx[0] && lid >= 1 && lid <= 3;
+        }
+        if (ok && idx[0] == last) {
+            stable++;
+            snprintf(leader, cap, "%s", http[lid - 1]);
+        } else {
+            stable = 0;
+        }
+        last = ok ? idx[0] : -1;
+        rv_clock_sleep_ms(200);
+    }
+    rv_buf_free(&b);
+    return stable >= 2 ? 0 : -1;
+}
+
+/* ---- History -------------------------------------------------------------
+ */
+
+struct cq_hist {
+    size_t n_reps;
+    double rv_ms[64], pg_ms[64];
+    long long rv_points, pg_points;
+};
+
+static void
+cq_hist_sql(char *sql, size_t cap)
+{
+    /* The M4 of store_metric_history: CQ_DOWNSAMPLE / 4 buckets of equal
+     * step width over [min step, max step]; per bucket the points at the
+     * first and last step and at the minimum and maximum value. */
+    snprintf(sql, cap,
+             "WITH s AS (SELECT step, timestamp, value FROM metrics WHERE "
+             "run_uuid = '%s' AND key = '%s'), "
+             "r AS (SELECT min(step) AS lo, (max(step) - min(step)) / %d + 1 "
+             "AS w FROM s), "
+             "b AS (SELECT s.step, s.timestamp, s.value, (s.step - r.lo) / "
+             "r.w AS bk FROM s, r), "
+             "f AS (SELECT bk, min(step) AS fs, max(step) AS ls, min(value) "
+             "AS mn, max(value) AS mx FROM b GROUP BY bk) "
+             "SELECT DISTINCT b.step, b.timestamp, b.value FROM b JOIN f ON "
+             "b.bk = f.bk WHERE b.step = f.fs OR b.step = f.ls OR b.value = "
+             "f.mn OR b.value = f.mx ORDER BY b.step",
+             CQ_HIST_RUN, CQ_HIST_KEY, CQ_DOWNSAMPLE / 4);
+}
+
+static int
+cq_history(struct cq_ctx *c, size_t n_reps, struct cq_hist *h)
+{
+    char uri[256], sql[2048];
+    snprintf(uri, sizeof uri, "/api/v2/runs/%s/metrics?key=%s&downsample=%d",
+             CQ_HIST_RUN, CQ_HIST_KEY, CQ_DOWNSAMPLE);
+    cq_hist_sql(sql, sizeof sql);
+    h->n_reps = 0;
+    for (size_t i = 0; i < n_reps + 2 && i < 64; i++) {
+        double t0 = cq_now_ms();
+        int status = cq_http_get(&c->http, uri, &c->body);
+        double rv_ms = cq_now_ms() - t0;
+        if (status != 200) {
+            fprintf(stderr, "cmp_query: history: %d %.200s\n", status,
+                    (const char *)c->body.data);
+            return -1;
+        }
+        long long n = 0;
+        for (const char *p = (const char *)c->body.data;
+             (p = strstr(p, "],[")) != NULL; p++)
+            n++;
+        t0 = cq_now_ms();
+        PGresult *res = PQexec(c->pg, sql);
+        double pg_ms = cq_now_ms() - t0;
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            fprintf(stderr, "cmp_query: history sql: %s\n",
+                    PQerrorMessage(c->pg));
+            PQclear(res);
+            return -1;
+        }
+        h->pg_points = PQntuples(res);
+        PQclear(res);
+        h->rv_points = n + 1;
+        if (i < 2)
+            continue; /* Warm-up. */
+        h->rv_ms[h->n_reps] = rv_ms;
+        h->pg_ms[h->n_reps] = pg_ms;
+        h->n_reps++;
+    }
+    return 0;
+}
+
+/* ---- Output --------------------------------------------------------------
+ */
+
+/* Median over CQ_BLOCKS consecutive blocks of pairs of pg p99 / rv p99. */
+static double
+cq_block_p99_ratio(const struct cq_stats *st)
+{
+    double r[CQ_BLOCKS];
+    size_t nb = 0, per = st->n / CQ_BLOCKS;
+    for (size_t b = 0; per > 0 && b < CQ_BLOCKS; b++) {
+        double rv = cq_pct(st->rv_ms + b * per, per, 0.99);
+        double pg = cq_pct(st->pg_ms + b * per, per, 0.99);
+        r[nb++] = rv > 0 ? pg / rv : 0;
+    }
+    return nb ? cq_pct(r, nb, 0.5) : 0;
+}
+
+static double
+cq_pair_ratio(const struct cq_stats *st, double p)
+{
+    double *r = malloc((st->n ? st->n : 1) * sizeof *r);
+    if (r == NULL)
+        return 0;
+    for (size_t i = 0; i < st->n; i++)
+        r[i] = st->rv_ms[i] > 0 ? st->pg_ms[i] / st->rv_ms[i] : 0;
+    double v = cq_pct(r, st->n, p);
+    free(r);
+    return v;
+}
+
+static int
+cq_write_cdf(const char *dir, const char *name, struct cq_stats *st, int is_pg)
+{
+    char path[1024];
+    size_t n = 0;
+    for (size_t q = 0; q < CQ_N_QUERIES; q++)
+        n += st[q].n;
+    double *all = malloc((n ? n : 1) * sizeof *all);
+    if (all == NULL)
+        return -1;
+    size_t k = 0;
+    for (size_t q = 0; q < CQ_N_QUERIES; q++)
+        for (size_t i = 0; i < st[q].n; i++)
+            all[k++] = is_pg ? st[q].pg_ms[i] : st[q].rv_ms[i];
+    qsort(all, n, sizeof *all, cq_cmp_double);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        free(all);
+        return -1;
+    }
+    fprintf(f,
+            "# latency_ms cumulative_fraction (%zu first-page samples, "
+            "all queries pooled)\n",
+            n);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%.3f %.6f\n", all[i], (double)(i + 1) / (double)n);
+    fclose(f);
+    free(all);
+    return 0;
+}
+
+struct cq_run {
+    size_t n_runs, n_hist, reps, rounds_done;
+    double rv_load_s, pg_load_s, pg_index_s, wall_s;
+    struct cq_noise nz_start, nz_end;
+    double steal_pct;
+    struct cq_hist hist;
+};
+
+static void
+cq_write_query_json(FILE *f, size_t qi, struct cq_stats *st,
+                    const struct cq_run *run)
+{
+    const struct cq_query *q = &cq_queries[qi];
+    struct cq_inst in0;
+    struct rv_rng rng;
+    char filter[1024], order[256], sql[CQ_SQL_BYTES];
+    rv_rng_seed(&rng, 1000 + qi);
+    cq_inst_make(&in0, &rng, run->n_runs);
+    cq_rv_strings(q, &in0, filter, sizeof filter, order, sizeof order);
+    cq_sql(q, &in0, sql, sizeof sql);
+    double rv50 = cq_pct(st->rv_ms, st->n, 0.5);
+    double rv99 = cq_pct(st->rv_ms, st->n, 0.99);
+    double pg50 = cq_pct(st->pg_ms, st->n, 0.5);
+    double pg99 = cq_pct(st->pg_ms, st->n, 0.99);
+    double dn = st->n ? (double)st->n : 1;
+    static const char *const scopes[] = {"all", "project", "experiment"};
+    fprintf(f, "%s\n  {\"name\":", qi ? "," : "");
+    cq_json_str(f, q->name);
+    fprintf(f, ",\"scope\":\"%s\",\"filter\":", scopes[q->scope]);
+    cq_json_str(f, filter);
+    fprintf(f, ",\"order_by\":");
+    cq_json_str(f, order);
+    fprintf(f, ",\"sql\":");
+    cq_json_str(f, sql);
+    fprintf(f,
+            ",\"samples\":%zu,\"runvault\":{\"p50_ms\":%.2f,\"p99_ms\":%.2f,"
+            "\"max_ms\":%.2f,\"avg_server_ms\":%.2f,\"avg_examined\":%.0f,"
+            "\"avg_rows\":%.1f,\"errors\":%zu},"
+            "\"postgres\":{\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"max_ms\":%.2f,"
+            "\"errors\":%zu},"
+            "\"ratio_p99_median\":%.2f,\"ratio_p99\":%.2f,"
+            "\"ratio_pairwise_median\":%.2f,\"ratio_pairwise_p10\":%.2f,"
+            "\"ratio_pairwise_p90\":%.2f,\"target_p99_met\":%s,"
+            "\"target_5x_met\":%s,\"same_results\":%s,\"mismatches\":%zu",
+            st->n, rv50, rv99, cq_pct(st->rv_ms, st->n, 1.0),
+            st->rv_server_ms / dn, st->rv_examined / dn, st->rv_rows / dn,
+            st->n_rv_errors, pg50, pg99, cq_pct(st->pg_ms, st->n, 1.0),
+            st->n_pg_errors, cq_block_p99_ratio(st), rv99 > 0 ? pg99 / rv99 : 0,
+            cq_pair_ratio(st, 0.5), cq_pair_ratio(st, 0.1),
+            cq_pair_ratio(st, 0.9), rv99 <= 20.0 ? "true" : "false",
+            rv99 > 0 && pg99 / rv99 >= 5.0 ? "true" : "false",
+            st->n_mismatch == 0 && st->n > 0 ? "true" : "false",
+            st->n_mismatch);
+    if (st->n_mismatch > 0) {
+        fprintf(f, ",\"first_mismatch\":");
+        cq_json_str(f, st->first_mismatch);
+    }
+    fprintf(f, "}");
+}
+
+static int
+cq_write_json(const char *dir, struct cq_stats *st, const struct cq_run *run)
+{
+    char path[1024], hsql[2048];
+    snprintf(path, sizeof path, "%s/query.json", dir);
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return -1;
+    fprintf(f,
+            "{\"runs\":%zu,\"page\":%d,\"reps_per_query\":%zu,"
+            "\"rounds_done\":%zu,\"order\":\"pairs alternate: runvault then "
+            "postgres in even rounds, postgres then runvault in odd rounds\","
+            "\"load\":{\"runvault_s\":%.1f,\"runvault_runs_per_s\":%.0f,"
+            "\"postgres_copy_s\":%.1f,\"postgres_index_analyze_s\":%.1f},"
+            "\"queries\":[",
+            run->n_runs, CQ_PAGE, run->reps, run->rounds_done, run->rv_load_s,
+            run->rv_load_s > 0 ? (double)run->n_runs / run->rv_load_s : 0,
+            run->pg_load_s, run->pg_index_s);
+    for (size_t qi = 0; qi < CQ_N_QUERIES; qi++)
+        cq_write_query_json(f, qi, &st[qi], run);
+    const struct cq_hist *h = &run->hist;
+    double r50 = cq_pct(h->rv_ms, h->n_reps, 0.5);
+    double p50 = cq_pct(h->pg_ms, h->n_reps, 0.5);
+    cq_hist_sql(hsql, sizeof hsql);
+    fprintf(
+        f,
+        "\n],\n\"history\":{\"run_id\":\"%s\",\"key\":\"%s\","
+        "\"points\":%zu,\"downsample\":%d,\"reps\":%zu,"
+        "\"runvault\":{\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"points_out\":%lld},"
+        "\"postgres\":{\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"points_out\":%lld},"
+        "\"ratio_p50\":%.2f,\"sql\":",
+        CQ_HIST_RUN, CQ_HIST_KEY, run->n_hist, CQ_DOWNSAMPLE, h->n_reps, r50,
+        cq_pct(h->rv_ms, h->n_reps, 0.99), h->rv_points, p50,
+        cq_pct(h->pg_ms, h->n_reps, 0.99), h->pg_points,
+        r50 > 0 ? p50 / r50 : 0);
+    cq_json_str(f, hsql);
+    fprintf(f, "},\n\"noise\":{");
+    cq_noise_json(f, "start", &run->nz_start);
+    fprintf(f, ",");
+    cq_noise_json(f, "end", &run->nz_end);
+    fprintf(f,
+            ",\"cpu_steal_pct\":%.2f,\"note\":\"calib: 25 timings of a "
+            "fixed 4M-step integer loop on the client thread; a cv above ~0.05 "
+            "or a max well above the median means other load on the 2 "
+            "vCPUs\"},\n\"wall_s\":%.1f}\n",
+            run->steal_pct, run->wall_s);
+    fclose(f);
+    return 0;
+}
+
+static void
+cq_print_table(struct cq_stats *st, const struct cq_run *run)
+{
+    printf("\nfirst page of %d over %zu runs, up to %zu pairs per query "
+           "(ms; ratio = postgres / runvault)\n",
+           CQ_PAGE, run->n_runs, run->rounds_done);
+    printf("%-58s %5s %8s %8s %8s %8s %6s %6s %5s\n", "query", "pairs",
+           "rv p50", "rv p99", "pg p50", "pg p99", "r p99", "r med", "same");
+    for (size_t qi = 0; qi < CQ_N_QUERIES; qi++) {
+        const struct cq_stats *s = &st[qi];
+        double rv99 = cq_pct(s->rv_ms, s->n, 0.99);
+        double pg99 = cq_pct(s->pg_ms, s->n, 0.99);
+        printf("%-58.58s %5zu %8.2f %8.2f %8.2f %8.2f %6.2f %6.2f %5s\n",
+               cq_queries[qi].name, s->n, cq_pct(s->rv_ms, s->n, 0.5), rv99,
+               cq_pct(s->pg_ms, s->n, 0.5), pg99, rv99 > 0 ? pg99 / rv99 : 0,
+               cq_pair_ratio(s, 0.5),
+               s->n_mismatch == 0 && s->n > 0 ? "yes" : "NO");
+    }
+    const struct cq_hist *h = &run->hist;
+    printf("history %zu points -> %d: runvault p50 %.2f ms (%lld points), "
+           "postgres p50 %.2f ms (%lld points)\n",
+           run->n_hist, CQ_DOWNSAMPLE, cq_pct(h->rv_ms, h->n_reps, 0.5),
+           h->rv_points, cq_pct(h->pg_ms, h->n_reps, 0.5), h->pg_points);
+    printf("noise: calib cv %.3f -> %.3f, load %.2f -> %.2f, steal %.2f%%\n",
+           run->nz_start.calib_cv, run->nz_end.calib_cv, run->nz_start.load1,
+           run->nz_end.load1, run->steal_pct);
+}
+
+static void
+cq_write_plans(const char *dir, struct cq_ctx *c, size_t n_runs)
+{
+    char path[1024], sql[CQ_SQL_BYTES + 64], body[CQ_SQL_BYTES];
+    snprintf(path, sizeof path, "%s/query_plans.txt", dir);
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return;
+    for (size_t qi = 0; qi < CQ_N_QUERIES + 1; qi++) {
+        if (qi < CQ_N_QUERIES) {
+            struct cq_inst in0;
+            struct rv_rng rng;
+            rv_rng_seed(&rng, 1000 + qi);
+            cq_inst_make(&in0, &rng, n_runs);
+            cq_sql(&cq_queries[qi], &in0, body, sizeof body);
+            fprintf(f, "==== %s\n", cq_queries[qi].name);
+        } else {
+            cq_hist_sql(body, sizeof body);
+            fprintf(f, "==== history\n");
+        }
+        snprintf(sql, sizeof sql, "EXPLAIN (ANALYZE, BUFFERS) %s", body);
+        PGresult *res = PQexec(c->pg, sql);
+        for (int i = 0; i < PQntuples(res); i++)
+            fprintf(f, "%s\n", PQgetvalue(res, i, 0));
+        PQclear(res);
+    }
+    fclose(f);
+}
+
+/* ---- Main ----------------------------------------------------------------
+ */
+
+struct cq_args {
+    const char *http, *rpc, *pg, *out;
+    size_t n_runs, reps, n_hist;
+    double budget_s;
+};
+
+static int
+cq_args_parse(int argc, char **argv, struct cq_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->n_runs = 1000000;
+    a->reps = 200;
+    a->n_hist = 1000000;
+    a->budget_s = 450;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const char *k = argv[i], *v = argv[i + 1];
+        if (strcmp(k, "--http") == 0)
+            a->http = v;
+        else if (strcmp(k, "--rpc") == 0)
+            a->rpc = v;
+        else if (strcmp(k, "--pg") == 0)
+            a->pg = v;
+        else if (strcmp(k, "--out") == 0)
+            a->out = v;
+        else if (strcmp(k, "--runs") == 0)
+            a->n_runs = strtoull(v, NULL, 10);
+        else if (strcmp(k, "--reps") == 0)
+            a->reps = strtoull(v, NULL, 10);
+        else if (strcmp(k, "--history-points") == 0)
+            a->n_hist = strtoull(v, NULL, 10);
+        else if (strcmp(k, "--budget-s") == 0)
+            a->budget_s = strtod(v, NULL);
+        else
+            return -1;
+    }
+    return a->http && a->rpc && a->pg && a->out && a->n_runs > 0 &&
+                   a->reps > 0 && a->reps <= 100000
+               ? 0
+               : -1;
+}
+
+static int
+cq_split_http(const char *list, char http[3][32])
+{
+    const char *p = list;
+    for (int i = 0; i < 3; i++) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == 0 || n >= 32)
+            return -1;
+        snprintf(http[i], 32, "%.*s", (int)n, p);
+        if (e == NULL)
+            return i == 2 ? 0 : -1;
+        p = e + 1;
+    }
+    return 0;
+}
+
+/* Both loads at once: PostgreSQL in a thread, runvault here. */
+static int
+cq_load(const struct cq_args *a, struct cq_run *run)
+{
+    struct cq_pg_load L = {a->pg, a->n_runs, a->n_hist, 0, 0, 1, ""};
+    pthread_t th;
+    struct rvc *rvc;
+    char errmsg[RV_ERRMSG_SIZE];
+    if (pthread_create(&th, NULL, cq_pg_load_main, &L) != 0)
+        return -1;
+    double t0 = cq_now_ms();
+    int rc = cq_rv_load_runs(a->rpc, a->n_runs);
+    run->rv_load_s = (cq_now_ms() - t0) / 1000.0;
+    if (rc == 0)
+        rc = rvc_open(&rvc, a->rpc, errmsg) == RV_OK ? 0 : -1;
+    if (rc == 0) {
+        rc = cq_rv_load_history(rvc, a->n_hist);
+        rvc_close(rvc);
+    }
+    fprintf(stderr, "cmp_query: runvault loaded %zu runs in %.1f s%s\n",
+            a->n_runs, run->rv_load_s, rc ? " (FAILED)" : "");
+    pthread_join(th, NULL);
+    if (L.is_failed)
+        fprintf(stderr, "cmp_query: postgres load failed: %s\n", L.err);
+    else
+        fprintf(stderr,
+                "cmp_query: postgres COPY %.1f s, keys+indexes+analyze "
+                "%.1f s\n",
+                L.load_s, L.index_s);
+    run->pg_load_s = L.load_s;
+    run->pg_index_s = L.index_s;
+    return rc != 0 || L.is_failed ? -1 : 0;
+}
+
+/* Mean time of one pair of query qi so far (ms). */
+static double
+cq_pair_mean_ms(const struct cq_stats *st)
+{
+    double sum = 0;
+    for (size_t i = 0; i < st->n; i++)
+        sum += st->rv_ms[i] + st->pg_ms[i];
+    return st->n ? sum / (double)st->n : 0;
+}
+
+/* Rounds of one pair per active query, the systems' order alternating by
+ * round. When the rounds still to run would not fit before deadline_ms,
+ * the dearest query (by its mean pair time) that already has
+ * CQ_MIN_PAIRS pairs stops, so cheap queries still get a p99 from
+ * a->reps pairs and dear ones get what fits (struct cq_stats.n). */
+static void
+cq_measure(struct cq_ctx *c, const struct cq_args *a, struct cq_stats *st,
+           struct cq_run *run, double deadline_ms)
+{
+    struct rv_rng rng[CQ_MAX_QUERIES];
+    int is_active[CQ_MAX_QUERIES];
+    struct cq_inst in;
+    for (size_t qi = 0; qi < CQ_N_QUERIES; qi++) {
+        rv_rng_seed(&rng[qi], 2000 + qi);
+        for (int w = 0; w < 3; w++) { /* Warm-up, not recorded. */
+            cq_inst_make(&in, &rng[qi], a->n_runs);
+            cq_pair(c, qi, &in, w & 1, NULL);
+        }
+        rv_rng_seed(&rng[qi], 1000 + qi);
+        is_active[qi] = 1;
+    }
+    run->rounds_done = 0;
+    for (size_t r = 0; r < a->reps; r++) {
+        double left_ms = deadline_ms - cq_now_ms();
+        if (left_ms <= 0) {
+            fprintf(stderr,
+                    "cmp_query: time budget reached after %zu of %zu "
+                    "rounds\n",
+                    r, a->reps);
+            break;
+        }
+        for (;;) { /* Drop the dearest until the rest fits. */
+            double round_ms = 0, worst_ms = 0;
+            size_t worst = SIZE_MAX;
+            for (size_t qi = 0; qi < CQ_N_QUERIES; qi++) {
+                double m = is_active[qi] ? cq_pair_mean_ms(&st[qi]) : 0;
+                round_ms += m;
+                if (is_active[qi] && st[qi].n >= CQ_MIN_PAIRS && m > worst_ms) {
+                    worst_ms = m;
+                    worst = qi;
+                }
+            }
+            if (round_ms * (double)(a->reps - r) <= left_ms ||
+                worst == SIZE_MAX)
+                break;
+            is_active[worst] = 0;
+            fprintf(stderr,
+                    "cmp_query: '%s' stops at %zu pairs (%.0f ms a "
+                    "pair)\n",
+                    cq_queries[worst].name, st[worst].n, worst_ms);
+        }
+        for (size_t qi = 0; qi < CQ_N_QUERIES; qi++) {
+            if (!is_active[qi])
+                continue;
+            cq_inst_make(&in, &rng[qi], a->n_runs);
+            cq_pair(c, qi, &in, (int)(r & 1), &st[qi]);
+        }
+        run->rounds_done = r + 1;
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    struct cq_args a;
+    char http[3][32], leader[32];
+    static struct cq_stats st[CQ_MAX_QUERIES];
+    static struct cq_run run;
+    static struct cq_ctx c;
+    double start_ms = cq_now_ms();
+    if (cq_args_parse(argc, argv, &a) != 0 || cq_split_http(a.http, http)) {
+        fprintf(stderr, "usage: cmp_query --http H:P,H:P,H:P --rpc LIST --pg "
+                        "CONNINFO --out DIR [--runs N] [--reps N] "
+                        "[--history-points N] [--budget-s S]\n");
+        return 2;
+    }
+    run.n_runs = a.n_runs;
+    run.n_hist = a.n_hist;
+    run.reps = a.reps;
+    if (cq_load(&a, &run) != 0 || cq_rv_settle(http, leader, sizeof leader)) {
+        fprintf(stderr, "cmp_query: load or convergence failed\n");
+        return 1;
+    }
+    fprintf(stderr, "cmp_query: replicas converged; querying leader %s\n",
+            leader);
+    c.n_runs = a.n_runs;
+    rv_buf_init(&c.body);
+    c.pg = PQconnectdb(a.pg);
+    if (PQstatus(c.pg) != CONNECTION_OK ||
+        bench_http_open_ms(&c.http, leader, CQ_HTTP_MS)) {
+        fprintf(stderr, "cmp_query: cannot connect: %s\n",
+                PQerrorMessage(c.pg));
+        return 1;
+    }
+    PQclear(PQexec(c.pg, "SET statement_timeout = '60s'"));
+    for (size_t qi = 0; qi < CQ_N_QUERIES; qi++) {
+        st[qi].rv_ms = calloc(a.reps, sizeof(double));
+        st[qi].pg_ms = calloc(a.reps, sizeof(double));
+        if (st[qi].rv_ms == NULL || st[qi].pg_ms == NULL)
+            return 1;
+    }
+    cq_noise_sample(&run.nz_start);
+    cq_measure(&c, &a, st, &run,
+               cq_now_ms() + (a.budget_s - CQ_RESERVE_S) * 1000.0);
+    int hrc = cq_history(&c, a.n_hist >= 1000000 ? 20 : 10, &run.hist);
+    cq_noise_sample(&run.nz_end);
+    unsigned long long dt = run.nz_end.total - run.nz_start.total;
+    run.steal_pct = dt ? 100.0 *
+                             (double)(run.nz_end.steal - run.nz_start.steal) /
+                             (double)dt
+                       : 0;
+    cq_write_plans(a.out, &c, a.n_runs);
+    run.wall_s = (cq_now_ms() - start_ms) / 1000.0;
+    int bad = hrc != 0;
+    for (size_t qi = 0; qi < CQ_N_QUERIES; qi++) {
+        bad |= st[qi].n_mismatch > 0 || st[qi].n == 0;
+        if (st[qi].n_mismatch > 0)
+            fprintf(stderr, "cmp_query: MISMATCH in '%s' (%zu pairs): %s\n",
+                    cq_queries[qi].name, st[qi].n_mismatch,
+                    st[qi].first_mismatch);
+    }
+    if (cq_write_json(a.out, st, &run) != 0 ||
+        cq_write_cdf(a.out, "query_cdf_runvault.dat", st, 0) != 0 ||
+        cq_write_cdf(a.out, "query_cdf_postgres.dat", st, 1) != 0)
+        bad = 1;
+    cq_print_table(st, &run);
+    bench_http_close(&c.http);
+    PQfinish(c.pg);
+    rv_buf_free(&c.body);
+    for (size_t qi = 0; qi < CQ_N_QUERIES; qi++) {
+        free(st[qi].rv_ms);
+        free(st[qi].pg_ms);
+    }
+    return bad ? 1 : 0;
+}
