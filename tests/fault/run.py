@@ -758,6 +758,38 @@ def summarise(figs, fuzz=None):
     return s
 
 
+def recheck(out_dir):
+    """Check every scenario of a finished run again (its histories and
+    nemesis log are kept in out_dir): the same figures, with the current
+    checker's verdicts."""
+    with open(os.path.join(out_dir, "summary.json")) as f:
+        figs = json.load(f)["scenarios"]
+    dirs = sorted(d for d in os.listdir(out_dir)
+                  if os.path.isdir(os.path.join(out_dir, d)))
+    for fig, d in zip(figs, dirs):
+        d = os.path.join(out_dir, d)
+        hists = sorted(os.path.join(d, x) for x in os.listdir(d)
+                       if x.startswith("history"))
+        r = subprocess.run([sys.executable, os.path.join(HERE, "check.py"),
+                            "--mode", fig["durability"], "--nemesis",
+                            os.path.join(d, "nemesis.jsonl"),
+                            "--allow-loss-window-ms", "1000"] + hists,
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                           text=True, timeout=600)
+        try:
+            fig["check"] = json.loads(r.stdout)
+        except ValueError:
+            fig["check"] = {"ok": False}
+        fig["failures"] = [x for x in fig["failures"]
+                           if not x.startswith(("checker:", "history check"))]
+        if not fig["check"].get("ok"):
+            fig["failures"].append("history check failed")
+        fig["ok"] = not fig["failures"]
+    s = summarise(figs)
+    print(json.dumps(s, sort_keys=True))
+    return 0 if not s["failed"] else 1
+
+
 def run_fuzz(args):
     """Every fuzz target for args.fuzz_seconds: one figures dict each."""
     env = dict(os.environ, RV_FUZZ_BUILD=os.path.abspath(args.fuzz_build))
@@ -815,7 +847,13 @@ def main():
                     help="also run every libFuzzer target of this build "
                     "(tests/fuzz/run_all.sh) and add its figures")
     ap.add_argument("--fuzz-seconds", type=int, default=60)
+    ap.add_argument("--recheck", action="store_true",
+                    help="BUILD is an --out dir of a finished run: check its "
+                    "histories again with this check.py and print the "
+                    "summary (no cluster is started)")
     args = ap.parse_args()
+    if args.recheck:
+        return recheck(args.build)
     args.build = os.path.abspath(args.build)
     if os.geteuid() != 0:
         print("run.py: needs root (network namespaces)", file=sys.stderr)
