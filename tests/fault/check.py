@@ -92,7 +92,9 @@ acked_writes_lost = append lost + set lost (register loss shows up as a
     for faults that leave it running also within 3 s after (until it steps
     down; after a kill 200 ms, as the event is logged before the signals);
     a lossy network (netem event) can depose the leader at any moment, so
-    its whole span until the heal, plus 3 s, counts; such losses are counted as bounded_losses (allowed), the rest as
+    its whole span until the heal, plus 3 s, counts; and every change of
+    the serving leader the harness saw ("leader-change", nemesis or not),
+    for the 3 s before it; such losses are counted as bounded_losses (allowed), the rest as
     acked_writes_lost. The window is ignored in the other modes.
 
 Gates (all must hold for "ok": true)
@@ -947,8 +949,13 @@ def check_sets(ops, excused, report):
 
 # ---------------------------------------------------------- loss window ----
 
-LEADER_FAULTS = ("kill", "stop", "partition", "disk-full", "fsync-eio")
+LEADER_FAULTS = ("kill", "stop", "partition", "disk-full", "fsync-eio",
+                 "leader-change")
 KILL_SLACK_MS = 200
+# "leader-change" is logged when the harness sees a new serving leader,
+# an election (≥ one election timeout) after the old one lost its quorum:
+# what the old one accepted in the LEADER_CHANGE_BEFORE_MS before counts.
+LEADER_CHANGE_BEFORE_MS = 3000
 
 
 def leader_cut_off(e):
@@ -981,7 +988,12 @@ def loss_excuser(events, window_ms, mode, after_ms=3000):
     spans = [(e["t"] - window_ms * 1e6,
               e["t"] + (KILL_SLACK_MS if e["event"] == "kill"
                         else after_ms) * 1e6)
-             for e in events if leader_cut_off(e)]
+             for e in events if leader_cut_off(e)
+             and e["event"] != "leader-change"]
+    spans += [(e["t"] - LEADER_CHANGE_BEFORE_MS * 1e6,
+               e["t"] + KILL_SLACK_MS * 1e6)
+              for e in events if e.get("event") == "leader-change"
+              and e.get("leader") is not None]
     # A lossy network (netem) can depose the leader at any moment until it
     # heals: its whole span, and a window after, counts.
     heals = sorted(e["t"] for e in events if e.get("event") == "heal")

@@ -23,6 +23,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -62,17 +63,46 @@ class Events:
         self.path = path
         self.c = cluster
         self.f = open(path, "w")
+        self.lock = threading.Lock()
+        self.stop_watch = threading.Event()
+        self.watcher = None
+        self.n_leader_changes = 0
 
     def add(self, event, nodes, leader=None, **extra):
         rec = {"t": mono_ns(), "event": event,
                "nodes": [n.id for n in nodes],
                "leader": leader.id if leader else None}
         rec.update(extra)
-        self.f.write(json.dumps(rec) + "\n")
-        self.f.flush()
+        with self.lock:
+            self.f.write(json.dumps(rec) + "\n")
+            self.f.flush()
         return rec
 
+    def watch_leader(self):
+        """Log every change of the serving leader ("leader-change", with
+        the one it replaced), nemesis or not: memory mode may lose what a
+        deposed leader had accepted, and spontaneous elections are a
+        figure of their own."""
+        def loop():
+            last = None
+            while not self.stop_watch.wait(0.1):
+                try:
+                    lds = self.c.leaders()
+                except Exception:  # noqa: BLE001 - a node went away
+                    continue
+                ld = lds[-1] if lds else None  # the newest claims last
+                if ld is not None and ld is not last:
+                    if last is not None:
+                        self.n_leader_changes += 1
+                        self.add("leader-change", [last], last, new=ld.id)
+                    last = ld
+        self.watcher = threading.Thread(target=loop, daemon=True)
+        self.watcher.start()
+
     def close(self):
+        self.stop_watch.set()
+        if self.watcher is not None:
+            self.watcher.join(5)
         self.f.close()
 
 
@@ -666,6 +696,7 @@ def run_scenario(args, net, rnd, name, durability, n, nemeses, seconds):
                          "RV_EIO_ARM": os.path.join(c.tmp,
                                                     "eio-arm-n%d" % n.id)}
         c.start()
+        ctx.ev.watch_leader()
         wl = ctx.wl = Workloads(ctx, seconds)
         wl.start()
         t_gate0 = mono_ns()
@@ -710,6 +741,7 @@ def run_scenario(args, net, rnd, name, durability, n, nemeses, seconds):
         if wl:
             wl.kill()
         ctx.ev.close()
+        ctx.fig["leader_changes"] = ctx.ev.n_leader_changes
         ctx.fig["seconds"] = round(time.monotonic() - t_begin, 1)
         keep = bool(ctx.failures) and args.keep_failed
         ctx.c.cleanup(keep=keep)

@@ -462,6 +462,24 @@ class KnownGood(unittest.TestCase):
         res = run(late, mode="memory", loss_window_ms=50, events=lossy)
         self.assertEqual(res["acked_writes_lost"], 1)
 
+    def test_bounded_loss_before_a_leader_change(self):
+        # No nemesis named the leader, but the harness saw it replaced: what
+        # it accepted in the 3 s before is memory mode's to lose, and only
+        # that.
+        h = (H().ap(1, 1, 0, 1).ap(1, 2, 2000, 2001)
+             .ar(2, [1], 9000, 9001, final=True))
+        change = [{"t": 4000 * MS, "event": "leader-change", "nodes": ["n1"],
+                   "leader": "n1", "new": "n2"}]
+        res = self.assertPasses(h, events=change, mode="memory",
+                                loss_window_ms=50)
+        self.assertEqual(res["bounded_losses"], 1)
+        early = (H().ap(1, 1, 0, 1).ap(1, 2, 500, 501)
+                 .ar(2, [1], 9000, 9001, final=True))
+        res = run(early, mode="memory", loss_window_ms=50, events=change)
+        self.assertEqual(res["acked_writes_lost"], 1)
+        res = run(h, mode="strict", loss_window_ms=50, events=change)
+        self.assertEqual(res["acked_writes_lost"], 1)
+
     def test_memory_mode_does_not_gate_linearizability(self):
         h = H().w(1, "1-1", 0, 1).w(1, "1-2", 2, 3).r(2, "1-1", 4, 5)
         res = run(h, mode="memory")
