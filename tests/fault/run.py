@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -629,6 +630,23 @@ CI = [
 ]
 
 
+def save_crash(ctx):
+    """A core file anywhere in the cluster's dir: keep it and every node's
+    log in the scenario's output dir (soak rounds remove their data)."""
+    cores = [os.path.join(r, f) for r, _, fs in os.walk(ctx.c.tmp)
+             for f in fs if f == "core" or f.startswith("core.")]
+    if not cores:
+        return
+    dest = os.path.join(ctx.dir, "crash")
+    os.makedirs(dest, exist_ok=True)
+    for i, path in enumerate(cores):
+        shutil.copy(path, os.path.join(dest, "core.%d" % i))
+    for n in ctx.c.nodes:
+        if os.path.exists(n.log):
+            shutil.copy(n.log, dest)
+    ctx.note("core files and node logs saved in %s" % dest)
+
+
 def run_checker(ctx):
     args = [sys.executable, os.path.join(HERE, "check.py"),
             "--mode", ctx.c.durability,
@@ -744,6 +762,7 @@ def run_scenario(args, net, rnd, name, durability, n, nemeses, seconds):
         ctx.fig["leader_changes"] = ctx.ev.n_leader_changes
         ctx.fig["seconds"] = round(time.monotonic() - t_begin, 1)
         keep = bool(ctx.failures) and args.keep_failed
+        save_crash(ctx)
         ctx.c.cleanup(keep=keep)
         if keep:
             ctx.note("data kept in %s" % ctx.c.tmp)
