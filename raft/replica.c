@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 /* A FIFO of ops (loop thread, or under r->lock for the inbound queue). */
@@ -1065,8 +1066,20 @@ replica__check_cb(uv_check_t *h)
     }
     if (r->fsm.is_failed && !r->is_stopping)
         replica__fail(r, REPLICA_EXIT_IO, r->fsm.errmsg);
-    if (raft_state(&r->raft) == RAFT_UNAVAILABLE && !r->is_stopping)
-        replica__fail(r, REPLICA_EXIT_RAFT, "raft is unavailable");
+    if (raft_state(&r->raft) == RAFT_UNAVAILABLE && !r->is_stopping &&
+        !r->is_closing) {
+        /* raft stopped itself (a failed disk write or a failed log
+         * truncation, raft-0.15.md §6 #5, #6, #12). Closing it from here
+         * crashed in libraft's free (the fault suite: a node restarted
+         * after a kill -9 as leader), so exit at once, as a crash would:
+         * raft's log is synced as it is written and the store is
+         * crash-safe; a supervisor restarts the node. */
+        rv_logf(r->log, RV_LOG_ERROR, "replica",
+                "raft stopped itself: exiting now (code %d)",
+                REPLICA_EXIT_RAFT);
+        fflush(stderr);
+        _exit(REPLICA_EXIT_RAFT);
+    }
     replica__publish(r);
 }
 

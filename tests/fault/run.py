@@ -201,6 +201,7 @@ class Ctx:
         self.ev = Events(os.path.join(self.dir, "nemesis.jsonl"), self.c)
         self.fig = {"scenario": name, "durability": durability, "nodes": n,
                     "election_ms": [], "recovery_ms": [], "fence_ms": [],
+                    "self_stops": [],
                     "unavailable_ms": [], "notes": []}
         self.failures = []
 
@@ -228,10 +229,21 @@ class Ctx:
         node.start(join=join)
         self.ev.add("start", [node])
         deadline = time.monotonic() + 60
+        n_restarts = 0
         while time.monotonic() < deadline:
             if not node.is_running():
-                self.fail("n%d exited %s after restart" %
-                          (node.id, node.exit_codes[-1:] or node.reap(1)))
+                code = node.reap(1)
+                if code == 5 and n_restarts < 3:
+                    # raft stopped itself (exit 5): restart it as a
+                    # supervisor would, and count it.
+                    n_restarts += 1
+                    self.fig["self_stops"].append(code)
+                    self.note("n%d: raft stopped itself after a restart "
+                              "(exit 5); restarted" % node.id)
+                    node.start(join=join)
+                    self.ev.add("start", [node])
+                    continue
+                self.fail("n%d exited %s after restart" % (node.id, code))
                 return
             st, body = node.ready()
             ld = self.c.leader()
