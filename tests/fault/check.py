@@ -753,6 +753,34 @@ def _prefix_max(pairs):
     return keys, maxes
 
 
+def scan_reads(reads, writes, key, what, show, report, out):
+    """Duplicates, phantoms (never written) and failed writes present in
+    reads, each value reported once; counts added to out."""
+    fail_values = {v for v, w in writes.items() if w.type == "fail"}
+    dup, phantom, failed = set(), set(), set()
+    for r in reads:
+        vals = set(r.value)
+        if len(vals) != len(r.value):
+            seen = set()
+            for v in r.value:
+                if v in seen and v not in dup:
+                    dup.add(v)
+                    report("duplicated " + what, "%s twice in %s"
+                           % (show(v), describe(r)))
+                seen.add(v)
+        for v in sorted(vals - writes.keys() - phantom):
+            phantom.add(v)
+            report("phantom " + what, "%s was never written to %s, read by "
+                   "%s" % (show(v), key, describe(r)))
+        for v in sorted((vals & fail_values) - failed):
+            failed.add(v)
+            report("failed %s present" % what, "%s\n  shows up in %s"
+                   % (describe(writes[v]), describe(r)))
+    out["duplicated"] += len(dup)
+    out["phantom"] += len(phantom)
+    out["failed_but_present"] += len(failed)
+
+
 def check_appends(ops, excused, report):
     out = {"keys": 0, "acked": 0, "lost": 0, "bounded": 0, "duplicated": 0,
            "phantom": 0, "failed_but_present": 0, "order_violations": 0,
@@ -791,29 +819,7 @@ def check_appends(ops, excused, report):
         # only the longest and the non-prefix reads need scanning.
         scan = ([longest_r] if reads else []) + [
             r for r in reads if not is_prefix[id(r)]]
-        fail_values = {v for v, a in appends.items() if a.type == "fail"}
-        dup, phantom, failed = set(), set(), set()
-        for r in scan:
-            vals = set(r.value)
-            if len(vals) != len(r.value):
-                seen = set()
-                for v in r.value:
-                    if v in seen and v not in dup:
-                        dup.add(v)
-                        report("duplicated append", "%d twice in %s"
-                               % (v, describe(r)))
-                    seen.add(v)
-            for v in sorted(vals - appends.keys() - phantom):
-                phantom.add(v)
-                report("phantom append", "%d was never appended to %s, "
-                       "read by %s" % (v, key, describe(r)))
-            for v in sorted((vals & fail_values) - failed):
-                failed.add(v)
-                report("failed append present", "%s\n  shows up in %s"
-                       % (describe(appends[v]), describe(r)))
-        out["duplicated"] += len(dup)
-        out["phantom"] += len(phantom)
-        out["failed_but_present"] += len(failed)
+        scan_reads(scan, appends, key, "append", str, report, out)
 
         # (a) loss against the final read
         if final is None:
@@ -901,29 +907,7 @@ def check_sets(ops, excused, report):
         reads = [o for o in kops if o.f == "read_all" and o.type == "ok"]
         finals = [r for r in reads if r.final]
         final = max(finals, key=lambda r: r.call) if finals else None
-        phantom, failed, dup = set(), set(), set()
-        fail_values = {v for v, a in adds.items() if a.type == "fail"}
-        for r in reads:
-            vals = set(r.value)
-            if len(vals) != len(r.value):
-                seen = set()
-                for v in r.value:
-                    if v in seen and v not in dup:
-                        dup.add(v)
-                        report("duplicated set member", "%s twice in %s"
-                               % (json.dumps(v), describe(r)))
-                    seen.add(v)
-            for v in sorted(vals - adds.keys() - phantom):
-                phantom.add(v)
-                report("phantom set member", "%s was never added to %s, "
-                       "read by %s" % (json.dumps(v), key, describe(r)))
-            for v in sorted((vals & fail_values) - failed):
-                failed.add(v)
-                report("failed add present", "%s\n  shows up in %s"
-                       % (describe(adds[v]), describe(r)))
-        out["phantom"] += len(phantom)
-        out["failed_but_present"] += len(failed)
-        out["duplicated"] += len(dup)
+        scan_reads(reads, adds, key, "set member", json.dumps, report, out)
         if final is None:
             if ok_adds:
                 out["missing_final"] += 1
