@@ -1,6 +1,6 @@
 /* Store lifecycle: open and recovery, sync, digest, rebuild and verify,
- * read transactions and run records. Apply lives in store_apply.c, the
- * queries in store_query.c. */
+ * catch-up records, read transactions, and the hashed writes every apply
+ * goes through. store_int.h maps the other files. */
 #include "base/crc32c.h"
 #include "store/store_int.h"
 
@@ -107,110 +107,18 @@ store__del(struct store_wctx *w, enum store_db db, const void *k, size_t kn)
     return RV_OK;
 }
 
-/* ---- Chunks ------------------------------------------------------------ */
-
-static void
-store__point_put(uint8_t *p, const struct store_point *pt)
+char *
+store__strndup(const char *s, size_t n)
 {
-    rv_put_be64(p, rv_i64_sortable(pt->step));
-    rv_put_be64(p + 8, rv_i64_sortable(pt->timestamp_ms));
-    rv_put_be64(p + 16, rv_f64_bits(pt->value));
-}
-
-static void
-store__point_get(const uint8_t *p, struct store_point *pt)
-{
-    pt->step = rv_i64_from_sortable(rv_get_be64(p));
-    pt->timestamp_ms = rv_i64_from_sortable(rv_get_be64(p + 8));
-    pt->value = rv_f64_from_bits(rv_get_be64(p + 16));
-}
-
-size_t
-store__chunk_encode(const struct store__chunk *c, uint8_t *out)
-{
-    rv_put_be16(out, (uint16_t)c->n_refs);
-    rv_put_be32(out + 2, c->n);
-    rv_put_be64(out + 6, rv_i64_sortable(c->min_step));
-    rv_put_be64(out + 14, rv_i64_sortable(c->max_step));
-    store__point_put(out + 22, &c->first);
-    store__point_put(out + 46, &c->last);
-    store__point_put(out + 70, &c->min);
-    store__point_put(out + 94, &c->max);
-    uint8_t *p = out + STORE_CHUNK_HEADER;
-    for (uint32_t i = 0; i < c->n_refs; i++, p += STORE_CHUNK_REF) {
-        const struct store__ref *r = &c->refs[i];
-        rv_put_be32(p, r->ptr.segment);
-        rv_put_be32(p + 4, r->ptr.offset);
-        rv_put_be32(p + 8, r->ptr.len);
-        rv_put_be16(p + 12, r->cmd_no);
-        rv_put_be32(p + 14, r->key_idx);
-        rv_put_be32(p + 18, r->ctx_idx);
-        rv_put_be32(p + 22, r->n);
-        rv_put_be64(p + 26, r->index);
+    char *p = malloc(n + 1);
+    if (p != NULL) {
+        memcpy(p, s, n);
+        p[n] = '\0';
     }
-    return (size_t)(p - out);
+    return p;
 }
 
-int
-store__chunk_decode(const uint8_t *p, size_t n, struct store__chunk *c)
-{
-    if (n < STORE_CHUNK_HEADER)
-        return RV_ECORRUPT;
-    c->n_refs = rv_get_be16(p);
-    if (c->n_refs > STORE_CHUNK_MAX_REFS ||
-        n != STORE_CHUNK_HEADER + c->n_refs * STORE_CHUNK_REF)
-        return RV_ECORRUPT;
-    c->n = rv_get_be32(p + 2);
-    c->min_step = rv_i64_from_sortable(rv_get_be64(p + 6));
-    c->max_step = rv_i64_from_sortable(rv_get_be64(p + 14));
-    store__point_get(p + 22, &c->first);
-    store__point_get(p + 46, &c->last);
-    store__point_get(p + 70, &c->min);
-    store__point_get(p + 94, &c->max);
-    const uint8_t *q = p + STORE_CHUNK_HEADER;
-    for (uint32_t i = 0; i < c->n_refs; i++, q += STORE_CHUNK_REF) {
-        struct store__ref *r = &c->refs[i];
-        r->ptr.segment = rv_get_be32(q);
-        r->ptr.offset = rv_get_be32(q + 4);
-        r->ptr.len = rv_get_be32(q + 8);
-        r->cmd_no = rv_get_be16(q + 12);
-        r->key_idx = rv_get_be32(q + 14);
-        r->ctx_idx = rv_get_be32(q + 18);
-        r->n = rv_get_be32(q + 22);
-        r->index = rv_get_be64(q + 26);
-    }
-    return RV_OK;
-}
-
-void
-store__chunk_merge(struct store__chunk *c, const struct store__chunk *add)
-{
-    if (c->n == 0) {
-        c->n = add->n;
-        c->min_step = add->min_step;
-        c->max_step = add->max_step;
-        c->first = add->first;
-        c->last = add->last;
-        c->min = add->min;
-        c->max = add->max;
-        return;
-    }
-    if (add->min_step < c->min_step)
-        c->min_step = add->min_step;
-    if (add->max_step > c->max_step)
-        c->max_step = add->max_step;
-    if (add->first.step < c->first.step)
-        c->first = add->first;
-    if (add->last.step >= c->last.step)
-        c->last = add->last;
-    if (!isnan(add->min.value) &&
-        (isnan(c->min.value) || add->min.value < c->min.value))
-        c->min = add->min;
-    if (!isnan(add->max.value) &&
-        (isnan(c->max.value) || add->max.value > c->max.value))
-        c->max = add->max;
-    c->n += add->n;
-}
+/* ---- Key encoders ------------------------------------------------------ */
 
 size_t
 store__pv_key(uint8_t *out, const char *key, size_t kn, const char *val,
@@ -682,6 +590,58 @@ store_digest_hex(const uint8_t d[STORE_DIGEST_BYTES], char *out)
         out[2 * i + 1] = hex[d[i] & 15];
     }
     out[2 * STORE_DIGEST_BYTES] = '\0';
+}
+
+/* ---- Read transactions ------------------------------------------------- */
+
+int
+store_read_begin(struct store *s, struct store_read **out, char *errmsg)
+{
+    struct store_read *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return RV_ENOMEM;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
+    if (rc != 0) {
+        free(r);
+        return store__err_mdb(rc, "mdb_txn_begin", errmsg);
+    }
+    r->s = s;
+    MDB_val v;
+    if (store__get(r->txn, s->dbi[STORE_DB_META], "applied", 7, &v, NULL) ==
+            RV_OK &&
+        v.mv_size == 8)
+        r->applied_index = rv_get_be64(v.mv_data);
+    rv_buf_init(&r->vbuf);
+    *out = r;
+    return RV_OK;
+}
+
+void
+store_read_digest(const struct store_read *r, uint8_t out[STORE_DIGEST_BYTES])
+{
+    MDB_val v;
+    if (store__get(r->txn, r->s->dbi[STORE_DB_META], "digest", 6, &v, NULL) ==
+            RV_OK &&
+        v.mv_size == STORE_DIGEST_BYTES)
+        memcpy(out, v.mv_data, STORE_DIGEST_BYTES);
+    else
+        memset(out, 0, STORE_DIGEST_BYTES);
+}
+
+void
+store_read_end(struct store_read *r)
+{
+    if (r == NULL)
+        return;
+    mdb_txn_abort(r->txn);
+    rv_buf_free(&r->vbuf);
+    free(r);
+}
+
+uint64_t
+store_read_applied_index(const struct store_read *r)
+{
+    return r->applied_index;
 }
 
 /* ---- Rebuild and verify ------------------------------------------------ */

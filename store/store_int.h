@@ -1,4 +1,26 @@
-/* Internals shared by store.c, store_apply.c and store_query.c.
+/* Internals shared by the files of the store (module-private: never
+ * included from outside store/). Which file answers which question:
+ *
+ *   store.c          open, close, sync, the sync marker, catch-up, rebuild,
+ *                    verify, read transactions, hashed writes (put/del)
+ *   store_apply.c    dispatch of a command, idempotency (client_id, seq),
+ *                    the digest, the nested-transaction redo
+ *   store_run.c      run records: create, update, status, lifecycle, purge,
+ *                    and the per-run reads (store_run_get)
+ *   store_posting.c  counters, postings, params and tags; store_analytics
+ *   store_metric.c   the chunk codec, log-batch writes, series summaries
+ *   store_history.c  metric history and M4 downsampling (reads)
+ *   store_log.c      log lines (writes and reads)
+ *   store_artifact.c artifacts and blobs (writes and reads)
+ *   store_admin.c    teams, tokens, cluster members (writes and reads)
+ *   store_plan.c     the run-list planner: candidates, sources, execution
+ *   store_page.c     run-list rows, ORDER BY comparison, keyset page tokens
+ *
+ * Every write runs on the writer thread inside the apply transaction;
+ * every read runs inside one store_read transaction (any thread, one
+ * thread per struct store_read at a time). Unless a comment says otherwise
+ * the functions below return RV_OK or an RV_* code with details in the
+ * errmsg they are given (w->errmsg for writes).
  *
  * LMDB tables (named databases in index.mdb). Integers are big-endian so
  * memcmp order is numeric order; str16 is a be16 length and the bytes;
@@ -84,6 +106,7 @@
 #define RV_STORE_STORE_INT_H
 
 #include "proto/proto.h"
+#include "store/filter.h"
 #include "store/store.h"
 #include "store/vlog.h"
 
@@ -185,6 +208,76 @@ struct store_wctx {
     char *errmsg;
 };
 
+/* Columns of a run record's strings, in record order. */
+enum {
+    RUN_ID,
+    RUN_TEAM,
+    RUN_PROJECT,
+    RUN_EXPERIMENT,
+    RUN_NAME,
+    RUN_USER,
+    RUN_N_STR
+};
+
+/* A run record with borrowed strings (valid while the txn lives). */
+struct store__rview {
+    uint64_t run_num;
+    uint8_t status, lifecycle;
+    int64_t created_at_ms, ended_at_ms;
+    uint64_t n_points, n_log_lines;
+    const char *str[RUN_N_STR];
+    size_t len[RUN_N_STR];
+};
+
+/* A run record decoded into a private copy (LMDB's bytes die at the next
+ * write of the transaction). */
+struct store__runrec {
+    uint64_t run_num;
+    uint8_t status, lifecycle;
+    int64_t created_at_ms, ended_at_ms;
+    uint64_t n_points, n_log_lines;
+    const char *str[RUN_N_STR];
+    uint16_t len[RUN_N_STR];
+    uint8_t raw[STORE_RUN_HEADER + RUN_N_STR * 2 + 4 * STORE_MAX_SCOPE_BYTES +
+                STORE_MAX_TEAM_BYTES + STORE_MAX_NAME_BYTES +
+                STORE_MAX_RUN_ID_BYTES];
+};
+
+/* What a run purge passes to the store__del_prefix callbacks. */
+struct store__purge {
+    uint64_t run_num;
+    enum store_db posting_db; /* STORE_DB_IXPARAM or STORE_DB_IXTAG. */
+};
+
+/* The run-list candidate being evaluated, seen through struct filter_run. */
+struct store__cand {
+    struct store_read *r;
+    struct store__rview rv;
+    char strs[RUN_N_STR][STORE_MAX_NAME_BYTES + 1];
+    struct filter_run fr;
+};
+
+/* A run-list sort value: its kind orders before its value. */
+enum { SK_NUM, SK_STR, SK_NAN, SK_MISSING };
+
+struct store__sortval {
+    int kind;
+    double num;
+    size_t len;
+    char str[STORE_SORT_STRING_BYTES];
+};
+
+/* A run-list row: what ORDER BY and a page token need of one run. */
+struct store__row {
+    uint64_t run_num;
+    int64_t created_at_ms;
+    size_t id_len;
+    char run_id[STORE_MAX_RUN_ID_BYTES];
+    struct store__sortval v[FILTER_MAX_ORDER_TERMS];
+};
+
+/* ---- store.c: errors, hashed writes, helpers ---------------------------- */
+
 /* Map an LMDB code to RV_* and describe it in errmsg. */
 int store__err_mdb(int rc, const char *what, char *errmsg);
 
@@ -200,6 +293,16 @@ int store__del(struct store_wctx *w, enum store_db db, const void *k,
 int store__get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kn, MDB_val *v,
                char *errmsg);
 
+/* A NUL-terminated copy of s[0..n); caller frees with free(). NULL when
+ * out of memory. */
+char *store__strndup(const char *s, size_t n);
+
+/* Before the first index write after a sync: mark DIR/synced dirty (and
+ * fdatasync it), so a later boot knows LMDB may hold unsynced pages. */
+int store__marker_dirty(struct store *s, char *errmsg);
+
+/* ---- store_apply.c: commands ------------------------------------------- */
+
 /* Materialise the batch payload at index (already in the vlog at ptr) into
  * LMDB in one transaction, updating applied_index and the digest. */
 int store__materialise(struct store *s, uint64_t index, const uint8_t *payload,
@@ -207,9 +310,74 @@ int store__materialise(struct store *s, uint64_t index, const uint8_t *payload,
                        const char *malformed_msg, struct store_result **results,
                        size_t *n_results, char *errmsg);
 
-/* Before the first index write after a sync: mark DIR/synced dirty (and
- * fdatasync it), so a later boot knows LMDB may hold unsynced pages. */
-int store__marker_dirty(struct store *s, char *errmsg);
+/* ---- store_run.c: run records ------------------------------------------ */
+
+/* Decode run record v (borrowed bytes) into rv; the strings point into v.
+ * RV_ECORRUPT if it does not decode. */
+int store__run_decode(const MDB_val *v, uint64_t run_num,
+                      struct store__rview *rv);
+/* The run number of run_id: RV_ENOTFOUND if there is no such run. */
+int store__run_num_get(MDB_txn *txn, const struct store *s, const char *run_id,
+                       uint64_t *run_num, char *errmsg);
+/* Read run_id into rr for a write; the _active form fails with RV_ESTATE on
+ * a deleted run. store__runrec_put writes rr back. */
+int store__runrec_get_active(struct store_wctx *w, const char *run_id,
+                             struct store__runrec *rr);
+int store__runrec_put(struct store_wctx *w, const struct store__runrec *rr);
+/* Check an optional (or, with is_required, non-empty) string field: at
+ * most max bytes, valid UTF-8; RV_EINVAL naming what otherwise. */
+int store__str_check(const char *s, size_t max, int is_required,
+                     const char *what, char *errmsg);
+/* The quotas of team (0 when unlimited); n is strlen(team). */
+int store__team_limits(struct store_wctx *w, const char *team, size_t n,
+                       uint64_t *max_runs, uint64_t *max_points);
+/* Delete every key of db starting with prefix, calling each_cb (when not
+ * NULL) on each key and value first. */
+int store__del_prefix(struct store_wctx *w, enum store_db db,
+                      const uint8_t *prefix, size_t n,
+                      int (*each_cb)(struct store_wctx *w, const MDB_val *k,
+                                     const MDB_val *v, void *data),
+                      void *data);
+/* The commands on runs. */
+int store__run_create(struct store_wctx *w, const Rv__RunCreate *c,
+                      struct store_result *res);
+int store__run_update(struct store_wctx *w, const Rv__RunUpdate *u);
+int store__run_status(struct store_wctx *w, const Rv__RunSetStatus *st);
+int store__run_lifecycle(struct store_wctx *w, const char *run_id,
+                         enum store_lifecycle to);
+int store__run_purge(struct store_wctx *w, const char *run_id);
+/* Reads: run_num's record (RV_ECORRUPT if missing), and a struct
+ * store_run filled from it (params, tags and summaries with is_full). */
+int store__rview_get(struct store_read *r, uint64_t run_num,
+                     struct store__rview *rv, char *errmsg);
+int store__run_fill(struct store_read *r, const struct store__rview *rv,
+                    int is_full, struct store_run *run, char *errmsg);
+
+/* ---- store_posting.c: counters, postings, params and tags -------------- */
+
+/* Append a str16 (be16 length, bytes) at p; returns the bytes written. */
+size_t store__key_str16(uint8_t *p, const char *s, size_t n);
+/* The counter of key (0 when absent). */
+uint64_t store__cnt_get(struct store_wctx *w, const uint8_t *key, size_t kn);
+/* Key of the run counter of rr's team into k; returns its length. */
+size_t store__cnt_key_team(uint8_t *k, const struct store__runrec *rr);
+/* Add delta to the active-run counters of rr. */
+int store__cnt_active(struct store_wctx *w, const struct store__runrec *rr,
+                      int64_t delta);
+/* Add (delta 1) or drop (delta -1) the postings and counters of rr. */
+int store__run_index(struct store_wctx *w, const struct store__runrec *rr,
+                     int64_t delta);
+/* Key of the param, tag or artifact tables: be64 run_num, key bytes. */
+size_t store__kv_key(uint8_t *k, uint64_t run_num, const char *key, size_t n);
+/* Add or drop the posting of (key, val) of run_num in db (ixparam, ixtag). */
+int store__posting(struct store_wctx *w, enum store_db db, const char *key,
+                   size_t kn, const char *val, size_t vn, uint64_t run_num,
+                   int64_t delta);
+/* Check and set the params and tags of run_num. */
+int store__kvs_apply(struct store_wctx *w, uint64_t run_num, Rv__KV **params,
+                     size_t n_params, Rv__KV **tags, size_t n_tags);
+
+/* ---- store_metric.c: chunks, metric writes, summaries ------------------ */
 
 /* Chunk encoding: encode returns the bytes written (at most
  * STORE_CHUNK_MAX_BYTES); decode returns RV_OK or RV_ECORRUPT. */
@@ -217,11 +385,50 @@ size_t store__chunk_encode(const struct store__chunk *c, uint8_t *out);
 int store__chunk_decode(const uint8_t *p, size_t n, struct store__chunk *c);
 /* Fold the statistics of add (points logged after c's) into c. */
 void store__chunk_merge(struct store__chunk *c, const struct store__chunk *add);
+/* Read the series summaries of run_num into run->metrics. */
+int store__summary_load(struct store_read *r, uint64_t run_num,
+                        struct store_run *run, char *errmsg);
+/* The LogBatch command: params, tags and metric points of one run. */
+int store__log_batch(struct store_wctx *w, const Rv__LogBatch *b,
+                     struct vlog_ptr ptr, uint16_t cmd_no);
 
-/* Decoding of records read from LMDB (borrowed bytes). */
-int store__run_decode(const MDB_val *v, struct store_run *run);
-int store__run_num_get(MDB_txn *txn, const struct store *s, const char *run_id,
-                       uint64_t *run_num, char *errmsg);
+/* ---- store_log.c, store_artifact.c, store_admin.c: commands ------------ */
+
+int store__log_lines(struct store_wctx *w, const Rv__LogLines *ll,
+                     struct vlog_ptr ptr, uint16_t cmd_no);
+int store__artifact_chunk(struct store_wctx *w, const Rv__ArtifactChunk *c,
+                          struct vlog_ptr ptr, uint16_t cmd_no);
+/* store__del_prefix callback for the art table: release the artifact's
+ * blob reference and its parts (a run purge). */
+int store__artifact_release(struct store_wctx *w, const MDB_val *k,
+                            const MDB_val *v, void *data);
+int store__team_put(struct store_wctx *w, const Rv__TeamPut *t);
+int store__token_put(struct store_wctx *w, const Rv__TokenPut *t);
+int store__token_del(struct store_wctx *w, const Rv__TokenDel *t);
+int store__node_put(struct store_wctx *w, const Rv__NodePut *n);
+int store__node_del(struct store_wctx *w, const Rv__NodeDel *n);
+
+/* ---- store_page.c: run-list rows, order and page tokens ---------------- */
+
+void store__sortval_num(struct store__sortval *sv, double d);
+/* Fill row from candidate c: the sort values of f's ORDER BY terms. */
+void store__row_fill(const struct filter *f, struct store__cand *c,
+                     struct store__row *row);
+/* Compare two sort values / rows in f's order (<0, 0, >0). */
+int store__term_cmp(const struct filter_order_term *t,
+                    const struct store__sortval *x,
+                    const struct store__sortval *y);
+int store__row_cmp(const struct filter *f, const struct store__row *a,
+                   const struct store__row *b);
+/* The hash of a query's filter and order that a page token carries. */
+uint64_t store__query_hash(const struct store_query *q);
+/* Page tokens: encode the row after which the next page starts into out
+ * (STORE_PAGE_TOKEN_BYTES); decode returns RV_EINVAL on a token that is
+ * not this query's. */
+void store__token_encode(const struct filter *f, uint64_t qhash,
+                         const struct store__row *row, char *out);
+int store__token_decode(const struct filter *f, uint64_t qhash, const char *tok,
+                        struct store__row *row, char *errmsg);
 
 /* The 64-bit hash used for value postings in ixparam/ixtag. */
 static inline uint64_t
