@@ -307,22 +307,22 @@ store__env_open(struct store *s, const char *path, size_t map_bytes,
 }
 
 /* Materialise vlog records after applied_index into LMDB. */
+/* Materialise the vlog records after s->applied_index up to stop_index,
+ * in index order (the vlog's indexes strictly increase); *n_out counts
+ * them. The one replay loop: catch-up at open and verify's scratch index. */
 static int
-store__catch_up(struct store *s, char *errmsg)
+store__replay(struct store *s, uint64_t stop_index, uint64_t *n_out,
+              char *errmsg)
 {
     struct vlog_iter *it;
+    *n_out = 0;
     int rc = vlog_iter_open(s->vlog, s->applied_index + 1, &it, errmsg);
     if (rc != RV_OK)
         return rc;
-    uint64_t n = 0;
     for (;;) {
         struct vlog_record rec;
         rc = vlog_iter_next(it, &rec, errmsg);
-        if (rc == RV_ENOTFOUND) {
-            rc = RV_OK;
-            break;
-        }
-        if (rc != RV_OK)
+        if (rc != RV_OK || rec.index > stop_index)
             break;
         if (rec.index <= s->applied_index)
             continue;
@@ -333,9 +333,19 @@ store__catch_up(struct store *s, char *errmsg)
         free(results);
         if (rc != RV_OK)
             break;
-        n++;
+        (*n_out)++;
     }
+    if (rc == RV_ENOTFOUND)
+        rc = RV_OK;
     vlog_iter_close(it);
+    return rc;
+}
+
+static int
+store__catch_up(struct store *s, char *errmsg)
+{
+    uint64_t n;
+    int rc = store__replay(s, UINT64_MAX, &n, errmsg);
     if (n > 0)
         rv_logf(s->log, RV_LOG_INFO, "store",
                 "materialised %llu vlog records up to index %llu",
@@ -729,23 +739,9 @@ store__replay_scratch(const char *dir, const char *name, uint64_t stop_index,
     s->marker_fd = -1;
     struct store_config cfg = {dir, 0, 0, log, NULL};
     int rc = store__open_parts(s, &cfg, name, errmsg);
-    struct vlog_iter *it = NULL;
+    uint64_t n;
     if (rc == RV_OK)
-        rc = vlog_iter_open(s->vlog, 1, &it, errmsg);
-    while (rc == RV_OK) {
-        struct vlog_record rec;
-        rc = vlog_iter_next(it, &rec, errmsg);
-        if (rc != RV_OK || rec.index > stop_index)
-            break;
-        struct store_result *results;
-        size_t n_results;
-        rc = store__materialise(s, rec.index, rec.payload, rec.len, rec.ptr, 0,
-                                NULL, &results, &n_results, errmsg);
-        free(results);
-    }
-    if (rc == RV_ENOTFOUND)
-        rc = RV_OK;
-    vlog_iter_close(it);
+        rc = store__replay(s, stop_index, &n, errmsg);
     memcpy(digest, s->digest, STORE_DIGEST_BYTES);
     store_close(s);
     return rc;
