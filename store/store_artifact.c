@@ -189,21 +189,20 @@ store__artifact_complete(struct store_wctx *w, uint64_t run_num,
     return store__put(w, STORE_DB_BLOB, a->sha256, 32, blob, 18 + pn);
 }
 
-int
-store__artifact_chunk(struct store_wctx *w, const Rv__ArtifactChunk *c,
-                      struct vlog_ptr ptr, uint16_t cmd_no)
+/* The checks of an ArtifactChunk that need no read: path (pn bytes),
+ * chunk size, content type. */
+static int
+store__artifact_chunk_check(const Rv__ArtifactChunk *c, size_t pn, char *errmsg)
 {
-    struct store__runrec rr;
-    size_t pn = strlen(c->path);
     if (!store__artifact_path_valid(c->path, pn)) {
-        rv_errmsg_printf(w->errmsg,
+        rv_errmsg_printf(errmsg,
                          "invalid artifact path '%.64s': relative, "
                          "at most %d bytes, no '.' or '..' parts",
                          c->path, STORE_MAX_ARTIFACT_PATH_BYTES);
         return RV_EINVAL;
     }
     if (c->data.len > STORE_MAX_ARTIFACT_CHUNK_BYTES) {
-        rv_errmsg_printf(w->errmsg, "artifact chunk of %zu bytes exceeds %u",
+        rv_errmsg_printf(errmsg, "artifact chunk of %zu bytes exceeds %u",
                          c->data.len, STORE_MAX_ARTIFACT_CHUNK_BYTES);
         return RV_ETOOBIG;
     }
@@ -211,7 +210,46 @@ store__artifact_chunk(struct store_wctx *w, const Rv__ArtifactChunk *c,
         (strlen(c->content_type) > 255 ||
          !store__utf8_valid(c->content_type, strlen(c->content_type))))
         return RV_EINVAL;
-    int rc = store__runrec_get_active(w, c->run_id, &rr);
+    return RV_OK;
+}
+
+/* The last chunk: check the SHA-256 of the whole upload and mark a
+ * complete. */
+static int
+store__artifact_last(struct store_wctx *w, const Rv__ArtifactChunk *c,
+                     uint64_t run_num, struct store__artrec *a)
+{
+    uint8_t sum[32];
+    if (!c->has_sha256 || c->sha256.len != 32) {
+        rv_errmsg_printf(w->errmsg, "the last chunk must carry the 32-byte "
+                                    "SHA-256 of the artifact");
+        return RV_EINVAL;
+    }
+    int rc = store__artifact_sha256(w, run_num, c->path, &c->data, sum);
+    if (rc != RV_OK)
+        return rc;
+    if (memcmp(sum, c->sha256.data, 32) != 0) {
+        rv_errmsg_printf(w->errmsg,
+                         "artifact '%.64s': SHA-256 of the "
+                         "uploaded bytes does not match",
+                         c->path);
+        return RV_EINVAL;
+    }
+    memcpy(a->sha256, sum, 32);
+    a->is_complete = 1;
+    return RV_OK;
+}
+
+int
+store__artifact_chunk(struct store_wctx *w, const Rv__ArtifactChunk *c,
+                      struct vlog_ptr ptr, uint16_t cmd_no)
+{
+    struct store__runrec rr;
+    size_t pn = strlen(c->path);
+    int rc = store__artifact_chunk_check(c, pn, w->errmsg);
+    if (rc != RV_OK)
+        return rc;
+    rc = store__runrec_get_active(w, c->run_id, &rr);
     if (rc != RV_OK)
         return rc;
     uint8_t k[8 + STORE_MAX_ARTIFACT_PATH_BYTES];
@@ -251,24 +289,9 @@ store__artifact_chunk(struct store_wctx *w, const Rv__ArtifactChunk *c,
         return RV_ETOOBIG;
     }
     if (c->has_is_last && c->is_last) {
-        uint8_t sum[32];
-        if (!c->has_sha256 || c->sha256.len != 32) {
-            rv_errmsg_printf(w->errmsg, "the last chunk must carry the 32-byte "
-                                        "SHA-256 of the artifact");
-            return RV_EINVAL;
-        }
-        rc = store__artifact_sha256(w, rr.run_num, c->path, &c->data, sum);
+        rc = store__artifact_last(w, c, rr.run_num, &a);
         if (rc != RV_OK)
             return rc;
-        if (memcmp(sum, c->sha256.data, 32) != 0) {
-            rv_errmsg_printf(w->errmsg,
-                             "artifact '%.64s': SHA-256 of the "
-                             "uploaded bytes does not match",
-                             c->path);
-            return RV_EINVAL;
-        }
-        memcpy(a.sha256, sum, 32);
-        a.is_complete = 1;
     }
     uint8_t pk[8 + 2 + STORE_MAX_ARTIFACT_PATH_BYTES + 8], pv[18];
     size_t pkn = store__artpart_prefix(pk, rr.run_num, c->path);

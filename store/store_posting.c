@@ -365,6 +365,46 @@ store__day_label(uint32_t day, char *out, size_t size)
              (long long)m, (long long)d);
 }
 
+/* The key prefix of the counters store_analytics reads: kind 'a' (status,
+ * project) or 'b' (day), then the team and project when given. Returns its
+ * length. */
+static size_t
+store__analytics_prefix(uint8_t *pre, enum store_group group, const char *team,
+                        const char *project)
+{
+    size_t pn = 1;
+    pre[0] = group == STORE_GROUP_DAY ? 'b' : 'a';
+    if (team != NULL) {
+        rv_put_be16(pre + pn, (uint16_t)strlen(team));
+        memcpy(pre + pn + 2, team, strlen(team));
+        pn += 2 + strlen(team);
+        if (project != NULL) {
+            rv_put_be16(pre + pn, (uint16_t)strlen(project));
+            memcpy(pre + pn + 2, project, strlen(project));
+            pn += 2 + strlen(project);
+        }
+    }
+    return pn;
+}
+
+/* Merge equal labels from different teams or projects: sort cs[0..n) by
+ * label and add up the equal ones. Returns the new count. */
+static size_t
+store__counts_merge(struct store_count *cs, size_t n)
+{
+    qsort(cs, n, sizeof *cs, store__count_label_cmp);
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (w > 0 && strcmp(cs[w - 1].label, cs[i].label) == 0) {
+            cs[w - 1].n += cs[i].n;
+            free(cs[i].label);
+        } else {
+            cs[w++] = cs[i];
+        }
+    }
+    return w;
+}
+
 int
 store_analytics(struct store_read *r, enum store_group group, const char *team,
                 const char *project, struct store_count **counts,
@@ -383,17 +423,7 @@ store_analytics(struct store_read *r, enum store_group group, const char *team,
                                  "names are bounded");
         return RV_EINVAL;
     }
-    pre[0] = group == STORE_GROUP_DAY ? 'b' : 'a';
-    if (team != NULL) {
-        rv_put_be16(pre + pn, (uint16_t)strlen(team));
-        memcpy(pre + pn + 2, team, strlen(team));
-        pn += 2 + strlen(team);
-        if (project != NULL) {
-            rv_put_be16(pre + pn, (uint16_t)strlen(project));
-            memcpy(pre + pn + 2, project, strlen(project));
-            pn += 2 + strlen(project);
-        }
-    }
+    pn = store__analytics_prefix(pre, group, team, project);
     MDB_cursor *cur;
     int rc = mdb_cursor_open(r->txn, r->s->dbi[STORE_DB_CNT], &cur);
     if (rc != 0)
@@ -434,20 +464,8 @@ store_analytics(struct store_read *r, enum store_group group, const char *team,
             break;
     }
     mdb_cursor_close(cur);
-    if (err == RV_OK && n > 1) {
-        /* Merge equal labels from different teams or projects. */
-        qsort(cs, n, sizeof *cs, store__count_label_cmp);
-        size_t w = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (w > 0 && strcmp(cs[w - 1].label, cs[i].label) == 0) {
-                cs[w - 1].n += cs[i].n;
-                free(cs[i].label);
-            } else {
-                cs[w++] = cs[i];
-            }
-        }
-        n = w;
-    }
+    if (err == RV_OK && n > 1)
+        n = store__counts_merge(cs, n);
     if (err != RV_OK) {
         store_counts_free(cs, n);
         return err;
