@@ -357,8 +357,10 @@ int store__run_fill(struct store_read *r, const struct store__rview *rv,
 
 /* Append a str16 (be16 length, bytes) at p; returns the bytes written. */
 size_t store__key_str16(uint8_t *p, const char *s, size_t n);
-/* The counter of key (0 when absent). */
-uint64_t store__cnt_get(struct store_wctx *w, const uint8_t *key, size_t kn);
+/* The counter of key in txn, a read or write transaction (0 when absent):
+ * the planner's posting-list sizes and the team quotas. */
+uint64_t store__cnt_get(MDB_txn *txn, const struct store *s, const uint8_t *key,
+                        size_t kn);
 /* Key of the run counter of rr's team into k; returns its length. */
 size_t store__cnt_key_team(uint8_t *k, const struct store__runrec *rr);
 /* Add delta to the active-run counters of rr. */

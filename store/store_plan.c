@@ -157,17 +157,6 @@ store__plan_probe(struct store__plan *plan, const struct store__src *s)
     plan->probe[i] = *s;
 }
 
-static uint64_t
-store__count(struct store_read *r, const uint8_t *key, size_t n)
-{
-    MDB_val v;
-    if (store__get(r->txn, r->s->dbi[STORE_DB_CNT], key, n, &v, NULL) !=
-            RV_OK ||
-        v.mv_size != 8)
-        return 0;
-    return rv_get_be64(v.mv_data);
-}
-
 static void
 store__src_scope(struct store_read *r, const char *project,
                  const char *experiment, struct store__src *s)
@@ -182,11 +171,11 @@ store__src_scope(struct store_read *r, const char *project,
         memcpy(c + 9, s->prefix + 8, 8);
         c[0] = 'E';
         s->prefix_len = 16;
-        s->count = store__count(r, c, 17);
+        s->count = store__cnt_get(r->txn, r->s, c, 17);
     } else {
         c[0] = 'J';
         s->prefix_len = 8;
-        s->count = store__count(r, c, 9);
+        s->count = store__cnt_get(r->txn, r->s, c, 9);
     }
 }
 
@@ -217,7 +206,7 @@ store__src_cmp(struct store_read *r, const struct filter_node *n,
             uint8_t c[1 + sizeof s->prefix];
             c[0] = n->field == FILTER_FIELD_PARAM ? 'P' : 'T';
             memcpy(c + 1, s->prefix, s->prefix_len);
-            s->count = store__count(r, c, s->prefix_len + 1);
+            s->count = store__cnt_get(r->txn, r->s, c, s->prefix_len + 1);
         } else if (n->field == FILTER_FIELD_ATTR &&
                    n->attr == FILTER_ATTR_STATUS) {
             Rv__RunStatus st;
@@ -228,7 +217,7 @@ store__src_cmp(struct store_read *r, const struct filter_node *n,
             s->db = STORE_DB_IXSTAT;
             s->prefix[0] = (uint8_t)st;
             s->prefix_len = 1;
-            s->count = store__count(r, c, 2);
+            s->count = store__cnt_get(r->txn, r->s, c, 2);
         } else if (n->field == FILTER_FIELD_ATTR &&
                    n->attr == FILTER_ATTR_PROJECT) {
             store__src_scope(r, val->str, NULL, s);

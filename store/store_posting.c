@@ -31,11 +31,11 @@ store__cnt_add(struct store_wctx *w, const uint8_t *key, size_t kn,
 }
 
 uint64_t
-store__cnt_get(struct store_wctx *w, const uint8_t *key, size_t kn)
+store__cnt_get(MDB_txn *txn, const struct store *s, const uint8_t *key,
+               size_t kn)
 {
     MDB_val v;
-    if (store__get(w->txn, w->s->dbi[STORE_DB_CNT], key, kn, &v, NULL) !=
-            RV_OK ||
+    if (store__get(txn, s->dbi[STORE_DB_CNT], key, kn, &v, NULL) != RV_OK ||
         v.mv_size != 8)
         return 0;
     return rv_get_be64(v.mv_data);

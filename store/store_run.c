@@ -279,7 +279,8 @@ store__run_insert(struct store_wctx *w, const Rv__RunCreate *c,
         return rc;
     uint8_t k[1 + 2 + STORE_MAX_TEAM_BYTES];
     if (max_runs > 0 &&
-        store__cnt_get(w, k, store__cnt_key_team(k, rr)) >= max_runs) {
+        store__cnt_get(w->txn, w->s, k, store__cnt_key_team(k, rr)) >=
+            max_runs) {
         rv_errmsg_printf(w->errmsg, "team '%s' reached its quota of %llu runs",
                          team, (unsigned long long)max_runs);
         return RV_EQUOTA;
