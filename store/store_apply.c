@@ -1,11 +1,13 @@
 /* The deterministic apply: one committed entry -> one vlog record and one
- * LMDB write transaction. Nothing here reads a clock, a random source or
- * local configuration; every write goes through store__put/store__del so
- * the digest covers it. Writer thread only. */
+ * LMDB write transaction. This file only dispatches each command to its
+ * entity's file (store_run.c, store_metric.c, store_log.c,
+ * store_artifact.c, store_admin.c), keeps the idempotency records
+ * (client_id, seq), chains the digest and redoes an entry with nested
+ * transactions when a command fails. Nothing in the apply path reads a
+ * clock, a random source or local configuration; every write goes through
+ * store__put/store__del so the digest covers it. Writer thread only. */
 #include "store/store_int.h"
 
-#include <math.h>
-#include <nettle/sha2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -5,7 +5,6 @@
 #include "store/filter.h"
 #include "store/store_int.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
