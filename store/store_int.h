@@ -2,7 +2,8 @@
  * included from outside store/). Which file answers which question:
  *
  *   store.c          open, close, sync, the sync marker, catch-up, rebuild,
- *                    verify, read transactions, hashed writes (put/del)
+ *                    verify, read transactions, hashed writes (put/del),
+ *                    the ixpv key
  *   store_apply.c    dispatch of a command, idempotency (client_id, seq),
  *                    the digest, the nested-transaction redo
  *   store_run.c      run records: create, update, status, lifecycle, purge,
@@ -48,6 +49,7 @@
  *                                                  results of the last seqs
  *   team     team bytes                            be64 max_runs, be64 max_pts
  *   token    sha256 (32)                           u8 role, team bytes
+ *   node     be64 node id                          the packed rv.NodePut
  *   ixcr     be64 ~s64 created, run_id bytes       be64 run_num
  *   ixscope  be64 xxh64(project),                  (empty)
  *            be64 xxh64(experiment), be64 run_num
