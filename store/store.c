@@ -106,6 +106,70 @@ store__del(struct store_wctx *w, enum store_db db, const void *k, size_t kn)
     return RV_OK;
 }
 
+/* Delete every key of db that starts with prefix[0, n), calling each_cb
+ * (may be NULL) on each value first. */
+int
+store__del_prefix(struct store_wctx *w, enum store_db db, const uint8_t *prefix,
+                  size_t n,
+                  int (*each_cb)(struct store_wctx *w, const MDB_val *k,
+                                 const MDB_val *v, void *data),
+                  void *data)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(w->txn, w->s->dbi[db], &cur);
+    if (rc != 0)
+        return store__err_mdb(rc, "mdb_cursor_open", w->errmsg);
+    for (;;) {
+        MDB_val k = {n, (void *)prefix}, v;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (rc == MDB_NOTFOUND || k.mv_size < n ||
+            memcmp(k.mv_data, prefix, n) != 0) {
+            rc = RV_OK;
+            break;
+        }
+        if (rc != 0) {
+            rc = store__err_mdb(rc, "cursor", w->errmsg);
+            break;
+        }
+        uint8_t key[512];
+        if (k.mv_size > sizeof key) {
+            rc = RV_ECORRUPT;
+            break;
+        }
+        size_t kn = k.mv_size;
+        memcpy(key, k.mv_data, kn);
+        if (each_cb != NULL && (rc = each_cb(w, &k, &v, data)) != RV_OK)
+            break;
+        if ((rc = store__del(w, db, key, kn)) != RV_OK)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+int
+store__str_check(const char *s, size_t max, int is_required, const char *what,
+                 char *errmsg)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (is_required && n == 0) {
+        rv_errmsg_printf(errmsg, "%s is required", what);
+        return RV_EINVAL;
+    }
+    if (n > max || !store__utf8_valid(s ? s : "", n)) {
+        rv_errmsg_printf(errmsg, "%s must be UTF-8 of at most %zu bytes", what,
+                         max);
+        return RV_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)s[i] < 0x20) {
+            rv_errmsg_printf(errmsg, "%s contains a control character", what);
+            return RV_EINVAL;
+        }
+    }
+    return RV_OK;
+}
+
 char *
 store__strndup(const char *s, size_t n)
 {

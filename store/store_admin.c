@@ -21,6 +21,26 @@ store__team_put(struct store_wctx *w, const Rv__TeamPut *t)
     return store__put(w, STORE_DB_TEAM, t->team, strlen(t->team), v, 16);
 }
 
+/* The quotas of a team, for run creation and metric writes. */
+int
+store__team_limits(struct store_wctx *w, const char *team, size_t n,
+                   uint64_t *max_runs, uint64_t *max_points)
+{
+    MDB_val v;
+    *max_runs = *max_points = 0;
+    int rc =
+        store__get(w->txn, w->s->dbi[STORE_DB_TEAM], team, n, &v, w->errmsg);
+    if (rc == RV_ENOTFOUND)
+        return RV_OK;
+    if (rc != RV_OK)
+        return rc;
+    if (v.mv_size != 16)
+        return RV_ECORRUPT;
+    *max_runs = rv_get_be64(v.mv_data);
+    *max_points = rv_get_be64((const uint8_t *)v.mv_data + 8);
+    return RV_OK;
+}
+
 int
 store__token_put(struct store_wctx *w, const Rv__TokenPut *t)
 {
@@ -102,6 +122,8 @@ store__node_del(struct store_wctx *w, const Rv__NodeDel *n)
     rv_put_be64(k, n->id);
     return store__del(w, STORE_DB_NODE, k, 8);
 }
+
+/* ---- Reads ------------------------------------------------------------- */
 
 int
 store_token_get(struct store_read *r, const uint8_t sha256[32], char *team,

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- Artifacts --------------------------------------------------------- */
+/* ---- Writes ------------------------------------------------------------ */
 
 /* Decoded artifact record, a private copy. */
 struct store__artrec {
@@ -351,7 +351,7 @@ store__artifact_release(struct store_wctx *w, const MDB_val *k,
     return rc;
 }
 
-/* ---- Artifacts --------------------------------------------------------- */
+/* ---- Reads ------------------------------------------------------------- */
 
 void
 store_artifact_free(struct store_artifact *art)

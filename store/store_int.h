@@ -2,8 +2,8 @@
  * included from outside store/). Which file answers which question:
  *
  *   store.c          open, close, sync, the sync marker, catch-up, rebuild,
- *                    verify, read transactions, hashed writes (put/del),
- *                    the ixpv key
+ *                    verify, read transactions, hashed writes (put/del,
+ *                    prefix deletes), string checks, the ixpv key
  *   store_apply.c    dispatch of a command, idempotency (client_id, seq),
  *                    the digest, the nested-transaction redo
  *   store_run.c      run records: create, update, status, lifecycle, purge,
@@ -295,6 +295,18 @@ int store__del(struct store_wctx *w, enum store_db db, const void *k,
 int store__get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kn, MDB_val *v,
                char *errmsg);
 
+/* Delete every key of db starting with prefix, calling each_cb (when not
+ * NULL) on each key and value first. */
+int store__del_prefix(struct store_wctx *w, enum store_db db,
+                      const uint8_t *prefix, size_t n,
+                      int (*each_cb)(struct store_wctx *w, const MDB_val *k,
+                                     const MDB_val *v, void *data),
+                      void *data);
+/* Check an optional (or, with is_required, non-empty) string field: at
+ * most max bytes, valid UTF-8, no control character; RV_EINVAL naming what
+ * in errmsg otherwise. */
+int store__str_check(const char *s, size_t max, int is_required,
+                     const char *what, char *errmsg);
 /* A NUL-terminated copy of s[0..n); caller frees with free(). NULL when
  * out of memory. */
 char *store__strndup(const char *s, size_t n);
@@ -326,20 +338,6 @@ int store__run_num_get(MDB_txn *txn, const struct store *s, const char *run_id,
 int store__runrec_get_active(struct store_wctx *w, const char *run_id,
                              struct store__runrec *rr);
 int store__runrec_put(struct store_wctx *w, const struct store__runrec *rr);
-/* Check an optional (or, with is_required, non-empty) string field: at
- * most max bytes, valid UTF-8; RV_EINVAL naming what otherwise. */
-int store__str_check(const char *s, size_t max, int is_required,
-                     const char *what, char *errmsg);
-/* The quotas of team (0 when unlimited); n is strlen(team). */
-int store__team_limits(struct store_wctx *w, const char *team, size_t n,
-                       uint64_t *max_runs, uint64_t *max_points);
-/* Delete every key of db starting with prefix, calling each_cb (when not
- * NULL) on each key and value first. */
-int store__del_prefix(struct store_wctx *w, enum store_db db,
-                      const uint8_t *prefix, size_t n,
-                      int (*each_cb)(struct store_wctx *w, const MDB_val *k,
-                                     const MDB_val *v, void *data),
-                      void *data);
 /* The commands on runs. */
 int store__run_create(struct store_wctx *w, const Rv__RunCreate *c,
                       struct store_result *res);
@@ -406,6 +404,9 @@ int store__artifact_chunk(struct store_wctx *w, const Rv__ArtifactChunk *c,
  * blob reference and its parts (a run purge). */
 int store__artifact_release(struct store_wctx *w, const MDB_val *k,
                             const MDB_val *v, void *data);
+/* The quotas of team (0 when unlimited); n is strlen(team). */
+int store__team_limits(struct store_wctx *w, const char *team, size_t n,
+                       uint64_t *max_runs, uint64_t *max_points);
 int store__team_put(struct store_wctx *w, const Rv__TeamPut *t);
 int store__token_put(struct store_wctx *w, const Rv__TokenPut *t);
 int store__token_del(struct store_wctx *w, const Rv__TokenDel *t);

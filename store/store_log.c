@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- Log lines --------------------------------------------------------- */
+/* ---- Writes ------------------------------------------------------------ */
 
 int
 store__log_lines(struct store_wctx *w, const Rv__LogLines *ll,
@@ -52,7 +52,7 @@ store__log_lines(struct store_wctx *w, const Rv__LogLines *ll,
     return store__runrec_put(w, &rr);
 }
 
-/* ---- Log lines --------------------------------------------------------- */
+/* ---- Reads ------------------------------------------------------------- */
 
 void
 store_log_lines_free(struct store_log_line *lines, size_t n)
