@@ -4,6 +4,7 @@
  *   store.c          open, close, sync, the sync marker, catch-up, rebuild,
  *                    verify, read transactions, hashed writes (put/del,
  *                    prefix deletes), string checks, the ixpv key
+ *   store_marker.c   the sync marker DIR/synced (trust or rebuild at open)
  *   store_apply.c    dispatch of a command, idempotency (client_id, seq),
  *                    the digest, the nested-transaction redo
  *   store_run.c      run records: create, update, status, lifecycle, purge,
@@ -311,6 +312,22 @@ int store__str_check(const char *s, size_t max, int is_required,
  * out of memory. */
 char *store__strndup(const char *s, size_t n);
 
+/* The path of file name in dir into out; RV_EINVAL if it does not fit. */
+int store__index_path(const char *dir, char *out, size_t size,
+                      const char *name);
+
+/* ---- store_marker.c: the sync marker ----------------------------------- */
+
+/* The boot id (cfg->boot_id, else the kernel's) into out, zero padded to
+ * STORE_BOOT_ID_BYTES; "" when unknown. */
+void store__boot_id(const struct store_config *cfg, char *out);
+/* Open (creating) DIR/synced into s->marker_fd; RV_EIO on failure. */
+int store__marker_open(struct store *s, char *errmsg);
+/* Whether the marker says the index must be rebuilt (1) or not (0). */
+int store__marker_says_rebuild(const struct store *s);
+/* Write the marker, dirty or clean at s->applied_index, and fdatasync it;
+ * RV_EIO on failure. */
+int store__marker_put(struct store *s, int is_dirty, char *errmsg);
 /* Before the first index write after a sync: mark DIR/synced dirty (and
  * fdatasync it), so a later boot knows LMDB may hold unsynced pages. */
 int store__marker_dirty(struct store *s, char *errmsg);
