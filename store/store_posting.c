@@ -196,19 +196,37 @@ store__kv_check(const Rv__KV *kv, size_t max_value, const char *what,
     return RV_OK;
 }
 
+/* The stored value of kv's key for run_num in db (STORE_DB_PARAM or
+ * STORE_DB_TAG): the key goes into k (*n bytes), the value (borrowed from
+ * the map) into *v. Returns RV_OK, RV_ENOTFOUND or an error; *is_same says
+ * the stored value is kv's value. */
+static int
+store__kv_lookup(struct store_wctx *w, enum store_db db, uint64_t run_num,
+                 const Rv__KV *kv, uint8_t *k, size_t *n, MDB_val *v,
+                 int *is_same)
+{
+    size_t vn = strlen(kv->value);
+    *n = store__kv_key(k, run_num, kv->key, strlen(kv->key));
+    int rc = store__get(w->txn, w->s->dbi[db], k, *n, v, w->errmsg);
+    *is_same = rc == RV_OK && v->mv_size == vn &&
+               memcmp(v->mv_data, kv->value, vn) == 0;
+    return rc;
+}
+
 /* Params are write-once: the same value again is a no-op, another value
  * is RV_ECONFLICT (MLflow's rule). */
 static int
 store__param_set(struct store_wctx *w, uint64_t run_num, const Rv__KV *kv)
 {
     uint8_t k[8 + STORE_MAX_KEY_BYTES];
-    size_t kn = strlen(kv->key), vn = strlen(kv->value);
-    size_t n = store__kv_key(k, run_num, kv->key, kn);
+    size_t kn = strlen(kv->key), vn = strlen(kv->value), n;
     MDB_val v;
-    int rc = store__get(w->txn, w->s->dbi[STORE_DB_PARAM], k, n, &v, w->errmsg);
+    int is_same;
+    int rc =
+        store__kv_lookup(w, STORE_DB_PARAM, run_num, kv, k, &n, &v, &is_same);
+    if (is_same)
+        return RV_OK;
     if (rc == RV_OK) {
-        if (v.mv_size == vn && memcmp(v.mv_data, kv->value, vn) == 0)
-            return RV_OK;
         int shown = v.mv_size < 64 ? (int)v.mv_size : 64;
         rv_errmsg_printf(w->errmsg,
                          "param '%.64s' already has value '%.*s'; "
@@ -236,13 +254,14 @@ store__tag_set(struct store_wctx *w, uint64_t run_num, const Rv__KV *kv)
 {
     uint8_t k[8 + STORE_MAX_KEY_BYTES];
     char old[STORE_MAX_TAG_VALUE_BYTES];
-    size_t kn = strlen(kv->key), vn = strlen(kv->value);
-    size_t n = store__kv_key(k, run_num, kv->key, kn);
+    size_t kn = strlen(kv->key), vn = strlen(kv->value), n;
     MDB_val v;
-    int rc = store__get(w->txn, w->s->dbi[STORE_DB_TAG], k, n, &v, w->errmsg);
+    int is_same;
+    int rc =
+        store__kv_lookup(w, STORE_DB_TAG, run_num, kv, k, &n, &v, &is_same);
+    if (is_same)
+        return RV_OK;
     if (rc == RV_OK) {
-        if (v.mv_size == vn && memcmp(v.mv_data, kv->value, vn) == 0)
-            return RV_OK;
         if (v.mv_size > sizeof old)
             return RV_ECORRUPT;
         size_t on = v.mv_size;
