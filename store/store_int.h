@@ -445,8 +445,8 @@ int store__row_cmp(const struct filter *f, const struct store__row *a,
 /* The hash of a query's filter and order that a page token carries. */
 uint64_t store__query_hash(const struct store_query *q);
 /* Page tokens: encode the row after which the next page starts into out
- * (STORE_PAGE_TOKEN_BYTES); decode returns RV_EINVAL on a token that is
- * not this query's. */
+ * (STORE_PAGE_TOKEN_BYTES); decode returns RV_EINVAL on a token that does
+ * not decode or belongs to another query. */
 void store__token_encode(const struct filter *f, uint64_t qhash,
                          const struct store__row *row, char *out);
 int store__token_decode(const struct filter *f, uint64_t qhash, const char *tok,
