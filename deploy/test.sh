@@ -6,6 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/setup.sh >/dev/null
 
+echo "== commands the suite uses"
+deploy/check_tools.sh
+
+echo "== code checks: includes across layers, banned calls"
+python3 deploy/test_check_code.py >/dev/null
+python3 deploy/check_code.py
+
 jobs=$(nproc)
 
 echo "== clang-format check"
