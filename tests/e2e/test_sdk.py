@@ -1,5 +1,5 @@
 """End-to-end tests of the Python SDK (sdk/python/runvault) against real
-3-node clusters (rvcluster.Cluster).
+3-node clusters (tests/lib/rvfixture.py's Cluster).
 
     RUNVAULT_BIN=build/node/runvault python3 -m unittest -v tests/e2e/test_sdk.py
 
@@ -20,10 +20,10 @@ import unittest
 import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "sdk", "python"))
 
-import rvcluster  # noqa: E402
+import rvfixture  # noqa: E402
 import runvault  # noqa: E402
 
 SMALL = os.environ.get("RV_TEST_SCALE", "") == "small"
@@ -52,14 +52,14 @@ def get(endpoint, path, timeout=20.0, **query):
     last = None
     while True:
         try:
-            st, doc, raw = rvcluster.http_json(endpoint, "GET", path,
+            st, doc, raw = rvfixture.http_json(endpoint, "GET", path,
                                                timeout=10.0)
             if st == 200:
                 return doc
             last = "%d %s" % (st, raw[:300])
             if st not in (503, 429):
                 raise AssertionError("GET %s -> %s" % (path, last))
-        except (OSError, rvcluster.http.client.HTTPException) as e:
+        except rvfixture.HTTP_ERRORS as e:
             last = repr(e)
         if time.monotonic() >= deadline:
             raise AssertionError("GET %s: no answer within %.0f s (%s)"
@@ -96,7 +96,7 @@ class Base(unittest.TestCase):
 
     @classmethod
     def start_cluster(cls):
-        c = rvcluster.Cluster(n=cls.N)
+        c = rvfixture.Cluster(n=cls.N)
         c.start(timeout=60.0)
         return c
 
@@ -204,7 +204,7 @@ class TestBasics(Base):
         self.assertEqual([(x["path"], x["size"], x["sha256"]) for x in arts],
                          [("model/weights.bin", len(data),
                            hashlib.sha256(data).hexdigest())])
-        st_, _, body = rvcluster.http_json(
+        st_, _, body = rvfixture.http_json(
             ep, "GET", "/api/v2/runs/%s/artifacts/model/weights.bin"
             "?consistency=linearizable" % run.run_id)
         self.assertEqual(st_, 200)
@@ -226,7 +226,7 @@ class TestBasics(Base):
         with open(path, "wb") as f:
             f.write(data)
         run.flush()
-        st, doc, raw = rvcluster.http_json(
+        st, doc, raw = rvfixture.http_json(
             self.c.http_endpoints[0], "PUT",
             "/api/v2/runs/%s/artifacts/direct/a.txt" % run.run_id, data,
             {"Content-Type": "text/plain"})
@@ -258,7 +258,7 @@ class TestBasics(Base):
             self.init(project="sdk", experiment="resume", run_id=missing,
                       resume="must")
         # Nothing was created by the failed init.
-        st, _, _ = rvcluster.http_json(
+        st, _, _ = rvfixture.http_json(
             self.c.http_endpoints[0], "GET",
             "/api/v2/runs/%s?consistency=linearizable" % missing)
         self.assertEqual(st, 404)
@@ -319,7 +319,7 @@ class TestBasics(Base):
         run.flush()
         # Another client sets the param first; the SDK's batch that sets it
         # to another value is refused by the server (param write-once).
-        st, _, raw = rvcluster.http_json(
+        st, _, raw = rvfixture.http_json(
             self.c.http_endpoints[0], "POST",
             "/api/v2/runs/%s/log-batch" % run.run_id,
             {"metrics": [], "params": {"seed": "1"}})
@@ -347,7 +347,7 @@ class TestBasics(Base):
         hdr = {"Idempotency-Key": "%d/1" % cid}
         answers = []
         for ep in self.c.http_endpoints:   # same key on every node
-            st, doc, raw = rvcluster.http_json(ep, "POST", path, body, hdr)
+            st, doc, raw = rvfixture.http_json(ep, "POST", path, body, hdr)
             self.assertEqual(st, 200, raw)
             answers.append(doc["index"])
         # A duplicate is answered 200 again; its index is that of the
@@ -356,7 +356,7 @@ class TestBasics(Base):
         r = get_run(self.c.http_endpoints[0], run.run_id)
         self.assertEqual(r["summary"]["m"]["count"], 5)
         # A bad key is refused, not applied.
-        st, doc, raw = rvcluster.http_json(
+        st, doc, raw = rvfixture.http_json(
             self.c.http_endpoints[0], "POST", path, body,
             {"Idempotency-Key": "0/1"})
         self.assertEqual(st, 400, raw)
@@ -385,7 +385,7 @@ class TestSpool(Base):
         cls.addClassCleanup(cls.c.stop)
 
     def dead_endpoint(self):
-        return "http://127.0.0.1:%d" % rvcluster.free_ports(1)[0]
+        return "http://127.0.0.1:%d" % rvfixture.free_ports(1)[0]
 
     def check_series(self, run_id, keys, steps, value):
         for key in keys:
@@ -426,7 +426,7 @@ class TestSpool(Base):
         self.assertEqual(len(keys_seen), len(set(keys_seen)))
         self.assertEqual(sum(r.get("points", 0) for r in recs),
                          steps * len(keys))
-        st, _, _ = rvcluster.http_json(self.c.http_endpoints[0], "GET",
+        st, _, _ = rvfixture.http_json(self.c.http_endpoints[0], "GET",
                                        "/api/v2/runs/%s" % rid)
         self.assertEqual(st, 404)  # nothing reached the cluster
 
@@ -453,7 +453,7 @@ class TestSpool(Base):
         # offset was written) changes nothing: same keys, applied once.
         for rec in recs[1:]:
             method, path, body, ctype = runvault._spool.record_request(rec)
-            st, doc, raw = rvcluster.http_json(
+            st, doc, raw = rvfixture.http_json(
                 self.c.http_endpoints[1], method, path, body,
                 {"Idempotency-Key": rec["key"], "Content-Type": ctype})
             self.assertTrue(st in (200, 201) or
