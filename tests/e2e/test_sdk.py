@@ -7,6 +7,7 @@ RV_TEST_SCALE=small shrinks the big failover test (for sanitizer builds).
 The runvault binary must exist: these tests fail, never skip, without it.
 """
 
+import http.server
 import json
 import math
 import os
@@ -25,6 +26,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "sdk", "python"))
 
 import rvfixture  # noqa: E402
 import runvault  # noqa: E402
+from runvault import _limits  # noqa: E402
+from runvault._transport import parse_endpoints  # noqa: E402
 
 SMALL = os.environ.get("RV_TEST_SCALE", "") == "small"
 
@@ -374,6 +377,99 @@ class TestBasics(Base):
         self.assertEqual(len(r["params"]), 250)
         self.assertEqual(len(r["tags"]), 150)
         self.assertEqual(len(r["summary"]), 2500)
+
+
+class FakeNode(http.server.ThreadingHTTPServer):
+    """A stand-in node: GET /api/config publishes small limits, every write
+    is answered 200 {}. config_gets counts the config reads."""
+
+    LIMITS = {"max_key_bytes": 12, "max_param_value_bytes": 10,
+              "max_tag_value_bytes": 8, "max_params_per_batch": 2}
+
+    def __init__(self):
+        port = rvfixture.free_ports(1)[0]
+        node = self
+        node.config_gets = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def answer(self, doc):
+                raw = json.dumps(doc).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def do_GET(self):
+                if self.path == "/api/config":
+                    node.config_gets += 1
+                    self.answer({"limits": FakeNode.LIMITS})
+                else:
+                    self.answer({})
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(n)
+                self.answer({})
+
+        super().__init__(("127.0.0.1", port), Handler)
+        self.endpoint = "http://127.0.0.1:%d" % port
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+class TestLimits(Base):
+    """The SDK's limits come from GET /api/config (cached), with this
+    release's values when no node answers."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.c = cls.start_cluster()
+        cls.addClassCleanup(cls.c.stop)
+
+    def setUp(self):
+        _limits.forget()
+        self.addCleanup(_limits.forget)
+
+    def test_limits_are_the_clusters(self):
+        ep = self.c.endpoint_list()
+        doc = get(self.c.http_endpoints[0], "/api/config")
+        lim = _limits.get(parse_endpoints(ep))
+        self.assertTrue(lim.from_server)
+        for k, v in lim.as_dict().items():
+            self.assertEqual(v, doc["limits"][k], k)
+
+    def test_published_limits_are_enforced_and_cached(self):
+        fake = FakeNode()
+        self.addCleanup(fake.server_close)
+        self.addCleanup(fake.shutdown)
+        run = runvault.init("sdk", "limits", endpoint=fake.endpoint,
+                            spool_dir=self.spool_dir(),
+                            config={"a": 1, "b": 2, "c": 3})
+        self.assertEqual(run._lim.max_param_value_bytes, 10)
+        with self.assertRaises(ValueError):
+            run.log_params({"k": "x" * 11})
+        run.log_params({"k": "x" * 10})
+        with self.assertRaises(ValueError):
+            run.set_tags({"t": "y" * 9})
+        with self.assertRaises(ValueError):
+            run.log({"k" * 13: 1.0})
+        run.log({"k" * 12: 1.0})
+        run.finish()
+        with self.assertRaises(ValueError):
+            runvault.init("sdk", "limits", endpoint=fake.endpoint,
+                          spool_dir=self.spool_dir(),
+                          config={"p": "z" * 11})
+        self.assertEqual(fake.config_gets, 1)
+
+    def test_fallback_when_no_node_answers(self):
+        ep = "http://127.0.0.1:%d" % rvfixture.free_ports(1)[0]
+        lim = _limits.get(parse_endpoints(ep))
+        self.assertFalse(lim.from_server)
+        self.assertEqual(lim.as_dict(), _limits.FALLBACK)
+        self.assertEqual(lim.body_budget, 1_000_000)
 
 
 class TestSpool(Base):
