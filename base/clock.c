@@ -1,6 +1,7 @@
 #include "base/clock.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <time.h>
 
 uint64_t
@@ -17,6 +18,61 @@ rv_clock_mono_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t
+rv_clock_system_wall_ms(void *data)
+{
+    (void)data;
+    return rv_clock_wall_ms();
+}
+
+static uint64_t
+rv_clock_system_mono_ns(void *data)
+{
+    (void)data;
+    return rv_clock_mono_ns();
+}
+
+static const struct rv_clock rv_clock_system_clock = {
+    rv_clock_system_wall_ms, rv_clock_system_mono_ns, NULL};
+
+const struct rv_clock *
+rv_clock_system(void)
+{
+    return &rv_clock_system_clock;
+}
+
+uint64_t
+rv_clock_read_wall_ms(const struct rv_clock *c)
+{
+    return c == NULL ? rv_clock_wall_ms() : c->wall_ms(c->data);
+}
+
+uint64_t
+rv_clock_read_mono_ns(const struct rv_clock *c)
+{
+    return c == NULL ? rv_clock_mono_ns() : c->mono_ns(c->data);
+}
+
+static uint64_t
+rv_clock_manual_wall_ms(void *data)
+{
+    return ((const struct rv_clock_manual *)data)->wall_ms;
+}
+
+static uint64_t
+rv_clock_manual_mono_ns(void *data)
+{
+    return ((const struct rv_clock_manual *)data)->mono_ns;
+}
+
+void
+rv_clock_manual_init(struct rv_clock *c, struct rv_clock_manual *m)
+{
+    c->wall_ms = rv_clock_manual_wall_ms;
+    c->mono_ns = rv_clock_manual_mono_ns;
+    c->data = m;
 }
 
 static uint64_t

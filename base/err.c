@@ -27,8 +27,9 @@ rv_strerror(int code)
 const char *
 rv_errname(int code)
 {
+    /* Not a code's name: RV_EUNKNOWN is a real code. */
     if (code < 0 || code >= RV_ERR_COUNT)
-        return "RV_EUNKNOWN";
+        return "RV_E?";
     return rv_err_names[code];
 }
 

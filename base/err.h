@@ -41,7 +41,8 @@ enum rv_err {
 /* Static text for code, never NULL. Any thread. */
 const char *rv_strerror(int code);
 
-/* Symbolic name of code ("RV_ENOTFOUND"), never NULL. Any thread. */
+/* Symbolic name of code ("RV_ENOTFOUND"), never NULL. A code outside the
+ * table answers "RV_E?", which names no code. Static text. Any thread. */
 const char *rv_errname(int code);
 
 /* Format into errmsg (RV_ERRMSG_SIZE bytes), truncating. errmsg may be NULL,

@@ -16,12 +16,13 @@ cd "$(dirname "$0")/.."
 # nftables build the fault suite's network namespaces, partitions and netem
 # (tests/fault); etcd-server, etcd-client, postgresql-15, libpq-dev and
 # gnuplot-nox are the peers and plots of the comparison benchmark
-# (bench/compare).
+# (bench/compare); curl is used by bench/compare and the README's examples.
+# deploy/check_tools.sh lists every command these provide.
 packages=(build-essential cmake pkg-config libraft-dev libuv1-dev liblmdb-dev
           libprotobuf-c-dev protobuf-c-compiler libnng-dev libxxhash-dev
           nettle-dev libjansson-dev python3 clang-format clang
           libclang-rt-14-dev iproute2 nftables etcd-server etcd-client
-          postgresql-15 libpq-dev gnuplot-nox)
+          postgresql-15 libpq-dev gnuplot-nox curl)
 
 missing=()
 for p in "${packages[@]}"; do

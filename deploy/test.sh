@@ -6,6 +6,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/setup.sh >/dev/null
 
+echo "== commands the suite uses"
+deploy/check_tools.sh
+
+echo "== code checks: includes across layers, banned calls"
+python3 deploy/test_check_code.py >/dev/null
+python3 deploy/check_code.py
+
+echo "== the Python test fixture (tests/lib/rvfixture.py)"
+python3 tests/lib/test_rvfixture.py
+
 jobs=$(nproc)
 
 echo "== clang-format check"

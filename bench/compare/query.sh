@@ -71,7 +71,8 @@ fi
 
 # ---- Cleanup on every exit ------------------------------------------------
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rvcmp-query.XXXXXX")
-rv_pids=()
+fixture="$root/tests/lib/rvfixture.py"
+rv_started=0
 cmp_pid=
 pg_started=0
 as_pg=()
@@ -86,17 +87,9 @@ cleanup() {
         kill -TERM "$cmp_pid" 2>/dev/null || true
         wait "$cmp_pid" 2>/dev/null || true
     fi
-    for pid in "${rv_pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${rv_pids[@]}"; do
-        for _ in $(seq 1 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    if [ "$rv_started" = 1 ]; then
+        python3 "$fixture" stop "$tmp/rv" --n 3 >/dev/null || true
+    fi
     if [ "$pg_started" = 1 ]; then
         "${as_pg[@]}" "$pgbin/pg_ctl" -D "$tmp/pg/data" -m immediate -w \
             -t 30 stop >/dev/null 2>&1 || true
@@ -168,25 +161,15 @@ pg_started=1
 conninfo="host=127.0.0.1 port=$pgport user=postgres dbname=postgres"
 
 # ---- runvault, 3 voters -----------------------------------------------------
-peers="1=127.0.0.1:$((base + 2)),2=127.0.0.1:$((base + 12)),3=127.0.0.1:$((base + 22))"
+# Started by the test fixture (tests/lib/rvfixture.py): node i on
+# base+10(i-1) (HTTP), +1 (RPC), +2 (raft); it returns once the leader
+# serves writes (30 s at most).
 rpc="tcp://127.0.0.1:$((base + 1)),tcp://127.0.0.1:$((base + 11)),tcp://127.0.0.1:$((base + 21))"
 http="127.0.0.1:$base,127.0.0.1:$((base + 10)),127.0.0.1:$((base + 20))"
-for i in 1 2 3; do
-    b=$((base + 10 * (i - 1)))
-    "$bin" serve --id "$i" --data-dir "$tmp/rv/n$i" --peers "$peers" \
-        --http-addr "127.0.0.1:$b" --rpc-addr "tcp://127.0.0.1:$((b + 1))" \
-        --raft-addr "127.0.0.1:$((b + 2))" >"$tmp/rv/n$i.log" 2>&1 &
-    rv_pids+=($!)
-done
-ready=0
-for _ in $(seq 1 150); do
-    if curl -sf "http://127.0.0.1:$base/readyz" >/dev/null 2>&1; then
-        ready=1
-        break
-    fi
-    sleep 0.2
-done
-[ "$ready" = 1 ] || { echo "query.sh: runvault has no leader after 30 s" >&2; exit 1; }
+rv_started=1
+python3 "$fixture" start "$tmp/rv" --n 3 --port-base "$base" --bin "$bin" \
+    --timeout 30 >/dev/null ||
+    { echo "query.sh: runvault has no leader after 30 s" >&2; exit 1; }
 
 # ---- The measurement ------------------------------------------------------
 echo "query.sh: $runs runs, $reps pairs per query, ports $base-$pgport," \

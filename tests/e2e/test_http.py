@@ -20,8 +20,9 @@ import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rvcluster import Cluster, http_json  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from rvfixture import Cluster, http_json  # noqa: E402
 
 
 def sp_request(rpc_endpoint, payload, timeout=5.0):

@@ -1,5 +1,5 @@
 """End-to-end tests of the Python SDK (sdk/python/runvault) against real
-3-node clusters (rvcluster.Cluster).
+3-node clusters (tests/lib/rvfixture.py's Cluster).
 
     RUNVAULT_BIN=build/node/runvault python3 -m unittest -v tests/e2e/test_sdk.py
 
@@ -7,6 +7,7 @@ RV_TEST_SCALE=small shrinks the big failover test (for sanitizer builds).
 The runvault binary must exist: these tests fail, never skip, without it.
 """
 
+import http.server
 import json
 import math
 import os
@@ -20,11 +21,13 @@ import unittest
 import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "sdk", "python"))
 
-import rvcluster  # noqa: E402
+import rvfixture  # noqa: E402
 import runvault  # noqa: E402
+from runvault import _limits  # noqa: E402
+from runvault._transport import parse_endpoints  # noqa: E402
 
 SMALL = os.environ.get("RV_TEST_SCALE", "") == "small"
 
@@ -52,14 +55,14 @@ def get(endpoint, path, timeout=20.0, **query):
     last = None
     while True:
         try:
-            st, doc, raw = rvcluster.http_json(endpoint, "GET", path,
+            st, doc, raw = rvfixture.http_json(endpoint, "GET", path,
                                                timeout=10.0)
             if st == 200:
                 return doc
             last = "%d %s" % (st, raw[:300])
             if st not in (503, 429):
                 raise AssertionError("GET %s -> %s" % (path, last))
-        except (OSError, rvcluster.http.client.HTTPException) as e:
+        except rvfixture.HTTP_ERRORS as e:
             last = repr(e)
         if time.monotonic() >= deadline:
             raise AssertionError("GET %s: no answer within %.0f s (%s)"
@@ -96,7 +99,7 @@ class Base(unittest.TestCase):
 
     @classmethod
     def start_cluster(cls):
-        c = rvcluster.Cluster(n=cls.N)
+        c = rvfixture.Cluster(n=cls.N)
         c.start(timeout=60.0)
         return c
 
@@ -204,7 +207,7 @@ class TestBasics(Base):
         self.assertEqual([(x["path"], x["size"], x["sha256"]) for x in arts],
                          [("model/weights.bin", len(data),
                            hashlib.sha256(data).hexdigest())])
-        st_, _, body = rvcluster.http_json(
+        st_, _, body = rvfixture.http_json(
             ep, "GET", "/api/v2/runs/%s/artifacts/model/weights.bin"
             "?consistency=linearizable" % run.run_id)
         self.assertEqual(st_, 200)
@@ -226,7 +229,7 @@ class TestBasics(Base):
         with open(path, "wb") as f:
             f.write(data)
         run.flush()
-        st, doc, raw = rvcluster.http_json(
+        st, doc, raw = rvfixture.http_json(
             self.c.http_endpoints[0], "PUT",
             "/api/v2/runs/%s/artifacts/direct/a.txt" % run.run_id, data,
             {"Content-Type": "text/plain"})
@@ -258,7 +261,7 @@ class TestBasics(Base):
             self.init(project="sdk", experiment="resume", run_id=missing,
                       resume="must")
         # Nothing was created by the failed init.
-        st, _, _ = rvcluster.http_json(
+        st, _, _ = rvfixture.http_json(
             self.c.http_endpoints[0], "GET",
             "/api/v2/runs/%s?consistency=linearizable" % missing)
         self.assertEqual(st, 404)
@@ -319,7 +322,7 @@ class TestBasics(Base):
         run.flush()
         # Another client sets the param first; the SDK's batch that sets it
         # to another value is refused by the server (param write-once).
-        st, _, raw = rvcluster.http_json(
+        st, _, raw = rvfixture.http_json(
             self.c.http_endpoints[0], "POST",
             "/api/v2/runs/%s/log-batch" % run.run_id,
             {"metrics": [], "params": {"seed": "1"}})
@@ -347,7 +350,7 @@ class TestBasics(Base):
         hdr = {"Idempotency-Key": "%d/1" % cid}
         answers = []
         for ep in self.c.http_endpoints:   # same key on every node
-            st, doc, raw = rvcluster.http_json(ep, "POST", path, body, hdr)
+            st, doc, raw = rvfixture.http_json(ep, "POST", path, body, hdr)
             self.assertEqual(st, 200, raw)
             answers.append(doc["index"])
         # A duplicate is answered 200 again; its index is that of the
@@ -356,7 +359,7 @@ class TestBasics(Base):
         r = get_run(self.c.http_endpoints[0], run.run_id)
         self.assertEqual(r["summary"]["m"]["count"], 5)
         # A bad key is refused, not applied.
-        st, doc, raw = rvcluster.http_json(
+        st, doc, raw = rvfixture.http_json(
             self.c.http_endpoints[0], "POST", path, body,
             {"Idempotency-Key": "0/1"})
         self.assertEqual(st, 400, raw)
@@ -376,6 +379,99 @@ class TestBasics(Base):
         self.assertEqual(len(r["summary"]), 2500)
 
 
+class FakeNode(http.server.ThreadingHTTPServer):
+    """A stand-in node: GET /api/config publishes small limits, every write
+    is answered 200 {}. config_gets counts the config reads."""
+
+    LIMITS = {"max_key_bytes": 12, "max_param_value_bytes": 10,
+              "max_tag_value_bytes": 8, "max_params_per_batch": 2}
+
+    def __init__(self):
+        port = rvfixture.free_ports(1)[0]
+        node = self
+        node.config_gets = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def answer(self, doc):
+                raw = json.dumps(doc).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def do_GET(self):
+                if self.path == "/api/config":
+                    node.config_gets += 1
+                    self.answer({"limits": FakeNode.LIMITS})
+                else:
+                    self.answer({})
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(n)
+                self.answer({})
+
+        super().__init__(("127.0.0.1", port), Handler)
+        self.endpoint = "http://127.0.0.1:%d" % port
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+class TestLimits(Base):
+    """The SDK's limits come from GET /api/config (cached), with this
+    release's values when no node answers."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.c = cls.start_cluster()
+        cls.addClassCleanup(cls.c.stop)
+
+    def setUp(self):
+        _limits.forget()
+        self.addCleanup(_limits.forget)
+
+    def test_limits_are_the_clusters(self):
+        ep = self.c.endpoint_list()
+        doc = get(self.c.http_endpoints[0], "/api/config")
+        lim = _limits.get(parse_endpoints(ep))
+        self.assertTrue(lim.from_server)
+        for k, v in lim.as_dict().items():
+            self.assertEqual(v, doc["limits"][k], k)
+
+    def test_published_limits_are_enforced_and_cached(self):
+        fake = FakeNode()
+        self.addCleanup(fake.server_close)
+        self.addCleanup(fake.shutdown)
+        run = runvault.init("sdk", "limits", endpoint=fake.endpoint,
+                            spool_dir=self.spool_dir(),
+                            config={"a": 1, "b": 2, "c": 3})
+        self.assertEqual(run._lim.max_param_value_bytes, 10)
+        with self.assertRaises(ValueError):
+            run.log_params({"k": "x" * 11})
+        run.log_params({"k": "x" * 10})
+        with self.assertRaises(ValueError):
+            run.set_tags({"t": "y" * 9})
+        with self.assertRaises(ValueError):
+            run.log({"k" * 13: 1.0})
+        run.log({"k" * 12: 1.0})
+        run.finish()
+        with self.assertRaises(ValueError):
+            runvault.init("sdk", "limits", endpoint=fake.endpoint,
+                          spool_dir=self.spool_dir(),
+                          config={"p": "z" * 11})
+        self.assertEqual(fake.config_gets, 1)
+
+    def test_fallback_when_no_node_answers(self):
+        ep = "http://127.0.0.1:%d" % rvfixture.free_ports(1)[0]
+        lim = _limits.get(parse_endpoints(ep))
+        self.assertFalse(lim.from_server)
+        self.assertEqual(lim.as_dict(), _limits.FALLBACK)
+        self.assertEqual(lim.body_budget, 1_000_000)
+
+
 class TestSpool(Base):
     """(d) offline spool, replayed exactly once."""
 
@@ -385,7 +481,7 @@ class TestSpool(Base):
         cls.addClassCleanup(cls.c.stop)
 
     def dead_endpoint(self):
-        return "http://127.0.0.1:%d" % rvcluster.free_ports(1)[0]
+        return "http://127.0.0.1:%d" % rvfixture.free_ports(1)[0]
 
     def check_series(self, run_id, keys, steps, value):
         for key in keys:
@@ -426,7 +522,7 @@ class TestSpool(Base):
         self.assertEqual(len(keys_seen), len(set(keys_seen)))
         self.assertEqual(sum(r.get("points", 0) for r in recs),
                          steps * len(keys))
-        st, _, _ = rvcluster.http_json(self.c.http_endpoints[0], "GET",
+        st, _, _ = rvfixture.http_json(self.c.http_endpoints[0], "GET",
                                        "/api/v2/runs/%s" % rid)
         self.assertEqual(st, 404)  # nothing reached the cluster
 
@@ -453,7 +549,7 @@ class TestSpool(Base):
         # offset was written) changes nothing: same keys, applied once.
         for rec in recs[1:]:
             method, path, body, ctype = runvault._spool.record_request(rec)
-            st, doc, raw = rvcluster.http_json(
+            st, doc, raw = rvfixture.http_json(
                 self.c.http_endpoints[1], method, path, body,
                 {"Idempotency-Key": rec["key"], "Content-Type": ctype})
             self.assertTrue(st in (200, 201) or

@@ -21,16 +21,18 @@ file (disk full); an LD_PRELOAD shim that makes fsync fail while a file
 exists; edits of a stopped node's vlog (torn tail, bit flip)."""
 
 import ctypes
-import json
 import os
 import resource
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from rvfixture import NodeProc, http_get, serve_argv  # noqa: E402
 
 CLONE_NEWNET = 0x40000000
 SUBNET = "10.77.0"
@@ -178,24 +180,17 @@ def _allow_core():
                        (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
 
 
-def http_json(url, timeout=0.5):
-    """GET url: (status, parsed JSON or None); (0, None) if no answer."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        try:
-            return e.code, json.loads(e.read() or b"null")
-        except ValueError:
-            return e.code, None
-    except (OSError, ValueError):
-        return 0, None
+# GET url: (status, parsed JSON or None); (0, None) if no answer.
+http_json = http_get
 
 
-class Node:
-    """One runvault process in its namespace."""
+class Node(NodeProc):
+    """One runvault process in its namespace: the fixture's NodeProc
+    (tests/lib/rvfixture.py), spawned through `ip netns exec` and addressed
+    by the namespace's IP."""
 
     def __init__(self, cluster, i):
+        super().__init__()
         self.c = cluster
         self.i = i
         self.id = i + 1
@@ -203,8 +198,6 @@ class Node:
         self.ns = cluster.net.nodes[i]
         self.dir = os.path.join(cluster.tmp, "n%d" % self.id)
         self.log = os.path.join(cluster.tmp, "n%d.log" % self.id)
-        self.proc = None
-        self.exit_codes = []
         self.tmpfs = None
         self.env = {}
         self.removed = False
@@ -224,55 +217,20 @@ class Node:
     def start(self, join=None):
         os.makedirs(self.dir, exist_ok=True)
         c = self.c
-        args = ["ip", "netns", "exec", self.ns, c.binary, "serve",
-                "--id", str(self.id), "--data-dir", self.dir,
-                "--raft-addr", self.raft_addr, "--rpc-addr", self.rpc_addr,
-                "--http-addr", "%s:7003" % self.ip,
-                "--durability", c.durability,
-                "--election-ms", str(c.election_ms),
-                "--heartbeat-ms", str(c.heartbeat_ms),
-                "--snapshot-bytes", str(c.snapshot_bytes),
-                "--rpc-workers", "8"]
+        extra = ["--election-ms", str(c.election_ms),
+                 "--heartbeat-ms", str(c.heartbeat_ms),
+                 "--snapshot-bytes", str(c.snapshot_bytes),
+                 "--rpc-workers", "8"]
         if c.segment_bytes:
-            args += ["--segment-bytes", str(c.segment_bytes)]
-        if join:
-            args += ["--join", join]
-        else:
-            args += ["--peers", c.peers()]
+            extra += ["--segment-bytes", str(c.segment_bytes)]
+        args = ["ip", "netns", "exec", self.ns] + serve_argv(
+            c.binary, self.id, self.dir, self.raft_addr, self.rpc_addr,
+            "%s:7003" % self.ip, peers=None if join else c.peers(),
+            join=join, durability=c.durability, extra=extra)
         env = dict(os.environ)
         env.update(self.env)
-        with open(self.log, "ab") as log:
-            log.write(b"---- start %d\n" % mono_ns())
-            self.proc = subprocess.Popen(args, stdout=log, stderr=log,
-                                         stdin=subprocess.DEVNULL, env=env,
-                                         cwd=self.c.tmp,
-                                         preexec_fn=_allow_core)
-
-    def is_running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def signal(self, sig):
-        if self.is_running():
-            self.proc.send_signal(sig)
-
-    def kill(self):
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.kill()
-        return self.reap(10)
-
-    def reap(self, timeout):
-        if self.proc is None:
-            return None
-        try:
-            code = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        self.exit_codes.append(code)
-        self.proc = None
-        return code
+        self.spawn(args, self.log, self.c.tmp, b"---- start %d\n" % mono_ns(),
+                   env=env, preexec_fn=_allow_core)
 
     def ready(self):
         return http_json(self.http_url + "/readyz")

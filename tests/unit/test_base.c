@@ -25,6 +25,30 @@ test_every_error_code_has_a_text_and_a_name(void)
 }
 
 static void
+test_errname_out_of_range_names_no_code(void)
+{
+    CHECK(strcmp(rv_errname(-1), "RV_E?") == 0);
+    CHECK(strcmp(rv_errname(RV_ERR_COUNT), "RV_E?") == 0);
+    for (int i = 0; i < RV_ERR_COUNT; i++)
+        CHECK(strcmp(rv_errname(i), "RV_E?") != 0);
+}
+
+static void
+test_clock_can_be_injected(void)
+{
+    struct rv_clock_manual m = {UINT64_C(1700000000000), 5};
+    struct rv_clock c;
+    rv_clock_manual_init(&c, &m);
+    CHECK(rv_clock_read_wall_ms(&c) == UINT64_C(1700000000000));
+    CHECK(rv_clock_read_mono_ns(&c) == 5);
+    m.mono_ns += 1000;
+    CHECK(rv_clock_read_mono_ns(&c) == 1005);
+    CHECK(rv_clock_read_wall_ms(rv_clock_system()) > UINT64_C(1600000000000));
+    uint64_t t0 = rv_clock_read_mono_ns(NULL);
+    CHECK(rv_clock_read_mono_ns(rv_clock_system()) >= t0);
+}
+
+static void
 test_errmsg_wrap_prefixes_and_truncates(void)
 {
     char msg[RV_ERRMSG_SIZE];
@@ -142,6 +166,9 @@ test_log_levels_parse_and_filter(void)
 static const struct rv_test tests[] = {
     {"every_error_code_has_a_text_and_a_name",
      test_every_error_code_has_a_text_and_a_name},
+    {"errname_out_of_range_names_no_code",
+     test_errname_out_of_range_names_no_code},
+    {"clock_can_be_injected", test_clock_can_be_injected},
     {"errmsg_wrap_prefixes_and_truncates",
      test_errmsg_wrap_prefixes_and_truncates},
     {"crc32c_matches_the_standard_check_values",

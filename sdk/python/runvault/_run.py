@@ -24,24 +24,17 @@ import urllib.parse
 import weakref
 from collections import deque
 
-from . import _spool
+from . import _limits, _spool
 from ._errors import (RunExistsError, RunNotFoundError, RunvaultError)
 from ._ids import new_client_id, new_run_id
 from ._transport import (DEFAULT_ENDPOINT, OK, PERMANENT, Transport)
 
 log = logging.getLogger("runvault")
 
-# Server limits (DESIGN §2, the HTTP contract).
-MAX_METRICS = 1000
-MAX_PARAMS = 100
-MAX_TAGS = 100
+# Server limits (DESIGN §2, the HTTP contract) come from GET /api/config
+# through _limits.get() (cached; this release's values while offline). Log
+# lines per request are not published there: fixed here.
 MAX_LINES = 1000
-MAX_KEY_BYTES = 250
-MAX_PARAM_VALUE = 6000
-MAX_TAG_VALUE = 5000
-MAX_BODY_BYTES = 1 << 20
-MAX_ARTIFACT_BYTES = 16 << 20
-BODY_BUDGET = 1_000_000  # Estimated JSON bytes per batch (< MAX_BODY_BYTES).
 STATUSES = ("FINISHED", "FAILED", "KILLED", "RUNNING", "SCHEDULED", "CRASHED")
 
 _uncaught = [False]
@@ -66,13 +59,18 @@ def _finish_all():
             pass
 
 
-def _check_key(key, what="key"):
+def _check_key(key, lim, what="key"):
     if not isinstance(key, str):
         raise TypeError("%s must be a str, not %s" % (what, type(key).__name__))
     n = len(key.encode("utf-8"))
-    if n == 0 or n > MAX_KEY_BYTES:
+    if n == 0 or n > lim.max_key_bytes:
         raise ValueError("%s %r: must be 1..%d bytes" % (what, key[:40],
-                                                         MAX_KEY_BYTES))
+                                                         lim.max_key_bytes))
+
+
+def _check_value(k, v, limit, what):
+    if len(v.encode("utf-8")) > limit:
+        raise ValueError("%s %r: value longer than %d bytes" % (what, k, limit))
 
 
 def _metric_value(key, v):
@@ -156,6 +154,8 @@ class Run:
                       "spool_replayed": 0, "max_ack_gap_s": 0.0}
         self._t = transport
         self._t.stats = self.stats
+        # Replaced whole (never modified) by init and the sender thread.
+        self._lim = _limits.DEFAULT
         self._spool = spool
         self._seq = 0
         self._step = 0
@@ -214,14 +214,14 @@ class Run:
                 raise ValueError("step out of int64 range")
         ts = int(time.time() * 1000) if timestamp is None else int(timestamp)
         if context is not None:
-            _check_key(context, "context")
+            _check_key(context, self._lim, "context")
         entries = []
         nbytes = 0
         klen = self._key_len
         for k, v in data.items():
             n = klen.get(k)
             if n is None:
-                _check_key(k)
+                _check_key(k, self._lim)
                 n = len(_json_bytes(k)) + 96
                 if context is not None:
                     n += len(_json_bytes(context)) + 12
@@ -246,13 +246,12 @@ class Run:
             raise TypeError("log_params() takes a dict")
         entries = []
         nbytes = 0
+        lim = self._lim
         with self._cv:
             for k, v in params.items():
-                _check_key(k, "param key")
+                _check_key(k, lim, "param key")
                 v = str(v)
-                if len(v.encode("utf-8")) > MAX_PARAM_VALUE:
-                    raise ValueError("param %r: value longer than %d bytes"
-                                     % (k, MAX_PARAM_VALUE))
+                _check_value(k, v, lim.max_param_value_bytes, "param")
                 old = self._params.get(k)
                 if old is not None and old != v:
                     raise ValueError("param %r was already logged as %r "
@@ -274,12 +273,11 @@ class Run:
             raise TypeError("set_tags() takes a dict")
         entries = []
         nbytes = 0
+        lim = self._lim
         for k, v in tags.items():
-            _check_key(k, "tag key")
+            _check_key(k, lim, "tag key")
             v = str(v)
-            if len(v.encode("utf-8")) > MAX_TAG_VALUE:
-                raise ValueError("tag %r: value longer than %d bytes"
-                                 % (k, MAX_TAG_VALUE))
+            _check_value(k, v, lim.max_tag_value_bytes, "tag")
             n = len(_json_bytes(k)) + len(_json_bytes(v)) + 4
             entries.append(("t", k, v, n))
             nbytes += n
@@ -299,11 +297,11 @@ class Run:
             lines.pop()
         entries = []
         nbytes = 0
+        budget = self._lim.body_budget
         for line in lines:
             n = len(_json_bytes(line)) + 60
-            if n > BODY_BUDGET:
-                raise ValueError("a log line longer than %d bytes"
-                                 % BODY_BUDGET)
+            if n > budget:
+                raise ValueError("a log line longer than %d bytes" % budget)
             entries.append(("l", ts, stream, line, n))
             nbytes += n
         with self._cv:
@@ -315,11 +313,12 @@ class Run:
         """Upload the file at path as artifact name (default: its base
         name). The bytes are read now; the upload happens in order with
         the other writes."""
+        limit = self._lim.max_artifact_put_bytes
         with open(path, "rb") as f:
-            data = f.read(MAX_ARTIFACT_BYTES + 1)
-        if len(data) > MAX_ARTIFACT_BYTES:
+            data = f.read(limit + 1)
+        if len(data) > limit:
             raise ValueError("artifact %s is larger than %d bytes"
-                             % (path, MAX_ARTIFACT_BYTES))
+                             % (path, limit))
         name = name or os.path.basename(path)
         if not name or name.startswith("/") or ".." in name.split("/"):
             raise ValueError("bad artifact name %r" % name)
@@ -408,9 +407,10 @@ class Run:
         if self._finished and not force:
             raise RunvaultError("run %s is finished" % self.run_id)
         deadline = None
+        lim = self._lim
         while (self._q and not self._abandon and
                (len(self._q) + len(entries) > self._max_queue or
-                self._q_bytes + nbytes > 64 * BODY_BUDGET)):
+                self._q_bytes + nbytes > 64 * lim.body_budget)):
             now = time.monotonic()
             if deadline is None:
                 deadline = now + self._max_block
@@ -425,9 +425,9 @@ class Run:
         if was_empty:
             self._q_since = time.monotonic()
             self._cv.notify_all()
-        elif (self._q_points >= MAX_METRICS or
-              self._q_bytes >= BODY_BUDGET) and \
-                self._q_points - n_points < MAX_METRICS:
+        elif (self._q_points >= lim.max_metrics_per_batch or
+              self._q_bytes >= lim.body_budget) and \
+                self._q_points - n_points < lim.max_metrics_per_batch:
             self._cv.notify_all()
 
     def _ready_locked(self):
@@ -435,7 +435,9 @@ class Run:
             return False
         if self._stopping or self._flushers or self._offline:
             return True
-        if self._q_points >= MAX_METRICS or self._q_bytes >= BODY_BUDGET:
+        lim = self._lim
+        if self._q_points >= lim.max_metrics_per_batch or \
+                self._q_bytes >= lim.body_budget:
             return True
         return time.monotonic() - self._q_since >= self._flush_interval
 
@@ -463,6 +465,8 @@ class Run:
         q = self._q
         rid = urllib.parse.quote(self.run_id, safe="")
         kind = q[0][0]
+        lim = self._lim
+        budget = lim.body_budget
         if kind in "mpt":
             metrics, params, tags = [], {}, {}
             size = 40
@@ -470,7 +474,8 @@ class Run:
                 e = q[0]
                 if e[0] == "m":
                     n = e[6]
-                    if len(metrics) >= MAX_METRICS or size + n > BODY_BUDGET:
+                    if len(metrics) >= lim.max_metrics_per_batch or \
+                            size + n > budget:
                         break
                     self._pop_locked()
                     m = {"key": e[1], "value": e[2], "step": e[3],
@@ -482,7 +487,8 @@ class Run:
                     n = e[3]
                     if e[1] in params:
                         n = 0
-                    elif len(params) >= MAX_PARAMS or size + n > BODY_BUDGET:
+                    elif len(params) >= lim.max_params_per_batch or \
+                            size + n > budget:
                         break
                     self._pop_locked()
                     params[e[1]] = e[2]
@@ -490,7 +496,8 @@ class Run:
                     n = e[3]
                     if e[1] in tags:
                         n = 0
-                    elif len(tags) >= MAX_TAGS or size + n > BODY_BUDGET:
+                    elif len(tags) >= lim.max_tags_per_batch or \
+                            size + n > budget:
                         break
                     self._pop_locked()
                     tags[e[1]] = e[2]
@@ -508,7 +515,7 @@ class Run:
             lines = []
             size = 20
             while q and q[0][0] == "l" and len(lines) < MAX_LINES and \
-                    (not lines or size + q[0][4] <= BODY_BUDGET):
+                    (not lines or size + q[0][4] <= budget):
                 e = self._pop_locked()
                 lines.append({"timestamp": e[1], "stream": e[2],
                               "text": e[3]})
@@ -591,6 +598,10 @@ class Run:
     def _loop_inner(self):
         while True:
             batch = None
+            if not self._lim.from_server:
+                # Offline at init: fetched again at most every RETRY_S.
+                self._lim = _limits.get(self._t.endpoints,
+                                        self._t.extra_headers)
             with self._cv:
                 while True:
                     if self._abandon:
@@ -759,18 +770,15 @@ def init(project, experiment, name=None, config=None, tags=None,
     init_timeout = offline_after if init_timeout is None else init_timeout
     wq = "?durability=" + durability if durability else ""
     transport = Transport(endpoint, timeout=timeout, backoff_max=backoff_max)
+    lim = _limits.get(transport.endpoints, transport.extra_headers)
     params = {str(k): str(v) for k, v in (config or {}).items()}
     tag_map = {str(k): str(v) for k, v in (tags or {}).items()}
     for k, v in params.items():
-        _check_key(k, "param key")
-        if len(v.encode("utf-8")) > MAX_PARAM_VALUE:
-            raise ValueError("param %r: value longer than %d bytes"
-                             % (k, MAX_PARAM_VALUE))
+        _check_key(k, lim, "param key")
+        _check_value(k, v, lim.max_param_value_bytes, "param")
     for k, v in tag_map.items():
-        _check_key(k, "tag key")
-        if len(v.encode("utf-8")) > MAX_TAG_VALUE:
-            raise ValueError("tag %r: value longer than %d bytes"
-                             % (k, MAX_TAG_VALUE))
+        _check_key(k, lim, "tag key")
+        _check_value(k, v, lim.max_tag_value_bytes, "tag")
 
     spool = _spool.Spool(_spool.spool_root(spool_dir), run_id).open()
     try:
@@ -780,6 +788,7 @@ def init(project, experiment, name=None, config=None, tags=None,
                   max_queue_points=max_queue_points, max_block=max_block,
                   offline_after=offline_after, query_timeout=timeout)
         run._wq = wq
+        run._lim = lim
         meta = spool.read_meta()
         meta.update({"run_id": run_id, "project": project,
                      "experiment": experiment})
@@ -788,8 +797,8 @@ def init(project, experiment, name=None, config=None, tags=None,
         deadline = time.monotonic() + init_timeout
         offline = _replay_spool(run, deadline)
         # Params and tags beyond the per-request limits follow as batches.
-        first_params = dict(list(params.items())[:MAX_PARAMS])
-        first_tags = dict(list(tag_map.items())[:MAX_TAGS])
+        first_params = dict(list(params.items())[:lim.max_params_per_batch])
+        first_tags = dict(list(tag_map.items())[:lim.max_tags_per_batch])
         body = {"project": project, "experiment": experiment,
                 "run_id": run_id, "resume": resume}
         if name is not None:
@@ -839,8 +848,8 @@ def init(project, experiment, name=None, config=None, tags=None,
         run._params.update(first_params)
         if run.resumed:
             _load_resumed(run)
-        rest_p = dict(list(params.items())[MAX_PARAMS:])
-        rest_t = dict(list(tag_map.items())[MAX_TAGS:])
+        rest_p = dict(list(params.items())[lim.max_params_per_batch:])
+        rest_t = dict(list(tag_map.items())[lim.max_tags_per_batch:])
         run._thread = threading.current_thread()  # for the enqueue checks
         if rest_p:
             run.log_params(rest_p)
