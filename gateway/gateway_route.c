@@ -172,6 +172,7 @@ struct gw_capture {
     enum gw_param kind[GW_N_PARAMS];
     const char *at[GW_N_PARAMS];
     size_t len[GW_N_PARAMS];
+    size_t n_tail; /* Bytes of the path after its first segment param. */
 };
 
 static enum gw_param
@@ -191,12 +192,15 @@ static enum gw_match
 gw__match(const char *pat, const char *path, struct gw_capture *cap)
 {
     cap->n = 0;
+    cap->n_tail = 0;
     while (*pat != '\0') {
         if (*pat == '{') {
             const char *close = strchr(pat, '}');
             enum gw_param k =
                 gw__param_kind(pat + 1, (size_t)(close - pat - 1));
             size_t n = gw_params[k].is_rest ? strlen(path) : strcspn(path, "/");
+            if (cap->n == 0)
+                cap->n_tail = strlen(path + n);
             cap->kind[cap->n] = k;
             cap->at[cap->n] = path;
             cap->len[cap->n++] = n;
@@ -243,14 +247,18 @@ gw__params_take(struct gw_ctx *c, const struct gw_route_row *row,
  * NULL: a 404 to answer, or a bad parameter answered (x->status set). A
  * parameter is checked as soon as the path goes through it, before the
  * rest of the path or the method: a bad run id is a 400 on any method
- * and below any sub-path. */
+ * and below any sub-path. *n_tail: the bytes of the path after the first
+ * parameter it went through (0 if none), which a 404 does not quote. */
 static const struct gw_route_row *
-gw__find(struct gw_ctx *c, const char *path)
+gw__find(struct gw_ctx *c, const char *path, size_t *n_tail)
 {
     size_t used = 0;
+    *n_tail = 0;
     for (size_t i = 0; i < GW_N_ROWS; i++) {
         struct gw_capture cap;
         enum gw_match m = gw__match(gw_routes[i].pattern, path, &cap);
+        if (m != GW_MATCH_NONE && used == 0)
+            *n_tail = cap.n_tail;
         if (m != GW_MATCH_NONE &&
             gw__params_take(c, &gw_routes[i], &cap, &used) != 0)
             return NULL;
@@ -332,11 +340,16 @@ gw__dispatch(struct gw_ctx *c)
     const char *path = gw__unalias(c, x->path);
     if (path == NULL)
         return;
-    const struct gw_route_row *row = gw__find(c, path);
+    size_t n_tail;
+    const struct gw_route_row *row = gw__find(c, path, &n_tail);
     if (row == NULL) {
         if (x->status != 0)
             return;
-        rv_errmsg_printf(c->errmsg, "no endpoint %.200s", x->path);
+        /* The path up to its first parameter (below a run, the run's
+         * path), at most 200 bytes, as the answer has always quoted it. */
+        size_t n = strlen(x->path) - n_tail;
+        rv_errmsg_printf(c->errmsg, "no endpoint %.*s",
+                         (int)(n < 200 ? n : 200), x->path);
         gw_reply_status(x, 404, "ENDPOINT_NOT_FOUND", c->errmsg);
         return;
     }
