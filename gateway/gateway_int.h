@@ -203,6 +203,11 @@ typedef void (*gw_handler)(struct gw_ctx *c);
  * gateway_route.c). Worker thread (or the fuzzer's). */
 void gw_route(struct gw_exchange *x);
 
+/* Answer the error code with the message printf(fmt, ...) (kept in
+ * c->errmsg). Returns -1, for "return gw__reject(...)". */
+int gw__reject(struct gw_ctx *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* n zeroed bytes that live until the exchange ends, or NULL. */
 void *gw__alloc(struct gw_ctx *c, size_t n);
 

@@ -64,11 +64,10 @@ gw_artifact_put(struct gw_ctx *c)
     const char *type = c->x->content_type != NULL ? c->x->content_type
                                                   : "application/octet-stream";
     if (!gw__artifact_path_ok(path)) {
-        rv_errmsg_printf(c->errmsg,
-                         "artifact path '%.64s' is invalid: 1 to %d bytes, "
-                         "relative, no empty, '.' or '..' parts",
-                         path, STORE_MAX_ARTIFACT_PATH_BYTES);
-        gw_reply_error(c->x, RV_EINVAL, c->errmsg);
+        gw__reject(c, RV_EINVAL,
+                   "artifact path '%.64s' is invalid: 1 to %d bytes, "
+                   "relative, no empty, '.' or '..' parts",
+                   path, STORE_MAX_ARTIFACT_PATH_BYTES);
         return;
     }
     if (strlen(type) > STORE_MAX_SCOPE_BYTES ||

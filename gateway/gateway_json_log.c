@@ -23,11 +23,10 @@ gw_log_append(struct gw_ctx *c)
     json_t *ls = json_object_get(j, "lines");
     if (!json_is_array(ls) || json_array_size(ls) == 0 ||
         json_array_size(ls) > GATEWAY_MAX_LOG_LINES) {
-        rv_errmsg_printf(c->errmsg,
-                         "'lines' must be an array of 1 to %d "
-                         "lines",
-                         GATEWAY_MAX_LOG_LINES);
-        gw_reply_error(c->x, RV_EINVAL, c->errmsg);
+        gw__reject(c, RV_EINVAL,
+                   "'lines' must be an array of 1 to %d "
+                   "lines",
+                   GATEWAY_MAX_LOG_LINES);
         goto out;
     }
     size_t n = json_array_size(ls);
@@ -45,8 +44,7 @@ gw_log_append(struct gw_ctx *c)
         rv__log_line__init(&lines[i]);
         lines[i].timestamp_ms = now;
         if (!json_is_object(l)) {
-            rv_errmsg_printf(c->errmsg, "%s must be an object", where);
-            gw_reply_error(c->x, RV_EINVAL, c->errmsg);
+            gw__reject(c, RV_EINVAL, "%s must be an object", where);
             goto out;
         }
         if (gw__only(c, l, where, lfields) != 0 ||
@@ -62,9 +60,8 @@ gw_log_append(struct gw_ctx *c)
         else if (strcmp(stream, "stderr") == 0)
             lines[i].stream = RV__STREAM__STDERR;
         else {
-            rv_errmsg_printf(c->errmsg, "%s.stream must be stdout or stderr",
-                             where);
-            gw_reply_error(c->x, RV_EINVAL, c->errmsg);
+            gw__reject(c, RV_EINVAL, "%s.stream must be stdout or stderr",
+                       where);
             goto out;
         }
         ll.lines[i] = &lines[i];

@@ -168,8 +168,7 @@ gw__point_error(struct gw_ctx *c, json_t *p, size_t i)
     int64_t v = 0;
     snprintf(where, sizeof where, "metrics[%zu]", i);
     if (!json_is_object(p)) {
-        rv_errmsg_printf(c->errmsg, "%s must be an object", where);
-        gw_reply_error(c->x, RV_EINVAL, c->errmsg);
+        gw__reject(c, RV_EINVAL, "%s must be an object", where);
         return;
     }
     if (gw__only(c, p, where, mfields) != 0 ||
@@ -179,18 +178,16 @@ gw__point_error(struct gw_ctx *c, json_t *p, size_t i)
         gw__int(c, p, "timestamp", where, 0, INT64_MAX, &v) != 0)
         return;
     if (!store_key_valid(key, strlen(key))) {
-        rv_errmsg_printf(c->errmsg,
-                         "%s.key '%.64s' is invalid: 1 to %d bytes of "
-                         "letters, digits, '_', '-', '.', ' ', '/'",
-                         where, key, STORE_MAX_KEY_BYTES);
-        gw_reply_error(c->x, RV_EINVAL, c->errmsg);
+        gw__reject(c, RV_EINVAL,
+                   "%s.key '%.64s' is invalid: 1 to %d bytes of "
+                   "letters, digits, '_', '-', '.', ' ', '/'",
+                   where, key, STORE_MAX_KEY_BYTES);
         return;
     }
-    rv_errmsg_printf(c->errmsg,
-                     "%s.value must be a number or \"NaN\", \"Infinity\", "
-                     "\"-Infinity\"",
-                     where);
-    gw_reply_error(c->x, RV_EINVAL, c->errmsg);
+    gw__reject(c, RV_EINVAL,
+               "%s.value must be a number or \"NaN\", \"Infinity\", "
+               "\"-Infinity\"",
+               where);
 }
 
 /* The "metrics" array ms of n points into lb's columnar batch (m is the
@@ -233,10 +230,8 @@ gw__metric_count(struct gw_ctx *c, json_t *j, json_t **ms, size_t *n)
         *n = json_array_size(*ms);
     }
     if (*n > GATEWAY_MAX_METRICS) {
-        rv_errmsg_printf(c->errmsg, "%zu metrics in one batch, at most %d", *n,
-                         GATEWAY_MAX_METRICS);
-        gw_reply_error(c->x, RV_EINVAL, c->errmsg);
-        return -1;
+        return gw__reject(c, RV_EINVAL, "%zu metrics in one batch, at most %d",
+                          *n, GATEWAY_MAX_METRICS);
     }
     return 0;
 }

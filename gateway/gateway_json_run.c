@@ -66,12 +66,10 @@ int
 gw__run_id(struct gw_ctx *c, const char *id)
 {
     if (!store_run_id_valid(id, strlen(id))) {
-        rv_errmsg_printf(c->errmsg,
-                         "invalid run_id '%.64s': 1 to %d letters, digits, "
-                         "'_' or '-', starting with a letter or digit",
-                         id, STORE_MAX_RUN_ID_BYTES);
-        gw_reply_error(c->x, RV_EINVAL, c->errmsg);
-        return -1;
+        return gw__reject(c, RV_EINVAL,
+                          "invalid run_id '%.64s': 1 to %d letters, digits, "
+                          "'_' or '-', starting with a letter or digit",
+                          id, STORE_MAX_RUN_ID_BYTES);
     }
     return 0;
 }

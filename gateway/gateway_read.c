@@ -41,12 +41,10 @@ gw__q_i64(struct gw_ctx *c, const char *name, int64_t min, int64_t max,
     errno = 0;
     long long n = strtoll(v, &end, 10);
     if (v[0] == '\0' || *end != '\0' || errno != 0 || n < min || n > max) {
-        rv_errmsg_printf(c->errmsg,
-                         "query parameter %s must be an integer from %lld to "
-                         "%lld",
-                         name, (long long)min, (long long)max);
-        gw_reply_error(c->x, RV_EINVAL, c->errmsg);
-        return -1;
+        return gw__reject(c, RV_EINVAL,
+                          "query parameter %s must be an integer from %lld to "
+                          "%lld",
+                          name, (long long)min, (long long)max);
     }
     *out = (int64_t)n;
     *is_set = 1;
@@ -65,12 +63,10 @@ gw__q_u64(struct gw_ctx *c, const char *name, uint64_t max, uint64_t *out,
     errno = 0;
     unsigned long long n = strtoull(v, &end, 10);
     if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0 || n > max) {
-        rv_errmsg_printf(c->errmsg,
-                         "query parameter %s must be an integer from 0 to "
-                         "%llu",
-                         name, (unsigned long long)max);
-        gw_reply_error(c->x, RV_EINVAL, c->errmsg);
-        return -1;
+        return gw__reject(c, RV_EINVAL,
+                          "query parameter %s must be an integer from 0 to "
+                          "%llu",
+                          name, (unsigned long long)max);
     }
     *out = (uint64_t)n;
     *is_set = 1;
@@ -86,11 +82,9 @@ gw__q_str(struct gw_ctx *c, const char *name, size_t max, const char **out)
     if (v == NULL)
         return 0;
     if (strlen(v) > max) {
-        rv_errmsg_printf(c->errmsg,
-                         "query parameter %s is longer than %zu bytes", name,
-                         max);
-        gw_reply_error(c->x, RV_EINVAL, c->errmsg);
-        return -1;
+        return gw__reject(c, RV_EINVAL,
+                          "query parameter %s is longer than %zu bytes", name,
+                          max);
     }
     *out = v;
     return 0;

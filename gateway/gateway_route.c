@@ -5,6 +5,7 @@
 #include "gateway/gateway_int.h"
 #include "rpc/server.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,17 @@ gw__free_all(struct gw_ctx *c)
         c->blocks = b->next;
         free(b);
     }
+}
+
+int
+gw__reject(struct gw_ctx *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->errmsg, sizeof c->errmsg, fmt, ap);
+    va_end(ap);
+    gw_reply_error(c->x, code, c->errmsg);
+    return -1;
 }
 
 const Rv__Response *

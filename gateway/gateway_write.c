@@ -19,9 +19,8 @@ gw__body(struct gw_ctx *c)
     json_t *j = json_loadb((const char *)c->x->body, c->x->body_len,
                            JSON_REJECT_DUPLICATES, &err);
     if (j == NULL) {
-        rv_errmsg_printf(c->errmsg, "invalid JSON at line %d column %d: %s",
-                         err.line, err.column, err.text);
-        gw_reply_error(c->x, RV_EMALFORMED, c->errmsg);
+        gw__reject(c, RV_EMALFORMED, "invalid JSON at line %d column %d: %s",
+                   err.line, err.column, err.text);
         return NULL;
     }
     if (!json_is_object(j)) {
@@ -46,9 +45,8 @@ gw__only(struct gw_ctx *c, json_t *obj, const char *where,
         for (const char *const *n = names; *n != NULL; n++)
             ok |= strcmp(*n, k) == 0;
         if (!ok) {
-            rv_errmsg_printf(c->errmsg, "%s: unknown field '%.64s'", where, k);
-            gw_reply_error(c->x, RV_EINVAL, c->errmsg);
-            return -1;
+            return gw__reject(c, RV_EINVAL, "%s: unknown field '%.64s'", where,
+                              k);
         }
     }
     return 0;
@@ -65,21 +63,15 @@ gw__str(struct gw_ctx *c, json_t *obj, const char *name, int is_required,
     if (v == NULL || json_is_null(v)) {
         if (!is_required)
             return 0;
-        rv_errmsg_printf(c->errmsg, "missing field '%s'", name);
-        gw_reply_error(c->x, RV_EINVAL, c->errmsg);
-        return -1;
+        return gw__reject(c, RV_EINVAL, "missing field '%s'", name);
     }
     if (!json_is_string(v)) {
-        rv_errmsg_printf(c->errmsg, "field '%s' must be a string", name);
-        gw_reply_error(c->x, RV_EINVAL, c->errmsg);
-        return -1;
+        return gw__reject(c, RV_EINVAL, "field '%s' must be a string", name);
     }
     if (json_string_length(v) > max ||
         (is_required && json_string_length(v) == 0)) {
-        rv_errmsg_printf(c->errmsg, "field '%s' must be %d to %zu bytes", name,
-                         is_required ? 1 : 0, max);
-        gw_reply_error(c->x, RV_EINVAL, c->errmsg);
-        return -1;
+        return gw__reject(c, RV_EINVAL, "field '%s' must be %d to %zu bytes",
+                          name, is_required ? 1 : 0, max);
     }
     *out = (char *)json_string_value(v);
     return 0;
@@ -95,11 +87,9 @@ gw__int(struct gw_ctx *c, json_t *obj, const char *name, const char *where,
         return 0;
     if (!json_is_integer(v) || json_integer_value(v) < min ||
         json_integer_value(v) > max) {
-        rv_errmsg_printf(
-            c->errmsg, "%s%s%s must be an integer from %lld to %lld", where,
+        return gw__reject(
+            c, RV_EINVAL, "%s%s%s must be an integer from %lld to %lld", where,
             where[0] ? "." : "", name, (long long)min, (long long)max);
-        gw_reply_error(c->x, RV_EINVAL, c->errmsg);
-        return -1;
     }
     *out = (int64_t)json_integer_value(v);
     return 0;
@@ -116,16 +106,13 @@ gw__kvs(struct gw_ctx *c, json_t *obj, const char *name, size_t max_n,
     if (m == NULL || json_is_null(m))
         return 0;
     if (!json_is_object(m)) {
-        rv_errmsg_printf(c->errmsg, "'%s' must be an object of strings", name);
-        gw_reply_error(c->x, RV_EINVAL, c->errmsg);
-        return -1;
+        return gw__reject(c, RV_EINVAL, "'%s' must be an object of strings",
+                          name);
     }
     size_t n = json_object_size(m);
     if (n > max_n) {
-        rv_errmsg_printf(c->errmsg, "'%s' has %zu entries, at most %zu", name,
-                         n, max_n);
-        gw_reply_error(c->x, RV_EINVAL, c->errmsg);
-        return -1;
+        return gw__reject(c, RV_EINVAL, "'%s' has %zu entries, at most %zu",
+                          name, n, max_n);
     }
     Rv__KV *kvs = gw__alloc(c, n * sizeof *kvs);
     Rv__KV **ptrs = gw__alloc(c, n * sizeof *ptrs);
@@ -140,20 +127,16 @@ gw__kvs(struct gw_ctx *c, json_t *obj, const char *name, size_t max_n,
     {
         size_t kn = strlen(k);
         if (!store_key_valid(k, kn)) {
-            rv_errmsg_printf(c->errmsg,
-                             "%s key '%.64s' is invalid: 1 to %d bytes of "
-                             "letters, digits, '_', '-', '.', ' ', '/'",
-                             name, k, STORE_MAX_KEY_BYTES);
-            gw_reply_error(c->x, RV_EINVAL, c->errmsg);
-            return -1;
+            return gw__reject(c, RV_EINVAL,
+                              "%s key '%.64s' is invalid: 1 to %d bytes of "
+                              "letters, digits, '_', '-', '.', ' ', '/'",
+                              name, k, STORE_MAX_KEY_BYTES);
         }
         if (!json_is_string(v) || json_string_length(v) > max_value) {
-            rv_errmsg_printf(c->errmsg,
-                             "%s '%.64s' must be a string of at most %zu "
-                             "bytes",
-                             name, k, max_value);
-            gw_reply_error(c->x, RV_EINVAL, c->errmsg);
-            return -1;
+            return gw__reject(c, RV_EINVAL,
+                              "%s '%.64s' must be a string of at most %zu "
+                              "bytes",
+                              name, k, max_value);
         }
         rv__kv__init(&kvs[i]);
         kvs[i].key = (char *)k;
