@@ -288,15 +288,23 @@ gw__random64(void)
     return v;
 }
 
-int
-gateway_start(struct gateway **out, const struct gateway_config *cfg,
-              char *errmsg)
+static void
+gw__server_free(struct gw_server *srv)
+{
+    free(srv->q.ring);
+    free(srv->threads);
+    free(srv->g.data_dir);
+    free(srv);
+}
+
+/* A server with cfg's strings copied and its queue made, not listening
+ * yet; NULL when out of memory. */
+static struct gw_server *
+gw__server_new(const struct gateway_config *cfg)
 {
     struct gw_server *srv = calloc(1, sizeof *srv);
-    char url[160];
-    nng_url *u = NULL;
     if (srv == NULL)
-        return RV_ENOMEM;
+        return NULL;
     struct gateway *g = &srv->g;
     g->cfg = *cfg;
     snprintf(g->http_addr, sizeof g->http_addr, "%s", cfg->http_addr);
@@ -319,13 +327,20 @@ gateway_start(struct gateway **out, const struct gateway_config *cfg,
     srv->q.ring = calloc(GATEWAY_MAX_QUEUED, sizeof *srv->q.ring);
     srv->threads = calloc(srv->n_threads, sizeof *srv->threads);
     if (g->data_dir == NULL || srv->q.ring == NULL || srv->threads == NULL) {
-        free(srv->q.ring);
-        free(srv->threads);
-        free(g->data_dir);
-        free(srv);
-        return RV_ENOMEM;
+        gw__server_free(srv);
+        return NULL;
     }
-    snprintf(url, sizeof url, "http://%s", cfg->http_addr);
+    return srv;
+}
+
+/* Listen on http_addr with one handler for the whole tree. Returns RV_OK,
+ * or RV_EINVAL (address) / RV_EIO with nng's reason in errmsg. */
+static int
+gw__http_open(struct gw_server *srv, const char *http_addr, char *errmsg)
+{
+    char url[160];
+    nng_url *u = NULL;
+    snprintf(url, sizeof url, "http://%s", http_addr);
     int rv = nng_url_parse(&u, url);
     int code = RV_EINVAL;
     if (rv == 0) {
@@ -358,14 +373,25 @@ gateway_start(struct gateway **out, const struct gateway_config *cfg,
     if (u != NULL)
         nng_url_free(u);
     if (rv != 0) {
-        rv_errmsg_printf(errmsg, "HTTP on %s: %s", cfg->http_addr,
-                         nng_strerror(rv));
+        rv_errmsg_printf(errmsg, "HTTP on %s: %s", http_addr, nng_strerror(rv));
         if (srv->http != NULL)
             nng_http_server_release(srv->http);
-        free(srv->q.ring);
-        free(srv->threads);
-        free(g->data_dir);
-        free(srv);
+        return code;
+    }
+    return RV_OK;
+}
+
+int
+gateway_start(struct gateway **out, const struct gateway_config *cfg,
+              char *errmsg)
+{
+    struct gw_server *srv = gw__server_new(cfg);
+    if (srv == NULL)
+        return RV_ENOMEM;
+    struct gateway *g = &srv->g;
+    int code = gw__http_open(srv, cfg->http_addr, errmsg);
+    if (code != RV_OK) {
+        gw__server_free(srv);
         return code;
     }
     for (unsigned i = 0; i < srv->n_threads; i++) {
@@ -405,8 +431,5 @@ gateway_stop(struct gateway *g)
     nng_http_server_release(srv->http);
     pthread_mutex_destroy(&srv->q.lock);
     pthread_cond_destroy(&srv->q.cond);
-    free(srv->q.ring);
-    free(srv->threads);
-    free(g->data_dir);
-    free(srv);
+    gw__server_free(srv);
 }
