@@ -1,7 +1,13 @@
 /* Inside the gateway: one HTTP exchange as the endpoint handlers see it,
  * the route table they are reached through, the helpers every resource
  * shares and the counters /metrics reports. Never included from outside
- * gateway/ (the HTTP fuzzer, tests/fuzz/fuzz_http.c, is the one exception).
+ * gateway/ (the HTTP fuzzer and tests/unit/test_gateway.c excepted).
+ *
+ * Threads: an exchange, its gw_ctx and everything a handler does run on
+ * the one worker answering it (or a test's thread), start to end; the
+ * handlers share nothing but struct gateway's atomic counters. Errors:
+ * a handler never returns one; it answers (gw_reply_*, gw__reject), and
+ * every check below that answers returns -1 (or NULL), else 0.
  *
  * Rooms (each file answers one question):
  *   gateway.c               nng's HTTP server, the request queue, the
@@ -28,7 +34,8 @@
  *      JSON (gw_reply_json). Declare the handlers below under its heading.
  *   2. Add its rows to gw_routes in gateway_route.c: method, pattern,
  *      counter (a GATEWAY_ROUTES entry for /metrics), flags, body limit,
- *      handler. A new path parameter is one row of gw_params there.
+ *      handler. A new path parameter is a GW_P_* value (below) and one
+ *      row of gw_params there.
  *   3. A second prefix for the same rows (MLflow's /ajax-api/2.0/mlflow/
  *      beside /api/2.0/mlflow/) is one row of gw_aliases there.
  *   4. Add the file to CMakeLists.txt. Nothing else changes. */
@@ -254,6 +261,10 @@ int gw__str(struct gw_ctx *c, json_t *obj, const char *name, int is_required,
 /* An integer member in [min, max]; absent leaves *out. */
 int gw__int(struct gw_ctx *c, json_t *obj, const char *name, const char *where,
             int64_t min, int64_t max, int64_t *out);
+/* 0 if key is a valid metric, param or tag key, else the 400 answered,
+ * naming it as where, sep, "key" ("params key", "metrics[3].key"). */
+int gw__key(struct gw_ctx *c, const char *where, const char *sep,
+            const char *key);
 /* params/tags: an object of string values -> KV pointers (gw__alloc'd). */
 int gw__kvs(struct gw_ctx *c, json_t *obj, const char *name, size_t max_n,
             size_t max_value, Rv__KV ***out, size_t *n_out);

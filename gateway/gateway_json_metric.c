@@ -177,13 +177,8 @@ gw__point_error(struct gw_ctx *c, json_t *p, size_t i)
         gw__int(c, p, "step", where, INT64_MIN, INT64_MAX, &v) != 0 ||
         gw__int(c, p, "timestamp", where, 0, INT64_MAX, &v) != 0)
         return;
-    if (!store_key_valid(key, strlen(key))) {
-        gw__reject(c, RV_EINVAL,
-                   "%s.key '%.64s' is invalid: 1 to %d bytes of "
-                   "letters, digits, '_', '-', '.', ' ', '/'",
-                   where, key, STORE_MAX_KEY_BYTES);
+    if (gw__key(c, where, ".", key) != 0)
         return;
-    }
     gw__reject(c, RV_EINVAL,
                "%s.value must be a number or \"NaN\", \"Infinity\", "
                "\"-Infinity\"",

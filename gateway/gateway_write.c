@@ -125,13 +125,8 @@ gw__kvs(struct gw_ctx *c, json_t *obj, const char *name, size_t max_n,
     size_t i = 0;
     json_object_foreach(m, k, v)
     {
-        size_t kn = strlen(k);
-        if (!store_key_valid(k, kn)) {
-            return gw__reject(c, RV_EINVAL,
-                              "%s key '%.64s' is invalid: 1 to %d bytes of "
-                              "letters, digits, '_', '-', '.', ' ', '/'",
-                              name, k, STORE_MAX_KEY_BYTES);
-        }
+        if (gw__key(c, name, " ", k) != 0)
+            return -1;
         if (!json_is_string(v) || json_string_length(v) > max_value) {
             return gw__reject(c, RV_EINVAL,
                               "%s '%.64s' must be a string of at most %zu "
@@ -147,6 +142,17 @@ gw__kvs(struct gw_ctx *c, json_t *obj, const char *name, size_t max_n,
     *out = ptrs;
     *n_out = n;
     return 0;
+}
+
+int
+gw__key(struct gw_ctx *c, const char *where, const char *sep, const char *key)
+{
+    if (store_key_valid(key, strlen(key)))
+        return 0;
+    return gw__reject(c, RV_EINVAL,
+                      "%s%skey '%.64s' is invalid: 1 to %d bytes of "
+                      "letters, digits, '_', '-', '.', ' ', '/'",
+                      where, sep, key, STORE_MAX_KEY_BYTES);
 }
 
 /* (client_id, seq) from the Idempotency-Key header "<client_id>/<seq>", or
