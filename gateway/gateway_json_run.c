@@ -231,7 +231,8 @@ gw__run_json(const Rv__RunInfo *ri)
     json_object_set_new(o, "name", json_string(ri->name ? ri->name : ""));
     json_object_set_new(o, "user", json_string(ri->user ? ri->user : ""));
     json_object_set_new(o, "team", json_string(ri->team ? ri->team : ""));
-    json_object_set_new(o, "status", json_string(gw__status_name(ri->status)));
+    json_object_set_new(o, "status",
+                        json_string(gw__status_name((int)ri->status)));
     json_object_set_new(o, "created_at", json_integer(ri->created_at_ms));
     json_object_set_new(o, "ended_at",
                         ri->has_ended_at_ms ? json_integer(ri->ended_at_ms)

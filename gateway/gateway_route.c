@@ -5,6 +5,7 @@
 #include "gateway/gateway_int.h"
 #include "rpc/server.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,7 +195,8 @@ gw__param_kind(const char *name, size_t n)
         if (strlen(gw_params[k].name) == n &&
             memcmp(gw_params[k].name, name, n) == 0)
             return (enum gw_param)k;
-    abort(); /* A pattern names a parameter gw_params lacks. */
+    assert(!"a pattern names a parameter gw_params lacks");
+    return GW_N_PARAMS;
 }
 
 /* Match path against pattern. GW_MATCH_FULL: all of both; GW_MATCH_PARAM:
@@ -209,7 +211,11 @@ gw__match(const char *pat, const char *path, struct gw_capture *cap)
         if (*pat == '{') {
             const char *close = strchr(pat, '}');
             enum gw_param k =
-                gw__param_kind(pat + 1, (size_t)(close - pat - 1));
+                close != NULL
+                    ? gw__param_kind(pat + 1, (size_t)(close - pat - 1))
+                    : GW_N_PARAMS;
+            if (k == GW_N_PARAMS || cap->n == GW_N_PARAMS)
+                return GW_MATCH_NONE; /* A broken pattern matches nothing. */
             size_t n = gw_params[k].is_rest ? strlen(path) : strcspn(path, "/");
             if (cap->n == 0)
                 cap->n_tail = strlen(path + n);
