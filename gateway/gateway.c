@@ -1,218 +1,17 @@
-/* The HTTP server, the request queue and its workers, the error table and
- * /metrics (contract in gateway.h). */
+/* nng's HTTP server, the request queue and its workers, and the workers'
+ * jansson arenas: the plumbing that turns an HTTP request into a
+ * gw_exchange for gw_route (gateway_route.c) and sends its answer
+ * (contract in gateway.h). No endpoint logic lives here. */
 #include "base/clock.h"
 #include "gateway/gateway_int.h"
-#include "raft/replica.h"
 
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
-
-/* ---- The error table --------------------------------------------------- */
-
-static const struct {
-    int code;
-    int status;
-    const char *error_code;
-} gw_errors[] = {
-    {RV_EINVAL, 400, "INVALID_PARAMETER_VALUE"},
-    {RV_EPARSE, 400, "INVALID_PARAMETER_VALUE"},
-    {RV_EMALFORMED, 400, "MALFORMED_REQUEST"},
-    {RV_ECONFLICT, 400, "INVALID_PARAMETER_VALUE"},
-    {RV_ENOTFOUND, 404, "RESOURCE_DOES_NOT_EXIST"},
-    {RV_EEXIST, 409, "RESOURCE_ALREADY_EXISTS"},
-    {RV_ESTATE, 409, "INVALID_STATE"},
-    {RV_ESTALE, 409, "INVALID_STATE"},
-    {RV_ETOOBIG, 413, "REQUEST_TOO_LARGE"},
-    {RV_EQUOTA, 429, "RESOURCE_EXHAUSTED"},
-    {RV_ENOTLEADER, 503, "TEMPORARILY_UNAVAILABLE"},
-    {RV_EUNAVAILABLE, 503, "TEMPORARILY_UNAVAILABLE"},
-    {RV_ETIMEDOUT, 503, "TEMPORARILY_UNAVAILABLE"},
-    {RV_EUNKNOWN, 503, "TEMPORARILY_UNAVAILABLE"},
-    {RV_ENOMEM, 503, "TEMPORARILY_UNAVAILABLE"},
-    {RV_ENOSPACE, 507, "INSUFFICIENT_STORAGE"},
-    {RV_EIO, 500, "INTERNAL_ERROR"},
-    {RV_ECORRUPT, 500, "INTERNAL_ERROR"},
-};
-
-int
-gateway_status_of(int code, const char **error_code)
-{
-    for (size_t i = 0; i < sizeof gw_errors / sizeof gw_errors[0]; i++)
-        if (gw_errors[i].code == code) {
-            *error_code = gw_errors[i].error_code;
-            return gw_errors[i].status;
-        }
-    *error_code = "INTERNAL_ERROR";
-    return 500;
-}
-
-/* ---- Answers ------------------------------------------------------------ */
-
-void
-gw_reply_json(struct gw_exchange *x, int status, json_t *j)
-{
-    rv_buf_reset(&x->out);
-    x->status = status;
-    x->out_type = "application/json";
-    if (j == NULL) {
-        static const char oom[] = "{\"error_code\":\"TEMPORARILY_UNAVAILABLE\","
-                                  "\"message\":\"out of memory\"}";
-        x->status = 503;
-        rv_buf_append(&x->out, oom, sizeof oom - 1);
-        return;
-    }
-    size_t n = json_dumpb(j, NULL, 0, JSON_COMPACT);
-    if (n > 0 && rv_buf_reserve(&x->out, n) == 0) {
-        x->out.len = json_dumpb(j, (char *)x->out.data, n, JSON_COMPACT);
-    } else {
-        static const char fail[] = "{\"error_code\":\"INTERNAL_ERROR\","
-                                   "\"message\":\"cannot encode the answer\"}";
-        x->status = 500;
-        rv_buf_append(&x->out, fail, sizeof fail - 1);
-    }
-    json_decref(j);
-}
-
-void
-gw_reply_status(struct gw_exchange *x, int status, const char *error_code,
-                const char *message)
-{
-    json_t *j = json_object();
-    if (j != NULL) {
-        json_object_set_new(j, "error_code", json_string(error_code));
-        /* Messages may quote client input: keep only valid UTF-8. */
-        json_t *m = json_string(message);
-        if (m == NULL)
-            m = json_string("(message not valid UTF-8)");
-        json_object_set_new(j, "message", m);
-    }
-    gw_reply_json(x, status, j);
-    x->is_retry_after = status == 503 || status == 429;
-}
-
-void
-gw_reply_error(struct gw_exchange *x, int code, const char *message)
-{
-    const char *ec;
-    int status = gateway_status_of(code, &ec);
-    gw_reply_status(x, status, ec,
-                    message != NULL && message[0] != '\0' ? message
-                                                          : rv_strerror(code));
-}
-
-void
-gw_reply_bytes(struct gw_exchange *x, int status, const char *type,
-               const void *data, size_t n)
-{
-    rv_buf_reset(&x->out);
-    x->status = status;
-    x->out_type = type;
-    rv_buf_append(&x->out, data, n);
-}
-
-const char *
-gw_query(const struct gw_exchange *x, const char *name)
-{
-    for (size_t i = 0; i < x->n_query; i++)
-        if (strcmp(x->query[i].key, name) == 0)
-            return x->query[i].value;
-    return NULL;
-}
-
-/* ---- Parsing the request line ------------------------------------------ */
-
-static int
-gw__hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decode s in place ('+' is a space in a query). The result must
- * be UTF-8 without NUL. Returns 0 or -1. */
-static int
-gw__decode(char *s, int is_query)
-{
-    char *o = s;
-    for (const char *p = s; *p != '\0'; p++) {
-        if (*p == '%') {
-            int h = gw__hex(p[1]), l = h < 0 ? -1 : gw__hex(p[2]);
-            if (h < 0 || l < 0 || (h == 0 && l == 0))
-                return -1;
-            *o++ = (char)(h * 16 + l);
-            p += 2;
-        } else if (*p == '+' && is_query) {
-            *o++ = ' ';
-        } else {
-            *o++ = *p;
-        }
-    }
-    *o = '\0';
-    return store_utf8_valid(s, (size_t)(o - s)) ? 0 : -1;
-}
-
-int
-gw_parse_uri(struct gw_exchange *x, char *uri, char *errmsg)
-{
-    char *q = strchr(uri, '?');
-    if (q != NULL)
-        *q++ = '\0';
-    char *hash = q != NULL ? strchr(q, '#') : strchr(uri, '#');
-    if (hash != NULL)
-        *hash = '\0';
-    if (gw__decode(uri, 0) != 0) {
-        rv_errmsg_printf(errmsg, "the path has a bad %%-escape or is not "
-                                 "UTF-8");
-        return -1;
-    }
-    x->path = uri;
-    for (char *p = q; p != NULL && *p != '\0';) {
-        char *amp = strchr(p, '&');
-        if (amp != NULL)
-            *amp = '\0';
-        if (*p != '\0') {
-            if (x->n_query == GATEWAY_MAX_QUERY_PARAMS) {
-                rv_errmsg_printf(errmsg, "more than %d query parameters",
-                                 GATEWAY_MAX_QUERY_PARAMS);
-                return -1;
-            }
-            char *eq = strchr(p, '=');
-            if (eq != NULL)
-                *eq++ = '\0';
-            if (gw__decode(p, 1) != 0 ||
-                (eq != NULL && gw__decode(eq, 1) != 0)) {
-                rv_errmsg_printf(errmsg,
-                                 "query parameter '%.64s' has a bad "
-                                 "%%-escape or is not UTF-8",
-                                 p);
-                return -1;
-            }
-            for (size_t i = 0; i < x->n_query; i++)
-                if (strcmp(x->query[i].key, p) == 0) {
-                    rv_errmsg_printf(errmsg,
-                                     "query parameter '%.64s' given twice", p);
-                    return -1;
-                }
-            x->query[x->n_query].key = p;
-            x->query[x->n_query].value = eq != NULL ? eq : (char *)"";
-            x->n_query++;
-        }
-        p = amp != NULL ? amp + 1 : NULL;
-    }
-    return 0;
-}
 
 /* ---- jansson's allocations ------------------------------------------------
  * A log batch of 1000 points is ~8000 small jansson allocations. While a
@@ -309,26 +108,6 @@ static uint64_t
 gw__now_us(void)
 {
     return rv_clock_mono_ns() / 1000u;
-}
-
-static const double gw_bucket_s[GW_N_BUCKETS] = {
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-    0.1,    0.25,  0.5,    1,     2.5,  5,     10};
-
-static void
-gw__count(struct gateway *g, const struct gw_exchange *x)
-{
-    struct gw_route_stats *rs = &g->stats.routes[x->route];
-    uint64_t us = gw__now_us() - x->start_us;
-    int cls = x->status / 100;
-    atomic_fetch_add(&rs->n_by_class[cls >= 1 && cls <= 5 ? cls : 0], 1);
-    atomic_fetch_add(&rs->sum_us, us);
-    atomic_fetch_add(&rs->n, 1);
-    for (int i = 0; i < GW_N_BUCKETS; i++)
-        if ((double)us / 1e6 <= gw_bucket_s[i]) {
-            atomic_fetch_add(&rs->n_bucket[i], 1);
-            break;
-        }
 }
 
 /* Answer aio with x's answer (or a bare status when x is NULL). */
@@ -509,15 +288,23 @@ gw__random64(void)
     return v;
 }
 
-int
-gateway_start(struct gateway **out, const struct gateway_config *cfg,
-              char *errmsg)
+static void
+gw__server_free(struct gw_server *srv)
+{
+    free(srv->q.ring);
+    free(srv->threads);
+    free(srv->g.data_dir);
+    free(srv);
+}
+
+/* A server with cfg's strings copied and its queue made, not listening
+ * yet; NULL when out of memory. */
+static struct gw_server *
+gw__server_new(const struct gateway_config *cfg)
 {
     struct gw_server *srv = calloc(1, sizeof *srv);
-    char url[160];
-    nng_url *u = NULL;
     if (srv == NULL)
-        return RV_ENOMEM;
+        return NULL;
     struct gateway *g = &srv->g;
     g->cfg = *cfg;
     snprintf(g->http_addr, sizeof g->http_addr, "%s", cfg->http_addr);
@@ -540,13 +327,20 @@ gateway_start(struct gateway **out, const struct gateway_config *cfg,
     srv->q.ring = calloc(GATEWAY_MAX_QUEUED, sizeof *srv->q.ring);
     srv->threads = calloc(srv->n_threads, sizeof *srv->threads);
     if (g->data_dir == NULL || srv->q.ring == NULL || srv->threads == NULL) {
-        free(srv->q.ring);
-        free(srv->threads);
-        free(g->data_dir);
-        free(srv);
-        return RV_ENOMEM;
+        gw__server_free(srv);
+        return NULL;
     }
-    snprintf(url, sizeof url, "http://%s", cfg->http_addr);
+    return srv;
+}
+
+/* Listen on http_addr with one handler for the whole tree. Returns RV_OK,
+ * or RV_EINVAL (address) / RV_EIO with nng's reason in errmsg. */
+static int
+gw__http_open(struct gw_server *srv, const char *http_addr, char *errmsg)
+{
+    char url[160];
+    nng_url *u = NULL;
+    snprintf(url, sizeof url, "http://%s", http_addr);
     int rv = nng_url_parse(&u, url);
     int code = RV_EINVAL;
     if (rv == 0) {
@@ -579,14 +373,25 @@ gateway_start(struct gateway **out, const struct gateway_config *cfg,
     if (u != NULL)
         nng_url_free(u);
     if (rv != 0) {
-        rv_errmsg_printf(errmsg, "HTTP on %s: %s", cfg->http_addr,
-                         nng_strerror(rv));
+        rv_errmsg_printf(errmsg, "HTTP on %s: %s", http_addr, nng_strerror(rv));
         if (srv->http != NULL)
             nng_http_server_release(srv->http);
-        free(srv->q.ring);
-        free(srv->threads);
-        free(g->data_dir);
-        free(srv);
+        return code;
+    }
+    return RV_OK;
+}
+
+int
+gateway_start(struct gateway **out, const struct gateway_config *cfg,
+              char *errmsg)
+{
+    struct gw_server *srv = gw__server_new(cfg);
+    if (srv == NULL)
+        return RV_ENOMEM;
+    struct gateway *g = &srv->g;
+    int code = gw__http_open(srv, cfg->http_addr, errmsg);
+    if (code != RV_OK) {
+        gw__server_free(srv);
         return code;
     }
     for (unsigned i = 0; i < srv->n_threads; i++) {
@@ -626,192 +431,5 @@ gateway_stop(struct gateway *g)
     nng_http_server_release(srv->http);
     pthread_mutex_destroy(&srv->q.lock);
     pthread_cond_destroy(&srv->q.cond);
-    free(srv->q.ring);
-    free(srv->threads);
-    free(g->data_dir);
-    free(srv);
-}
-
-/* ---- /metrics ------------------------------------------------------------ */
-
-static void gw__printf(struct rv_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-gw__printf(struct rv_buf *b, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        rv_buf_append(b, line,
-                      (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-}
-
-static uint64_t
-gw__file_bytes(const char *dir, const char *name)
-{
-    char path[4096];
-    struct stat st;
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    /* Blocks actually used: LMDB's map file is sparse. */
-    return stat(path, &st) == 0 ? (uint64_t)st.st_blocks * 512u : 0;
-}
-
-static const char *const gw_route_names[GW_N_ROUTES] = {
-#define GW_ROUTE_NAME(r, name) name,
-    GATEWAY_ROUTES(GW_ROUTE_NAME)
-#undef GW_ROUTE_NAME
-};
-
-void
-gw_metrics_text(struct gateway *g, struct rv_buf *b)
-{
-    struct replica *rep = rpc_server_replica(g->cfg.rpc);
-    struct replica_info info;
-    struct rpc_counters rc;
-    replica_info(rep, &info);
-    rpc_server_counters(g->cfg.rpc, &rc);
-    gw__printf(b, "# HELP runvault_http_requests_total HTTP requests "
-                  "answered, by route and status class.\n"
-                  "# TYPE runvault_http_requests_total counter\n");
-    for (int r = 0; r < GW_N_ROUTES; r++)
-        for (int c = 0; c < 6; c++) {
-            uint64_t n = atomic_load(&g->stats.routes[r].n_by_class[c]);
-            if (n > 0)
-                gw__printf(b,
-                           "runvault_http_requests_total{route=\"%s\","
-                           "code=\"%s\"} %llu\n",
-                           gw_route_names[r],
-                           c == 0   ? "other"
-                           : c == 1 ? "1xx"
-                           : c == 2 ? "2xx"
-                           : c == 3 ? "3xx"
-                           : c == 4 ? "4xx"
-                                    : "5xx",
-                           (unsigned long long)n);
-        }
-    gw__printf(b, "# HELP runvault_http_request_duration_seconds Time from "
-                  "dequeue to answer.\n"
-                  "# TYPE runvault_http_request_duration_seconds histogram\n");
-    for (int r = 0; r < GW_N_ROUTES; r++) {
-        const struct gw_route_stats *rs = &g->stats.routes[r];
-        uint64_t n = atomic_load(&rs->n), cum = 0;
-        if (n == 0)
-            continue;
-        for (int i = 0; i < GW_N_BUCKETS; i++) {
-            cum += atomic_load(&rs->n_bucket[i]);
-            gw__printf(b,
-                       "runvault_http_request_duration_seconds_bucket{route="
-                       "\"%s\",le=\"%g\"} %llu\n",
-                       gw_route_names[r], gw_bucket_s[i],
-                       (unsigned long long)cum);
-        }
-        gw__printf(b,
-                   "runvault_http_request_duration_seconds_bucket{route="
-                   "\"%s\",le=\"+Inf\"} %llu\n"
-                   "runvault_http_request_duration_seconds_sum{route=\"%s\"} "
-                   "%.6f\n"
-                   "runvault_http_request_duration_seconds_count{route="
-                   "\"%s\"} %llu\n",
-                   gw_route_names[r], (unsigned long long)n, gw_route_names[r],
-                   (double)atomic_load(&rs->sum_us) / 1e6, gw_route_names[r],
-                   (unsigned long long)n);
-    }
-    static const char *const bp[8] = {"1",   "10",  "100", "1000",
-                                      "1e4", "1e5", "1e6", "+Inf"};
-    gw__printf(b, "# HELP runvault_http_batch_points Points per log-batch "
-                  "request.\n# TYPE runvault_http_batch_points histogram\n");
-    uint64_t cum = 0;
-    for (int i = 0; i < 8; i++) {
-        cum += atomic_load(&g->stats.batch_points_bucket[i]);
-        gw__printf(b, "runvault_http_batch_points_bucket{le=\"%s\"} %llu\n",
-                   bp[i], (unsigned long long)cum);
-    }
-    gw__printf(b, "runvault_http_batch_points_count %llu\n",
-               (unsigned long long)cum);
-    gw__printf(b,
-               "# TYPE runvault_http_points_total counter\n"
-               "runvault_http_points_total %llu\n"
-               "# TYPE runvault_http_log_lines_total counter\n"
-               "runvault_http_log_lines_total %llu\n"
-               "# TYPE runvault_http_artifact_bytes_total counter\n"
-               "runvault_http_artifact_bytes_total %llu\n"
-               "# TYPE runvault_http_rejected_busy_total counter\n"
-               "runvault_http_rejected_busy_total %llu\n"
-               "# TYPE runvault_http_queue_depth gauge\n"
-               "runvault_http_queue_depth %llu\n",
-               (unsigned long long)atomic_load(&g->stats.n_points),
-               (unsigned long long)atomic_load(&g->stats.n_log_lines),
-               (unsigned long long)atomic_load(&g->stats.n_artifact_bytes),
-               (unsigned long long)atomic_load(&g->stats.n_rejected_queue),
-               (unsigned long long)atomic_load(&g->stats.n_queued));
-    gw__printf(b,
-               "# TYPE runvault_rpc_requests_total counter\n"
-               "runvault_rpc_requests_total %llu\n"
-               "# TYPE runvault_rpc_forwarded_total counter\n"
-               "runvault_rpc_forwarded_total %llu\n"
-               "# TYPE runvault_rpc_forward_failed_total counter\n"
-               "runvault_rpc_forward_failed_total %llu\n",
-               (unsigned long long)rc.n_requests,
-               (unsigned long long)rc.n_forwarded,
-               (unsigned long long)rc.n_forward_failed);
-    gw__printf(b,
-               "# TYPE runvault_raft_term gauge\nrunvault_raft_term %llu\n"
-               "# TYPE runvault_raft_last_index gauge\n"
-               "runvault_raft_last_index %llu\n"
-               "# TYPE runvault_raft_commit_index gauge\n"
-               "runvault_raft_commit_index %llu\n"
-               "# TYPE runvault_raft_applied_index gauge\n"
-               "runvault_raft_applied_index %llu\n"
-               "# HELP runvault_apply_lag_entries Committed entries not yet "
-               "applied here.\n"
-               "# TYPE runvault_apply_lag_entries gauge\n"
-               "runvault_apply_lag_entries %llu\n"
-               "# TYPE runvault_raft_leader_id gauge\n"
-               "runvault_raft_leader_id %llu\n",
-               (unsigned long long)info.term,
-               (unsigned long long)info.last_index,
-               (unsigned long long)info.commit_index,
-               (unsigned long long)info.applied_index,
-               (unsigned long long)(info.commit_index > info.applied_index
-                                        ? info.commit_index - info.applied_index
-                                        : 0),
-               (unsigned long long)info.leader_id);
-    gw__printf(b, "# TYPE runvault_raft_state gauge\n");
-    static const char *const states[] = {"follower", "candidate", "leader",
-                                         "unavailable"};
-    for (int i = 0; i < 4; i++)
-        gw__printf(b, "runvault_raft_state{state=\"%s\"} %d\n", states[i],
-                   strcmp(replica_state_name(info.state), states[i]) == 0);
-    gw__printf(
-        b,
-        "# HELP runvault_raft_entries_total Command entries proposed "
-        "by this node as leader; commands/entries is the batch "
-        "size.\n"
-        "# TYPE runvault_raft_entries_total counter\n"
-        "runvault_raft_entries_total %llu\n"
-        "# TYPE runvault_raft_commands_total counter\n"
-        "runvault_raft_commands_total %llu\n"
-        "# TYPE runvault_raft_barriers_total counter\n"
-        "runvault_raft_barriers_total %llu\n"
-        "# TYPE runvault_store_syncs_total counter\n"
-        "runvault_store_syncs_total %llu\n"
-        "# TYPE runvault_snapshots_total counter\n"
-        "runvault_snapshots_total %llu\n"
-        "# TYPE runvault_catch_ups_total counter\n"
-        "runvault_catch_ups_total %llu\n",
-        (unsigned long long)info.n_entries, (unsigned long long)info.n_commands,
-        (unsigned long long)info.n_barriers, (unsigned long long)info.n_syncs,
-        (unsigned long long)info.n_snapshots,
-        (unsigned long long)info.n_catch_ups);
-    gw__printf(b,
-               "# HELP runvault_disk_bytes Bytes on disk by part.\n"
-               "# TYPE runvault_disk_bytes gauge\n"
-               "runvault_disk_bytes{part=\"vlog\"} %llu\n"
-               "runvault_disk_bytes{part=\"index\"} %llu\n",
-               (unsigned long long)store_vlog_bytes(replica_store(rep)),
-               (unsigned long long)gw__file_bytes(g->data_dir, "index.mdb"));
+    gw__server_free(srv);
 }

@@ -1,5 +1,44 @@
 /* Inside the gateway: one HTTP exchange as the endpoint handlers see it,
- * the response helpers and the counters /metrics reports. */
+ * the route table they are reached through, the helpers every resource
+ * shares and the counters /metrics reports. Never included from outside
+ * gateway/ (the HTTP fuzzer and tests/unit/test_gateway.c excepted).
+ *
+ * Threads: an exchange, its gw_ctx and everything a handler does run on
+ * the one worker answering it (or a test's thread), start to end; the
+ * handlers share nothing but struct gateway's atomic counters. Errors:
+ * a handler never returns one; it answers (gw_reply_*, gw__reject), and
+ * every check below that answers returns -1 (or NULL), else 0.
+ *
+ * Rooms (each file answers one question):
+ *   gateway.c               nng's HTTP server, the request queue, the
+ *                           workers and their jansson arenas
+ *   gateway_reply.c         the error table, answers, the request line
+ *   gateway_route.c         the route table, its matcher and dispatcher,
+ *                           a handler's context (allocations, node calls)
+ *   gateway_read.c          reads: query parameters, read options
+ *   gateway_write.c         writes: JSON bodies, idempotency, durability
+ *   gateway_json_run.c      runs: create, status, delete/restore, get,
+ *                           list, analytics
+ *   gateway_json_metric.c   log-batch (metrics, params, tags), history
+ *   gateway_json_log.c      log lines in and out
+ *   gateway_json_artifact.c artifact upload, download, listing
+ *   gateway_json_cluster.c  cluster status, node add/remove, transfer
+ *   gateway_json_ops.c      /healthz, /readyz, /metrics, /api/config
+ *
+ * HOW TO ADD A RESOURCE (teams, tokens, MLflow's /api/2.0/mlflow/...,
+ * static UI assets):
+ *   1. Write gateway_json_<resource>.c: one gw_handler per endpoint, each
+ *      mapping the request (gw__q_* for query parameters, gw__body and
+ *      gw__str/gw__int/gw__kvs for JSON bodies) to one native request
+ *      (gw__call for reads, gw__write for commands) and the answer back to
+ *      JSON (gw_reply_json). Declare the handlers below under its heading.
+ *   2. Add its rows to gw_routes in gateway_route.c: method, pattern,
+ *      counter (a GATEWAY_ROUTES entry for /metrics), flags, body limit,
+ *      handler. A new path parameter is a GW_P_* value (below) and one
+ *      row of gw_params there.
+ *   3. A second prefix for the same rows (MLflow's /ajax-api/2.0/mlflow/
+ *      beside /api/2.0/mlflow/) is one row of gw_aliases there.
+ *   4. Add the file to CMakeLists.txt. Nothing else changes. */
 #ifndef RV_GATEWAY_GATEWAY_INT_H
 #define RV_GATEWAY_GATEWAY_INT_H
 
@@ -59,6 +98,9 @@ struct gw_stats {
     _Atomic uint64_t batch_points_bucket[8]; /* Points per log-batch. */
 };
 
+struct gw_block;     /* gateway_route.c */
+struct replica_info; /* raft/replica.h */
+
 struct gw_kv {
     char *key, *value; /* Decoded; point into the exchange's buffer. */
 };
@@ -99,7 +141,8 @@ struct gw_exchange {
     int status;
     const char *out_type; /* Content-Type; static or type_buf. */
     char type_buf[256];
-    const char *allow; /* Allow header of a 405, static. */
+    const char *allow; /* Allow header of a 405: static or allow_buf. */
+    char allow_buf[64];
     struct rv_buf out;
     int is_retry_after;
 };
@@ -112,7 +155,7 @@ struct gateway {
     uint64_t boot_client_base; /* Random, per boot. */
 };
 
-/* ---- Answers (gateway.c) ---- */
+/* ---- Answers and the request line (gateway_reply.c) ---- */
 
 /* Set the answer to JSON j (stolen: freed here) with status. */
 void gw_reply_json(struct gw_exchange *x, int status, json_t *j);
@@ -135,15 +178,152 @@ int gw_parse_uri(struct gw_exchange *x, char *uri, char *errmsg);
 /* The query parameter name, or NULL. */
 const char *gw_query(const struct gw_exchange *x, const char *name);
 
-/* Prometheus text into out. */
-void gw_metrics_text(struct gateway *g, struct rv_buf *out);
+/* ---- Routing (gateway_route.c) ---- */
 
-/* ---- Endpoints (gateway_route.c) ---- */
+/* The path parameters a pattern can hold ({run}, {node}, {path}); the
+ * matcher extracts and checks each once (gw_params in gateway_route.c). */
+enum gw_param {
+    GW_P_RUN,  /* {run}: one segment, a valid run id. */
+    GW_P_NODE, /* {node}: the rest of the path, a positive node id. */
+    GW_P_PATH, /* {path}: the rest of the path, an artifact path. */
+    GW_N_PARAMS
+};
 
-/* Route x by method and path and answer it. */
+/* What a handler sees: the exchange, the path parameters, and blocks it
+ * allocates for its native request (freed when the exchange ends). One
+ * per exchange, on the worker's stack. */
+struct gw_ctx {
+    struct gw_exchange *x;
+    struct gw_block *blocks;
+    char *param[GW_N_PARAMS]; /* In param_buf, or NULL if absent. */
+    uint64_t node_id;         /* {node}, parsed. */
+    char canon[GATEWAY_MAX_PATH_BYTES + 64]; /* Path after an alias. */
+    char param_buf[GATEWAY_MAX_PATH_BYTES + 64 + GW_N_PARAMS];
+    char errmsg[RV_ERRMSG_SIZE];
+};
+
+/* An endpoint. It answers through gw_reply_* (every path out of it sets
+ * x->status); c and what it points at are valid during the call. */
+typedef void (*gw_handler)(struct gw_ctx *c);
+
+/* Route x by method and path and answer it (the table in
+ * gateway_route.c). Worker thread (or the fuzzer's). */
 void gw_route(struct gw_exchange *x);
+
+/* Answer the error code with the message printf(fmt, ...) (kept in
+ * c->errmsg). Returns -1, for "return gw__reject(...)". */
+int gw__reject(struct gw_ctx *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* n zeroed bytes that live until the exchange ends, or NULL. */
+void *gw__alloc(struct gw_ctx *c, size_t n);
+
+/* Answer the native request (req borrowed) through the node: the
+ * response, valid until the next call, or NULL when it failed and the
+ * error answer is made. */
+const Rv__Response *gw__call(struct gw_ctx *c, Rv__Request *req);
+
+/* ---- Reads (gateway_read.c) ----
+ * Each gw__q_* reads one query parameter; absent leaves the default (and
+ * *is_set 0). On a bad value they answer 400 and return -1. */
+
+int gw__q_i64(struct gw_ctx *c, const char *name, int64_t min, int64_t max,
+              int64_t *out, int *is_set);
+int gw__q_u64(struct gw_ctx *c, const char *name, uint64_t max, uint64_t *out,
+              int *is_set);
+/* A string parameter of at most max bytes, or NULL. */
+int gw__q_str(struct gw_ctx *c, const char *name, size_t max, const char **out);
+/* consistency= and min_index= into *ro (caller's), set as req->read. */
+int gw__read_options(struct gw_ctx *c, Rv__Request *req, Rv__ReadOptions *ro);
+
+/* This node's replica state, through the exchange's ops or the node's. */
+void gw__info(struct gw_ctx *c, struct replica_info *info);
+int gw__is_running(struct gw_ctx *c);
+
+/* Milliseconds since the exchange started, rounded to 1/1024 ms. */
+double gw__elapsed_ms(const struct gw_exchange *x);
 
 /* A JSON number or the strings "NaN", "Infinity", "-Infinity". */
 json_t *gw_json_double(double v);
+
+/* ---- Writes (gateway_write.c) ----
+ * Each check answers 400 (or 413) itself and returns -1; 0 when fine. */
+
+/* The JSON object body (the route's body limit is already checked), or
+ * NULL when answered. Caller json_decref()s it. */
+json_t *gw__body(struct gw_ctx *c);
+/* Only the listed members may appear; names ends with NULL. */
+int gw__only(struct gw_ctx *c, json_t *obj, const char *where,
+             const char *const *names);
+/* A string member of at most max bytes; *out borrowed from obj. */
+int gw__str(struct gw_ctx *c, json_t *obj, const char *name, int is_required,
+            size_t max, char **out);
+/* An integer member in [min, max]; absent leaves *out. */
+int gw__int(struct gw_ctx *c, json_t *obj, const char *name, const char *where,
+            int64_t min, int64_t max, int64_t *out);
+/* 0 if key is a valid metric, param or tag key, else the 400 answered,
+ * naming it as where, sep, "key" ("params key", "metrics[3].key"). */
+int gw__key(struct gw_ctx *c, const char *where, const char *sep,
+            const char *key);
+/* params/tags: an object of string values -> KV pointers (gw__alloc'd). */
+int gw__kvs(struct gw_ctx *c, json_t *obj, const char *name, size_t max_n,
+            size_t max_value, Rv__KV ***out, size_t *n_out);
+/* (client_id, seq) from the Idempotency-Key header, or the worker's. */
+int gw__idempotency(struct gw_ctx *c, uint64_t *client_id, uint64_t *seq);
+/* Stamp cmd with the request's idempotency pair; -1 when answered. */
+int gw__stamp(struct gw_ctx *c, Rv__Command *cmd);
+/* Send the commands as one write (durability= from the query); the
+ * response, or NULL when the write or a command failed and is answered. */
+const Rv__Response *gw__write(struct gw_ctx *c, Rv__Command **cmds, size_t n);
+/* {"index": r->index} */
+json_t *gw__index_reply(const Rv__Response *r);
+
+/* ---- Runs (gateway_json_run.c) ---- */
+
+/* 0 if id is a valid run id, else -1 with the 400 answered. */
+int gw__run_id(struct gw_ctx *c, const char *id);
+void gw_run_create(struct gw_ctx *c);
+void gw_run_get(struct gw_ctx *c);
+void gw_run_set_status(struct gw_ctx *c);
+void gw_run_delete(struct gw_ctx *c);
+void gw_run_restore(struct gw_ctx *c);
+void gw_run_list(struct gw_ctx *c);
+void gw_run_analytics(struct gw_ctx *c);
+/* A run's full JSON (params, tags, summary), or NULL (no memory). */
+json_t *gw__run_full_json(const Rv__RunInfo *ri);
+
+/* ---- Metrics (gateway_json_metric.c) ---- */
+
+void gw_metric_log_batch(struct gw_ctx *c);
+void gw_metric_history(struct gw_ctx *c);
+
+/* ---- Log lines (gateway_json_log.c) ---- */
+
+void gw_log_append(struct gw_ctx *c);
+void gw_log_read(struct gw_ctx *c);
+
+/* ---- Artifacts (gateway_json_artifact.c) ---- */
+
+void gw_artifact_put(struct gw_ctx *c);
+void gw_artifact_get(struct gw_ctx *c);
+void gw_artifact_list(struct gw_ctx *c);
+
+/* ---- Cluster (gateway_json_cluster.c) ---- */
+
+void gw_cluster_get(struct gw_ctx *c);
+void gw_cluster_node_add(struct gw_ctx *c);
+void gw_cluster_node_remove(struct gw_ctx *c);
+void gw_cluster_transfer(struct gw_ctx *c);
+
+/* ---- Operations (gateway_json_ops.c) ---- */
+
+void gw_ops_healthz(struct gw_ctx *c);
+void gw_ops_readyz(struct gw_ctx *c);
+void gw_ops_metrics(struct gw_ctx *c);
+void gw_ops_config(struct gw_ctx *c);
+/* Count x's answer (status class, latency) under its route. Any thread. */
+void gw__count(struct gateway *g, const struct gw_exchange *x);
+/* Prometheus text into out. Any thread. */
+void gw_metrics_text(struct gateway *g, struct rv_buf *out);
 
 #endif /* RV_GATEWAY_GATEWAY_INT_H */

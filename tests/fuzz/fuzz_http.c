@@ -4,14 +4,14 @@
  * (an empty line: no header) and the body (the rest). The request goes the
  * way a gateway worker takes it (gw__serve_one): the target's length
  * bound, gw_parse_uri (percent-decoding, UTF-8, the query parameters),
- * then gw_route: routing, query parameters, the JSON body and every check
- * at the door of every endpoint of docs/HTTP.md. Where the gateway calls
- * the RPC layer the request is packed and decoded again (as a forward to
- * the leader sends it; it must decode) and answered by fuzz_node.h's node
- * on a real store, so the handlers also render real answers. Every answer
- * must have a status, and a JSON one must parse. /metrics is left out: it
- * reads the RPC server's counters, and takes no input. No crash, leak or
- * UB. */
+ * then gw_route: the route table (gateway_route.c), query parameters, the
+ * JSON body and every check at the door of every endpoint of docs/HTTP.md.
+ * Where the gateway calls the RPC layer the request is packed and decoded
+ * again (as a forward to the leader sends it; it must decode) and answered
+ * by fuzz_node.h's node on a real store, so the handlers also render real
+ * answers. Every answer must have a status, and a JSON one must parse.
+ * /metrics is left out: it reads the RPC server's counters, and takes no
+ * input. No crash, leak or UB. */
 #include "gateway/gateway_int.h"
 #include "tests/fuzz/fuzz_node.h"
 

@@ -1,0 +1,355 @@
+/* Metrics: the log-batch JSON (metrics, params, tags) -> one columnar
+ * Rv__LogBatch command, and metric history out (one series, downsampled,
+ * or every series from the run's summary). */
+#include "base/clock.h"
+#include "gateway/gateway_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- The columnar batch ----------------------------------------------
+ * Points -> one columnar Rv__Metrics, keys and contexts through a
+ * dictionary. The only place the gateway assembles a batch: at merge time
+ * the shared builder of proto/contract.h replaces this section, behind the
+ * same three calls (gw__batch_init, gw__batch_add, gw__batch_finish). */
+
+/* A tiny open-addressing table from (key, context) strings to their
+ * dictionary index, for building the columnar batch. */
+#define GW_DICT_SLOTS 4096 /* > 2 * (GATEWAY_MAX_METRICS + 1) */
+
+struct gw_dict {
+    const char *s[GW_DICT_SLOTS];
+    uint32_t idx[GW_DICT_SLOTS];
+    uint32_t n;
+};
+
+struct gw_batch {
+    Rv__Metrics *m; /* Borrowed: the caller's. */
+    struct gw_dict *keys, *ctxs;
+    size_t n;
+    int has_context;
+};
+
+static uint32_t
+gw__dict_get(struct gw_dict *d, const char *s, char **list)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = s; *p != '\0'; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    for (uint32_t i = (uint32_t)(h % GW_DICT_SLOTS);;
+         i = (i + 1) % GW_DICT_SLOTS) {
+        if (d->s[i] == NULL) {
+            d->s[i] = s;
+            d->idx[i] = d->n;
+            list[d->n] = (char *)s;
+            return d->n++;
+        }
+        if (strcmp(d->s[i], s) == 0)
+            return d->idx[i];
+    }
+}
+
+/* Room for n points in m, from c's blocks (they live until the exchange
+ * ends). Returns 0, or -1 when out of memory (not answered). */
+static int
+gw__batch_init(struct gw_ctx *c, struct gw_batch *b, Rv__Metrics *m, size_t n)
+{
+    memset(b, 0, sizeof *b);
+    b->m = m;
+    if (n == 0)
+        return 0;
+    b->keys = gw__alloc(c, sizeof *b->keys);
+    b->ctxs = gw__alloc(c, sizeof *b->ctxs);
+    m->keys = gw__alloc(c, n * sizeof *m->keys);
+    m->contexts = gw__alloc(c, n * sizeof *m->contexts);
+    m->key_idx = gw__alloc(c, n * sizeof *m->key_idx);
+    m->ctx_idx = gw__alloc(c, n * sizeof *m->ctx_idx);
+    m->steps = gw__alloc(c, n * sizeof *m->steps);
+    m->timestamps_ms = gw__alloc(c, n * sizeof *m->timestamps_ms);
+    m->values = gw__alloc(c, n * sizeof *m->values);
+    if (b->keys == NULL || b->ctxs == NULL || m->keys == NULL ||
+        m->contexts == NULL || m->key_idx == NULL || m->ctx_idx == NULL ||
+        m->steps == NULL || m->timestamps_ms == NULL || m->values == NULL)
+        return -1;
+    return 0;
+}
+
+/* Append a point (at most the n of gw__batch_init). key and ctx are
+ * borrowed and must live as long as the batch; ctx NULL or "" is none. */
+static void
+gw__batch_add(struct gw_batch *b, const char *key, const char *ctx,
+              int64_t step, int64_t ts_ms, double value)
+{
+    Rv__Metrics *m = b->m;
+    size_t i = b->n++;
+    m->key_idx[i] = gw__dict_get(b->keys, key, m->keys);
+    m->ctx_idx[i] = gw__dict_get(b->ctxs, ctx != NULL ? ctx : "", m->contexts);
+    b->has_context |= ctx != NULL && ctx[0] != '\0';
+    m->steps[i] = step;
+    m->timestamps_ms[i] = ts_ms;
+    m->values[i] = value;
+}
+
+/* Set the counts. Returns the batch's Rv__Metrics, or NULL when it holds
+ * no point (the log batch then has no metrics). */
+static Rv__Metrics *
+gw__batch_finish(struct gw_batch *b)
+{
+    Rv__Metrics *m = b->m;
+    if (b->n == 0)
+        return NULL;
+    m->n_keys = b->keys->n;
+    m->n_key_idx = m->n_steps = m->n_timestamps_ms = m->n_values = b->n;
+    if (b->has_context) {
+        m->n_contexts = b->ctxs->n;
+        m->n_ctx_idx = b->n;
+    }
+    return m;
+}
+
+/* ---- log-batch ---------------------------------------------------------- */
+
+struct gw_point {
+    const char *key, *ctx; /* Borrowed from the JSON; ctx may be NULL. */
+    int64_t step, ts_ms;
+    double value;
+};
+
+/* Point p when it is well-formed (the hot path: one pass, no messages);
+ * 0 when it is not (gw__point_error says why). */
+static int
+gw__point_parse(json_t *p, int64_t now, struct gw_point *out)
+{
+    json_t *jk = json_object_get(p, "key"), *jv = json_object_get(p, "value");
+    json_t *js = json_object_get(p, "step");
+    json_t *jt = json_object_get(p, "timestamp");
+    json_t *jc = json_object_get(p, "context");
+    size_t known = (size_t)((jk != NULL) + (jv != NULL) + (js != NULL) +
+                            (jt != NULL) + (jc != NULL));
+    const char *key = json_string_value(jk);
+    const char *ctx = json_is_null(jc) ? NULL : json_string_value(jc);
+    const char *vs = json_string_value(jv);
+    double d = 0;
+    int is_ok = json_is_object(p) && json_object_size(p) == known &&
+                key != NULL && store_key_valid(key, json_string_length(jk));
+    is_ok =
+        is_ok &&
+        (jc == NULL || json_is_null(jc) ||
+         (ctx != NULL && json_string_length(jc) <= STORE_MAX_CONTEXT_BYTES));
+    is_ok = is_ok && (js == NULL || json_is_integer(js));
+    is_ok = is_ok && (jt == NULL ||
+                      (json_is_integer(jt) && json_integer_value(jt) >= 0));
+    if (is_ok && json_is_number(jv))
+        d = json_number_value(jv);
+    else if (is_ok && vs != NULL && strcmp(vs, "NaN") == 0)
+        d = NAN;
+    else if (is_ok && vs != NULL && strcmp(vs, "Infinity") == 0)
+        d = INFINITY;
+    else if (is_ok && vs != NULL && strcmp(vs, "-Infinity") == 0)
+        d = -INFINITY;
+    else
+        return 0;
+    out->key = key;
+    out->ctx = ctx;
+    out->step = js != NULL ? (int64_t)json_integer_value(js) : 0;
+    out->ts_ms = jt != NULL ? (int64_t)json_integer_value(jt) : now;
+    out->value = d;
+    return 1;
+}
+
+/* Say what is wrong with metric point i (the hot loop found it bad). */
+static void
+gw__point_error(struct gw_ctx *c, json_t *p, size_t i)
+{
+    static const char *const mfields[] = {"key",       "value",   "step",
+                                          "timestamp", "context", NULL};
+    char where[32], *key, *ctx;
+    int64_t v = 0;
+    snprintf(where, sizeof where, "metrics[%zu]", i);
+    if (!json_is_object(p)) {
+        gw__reject(c, RV_EINVAL, "%s must be an object", where);
+        return;
+    }
+    if (gw__only(c, p, where, mfields) != 0 ||
+        gw__str(c, p, "key", 1, STORE_MAX_KEY_BYTES, &key) != 0 ||
+        gw__str(c, p, "context", 0, STORE_MAX_CONTEXT_BYTES, &ctx) != 0 ||
+        gw__int(c, p, "step", where, INT64_MIN, INT64_MAX, &v) != 0 ||
+        gw__int(c, p, "timestamp", where, 0, INT64_MAX, &v) != 0)
+        return;
+    if (gw__key(c, where, ".", key) != 0)
+        return;
+    gw__reject(c, RV_EINVAL,
+               "%s.value must be a number or \"NaN\", \"Infinity\", "
+               "\"-Infinity\"",
+               where);
+}
+
+/* The "metrics" array ms of n points into lb's columnar batch (m is the
+ * caller's storage). Returns 0, or -1 when answered. */
+static int
+gw__metric_points(struct gw_ctx *c, json_t *ms, size_t n, Rv__LogBatch *lb,
+                  Rv__Metrics *m)
+{
+    struct gw_batch b;
+    if (gw__batch_init(c, &b, m, n) != 0) {
+        gw_reply_error(c->x, RV_ENOMEM, NULL);
+        return -1;
+    }
+    int64_t now = (int64_t)rv_clock_wall_ms();
+    for (size_t i = 0; i < n; i++) {
+        json_t *p = json_array_get(ms, i);
+        struct gw_point pt;
+        if (!gw__point_parse(p, now, &pt)) {
+            gw__point_error(c, p, i);
+            return -1;
+        }
+        gw__batch_add(&b, pt.key, pt.ctx, pt.step, pt.ts_ms, pt.value);
+    }
+    lb->metrics = gw__batch_finish(&b);
+    return 0;
+}
+
+/* The size of the "metrics" member of j (absent or null: 0) into *n.
+ * Returns 0, or -1 when answered. */
+static int
+gw__metric_count(struct gw_ctx *c, json_t *j, json_t **ms, size_t *n)
+{
+    *ms = json_object_get(j, "metrics");
+    *n = 0;
+    if (*ms != NULL && !json_is_null(*ms)) {
+        if (!json_is_array(*ms)) {
+            gw_reply_error(c->x, RV_EINVAL, "'metrics' must be an array");
+            return -1;
+        }
+        *n = json_array_size(*ms);
+    }
+    if (*n > GATEWAY_MAX_METRICS) {
+        return gw__reject(c, RV_EINVAL, "%zu metrics in one batch, at most %d",
+                          *n, GATEWAY_MAX_METRICS);
+    }
+    return 0;
+}
+
+static void
+gw__batch_count(struct gateway *g, size_t n)
+{
+    atomic_fetch_add(&g->stats.n_points, n);
+    int b = 0;
+    for (size_t lim = 1; b < 7 && n > lim; lim *= 10)
+        b++;
+    atomic_fetch_add(&g->stats.batch_points_bucket[b], 1);
+}
+
+/* POST /api/v2/runs/{run}/log-batch {"metrics","params","tags"}: one
+ * command, all or nothing. */
+void
+gw_metric_log_batch(struct gw_ctx *c)
+{
+    static const char *const fields[] = {"metrics", "params", "tags", NULL};
+    Rv__Command cmd = RV__COMMAND__INIT, *cmds[1] = {&cmd};
+    Rv__LogBatch lb = RV__LOG_BATCH__INIT;
+    Rv__Metrics m = RV__METRICS__INIT;
+    json_t *ms;
+    size_t n;
+    json_t *j = gw__body(c);
+    if (j == NULL)
+        return;
+    if (gw__only(c, j, "log-batch", fields) != 0 ||
+        gw__kvs(c, j, "params", STORE_MAX_PARAMS_PER_COMMAND,
+                STORE_MAX_PARAM_VALUE_BYTES, &lb.params, &lb.n_params) != 0 ||
+        gw__kvs(c, j, "tags", STORE_MAX_TAGS_PER_COMMAND,
+                STORE_MAX_TAG_VALUE_BYTES, &lb.tags, &lb.n_tags) != 0 ||
+        gw__metric_count(c, j, &ms, &n) != 0 ||
+        gw__metric_points(c, ms, n, &lb, &m) != 0)
+        goto out;
+    lb.run_id = c->param[GW_P_RUN];
+    if (gw__stamp(c, &cmd) != 0)
+        goto out;
+    cmd.body_case = RV__COMMAND__BODY_LOG_BATCH;
+    cmd.log_batch = &lb;
+    const Rv__Response *r = gw__write(c, cmds, 1);
+    if (r == NULL)
+        goto out;
+    gw__batch_count(c->x->g, n);
+    gw_reply_json(c->x, 200, gw__index_reply(r));
+out:
+    json_decref(j);
+}
+
+/* ---- History ------------------------------------------------------------ */
+
+/* GET /api/v2/runs/{run}/metrics: one series (key=), or every series
+ * of the run from its summary. */
+void
+gw_metric_history(struct gw_ctx *c)
+{
+    char *run_id = c->param[GW_P_RUN];
+    Rv__Request req = RV__REQUEST__INIT;
+    Rv__ReadOptions ro;
+    Rv__HistoryRequest h = RV__HISTORY_REQUEST__INIT;
+    const char *key, *ctx;
+    int64_t min_step = 0, max_step = 0;
+    uint64_t ds = 0;
+    int has_min, has_max, has_ds;
+    if (gw__read_options(c, &req, &ro) != 0 ||
+        gw__q_str(c, "key", STORE_MAX_KEY_BYTES, &key) != 0 ||
+        gw__q_str(c, "context", STORE_MAX_CONTEXT_BYTES, &ctx) != 0 ||
+        gw__q_i64(c, "min_step", INT64_MIN, INT64_MAX, &min_step, &has_min) !=
+            0 ||
+        gw__q_i64(c, "max_step", INT64_MIN, INT64_MAX, &max_step, &has_max) !=
+            0 ||
+        gw__q_u64(c, "downsample", STORE_MAX_DOWNSAMPLE, &ds, &has_ds) != 0)
+        return;
+    if (key == NULL) {
+        /* No key: the run's series, from its summary. */
+        Rv__GetRunRequest gr = RV__GET_RUN_REQUEST__INIT;
+        gr.run_id = run_id;
+        req.body_case = RV__REQUEST__BODY_GET_RUN;
+        req.get_run = &gr;
+        const Rv__Response *r = gw__call(c, &req);
+        if (r == NULL || r->run == NULL) {
+            if (r != NULL)
+                gw_reply_error(c->x, RV_ENOTFOUND, NULL);
+            return;
+        }
+        json_t *full = gw__run_full_json(r->run);
+        json_t *arr = json_array();
+        const char *k;
+        json_t *v;
+        json_object_foreach(json_object_get(full, "summary"), k, v)
+            json_array_append(arr, v);
+        json_decref(full);
+        gw_reply_json(c->x, 200,
+                      json_pack("{s:o,s:f}", "metrics", arr, "query_time_ms",
+                                gw__elapsed_ms(c->x)));
+        return;
+    }
+    h.run_id = run_id;
+    h.key = (char *)key;
+    h.context = (char *)ctx;
+    h.has_min_step = has_min;
+    h.min_step = min_step;
+    h.has_max_step = has_max;
+    h.max_step = max_step;
+    h.has_downsample = has_ds && ds > 0;
+    h.downsample = (uint32_t)ds;
+    req.body_case = RV__REQUEST__BODY_HISTORY;
+    req.history = &h;
+    const Rv__Response *r = gw__call(c, &req);
+    if (r == NULL)
+        return;
+    json_t *pts = json_array();
+    for (size_t i = 0; pts != NULL && i < r->n_steps; i++) {
+        json_t *p = json_array();
+        json_array_append_new(p, json_integer(r->steps[i]));
+        json_array_append_new(p, json_integer(r->timestamps_ms[i]));
+        json_array_append_new(p, gw_json_double(r->values[i]));
+        json_array_append_new(pts, p);
+    }
+    gw_reply_json(c->x, 200,
+                  json_pack("{s:s,s:s,s:o,s:I,s:f}", "key", key, "context",
+                            ctx != NULL ? ctx : "", "points", pts,
+                            "applied_index", (json_int_t)r->applied_index,
+                            "query_time_ms", gw__elapsed_ms(c->x)));
+}
