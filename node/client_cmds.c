@@ -9,6 +9,8 @@
 #include "node/client_cmds.h"
 
 #include "base/clock.h"
+#include "base/exit.h"
+#include "node/defaults.h"
 #include "proto/proto.h"
 #include "rpc/batch.h"
 #include "rpc/client.h"
@@ -118,14 +120,14 @@ struct cli_command {
 };
 
 static const char cli_exit_text[] =
-    "exit codes: 0 ok, 1 bad arguments, 2 bad input data, 3 run or series "
-    "not found,\n"
-    "            4 other failure (local I/O, request refused), 9 no node "
-    "answered\n"
+    "exit codes: 0 ok, 1 bad arguments, 3 local failure, 9 no node "
+    "answered,\n"
+    "            10 bad input data, 11 run or series not found, 12 request "
+    "refused\n"
     "endpoint:   --endpoint LIST (tcp://IP:PORT, ipc://PATH or "
     "http://IP:PORT,\n"
     "            comma-separated) or RUNVAULT_ENDPOINT; "
-    "default " CLI_DEFAULT_ENDPOINT "\n"
+    "default " NODE_DEFAULT_ENDPOINT "\n"
     "            --timeout-ms MS bounds each call, retries included "
     "(30000)\n";
 
@@ -341,19 +343,31 @@ cli__is_no_answer(int code)
            code == RV_ETIMEDOUT || code == RV_EUNKNOWN;
 }
 
+/* The codes of a failure on this machine (a file, memory, an answer that
+ * does not decode or an artifact whose SHA-256 differs); any other code
+ * is the cluster's answer. */
+static int
+cli__is_local(int code)
+{
+    return code == RV_EIO || code == RV_ENOMEM || code == RV_ENOSPACE ||
+           code == RV_EMALFORMED || code == RV_ECORRUPT;
+}
+
 /* The exit code for an RV_* outcome of a read or of an argument check. */
 static int
 cli__exit_for(int code)
 {
     if (code == RV_OK)
-        return CLI_EXIT_OK;
+        return RV_EXIT_OK;
     if (code == RV_ENOTFOUND)
-        return CLI_EXIT_NOTFOUND;
+        return RV_EXIT_NOTFOUND;
     if (code == RV_EINVAL || code == RV_EPARSE)
-        return CLI_EXIT_USAGE;
+        return RV_EXIT_USAGE;
     if (cli__is_no_answer(code))
-        return CLI_EXIT_UNAVAILABLE;
-    return CLI_EXIT_FAILURE;
+        return RV_EXIT_UNAVAILABLE;
+    if (cli__is_local(code))
+        return RV_EXIT_FAILURE;
+    return RV_EXIT_REFUSED;
 }
 
 /* The exit code for an RV_* outcome of a write of input data. */
@@ -362,7 +376,7 @@ cli__exit_for_data(int code)
 {
     if (code == RV_EINVAL || code == RV_ECONFLICT || code == RV_EEXIST ||
         code == RV_ETOOBIG || code == RV_ESTATE || code == RV_ENOTFOUND)
-        return CLI_EXIT_DATA;
+        return RV_EXIT_DATA;
     return cli__exit_for(code);
 }
 
@@ -851,10 +865,10 @@ cli__ls(struct cli *cl, const struct cli_args *a)
     uint64_t limit = CLI_DEFAULT_LIMIT;
     if (a->v[O_LIMIT] != NULL && cli__parse_u64(a->v[O_LIMIT], &limit) != 0) {
         fprintf(stderr, "runvault ls: --limit wants a number (0: all)\n");
-        return CLI_EXIT_USAGE;
+        return RV_EXIT_USAGE;
     }
     if (cli__ls_filter(a, &e) != 0)
-        return CLI_EXIT_USAGE;
+        return RV_EXIT_USAGE;
     Rv__Response **pages;
     size_t n_pages;
     int rc = cli__ls_fetch(cl, a, e.s, limit, &pages, &n_pages);
@@ -866,7 +880,7 @@ cli__ls(struct cli *cl, const struct cli_args *a)
         rc = RV_ENOMEM;
         rv_errmsg_printf(cl->errmsg, "out of memory");
     }
-    int code = CLI_EXIT_OK;
+    int code = RV_EXIT_OK;
     if (rc == RV_OK) {
         n = 0;
         for (size_t i = 0; i < n_pages; i++)
@@ -978,7 +992,7 @@ cli__show(struct cli *cl, const struct cli_args *a)
     if (a->v[O_JSON] != NULL) {
         cli__show_json(r);
         rvc_response_free(resp);
-        return CLI_EXIT_OK;
+        return RV_EXIT_OK;
     }
     char created[CLI_TIME_BYTES], ended[CLI_TIME_BYTES];
     cli__fmt_time(r->has_created_at_ms ? r->created_at_ms : 0, created);
@@ -1004,7 +1018,7 @@ cli__show(struct cli *cl, const struct cli_args *a)
     if (r->n_summary > 0)
         cli__show_summary(r);
     rvc_response_free(resp);
-    return CLI_EXIT_OK;
+    return RV_EXIT_OK;
 }
 
 /* ---- metrics ------------------------------------------------------------ */
@@ -1016,7 +1030,7 @@ cli__metrics(struct cli *cl, const struct cli_args *a)
     uint64_t ds = 0;
     if (a->v[O_KEY] == NULL || a->v[O_KEY][0] == '\0') {
         fprintf(stderr, "runvault metrics: --key KEY is required\n");
-        return CLI_EXIT_USAGE;
+        return RV_EXIT_USAGE;
     }
     if ((a->v[O_MIN_STEP] && cli__parse_i64(a->v[O_MIN_STEP], &lo) != 0) ||
         (a->v[O_MAX_STEP] && cli__parse_i64(a->v[O_MAX_STEP], &hi) != 0) ||
@@ -1026,11 +1040,11 @@ cli__metrics(struct cli *cl, const struct cli_args *a)
                 "runvault metrics: --min-step and --max-step want integers, "
                 "--downsample 0..%d\n",
                 STORE_MAX_DOWNSAMPLE);
-        return CLI_EXIT_USAGE;
+        return RV_EXIT_USAGE;
     }
     if (a->v[O_JSON] != NULL && a->v[O_CSV] != NULL) {
         fprintf(stderr, "runvault metrics: --json or --csv, not both\n");
-        return CLI_EXIT_USAGE;
+        return RV_EXIT_USAGE;
     }
     struct cli_points pts;
     memset(&pts, 0, sizeof pts);
@@ -1073,7 +1087,7 @@ cli__metrics(struct cli *cl, const struct cli_args *a)
         }
     }
     cli__points_free(&pts);
-    return CLI_EXIT_OK;
+    return RV_EXIT_OK;
 }
 
 /* ---- logs --------------------------------------------------------------- */
@@ -1114,7 +1128,7 @@ cli__logs(struct cli *cl, const struct cli_args *a)
     sigset_t set;
     if (a->v[O_FROM] != NULL && cli__parse_u64(a->v[O_FROM], &next) != 0) {
         fprintf(stderr, "runvault logs: --from wants a line number\n");
-        return CLI_EXIT_USAGE;
+        return RV_EXIT_USAGE;
     }
     /* Blocked in this thread and in the nng threads it starts (none run
      * yet: rvc_open dials nothing), then taken by sigtimedwait. */
@@ -1150,11 +1164,11 @@ cli__logs(struct cli *cl, const struct cli_args *a)
         rvc_response_free(resp);
         fflush(stdout);
         if (is_follow && cli__wait_signal(&set, 0))
-            return CLI_EXIT_OK;
+            return RV_EXIT_OK;
         if (n > 0)
             continue;
         if (!is_follow || is_ended)
-            return CLI_EXIT_OK;
+            return RV_EXIT_OK;
         /* Caught up: a run that ended gets one more look for its last
          * lines; a live one is polled. */
         int is_live = 1;
@@ -1164,7 +1178,7 @@ cli__logs(struct cli *cl, const struct cli_args *a)
         if (!is_live)
             is_ended = 1;
         else if (cli__wait_signal(&set, CLI_FOLLOW_POLL_MS))
-            return CLI_EXIT_OK;
+            return RV_EXIT_OK;
     }
 }
 
@@ -1783,7 +1797,7 @@ cli__ingest_flush(struct cli_ingest *in)
     if (rc == RV_OK)
         rc = rvc_batcher_flush(in->b);
     if (rc == RV_OK)
-        return CLI_EXIT_OK;
+        return RV_EXIT_OK;
     fprintf(stderr, "runvault ingest: %s\n", rvc_batcher_errmsg(in->b));
     return cli__exit_for_data(rc);
 }
@@ -1804,8 +1818,8 @@ cli__ingest_report(struct cli_ingest *in, FILE *f, const char *end)
 
 /* Lines are sent in order as they are read. At a bad line everything
  * before it is sent (and acknowledged) and nothing from it on: the exit
- * code is 2 and the message names the line, so the input can be fixed
- * and resumed from that line. */
+ * code is RV_EXIT_DATA and the message names the line, so the input can be
+ * fixed and resumed from that line. */
 static int
 cli__ingest(struct cli *cl, const struct cli_args *a)
 {
@@ -1813,7 +1827,7 @@ cli__ingest(struct cli *cl, const struct cli_args *a)
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     if (f == NULL) {
         fprintf(stderr, "runvault ingest: %s: %s\n", path, strerror(errno));
-        return CLI_EXIT_USAGE;
+        return RV_EXIT_USAGE;
     }
     struct cli_ingest in;
     memset(&in, 0, sizeof in);
@@ -1824,14 +1838,14 @@ cli__ingest(struct cli *cl, const struct cli_args *a)
         if (f != stdin)
             fclose(f);
         fprintf(stderr, "runvault ingest: out of memory\n");
-        return CLI_EXIT_FAILURE;
+        return RV_EXIT_FAILURE;
     }
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
-    int code = CLI_EXIT_OK;
+    int code = RV_EXIT_OK;
     uint64_t last_ms = 0;
-    while (code == CLI_EXIT_OK && (len = getline(&line, &cap, f)) >= 0) {
+    while (code == RV_EXIT_OK && (len = getline(&line, &cap, f)) >= 0) {
         size_t n = (size_t)len;
         in.n_lines++;
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
@@ -1853,7 +1867,7 @@ cli__ingest(struct cli *cl, const struct cli_args *a)
             code = cli__ingest_flush(&in);
             fprintf(stderr, "runvault ingest: %s:%llu: %s\n", path,
                     (unsigned long long)in.n_lines, in.why);
-            code = code != CLI_EXIT_OK ? code : CLI_EXIT_DATA;
+            code = code != RV_EXIT_OK ? code : RV_EXIT_DATA;
         } else if (rc != RV_OK) {
             fprintf(stderr, "runvault ingest: %s:%llu: %s\n", path,
                     (unsigned long long)in.n_lines, in.cl->errmsg);
@@ -1864,15 +1878,15 @@ cli__ingest(struct cli *cl, const struct cli_args *a)
             cli__ingest_report(&in, stderr, "\r");
         }
     }
-    if (code == CLI_EXIT_OK && ferror(f)) {
+    if (code == RV_EXIT_OK && ferror(f)) {
         fprintf(stderr, "runvault ingest: %s: %s\n", path, strerror(errno));
-        code = CLI_EXIT_FAILURE;
+        code = RV_EXIT_FAILURE;
     }
-    if (code == CLI_EXIT_OK)
+    if (code == RV_EXIT_OK)
         code = cli__ingest_flush(&in);
     if (cl->is_tty)
         fputc('\n', stderr);
-    cli__ingest_report(&in, code == CLI_EXIT_OK ? stdout : stderr, "\n");
+    cli__ingest_report(&in, code == RV_EXIT_OK ? stdout : stderr, "\n");
     free(line);
     if (f != stdin)
         fclose(f);
@@ -2329,11 +2343,11 @@ cli__export(struct cli *cl, const struct cli_args *a)
     const char *root = a->v[O_OUT];
     if (root == NULL || root[0] == '\0') {
         fprintf(stderr, "runvault export: --out DIR is required\n");
-        return CLI_EXIT_USAGE;
+        return RV_EXIT_USAGE;
     }
     if (cli__mkdirs(root, 0) != 0) {
         fprintf(stderr, "runvault export: %s: %s\n", root, strerror(errno));
-        return CLI_EXIT_FAILURE;
+        return RV_EXIT_FAILURE;
     }
     char **ids;
     size_t n_ids;
@@ -2355,7 +2369,7 @@ cli__export(struct cli *cl, const struct cli_args *a)
            (unsigned long long)st.n_runs, (unsigned long long)st.n_points,
            (unsigned long long)st.n_log_lines,
            (unsigned long long)st.n_artifacts, root);
-    return CLI_EXIT_OK;
+    return RV_EXIT_OK;
 }
 
 /* ---- import ------------------------------------------------------------- *
@@ -2736,7 +2750,7 @@ cli__import(struct cli *cl, const struct cli_args *a)
     if (cli__find_runs(a->pos[0], &runs, &n_runs) != 0) {
         fprintf(stderr, "runvault import: %s: %s\n", a->pos[0],
                 strerror(errno));
-        return CLI_EXIT_USAGE;
+        return RV_EXIT_USAGE;
     }
     struct cli_xstats st;
     struct cli_progress pr = {cl->is_tty, 0};
@@ -2759,7 +2773,7 @@ cli__import(struct cli *cl, const struct cli_args *a)
            (unsigned long long)st.n_log_lines,
            (unsigned long long)st.n_artifacts,
            (unsigned long long)st.n_duplicates);
-    return CLI_EXIT_OK;
+    return RV_EXIT_OK;
 }
 
 /* ---- Dispatch ----------------------------------------------------------- */
@@ -2810,7 +2824,7 @@ static const struct cli_command cli_commands[] = {
      "seen needs project and experiment unless the run exists. Values may\n"
      "be \"NaN\", \"Infinity\", \"-Infinity\"; timestamps default to now.\n"
      "Sent in batches, in order. At a bad line, everything before it is\n"
-     "sent and acknowledged, nothing from it on, and the exit code is 2.\n"},
+     "sent and acknowledged, nothing from it on, and the exit code is 10.\n"},
     {"export",
      CLI_READING | CLI_BIT(O_OUT) | CLI_BIT(O_PROJECT) | CLI_BIT(O_EXPERIMENT),
      0, 0, cli__export,
@@ -2845,7 +2859,7 @@ static int
 cli__usage(const struct cli_command *cmd, FILE *f)
 {
     fprintf(f, "%s%s", cmd->usage, cli_exit_text);
-    return CLI_EXIT_USAGE;
+    return RV_EXIT_USAGE;
 }
 
 /* Parse argv[1, argc) against cmd's flags: "--flag VALUE" or
@@ -2917,7 +2931,7 @@ cli__setup(struct cli *cl, const struct cli_args *a)
     const char *env = getenv("RUNVAULT_ENDPOINT");
     const char *ep = a->v[O_ENDPOINT] != NULL        ? a->v[O_ENDPOINT]
                      : env != NULL && env[0] != '\0' ? env
-                                                     : CLI_DEFAULT_ENDPOINT;
+                                                     : NODE_DEFAULT_ENDPOINT;
     uint64_t total = CLI_DEFAULT_TIMEOUT;
     if (a->v[O_TIMEOUT] != NULL &&
         (cli__parse_u64(a->v[O_TIMEOUT], &total) != 0 || total == 0 ||
@@ -2964,18 +2978,18 @@ cli_main(int argc, char **argv)
     struct cli_args a;
     struct cli cl;
     if (cmd == NULL)
-        return CLI_EXIT_USAGE;
+        return RV_EXIT_USAGE;
     int rc = cli__parse(cmd, argc, argv, &a);
     if (rc == 1) {
         fprintf(stdout, "%s%s", cmd->usage, cli_exit_text);
-        return CLI_EXIT_OK;
+        return RV_EXIT_OK;
     }
     if (rc != 0)
         return cli__usage(cmd, stderr);
     memset(&cl, 0, sizeof cl);
     cl.name = cmd->name;
     if (cli__setup(&cl, &a) != 0)
-        return CLI_EXIT_USAGE;
+        return RV_EXIT_USAGE;
     int code = cmd->run(&cl, &a);
     fflush(stdout);
     rvc_close(cl.c);

@@ -1,6 +1,8 @@
 /* runvault cluster status | add | remove | transfer: membership through
  * the native RPC of any node (the client follows the leader). */
 #include "base/clock.h"
+#include "base/exit.h"
+#include "node/defaults.h"
 #include "node/serve.h"
 #include "rpc/client.h"
 #include "store/store.h"
@@ -8,8 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CLUSTER_DEFAULT_ENDPOINT "tcp://127.0.0.1:7481"
 
 struct cluster_args {
     const char *verb, *endpoint, *raft_addr, *rpc_addr, *http_addr;
@@ -23,7 +23,7 @@ cluster__parse(int argc, char **argv, struct cluster_args *a)
 {
     const char *env = getenv("RUNVAULT_ENDPOINT");
     memset(a, 0, sizeof *a);
-    a->endpoint = env != NULL && env[0] ? env : CLUSTER_DEFAULT_ENDPOINT;
+    a->endpoint = env != NULL && env[0] ? env : NODE_DEFAULT_ENDPOINT;
     a->timeout_ms = 60000;
     for (int i = 0; i < argc; i++) {
         const char *k = argv[i];

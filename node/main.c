@@ -10,10 +10,12 @@
  *                                            client commands
  *                                            (node/client_cmds.c)
  *
- * Exit codes: node/serve.h, node/client_cmds.h. */
+ * Exit codes: base/exit.h (one table for every command). */
 #include "base/clock.h"
+#include "base/exit.h"
 #include "base/log.h"
 #include "node/client_cmds.h"
+#include "node/defaults.h"
 #include "node/serve.h"
 #include "proto/proto.h"
 #include "store/store.h"
@@ -21,8 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define RV_DEFAULT_DATA_DIR "./runvault-data"
 
 static const char rv_usage[] =
     "usage: runvault <command> [--data-dir DIR] [--log-level LEVEL]\n"
@@ -38,11 +38,13 @@ static const char rv_usage[] =
 
 static const char rv_usage_tail[] =
     "\n"
-    "DIR defaults to $RUNVAULT_DATA_DIR or " RV_DEFAULT_DATA_DIR ".\n"
+    "DIR defaults to $RUNVAULT_DATA_DIR or " NODE_DEFAULT_DATA_DIR ".\n"
     "Client commands reach a cluster through --endpoint LIST or\n"
-    "$RUNVAULT_ENDPOINT (default " CLI_DEFAULT_ENDPOINT "); exit codes: 0 ok,\n"
-    "1 bad arguments, 2 bad input data, 3 run or series not found, 4 other\n"
-    "failure, 9 no node answered.\n";
+    "$RUNVAULT_ENDPOINT (default " NODE_DEFAULT_ENDPOINT ").\n"
+    "Exit codes: 0 ok, 1 bad arguments, 2 corrupt data, 3 local failure,\n"
+    "4 disk error, 5 raft stopped, 6 node removed, 7 data dir locked, 8\n"
+    "cannot listen, 9 no node answered, 10 bad input data, 11 run or\n"
+    "series not found, 12 request refused.\n";
 
 static void
 rv_print_usage(void)
@@ -72,7 +74,7 @@ static int
 rv_cli_parse(int argc, char **argv, struct rv_cli *cli)
 {
     const char *env = getenv("RUNVAULT_DATA_DIR");
-    cli->data_dir = env != NULL && env[0] != '\0' ? env : RV_DEFAULT_DATA_DIR;
+    cli->data_dir = env != NULL && env[0] != '\0' ? env : NODE_DEFAULT_DATA_DIR;
     cli->command = NULL;
     cli->log = (struct rv_log){rv_log_stderr, NULL, RV_LOG_INFO};
     for (int i = 1; i < argc; i++) {

@@ -4,8 +4,10 @@
 #include "node/serve.h"
 
 #include "base/clock.h"
+#include "base/exit.h"
 #include "base/log.h"
 #include "gateway/gateway.h"
+#include "node/defaults.h"
 #include "raft/replica.h"
 #include "rpc/client.h"
 #include "rpc/server.h"
@@ -53,12 +55,12 @@ static const struct {
 } node_keys[K_COUNT] = {
     {"config", "RUNVAULT_CONFIG", "", "config file"},
     {"id", "RUNVAULT_ID", "1", "this node's raft id (> 0)"},
-    {"data-dir", "RUNVAULT_DATA_DIR", "./runvault-data", "data directory"},
-    {"http-addr", "RUNVAULT_HTTP_ADDR", "127.0.0.1:7480",
+    {"data-dir", "RUNVAULT_DATA_DIR", NODE_DEFAULT_DATA_DIR, "data directory"},
+    {"http-addr", "RUNVAULT_HTTP_ADDR", NODE_DEFAULT_HTTP_ADDR,
      "HTTP address (announced; served by the gateway)"},
-    {"rpc-addr", "RUNVAULT_RPC_ADDR", "tcp://127.0.0.1:7481",
+    {"rpc-addr", "RUNVAULT_RPC_ADDR", NODE_DEFAULT_RPC_ADDR,
      "native RPC address"},
-    {"raft-addr", "RUNVAULT_RAFT_ADDR", "127.0.0.1:7482",
+    {"raft-addr", "RUNVAULT_RAFT_ADDR", NODE_DEFAULT_RAFT_ADDR,
      "raft address, IPv4 a.b.c.d:port"},
     {"peers", "RUNVAULT_PEERS", "",
      "initial voters, 1=IP:PORT,2=IP:PORT,... (the same on each)"},
@@ -143,7 +145,22 @@ node__load_file(struct node_settings *st, const char *path)
     return rc;
 }
 
-/* Defaults, then the file, then the environment, then the flags. */
+/* serve --help: every setting with its variable and default. */
+static void
+node__usage(FILE *f)
+{
+    fprintf(f, "usage: runvault serve [--FLAG VALUE | --FLAG=VALUE]...\n"
+               "Settings, later ones winning: the defaults, the config file "
+               "(lines of\n\"key = value\", keys as the flags), RUNVAULT_* "
+               "variables, flags.\n");
+    for (int k = 0; k < K_COUNT; k++)
+        fprintf(f, "  --%-15s %s; $%s%s%s\n", node_keys[k].name,
+                node_keys[k].help, node_keys[k].env,
+                node_keys[k].def[0] ? ", default " : "", node_keys[k].def);
+}
+
+/* Defaults, then the file, then the environment, then the flags; 1 for
+ * --help. */
 static int
 node__settings(int argc, char **argv, struct node_settings *st)
 {
@@ -153,6 +170,8 @@ node__settings(int argc, char **argv, struct node_settings *st)
         snprintf(st->v[k], NODE_MAX_VALUE, "%s", node_keys[k].def);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
+            return 1;
         if (strncmp(a, "--", 2) != 0) {
             fprintf(stderr, "runvault serve: unexpected argument '%s'\n", a);
             return -1;
@@ -487,8 +506,11 @@ rv_cmd_serve(int argc, char **argv)
     static struct node n; /* Lives for the process. */
     struct rvc_fetcher fetcher = {10000};
 
-    if (node__settings(argc, argv, &st) != 0)
-        return RV_EXIT_USAGE;
+    int is_help = node__settings(argc, argv, &st);
+    if (is_help == 1)
+        node__usage(stdout);
+    if (is_help != 0)
+        return is_help == 1 ? RV_EXIT_OK : RV_EXIT_USAGE;
     memset(&rc, 0, sizeof rc);
     if (node__u64(&st, K_ID, 1, UINT32_MAX, &id) != 0 ||
         node__u64(&st, K_ELECTION_MS, 50, 60000, &election) != 0 ||
