@@ -14,7 +14,7 @@
 #include "base/clock.h"
 #include "base/exit.h"
 #include "base/log.h"
-#include "node/client_cmds.h"
+#include "node/cli/cli.h"
 #include "node/defaults.h"
 #include "node/serve.h"
 #include "proto/proto.h"
