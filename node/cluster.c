@@ -2,6 +2,7 @@
  * the native RPC of any node (the client follows the leader). */
 #include "base/clock.h"
 #include "base/exit.h"
+#include "node/cli/flags.h"
 #include "node/defaults.h"
 #include "node/serve.h"
 #include "rpc/client.h"
@@ -18,59 +19,65 @@ struct cluster_args {
     unsigned timeout_ms;
 };
 
+enum {
+    CL_ENDPOINT,
+    CL_RAFT_ADDR,
+    CL_RPC_ADDR,
+    CL_HTTP_ADDR,
+    CL_ID,
+    CL_TIMEOUT,
+    CL_JSON,
+    CL_COUNT
+};
+
+static const struct cli_flag cluster_flags[CL_COUNT] = {
+    [CL_ENDPOINT] = {"endpoint", 1},
+    [CL_RAFT_ADDR] = {"raft-addr", 1},
+    [CL_RPC_ADDR] = {"rpc-addr", 1},
+    [CL_HTTP_ADDR] = {"http-addr", 1},
+    [CL_ID] = {"id", 1},
+    [CL_TIMEOUT] = {"timeout-ms", 1},
+    [CL_JSON] = {"json", 0},
+};
+
+static const char cluster_usage[] =
+    "usage: runvault cluster status [--json]\n"
+    "       runvault cluster add --id N --raft-addr IP:PORT "
+    "[--rpc-addr tcp://IP:PORT] [--http-addr IP:PORT]\n"
+    "       runvault cluster remove --id N\n"
+    "       runvault cluster transfer [--id N]\n"
+    "options: --endpoint tcp://IP:PORT[,...] (or RUNVAULT_ENDPOINT), "
+    "--timeout-ms MS\n";
+
 static int
 cluster__parse(int argc, char **argv, struct cluster_args *a)
 {
+    struct cli_spec spec = {
+        "runvault cluster", cluster_flags, CL_COUNT, CLI_FLAGS_ALL, 0, 1};
+    struct cli_args f;
     const char *env = getenv("RUNVAULT_ENDPOINT");
+    uint64_t timeout_ms = 60000;
     memset(a, 0, sizeof *a);
-    a->endpoint = env != NULL && env[0] ? env : NODE_DEFAULT_ENDPOINT;
-    a->timeout_ms = 60000;
-    for (int i = 0; i < argc; i++) {
-        const char *k = argv[i];
-        if (strcmp(k, "--json") == 0) {
-            a->is_json = 1;
-            continue;
-        }
-        if (k[0] != '-') {
-            if (a->verb != NULL)
-                goto bad;
-            a->verb = k;
-            continue;
-        }
-        if (i + 1 >= argc)
-            goto bad;
-        const char *v = argv[++i];
-        if (strcmp(k, "--endpoint") == 0) {
-            a->endpoint = v;
-        } else if (strcmp(k, "--raft-addr") == 0) {
-            a->raft_addr = v;
-        } else if (strcmp(k, "--rpc-addr") == 0) {
-            a->rpc_addr = v;
-        } else if (strcmp(k, "--http-addr") == 0) {
-            a->http_addr = v;
-        } else if (strcmp(k, "--id") == 0) {
-            char *end;
-            a->id = strtoull(v, &end, 10);
-            if (*end != '\0' || a->id == 0 || v[0] == '-')
-                goto bad;
-            a->has_id = 1;
-        } else if (strcmp(k, "--timeout-ms") == 0) {
-            a->timeout_ms = (unsigned)strtoul(v, NULL, 10);
-        } else {
-            goto bad;
-        }
-    }
-    if (a->verb != NULL)
-        return 0;
+    if (cli_flags_parse(&spec, argc, argv, &f) != 0 || f.n_pos == 0)
+        goto bad;
+    a->verb = f.pos[0];
+    a->endpoint = f.v[CL_ENDPOINT] != NULL ? f.v[CL_ENDPOINT]
+                  : env != NULL && env[0]  ? env
+                                           : NODE_DEFAULT_ENDPOINT;
+    a->raft_addr = f.v[CL_RAFT_ADDR];
+    a->rpc_addr = f.v[CL_RPC_ADDR];
+    a->http_addr = f.v[CL_HTTP_ADDR];
+    a->is_json = f.v[CL_JSON] != NULL;
+    a->has_id = f.v[CL_ID] != NULL;
+    if ((a->has_id && (cli_parse_u64(f.v[CL_ID], &a->id) != 0 || a->id == 0)) ||
+        (f.v[CL_TIMEOUT] != NULL &&
+         (cli_parse_u64(f.v[CL_TIMEOUT], &timeout_ms) != 0 ||
+          timeout_ms > UINT32_MAX)))
+        goto bad;
+    a->timeout_ms = (unsigned)timeout_ms;
+    return 0;
 bad:
-    fprintf(stderr,
-            "usage: runvault cluster status [--json]\n"
-            "       runvault cluster add --id N --raft-addr IP:PORT "
-            "[--rpc-addr tcp://IP:PORT] [--http-addr IP:PORT]\n"
-            "       runvault cluster remove --id N\n"
-            "       runvault cluster transfer [--id N]\n"
-            "options: --endpoint tcp://IP:PORT[,...] (or RUNVAULT_ENDPOINT), "
-            "--timeout-ms MS\n");
+    fputs(cluster_usage, stderr);
     return -1;
 }
 
@@ -195,8 +202,7 @@ rv_cmd_cluster(int argc, char **argv)
         cr.op = RV__CLUSTER_OP__CLUSTER_TRANSFER;
     } else {
         rvc_close(c);
-        char *help[] = {"x"};
-        cluster__parse(0, help, &a);
+        fputs(cluster_usage, stderr);
         return RV_EXIT_USAGE;
     }
     /* A change in progress (RV_ESTATE) is worth waiting for. */

@@ -7,6 +7,7 @@
 #include "base/exit.h"
 #include "base/log.h"
 #include "gateway/gateway.h"
+#include "node/cli/flags.h"
 #include "node/defaults.h"
 #include "raft/replica.h"
 #include "rpc/client.h"
@@ -50,48 +51,42 @@ enum node_key {
     K_COUNT
 };
 
-static const struct {
-    const char *name, *env, *def, *help;
-} node_keys[K_COUNT] = {
-    {"config", "RUNVAULT_CONFIG", "", "config file"},
-    {"id", "RUNVAULT_ID", "1", "this node's raft id (> 0)"},
-    {"data-dir", "RUNVAULT_DATA_DIR", NODE_DEFAULT_DATA_DIR, "data directory"},
-    {"http-addr", "RUNVAULT_HTTP_ADDR", NODE_DEFAULT_HTTP_ADDR,
+/* Every setting, as a flag of serve (flags.h); env and def give its
+ * variable and default, the config file key is its name. */
+static const struct cli_flag node_keys[K_COUNT] = {
+    {"config", 1, 0, "RUNVAULT_CONFIG", "", "config file"},
+    {"id", 1, 0, "RUNVAULT_ID", "1", "this node's raft id (> 0)"},
+    {"data-dir", 1, 0, "RUNVAULT_DATA_DIR", NODE_DEFAULT_DATA_DIR,
+     "data directory"},
+    {"http-addr", 1, 0, "RUNVAULT_HTTP_ADDR", NODE_DEFAULT_HTTP_ADDR,
      "HTTP address (announced; served by the gateway)"},
-    {"rpc-addr", "RUNVAULT_RPC_ADDR", NODE_DEFAULT_RPC_ADDR,
+    {"rpc-addr", 1, 0, "RUNVAULT_RPC_ADDR", NODE_DEFAULT_RPC_ADDR,
      "native RPC address"},
-    {"raft-addr", "RUNVAULT_RAFT_ADDR", NODE_DEFAULT_RAFT_ADDR,
+    {"raft-addr", 1, 0, "RUNVAULT_RAFT_ADDR", NODE_DEFAULT_RAFT_ADDR,
      "raft address, IPv4 a.b.c.d:port"},
-    {"peers", "RUNVAULT_PEERS", "",
+    {"peers", 1, 0, "RUNVAULT_PEERS", "",
      "initial voters, 1=IP:PORT,2=IP:PORT,... (the same on each)"},
-    {"join", "RUNVAULT_JOIN", "",
+    {"join", 1, 0, "RUNVAULT_JOIN", "",
      "endpoint(s) of a cluster to join (http:// or tcp://)"},
-    {"durability", "RUNVAULT_DURABILITY", "buffered",
+    {"durability", 1, 0, "RUNVAULT_DURABILITY", "buffered",
      "memory | buffered | strict"},
-    {"election-ms", "RUNVAULT_ELECTION_MS", "600", "raft election timeout"},
-    {"heartbeat-ms", "RUNVAULT_HEARTBEAT_MS", "60", "raft heartbeat"},
-    {"sync-ms", "RUNVAULT_SYNC_MS", "100", "background store sync period"},
-    {"snapshot-bytes", "RUNVAULT_SNAPSHOT_BYTES", "67108864",
+    {"election-ms", 1, 0, "RUNVAULT_ELECTION_MS", "600",
+     "raft election timeout"},
+    {"heartbeat-ms", 1, 0, "RUNVAULT_HEARTBEAT_MS", "60", "raft heartbeat"},
+    {"sync-ms", 1, 0, "RUNVAULT_SYNC_MS", "100",
+     "background store sync period"},
+    {"snapshot-bytes", 1, 0, "RUNVAULT_SNAPSHOT_BYTES", "67108864",
      "snapshot after this many bytes of log"},
-    {"segment-bytes", "RUNVAULT_SEGMENT_BYTES", "67108864",
+    {"segment-bytes", 1, 0, "RUNVAULT_SEGMENT_BYTES", "67108864",
      "vlog segment size (4096 to 1073741824)"},
-    {"rpc-workers", "RUNVAULT_RPC_WORKERS", "32", "RPC worker threads"},
-    {"log-level", "RUNVAULT_LOG_LEVEL", "info", "debug | info | warn | error"},
+    {"rpc-workers", 1, 0, "RUNVAULT_RPC_WORKERS", "32", "RPC worker threads"},
+    {"log-level", 1, 0, "RUNVAULT_LOG_LEVEL", "info",
+     "debug | info | warn | error"},
 };
 
 struct node_settings {
     char v[K_COUNT][NODE_MAX_VALUE];
 };
-
-static int
-node__key(const char *name, size_t n)
-{
-    for (int k = 0; k < K_COUNT; k++)
-        if (strlen(node_keys[k].name) == n &&
-            memcmp(node_keys[k].name, name, n) == 0)
-            return k;
-    return -1;
-}
 
 static int
 node__set(struct node_settings *st, int k, const char *value, const char *where)
@@ -124,7 +119,7 @@ node__load_file(struct node_settings *st, const char *path)
         if (*p == '\0')
             continue;
         size_t kn = strcspn(p, " \t=");
-        int k = node__key(p, kn);
+        int k = cli_flags_find(node_keys, K_COUNT, p, kn);
         char *v = p + kn;
         while (*v == ' ' || *v == '\t' || *v == '=')
             v++;
@@ -159,39 +154,21 @@ node__usage(FILE *f)
                 node_keys[k].def[0] ? ", default " : "", node_keys[k].def);
 }
 
-/* Defaults, then the file, then the environment, then the flags; 1 for
- * --help. */
+/* Defaults, then the file, then the environment, then the flags;
+ * CLI_FLAGS_HELP for --help, -1 after a message. */
 static int
 node__settings(int argc, char **argv, struct node_settings *st)
 {
-    int flag_set[K_COUNT] = {0};
-    const char *flag_val[K_COUNT] = {0};
+    struct cli_spec spec = {"runvault serve", node_keys, K_COUNT,
+                            CLI_FLAGS_ALL,    0,         0};
+    struct cli_args f;
+    int rc = cli_flags_parse(&spec, argc, argv, &f);
+    if (rc != 0)
+        return rc;
     for (int k = 0; k < K_COUNT; k++)
         snprintf(st->v[k], NODE_MAX_VALUE, "%s", node_keys[k].def);
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
-            return 1;
-        if (strncmp(a, "--", 2) != 0) {
-            fprintf(stderr, "runvault serve: unexpected argument '%s'\n", a);
-            return -1;
-        }
-        const char *eq = strchr(a + 2, '=');
-        size_t n = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-        int k = node__key(a + 2, n);
-        if (k < 0) {
-            fprintf(stderr, "runvault serve: unknown flag '%s'\n", a);
-            return -1;
-        }
-        if (eq == NULL && i + 1 >= argc) {
-            fprintf(stderr, "runvault serve: %s needs a value\n", a);
-            return -1;
-        }
-        flag_set[k] = 1;
-        flag_val[k] = eq ? eq + 1 : argv[++i];
-    }
-    const char *config = flag_set[K_CONFIG] ? flag_val[K_CONFIG]
-                                            : getenv(node_keys[K_CONFIG].env);
+    const char *config =
+        f.v[K_CONFIG] != NULL ? f.v[K_CONFIG] : getenv(node_keys[K_CONFIG].env);
     if (config != NULL && config[0] != '\0' && node__load_file(st, config) != 0)
         return -1;
     for (int k = 0; k < K_COUNT; k++) {
@@ -200,7 +177,7 @@ node__settings(int argc, char **argv, struct node_settings *st)
             return -1;
     }
     for (int k = 0; k < K_COUNT; k++)
-        if (flag_set[k] && node__set(st, k, flag_val[k], "flags") != 0)
+        if (f.v[k] != NULL && node__set(st, k, f.v[k], "flags") != 0)
             return -1;
     return 0;
 }
@@ -507,10 +484,10 @@ rv_cmd_serve(int argc, char **argv)
     struct rvc_fetcher fetcher = {10000};
 
     int is_help = node__settings(argc, argv, &st);
-    if (is_help == 1)
+    if (is_help == CLI_FLAGS_HELP)
         node__usage(stdout);
     if (is_help != 0)
-        return is_help == 1 ? RV_EXIT_OK : RV_EXIT_USAGE;
+        return is_help == CLI_FLAGS_HELP ? RV_EXIT_OK : RV_EXIT_USAGE;
     memset(&rc, 0, sizeof rc);
     if (node__u64(&st, K_ID, 1, UINT32_MAX, &id) != 0 ||
         node__u64(&st, K_ELECTION_MS, 50, 60000, &election) != 0 ||
