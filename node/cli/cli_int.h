@@ -154,14 +154,25 @@ size_t cli__width(const char *s);
 void cli__pad(FILE *f, const char *s, size_t width, int is_right);
 /* s, or "" for NULL. */
 const char *cli__str(const char *s);
-void cli__json_str(FILE *f, const char *s);
-/* A metric value: a JSON number, or "NaN"/"Infinity"/"-Infinity". */
-void cli__json_double(FILE *f, double v);
-void cli__json_kvs(FILE *f, Rv__KV *const *kvs, size_t n);
-void cli__json_time(FILE *f, int has, int64_t ms);
-/* The attributes a run's JSON starts with, "run_id" to "ended_at" (user
- * only when with_user), on stdout. */
-void cli__run_attrs_json(const Rv__RunInfo *r, int with_user);
+
+/* JSON values for the output (--json, export's files). Each returns a new
+ * reference (NULL only when out of memory; the json_object_set_new() it
+ * is handed to then fails and the member is missing). */
+json_t *cli__json_string(const char *s);
+/* ms since the epoch; not has, or 0, is null. */
+json_t *cli__json_time(int has, int64_t ms);
+/* A metric value: a number, or "NaN"/"Infinity"/"-Infinity" as on the
+ * HTTP API. *prec is raised to the digits the value needs (15 to 17) to
+ * read back exactly: pass it to cli__json_print. */
+json_t *cli__json_value(double v, int *prec);
+/* {"key":"value",...} in the order of kvs. */
+json_t *cli__json_kvs(Rv__KV *const *kvs, size_t n);
+/* A run's attributes, "run_id" to "ended_at" ("user" only if with_user). */
+json_t *cli__json_run(const Rv__RunInfo *r, int with_user);
+/* Write doc compact, keys in insertion order, reals with prec significant
+ * digits (0: 15), and a newline; takes the reference to doc. 0, or -1 if
+ * doc is NULL or the write failed. */
+int cli__json_print(FILE *f, json_t *doc, int prec);
 
 /* Progress "what [####....] done/total" on stderr, at most every
  * CLI_PROGRESS_MS (always for the last). */

@@ -207,32 +207,13 @@ cli__export_artifact(struct cli *cl, const char *dir, const char *run_id,
     return crc;
 }
 
-static int
-cli__export_meta(struct cli *cl, const char *dir, const Rv__RunInfo *r,
-                 const Rv__Response *arts)
+/* meta.json's "artifacts": the complete ones. */
+static json_t *
+cli__export_arts_json(const Rv__Response *arts)
 {
-    char path[CLI_PATH_BYTES], hex[2 * SHA256_DIGEST_SIZE + 1];
-    FILE *f = cli__open_out(cl, path, dir, "meta.json");
-    if (f == NULL)
-        return RV_EIO;
-    fprintf(f, "{\"run_id\":");
-    cli__json_str(f, r->run_id);
-    fprintf(f, ",\"team\":");
-    cli__json_str(f, r->team);
-    fprintf(f, ",\"project\":");
-    cli__json_str(f, r->project);
-    fprintf(f, ",\"experiment\":");
-    cli__json_str(f, r->experiment);
-    fprintf(f, ",\"name\":");
-    cli__json_str(f, r->name);
-    fprintf(f, ",\"user\":");
-    cli__json_str(f, r->user);
-    fprintf(f, ",\"params\":");
-    cli__json_kvs(f, r->params, r->n_params);
-    fprintf(f, ",\"tags\":");
-    cli__json_kvs(f, r->tags, r->n_tags);
-    fprintf(f, ",\"artifacts\":[");
-    for (size_t i = 0, k = 0; arts != NULL && i < arts->n_artifacts; i++) {
+    char hex[2 * SHA256_DIGEST_SIZE + 1];
+    json_t *list = json_array();
+    for (size_t i = 0; arts != NULL && i < arts->n_artifacts; i++) {
         const Rv__ArtifactInfo *a = arts->artifacts[i];
         if (!a->is_complete)
             continue;
@@ -240,26 +221,49 @@ cli__export_meta(struct cli *cl, const char *dir, const Rv__RunInfo *r,
                  a->sha256.len < SHA256_DIGEST_SIZE ? a->sha256.len
                                                     : SHA256_DIGEST_SIZE,
                  hex);
-        fprintf(f, "%s{\"path\":", k++ ? "," : "");
-        cli__json_str(f, a->path);
-        fprintf(f, ",\"content_type\":");
-        cli__json_str(f, a->content_type);
-        fprintf(f, ",\"size\":%llu,\"sha256\":\"%s\"}",
-                (unsigned long long)a->size, hex);
+        json_t *o = json_object();
+        json_object_set_new(o, "path", cli__json_string(a->path));
+        json_object_set_new(o, "content_type",
+                            cli__json_string(a->content_type));
+        json_object_set_new(o, "size", json_integer((json_int_t)a->size));
+        json_object_set_new(o, "sha256", json_string(hex));
+        json_array_append_new(list, o);
     }
-    fprintf(f, "]}\n");
+    return list;
+}
+
+static int
+cli__export_meta(struct cli *cl, const char *dir, const Rv__RunInfo *r,
+                 const Rv__Response *arts)
+{
+    char path[CLI_PATH_BYTES];
+    FILE *f = cli__open_out(cl, path, dir, "meta.json");
+    if (f == NULL)
+        return RV_EIO;
+    json_t *meta = json_object();
+    json_object_set_new(meta, "run_id", cli__json_string(r->run_id));
+    json_object_set_new(meta, "team", cli__json_string(r->team));
+    json_object_set_new(meta, "project", cli__json_string(r->project));
+    json_object_set_new(meta, "experiment", cli__json_string(r->experiment));
+    json_object_set_new(meta, "name", cli__json_string(r->name));
+    json_object_set_new(meta, "user", cli__json_string(r->user));
+    json_object_set_new(meta, "params", cli__json_kvs(r->params, r->n_params));
+    json_object_set_new(meta, "tags", cli__json_kvs(r->tags, r->n_tags));
+    json_object_set_new(meta, "artifacts", cli__export_arts_json(arts));
+    cli__json_print(f, meta, 0);
     int rc = cli__close_file(cl, f, path);
     if (rc != RV_OK)
         return rc;
     if ((f = cli__open_out(cl, path, dir, "status.json")) == NULL)
         return RV_EIO;
-    fprintf(f, "{\"status\":");
-    cli__json_str(f, proto_status_name(r->status));
-    fprintf(f, ",\"created_at\":");
-    cli__json_time(f, r->has_created_at_ms, r->created_at_ms);
-    fprintf(f, ",\"ended_at\":");
-    cli__json_time(f, r->has_ended_at_ms, r->ended_at_ms);
-    fprintf(f, "}\n");
+    json_t *status = json_object();
+    json_object_set_new(status, "status",
+                        cli__json_string(proto_status_name(r->status)));
+    json_object_set_new(status, "created_at",
+                        cli__json_time(r->has_created_at_ms, r->created_at_ms));
+    json_object_set_new(status, "ended_at",
+                        cli__json_time(r->has_ended_at_ms, r->ended_at_ms));
+    cli__json_print(f, status, 0);
     return cli__close_file(cl, f, path);
 }
 
@@ -279,14 +283,15 @@ cli__export_events(struct cli *cl, const char *dir, const Rv__RunInfo *r,
         rc = cli__history(cl, r->run_id, m->key, cli__str(m->context),
                           INT64_MIN, INT64_MAX, 0, &pts);
         for (size_t k = 0; rc == RV_OK && k < pts.n; k++) {
-            fprintf(f, "{\"key\":");
-            cli__json_str(f, m->key);
-            fprintf(f, ",\"context\":");
-            cli__json_str(f, m->context);
-            fprintf(f, ",\"step\":%lld,\"timestamp\":%lld,\"value\":",
-                    (long long)pts.steps[k], (long long)pts.ts[k]);
-            cli__json_double(f, pts.values[k]);
-            fprintf(f, "}\n");
+            int prec = 0;
+            json_t *o = json_object();
+            json_object_set_new(o, "key", cli__json_string(m->key));
+            json_object_set_new(o, "context", cli__json_string(m->context));
+            json_object_set_new(o, "step", json_integer(pts.steps[k]));
+            json_object_set_new(o, "timestamp", json_integer(pts.ts[k]));
+            json_object_set_new(o, "value",
+                                cli__json_value(pts.values[k], &prec));
+            cli__json_print(f, o, prec);
         }
         st->n_points += pts.n;
         cli__points_free(&pts);

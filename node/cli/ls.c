@@ -6,44 +6,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The attributes a run's JSON starts with, "run_id" to "ended_at" (user
- * only when with_user). */
-void
-cli__run_attrs_json(const Rv__RunInfo *r, int with_user)
-{
-    printf("\"run_id\":");
-    cli__json_str(stdout, r->run_id);
-    printf(",\"team\":");
-    cli__json_str(stdout, r->team);
-    printf(",\"project\":");
-    cli__json_str(stdout, r->project);
-    printf(",\"experiment\":");
-    cli__json_str(stdout, r->experiment);
-    printf(",\"name\":");
-    cli__json_str(stdout, r->name);
-    if (with_user) {
-        printf(",\"user\":");
-        cli__json_str(stdout, r->user);
-    }
-    printf(",\"status\":");
-    cli__json_str(stdout, proto_status_name(r->status));
-    printf(",\"created_at\":");
-    cli__json_time(stdout, r->has_created_at_ms, r->created_at_ms);
-    printf(",\"ended_at\":");
-    cli__json_time(stdout, r->has_ended_at_ms, r->ended_at_ms);
-}
-
 static void
 cli__ls_json(const Rv__RunInfo *const *runs, size_t n)
 {
-    printf("{\"runs\":[");
+    json_t *list = json_array();
     for (size_t i = 0; i < n; i++) {
-        const Rv__RunInfo *r = runs[i];
-        printf("%s{", i ? "," : "");
-        cli__run_attrs_json(r, 0);
-        printf(",\"n_points\":%llu}", (unsigned long long)r->n_points);
+        json_t *run = cli__json_run(runs[i], 0);
+        json_object_set_new(run, "n_points",
+                            json_integer((json_int_t)runs[i]->n_points));
+        json_array_append_new(list, run);
     }
-    printf("]}\n");
+    json_t *doc = json_object();
+    json_object_set_new(doc, "runs", list);
+    cli__json_print(stdout, doc, 0);
 }
 
 static void

@@ -5,6 +5,28 @@
 
 #include <string.h>
 
+/* {"run_id","key","context","points":[[step,timestamp,value],...]} */
+static void
+cli__metrics_json(const char *run_id, const char *key, const char *ctx,
+                  const struct cli_points *pts)
+{
+    int prec = 0;
+    json_t *list = json_array();
+    for (size_t i = 0; i < pts->n; i++) {
+        json_t *p = json_array();
+        json_array_append_new(p, json_integer(pts->steps[i]));
+        json_array_append_new(p, json_integer(pts->ts[i]));
+        json_array_append_new(p, cli__json_value(pts->values[i], &prec));
+        json_array_append_new(list, p);
+    }
+    json_t *doc = json_object();
+    json_object_set_new(doc, "run_id", cli__json_string(run_id));
+    json_object_set_new(doc, "key", cli__json_string(key));
+    json_object_set_new(doc, "context", cli__json_string(ctx));
+    json_object_set_new(doc, "points", list);
+    cli__json_print(stdout, doc, prec);
+}
+
 int
 cli__metrics(struct cli *cl, const struct cli_args *a)
 {
@@ -39,20 +61,7 @@ cli__metrics(struct cli *cl, const struct cli_args *a)
     }
     char num[CLI_NUM_BYTES], when[CLI_TIME_BYTES];
     if (a->v[O_JSON] != NULL) {
-        printf("{\"run_id\":");
-        cli__json_str(stdout, a->pos[0]);
-        printf(",\"key\":");
-        cli__json_str(stdout, a->v[O_KEY]);
-        printf(",\"context\":");
-        cli__json_str(stdout, ctx);
-        printf(",\"points\":[");
-        for (size_t i = 0; i < pts.n; i++) {
-            printf("%s[%lld,%lld,", i ? "," : "", (long long)pts.steps[i],
-                   (long long)pts.ts[i]);
-            cli__json_double(stdout, pts.values[i]);
-            putchar(']');
-        }
-        printf("]}\n");
+        cli__metrics_json(a->pos[0], a->v[O_KEY], ctx, &pts);
     } else if (a->v[O_CSV] != NULL) {
         printf("step,timestamp,value\n");
         for (size_t i = 0; i < pts.n; i++) {

@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -81,70 +82,85 @@ cli__str(const char *s)
     return s != NULL ? s : "";
 }
 
-void
-cli__json_str(FILE *f, const char *s)
+/* The JSON of a string; NULL is "". Bytes are taken as they are (the
+ * store holds UTF-8). */
+json_t *
+cli__json_string(const char *s)
 {
-    fputc('"', f);
-    for (const uint8_t *p = (const uint8_t *)cli__str(s); *p != '\0'; p++) {
-        switch (*p) {
-        case '"':
-            fputs("\\\"", f);
-            break;
-        case '\\':
-            fputs("\\\\", f);
-            break;
-        case '\n':
-            fputs("\\n", f);
-            break;
-        case '\r':
-            fputs("\\r", f);
-            break;
-        case '\t':
-            fputs("\\t", f);
-            break;
-        default:
-            if (*p < 0x20)
-                fprintf(f, "\\u%04x", (unsigned)*p);
-            else
-                fputc(*p, f);
-        }
-    }
-    fputc('"', f);
+    return json_string_nocheck(cli__str(s));
 }
 
-/* A metric value: a JSON number, or "NaN"/"Infinity"/"-Infinity". */
-void
-cli__json_double(FILE *f, double v)
+json_t *
+cli__json_time(int has, int64_t ms)
+{
+    return has && ms != 0 ? json_integer((json_int_t)ms) : json_null();
+}
+
+/* Whole numbers below 1e15 as integers print as %.15g prints them; any
+ * other finite value is a real printed with the precision of the
+ * document, at least the shortest of 15..17 digits that reads back. */
+json_t *
+cli__json_value(double v, int *prec)
 {
     char num[CLI_NUM_BYTES];
-    cli__fmt_double(v, num);
-    if (isfinite(v))
-        fputs(num, f);
-    else
-        fprintf(f, "\"%s\"", num);
-}
-
-void
-cli__json_kvs(FILE *f, Rv__KV *const *kvs, size_t n)
-{
-    fputc('{', f);
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0)
-            fputc(',', f);
-        cli__json_str(f, kvs[i]->key);
-        fputc(':', f);
-        cli__json_str(f, kvs[i]->value);
+    if (!isfinite(v)) {
+        cli__fmt_double(v, num);
+        return json_string(num);
     }
-    fputc('}', f);
+    if (v == floor(v) && fabs(v) < 1e15 && !(v == 0 && signbit(v)))
+        return json_integer((json_int_t)v);
+    int p = 15;
+    while (p < 17) {
+        snprintf(num, sizeof num, "%.*g", p, v);
+        if (strtod(num, NULL) == v)
+            break;
+        p++;
+    }
+    if (p > *prec)
+        *prec = p;
+    return json_real(v);
 }
 
-void
-cli__json_time(FILE *f, int has, int64_t ms)
+json_t *
+cli__json_kvs(Rv__KV *const *kvs, size_t n)
 {
-    if (has && ms != 0)
-        fprintf(f, "%lld", (long long)ms);
-    else
-        fputs("null", f);
+    json_t *o = json_object();
+    for (size_t i = 0; o != NULL && i < n; i++)
+        json_object_set_new_nocheck(o, cli__str(kvs[i]->key),
+                                    cli__json_string(kvs[i]->value));
+    return o;
+}
+
+json_t *
+cli__json_run(const Rv__RunInfo *r, int with_user)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "run_id", cli__json_string(r->run_id));
+    json_object_set_new(o, "team", cli__json_string(r->team));
+    json_object_set_new(o, "project", cli__json_string(r->project));
+    json_object_set_new(o, "experiment", cli__json_string(r->experiment));
+    json_object_set_new(o, "name", cli__json_string(r->name));
+    if (with_user)
+        json_object_set_new(o, "user", cli__json_string(r->user));
+    json_object_set_new(o, "status",
+                        cli__json_string(proto_status_name(r->status)));
+    json_object_set_new(o, "created_at",
+                        cli__json_time(r->has_created_at_ms, r->created_at_ms));
+    json_object_set_new(o, "ended_at",
+                        cli__json_time(r->has_ended_at_ms, r->ended_at_ms));
+    return o;
+}
+
+int
+cli__json_print(FILE *f, json_t *doc, int prec)
+{
+    size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER |
+                   JSON_REAL_PRECISION(prec > 0 ? prec : 15);
+    int rc = doc != NULL && json_dumpf(doc, f, flags) == 0 ? 0 : -1;
+    if (rc == 0 && fputc('\n', f) == EOF)
+        rc = -1;
+    json_decref(doc);
+    return rc;
 }
 
 void

@@ -8,31 +8,31 @@
 static void
 cli__show_json(const Rv__RunInfo *r)
 {
-    printf("{\"run\":{");
-    cli__run_attrs_json(r, 1);
-    printf(",\"n_points\":%llu,\"n_log_lines\":%llu,\"params\":",
-           (unsigned long long)r->n_points, (unsigned long long)r->n_log_lines);
-    cli__json_kvs(stdout, r->params, r->n_params);
-    printf(",\"tags\":");
-    cli__json_kvs(stdout, r->tags, r->n_tags);
-    printf(",\"summary\":[");
+    int prec = 0;
+    json_t *run = cli__json_run(r, 1), *summary = json_array();
+    json_object_set_new(run, "n_points", json_integer((json_int_t)r->n_points));
+    json_object_set_new(run, "n_log_lines",
+                        json_integer((json_int_t)r->n_log_lines));
+    json_object_set_new(run, "params", cli__json_kvs(r->params, r->n_params));
+    json_object_set_new(run, "tags", cli__json_kvs(r->tags, r->n_tags));
     for (size_t i = 0; i < r->n_summary; i++) {
         const Rv__Summary *m = r->summary[i];
-        printf("%s{\"key\":", i ? "," : "");
-        cli__json_str(stdout, m->key);
-        printf(",\"context\":");
-        cli__json_str(stdout, m->context);
-        printf(",\"last\":");
-        cli__json_double(stdout, m->last);
-        printf(",\"min\":");
-        cli__json_double(stdout, m->min);
-        printf(",\"max\":");
-        cli__json_double(stdout, m->max);
-        printf(",\"count\":%llu,\"last_step\":%lld,\"last_timestamp\":%lld}",
-               (unsigned long long)m->count, (long long)m->last_step,
-               (long long)m->last_timestamp_ms);
+        json_t *o = json_object();
+        json_object_set_new(o, "key", cli__json_string(m->key));
+        json_object_set_new(o, "context", cli__json_string(m->context));
+        json_object_set_new(o, "last", cli__json_value(m->last, &prec));
+        json_object_set_new(o, "min", cli__json_value(m->min, &prec));
+        json_object_set_new(o, "max", cli__json_value(m->max, &prec));
+        json_object_set_new(o, "count", json_integer((json_int_t)m->count));
+        json_object_set_new(o, "last_step", json_integer(m->last_step));
+        json_object_set_new(o, "last_timestamp",
+                            json_integer(m->last_timestamp_ms));
+        json_array_append_new(summary, o);
     }
-    printf("]}}\n");
+    json_object_set_new(run, "summary", summary);
+    json_t *doc = json_object();
+    json_object_set_new(doc, "run", run);
+    cli__json_print(stdout, doc, prec);
 }
 
 static void
