@@ -8,6 +8,7 @@
 #include "rpc/client.h"
 #include "store/store.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,54 @@ cluster__exit(int rc)
     }
 }
 
+static json_t *
+cluster__str(const char *s)
+{
+    return json_string_nocheck(s != NULL ? s : "");
+}
+
+/* Member m, with what it says of itself (asked directly, 1 s), as a table
+ * row on stdout or, with list, an object appended to it. */
+static void
+cluster__status_row(const Rv__NodeStatus *m, json_t *list)
+{
+    Rv__Request sreq = RV__REQUEST__INIT;
+    Rv__StatusRequest sr = RV__STATUS_REQUEST__INIT;
+    Rv__Response *s = NULL;
+    char errmsg[RV_ERRMSG_SIZE];
+    sreq.body_case = RV__REQUEST__BODY_STATUS;
+    sreq.status = &sr;
+    const Rv__NodeStatus *me = NULL;
+    if (m->rpc_addr != NULL && m->rpc_addr[0] != '\0' &&
+        rvc_call_once(m->rpc_addr, &sreq, 1000, &s, errmsg) == RV_OK &&
+        s->self != NULL)
+        me = s->self;
+    const char *rpc = m->rpc_addr && m->rpc_addr[0] ? m->rpc_addr : "-";
+    const char *state = me && me->state ? me->state : "unreachable";
+    const char *digest = me && me->digest ? me->digest : "-";
+    unsigned long long term = me ? (unsigned long long)me->term : 0;
+    unsigned long long applied = me ? (unsigned long long)me->applied_index : 0;
+    if (list != NULL) {
+        json_t *o = json_object();
+        json_object_set_new(o, "id", json_integer((json_int_t)m->id));
+        json_object_set_new(o, "raft_addr", cluster__str(m->raft_addr));
+        json_object_set_new(o, "rpc_addr", cluster__str(rpc));
+        json_object_set_new(o, "http_addr", cluster__str(m->http_addr));
+        json_object_set_new(o, "role", cluster__str(m->role));
+        json_object_set_new(o, "state", cluster__str(state));
+        json_object_set_new(o, "term", json_integer((json_int_t)term));
+        json_object_set_new(o, "applied_index",
+                            json_integer((json_int_t)applied));
+        json_object_set_new(o, "digest", cluster__str(digest));
+        json_array_append_new(list, o);
+    } else {
+        printf("%-4llu %-8s %-11s %-21s %-27s %6llu %10llu  %s\n",
+               (unsigned long long)m->id, m->role ? m->role : "-", state,
+               m->raft_addr ? m->raft_addr : "-", rpc, term, applied, digest);
+    }
+    rvc_response_free(s);
+}
+
 static int
 cluster__status(struct rvc *c, const struct cluster_args *a)
 {
@@ -119,48 +168,22 @@ cluster__status(struct rvc *c, const struct cluster_args *a)
         rvc_response_free(resp);
         return cluster__exit(rc);
     }
-    if (a->is_json)
-        printf("{\"leader_id\":%llu,\"nodes\":[",
-               (unsigned long long)resp->leader_id);
-    else
+    json_t *list = a->is_json ? json_array() : NULL;
+    if (!a->is_json)
         printf("leader: %llu\n%-4s %-8s %-11s %-21s %-27s %6s %10s  %s\n",
                (unsigned long long)resp->leader_id, "ID", "ROLE", "STATE",
                "RAFT", "RPC", "TERM", "APPLIED", "DIGEST");
-    for (size_t i = 0; i < resp->n_nodes; i++) {
-        const Rv__NodeStatus *m = resp->nodes[i];
-        Rv__Request sreq = RV__REQUEST__INIT;
-        Rv__StatusRequest sr = RV__STATUS_REQUEST__INIT;
-        Rv__Response *s = NULL;
-        sreq.body_case = RV__REQUEST__BODY_STATUS;
-        sreq.status = &sr;
-        const Rv__NodeStatus *me = NULL;
-        if (m->rpc_addr != NULL && m->rpc_addr[0] != '\0' &&
-            rvc_call_once(m->rpc_addr, &sreq, 1000, &s, errmsg) == RV_OK &&
-            s->self != NULL)
-            me = s->self;
-        const char *rpc = m->rpc_addr && m->rpc_addr[0] ? m->rpc_addr : "-";
-        const char *state = me && me->state ? me->state : "unreachable";
-        const char *digest = me && me->digest ? me->digest : "-";
-        unsigned long long term = me ? (unsigned long long)me->term : 0;
-        unsigned long long applied =
-            me ? (unsigned long long)me->applied_index : 0;
-        if (a->is_json)
-            printf("%s{\"id\":%llu,\"raft_addr\":\"%s\",\"rpc_addr\":\"%s\","
-                   "\"http_addr\":\"%s\",\"role\":\"%s\",\"state\":\"%s\","
-                   "\"term\":%llu,\"applied_index\":%llu,\"digest\":\"%s\"}",
-                   i ? "," : "", (unsigned long long)m->id,
-                   m->raft_addr ? m->raft_addr : "", rpc,
-                   m->http_addr ? m->http_addr : "", m->role ? m->role : "",
-                   state, term, applied, digest);
-        else
-            printf("%-4llu %-8s %-11s %-21s %-27s %6llu %10llu  %s\n",
-                   (unsigned long long)m->id, m->role ? m->role : "-", state,
-                   m->raft_addr ? m->raft_addr : "-", rpc, term, applied,
-                   digest);
-        rvc_response_free(s);
+    for (size_t i = 0; i < resp->n_nodes; i++)
+        cluster__status_row(resp->nodes[i], list);
+    if (a->is_json) {
+        json_t *doc = json_object();
+        json_object_set_new(doc, "leader_id",
+                            json_integer((json_int_t)resp->leader_id));
+        json_object_set_new(doc, "nodes", list);
+        json_dumpf(doc, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        putchar('\n');
+        json_decref(doc);
     }
-    if (a->is_json)
-        printf("]}\n");
     rvc_response_free(resp);
     return RV_EXIT_OK;
 }
