@@ -211,3 +211,18 @@ cli__history(struct cli *cl, const char *run_id, const char *key,
     }
     return RV_OK;
 }
+
+int
+cli__logs_page(struct cli *cl, const char *run_id, uint64_t from,
+               Rv__Response **resp)
+{
+    Rv__Request req = RV__REQUEST__INIT;
+    Rv__LogsRequest l = RV__LOGS_REQUEST__INIT;
+    l.run_id = (char *)run_id;
+    l.has_from_line = l.has_max_lines = 1;
+    l.from_line = from;
+    l.max_lines = CLI_LOG_PAGE;
+    req.body_case = RV__REQUEST__BODY_LOGS;
+    req.logs = &l;
+    return cli__rpc(cl, &req, resp);
+}

@@ -118,6 +118,10 @@ void cli__points_free(struct cli_points *p);
 int cli__history(struct cli *cl, const char *run_id, const char *key,
                  const char *ctx, int64_t lo, int64_t hi, uint32_t downsample,
                  struct cli_points *out);
+/* Log lines of run_id from line from on (at most CLI_LOG_PAGE): as
+ * cli__rpc. */
+int cli__logs_page(struct cli *cl, const char *run_id, uint64_t from,
+                   Rv__Response **resp);
 /* Pages of ListRuns (project, experiment, order of a's flags) until limit
  * rows (0: all) or the last page. *pages (each freed with
  * rvc_response_free, the array with free) is set also on error. */

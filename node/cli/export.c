@@ -326,16 +326,8 @@ cli__export_logs(struct cli *cl, const char *dir, const char *run_id,
     uint64_t next = 0;
     int rc = RV_OK;
     for (;;) {
-        Rv__Request req = RV__REQUEST__INIT;
-        Rv__LogsRequest l = RV__LOGS_REQUEST__INIT;
         Rv__Response *resp;
-        l.run_id = (char *)run_id;
-        l.has_from_line = l.has_max_lines = 1;
-        l.from_line = next;
-        l.max_lines = CLI_LOG_PAGE;
-        req.body_case = RV__REQUEST__BODY_LOGS;
-        req.logs = &l;
-        rc = cli__rpc(cl, &req, &resp);
+        rc = cli__logs_page(cl, run_id, next, &resp);
         if (rc != RV_OK)
             break;
         for (size_t i = 0; i < resp->n_lines; i++) {

@@ -55,16 +55,8 @@ cli__logs(struct cli *cl, const struct cli_args *a)
     if (is_follow)
         pthread_sigmask(SIG_BLOCK, &set, NULL);
     for (;;) {
-        Rv__Request req = RV__REQUEST__INIT;
-        Rv__LogsRequest l = RV__LOGS_REQUEST__INIT;
         Rv__Response *resp;
-        l.run_id = (char *)a->pos[0];
-        l.has_from_line = l.has_max_lines = 1;
-        l.from_line = next;
-        l.max_lines = CLI_LOG_PAGE;
-        req.body_case = RV__REQUEST__BODY_LOGS;
-        req.logs = &l;
-        int rc = cli__rpc(cl, &req, &resp);
+        int rc = cli__logs_page(cl, a->pos[0], next, &resp);
         if (rc == RV_ENOTFOUND)
             rv_errmsg_printf(cl->errmsg, "run '%s' not found", a->pos[0]);
         if (rc != RV_OK)

@@ -248,18 +248,30 @@ cli__queue_artifact(struct rvc_batcher *b, const char *run_id, const char *path,
     return rc;
 }
 
+/* Member k of o into *v: 1 if present (not null), 0 if absent and
+ * optional, -1 (why says so) if absent and required. */
+static int
+cli__jmember(const json_t *o, const char *k, int is_required, const json_t **v,
+             char *why)
+{
+    *v = json_object_get(o, k);
+    if (*v != NULL && !json_is_null(*v))
+        return 1;
+    if (is_required)
+        rv_errmsg_printf(why, "\"%s\" is missing", k);
+    return is_required ? -1 : 0;
+}
+
 /* A string member: 0 and *out (NULL if absent and optional), or -1. */
 int
 cli__jstr(const json_t *o, const char *k, int is_required, const char **out,
           char *why)
 {
-    const json_t *v = json_object_get(o, k);
+    const json_t *v;
+    int has = cli__jmember(o, k, is_required, &v, why);
     *out = NULL;
-    if (v == NULL || json_is_null(v)) {
-        if (is_required)
-            rv_errmsg_printf(why, "\"%s\" is missing", k);
-        return is_required ? -1 : 0;
-    }
+    if (has <= 0)
+        return has;
     if (!json_is_string(v) ||
         json_string_length(v) != strlen(json_string_value(v))) {
         rv_errmsg_printf(why, "\"%s\" must be a string", k);
@@ -274,12 +286,10 @@ int
 cli__jint(const json_t *o, const char *k, int is_required, int64_t *out,
           char *why)
 {
-    const json_t *v = json_object_get(o, k);
-    if (v == NULL || json_is_null(v)) {
-        if (is_required)
-            rv_errmsg_printf(why, "\"%s\" is missing", k);
-        return is_required ? -1 : 0;
-    }
+    const json_t *v;
+    int has = cli__jmember(o, k, is_required, &v, why);
+    if (has <= 0)
+        return has;
     if (!json_is_integer(v)) {
         rv_errmsg_printf(why, "\"%s\" must be an integer", k);
         return -1;
