@@ -471,74 +471,185 @@ node__exit_of(int rc)
     }
 }
 
+/* The settings into rc and n (all but rc's fetcher); RV_EXIT_OK, or
+ * RV_EXIT_USAGE after a message. */
+static int
+node__configure(const struct node_settings *st, struct replica_config *rc,
+                struct replica_peer *peers, struct node *n, uint64_t *workers)
+{
+    uint64_t id, election, heartbeat, sync_ms, snap, segment;
+    enum rv_log_level level;
+    memset(rc, 0, sizeof *rc);
+    if (node__u64(st, K_ID, 1, UINT32_MAX, &id) != 0 ||
+        node__u64(st, K_ELECTION_MS, 50, 60000, &election) != 0 ||
+        node__u64(st, K_HEARTBEAT_MS, 10, 10000, &heartbeat) != 0 ||
+        node__u64(st, K_SYNC_MS, 1, 10000, &sync_ms) != 0 ||
+        node__u64(st, K_SNAPSHOT_BYTES, 1 << 20, (uint64_t)1 << 40, &snap) ||
+        node__u64(st, K_SEGMENT_BYTES, 4096, 1u << 30, &segment) != 0 ||
+        node__u64(st, K_RPC_WORKERS, 1, 1024, workers) != 0)
+        return RV_EXIT_USAGE;
+    if (rv_log_level_parse(st->v[K_LOG_LEVEL], &level) != 0 ||
+        replica_durability_parse(st->v[K_DURABILITY], &rc->durability) != 0) {
+        fprintf(stderr, "runvault: bad log-level '%s' or durability '%s'\n",
+                st->v[K_LOG_LEVEL], st->v[K_DURABILITY]);
+        return RV_EXIT_USAGE;
+    }
+    if (node__peers(st->v[K_PEERS], peers, &rc->n_peers) != 0) {
+        fprintf(stderr,
+                "runvault: --peers must look like "
+                "1=IP:PORT,2=IP:PORT,3=IP:PORT, not '%s'\n",
+                st->v[K_PEERS]);
+        return RV_EXIT_USAGE;
+    }
+    if (rc->n_peers > 0 && st->v[K_JOIN][0] != '\0') {
+        fprintf(stderr, "runvault: --peers and --join exclude each other\n");
+        return RV_EXIT_USAGE;
+    }
+    for (int k = K_HTTP_ADDR; k <= K_RAFT_ADDR; k++) {
+        if (strlen(st->v[k]) > STORE_MAX_ADDR_BYTES || st->v[k][0] == '\0') {
+            fprintf(stderr, "runvault: %s must be 1 to %d bytes\n",
+                    node_keys[k].name, STORE_MAX_ADDR_BYTES);
+            return RV_EXIT_USAGE;
+        }
+    }
+    n->log = (struct rv_log){rv_log_stderr, NULL, (int)level};
+    n->id = id;
+    memcpy(n->raft_addr, st->v[K_RAFT_ADDR], strlen(st->v[K_RAFT_ADDR]) + 1);
+    memcpy(n->rpc_addr, st->v[K_RPC_ADDR], strlen(st->v[K_RPC_ADDR]) + 1);
+    memcpy(n->http_addr, st->v[K_HTTP_ADDR], strlen(st->v[K_HTTP_ADDR]) + 1);
+    snprintf(n->join, sizeof n->join, "%s", st->v[K_JOIN]);
+    /* With --peers and no --raft-addr, this node's address is its entry. */
+    const char *raft_flag = getenv("RUNVAULT_RAFT_ADDR");
+    for (size_t i = 0; i < rc->n_peers; i++)
+        if (peers[i].id == id && (raft_flag == NULL || raft_flag[0] == '\0') &&
+            strcmp(st->v[K_RAFT_ADDR], node_keys[K_RAFT_ADDR].def) == 0)
+            snprintf(n->raft_addr, sizeof n->raft_addr, "%s",
+                     peers[i].raft_addr);
+    rc->id = id;
+    rc->data_dir = st->v[K_DATA_DIR];
+    rc->raft_addr = n->raft_addr;
+    rc->rpc_addr = n->rpc_addr;
+    rc->http_addr = n->http_addr;
+    rc->peers = peers;
+    rc->is_join = n->join[0] != '\0';
+    rc->election_ms = (unsigned)election;
+    rc->heartbeat_ms = (unsigned)heartbeat;
+    rc->sync_ms = (unsigned)sync_ms;
+    rc->snapshot_bytes = snap;
+    rc->segment_bytes = segment;
+    rc->log = &n->log;
+    return RV_EXIT_OK;
+}
+
+/* Start the replica, the RPC server and the gateway (what started is
+ * stopped again on a failure); RV_EXIT_OK or the exit code. */
+static int
+node__start(struct node *n, const struct replica_config *rc, unsigned workers)
+{
+    char errmsg[RV_ERRMSG_SIZE] = "";
+    uint64_t t0 = rv_clock_mono_ms();
+    int err = replica_start(&n->rep, rc, errmsg);
+    if (err != RV_OK) {
+        rv_logf(&n->log, RV_LOG_ERROR, "node", "cannot start: %s: %s",
+                rv_strerror(err), errmsg);
+        return node__exit_of(err);
+    }
+    err = rpc_server_start(&n->rpc, n->rpc_addr, n->rep, workers, &n->log,
+                           errmsg);
+    if (err == RV_OK) {
+        struct gateway_config gc = {
+            .http_addr = n->http_addr,
+            .rpc = n->rpc,
+            .rpc_addr = n->rpc_addr,
+            .raft_addr = n->raft_addr,
+            .data_dir = rc->data_dir,
+            .n_workers = workers,
+            .log = &n->log,
+        };
+        err = gateway_start(&n->gw, &gc, errmsg);
+        if (err != RV_OK)
+            rpc_server_stop(n->rpc);
+    }
+    if (err != RV_OK) {
+        rv_logf(&n->log, RV_LOG_ERROR, "node", "%s", errmsg);
+        replica_stop(n->rep);
+        replica_wait(n->rep);
+        return err == RV_EINVAL ? RV_EXIT_USAGE : RV_EXIT_LISTEN;
+    }
+    rv_logf(&n->log, RV_LOG_INFO, "node",
+            "serving: node %llu, http %s, rpc %s, raft %s, data %s (%llu ms "
+            "to start)",
+            (unsigned long long)n->id, n->http_addr, n->rpc_addr, n->raft_addr,
+            rc->data_dir, (unsigned long long)(rv_clock_mono_ms() - t0));
+    return RV_EXIT_OK;
+}
+
+/* Take sigs until the replica stops, then stop the rest and release the
+ * data dir (lock_fd); the process exit code. */
+static int
+node__run(struct node *n, const sigset_t *sigs, int lock_fd)
+{
+    atomic_store(&n->is_stopping, 0);
+    int has_helper = pthread_create(&n->helper, NULL, node__helper, n) == 0;
+    struct timespec tick = {0, 100 * 1000000L};
+    while (replica_is_running(n->rep)) {
+        int sig = sigtimedwait(sigs, NULL, &tick);
+        if (sig > 0) {
+            rv_logf(&n->log, RV_LOG_INFO, "node", "signal %d: stopping", sig);
+            replica_stop(n->rep);
+        }
+    }
+    atomic_store(&n->is_stopping, 1);
+    /* raft is closed and every entry it acknowledged is on disk; what is
+     * left must not hang the exit (nng 1.5.2's nng_close can deadlock,
+     * nanomsg/nng#1543: seen after a leader's fsync failed). */
+    n->exit_code = node__exit_of_replica(replica_exit_code(n->rep));
+    int has_watchdog =
+        pthread_create(&n->watchdog, NULL, node__watchdog, n) == 0;
+    if (has_helper)
+        pthread_join(n->helper, NULL);
+    gateway_stop(n->gw);     /* Queued requests are answered 503. */
+    rpc_server_stop(n->rpc); /* Workers finish: the replica answered all. */
+    int code = node__exit_of_replica(replica_wait(n->rep));
+    close(lock_fd);
+    if (has_watchdog) {
+        pthread_mutex_lock(&n->watchdog_lock);
+        n->is_stopped = 1;
+        pthread_cond_signal(&n->watchdog_cond);
+        pthread_mutex_unlock(&n->watchdog_lock);
+        pthread_join(n->watchdog, NULL);
+    }
+    if (code == RV_EXIT_OK)
+        rv_logf(&n->log, RV_LOG_INFO, "node", "stopped cleanly");
+    return code;
+}
+
 int
 rv_cmd_serve(int argc, char **argv)
 {
     struct node_settings st;
     struct replica_config rc;
     struct replica_peer peers[REPLICA_MAX_PEERS];
-    uint64_t id, election, heartbeat, sync_ms, snap, segment, workers;
-    enum rv_log_level level;
-    char errmsg[RV_ERRMSG_SIZE] = "";
+    uint64_t workers;
     static struct node n; /* Lives for the process. */
-    struct rvc_fetcher fetcher = {10000};
+    static struct rvc_fetcher fetcher = {10000};
 
     int is_help = node__settings(argc, argv, &st);
     if (is_help == CLI_FLAGS_HELP)
         node__usage(stdout);
     if (is_help != 0)
         return is_help == CLI_FLAGS_HELP ? RV_EXIT_OK : RV_EXIT_USAGE;
-    memset(&rc, 0, sizeof rc);
-    if (node__u64(&st, K_ID, 1, UINT32_MAX, &id) != 0 ||
-        node__u64(&st, K_ELECTION_MS, 50, 60000, &election) != 0 ||
-        node__u64(&st, K_HEARTBEAT_MS, 10, 10000, &heartbeat) != 0 ||
-        node__u64(&st, K_SYNC_MS, 1, 10000, &sync_ms) != 0 ||
-        node__u64(&st, K_SNAPSHOT_BYTES, 1 << 20, (uint64_t)1 << 40, &snap) ||
-        node__u64(&st, K_SEGMENT_BYTES, 4096, 1u << 30, &segment) != 0 ||
-        node__u64(&st, K_RPC_WORKERS, 1, 1024, &workers) != 0)
-        return RV_EXIT_USAGE;
-    if (rv_log_level_parse(st.v[K_LOG_LEVEL], &level) != 0 ||
-        replica_durability_parse(st.v[K_DURABILITY], &rc.durability) != 0) {
-        fprintf(stderr, "runvault: bad log-level '%s' or durability '%s'\n",
-                st.v[K_LOG_LEVEL], st.v[K_DURABILITY]);
-        return RV_EXIT_USAGE;
-    }
-    if (node__peers(st.v[K_PEERS], peers, &rc.n_peers) != 0) {
-        fprintf(stderr,
-                "runvault: --peers must look like "
-                "1=IP:PORT,2=IP:PORT,3=IP:PORT, not '%s'\n",
-                st.v[K_PEERS]);
-        return RV_EXIT_USAGE;
-    }
-    if (rc.n_peers > 0 && st.v[K_JOIN][0] != '\0') {
-        fprintf(stderr, "runvault: --peers and --join exclude each other\n");
-        return RV_EXIT_USAGE;
-    }
-    for (int k = K_HTTP_ADDR; k <= K_RAFT_ADDR; k++) {
-        if (strlen(st.v[k]) > STORE_MAX_ADDR_BYTES || st.v[k][0] == '\0') {
-            fprintf(stderr, "runvault: %s must be 1 to %d bytes\n",
-                    node_keys[k].name, STORE_MAX_ADDR_BYTES);
-            return RV_EXIT_USAGE;
-        }
-    }
     memset(&n, 0, sizeof n);
     pthread_mutex_init(&n.watchdog_lock, NULL);
     pthread_cond_init(&n.watchdog_cond, NULL);
-    n.log = (struct rv_log){rv_log_stderr, NULL, (int)level};
-    n.id = id;
-    memcpy(n.raft_addr, st.v[K_RAFT_ADDR], strlen(st.v[K_RAFT_ADDR]) + 1);
-    memcpy(n.rpc_addr, st.v[K_RPC_ADDR], strlen(st.v[K_RPC_ADDR]) + 1);
-    memcpy(n.http_addr, st.v[K_HTTP_ADDR], strlen(st.v[K_HTTP_ADDR]) + 1);
-    snprintf(n.join, sizeof n.join, "%s", st.v[K_JOIN]);
-    /* With --peers and no --raft-addr, this node's address is its entry. */
-    const char *raft_flag = getenv("RUNVAULT_RAFT_ADDR");
-    for (size_t i = 0; i < rc.n_peers; i++)
-        if (peers[i].id == id && (raft_flag == NULL || raft_flag[0] == '\0') &&
-            strcmp(st.v[K_RAFT_ADDR], node_keys[K_RAFT_ADDR].def) == 0)
-            snprintf(n.raft_addr, sizeof n.raft_addr, "%s", peers[i].raft_addr);
+    int code = node__configure(&st, &rc, peers, &n, &workers);
+    if (code != RV_EXIT_OK)
+        return code;
+    rc.fetch = rvc_fetch;
+    rc.fetch_data = &fetcher;
 
     int lock_fd = -1;
-    int code = node__lock(st.v[K_DATA_DIR], &lock_fd);
+    code = node__lock(st.v[K_DATA_DIR], &lock_fd);
     if (code != RV_EXIT_OK)
         return code;
 
@@ -551,93 +662,10 @@ rv_cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    rc.id = id;
-    rc.data_dir = st.v[K_DATA_DIR];
-    rc.raft_addr = n.raft_addr;
-    rc.rpc_addr = n.rpc_addr;
-    rc.http_addr = n.http_addr;
-    rc.peers = peers;
-    rc.is_join = n.join[0] != '\0';
-    rc.election_ms = (unsigned)election;
-    rc.heartbeat_ms = (unsigned)heartbeat;
-    rc.sync_ms = (unsigned)sync_ms;
-    rc.snapshot_bytes = snap;
-    rc.segment_bytes = segment;
-    rc.fetch = rvc_fetch;
-    rc.fetch_data = &fetcher;
-    rc.log = &n.log;
-    uint64_t t0 = rv_clock_mono_ms();
-    int err = replica_start(&n.rep, &rc, errmsg);
-    if (err != RV_OK) {
-        rv_logf(&n.log, RV_LOG_ERROR, "node", "cannot start: %s: %s",
-                rv_strerror(err), errmsg);
+    code = node__start(&n, &rc, (unsigned)workers);
+    if (code != RV_EXIT_OK) {
         close(lock_fd);
-        return node__exit_of(err);
+        return code;
     }
-    err = rpc_server_start(&n.rpc, n.rpc_addr, n.rep, (unsigned)workers, &n.log,
-                           errmsg);
-    if (err != RV_OK) {
-        rv_logf(&n.log, RV_LOG_ERROR, "node", "%s", errmsg);
-        replica_stop(n.rep);
-        replica_wait(n.rep);
-        close(lock_fd);
-        return err == RV_EINVAL ? RV_EXIT_USAGE : RV_EXIT_LISTEN;
-    }
-    struct gateway_config gc = {
-        .http_addr = n.http_addr,
-        .rpc = n.rpc,
-        .rpc_addr = n.rpc_addr,
-        .raft_addr = n.raft_addr,
-        .data_dir = rc.data_dir,
-        .n_workers = (unsigned)workers,
-        .log = &n.log,
-    };
-    err = gateway_start(&n.gw, &gc, errmsg);
-    if (err != RV_OK) {
-        rv_logf(&n.log, RV_LOG_ERROR, "node", "%s", errmsg);
-        rpc_server_stop(n.rpc);
-        replica_stop(n.rep);
-        replica_wait(n.rep);
-        close(lock_fd);
-        return err == RV_EINVAL ? RV_EXIT_USAGE : RV_EXIT_LISTEN;
-    }
-    rv_logf(&n.log, RV_LOG_INFO, "node",
-            "serving: node %llu, http %s, rpc %s, raft %s, data %s (%llu ms "
-            "to start)",
-            (unsigned long long)id, n.http_addr, n.rpc_addr, n.raft_addr,
-            rc.data_dir, (unsigned long long)(rv_clock_mono_ms() - t0));
-    atomic_store(&n.is_stopping, 0);
-    int has_helper = pthread_create(&n.helper, NULL, node__helper, &n) == 0;
-
-    struct timespec tick = {0, 100 * 1000000L};
-    while (replica_is_running(n.rep)) {
-        int sig = sigtimedwait(&sigs, NULL, &tick);
-        if (sig > 0) {
-            rv_logf(&n.log, RV_LOG_INFO, "node", "signal %d: stopping", sig);
-            replica_stop(n.rep);
-        }
-    }
-    atomic_store(&n.is_stopping, 1);
-    /* raft is closed and every entry it acknowledged is on disk; what is
-     * left must not hang the exit (nng 1.5.2's nng_close can deadlock,
-     * nanomsg/nng#1543: seen after a leader's fsync failed). */
-    n.exit_code = node__exit_of_replica(replica_exit_code(n.rep));
-    int has_watchdog =
-        pthread_create(&n.watchdog, NULL, node__watchdog, &n) == 0;
-    if (has_helper)
-        pthread_join(n.helper, NULL);
-    gateway_stop(n.gw);     /* Queued requests are answered 503. */
-    rpc_server_stop(n.rpc); /* Workers finish: the replica answered all. */
-    code = node__exit_of_replica(replica_wait(n.rep));
-    close(lock_fd);
-    if (has_watchdog) {
-        pthread_mutex_lock(&n.watchdog_lock);
-        n.is_stopped = 1;
-        pthread_cond_signal(&n.watchdog_cond);
-        pthread_mutex_unlock(&n.watchdog_lock);
-        pthread_join(n.watchdog, NULL);
-    }
-    if (code == RV_EXIT_OK)
-        rv_logf(&n.log, RV_LOG_INFO, "node", "stopped cleanly");
-    return code;
+    return node__run(&n, &sigs, lock_fd);
 }
