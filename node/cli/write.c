@@ -62,6 +62,31 @@ cli__kvs_from_json(const json_t *obj, const char *what, struct cli_kvs *out,
     return 0;
 }
 
+/* The one Rv__LogBatch the client commands assemble by hand: the params
+ * and tags of run_id from *np and *nt on, as many as one command takes;
+ * *np and *nt move past them. (The batcher builds the metric batches.) */
+static int
+cli__queue_kvs(struct rvc_batcher *b, char *run_id,
+               const struct cli_kvs *params, const struct cli_kvs *tags,
+               size_t *np, size_t *nt)
+{
+    Rv__Command cmd = RV__COMMAND__INIT;
+    Rv__LogBatch lb = RV__LOG_BATCH__INIT;
+    size_t kp = params->n - *np, kt = tags->n - *nt;
+    lb.run_id = run_id;
+    lb.n_params =
+        kp < STORE_MAX_PARAMS_PER_COMMAND ? kp : STORE_MAX_PARAMS_PER_COMMAND;
+    lb.params = params->ptrs + *np;
+    lb.n_tags =
+        kt < STORE_MAX_TAGS_PER_COMMAND ? kt : STORE_MAX_TAGS_PER_COMMAND;
+    lb.tags = tags->ptrs + *nt;
+    *np += lb.n_params;
+    *nt += lb.n_tags;
+    cmd.body_case = RV__COMMAND__BODY_LOG_BATCH;
+    cmd.log_batch = &lb;
+    return rvc_batcher_command(b, &cmd);
+}
+
 /* Queue a run_create (resume allowed) for run c->run_id with params and
  * tags; those past the per-command limits follow in LogBatch commands. */
 int
@@ -84,23 +109,8 @@ cli__queue_run(struct rvc_batcher *b, Rv__RunCreate *c,
     cmd.body_case = RV__COMMAND__BODY_RUN_CREATE;
     cmd.run_create = c;
     int rc = rvc_batcher_command(b, &cmd);
-    while (rc == RV_OK && (np < params->n || nt < tags->n)) {
-        Rv__LogBatch lb = RV__LOG_BATCH__INIT;
-        size_t kp = params->n - np, kt = tags->n - nt;
-        lb.run_id = c->run_id;
-        lb.n_params = kp < STORE_MAX_PARAMS_PER_COMMAND
-                          ? kp
-                          : STORE_MAX_PARAMS_PER_COMMAND;
-        lb.params = params->ptrs + np;
-        lb.n_tags =
-            kt < STORE_MAX_TAGS_PER_COMMAND ? kt : STORE_MAX_TAGS_PER_COMMAND;
-        lb.tags = tags->ptrs + nt;
-        np += lb.n_params;
-        nt += lb.n_tags;
-        cmd.body_case = RV__COMMAND__BODY_LOG_BATCH;
-        cmd.log_batch = &lb;
-        rc = rvc_batcher_command(b, &cmd);
-    }
+    while (rc == RV_OK && (np < params->n || nt < tags->n))
+        rc = cli__queue_kvs(b, c->run_id, params, tags, &np, &nt);
     return rc;
 }
 
