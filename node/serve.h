@@ -1,10 +1,15 @@
-/* `runvault serve` and `runvault cluster ...` (see main.c for the usage).
+/* `runvault serve` (serve.c) and `runvault cluster ...` (cluster.c).
  *
- * Settings come from, later ones winning: the embedded defaults (DESIGN
- * Appendix A), the config file (--config FILE or RUNVAULT_CONFIG: lines of
- * "key = value", '#' comments, keys as the flags without "--"), RUNVAULT_*
- * variables (RUNVAULT_DATA_DIR, RUNVAULT_RAFT_ADDR, ...), then flags.
- * Both return the process exit code (base/exit.h: RV_EXIT_*). */
+ * Settings of serve come from, later ones winning: the embedded defaults
+ * (node/defaults.h, DESIGN Appendix A), the config file (--config FILE or
+ * RUNVAULT_CONFIG: lines of "key = value", '#' comments, keys as the flags
+ * without "--"), RUNVAULT_* variables (RUNVAULT_DATA_DIR, ...), then
+ * flags (parsed by node/cli/flags.h); `serve --help` lists them all.
+ *
+ * argv holds the arguments after the command's name. Both return the
+ * process exit code (base/exit.h: RV_EXIT_*). Main thread only: serve
+ * blocks SIGTERM, SIGINT and SIGHUP in it and takes them there until the
+ * node stops; it starts the node's threads and returns once they ended. */
 #ifndef RV_NODE_SERVE_H
 #define RV_NODE_SERVE_H
 
