@@ -56,15 +56,13 @@ cluster__parse(int argc, char **argv, struct cluster_args *a)
     struct cli_spec spec = {
         "runvault cluster", cluster_flags, CL_COUNT, CLI_FLAGS_ALL, 0, 1};
     struct cli_args f;
-    const char *env = getenv("RUNVAULT_ENDPOINT");
     uint64_t timeout_ms = 60000;
     memset(a, 0, sizeof *a);
     if (cli_flags_parse(&spec, argc, argv, &f) != 0 || f.n_pos == 0)
         goto bad;
     a->verb = f.pos[0];
-    a->endpoint = f.v[CL_ENDPOINT] != NULL ? f.v[CL_ENDPOINT]
-                  : env != NULL && env[0]  ? env
-                                           : NODE_DEFAULT_ENDPOINT;
+    a->endpoint = cli_flags_value(f.v[CL_ENDPOINT], "RUNVAULT_ENDPOINT",
+                                  NODE_DEFAULT_ENDPOINT);
     a->raft_addr = f.v[CL_RAFT_ADDR];
     a->rpc_addr = f.v[CL_RPC_ADDR];
     a->http_addr = f.v[CL_HTTP_ADDR];

@@ -69,13 +69,11 @@ rv_maint_parse(int argc, char **argv, const char **command, struct maint *m)
     struct cli_spec spec = {"runvault",    rv_flags, RV_O_COUNT,
                             CLI_FLAGS_ALL, 0,        1};
     struct cli_args a;
-    const char *env = getenv("RUNVAULT_DATA_DIR");
     if (cli_flags_parse(&spec, argc - 1, argv + 1, &a) != 0 || a.n_pos == 0)
         return -1;
     *command = a.pos[0];
-    m->data_dir = a.v[RV_O_DATA_DIR] != NULL      ? a.v[RV_O_DATA_DIR]
-                  : env != NULL && env[0] != '\0' ? env
-                                                  : NODE_DEFAULT_DATA_DIR;
+    m->data_dir = cli_flags_value(a.v[RV_O_DATA_DIR], "RUNVAULT_DATA_DIR",
+                                  NODE_DEFAULT_DATA_DIR);
     m->log = (struct rv_log){rv_log_stderr, NULL, RV_LOG_INFO};
     if (a.v[RV_O_LOG_LEVEL] != NULL) {
         enum rv_log_level lvl;

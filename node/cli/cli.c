@@ -153,10 +153,8 @@ cli_is_command(const char *name)
 static int
 cli__setup(struct cli *cl, const struct cli_args *a)
 {
-    const char *env = getenv("RUNVAULT_ENDPOINT");
-    const char *ep = a->v[O_ENDPOINT] != NULL        ? a->v[O_ENDPOINT]
-                     : env != NULL && env[0] != '\0' ? env
-                                                     : NODE_DEFAULT_ENDPOINT;
+    const char *ep = cli_flags_value(a->v[O_ENDPOINT], "RUNVAULT_ENDPOINT",
+                                     NODE_DEFAULT_ENDPOINT);
     uint64_t total = CLI_DEFAULT_TIMEOUT;
     if (a->v[O_TIMEOUT] != NULL &&
         (cli_parse_u64(a->v[O_TIMEOUT], &total) != 0 || total == 0 ||

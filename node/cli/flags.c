@@ -96,6 +96,13 @@ cli_flags_parse(const struct cli_spec *spec, int argc, char **argv,
     return 0;
 }
 
+const char *
+cli_flags_value(const char *given, const char *env_name, const char *def)
+{
+    const char *env = getenv(env_name);
+    return given != NULL ? given : env != NULL && env[0] != '\0' ? env : def;
+}
+
 int
 cli_parse_i64(const char *s, int64_t *out)
 {

@@ -62,6 +62,11 @@ int cli_flags_parse(const struct cli_spec *spec, int argc, char **argv,
 int cli_flags_find(const struct cli_flag *flags, size_t n_flags,
                    const char *name, size_t n);
 
+/* A setting given as a flag or a variable: given if not NULL, else the
+ * variable env_name if set and not empty, else def. Borrowed. */
+const char *cli_flags_value(const char *given, const char *env_name,
+                            const char *def);
+
 /* Decimal numbers, the whole string: cli_parse_u64 takes digits only (no
  * sign, no space), cli_parse_i64 what strtoll takes. 0, or -1 if s is NULL,
  * empty, malformed or out of range (*out untouched then). */
