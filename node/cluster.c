@@ -1,15 +1,17 @@
 /* runvault cluster status | add | remove | transfer: membership through
  * the native RPC of any node (the client follows the leader). */
 #include "base/clock.h"
+#include "base/exit.h"
+#include "node/cli/flags.h"
+#include "node/defaults.h"
 #include "node/serve.h"
 #include "rpc/client.h"
 #include "store/store.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CLUSTER_DEFAULT_ENDPOINT "tcp://127.0.0.1:7481"
 
 struct cluster_args {
     const char *verb, *endpoint, *raft_addr, *rpc_addr, *http_addr;
@@ -18,59 +20,63 @@ struct cluster_args {
     unsigned timeout_ms;
 };
 
+enum {
+    CL_ENDPOINT,
+    CL_RAFT_ADDR,
+    CL_RPC_ADDR,
+    CL_HTTP_ADDR,
+    CL_ID,
+    CL_TIMEOUT,
+    CL_JSON,
+    CL_COUNT
+};
+
+static const struct cli_flag cluster_flags[CL_COUNT] = {
+    [CL_ENDPOINT] = {"endpoint", 1},
+    [CL_RAFT_ADDR] = {"raft-addr", 1},
+    [CL_RPC_ADDR] = {"rpc-addr", 1},
+    [CL_HTTP_ADDR] = {"http-addr", 1},
+    [CL_ID] = {"id", 1},
+    [CL_TIMEOUT] = {"timeout-ms", 1},
+    [CL_JSON] = {"json", 0},
+};
+
+static const char cluster_usage[] =
+    "usage: runvault cluster status [--json]\n"
+    "       runvault cluster add --id N --raft-addr IP:PORT "
+    "[--rpc-addr tcp://IP:PORT] [--http-addr IP:PORT]\n"
+    "       runvault cluster remove --id N\n"
+    "       runvault cluster transfer [--id N]\n"
+    "options: --endpoint tcp://IP:PORT[,...] (or RUNVAULT_ENDPOINT), "
+    "--timeout-ms MS\n";
+
 static int
 cluster__parse(int argc, char **argv, struct cluster_args *a)
 {
-    const char *env = getenv("RUNVAULT_ENDPOINT");
+    struct cli_spec spec = {
+        "runvault cluster", cluster_flags, CL_COUNT, CLI_FLAGS_ALL, 0, 1};
+    struct cli_args f;
+    uint64_t timeout_ms = 60000;
     memset(a, 0, sizeof *a);
-    a->endpoint = env != NULL && env[0] ? env : CLUSTER_DEFAULT_ENDPOINT;
-    a->timeout_ms = 60000;
-    for (int i = 0; i < argc; i++) {
-        const char *k = argv[i];
-        if (strcmp(k, "--json") == 0) {
-            a->is_json = 1;
-            continue;
-        }
-        if (k[0] != '-') {
-            if (a->verb != NULL)
-                goto bad;
-            a->verb = k;
-            continue;
-        }
-        if (i + 1 >= argc)
-            goto bad;
-        const char *v = argv[++i];
-        if (strcmp(k, "--endpoint") == 0) {
-            a->endpoint = v;
-        } else if (strcmp(k, "--raft-addr") == 0) {
-            a->raft_addr = v;
-        } else if (strcmp(k, "--rpc-addr") == 0) {
-            a->rpc_addr = v;
-        } else if (strcmp(k, "--http-addr") == 0) {
-            a->http_addr = v;
-        } else if (strcmp(k, "--id") == 0) {
-            char *end;
-            a->id = strtoull(v, &end, 10);
-            if (*end != '\0' || a->id == 0 || v[0] == '-')
-                goto bad;
-            a->has_id = 1;
-        } else if (strcmp(k, "--timeout-ms") == 0) {
-            a->timeout_ms = (unsigned)strtoul(v, NULL, 10);
-        } else {
-            goto bad;
-        }
-    }
-    if (a->verb != NULL)
-        return 0;
+    if (cli_flags_parse(&spec, argc, argv, &f) != 0 || f.n_pos == 0)
+        goto bad;
+    a->verb = f.pos[0];
+    a->endpoint = cli_flags_value(f.v[CL_ENDPOINT], "RUNVAULT_ENDPOINT",
+                                  NODE_DEFAULT_ENDPOINT);
+    a->raft_addr = f.v[CL_RAFT_ADDR];
+    a->rpc_addr = f.v[CL_RPC_ADDR];
+    a->http_addr = f.v[CL_HTTP_ADDR];
+    a->is_json = f.v[CL_JSON] != NULL;
+    a->has_id = f.v[CL_ID] != NULL;
+    if ((a->has_id && (cli_parse_u64(f.v[CL_ID], &a->id) != 0 || a->id == 0)) ||
+        (f.v[CL_TIMEOUT] != NULL &&
+         (cli_parse_u64(f.v[CL_TIMEOUT], &timeout_ms) != 0 ||
+          timeout_ms > UINT32_MAX)))
+        goto bad;
+    a->timeout_ms = (unsigned)timeout_ms;
+    return 0;
 bad:
-    fprintf(stderr,
-            "usage: runvault cluster status [--json]\n"
-            "       runvault cluster add --id N --raft-addr IP:PORT "
-            "[--rpc-addr tcp://IP:PORT] [--http-addr IP:PORT]\n"
-            "       runvault cluster remove --id N\n"
-            "       runvault cluster transfer [--id N]\n"
-            "options: --endpoint tcp://IP:PORT[,...] (or RUNVAULT_ENDPOINT), "
-            "--timeout-ms MS\n");
+    fputs(cluster_usage, stderr);
     return -1;
 }
 
@@ -89,6 +95,54 @@ cluster__exit(int rc)
     default:
         return RV_EXIT_UNAVAILABLE;
     }
+}
+
+static json_t *
+cluster__str(const char *s)
+{
+    return json_string_nocheck(s != NULL ? s : "");
+}
+
+/* Member m, with what it says of itself (asked directly, 1 s), as a table
+ * row on stdout or, with list, an object appended to it. */
+static void
+cluster__status_row(const Rv__NodeStatus *m, json_t *list)
+{
+    Rv__Request sreq = RV__REQUEST__INIT;
+    Rv__StatusRequest sr = RV__STATUS_REQUEST__INIT;
+    Rv__Response *s = NULL;
+    char errmsg[RV_ERRMSG_SIZE];
+    sreq.body_case = RV__REQUEST__BODY_STATUS;
+    sreq.status = &sr;
+    const Rv__NodeStatus *me = NULL;
+    if (m->rpc_addr != NULL && m->rpc_addr[0] != '\0' &&
+        rvc_call_once(m->rpc_addr, &sreq, 1000, &s, errmsg) == RV_OK &&
+        s->self != NULL)
+        me = s->self;
+    const char *rpc = m->rpc_addr && m->rpc_addr[0] ? m->rpc_addr : "-";
+    const char *state = me && me->state ? me->state : "unreachable";
+    const char *digest = me && me->digest ? me->digest : "-";
+    unsigned long long term = me ? (unsigned long long)me->term : 0;
+    unsigned long long applied = me ? (unsigned long long)me->applied_index : 0;
+    if (list != NULL) {
+        json_t *o = json_object();
+        json_object_set_new(o, "id", json_integer((json_int_t)m->id));
+        json_object_set_new(o, "raft_addr", cluster__str(m->raft_addr));
+        json_object_set_new(o, "rpc_addr", cluster__str(rpc));
+        json_object_set_new(o, "http_addr", cluster__str(m->http_addr));
+        json_object_set_new(o, "role", cluster__str(m->role));
+        json_object_set_new(o, "state", cluster__str(state));
+        json_object_set_new(o, "term", json_integer((json_int_t)term));
+        json_object_set_new(o, "applied_index",
+                            json_integer((json_int_t)applied));
+        json_object_set_new(o, "digest", cluster__str(digest));
+        json_array_append_new(list, o);
+    } else {
+        printf("%-4llu %-8s %-11s %-21s %-27s %6llu %10llu  %s\n",
+               (unsigned long long)m->id, m->role ? m->role : "-", state,
+               m->raft_addr ? m->raft_addr : "-", rpc, term, applied, digest);
+    }
+    rvc_response_free(s);
 }
 
 static int
@@ -112,48 +166,22 @@ cluster__status(struct rvc *c, const struct cluster_args *a)
         rvc_response_free(resp);
         return cluster__exit(rc);
     }
-    if (a->is_json)
-        printf("{\"leader_id\":%llu,\"nodes\":[",
-               (unsigned long long)resp->leader_id);
-    else
+    json_t *list = a->is_json ? json_array() : NULL;
+    if (!a->is_json)
         printf("leader: %llu\n%-4s %-8s %-11s %-21s %-27s %6s %10s  %s\n",
                (unsigned long long)resp->leader_id, "ID", "ROLE", "STATE",
                "RAFT", "RPC", "TERM", "APPLIED", "DIGEST");
-    for (size_t i = 0; i < resp->n_nodes; i++) {
-        const Rv__NodeStatus *m = resp->nodes[i];
-        Rv__Request sreq = RV__REQUEST__INIT;
-        Rv__StatusRequest sr = RV__STATUS_REQUEST__INIT;
-        Rv__Response *s = NULL;
-        sreq.body_case = RV__REQUEST__BODY_STATUS;
-        sreq.status = &sr;
-        const Rv__NodeStatus *me = NULL;
-        if (m->rpc_addr != NULL && m->rpc_addr[0] != '\0' &&
-            rvc_call_once(m->rpc_addr, &sreq, 1000, &s, errmsg) == RV_OK &&
-            s->self != NULL)
-            me = s->self;
-        const char *rpc = m->rpc_addr && m->rpc_addr[0] ? m->rpc_addr : "-";
-        const char *state = me && me->state ? me->state : "unreachable";
-        const char *digest = me && me->digest ? me->digest : "-";
-        unsigned long long term = me ? (unsigned long long)me->term : 0;
-        unsigned long long applied =
-            me ? (unsigned long long)me->applied_index : 0;
-        if (a->is_json)
-            printf("%s{\"id\":%llu,\"raft_addr\":\"%s\",\"rpc_addr\":\"%s\","
-                   "\"http_addr\":\"%s\",\"role\":\"%s\",\"state\":\"%s\","
-                   "\"term\":%llu,\"applied_index\":%llu,\"digest\":\"%s\"}",
-                   i ? "," : "", (unsigned long long)m->id,
-                   m->raft_addr ? m->raft_addr : "", rpc,
-                   m->http_addr ? m->http_addr : "", m->role ? m->role : "",
-                   state, term, applied, digest);
-        else
-            printf("%-4llu %-8s %-11s %-21s %-27s %6llu %10llu  %s\n",
-                   (unsigned long long)m->id, m->role ? m->role : "-", state,
-                   m->raft_addr ? m->raft_addr : "-", rpc, term, applied,
-                   digest);
-        rvc_response_free(s);
+    for (size_t i = 0; i < resp->n_nodes; i++)
+        cluster__status_row(resp->nodes[i], list);
+    if (a->is_json) {
+        json_t *doc = json_object();
+        json_object_set_new(doc, "leader_id",
+                            json_integer((json_int_t)resp->leader_id));
+        json_object_set_new(doc, "nodes", list);
+        json_dumpf(doc, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        putchar('\n');
+        json_decref(doc);
     }
-    if (a->is_json)
-        printf("]}\n");
     rvc_response_free(resp);
     return RV_EXIT_OK;
 }
@@ -195,8 +223,7 @@ rv_cmd_cluster(int argc, char **argv)
         cr.op = RV__CLUSTER_OP__CLUSTER_TRANSFER;
     } else {
         rvc_close(c);
-        char *help[] = {"x"};
-        cluster__parse(0, help, &a);
+        fputs(cluster_usage, stderr);
         return RV_EXIT_USAGE;
     }
     /* A change in progress (RV_ESTATE) is worth waiting for. */

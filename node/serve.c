@@ -4,8 +4,11 @@
 #include "node/serve.h"
 
 #include "base/clock.h"
+#include "base/exit.h"
 #include "base/log.h"
 #include "gateway/gateway.h"
+#include "node/cli/flags.h"
+#include "node/defaults.h"
 #include "raft/replica.h"
 #include "rpc/client.h"
 #include "rpc/server.h"
@@ -48,48 +51,42 @@ enum node_key {
     K_COUNT
 };
 
-static const struct {
-    const char *name, *env, *def, *help;
-} node_keys[K_COUNT] = {
-    {"config", "RUNVAULT_CONFIG", "", "config file"},
-    {"id", "RUNVAULT_ID", "1", "this node's raft id (> 0)"},
-    {"data-dir", "RUNVAULT_DATA_DIR", "./runvault-data", "data directory"},
-    {"http-addr", "RUNVAULT_HTTP_ADDR", "127.0.0.1:7480",
+/* Every setting, as a flag of serve (flags.h); env and def give its
+ * variable and default, the config file key is its name. */
+static const struct cli_flag node_keys[K_COUNT] = {
+    {"config", 1, 0, "RUNVAULT_CONFIG", "", "config file"},
+    {"id", 1, 0, "RUNVAULT_ID", "1", "this node's raft id (> 0)"},
+    {"data-dir", 1, 0, "RUNVAULT_DATA_DIR", NODE_DEFAULT_DATA_DIR,
+     "data directory"},
+    {"http-addr", 1, 0, "RUNVAULT_HTTP_ADDR", NODE_DEFAULT_HTTP_ADDR,
      "HTTP address (announced; served by the gateway)"},
-    {"rpc-addr", "RUNVAULT_RPC_ADDR", "tcp://127.0.0.1:7481",
+    {"rpc-addr", 1, 0, "RUNVAULT_RPC_ADDR", NODE_DEFAULT_RPC_ADDR,
      "native RPC address"},
-    {"raft-addr", "RUNVAULT_RAFT_ADDR", "127.0.0.1:7482",
+    {"raft-addr", 1, 0, "RUNVAULT_RAFT_ADDR", NODE_DEFAULT_RAFT_ADDR,
      "raft address, IPv4 a.b.c.d:port"},
-    {"peers", "RUNVAULT_PEERS", "",
+    {"peers", 1, 0, "RUNVAULT_PEERS", "",
      "initial voters, 1=IP:PORT,2=IP:PORT,... (the same on each)"},
-    {"join", "RUNVAULT_JOIN", "",
+    {"join", 1, 0, "RUNVAULT_JOIN", "",
      "endpoint(s) of a cluster to join (http:// or tcp://)"},
-    {"durability", "RUNVAULT_DURABILITY", "buffered",
+    {"durability", 1, 0, "RUNVAULT_DURABILITY", "buffered",
      "memory | buffered | strict"},
-    {"election-ms", "RUNVAULT_ELECTION_MS", "600", "raft election timeout"},
-    {"heartbeat-ms", "RUNVAULT_HEARTBEAT_MS", "60", "raft heartbeat"},
-    {"sync-ms", "RUNVAULT_SYNC_MS", "100", "background store sync period"},
-    {"snapshot-bytes", "RUNVAULT_SNAPSHOT_BYTES", "67108864",
+    {"election-ms", 1, 0, "RUNVAULT_ELECTION_MS", "600",
+     "raft election timeout"},
+    {"heartbeat-ms", 1, 0, "RUNVAULT_HEARTBEAT_MS", "60", "raft heartbeat"},
+    {"sync-ms", 1, 0, "RUNVAULT_SYNC_MS", "100",
+     "background store sync period"},
+    {"snapshot-bytes", 1, 0, "RUNVAULT_SNAPSHOT_BYTES", "67108864",
      "snapshot after this many bytes of log"},
-    {"segment-bytes", "RUNVAULT_SEGMENT_BYTES", "67108864",
+    {"segment-bytes", 1, 0, "RUNVAULT_SEGMENT_BYTES", "67108864",
      "vlog segment size (4096 to 1073741824)"},
-    {"rpc-workers", "RUNVAULT_RPC_WORKERS", "32", "RPC worker threads"},
-    {"log-level", "RUNVAULT_LOG_LEVEL", "info", "debug | info | warn | error"},
+    {"rpc-workers", 1, 0, "RUNVAULT_RPC_WORKERS", "32", "RPC worker threads"},
+    {"log-level", 1, 0, "RUNVAULT_LOG_LEVEL", "info",
+     "debug | info | warn | error"},
 };
 
 struct node_settings {
     char v[K_COUNT][NODE_MAX_VALUE];
 };
-
-static int
-node__key(const char *name, size_t n)
-{
-    for (int k = 0; k < K_COUNT; k++)
-        if (strlen(node_keys[k].name) == n &&
-            memcmp(node_keys[k].name, name, n) == 0)
-            return k;
-    return -1;
-}
 
 static int
 node__set(struct node_settings *st, int k, const char *value, const char *where)
@@ -122,7 +119,7 @@ node__load_file(struct node_settings *st, const char *path)
         if (*p == '\0')
             continue;
         size_t kn = strcspn(p, " \t=");
-        int k = node__key(p, kn);
+        int k = cli_flags_find(node_keys, K_COUNT, p, kn);
         char *v = p + kn;
         while (*v == ' ' || *v == '\t' || *v == '=')
             v++;
@@ -143,36 +140,35 @@ node__load_file(struct node_settings *st, const char *path)
     return rc;
 }
 
-/* Defaults, then the file, then the environment, then the flags. */
+/* serve --help: every setting with its variable and default. */
+static void
+node__usage(FILE *f)
+{
+    fprintf(f, "usage: runvault serve [--FLAG VALUE | --FLAG=VALUE]...\n"
+               "Settings, later ones winning: the defaults, the config file "
+               "(lines of\n\"key = value\", keys as the flags), RUNVAULT_* "
+               "variables, flags.\n");
+    for (int k = 0; k < K_COUNT; k++)
+        fprintf(f, "  --%-15s %s; $%s%s%s\n", node_keys[k].name,
+                node_keys[k].help, node_keys[k].env,
+                node_keys[k].def[0] ? ", default " : "", node_keys[k].def);
+}
+
+/* Defaults, then the file, then the environment, then the flags;
+ * CLI_FLAGS_HELP for --help, -1 after a message. */
 static int
 node__settings(int argc, char **argv, struct node_settings *st)
 {
-    int flag_set[K_COUNT] = {0};
-    const char *flag_val[K_COUNT] = {0};
+    struct cli_spec spec = {"runvault serve", node_keys, K_COUNT,
+                            CLI_FLAGS_ALL,    0,         0};
+    struct cli_args f;
+    int rc = cli_flags_parse(&spec, argc, argv, &f);
+    if (rc != 0)
+        return rc;
     for (int k = 0; k < K_COUNT; k++)
         snprintf(st->v[k], NODE_MAX_VALUE, "%s", node_keys[k].def);
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strncmp(a, "--", 2) != 0) {
-            fprintf(stderr, "runvault serve: unexpected argument '%s'\n", a);
-            return -1;
-        }
-        const char *eq = strchr(a + 2, '=');
-        size_t n = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-        int k = node__key(a + 2, n);
-        if (k < 0) {
-            fprintf(stderr, "runvault serve: unknown flag '%s'\n", a);
-            return -1;
-        }
-        if (eq == NULL && i + 1 >= argc) {
-            fprintf(stderr, "runvault serve: %s needs a value\n", a);
-            return -1;
-        }
-        flag_set[k] = 1;
-        flag_val[k] = eq ? eq + 1 : argv[++i];
-    }
-    const char *config = flag_set[K_CONFIG] ? flag_val[K_CONFIG]
-                                            : getenv(node_keys[K_CONFIG].env);
+    const char *config =
+        f.v[K_CONFIG] != NULL ? f.v[K_CONFIG] : getenv(node_keys[K_CONFIG].env);
     if (config != NULL && config[0] != '\0' && node__load_file(st, config) != 0)
         return -1;
     for (int k = 0; k < K_COUNT; k++) {
@@ -181,7 +177,7 @@ node__settings(int argc, char **argv, struct node_settings *st)
             return -1;
     }
     for (int k = 0; k < K_COUNT; k++)
-        if (flag_set[k] && node__set(st, k, flag_val[k], "flags") != 0)
+        if (f.v[k] != NULL && node__set(st, k, f.v[k], "flags") != 0)
             return -1;
     return 0;
 }
@@ -475,71 +471,185 @@ node__exit_of(int rc)
     }
 }
 
+/* The settings into rc and n (all but rc's fetcher); RV_EXIT_OK, or
+ * RV_EXIT_USAGE after a message. */
+static int
+node__configure(const struct node_settings *st, struct replica_config *rc,
+                struct replica_peer *peers, struct node *n, uint64_t *workers)
+{
+    uint64_t id, election, heartbeat, sync_ms, snap, segment;
+    enum rv_log_level level;
+    memset(rc, 0, sizeof *rc);
+    if (node__u64(st, K_ID, 1, UINT32_MAX, &id) != 0 ||
+        node__u64(st, K_ELECTION_MS, 50, 60000, &election) != 0 ||
+        node__u64(st, K_HEARTBEAT_MS, 10, 10000, &heartbeat) != 0 ||
+        node__u64(st, K_SYNC_MS, 1, 10000, &sync_ms) != 0 ||
+        node__u64(st, K_SNAPSHOT_BYTES, 1 << 20, (uint64_t)1 << 40, &snap) ||
+        node__u64(st, K_SEGMENT_BYTES, 4096, 1u << 30, &segment) != 0 ||
+        node__u64(st, K_RPC_WORKERS, 1, 1024, workers) != 0)
+        return RV_EXIT_USAGE;
+    if (rv_log_level_parse(st->v[K_LOG_LEVEL], &level) != 0 ||
+        replica_durability_parse(st->v[K_DURABILITY], &rc->durability) != 0) {
+        fprintf(stderr, "runvault: bad log-level '%s' or durability '%s'\n",
+                st->v[K_LOG_LEVEL], st->v[K_DURABILITY]);
+        return RV_EXIT_USAGE;
+    }
+    if (node__peers(st->v[K_PEERS], peers, &rc->n_peers) != 0) {
+        fprintf(stderr,
+                "runvault: --peers must look like "
+                "1=IP:PORT,2=IP:PORT,3=IP:PORT, not '%s'\n",
+                st->v[K_PEERS]);
+        return RV_EXIT_USAGE;
+    }
+    if (rc->n_peers > 0 && st->v[K_JOIN][0] != '\0') {
+        fprintf(stderr, "runvault: --peers and --join exclude each other\n");
+        return RV_EXIT_USAGE;
+    }
+    for (int k = K_HTTP_ADDR; k <= K_RAFT_ADDR; k++) {
+        if (strlen(st->v[k]) > STORE_MAX_ADDR_BYTES || st->v[k][0] == '\0') {
+            fprintf(stderr, "runvault: %s must be 1 to %d bytes\n",
+                    node_keys[k].name, STORE_MAX_ADDR_BYTES);
+            return RV_EXIT_USAGE;
+        }
+    }
+    n->log = (struct rv_log){rv_log_stderr, NULL, (int)level};
+    n->id = id;
+    memcpy(n->raft_addr, st->v[K_RAFT_ADDR], strlen(st->v[K_RAFT_ADDR]) + 1);
+    memcpy(n->rpc_addr, st->v[K_RPC_ADDR], strlen(st->v[K_RPC_ADDR]) + 1);
+    memcpy(n->http_addr, st->v[K_HTTP_ADDR], strlen(st->v[K_HTTP_ADDR]) + 1);
+    snprintf(n->join, sizeof n->join, "%s", st->v[K_JOIN]);
+    /* With --peers and no --raft-addr, this node's address is its entry. */
+    const char *raft_flag = getenv("RUNVAULT_RAFT_ADDR");
+    for (size_t i = 0; i < rc->n_peers; i++)
+        if (peers[i].id == id && (raft_flag == NULL || raft_flag[0] == '\0') &&
+            strcmp(st->v[K_RAFT_ADDR], node_keys[K_RAFT_ADDR].def) == 0)
+            snprintf(n->raft_addr, sizeof n->raft_addr, "%s",
+                     peers[i].raft_addr);
+    rc->id = id;
+    rc->data_dir = st->v[K_DATA_DIR];
+    rc->raft_addr = n->raft_addr;
+    rc->rpc_addr = n->rpc_addr;
+    rc->http_addr = n->http_addr;
+    rc->peers = peers;
+    rc->is_join = n->join[0] != '\0';
+    rc->election_ms = (unsigned)election;
+    rc->heartbeat_ms = (unsigned)heartbeat;
+    rc->sync_ms = (unsigned)sync_ms;
+    rc->snapshot_bytes = snap;
+    rc->segment_bytes = segment;
+    rc->log = &n->log;
+    return RV_EXIT_OK;
+}
+
+/* Start the replica, the RPC server and the gateway (what started is
+ * stopped again on a failure); RV_EXIT_OK or the exit code. */
+static int
+node__start(struct node *n, const struct replica_config *rc, unsigned workers)
+{
+    char errmsg[RV_ERRMSG_SIZE] = "";
+    uint64_t t0 = rv_clock_mono_ms();
+    int err = replica_start(&n->rep, rc, errmsg);
+    if (err != RV_OK) {
+        rv_logf(&n->log, RV_LOG_ERROR, "node", "cannot start: %s: %s",
+                rv_strerror(err), errmsg);
+        return node__exit_of(err);
+    }
+    err = rpc_server_start(&n->rpc, n->rpc_addr, n->rep, workers, &n->log,
+                           errmsg);
+    if (err == RV_OK) {
+        struct gateway_config gc = {
+            .http_addr = n->http_addr,
+            .rpc = n->rpc,
+            .rpc_addr = n->rpc_addr,
+            .raft_addr = n->raft_addr,
+            .data_dir = rc->data_dir,
+            .n_workers = workers,
+            .log = &n->log,
+        };
+        err = gateway_start(&n->gw, &gc, errmsg);
+        if (err != RV_OK)
+            rpc_server_stop(n->rpc);
+    }
+    if (err != RV_OK) {
+        rv_logf(&n->log, RV_LOG_ERROR, "node", "%s", errmsg);
+        replica_stop(n->rep);
+        replica_wait(n->rep);
+        return err == RV_EINVAL ? RV_EXIT_USAGE : RV_EXIT_LISTEN;
+    }
+    rv_logf(&n->log, RV_LOG_INFO, "node",
+            "serving: node %llu, http %s, rpc %s, raft %s, data %s (%llu ms "
+            "to start)",
+            (unsigned long long)n->id, n->http_addr, n->rpc_addr, n->raft_addr,
+            rc->data_dir, (unsigned long long)(rv_clock_mono_ms() - t0));
+    return RV_EXIT_OK;
+}
+
+/* Take sigs until the replica stops, then stop the rest and release the
+ * data dir (lock_fd); the process exit code. */
+static int
+node__run(struct node *n, const sigset_t *sigs, int lock_fd)
+{
+    atomic_store(&n->is_stopping, 0);
+    int has_helper = pthread_create(&n->helper, NULL, node__helper, n) == 0;
+    struct timespec tick = {0, 100 * 1000000L};
+    while (replica_is_running(n->rep)) {
+        int sig = sigtimedwait(sigs, NULL, &tick);
+        if (sig > 0) {
+            rv_logf(&n->log, RV_LOG_INFO, "node", "signal %d: stopping", sig);
+            replica_stop(n->rep);
+        }
+    }
+    atomic_store(&n->is_stopping, 1);
+    /* raft is closed and every entry it acknowledged is on disk; what is
+     * left must not hang the exit (nng 1.5.2's nng_close can deadlock,
+     * nanomsg/nng#1543: seen after a leader's fsync failed). */
+    n->exit_code = node__exit_of_replica(replica_exit_code(n->rep));
+    int has_watchdog =
+        pthread_create(&n->watchdog, NULL, node__watchdog, n) == 0;
+    if (has_helper)
+        pthread_join(n->helper, NULL);
+    gateway_stop(n->gw);     /* Queued requests are answered 503. */
+    rpc_server_stop(n->rpc); /* Workers finish: the replica answered all. */
+    int code = node__exit_of_replica(replica_wait(n->rep));
+    close(lock_fd);
+    if (has_watchdog) {
+        pthread_mutex_lock(&n->watchdog_lock);
+        n->is_stopped = 1;
+        pthread_cond_signal(&n->watchdog_cond);
+        pthread_mutex_unlock(&n->watchdog_lock);
+        pthread_join(n->watchdog, NULL);
+    }
+    if (code == RV_EXIT_OK)
+        rv_logf(&n->log, RV_LOG_INFO, "node", "stopped cleanly");
+    return code;
+}
+
 int
 rv_cmd_serve(int argc, char **argv)
 {
     struct node_settings st;
     struct replica_config rc;
     struct replica_peer peers[REPLICA_MAX_PEERS];
-    uint64_t id, election, heartbeat, sync_ms, snap, segment, workers;
-    enum rv_log_level level;
-    char errmsg[RV_ERRMSG_SIZE] = "";
+    uint64_t workers;
     static struct node n; /* Lives for the process. */
-    struct rvc_fetcher fetcher = {10000};
+    static struct rvc_fetcher fetcher = {10000};
 
-    if (node__settings(argc, argv, &st) != 0)
-        return RV_EXIT_USAGE;
-    memset(&rc, 0, sizeof rc);
-    if (node__u64(&st, K_ID, 1, UINT32_MAX, &id) != 0 ||
-        node__u64(&st, K_ELECTION_MS, 50, 60000, &election) != 0 ||
-        node__u64(&st, K_HEARTBEAT_MS, 10, 10000, &heartbeat) != 0 ||
-        node__u64(&st, K_SYNC_MS, 1, 10000, &sync_ms) != 0 ||
-        node__u64(&st, K_SNAPSHOT_BYTES, 1 << 20, (uint64_t)1 << 40, &snap) ||
-        node__u64(&st, K_SEGMENT_BYTES, 4096, 1u << 30, &segment) != 0 ||
-        node__u64(&st, K_RPC_WORKERS, 1, 1024, &workers) != 0)
-        return RV_EXIT_USAGE;
-    if (rv_log_level_parse(st.v[K_LOG_LEVEL], &level) != 0 ||
-        replica_durability_parse(st.v[K_DURABILITY], &rc.durability) != 0) {
-        fprintf(stderr, "runvault: bad log-level '%s' or durability '%s'\n",
-                st.v[K_LOG_LEVEL], st.v[K_DURABILITY]);
-        return RV_EXIT_USAGE;
-    }
-    if (node__peers(st.v[K_PEERS], peers, &rc.n_peers) != 0) {
-        fprintf(stderr,
-                "runvault: --peers must look like "
-                "1=IP:PORT,2=IP:PORT,3=IP:PORT, not '%s'\n",
-                st.v[K_PEERS]);
-        return RV_EXIT_USAGE;
-    }
-    if (rc.n_peers > 0 && st.v[K_JOIN][0] != '\0') {
-        fprintf(stderr, "runvault: --peers and --join exclude each other\n");
-        return RV_EXIT_USAGE;
-    }
-    for (int k = K_HTTP_ADDR; k <= K_RAFT_ADDR; k++) {
-        if (strlen(st.v[k]) > STORE_MAX_ADDR_BYTES || st.v[k][0] == '\0') {
-            fprintf(stderr, "runvault: %s must be 1 to %d bytes\n",
-                    node_keys[k].name, STORE_MAX_ADDR_BYTES);
-            return RV_EXIT_USAGE;
-        }
-    }
+    int is_help = node__settings(argc, argv, &st);
+    if (is_help == CLI_FLAGS_HELP)
+        node__usage(stdout);
+    if (is_help != 0)
+        return is_help == CLI_FLAGS_HELP ? RV_EXIT_OK : RV_EXIT_USAGE;
     memset(&n, 0, sizeof n);
     pthread_mutex_init(&n.watchdog_lock, NULL);
     pthread_cond_init(&n.watchdog_cond, NULL);
-    n.log = (struct rv_log){rv_log_stderr, NULL, (int)level};
-    n.id = id;
-    memcpy(n.raft_addr, st.v[K_RAFT_ADDR], strlen(st.v[K_RAFT_ADDR]) + 1);
-    memcpy(n.rpc_addr, st.v[K_RPC_ADDR], strlen(st.v[K_RPC_ADDR]) + 1);
-    memcpy(n.http_addr, st.v[K_HTTP_ADDR], strlen(st.v[K_HTTP_ADDR]) + 1);
-    snprintf(n.join, sizeof n.join, "%s", st.v[K_JOIN]);
-    /* With --peers and no --raft-addr, this node's address is its entry. */
-    const char *raft_flag = getenv("RUNVAULT_RAFT_ADDR");
-    for (size_t i = 0; i < rc.n_peers; i++)
-        if (peers[i].id == id && (raft_flag == NULL || raft_flag[0] == '\0') &&
-            strcmp(st.v[K_RAFT_ADDR], node_keys[K_RAFT_ADDR].def) == 0)
-            snprintf(n.raft_addr, sizeof n.raft_addr, "%s", peers[i].raft_addr);
+    int code = node__configure(&st, &rc, peers, &n, &workers);
+    if (code != RV_EXIT_OK)
+        return code;
+    rc.fetch = rvc_fetch;
+    rc.fetch_data = &fetcher;
 
     int lock_fd = -1;
-    int code = node__lock(st.v[K_DATA_DIR], &lock_fd);
+    code = node__lock(st.v[K_DATA_DIR], &lock_fd);
     if (code != RV_EXIT_OK)
         return code;
 
@@ -552,93 +662,10 @@ rv_cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    rc.id = id;
-    rc.data_dir = st.v[K_DATA_DIR];
-    rc.raft_addr = n.raft_addr;
-    rc.rpc_addr = n.rpc_addr;
-    rc.http_addr = n.http_addr;
-    rc.peers = peers;
-    rc.is_join = n.join[0] != '\0';
-    rc.election_ms = (unsigned)election;
-    rc.heartbeat_ms = (unsigned)heartbeat;
-    rc.sync_ms = (unsigned)sync_ms;
-    rc.snapshot_bytes = snap;
-    rc.segment_bytes = segment;
-    rc.fetch = rvc_fetch;
-    rc.fetch_data = &fetcher;
-    rc.log = &n.log;
-    uint64_t t0 = rv_clock_mono_ms();
-    int err = replica_start(&n.rep, &rc, errmsg);
-    if (err != RV_OK) {
-        rv_logf(&n.log, RV_LOG_ERROR, "node", "cannot start: %s: %s",
-                rv_strerror(err), errmsg);
+    code = node__start(&n, &rc, (unsigned)workers);
+    if (code != RV_EXIT_OK) {
         close(lock_fd);
-        return node__exit_of(err);
+        return code;
     }
-    err = rpc_server_start(&n.rpc, n.rpc_addr, n.rep, (unsigned)workers, &n.log,
-                           errmsg);
-    if (err != RV_OK) {
-        rv_logf(&n.log, RV_LOG_ERROR, "node", "%s", errmsg);
-        replica_stop(n.rep);
-        replica_wait(n.rep);
-        close(lock_fd);
-        return err == RV_EINVAL ? RV_EXIT_USAGE : RV_EXIT_LISTEN;
-    }
-    struct gateway_config gc = {
-        .http_addr = n.http_addr,
-        .rpc = n.rpc,
-        .rpc_addr = n.rpc_addr,
-        .raft_addr = n.raft_addr,
-        .data_dir = rc.data_dir,
-        .n_workers = (unsigned)workers,
-        .log = &n.log,
-    };
-    err = gateway_start(&n.gw, &gc, errmsg);
-    if (err != RV_OK) {
-        rv_logf(&n.log, RV_LOG_ERROR, "node", "%s", errmsg);
-        rpc_server_stop(n.rpc);
-        replica_stop(n.rep);
-        replica_wait(n.rep);
-        close(lock_fd);
-        return err == RV_EINVAL ? RV_EXIT_USAGE : RV_EXIT_LISTEN;
-    }
-    rv_logf(&n.log, RV_LOG_INFO, "node",
-            "serving: node %llu, http %s, rpc %s, raft %s, data %s (%llu ms "
-            "to start)",
-            (unsigned long long)id, n.http_addr, n.rpc_addr, n.raft_addr,
-            rc.data_dir, (unsigned long long)(rv_clock_mono_ms() - t0));
-    atomic_store(&n.is_stopping, 0);
-    int has_helper = pthread_create(&n.helper, NULL, node__helper, &n) == 0;
-
-    struct timespec tick = {0, 100 * 1000000L};
-    while (replica_is_running(n.rep)) {
-        int sig = sigtimedwait(&sigs, NULL, &tick);
-        if (sig > 0) {
-            rv_logf(&n.log, RV_LOG_INFO, "node", "signal %d: stopping", sig);
-            replica_stop(n.rep);
-        }
-    }
-    atomic_store(&n.is_stopping, 1);
-    /* raft is closed and every entry it acknowledged is on disk; what is
-     * left must not hang the exit (nng 1.5.2's nng_close can deadlock,
-     * nanomsg/nng#1543: seen after a leader's fsync failed). */
-    n.exit_code = node__exit_of_replica(replica_exit_code(n.rep));
-    int has_watchdog =
-        pthread_create(&n.watchdog, NULL, node__watchdog, &n) == 0;
-    if (has_helper)
-        pthread_join(n.helper, NULL);
-    gateway_stop(n.gw);     /* Queued requests are answered 503. */
-    rpc_server_stop(n.rpc); /* Workers finish: the replica answered all. */
-    code = node__exit_of_replica(replica_wait(n.rep));
-    close(lock_fd);
-    if (has_watchdog) {
-        pthread_mutex_lock(&n.watchdog_lock);
-        n.is_stopped = 1;
-        pthread_cond_signal(&n.watchdog_cond);
-        pthread_mutex_unlock(&n.watchdog_lock);
-        pthread_join(n.watchdog, NULL);
-    }
-    if (code == RV_EXIT_OK)
-        rv_logf(&n.log, RV_LOG_INFO, "node", "stopped cleanly");
-    return code;
+    return node__run(&n, &sigs, lock_fd);
 }

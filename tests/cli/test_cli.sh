@@ -73,7 +73,24 @@ expect 0 "verify after restoring the byte" -- "$rv" verify --data-dir "$data"
 expect_out "applied index:   18" "the refused rebuild left the index alone"
 
 # ---- serve ----------------------------------------------------------------
-port=$((20000 + ($$ % 20000)))
+# Three free ports (HTTP, RPC, raft) below the ephemeral range: the node
+# never uses the default ports 7480-7482, which a developer's own node may
+# hold. The defaults are checked in what `serve --help` prints instead.
+port_free() { ! ss -Htan "( sport = :$1 )" 2>/dev/null | grep -q .; }
+port=0
+for _ in $(seq 1 50); do
+    b=$((20000 + (RANDOM % 4000) * 3))
+    if port_free "$b" && port_free $((b + 1)) && port_free $((b + 2)); then
+        port=$b
+        break
+    fi
+done
+[ $port -ne 0 ] || { echo "no free ports"; exit 1; }
+expect 0 "serve --help" -- "$rv" serve --help
+expect_out "^  --http-addr .*default 127\.0\.0\.1:7480" "the default HTTP address"
+expect_out "^  --rpc-addr .*default tcp://127\.0\.0\.1:7481" "the default RPC address"
+expect_out "^  --raft-addr .*default 127\.0\.0\.1:7482" "the default raft address"
+expect_out "^  --data-dir .*default \./runvault-data" "the default data dir"
 sdata="$dir/node"
 expect 1 "serve rejects an unknown flag" -- "$rv" serve --frob 1
 expect 1 "serve rejects a bad durability" -- \
@@ -95,6 +112,7 @@ expect_out "bad.conf:1: unknown key" "the error names the file and line"
 cat >"$dir/node.conf" <<CONF
 # a single node
 data-dir = $sdata
+http-addr = 127.0.0.1:$port
 rpc-addr = tcp://127.0.0.1:$((port + 1))
 raft-addr = 127.0.0.1:$((port + 2))
 durability = memory

@@ -6,7 +6,8 @@
 # into the fresh node -> export again (identical trees), a second import
 # applying nothing twice, a node joining the import target through
 # --join http:// (it converges and serves the runs), and the exit codes
-# (1 bad flag, 2 bad input line, 3 unknown run, 9 dead endpoint).
+# (base/exit.h: 1 bad flag, 10 bad input line, 11 unknown run, 9 dead
+# endpoint).
 # usage: test_client_cli.sh PATH/TO/runvault
 set -u
 rv=$1
@@ -207,10 +208,22 @@ warn: a\b "q"
 EOF
 expect 0 "logs --follow of a finished run ends by itself" -- \
     "$rv" logs run-a --follow
-"$rv" logs run-b --follow >"$dir/out" 2>&1 &
+# run-b is RUNNING with no log lines: give it one, so that --follow prints
+# it first; once that line is in its output, the follower is in its poll
+# loop (its signal mask set) and SIGINT must stop it.
+echo '{"type":"log","run_id":"run-b","timestamp":1700000061000,"text":"b ready"}' |
+    $T "$rv" ingest - >/dev/null 2>&1 || fail "ingest a log line of run-b"
+"$rv" logs run-b --follow >"$dir/follow" 2>&1 &
 fpid=$!
 pids+=($fpid)
-sleep 1.5
+ready=0
+for _ in $(seq 1 100); do
+    if grep -q "^b ready$" "$dir/follow"; then ready=1; break; fi
+    kill -0 $fpid 2>/dev/null || break
+    sleep 0.1
+done
+[ $ready -eq 1 ] && pass || { fail "logs --follow prints the existing lines"
+    sed 's/^/    /' "$dir/follow"; }
 kill -INT $fpid
 for _ in $(seq 1 100); do kill -0 $fpid 2>/dev/null || break; sleep 0.1; done
 if kill -0 $fpid 2>/dev/null; then
@@ -222,9 +235,9 @@ code=$?
 [ $code -eq 0 ] && pass || fail "logs --follow stops on SIGINT with 0 (got $code)"
 
 # ---- exit codes ------------------------------------------------------------
-expect 3 "show of an unknown run" -- "$rv" show no-such-run
-expect 3 "metrics of an unknown series" -- "$rv" metrics run-a --key nope
-expect 3 "logs of an unknown run" -- "$rv" logs no-such-run
+expect 11 "show of an unknown run" -- "$rv" show no-such-run
+expect 11 "metrics of an unknown series" -- "$rv" metrics run-a --key nope
+expect 11 "logs of an unknown run" -- "$rv" logs no-such-run
 expect 1 "a bad flag" -- "$rv" ls --frobnicate
 expect 1 "a missing flag value" -- "$rv" ls --limit
 expect 1 "metrics without --key" -- "$rv" metrics run-a
@@ -238,7 +251,7 @@ printf '%s\n' \
     '{"run_id":"run-b","key":"late","step":"two","value":2}' \
     '{"run_id":"run-b","key":"late","step":3,"timestamp":1700000072000,"value":3}' \
     >"$dir/bad.jsonl"
-expect 2 "ingest stops at a bad line" -- "$rv" ingest - <"$dir/bad.jsonl"
+expect 10 "ingest stops at a bad line" -- "$rv" ingest - <"$dir/bad.jsonl"
 grep -q -- "-:2: \"step\" must be an integer" "$dir/err" && pass ||
     fail "the error names the bad line"
 expect 0 "the line before the bad one was sent" -- \
@@ -248,7 +261,7 @@ step,timestamp,value
 1,1700000070000,1
 EOF
 echo '{"run_id":"ghost","key":"k","step":1,"value":1}' >"$dir/ghost.jsonl"
-expect 2 "a point of an unknown run without project" -- \
+expect 10 "a point of an unknown run without project" -- \
     "$rv" ingest "$dir/ghost.jsonl"
 
 # ---- export -> import -> export --------------------------------------------

@@ -1,0 +1,223 @@
+/* The client commands' table and dispatch (cli.h): their flags, usage
+ * texts, and the connection every command gets. */
+#include "base/exit.h"
+#include "node/cli/cli_int.h"
+#include "node/defaults.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Indexed by enum cli_opt. */
+static const struct cli_flag cli_flags[O_COUNT] = {
+    [O_ENDPOINT] = {"endpoint", 1},
+    [O_TIMEOUT] = {"timeout-ms", 1},
+    [O_CONSISTENCY] = {"consistency", 1},
+    [O_PROJECT] = {"project", 1},
+    [O_EXPERIMENT] = {"experiment", 1},
+    [O_STATUS] = {"status", 1},
+    [O_TAG] = {"tag", 1, 1},
+    [O_PARAM] = {"param", 1, 1},
+    [O_DAY] = {"day", 1},
+    [O_FILTER] = {"filter", 1},
+    [O_ORDER_BY] = {"order-by", 1},
+    [O_LIMIT] = {"limit", 1},
+    [O_JSON] = {"json", 0},
+    [O_CSV] = {"csv", 0},
+    [O_KEY] = {"key", 1},
+    [O_CONTEXT] = {"context", 1},
+    [O_DOWNSAMPLE] = {"downsample", 1},
+    [O_MIN_STEP] = {"min-step", 1},
+    [O_MAX_STEP] = {"max-step", 1},
+    [O_FOLLOW] = {"follow", 0},
+    [O_FROM] = {"from", 1},
+    [O_OUT] = {"out", 1},
+};
+
+#define CLI_COMMON  (CLI_FLAG_BIT(O_ENDPOINT) | CLI_FLAG_BIT(O_TIMEOUT))
+#define CLI_READING (CLI_COMMON | CLI_FLAG_BIT(O_CONSISTENCY))
+
+struct cli_command {
+    const char *name;
+    uint32_t flags; /* The options it takes (CLI_FLAG_BIT). */
+    size_t min_pos, max_pos;
+    int (*run)(struct cli *cl, const struct cli_args *a);
+    const char *usage;
+};
+
+static const char cli_exit_text[] =
+    "exit codes: 0 ok, 1 bad arguments, 3 local failure, 9 no node "
+    "answered,\n"
+    "            10 bad input data, 11 run or series not found, 12 request "
+    "refused\n"
+    "endpoint:   --endpoint LIST (tcp://IP:PORT, ipc://PATH or "
+    "http://IP:PORT,\n"
+    "            comma-separated) or RUNVAULT_ENDPOINT; "
+    "default " NODE_DEFAULT_ENDPOINT "\n"
+    "            --timeout-ms MS bounds each call, retries included "
+    "(30000)\n";
+
+const char cli_usage_summary[] =
+    "  ls             list runs (filters: --project --experiment --status "
+    "--tag\n"
+    "                 --param --day --filter; --order-by --limit --json)\n"
+    "  show           one run: attributes, params, tags, metric summary\n"
+    "  metrics        a metric series (--key K; --csv or --json)\n"
+    "  logs           a run's log lines (--follow)\n"
+    "  ingest         JSONL metric points and runs from a file or stdin\n"
+    "  export         runs to a directory tree (--out DIR)\n"
+    "  import         runs from an export tree, idempotently\n";
+
+static const struct cli_command cli_commands[] = {
+    {"ls",
+     CLI_READING | CLI_FLAG_BIT(O_PROJECT) | CLI_FLAG_BIT(O_EXPERIMENT) |
+         CLI_FLAG_BIT(O_STATUS) | CLI_FLAG_BIT(O_TAG) | CLI_FLAG_BIT(O_PARAM) |
+         CLI_FLAG_BIT(O_DAY) | CLI_FLAG_BIT(O_FILTER) |
+         CLI_FLAG_BIT(O_ORDER_BY) | CLI_FLAG_BIT(O_LIMIT) |
+         CLI_FLAG_BIT(O_JSON),
+     0, 0, cli__ls,
+     "usage: runvault ls [--project P] [--experiment E] [--status S]\n"
+     "           [--tag K=V]... [--param K=V]... [--day YYYY-MM-DD]\n"
+     "           [--filter EXPR] [--order-by EXPR] [--limit N] [--json]\n"
+     "           [--consistency stale|leader|linearizable]\n"
+     "List runs, newest first unless --order-by says otherwise. The flags\n"
+     "are joined with 'and' into one filter of the MLflow grammar (--day:\n"
+     "created on that UTC day). --limit N rows (default 50, 0: all).\n"},
+    {"show", CLI_READING | CLI_FLAG_BIT(O_JSON), 1, 1, cli__show,
+     "usage: runvault show RUN_ID [--json]\n"
+     "A run's attributes, params, tags and metric summary.\n"},
+    {"metrics",
+     CLI_READING | CLI_FLAG_BIT(O_KEY) | CLI_FLAG_BIT(O_CONTEXT) |
+         CLI_FLAG_BIT(O_DOWNSAMPLE) | CLI_FLAG_BIT(O_MIN_STEP) |
+         CLI_FLAG_BIT(O_MAX_STEP) | CLI_FLAG_BIT(O_JSON) | CLI_FLAG_BIT(O_CSV),
+     1, 1, cli__metrics,
+     "usage: runvault metrics RUN_ID --key K [--context C] [--downsample N]\n"
+     "           [--min-step A] [--max-step B] [--json | --csv]\n"
+     "The points of one series in step order; --csv prints\n"
+     "step,timestamp,value (NaN, Infinity and -Infinity as such).\n"},
+    {"logs", CLI_READING | CLI_FLAG_BIT(O_FOLLOW) | CLI_FLAG_BIT(O_FROM), 1, 1,
+     cli__logs,
+     "usage: runvault logs RUN_ID [--follow] [--from N]\n"
+     "A run's log lines from line N (0-based) on. --follow polls for new\n"
+     "ones until SIGINT or SIGTERM, or until the run is no longer RUNNING\n"
+     "and no new lines came (exit 0 either way).\n"},
+    {"ingest", CLI_COMMON, 0, 1, cli__ingest,
+     "usage: runvault ingest [FILE | -]\n"
+     "JSON lines from FILE or stdin, one object per line:\n"
+     "  {\"run_id\",\"key\",\"step\",\"value\",\"timestamp\"?,"
+     "\"context\"?,\n"
+     "   \"project\"?,\"experiment\"?,\"name\"?}          a metric point\n"
+     "  {\"type\":\"run\",\"run_id\",\"project\",\"experiment\",\"name\"?,\n"
+     "   \"params\"?,\"tags\"?,\"created_at\"?,\"status\"?,\"ended_at\"?}\n"
+     "  {\"type\":\"log\",\"run_id\",\"text\",\"stream\"?,\"timestamp\"?}\n"
+     "  {\"type\":\"artifact\",\"run_id\",\"path\",\"file\","
+     "\"content_type\"?}\n"
+     "A run line creates the run (or resumes it); a point of a run not yet\n"
+     "seen needs project and experiment unless the run exists. Values may\n"
+     "be \"NaN\", \"Infinity\", \"-Infinity\"; timestamps default to now.\n"
+     "Sent in batches, in order. At a bad line, everything before it is\n"
+     "sent and acknowledged, nothing from it on, and the exit code is 10.\n"},
+    {"export",
+     CLI_READING | CLI_FLAG_BIT(O_OUT) | CLI_FLAG_BIT(O_PROJECT) |
+         CLI_FLAG_BIT(O_EXPERIMENT),
+     0, 0, cli__export,
+     "usage: runvault export --out DIR [--project P] [--experiment E]\n"
+     "Write runs to DIR/PROJECT/EXPERIMENT/RUN_ID/{meta.json,status.json,\n"
+     "events.jsonl,logs.txt,media/}.\n"},
+    {"import", CLI_COMMON, 1, 1, cli__import,
+     "usage: runvault import DIR\n"
+     "Re-create the runs of an export tree with their run ids, metrics,\n"
+     "logs and artifacts. Idempotent: importing the same tree again into\n"
+     "the same cluster applies nothing twice.\n"},
+};
+
+#define CLI_N_COMMANDS (sizeof cli_commands / sizeof cli_commands[0])
+
+static const struct cli_command *
+cli__command(const char *name)
+{
+    for (size_t i = 0; i < CLI_N_COMMANDS; i++)
+        if (strcmp(cli_commands[i].name, name) == 0)
+            return &cli_commands[i];
+    return NULL;
+}
+
+int
+cli_is_command(const char *name)
+{
+    return cli__command(name) != NULL;
+}
+
+/* Endpoint, timeouts and read options into cl; -1 after a message. */
+static int
+cli__setup(struct cli *cl, const struct cli_args *a)
+{
+    const char *ep = cli_flags_value(a->v[O_ENDPOINT], "RUNVAULT_ENDPOINT",
+                                     NODE_DEFAULT_ENDPOINT);
+    uint64_t total = CLI_DEFAULT_TIMEOUT;
+    if (a->v[O_TIMEOUT] != NULL &&
+        (cli_parse_u64(a->v[O_TIMEOUT], &total) != 0 || total == 0 ||
+         total > 3600000)) {
+        fprintf(stderr, "runvault %s: --timeout-ms wants 1..3600000\n",
+                cl->name);
+        return -1;
+    }
+    rv__read_options__init(&cl->read);
+    if (a->v[O_CONSISTENCY] != NULL) {
+        static const char *const names[] = {"stale", "leader", "linearizable"};
+        static const Rv__Consistency values[] = {RV__CONSISTENCY__STALE,
+                                                 RV__CONSISTENCY__LEADER,
+                                                 RV__CONSISTENCY__LINEARIZABLE};
+        size_t i = 0;
+        while (i < 3 && strcmp(names[i], a->v[O_CONSISTENCY]) != 0)
+            i++;
+        if (i == 3) {
+            fprintf(stderr,
+                    "runvault %s: --consistency is stale, leader or "
+                    "linearizable\n",
+                    cl->name);
+            return -1;
+        }
+        cl->read.has_consistency = 1;
+        cl->read.consistency = values[i];
+    }
+    char errmsg[RV_ERRMSG_SIZE] = "";
+    if (rvc_open(&cl->c, ep, errmsg) != RV_OK) {
+        fprintf(stderr, "runvault %s: --endpoint: %s\n", cl->name, errmsg);
+        return -1;
+    }
+    unsigned t = (unsigned)total;
+    rvc_set_timeouts(cl->c, t < RVC_DEFAULT_ATTEMPT ? t : RVC_DEFAULT_ATTEMPT,
+                     t);
+    cl->is_tty = isatty(STDERR_FILENO);
+    return 0;
+}
+
+int
+cli_main(int argc, char **argv)
+{
+    const struct cli_command *cmd = cli__command(argv[0]);
+    struct cli_args a;
+    struct cli cl;
+    char prog[64];
+    if (cmd == NULL)
+        return RV_EXIT_USAGE;
+    snprintf(prog, sizeof prog, "runvault %s", cmd->name);
+    struct cli_spec spec = {prog,       cli_flags,    O_COUNT,
+                            cmd->flags, cmd->min_pos, cmd->max_pos};
+    int rc = cli_flags_parse(&spec, argc - 1, argv + 1, &a);
+    if (rc != 0) {
+        FILE *f = rc == CLI_FLAGS_HELP ? stdout : stderr;
+        fprintf(f, "%s%s", cmd->usage, cli_exit_text);
+        return rc == CLI_FLAGS_HELP ? RV_EXIT_OK : RV_EXIT_USAGE;
+    }
+    memset(&cl, 0, sizeof cl);
+    cl.name = cmd->name;
+    if (cli__setup(&cl, &a) != 0)
+        return RV_EXIT_USAGE;
+    int code = cmd->run(&cl, &a);
+    fflush(stdout);
+    rvc_close(cl.c);
+    return code;
+}

@@ -1,0 +1,27 @@
+/* The client commands of the runvault binary: ls, show, metrics, logs,
+ * ingest, export and import, all over the native RPC client (rpc/client.h)
+ * to any node of a cluster. The endpoint list comes from --endpoint LIST or
+ * RUNVAULT_ENDPOINT (default NODE_DEFAULT_ENDPOINT, node/defaults.h); the
+ * usage text of each command is in cli.c (runvault COMMAND --help).
+ *
+ * node/cli/ holds one file per job: flags.c (the flag parser of every
+ * command of the binary), output.c (tables, numbers, JSON through
+ * jansson), filter.c (ls's flags -> a filter string), call.c (requests,
+ * metric history, exit codes), one file per command (ls.c, show.c,
+ * metrics.c, logs.c, ingest.c, export.c, import.c), write.c (what ingest
+ * and import share to write runs) and cli.c (the command table). */
+#ifndef RV_NODE_CLI_H
+#define RV_NODE_CLI_H
+
+/* The lines the top-level usage text lists for the client commands. */
+extern const char cli_usage_summary[];
+
+/* 1 if name is one of the client commands, else 0. */
+int cli_is_command(const char *name);
+
+/* Run the client command argv[0] with its arguments argv[1, argc);
+ * returns the process exit code (base/exit.h: RV_EXIT_*). Main thread
+ * only: logs --follow blocks SIGINT and SIGTERM in it and waits for them. */
+int cli_main(int argc, char **argv);
+
+#endif /* RV_NODE_CLI_H */
