@@ -11,7 +11,7 @@
  * Prints tables and one JSON line per figure ({"figure","value","unit",
  * "target"}). Data lives under $TMPDIR (default /tmp). */
 #include "base/clock.h"
-#include "rpc/client.h"
+#include "rpc/client/client.h"
 #include "tests/lib/cluster.h"
 
 #include <pthread.h>

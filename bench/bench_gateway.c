@@ -26,7 +26,7 @@
 #include "base/clock.h"
 #include "bench/bench_http.h"
 #include "bench/bench_runs.h"
-#include "rpc/client.h"
+#include "rpc/client/client.h"
 #include "tests/lib/cluster.h"
 
 #include <pthread.h>

@@ -31,7 +31,7 @@
 #include "base/clock.h"
 #include "bench/bench_http.h"
 #include "bench/bench_runs.h"
-#include "rpc/client.h"
+#include "rpc/client/client.h"
 
 #include <libpq-fe.h>
 #include <math.h>

@@ -10,7 +10,7 @@
  * the loads (CI under the sanitizers). Every child is killed and reaped
  * when a test ends, pass or fail. */
 #include "base/clock.h"
-#include "rpc/client.h"
+#include "rpc/client/client.h"
 #include "tests/lib/cluster.h"
 #include "tests/lib/harness.h"
 

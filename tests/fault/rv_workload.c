@@ -32,7 +32,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "proto/runvault.pb-c.h"
-#include "rpc/client.h"
+#include "rpc/client/client.h"
 
 #include <errno.h>
 #include <inttypes.h>

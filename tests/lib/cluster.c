@@ -2,7 +2,7 @@
 #include "tests/lib/cluster.h"
 
 #include "base/clock.h"
-#include "rpc/client.h"
+#include "rpc/client/client.h"
 #include "tests/lib/harness.h"
 
 #include <fcntl.h>

@@ -1,9 +1,9 @@
 /* Batched writes for ingestion (contract in batch.h). */
-#include "rpc/batch.h"
+#include "rpc/client/batch.h"
 
 #include "base/clock.h"
+#include "proto/contract.h"
 #include "proto/proto.h"
-#include "store/store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,8 +215,9 @@ rvc_batcher_set_points_per_command(struct rvc_batcher *b, size_t n)
 {
     if (n == 0)
         n = RVC_BATCH_POINTS_PER_COMMAND;
-    b->per_command =
-        n < STORE_MAX_POINTS_PER_COMMAND ? n : STORE_MAX_POINTS_PER_COMMAND;
+    b->per_command = n < CONTRACT_MAX_POINTS_PER_COMMAND
+                         ? n
+                         : CONTRACT_MAX_POINTS_PER_COMMAND;
 }
 
 size_t
@@ -324,7 +325,7 @@ rvc__open_for(struct rvc_batcher *b, const char *run_id, const char *key,
         nk++;
     if (rvc__dict(&p->ctxs, &p->n_ctxs, &p->cap_ctxs, &p->hint_ctx, ctx, 0) < 0)
         nc++;
-    return nk * (nc ? nc : 1) <= STORE_MAX_SERIES_PER_COMMAND ? p : NULL;
+    return nk * (nc ? nc : 1) <= CONTRACT_MAX_SERIES_PER_COMMAND ? p : NULL;
 }
 
 static int
@@ -368,7 +369,7 @@ rvc__is_full(const struct rvc_batcher *b, size_t n_bytes, int is_cmd,
     if (b->n_pend == 0)
         return 0;
     return b->n_bytes + n_bytes > RVC_BATCH_MAX_WRITE_BYTES ||
-           (is_cmd && b->n_pend + 1 > STORE_MAX_COMMANDS_PER_BATCH) ||
+           (is_cmd && b->n_pend + 1 > CONTRACT_MAX_COMMANDS_PER_BATCH) ||
            b->n_points + n_points > b->max_points;
 }
 
@@ -380,13 +381,13 @@ rvc_batcher_point(struct rvc_batcher *b, const char *run_id, const char *key,
     const char *ctx = context != NULL ? context : "";
     size_t rn = strlen(run_id), kn = strlen(key), cn = strlen(ctx);
     b->errmsg[0] = '\0';
-    if (rn == 0 || rn > STORE_MAX_RUN_ID_BYTES || kn == 0 ||
-        kn > STORE_MAX_KEY_BYTES || cn > STORE_MAX_CONTEXT_BYTES) {
+    if (rn == 0 || rn > CONTRACT_MAX_RUN_ID_BYTES || kn == 0 ||
+        kn > CONTRACT_MAX_KEY_BYTES || cn > CONTRACT_MAX_CONTEXT_BYTES) {
         rv_errmsg_printf(b->errmsg,
                          "point of run '%.64s' key '%.64s': run_id 1..%d, "
                          "key 1..%d, context 0..%d bytes",
-                         run_id, key, STORE_MAX_RUN_ID_BYTES,
-                         STORE_MAX_KEY_BYTES, STORE_MAX_CONTEXT_BYTES);
+                         run_id, key, CONTRACT_MAX_RUN_ID_BYTES,
+                         CONTRACT_MAX_KEY_BYTES, CONTRACT_MAX_CONTEXT_BYTES);
         return RV_EINVAL;
     }
     struct rvc_pending *p = rvc__open_for(b, run_id, key, ctx);
