@@ -5,11 +5,14 @@
 #include "rpc/client/client.h"
 #include "tests/lib/harness.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,6 +39,59 @@ cleanup_at_exit(void)
         cluster_kill_all(live);
 }
 
+/* ---- Ports --------------------------------------------------------------
+ * Node i listens on HTTP port + 10 i, RPC + 1, raft + 2: a block of
+ * CLUSTER_PORT_BLOCK ports from port. Blocks start in [CLUSTER_PORT_LOW,
+ * CLUSTER_PORT_LOW + CLUSTER_PORT_SPAN), below the kernel's ephemeral
+ * ports (32768 and up), which outgoing connections take. */
+#define CLUSTER_PORT_LOW   20000
+#define CLUSTER_PORT_SPAN  12000
+#define CLUSTER_PORT_BLOCK (10 * MAX_NODES)
+#define CLUSTER_PORT_TRIES 200
+
+/* 1 if a TCP socket can bind 127.0.0.1:port now (as tests/e2e/rvcluster.py
+ * checks), else 0. */
+static int
+cluster_port_is_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int is_free = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    return is_free;
+}
+
+/* The first port of a block whose every node port is free: a block per
+ * process and cluster (from the pid), and the next block while one of its
+ * ports is taken. Exits the test if none is found. */
+static int
+cluster_ports_pick(void)
+{
+    static int round; /* Clusters made by this process so far. */
+    int start = (int)((getpid() * 97 + round++ * CLUSTER_PORT_BLOCK) %
+                      CLUSTER_PORT_SPAN);
+    for (int t = 0; t < CLUSTER_PORT_TRIES; t++) {
+        int base = CLUSTER_PORT_LOW +
+                   (start + t * CLUSTER_PORT_BLOCK) % CLUSTER_PORT_SPAN;
+        int is_free = 1;
+        for (int i = 0; i < MAX_NODES && is_free; i++)
+            for (int k = 0; k < 3 && is_free; k++)
+                is_free = cluster_port_is_free(base + 10 * i + k);
+        if (is_free)
+            return base;
+    }
+    fprintf(stderr, "cluster: no free block of %d ports in %d-%d\n",
+            CLUSTER_PORT_BLOCK, CLUSTER_PORT_LOW,
+            CLUSTER_PORT_LOW + CLUSTER_PORT_SPAN);
+    exit(1);
+}
+
 void
 cluster_init(struct cluster *c, const char *tag, int n, const char *durability)
 {
@@ -43,10 +99,7 @@ cluster_init(struct cluster *c, const char *tag, int n, const char *durability)
     c->tmp = rv_test_tmpdir(tag);
     c->n = n;
     c->durability = durability;
-    /* A port range per process and test, below the kernel's ephemeral
-     * ports (32768 and up), which outgoing connections take. */
-    static int round;
-    c->port = 20000 + (int)((getpid() * 97 + round++ * 50) % 12000);
+    c->port = cluster_ports_pick();
     size_t pn = 0, en = 0;
     for (int i = 0; i < MAX_NODES; i++) {
         struct cnode *nd = &c->nodes[i];

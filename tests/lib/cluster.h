@@ -41,8 +41,10 @@ struct nstat {
 /* The runvault binary to start (once, before anything else). */
 void cluster_set_binary(const char *path);
 
-/* n initial voters under a fresh temporary dir, ports below the kernel's
- * ephemeral range. Nothing runs yet. */
+/* n initial voters under a fresh temporary dir, on a block of loopback
+ * ports below the kernel's ephemeral range, each of which could be bound
+ * when this was called (a taken one moves the cluster to the next block;
+ * none free exits the test). Nothing runs yet. Main thread. */
 void cluster_init(struct cluster *c, const char *tag, int n,
                   const char *durability);
 /* Start node i (0-based) as an initial voter or as a joiner. */
