@@ -77,28 +77,34 @@ proto_metrics_intern(char ***dict, size_t *n, size_t *cap, size_t *hint,
     return (long)(*n)++;
 }
 
+/* p resized to cap elements of size bytes, or p itself (*ok cleared) if
+ * that fails. */
+static void *
+proto_metrics_resize(void *p, size_t cap, size_t size, int *ok)
+{
+    void *q = realloc(p, cap * size);
+    if (q == NULL) {
+        *ok = 0;
+        return p;
+    }
+    return q;
+}
+
 static int
 proto_metrics_grow(struct proto_metrics_builder *mb)
 {
     if (mb->n < mb->cap)
         return RV_OK;
     size_t cap = mb->cap ? 2 * mb->cap : 64;
-    uint32_t *ki = realloc(mb->key_idx, cap * sizeof *ki);
-    if (ki != NULL)
-        mb->key_idx = ki;
-    uint32_t *ci = realloc(mb->ctx_idx, cap * sizeof *ci);
-    if (ci != NULL)
-        mb->ctx_idx = ci;
-    int64_t *st = realloc(mb->steps, cap * sizeof *st);
-    if (st != NULL)
-        mb->steps = st;
-    int64_t *ts = realloc(mb->ts, cap * sizeof *ts);
-    if (ts != NULL)
-        mb->ts = ts;
-    double *v = realloc(mb->values, cap * sizeof *v);
-    if (v != NULL)
-        mb->values = v;
-    if (ki == NULL || ci == NULL || st == NULL || ts == NULL || v == NULL)
+    /* Each array that grew keeps its new room; cap only counts when all
+     * did, so a failure leaves the builder usable. */
+    int ok = 1;
+    mb->key_idx = proto_metrics_resize(mb->key_idx, cap, sizeof(uint32_t), &ok);
+    mb->ctx_idx = proto_metrics_resize(mb->ctx_idx, cap, sizeof(uint32_t), &ok);
+    mb->steps = proto_metrics_resize(mb->steps, cap, sizeof(int64_t), &ok);
+    mb->ts = proto_metrics_resize(mb->ts, cap, sizeof(int64_t), &ok);
+    mb->values = proto_metrics_resize(mb->values, cap, sizeof(double), &ok);
+    if (!ok)
         return RV_ENOMEM;
     mb->cap = cap;
     return RV_OK;
