@@ -26,6 +26,7 @@
 #include "base/clock.h"
 #include "bench/bench_http.h"
 #include "bench/bench_runs.h"
+#include "proto/metrics_builder.h"
 #include "rpc/client/client.h"
 #include "tests/lib/cluster.h"
 
@@ -211,25 +212,21 @@ bg_native_client(void *arg)
     struct bg_client *c = arg;
     struct rvc *rvc;
     char errmsg[RV_ERRMSG_SIZE];
-    char *keys[BG_KEYS], names[BG_KEYS][16];
-    uint32_t kidx[BG_POINTS];
-    int64_t steps[BG_POINTS], ts[BG_POINTS];
-    double vals[BG_POINTS];
+    char names[BG_KEYS][16];
     uint64_t client_id = 2000 + (uint64_t)c->index, seq = 0, step = 0;
     if (rvc_open(&rvc, c->rpc_list, errmsg) != RV_OK) {
         snprintf(c->err, sizeof c->err, "%s", errmsg);
         return NULL;
     }
-    for (int k = 0; k < BG_KEYS; k++) {
+    for (int k = 0; k < BG_KEYS; k++)
         snprintf(names[k], sizeof names[k], "metric_%d", k);
-        keys[k] = names[k];
-    }
     Rv__Request req = RV__REQUEST__INIT;
     Rv__WriteRequest wr = RV__WRITE_REQUEST__INIT;
     Rv__Command cmd = RV__COMMAND__INIT, *cmds[1] = {&cmd};
     Rv__RunCreate rc = RV__RUN_CREATE__INIT;
     Rv__LogBatch lb = RV__LOG_BATCH__INIT;
     Rv__Metrics m = RV__METRICS__INIT;
+    struct proto_metrics_builder mb;
     Rv__Response *resp = NULL;
     req.body_case = RV__REQUEST__BODY_WRITE;
     req.write = &wr;
@@ -252,25 +249,22 @@ bg_native_client(void *arg)
         return NULL;
     }
     rvc_response_free(resp);
-    m.n_keys = BG_KEYS;
-    m.keys = keys;
-    m.n_key_idx = m.n_steps = m.n_timestamps_ms = m.n_values = BG_POINTS;
-    m.key_idx = kidx;
-    m.steps = steps;
-    m.timestamps_ms = ts;
-    m.values = vals;
+    proto_metrics_init(&mb);
     lb.run_id = c->run_id;
     lb.metrics = &m;
     cmd.body_case = RV__COMMAND__BODY_LOG_BATCH;
     cmd.log_batch = &lb;
     while (rv_clock_mono_ms() < c->deadline_ms) {
         int64_t now = (int64_t)rv_clock_wall_ms();
+        proto_metrics_reset(&mb);
         for (int i = 0; i < BG_POINTS; i++) {
-            kidx[i] = (uint32_t)(i % BG_KEYS);
-            steps[i] = (int64_t)(step + (uint64_t)(i / BG_KEYS));
-            ts[i] = now;
-            vals[i] = (double)((uint64_t)steps[i] % 1000) / 1000.0;
+            int64_t s = (int64_t)(step + (uint64_t)(i / BG_KEYS));
+            if (proto_metrics_add(&mb, names[i % BG_KEYS], NULL, s, now,
+                                  (double)((uint64_t)s % 1000) / 1000.0,
+                                  NULL) != RV_OK)
+                abort();
         }
+        proto_metrics_view(&mb, &m);
         cmd.seq = ++seq;
         uint64_t t0 = rv_clock_mono_ns();
         resp = NULL;
@@ -289,6 +283,7 @@ bg_native_client(void *arg)
         bg_count(c, t0);
         step += BG_POINTS / BG_KEYS;
     }
+    proto_metrics_free(&mb);
     rvc_close(rvc);
     return NULL;
 }

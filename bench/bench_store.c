@@ -13,6 +13,7 @@
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "base/clock.h"
 #include "bench/bench_runs.h"
+#include "proto/metrics_builder.h"
 #include "proto/proto.h"
 #include "store/store.h"
 
@@ -148,33 +149,26 @@ bench_apply(size_t n_batches)
     bench_open(&b, "apply");
     rv_rng_seed(&rng, 1);
     bench_create_runs(&b, 1, &rng);
-    char *keys[SERIES];
     char names[SERIES][16];
-    for (int i = 0; i < SERIES; i++) {
+    for (int i = 0; i < SERIES; i++)
         snprintf(names[i], sizeof names[i], "metric/%02d", i);
-        keys[i] = names[i];
-    }
     /* Encode every entry first: the figure is the store's, not protobuf's
      * encoder's. */
     struct rv_buf *entries = calloc(n_batches, sizeof *entries);
-    uint32_t key_idx[N];
-    int64_t steps[N], ts[N];
-    double vals[N];
+    struct proto_metrics_builder mb;
+    proto_metrics_init(&mb);
     for (size_t bi = 0; bi < n_batches; bi++) {
+        proto_metrics_reset(&mb);
         for (int i = 0; i < N; i++) {
-            key_idx[i] = (uint32_t)(i % SERIES);
-            steps[i] = (int64_t)(bi * (N / SERIES) + (size_t)(i / SERIES));
-            ts[i] = 1700000000000 + steps[i];
-            vals[i] = rv_rng_double(&rng);
+            int64_t step = (int64_t)(bi * (N / SERIES) + (size_t)(i / SERIES));
+            int rc = proto_metrics_add(&mb, names[i % SERIES], NULL, step,
+                                       1700000000000 + step,
+                                       rv_rng_double(&rng), NULL);
+            if (rc != RV_OK)
+                bench_die(&b, "metrics", rc);
         }
-        Rv__Metrics m = RV__METRICS__INIT;
-        m.n_keys = SERIES;
-        m.keys = keys;
-        m.n_key_idx = m.n_steps = m.n_timestamps_ms = m.n_values = N;
-        m.key_idx = key_idx;
-        m.steps = steps;
-        m.timestamps_ms = ts;
-        m.values = vals;
+        Rv__Metrics m;
+        proto_metrics_view(&mb, &m);
         Rv__LogBatch lb = RV__LOG_BATCH__INIT;
         lb.run_id = "run000000000";
         lb.metrics = &m;
@@ -187,6 +181,7 @@ bench_apply(size_t n_batches)
         rv_buf_init(&entries[bi]);
         bench_encode(&b, cmds, 1, &entries[bi]);
     }
+    proto_metrics_free(&mb);
     double *ms = malloc(n_batches * sizeof *ms);
     uint64_t t0 = rv_clock_mono_ns();
     for (size_t bi = 0; bi < n_batches; bi++) {
@@ -325,28 +320,24 @@ bench_history(size_t n_points, size_t n_queries)
     bench_open(&b, "history");
     rv_rng_seed(&rng, 3);
     bench_create_runs(&b, 1, &rng);
-    char *keys[1] = {"loss"};
-    uint32_t key_idx[N] = {0};
-    int64_t steps[N], ts[N];
-    double vals[N];
+    struct proto_metrics_builder mb;
+    proto_metrics_init(&mb);
     struct rv_buf e;
     rv_buf_init(&e);
     uint64_t t0 = rv_clock_mono_ns();
     for (size_t base = 0; base < n_points; base += N) {
+        proto_metrics_reset(&mb);
         for (int i = 0; i < N; i++) {
-            steps[i] = (int64_t)base + i;
-            ts[i] = 1700000000000 + steps[i];
-            vals[i] = 1.0 / (1.0 + 1e-5 * (double)steps[i]) +
-                      0.05 * rv_rng_double(&rng);
+            int64_t step = (int64_t)base + i;
+            double v =
+                1.0 / (1.0 + 1e-5 * (double)step) + 0.05 * rv_rng_double(&rng);
+            int rc = proto_metrics_add(&mb, "loss", NULL, step,
+                                       1700000000000 + step, v, NULL);
+            if (rc != RV_OK)
+                bench_die(&b, "metrics", rc);
         }
-        Rv__Metrics m = RV__METRICS__INIT;
-        m.n_keys = 1;
-        m.keys = keys;
-        m.n_key_idx = m.n_steps = m.n_timestamps_ms = m.n_values = N;
-        m.key_idx = key_idx;
-        m.steps = steps;
-        m.timestamps_ms = ts;
-        m.values = vals;
+        Rv__Metrics m;
+        proto_metrics_view(&mb, &m);
         Rv__LogBatch lb = RV__LOG_BATCH__INIT;
         lb.run_id = "run000000000";
         lb.metrics = &m;
@@ -357,6 +348,7 @@ bench_history(size_t n_points, size_t n_queries)
         bench_apply_entry(&b, &e);
     }
     rv_buf_free(&e);
+    proto_metrics_free(&mb);
     int rc = store_sync(b.s, b.errmsg);
     if (rc != RV_OK)
         bench_die(&b, "store_sync", rc);

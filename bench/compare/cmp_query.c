@@ -31,6 +31,7 @@
 #include "base/clock.h"
 #include "bench/bench_http.h"
 #include "bench/bench_runs.h"
+#include "proto/metrics_builder.h"
 #include "rpc/client/client.h"
 
 #include <libpq-fe.h>
@@ -280,7 +281,7 @@ cq_rv_load_runs(const char *endpoints, size_t n_runs)
 static int
 cq_rv_load_history(struct rvc *rvc, size_t n_points)
 {
-    char errmsg[RV_ERRMSG_SIZE] = "", *keys[1] = {CQ_HIST_KEY};
+    char errmsg[RV_ERRMSG_SIZE] = "";
     Rv__Command cmd = RV__COMMAND__INIT, *cmds[1] = {&cmd};
     Rv__RunCreate rc = RV__RUN_CREATE__INIT;
     rc.run_id = CQ_HIST_RUN;
@@ -297,19 +298,12 @@ cq_rv_load_history(struct rvc *rvc, size_t n_points)
         fprintf(stderr, "cmp_query: history run: %s\n", errmsg);
         return -1;
     }
-    static uint32_t kidx[CQ_HIST_BATCH];
-    static int64_t steps[CQ_HIST_BATCH], ts[CQ_HIST_BATCH];
-    static double vals[CQ_HIST_BATCH];
     Rv__LogBatch lb = RV__LOG_BATCH__INIT;
-    Rv__Metrics m = RV__METRICS__INIT;
+    Rv__Metrics m;
+    struct proto_metrics_builder mb;
     struct rv_rng rng;
     rv_rng_seed(&rng, CQ_HIST_SEED);
-    m.n_keys = 1;
-    m.keys = keys;
-    m.key_idx = kidx;
-    m.steps = steps;
-    m.timestamps_ms = ts;
-    m.values = vals;
+    proto_metrics_init(&mb);
     lb.run_id = CQ_HIST_RUN;
     lb.metrics = &m;
     cmd.body_case = RV__COMMAND__BODY_LOG_BATCH;
@@ -317,17 +311,23 @@ cq_rv_load_history(struct rvc *rvc, size_t n_points)
     for (size_t s0 = 0; s0 < n_points; s0 += CQ_HIST_BATCH) {
         size_t k =
             n_points - s0 < CQ_HIST_BATCH ? n_points - s0 : CQ_HIST_BATCH;
+        proto_metrics_reset(&mb);
         for (size_t i = 0; i < k; i++) {
-            kidx[i] = 0;
-            steps[i] = (int64_t)(s0 + i);
-            cq_hist_point(&rng, steps[i], &ts[i], &vals[i]);
+            int64_t ts;
+            double v;
+            cq_hist_point(&rng, (int64_t)(s0 + i), &ts, &v);
+            if (proto_metrics_add(&mb, CQ_HIST_KEY, NULL, (int64_t)(s0 + i), ts,
+                                  v, NULL) != RV_OK)
+                abort();
         }
-        m.n_key_idx = m.n_steps = m.n_timestamps_ms = m.n_values = k;
+        proto_metrics_view(&mb, &m);
         if (cq_rv_write(rvc, cmds, 1, errmsg) != 0) {
             fprintf(stderr, "cmp_query: history batch %zu: %s\n", s0, errmsg);
+            proto_metrics_free(&mb);
             return -1;
         }
     }
+    proto_metrics_free(&mb);
     return 0;
 }
 
