@@ -25,6 +25,9 @@ rvc_err_from_nng(int nng_rv, const char *what, char *errmsg)
     case NNG_EADDRINVAL:
     case NNG_ENOTSUP:
         return RV_EINVAL;
+    case NNG_EADDRINUSE:
+    case NNG_EPERM:
+        return RV_EIO;
     default:
         return RV_EUNAVAILABLE;
     }

@@ -6,8 +6,10 @@
  *   NNG_ENOMEM                               RV_ENOMEM
  *   NNG_ETIMEDOUT                            RV_ETIMEDOUT
  *   NNG_EINVAL, NNG_EADDRINVAL, NNG_ENOTSUP  RV_EINVAL (a bad address)
+ *   NNG_EADDRINUSE, NNG_EPERM                RV_EIO (listening or binding
+ *                                            here failed: a local fault)
  *   anything else (refused, closed, reset,   RV_EUNAVAILABLE (the peer
- *   unreachable, canceled, ...)              cannot be reached now)
+ *   unreachable, canceled, system errors)    cannot be reached now)
  *
  * A call site whose contract folds several outcomes into one (a node that
  * does not answer counts as down, whatever nng says) keeps the text and
