@@ -310,6 +310,30 @@ bg_points_of(const char *http, const char *run_id)
     return n;
 }
 
+/* Every acknowledged point is there, once: points acknowledged but missing
+ * into *lost, points beyond the acknowledged into *extra. In memory mode a
+ * write is acknowledged when the leader queued it, and a linearizable read
+ * may ride on an entry ahead of the rest of the queue: the check is
+ * repeated (up to 10 s) until the queue has drained. */
+static void
+bg_check_acked(const char *http, const struct bg_client *cl, int n_clients,
+               int is_memory, uint64_t *lost, uint64_t *extra)
+{
+    for (int tries = 0; tries < (is_memory ? 50 : 1); tries++) {
+        *lost = *extra = 0;
+        for (int i = 0; i < n_clients; i++) {
+            long long n = bg_points_of(http, cl[i].run_id);
+            if (n < 0 || (uint64_t)n < cl[i].n_acked)
+                *lost += n < 0 ? cl[i].n_acked : cl[i].n_acked - (uint64_t)n;
+            else
+                *extra += (uint64_t)n - cl[i].n_acked;
+        }
+        if (*lost == 0)
+            break;
+        rv_clock_sleep_ms(200);
+    }
+}
+
 static int
 bg_ingest(int is_native, int n_clients, unsigned seconds,
           const struct bg_opts *o)
@@ -364,25 +388,9 @@ bg_ingest(int is_native, int n_clients, unsigned seconds,
         bg_write_lat(o->lat_file, all, k);
     double p50 = bg_pct(all, k, 0.5), p90 = bg_pct(all, k, 0.9);
     double p99 = bg_pct(all, k, 0.99), max = k ? all[k - 1] : 0;
-    /* Every acknowledged point is there, once. In memory mode a write is
-     * acknowledged when the leader queued it, and a linearizable read may
-     * ride on an entry ahead of the rest of the queue: the check is
-     * repeated (up to 10 s) until the queue has drained. */
     uint64_t lost = 0, extra = 0;
-    int is_memory = strcmp(o->durability, "memory") == 0;
-    for (int tries = 0; tries < (is_memory ? 50 : 1); tries++) {
-        lost = extra = 0;
-        for (int i = 0; i < n_clients; i++) {
-            long long n = bg_points_of(http[0], cl[i].run_id);
-            if (n < 0 || (uint64_t)n < cl[i].n_acked)
-                lost += n < 0 ? cl[i].n_acked : cl[i].n_acked - (uint64_t)n;
-            else
-                extra += (uint64_t)n - cl[i].n_acked;
-        }
-        if (lost == 0)
-            break;
-        rv_clock_sleep_ms(200);
-    }
+    bg_check_acked(http[0], cl, n_clients, strcmp(o->durability, "memory") == 0,
+                   &lost, &extra);
     /* Without a warm-up: every ack over the whole run (the first
      * figures); with one: the acks inside the measured window. */
     double rate = (double)acked / secs;
@@ -459,6 +467,52 @@ struct bg_query {
     const char *order_by;
 };
 
+#define BG_URI_BYTES 2048
+
+/* The URI of one instance of q into uri[BG_URI_BYTES]: $LR in the filter,
+ * the project and the experiment drawn from rng, in that order. */
+static void
+bg_query_uri(const struct bg_query *q, struct rv_rng *rng, char *uri)
+{
+    char filter[512], lr[16], ef[1024], eo[256];
+    snprintf(lr, sizeof lr, "%.4f",
+             0.0001 * (double)(1 + rv_rng_below(rng, 100)));
+    const char *at = strstr(q->filter, "$LR");
+    if (at != NULL)
+        snprintf(filter, sizeof filter, "%.*s%s%s", (int)(at - q->filter),
+                 q->filter, lr, at + 3);
+    else
+        snprintf(filter, sizeof filter, "%s", q->filter);
+    bench_http_qenc(ef, sizeof ef, filter);
+    bench_http_qenc(eo, sizeof eo, q->order_by ? q->order_by : "");
+    int n = snprintf(uri, BG_URI_BYTES,
+                     "/api/v2/experiments?per_page=100&filter=%s", ef);
+    if (q->is_project)
+        n += snprintf(uri + n, BG_URI_BYTES - (size_t)n, "&project=proj-%llu",
+                      (unsigned long long)rv_rng_below(rng, 10));
+    if (q->is_experiment)
+        n += snprintf(uri + n, BG_URI_BYTES - (size_t)n, "&experiment=exp-%llu",
+                      (unsigned long long)rv_rng_below(rng, 20));
+    if (q->order_by != NULL)
+        snprintf(uri + n, BG_URI_BYTES - (size_t)n, "&order_by=%s", eo);
+}
+
+/* Add one answer's rows, server time and examined runs to the totals. */
+static void
+bg_query_tally(const struct rv_buf *out, uint64_t *n_rows, double *server_ms,
+               uint64_t *n_examined)
+{
+    for (const char *p = (const char *)out->data;
+         (p = strstr(p, "\"run_id\"")) != NULL; p++)
+        (*n_rows)++;
+    const char *qt = strstr((const char *)out->data, "query_time_ms\":");
+    if (qt != NULL)
+        *server_ms += strtod(qt + 15, NULL);
+    const char *ex = strstr((const char *)out->data, "\"examined\":");
+    if (ex != NULL)
+        *n_examined += strtoull(ex + 11, NULL, 10);
+}
+
 static int
 bg_query(size_t n_runs, size_t n_queries)
 {
@@ -512,29 +566,8 @@ bg_query(size_t n_runs, size_t n_queries)
         uint64_t n_rows = 0, n_examined = 0;
         double server_ms = 0;
         for (size_t i = 0; i < n_queries; i++) {
-            char filter[512], lr[16], ef[1024], eo[256], uri[2048];
-            snprintf(lr, sizeof lr, "%.4f",
-                     0.0001 * (double)(1 + rv_rng_below(&rng, 100)));
-            const char *at = strstr(q->filter, "$LR");
-            if (at != NULL)
-                snprintf(filter, sizeof filter, "%.*s%s%s",
-                         (int)(at - q->filter), q->filter, lr, at + 3);
-            else
-                snprintf(filter, sizeof filter, "%s", q->filter);
-            bench_http_qenc(ef, sizeof ef, filter);
-            bench_http_qenc(eo, sizeof eo, q->order_by ? q->order_by : "");
-            int n = snprintf(uri, sizeof uri,
-                             "/api/v2/experiments?per_page=100&filter=%s", ef);
-            if (q->is_project)
-                n += snprintf(uri + n, sizeof uri - (size_t)n,
-                              "&project=proj-%llu",
-                              (unsigned long long)rv_rng_below(&rng, 10));
-            if (q->is_experiment)
-                n += snprintf(uri + n, sizeof uri - (size_t)n,
-                              "&experiment=exp-%llu",
-                              (unsigned long long)rv_rng_below(&rng, 20));
-            if (q->order_by != NULL)
-                snprintf(uri + n, sizeof uri - (size_t)n, "&order_by=%s", eo);
+            char uri[BG_URI_BYTES];
+            bg_query_uri(q, &rng, uri);
             uint64_t t = rv_clock_mono_ns();
             int status = bench_http_do(&h, "GET", uri, NULL, NULL, 0, &out);
             ms[i] = (double)(rv_clock_mono_ns() - t) / 1e6;
@@ -544,15 +577,7 @@ bg_query(size_t n_runs, size_t n_queries)
                 is_failed = 1;
                 break;
             }
-            for (const char *p = (const char *)out.data;
-                 (p = strstr(p, "\"run_id\"")) != NULL; p++)
-                n_rows++;
-            const char *qt = strstr((const char *)out.data, "query_time_ms\":");
-            if (qt != NULL)
-                server_ms += strtod(qt + 15, NULL);
-            const char *ex = strstr((const char *)out.data, "\"examined\":");
-            if (ex != NULL)
-                n_examined += strtoull(ex + 11, NULL, 10);
+            bg_query_tally(&out, &n_rows, &server_ms, &n_examined);
         }
         if (is_failed)
             break;

@@ -904,6 +904,26 @@ static const char cq_run_columns[] =
     "runs.end_time, runs.source_version, runs.lifecycle_stage, "
     "runs.artifact_uri, runs.experiment_id, runs.deleted_time";
 
+/* experiment_ids of q's instance into ids: the one experiment, the
+ * project's CQ_EXPS, or all. */
+static void
+cq_sql_experiment_ids(const struct cq_query *q, const struct cq_inst *in,
+                      char *ids, size_t cap)
+{
+    size_t ni = 0;
+    unsigned lo = 1, hi = CQ_HIST_EXP;
+    if (q->scope == CQ_PROJECT) {
+        lo = in->proj * CQ_EXPS + 1;
+        hi = lo + CQ_EXPS - 1;
+    } else if (q->scope == CQ_EXPERIMENT) {
+        lo = hi = in->proj * CQ_EXPS + in->exp + 1;
+    }
+    ids[0] = '\0';
+    for (unsigned e = lo; e <= hi; e++)
+        ni +=
+            (size_t)snprintf(ids + ni, cap - ni, "%s%u", e > lo ? ", " : "", e);
+}
+
 /* The SQL SqlAlchemyStore._search_runs sends for this instance. */
 static void
 cq_sql(const struct cq_query *q, const struct cq_inst *in, char *sql,
@@ -971,19 +991,8 @@ cq_sql(const struct cq_query *q, const struct cq_inst *in, char *sql,
         no += (size_t)snprintf(ord + no, sizeof ord - no,
                                "runs.start_time DESC, ");
     snprintf(ord + no, sizeof ord - no, "runs.run_uuid");
-    /* experiment_ids: the one experiment, the project's 20, or all. */
     char ids[1024];
-    size_t ni = 0;
-    unsigned lo = 1, hi = CQ_HIST_EXP;
-    if (q->scope == CQ_PROJECT) {
-        lo = in->proj * CQ_EXPS + 1;
-        hi = lo + CQ_EXPS - 1;
-    } else if (q->scope == CQ_EXPERIMENT) {
-        lo = hi = in->proj * CQ_EXPS + in->exp + 1;
-    }
-    for (unsigned e = lo; e <= hi; e++)
-        ni += (size_t)snprintf(ids + ni, sizeof ids - ni, "%s%u",
-                               e > lo ? ", " : "", e);
+    cq_sql_experiment_ids(q, in, ids, sizeof ids);
     snprintf(sql, cap,
              "SELECT DISTINCT %s%s FROM runs%s WHERE runs.experiment_id IN "
              "(%s) AND runs.lifecycle_stage IN ('active')%s ORDER BY %s "

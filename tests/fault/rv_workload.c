@@ -618,8 +618,9 @@ name_ok(const char *s)
     return 1;
 }
 
-int
-main(int argc, char **argv)
+/* Read the command line into opt; usage() (exits) on anything wrong. */
+static void
+wl_args_parse(int argc, char **argv)
 {
     int have_kind = 0;
     for (int i = 1; i < argc; i++) {
@@ -692,6 +693,12 @@ main(int argc, char **argv)
     if (opt.endpoints == NULL || opt.out == NULL || !have_kind ||
         !name_ok(opt.name))
         usage();
+}
+
+int
+main(int argc, char **argv)
+{
+    wl_args_parse(argc, argv);
     out_file = fopen(opt.out, "a");
     if (out_file == NULL) {
         fprintf(stderr, "rv_workload: %s: %s\n", opt.out, strerror(errno));
