@@ -433,6 +433,7 @@ bg_load_runs(const char *endpoints, size_t n_runs)
     if (rvc_open(&rvc, endpoints, errmsg) != RV_OK)
         return -1;
     rv_rng_seed(&rng, 2);
+    bench_runs_init(&runs);
     for (size_t base = 0; base < n_runs; base += BENCH_RUNS_PER_FILL) {
         size_t k = n_runs - base < BENCH_RUNS_PER_FILL ? n_runs - base
                                                        : BENCH_RUNS_PER_FILL;
@@ -452,10 +453,12 @@ bg_load_runs(const char *endpoints, size_t n_runs)
         if (!ok) {
             fprintf(stderr, "bench_gateway: load failed at run %zu: %s\n", base,
                     errmsg);
+            bench_runs_free(&runs);
             rvc_close(rvc);
             return -1;
         }
     }
+    bench_runs_free(&runs);
     rvc_close(rvc);
     return 0;
 }

@@ -129,12 +129,14 @@ bench_create_runs(struct bench *b, size_t n_runs, struct rv_rng *rng)
     static struct bench_runs runs;
     struct rv_buf e;
     rv_buf_init(&e);
+    bench_runs_init(&runs);
     for (size_t base = 0; base < n_runs; base += PER_ENTRY) {
         size_t k = n_runs - base < PER_ENTRY ? n_runs - base : PER_ENTRY;
         bench_runs_fill(&runs, base, k, rng);
         bench_encode(b, runs.cmds, 2 * k, &e);
         bench_apply_entry(b, &e);
     }
+    bench_runs_free(&runs);
     rv_buf_free(&e);
 }
 

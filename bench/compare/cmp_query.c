@@ -229,6 +229,7 @@ cq_rv_load_main(void *arg)
         return NULL;
     }
     rv_rng_seed(&rng, CQ_RUN_SEED);
+    bench_runs_init(&w->runs);
     size_t batch = 0;
     uint64_t seq = 0;
     for (size_t base = 0; base < w->n_runs;
@@ -248,10 +249,12 @@ cq_rv_load_main(void *arg)
         if (cq_rv_write(rvc, w->runs.cmds, 2 * k, errmsg) != 0) {
             fprintf(stderr, "cmp_query: runvault load failed at run %zu: %s\n",
                     base, errmsg);
+            bench_runs_free(&w->runs);
             rvc_close(rvc);
             return NULL;
         }
     }
+    bench_runs_free(&w->runs);
     rvc_close(rvc);
     w->rc = 0;
     return NULL;
@@ -553,6 +556,7 @@ cq_pg_copy_table(PGconn *pg, struct cq_pg_load *L, enum cq_table t, char *err,
     int is_failed = 0;
     if (runs == NULL)
         return -1;
+    bench_runs_init(runs);
     PGresult *res = PQexec(pg, cq_copy_sql[t]);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
         snprintf(err, cap, "%s: %s", cq_copy_sql[t], PQerrorMessage(pg));
@@ -576,6 +580,7 @@ cq_pg_copy_table(PGconn *pg, struct cq_pg_load *L, enum cq_table t, char *err,
     cq_copy_hist_rows(pg, &b, t, L->n_hist, &is_failed);
     cq_copy_flush(pg, &b, &is_failed);
     rv_buf_free(&b);
+    bench_runs_free(runs);
     free(runs);
     if (PQputCopyEnd(pg, is_failed ? "generator failed" : NULL) != 1)
         is_failed = 1;
