@@ -103,7 +103,7 @@ bg_set_ports(struct cluster *c, int base)
     size_t pn = 0, en = 0;
     c->port = base;
     for (int i = 0; i < c->n; i++) {
-        struct cnode *nd = &c->nodes[i];
+        struct cluster_node *nd = &c->nodes[i];
         snprintf(nd->rpc, sizeof nd->rpc, "tcp://127.0.0.1:%d",
                  base + 10 * i + 1);
         snprintf(nd->raft, sizeof nd->raft, "127.0.0.1:%d", base + 10 * i + 2);

@@ -312,8 +312,8 @@ kill_all_and_restart(const char *durability)
            is_conv ? "yes" : "no");
     CCHECK(&c, writers_acked(&ws) > 0 && lost == 0 && is_conv);
     /* A clean stop and restart replays nothing new: same index, digest. */
-    struct nstat before, after;
-    node_status(&c, 0, &before);
+    struct cluster_nstat before, after;
+    cluster_node_status(&c, 0, &before);
     for (int i = 0; i < 3; i++)
         cluster_signal(&c, i, SIGTERM);
     for (int i = 0; i < 3; i++)
@@ -321,7 +321,7 @@ kill_all_and_restart(const char *durability)
     CCHECK(&c, cluster_start_all(&c));
     CCHECK(&c, cluster_leader(&c, 10000) >= 0);
     CCHECK(&c, cluster_converged(&c, 20000, &applied2));
-    node_status(&c, 0, &after);
+    cluster_node_status(&c, 0, &after);
     /* The new leader's barrier is not a command: the index is unchanged
      * unless the leader recorded its addresses again (it does not: the
      * record is the same). */
@@ -424,8 +424,8 @@ test_continuous_writes_keep_committing(void)
     unsigned n_samples = 0, n_advanced = 0;
     uint64_t until = rv_clock_mono_ms() + scaled(4000, 2500);
     while (rv_clock_mono_ms() < until) {
-        struct nstat st;
-        node_status(&c, leader, &st);
+        struct cluster_nstat st;
+        cluster_node_status(&c, leader, &st);
         uint64_t now = rv_clock_mono_ms();
         if (st.applied > last) {
             if (n_samples > 0)
@@ -474,8 +474,8 @@ test_lagging_follower_catches_up_through_a_descriptor(void)
     writers_stop(&ws);
     cluster_start(&c, lag, 0);
     int is_conv = cluster_converged(&c, 30000, &applied);
-    struct nstat st;
-    node_status(&c, lag, &st);
+    struct cluster_nstat st;
+    cluster_node_status(&c, lag, &st);
     long lost = writers_check(&ws, &c, &unknown);
     printf("lagging follower: %llu writes while it was down; caught up to "
            "%llu with %llu catch-ups fetching %llu records: %s\n",
@@ -573,8 +573,8 @@ test_add_and_remove_under_load(void)
     int voters = count_voters(&c, &has, 3);
     long lost = writers_check(&ws, &c, &unknown);
     int is_conv = cluster_converged(&c, 20000, &applied);
-    struct nstat st4;
-    node_status(&c, 3, &st4);
+    struct cluster_nstat st4;
+    cluster_node_status(&c, 3, &st4);
     printf("membership: node 4 joined as a voter (%llu catch-ups, %llu "
            "records fetched), node 3 removed (exit %d); %d voters; %llu acked "
            "writes, %ld lost; converged at %llu: %s\n",
