@@ -477,15 +477,8 @@ struct bg_query {
 static void
 bg_query_uri(const struct bg_query *q, struct rv_rng *rng, char *uri)
 {
-    char filter[512], lr[16], ef[1024], eo[256];
-    snprintf(lr, sizeof lr, "%.4f",
-             0.0001 * (double)(1 + rv_rng_below(rng, 100)));
-    const char *at = strstr(q->filter, "$LR");
-    if (at != NULL)
-        snprintf(filter, sizeof filter, "%.*s%s%s", (int)(at - q->filter),
-                 q->filter, lr, at + 3);
-    else
-        snprintf(filter, sizeof filter, "%s", q->filter);
+    char filter[512], ef[1024], eo[256];
+    bench_runs_filter(filter, sizeof filter, q->filter, rng);
     bench_http_qenc(ef, sizeof ef, filter);
     bench_http_qenc(eo, sizeof eo, q->order_by ? q->order_by : "");
     int n = snprintf(uri, BG_URI_BYTES,

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static const char *const bench_optimizers[] = {"adam", "sgd", "lion"};
 static const char *const bench_teams[] = {"vision", "nlp", "speech", "rl",
@@ -88,4 +89,17 @@ bench_runs_fill(struct bench_runs *b, size_t base, size_t k, struct rv_rng *rng)
         b->cmds[2 * i] = &b->cmd[2 * i];
         b->cmds[2 * i + 1] = &b->cmd[2 * i + 1];
     }
+}
+
+void
+bench_runs_filter(char *out, size_t cap, const char *filter, struct rv_rng *rng)
+{
+    char lr[16];
+    snprintf(lr, sizeof lr, "%.4f",
+             0.0001 * (double)(1 + rv_rng_below(rng, 100)));
+    const char *at = strstr(filter, "$LR");
+    if (at != NULL)
+        snprintf(out, cap, "%.*s%s%s", (int)(at - filter), filter, lr, at + 3);
+    else
+        snprintf(out, cap, "%s", filter);
 }

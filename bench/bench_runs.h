@@ -39,4 +39,10 @@ void bench_runs_free(struct bench_runs *b);
 void bench_runs_fill(struct bench_runs *b, size_t base, size_t k,
                      struct rv_rng *rng);
 
+/* filter into out[cap] with its "$LR" (if any) replaced by one of the run
+ * set's lr values, drawn from rng whether or not filter has one (so the
+ * draws that follow do not depend on the filter). */
+void bench_runs_filter(char *out, size_t cap, const char *filter,
+                       struct rv_rng *rng);
+
 #endif /* RV_BENCH_BENCH_RUNS_H */

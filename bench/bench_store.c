@@ -227,21 +227,14 @@ bench_runs_one(struct bench *b, const struct bench_query *bq, size_t n_runs,
                size_t n_queries, struct rv_rng *rng)
 {
     double *ms = malloc(n_queries * sizeof *ms);
-    char filter[512], proj[16], exp[16], lr[16];
+    char filter[512], proj[16], exp[16];
     uint64_t n_rows = 0, n_examined = 0;
     for (size_t i = 0; i < n_queries; i++) {
         snprintf(proj, sizeof proj, "proj-%llu",
                  (unsigned long long)rv_rng_below(rng, 10));
         snprintf(exp, sizeof exp, "exp-%llu",
                  (unsigned long long)rv_rng_below(rng, 20));
-        snprintf(lr, sizeof lr, "%.4f",
-                 0.0001 * (double)(1 + rv_rng_below(rng, 100)));
-        const char *at = strstr(bq->filter, "$LR");
-        if (at != NULL)
-            snprintf(filter, sizeof filter, "%.*s%s%s", (int)(at - bq->filter),
-                     bq->filter, lr, at + 3);
-        else
-            snprintf(filter, sizeof filter, "%s", bq->filter);
+        bench_runs_filter(filter, sizeof filter, bq->filter, rng);
         struct store_query q = {.project = bq->project ? proj : NULL,
                                 .experiment = bq->experiment ? exp : NULL,
                                 .filter = filter,
