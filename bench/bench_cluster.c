@@ -11,8 +11,9 @@
  * Prints tables and one JSON line per figure ({"figure","value","unit",
  * "target"}). Data lives under $TMPDIR (default /tmp). */
 #include "base/clock.h"
-#include "rpc/client.h"
+#include "rpc/client/client.h"
 #include "tests/lib/cluster.h"
+#include "tests/lib/writer.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -69,27 +70,6 @@ struct client {
     pthread_t thread;
 };
 
-static int
-client_write(struct rvc *cl, Rv__Command *cmd, int durability)
-{
-    Rv__Request req = RV__REQUEST__INIT;
-    Rv__WriteRequest wr = RV__WRITE_REQUEST__INIT;
-    Rv__Command *cmds[1] = {cmd};
-    Rv__Response *resp = NULL;
-    char errmsg[RV_ERRMSG_SIZE];
-    wr.n_commands = 1;
-    wr.commands = cmds;
-    wr.has_durability = durability != 0;
-    wr.durability = (Rv__Durability)durability;
-    req.body_case = RV__REQUEST__BODY_WRITE;
-    req.write = &wr;
-    int rc = rvc_call(cl, &req, &resp, errmsg);
-    if (rc == RV_OK)
-        rc = (int)resp->code;
-    rvc_response_free(resp);
-    return rc;
-}
-
 static void *
 client_main(void *arg)
 {
@@ -102,52 +82,37 @@ client_main(void *arg)
     snprintf(run_id, sizeof run_id, "bench-%llu",
              (unsigned long long)c->client_id);
     Rv__Command cmd = RV__COMMAND__INIT;
-    Rv__RunCreate rc = RV__RUN_CREATE__INIT;
-    rc.run_id = run_id;
-    rc.project = "bench";
-    rc.experiment = "ingest";
-    rc.has_resume = 1;
-    rc.resume = RV__RESUME__RESUME_ALLOW;
+    Rv__RunCreate rc;
+    testwriter_run_create(&cmd, &rc, run_id, "bench", "ingest");
     cmd.has_client_id = cmd.has_seq = 1;
     cmd.client_id = c->client_id;
     cmd.seq = 1;
-    cmd.body_case = RV__COMMAND__BODY_RUN_CREATE;
-    cmd.run_create = &rc;
-    while (client_write(cl, &cmd, 0) != RV_OK && !atomic_load(c->stop))
+    while (testwriter_send(cl, &cmd, 0, NULL) != RV_OK && !atomic_load(c->stop))
         rv_clock_sleep_ms(50);
     /* KEYS keys, points / KEYS steps each: a training step's metrics. */
     unsigned n = c->points;
     char *keys[KEYS] = {"loss", "acc",  "lr",   "grad", "tput",
                         "mem",  "val0", "val1", "val2", "val3"};
-    uint32_t *kidx = calloc(n, sizeof *kidx);
-    int64_t *steps = calloc(n, sizeof *steps), *ts = calloc(n, sizeof *ts);
-    double *vals = calloc(n, sizeof *vals);
-    Rv__LogBatch lb = RV__LOG_BATCH__INIT;
-    Rv__Metrics m = RV__METRICS__INIT;
-    lb.run_id = run_id;
-    lb.metrics = &m;
-    m.n_keys = KEYS;
-    m.keys = keys;
-    m.n_key_idx = m.n_steps = m.n_timestamps_ms = m.n_values = n;
-    m.key_idx = kidx;
-    m.steps = steps;
-    m.timestamps_ms = ts;
-    m.values = vals;
-    cmd.body_case = RV__COMMAND__BODY_LOG_BATCH;
-    cmd.log_batch = &lb;
+    struct proto_metrics_builder mb;
+    Rv__LogBatch lb;
+    Rv__Metrics m;
+    proto_metrics_init(&mb);
     int64_t step = 0;
     for (uint64_t seq = 2; !atomic_load(c->stop); seq++) {
         int64_t now = (int64_t)rv_clock_wall_ms();
+        proto_metrics_reset(&mb);
         for (unsigned i = 0; i < n; i++) {
-            kidx[i] = i % KEYS;
-            steps[i] = step + i / KEYS;
-            ts[i] = now;
-            vals[i] = 1.0 / (double)(1 + steps[i]) + (double)kidx[i];
+            int64_t s = step + i / KEYS;
+            if (proto_metrics_add(&mb, keys[i % KEYS], NULL, s, now,
+                                  1.0 / (double)(1 + s) + (double)(i % KEYS),
+                                  NULL) != RV_OK)
+                abort();
         }
+        testwriter_log_batch(&cmd, &lb, &m, run_id, &mb);
         step += n / KEYS;
         cmd.seq = seq;
         uint64_t t0 = rv_clock_mono_ns();
-        int code = client_write(cl, &cmd, c->durability);
+        int code = testwriter_send(cl, &cmd, c->durability, NULL);
         uint64_t t1 = rv_clock_mono_ns();
         if (code == RV_OK) {
             uint64_t now_ms = t1 / 1000000u;
@@ -162,10 +127,7 @@ client_main(void *arg)
             c->n_failed++;
         }
     }
-    free(kidx);
-    free(steps);
-    free(ts);
-    free(vals);
+    proto_metrics_free(&mb);
     rvc_close(cl);
     return NULL;
 }

@@ -26,7 +26,8 @@
 #include "base/clock.h"
 #include "bench/bench_http.h"
 #include "bench/bench_runs.h"
-#include "rpc/client.h"
+#include "proto/metrics_builder.h"
+#include "rpc/client/client.h"
 #include "tests/lib/cluster.h"
 
 #include <pthread.h>
@@ -102,7 +103,7 @@ bg_set_ports(struct cluster *c, int base)
     size_t pn = 0, en = 0;
     c->port = base;
     for (int i = 0; i < c->n; i++) {
-        struct cnode *nd = &c->nodes[i];
+        struct cluster_node *nd = &c->nodes[i];
         snprintf(nd->rpc, sizeof nd->rpc, "tcp://127.0.0.1:%d",
                  base + 10 * i + 1);
         snprintf(nd->raft, sizeof nd->raft, "127.0.0.1:%d", base + 10 * i + 2);
@@ -211,25 +212,21 @@ bg_native_client(void *arg)
     struct bg_client *c = arg;
     struct rvc *rvc;
     char errmsg[RV_ERRMSG_SIZE];
-    char *keys[BG_KEYS], names[BG_KEYS][16];
-    uint32_t kidx[BG_POINTS];
-    int64_t steps[BG_POINTS], ts[BG_POINTS];
-    double vals[BG_POINTS];
+    char names[BG_KEYS][16];
     uint64_t client_id = 2000 + (uint64_t)c->index, seq = 0, step = 0;
     if (rvc_open(&rvc, c->rpc_list, errmsg) != RV_OK) {
         snprintf(c->err, sizeof c->err, "%s", errmsg);
         return NULL;
     }
-    for (int k = 0; k < BG_KEYS; k++) {
+    for (int k = 0; k < BG_KEYS; k++)
         snprintf(names[k], sizeof names[k], "metric_%d", k);
-        keys[k] = names[k];
-    }
     Rv__Request req = RV__REQUEST__INIT;
     Rv__WriteRequest wr = RV__WRITE_REQUEST__INIT;
     Rv__Command cmd = RV__COMMAND__INIT, *cmds[1] = {&cmd};
     Rv__RunCreate rc = RV__RUN_CREATE__INIT;
     Rv__LogBatch lb = RV__LOG_BATCH__INIT;
     Rv__Metrics m = RV__METRICS__INIT;
+    struct proto_metrics_builder mb;
     Rv__Response *resp = NULL;
     req.body_case = RV__REQUEST__BODY_WRITE;
     req.write = &wr;
@@ -252,25 +249,22 @@ bg_native_client(void *arg)
         return NULL;
     }
     rvc_response_free(resp);
-    m.n_keys = BG_KEYS;
-    m.keys = keys;
-    m.n_key_idx = m.n_steps = m.n_timestamps_ms = m.n_values = BG_POINTS;
-    m.key_idx = kidx;
-    m.steps = steps;
-    m.timestamps_ms = ts;
-    m.values = vals;
+    proto_metrics_init(&mb);
     lb.run_id = c->run_id;
     lb.metrics = &m;
     cmd.body_case = RV__COMMAND__BODY_LOG_BATCH;
     cmd.log_batch = &lb;
     while (rv_clock_mono_ms() < c->deadline_ms) {
         int64_t now = (int64_t)rv_clock_wall_ms();
+        proto_metrics_reset(&mb);
         for (int i = 0; i < BG_POINTS; i++) {
-            kidx[i] = (uint32_t)(i % BG_KEYS);
-            steps[i] = (int64_t)(step + (uint64_t)(i / BG_KEYS));
-            ts[i] = now;
-            vals[i] = (double)((uint64_t)steps[i] % 1000) / 1000.0;
+            int64_t s = (int64_t)(step + (uint64_t)(i / BG_KEYS));
+            if (proto_metrics_add(&mb, names[i % BG_KEYS], NULL, s, now,
+                                  (double)((uint64_t)s % 1000) / 1000.0,
+                                  NULL) != RV_OK)
+                abort();
         }
+        proto_metrics_view(&mb, &m);
         cmd.seq = ++seq;
         uint64_t t0 = rv_clock_mono_ns();
         resp = NULL;
@@ -289,6 +283,7 @@ bg_native_client(void *arg)
         bg_count(c, t0);
         step += BG_POINTS / BG_KEYS;
     }
+    proto_metrics_free(&mb);
     rvc_close(rvc);
     return NULL;
 }
@@ -313,6 +308,30 @@ bg_points_of(const char *http, const char *run_id)
     bench_http_close(&h);
     rv_buf_free(&out);
     return n;
+}
+
+/* Every acknowledged point is there, once: points acknowledged but missing
+ * into *lost, points beyond the acknowledged into *extra. In memory mode a
+ * write is acknowledged when the leader queued it, and a linearizable read
+ * may ride on an entry ahead of the rest of the queue: the check is
+ * repeated (up to 10 s) until the queue has drained. */
+static void
+bg_check_acked(const char *http, const struct bg_client *cl, int n_clients,
+               int is_memory, uint64_t *lost, uint64_t *extra)
+{
+    for (int tries = 0; tries < (is_memory ? 50 : 1); tries++) {
+        *lost = *extra = 0;
+        for (int i = 0; i < n_clients; i++) {
+            long long n = bg_points_of(http, cl[i].run_id);
+            if (n < 0 || (uint64_t)n < cl[i].n_acked)
+                *lost += n < 0 ? cl[i].n_acked : cl[i].n_acked - (uint64_t)n;
+            else
+                *extra += (uint64_t)n - cl[i].n_acked;
+        }
+        if (*lost == 0)
+            break;
+        rv_clock_sleep_ms(200);
+    }
 }
 
 static int
@@ -369,25 +388,9 @@ bg_ingest(int is_native, int n_clients, unsigned seconds,
         bg_write_lat(o->lat_file, all, k);
     double p50 = bg_pct(all, k, 0.5), p90 = bg_pct(all, k, 0.9);
     double p99 = bg_pct(all, k, 0.99), max = k ? all[k - 1] : 0;
-    /* Every acknowledged point is there, once. In memory mode a write is
-     * acknowledged when the leader queued it, and a linearizable read may
-     * ride on an entry ahead of the rest of the queue: the check is
-     * repeated (up to 10 s) until the queue has drained. */
     uint64_t lost = 0, extra = 0;
-    int is_memory = strcmp(o->durability, "memory") == 0;
-    for (int tries = 0; tries < (is_memory ? 50 : 1); tries++) {
-        lost = extra = 0;
-        for (int i = 0; i < n_clients; i++) {
-            long long n = bg_points_of(http[0], cl[i].run_id);
-            if (n < 0 || (uint64_t)n < cl[i].n_acked)
-                lost += n < 0 ? cl[i].n_acked : cl[i].n_acked - (uint64_t)n;
-            else
-                extra += (uint64_t)n - cl[i].n_acked;
-        }
-        if (lost == 0)
-            break;
-        rv_clock_sleep_ms(200);
-    }
+    bg_check_acked(http[0], cl, n_clients, strcmp(o->durability, "memory") == 0,
+                   &lost, &extra);
     /* Without a warm-up: every ack over the whole run (the first
      * figures); with one: the acks inside the measured window. */
     double rate = (double)acked / secs;
@@ -430,6 +433,7 @@ bg_load_runs(const char *endpoints, size_t n_runs)
     if (rvc_open(&rvc, endpoints, errmsg) != RV_OK)
         return -1;
     rv_rng_seed(&rng, 2);
+    bench_runs_init(&runs);
     for (size_t base = 0; base < n_runs; base += BENCH_RUNS_PER_FILL) {
         size_t k = n_runs - base < BENCH_RUNS_PER_FILL ? n_runs - base
                                                        : BENCH_RUNS_PER_FILL;
@@ -449,10 +453,12 @@ bg_load_runs(const char *endpoints, size_t n_runs)
         if (!ok) {
             fprintf(stderr, "bench_gateway: load failed at run %zu: %s\n", base,
                     errmsg);
+            bench_runs_free(&runs);
             rvc_close(rvc);
             return -1;
         }
     }
+    bench_runs_free(&runs);
     rvc_close(rvc);
     return 0;
 }
@@ -463,6 +469,45 @@ struct bg_query {
     const char *filter; /* "$LR" replaced by a varying constant. */
     const char *order_by;
 };
+
+#define BG_URI_BYTES 2048
+
+/* The URI of one instance of q into uri[BG_URI_BYTES]: $LR in the filter,
+ * the project and the experiment drawn from rng, in that order. */
+static void
+bg_query_uri(const struct bg_query *q, struct rv_rng *rng, char *uri)
+{
+    char filter[512], ef[1024], eo[256];
+    bench_runs_filter(filter, sizeof filter, q->filter, rng);
+    bench_http_qenc(ef, sizeof ef, filter);
+    bench_http_qenc(eo, sizeof eo, q->order_by ? q->order_by : "");
+    int n = snprintf(uri, BG_URI_BYTES,
+                     "/api/v2/experiments?per_page=100&filter=%s", ef);
+    if (q->is_project)
+        n += snprintf(uri + n, BG_URI_BYTES - (size_t)n, "&project=proj-%llu",
+                      (unsigned long long)rv_rng_below(rng, 10));
+    if (q->is_experiment)
+        n += snprintf(uri + n, BG_URI_BYTES - (size_t)n, "&experiment=exp-%llu",
+                      (unsigned long long)rv_rng_below(rng, 20));
+    if (q->order_by != NULL)
+        snprintf(uri + n, BG_URI_BYTES - (size_t)n, "&order_by=%s", eo);
+}
+
+/* Add one answer's rows, server time and examined runs to the totals. */
+static void
+bg_query_tally(const struct rv_buf *out, uint64_t *n_rows, double *server_ms,
+               uint64_t *n_examined)
+{
+    for (const char *p = (const char *)out->data;
+         (p = strstr(p, "\"run_id\"")) != NULL; p++)
+        (*n_rows)++;
+    const char *qt = strstr((const char *)out->data, "query_time_ms\":");
+    if (qt != NULL)
+        *server_ms += strtod(qt + 15, NULL);
+    const char *ex = strstr((const char *)out->data, "\"examined\":");
+    if (ex != NULL)
+        *n_examined += strtoull(ex + 11, NULL, 10);
+}
 
 static int
 bg_query(size_t n_runs, size_t n_queries)
@@ -517,29 +562,8 @@ bg_query(size_t n_runs, size_t n_queries)
         uint64_t n_rows = 0, n_examined = 0;
         double server_ms = 0;
         for (size_t i = 0; i < n_queries; i++) {
-            char filter[512], lr[16], ef[1024], eo[256], uri[2048];
-            snprintf(lr, sizeof lr, "%.4f",
-                     0.0001 * (double)(1 + rv_rng_below(&rng, 100)));
-            const char *at = strstr(q->filter, "$LR");
-            if (at != NULL)
-                snprintf(filter, sizeof filter, "%.*s%s%s",
-                         (int)(at - q->filter), q->filter, lr, at + 3);
-            else
-                snprintf(filter, sizeof filter, "%s", q->filter);
-            bench_http_qenc(ef, sizeof ef, filter);
-            bench_http_qenc(eo, sizeof eo, q->order_by ? q->order_by : "");
-            int n = snprintf(uri, sizeof uri,
-                             "/api/v2/experiments?per_page=100&filter=%s", ef);
-            if (q->is_project)
-                n += snprintf(uri + n, sizeof uri - (size_t)n,
-                              "&project=proj-%llu",
-                              (unsigned long long)rv_rng_below(&rng, 10));
-            if (q->is_experiment)
-                n += snprintf(uri + n, sizeof uri - (size_t)n,
-                              "&experiment=exp-%llu",
-                              (unsigned long long)rv_rng_below(&rng, 20));
-            if (q->order_by != NULL)
-                snprintf(uri + n, sizeof uri - (size_t)n, "&order_by=%s", eo);
+            char uri[BG_URI_BYTES];
+            bg_query_uri(q, &rng, uri);
             uint64_t t = rv_clock_mono_ns();
             int status = bench_http_do(&h, "GET", uri, NULL, NULL, 0, &out);
             ms[i] = (double)(rv_clock_mono_ns() - t) / 1e6;
@@ -549,15 +573,7 @@ bg_query(size_t n_runs, size_t n_queries)
                 is_failed = 1;
                 break;
             }
-            for (const char *p = (const char *)out.data;
-                 (p = strstr(p, "\"run_id\"")) != NULL; p++)
-                n_rows++;
-            const char *qt = strstr((const char *)out.data, "query_time_ms\":");
-            if (qt != NULL)
-                server_ms += strtod(qt + 15, NULL);
-            const char *ex = strstr((const char *)out.data, "\"examined\":");
-            if (ex != NULL)
-                n_examined += strtoull(ex + 11, NULL, 10);
+            bg_query_tally(&out, &n_rows, &server_ms, &n_examined);
         }
         if (is_failed)
             break;

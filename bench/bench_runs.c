@@ -1,12 +1,29 @@
 /* The shared run set (bench_runs.h). */
 #include "bench/bench_runs.h"
 
+#include "base/err.h"
+
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static const char *const bench_optimizers[] = {"adam", "sgd", "lion"};
 static const char *const bench_teams[] = {"vision", "nlp", "speech", "rl",
                                           "infra"};
-static char *bench_mkeys[2] = {"accuracy", "loss"};
+
+void
+bench_runs_init(struct bench_runs *b)
+{
+    for (size_t i = 0; i < BENCH_RUNS_PER_FILL; i++)
+        proto_metrics_init(&b->mb[i]);
+}
+
+void
+bench_runs_free(struct bench_runs *b)
+{
+    for (size_t i = 0; i < BENCH_RUNS_PER_FILL; i++)
+        proto_metrics_free(&b->mb[i]);
+}
 
 void
 bench_runs_fill(struct bench_runs *b, size_t base, size_t k, struct rv_rng *rng)
@@ -50,25 +67,19 @@ bench_runs_fill(struct bench_runs *b, size_t base, size_t k, struct rv_rng *rng)
         rc->params = b->params[i];
         rc->n_tags = 1;
         rc->tags = b->tags[i];
-        Rv__Metrics *m = &b->m[i];
-        rv__metrics__init(m);
-        for (int j = 0; j < 2; j++) {
-            b->key_idx[i][j] = (uint32_t)j;
-            b->steps[i][j] = 100;
-            b->ts[i][j] = rc->created_at_ms + 60000;
-        }
-        b->vals[i][0] = rv_rng_double(rng);
-        b->vals[i][1] = 2.0 * rv_rng_double(rng);
-        m->n_keys = 2;
-        m->keys = bench_mkeys;
-        m->n_key_idx = m->n_steps = m->n_timestamps_ms = m->n_values = 2;
-        m->key_idx = b->key_idx[i];
-        m->steps = b->steps[i];
-        m->timestamps_ms = b->ts[i];
-        m->values = b->vals[i];
+        struct proto_metrics_builder *mb = &b->mb[i];
+        int64_t ts = rc->created_at_ms + 60000;
+        double accuracy = rv_rng_double(rng);
+        double loss = 2.0 * rv_rng_double(rng);
+        proto_metrics_reset(mb);
+        if (proto_metrics_add(mb, "accuracy", NULL, 100, ts, accuracy, NULL) !=
+                RV_OK ||
+            proto_metrics_add(mb, "loss", NULL, 100, ts, loss, NULL) != RV_OK)
+            abort();
+        proto_metrics_view(mb, &b->m[i]);
         rv__log_batch__init(&b->lb[i]);
         b->lb[i].run_id = b->ids[i];
-        b->lb[i].metrics = m;
+        b->lb[i].metrics = &b->m[i];
         rv__command__init(&b->cmd[2 * i]);
         b->cmd[2 * i].body_case = RV__COMMAND__BODY_RUN_CREATE;
         b->cmd[2 * i].run_create = rc;
@@ -78,4 +89,17 @@ bench_runs_fill(struct bench_runs *b, size_t base, size_t k, struct rv_rng *rng)
         b->cmds[2 * i] = &b->cmd[2 * i];
         b->cmds[2 * i + 1] = &b->cmd[2 * i + 1];
     }
+}
+
+void
+bench_runs_filter(char *out, size_t cap, const char *filter, struct rv_rng *rng)
+{
+    char lr[16];
+    snprintf(lr, sizeof lr, "%.4f",
+             0.0001 * (double)(1 + rv_rng_below(rng, 100)));
+    const char *at = strstr(filter, "$LR");
+    if (at != NULL)
+        snprintf(out, cap, "%.*s%s%s", (int)(at - filter), filter, lr, at + 3);
+    else
+        snprintf(out, cap, "%s", filter);
 }

@@ -7,6 +7,7 @@
 #define RV_BENCH_BENCH_RUNS_H
 
 #include "base/clock.h"
+#include "proto/metrics_builder.h"
 #include "proto/runvault.pb-c.h"
 
 #include <stddef.h>
@@ -24,14 +25,24 @@ struct bench_runs {
         *tags[BENCH_RUNS_PER_FILL][1];
     char ids[BENCH_RUNS_PER_FILL][32], proj[BENCH_RUNS_PER_FILL][16],
         exp[BENCH_RUNS_PER_FILL][16], lr[BENCH_RUNS_PER_FILL][16];
-    uint32_t key_idx[BENCH_RUNS_PER_FILL][2];
-    int64_t steps[BENCH_RUNS_PER_FILL][2], ts[BENCH_RUNS_PER_FILL][2];
-    double vals[BENCH_RUNS_PER_FILL][2];
+    struct proto_metrics_builder mb[BENCH_RUNS_PER_FILL]; /* m[i]'s points. */
 };
 
+/* Make b empty, before its first fill; bench_runs_free() frees what the
+ * fills allocated (b is empty again after it). */
+void bench_runs_init(struct bench_runs *b);
+void bench_runs_free(struct bench_runs *b);
+
 /* Fill the commands of runs [base, base + k), k <= BENCH_RUNS_PER_FILL,
- * into b->cmds[0, 2k): run r's create, then its log batch. */
+ * into b->cmds[0, 2k): run r's create, then its log batch. Aborts if out
+ * of memory. */
 void bench_runs_fill(struct bench_runs *b, size_t base, size_t k,
                      struct rv_rng *rng);
+
+/* filter into out[cap] with its "$LR" (if any) replaced by one of the run
+ * set's lr values, drawn from rng whether or not filter has one (so the
+ * draws that follow do not depend on the filter). */
+void bench_runs_filter(char *out, size_t cap, const char *filter,
+                       struct rv_rng *rng);
 
 #endif /* RV_BENCH_BENCH_RUNS_H */

@@ -13,6 +13,7 @@
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "base/clock.h"
 #include "bench/bench_runs.h"
+#include "proto/metrics_builder.h"
 #include "proto/proto.h"
 #include "store/store.h"
 
@@ -128,12 +129,14 @@ bench_create_runs(struct bench *b, size_t n_runs, struct rv_rng *rng)
     static struct bench_runs runs;
     struct rv_buf e;
     rv_buf_init(&e);
+    bench_runs_init(&runs);
     for (size_t base = 0; base < n_runs; base += PER_ENTRY) {
         size_t k = n_runs - base < PER_ENTRY ? n_runs - base : PER_ENTRY;
         bench_runs_fill(&runs, base, k, rng);
         bench_encode(b, runs.cmds, 2 * k, &e);
         bench_apply_entry(b, &e);
     }
+    bench_runs_free(&runs);
     rv_buf_free(&e);
 }
 
@@ -148,33 +151,26 @@ bench_apply(size_t n_batches)
     bench_open(&b, "apply");
     rv_rng_seed(&rng, 1);
     bench_create_runs(&b, 1, &rng);
-    char *keys[SERIES];
     char names[SERIES][16];
-    for (int i = 0; i < SERIES; i++) {
+    for (int i = 0; i < SERIES; i++)
         snprintf(names[i], sizeof names[i], "metric/%02d", i);
-        keys[i] = names[i];
-    }
     /* Encode every entry first: the figure is the store's, not protobuf's
      * encoder's. */
     struct rv_buf *entries = calloc(n_batches, sizeof *entries);
-    uint32_t key_idx[N];
-    int64_t steps[N], ts[N];
-    double vals[N];
+    struct proto_metrics_builder mb;
+    proto_metrics_init(&mb);
     for (size_t bi = 0; bi < n_batches; bi++) {
+        proto_metrics_reset(&mb);
         for (int i = 0; i < N; i++) {
-            key_idx[i] = (uint32_t)(i % SERIES);
-            steps[i] = (int64_t)(bi * (N / SERIES) + (size_t)(i / SERIES));
-            ts[i] = 1700000000000 + steps[i];
-            vals[i] = rv_rng_double(&rng);
+            int64_t step = (int64_t)(bi * (N / SERIES) + (size_t)(i / SERIES));
+            int rc = proto_metrics_add(&mb, names[i % SERIES], NULL, step,
+                                       1700000000000 + step,
+                                       rv_rng_double(&rng), NULL);
+            if (rc != RV_OK)
+                bench_die(&b, "metrics", rc);
         }
-        Rv__Metrics m = RV__METRICS__INIT;
-        m.n_keys = SERIES;
-        m.keys = keys;
-        m.n_key_idx = m.n_steps = m.n_timestamps_ms = m.n_values = N;
-        m.key_idx = key_idx;
-        m.steps = steps;
-        m.timestamps_ms = ts;
-        m.values = vals;
+        Rv__Metrics m;
+        proto_metrics_view(&mb, &m);
         Rv__LogBatch lb = RV__LOG_BATCH__INIT;
         lb.run_id = "run000000000";
         lb.metrics = &m;
@@ -187,6 +183,7 @@ bench_apply(size_t n_batches)
         rv_buf_init(&entries[bi]);
         bench_encode(&b, cmds, 1, &entries[bi]);
     }
+    proto_metrics_free(&mb);
     double *ms = malloc(n_batches * sizeof *ms);
     uint64_t t0 = rv_clock_mono_ns();
     for (size_t bi = 0; bi < n_batches; bi++) {
@@ -230,21 +227,14 @@ bench_runs_one(struct bench *b, const struct bench_query *bq, size_t n_runs,
                size_t n_queries, struct rv_rng *rng)
 {
     double *ms = malloc(n_queries * sizeof *ms);
-    char filter[512], proj[16], exp[16], lr[16];
+    char filter[512], proj[16], exp[16];
     uint64_t n_rows = 0, n_examined = 0;
     for (size_t i = 0; i < n_queries; i++) {
         snprintf(proj, sizeof proj, "proj-%llu",
                  (unsigned long long)rv_rng_below(rng, 10));
         snprintf(exp, sizeof exp, "exp-%llu",
                  (unsigned long long)rv_rng_below(rng, 20));
-        snprintf(lr, sizeof lr, "%.4f",
-                 0.0001 * (double)(1 + rv_rng_below(rng, 100)));
-        const char *at = strstr(bq->filter, "$LR");
-        if (at != NULL)
-            snprintf(filter, sizeof filter, "%.*s%s%s", (int)(at - bq->filter),
-                     bq->filter, lr, at + 3);
-        else
-            snprintf(filter, sizeof filter, "%s", bq->filter);
+        bench_runs_filter(filter, sizeof filter, bq->filter, rng);
         struct store_query q = {.project = bq->project ? proj : NULL,
                                 .experiment = bq->experiment ? exp : NULL,
                                 .filter = filter,
@@ -325,28 +315,24 @@ bench_history(size_t n_points, size_t n_queries)
     bench_open(&b, "history");
     rv_rng_seed(&rng, 3);
     bench_create_runs(&b, 1, &rng);
-    char *keys[1] = {"loss"};
-    uint32_t key_idx[N] = {0};
-    int64_t steps[N], ts[N];
-    double vals[N];
+    struct proto_metrics_builder mb;
+    proto_metrics_init(&mb);
     struct rv_buf e;
     rv_buf_init(&e);
     uint64_t t0 = rv_clock_mono_ns();
     for (size_t base = 0; base < n_points; base += N) {
+        proto_metrics_reset(&mb);
         for (int i = 0; i < N; i++) {
-            steps[i] = (int64_t)base + i;
-            ts[i] = 1700000000000 + steps[i];
-            vals[i] = 1.0 / (1.0 + 1e-5 * (double)steps[i]) +
-                      0.05 * rv_rng_double(&rng);
+            int64_t step = (int64_t)base + i;
+            double v =
+                1.0 / (1.0 + 1e-5 * (double)step) + 0.05 * rv_rng_double(&rng);
+            int rc = proto_metrics_add(&mb, "loss", NULL, step,
+                                       1700000000000 + step, v, NULL);
+            if (rc != RV_OK)
+                bench_die(&b, "metrics", rc);
         }
-        Rv__Metrics m = RV__METRICS__INIT;
-        m.n_keys = 1;
-        m.keys = keys;
-        m.n_key_idx = m.n_steps = m.n_timestamps_ms = m.n_values = N;
-        m.key_idx = key_idx;
-        m.steps = steps;
-        m.timestamps_ms = ts;
-        m.values = vals;
+        Rv__Metrics m;
+        proto_metrics_view(&mb, &m);
         Rv__LogBatch lb = RV__LOG_BATCH__INIT;
         lb.run_id = "run000000000";
         lb.metrics = &m;
@@ -357,6 +343,7 @@ bench_history(size_t n_points, size_t n_queries)
         bench_apply_entry(&b, &e);
     }
     rv_buf_free(&e);
+    proto_metrics_free(&mb);
     int rc = store_sync(b.s, b.errmsg);
     if (rc != RV_OK)
         bench_die(&b, "store_sync", rc);

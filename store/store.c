@@ -807,21 +807,3 @@ store_vlog_bytes(struct store *s)
 {
     return vlog_size_bytes(s->vlog);
 }
-
-int
-store_key_valid(const char *s, size_t n)
-{
-    return store__key_valid(s, n);
-}
-
-int
-store_run_id_valid(const char *s, size_t n)
-{
-    return store__run_id_valid(s, n);
-}
-
-int
-store_utf8_valid(const char *s, size_t n)
-{
-    return store__utf8_valid(s, n);
-}

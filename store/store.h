@@ -15,43 +15,51 @@
 #include "base/buf.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "proto/contract.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* Limits (MLflow's where MLflow has one, DESIGN §2). Apply enforces them
- * again whatever the gateway checked. */
-#define STORE_MAX_RUN_ID_BYTES          64
-#define STORE_MAX_TEAM_BYTES            64
-#define STORE_MAX_SCOPE_BYTES           250 /* project, experiment, user */
-#define STORE_MAX_NAME_BYTES            500 /* run name */
-#define STORE_MAX_KEY_BYTES             250 /* metric, param and tag keys */
-#define STORE_MAX_CONTEXT_BYTES         250
-#define STORE_MAX_PARAM_VALUE_BYTES     6000
-#define STORE_MAX_TAG_VALUE_BYTES       5000
-#define STORE_MAX_PARAMS_PER_COMMAND    100
-#define STORE_MAX_TAGS_PER_COMMAND      100
-#define STORE_MAX_POINTS_PER_COMMAND    100000
-#define STORE_MAX_SERIES_PER_COMMAND    4096
-#define STORE_MAX_COMMANDS_PER_BATCH    4096
-#define STORE_MAX_LOG_LINES_PER_COMMAND 10000
-#define STORE_MAX_LOG_LINE_BYTES        65536
-/* LMDB keys are at most 511 bytes: artpart holds 18 bytes and the path. */
-#define STORE_MAX_ARTIFACT_PATH_BYTES    480
-#define STORE_MAX_ARTIFACT_CHUNK_BYTES   (512u << 10)
-#define STORE_DEFAULT_MAX_ARTIFACT_BYTES (64u << 20)
-#define STORE_MAX_PER_PAGE               1000
-#define STORE_DEFAULT_PER_PAGE           100
-#define STORE_MAX_HISTORY_POINTS         100000 /* Without downsampling. */
-#define STORE_MAX_DOWNSAMPLE             10000
-#define STORE_MAX_LOG_LINES_READ         10000
-#define STORE_MAX_ARTIFACTS_LISTED       10000
-#define STORE_DIGEST_BYTES               16
-#define STORE_PAGE_TOKEN_BYTES           8192 /* Room for a token's text. */
-#define STORE_SORT_STRING_BYTES          200  /* Strings sort by this prefix. */
-#define STORE_DEFAULT_MAP_BYTES          ((size_t)64 << 30)
-#define STORE_MAX_ADDR_BYTES             128 /* A node's address text. */
-#define STORE_FETCH_RECORD_HEADER        12  /* be64 index, be32 length. */
+/* Store-internal sizes; the wire limits are in proto/contract.h. */
+#define STORE_DIGEST_BYTES        16
+#define STORE_SORT_STRING_BYTES   200 /* Strings sort by this prefix. */
+#define STORE_DEFAULT_MAP_BYTES   ((size_t)64 << 30)
+#define STORE_FETCH_RECORD_HEADER 12 /* be64 index, be32 length. */
+
+/* BEGIN transitional aliases (issue 12): the wire limits and the key
+ * syntax moved to proto/contract.h. Delete this block, then rename
+ * STORE_* -> CONTRACT_* and store_*_valid -> contract_*_valid over the
+ * tree (mapping in the merge note). */
+#define STORE_MAX_RUN_ID_BYTES           CONTRACT_MAX_RUN_ID_BYTES
+#define STORE_MAX_TEAM_BYTES             CONTRACT_MAX_TEAM_BYTES
+#define STORE_MAX_SCOPE_BYTES            CONTRACT_MAX_SCOPE_BYTES
+#define STORE_MAX_NAME_BYTES             CONTRACT_MAX_NAME_BYTES
+#define STORE_MAX_KEY_BYTES              CONTRACT_MAX_KEY_BYTES
+#define STORE_MAX_CONTEXT_BYTES          CONTRACT_MAX_CONTEXT_BYTES
+#define STORE_MAX_PARAM_VALUE_BYTES      CONTRACT_MAX_PARAM_VALUE_BYTES
+#define STORE_MAX_TAG_VALUE_BYTES        CONTRACT_MAX_TAG_VALUE_BYTES
+#define STORE_MAX_PARAMS_PER_COMMAND     CONTRACT_MAX_PARAMS_PER_COMMAND
+#define STORE_MAX_TAGS_PER_COMMAND       CONTRACT_MAX_TAGS_PER_COMMAND
+#define STORE_MAX_POINTS_PER_COMMAND     CONTRACT_MAX_POINTS_PER_COMMAND
+#define STORE_MAX_SERIES_PER_COMMAND     CONTRACT_MAX_SERIES_PER_COMMAND
+#define STORE_MAX_COMMANDS_PER_BATCH     CONTRACT_MAX_COMMANDS_PER_BATCH
+#define STORE_MAX_LOG_LINES_PER_COMMAND  CONTRACT_MAX_LOG_LINES_PER_COMMAND
+#define STORE_MAX_LOG_LINE_BYTES         CONTRACT_MAX_LOG_LINE_BYTES
+#define STORE_MAX_ARTIFACT_PATH_BYTES    CONTRACT_MAX_ARTIFACT_PATH_BYTES
+#define STORE_MAX_ARTIFACT_CHUNK_BYTES   CONTRACT_MAX_ARTIFACT_CHUNK_BYTES
+#define STORE_DEFAULT_MAX_ARTIFACT_BYTES CONTRACT_DEFAULT_MAX_ARTIFACT_BYTES
+#define STORE_MAX_PER_PAGE               CONTRACT_MAX_PER_PAGE
+#define STORE_DEFAULT_PER_PAGE           CONTRACT_DEFAULT_PER_PAGE
+#define STORE_MAX_HISTORY_POINTS         CONTRACT_MAX_HISTORY_POINTS
+#define STORE_MAX_DOWNSAMPLE             CONTRACT_MAX_DOWNSAMPLE
+#define STORE_MAX_LOG_LINES_READ         CONTRACT_MAX_LOG_LINES_READ
+#define STORE_MAX_ARTIFACTS_LISTED       CONTRACT_MAX_ARTIFACTS_LISTED
+#define STORE_PAGE_TOKEN_BYTES           CONTRACT_PAGE_TOKEN_BYTES
+#define STORE_MAX_ADDR_BYTES             CONTRACT_MAX_ADDR_BYTES
+#define store_key_valid                  contract_key_valid
+#define store_run_id_valid               contract_run_id_valid
+#define store_utf8_valid                 contract_utf8_valid
+/* END transitional aliases. */
 
 struct store;
 
@@ -333,14 +341,6 @@ int store_artifacts_list(struct store_read *r, const char *run_id,
                          struct store_artifact **arts, size_t *n_arts,
                          char *errmsg);
 void store_artifacts_free(struct store_artifact *arts, size_t n);
-
-/* The syntax checks apply uses, for front doors that check first. A key
- * (metric, param, tag): 1..STORE_MAX_KEY_BYTES of letters, digits, '_',
- * '-', '.', ' ', '/', not starting with '/' and without "..". A run id:
- * 1..STORE_MAX_RUN_ID_BYTES of letters, digits, '_', '-'. 1 if valid. */
-int store_key_valid(const char *s, size_t n);
-int store_run_id_valid(const char *s, size_t n);
-int store_utf8_valid(const char *s, size_t n);
 
 /* The cluster members recorded by node_put commands, by id. Free with
  * free(). */

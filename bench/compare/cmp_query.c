@@ -31,7 +31,8 @@
 #include "base/clock.h"
 #include "bench/bench_http.h"
 #include "bench/bench_runs.h"
-#include "rpc/client.h"
+#include "proto/metrics_builder.h"
+#include "rpc/client/client.h"
 
 #include <libpq-fe.h>
 #include <math.h>
@@ -228,6 +229,7 @@ cq_rv_load_main(void *arg)
         return NULL;
     }
     rv_rng_seed(&rng, CQ_RUN_SEED);
+    bench_runs_init(&w->runs);
     size_t batch = 0;
     uint64_t seq = 0;
     for (size_t base = 0; base < w->n_runs;
@@ -247,10 +249,12 @@ cq_rv_load_main(void *arg)
         if (cq_rv_write(rvc, w->runs.cmds, 2 * k, errmsg) != 0) {
             fprintf(stderr, "cmp_query: runvault load failed at run %zu: %s\n",
                     base, errmsg);
+            bench_runs_free(&w->runs);
             rvc_close(rvc);
             return NULL;
         }
     }
+    bench_runs_free(&w->runs);
     rvc_close(rvc);
     w->rc = 0;
     return NULL;
@@ -280,7 +284,7 @@ cq_rv_load_runs(const char *endpoints, size_t n_runs)
 static int
 cq_rv_load_history(struct rvc *rvc, size_t n_points)
 {
-    char errmsg[RV_ERRMSG_SIZE] = "", *keys[1] = {CQ_HIST_KEY};
+    char errmsg[RV_ERRMSG_SIZE] = "";
     Rv__Command cmd = RV__COMMAND__INIT, *cmds[1] = {&cmd};
     Rv__RunCreate rc = RV__RUN_CREATE__INIT;
     rc.run_id = CQ_HIST_RUN;
@@ -297,19 +301,12 @@ cq_rv_load_history(struct rvc *rvc, size_t n_points)
         fprintf(stderr, "cmp_query: history run: %s\n", errmsg);
         return -1;
     }
-    static uint32_t kidx[CQ_HIST_BATCH];
-    static int64_t steps[CQ_HIST_BATCH], ts[CQ_HIST_BATCH];
-    static double vals[CQ_HIST_BATCH];
     Rv__LogBatch lb = RV__LOG_BATCH__INIT;
-    Rv__Metrics m = RV__METRICS__INIT;
+    Rv__Metrics m;
+    struct proto_metrics_builder mb;
     struct rv_rng rng;
     rv_rng_seed(&rng, CQ_HIST_SEED);
-    m.n_keys = 1;
-    m.keys = keys;
-    m.key_idx = kidx;
-    m.steps = steps;
-    m.timestamps_ms = ts;
-    m.values = vals;
+    proto_metrics_init(&mb);
     lb.run_id = CQ_HIST_RUN;
     lb.metrics = &m;
     cmd.body_case = RV__COMMAND__BODY_LOG_BATCH;
@@ -317,17 +314,23 @@ cq_rv_load_history(struct rvc *rvc, size_t n_points)
     for (size_t s0 = 0; s0 < n_points; s0 += CQ_HIST_BATCH) {
         size_t k =
             n_points - s0 < CQ_HIST_BATCH ? n_points - s0 : CQ_HIST_BATCH;
+        proto_metrics_reset(&mb);
         for (size_t i = 0; i < k; i++) {
-            kidx[i] = 0;
-            steps[i] = (int64_t)(s0 + i);
-            cq_hist_point(&rng, steps[i], &ts[i], &vals[i]);
+            int64_t ts;
+            double v;
+            cq_hist_point(&rng, (int64_t)(s0 + i), &ts, &v);
+            if (proto_metrics_add(&mb, CQ_HIST_KEY, NULL, (int64_t)(s0 + i), ts,
+                                  v, NULL) != RV_OK)
+                abort();
         }
-        m.n_key_idx = m.n_steps = m.n_timestamps_ms = m.n_values = k;
+        proto_metrics_view(&mb, &m);
         if (cq_rv_write(rvc, cmds, 1, errmsg) != 0) {
             fprintf(stderr, "cmp_query: history batch %zu: %s\n", s0, errmsg);
+            proto_metrics_free(&mb);
             return -1;
         }
     }
+    proto_metrics_free(&mb);
     return 0;
 }
 
@@ -553,6 +556,7 @@ cq_pg_copy_table(PGconn *pg, struct cq_pg_load *L, enum cq_table t, char *err,
     int is_failed = 0;
     if (runs == NULL)
         return -1;
+    bench_runs_init(runs);
     PGresult *res = PQexec(pg, cq_copy_sql[t]);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
         snprintf(err, cap, "%s: %s", cq_copy_sql[t], PQerrorMessage(pg));
@@ -576,6 +580,7 @@ cq_pg_copy_table(PGconn *pg, struct cq_pg_load *L, enum cq_table t, char *err,
     cq_copy_hist_rows(pg, &b, t, L->n_hist, &is_failed);
     cq_copy_flush(pg, &b, &is_failed);
     rv_buf_free(&b);
+    bench_runs_free(runs);
     free(runs);
     if (PQputCopyEnd(pg, is_failed ? "generator failed" : NULL) != 1)
         is_failed = 1;
@@ -904,6 +909,26 @@ static const char cq_run_columns[] =
     "runs.end_time, runs.source_version, runs.lifecycle_stage, "
     "runs.artifact_uri, runs.experiment_id, runs.deleted_time";
 
+/* experiment_ids of q's instance into ids: the one experiment, the
+ * project's CQ_EXPS, or all. */
+static void
+cq_sql_experiment_ids(const struct cq_query *q, const struct cq_inst *in,
+                      char *ids, size_t cap)
+{
+    size_t ni = 0;
+    unsigned lo = 1, hi = CQ_HIST_EXP;
+    if (q->scope == CQ_PROJECT) {
+        lo = in->proj * CQ_EXPS + 1;
+        hi = lo + CQ_EXPS - 1;
+    } else if (q->scope == CQ_EXPERIMENT) {
+        lo = hi = in->proj * CQ_EXPS + in->exp + 1;
+    }
+    ids[0] = '\0';
+    for (unsigned e = lo; e <= hi; e++)
+        ni +=
+            (size_t)snprintf(ids + ni, cap - ni, "%s%u", e > lo ? ", " : "", e);
+}
+
 /* The SQL SqlAlchemyStore._search_runs sends for this instance. */
 static void
 cq_sql(const struct cq_query *q, const struct cq_inst *in, char *sql,
@@ -971,19 +996,8 @@ cq_sql(const struct cq_query *q, const struct cq_inst *in, char *sql,
         no += (size_t)snprintf(ord + no, sizeof ord - no,
                                "runs.start_time DESC, ");
     snprintf(ord + no, sizeof ord - no, "runs.run_uuid");
-    /* experiment_ids: the one experiment, the project's 20, or all. */
     char ids[1024];
-    size_t ni = 0;
-    unsigned lo = 1, hi = CQ_HIST_EXP;
-    if (q->scope == CQ_PROJECT) {
-        lo = in->proj * CQ_EXPS + 1;
-        hi = lo + CQ_EXPS - 1;
-    } else if (q->scope == CQ_EXPERIMENT) {
-        lo = hi = in->proj * CQ_EXPS + in->exp + 1;
-    }
-    for (unsigned e = lo; e <= hi; e++)
-        ni += (size_t)snprintf(ids + ni, sizeof ids - ni, "%s%u",
-                               e > lo ? ", " : "", e);
+    cq_sql_experiment_ids(q, in, ids, sizeof ids);
     snprintf(sql, cap,
              "SELECT DISTINCT %s%s FROM runs%s WHERE runs.experiment_id IN "
              "(%s) AND runs.lifecycle_stage IN ('active')%s ORDER BY %s "

@@ -10,9 +10,10 @@
  * the loads (CI under the sanitizers). Every child is killed and reaped
  * when a test ends, pass or fail. */
 #include "base/clock.h"
-#include "rpc/client.h"
+#include "rpc/client/client.h"
 #include "tests/lib/cluster.h"
 #include "tests/lib/harness.h"
+#include "tests/lib/writer.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -49,32 +51,6 @@ struct writer {
     pthread_t thread;
 };
 
-static int
-writer_send(struct rvc *cl, struct writer *w, Rv__Command *cmd, uint64_t *index)
-{
-    Rv__Request req = RV__REQUEST__INIT;
-    Rv__WriteRequest wr = RV__WRITE_REQUEST__INIT;
-    Rv__Command *cmds[1] = {cmd};
-    Rv__Response *resp = NULL;
-    char errmsg[RV_ERRMSG_SIZE];
-    wr.n_commands = 1;
-    wr.commands = cmds;
-    wr.has_durability = w->durability != 0;
-    wr.durability = (Rv__Durability)w->durability;
-    req.body_case = RV__REQUEST__BODY_WRITE;
-    req.write = &wr;
-    int rc = rvc_call(cl, &req, &resp, errmsg);
-    if (rc == RV_OK) {
-        rc = (int)resp->code;
-        if (rc == RV_OK && resp->n_results == 1)
-            rc = (int)resp->results[0]->code;
-        if (index != NULL)
-            *index = resp->index;
-    }
-    rvc_response_free(resp);
-    return rc;
-}
-
 static void *
 writer_main(void *arg)
 {
@@ -85,45 +61,29 @@ writer_main(void *arg)
         return NULL;
     rvc_set_timeouts(cl, 2000, 15000);
     Rv__Command cmd = RV__COMMAND__INIT;
-    Rv__RunCreate rc = RV__RUN_CREATE__INIT;
-    rc.run_id = w->run_id;
-    rc.project = "cluster-test";
-    rc.experiment = "writers";
-    rc.has_resume = 1;
-    rc.resume = RV__RESUME__RESUME_ALLOW;
+    Rv__RunCreate rc;
+    testwriter_run_create(&cmd, &rc, w->run_id, "cluster-test", "writers");
     cmd.has_client_id = cmd.has_seq = 1;
     cmd.client_id = w->client_id;
     cmd.seq = 1;
-    cmd.body_case = RV__COMMAND__BODY_RUN_CREATE;
-    cmd.run_create = &rc;
-    while (writer_send(cl, w, &cmd, NULL) != RV_OK && !atomic_load(w->stop))
+    while (testwriter_send(cl, &cmd, w->durability, NULL) != RV_OK &&
+           !atomic_load(w->stop))
         rv_clock_sleep_ms(100);
-    Rv__LogBatch lb = RV__LOG_BATCH__INIT;
-    Rv__Metrics m = RV__METRICS__INIT;
-    char *keys[1] = {"loss"};
-    uint32_t kidx[POINTS] = {0};
-    int64_t steps[POINTS], ts[POINTS];
-    double vals[POINTS];
-    lb.run_id = w->run_id;
-    lb.metrics = &m;
-    m.n_keys = 1;
-    m.keys = keys;
-    m.n_key_idx = m.n_steps = m.n_timestamps_ms = m.n_values = POINTS;
-    m.key_idx = kidx;
-    m.steps = steps;
-    m.timestamps_ms = ts;
-    m.values = vals;
-    cmd.body_case = RV__COMMAND__BODY_LOG_BATCH;
-    cmd.log_batch = &lb;
+    Rv__LogBatch lb;
+    Rv__Metrics m;
+    struct proto_metrics_builder mb;
+    proto_metrics_init(&mb);
     for (int i = 0; i < MAX_WRITES && !atomic_load(w->stop); i++) {
-        for (int j = 0; j < POINTS; j++) {
-            steps[j] = (int64_t)i * POINTS + j;
-            ts[j] = 1000 + i;
-            vals[j] = (double)(i * POINTS + j) * 0.5;
-        }
+        proto_metrics_reset(&mb);
+        for (int j = 0; j < POINTS; j++)
+            if (proto_metrics_add(&mb, "loss", NULL, (int64_t)i * POINTS + j,
+                                  1000 + i, (double)(i * POINTS + j) * 0.5,
+                                  NULL) != RV_OK)
+                abort();
+        testwriter_log_batch(&cmd, &lb, &m, w->run_id, &mb);
         cmd.seq = 2 + (uint64_t)i;
         uint64_t index = 0;
-        int code = writer_send(cl, w, &cmd, &index);
+        int code = testwriter_send(cl, &cmd, w->durability, &index);
         w->n_writes = i + 1;
         if (code == RV_OK) {
             w->outcome[i] = W_ACKED;
@@ -136,6 +96,7 @@ writer_main(void *arg)
             w->n_failed++;
         }
     }
+    proto_metrics_free(&mb);
     rvc_close(cl);
     return NULL;
 }
@@ -351,8 +312,8 @@ kill_all_and_restart(const char *durability)
            is_conv ? "yes" : "no");
     CCHECK(&c, writers_acked(&ws) > 0 && lost == 0 && is_conv);
     /* A clean stop and restart replays nothing new: same index, digest. */
-    struct nstat before, after;
-    node_status(&c, 0, &before);
+    struct cluster_nstat before, after;
+    cluster_node_status(&c, 0, &before);
     for (int i = 0; i < 3; i++)
         cluster_signal(&c, i, SIGTERM);
     for (int i = 0; i < 3; i++)
@@ -360,7 +321,7 @@ kill_all_and_restart(const char *durability)
     CCHECK(&c, cluster_start_all(&c));
     CCHECK(&c, cluster_leader(&c, 10000) >= 0);
     CCHECK(&c, cluster_converged(&c, 20000, &applied2));
-    node_status(&c, 0, &after);
+    cluster_node_status(&c, 0, &after);
     /* The new leader's barrier is not a command: the index is unchanged
      * unless the leader recorded its addresses again (it does not: the
      * record is the same). */
@@ -424,7 +385,7 @@ test_tiny_payload_regression(void)
         cmd.client_id = 7;
         cmd.seq = (uint64_t)i + 1;
         uint64_t index = 0;
-        if (writer_send(cl, &w, &cmd, &index) == RV_OK) {
+        if (testwriter_send(cl, &cmd, w.durability, &index) == RV_OK) {
             n_ok++;
             last = index;
         }
@@ -463,8 +424,8 @@ test_continuous_writes_keep_committing(void)
     unsigned n_samples = 0, n_advanced = 0;
     uint64_t until = rv_clock_mono_ms() + scaled(4000, 2500);
     while (rv_clock_mono_ms() < until) {
-        struct nstat st;
-        node_status(&c, leader, &st);
+        struct cluster_nstat st;
+        cluster_node_status(&c, leader, &st);
         uint64_t now = rv_clock_mono_ms();
         if (st.applied > last) {
             if (n_samples > 0)
@@ -513,8 +474,8 @@ test_lagging_follower_catches_up_through_a_descriptor(void)
     writers_stop(&ws);
     cluster_start(&c, lag, 0);
     int is_conv = cluster_converged(&c, 30000, &applied);
-    struct nstat st;
-    node_status(&c, lag, &st);
+    struct cluster_nstat st;
+    cluster_node_status(&c, lag, &st);
     long lost = writers_check(&ws, &c, &unknown);
     printf("lagging follower: %llu writes while it was down; caught up to "
            "%llu with %llu catch-ups fetching %llu records: %s\n",
@@ -612,8 +573,8 @@ test_add_and_remove_under_load(void)
     int voters = count_voters(&c, &has, 3);
     long lost = writers_check(&ws, &c, &unknown);
     int is_conv = cluster_converged(&c, 20000, &applied);
-    struct nstat st4;
-    node_status(&c, 3, &st4);
+    struct cluster_nstat st4;
+    cluster_node_status(&c, 3, &st4);
     printf("membership: node 4 joined as a voter (%llu catch-ups, %llu "
            "records fetched), node 3 removed (exit %d); %d voters; %llu acked "
            "writes, %ld lost; converged at %llu: %s\n",

@@ -32,7 +32,8 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "proto/runvault.pb-c.h"
-#include "rpc/client.h"
+#include "rpc/client/client.h"
+#include "tests/lib/writer.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -225,33 +226,10 @@ client_open(struct client *c, int proc)
 static int
 client_write(struct client *c, Rv__Command *cmd, uint64_t *index)
 {
-    Rv__Request req = RV__REQUEST__INIT;
-    Rv__WriteRequest wr = RV__WRITE_REQUEST__INIT;
-    Rv__Command *cmds[1] = {cmd};
-    Rv__Response *resp = NULL;
-    char errmsg[RV_ERRMSG_SIZE];
     cmd->has_client_id = cmd->has_seq = 1;
     cmd->client_id = c->client_id;
     cmd->seq = ++c->seq;
-    wr.n_commands = 1;
-    wr.commands = cmds;
-    wr.has_durability = opt.durability != 0;
-    wr.durability = (Rv__Durability)opt.durability;
-    req.body_case = RV__REQUEST__BODY_WRITE;
-    req.write = &wr;
-    int rc = rvc_call(c->rvc, &req, &resp, errmsg);
-    *index = 0;
-    if (rc == RV_OK) {
-        rc = (int)resp->code;
-        /* A memory-mode write is acknowledged on acceptance: no results
-         * yet (and no index). */
-        if (rc == RV_OK && resp->n_results > 0)
-            rc = resp->n_results == 1 ? (int)resp->results[0]->code
-                                      : RV_EUNKNOWN;
-        *index = resp->index;
-    }
-    rvc_response_free(resp);
-    return rc;
+    return testwriter_send(c->rvc, cmd, opt.durability, index);
 }
 
 static int
@@ -279,15 +257,9 @@ static int
 create_run(struct client *c)
 {
     Rv__Command cmd = RV__COMMAND__INIT;
-    Rv__RunCreate rc = RV__RUN_CREATE__INIT;
-    rc.run_id = run_id;
-    rc.project = "fault";
-    rc.experiment = (char *)opt.name;
+    Rv__RunCreate rc;
+    testwriter_run_create(&cmd, &rc, run_id, "fault", opt.name);
     rc.created_at_ms = (int64_t)rv_clock_wall_ms();
-    rc.has_resume = 1;
-    rc.resume = RV__RESUME__RESUME_ALLOW;
-    cmd.body_case = RV__COMMAND__BODY_RUN_CREATE;
-    cmd.run_create = &rc;
     uint64_t deadline = rv_clock_mono_ms() + 60000, index;
     while (client_write(c, &cmd, &index) != RV_OK) {
         if (rv_clock_mono_ms() > deadline)
@@ -352,27 +324,19 @@ static void
 do_append(struct client *c, struct op *o, int64_t value)
 {
     Rv__Command cmd = RV__COMMAND__INIT;
-    Rv__LogBatch lb = RV__LOG_BATCH__INIT;
-    Rv__Metrics m = RV__METRICS__INIT;
-    char *keys[1] = {(char *)o->key};
-    uint32_t kidx[1] = {0};
-    int64_t steps[1] = {0}, ts[1] = {1000};
-    double vals[1] = {(double)value};
-    m.n_keys = 1;
-    m.keys = keys;
-    m.n_key_idx = m.n_steps = m.n_timestamps_ms = m.n_values = 1;
-    m.key_idx = kidx;
-    m.steps = steps;
-    m.timestamps_ms = ts;
-    m.values = vals;
-    lb.run_id = run_id;
-    lb.metrics = &m;
-    cmd.body_case = RV__COMMAND__BODY_LOG_BATCH;
-    cmd.log_batch = &lb;
+    Rv__LogBatch lb;
+    Rv__Metrics m;
+    struct proto_metrics_builder mb;
+    proto_metrics_init(&mb);
+    if (proto_metrics_add(&mb, o->key, NULL, 0, 1000, (double)value, NULL) !=
+        RV_OK)
+        abort();
+    testwriter_log_batch(&cmd, &lb, &m, run_id, &mb);
     o->f = "append";
     o->call_ns = rv_clock_mono_ns();
     o->code = client_write(c, &cmd, &o->index);
     o->ret_ns = rv_clock_mono_ns();
+    proto_metrics_free(&mb);
     o->type = write_type(o->code);
     char json[32];
     snprintf(json, sizeof json, "%" PRId64, value);
@@ -654,8 +618,9 @@ name_ok(const char *s)
     return 1;
 }
 
-int
-main(int argc, char **argv)
+/* Read the command line into opt; usage() (exits) on anything wrong. */
+static void
+wl_args_parse(int argc, char **argv)
 {
     int have_kind = 0;
     for (int i = 1; i < argc; i++) {
@@ -728,6 +693,12 @@ main(int argc, char **argv)
     if (opt.endpoints == NULL || opt.out == NULL || !have_kind ||
         !name_ok(opt.name))
         usage();
+}
+
+int
+main(int argc, char **argv)
+{
+    wl_args_parse(argc, argv);
     out_file = fopen(opt.out, "a");
     if (out_file == NULL) {
         fprintf(stderr, "rv_workload: %s: %s\n", opt.out, strerror(errno));

@@ -2,14 +2,17 @@
 #include "tests/lib/cluster.h"
 
 #include "base/clock.h"
-#include "rpc/client.h"
+#include "rpc/client/client.h"
 #include "tests/lib/harness.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,6 +39,59 @@ cleanup_at_exit(void)
         cluster_kill_all(live);
 }
 
+/* ---- Ports --------------------------------------------------------------
+ * Node i listens on HTTP port + 10 i, RPC + 1, raft + 2: a block of
+ * CLUSTER_PORT_BLOCK ports from port. Blocks start in [CLUSTER_PORT_LOW,
+ * CLUSTER_PORT_LOW + CLUSTER_PORT_SPAN), below the kernel's ephemeral
+ * ports (32768 and up), which outgoing connections take. */
+#define CLUSTER_PORT_LOW   20000
+#define CLUSTER_PORT_SPAN  12000
+#define CLUSTER_PORT_BLOCK (10 * CLUSTER_MAX_NODES)
+#define CLUSTER_PORT_TRIES 200
+
+/* 1 if a TCP socket can bind 127.0.0.1:port now (as tests/e2e/rvcluster.py
+ * checks), else 0. */
+static int
+cluster_port_is_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int is_free = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    return is_free;
+}
+
+/* The first port of a block whose every node port is free: a block per
+ * process and cluster (from the pid), and the next block while one of its
+ * ports is taken. Exits the test if none is found. */
+static int
+cluster_ports_pick(void)
+{
+    static int round; /* Clusters made by this process so far. */
+    int start = (int)((getpid() * 97 + round++ * CLUSTER_PORT_BLOCK) %
+                      CLUSTER_PORT_SPAN);
+    for (int t = 0; t < CLUSTER_PORT_TRIES; t++) {
+        int base = CLUSTER_PORT_LOW +
+                   (start + t * CLUSTER_PORT_BLOCK) % CLUSTER_PORT_SPAN;
+        int is_free = 1;
+        for (int i = 0; i < CLUSTER_MAX_NODES && is_free; i++)
+            for (int k = 0; k < 3 && is_free; k++)
+                is_free = cluster_port_is_free(base + 10 * i + k);
+        if (is_free)
+            return base;
+    }
+    fprintf(stderr, "cluster: no free block of %d ports in %d-%d\n",
+            CLUSTER_PORT_BLOCK, CLUSTER_PORT_LOW,
+            CLUSTER_PORT_LOW + CLUSTER_PORT_SPAN);
+    exit(1);
+}
+
 void
 cluster_init(struct cluster *c, const char *tag, int n, const char *durability)
 {
@@ -43,13 +99,10 @@ cluster_init(struct cluster *c, const char *tag, int n, const char *durability)
     c->tmp = rv_test_tmpdir(tag);
     c->n = n;
     c->durability = durability;
-    /* A port range per process and test, below the kernel's ephemeral
-     * ports (32768 and up), which outgoing connections take. */
-    static int round;
-    c->port = 20000 + (int)((getpid() * 97 + round++ * 50) % 12000);
+    c->port = cluster_ports_pick();
     size_t pn = 0, en = 0;
-    for (int i = 0; i < MAX_NODES; i++) {
-        struct cnode *nd = &c->nodes[i];
+    for (int i = 0; i < CLUSTER_MAX_NODES; i++) {
+        struct cluster_node *nd = &c->nodes[i];
         nd->id = i + 1;
         nd->exit_status = -1;
         snprintf(nd->dir, sizeof nd->dir, "%s/n%d", c->tmp, i + 1);
@@ -72,7 +125,7 @@ cluster_init(struct cluster *c, const char *tag, int n, const char *durability)
 void
 cluster_start(struct cluster *c, int i, int is_join)
 {
-    struct cnode *nd = &c->nodes[i];
+    struct cluster_node *nd = &c->nodes[i];
     char id[16], http[32];
     snprintf(id, sizeof id, "%d", nd->id);
     snprintf(http, sizeof http, "127.0.0.1:%d", c->port + 10 * i);
@@ -125,7 +178,7 @@ cluster_signal(struct cluster *c, int i, int sig)
 int
 cluster_reap(struct cluster *c, int i, unsigned timeout_ms)
 {
-    struct cnode *nd = &c->nodes[i];
+    struct cluster_node *nd = &c->nodes[i];
     uint64_t until = rv_clock_mono_ms() + timeout_ms;
     while (nd->pid > 0) {
         int st;
@@ -148,7 +201,7 @@ cluster_done(struct cluster *c, int is_failed)
     if (c->on_done != NULL)
         c->on_done(c->on_done_data);
     if (is_failed) {
-        for (int i = 0; i < MAX_NODES; i++) {
+        for (int i = 0; i < CLUSTER_MAX_NODES; i++) {
             char cmd[1100];
             if (access(c->nodes[i].log, R_OK) != 0)
                 continue;
@@ -159,7 +212,7 @@ cluster_done(struct cluster *c, int is_failed)
         }
     }
     int n = c->n;
-    c->n = MAX_NODES;
+    c->n = CLUSTER_MAX_NODES;
     cluster_kill_all(c);
     c->n = n;
     live = NULL;
@@ -176,7 +229,7 @@ cluster_set_binary(const char *path)
 /* ---- Status ---------------------------------------------------------- */
 
 void
-node_status(struct cluster *c, int i, struct nstat *st)
+cluster_node_status(struct cluster *c, int i, struct cluster_nstat *st)
 {
     Rv__Request req = RV__REQUEST__INIT;
     Rv__StatusRequest sr = RV__STATUS_REQUEST__INIT;
@@ -210,8 +263,8 @@ cluster_leader(struct cluster *c, unsigned timeout_ms)
     uint64_t until = rv_clock_mono_ms() + timeout_ms;
     do {
         for (int i = 0; i < c->n; i++) {
-            struct nstat st;
-            node_status(c, i, &st);
+            struct cluster_nstat st;
+            cluster_node_status(c, i, &st);
             if (st.is_up && strcmp(st.state, "leader") == 0)
                 return i;
         }
@@ -226,12 +279,12 @@ cluster_converged(struct cluster *c, unsigned timeout_ms, uint64_t *applied)
 {
     uint64_t until = rv_clock_mono_ms() + timeout_ms;
     do {
-        struct nstat first, st;
+        struct cluster_nstat first, st;
         int ok = 1, have = 0;
         for (int i = 0; i < c->n && ok; i++) {
             if (c->nodes[i].pid <= 0)
                 continue;
-            node_status(c, i, &st);
+            cluster_node_status(c, i, &st);
             if (!st.is_up) {
                 ok = 0;
             } else if (!have) {
@@ -260,9 +313,9 @@ cluster_start_all(struct cluster *c)
         cluster_start(c, i, 0);
     uint64_t until = rv_clock_mono_ms() + 10000;
     for (int i = 0; i < c->n; i++) {
-        struct nstat st;
+        struct cluster_nstat st;
         do {
-            node_status(c, i, &st);
+            cluster_node_status(c, i, &st);
             if (!st.is_up)
                 rv_clock_sleep_ms(50);
         } while (!st.is_up && rv_clock_mono_ms() < until);

@@ -1,16 +1,23 @@
 /* Real `runvault serve` processes on 127.0.0.1 for tests and benchmarks:
  * start, signal and reap nodes, ask their status, wait for a leader or for
  * every replica to agree. Children are SIGKILLed and reaped by
- * cluster_done() and, whatever happens, at exit. */
+ * cluster_done() and, whatever happens, at exit. This is the one C cluster
+ * launcher (library rv_testcluster); the benchmarks link it too.
+ *
+ * Ownership: a struct cluster owns its temporary directory (c->tmp) and
+ * its children; cluster_done() releases both. No free block of ports ends
+ * the program.
+ *
+ * Threads: a struct cluster is used by one thread at a time. */
 #ifndef RV_TESTS_LIB_CLUSTER_H
 #define RV_TESTS_LIB_CLUSTER_H
 
 #include <stdint.h>
 #include <sys/types.h>
 
-#define MAX_NODES 5
+#define CLUSTER_MAX_NODES 5
 
-struct cnode {
+struct cluster_node {
     int id;
     pid_t pid;
     int exit_status; /* Of the last exit, -1 if unknown. */
@@ -22,7 +29,7 @@ struct cluster {
     char *tmp;
     int n;
     int port;
-    struct cnode nodes[MAX_NODES];
+    struct cluster_node nodes[CLUSTER_MAX_NODES];
     char peers[512], endpoints[512];
     const char *durability;
     const char *snapshot_bytes;
@@ -31,7 +38,7 @@ struct cluster {
     void *on_done_data;
 };
 
-struct nstat {
+struct cluster_nstat {
     int is_up;
     char state[16];
     uint64_t applied, term, leader_id, n_catch_ups, n_fetched;
@@ -41,8 +48,10 @@ struct nstat {
 /* The runvault binary to start (once, before anything else). */
 void cluster_set_binary(const char *path);
 
-/* n initial voters under a fresh temporary dir, ports below the kernel's
- * ephemeral range. Nothing runs yet. */
+/* n initial voters under a fresh temporary dir, on a block of loopback
+ * ports below the kernel's ephemeral range, each of which could be bound
+ * when this was called (a taken one moves the cluster to the next block;
+ * none free exits the test). Nothing runs yet. Main thread. */
 void cluster_init(struct cluster *c, const char *tag, int n,
                   const char *durability);
 /* Start node i (0-based) as an initial voter or as a joiner. */
@@ -54,7 +63,7 @@ void cluster_kill_all(struct cluster *c);
 /* Stop everything, print the logs' tails if is_failed, remove the dir. */
 void cluster_done(struct cluster *c, int is_failed);
 
-void node_status(struct cluster *c, int i, struct nstat *st);
+void cluster_node_status(struct cluster *c, int i, struct cluster_nstat *st);
 /* The serving leader's index, or -1 after timeout_ms. */
 int cluster_leader(struct cluster *c, unsigned timeout_ms);
 /* 1 once every running node of the first n has the same applied index and

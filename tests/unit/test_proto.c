@@ -1,8 +1,11 @@
 /* proto/: the entry envelope and bounded decoding of command batches. */
 #include "base/clock.h"
+#include "proto/contract.h"
+#include "proto/metrics_builder.h"
 #include "proto/proto.h"
 #include "tests/lib/harness.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* ---- Helpers ----------------------------------------------------------- */
@@ -11,23 +14,14 @@
 static void
 make_entry(struct rv_buf *out, size_t n)
 {
-    static char *keys[1] = {"loss"};
-    uint32_t key_idx[64] = {0};
-    int64_t steps[64], ts[64];
-    double vals[64];
-    for (size_t i = 0; i < n; i++) {
-        steps[i] = (int64_t)i;
-        ts[i] = 1000 + (int64_t)i;
-        vals[i] = 0.5 * (double)i;
-    }
-    Rv__Metrics m = RV__METRICS__INIT;
-    m.n_keys = 1;
-    m.keys = keys;
-    m.n_key_idx = m.n_steps = m.n_timestamps_ms = m.n_values = n;
-    m.key_idx = key_idx;
-    m.steps = steps;
-    m.timestamps_ms = ts;
-    m.values = vals;
+    struct proto_metrics_builder mb;
+    proto_metrics_init(&mb);
+    for (size_t i = 0; i < n; i++)
+        if (proto_metrics_add(&mb, "loss", NULL, (int64_t)i, 1000 + (int64_t)i,
+                              0.5 * (double)i, NULL) != RV_OK)
+            abort();
+    Rv__Metrics m;
+    proto_metrics_view(&mb, &m);
     Rv__LogBatch lb = RV__LOG_BATCH__INIT;
     lb.run_id = "run-1";
     lb.metrics = &m;
@@ -44,6 +38,7 @@ make_entry(struct rv_buf *out, size_t n)
     rv_buf_init(out);
     if (proto_envelope_encode(&b, out, errmsg) != RV_OK)
         abort();
+    proto_metrics_free(&mb);
 }
 
 /* ---- Tests ------------------------------------------------------------- */
@@ -242,6 +237,84 @@ test_status_names_round_trip(void)
     CHECK(strcmp(proto_status_name((Rv__RunStatus)99), "UNKNOWN") == 0);
 }
 
+static void
+test_metrics_builder_keeps_dictionaries_and_columns(void)
+{
+    struct proto_metrics_builder mb;
+    proto_metrics_init(&mb);
+    CHECK(proto_metrics_n_series_with(&mb, "loss", NULL) == 1);
+    for (int i = 0; i < 6; i++)
+        CHECK(proto_metrics_add(&mb, i % 2 ? "acc" : "loss", "", i, 1000 + i,
+                                (double)i, NULL) == RV_OK);
+    Rv__Metrics m;
+    proto_metrics_view(&mb, &m);
+    /* Only the "" context: neither a context dictionary nor ctx_idx. */
+    CHECK(m.n_keys == 2 && m.n_contexts == 0 && m.n_ctx_idx == 0);
+    CHECK(m.n_key_idx == 6 && m.n_steps == 6 && m.n_values == 6);
+    CHECK(strcmp(m.keys[m.key_idx[3]], "acc") == 0);
+    CHECK(m.steps[5] == 5 && m.timestamps_ms[5] == 1005 && m.values[4] == 4);
+    CHECK(proto_metrics_n_series_with(&mb, "loss", "eval") == 4);
+    CHECK(proto_metrics_add(&mb, "loss", "eval", 6, 1006, 6, NULL) == RV_OK);
+    proto_metrics_view(&mb, &m);
+    CHECK(m.n_contexts == 2 && m.n_ctx_idx == 7);
+    CHECK(strcmp(m.contexts[m.ctx_idx[6]], "eval") == 0);
+    CHECK(m.ctx_idx[0] == 0 && m.contexts[0][0] == '\0');
+    proto_metrics_reset(&mb);
+    proto_metrics_view(&mb, &m);
+    CHECK(m.n_keys == 0 && m.n_values == 0);
+    CHECK(proto_metrics_add(&mb, "lr", "train", 0, 0, 0.1, NULL) == RV_OK);
+    proto_metrics_view(&mb, &m);
+    /* One context that is not "": the dictionary, no per-point index. */
+    CHECK(m.n_contexts == 1 && m.n_ctx_idx == 0);
+    proto_metrics_free(&mb);
+}
+
+static void
+test_metrics_builder_byte_estimate_never_falls_short(void)
+{
+    struct proto_metrics_builder mb;
+    proto_metrics_init(&mb);
+    size_t sum = 0;
+    for (int i = 0; i < 3000; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i % 37);
+        size_t add = 0;
+        int64_t step = i % 2 ? -(int64_t)i << 20 : i;
+        CHECK(proto_metrics_add(&mb, key, i % 5 ? "" : "eval", step,
+                                1700000000000 + i, 0.25 * i, &add) == RV_OK);
+        CHECK(add <= proto_metrics_point_bytes_max(strlen(key), 4, step,
+                                                   1700000000000 + i));
+        sum += add;
+        Rv__Metrics m;
+        proto_metrics_view(&mb, &m);
+        /* Seven packed fields' tags and lengths: at most 4 bytes each. */
+        CHECK(rv__metrics__get_packed_size(&m) <= sum + 7 * 4);
+    }
+    proto_metrics_free(&mb);
+}
+
+static void
+test_contract_syntax_follows_mlflow(void)
+{
+    CHECK(contract_key_valid("train/loss 1.a-b_c", 18));
+    CHECK(!contract_key_valid("", 0));
+    CHECK(!contract_key_valid("/abs", 4));
+    CHECK(!contract_key_valid("a..b", 4));
+    CHECK(!contract_key_valid("a:b", 3));
+    char big[CONTRACT_MAX_KEY_BYTES + 1];
+    memset(big, 'k', sizeof big);
+    CHECK(contract_key_valid(big, CONTRACT_MAX_KEY_BYTES));
+    CHECK(!contract_key_valid(big, CONTRACT_MAX_KEY_BYTES + 1));
+    CHECK(contract_run_id_valid("a1_b-c", 6));
+    CHECK(!contract_run_id_valid("_a", 2) && !contract_run_id_valid("", 0));
+    CHECK(!contract_run_id_valid(big, CONTRACT_MAX_RUN_ID_BYTES + 1));
+    CHECK(contract_utf8_valid("", 0) && contract_utf8_valid("h\xc3\xa9", 3));
+    CHECK(!contract_utf8_valid("\xc0\xaf", 2));         /* Overlong. */
+    CHECK(!contract_utf8_valid("\xed\xa0\x80", 3));     /* Surrogate. */
+    CHECK(!contract_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF. */
+    CHECK(!contract_utf8_valid("\xe2\x82", 2));         /* Truncated. */
+}
+
 static const struct rv_test tests[] = {
     {"envelope_round_trip_is_padded_to_8_bytes",
      test_envelope_round_trip_is_padded_to_8_bytes},
@@ -255,6 +328,11 @@ static const struct rv_test tests[] = {
     {"oversized_payload_is_refused_before_unpacking",
      test_oversized_payload_is_refused_before_unpacking},
     {"status_names_round_trip", test_status_names_round_trip},
+    {"metrics_builder_keeps_dictionaries_and_columns",
+     test_metrics_builder_keeps_dictionaries_and_columns},
+    {"metrics_builder_byte_estimate_never_falls_short",
+     test_metrics_builder_byte_estimate_never_falls_short},
+    {"contract_syntax_follows_mlflow", test_contract_syntax_follows_mlflow},
     {NULL, NULL}};
 
 int

@@ -1,9 +1,10 @@
 /* Batched writes for ingestion (contract in batch.h). */
-#include "rpc/batch.h"
+#include "rpc/client/batch.h"
 
 #include "base/clock.h"
+#include "proto/contract.h"
+#include "proto/metrics_builder.h"
 #include "proto/proto.h"
-#include "store/store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,13 +25,7 @@ struct rvc_pending {
     /* Metrics (cmd NULL): */
     char *run_id; /* Owned. */
     int is_open;  /* Still takes points: never sent, nothing added since. */
-    char **keys, **ctxs;
-    size_t n_keys, n_ctxs, cap_keys, cap_ctxs;
-    uint32_t *key_idx, *ctx_idx;
-    int64_t *steps, *ts;
-    double *values;
-    size_t n, cap;
-    size_t hint_key, hint_ctx; /* The dictionary entries used last. */
+    struct proto_metrics_builder mb; /* The points; mb.n of them. */
 };
 
 struct rvc_batcher {
@@ -47,23 +42,6 @@ struct rvc_batcher {
 };
 
 /* ---- Helpers ------------------------------------------------------------ */
-
-static size_t
-rvc__varint_bytes(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static uint64_t
-rvc__zigzag(int64_t v)
-{
-    return ((uint64_t)v << 1) ^ (v < 0 ? UINT64_MAX : 0);
-}
 
 /* A random nonzero id: /dev/urandom, else a mix of clocks and the pid. */
 static uint64_t
@@ -118,18 +96,8 @@ rvc__pending_free(struct rvc_pending *p)
 {
     if (p->cmd != NULL)
         rv__command__free_unpacked(p->cmd, NULL);
-    for (size_t i = 0; i < p->n_keys; i++)
-        free(p->keys[i]);
-    for (size_t i = 0; i < p->n_ctxs; i++)
-        free(p->ctxs[i]);
-    free(p->keys);
-    free(p->ctxs);
+    proto_metrics_free(&p->mb);
     free(p->run_id);
-    free(p->key_idx);
-    free(p->ctx_idx);
-    free(p->steps);
-    free(p->ts);
-    free(p->values);
     memset(p, 0, sizeof *p);
 }
 
@@ -139,7 +107,7 @@ rvc__pending_drop(struct rvc_batcher *b, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (b->pend[i].cmd == NULL)
-            b->n_points -= b->pend[i].n;
+            b->n_points -= b->pend[i].mb.n;
         b->n_bytes -= b->pend[i].n_bytes + RVC_BATCH_COMMAND_OVERHEAD;
         rvc__pending_free(&b->pend[i]);
     }
@@ -215,8 +183,9 @@ rvc_batcher_set_points_per_command(struct rvc_batcher *b, size_t n)
 {
     if (n == 0)
         n = RVC_BATCH_POINTS_PER_COMMAND;
-    b->per_command =
-        n < STORE_MAX_POINTS_PER_COMMAND ? n : STORE_MAX_POINTS_PER_COMMAND;
+    b->per_command = n < CONTRACT_MAX_POINTS_PER_COMMAND
+                         ? n
+                         : CONTRACT_MAX_POINTS_PER_COMMAND;
 }
 
 size_t
@@ -239,67 +208,6 @@ rvc_batcher_errmsg(const struct rvc_batcher *b)
 
 /* ---- Points ------------------------------------------------------------- */
 
-/* Index of s in dict[0, *n) (hint tried first), adding a copy if missing
- * when is_add; -1 if missing and not added, -2 out of memory. */
-static long
-rvc__dict(char ***dict, size_t *n, size_t *cap, size_t *hint, const char *s,
-          int is_add)
-{
-    if (*hint < *n && strcmp((*dict)[*hint], s) == 0)
-        return (long)*hint;
-    for (size_t i = 0; i < *n; i++) {
-        if (strcmp((*dict)[i], s) == 0) {
-            *hint = i;
-            return (long)i;
-        }
-    }
-    if (!is_add)
-        return -1;
-    if (*n == *cap) {
-        size_t c = *cap ? 2 * *cap : 8;
-        char **d = realloc(*dict, c * sizeof *d);
-        if (d == NULL)
-            return -2;
-        *dict = d;
-        *cap = c;
-    }
-    size_t len = strlen(s);
-    char *copy = malloc(len + 1);
-    if (copy == NULL)
-        return -2;
-    memcpy(copy, s, len + 1);
-    (*dict)[*n] = copy;
-    *hint = *n;
-    return (long)(*n)++;
-}
-
-static int
-rvc__columns_grow(struct rvc_pending *p)
-{
-    if (p->n < p->cap)
-        return RV_OK;
-    size_t cap = p->cap ? 2 * p->cap : 64;
-    uint32_t *ki = realloc(p->key_idx, cap * sizeof *ki);
-    if (ki != NULL)
-        p->key_idx = ki;
-    uint32_t *ci = realloc(p->ctx_idx, cap * sizeof *ci);
-    if (ci != NULL)
-        p->ctx_idx = ci;
-    int64_t *st = realloc(p->steps, cap * sizeof *st);
-    if (st != NULL)
-        p->steps = st;
-    int64_t *ts = realloc(p->ts, cap * sizeof *ts);
-    if (ts != NULL)
-        p->ts = ts;
-    double *v = realloc(p->values, cap * sizeof *v);
-    if (v != NULL)
-        p->values = v;
-    if (ki == NULL || ci == NULL || st == NULL || ts == NULL || v == NULL)
-        return RV_ENOMEM;
-    p->cap = cap;
-    return RV_OK;
-}
-
 /* The open LogBatch of run_id that can take a point of (key, ctx) without
  * passing the per-command bounds, or NULL. */
 static struct rvc_pending *
@@ -317,14 +225,12 @@ rvc__open_for(struct rvc_batcher *b, const char *run_id, const char *key,
             b->hint = i - 1;
         }
     }
-    if (p == NULL || p->n >= b->per_command)
+    if (p == NULL || p->mb.n >= b->per_command)
         return NULL;
-    size_t nk = p->n_keys, nc = p->n_ctxs;
-    if (rvc__dict(&p->keys, &p->n_keys, &p->cap_keys, &p->hint_key, key, 0) < 0)
-        nk++;
-    if (rvc__dict(&p->ctxs, &p->n_ctxs, &p->cap_ctxs, &p->hint_ctx, ctx, 0) < 0)
-        nc++;
-    return nk * (nc ? nc : 1) <= STORE_MAX_SERIES_PER_COMMAND ? p : NULL;
+    return proto_metrics_n_series_with(&p->mb, key, ctx) <=
+                   CONTRACT_MAX_SERIES_PER_COMMAND
+               ? p
+               : NULL;
 }
 
 static int
@@ -340,6 +246,7 @@ rvc__open_new(struct rvc_batcher *b, const char *run_id,
     if (p->run_id == NULL)
         return RV_ENOMEM;
     memcpy(p->run_id, run_id, len + 1);
+    proto_metrics_init(&p->mb);
     p->seq = ++b->seq;
     p->is_open = 1;
     p->n_bytes = len + 2 + 8; /* run_id field, the metrics field header. */
@@ -347,16 +254,6 @@ rvc__open_new(struct rvc_batcher *b, const char *run_id,
     b->hint = b->n_pend++;
     *out = p;
     return RV_OK;
-}
-
-/* Packed bytes a point adds to a command, dictionary entries aside. */
-static size_t
-rvc__point_bytes(uint32_t key_idx, uint32_t ctx_idx, int64_t step,
-                 int64_t ts_ms)
-{
-    return rvc__varint_bytes(key_idx) + rvc__varint_bytes(ctx_idx) +
-           rvc__varint_bytes(rvc__zigzag(step)) +
-           rvc__varint_bytes(rvc__zigzag(ts_ms)) + sizeof(double);
 }
 
 /* Whether a write holding what is pending plus n_bytes more (and is_cmd
@@ -368,7 +265,7 @@ rvc__is_full(const struct rvc_batcher *b, size_t n_bytes, int is_cmd,
     if (b->n_pend == 0)
         return 0;
     return b->n_bytes + n_bytes > RVC_BATCH_MAX_WRITE_BYTES ||
-           (is_cmd && b->n_pend + 1 > STORE_MAX_COMMANDS_PER_BATCH) ||
+           (is_cmd && b->n_pend + 1 > CONTRACT_MAX_COMMANDS_PER_BATCH) ||
            b->n_points + n_points > b->max_points;
 }
 
@@ -380,19 +277,19 @@ rvc_batcher_point(struct rvc_batcher *b, const char *run_id, const char *key,
     const char *ctx = context != NULL ? context : "";
     size_t rn = strlen(run_id), kn = strlen(key), cn = strlen(ctx);
     b->errmsg[0] = '\0';
-    if (rn == 0 || rn > STORE_MAX_RUN_ID_BYTES || kn == 0 ||
-        kn > STORE_MAX_KEY_BYTES || cn > STORE_MAX_CONTEXT_BYTES) {
+    if (rn == 0 || rn > CONTRACT_MAX_RUN_ID_BYTES || kn == 0 ||
+        kn > CONTRACT_MAX_KEY_BYTES || cn > CONTRACT_MAX_CONTEXT_BYTES) {
         rv_errmsg_printf(b->errmsg,
                          "point of run '%.64s' key '%.64s': run_id 1..%d, "
                          "key 1..%d, context 0..%d bytes",
-                         run_id, key, STORE_MAX_RUN_ID_BYTES,
-                         STORE_MAX_KEY_BYTES, STORE_MAX_CONTEXT_BYTES);
+                         run_id, key, CONTRACT_MAX_RUN_ID_BYTES,
+                         CONTRACT_MAX_KEY_BYTES, CONTRACT_MAX_CONTEXT_BYTES);
         return RV_EINVAL;
     }
     struct rvc_pending *p = rvc__open_for(b, run_id, key, ctx);
     /* Worst case: a new command with a new key and context. */
-    size_t worst = RVC_BATCH_COMMAND_OVERHEAD + rn + 10 + kn + 3 + cn + 3 +
-                   rvc__point_bytes(UINT32_MAX, UINT32_MAX, step, ts_ms);
+    size_t worst = RVC_BATCH_COMMAND_OVERHEAD + rn + 10 +
+                   proto_metrics_point_bytes_max(kn, cn, step, ts_ms);
     if (rvc__is_full(b, worst, p == NULL, 1)) {
         int rc = rvc_batcher_flush(b);
         if (rc != RV_OK)
@@ -401,22 +298,9 @@ rvc_batcher_point(struct rvc_batcher *b, const char *run_id, const char *key,
     }
     if (p == NULL && rvc__open_new(b, run_id, &p) != RV_OK)
         return RV_ENOMEM;
-    size_t nk0 = p->n_keys, nc0 = p->n_ctxs;
-    long ki =
-        rvc__dict(&p->keys, &p->n_keys, &p->cap_keys, &p->hint_key, key, 1);
-    long ci =
-        rvc__dict(&p->ctxs, &p->n_ctxs, &p->cap_ctxs, &p->hint_ctx, ctx, 1);
-    if (ki < 0 || ci < 0 || rvc__columns_grow(p) != RV_OK)
+    size_t add;
+    if (proto_metrics_add(&p->mb, key, ctx, step, ts_ms, value, &add) != RV_OK)
         return RV_ENOMEM;
-    size_t add = rvc__point_bytes((uint32_t)ki, (uint32_t)ci, step, ts_ms);
-    add += p->n_keys != nk0 ? kn + 3 : 0;
-    add += p->n_ctxs != nc0 ? cn + 3 : 0;
-    p->key_idx[p->n] = (uint32_t)ki;
-    p->ctx_idx[p->n] = (uint32_t)ci;
-    p->steps[p->n] = step;
-    p->ts[p->n] = ts_ms;
-    p->values[p->n] = value;
-    p->n++;
     p->n_bytes += add;
     b->n_bytes += add;
     b->n_points++;
@@ -463,31 +347,14 @@ rvc_batcher_command(struct rvc_batcher *b, const Rv__Command *cmd)
 
 /* ---- Flush -------------------------------------------------------------- */
 
-/* The LogBatch of p, pointing into p's columns. */
+/* The LogBatch of p, pointing into p's builder. */
 static void
 rvc__metrics_view(struct rvc_pending *p, Rv__LogBatch *lb, Rv__Metrics *m)
 {
     rv__log_batch__init(lb);
-    rv__metrics__init(m);
     lb->run_id = p->run_id;
     lb->metrics = m;
-    m->n_keys = p->n_keys;
-    m->keys = p->keys;
-    /* One context: no per-point index; only "": no dictionary either. */
-    if (p->n_ctxs > 1) {
-        m->n_contexts = p->n_ctxs;
-        m->contexts = p->ctxs;
-        m->n_ctx_idx = p->n;
-        m->ctx_idx = p->ctx_idx;
-    } else if (p->n_ctxs == 1 && p->ctxs[0][0] != '\0') {
-        m->n_contexts = 1;
-        m->contexts = p->ctxs;
-    }
-    m->n_key_idx = m->n_steps = m->n_timestamps_ms = m->n_values = p->n;
-    m->key_idx = p->key_idx;
-    m->steps = p->steps;
-    m->timestamps_ms = p->ts;
-    m->values = p->values;
+    proto_metrics_view(&p->mb, m);
 }
 
 static int
@@ -528,7 +395,7 @@ rvc__account(struct rvc_batcher *b, const Rv__Response *resp, size_t n)
         if (code == RV_OK || is_dup) {
             b->stats.n_commands++;
             b->stats.n_duplicates += is_dup ? 1 : 0;
-            b->stats.n_points += p->cmd == NULL ? p->n : 0;
+            b->stats.n_points += p->cmd == NULL ? p->mb.n : 0;
             continue;
         }
         b->stats.n_failed++;

@@ -1,8 +1,9 @@
 /* The native RPC client (contract in client.h). */
-#include "rpc/client.h"
+#include "rpc/client/client.h"
 
 #include "base/clock.h"
-#include "raft/raftfsm.h"
+#include "proto/contract.h"
+#include "rpc/client/nng_err.h"
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -17,8 +18,9 @@
  * that died (its connection dropped) or that nobody could connect to gives
  * up at once instead of waiting for the whole attempt timeout. */
 struct rvc_endpoint {
-    char addr[STORE_MAX_ADDR_BYTES + 1]; /* As given: tcp://, ipc://, http:// */
-    char rpc[STORE_MAX_ADDR_BYTES + 1];  /* Dialled; "" until resolved. */
+    char addr[CONTRACT_MAX_ADDR_BYTES +
+              1]; /* As given: tcp://, ipc://, http:// */
+    char rpc[CONTRACT_MAX_ADDR_BYTES + 1]; /* Dialled; "" until resolved. */
     nng_socket sock;
     nng_aio *aio;
     int is_open;
@@ -38,7 +40,7 @@ struct rvc {
     struct rvc_endpoint eps[RVC_MAX_ENDPOINTS];
     size_t n_eps, cur;
     unsigned attempt_ms, total_ms;
-    char last[STORE_MAX_ADDR_BYTES + 1];
+    char last[CONTRACT_MAX_ADDR_BYTES + 1];
 };
 
 static int
@@ -64,7 +66,7 @@ rvc__scheme_ok(const char *p, size_t n)
 static int
 rvc__add(struct rvc *c, const char *addr, size_t n)
 {
-    if (n == 0 || n > STORE_MAX_ADDR_BYTES)
+    if (n == 0 || n > CONTRACT_MAX_ADDR_BYTES)
         return -1;
     for (size_t i = 0; i < c->n_eps; i++)
         if ((strlen(c->eps[i].addr) == n &&
@@ -193,7 +195,7 @@ rvc__ep_close(struct rvc_endpoint *ep)
  * rpc/ has no JSON library: a bounded scan finds that one string field. */
 
 /* The value of the string field "rpc_addr" in body[0, n), into out (at
- * most STORE_MAX_ADDR_BYTES + 1 bytes). JSON's "\/" escape is undone; any
+ * most CONTRACT_MAX_ADDR_BYTES + 1 bytes). JSON's "\/" escape is undone; any
  * other escape, a missing field or an overlong value is an error (-1). */
 static int
 rvc__scan_rpc_addr(const char *body, size_t n, char *out)
@@ -222,7 +224,7 @@ rvc__scan_rpc_addr(const char *body, size_t n, char *out)
                     return -1;
                 ch = body[++j];
             }
-            if ((unsigned char)ch < 0x20 || k == STORE_MAX_ADDR_BYTES)
+            if ((unsigned char)ch < 0x20 || k == CONTRACT_MAX_ADDR_BYTES)
                 return -1;
             out[k++] = ch;
         }
@@ -238,11 +240,11 @@ int
 rvc_resolve_http(const char *url, unsigned timeout_ms, char *rpc_addr,
                  char *errmsg)
 {
-    char full[STORE_MAX_ADDR_BYTES + sizeof RVC_HTTP_CONFIG_PATH];
+    char full[CONTRACT_MAX_ADDR_BYTES + sizeof RVC_HTTP_CONFIG_PATH];
     size_t n = strlen(url);
     while (n > 0 && url[n - 1] == '/')
         n--;
-    if (!rvc__is_http(url) || n > STORE_MAX_ADDR_BYTES) {
+    if (!rvc__is_http(url) || n > CONTRACT_MAX_ADDR_BYTES) {
         rv_errmsg_printf(errmsg, "'%.64s' is not an http:// endpoint", url);
         return RV_EINVAL;
     }
@@ -253,10 +255,8 @@ rvc_resolve_http(const char *url, unsigned timeout_ms, char *rpc_addr,
     nng_http_res *hres = NULL;
     nng_aio *aio = NULL;
     int rv = nng_url_parse(&u, full);
-    if (rv != 0) {
-        rv_errmsg_printf(errmsg, "%s: %s", url, nng_strerror(rv));
-        return RV_EINVAL;
-    }
+    if (rv != 0)
+        return rvc_err_from_nng(rv, url, errmsg);
     rv = nng_http_client_alloc(&hc, u);
     if (rv == 0)
         rv = nng_http_req_alloc(&hreq, u);
@@ -264,14 +264,17 @@ rvc_resolve_http(const char *url, unsigned timeout_ms, char *rpc_addr,
         rv = nng_http_res_alloc(&hres);
     if (rv == 0)
         rv = nng_aio_alloc(&aio, NULL, NULL);
-    int rc = rv == 0 ? RV_OK : RV_ENOMEM;
+    int rc = rvc_err_from_nng(rv, full, errmsg);
     if (rc == RV_OK) {
         nng_aio_set_timeout(aio, (nng_duration)timeout_ms);
         nng_http_client_transact(hc, hreq, hres, aio);
         nng_aio_wait(aio);
         rv = nng_aio_result(aio);
         if (rv != 0) {
-            rv_errmsg_printf(errmsg, "GET %s: %s", full, nng_strerror(rv));
+            char what[sizeof full + 4];
+            snprintf(what, sizeof what, "GET %s", full);
+            /* A node that does not answer counts as down (client.h). */
+            rvc_err_from_nng(rv, what, errmsg);
             rc = RV_EUNAVAILABLE;
         }
     }
@@ -316,10 +319,8 @@ rvc__ep_open(struct rvc_endpoint *ep, unsigned timeout_ms, char *errmsg)
         }
     }
     int rv = nng_req0_open(&ep->sock);
-    if (rv != 0) {
-        rv_errmsg_printf(errmsg, "%s: %s", ep->addr, nng_strerror(rv));
-        return RV_ENOMEM;
-    }
+    if (rv != 0)
+        return rvc_err_from_nng(rv, ep->addr, errmsg);
     ep->is_open = 1;
     ep->n_pipes = 0;
     rv = nng_aio_alloc(&ep->aio, rvc__aio_cb, ep);
@@ -340,14 +341,13 @@ rvc__ep_open(struct rvc_endpoint *ep, unsigned timeout_ms, char *errmsg)
     if (rv == 0)
         rv = nng_dial(ep->sock, ep->rpc, NULL, NNG_FLAG_NONBLOCK);
     if (rv != 0) {
-        rv_errmsg_printf(errmsg, "%s: %s", ep->rpc, nng_strerror(rv));
+        int rc = rvc_err_from_nng(rv, ep->rpc, errmsg);
         rvc__ep_close(ep);
         if (is_resolved) { /* A node named it: try the others. */
             ep->rpc[0] = '\0';
             return RV_EUNAVAILABLE;
         }
-        return rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ? RV_EINVAL
-                                                         : RV_EUNAVAILABLE;
+        return rc;
     }
     return RV_OK;
 }
@@ -388,12 +388,7 @@ rvc__wait(struct rvc_endpoint *ep, uint64_t drops0, uint64_t start_ms,
                                           : "connection lost");
         return RV_EUNAVAILABLE;
     }
-    int rv = nng_aio_result(ep->aio);
-    if (rv != 0) {
-        rv_errmsg_printf(errmsg, "%s: %s", ep->addr, nng_strerror(rv));
-        return rv == NNG_ETIMEDOUT ? RV_ETIMEDOUT : RV_EUNAVAILABLE;
-    }
-    return RV_OK;
+    return rvc_err_from_nng(nng_aio_result(ep->aio), ep->addr, errmsg);
 }
 
 /* One exchange on an open endpoint, within timeout_ms. */
@@ -404,8 +399,9 @@ rvc__exchange(struct rvc_endpoint *ep, const Rv__Request *req,
     size_t n = rv__request__get_packed_size(req);
     uint64_t start = rv_clock_mono_ms();
     nng_msg *msg;
-    if (nng_msg_alloc(&msg, n) != 0)
-        return RV_ENOMEM;
+    int rv = nng_msg_alloc(&msg, n);
+    if (rv != 0)
+        return rvc_err_from_nng(rv, ep->addr, errmsg);
     rv__request__pack(req, nng_msg_body(msg));
     pthread_mutex_lock(&ep->lock);
     uint64_t drops0 = ep->n_drops;
@@ -450,7 +446,7 @@ rvc_call_once(const char *addr, const Rv__Request *req, unsigned timeout_ms,
 {
     struct rvc_endpoint ep;
     memset(&ep, 0, sizeof ep);
-    if (strlen(addr) > STORE_MAX_ADDR_BYTES) {
+    if (strlen(addr) > CONTRACT_MAX_ADDR_BYTES) {
         rv_errmsg_printf(errmsg, "address too long");
         return RV_EINVAL;
     }
@@ -544,7 +540,7 @@ rvc_fetch(void *data, const char *addr, uint64_t from, uint64_t to,
     fr.has_to_index = 1;
     fr.to_index = to;
     fr.has_max_bytes = 1;
-    fr.max_bytes = RAFTFSM_FETCH_BYTES;
+    fr.max_bytes = CONTRACT_MAX_FETCH_BYTES;
     req.body_case = RV__REQUEST__BODY_FETCH;
     req.fetch = &fr;
     int rc = rvc_call_once(addr, &req,
