@@ -1,11 +1,13 @@
-/* The value log: append-only, checksummed segments (contract in vlog.h). */
-#define _DEFAULT_SOURCE /* DT_REG in struct dirent */
+/* The value log: append-only, checksummed segments (contract in vlog.h).
+ * This file: open, append, rotation and seal, sync, reads and iterators;
+ * recovery and the offline checks are in vlog_recover.c. */
+#define _DEFAULT_SOURCE /* pwritev, fdatasync, EDQUOT */
 #include "store/vlog.h"
 
 #include "base/crc32c.h"
 #include "base/err.h"
+#include "store/vlog_int.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -13,36 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 static const char vlog_magic[8] = {'R', 'V', 'V', 'L', 'O', 'G', '0', '1'};
-
-#define VLOG_SEAL_PAYLOAD 16
-#define VLOG_MAX_SEGMENTS (1u << 24)
-
-/* One segment file. Readers use fd with pread; the writer appends to the
- * last one. */
-struct vlog_seg {
-    uint32_t number;
-    uint64_t first_index;
-    int fd;
-    _Atomic uint64_t size; /* Bytes of whole records (published). */
-};
-
-struct vlog {
-    char *dir;
-    uint64_t segment_bytes;
-    const struct rv_log *log;
-    pthread_mutex_t lock; /* Guards segs/n_segs against the reader threads. */
-    struct vlog_seg **segs;
-    size_t n_segs, cap_segs;
-    uint64_t last_index;   /* Writer's view. */
-    uint64_t n_in_segment; /* Records in the current segment. */
-    int is_failed;         /* An I/O error happened: refuse appends. */
-};
 
 struct vlog_iter {
     struct vlog *v;
@@ -54,29 +31,29 @@ struct vlog_iter {
 
 /* ---- Helpers ----------------------------------------------------------- */
 
-static int
-vlog_err_errno(int err, char *errmsg, const char *what, const char *path)
+int
+vlog__err_errno(int err, char *errmsg, const char *what, const char *path)
 {
     rv_errmsg_printf(errmsg, "%s %s: %s", what, path, strerror(err));
     return err == ENOSPC || err == EDQUOT ? RV_ENOSPACE : RV_EIO;
 }
 
-static void
-vlog_seg_path(const char *dir, uint32_t number, char *out, size_t size)
+void
+vlog__seg_path(const char *dir, uint32_t number, char *out, size_t size)
 {
     snprintf(out, size, "%s/%08u.seg", dir, number);
 }
 
-static uint32_t
-vlog_record_crc(const uint8_t *hdr, const uint8_t *payload, size_t n)
+uint32_t
+vlog__record_crc(const uint8_t *hdr, const uint8_t *payload, size_t n)
 {
     uint32_t crc = rv_crc32c(0, hdr, 4);
     crc = rv_crc32c(crc, hdr + 8, VLOG_RECORD_HEADER - 8);
     return rv_crc32c(crc, payload, n);
 }
 
-static int
-vlog_pread_full(int fd, void *buf, size_t n, uint64_t off)
+int
+vlog__pread_full(int fd, void *buf, size_t n, uint64_t off)
 {
     uint8_t *p = buf;
     while (n > 0) {
@@ -92,8 +69,8 @@ vlog_pread_full(int fd, void *buf, size_t n, uint64_t off)
     return 0;
 }
 
-static int
-vlog_write_full(int fd, const struct iovec *iov, int n_iov, uint64_t off)
+int
+vlog__write_full(int fd, const struct iovec *iov, int n_iov, uint64_t off)
 {
     struct iovec v[3];
     memcpy(v, iov, (size_t)n_iov * sizeof *v);
@@ -121,18 +98,16 @@ vlog_fsync_dir(const char *dir, char *errmsg)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
-        return vlog_err_errno(errno, errmsg, "open", dir);
+        return vlog__err_errno(errno, errmsg, "open", dir);
     int rc =
-        fsync(fd) == 0 ? RV_OK : vlog_err_errno(errno, errmsg, "fsync", dir);
+        fsync(fd) == 0 ? RV_OK : vlog__err_errno(errno, errmsg, "fsync", dir);
     close(fd);
     return rc;
 }
 
-/* Parse a record header at off of a file of size bytes. Returns 1 when a
- * whole, plausible header is there (length within bounds), else 0. */
-static int
-vlog_header_parse(const uint8_t *hdr, uint64_t off, uint64_t size,
-                  uint32_t *len, uint64_t *index, uint32_t *type)
+int
+vlog__header_parse(const uint8_t *hdr, uint64_t off, uint64_t size,
+                   uint32_t *len, uint64_t *index, uint32_t *type)
 {
     if (size - off < VLOG_RECORD_HEADER)
         return 0;
@@ -144,20 +119,19 @@ vlog_header_parse(const uint8_t *hdr, uint64_t off, uint64_t size,
     return *type == VLOG_TYPE_BATCH || *type == VLOG_TYPE_SEAL;
 }
 
-/* Read and check the record at off. On RV_OK buf holds the payload. */
-static int
-vlog_record_read(int fd, const char *path, uint64_t off, uint64_t size,
-                 struct rv_buf *buf, uint32_t *len, uint64_t *index,
-                 uint32_t *type, char *errmsg)
+int
+vlog__record_read(int fd, const char *path, uint64_t off, uint64_t size,
+                  struct rv_buf *buf, uint32_t *len, uint64_t *index,
+                  uint32_t *type, char *errmsg)
 {
     uint8_t hdr[VLOG_RECORD_HEADER];
     if (size < off || size - off < VLOG_RECORD_HEADER ||
-        vlog_pread_full(fd, hdr, sizeof hdr, off) != 0) {
+        vlog__pread_full(fd, hdr, sizeof hdr, off) != 0) {
         rv_errmsg_printf(errmsg, "%s offset %llu: short record header", path,
                          (unsigned long long)off);
         return RV_ECORRUPT;
     }
-    if (!vlog_header_parse(hdr, off, size, len, index, type)) {
+    if (!vlog__header_parse(hdr, off, size, len, index, type)) {
         rv_errmsg_printf(errmsg, "%s offset %llu: bad record header", path,
                          (unsigned long long)off);
         return RV_ECORRUPT;
@@ -166,13 +140,13 @@ vlog_record_read(int fd, const char *path, uint64_t off, uint64_t size,
     if (rv_buf_reserve(buf, *len ? *len : 1) != RV_OK)
         return RV_ENOMEM;
     if (*len > 0 &&
-        vlog_pread_full(fd, buf->data, *len, off + VLOG_RECORD_HEADER) != 0) {
+        vlog__pread_full(fd, buf->data, *len, off + VLOG_RECORD_HEADER) != 0) {
         rv_errmsg_printf(errmsg, "%s offset %llu: short record", path,
                          (unsigned long long)off);
         return RV_ECORRUPT;
     }
     buf->len = *len;
-    if (vlog_record_crc(hdr, buf->data, *len) != rv_get_be32(hdr + 4)) {
+    if (vlog__record_crc(hdr, buf->data, *len) != rv_get_be32(hdr + 4)) {
         rv_errmsg_printf(errmsg, "%s offset %llu: record CRC mismatch", path,
                          (unsigned long long)off);
         return RV_ECORRUPT;
@@ -180,8 +154,8 @@ vlog_record_read(int fd, const char *path, uint64_t off, uint64_t size,
     return RV_OK;
 }
 
-static void
-vlog_header_encode(uint8_t *h, uint32_t number, uint64_t first_index)
+void
+vlog__header_encode(uint8_t *h, uint32_t number, uint64_t first_index)
 {
     memcpy(h, vlog_magic, 8);
     rv_put_be32(h + 8, VLOG_FORMAT_VERSION);
@@ -190,8 +164,8 @@ vlog_header_encode(uint8_t *h, uint32_t number, uint64_t first_index)
     rv_put_be64(h + 24, first_index);
 }
 
-static int
-vlog_header_check(const uint8_t *h, uint32_t number, uint64_t *first_index)
+int
+vlog__header_check(const uint8_t *h, uint32_t number, uint64_t *first_index)
 {
     if (memcmp(h, vlog_magic, 8) != 0 ||
         rv_get_be32(h + 8) != VLOG_FORMAT_VERSION ||
@@ -203,8 +177,8 @@ vlog_header_check(const uint8_t *h, uint32_t number, uint64_t *first_index)
 
 /* ---- Segment list ------------------------------------------------------ */
 
-static int
-vlog_seg_add(struct vlog *v, struct vlog_seg *seg)
+int
+vlog__seg_add(struct vlog *v, struct vlog_seg *seg)
 {
     pthread_mutex_lock(&v->lock);
     if (v->n_segs == v->cap_segs) {
@@ -222,243 +196,13 @@ vlog_seg_add(struct vlog *v, struct vlog_seg *seg)
     return RV_OK;
 }
 
-static int
-vlog_cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Segment numbers found in dir, sorted. */
-static int
-vlog_list(const char *dir, uint32_t **out, size_t *n_out, char *errmsg)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return vlog_err_errno(errno, errmsg, "opendir", dir);
-    uint32_t *nums = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *e;
-    int rc = RV_OK;
-    while ((e = readdir(d)) != NULL) {
-        const char *name = e->d_name;
-        if (strlen(name) != 12 || strcmp(name + 8, ".seg") != 0)
-            continue;
-        char *end;
-        unsigned long num = strtoul(name, &end, 10);
-        if (end != name + 8 || num == 0 || num >= VLOG_MAX_SEGMENTS)
-            continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 16;
-            void *p = realloc(nums, cap * sizeof *nums);
-            if (p == NULL) {
-                rc = RV_ENOMEM;
-                break;
-            }
-            nums = p;
-        }
-        nums[n++] = (uint32_t)num;
-    }
-    closedir(d);
-    if (rc != RV_OK) {
-        free(nums);
-        return rc;
-    }
-    if (n > 1)
-        qsort(nums, n, sizeof *nums, vlog_cmp_u32);
-    for (size_t i = 1; i < n; i++) {
-        if (nums[i] != nums[i - 1] + 1) {
-            rv_errmsg_printf(errmsg,
-                             "%s: segment %08u is missing (found %08u "
-                             "after %08u)",
-                             dir, nums[i - 1] + 1, nums[i], nums[i - 1]);
-            free(nums);
-            return RV_ECORRUPT;
-        }
-    }
-    *out = nums;
-    *n_out = n;
-    return RV_OK;
-}
-
-static int
-vlog_seg_open(const char *dir, uint32_t number, int is_rw,
-              struct vlog_seg **out, uint64_t *file_size, char *errmsg)
-{
-    char path[4096];
-    struct stat st;
-    vlog_seg_path(dir, number, path, sizeof path);
-    int fd = open(path, (is_rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-    if (fd < 0)
-        return vlog_err_errno(errno, errmsg, "open", path);
-    if (fstat(fd, &st) != 0) {
-        int rc = vlog_err_errno(errno, errmsg, "stat", path);
-        close(fd);
-        return rc;
-    }
-    struct vlog_seg *seg = calloc(1, sizeof *seg);
-    if (seg == NULL) {
-        close(fd);
-        return RV_ENOMEM;
-    }
-    seg->number = number;
-    seg->fd = fd;
-    *file_size = (uint64_t)st.st_size;
-    *out = seg;
-    return RV_OK;
-}
-
-static void
-vlog_seg_free(struct vlog_seg *seg)
+void
+vlog__seg_free(struct vlog_seg *seg)
 {
     if (seg != NULL) {
         close(seg->fd);
         free(seg);
     }
-}
-
-/* ---- Scanning ---------------------------------------------------------- */
-
-/* Whether any valid record starts at an offset in (from, size): the rest
- * of the file is mapped once and every offset is tried, cheapest checks
- * first. */
-static int
-vlog_valid_after(int fd, uint64_t from, uint64_t size, uint64_t last_index,
-                 uint64_t *found_at)
-{
-    if (size <= from + 1 || size - from - 1 < VLOG_RECORD_HEADER)
-        return 0;
-    uint8_t *map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED)
-        return 1; /* Cannot prove the tail is torn: refuse, do not drop. */
-    int found = 0;
-    for (uint64_t off = from + 1; off + VLOG_RECORD_HEADER <= size; off++) {
-        uint32_t len, type;
-        uint64_t index;
-        const uint8_t *h = map + off;
-        if (!vlog_header_parse(h, off, size, &len, &index, &type) ||
-            (type == VLOG_TYPE_BATCH && index <= last_index))
-            continue;
-        if (vlog_record_crc(h, h + VLOG_RECORD_HEADER, len) ==
-            rv_get_be32(h + 4)) {
-            *found_at = off;
-            found = 1;
-            break;
-        }
-    }
-    munmap(map, (size_t)size);
-    return found;
-}
-
-struct vlog_scan {
-    uint64_t end;        /* Offset after the last whole valid record. */
-    uint64_t n_records;  /* Records of type BATCH. */
-    uint64_t last_index; /* Of the last valid record (any type). */
-    int has_seal;        /* The last valid record is a seal. */
-    uint64_t bad_at;     /* Offset of the first invalid record, if any. */
-    int is_torn;         /* An invalid tail with nothing valid after it. */
-};
-
-/* Walk the records of a segment. A problem anywhere: RV_ECORRUPT if a valid
- * record follows it (or is_sealed), else a torn tail reported in sc. */
-static int
-vlog_scan_segment(int fd, const char *path, uint64_t size, uint64_t prev_index,
-                  int is_sealed, struct vlog_scan *sc, char *errmsg)
-{
-    struct rv_buf buf;
-    uint64_t off = VLOG_SEGMENT_HEADER, last = prev_index;
-    int rc = RV_OK;
-    memset(sc, 0, sizeof *sc);
-    rv_buf_init(&buf);
-    while (off < size) {
-        uint32_t len, type;
-        uint64_t index;
-        char why[RV_ERRMSG_SIZE];
-        rc = vlog_record_read(fd, path, off, size, &buf, &len, &index, &type,
-                              why);
-        if (rc == RV_ENOMEM)
-            break;
-        if (rc == RV_OK && sc->has_seal) {
-            rc = RV_ECORRUPT;
-            snprintf(why, sizeof why, "%s offset %llu: record after the seal",
-                     path, (unsigned long long)off);
-        } else if (rc == RV_OK && type == VLOG_TYPE_BATCH && index <= last) {
-            rc = RV_ECORRUPT;
-            snprintf(why, sizeof why,
-                     "%s offset %llu: raft index %llu does "
-                     "not increase",
-                     path, (unsigned long long)off, (unsigned long long)index);
-        } else if (rc == RV_OK && type == VLOG_TYPE_SEAL &&
-                   (len != VLOG_SEAL_PAYLOAD ||
-                    rv_get_be64(buf.data) != sc->n_records ||
-                    rv_get_be64(buf.data + 8) != last)) {
-            rc = RV_ECORRUPT;
-            snprintf(why, sizeof why,
-                     "%s offset %llu: seal record does not "
-                     "match the segment",
-                     path, (unsigned long long)off);
-        }
-        if (rc != RV_OK) {
-            uint64_t found;
-            sc->bad_at = off;
-            if (is_sealed || vlog_valid_after(fd, off, size, last, &found)) {
-                rv_errmsg_printf(errmsg, "%s", why);
-                rc = RV_ECORRUPT;
-            } else {
-                sc->is_torn = 1;
-                rc = RV_OK;
-            }
-            break;
-        }
-        if (type == VLOG_TYPE_BATCH) {
-            last = index;
-            sc->n_records++;
-        } else {
-            sc->has_seal = 1;
-        }
-        off += VLOG_RECORD_HEADER + len;
-        sc->end = off;
-    }
-    if (sc->end == 0)
-        sc->end = VLOG_SEGMENT_HEADER;
-    sc->last_index = last;
-    rv_buf_free(&buf);
-    return rc;
-}
-
-/* A sealed segment at open: only its final seal record is read (every
- * record's CRC is checked by vlog_verify and by each read). */
-static int
-vlog_seal_check(int fd, const char *path, uint64_t size, uint64_t prev_index,
-                struct vlog_scan *sc, char *errmsg)
-{
-    uint8_t rec[VLOG_RECORD_HEADER + VLOG_SEAL_PAYLOAD];
-    uint64_t off = size - sizeof rec;
-    memset(sc, 0, sizeof *sc);
-    if (size < VLOG_SEGMENT_HEADER + sizeof rec ||
-        vlog_pread_full(fd, rec, sizeof rec, off) != 0 ||
-        rv_get_be32(rec) != VLOG_SEAL_PAYLOAD ||
-        rv_get_be32(rec + 16) != VLOG_TYPE_SEAL ||
-        vlog_record_crc(rec, rec + VLOG_RECORD_HEADER, VLOG_SEAL_PAYLOAD) !=
-            rv_get_be32(rec + 4)) {
-        rv_errmsg_printf(errmsg,
-                         "%s offset %llu: sealed segment does not end "
-                         "with a valid seal record",
-                         path,
-                         (unsigned long long)(size > sizeof rec ? off : 0));
-        return RV_ECORRUPT;
-    }
-    sc->n_records = rv_get_be64(rec + VLOG_RECORD_HEADER);
-    sc->last_index = rv_get_be64(rec + VLOG_RECORD_HEADER + 8);
-    if (sc->last_index < prev_index) {
-        rv_errmsg_printf(errmsg, "%s: seal says last index %llu, before %llu",
-                         path, (unsigned long long)sc->last_index,
-                         (unsigned long long)prev_index);
-        return RV_ECORRUPT;
-    }
-    sc->end = size;
-    sc->has_seal = 1;
-    return RV_OK;
 }
 
 /* ---- Open / close ------------------------------------------------------ */
@@ -469,15 +213,15 @@ vlog_seg_create(struct vlog *v, uint32_t number, uint64_t first_index,
 {
     char path[4096];
     uint8_t h[VLOG_SEGMENT_HEADER];
-    vlog_seg_path(v->dir, number, path, sizeof path);
+    vlog__seg_path(v->dir, number, path, sizeof path);
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
-        return vlog_err_errno(errno, errmsg, "create", path);
-    vlog_header_encode(h, number, first_index);
+        return vlog__err_errno(errno, errmsg, "create", path);
+    vlog__header_encode(h, number, first_index);
     struct iovec iov = {h, sizeof h};
     int rc = RV_OK;
-    if (vlog_write_full(fd, &iov, 1, 0) != 0 || fsync(fd) != 0)
-        rc = vlog_err_errno(errno, errmsg, "write", path);
+    if (vlog__write_full(fd, &iov, 1, 0) != 0 || fsync(fd) != 0)
+        rc = vlog__err_errno(errno, errmsg, "write", path);
     if (rc == RV_OK)
         rc = vlog_fsync_dir(v->dir, errmsg);
     struct vlog_seg *seg = rc == RV_OK ? calloc(1, sizeof *seg) : NULL;
@@ -491,72 +235,10 @@ vlog_seg_create(struct vlog *v, uint32_t number, uint64_t first_index,
     seg->first_index = first_index;
     seg->fd = fd;
     atomic_store(&seg->size, VLOG_SEGMENT_HEADER);
-    rc = vlog_seg_add(v, seg);
+    rc = vlog__seg_add(v, seg);
     if (rc != RV_OK)
-        vlog_seg_free(seg);
+        vlog__seg_free(seg);
     v->n_in_segment = 0;
-    return rc;
-}
-
-/* Open one existing segment during recovery. */
-static int
-vlog_open_one(struct vlog *v, uint32_t number, int is_newest, char *errmsg)
-{
-    char path[4096];
-    uint64_t size;
-    struct vlog_seg *seg;
-    uint8_t h[VLOG_SEGMENT_HEADER];
-    vlog_seg_path(v->dir, number, path, sizeof path);
-    int rc = vlog_seg_open(v->dir, number, is_newest, &seg, &size, errmsg);
-    if (rc != RV_OK)
-        return rc;
-    if (size < VLOG_SEGMENT_HEADER ||
-        vlog_pread_full(seg->fd, h, sizeof h, 0) != 0 ||
-        !vlog_header_check(h, number, &seg->first_index)) {
-        if (!is_newest) {
-            vlog_seg_free(seg);
-            rv_errmsg_printf(errmsg, "%s offset 0: bad segment header", path);
-            return RV_ECORRUPT;
-        }
-        /* A newest segment whose header never made it to disk holds no
-         * records: rewrite its header (first index: next expected). */
-        rv_logf(v->log, RV_LOG_WARN, "vlog",
-                "%s: incomplete segment header; rewriting it", path);
-        vlog_header_encode(h, number, v->last_index + 1);
-        struct iovec iov = {h, sizeof h};
-        if (ftruncate(seg->fd, 0) != 0 ||
-            vlog_write_full(seg->fd, &iov, 1, 0) != 0 || fsync(seg->fd) != 0) {
-            rc = vlog_err_errno(errno, errmsg, "repair", path);
-            vlog_seg_free(seg);
-            return rc;
-        }
-        seg->first_index = v->last_index + 1;
-        size = VLOG_SEGMENT_HEADER;
-    }
-    struct vlog_scan sc;
-    if (!is_newest)
-        rc = vlog_seal_check(seg->fd, path, size, v->last_index, &sc, errmsg);
-    else
-        rc = vlog_scan_segment(seg->fd, path, size, v->last_index, 0, &sc,
-                               errmsg);
-    if (rc == RV_OK && sc.is_torn) {
-        rv_logf(v->log, RV_LOG_WARN, "vlog",
-                "%s: torn tail at offset %llu, dropping %llu bytes", path,
-                (unsigned long long)sc.bad_at,
-                (unsigned long long)(size - sc.end));
-        if (ftruncate(seg->fd, (off_t)sc.end) != 0 || fsync(seg->fd) != 0)
-            rc = vlog_err_errno(errno, errmsg, "truncate", path);
-    }
-    if (rc != RV_OK) {
-        vlog_seg_free(seg);
-        return rc;
-    }
-    atomic_store(&seg->size, sc.end);
-    v->last_index = sc.last_index;
-    v->n_in_segment = sc.n_records;
-    rc = vlog_seg_add(v, seg);
-    if (rc != RV_OK)
-        vlog_seg_free(seg);
     return rc;
 }
 
@@ -573,7 +255,7 @@ vlog_open(struct vlog **out, const struct vlog_config *cfg, char *errmsg)
         return RV_EINVAL;
     }
     if (mkdir(cfg->dir, 0755) != 0 && errno != EEXIST)
-        return vlog_err_errno(errno, errmsg, "mkdir", cfg->dir);
+        return vlog__err_errno(errno, errmsg, "mkdir", cfg->dir);
     struct vlog *v = calloc(1, sizeof *v);
     if (v == NULL || (v->dir = strdup(cfg->dir)) == NULL) {
         free(v);
@@ -584,9 +266,9 @@ vlog_open(struct vlog **out, const struct vlog_config *cfg, char *errmsg)
     v->log = cfg->log;
     uint32_t *nums = NULL;
     size_t n = 0;
-    int rc = vlog_list(v->dir, &nums, &n, errmsg);
+    int rc = vlog__list(v->dir, &nums, &n, errmsg);
     for (size_t i = 0; rc == RV_OK && i < n; i++)
-        rc = vlog_open_one(v, nums[i], i + 1 == n, errmsg);
+        rc = vlog__open_one(v, nums[i], i + 1 == n, errmsg);
     if (rc == RV_OK && n == 0)
         rc = vlog_seg_create(v, 1, 1, errmsg);
     free(nums);
@@ -604,7 +286,7 @@ vlog_close(struct vlog *v)
     if (v == NULL)
         return;
     for (size_t i = 0; i < v->n_segs; i++)
-        vlog_seg_free(v->segs[i]);
+        vlog__seg_free(v->segs[i]);
     free(v->segs);
     pthread_mutex_destroy(&v->lock);
     free(v->dir);
@@ -622,13 +304,13 @@ vlog_write_record(struct vlog *v, struct vlog_seg *seg, uint64_t index,
     rv_put_be32(hdr, (uint32_t)len);
     rv_put_be64(hdr + 8, index);
     rv_put_be32(hdr + 16, type);
-    rv_put_be32(hdr + 4, vlog_record_crc(hdr, payload, len));
+    rv_put_be32(hdr + 4, vlog__record_crc(hdr, payload, len));
     struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)payload, len}};
-    if (vlog_write_full(seg->fd, iov, len ? 2 : 1, off) != 0) {
+    if (vlog__write_full(seg->fd, iov, len ? 2 : 1, off) != 0) {
         char path[4096];
-        vlog_seg_path(v->dir, seg->number, path, sizeof path);
+        vlog__seg_path(v->dir, seg->number, path, sizeof path);
         v->is_failed = 1;
-        return vlog_err_errno(errno, errmsg, "write", path);
+        return vlog__err_errno(errno, errmsg, "write", path);
     }
     atomic_store(&seg->size, off + VLOG_RECORD_HEADER + len);
     return RV_OK;
@@ -645,7 +327,7 @@ vlog_rotate(struct vlog *v, uint64_t next_index, char *errmsg)
                                sizeof seal, errmsg);
     if (rc == RV_OK && fdatasync(cur->fd) != 0) {
         v->is_failed = 1;
-        rc = vlog_err_errno(errno, errmsg, "fdatasync", v->dir);
+        rc = vlog__err_errno(errno, errmsg, "fdatasync", v->dir);
     }
     if (rc == RV_OK)
         rc = vlog_seg_create(v, cur->number + 1, next_index, errmsg);
@@ -706,7 +388,7 @@ vlog_sync(struct vlog *v, char *errmsg)
         /* After a failed sync the page cache may have dropped the data
          * (fsyncgate): never retry, stop. */
         v->is_failed = 1;
-        return vlog_err_errno(errno, errmsg, "fdatasync", v->dir);
+        return vlog__err_errno(errno, errmsg, "fdatasync", v->dir);
     }
     return RV_OK;
 }
@@ -777,11 +459,11 @@ vlog_read(struct vlog *v, struct vlog_ptr ptr, struct rv_buf *out,
                          ptr.segment, ptr.offset);
         return RV_ENOTFOUND;
     }
-    vlog_seg_path(v->dir, seg->number, path, sizeof path);
+    vlog__seg_path(v->dir, seg->number, path, sizeof path);
     uint32_t len, type;
     uint64_t idx;
-    int rc = vlog_record_read(seg->fd, path, ptr.offset, size, out, &len, &idx,
-                              &type, errmsg);
+    int rc = vlog__record_read(seg->fd, path, ptr.offset, size, out, &len, &idx,
+                               &type, errmsg);
     if (rc == RV_OK && (len != ptr.len || type != VLOG_TYPE_BATCH)) {
         rv_errmsg_printf(errmsg,
                          "%s offset %u: record does not match its "
@@ -839,9 +521,9 @@ vlog_iter_next(struct vlog_iter *it, struct vlog_record *rec, char *errmsg)
         char path[4096];
         uint32_t len, type;
         uint64_t index;
-        vlog_seg_path(v->dir, seg->number, path, sizeof path);
-        int rc = vlog_record_read(seg->fd, path, it->offset, size, &it->buf,
-                                  &len, &index, &type, errmsg);
+        vlog__seg_path(v->dir, seg->number, path, sizeof path);
+        int rc = vlog__record_read(seg->fd, path, it->offset, size, &it->buf,
+                                   &len, &index, &type, errmsg);
         if (rc != RV_OK)
             return rc;
         uint64_t at = it->offset;
@@ -866,122 +548,4 @@ vlog_iter_close(struct vlog_iter *it)
         return;
     rv_buf_free(&it->buf);
     free(it);
-}
-
-/* ---- Offline verification ---------------------------------------------- */
-
-int
-vlog_verify(const char *dir, uint64_t *n_records, uint64_t *n_segments,
-            uint64_t *last_index, uint64_t *torn_bytes, char *errmsg)
-{
-    uint32_t *nums = NULL;
-    size_t n = 0;
-    uint64_t records = 0, last = 0, torn = 0;
-    int rc = vlog_list(dir, &nums, &n, errmsg);
-    for (size_t i = 0; rc == RV_OK && i < n; i++) {
-        char path[4096];
-        struct vlog_seg *seg;
-        uint64_t size, first;
-        uint8_t h[VLOG_SEGMENT_HEADER];
-        int is_newest = i + 1 == n;
-        vlog_seg_path(dir, nums[i], path, sizeof path);
-        rc = vlog_seg_open(dir, nums[i], 0, &seg, &size, errmsg);
-        if (rc != RV_OK)
-            break;
-        if (size < VLOG_SEGMENT_HEADER ||
-            vlog_pread_full(seg->fd, h, sizeof h, 0) != 0 ||
-            !vlog_header_check(h, nums[i], &first)) {
-            if (is_newest && size < VLOG_SEGMENT_HEADER) {
-                torn += size;
-            } else {
-                rv_errmsg_printf(errmsg, "%s offset 0: bad segment header",
-                                 path);
-                rc = RV_ECORRUPT;
-            }
-            vlog_seg_free(seg);
-            continue;
-        }
-        struct vlog_scan sc;
-        rc = vlog_scan_segment(seg->fd, path, size, last, !is_newest, &sc,
-                               errmsg);
-        if (rc == RV_OK && !is_newest && !sc.has_seal) {
-            rv_errmsg_printf(errmsg,
-                             "%s offset %llu: sealed segment has no "
-                             "seal record",
-                             path, (unsigned long long)sc.end);
-            rc = RV_ECORRUPT;
-        }
-        if (rc == RV_OK) {
-            records += sc.n_records;
-            last = sc.last_index;
-            if (sc.is_torn)
-                torn += size - sc.end;
-        }
-        vlog_seg_free(seg);
-    }
-    free(nums);
-    if (n_records)
-        *n_records = records;
-    if (n_segments)
-        *n_segments = n;
-    if (last_index)
-        *last_index = last;
-    if (torn_bytes)
-        *torn_bytes = torn;
-    return rc;
-}
-
-/* ---- Scrub ------------------------------------------------------------- */
-
-int
-vlog_scrub(const char *dir, uint32_t *cursor, uint64_t *n_bytes, char *errmsg)
-{
-    uint32_t *nums = NULL;
-    size_t n = 0;
-    *n_bytes = 0;
-    int rc = vlog_list(dir, &nums, &n, errmsg);
-    if (rc != RV_OK)
-        return rc;
-    if (n < 2) {
-        free(nums);
-        return RV_ENOTFOUND;
-    }
-    size_t pick = 0; /* The newest, nums[n - 1], is never scrubbed. */
-    for (size_t i = 0; i + 1 < n; i++) {
-        if (nums[i] > *cursor) {
-            pick = i;
-            break;
-        }
-    }
-    uint32_t number = nums[pick];
-    free(nums);
-    *cursor = number;
-    char path[4096];
-    struct vlog_seg *seg;
-    uint64_t size, first;
-    uint8_t h[VLOG_SEGMENT_HEADER];
-    vlog_seg_path(dir, number, path, sizeof path);
-    rc = vlog_seg_open(dir, number, 0, &seg, &size, errmsg);
-    if (rc != RV_OK)
-        return access(path, F_OK) != 0 && errno == ENOENT ? RV_OK : rc;
-    if (size < VLOG_SEGMENT_HEADER ||
-        vlog_pread_full(seg->fd, h, sizeof h, 0) != 0 ||
-        !vlog_header_check(h, number, &first)) {
-        rv_errmsg_printf(errmsg, "%s offset 0: bad segment header", path);
-        vlog_seg_free(seg);
-        return RV_ECORRUPT;
-    }
-    struct vlog_scan sc;
-    rc = vlog_scan_segment(seg->fd, path, size, first > 0 ? first - 1 : 0, 1,
-                           &sc, errmsg);
-    if (rc == RV_OK && !sc.has_seal) {
-        rv_errmsg_printf(errmsg,
-                         "%s offset %llu: sealed segment has no seal "
-                         "record",
-                         path, (unsigned long long)sc.end);
-        rc = RV_ECORRUPT;
-    }
-    vlog_seg_free(seg);
-    *n_bytes = size;
-    return rc;
 }
