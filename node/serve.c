@@ -292,13 +292,13 @@ static int
 node__exit_of_replica(int why)
 {
     switch (why) {
-    case REPLICA_EXIT_OK:
+    case RV_EXIT_OK:
         return RV_EXIT_OK;
-    case REPLICA_EXIT_IO:
+    case RV_EXIT_IO:
         return RV_EXIT_IO;
-    case REPLICA_EXIT_CORRUPT:
+    case RV_EXIT_CORRUPT:
         return RV_EXIT_CORRUPT;
-    case REPLICA_EXIT_REMOVED:
+    case RV_EXIT_REMOVED:
         return RV_EXIT_REMOVED;
     default:
         return RV_EXIT_RAFT;
@@ -623,6 +623,14 @@ rv_cmd_serve(int argc, char **argv)
      * left must not hang the exit (nng 1.5.2's nng_close can deadlock,
      * nanomsg/nng#1543: seen after a leader's fsync failed). */
     n.exit_code = node__exit_of_replica(replica_exit_code(n.rep));
+    if (n.exit_code == RV_EXIT_RAFT) {
+        /* raft stopped itself and cannot be closed (raft/replica.h): exit
+         * at once, as a crash would. */
+        rv_logf(&n.log, RV_LOG_ERROR, "node",
+                "raft stopped itself: exiting now (code %d)", RV_EXIT_RAFT);
+        fflush(stderr);
+        _exit(RV_EXIT_RAFT);
+    }
     int has_watchdog =
         pthread_create(&n.watchdog, NULL, node__watchdog, &n) == 0;
     if (has_helper)

@@ -262,8 +262,8 @@ sim_open(struct sim *s, uint64_t seed, int use_guard)
             return -1;
         struct raft *r = raft_fixture_get(&s->f, i);
         raftfsm_attach(&s->fsms[i], r);
-        if (use_guard)
-            raftguard_install(&s->guards[i], r);
+        if (use_guard && raftguard_install(&s->guards[i], r) != 0)
+            return -1;
         /* Snapshots are taken (descriptor + store_sync) but the log is
          * never truncated below what a paused follower still needs: the
          * 0.15 fixture's truncate assumes its entries start at index 1,
