@@ -134,6 +134,28 @@ void replica__fail(struct replica *r, int exit_code, const char *why);
  * 0) or on a later loop turn (see replica.c for why). */
 void replica__schedule_after(struct replica *r, int status);
 
+/* The replica whose raft this is (through the guard's user_data). */
+struct replica *replica__of_raft(struct raft *raft);
+
+/* Publish the loop's state for replica_info() (under r->lock). */
+void replica__publish(struct replica *r);
+
+/* The loop thread's body: uv_run, then finish what is still queued. */
+void *replica__thread(void *arg);
+
+/* The loop's callbacks, installed by replica_start (replica_start.c):
+ * raft closed; work handed in; every loop turn (leadership, faults); the
+ * periodic sync; the tick (inbound work, membership, stopping). */
+void replica__raft_closed(struct raft *raft);
+void replica__async_cb(uv_async_t *h);
+void replica__check_cb(uv_check_t *h);
+void replica__sync_cb(uv_timer_t *t);
+void replica__tick_cb(uv_timer_t *t);
+
+/* The scrub's report of a damaged vlog segment (store_scrub_corrupt_fn):
+ * the loop stops with RV_EXIT_CORRUPT. Scrub thread. */
+void replica__on_corrupt(void *data, const char *why);
+
 /* ---- membership.c: configuration changes ----------------------------------
  */
 
