@@ -62,8 +62,22 @@ struct rpc_counters {
 };
 void rpc_server_counters(const struct rpc_server *s, struct rpc_counters *out);
 
-/* The replica this server answers for. */
+/* The replica this server answers for. Kept for the gateway until it uses
+ * rpc_node_info() and friends below; to be removed. */
 struct replica *rpc_server_replica(const struct rpc_server *s);
+
+/* ---- The node's state, for the HTTP gateway --------------------------------
+ * The gateway reads the node's state through these, not from raft/. Any
+ * thread; s is borrowed. */
+
+/* The replica's published state (term, leader, indexes, members, ...). */
+void rpc_node_info(const struct rpc_server *s, struct replica_info *out);
+
+/* 1 while the replica runs, 0 once it has stopped (or failed). */
+int rpc_node_is_running(const struct rpc_server *s);
+
+/* Bytes in the node's value log (for /metrics). */
+uint64_t rpc_node_vlog_bytes(const struct rpc_server *s);
 
 /* In-process answers, for the HTTP gateway: a caller is one thread's state
  * (the wait for the loop, the connection used for forwarding). One thread
