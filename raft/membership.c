@@ -166,13 +166,89 @@ replica__transfer_cb(struct raft_transfer *req)
     r->step = STEP_NONE;
 }
 
+/* STEP_ADD: raft_add the node as a spare, or resume at its role's step if
+ * it is a member already (a retried add). Returns raft's code for a
+ * request started (0) or refused; -1 when nothing was asked of raft. */
+static int
+replica__change_add(struct replica *r)
+{
+    struct replica_op *c = r->change_op;
+    const struct raft_server *m = replica__member(r, c->node_id, NULL);
+    if (m != NULL && strcmp(m->address, c->raft_addr) != 0) {
+        replica__change_done(r, RV_ECONFLICT,
+                             "that id is a member with another address");
+        return -1;
+    }
+    if (m == NULL)
+        return raft_add(&r->raft, &r->change_req, c->node_id, c->raft_addr,
+                        replica__change_cb);
+    r->step = m->role == RAFT_VOTER     ? STEP_NONE
+              : m->role == RAFT_STANDBY ? STEP_CATCH_UP
+                                        : STEP_STANDBY;
+    if (r->step == STEP_NONE) {
+        replica__change_done(r, RV_OK, NULL);
+        return -1;
+    }
+    r->step_deadline_ms = rv_clock_mono_ms() + 600000;
+    replica__change_next(r);
+    return -1;
+}
+
+/* STEP_CATCH_UP, polled from the tick timer: promote the standby once it
+ * is nearly level with the leader's log. */
+static void
+replica__change_catch_up(struct replica *r)
+{
+    unsigned pos = 0;
+    if (replica__member(r, r->change_op->node_id, &pos) == NULL) {
+        replica__change_done(r, RV_ENOTFOUND, "the node left");
+        return;
+    }
+    if (r->raft.leader_state.progress[pos].match_index + 64 >=
+        raft_last_index(&r->raft)) {
+        r->step = STEP_VOTER;
+        replica__change_next(r);
+    } else if (rv_clock_mono_ms() > r->step_deadline_ms) {
+        replica__change_done(r, RV_ETIMEDOUT,
+                             "the node did not catch up in 10 minutes");
+    }
+}
+
+/* STEP_TRANSFER: ask raft once. Returns as replica__change_add. */
+static int
+replica__change_transfer(struct replica *r)
+{
+    if (r->is_transfer_sent)
+        return -1;
+    r->transfer_req.data = r;
+    int rv = raft_transfer(&r->raft, &r->transfer_req, r->change_op->node_id,
+                           replica__transfer_cb);
+    if (rv == 0)
+        r->is_transfer_sent = 1;
+    return rv == 0 ? -1 : rv;
+}
+
+/* The step's raft request was refused with rv (not 0). */
+static void
+replica__change_refused(struct replica *r, int rv)
+{
+    if (rv == RAFT_CANTCHANGE)
+        return; /* Another change is committing: the tick retries. */
+    char msg[RV_ERRMSG_SIZE];
+    snprintf(msg, sizeof msg, "%s", raft_strerror(rv));
+    replica__change_done(r,
+                         rv == RAFT_NOTLEADER     ? RV_ENOTLEADER
+                         : rv == RAFT_BADID       ? RV_ENOTFOUND
+                         : rv == RAFT_DUPLICATEID ? RV_EEXIST
+                                                  : RV_EINVAL,
+                         msg);
+}
+
 void
 replica__change_next(struct replica *r)
 {
     struct replica_op *c = r->change_op;
-    const struct raft_server *m;
-    unsigned pos = 0;
-    int rv = 0;
+    int rv = -1;
     /* is_serving lags raft (the check handle updates it once per loop
      * turn); a leader that stepped down in this turn's tick has no
      * progress array any more. */
@@ -191,46 +267,14 @@ replica__change_next(struct replica *r)
         }
         return; /* The write goes out with the next batch. */
     case STEP_ADD:
-        m = replica__member(r, c->node_id, NULL);
-        if (m != NULL && strcmp(m->address, c->raft_addr) != 0) {
-            replica__change_done(r, RV_ECONFLICT,
-                                 "that id is a member with another address");
-            return;
-        }
-        if (m != NULL) {
-            r->step = m->role == RAFT_VOTER     ? STEP_NONE
-                      : m->role == RAFT_STANDBY ? STEP_CATCH_UP
-                                                : STEP_STANDBY;
-            if (r->step == STEP_NONE) {
-                replica__change_done(r, RV_OK, NULL);
-                return;
-            }
-            r->step_deadline_ms = rv_clock_mono_ms() + 600000;
-            replica__change_next(r);
-            return;
-        }
-        rv = raft_add(&r->raft, &r->change_req, c->node_id, c->raft_addr,
-                      replica__change_cb);
+        rv = replica__change_add(r);
         break;
     case STEP_STANDBY:
         rv = raft_assign(&r->raft, &r->change_req, c->node_id, RAFT_STANDBY,
                          replica__change_cb);
         break;
     case STEP_CATCH_UP:
-        /* Polled from the tick timer: promote once it is nearly level. */
-        m = replica__member(r, c->node_id, &pos);
-        if (m == NULL) {
-            replica__change_done(r, RV_ENOTFOUND, "the node left");
-            return;
-        }
-        if (r->raft.leader_state.progress[pos].match_index + 64 >=
-            raft_last_index(&r->raft)) {
-            r->step = STEP_VOTER;
-            replica__change_next(r);
-        } else if (rv_clock_mono_ms() > r->step_deadline_ms) {
-            replica__change_done(r, RV_ETIMEDOUT,
-                                 "the node did not catch up in 10 minutes");
-        }
+        replica__change_catch_up(r);
         return;
     case STEP_VOTER:
         rv = raft_assign(&r->raft, &r->change_req, c->node_id, RAFT_VOTER,
@@ -246,34 +290,16 @@ replica__change_next(struct replica *r)
                          replica__change_cb);
         break;
     case STEP_TRANSFER:
-        if (r->is_transfer_sent)
-            return;
-        r->transfer_req.data = r;
-        rv = raft_transfer(&r->raft, &r->transfer_req, c->node_id,
-                           replica__transfer_cb);
-        if (rv == 0)
-            r->is_transfer_sent = 1;
-        if (rv == 0)
-            return;
+        rv = replica__change_transfer(r);
         break;
     case STEP_NONE:
     default:
         return;
     }
-    if (rv == 0) {
+    if (rv == 0)
         r->is_in_flight = 1;
-        return;
-    }
-    if (rv == RAFT_CANTCHANGE)
-        return; /* Another change is committing: the tick retries. */
-    char msg[RV_ERRMSG_SIZE];
-    snprintf(msg, sizeof msg, "%s", raft_strerror(rv));
-    replica__change_done(r,
-                         rv == RAFT_NOTLEADER     ? RV_ENOTLEADER
-                         : rv == RAFT_BADID       ? RV_ENOTFOUND
-                         : rv == RAFT_DUPLICATEID ? RV_EEXIST
-                                                  : RV_EINVAL,
-                         msg);
+    else if (rv > 0)
+        replica__change_refused(r, rv);
 }
 
 void

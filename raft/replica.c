@@ -5,7 +5,6 @@
 #include "raft/replica_int.h"
 #include "store/scrub.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

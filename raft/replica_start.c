@@ -297,20 +297,14 @@ replica__init_handles(struct replica *r)
     return RV_OK;
 }
 
-int
-replica_start(struct replica **out, const struct replica_config *cfg,
-              char *errmsg)
+/* A replica holding a copy of cfg, registered as the process's one
+ * replica, or NULL (out of memory, nothing left allocated). */
+static struct replica *
+replica__new(const struct replica_config *cfg)
 {
-    int rc = replica__check_config(cfg, errmsg);
-    if (rc != RV_OK)
-        return rc;
-    if (replica__append_owner != NULL) {
-        rv_errmsg_printf(errmsg, "one replica per process");
-        return RV_ESTATE;
-    }
     struct replica *r = calloc(1, sizeof *r);
     if (r == NULL)
-        return RV_ENOMEM;
+        return NULL;
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->applied_cond, NULL);
     r->id = cfg->id;
@@ -331,20 +325,26 @@ replica_start(struct replica **out, const struct replica_config *cfg,
     rv_buf_init(&r->step_packed);
     if (r->data_dir == NULL) {
         replica__free(r);
-        return RV_ENOMEM;
+        return NULL;
     }
     snprintf(r->raft_dir, sizeof r->raft_dir, "%s/raft", cfg->data_dir);
-    rc = replica__mkdir(cfg->data_dir, errmsg);
+    return r;
+}
+
+/* The data and raft directories, the store, and the FSM on it. */
+static int
+replica__open_store(struct replica *r, const struct replica_config *cfg,
+                    char *errmsg)
+{
+    int rc = replica__mkdir(cfg->data_dir, errmsg);
     if (rc == RV_OK)
         rc = replica__mkdir(r->raft_dir, errmsg);
     struct store_config scfg = {cfg->data_dir, 0, cfg->segment_bytes, cfg->log,
                                 NULL};
     if (rc == RV_OK)
         rc = store_open(&r->store, &scfg, errmsg);
-    if (rc != RV_OK) {
-        replica__free(r);
+    if (rc != RV_OK)
         return rc;
-    }
     raftfsm_init(&r->fsm, r->store, cfg->log);
     r->fsm.self_addr = r->rpc_addr;
     r->fsm.fetch = cfg->fetch;
@@ -352,30 +352,31 @@ replica_start(struct replica **out, const struct replica_config *cfg,
     r->fsm.snapshot_bytes =
         cfg->snapshot_bytes ? cfg->snapshot_bytes : REPLICA_DEFAULT_SNAPSHOT;
     r->last_synced = store_applied_index(r->store);
-    rc = replica__init_raft(r, cfg, errmsg);
-    if (rc == RV_OK)
-        rc = replica__bootstrap(r, cfg, errmsg);
-    if (rc == RV_OK)
-        rc = replica__init_handles(r);
-    if (rc == RV_OK) {
-        int rv = raft_start(&r->raft);
-        if (rv != 0) {
-            rc = replica__raft_err(r, rv, "raft_start", errmsg);
-            if (rv == RAFT_IOERR)
-                rv_errmsg_printf(errmsg,
-                                 "raft_start: I/O error (%s) - is the raft "
-                                 "address %s in use, or the raft log "
-                                 "damaged?",
-                                 raft_errmsg(&r->raft), r->raft_addr);
-        } else
-            r->is_raft_started = 1;
+    return RV_OK;
+}
+
+/* raft_start, then the checks of what it loaded. */
+static int
+replica__start_raft(struct replica *r, const struct replica_config *cfg,
+                    char *errmsg)
+{
+    int rv = raft_start(&r->raft);
+    if (rv != 0) {
+        int rc = replica__raft_err(r, rv, "raft_start", errmsg);
+        if (rv == RAFT_IOERR)
+            rv_errmsg_printf(errmsg,
+                             "raft_start: I/O error (%s) - is the raft "
+                             "address %s in use, or the raft log "
+                             "damaged?",
+                             raft_errmsg(&r->raft), r->raft_addr);
+        return rc;
     }
+    r->is_raft_started = 1;
     /* Every applied entry came from this raft log, which is fsynced before
      * anything is applied: a store ahead of it was made elsewhere (runvault
      * demo, another cluster), and raft's next entries would be skipped as
      * already applied. */
-    if (rc == RV_OK &&
-        store_applied_index(r->store) > raft_last_index(&r->raft)) {
+    if (store_applied_index(r->store) > raft_last_index(&r->raft)) {
         rv_errmsg_printf(errmsg,
                          "the store in %s is at index %llu, ahead of its raft "
                          "log (last index %llu): it was not made by this "
@@ -383,12 +384,41 @@ replica_start(struct replica **out, const struct replica_config *cfg,
                          cfg->data_dir,
                          (unsigned long long)store_applied_index(r->store),
                          (unsigned long long)raft_last_index(&r->raft));
-        rc = RV_ECORRUPT;
+        return RV_ECORRUPT;
     }
-    if (rc == RV_OK && r->fsm.is_failed) {
+    if (r->fsm.is_failed) {
         rv_errmsg_printf(errmsg, "%s", r->fsm.errmsg);
-        rc = RV_EIO;
+        return RV_EIO;
     }
+    return RV_OK;
+}
+
+int
+replica_start(struct replica **out, const struct replica_config *cfg,
+              char *errmsg)
+{
+    int rc = replica__check_config(cfg, errmsg);
+    if (rc != RV_OK)
+        return rc;
+    if (replica__append_owner != NULL) {
+        rv_errmsg_printf(errmsg, "one replica per process");
+        return RV_ESTATE;
+    }
+    struct replica *r = replica__new(cfg);
+    if (r == NULL)
+        return RV_ENOMEM;
+    rc = replica__open_store(r, cfg, errmsg);
+    if (rc != RV_OK) {
+        replica__free(r);
+        return rc;
+    }
+    rc = replica__init_raft(r, cfg, errmsg);
+    if (rc == RV_OK)
+        rc = replica__bootstrap(r, cfg, errmsg);
+    if (rc == RV_OK)
+        rc = replica__init_handles(r);
+    if (rc == RV_OK)
+        rc = replica__start_raft(r, cfg, errmsg);
     if (rc == RV_OK) {
         replica__publish(r);
         if (pthread_create(&r->thread, NULL, replica__thread, r) != 0) {
@@ -396,14 +426,14 @@ replica_start(struct replica **out, const struct replica_config *cfg,
             rc = RV_ENOMEM;
         }
     }
-    /* Without its scrub the node still serves (reads check CRCs). */
-    if (rc == RV_OK && store_scrub_start(&r->scrub, r->data_dir, r->log,
-                                         replica__on_corrupt, r) != RV_OK)
-        r->scrub = NULL;
     if (rc != RV_OK) {
         replica__abort(r);
         return rc;
     }
+    /* Without its scrub the node still serves (reads check CRCs). */
+    if (store_scrub_start(&r->scrub, r->data_dir, r->log, replica__on_corrupt,
+                          r) != RV_OK)
+        r->scrub = NULL;
     rv_logf(r->log, RV_LOG_INFO, "replica",
             "node %llu started: raft %s, applied index %llu, durability %s",
             (unsigned long long)r->id, r->raft_addr,

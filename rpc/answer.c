@@ -238,18 +238,26 @@ rpc__read(struct rpc_caller *c, const Rv__Request *req, struct rpc_reply *rp)
  */
 
 int
-rpc_request_check(const Rv__Request *req, char *errmsg)
+rpc__is_read(const Rv__Request *req)
 {
-    struct replica_op op;
     switch (req->body_case) {
-    case RV__REQUEST__BODY_WRITE:
-        return rpc__write_request_check(req->write, errmsg);
     case RV__REQUEST__BODY_GET_RUN:
     case RV__REQUEST__BODY_LIST_RUNS:
     case RV__REQUEST__BODY_HISTORY:
     case RV__REQUEST__BODY_LOGS:
     case RV__REQUEST__BODY_ANALYTICS:
     case RV__REQUEST__BODY_ARTIFACT:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int
+rpc_request_check(const Rv__Request *req, char *errmsg)
+{
+    struct replica_op op;
+    if (rpc__is_read(req)) {
         if (req->read != NULL && req->read->has_consistency &&
             (req->read->consistency < RV__CONSISTENCY__CONSISTENCY_DEFAULT ||
              req->read->consistency > RV__CONSISTENCY__LINEARIZABLE)) {
@@ -257,6 +265,10 @@ rpc_request_check(const Rv__Request *req, char *errmsg)
             return RV_EINVAL;
         }
         return RV_OK;
+    }
+    switch (req->body_case) {
+    case RV__REQUEST__BODY_WRITE:
+        return rpc__write_request_check(req->write, errmsg);
     case RV__REQUEST__BODY_STATUS:
         return RV_OK;
     case RV__REQUEST__BODY_CLUSTER:
@@ -290,17 +302,14 @@ rpc__handle(struct rpc_caller *c, const Rv__Request *req, struct rpc_reply *rp)
         c->s->n_requests++;
         return;
     }
+    if (rpc__is_read(req)) {
+        rpc__read(c, req, rp);
+        c->s->n_requests++;
+        return;
+    }
     switch (req->body_case) {
     case RV__REQUEST__BODY_WRITE:
         rpc__write(c, req->write, rp);
-        break;
-    case RV__REQUEST__BODY_GET_RUN:
-    case RV__REQUEST__BODY_LIST_RUNS:
-    case RV__REQUEST__BODY_HISTORY:
-    case RV__REQUEST__BODY_LOGS:
-    case RV__REQUEST__BODY_ANALYTICS:
-    case RV__REQUEST__BODY_ARTIFACT:
-        rpc__read(c, req, rp);
         break;
     case RV__REQUEST__BODY_STATUS:
         rpc__status(c, rp);

@@ -645,18 +645,8 @@ rpc_store_answer(struct store *st, const Rv__Request *req,
                  struct rpc_reply **out)
 {
     struct rpc_reply *rp;
-    switch (req->body_case) {
-    case RV__REQUEST__BODY_GET_RUN:
-    case RV__REQUEST__BODY_LIST_RUNS:
-    case RV__REQUEST__BODY_HISTORY:
-    case RV__REQUEST__BODY_LOGS:
-    case RV__REQUEST__BODY_ANALYTICS:
-    case RV__REQUEST__BODY_ARTIFACT:
-    case RV__REQUEST__BODY_FETCH:
-        break;
-    default:
+    if (!rpc__is_read(req) && req->body_case != RV__REQUEST__BODY_FETCH)
         return RV_EINVAL;
-    }
     if ((rp = malloc(sizeof *rp)) == NULL)
         return RV_ENOMEM;
     rpc__reply_init(rp);
@@ -664,6 +654,26 @@ rpc_store_answer(struct store *st, const Rv__Request *req,
         rpc__fetch(st, req->fetch, rp);
     else
         rpc__read_store(st, req, rp);
+    *out = rp;
+    return RV_OK;
+}
+
+int
+rpc_write_answer(uint64_t index, struct store_result *results, size_t n,
+                 struct rpc_reply **out)
+{
+    struct rpc_reply *rp = malloc(sizeof *rp);
+    if (rp == NULL) {
+        free(results);
+        return RV_ENOMEM;
+    }
+    rpc__reply_init(rp);
+    rp->resp.has_index = index != 0;
+    rp->resp.index = index;
+    if (n > 0)
+        rpc__write_results(rp, results, n); /* Takes results. */
+    else
+        free(results);
     *out = rp;
     return RV_OK;
 }

@@ -119,23 +119,14 @@ rpc__is_forwardable(const Rv__Request *req)
 {
     if (req->has_is_forwarded && req->is_forwarded)
         return 0;
-    switch (req->body_case) {
-    case RV__REQUEST__BODY_WRITE:
-    case RV__REQUEST__BODY_CLUSTER:
+    if (req->body_case == RV__REQUEST__BODY_WRITE ||
+        req->body_case == RV__REQUEST__BODY_CLUSTER)
         return 1;
-    case RV__REQUEST__BODY_GET_RUN:
-    case RV__REQUEST__BODY_LIST_RUNS:
-    case RV__REQUEST__BODY_HISTORY:
-    case RV__REQUEST__BODY_LOGS:
-    case RV__REQUEST__BODY_ANALYTICS:
-    case RV__REQUEST__BODY_ARTIFACT:
-        /* A stale read is served here; leader and linearizable ones
-         * where the leader is. */
-        return req->read == NULL || !req->read->has_consistency ||
-               req->read->consistency != RV__CONSISTENCY__STALE;
-    default:
-        return 0;
-    }
+    /* A stale read is served here; leader and linearizable ones where the
+     * leader is. */
+    return rpc__is_read(req) &&
+           (req->read == NULL || !req->read->has_consistency ||
+            req->read->consistency != RV__CONSISTENCY__STALE);
 }
 
 const Rv__Response *

@@ -127,6 +127,14 @@ int rpc_write_prepare(Rv__WriteRequest *wr, int64_t now_ms,
 struct rpc_reply;
 int rpc_store_answer(struct store *st, const Rv__Request *req,
                      struct rpc_reply **out);
+
+/* The answer a leader gives to a write applied at raft index index (0:
+ * none) with these results, one per command: into *out as for
+ * rpc_store_answer. Takes ownership of results (malloc'd, n of them, or
+ * NULL when n is 0) in every case. Returns RV_OK or RV_ENOMEM. */
+int rpc_write_answer(uint64_t index, struct store_result *results, size_t n,
+                     struct rpc_reply **out);
+
 const Rv__Response *rpc_reply_response(const struct rpc_reply *rp);
 void rpc_reply_free(struct rpc_reply *rp); /* NULL is allowed. */
 

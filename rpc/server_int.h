@@ -96,6 +96,10 @@ void rpc__fetch(struct store *st, const Rv__FetchRequest *f,
 
 /* ---- answer.c: the replica ---------------------------------------------- */
 
+/* 1 if req is a read of the store (get_run, list_runs, history, logs,
+ * analytics, artifact), which consistency and min_index apply to. */
+int rpc__is_read(const Rv__Request *req);
+
 /* Hand op to the replica and wait until it is done (caller's thread). */
 void rpc__run_op(struct rpc_caller *c, struct replica_op *op);
 
