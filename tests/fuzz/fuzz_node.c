@@ -3,7 +3,7 @@
 #include "tests/fuzz/fuzz_node.h"
 
 #include "proto/proto.h"
-#include "rpc/server.h"
+#include "rpc/answer.h"
 #include "store/store.h"
 
 #include <ftw.h>

@@ -1,6 +1,6 @@
-/* The RPC answering path without a replica (rpc/server.h): the checks at
+/* The RPC answering path without a replica (rpc/answer.h): the checks at
  * the door keep their answers, and reads are answered from a store. */
-#include "rpc/server.h"
+#include "rpc/answer.h"
 #include "tests/lib/harness.h"
 
 #include <stdio.h>
