@@ -595,6 +595,37 @@ replica__check_cb(uv_check_t *h)
     replica__publish(r);
 }
 
+/* Queue a write handed in (a leader, not stopping), or refuse it when the
+ * queue is full. */
+static void
+replica__accept_write(struct replica *r, struct replica_op *op)
+{
+    if (r->pending_bytes + op->packed_len > REPLICA_MAX_PENDING_BYTES) {
+        replica__finish(op, RV_EUNAVAILABLE,
+                        "the write queue is full: retry later");
+        return;
+    }
+    if (replica__effective_durability(r, op) == REPLICA_MEMORY) {
+        /* Acknowledged on acceptance: keep a copy, answer now. */
+        struct replica_op *copy = malloc(sizeof *copy);
+        void *packed = malloc(op->packed_len ? op->packed_len : 1);
+        if (copy == NULL || packed == NULL) {
+            free(copy);
+            free(packed);
+            replica__finish(op, RV_ENOMEM, NULL);
+            return;
+        }
+        memcpy(packed, op->packed, op->packed_len);
+        *copy = *op;
+        copy->packed = packed;
+        copy->is_acked = 1;
+        replica__finish(op, RV_OK, NULL);
+        op = copy;
+    }
+    r->pending_bytes += op->packed_len;
+    replica__push(&r->writes, op);
+}
+
 static void
 replica__take_inbound(struct replica *r)
 {
@@ -627,30 +658,7 @@ replica__take_inbound(struct replica *r)
         }
         switch (op->kind) {
         case REPLICA_OP_WRITE:
-            if (r->pending_bytes + op->packed_len > REPLICA_MAX_PENDING_BYTES) {
-                replica__finish(op, RV_EUNAVAILABLE,
-                                "the write queue is full: retry later");
-                break;
-            }
-            if (replica__effective_durability(r, op) == REPLICA_MEMORY) {
-                /* Acknowledged on acceptance: keep a copy, answer now. */
-                struct replica_op *copy = malloc(sizeof *copy);
-                void *packed = malloc(op->packed_len ? op->packed_len : 1);
-                if (copy == NULL || packed == NULL) {
-                    free(copy);
-                    free(packed);
-                    replica__finish(op, RV_ENOMEM, NULL);
-                    break;
-                }
-                memcpy(packed, op->packed, op->packed_len);
-                *copy = *op;
-                copy->packed = packed;
-                copy->is_acked = 1;
-                replica__finish(op, RV_OK, NULL);
-                op = copy;
-            }
-            r->pending_bytes += op->packed_len;
-            replica__push(&r->writes, op);
+            replica__accept_write(r, op);
             break;
         case REPLICA_OP_BARRIER:
             replica__push(&r->barriers, op);

@@ -195,6 +195,27 @@ rpc__cluster_op(const Rv__ClusterRequest *cr, struct replica_op *op,
     }
 }
 
+/* Raft sends nothing more to a removed node: tell it to stop (best
+ * effort, one attempt of 1 s). */
+static void
+rpc__tell_removed(struct rpc_caller *c, const struct store_node *gone)
+{
+    Rv__Request nreq = RV__REQUEST__INIT;
+    Rv__ClusterRequest ncr = RV__CLUSTER_REQUEST__INIT;
+    Rv__Response *nresp = NULL;
+    char errmsg[RV_ERRMSG_SIZE];
+    ncr.op = RV__CLUSTER_OP__CLUSTER_REMOVE;
+    ncr.has_id = ncr.has_is_notice = ncr.is_notice = 1;
+    ncr.id = gone->id;
+    nreq.body_case = RV__REQUEST__BODY_CLUSTER;
+    nreq.cluster = &ncr;
+    if (rvc_call_once(gone->rpc_addr, &nreq, 1000, &nresp, errmsg) != RV_OK)
+        rv_logf(c->s->log, RV_LOG_WARN, "rpc",
+                "removed node %llu was not told: %s",
+                (unsigned long long)gone->id, errmsg);
+    rvc_response_free(nresp);
+}
+
 void
 rpc__cluster(struct rpc_caller *c, const Rv__ClusterRequest *cr,
              struct rpc_reply *rp)
@@ -237,20 +258,6 @@ rpc__cluster(struct rpc_caller *c, const Rv__ClusterRequest *cr,
         return;
     }
     const struct store_node *gone = rpc__known(c, op.node_id);
-    if (op.change == REPLICA_REMOVE && gone != NULL && gone->rpc_addr[0]) {
-        /* Raft sends nothing more to a removed node: tell it to stop. */
-        Rv__Request nreq = RV__REQUEST__INIT;
-        Rv__ClusterRequest ncr = RV__CLUSTER_REQUEST__INIT;
-        Rv__Response *nresp = NULL;
-        ncr.op = RV__CLUSTER_OP__CLUSTER_REMOVE;
-        ncr.has_id = ncr.has_is_notice = ncr.is_notice = 1;
-        ncr.id = op.node_id;
-        nreq.body_case = RV__REQUEST__BODY_CLUSTER;
-        nreq.cluster = &ncr;
-        if (rvc_call_once(gone->rpc_addr, &nreq, 1000, &nresp, errmsg) != RV_OK)
-            rv_logf(c->s->log, RV_LOG_WARN, "rpc",
-                    "removed node %llu was not told: %s",
-                    (unsigned long long)op.node_id, errmsg);
-        rvc_response_free(nresp);
-    }
+    if (op.change == REPLICA_REMOVE && gone != NULL && gone->rpc_addr[0])
+        rpc__tell_removed(c, gone);
 }
