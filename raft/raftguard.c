@@ -74,6 +74,8 @@ raftguard__append_cb(struct raft_io_append *req, int status)
     raft_index was_bound = g->bound;
     g->is_bounded = 1;
     g->bound = a.last;
+    if (status != 0 && g->on_write_failed != NULL)
+        g->on_write_failed(g, status);
     a.cb(req, status);
     g->is_bounded = was_bounded;
     g->bound = was_bound;

@@ -47,6 +47,11 @@ struct raftguard {
     struct raftguard_append *appends; /* Pending writes. */
     size_t n_appends, cap_appends;
     uint64_t n_clamped; /* Results whose last_log_index was lowered. */
+    /* Optional, set after raftguard_install(): called with the guard and
+     * raft's status when a log write failed, before raft's own callback
+     * hears of it (the replica stops: raft 0.15 would carry on with a log
+     * it did not persist). */
+    void (*on_write_failed)(struct raftguard *g, int status);
 };
 
 /* At most this many guards are installed at once in a process (every

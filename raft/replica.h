@@ -20,8 +20,8 @@
  * synced (one sync covers every strict write of the entry).
  *
  * Faults. A raft disk error on the leader (apply callback) or on a follower
- * (a wrapped io.append), or a store fault in apply, stops the replica
- * (fail-stop): replica_wait() returns RV_EXIT_IO. The vlog scrub
+ * (the raftguard's on_write_failed hook), or a store fault in apply, stops
+ * the replica (fail-stop): replica_wait() returns RV_EXIT_IO. The vlog scrub
  * (store/scrub.h), started and stopped with the replica, re-checks every
  * record of the sealed vlog segments; a damaged one stops the replica with
  * RV_EXIT_CORRUPT (the node is wiped and rejoins). When raft stops itself

@@ -23,12 +23,6 @@ struct replica__list {
     size_t n;
 };
 
-/* Where raft's append callback for one request went while we wrap it. */
-struct replica__append {
-    struct raft_io_append *req;
-    raft_io_append_cb cb;
-};
-
 enum replica__step {
     STEP_NONE,
     STEP_NODE_PUT, /* Record the node's addresses (a write). */
@@ -103,15 +97,10 @@ struct replica {
     uint64_t announced_term;
     uint64_t n_entries, n_commands, n_barriers, n_syncs;
 
-    /* raft_io wrappers. */
-    int (*io_append)(struct raft_io *io, struct raft_io_append *req,
-                     const struct raft_entry entries[], unsigned n,
-                     raft_io_append_cb cb);
+    /* The raft_io close wrapper (replica_start.c). */
     void (*io_close)(struct raft_io *io, raft_io_close_cb cb);
     raft_io_close_cb io_close_cb;
     int is_io_close_fired;
-    struct replica__append *appends;
-    size_t n_appends, cap_appends;
 };
 
 /* ---- replica.c: queues and outcomes ---------------------------------------

@@ -1,6 +1,6 @@
 /* Starting a replica and freeing it (contract in replica.h, state in
  * replica_int.h): the configuration checks, the store, raft_uv and its TCP
- * transport, bootstrap, the loop's handles, the raft_io wrappers that turn
+ * transport, bootstrap, the loop's handles, the hooks on raft_io that turn
  * a failed disk write into a fail-stop, and the final free. */
 #include "raft/replica_int.h"
 #include "store/scrub.h"
@@ -10,10 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-/* raft_io_append requests carry raft's own data pointer, so the wrapped
- * callback finds its replica here: one replica per process. */
-static struct replica *replica__append_owner;
 
 /* ---- raft_io wrappers -----------------------------------------------------
  */
@@ -45,49 +41,18 @@ replica__io_close(struct raft_io *io, raft_io_close_cb cb)
 }
 
 /* A disk write failed on this node (leader or follower): raft 0.15 would
- * carry on with a log it did not persist (§6 #5, #6), so stop. */
+ * carry on with a log it did not persist (§6 #5, #6), so stop. Called by
+ * the guard (raftguard.h) before raft's callback. */
 static void
-replica__io_append_cb(struct raft_io_append *req, int status)
+replica__write_failed(struct raftguard *g, int status)
 {
-    struct replica *r = replica__append_owner;
-    raft_io_append_cb cb = NULL;
-    /* Find the request among the wrapped ones; few are ever pending. */
-    for (size_t i = 0; r != NULL && i < r->n_appends; i++) {
-        if (r->appends[i].req == req) {
-            cb = r->appends[i].cb;
-            r->appends[i] = r->appends[--r->n_appends];
-            break;
-        }
-    }
-    if (status != 0 && r != NULL && !r->is_closing) {
-        char why[RV_ERRMSG_SIZE];
-        snprintf(why, sizeof why, "raft log write failed: %s",
-                 raft_strerror(status));
-        replica__fail(r, RV_EXIT_IO, why);
-    }
-    if (cb != NULL)
-        cb(req, status);
-}
-
-static int
-replica__io_append(struct raft_io *io, struct raft_io_append *req,
-                   const struct raft_entry entries[], unsigned n,
-                   raft_io_append_cb cb)
-{
-    struct replica *r = replica__of_io(io);
-    if (r->n_appends == r->cap_appends) {
-        size_t cap = r->cap_appends ? 2 * r->cap_appends : 16;
-        struct replica__append *a = realloc(r->appends, cap * sizeof *a);
-        if (a == NULL)
-            return RAFT_NOMEM;
-        r->appends = a;
-        r->cap_appends = cap;
-    }
-    r->appends[r->n_appends++] = (struct replica__append){req, cb};
-    int rv = r->io_append(io, req, entries, n, replica__io_append_cb);
-    if (rv != 0)
-        r->n_appends--; /* Not started: raft handles the error itself. */
-    return rv;
+    struct replica *r = g->user_data;
+    if (r->is_closing)
+        return;
+    char why[RV_ERRMSG_SIZE];
+    snprintf(why, sizeof why, "raft log write failed: %s",
+             raft_strerror(status));
+    replica__fail(r, RV_EXIT_IO, why);
 }
 
 /* ---- Start ----------------------------------------------------------------
@@ -194,11 +159,8 @@ replica__free(struct replica *r)
         for (int i = 0; i < 100 && uv_loop_close(&r->loop) == UV_EBUSY; i++)
             uv_run(&r->loop, UV_RUN_NOWAIT);
     }
-    if (replica__append_owner == r)
-        replica__append_owner = NULL;
     if (r->is_raft_init)
         raftguard_close(&r->guard);
-    free(r->appends);
     rv_buf_free(&r->step_packed);
     raftfsm_close(&r->fsm);
     store_close(r->store);
@@ -263,8 +225,7 @@ replica__init_raft(struct replica *r, const struct replica_config *cfg,
         rv_errmsg_printf(errmsg, "raftguard_install: %s", raft_strerror(rv));
         return RV_ESTATE;
     }
-    r->io_append = r->io.append;
-    r->io.append = replica__io_append;
+    r->guard.on_write_failed = replica__write_failed;
     r->io_close = r->io.close;
     r->io.close = replica__io_close;
     return RV_OK;
@@ -297,8 +258,8 @@ replica__init_handles(struct replica *r)
     return RV_OK;
 }
 
-/* A replica holding a copy of cfg, registered as the process's one
- * replica, or NULL (out of memory, nothing left allocated). */
+/* A replica holding a copy of cfg, or NULL (out of memory, nothing left
+ * allocated). */
 static struct replica *
 replica__new(const struct replica_config *cfg)
 {
@@ -321,7 +282,6 @@ replica__new(const struct replica_config *cfg)
         cfg->heartbeat_ms ? cfg->heartbeat_ms : REPLICA_DEFAULT_HEARTBEAT;
     r->sync_ms = cfg->sync_ms ? cfg->sync_ms : REPLICA_DEFAULT_SYNC_MS;
     r->log = cfg->log;
-    replica__append_owner = r;
     rv_buf_init(&r->step_packed);
     if (r->data_dir == NULL) {
         replica__free(r);
@@ -400,10 +360,6 @@ replica_start(struct replica **out, const struct replica_config *cfg,
     int rc = replica__check_config(cfg, errmsg);
     if (rc != RV_OK)
         return rc;
-    if (replica__append_owner != NULL) {
-        rv_errmsg_printf(errmsg, "one replica per process");
-        return RV_ESTATE;
-    }
     struct replica *r = replica__new(cfg);
     if (r == NULL)
         return RV_ENOMEM;
