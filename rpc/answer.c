@@ -1,4 +1,4 @@
-/* The answering path without transport (contract in server.h and
+/* The answering path without transport (contract in answer.h and
  * server_int.h): the checks at the door, writes handed to the replica's
  * batcher, the read gate (consistency, min_index), and rpc_caller_answer,
  * which the nng workers (listen.c) and the HTTP gateway both use. */

@@ -1,4 +1,4 @@
-/* Following the leader (contract in server_int.h and server.h): the
+/* Following the leader (contract in server_int.h and answer.h): the
  * leader's address for a redirect, and forwarding of in-process requests.
  *
  * Only a request answered in-process (rpc_caller_answer from the HTTP
