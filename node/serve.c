@@ -283,24 +283,6 @@ struct node {
     int is_stopped, exit_code;
 };
 
-/* The process exit code for why the replica stopped. */
-static int
-node__exit_of_replica(int why)
-{
-    switch (why) {
-    case REPLICA_EXIT_OK:
-        return RV_EXIT_OK;
-    case REPLICA_EXIT_IO:
-        return RV_EXIT_IO;
-    case REPLICA_EXIT_CORRUPT:
-        return RV_EXIT_CORRUPT;
-    case REPLICA_EXIT_REMOVED:
-        return RV_EXIT_REMOVED;
-    default:
-        return RV_EXIT_RAFT;
-    }
-}
-
 /* Once the replica stopped, the rest of the stop (gateway, RPC server,
  * store close) gets NODE_STOP_GRACE_MS (NODE_FAIL_GRACE_MS after a
  * fail-stop, which a supervisor should see quickly); past that the process
@@ -603,14 +585,22 @@ node__run(struct node *n, const sigset_t *sigs, int lock_fd)
     /* raft is closed and every entry it acknowledged is on disk; what is
      * left must not hang the exit (nng 1.5.2's nng_close can deadlock,
      * nanomsg/nng#1543: seen after a leader's fsync failed). */
-    n->exit_code = node__exit_of_replica(replica_exit_code(n->rep));
+    n->exit_code = replica_exit_code(n->rep);
+    if (n->exit_code == RV_EXIT_RAFT) {
+        /* raft stopped itself and cannot be closed (raft/replica.h): exit
+         * at once, as a crash would. */
+        rv_logf(&n->log, RV_LOG_ERROR, "node",
+                "raft stopped itself: exiting now (code %d)", RV_EXIT_RAFT);
+        fflush(stderr);
+        _exit(RV_EXIT_RAFT);
+    }
     int has_watchdog =
         pthread_create(&n->watchdog, NULL, node__watchdog, n) == 0;
     if (has_helper)
         pthread_join(n->helper, NULL);
     gateway_stop(n->gw);     /* Queued requests are answered 503. */
     rpc_server_stop(n->rpc); /* Workers finish: the replica answered all. */
-    int code = node__exit_of_replica(replica_wait(n->rep));
+    int code = replica_wait(n->rep);
     close(lock_fd);
     if (has_watchdog) {
         pthread_mutex_lock(&n->watchdog_lock);

@@ -1,12 +1,12 @@
 #include "raft/raftguard.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* Every installed guard: an append callback gets only its request, so it
  * looks for the guard that holds it (a handful of guards per process, a
  * few pending writes each; raft's thread only). */
-#define RAFTGUARD_MAX_GUARDS 16
 static struct raftguard *raftguard__all[RAFTGUARD_MAX_GUARDS];
 
 static struct raftguard *
@@ -62,12 +62,20 @@ raftguard__append_cb(struct raft_io_append *req, int status)
             }
         }
     }
-    if (g == NULL)
-        return; /* Not ours: cannot happen. */
+    if (g == NULL) {
+        /* Every write raft starts through a guard is recorded before it
+         * starts; a callback for none of them means the table is broken,
+         * and dropping it would stall raft silently. */
+        fprintf(stderr, "raftguard: append callback for an unknown request "
+                        "(a bug): aborting\n");
+        abort();
+    }
     int was_bounded = g->is_bounded;
     raft_index was_bound = g->bound;
     g->is_bounded = 1;
     g->bound = a.last;
+    if (status != 0 && g->on_write_failed != NULL)
+        g->on_write_failed(g, status);
     a.cb(req, status);
     g->is_bounded = was_bounded;
     g->bound = was_bound;
@@ -115,9 +123,14 @@ raftguard__send(struct raft_io *io, struct raft_io_send *req,
     return g->send(io, req, &m, cb);
 }
 
-void
+int
 raftguard_install(struct raftguard *g, struct raft *r)
 {
+    size_t slot = 0;
+    while (slot < RAFTGUARD_MAX_GUARDS && raftguard__all[slot] != NULL)
+        slot++;
+    if (slot == RAFTGUARD_MAX_GUARDS)
+        return RAFT_TOOMANY; /* r is left as it was. */
     memset(g, 0, sizeof *g);
     g->raft = r;
     g->user_data = r->data;
@@ -128,12 +141,8 @@ raftguard_install(struct raftguard *g, struct raft *r)
     r->io->start = raftguard__start;
     r->io->send = raftguard__send;
     r->io->append = raftguard__append;
-    for (size_t k = 0; k < RAFTGUARD_MAX_GUARDS; k++) {
-        if (raftguard__all[k] == NULL) {
-            raftguard__all[k] = g;
-            break;
-        }
-    }
+    raftguard__all[slot] = g;
+    return 0;
 }
 
 void

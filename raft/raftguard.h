@@ -47,13 +47,29 @@ struct raftguard {
     struct raftguard_append *appends; /* Pending writes. */
     size_t n_appends, cap_appends;
     uint64_t n_clamped; /* Results whose last_log_index was lowered. */
+    /* Optional, set after raftguard_install(): called with the guard and
+     * raft's status when a log write failed, before raft's own callback
+     * hears of it (the replica stops: raft 0.15 would carry on with a log
+     * it did not persist). */
+    void (*on_write_failed)(struct raftguard *g, int status);
 };
 
-/* Install g on r: after raft_init(), before raft_start(). Sets r->data to
- * g (the previous value is kept in g->user_data). */
-void raftguard_install(struct raftguard *g, struct raft *r);
+/* At most this many guards are installed at once in a process (every
+ * append callback searches them all). */
+#define RAFTGUARD_MAX_GUARDS 16
 
-/* Free what the guard allocated (after raft closed). */
+/* Install g on r: after raft_init(), before raft_start(). Sets r->data to
+ * g (the previous value is kept in g->user_data). Returns 0, or
+ * RAFT_TOOMANY when RAFTGUARD_MAX_GUARDS guards are installed already
+ * (then nothing is changed: r must not be started unguarded, close it).
+ *
+ * A write completion raft receives for a request no guard recorded is a
+ * bug: the process aborts with a message on stderr rather than drop
+ * raft's callback (which would stall its log silently). */
+int raftguard_install(struct raftguard *g, struct raft *r);
+
+/* Free what the guard allocated (after raft closed). A guard whose
+ * install failed, or a zeroed one, is allowed. */
 void raftguard_close(struct raftguard *g);
 
 #endif /* RV_RAFT_RAFTGUARD_H */

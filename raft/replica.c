@@ -1,121 +1,17 @@
-/* The replica: raft on its libuv loop thread, the batcher, leadership,
- * membership and shutdown (contract in replica.h). */
-#include "raft/replica.h"
-
+/* The replica: raft on its libuv loop thread, the batcher, leadership
+ * and shutdown (contract in replica.h, state in replica_int.h;
+ * membership changes are in membership.c). */
 #include "base/clock.h"
-#include "raft/raftguard.h"
-#include "store/vlog.h"
+#include "raft/replica_int.h"
+#include "store/scrub.h"
 
-#include <errno.h>
-#include <pthread.h>
-#include <raft/uv.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#include <uv.h>
-
-/* A FIFO of ops (loop thread, or under r->lock for the inbound queue). */
-struct replica__list {
-    struct replica_op *head, *tail;
-    size_t n;
-};
-
-/* Where raft's append callback for one request went while we wrap it. */
-struct replica__append {
-    struct raft_io_append *req;
-    raft_io_append_cb cb;
-};
-
-enum replica__step {
-    STEP_NONE,
-    STEP_NODE_PUT, /* Record the node's addresses (a write). */
-    STEP_ADD,      /* raft_add: spare. */
-    STEP_STANDBY,  /* raft_assign standby. */
-    STEP_CATCH_UP, /* Wait for its match index. */
-    STEP_VOTER,    /* raft_assign voter. */
-    STEP_REMOVE,   /* raft_remove. */
-    STEP_NODE_DEL, /* Forget the node's addresses (a write). */
-    STEP_TRANSFER  /* raft_transfer pending. */
-};
-
-struct replica {
-    /* Configuration (copied). */
-    uint64_t id;
-    char *data_dir;
-    char raft_dir[4096];
-    char raft_addr[STORE_MAX_ADDR_BYTES + 1];
-    char rpc_addr[STORE_MAX_ADDR_BYTES + 1];
-    char http_addr[STORE_MAX_ADDR_BYTES + 1];
-    int durability;
-    unsigned election_ms, heartbeat_ms, sync_ms;
-    const struct rv_log *log;
-
-    struct store *store;
-    struct raftfsm fsm;
-    struct raftguard guard;
-    uv_loop_t loop;
-    struct raft_uv_transport transport;
-    struct raft_io io;
-    struct raft raft;
-    uv_async_t async;
-    uv_check_t check;
-    uv_timer_t sync_timer, tick_timer, close_timer;
-    pthread_t thread;
-    int is_raft_init, is_raft_started, is_loop_init, is_transport_init,
-        is_io_init;
-
-    /* Inbound queue and published state (under lock). */
-    pthread_mutex_t lock;
-    pthread_cond_t applied_cond;
-    struct replica__list inbound;
-    int is_stop_requested, is_loop_done, is_removed;
-    /* The scrub thread (replica__scrub_main) and what it found. */
-    pthread_t scrub_thread;
-    pthread_cond_t scrub_cond;
-    int is_scrub_started, is_scrub_stop, is_corrupt;
-    char corrupt_msg[RV_ERRMSG_SIZE];
-    struct replica_info info;
-
-    /* Loop thread only. */
-    struct replica__list writes, barriers, in_flight, sync_waiters;
-    size_t pending_bytes;
-    int is_in_flight;
-    struct raft_apply apply_req;
-    struct raft_barrier barrier_req;
-    struct raft_change change_req;
-    struct raft_transfer transfer_req;
-    struct replica_op *change_op;
-    enum replica__step step;
-    uint64_t step_deadline_ms;
-    struct replica_op step_write; /* node_put / node_del of a change. */
-    struct rv_buf step_packed;
-    int is_leader, is_serving;
-    int was_member; /* Seen in a configuration by this process. */
-    int is_stopping, is_closing, is_closed, exit_code;
-    int is_transfer_sent;      /* cluster transfer: TimeoutNow sent. */
-    int is_stop_transfer_sent; /* Stopping: handover started. */
-    uint64_t stop_deadline_ms;
-    uint64_t last_synced;
-    uint64_t announced_term;
-    uint64_t n_entries, n_commands, n_barriers, n_syncs;
-
-    /* raft_io wrappers. */
-    int (*io_append)(struct raft_io *io, struct raft_io_append *req,
-                     const struct raft_entry entries[], unsigned n,
-                     raft_io_append_cb cb);
-    void (*io_close)(struct raft_io *io, raft_io_close_cb cb);
-    raft_io_close_cb io_close_cb;
-    int is_io_close_fired;
-    struct replica__append *appends;
-    size_t n_appends, cap_appends;
-};
 
 /* ---- Small helpers ------------------------------------------------------ */
 
-static void
+void
 replica__push(struct replica__list *l, struct replica_op *op)
 {
     op->next = NULL;
@@ -127,7 +23,7 @@ replica__push(struct replica__list *l, struct replica_op *op)
     l->n++;
 }
 
-static struct replica_op *
+struct replica_op *
 replica__pop(struct replica__list *l)
 {
     struct replica_op *op = l->head;
@@ -141,7 +37,7 @@ replica__pop(struct replica__list *l)
     return op;
 }
 
-static void
+void
 replica__finish(struct replica_op *op, int code, const char *message)
 {
     if (op->is_acked) {
@@ -159,7 +55,7 @@ replica__finish(struct replica_op *op, int code, const char *message)
     op->done(op);
 }
 
-static void
+void
 replica__finish_all(struct replica__list *l, int code, const char *message)
 {
     struct replica_op *op;
@@ -167,17 +63,11 @@ replica__finish_all(struct replica__list *l, int code, const char *message)
         replica__finish(op, code, message);
 }
 
-static struct replica *
+struct replica *
 replica__of_raft(struct raft *raft)
 {
     struct raftguard *g = raft->data;
     return g->user_data;
-}
-
-static struct replica *
-replica__of_io(struct raft_io *io)
-{
-    return replica__of_raft(io->data);
 }
 
 const char *
@@ -274,7 +164,7 @@ replica_op_clean(struct replica_op *op)
 
 /* ---- Publishing state ---------------------------------------------------- */
 
-static void
+void
 replica__publish(struct replica *r)
 {
     struct replica_info in;
@@ -362,85 +252,15 @@ replica_store(struct replica *r)
 
 static void replica__begin_close(struct replica *r);
 
-static void
+void
 replica__fail(struct replica *r, int exit_code, const char *why)
 {
-    if (r->exit_code == REPLICA_EXIT_OK)
+    if (r->exit_code == RV_EXIT_OK)
         r->exit_code = exit_code;
     rv_logf(r->log, RV_LOG_ERROR, "replica", "stopping: %s", why);
     r->is_stopping = 1;
     r->is_stop_transfer_sent = 1; /* No handover from a failed node. */
     replica__begin_close(r);
-}
-
-/* raft_uv may call the close callback twice (raft-0.15.md §6 #8): only the
- * first call reaches raft. */
-static void
-replica__io_close_cb(struct raft_io *io)
-{
-    struct replica *r = replica__of_io(io);
-    if (r->is_io_close_fired)
-        return;
-    r->is_io_close_fired = 1;
-    r->io_close_cb(io);
-}
-
-static void
-replica__io_close(struct raft_io *io, raft_io_close_cb cb)
-{
-    struct replica *r = replica__of_io(io);
-    r->io_close_cb = cb;
-    r->io_close(io, replica__io_close_cb);
-}
-
-/* raft_io_append requests carry raft's own data pointer, so the wrapped
- * callback finds its replica here: one replica per process. */
-static struct replica *replica__append_owner;
-
-/* A disk write failed on this node (leader or follower): raft 0.15 would
- * carry on with a log it did not persist (§6 #5, #6), so stop. */
-static void
-replica__io_append_cb(struct raft_io_append *req, int status)
-{
-    struct replica *r = replica__append_owner;
-    raft_io_append_cb cb = NULL;
-    /* Find the request among the wrapped ones; few are ever pending. */
-    for (size_t i = 0; r != NULL && i < r->n_appends; i++) {
-        if (r->appends[i].req == req) {
-            cb = r->appends[i].cb;
-            r->appends[i] = r->appends[--r->n_appends];
-            break;
-        }
-    }
-    if (status != 0 && r != NULL && !r->is_closing) {
-        char why[RV_ERRMSG_SIZE];
-        snprintf(why, sizeof why, "raft log write failed: %s",
-                 raft_strerror(status));
-        replica__fail(r, REPLICA_EXIT_IO, why);
-    }
-    if (cb != NULL)
-        cb(req, status);
-}
-
-static int
-replica__io_append(struct raft_io *io, struct raft_io_append *req,
-                   const struct raft_entry entries[], unsigned n,
-                   raft_io_append_cb cb)
-{
-    struct replica *r = replica__of_io(io);
-    if (r->n_appends == r->cap_appends) {
-        size_t cap = r->cap_appends ? 2 * r->cap_appends : 16;
-        struct replica__append *a = realloc(r->appends, cap * sizeof *a);
-        if (a == NULL)
-            return RAFT_NOMEM;
-        r->appends = a;
-        r->cap_appends = cap;
-    }
-    r->appends[r->n_appends++] = (struct replica__append){req, cb};
-    int rv = r->io_append(io, req, entries, n, replica__io_append_cb);
-    if (rv != 0)
-        r->n_appends--; /* Not started: raft handles the error itself. */
-    return rv;
 }
 
 static void
@@ -449,7 +269,7 @@ replica__handle_closed(uv_handle_t *h)
     (void)h;
 }
 
-static void
+void
 replica__raft_closed(struct raft *raft)
 {
     struct replica *r = replica__of_raft(raft);
@@ -472,7 +292,7 @@ replica__close_timer_cb(uv_timer_t *t)
     r->is_closing = 1;
     /* Sync what was applied: a clean stop needs no replay. */
     char errmsg[RV_ERRMSG_SIZE];
-    if (!r->fsm.is_failed && r->exit_code == REPLICA_EXIT_OK &&
+    if (!r->fsm.is_failed && r->exit_code == RV_EXIT_OK &&
         store_sync(r->store, errmsg) != RV_OK)
         rv_logf(r->log, RV_LOG_ERROR, "replica", "final sync: %s", errmsg);
     replica__finish_all(&r->writes, RV_EUNAVAILABLE, "the node is stopping");
@@ -492,10 +312,7 @@ replica__close_timer_cb(uv_timer_t *t)
 static void
 replica__begin_close(struct replica *r)
 {
-    pthread_mutex_lock(&r->lock); /* No wake-ups from the scrub from now. */
-    r->is_scrub_stop = 1;
-    pthread_cond_broadcast(&r->scrub_cond);
-    pthread_mutex_unlock(&r->lock);
+    store_scrub_stop(r->scrub); /* No wake-ups from the scrub from now. */
     if (!uv_is_active((uv_handle_t *)&r->close_timer) && !r->is_closing)
         uv_timer_start(&r->close_timer, replica__close_timer_cb, 0, 0);
 }
@@ -504,7 +321,6 @@ replica__begin_close(struct replica *r)
  */
 
 static void replica__schedule(struct replica *r);
-static void *replica__scrub_main(void *arg);
 
 /* The next step after a raft callback with this status. raft 0.15 fails a
  * deposed leader's requests (RAFT_LEADERSHIPLOST) from convertClearLeader,
@@ -513,7 +329,7 @@ static void *replica__scrub_main(void *arg);
  * replicates through the freed array (a NULL dereference, found by the
  * fault suite's leader partition). A failed request's follow-up therefore
  * runs on a later loop turn, through the async handle. */
-static void
+void
 replica__schedule_after(struct replica *r, int status)
 {
     if (status == 0)
@@ -539,7 +355,7 @@ replica__sync_waiters(struct replica *r)
     r->n_syncs++;
     if (rc != RV_OK) {
         replica__finish_all(&r->sync_waiters, RV_EUNKNOWN, errmsg);
-        replica__fail(r, REPLICA_EXIT_IO, errmsg);
+        replica__fail(r, RV_EXIT_IO, errmsg);
         return;
     }
     r->last_synced = store_applied_index(r->store);
@@ -568,7 +384,7 @@ replica__entry_done(struct replica *r, int status,
                 replica__finish(op, code, msg);
         }
         if (status == RAFT_IOERR || status == RAFT_NOSPACE || r->fsm.is_failed)
-            replica__fail(r, REPLICA_EXIT_IO, msg);
+            replica__fail(r, RV_EXIT_IO, msg);
         return;
     }
     while ((op = replica__pop(&r->in_flight)) != NULL) {
@@ -684,328 +500,7 @@ replica__submit_barrier(struct replica *r)
     r->n_barriers++;
 }
 
-/* ---- Membership ---------------------------------------------------------- */
-
-static const struct raft_server *
-replica__member(struct replica *r, uint64_t id, unsigned *pos)
-{
-    const struct raft_configuration *c = &r->raft.configuration;
-    for (unsigned i = 0; i < c->n; i++) {
-        if (c->servers[i].id == id) {
-            if (pos != NULL)
-                *pos = i;
-            return &c->servers[i];
-        }
-    }
-    return NULL;
-}
-
-static void
-replica__change_done(struct replica *r, int code, const char *msg)
-{
-    struct replica_op *op = r->change_op;
-    r->change_op = NULL;
-    r->step = STEP_NONE;
-    if (op != NULL)
-        replica__finish(op, code, msg);
-}
-
-/* Queue the node_put / node_del of the change as a write of our own. */
-static void step_write_done(struct replica_op *op);
-
-static int
-replica__step_write(struct replica *r, int is_put)
-{
-    struct replica_op *c = r->change_op;
-    Rv__Command cmd = RV__COMMAND__INIT;
-    Rv__NodePut np = RV__NODE_PUT__INIT;
-    Rv__NodeDel nd = RV__NODE_DEL__INIT;
-    Rv__Command *cmds[1] = {&cmd};
-    char errmsg[RV_ERRMSG_SIZE];
-    if (is_put) {
-        np.id = c->node_id;
-        np.raft_addr = c->raft_addr;
-        np.rpc_addr = c->rpc_addr;
-        np.http_addr = c->http_addr;
-        cmd.body_case = RV__COMMAND__BODY_NODE_PUT;
-        cmd.node_put = &np;
-    } else {
-        nd.id = c->node_id;
-        cmd.body_case = RV__COMMAND__BODY_NODE_DEL;
-        cmd.node_del = &nd;
-    }
-    rv_buf_reset(&r->step_packed);
-    int rc = replica_pack_commands(cmds, 1, &r->step_packed, errmsg);
-    if (rc != RV_OK)
-        return rc;
-    memset(&r->step_write, 0, sizeof r->step_write);
-    r->step_write.kind = REPLICA_OP_WRITE;
-    r->step_write.packed = r->step_packed.data;
-    r->step_write.packed_len = r->step_packed.len;
-    r->step_write.n_commands = 1;
-    r->step_write.done = step_write_done;
-    r->step_write.data = r;
-    replica__push(&r->writes, &r->step_write);
-    r->pending_bytes += r->step_packed.len;
-    return RV_OK;
-}
-
-static void replica__change_next(struct replica *r);
-
-static void
-step_write_done(struct replica_op *op)
-{
-    struct replica *r = op->data;
-    int code = op->code != RV_OK    ? op->code
-               : op->n_results == 1 ? op->results[0].code
-                                    : RV_OK;
-    char msg[RV_ERRMSG_SIZE];
-    snprintf(msg, sizeof msg, "%s",
-             op->code != RV_OK ? op->message
-             : op->n_results == 1 && op->results[0].code != RV_OK
-                 ? op->results[0].message
-                 : "");
-    replica_op_clean(op);
-    if (r->change_op == NULL || r->step == STEP_NONE)
-        return;
-    if (code != RV_OK) {
-        replica__change_done(r, code, msg);
-        return;
-    }
-    r->step = r->step == STEP_NODE_PUT ? STEP_ADD : STEP_NONE;
-    if (r->step == STEP_NONE)
-        replica__change_done(r, RV_OK, NULL);
-    else
-        replica__change_next(r);
-}
-
-static void
-replica__change_cb(struct raft_change *req, int status)
-{
-    struct replica *r = req->data;
-    r->is_in_flight = 0;
-    if (r->change_op == NULL)
-        return;
-    if (status != 0) {
-        char msg[RV_ERRMSG_SIZE];
-        snprintf(msg, sizeof msg, "configuration change: %s",
-                 raft_strerror(status));
-        replica__change_done(
-            r, status == RAFT_NOTLEADER ? RV_ENOTLEADER : RV_EUNKNOWN, msg);
-    } else {
-        switch (r->step) {
-        case STEP_ADD:
-            r->step = STEP_STANDBY;
-            break;
-        case STEP_STANDBY:
-            r->step = STEP_CATCH_UP;
-            r->step_deadline_ms = rv_clock_mono_ms() + 600000;
-            break;
-        case STEP_VOTER:
-            replica__change_done(r, RV_OK, NULL);
-            break;
-        case STEP_REMOVE:
-            r->step = STEP_NODE_DEL;
-            break;
-        default:
-            break;
-        }
-        if (r->change_op != NULL)
-            replica__change_next(r);
-    }
-    replica__schedule_after(r, status);
-}
-
-static void
-replica__transfer_cb(struct raft_transfer *req)
-{
-    struct replica *r = req->data;
-    /* May fire twice (canonical/raft#396): only the first counts. */
-    if (r->step != STEP_TRANSFER)
-        return;
-    raft_id leader;
-    const char *addr;
-    raft_leader(&r->raft, &leader, &addr);
-    uint64_t want = r->change_op != NULL ? r->change_op->node_id : 0;
-    int is_ok = leader != 0 && leader != r->id && (want == 0 || leader == want);
-    if (r->change_op != NULL)
-        replica__change_done(r, is_ok ? RV_OK : RV_ETIMEDOUT,
-                             is_ok ? NULL : "leadership did not move");
-    r->step = STEP_NONE;
-}
-
-/* Take the next step of the change in progress, if it can go now. */
-static void
-replica__change_next(struct replica *r)
-{
-    struct replica_op *c = r->change_op;
-    const struct raft_server *m;
-    unsigned pos = 0;
-    int rv = 0;
-    /* is_serving lags raft (the check handle updates it once per loop
-     * turn); a leader that stepped down in this turn's tick has no
-     * progress array any more. */
-    if (c == NULL || r->is_in_flight || !r->is_serving ||
-        raft_state(&r->raft) != RAFT_LEADER ||
-        r->raft.leader_state.progress == NULL)
-        return;
-    r->change_req.data = r;
-    switch (r->step) {
-    case STEP_NODE_PUT:
-    case STEP_NODE_DEL:
-        if (r->writes.n == 0 || r->writes.tail != &r->step_write) {
-            int rc = replica__step_write(r, r->step == STEP_NODE_PUT);
-            if (rc != RV_OK)
-                replica__change_done(r, rc, "cannot encode the node record");
-        }
-        return; /* The write goes out with the next batch. */
-    case STEP_ADD:
-        m = replica__member(r, c->node_id, NULL);
-        if (m != NULL && strcmp(m->address, c->raft_addr) != 0) {
-            replica__change_done(r, RV_ECONFLICT,
-                                 "that id is a member with another address");
-            return;
-        }
-        if (m != NULL) {
-            r->step = m->role == RAFT_VOTER     ? STEP_NONE
-                      : m->role == RAFT_STANDBY ? STEP_CATCH_UP
-                                                : STEP_STANDBY;
-            if (r->step == STEP_NONE) {
-                replica__change_done(r, RV_OK, NULL);
-                return;
-            }
-            r->step_deadline_ms = rv_clock_mono_ms() + 600000;
-            replica__change_next(r);
-            return;
-        }
-        rv = raft_add(&r->raft, &r->change_req, c->node_id, c->raft_addr,
-                      replica__change_cb);
-        break;
-    case STEP_STANDBY:
-        rv = raft_assign(&r->raft, &r->change_req, c->node_id, RAFT_STANDBY,
-                         replica__change_cb);
-        break;
-    case STEP_CATCH_UP:
-        /* Polled from the tick timer: promote once it is nearly level. */
-        m = replica__member(r, c->node_id, &pos);
-        if (m == NULL) {
-            replica__change_done(r, RV_ENOTFOUND, "the node left");
-            return;
-        }
-        if (r->raft.leader_state.progress[pos].match_index + 64 >=
-            raft_last_index(&r->raft)) {
-            r->step = STEP_VOTER;
-            replica__change_next(r);
-        } else if (rv_clock_mono_ms() > r->step_deadline_ms) {
-            replica__change_done(r, RV_ETIMEDOUT,
-                                 "the node did not catch up in 10 minutes");
-        }
-        return;
-    case STEP_VOTER:
-        rv = raft_assign(&r->raft, &r->change_req, c->node_id, RAFT_VOTER,
-                         replica__change_cb);
-        break;
-    case STEP_REMOVE:
-        if (replica__member(r, c->node_id, NULL) == NULL) {
-            r->step = STEP_NODE_DEL;
-            replica__change_next(r);
-            return;
-        }
-        rv = raft_remove(&r->raft, &r->change_req, c->node_id,
-                         replica__change_cb);
-        break;
-    case STEP_TRANSFER:
-        if (r->is_transfer_sent)
-            return;
-        r->transfer_req.data = r;
-        rv = raft_transfer(&r->raft, &r->transfer_req, c->node_id,
-                           replica__transfer_cb);
-        if (rv == 0)
-            r->is_transfer_sent = 1;
-        if (rv == 0)
-            return;
-        break;
-    case STEP_NONE:
-    default:
-        return;
-    }
-    if (rv == 0) {
-        r->is_in_flight = 1;
-        return;
-    }
-    if (rv == RAFT_CANTCHANGE)
-        return; /* Another change is committing: the tick retries. */
-    char msg[RV_ERRMSG_SIZE];
-    snprintf(msg, sizeof msg, "%s", raft_strerror(rv));
-    replica__change_done(r,
-                         rv == RAFT_NOTLEADER     ? RV_ENOTLEADER
-                         : rv == RAFT_BADID       ? RV_ENOTFOUND
-                         : rv == RAFT_DUPLICATEID ? RV_EEXIST
-                                                  : RV_EINVAL,
-                         msg);
-}
-
-static void
-replica__change_start(struct replica *r, struct replica_op *op)
-{
-    r->change_op = op;
-    switch (op->change) {
-    case REPLICA_ADD:
-        r->step = STEP_NODE_PUT;
-        break;
-    case REPLICA_REMOVE:
-        r->step = STEP_REMOVE;
-        break;
-    case REPLICA_TRANSFER:
-        r->step = STEP_TRANSFER;
-        r->is_transfer_sent = 0;
-        break;
-    }
-    replica__change_next(r);
-}
-
 /* ---- The scheduler ------------------------------------------------------- */
-
-/* Announce this node's addresses once per term it leads, if the record
- * differs from what the store holds. */
-static void
-replica__announce(struct replica *r)
-{
-    char errmsg[RV_ERRMSG_SIZE];
-    struct store_read *rd;
-    struct store_node *nodes = NULL;
-    size_t n = 0;
-    int is_same = 0;
-    if (r->announced_term == r->raft.current_term || r->change_op != NULL)
-        return;
-    r->announced_term = r->raft.current_term;
-    if (store_read_begin(r->store, &rd, errmsg) != RV_OK)
-        return;
-    if (store_nodes_list(rd, &nodes, &n, errmsg) == RV_OK) {
-        for (size_t i = 0; i < n; i++)
-            if (nodes[i].id == r->id &&
-                strcmp(nodes[i].raft_addr, r->raft_addr) == 0 &&
-                strcmp(nodes[i].rpc_addr, r->rpc_addr) == 0 &&
-                strcmp(nodes[i].http_addr, r->http_addr) == 0)
-                is_same = 1;
-    }
-    free(nodes);
-    store_read_end(rd);
-    if (is_same)
-        return;
-    /* A change op of our own with no client waiting. */
-    struct replica_op *op = calloc(1, sizeof *op);
-    if (op == NULL)
-        return;
-    op->kind = REPLICA_OP_CHANGE;
-    op->change = REPLICA_ADD;
-    op->node_id = r->id;
-    snprintf(op->raft_addr, sizeof op->raft_addr, "%s", r->raft_addr);
-    snprintf(op->rpc_addr, sizeof op->rpc_addr, "%s", r->rpc_addr);
-    snprintf(op->http_addr, sizeof op->http_addr, "%s", r->http_addr);
-    op->is_acked = 1; /* Freed when finished, nobody waits. */
-    replica__change_start(r, op);
-}
 
 static void
 replica__schedule(struct replica *r)
@@ -1032,8 +527,36 @@ replica__schedule(struct replica *r)
         replica__submit_barrier(r);
 }
 
-/* Leadership changes, polled every loop turn (0.15 has no callback). */
+/* raft stopped itself (a failed disk write or a failed log truncation,
+ * raft-0.15.md §6 #5, #6, #12). Closing it crashed in libraft's free (the
+ * fault suite: a node restarted after a kill -9 as leader), so raft is left
+ * as it is: the loop ends at once with RV_EXIT_RAFT and node/ exits the
+ * process, as a crash would (raft's log is synced as it is written and the
+ * store is crash-safe; a supervisor restarts the node). Ops are finished:
+ * the one in flight may still commit elsewhere. */
 static void
+replica__abandon(struct replica *r)
+{
+    rv_logf(r->log, RV_LOG_ERROR, "replica",
+            "raft stopped itself: stopping now (code %d)", RV_EXIT_RAFT);
+    r->exit_code = RV_EXIT_RAFT;
+    r->is_stopping = 1;
+    r->is_abandoned = 1;
+    store_scrub_stop(r->scrub);
+    replica__finish_all(&r->in_flight, RV_EUNKNOWN, "raft stopped itself");
+    replica__finish_all(&r->sync_waiters, RV_EUNKNOWN, "raft stopped itself");
+    replica__finish_all(&r->writes, RV_EUNAVAILABLE, "the node is stopping");
+    replica__finish_all(&r->barriers, RV_EUNAVAILABLE, "the node is stopping");
+    if (r->change_op != NULL) {
+        replica__finish(r->change_op, RV_EUNKNOWN, "the node is stopping");
+        r->change_op = NULL;
+    }
+    replica__publish(r);
+    uv_stop(&r->loop); /* replica__thread finishes the inbound queue. */
+}
+
+/* Leadership changes, polled every loop turn (0.15 has no callback). */
+void
 replica__check_cb(uv_check_t *h)
 {
     struct replica *r = h->data;
@@ -1065,22 +588,42 @@ replica__check_cb(uv_check_t *h)
             replica__change_done(r, RV_ENOTLEADER, "leadership moved");
     }
     if (r->fsm.is_failed && !r->is_stopping)
-        replica__fail(r, REPLICA_EXIT_IO, r->fsm.errmsg);
+        replica__fail(r, RV_EXIT_IO, r->fsm.errmsg);
     if (raft_state(&r->raft) == RAFT_UNAVAILABLE && !r->is_stopping &&
-        !r->is_closing) {
-        /* raft stopped itself (a failed disk write or a failed log
-         * truncation, raft-0.15.md §6 #5, #6, #12). Closing it from here
-         * crashed in libraft's free (the fault suite: a node restarted
-         * after a kill -9 as leader), so exit at once, as a crash would:
-         * raft's log is synced as it is written and the store is
-         * crash-safe; a supervisor restarts the node. */
-        rv_logf(r->log, RV_LOG_ERROR, "replica",
-                "raft stopped itself: exiting now (code %d)",
-                REPLICA_EXIT_RAFT);
-        fflush(stderr);
-        _exit(REPLICA_EXIT_RAFT);
-    }
+        !r->is_closing)
+        replica__abandon(r);
     replica__publish(r);
+}
+
+/* Queue a write handed in (a leader, not stopping), or refuse it when the
+ * queue is full. */
+static void
+replica__accept_write(struct replica *r, struct replica_op *op)
+{
+    if (r->pending_bytes + op->packed_len > REPLICA_MAX_PENDING_BYTES) {
+        replica__finish(op, RV_EUNAVAILABLE,
+                        "the write queue is full: retry later");
+        return;
+    }
+    if (replica__effective_durability(r, op) == REPLICA_MEMORY) {
+        /* Acknowledged on acceptance: keep a copy, answer now. */
+        struct replica_op *copy = malloc(sizeof *copy);
+        void *packed = malloc(op->packed_len ? op->packed_len : 1);
+        if (copy == NULL || packed == NULL) {
+            free(copy);
+            free(packed);
+            replica__finish(op, RV_ENOMEM, NULL);
+            return;
+        }
+        memcpy(packed, op->packed, op->packed_len);
+        *copy = *op;
+        copy->packed = packed;
+        copy->is_acked = 1;
+        replica__finish(op, RV_OK, NULL);
+        op = copy;
+    }
+    r->pending_bytes += op->packed_len;
+    replica__push(&r->writes, op);
 }
 
 static void
@@ -1094,7 +637,7 @@ replica__take_inbound(struct replica *r)
     r->is_removed = 0;
     pthread_mutex_unlock(&r->lock);
     if (is_removed && !r->is_leader && !r->is_stopping)
-        replica__fail(r, REPLICA_EXIT_REMOVED,
+        replica__fail(r, RV_EXIT_REMOVED,
                       "the leader removed this node from the cluster");
     pthread_mutex_lock(&r->lock);
     int is_corrupt = r->is_corrupt;
@@ -1102,7 +645,7 @@ replica__take_inbound(struct replica *r)
     snprintf(why, sizeof why, "%s", r->corrupt_msg);
     pthread_mutex_unlock(&r->lock);
     if (is_corrupt && !r->is_stopping)
-        replica__fail(r, REPLICA_EXIT_CORRUPT, why);
+        replica__fail(r, RV_EXIT_CORRUPT, why);
     struct replica_op *op;
     while ((op = replica__pop(&in)) != NULL) {
         if (r->is_stopping || r->is_closing) {
@@ -1115,30 +658,7 @@ replica__take_inbound(struct replica *r)
         }
         switch (op->kind) {
         case REPLICA_OP_WRITE:
-            if (r->pending_bytes + op->packed_len > REPLICA_MAX_PENDING_BYTES) {
-                replica__finish(op, RV_EUNAVAILABLE,
-                                "the write queue is full: retry later");
-                break;
-            }
-            if (replica__effective_durability(r, op) == REPLICA_MEMORY) {
-                /* Acknowledged on acceptance: keep a copy, answer now. */
-                struct replica_op *copy = malloc(sizeof *copy);
-                void *packed = malloc(op->packed_len ? op->packed_len : 1);
-                if (copy == NULL || packed == NULL) {
-                    free(copy);
-                    free(packed);
-                    replica__finish(op, RV_ENOMEM, NULL);
-                    break;
-                }
-                memcpy(packed, op->packed, op->packed_len);
-                *copy = *op;
-                copy->packed = packed;
-                copy->is_acked = 1;
-                replica__finish(op, RV_OK, NULL);
-                op = copy;
-            }
-            r->pending_bytes += op->packed_len;
-            replica__push(&r->writes, op);
+            replica__accept_write(r, op);
             break;
         case REPLICA_OP_BARRIER:
             replica__push(&r->barriers, op);
@@ -1161,7 +681,7 @@ replica__take_inbound(struct replica *r)
     replica__schedule(r);
 }
 
-static void
+void
 replica__async_cb(uv_async_t *h)
 {
     replica__take_inbound(h->data);
@@ -1198,20 +718,14 @@ replica__stop_step(struct replica *r)
     replica__begin_close(r);
 }
 
-static void
+void
 replica__tick_cb(uv_timer_t *t)
 {
     struct replica *r = t->data;
     if (r->is_closed)
         return;
     replica__take_inbound(r);
-    if (r->change_op != NULL && r->step == STEP_CATCH_UP)
-        replica__change_next(r);
-    if (r->change_op != NULL && r->step == STEP_TRANSFER &&
-        r->is_transfer_sent && raft_state(&r->raft) != RAFT_LEADER) {
-        r->step = STEP_NONE; /* Leadership moved before the callback. */
-        replica__change_done(r, RV_OK, NULL);
-    }
+    replica__membership_tick(r);
     replica__schedule(r);
     replica__stop_step(r);
     /* Removed from a configuration it was in (and that committed): stop.
@@ -1223,12 +737,12 @@ replica__tick_cb(uv_timer_t *t)
         else if (r->was_member &&
                  r->raft.configuration_index <= r->raft.commit_index &&
                  r->raft.configuration_index > 0)
-            replica__fail(r, REPLICA_EXIT_REMOVED,
+            replica__fail(r, RV_EXIT_REMOVED,
                           "this node was removed from the cluster");
     }
 }
 
-static void
+void
 replica__sync_cb(uv_timer_t *t)
 {
     struct replica *r = t->data;
@@ -1239,7 +753,7 @@ replica__sync_cb(uv_timer_t *t)
     if (applied == r->last_synced)
         return;
     if (store_sync(r->store, errmsg) != RV_OK) {
-        replica__fail(r, REPLICA_EXIT_IO, errmsg);
+        replica__fail(r, RV_EXIT_IO, errmsg);
         return;
     }
     r->n_syncs++;
@@ -1247,73 +761,28 @@ replica__sync_cb(uv_timer_t *t)
 }
 
 /* ---- Scrub ----------------------------------------------------------------
- *
- * Bit rot in a sealed vlog segment is found by the CRC of a read that
- * touches it, but a record nobody reads could rot unseen and be served to
- * a catching-up peer or by a later read. The scrub thread checks every
- * record of every sealed segment, one segment at a time, round and round,
- * paced to REPLICA_SCRUB_BYTES_PER_S, and stops the node (exit 2, corrupt
- * data) at the first bad one: the operator wipes it and it rejoins. The
- * newest segment is not scrubbed (recovery checks it at open). */
+ */
 
-static void
-replica__corrupt(struct replica *r, const char *why)
+/* The scrub (store/scrub.h) found a damaged sealed vlog segment: stop the
+ * node with RV_EXIT_CORRUPT (the operator wipes it and it rejoins). On the
+ * scrub's thread; never after replica__begin_close() stopped the scrub. */
+void
+replica__on_corrupt(void *data, const char *why)
 {
+    struct replica *r = data;
     pthread_mutex_lock(&r->lock);
     if (!r->is_corrupt) {
         r->is_corrupt = 1;
         snprintf(r->corrupt_msg, sizeof r->corrupt_msg, "%s", why);
     }
-    if (!r->is_scrub_stop && !r->is_loop_done)
+    if (!r->is_loop_done)
         uv_async_send(&r->async);
     pthread_mutex_unlock(&r->lock);
 }
 
-static void *
-replica__scrub_main(void *arg)
-{
-    struct replica *r = arg;
-    char dir[4096], errmsg[RV_ERRMSG_SIZE];
-    uint32_t cursor = 0;
-    uint64_t pause_ms = REPLICA_SCRUB_FIRST_MS;
-    snprintf(dir, sizeof dir, "%s/vlog", r->data_dir);
-    pthread_mutex_lock(&r->lock);
-    while (!r->is_scrub_stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += (time_t)(pause_ms / 1000);
-        until.tv_nsec += (long)(pause_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        if (pthread_cond_timedwait(&r->scrub_cond, &r->lock, &until) !=
-                ETIMEDOUT ||
-            r->is_scrub_stop)
-            continue;
-        pthread_mutex_unlock(&r->lock);
-        uint64_t bytes = 0;
-        int rc = vlog_scrub(dir, &cursor, &bytes, errmsg);
-        if (rc == RV_ECORRUPT) {
-            rv_logf(r->log, RV_LOG_ERROR, "replica", "scrub: %s", errmsg);
-            replica__corrupt(r, errmsg);
-        } else if (rc != RV_OK && rc != RV_ENOTFOUND) {
-            rv_logf(r->log, RV_LOG_WARN, "replica", "scrub: %s: %s",
-                    rv_strerror(rc), errmsg);
-        }
-        pthread_mutex_lock(&r->lock);
-        if (rc == RV_ECORRUPT)
-            break;
-        pause_ms =
-            REPLICA_SCRUB_PAUSE_MS + bytes * 1000 / REPLICA_SCRUB_BYTES_PER_S;
-    }
-    pthread_mutex_unlock(&r->lock);
-    return NULL;
-}
-
 /* ---- Start and stop ------------------------------------------------------ */
 
-static void *
+void *
 replica__thread(void *arg)
 {
     struct replica *r = arg;
@@ -1373,322 +842,6 @@ replica_stop(struct replica *r)
         uv_async_send(&r->async);
 }
 
-static int
-replica__mkdir(const char *path, char *errmsg)
-{
-    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
-        rv_errmsg_printf(errmsg, "mkdir %s: %s", path, strerror(errno));
-        return RV_EIO;
-    }
-    return RV_OK;
-}
-
-static int
-replica__raft_err(struct replica *r, int rv, const char *what, char *errmsg)
-{
-    rv_errmsg_printf(errmsg, "%s: %s (%s)", what, raft_strerror(rv),
-                     r->is_raft_init ? raft_errmsg(&r->raft) : "");
-    return RV_EUNAVAILABLE;
-}
-
-static int
-replica__bootstrap(struct replica *r, const struct replica_config *cfg,
-                   char *errmsg)
-{
-    struct raft_configuration conf;
-    int rv = 0;
-    if (cfg->is_join)
-        return RV_OK;
-    raft_configuration_init(&conf);
-    if (cfg->n_peers == 0) {
-        rv = raft_configuration_add(&conf, r->id, r->raft_addr, RAFT_VOTER);
-    } else {
-        for (size_t i = 0; i < cfg->n_peers && rv == 0; i++)
-            rv = raft_configuration_add(&conf, cfg->peers[i].id,
-                                        cfg->peers[i].raft_addr, RAFT_VOTER);
-    }
-    if (rv == 0)
-        rv = raft_bootstrap(&r->raft, &conf);
-    raft_configuration_close(&conf);
-    if (rv == RAFT_CANTBOOTSTRAP)
-        return RV_OK; /* A restart: the log already holds a configuration. */
-    if (rv != 0)
-        return replica__raft_err(r, rv, "raft_bootstrap", errmsg);
-    rv_logf(r->log, RV_LOG_INFO, "replica", "bootstrapped a cluster of %zu",
-            cfg->n_peers ? cfg->n_peers : 1);
-    return RV_OK;
-}
-
-static int
-replica__check_config(const struct replica_config *cfg, char *errmsg)
-{
-    unsigned e = cfg->election_ms ? cfg->election_ms : REPLICA_DEFAULT_ELECTION;
-    unsigned h =
-        cfg->heartbeat_ms ? cfg->heartbeat_ms : REPLICA_DEFAULT_HEARTBEAT;
-    if (cfg->id == 0 || cfg->raft_addr == NULL || cfg->data_dir == NULL) {
-        rv_errmsg_printf(errmsg, "id, raft address and data dir are needed");
-        return RV_EINVAL;
-    }
-    if (h * 5 > e || h < 10) {
-        rv_errmsg_printf(errmsg,
-                         "heartbeat %u ms must be >= 10 and at most a fifth "
-                         "of the election timeout %u ms",
-                         h, e);
-        return RV_EINVAL;
-    }
-    if (cfg->n_peers > REPLICA_MAX_PEERS) {
-        rv_errmsg_printf(errmsg, "at most %d peers", REPLICA_MAX_PEERS);
-        return RV_EINVAL;
-    }
-    int is_self_in_peers = cfg->n_peers == 0;
-    for (size_t i = 0; i < cfg->n_peers; i++)
-        if (cfg->peers[i].id == cfg->id) {
-            is_self_in_peers = 1;
-            if (strcmp(cfg->peers[i].raft_addr, cfg->raft_addr) != 0) {
-                rv_errmsg_printf(errmsg,
-                                 "--peers gives node %llu the raft address "
-                                 "%s, not %s",
-                                 (unsigned long long)cfg->id,
-                                 cfg->peers[i].raft_addr, cfg->raft_addr);
-                return RV_EINVAL;
-            }
-        }
-    if (!is_self_in_peers) {
-        rv_errmsg_printf(errmsg, "--peers does not list this node's id %llu",
-                         (unsigned long long)cfg->id);
-        return RV_EINVAL;
-    }
-    return RV_OK;
-}
-
-/* After the loop has ended (or never ran): release raft_uv, the
- * transport and the loop, then everything else. */
-static void
-replica__free(struct replica *r)
-{
-    if (r->is_io_init)
-        raft_uv_close(&r->io);
-    if (r->is_transport_init)
-        raft_uv_tcp_close(&r->transport);
-    if (r->is_loop_init) {
-        for (int i = 0; i < 100 && uv_loop_close(&r->loop) == UV_EBUSY; i++)
-            uv_run(&r->loop, UV_RUN_NOWAIT);
-    }
-    if (replica__append_owner == r)
-        replica__append_owner = NULL;
-    if (r->is_raft_init)
-        raftguard_close(&r->guard);
-    free(r->appends);
-    rv_buf_free(&r->step_packed);
-    raftfsm_close(&r->fsm);
-    store_close(r->store);
-    pthread_mutex_destroy(&r->lock);
-    pthread_cond_destroy(&r->applied_cond);
-    pthread_cond_destroy(&r->scrub_cond);
-    free(r->data_dir);
-    free(r);
-}
-
-/* raft started badly or never started: close it on this thread. */
-static void
-replica__abort(struct replica *r)
-{
-    if (r->is_raft_init) {
-        raft_close(&r->raft, replica__raft_closed);
-        uv_run(&r->loop, UV_RUN_DEFAULT);
-    }
-    replica__free(r);
-}
-
-static int
-replica__init_raft(struct replica *r, const struct replica_config *cfg,
-                   char *errmsg)
-{
-    int rv = uv_loop_init(&r->loop);
-    if (rv != 0) {
-        rv_errmsg_printf(errmsg, "uv_loop_init: %s", uv_strerror(rv));
-        return RV_EIO;
-    }
-    r->is_loop_init = 1;
-    rv = raft_uv_tcp_init(&r->transport, &r->loop);
-    if (rv != 0)
-        return replica__raft_err(r, rv, "raft_uv_tcp_init", errmsg);
-    r->is_transport_init = 1;
-    rv = raft_uv_init(&r->io, &r->loop, r->raft_dir, &r->transport);
-    if (rv != 0)
-        return replica__raft_err(r, rv, "raft_uv_init", errmsg);
-    r->is_io_init = 1;
-    raft_uv_set_auto_recovery(&r->io, false); /* §3: never drop entries. */
-    raft_uv_set_snapshot_compression(&r->io, false);
-    rv = raft_init(&r->raft, &r->io, &r->fsm.fsm, r->id, r->raft_addr);
-    if (rv != 0) {
-        rv_errmsg_printf(errmsg, "raft_init: %s (%s)", raft_strerror(rv),
-                         raft_errmsg(&r->raft));
-        return RV_EUNAVAILABLE;
-    }
-    r->is_raft_init = 1;
-    raftfsm_attach(&r->fsm, &r->raft);
-    raft_set_election_timeout(&r->raft, r->election_ms);
-    raft_set_heartbeat_timeout(&r->raft, r->heartbeat_ms);
-    raft_set_pre_vote(&r->raft, true);
-    raft_set_snapshot_threshold(&r->raft, 128); /* Asks; bytes decide. */
-    raft_set_snapshot_trailing(&r->raft, cfg->snapshot_trailing
-                                             ? cfg->snapshot_trailing
-                                             : REPLICA_SNAPSHOT_TRAILING);
-    raft_set_install_snapshot_timeout(&r->raft, 120000);
-    r->raft.data = r;
-    raftguard_install(&r->guard, &r->raft); /* raft.data is now the guard. */
-    r->io_append = r->io.append;
-    r->io.append = replica__io_append;
-    r->io_close = r->io.close;
-    r->io.close = replica__io_close;
-    return RV_OK;
-}
-
-static int
-replica__init_handles(struct replica *r)
-{
-    uv_handle_t *hs[] = {(uv_handle_t *)&r->async, (uv_handle_t *)&r->check,
-                         (uv_handle_t *)&r->sync_timer,
-                         (uv_handle_t *)&r->tick_timer,
-                         (uv_handle_t *)&r->close_timer};
-    int rv = uv_async_init(&r->loop, &r->async, replica__async_cb);
-    if (rv == 0)
-        rv = uv_check_init(&r->loop, &r->check);
-    if (rv == 0)
-        rv = uv_timer_init(&r->loop, &r->sync_timer);
-    if (rv == 0)
-        rv = uv_timer_init(&r->loop, &r->tick_timer);
-    if (rv == 0)
-        rv = uv_timer_init(&r->loop, &r->close_timer);
-    if (rv != 0)
-        return RV_EIO;
-    for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
-        hs[i]->data = r;
-    uv_check_start(&r->check, replica__check_cb);
-    uv_timer_start(&r->sync_timer, replica__sync_cb, r->sync_ms, r->sync_ms);
-    uv_timer_start(&r->tick_timer, replica__tick_cb, r->heartbeat_ms,
-                   r->heartbeat_ms);
-    return RV_OK;
-}
-
-int
-replica_start(struct replica **out, const struct replica_config *cfg,
-              char *errmsg)
-{
-    int rc = replica__check_config(cfg, errmsg);
-    if (rc != RV_OK)
-        return rc;
-    if (replica__append_owner != NULL) {
-        rv_errmsg_printf(errmsg, "one replica per process");
-        return RV_ESTATE;
-    }
-    struct replica *r = calloc(1, sizeof *r);
-    if (r == NULL)
-        return RV_ENOMEM;
-    pthread_mutex_init(&r->lock, NULL);
-    pthread_cond_init(&r->applied_cond, NULL);
-    pthread_cond_init(&r->scrub_cond, NULL);
-    r->id = cfg->id;
-    r->data_dir = strdup(cfg->data_dir);
-    snprintf(r->raft_addr, sizeof r->raft_addr, "%s", cfg->raft_addr);
-    snprintf(r->rpc_addr, sizeof r->rpc_addr, "%s",
-             cfg->rpc_addr ? cfg->rpc_addr : "");
-    snprintf(r->http_addr, sizeof r->http_addr, "%s",
-             cfg->http_addr ? cfg->http_addr : "");
-    r->durability = cfg->durability ? cfg->durability : REPLICA_BUFFERED;
-    r->election_ms =
-        cfg->election_ms ? cfg->election_ms : REPLICA_DEFAULT_ELECTION;
-    r->heartbeat_ms =
-        cfg->heartbeat_ms ? cfg->heartbeat_ms : REPLICA_DEFAULT_HEARTBEAT;
-    r->sync_ms = cfg->sync_ms ? cfg->sync_ms : REPLICA_DEFAULT_SYNC_MS;
-    r->log = cfg->log;
-    replica__append_owner = r;
-    rv_buf_init(&r->step_packed);
-    if (r->data_dir == NULL) {
-        replica__free(r);
-        return RV_ENOMEM;
-    }
-    snprintf(r->raft_dir, sizeof r->raft_dir, "%s/raft", cfg->data_dir);
-    rc = replica__mkdir(cfg->data_dir, errmsg);
-    if (rc == RV_OK)
-        rc = replica__mkdir(r->raft_dir, errmsg);
-    struct store_config scfg = {cfg->data_dir, 0, cfg->segment_bytes, cfg->log,
-                                NULL};
-    if (rc == RV_OK)
-        rc = store_open(&r->store, &scfg, errmsg);
-    if (rc != RV_OK) {
-        replica__free(r);
-        return rc;
-    }
-    raftfsm_init(&r->fsm, r->store, cfg->log);
-    r->fsm.self_addr = r->rpc_addr;
-    r->fsm.fetch = cfg->fetch;
-    r->fsm.fetch_data = cfg->fetch_data;
-    r->fsm.snapshot_bytes =
-        cfg->snapshot_bytes ? cfg->snapshot_bytes : REPLICA_DEFAULT_SNAPSHOT;
-    r->last_synced = store_applied_index(r->store);
-    rc = replica__init_raft(r, cfg, errmsg);
-    if (rc == RV_OK)
-        rc = replica__bootstrap(r, cfg, errmsg);
-    if (rc == RV_OK)
-        rc = replica__init_handles(r);
-    if (rc == RV_OK) {
-        int rv = raft_start(&r->raft);
-        if (rv != 0) {
-            rc = replica__raft_err(r, rv, "raft_start", errmsg);
-            if (rv == RAFT_IOERR)
-                rv_errmsg_printf(errmsg,
-                                 "raft_start: I/O error (%s) - is the raft "
-                                 "address %s in use, or the raft log "
-                                 "damaged?",
-                                 raft_errmsg(&r->raft), r->raft_addr);
-        } else
-            r->is_raft_started = 1;
-    }
-    /* Every applied entry came from this raft log, which is fsynced before
-     * anything is applied: a store ahead of it was made elsewhere (runvault
-     * demo, another cluster), and raft's next entries would be skipped as
-     * already applied. */
-    if (rc == RV_OK &&
-        store_applied_index(r->store) > raft_last_index(&r->raft)) {
-        rv_errmsg_printf(errmsg,
-                         "the store in %s is at index %llu, ahead of its raft "
-                         "log (last index %llu): it was not made by this "
-                         "node; use an empty data dir",
-                         cfg->data_dir,
-                         (unsigned long long)store_applied_index(r->store),
-                         (unsigned long long)raft_last_index(&r->raft));
-        rc = RV_ECORRUPT;
-    }
-    if (rc == RV_OK && r->fsm.is_failed) {
-        rv_errmsg_printf(errmsg, "%s", r->fsm.errmsg);
-        rc = RV_EIO;
-    }
-    if (rc == RV_OK) {
-        replica__publish(r);
-        if (pthread_create(&r->thread, NULL, replica__thread, r) != 0) {
-            rv_errmsg_printf(errmsg, "pthread_create failed");
-            rc = RV_ENOMEM;
-        }
-    }
-    /* Without its scrub the node still serves (reads check CRCs). */
-    if (rc == RV_OK)
-        r->is_scrub_started =
-            pthread_create(&r->scrub_thread, NULL, replica__scrub_main, r) == 0;
-    if (rc != RV_OK) {
-        replica__abort(r);
-        return rc;
-    }
-    rv_logf(r->log, RV_LOG_INFO, "replica",
-            "node %llu started: raft %s, applied index %llu, durability %s",
-            (unsigned long long)r->id, r->raft_addr,
-            (unsigned long long)store_applied_index(r->store),
-            replica_durability_name(r->durability));
-    *out = r;
-    return RV_OK;
-}
-
 int
 replica_is_running(struct replica *r)
 {
@@ -1702,23 +855,7 @@ int
 replica_exit_code(struct replica *r)
 {
     pthread_mutex_lock(&r->lock);
-    int code = r->is_loop_done ? r->exit_code : REPLICA_EXIT_OK;
+    int code = r->is_loop_done ? r->exit_code : RV_EXIT_OK;
     pthread_mutex_unlock(&r->lock);
-    return code;
-}
-
-int
-replica_wait(struct replica *r)
-{
-    pthread_join(r->thread, NULL);
-    if (r->is_scrub_started) {
-        pthread_mutex_lock(&r->lock);
-        r->is_scrub_stop = 1;
-        pthread_cond_broadcast(&r->scrub_cond);
-        pthread_mutex_unlock(&r->lock);
-        pthread_join(r->scrub_thread, NULL);
-    }
-    int code = r->exit_code;
-    replica__free(r);
     return code;
 }

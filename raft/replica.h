@@ -20,14 +20,21 @@
  * synced (one sync covers every strict write of the entry).
  *
  * Faults. A raft disk error on the leader (apply callback) or on a follower
- * (a wrapped io.append), or a store fault in apply, stops the replica
- * (fail-stop): replica_wait() returns REPLICA_EXIT_IO. A background scrub
- * re-checks every record of the sealed vlog segments; a damaged one stops
- * the replica with REPLICA_EXIT_CORRUPT (the node is wiped and rejoins). */
+ * (the raftguard's on_write_failed hook), or a store fault in apply, stops
+ * the replica (fail-stop): replica_wait() returns RV_EXIT_IO. The vlog scrub
+ * (store/scrub.h), started and stopped with the replica, re-checks every
+ * record of the sealed vlog segments; a damaged one stops the replica with
+ * RV_EXIT_CORRUPT (the node is wiped and rejoins). When raft stops itself
+ * the replica stops with RV_EXIT_RAFT without closing raft, and node/
+ * exits the process (replica_wait). This module never exits the process.
+ *
+ * Membership changes (add, remove, transfer; a new node goes spare ->
+ * standby -> voter) run in raft/membership.c. */
 #ifndef RV_RAFT_REPLICA_H
 #define RV_RAFT_REPLICA_H
 
 #include "base/err.h"
+#include "base/exit.h"
 #include "base/log.h"
 #include "proto/proto.h"
 #include "raft/raftfsm.h"
@@ -43,12 +50,6 @@
 #define REPLICA_DEFAULT_SNAPSHOT  ((uint64_t)64 << 20) /* bytes of vlog */
 #define REPLICA_SNAPSHOT_TRAILING 64 /* entries kept behind a snapshot */
 #define REPLICA_MAX_PENDING_BYTES ((size_t)64 << 20) /* queued writes */
-/* The scrub of sealed vlog segments (replica.c): first pass this long
- * after start, then a pause after each segment that keeps it at this
- * rate (a 64 MiB segment: 2 s of reading spread over 2 s). */
-#define REPLICA_SCRUB_FIRST_MS    1000
-#define REPLICA_SCRUB_PAUSE_MS    100
-#define REPLICA_SCRUB_BYTES_PER_S ((uint64_t)32 << 20)
 
 enum replica_durability {
     REPLICA_MEMORY = 1,
@@ -56,14 +57,13 @@ enum replica_durability {
     REPLICA_STRICT = 3
 };
 
-/* Why the loop ended. */
-enum replica_exit {
-    REPLICA_EXIT_OK = 0,      /* replica_stop() */
-    REPLICA_EXIT_CORRUPT = 2, /* The scrub found a damaged vlog segment. */
-    REPLICA_EXIT_IO = 4,      /* A disk error or store fault: fail-stop. */
-    REPLICA_EXIT_RAFT = 5,    /* raft failed to start or shut itself down. */
-    REPLICA_EXIT_REMOVED = 6, /* This node was removed from the cluster. */
-};
+/* Why the loop ended, as codes of base/exit.h (enum rv_exit):
+ *   RV_EXIT_OK       replica_stop()
+ *   RV_EXIT_CORRUPT  the scrub found a damaged vlog segment
+ *   RV_EXIT_IO       a disk error or store fault: fail-stop
+ *   RV_EXIT_RAFT     raft stopped itself; it was left unclosed (closing it
+ *                    crashes libraft 0.15): exit the process at once
+ *   RV_EXIT_REMOVED  this node was removed from the cluster */
 
 struct replica_peer {
     uint64_t id;
@@ -105,17 +105,20 @@ int replica_start(struct replica **out, const struct replica_config *cfg,
 void replica_stop(struct replica *r);
 
 /* The leader says this node was removed from the configuration: stop with
- * REPLICA_EXIT_REMOVED (unless this node leads). Any thread. */
+ * RV_EXIT_REMOVED (unless this node leads). Any thread. */
 void replica_removed(struct replica *r);
 
 /* 0 once the loop thread has ended (stopped or failed). Any thread. */
 int replica_is_running(struct replica *r);
-/* Why the loop ended (enum replica_exit), once replica_is_running() said
- * 0; REPLICA_EXIT_OK before. Any thread. */
+/* Why the loop ended (an RV_EXIT_* code, above), once
+ * replica_is_running() said 0; RV_EXIT_OK before. Any thread. */
 int replica_exit_code(struct replica *r);
 
 /* Wait for the loop thread to end, close raft and the store, and free r.
- * Returns an enum replica_exit. */
+ * Returns an RV_EXIT_* code (above). On RV_EXIT_RAFT nothing is closed or
+ * freed (raft cannot be closed safely): the caller must exit the process
+ * without touching the replica, its store or the loop again; node/serve.c
+ * exits as soon as replica_exit_code() says RV_EXIT_RAFT. */
 int replica_wait(struct replica *r);
 
 /* The store, for reads on any thread (store_read_*). */

@@ -1,6 +1,7 @@
-/* The native RPC server: nng REP on tcp:// (or ipc://) with a pool of
- * worker threads, each on its own nng context, answering rv.Request with
- * rv.Response (proto/runvault.proto).
+/* The native RPC server (listen.c): nng REP on tcp:// (or ipc://) with a
+ * pool of worker threads, each on its own nng context, answering
+ * rv.Request with rv.Response (proto/runvault.proto) through the
+ * transport-free answering path of rpc/answer.h.
  *
  * Writes go to the replica's batcher on the leader. On a follower, a native
  * request that needs the leader is answered RV_ENOTLEADER with the leader's
@@ -13,8 +14,8 @@
  * requests too held a removed leader's workers long enough to delay its
  * exit past 15 s in the membership test under ASan, and gains nothing for
  * a client that follows hints.) When forwarding fails the answer is
- * RV_ENOTLEADER with the
- * leader's address (the client library follows it), RV_EUNKNOWN for a
+ * RV_ENOTLEADER with the leader's address (the client library follows
+ * it), RV_EUNKNOWN for a
  * write that may have reached the leader, or RV_EUNAVAILABLE. A node never
  * forwards to itself, nor once its replica has stopped; a forward in
  * flight holds its worker for at most RPC_FORWARD_TOTAL_MS, which is also
@@ -30,16 +31,10 @@
 
 #include "base/log.h"
 #include "raft/replica.h"
+#include "rpc/answer.h"
 
-#define RPC_MAX_REQUEST_BYTES  (2u << 20)
-#define RPC_DEFAULT_WORKERS    32
-#define RPC_MIN_INDEX_WAIT_MS  10000
-#define RPC_MAX_FETCH_BYTES    (8u << 20)
-#define RPC_DEFAULT_LOG_LINES  1000
-#define RPC_MAX_ARTIFACT_READ  (4u << 20) /* Bytes of one artifact read. */
-#define RPC_FORWARD_WAIT_MS    3000       /* For a leader to be known. */
-#define RPC_FORWARD_ATTEMPT_MS 10000
-#define RPC_FORWARD_TOTAL_MS   15000
+#define RPC_MAX_REQUEST_BYTES (2u << 20)
+#define RPC_DEFAULT_WORKERS   32
 
 struct rpc_server;
 
@@ -62,58 +57,8 @@ struct rpc_counters {
 };
 void rpc_server_counters(const struct rpc_server *s, struct rpc_counters *out);
 
-/* The replica this server answers for. */
+/* The replica this server answers for. Kept for the gateway until it uses
+ * rpc_node_info() and friends (rpc/answer.h); to be removed. */
 struct replica *rpc_server_replica(const struct rpc_server *s);
-
-/* In-process answers, for the HTTP gateway: a caller is one thread's state
- * (the wait for the loop, the connection used for forwarding). One thread
- * at a time per caller. Errors of rpc_caller_new: RV_ENOMEM. */
-struct rpc_caller;
-int rpc_caller_new(struct rpc_server *s, struct rpc_caller **out);
-void rpc_caller_free(struct rpc_caller *c); /* NULL is allowed. */
-
-/* Answer req as a worker answers a native request, but forwarding to the
- * leader when needed (a native worker redirects instead). req is borrowed
- * (is_forwarded is set and cleared during a forward). The response is owned by
- * c and valid until the next rpc_caller_answer() on c or rpc_caller_free();
- * never NULL. */
-const Rv__Response *rpc_caller_answer(struct rpc_caller *c, Rv__Request *req);
-
-/* ---- Parts of the answering path that need no replica ----------------------
- * The server answers every request through these; they are public for the
- * unit tests and the fuzzers (tests/fuzz/fuzz_rpc.c), which take requests
- * through them without a cluster. Any thread. */
-
-/* The checks a request passes before this node asks its replica anything:
- * a body is set; a write carries 1 to STORE_MAX_COMMANDS_PER_BATCH
- * commands, a known durability and, per command, a body and a valid run id
- * (apply checks everything again); a read's consistency is known; a
- * cluster change has its arguments (an id, an add's raft address
- * a.b.c.d:port); a fetch starts at index 1 or later. Checks that need the
- * store (a read's page size, log line count, group, artifact offset) are
- * made when it is read. Returns RV_OK, or RV_EINVAL with the reason in
- * errmsg, which is the message of the answer. */
-int rpc_request_check(const Rv__Request *req, char *errmsg);
-
-/* What the leader does with a checked write before handing it to the
- * replica: stamp created_at_ms of a run create and ended_at_ms of a final
- * status where they are unset (with now_ms; commands are modified), then
- * pack the commands into packed (reset first) as replica_pack_commands.
- * Errors: RV_ETOOBIG, RV_ENOMEM. */
-int rpc_write_prepare(Rv__WriteRequest *wr, int64_t now_ms,
-                      struct rv_buf *packed, char *errmsg);
-
-/* Answer a read (get_run, list_runs, history, logs, analytics, artifact)
- * or a fetch from st, exactly as a node does once it may serve it: req has
- * passed rpc_request_check, and a read's consistency, min_index and
- * leadership are not looked at here. The answer (error codes included) is
- * in rpc_reply_response(*out), valid until rpc_reply_free(*out); strings
- * in it are owned by *out, nothing points into req. Returns RV_OK, RV_EINVAL
- * for another kind of request, or RV_ENOMEM. */
-struct rpc_reply;
-int rpc_store_answer(struct store *st, const Rv__Request *req,
-                     struct rpc_reply **out);
-const Rv__Response *rpc_reply_response(const struct rpc_reply *rp);
-void rpc_reply_free(struct rpc_reply *rp); /* NULL is allowed. */
 
 #endif /* RV_RPC_SERVER_H */

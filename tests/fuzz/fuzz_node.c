@@ -3,7 +3,7 @@
 #include "tests/fuzz/fuzz_node.h"
 
 #include "proto/proto.h"
-#include "rpc/server.h"
+#include "rpc/answer.h"
 #include "store/store.h"
 
 #include <ftw.h>
@@ -27,9 +27,6 @@ struct fz_node {
     struct rpc_reply *reply;
     Rv__Response resp;
     char message[RV_ERRMSG_SIZE];
-    struct store_result *results;
-    size_t n_results;
-    Rv__CommandResult *crs, **cr_ptrs;
 };
 
 /* ---- The store's directory ------------------------------------------- */
@@ -48,13 +45,6 @@ fz__answer_reset(struct fz_node *n)
 {
     rpc_reply_free(n->reply);
     n->reply = NULL;
-    free(n->results);
-    free(n->crs);
-    free(n->cr_ptrs);
-    n->results = NULL;
-    n->crs = NULL;
-    n->cr_ptrs = NULL;
-    n->n_results = 0;
     rv__response__init(&n->resp);
     n->resp.code = RV_OK;
     n->message[0] = '\0';
@@ -139,8 +129,9 @@ fz__write(struct fz_node *n, Rv__WriteRequest *wr)
     if (e == NULL)
         abort();
     proto_envelope_wrap(n->packed.data, n->packed.len, e);
-    rc = store_apply(n->st, ++n->index, e, len, &n->results, &n->n_results,
-                     errmsg);
+    struct store_result *results = NULL;
+    size_t n_results = 0;
+    rc = store_apply(n->st, ++n->index, e, len, &results, &n_results, errmsg);
     free(e);
     if (rc != RV_OK) {
         fprintf(stderr, "fuzz_node: a local fault from input: %s: %s\n",
@@ -148,30 +139,9 @@ fz__write(struct fz_node *n, Rv__WriteRequest *wr)
         abort();
     }
     n->n_entries++;
-    n->resp.has_index = 1;
-    n->resp.index = n->index;
-    if (n->n_results == 0)
-        return &n->resp;
-    n->crs = calloc(n->n_results, sizeof *n->crs);
-    n->cr_ptrs = calloc(n->n_results, sizeof *n->cr_ptrs);
-    if (n->crs == NULL || n->cr_ptrs == NULL)
+    if (rpc_write_answer(n->index, results, n_results, &n->reply) != RV_OK)
         abort();
-    for (size_t i = 0; i < n->n_results; i++) {
-        Rv__CommandResult *cr = &n->crs[i];
-        const struct store_result *sr = &n->results[i];
-        rv__command_result__init(cr);
-        cr->code = (uint32_t)sr->code;
-        cr->message = sr->code != RV_OK ? (char *)sr->message : NULL;
-        cr->run_id = sr->run_id[0] ? (char *)sr->run_id : NULL;
-        cr->has_is_duplicate = sr->is_duplicate;
-        cr->is_duplicate = sr->is_duplicate;
-        cr->has_is_resumed = sr->is_resumed;
-        cr->is_resumed = sr->is_resumed;
-        n->cr_ptrs[i] = cr;
-    }
-    n->resp.n_results = n->n_results;
-    n->resp.results = n->cr_ptrs;
-    return &n->resp;
+    return rpc_reply_response(n->reply);
 }
 
 const Rv__Response *

@@ -262,8 +262,8 @@ sim_open(struct sim *s, uint64_t seed, int use_guard)
             return -1;
         struct raft *r = raft_fixture_get(&s->f, i);
         raftfsm_attach(&s->fsms[i], r);
-        if (use_guard)
-            raftguard_install(&s->guards[i], r);
+        if (use_guard && raftguard_install(&s->guards[i], r) != 0)
+            return -1;
         /* Snapshots are taken (descriptor + store_sync) but the log is
          * never truncated below what a paused follower still needs: the
          * 0.15 fixture's truncate assumes its entries start at index 1,
@@ -542,6 +542,36 @@ test_without_the_guard_raft_015_breaks(void)
     CHECK(n_broken > 0);
 }
 
+/* A guard that cannot be registered is refused, and the raft it was for is
+ * left unwrapped (not silently half-guarded): its caller must not start it.
+ * The guards wrap only the io's functions, so stub ios are enough. */
+static void
+test_guard_past_the_limit_is_refused(void)
+{
+    static struct raft rafts[RAFTGUARD_MAX_GUARDS + 1];
+    static struct raft_io ios[RAFTGUARD_MAX_GUARDS + 1];
+    static struct raftguard guards[RAFTGUARD_MAX_GUARDS + 1];
+    int marker = 0;
+    for (size_t i = 0; i <= RAFTGUARD_MAX_GUARDS; i++) {
+        rafts[i].io = &ios[i];
+        rafts[i].data = &marker;
+    }
+    for (size_t i = 0; i < RAFTGUARD_MAX_GUARDS; i++) {
+        CHECK(raftguard_install(&guards[i], &rafts[i]) == 0);
+        CHECK(rafts[i].data == &guards[i] && guards[i].user_data == &marker);
+    }
+    struct raft *last = &rafts[RAFTGUARD_MAX_GUARDS];
+    CHECK(raftguard_install(&guards[RAFTGUARD_MAX_GUARDS], last) ==
+          RAFT_TOOMANY);
+    CHECK(last->data == &marker && last->io->send == NULL &&
+          last->io->append == NULL);
+    /* A slot freed by a close is taken again. */
+    raftguard_close(&guards[0]);
+    CHECK(raftguard_install(&guards[RAFTGUARD_MAX_GUARDS], last) == 0);
+    for (size_t i = 1; i <= RAFTGUARD_MAX_GUARDS; i++)
+        raftguard_close(&guards[i]);
+}
+
 static void
 test_snapshot_descriptor_round_trip(void)
 {
@@ -587,6 +617,7 @@ static const struct rv_test tests[] = {
      test_replicas_converge_and_acked_writes_apply_once},
     {"without_the_guard_raft_015_breaks",
      test_without_the_guard_raft_015_breaks},
+    {"guard_past_the_limit_is_refused", test_guard_past_the_limit_is_refused},
     {"snapshot_descriptor_round_trip", test_snapshot_descriptor_round_trip},
     {NULL, NULL}};
 

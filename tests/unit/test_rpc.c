@@ -1,6 +1,6 @@
-/* The RPC answering path without a replica (rpc/server.h): the checks at
+/* The RPC answering path without a replica (rpc/answer.h): the checks at
  * the door keep their answers, and reads are answered from a store. */
-#include "rpc/server.h"
+#include "rpc/answer.h"
 #include "tests/lib/harness.h"
 
 #include <stdio.h>
@@ -159,9 +159,39 @@ test_store_answer_reads(void)
     CHECK(system(cmd) == 0);
 }
 
+/* A write's answer carries the index and one result per command, with
+ * the strings of the results (owned by the answer). */
+static void
+test_write_answer_results(void)
+{
+    struct rpc_reply *rp = NULL;
+    struct store_result *res = calloc(2, sizeof *res);
+    CHECK(res != NULL);
+    res[0].code = RV_OK;
+    snprintf(res[0].run_id, sizeof res[0].run_id, "run-a");
+    res[0].is_duplicate = 1;
+    res[1].code = RV_EINVAL;
+    snprintf(res[1].message, sizeof res[1].message, "bad key");
+    CHECK(rpc_write_answer(42, res, 2, &rp) == RV_OK);
+    const Rv__Response *r = rpc_reply_response(rp);
+    CHECK(r->code == RV_OK && r->has_index && r->index == 42);
+    CHECK(r->n_results == 2);
+    CHECK(strcmp(r->results[0]->run_id, "run-a") == 0);
+    CHECK(r->results[0]->message == NULL && r->results[0]->is_duplicate);
+    CHECK(r->results[1]->code == RV_EINVAL && r->results[1]->run_id == NULL);
+    CHECK(strcmp(r->results[1]->message, "bad key") == 0);
+    rpc_reply_free(rp);
+
+    CHECK(rpc_write_answer(0, NULL, 0, &rp) == RV_OK);
+    CHECK(!rpc_reply_response(rp)->has_index);
+    CHECK(rpc_reply_response(rp)->n_results == 0);
+    rpc_reply_free(rp);
+}
+
 static const struct rv_test tests[] = {
     {"request_check_answers", test_request_check_answers},
     {"store_answer_reads", test_store_answer_reads},
+    {"write_answer_results", test_write_answer_results},
     {NULL, NULL},
 };
 

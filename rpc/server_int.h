@@ -1,0 +1,148 @@
+/* The RPC server's state, shared by the files of its answering path (never
+ * included from outside rpc/):
+ *
+ *   answer.c   rpc_caller_answer and the checks at the door; writes, the
+ *              read gate (consistency, min_index), the replica's status
+ *   encode.c   store -> protobuf: one answer struct per kind of response
+ *   cluster.c  node and cluster status, membership changes, removal notice
+ *   forward.c  following the leader: its address, waiting for one during an
+ *              election, forwarding an in-process request
+ *   listen.c   the nng REP socket and its worker threads
+ *
+ * A reply is the protobuf response plus what its fields point to: the
+ * message and leader hint, and one body owned by the reply (an
+ * rpc__*_answer of encode.c or cluster.c) freed with it. */
+#ifndef RV_RPC_SERVER_INT_H
+#define RV_RPC_SERVER_INT_H
+
+#include "rpc/server.h"
+
+#include <nng/nng.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+struct rvc;
+struct rpc_worker;
+
+struct rpc_reply {
+    Rv__Response resp;
+    char message[RV_ERRMSG_SIZE];
+    char leader_rpc[STORE_MAX_ADDR_BYTES + 1];
+    void *body; /* Owned: freed with body_free. */
+    void (*body_free)(void *body);
+};
+
+/* A thread's state for answering requests: the wait for the loop, the
+ * packed commands of a write, the members' addresses, the connection to
+ * the leader for forwarding, and the last answer. */
+struct rpc_caller {
+    struct rpc_server *s;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int is_done;
+    struct rv_buf packed;
+    int is_forwarding; /* In-process callers forward; native workers
+                          answer RV_ENOTLEADER with the leader's address. */
+    struct rvc *fwd;   /* To the leader; NULL until a first forward. */
+    char fwd_addr[STORE_MAX_ADDR_BYTES + 1];
+    struct store_node *known; /* Members' addresses from the store, loaded
+                                 on demand; the reply may point into it. */
+    size_t n_known;
+    struct rpc_reply rp;
+    int has_rp;
+    Rv__Response *fwd_resp; /* The leader's answer, when forwarded. */
+};
+
+struct rpc_server {
+    nng_socket sock;
+    struct replica *rep;
+    const struct rv_log *log;
+    struct rpc_worker *workers;
+    unsigned n_workers;
+    char addr[STORE_MAX_ADDR_BYTES + 1]; /* Ours: never a forwarding hop. */
+    _Atomic uint64_t n_requests, n_forwarded, n_forward_failed;
+};
+
+/* ---- encode.c: replies -------------------------------------------------- */
+
+/* Start rp as an empty RV_OK answer (no body). */
+void rpc__reply_init(struct rpc_reply *rp);
+
+/* Free what rp owns (its body and the arrays the response points to); rp
+ * itself is the caller's. */
+void rpc__reply_clean(struct rpc_reply *rp);
+
+/* Make rp answer code with msg (NULL or "": the code's text). */
+void rpc__fail(struct rpc_reply *rp, int code, const char *msg);
+
+/* A zeroed body of size bytes owned by rp, freed with body_free (which
+ * frees what the body holds, then the body). NULL when out of memory. rp
+ * holds one body. */
+void *rpc__reply_body(struct rpc_reply *rp, size_t size,
+                      void (*body_free)(void *body));
+
+/* The results of a write (taking ownership of results, n of them: their
+ * strings stay where the response points) into rp. */
+void rpc__write_results(struct rpc_reply *rp, struct store_result *results,
+                        size_t n);
+
+/* Answer a read this node may serve (the gate passed) from st. */
+void rpc__read_store(struct store *st, const Rv__Request *req,
+                     struct rpc_reply *rp);
+
+/* Answer a fetch that passed rpc_request_check, from st. */
+void rpc__fetch(struct store *st, const Rv__FetchRequest *f,
+                struct rpc_reply *rp);
+
+/* ---- answer.c: the replica ---------------------------------------------- */
+
+/* 1 if req is a read of the store (get_run, list_runs, history, logs,
+ * analytics, artifact), which consistency and min_index apply to. */
+int rpc__is_read(const Rv__Request *req);
+
+/* Hand op to the replica and wait until it is done (caller's thread). */
+void rpc__run_op(struct rpc_caller *c, struct replica_op *op);
+
+/* Answer one checked or unchecked request into rp (no forwarding). */
+void rpc__handle(struct rpc_caller *c, const Rv__Request *req,
+                 struct rpc_reply *rp);
+
+/* Free the last answer of c and the members it loaded. */
+void rpc__caller_reset(struct rpc_caller *c);
+void rpc__caller_init(struct rpc_caller *c, struct rpc_server *s);
+void rpc__caller_close(struct rpc_caller *c);
+
+/* ---- cluster.c: status and membership ----------------------------------- */
+
+/* The change a cluster request other than CLUSTER_STATUS asks for, into
+ * *op; RV_EINVAL with the reason in errmsg if its arguments are wrong. */
+int rpc__cluster_op(const Rv__ClusterRequest *cr, struct replica_op *op,
+                    char *errmsg);
+
+/* This node's status (BODY_STATUS) and a cluster request, into rp. */
+void rpc__status(struct rpc_caller *c, struct rpc_reply *rp);
+void rpc__cluster(struct rpc_caller *c, const Rv__ClusterRequest *cr,
+                  struct rpc_reply *rp);
+
+/* ---- forward.c: the leader ---------------------------------------------- */
+
+/* Load the members' addresses recorded in the store into c (once per
+ * answer; on failure the list stays empty). */
+void rpc__load_known(struct rpc_caller *c);
+
+/* The recorded addresses of node id, or NULL. */
+const struct store_node *rpc__known(const struct rpc_caller *c, uint64_t id);
+
+/* Make rp RV_ENOTLEADER with the leader's id and RPC address if known. */
+void rpc__not_leader(struct rpc_caller *c, struct rpc_reply *rp);
+
+/* The answer of an in-process request that was answered RV_ENOTLEADER in
+ * c->rp: wait for a leader, forward req to it and return its answer, or
+ * return c->rp's (possibly re-answered) response. */
+const Rv__Response *rpc__follow_leader(struct rpc_caller *c, Rv__Request *req);
+
+/* 1 if req may be forwarded to the leader (not yet forwarded; a write, a
+ * cluster change, or a read that is not stale). */
+int rpc__is_forwardable(const Rv__Request *req);
+
+#endif /* RV_RPC_SERVER_INT_H */
