@@ -34,7 +34,7 @@ static int
 gw__artifact_path_ok(const char *p)
 {
     size_t n = strlen(p);
-    if (n == 0 || n > STORE_MAX_ARTIFACT_PATH_BYTES || p[0] == '/' ||
+    if (n == 0 || n > CONTRACT_MAX_ARTIFACT_PATH_BYTES || p[0] == '/' ||
         p[n - 1] == '/')
         return 0;
     for (const char *s = p; s != NULL; s = strchr(s, '/')) {
@@ -67,11 +67,11 @@ gw_artifact_put(struct gw_ctx *c)
         gw__reject(c, RV_EINVAL,
                    "artifact path '%.64s' is invalid: 1 to %d bytes, "
                    "relative, no empty, '.' or '..' parts",
-                   path, STORE_MAX_ARTIFACT_PATH_BYTES);
+                   path, CONTRACT_MAX_ARTIFACT_PATH_BYTES);
         return;
     }
-    if (strlen(type) > STORE_MAX_SCOPE_BYTES ||
-        !store_utf8_valid(type, strlen(type))) {
+    if (strlen(type) > CONTRACT_MAX_SCOPE_BYTES ||
+        !contract_utf8_valid(type, strlen(type))) {
         gw_reply_error(c->x, RV_EINVAL, "Content-Type is too long");
         return;
     }
@@ -85,8 +85,8 @@ gw_artifact_put(struct gw_ctx *c)
     uint64_t derived = gw__derive_client(client_id, seq);
     do {
         size_t n = c->x->body_len - off;
-        if (n > STORE_MAX_ARTIFACT_CHUNK_BYTES)
-            n = STORE_MAX_ARTIFACT_CHUNK_BYTES;
+        if (n > CONTRACT_MAX_ARTIFACT_CHUNK_BYTES)
+            n = CONTRACT_MAX_ARTIFACT_CHUNK_BYTES;
         Rv__Command cmd = RV__COMMAND__INIT, *cmds[1] = {&cmd};
         Rv__ArtifactChunk ch = RV__ARTIFACT_CHUNK__INIT;
         ch.run_id = run_id;
@@ -229,7 +229,7 @@ gw_artifact_get(struct gw_ctx *c)
         return;
     }
     uint64_t size = r->artifacts[0]->size;
-    char type[STORE_MAX_SCOPE_BYTES + 1];
+    char type[CONTRACT_MAX_SCOPE_BYTES + 1];
     snprintf(type, sizeof type, "%s",
              r->artifacts[0]->content_type && r->artifacts[0]->content_type[0]
                  ? r->artifacts[0]->content_type

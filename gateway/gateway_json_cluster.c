@@ -3,7 +3,7 @@
  * (add, remove, leadership transfer). */
 #include "gateway/gateway_int.h"
 #include "raft/replica.h"
-#include "rpc/client.h"
+#include "rpc/client/client.h"
 
 #include <string.h>
 
@@ -90,10 +90,10 @@ gw__cluster_change(struct gw_ctx *c, Rv__ClusterOp op, uint64_t id)
         if (gw__only(c, j, "cluster", fields) != 0 ||
             gw__int(c, j, "id", "", 1, INT64_MAX, &jid) != 0 ||
             gw__str(c, j, "raft_addr", op == RV__CLUSTER_OP__CLUSTER_ADD,
-                    STORE_MAX_ADDR_BYTES, &cr.raft_addr) != 0 ||
-            gw__str(c, j, "rpc_addr", 0, STORE_MAX_ADDR_BYTES, &cr.rpc_addr) !=
+                    CONTRACT_MAX_ADDR_BYTES, &cr.raft_addr) != 0 ||
+            gw__str(c, j, "rpc_addr", 0, CONTRACT_MAX_ADDR_BYTES, &cr.rpc_addr) !=
                 0 ||
-            gw__str(c, j, "http_addr", 0, STORE_MAX_ADDR_BYTES,
+            gw__str(c, j, "http_addr", 0, CONTRACT_MAX_ADDR_BYTES,
                     &cr.http_addr) != 0)
             goto out;
         cr.id = (uint64_t)jid;

@@ -48,7 +48,7 @@ gw_log_append(struct gw_ctx *c)
             goto out;
         }
         if (gw__only(c, l, where, lfields) != 0 ||
-            gw__str(c, l, "text", 1, STORE_MAX_LOG_LINE_BYTES,
+            gw__str(c, l, "text", 1, CONTRACT_MAX_LOG_LINE_BYTES,
                     &lines[i].text) != 0 ||
             gw__str(c, l, "stream", 0, 8, &stream) != 0 ||
             gw__int(c, l, "timestamp", where, 0, INT64_MAX,
@@ -93,7 +93,7 @@ gw_log_read(struct gw_ctx *c)
     int has_from, has_max;
     if (gw__read_options(c, &req, &ro) != 0 ||
         gw__q_u64(c, "from_line", UINT64_MAX, &from, &has_from) != 0 ||
-        gw__q_u64(c, "max_lines", STORE_MAX_LOG_LINES_READ, &max, &has_max) !=
+        gw__q_u64(c, "max_lines", CONTRACT_MAX_LOG_LINES_READ, &max, &has_max) !=
             0)
         return;
     if (has_max && max == 0) {

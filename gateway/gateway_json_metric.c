@@ -132,11 +132,11 @@ gw__point_parse(json_t *p, int64_t now, struct gw_point *out)
     const char *vs = json_string_value(jv);
     double d = 0;
     int is_ok = json_is_object(p) && json_object_size(p) == known &&
-                key != NULL && store_key_valid(key, json_string_length(jk));
+                key != NULL && contract_key_valid(key, json_string_length(jk));
     is_ok =
         is_ok &&
         (jc == NULL || json_is_null(jc) ||
-         (ctx != NULL && json_string_length(jc) <= STORE_MAX_CONTEXT_BYTES));
+         (ctx != NULL && json_string_length(jc) <= CONTRACT_MAX_CONTEXT_BYTES));
     is_ok = is_ok && (js == NULL || json_is_integer(js));
     is_ok = is_ok && (jt == NULL ||
                       (json_is_integer(jt) && json_integer_value(jt) >= 0));
@@ -172,8 +172,8 @@ gw__point_error(struct gw_ctx *c, json_t *p, size_t i)
         return;
     }
     if (gw__only(c, p, where, mfields) != 0 ||
-        gw__str(c, p, "key", 1, STORE_MAX_KEY_BYTES, &key) != 0 ||
-        gw__str(c, p, "context", 0, STORE_MAX_CONTEXT_BYTES, &ctx) != 0 ||
+        gw__str(c, p, "key", 1, CONTRACT_MAX_KEY_BYTES, &key) != 0 ||
+        gw__str(c, p, "context", 0, CONTRACT_MAX_CONTEXT_BYTES, &ctx) != 0 ||
         gw__int(c, p, "step", where, INT64_MIN, INT64_MAX, &v) != 0 ||
         gw__int(c, p, "timestamp", where, 0, INT64_MAX, &v) != 0)
         return;
@@ -256,10 +256,10 @@ gw_metric_log_batch(struct gw_ctx *c)
     if (j == NULL)
         return;
     if (gw__only(c, j, "log-batch", fields) != 0 ||
-        gw__kvs(c, j, "params", STORE_MAX_PARAMS_PER_COMMAND,
-                STORE_MAX_PARAM_VALUE_BYTES, &lb.params, &lb.n_params) != 0 ||
-        gw__kvs(c, j, "tags", STORE_MAX_TAGS_PER_COMMAND,
-                STORE_MAX_TAG_VALUE_BYTES, &lb.tags, &lb.n_tags) != 0 ||
+        gw__kvs(c, j, "params", CONTRACT_MAX_PARAMS_PER_COMMAND,
+                CONTRACT_MAX_PARAM_VALUE_BYTES, &lb.params, &lb.n_params) != 0 ||
+        gw__kvs(c, j, "tags", CONTRACT_MAX_TAGS_PER_COMMAND,
+                CONTRACT_MAX_TAG_VALUE_BYTES, &lb.tags, &lb.n_tags) != 0 ||
         gw__metric_count(c, j, &ms, &n) != 0 ||
         gw__metric_points(c, ms, n, &lb, &m) != 0)
         goto out;
@@ -293,13 +293,13 @@ gw_metric_history(struct gw_ctx *c)
     uint64_t ds = 0;
     int has_min, has_max, has_ds;
     if (gw__read_options(c, &req, &ro) != 0 ||
-        gw__q_str(c, "key", STORE_MAX_KEY_BYTES, &key) != 0 ||
-        gw__q_str(c, "context", STORE_MAX_CONTEXT_BYTES, &ctx) != 0 ||
+        gw__q_str(c, "key", CONTRACT_MAX_KEY_BYTES, &key) != 0 ||
+        gw__q_str(c, "context", CONTRACT_MAX_CONTEXT_BYTES, &ctx) != 0 ||
         gw__q_i64(c, "min_step", INT64_MIN, INT64_MAX, &min_step, &has_min) !=
             0 ||
         gw__q_i64(c, "max_step", INT64_MIN, INT64_MAX, &max_step, &has_max) !=
             0 ||
-        gw__q_u64(c, "downsample", STORE_MAX_DOWNSAMPLE, &ds, &has_ds) != 0)
+        gw__q_u64(c, "downsample", CONTRACT_MAX_DOWNSAMPLE, &ds, &has_ds) != 0)
         return;
     if (key == NULL) {
         /* No key: the run's series, from its summary. */

@@ -65,11 +65,11 @@ gw__make_run_id(char out[27])
 int
 gw__run_id(struct gw_ctx *c, const char *id)
 {
-    if (!store_run_id_valid(id, strlen(id))) {
+    if (!contract_run_id_valid(id, strlen(id))) {
         return gw__reject(c, RV_EINVAL,
                           "invalid run_id '%.64s': 1 to %d letters, digits, "
                           "'_' or '-', starting with a letter or digit",
-                          id, STORE_MAX_RUN_ID_BYTES);
+                          id, CONTRACT_MAX_RUN_ID_BYTES);
     }
     return 0;
 }
@@ -88,18 +88,18 @@ gw_run_create(struct gw_ctx *c)
     if (j == NULL)
         return;
     if (gw__only(c, j, "run", fields) != 0 ||
-        gw__str(c, j, "project", 1, STORE_MAX_SCOPE_BYTES, &rc.project) != 0 ||
-        gw__str(c, j, "experiment", 1, STORE_MAX_SCOPE_BYTES, &rc.experiment) !=
+        gw__str(c, j, "project", 1, CONTRACT_MAX_SCOPE_BYTES, &rc.project) != 0 ||
+        gw__str(c, j, "experiment", 1, CONTRACT_MAX_SCOPE_BYTES, &rc.experiment) !=
             0 ||
-        gw__str(c, j, "name", 0, STORE_MAX_NAME_BYTES, &rc.name) != 0 ||
-        gw__str(c, j, "run_id", 0, STORE_MAX_RUN_ID_BYTES, &rc.run_id) != 0 ||
-        gw__str(c, j, "user", 0, STORE_MAX_SCOPE_BYTES, &rc.user) != 0 ||
+        gw__str(c, j, "name", 0, CONTRACT_MAX_NAME_BYTES, &rc.name) != 0 ||
+        gw__str(c, j, "run_id", 0, CONTRACT_MAX_RUN_ID_BYTES, &rc.run_id) != 0 ||
+        gw__str(c, j, "user", 0, CONTRACT_MAX_SCOPE_BYTES, &rc.user) != 0 ||
         gw__str(c, j, "resume", 0, 16, &resume) != 0 ||
         gw__str(c, j, "status", 0, 16, &status) != 0 ||
-        gw__kvs(c, j, "params", STORE_MAX_PARAMS_PER_COMMAND,
-                STORE_MAX_PARAM_VALUE_BYTES, &rc.params, &rc.n_params) != 0 ||
-        gw__kvs(c, j, "tags", STORE_MAX_TAGS_PER_COMMAND,
-                STORE_MAX_TAG_VALUE_BYTES, &rc.tags, &rc.n_tags) != 0)
+        gw__kvs(c, j, "params", CONTRACT_MAX_PARAMS_PER_COMMAND,
+                CONTRACT_MAX_PARAM_VALUE_BYTES, &rc.params, &rc.n_params) != 0 ||
+        gw__kvs(c, j, "tags", CONTRACT_MAX_TAGS_PER_COMMAND,
+                CONTRACT_MAX_TAG_VALUE_BYTES, &rc.tags, &rc.n_tags) != 0)
         goto out;
     if (rc.run_id != NULL && gw__run_id(c, rc.run_id) != 0)
         goto out;
@@ -267,7 +267,7 @@ gw__run_full_json(const Rv__RunInfo *ri)
                             json_string(ri->tags[i]->value));
     for (size_t i = 0; i < ri->n_summary; i++) {
         const Rv__Summary *s = ri->summary[i];
-        char name[STORE_MAX_KEY_BYTES + STORE_MAX_CONTEXT_BYTES + 3];
+        char name[CONTRACT_MAX_KEY_BYTES + CONTRACT_MAX_CONTEXT_BYTES + 3];
         int has_ctx = s->context != NULL && s->context[0] != '\0';
         if (has_ctx)
             snprintf(name, sizeof name, "%s[%s]", s->key, s->context);
@@ -337,14 +337,14 @@ gw_run_list(struct gw_ctx *c)
     int has_pp;
     char *combined = NULL;
     if (gw__read_options(c, &req, &ro) != 0 ||
-        gw__q_str(c, "project", STORE_MAX_SCOPE_BYTES, &project) != 0 ||
-        gw__q_str(c, "experiment", STORE_MAX_SCOPE_BYTES, &experiment) != 0 ||
-        gw__q_str(c, "team", STORE_MAX_TEAM_BYTES, &team) != 0 ||
+        gw__q_str(c, "project", CONTRACT_MAX_SCOPE_BYTES, &project) != 0 ||
+        gw__q_str(c, "experiment", CONTRACT_MAX_SCOPE_BYTES, &experiment) != 0 ||
+        gw__q_str(c, "team", CONTRACT_MAX_TEAM_BYTES, &team) != 0 ||
         gw__q_str(c, "status", 16, &status) != 0 ||
         gw__q_str(c, "filter", GATEWAY_MAX_FILTER_BYTES, &filter) != 0 ||
         gw__q_str(c, "order_by", GATEWAY_MAX_FILTER_BYTES, &order) != 0 ||
-        gw__q_str(c, "page_token", STORE_PAGE_TOKEN_BYTES, &token) != 0 ||
-        gw__q_u64(c, "per_page", STORE_MAX_PER_PAGE, &per_page, &has_pp) != 0)
+        gw__q_str(c, "page_token", CONTRACT_PAGE_TOKEN_BYTES, &token) != 0 ||
+        gw__q_u64(c, "per_page", CONTRACT_MAX_PER_PAGE, &per_page, &has_pp) != 0)
         return;
     if (has_pp && per_page == 0) {
         gw_reply_error(c->x, RV_EINVAL, "per_page must be 1 to 1000");
@@ -416,8 +416,8 @@ gw_run_analytics(struct gw_ctx *c)
     const char *group, *project, *team;
     if (gw__read_options(c, &req, &ro) != 0 ||
         gw__q_str(c, "group", 16, &group) != 0 ||
-        gw__q_str(c, "project", STORE_MAX_SCOPE_BYTES, &project) != 0 ||
-        gw__q_str(c, "team", STORE_MAX_TEAM_BYTES, &team) != 0)
+        gw__q_str(c, "project", CONTRACT_MAX_SCOPE_BYTES, &project) != 0 ||
+        gw__q_str(c, "team", CONTRACT_MAX_TEAM_BYTES, &team) != 0)
         return;
     a.has_group = 1;
     if (group == NULL || strcmp(group, "status") == 0)

@@ -153,7 +153,7 @@ gw__decode(char *s, int is_query)
         }
     }
     *o = '\0';
-    return store_utf8_valid(s, (size_t)(o - s)) ? 0 : -1;
+    return contract_utf8_valid(s, (size_t)(o - s)) ? 0 : -1;
 }
 
 int

@@ -147,12 +147,12 @@ gw__kvs(struct gw_ctx *c, json_t *obj, const char *name, size_t max_n,
 int
 gw__key(struct gw_ctx *c, const char *where, const char *sep, const char *key)
 {
-    if (store_key_valid(key, strlen(key)))
+    if (contract_key_valid(key, strlen(key)))
         return 0;
     return gw__reject(c, RV_EINVAL,
                       "%s%skey '%.64s' is invalid: 1 to %d bytes of "
                       "letters, digits, '_', '-', '.', ' ', '/'",
-                      where, sep, key, STORE_MAX_KEY_BYTES);
+                      where, sep, key, CONTRACT_MAX_KEY_BYTES);
 }
 
 /* (client_id, seq) from the Idempotency-Key header "<client_id>/<seq>", or

@@ -5,7 +5,7 @@
 #include "node/cli/flags.h"
 #include "node/defaults.h"
 #include "node/serve.h"
-#include "rpc/client.h"
+#include "rpc/client/client.h"
 #include "store/store.h"
 
 #include <jansson.h>

@@ -10,7 +10,7 @@
 #include "node/cli/flags.h"
 #include "node/defaults.h"
 #include "raft/replica.h"
-#include "rpc/client.h"
+#include "rpc/client/client.h"
 #include "rpc/server.h"
 
 #include <errno.h>
@@ -216,7 +216,7 @@ node__peers(const char *s, struct replica_peer *peers, size_t *n)
             return -1;
         unsigned long long id = strtoull(p, &end, 10);
         size_t an = len - (size_t)(eq + 1 - p);
-        if (end != eq || id == 0 || an == 0 || an > STORE_MAX_ADDR_BYTES)
+        if (end != eq || id == 0 || an == 0 || an > CONTRACT_MAX_ADDR_BYTES)
             return -1;
         for (size_t i = 0; i < *n; i++)
             if (peers[i].id == id)
@@ -270,9 +270,9 @@ struct node {
     struct gateway *gw;
     struct rv_log log;
     uint64_t id;
-    char raft_addr[STORE_MAX_ADDR_BYTES + 1];
-    char rpc_addr[STORE_MAX_ADDR_BYTES + 1];
-    char http_addr[STORE_MAX_ADDR_BYTES + 1];
+    char raft_addr[CONTRACT_MAX_ADDR_BYTES + 1];
+    char rpc_addr[CONTRACT_MAX_ADDR_BYTES + 1];
+    char http_addr[CONTRACT_MAX_ADDR_BYTES + 1];
     char join[NODE_MAX_VALUE];
     atomic_int is_stopping;
     pthread_t helper;
@@ -373,7 +373,7 @@ node__announce(struct node *n)
     struct store_read *rd;
     struct store_node *nodes = NULL;
     size_t n_nodes = 0;
-    char errmsg[RV_ERRMSG_SIZE], leader_rpc[STORE_MAX_ADDR_BYTES + 1] = "";
+    char errmsg[RV_ERRMSG_SIZE], leader_rpc[CONTRACT_MAX_ADDR_BYTES + 1] = "";
     int is_known = 0;
     replica_info(n->rep, &info);
     if (info.leader_id == 0 || info.leader_id == n->id ||
@@ -488,9 +488,9 @@ node__configure(const struct node_settings *st, struct replica_config *rc,
         return RV_EXIT_USAGE;
     }
     for (int k = K_HTTP_ADDR; k <= K_RAFT_ADDR; k++) {
-        if (strlen(st->v[k]) > STORE_MAX_ADDR_BYTES || st->v[k][0] == '\0') {
+        if (strlen(st->v[k]) > CONTRACT_MAX_ADDR_BYTES || st->v[k][0] == '\0') {
             fprintf(stderr, "runvault: %s must be 1 to %d bytes\n",
-                    node_keys[k].name, STORE_MAX_ADDR_BYTES);
+                    node_keys[k].name, CONTRACT_MAX_ADDR_BYTES);
             return RV_EXIT_USAGE;
         }
     }

@@ -75,7 +75,7 @@ raftfsm_descriptor_decode(const void *buf, size_t len,
         if (end - p < 2)
             return RV_EMALFORMED;
         size_t n = rv_get_be16(p);
-        if (n > STORE_MAX_ADDR_BYTES || (size_t)(end - p - 2) < n)
+        if (n > CONTRACT_MAX_ADDR_BYTES || (size_t)(end - p - 2) < n)
             return RV_EMALFORMED;
         memcpy(d->sources[i], p + 2, n);
         d->sources[i][n] = '\0';
@@ -114,7 +114,7 @@ raftfsm__add_source(struct raftfsm_descriptor *d, const char *addr)
     for (size_t i = 0; i < d->n_sources; i++)
         if (strcmp(d->sources[i], addr) == 0)
             return;
-    snprintf(d->sources[d->n_sources++], STORE_MAX_ADDR_BYTES + 1, "%s", addr);
+    snprintf(d->sources[d->n_sources++], CONTRACT_MAX_ADDR_BYTES + 1, "%s", addr);
 }
 
 /* The descriptor of the store as it is now: this node's address first,
@@ -242,7 +242,7 @@ raftfsm__is_remote_error(int rc)
 
 int
 raftfsm_catch_up(struct raftfsm *f, uint64_t index,
-                 char (*sources)[STORE_MAX_ADDR_BYTES + 1], size_t n_sources,
+                 char (*sources)[CONTRACT_MAX_ADDR_BYTES + 1], size_t n_sources,
                  char *errmsg)
 {
     struct rv_buf buf;

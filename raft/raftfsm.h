@@ -52,7 +52,7 @@ struct raftfsm_descriptor {
     uint64_t index;
     uint8_t digest[STORE_DIGEST_BYTES];
     size_t n_sources;
-    char sources[RAFTFSM_MAX_SOURCES][STORE_MAX_ADDR_BYTES + 1];
+    char sources[RAFTFSM_MAX_SOURCES][CONTRACT_MAX_ADDR_BYTES + 1];
     size_t n_segments;
     struct vlog_segment_info *segments; /* Owned. */
 };
@@ -100,7 +100,7 @@ void raftfsm_descriptor_free(struct raftfsm_descriptor *d);
  * descriptor: also used by restore). Returns RV_OK, or the last source's
  * error after every source failed for catch_up_secs. */
 int raftfsm_catch_up(struct raftfsm *f, uint64_t index,
-                     char (*sources)[STORE_MAX_ADDR_BYTES + 1],
+                     char (*sources)[CONTRACT_MAX_ADDR_BYTES + 1],
                      size_t n_sources, char *errmsg);
 
 #endif /* RV_RAFT_RAFTFSM_H */

@@ -443,7 +443,7 @@ replica__submit_batch(struct replica *r)
      * profile in docs/BENCHMARKS.md). */
     while ((op = r->writes.head) != NULL) {
         if (len > 0 && (len + op->packed_len > PROTO_MAX_PAYLOAD_BYTES ||
-                        base + op->n_commands > STORE_MAX_COMMANDS_PER_BATCH))
+                        base + op->n_commands > CONTRACT_MAX_COMMANDS_PER_BATCH))
             break;
         replica__pop(&r->writes);
         r->pending_bytes -= op->packed_len;

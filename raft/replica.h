@@ -67,7 +67,7 @@ enum replica_durability {
 
 struct replica_peer {
     uint64_t id;
-    char raft_addr[STORE_MAX_ADDR_BYTES + 1];
+    char raft_addr[CONTRACT_MAX_ADDR_BYTES + 1];
 };
 
 struct replica_config {
@@ -146,9 +146,9 @@ struct replica_op {
     /* CHANGE */
     enum replica_change change;
     uint64_t node_id;
-    char raft_addr[STORE_MAX_ADDR_BYTES + 1];
-    char rpc_addr[STORE_MAX_ADDR_BYTES + 1];
-    char http_addr[STORE_MAX_ADDR_BYTES + 1];
+    char raft_addr[CONTRACT_MAX_ADDR_BYTES + 1];
+    char rpc_addr[CONTRACT_MAX_ADDR_BYTES + 1];
+    char http_addr[CONTRACT_MAX_ADDR_BYTES + 1];
     /* Outcome, valid in done. code RV_ENOTLEADER: not applied, try the
      * leader; RV_EUNKNOWN: leadership was lost with the entry in flight,
      * it may still commit (retry with the same idempotency keys). */
@@ -184,7 +184,7 @@ void replica_op_clean(struct replica_op *op);
 
 struct replica_member {
     uint64_t id;
-    char raft_addr[STORE_MAX_ADDR_BYTES + 1];
+    char raft_addr[CONTRACT_MAX_ADDR_BYTES + 1];
     int role; /* RAFT_VOTER, RAFT_STANDBY, RAFT_SPARE */
 };
 

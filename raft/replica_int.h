@@ -40,9 +40,9 @@ struct replica {
     uint64_t id;
     char *data_dir;
     char raft_dir[4096];
-    char raft_addr[STORE_MAX_ADDR_BYTES + 1];
-    char rpc_addr[STORE_MAX_ADDR_BYTES + 1];
-    char http_addr[STORE_MAX_ADDR_BYTES + 1];
+    char raft_addr[CONTRACT_MAX_ADDR_BYTES + 1];
+    char rpc_addr[CONTRACT_MAX_ADDR_BYTES + 1];
+    char http_addr[CONTRACT_MAX_ADDR_BYTES + 1];
     int durability;
     unsigned election_ms, heartbeat_ms, sync_ms;
     const struct rv_log *log;

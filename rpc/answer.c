@@ -3,7 +3,7 @@
  * batcher, the read gate (consistency, min_index), and rpc_caller_answer,
  * which the nng workers (listen.c) and the HTTP gateway both use. */
 #include "base/clock.h"
-#include "rpc/client.h"
+#include "rpc/client/client.h"
 #include "rpc/server_int.h"
 
 #include <stdio.h>
@@ -94,7 +94,7 @@ rpc__write_check(const Rv__WriteRequest *wr, char *errmsg)
             return RV_EINVAL;
         }
         const char *id = rpc__command_run_id(c);
-        if (id != NULL && !store_run_id_valid(id, strlen(id))) {
+        if (id != NULL && !contract_run_id_valid(id, strlen(id))) {
             rv_errmsg_printf(errmsg, "command %zu: invalid run_id '%.64s'", i,
                              id);
             return RV_EINVAL;
@@ -107,9 +107,9 @@ rpc__write_check(const Rv__WriteRequest *wr, char *errmsg)
 static int
 rpc__write_request_check(const Rv__WriteRequest *wr, char *errmsg)
 {
-    if (wr->n_commands == 0 || wr->n_commands > STORE_MAX_COMMANDS_PER_BATCH) {
+    if (wr->n_commands == 0 || wr->n_commands > CONTRACT_MAX_COMMANDS_PER_BATCH) {
         rv_errmsg_printf(errmsg, "a write carries 1 to %d commands",
-                         STORE_MAX_COMMANDS_PER_BATCH);
+                         CONTRACT_MAX_COMMANDS_PER_BATCH);
         return RV_EINVAL;
     }
     if (wr->has_durability &&

@@ -57,7 +57,7 @@ const Rv__Response *rpc_caller_answer(struct rpc_caller *c, Rv__Request *req);
  * through them without a cluster. Any thread. */
 
 /* The checks a request passes before this node asks its replica anything:
- * a body is set; a write carries 1 to STORE_MAX_COMMANDS_PER_BATCH
+ * a body is set; a write carries 1 to CONTRACT_MAX_COMMANDS_PER_BATCH
  * commands, a known durability and, per command, a body and a valid run id
  * (apply checks everything again); a read's consistency is known; a
  * cluster change has its arguments (an id, an add's raft address

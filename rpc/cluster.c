@@ -1,7 +1,7 @@
 /* Node status, cluster status and membership changes (contract in
  * server_int.h): what a status or cluster request asks of the replica,
  * and the answers, whose strings point into the reply's own copies. */
-#include "rpc/client.h"
+#include "rpc/client/client.h"
 #include "rpc/server_int.h"
 
 #include <arpa/inet.h>
@@ -30,7 +30,7 @@ rpc__node_status(Rv__NodeStatus *ns, const struct replica_member *m,
  * known members, or are static. */
 struct rpc__status_answer {
     Rv__NodeStatus self;
-    char raft_addr[STORE_MAX_ADDR_BYTES + 1];
+    char raft_addr[CONTRACT_MAX_ADDR_BYTES + 1];
     char digest_hex[2 * STORE_DIGEST_BYTES + 1];
 };
 

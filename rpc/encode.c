@@ -248,9 +248,9 @@ rpc__list_runs(struct store_read *rd, const Rv__ListRunsRequest *l,
 {
     struct store_query q;
     if (l->has_per_page &&
-        (l->per_page == 0 || l->per_page > STORE_MAX_PER_PAGE)) {
+        (l->per_page == 0 || l->per_page > CONTRACT_MAX_PER_PAGE)) {
         rv_errmsg_printf(errmsg, "per_page must be 1 to %d",
-                         STORE_MAX_PER_PAGE);
+                         CONTRACT_MAX_PER_PAGE);
         return RV_EINVAL;
     }
     struct rpc__page_answer *a =
@@ -372,9 +372,9 @@ rpc__logs(struct store_read *rd, const Rv__LogsRequest *l, struct rpc_reply *rp,
     uint64_t next = 0;
     size_t max = l->has_max_lines && l->max_lines > 0 ? l->max_lines
                                                       : RPC_DEFAULT_LOG_LINES;
-    if (max > STORE_MAX_LOG_LINES_READ) {
+    if (max > CONTRACT_MAX_LOG_LINES_READ) {
         rv_errmsg_printf(errmsg, "max_lines must be 1 to %d",
-                         STORE_MAX_LOG_LINES_READ);
+                         CONTRACT_MAX_LOG_LINES_READ);
         return RV_EINVAL;
     }
     struct rpc__logs_answer *a =

@@ -8,7 +8,7 @@
  * requests are answered RV_ENOTLEADER with the leader's address, which the
  * client library follows. */
 #include "base/clock.h"
-#include "rpc/client.h"
+#include "rpc/client/client.h"
 #include "rpc/server_int.h"
 
 #include <stdio.h>
@@ -87,7 +87,7 @@ static int
 rpc__forward(struct rpc_caller *c, Rv__Request *req, const char *leader_rpc,
              char *errmsg)
 {
-    char list[REPLICA_MAX_PEERS * (STORE_MAX_ADDR_BYTES + 1) + 1];
+    char list[REPLICA_MAX_PEERS * (CONTRACT_MAX_ADDR_BYTES + 1) + 1];
     if (c->fwd != NULL && strcmp(c->fwd_addr, leader_rpc) != 0) {
         rvc_close(c->fwd);
         c->fwd = NULL;

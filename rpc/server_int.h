@@ -27,7 +27,7 @@ struct rpc_worker;
 struct rpc_reply {
     Rv__Response resp;
     char message[RV_ERRMSG_SIZE];
-    char leader_rpc[STORE_MAX_ADDR_BYTES + 1];
+    char leader_rpc[CONTRACT_MAX_ADDR_BYTES + 1];
     void *body; /* Owned: freed with body_free. */
     void (*body_free)(void *body);
 };
@@ -44,7 +44,7 @@ struct rpc_caller {
     int is_forwarding; /* In-process callers forward; native workers
                           answer RV_ENOTLEADER with the leader's address. */
     struct rvc *fwd;   /* To the leader; NULL until a first forward. */
-    char fwd_addr[STORE_MAX_ADDR_BYTES + 1];
+    char fwd_addr[CONTRACT_MAX_ADDR_BYTES + 1];
     struct store_node *known; /* Members' addresses from the store, loaded
                                  on demand; the reply may point into it. */
     size_t n_known;
@@ -59,7 +59,7 @@ struct rpc_server {
     const struct rv_log *log;
     struct rpc_worker *workers;
     unsigned n_workers;
-    char addr[STORE_MAX_ADDR_BYTES + 1]; /* Ours: never a forwarding hop. */
+    char addr[CONTRACT_MAX_ADDR_BYTES + 1]; /* Ours: never a forwarding hop. */
     _Atomic uint64_t n_requests, n_forwarded, n_forward_failed;
 };
 

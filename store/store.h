@@ -26,40 +26,6 @@
 #define STORE_DEFAULT_MAP_BYTES   ((size_t)64 << 30)
 #define STORE_FETCH_RECORD_HEADER 12 /* be64 index, be32 length. */
 
-/* BEGIN transitional aliases (issue 12): the wire limits and the key
- * syntax moved to proto/contract.h. Delete this block, then rename
- * STORE_* -> CONTRACT_* and store_*_valid -> contract_*_valid over the
- * tree (mapping in the merge note). */
-#define STORE_MAX_RUN_ID_BYTES           CONTRACT_MAX_RUN_ID_BYTES
-#define STORE_MAX_TEAM_BYTES             CONTRACT_MAX_TEAM_BYTES
-#define STORE_MAX_SCOPE_BYTES            CONTRACT_MAX_SCOPE_BYTES
-#define STORE_MAX_NAME_BYTES             CONTRACT_MAX_NAME_BYTES
-#define STORE_MAX_KEY_BYTES              CONTRACT_MAX_KEY_BYTES
-#define STORE_MAX_CONTEXT_BYTES          CONTRACT_MAX_CONTEXT_BYTES
-#define STORE_MAX_PARAM_VALUE_BYTES      CONTRACT_MAX_PARAM_VALUE_BYTES
-#define STORE_MAX_TAG_VALUE_BYTES        CONTRACT_MAX_TAG_VALUE_BYTES
-#define STORE_MAX_PARAMS_PER_COMMAND     CONTRACT_MAX_PARAMS_PER_COMMAND
-#define STORE_MAX_TAGS_PER_COMMAND       CONTRACT_MAX_TAGS_PER_COMMAND
-#define STORE_MAX_POINTS_PER_COMMAND     CONTRACT_MAX_POINTS_PER_COMMAND
-#define STORE_MAX_SERIES_PER_COMMAND     CONTRACT_MAX_SERIES_PER_COMMAND
-#define STORE_MAX_COMMANDS_PER_BATCH     CONTRACT_MAX_COMMANDS_PER_BATCH
-#define STORE_MAX_LOG_LINES_PER_COMMAND  CONTRACT_MAX_LOG_LINES_PER_COMMAND
-#define STORE_MAX_LOG_LINE_BYTES         CONTRACT_MAX_LOG_LINE_BYTES
-#define STORE_MAX_ARTIFACT_PATH_BYTES    CONTRACT_MAX_ARTIFACT_PATH_BYTES
-#define STORE_MAX_ARTIFACT_CHUNK_BYTES   CONTRACT_MAX_ARTIFACT_CHUNK_BYTES
-#define STORE_DEFAULT_MAX_ARTIFACT_BYTES CONTRACT_DEFAULT_MAX_ARTIFACT_BYTES
-#define STORE_MAX_PER_PAGE               CONTRACT_MAX_PER_PAGE
-#define STORE_DEFAULT_PER_PAGE           CONTRACT_DEFAULT_PER_PAGE
-#define STORE_MAX_HISTORY_POINTS         CONTRACT_MAX_HISTORY_POINTS
-#define STORE_MAX_DOWNSAMPLE             CONTRACT_MAX_DOWNSAMPLE
-#define STORE_MAX_LOG_LINES_READ         CONTRACT_MAX_LOG_LINES_READ
-#define STORE_MAX_ARTIFACTS_LISTED       CONTRACT_MAX_ARTIFACTS_LISTED
-#define STORE_PAGE_TOKEN_BYTES           CONTRACT_PAGE_TOKEN_BYTES
-#define STORE_MAX_ADDR_BYTES             CONTRACT_MAX_ADDR_BYTES
-#define store_key_valid                  contract_key_valid
-#define store_run_id_valid               contract_run_id_valid
-#define store_utf8_valid                 contract_utf8_valid
-/* END transitional aliases. */
 
 struct store;
 
@@ -77,7 +43,7 @@ struct store_result {
     int code;         /* RV_OK or the business error (RV_EINVAL, ...). */
     int is_duplicate; /* An earlier apply of the same (client_id, seq). */
     int is_resumed;   /* run_create resumed an existing run. */
-    char run_id[STORE_MAX_RUN_ID_BYTES + 1];
+    char run_id[CONTRACT_MAX_RUN_ID_BYTES + 1];
     char message[RV_ERRMSG_SIZE];
 };
 
@@ -236,7 +202,7 @@ struct store_query {
     const char *filter;     /* Filter expression (store/filter.h), or NULL. */
     const char *order_by;   /* ORDER BY list, or NULL. */
     enum store_view view;
-    size_t per_page;        /* 1..STORE_MAX_PER_PAGE; 0 = default. */
+    size_t per_page;        /* 1..CONTRACT_MAX_PER_PAGE; 0 = default. */
     const char *page_token; /* From a previous page, or NULL. */
     int is_full;            /* Load params, tags, summaries per run. */
 };
@@ -244,7 +210,7 @@ struct store_query {
 struct store_page {
     struct store_run *runs;
     size_t n_runs;
-    char next_page_token[STORE_PAGE_TOKEN_BYTES]; /* "" on the last page. */
+    char next_page_token[CONTRACT_PAGE_TOKEN_BYTES]; /* "" on the last page. */
     int has_total;       /* total is exact (known without extra work). */
     uint64_t total;      /* Runs matching the query, all pages. */
     uint64_t n_examined; /* Candidate runs evaluated (for /metrics). */
@@ -271,7 +237,7 @@ struct store_history_query {
     const char *key;
     const char *context;        /* NULL or "" for the default context. */
     int64_t min_step, max_step; /* Inclusive range. */
-    size_t downsample; /* 0: every point (at most STORE_MAX_HISTORY_POINTS,
+    size_t downsample; /* 0: every point (at most CONTRACT_MAX_HISTORY_POINTS,
                           else RV_ETOOBIG); else at most this many points,
                           keeping each bucket's first, last, min and max. */
 };
@@ -335,7 +301,7 @@ int store_artifact_read(struct store_read *r, const char *run_id,
                         struct rv_buf *out, char *errmsg);
 
 /* Every artifact of run run_id in path order (at most
- * STORE_MAX_ARTIFACTS_LISTED). Free with store_artifacts_free(). Errors:
+ * CONTRACT_MAX_ARTIFACTS_LISTED). Free with store_artifacts_free(). Errors:
  * RV_ENOTFOUND (no such run), RV_ECORRUPT, RV_ENOMEM. */
 int store_artifacts_list(struct store_read *r, const char *run_id,
                          struct store_artifact **arts, size_t *n_arts,
@@ -346,9 +312,9 @@ void store_artifacts_free(struct store_artifact *arts, size_t n);
  * free(). */
 struct store_node {
     uint64_t id;
-    char raft_addr[STORE_MAX_ADDR_BYTES + 1];
-    char rpc_addr[STORE_MAX_ADDR_BYTES + 1];
-    char http_addr[STORE_MAX_ADDR_BYTES + 1];
+    char raft_addr[CONTRACT_MAX_ADDR_BYTES + 1];
+    char rpc_addr[CONTRACT_MAX_ADDR_BYTES + 1];
+    char http_addr[CONTRACT_MAX_ADDR_BYTES + 1];
 };
 int store_nodes_list(struct store_read *r, struct store_node **nodes,
                      size_t *n_nodes, char *errmsg);

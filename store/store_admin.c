@@ -12,7 +12,7 @@ int
 store__team_put(struct store_wctx *w, const Rv__TeamPut *t)
 {
     int rc =
-        store__str_check(t->team, STORE_MAX_TEAM_BYTES, 1, "team", w->errmsg);
+        store__str_check(t->team, CONTRACT_MAX_TEAM_BYTES, 1, "team", w->errmsg);
     if (rc != RV_OK)
         return rc;
     uint8_t v[16];
@@ -49,7 +49,7 @@ store__token_put(struct store_wctx *w, const Rv__TokenPut *t)
         return RV_EINVAL;
     }
     int rc =
-        store__str_check(t->team, STORE_MAX_TEAM_BYTES, 1, "team", w->errmsg);
+        store__str_check(t->team, CONTRACT_MAX_TEAM_BYTES, 1, "team", w->errmsg);
     if (rc != RV_OK)
         return rc;
     if (t->has_role &&
@@ -57,7 +57,7 @@ store__token_put(struct store_wctx *w, const Rv__TokenPut *t)
         rv_errmsg_printf(w->errmsg, "unknown role %d", t->role);
         return RV_EINVAL;
     }
-    uint8_t v[1 + STORE_MAX_TEAM_BYTES];
+    uint8_t v[1 + CONTRACT_MAX_TEAM_BYTES];
     size_t n = strlen(t->team);
     v[0] = (uint8_t)(t->has_role ? t->role : RV__ROLE__ROLE_READ);
     memcpy(v + 1, t->team, n);
@@ -84,7 +84,7 @@ store__addr_check(const char *a, int is_required, const char *what,
                   char *errmsg)
 {
     int rc =
-        store__str_check(a, STORE_MAX_ADDR_BYTES, is_required, what, errmsg);
+        store__str_check(a, CONTRACT_MAX_ADDR_BYTES, is_required, what, errmsg);
     for (const char *p = a; rc == RV_OK && p != NULL && *p != '\0'; p++) {
         if (*p <= ' ' || *p > '~') {
             rv_errmsg_printf(errmsg, "%s has a byte outside printable ASCII",
@@ -98,7 +98,7 @@ store__addr_check(const char *a, int is_required, const char *what,
 int
 store__node_put(struct store_wctx *w, const Rv__NodePut *n)
 {
-    uint8_t k[8], v[4 * STORE_MAX_ADDR_BYTES];
+    uint8_t k[8], v[4 * CONTRACT_MAX_ADDR_BYTES];
     if (n->id == 0) {
         rv_errmsg_printf(w->errmsg, "node id must be > 0");
         return RV_EINVAL;

@@ -311,9 +311,9 @@ store__materialise(struct store *s, uint64_t index, const uint8_t *payload,
         return RV_EIO;
     if (!is_malformed && proto_batch_decode(payload, n, &batch, why) != RV_OK)
         is_malformed = 1;
-    if (!is_malformed && batch->n_commands > STORE_MAX_COMMANDS_PER_BATCH) {
+    if (!is_malformed && batch->n_commands > CONTRACT_MAX_COMMANDS_PER_BATCH) {
         snprintf(why, sizeof why, "batch of %zu commands exceeds %d",
-                 batch->n_commands, STORE_MAX_COMMANDS_PER_BATCH);
+                 batch->n_commands, CONTRACT_MAX_COMMANDS_PER_BATCH);
         is_malformed = 1;
     }
     size_t n_cmds = is_malformed ? 1 : batch->n_commands;

@@ -17,7 +17,7 @@ struct store__artrec {
     uint8_t sha256[32];
     char content_type[256];
     uint64_t owner_run;
-    char owner_path[STORE_MAX_ARTIFACT_PATH_BYTES + 1];
+    char owner_path[CONTRACT_MAX_ARTIFACT_PATH_BYTES + 1];
 };
 
 static int
@@ -38,7 +38,7 @@ store__artrec_decode(const MDB_val *v, struct store__artrec *a)
     p += 2 + n;
     a->owner_run = rv_get_be64(p);
     n = rv_get_be16(p + 8);
-    if (n > STORE_MAX_ARTIFACT_PATH_BYTES || end - p != 10 + n)
+    if (n > CONTRACT_MAX_ARTIFACT_PATH_BYTES || end - p != 10 + n)
         return RV_ECORRUPT;
     memcpy(a->owner_path, p + 10, n);
     a->owner_path[n] = '\0';
@@ -49,7 +49,7 @@ static int
 store__artrec_put(struct store_wctx *w, const uint8_t *k, size_t kn,
                   const struct store__artrec *a)
 {
-    uint8_t buf[1 + 8 + 32 + 2 + 256 + 8 + 2 + STORE_MAX_ARTIFACT_PATH_BYTES];
+    uint8_t buf[1 + 8 + 32 + 2 + 256 + 8 + 2 + CONTRACT_MAX_ARTIFACT_PATH_BYTES];
     struct rv_buf b = {buf, 0, sizeof buf, 0};
     rv_buf_append_u8(&b, (uint8_t)a->is_complete);
     rv_buf_append_be64(&b, a->size);
@@ -66,7 +66,7 @@ store__artrec_put(struct store_wctx *w, const uint8_t *k, size_t kn,
 static int
 store__artifact_path_valid(const char *p, size_t n)
 {
-    if (n == 0 || n > STORE_MAX_ARTIFACT_PATH_BYTES || !store__utf8_valid(p, n))
+    if (n == 0 || n > CONTRACT_MAX_ARTIFACT_PATH_BYTES || !contract_utf8_valid(p, n))
         return 0;
     size_t start = 0;
     for (size_t i = 0; i <= n; i++) {
@@ -96,7 +96,7 @@ store__artifact_sha256(struct store_wctx *w, uint64_t run_num, const char *path,
                        const ProtobufCBinaryData *last, uint8_t out[32])
 {
     struct sha256_ctx ctx;
-    uint8_t pre[8 + 2 + STORE_MAX_ARTIFACT_PATH_BYTES];
+    uint8_t pre[8 + 2 + CONTRACT_MAX_ARTIFACT_PATH_BYTES];
     size_t pn = store__artpart_prefix(pre, run_num, path);
     struct rv_buf vb;
     MDB_cursor *cur;
@@ -159,7 +159,7 @@ store__artifact_complete(struct store_wctx *w, uint64_t run_num,
     MDB_val v;
     int rc = store__get(w->txn, w->s->dbi[STORE_DB_BLOB], a->sha256, 32, &v,
                         w->errmsg);
-    uint8_t blob[8 + 8 + 2 + STORE_MAX_ARTIFACT_PATH_BYTES];
+    uint8_t blob[8 + 8 + 2 + CONTRACT_MAX_ARTIFACT_PATH_BYTES];
     if (rc == RV_OK) {
         if (v.mv_size < 18 || v.mv_size > sizeof blob)
             return RV_ECORRUPT;
@@ -172,7 +172,7 @@ store__artifact_complete(struct store_wctx *w, uint64_t run_num,
         a->owner_run = rv_get_be64(blob + 8);
         memcpy(a->owner_path, blob + 18, on);
         a->owner_path[on] = '\0';
-        uint8_t pre[8 + 2 + STORE_MAX_ARTIFACT_PATH_BYTES];
+        uint8_t pre[8 + 2 + CONTRACT_MAX_ARTIFACT_PATH_BYTES];
         size_t pn = store__artpart_prefix(pre, run_num, path);
         rc = store__del_prefix(w, STORE_DB_ARTPART, pre, pn, NULL, NULL);
         if (rc == RV_OK)
@@ -198,17 +198,17 @@ store__artifact_chunk_check(const Rv__ArtifactChunk *c, size_t pn, char *errmsg)
         rv_errmsg_printf(errmsg,
                          "invalid artifact path '%.64s': relative, "
                          "at most %d bytes, no '.' or '..' parts",
-                         c->path, STORE_MAX_ARTIFACT_PATH_BYTES);
+                         c->path, CONTRACT_MAX_ARTIFACT_PATH_BYTES);
         return RV_EINVAL;
     }
-    if (c->data.len > STORE_MAX_ARTIFACT_CHUNK_BYTES) {
+    if (c->data.len > CONTRACT_MAX_ARTIFACT_CHUNK_BYTES) {
         rv_errmsg_printf(errmsg, "artifact chunk of %zu bytes exceeds %u",
-                         c->data.len, STORE_MAX_ARTIFACT_CHUNK_BYTES);
+                         c->data.len, CONTRACT_MAX_ARTIFACT_CHUNK_BYTES);
         return RV_ETOOBIG;
     }
     if (c->content_type != NULL &&
         (strlen(c->content_type) > 255 ||
-         !store__utf8_valid(c->content_type, strlen(c->content_type))))
+         !contract_utf8_valid(c->content_type, strlen(c->content_type))))
         return RV_EINVAL;
     return RV_OK;
 }
@@ -252,7 +252,7 @@ store__artifact_chunk(struct store_wctx *w, const Rv__ArtifactChunk *c,
     rc = store__runrec_get_active(w, c->run_id, &rr);
     if (rc != RV_OK)
         return rc;
-    uint8_t k[8 + STORE_MAX_ARTIFACT_PATH_BYTES];
+    uint8_t k[8 + CONTRACT_MAX_ARTIFACT_PATH_BYTES];
     size_t kn = store__kv_key(k, rr.run_num, c->path, pn);
     struct store__artrec a;
     MDB_val v;
@@ -283,9 +283,9 @@ store__artifact_chunk(struct store_wctx *w, const Rv__ArtifactChunk *c,
                          (unsigned long long)a.size);
         return RV_EINVAL;
     }
-    if (a.size + c->data.len > STORE_DEFAULT_MAX_ARTIFACT_BYTES) {
+    if (a.size + c->data.len > CONTRACT_DEFAULT_MAX_ARTIFACT_BYTES) {
         rv_errmsg_printf(w->errmsg, "artifact '%.64s' exceeds %u bytes",
-                         c->path, STORE_DEFAULT_MAX_ARTIFACT_BYTES);
+                         c->path, CONTRACT_DEFAULT_MAX_ARTIFACT_BYTES);
         return RV_ETOOBIG;
     }
     if (c->has_is_last && c->is_last) {
@@ -293,7 +293,7 @@ store__artifact_chunk(struct store_wctx *w, const Rv__ArtifactChunk *c,
         if (rc != RV_OK)
             return rc;
     }
-    uint8_t pk[8 + 2 + STORE_MAX_ARTIFACT_PATH_BYTES + 8], pv[18];
+    uint8_t pk[8 + 2 + CONTRACT_MAX_ARTIFACT_PATH_BYTES + 8], pv[18];
     size_t pkn = store__artpart_prefix(pk, rr.run_num, c->path);
     rv_put_be64(pk + pkn, a.size);
     rv_put_be32(pv, ptr.segment);
@@ -318,13 +318,13 @@ store__artifact_release(struct store_wctx *w, const MDB_val *k,
 {
     const struct store__purge *p = data;
     struct store__artrec a;
-    char path[STORE_MAX_ARTIFACT_PATH_BYTES + 1];
+    char path[CONTRACT_MAX_ARTIFACT_PATH_BYTES + 1];
     if (store__artrec_decode(v, &a) != RV_OK || k->mv_size < 8 ||
-        k->mv_size - 8 > STORE_MAX_ARTIFACT_PATH_BYTES)
+        k->mv_size - 8 > CONTRACT_MAX_ARTIFACT_PATH_BYTES)
         return RV_ECORRUPT;
     memcpy(path, (const uint8_t *)k->mv_data + 8, k->mv_size - 8);
     path[k->mv_size - 8] = '\0';
-    uint8_t pre[8 + 2 + STORE_MAX_ARTIFACT_PATH_BYTES];
+    uint8_t pre[8 + 2 + CONTRACT_MAX_ARTIFACT_PATH_BYTES];
     if (!a.is_complete) {
         size_t pn = store__artpart_prefix(pre, p->run_num, path);
         return store__del_prefix(w, STORE_DB_ARTPART, pre, pn, NULL, NULL);
@@ -334,7 +334,7 @@ store__artifact_release(struct store_wctx *w, const MDB_val *k,
                         w->errmsg);
     if (rc != RV_OK)
         return rc == RV_ENOTFOUND ? RV_ECORRUPT : rc;
-    uint8_t blob[8 + 8 + 2 + STORE_MAX_ARTIFACT_PATH_BYTES];
+    uint8_t blob[8 + 8 + 2 + CONTRACT_MAX_ARTIFACT_PATH_BYTES];
     if (bv.mv_size < 18 || bv.mv_size > sizeof blob)
         return RV_ECORRUPT;
     size_t bn = bv.mv_size;
@@ -369,15 +369,15 @@ store__artifact_find(struct store_read *r, const char *run_id, const char *path,
 {
     uint64_t run_num;
     size_t pn = strlen(path);
-    if (pn == 0 || pn > STORE_MAX_ARTIFACT_PATH_BYTES) {
+    if (pn == 0 || pn > CONTRACT_MAX_ARTIFACT_PATH_BYTES) {
         rv_errmsg_printf(errmsg, "artifact path must be 1..%d bytes",
-                         STORE_MAX_ARTIFACT_PATH_BYTES);
+                         CONTRACT_MAX_ARTIFACT_PATH_BYTES);
         return RV_EINVAL;
     }
     int rc = store__run_num_get(r->txn, r->s, run_id, &run_num, errmsg);
     if (rc != RV_OK)
         return rc;
-    uint8_t k[8 + STORE_MAX_ARTIFACT_PATH_BYTES];
+    uint8_t k[8 + CONTRACT_MAX_ARTIFACT_PATH_BYTES];
     rv_put_be64(k, run_num);
     memcpy(k + 8, path, pn);
     MDB_val v;
@@ -435,7 +435,7 @@ store_artifacts_list(struct store_read *r, const char *run_id,
 {
     uint64_t run_num;
     uint8_t pre[8];
-    char path[STORE_MAX_ARTIFACT_PATH_BYTES + 1];
+    char path[CONTRACT_MAX_ARTIFACT_PATH_BYTES + 1];
     MDB_cursor *cur;
     size_t n = 0, cap = 0;
     struct store_artifact *as = NULL;
@@ -453,9 +453,9 @@ store_artifacts_list(struct store_read *r, const char *run_id,
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
          rc == 0 && k.mv_size > 8 && memcmp(k.mv_data, pre, 8) == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (n == STORE_MAX_ARTIFACTS_LISTED)
+        if (n == CONTRACT_MAX_ARTIFACTS_LISTED)
             break;
-        if (k.mv_size - 8 > STORE_MAX_ARTIFACT_PATH_BYTES) {
+        if (k.mv_size - 8 > CONTRACT_MAX_ARTIFACT_PATH_BYTES) {
             err = RV_ECORRUPT;
             break;
         }
@@ -490,7 +490,7 @@ store_artifact_read(struct store_read *r, const char *run_id, const char *path,
                     uint64_t offset, size_t n, struct rv_buf *out, char *errmsg)
 {
     struct store_artifact art;
-    uint8_t pre[10 + STORE_MAX_ARTIFACT_PATH_BYTES + 8];
+    uint8_t pre[10 + CONTRACT_MAX_ARTIFACT_PATH_BYTES + 8];
     size_t pn;
     int rc = store__artifact_find(r, run_id, path, &art, pre, &pn, errmsg);
     if (rc != RV_OK)

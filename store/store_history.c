@@ -164,8 +164,8 @@ store__collect_add(void *data, const struct store_point *pt, uint64_t index,
         return;
     if (c->n == c->cap) {
         size_t cap = c->cap ? 2 * c->cap : 1024;
-        if (cap > STORE_MAX_HISTORY_POINTS + 1)
-            cap = STORE_MAX_HISTORY_POINTS + 1;
+        if (cap > CONTRACT_MAX_HISTORY_POINTS + 1)
+            cap = CONTRACT_MAX_HISTORY_POINTS + 1;
         if (c->n == cap) {
             c->is_failed = RV_ETOOBIG;
             return;
@@ -376,17 +376,17 @@ store__series_get(struct store_read *r, const struct store_history_query *q,
     uint64_t run_num;
     const char *ctx = q->context ? q->context : "";
     size_t kn = q->key ? strlen(q->key) : 0, cn = strlen(ctx);
-    if (kn == 0 || kn > STORE_MAX_KEY_BYTES || cn > STORE_MAX_CONTEXT_BYTES) {
+    if (kn == 0 || kn > CONTRACT_MAX_KEY_BYTES || cn > CONTRACT_MAX_CONTEXT_BYTES) {
         rv_errmsg_printf(errmsg,
                          "metric key must be 1..%d bytes and context "
                          "at most %d",
-                         STORE_MAX_KEY_BYTES, STORE_MAX_CONTEXT_BYTES);
+                         CONTRACT_MAX_KEY_BYTES, CONTRACT_MAX_CONTEXT_BYTES);
         return RV_EINVAL;
     }
     int rc = store__run_num_get(r->txn, r->s, q->run_id, &run_num, errmsg);
     if (rc != RV_OK)
         return rc;
-    uint8_t k[8 + 2 + STORE_MAX_KEY_BYTES + STORE_MAX_CONTEXT_BYTES];
+    uint8_t k[8 + 2 + CONTRACT_MAX_KEY_BYTES + CONTRACT_MAX_CONTEXT_BYTES];
     rv_put_be64(k, run_num);
     rv_put_be16(k + 8, (uint16_t)kn);
     memcpy(k + 10, q->key, kn);
@@ -423,11 +423,11 @@ store_metric_history(struct store_read *r, const struct store_history_query *q,
     struct store__dec d = {{0, 0, 0}, NULL};
     *points = NULL;
     *n_points = 0;
-    if (q->min_step > q->max_step || q->downsample > STORE_MAX_DOWNSAMPLE) {
+    if (q->min_step > q->max_step || q->downsample > CONTRACT_MAX_DOWNSAMPLE) {
         rv_errmsg_printf(errmsg,
                          "need min_step <= max_step and downsample "
                          "<= %d",
-                         STORE_MAX_DOWNSAMPLE);
+                         CONTRACT_MAX_DOWNSAMPLE);
         return RV_EINVAL;
     }
     struct store__chunk open;
@@ -452,7 +452,7 @@ store_metric_history(struct store_read *r, const struct store_history_query *q,
             rv_errmsg_printf(errmsg,
                              "more than %d points: narrow the step "
                              "range or ask for downsampling",
-                             STORE_MAX_HISTORY_POINTS);
+                             CONTRACT_MAX_HISTORY_POINTS);
         if (rc == RV_OK)
             rc = c.is_failed;
         if (rc == RV_OK)

@@ -241,9 +241,9 @@ struct store__runrec {
     uint64_t n_points, n_log_lines;
     const char *str[RUN_N_STR];
     uint16_t len[RUN_N_STR];
-    uint8_t raw[STORE_RUN_HEADER + RUN_N_STR * 2 + 4 * STORE_MAX_SCOPE_BYTES +
-                STORE_MAX_TEAM_BYTES + STORE_MAX_NAME_BYTES +
-                STORE_MAX_RUN_ID_BYTES];
+    uint8_t raw[STORE_RUN_HEADER + RUN_N_STR * 2 + 4 * CONTRACT_MAX_SCOPE_BYTES +
+                CONTRACT_MAX_TEAM_BYTES + CONTRACT_MAX_NAME_BYTES +
+                CONTRACT_MAX_RUN_ID_BYTES];
 };
 
 /* What a run purge passes to the store__del_prefix callbacks. */
@@ -256,7 +256,7 @@ struct store__purge {
 struct store__cand {
     struct store_read *r;
     struct store__rview rv;
-    char strs[RUN_N_STR][STORE_MAX_NAME_BYTES + 1];
+    char strs[RUN_N_STR][CONTRACT_MAX_NAME_BYTES + 1];
     struct filter_run fr;
 };
 
@@ -275,7 +275,7 @@ struct store__row {
     uint64_t run_num;
     int64_t created_at_ms;
     size_t id_len;
-    char run_id[STORE_MAX_RUN_ID_BYTES];
+    char run_id[CONTRACT_MAX_RUN_ID_BYTES];
     struct store__sortval v[FILTER_MAX_ORDER_TERMS];
 };
 
@@ -445,7 +445,7 @@ int store__row_cmp(const struct filter *f, const struct store__row *a,
 /* The hash of a query's filter and order that a page token carries. */
 uint64_t store__query_hash(const struct store_query *q);
 /* Page tokens: encode the row after which the next page starts into out
- * (STORE_PAGE_TOKEN_BYTES); decode returns RV_EINVAL on a token that does
+ * (CONTRACT_PAGE_TOKEN_BYTES); decode returns RV_EINVAL on a token that does
  * not decode or belongs to another query. */
 void store__token_encode(const struct filter *f, uint64_t qhash,
                          const struct store__row *row, char *out);
@@ -461,17 +461,9 @@ store__value_hash(const char *v, size_t n)
 
 /* Key of ixpv for (key, value, run); out holds STORE_PV_KEY_MAX bytes.
  * Returns the key length. */
-#define STORE_PV_KEY_MAX (2 + STORE_MAX_KEY_BYTES + STORE_SORT_STRING_BYTES + 8)
+#define STORE_PV_KEY_MAX (2 + CONTRACT_MAX_KEY_BYTES + STORE_SORT_STRING_BYTES + 8)
 size_t store__pv_key(uint8_t *out, const char *key, size_t kn, const char *val,
                      size_t vn, uint64_t run_num);
 
-/* UTF-8 validation (RFC 3629: no overlongs, no surrogates, <= U+10FFFF). */
-int store__utf8_valid(const char *s, size_t n);
-
-/* MLflow's key syntax: ^[/\w.\- ]*$, non-empty, no "..", no leading '/'. */
-int store__key_valid(const char *s, size_t n);
-
-/* MLflow's run id syntax: ^[a-zA-Z0-9][\w\-]*$, at most 64 bytes. */
-int store__run_id_valid(const char *s, size_t n);
 
 #endif /* RV_STORE_STORE_INT_H */

@@ -13,19 +13,19 @@ store__log_lines(struct store_wctx *w, const Rv__LogLines *ll,
                  struct vlog_ptr ptr, uint16_t cmd_no)
 {
     struct store__runrec rr;
-    if (ll->n_lines == 0 || ll->n_lines > STORE_MAX_LOG_LINES_PER_COMMAND) {
+    if (ll->n_lines == 0 || ll->n_lines > CONTRACT_MAX_LOG_LINES_PER_COMMAND) {
         rv_errmsg_printf(w->errmsg, "a logs request holds 1..%d lines, got %zu",
-                         STORE_MAX_LOG_LINES_PER_COMMAND, ll->n_lines);
+                         CONTRACT_MAX_LOG_LINES_PER_COMMAND, ll->n_lines);
         return RV_EINVAL;
     }
     for (size_t i = 0; i < ll->n_lines; i++) {
         const Rv__LogLine *l = ll->lines[i];
         size_t n = strlen(l->text);
-        if (n > STORE_MAX_LOG_LINE_BYTES || !store__utf8_valid(l->text, n)) {
+        if (n > CONTRACT_MAX_LOG_LINE_BYTES || !contract_utf8_valid(l->text, n)) {
             rv_errmsg_printf(w->errmsg,
                              "log line %zu must be UTF-8 of at most "
                              "%d bytes",
-                             i, STORE_MAX_LOG_LINE_BYTES);
+                             i, CONTRACT_MAX_LOG_LINE_BYTES);
             return RV_EINVAL;
         }
         if (l->has_stream && l->stream != RV__STREAM__STDOUT &&
@@ -113,9 +113,9 @@ store_log_lines(struct store_read *r, const char *run_id, uint64_t from_line,
     struct store__rview rv;
     *lines = NULL;
     *n_lines = 0;
-    if (max_lines == 0 || max_lines > STORE_MAX_LOG_LINES_READ) {
+    if (max_lines == 0 || max_lines > CONTRACT_MAX_LOG_LINES_READ) {
         rv_errmsg_printf(errmsg, "max_lines must be 1..%d",
-                         STORE_MAX_LOG_LINES_READ);
+                         CONTRACT_MAX_LOG_LINES_READ);
         return RV_EINVAL;
     }
     int rc = store__run_num_get(r->txn, r->s, run_id, &run_num, errmsg);

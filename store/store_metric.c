@@ -127,33 +127,33 @@ store__metrics_check(const Rv__Metrics *m, char *errmsg)
                          n, m->n_steps, m->n_timestamps_ms, m->n_key_idx);
         return RV_EINVAL;
     }
-    if (n > STORE_MAX_POINTS_PER_COMMAND) {
+    if (n > CONTRACT_MAX_POINTS_PER_COMMAND) {
         rv_errmsg_printf(errmsg,
                          "at most %d metric points per request, got "
                          "%zu",
-                         STORE_MAX_POINTS_PER_COMMAND, n);
+                         CONTRACT_MAX_POINTS_PER_COMMAND, n);
         return RV_EINVAL;
     }
     size_t n_ctx = m->n_contexts ? m->n_contexts : 1;
-    if (m->n_keys * n_ctx > STORE_MAX_SERIES_PER_COMMAND && n > 0) {
+    if (m->n_keys * n_ctx > CONTRACT_MAX_SERIES_PER_COMMAND && n > 0) {
         rv_errmsg_printf(errmsg, "at most %d metric series per request",
-                         STORE_MAX_SERIES_PER_COMMAND);
+                         CONTRACT_MAX_SERIES_PER_COMMAND);
         return RV_EINVAL;
     }
     for (size_t i = 0; i < m->n_keys; i++) {
-        if (!store__key_valid(m->keys[i], strlen(m->keys[i]))) {
+        if (!contract_key_valid(m->keys[i], strlen(m->keys[i]))) {
             rv_errmsg_printf(errmsg, "invalid metric key '%.64s'", m->keys[i]);
             return RV_EINVAL;
         }
     }
     for (size_t i = 0; i < m->n_contexts; i++) {
         size_t cn = strlen(m->contexts[i]);
-        if (cn > STORE_MAX_CONTEXT_BYTES ||
-            !store__utf8_valid(m->contexts[i], cn)) {
+        if (cn > CONTRACT_MAX_CONTEXT_BYTES ||
+            !contract_utf8_valid(m->contexts[i], cn)) {
             rv_errmsg_printf(errmsg,
                              "metric context %zu must be UTF-8 of at "
                              "most %d bytes",
-                             i, STORE_MAX_CONTEXT_BYTES);
+                             i, CONTRACT_MAX_CONTEXT_BYTES);
             return RV_EINVAL;
         }
     }
@@ -265,7 +265,7 @@ store__series_apply(struct store_wctx *w, uint64_t run_num,
 {
     const char *key = m->keys[g->key_idx];
     const char *ctx = m->n_contexts ? m->contexts[g->ctx_idx] : "";
-    uint8_t sk[8 + 2 + STORE_MAX_KEY_BYTES + STORE_MAX_CONTEXT_BYTES];
+    uint8_t sk[8 + 2 + CONTRACT_MAX_KEY_BYTES + CONTRACT_MAX_CONTEXT_BYTES];
     size_t kn = strlen(key), cn = strlen(ctx);
     size_t skn = store__kv_key(sk, run_num, "", 0);
     skn += store__key_str16(sk + skn, key, kn);

@@ -177,7 +177,7 @@ void
 store__token_encode(const struct filter *f, uint64_t qhash,
                     const struct store__row *row, char *out)
 {
-    uint8_t buf[STORE_PAGE_TOKEN_BYTES / 2];
+    uint8_t buf[CONTRACT_PAGE_TOKEN_BYTES / 2];
     struct rv_buf b = {buf, 0, sizeof buf, 0};
     rv_buf_append_u8(&b, STORE_TOKEN_VERSION);
     rv_buf_append_be64(&b, qhash);
@@ -212,7 +212,7 @@ int
 store__token_decode(const struct filter *f, uint64_t qhash, const char *tok,
                     struct store__row *row, char *errmsg)
 {
-    uint8_t buf[STORE_PAGE_TOKEN_BYTES / 2];
+    uint8_t buf[CONTRACT_PAGE_TOKEN_BYTES / 2];
     size_t n = strlen(tok);
     if (n % 2 != 0 || n / 2 > sizeof buf)
         goto bad;
@@ -256,7 +256,7 @@ store__token_decode(const struct filter *f, uint64_t qhash, const char *tok,
         goto bad;
     row->created_at_ms = rv_i64_from_sortable(rv_get_be64(p));
     row->id_len = rv_get_be16(p + 8);
-    if (row->id_len > STORE_MAX_RUN_ID_BYTES ||
+    if (row->id_len > CONTRACT_MAX_RUN_ID_BYTES ||
         (size_t)(end - p - 10) != row->id_len)
         goto bad;
     memcpy(row->run_id, p + 10, row->id_len);

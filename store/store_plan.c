@@ -16,9 +16,9 @@ store__cand_kv(struct store_read *r, enum store_db db, uint64_t run_num,
                const char *key, size_t key_len, const char **val,
                size_t *val_len)
 {
-    uint8_t k[8 + STORE_MAX_KEY_BYTES];
+    uint8_t k[8 + CONTRACT_MAX_KEY_BYTES];
     MDB_val v;
-    if (key_len > STORE_MAX_KEY_BYTES)
+    if (key_len > CONTRACT_MAX_KEY_BYTES)
         return 0;
     rv_put_be64(k, run_num);
     memcpy(k + 8, key, key_len);
@@ -52,9 +52,9 @@ static int
 store__latest(struct store_read *r, uint64_t run_num, const char *key,
               size_t key_len, double *val)
 {
-    uint8_t k[8 + 2 + STORE_MAX_KEY_BYTES];
+    uint8_t k[8 + 2 + CONTRACT_MAX_KEY_BYTES];
     MDB_val v;
-    if (key_len > STORE_MAX_KEY_BYTES)
+    if (key_len > CONTRACT_MAX_KEY_BYTES)
         return 0;
     rv_put_be64(k, run_num);
     rv_put_be16(k + 8, (uint16_t)key_len);
@@ -84,8 +84,8 @@ store__cand_load(struct store__cand *c, uint64_t run_num, char *errmsg)
     if (rc != RV_OK)
         return rc;
     for (int i = 0; i < RUN_N_STR; i++) {
-        size_t n = c->rv.len[i] < STORE_MAX_NAME_BYTES ? c->rv.len[i]
-                                                       : STORE_MAX_NAME_BYTES;
+        size_t n = c->rv.len[i] < CONTRACT_MAX_NAME_BYTES ? c->rv.len[i]
+                                                       : CONTRACT_MAX_NAME_BYTES;
         memcpy(c->strs[i], c->rv.str[i], n);
         c->strs[i][n] = '\0';
     }
@@ -113,7 +113,7 @@ store__cand_load(struct store__cand *c, uint64_t run_num, char *errmsg)
  * last 8 bytes of each key (ixcr: the value). */
 struct store__src {
     enum store_db db;
-    uint8_t prefix[2 + STORE_MAX_KEY_BYTES + 16];
+    uint8_t prefix[2 + CONTRACT_MAX_KEY_BYTES + 16];
     size_t prefix_len;
     uint64_t count;
 };
@@ -193,7 +193,7 @@ store__src_cmp(struct store_read *r, const struct filter_node *n,
         if (val->is_number)
             return 0;
         if (n->field == FILTER_FIELD_PARAM || n->field == FILTER_FIELD_TAG) {
-            if (n->key_len > STORE_MAX_KEY_BYTES)
+            if (n->key_len > CONTRACT_MAX_KEY_BYTES)
                 return 0;
             s->db = n->field == FILTER_FIELD_PARAM ? STORE_DB_IXPARAM
                                                    : STORE_DB_IXTAG;
@@ -538,7 +538,7 @@ static int
 store__exec_pv(struct store__exec *x, int *is_total, char *errmsg)
 {
     const struct filter_order_term *t = &x->f->order[0];
-    uint8_t pre[2 + STORE_MAX_KEY_BYTES];
+    uint8_t pre[2 + CONTRACT_MAX_KEY_BYTES];
     uint8_t group[STORE_SORT_STRING_BYTES];
     int has_group = 0, is_stopped = 0;
     size_t pn = 2 + t->key_len;
@@ -590,7 +590,7 @@ store__exec_run(struct store__exec *x, struct store__plan *plan, int *is_total,
     int ordered = store__order_is_created_desc(x->f);
     int by_param = x->f->n_order > 0 &&
                    x->f->order[0].field == FILTER_FIELD_PARAM &&
-                   x->f->order[0].key_len <= STORE_MAX_KEY_BYTES;
+                   x->f->order[0].key_len <= CONTRACT_MAX_KEY_BYTES;
     int is_big = !plan->has_driver || plan->count >= STORE_ORDERED_SCAN_MIN;
     *is_total = 0;
     if (is_big && (ordered || by_param) && plan->has_driver && plan->n_src == 1)
@@ -609,7 +609,7 @@ store__exec_run(struct store__exec *x, struct store__plan *plan, int *is_total,
         *is_total = 1;
         return RV_OK;
     }
-    uint8_t start[8 + STORE_MAX_RUN_ID_BYTES + 1];
+    uint8_t start[8 + CONTRACT_MAX_RUN_ID_BYTES + 1];
     size_t start_len = 0;
     if (x->after != NULL && ordered) {
         rv_put_be64(start, ~rv_i64_sortable(x->after->created_at_ms));
@@ -677,10 +677,10 @@ store_query_runs(struct store_read *r, const struct store_query *q,
 
     memset(page, 0, sizeof *page);
     memset(&x, 0, sizeof x);
-    size_t per_page = q->per_page ? q->per_page : STORE_DEFAULT_PER_PAGE;
-    if (per_page > STORE_MAX_PER_PAGE) {
+    size_t per_page = q->per_page ? q->per_page : CONTRACT_DEFAULT_PER_PAGE;
+    if (per_page > CONTRACT_MAX_PER_PAGE) {
         rv_errmsg_printf(errmsg, "per_page must be 1..%d, got %zu",
-                         STORE_MAX_PER_PAGE, per_page);
+                         CONTRACT_MAX_PER_PAGE, per_page);
         return RV_EINVAL;
     }
     int rc = filter_parse(fe, strlen(fe), ob, strlen(ob), &f, errmsg);
@@ -696,7 +696,7 @@ store_query_runs(struct store_read *r, const struct store_query *q,
     x.f = f;
     if (rc == RV_OK && f->n_order > 0 &&
         f->order[0].field == FILTER_FIELD_METRIC &&
-        f->order[0].key_len <= STORE_MAX_KEY_BYTES)
+        f->order[0].key_len <= CONTRACT_MAX_KEY_BYTES)
         x.prune = &f->order[0];
     x.heap.f = f;
     x.heap.cap = per_page + 1;

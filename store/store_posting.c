@@ -79,7 +79,7 @@ int
 store__cnt_active(struct store_wctx *w, const struct store__runrec *rr,
                   int64_t delta)
 {
-    uint8_t k[1 + 2 + STORE_MAX_TEAM_BYTES + 2 + STORE_MAX_SCOPE_BYTES + 4];
+    uint8_t k[1 + 2 + CONTRACT_MAX_TEAM_BYTES + 2 + CONTRACT_MAX_SCOPE_BYTES + 4];
     int rc = store__cnt_add(w, k, store__cnt_key_active(k, 'a', rr), delta);
     if (rc == RV_OK)
         rc = store__cnt_add(w, k, store__cnt_key_active(k, 'b', rr), delta);
@@ -92,7 +92,7 @@ int
 store__run_index(struct store_wctx *w, const struct store__runrec *rr,
                  int64_t delta)
 {
-    uint8_t k[8 + STORE_MAX_RUN_ID_BYTES + 2 + STORE_MAX_TEAM_BYTES];
+    uint8_t k[8 + CONTRACT_MAX_RUN_ID_BYTES + 2 + CONTRACT_MAX_TEAM_BYTES];
     uint8_t num[8];
     int rc;
 
@@ -163,7 +163,7 @@ store__posting(struct store_wctx *w, enum store_db db, const char *key,
                size_t kn, const char *val, size_t vn, uint64_t run_num,
                int64_t delta)
 {
-    uint8_t k[2 + STORE_MAX_KEY_BYTES + 16], c[1 + sizeof k];
+    uint8_t k[2 + CONTRACT_MAX_KEY_BYTES + 16], c[1 + sizeof k];
     size_t n = store__posting_key(k, key, kn, val, vn, run_num);
     int rc =
         delta > 0 ? store__put(w, db, k, n, "", 0) : store__del(w, db, k, n);
@@ -179,14 +179,14 @@ store__kv_check(const Rv__KV *kv, size_t max_value, const char *what,
                 char *errmsg)
 {
     size_t kn = strlen(kv->key), vn = strlen(kv->value);
-    if (!store__key_valid(kv->key, kn)) {
+    if (!contract_key_valid(kv->key, kn)) {
         rv_errmsg_printf(errmsg,
                          "invalid %s key '%.64s': 1..%d bytes of "
                          "letters, digits, '_', '-', '.', ' ', '/'",
-                         what, kv->key, STORE_MAX_KEY_BYTES);
+                         what, kv->key, CONTRACT_MAX_KEY_BYTES);
         return RV_EINVAL;
     }
-    if (vn > max_value || !store__utf8_valid(kv->value, vn)) {
+    if (vn > max_value || !contract_utf8_valid(kv->value, vn)) {
         rv_errmsg_printf(errmsg,
                          "%s '%.64s': value must be UTF-8 of at most "
                          "%zu bytes",
@@ -218,7 +218,7 @@ store__kv_lookup(struct store_wctx *w, enum store_db db, uint64_t run_num,
 static int
 store__param_set(struct store_wctx *w, uint64_t run_num, const Rv__KV *kv)
 {
-    uint8_t k[8 + STORE_MAX_KEY_BYTES];
+    uint8_t k[8 + CONTRACT_MAX_KEY_BYTES];
     size_t kn = strlen(kv->key), vn = strlen(kv->value), n;
     MDB_val v;
     int is_same;
@@ -252,8 +252,8 @@ store__param_set(struct store_wctx *w, uint64_t run_num, const Rv__KV *kv)
 static int
 store__tag_set(struct store_wctx *w, uint64_t run_num, const Rv__KV *kv)
 {
-    uint8_t k[8 + STORE_MAX_KEY_BYTES];
-    char old[STORE_MAX_TAG_VALUE_BYTES];
+    uint8_t k[8 + CONTRACT_MAX_KEY_BYTES];
+    char old[CONTRACT_MAX_TAG_VALUE_BYTES];
     size_t kn = strlen(kv->key), vn = strlen(kv->value), n;
     MDB_val v;
     int is_same;
@@ -312,11 +312,11 @@ int
 store__kvs_apply(struct store_wctx *w, uint64_t run_num, Rv__KV **params,
                  size_t n_params, Rv__KV **tags, size_t n_tags)
 {
-    int rc = store__kvs_check(params, n_params, STORE_MAX_PARAMS_PER_COMMAND,
-                              STORE_MAX_PARAM_VALUE_BYTES, "param", w->errmsg);
+    int rc = store__kvs_check(params, n_params, CONTRACT_MAX_PARAMS_PER_COMMAND,
+                              CONTRACT_MAX_PARAM_VALUE_BYTES, "param", w->errmsg);
     if (rc == RV_OK)
-        rc = store__kvs_check(tags, n_tags, STORE_MAX_TAGS_PER_COMMAND,
-                              STORE_MAX_TAG_VALUE_BYTES, "tag", w->errmsg);
+        rc = store__kvs_check(tags, n_tags, CONTRACT_MAX_TAGS_PER_COMMAND,
+                              CONTRACT_MAX_TAG_VALUE_BYTES, "tag", w->errmsg);
     for (size_t i = 0; rc == RV_OK && i < n_params; i++)
         rc = store__param_set(w, run_num, params[i]);
     for (size_t i = 0; rc == RV_OK && i < n_tags; i++)
@@ -429,14 +429,14 @@ store_analytics(struct store_read *r, enum store_group group, const char *team,
                 const char *project, struct store_count **counts,
                 size_t *n_counts, char *errmsg)
 {
-    uint8_t pre[1 + 2 + STORE_MAX_TEAM_BYTES + 2 + STORE_MAX_SCOPE_BYTES];
+    uint8_t pre[1 + 2 + CONTRACT_MAX_TEAM_BYTES + 2 + CONTRACT_MAX_SCOPE_BYTES];
     size_t pn = 1;
     struct store_count *cs = NULL;
     size_t n = 0, cap = 0;
     *counts = NULL;
     *n_counts = 0;
-    if ((team && strlen(team) > STORE_MAX_TEAM_BYTES) ||
-        (project && strlen(project) > STORE_MAX_SCOPE_BYTES) ||
+    if ((team && strlen(team) > CONTRACT_MAX_TEAM_BYTES) ||
+        (project && strlen(project) > CONTRACT_MAX_SCOPE_BYTES) ||
         (project && !team)) {
         rv_errmsg_printf(errmsg, "analytics scope: a project needs its team; "
                                  "names are bounded");

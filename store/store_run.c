@@ -137,26 +137,26 @@ static int
 store__run_create_check(const Rv__RunCreate *c, char *errmsg)
 {
     size_t n = strlen(c->run_id);
-    if (!store__run_id_valid(c->run_id, n)) {
+    if (!contract_run_id_valid(c->run_id, n)) {
         rv_errmsg_printf(errmsg,
                          "invalid run_id '%.64s': 1..%d letters, "
                          "digits, '_' or '-', starting with a letter "
                          "or digit",
-                         c->run_id, STORE_MAX_RUN_ID_BYTES);
+                         c->run_id, CONTRACT_MAX_RUN_ID_BYTES);
         return RV_EINVAL;
     }
-    int rc = store__str_check(c->team, STORE_MAX_TEAM_BYTES, 0, "team", errmsg);
+    int rc = store__str_check(c->team, CONTRACT_MAX_TEAM_BYTES, 0, "team", errmsg);
     if (rc == RV_OK)
-        rc = store__str_check(c->project, STORE_MAX_SCOPE_BYTES, 1, "project",
+        rc = store__str_check(c->project, CONTRACT_MAX_SCOPE_BYTES, 1, "project",
                               errmsg);
     if (rc == RV_OK)
-        rc = store__str_check(c->experiment, STORE_MAX_SCOPE_BYTES, 1,
+        rc = store__str_check(c->experiment, CONTRACT_MAX_SCOPE_BYTES, 1,
                               "experiment", errmsg);
     if (rc == RV_OK)
-        rc = store__str_check(c->name, STORE_MAX_NAME_BYTES, 0, "name", errmsg);
+        rc = store__str_check(c->name, CONTRACT_MAX_NAME_BYTES, 0, "name", errmsg);
     if (rc == RV_OK)
         rc =
-            store__str_check(c->user, STORE_MAX_SCOPE_BYTES, 0, "user", errmsg);
+            store__str_check(c->user, CONTRACT_MAX_SCOPE_BYTES, 0, "user", errmsg);
     if (rc != RV_OK)
         return rc;
     if (c->created_at_ms < 0) {
@@ -235,7 +235,7 @@ store__run_insert(struct store_wctx *w, const Rv__RunCreate *c,
         store__team_limits(w, team, rr->len[RUN_TEAM], &max_runs, &max_points);
     if (rc != RV_OK)
         return rc;
-    uint8_t k[1 + 2 + STORE_MAX_TEAM_BYTES];
+    uint8_t k[1 + 2 + CONTRACT_MAX_TEAM_BYTES];
     if (max_runs > 0 &&
         store__cnt_get(w->txn, w->s, k, store__cnt_key_team(k, rr)) >=
             max_runs) {
@@ -289,9 +289,9 @@ store__run_update(struct store_wctx *w, const Rv__RunUpdate *u)
 {
     struct store__runrec rr;
     int rc =
-        store__str_check(u->name, STORE_MAX_NAME_BYTES, 0, "name", w->errmsg);
+        store__str_check(u->name, CONTRACT_MAX_NAME_BYTES, 0, "name", w->errmsg);
     if (rc == RV_OK)
-        rc = store__str_check(u->user, STORE_MAX_SCOPE_BYTES, 0, "user",
+        rc = store__str_check(u->user, CONTRACT_MAX_SCOPE_BYTES, 0, "user",
                               w->errmsg);
     if (rc == RV_OK)
         rc = store__runrec_get_active(w, u->run_id, &rr);
@@ -350,8 +350,8 @@ store__purge_kv(struct store_wctx *w, const MDB_val *k, const MDB_val *v,
                 void *data)
 {
     const struct store__purge *p = data;
-    char val[STORE_MAX_PARAM_VALUE_BYTES];
-    char key[STORE_MAX_KEY_BYTES];
+    char val[CONTRACT_MAX_PARAM_VALUE_BYTES];
+    char key[CONTRACT_MAX_KEY_BYTES];
     if (v->mv_size > sizeof val || k->mv_size < 8 ||
         k->mv_size - 8 > sizeof key)
         return RV_ECORRUPT;
@@ -473,9 +473,9 @@ store__run_num_get(MDB_txn *txn, const struct store *s, const char *run_id,
 {
     MDB_val v;
     size_t n = strlen(run_id);
-    /* No run has an id outside 1..STORE_MAX_RUN_ID_BYTES (run_create checks),
+    /* No run has an id outside 1..CONTRACT_MAX_RUN_ID_BYTES (run_create checks),
      * and LMDB refuses an empty or over-long key as a fault. */
-    if (n == 0 || n > STORE_MAX_RUN_ID_BYTES) {
+    if (n == 0 || n > CONTRACT_MAX_RUN_ID_BYTES) {
         rv_errmsg_printf(errmsg, "run '%.64s' does not exist", run_id);
         return RV_ENOTFOUND;
     }

@@ -158,7 +158,7 @@ cli__points_append(struct cli_points *p, const Rv__Response *r)
 
 /* Points of series (key, ctx) of run_id with steps in [lo, hi], in step
  * order. Without downsampling a node answers at most
- * STORE_MAX_HISTORY_POINTS per request (RV_ETOOBIG beyond): the range is
+ * CONTRACT_MAX_HISTORY_POINTS per request (RV_ETOOBIG beyond): the range is
  * then split in halves until each half fits, so any series can be read
  * whole. */
 int

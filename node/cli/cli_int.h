@@ -7,8 +7,8 @@
 #include "node/cli/cli.h"
 #include "node/cli/flags.h"
 #include "proto/proto.h"
-#include "rpc/batch.h"
-#include "rpc/client.h"
+#include "rpc/client/batch.h"
+#include "rpc/client/client.h"
 #include "store/filter.h"
 #include "store/store.h"
 
@@ -112,7 +112,7 @@ struct cli_points {
 void cli__points_free(struct cli_points *p);
 /* Points of series (key, ctx) of run_id with steps in [lo, hi], in step
  * order, appended to *out (which the caller frees, also on error).
- * Without downsampling a node answers at most STORE_MAX_HISTORY_POINTS per
+ * Without downsampling a node answers at most CONTRACT_MAX_HISTORY_POINTS per
  * request (RV_ETOOBIG beyond): the range is then split in halves until
  * each half fits, so any series can be read whole. */
 int cli__history(struct cli *cl, const char *run_id, const char *key,
@@ -211,7 +211,7 @@ int cli__queue_run(struct rvc_batcher *b, Rv__RunCreate *c,
 
 /* Log lines of one run collected into LogLines commands. */
 struct cli_loglines {
-    char run_id[STORE_MAX_RUN_ID_BYTES + 1];
+    char run_id[CONTRACT_MAX_RUN_ID_BYTES + 1];
     Rv__LogLine lines[CLI_LOG_CMD_LINES];
     Rv__LogLine *ptrs[CLI_LOG_CMD_LINES];
     char *texts[CLI_LOG_CMD_LINES]; /* Owned copies. */
@@ -230,7 +230,7 @@ void cli__loglines_clear(struct cli_loglines *ll);
 /* p[0, n) as lower-case hex into out (2n + 1 bytes). */
 void cli__hex(const uint8_t *p, size_t n, char *out);
 /* Queue the file at file as artifact path of run_id in ArtifactChunk
- * commands of at most STORE_MAX_ARTIFACT_CHUNK_BYTES, the last one with
+ * commands of at most CONTRACT_MAX_ARTIFACT_CHUNK_BYTES, the last one with
  * the SHA-256 of the whole. want_hex, if not NULL, is the SHA-256 the
  * bytes must have (lower-case hex). Returns RV_OK, a batcher error, or
  * RV_EIO / RV_EMALFORMED (the reason in why). */

@@ -33,10 +33,10 @@ static void
 cli__enc_name(const char *s, size_t n, char *out)
 {
     static const char digits[] = "0123456789ABCDEF";
-    char full[3 * STORE_MAX_ARTIFACT_PATH_BYTES + 1];
+    char full[3 * CONTRACT_MAX_ARTIFACT_PATH_BYTES + 1];
     size_t k = 0, cut = 0;
-    if (n > STORE_MAX_ARTIFACT_PATH_BYTES)
-        n = STORE_MAX_ARTIFACT_PATH_BYTES;
+    if (n > CONTRACT_MAX_ARTIFACT_PATH_BYTES)
+        n = CONTRACT_MAX_ARTIFACT_PATH_BYTES;
     for (size_t i = 0; i < n; i++) {
         uint8_t ch = (uint8_t)s[i];
         if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
@@ -57,7 +57,7 @@ cli__enc_name(const char *s, size_t n, char *out)
     } else if (k < CLI_NAME_BYTES) {
         memcpy(out, full, k + 1);
     } else {
-        char whole[STORE_MAX_ARTIFACT_PATH_BYTES + 1];
+        char whole[CONTRACT_MAX_ARTIFACT_PATH_BYTES + 1];
         snprintf(whole, sizeof whole, "%.*s", (int)n, s);
         snprintf(out, CLI_NAME_BYTES, "%.*s~%016llx", (int)cut, full,
                  (unsigned long long)cli__hash(whole, ""));

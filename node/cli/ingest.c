@@ -247,9 +247,9 @@ cli__ingest_line(struct cli_ingest *in, const char *line, size_t n)
     if (cli__jstr(o, "type", 0, &type, in->why) == 0 &&
         cli__jstr(o, "run_id", 1, &run_id, in->why) == 0) {
         size_t rn = strlen(run_id);
-        if (rn == 0 || rn > STORE_MAX_RUN_ID_BYTES)
+        if (rn == 0 || rn > CONTRACT_MAX_RUN_ID_BYTES)
             rv_errmsg_printf(in->why, "\"run_id\" must have 1 to %d bytes",
-                             STORE_MAX_RUN_ID_BYTES);
+                             CONTRACT_MAX_RUN_ID_BYTES);
         else if (type == NULL || strcmp(type, "metric") == 0)
             rc = cli__ingest_metric(in, o, run_id);
         else if (strcmp(type, "run") == 0)

@@ -78,7 +78,7 @@ int
 cli__ls_fetch(struct cli *cl, const struct cli_args *a, const char *filter,
               uint64_t limit, Rv__Response ***pages, size_t *n_pages)
 {
-    char token[STORE_PAGE_TOKEN_BYTES] = "";
+    char token[CONTRACT_PAGE_TOKEN_BYTES] = "";
     uint64_t got = 0;
     size_t cap = 0;
     *pages = NULL;
@@ -87,14 +87,14 @@ cli__ls_fetch(struct cli *cl, const struct cli_args *a, const char *filter,
         Rv__Request req = RV__REQUEST__INIT;
         Rv__ListRunsRequest l = RV__LIST_RUNS_REQUEST__INIT;
         Rv__Response *resp;
-        uint64_t want = limit == 0 ? STORE_MAX_PER_PAGE : limit - got;
+        uint64_t want = limit == 0 ? CONTRACT_MAX_PER_PAGE : limit - got;
         l.project = (char *)a->v[O_PROJECT];
         l.experiment = (char *)a->v[O_EXPERIMENT];
         l.filter = filter[0] ? (char *)filter : NULL;
         l.order_by = (char *)a->v[O_ORDER_BY];
         l.has_per_page = 1;
         l.per_page =
-            (uint32_t)(want < STORE_MAX_PER_PAGE ? want : STORE_MAX_PER_PAGE);
+            (uint32_t)(want < CONTRACT_MAX_PER_PAGE ? want : CONTRACT_MAX_PER_PAGE);
         l.page_token = token[0] ? token : NULL;
         req.body_case = RV__REQUEST__BODY_LIST_RUNS;
         req.list_runs = &l;

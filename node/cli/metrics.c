@@ -39,11 +39,11 @@ cli__metrics(struct cli *cl, const struct cli_args *a)
     if ((a->v[O_MIN_STEP] && cli_parse_i64(a->v[O_MIN_STEP], &lo) != 0) ||
         (a->v[O_MAX_STEP] && cli_parse_i64(a->v[O_MAX_STEP], &hi) != 0) ||
         (a->v[O_DOWNSAMPLE] && (cli_parse_u64(a->v[O_DOWNSAMPLE], &ds) != 0 ||
-                                ds > STORE_MAX_DOWNSAMPLE))) {
+                                ds > CONTRACT_MAX_DOWNSAMPLE))) {
         fprintf(stderr,
                 "runvault metrics: --min-step and --max-step want integers, "
                 "--downsample 0..%d\n",
-                STORE_MAX_DOWNSAMPLE);
+                CONTRACT_MAX_DOWNSAMPLE);
         return RV_EXIT_USAGE;
     }
     if (a->v[O_JSON] != NULL && a->v[O_CSV] != NULL) {

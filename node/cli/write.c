@@ -75,10 +75,10 @@ cli__queue_kvs(struct rvc_batcher *b, char *run_id,
     size_t kp = params->n - *np, kt = tags->n - *nt;
     lb.run_id = run_id;
     lb.n_params =
-        kp < STORE_MAX_PARAMS_PER_COMMAND ? kp : STORE_MAX_PARAMS_PER_COMMAND;
+        kp < CONTRACT_MAX_PARAMS_PER_COMMAND ? kp : CONTRACT_MAX_PARAMS_PER_COMMAND;
     lb.params = params->ptrs + *np;
     lb.n_tags =
-        kt < STORE_MAX_TAGS_PER_COMMAND ? kt : STORE_MAX_TAGS_PER_COMMAND;
+        kt < CONTRACT_MAX_TAGS_PER_COMMAND ? kt : CONTRACT_MAX_TAGS_PER_COMMAND;
     lb.tags = tags->ptrs + *nt;
     *np += lb.n_params;
     *nt += lb.n_tags;
@@ -94,12 +94,12 @@ cli__queue_run(struct rvc_batcher *b, Rv__RunCreate *c,
                const struct cli_kvs *params, const struct cli_kvs *tags)
 {
     Rv__Command cmd = RV__COMMAND__INIT;
-    size_t np = params->n < STORE_MAX_PARAMS_PER_COMMAND
+    size_t np = params->n < CONTRACT_MAX_PARAMS_PER_COMMAND
                     ? params->n
-                    : STORE_MAX_PARAMS_PER_COMMAND;
-    size_t nt = tags->n < STORE_MAX_TAGS_PER_COMMAND
+                    : CONTRACT_MAX_PARAMS_PER_COMMAND;
+    size_t nt = tags->n < CONTRACT_MAX_TAGS_PER_COMMAND
                     ? tags->n
-                    : STORE_MAX_TAGS_PER_COMMAND;
+                    : CONTRACT_MAX_TAGS_PER_COMMAND;
     c->has_resume = 1;
     c->resume = RV__RESUME__RESUME_ALLOW;
     c->n_params = np;
@@ -186,7 +186,7 @@ cli__hex(const uint8_t *p, size_t n, char *out)
 }
 
 /* Queue the file at file as artifact path of run_id in ArtifactChunk
- * commands of at most STORE_MAX_ARTIFACT_CHUNK_BYTES, the last one with
+ * commands of at most CONTRACT_MAX_ARTIFACT_CHUNK_BYTES, the last one with
  * the SHA-256 of the whole. want_hex, if not NULL, is the SHA-256 the
  * bytes must have (lower-case hex). Returns RV_OK, a batcher error, or
  * RV_EIO / RV_EMALFORMED (the reason in why). */
@@ -204,7 +204,7 @@ cli__queue_artifact(struct rvc_batcher *b, const char *run_id, const char *path,
             fclose(f);
         return RV_EIO;
     }
-    uint8_t *buf = malloc(STORE_MAX_ARTIFACT_CHUNK_BYTES);
+    uint8_t *buf = malloc(CONTRACT_MAX_ARTIFACT_CHUNK_BYTES);
     struct sha256_ctx sha;
     uint8_t digest[SHA256_DIGEST_SIZE];
     uint64_t size = (uint64_t)st.st_size, off = 0;
@@ -212,9 +212,9 @@ cli__queue_artifact(struct rvc_batcher *b, const char *run_id, const char *path,
     sha256_init(&sha);
     do {
         uint64_t left = size - off;
-        size_t want = left < STORE_MAX_ARTIFACT_CHUNK_BYTES
+        size_t want = left < CONTRACT_MAX_ARTIFACT_CHUNK_BYTES
                           ? (size_t)left
-                          : STORE_MAX_ARTIFACT_CHUNK_BYTES;
+                          : CONTRACT_MAX_ARTIFACT_CHUNK_BYTES;
         if (rc != RV_OK)
             break;
         if (fread(buf, 1, want, f) != want) {

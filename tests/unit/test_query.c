@@ -513,7 +513,7 @@ check_query(struct world *w, const struct spec *sp, const char *filter,
         .order_by = order_by,
         .view = sc->view,
         .per_page = per_page};
-    static char token[STORE_PAGE_TOKEN_BYTES];
+    static char token[CONTRACT_PAGE_TOKEN_BYTES];
     size_t got = 0;
     token[0] = '\0';
     for (int page_no = 0;; page_no++) {
@@ -649,7 +649,7 @@ test_keyset_pages_stay_correct_while_runs_are_added(void)
         CHECK_OK(store_read_begin(w.s, &r, w.errmsg), w.errmsg);
         CHECK_OK(store_query_runs(r, &q, &page, w.errmsg), w.errmsg);
         CHECK(page.n_runs == 40 && page.next_page_token[0] != '\0');
-        static char token[STORE_PAGE_TOKEN_BYTES];
+        static char token[CONTRACT_PAGE_TOKEN_BYTES];
         memcpy(token, page.next_page_token, sizeof token);
         char last_id[16];
         snprintf(last_id, sizeof last_id, "%s", page.runs[39].run_id);
@@ -725,7 +725,7 @@ test_bad_queries_are_clear_errors(void)
     /* A token from another query, and a truncated one. */
     q.page_token = NULL;
     CHECK_OK(store_query_runs(r, &q, &page, w.errmsg), w.errmsg);
-    static char token[STORE_PAGE_TOKEN_BYTES];
+    static char token[CONTRACT_PAGE_TOKEN_BYTES];
     memcpy(token, page.next_page_token, sizeof token);
     store_page_free(&page);
     CHECK(token[0] != '\0');

@@ -88,7 +88,7 @@ test_request_check_answers(void)
     cr.raft_addr = (char *)"127.0.0.1:26004";
     CHECK(check_of(&req, errmsg) == RV_OK);
     /* An announced address too long to keep is refused, not truncated. */
-    char long_addr[STORE_MAX_ADDR_BYTES + 8];
+    char long_addr[CONTRACT_MAX_ADDR_BYTES + 8];
     memset(long_addr, 'a', sizeof long_addr - 1);
     long_addr[sizeof long_addr - 1] = '\0';
     cr.rpc_addr = long_addr;

@@ -872,9 +872,9 @@ test_edge_sized_strings_never_fault(void)
     struct fx f;
     struct batch b;
     static uint8_t data[64];
-    char long_id[STORE_MAX_RUN_ID_BYTES + 2];
-    char path[STORE_MAX_ARTIFACT_PATH_BYTES + 2];
-    char key[STORE_MAX_KEY_BYTES + 1], ctx[STORE_MAX_CONTEXT_BYTES + 1];
+    char long_id[CONTRACT_MAX_RUN_ID_BYTES + 2];
+    char path[CONTRACT_MAX_ARTIFACT_PATH_BYTES + 2];
+    char key[CONTRACT_MAX_KEY_BYTES + 1], ctx[CONTRACT_MAX_CONTEXT_BYTES + 1];
     fx_init(&f, "store-edges");
     CHECK_OK(create_run(&f, "r", "p", "e", 1, RV__RESUME__RESUME_NEVER),
              f.errmsg);
@@ -913,10 +913,10 @@ test_edge_sized_strings_never_fault(void)
     /* The longest artifact path fits every key it is part of; one more
      * byte is refused. */
     memset(path, 'p', sizeof path - 1);
-    path[STORE_MAX_ARTIFACT_PATH_BYTES] = '\0';
+    path[CONTRACT_MAX_ARTIFACT_PATH_BYTES] = '\0';
     CHECK_OK(upload(&f, "r", path, data, sizeof data, 16, 0), f.last.message);
-    path[STORE_MAX_ARTIFACT_PATH_BYTES] = 'p';
-    path[STORE_MAX_ARTIFACT_PATH_BYTES + 1] = '\0';
+    path[CONTRACT_MAX_ARTIFACT_PATH_BYTES] = 'p';
+    path[CONTRACT_MAX_ARTIFACT_PATH_BYTES + 1] = '\0';
     CHECK(upload(&f, "r", path, data, sizeof data, 16, 0) == RV_EINVAL);
     /* The longest key and context make the longest series key. */
     memset(key, 'k', sizeof key - 1);
@@ -1345,7 +1345,7 @@ test_node_records(void)
     struct store_read *r;
     struct store_node *nodes;
     size_t n;
-    char longaddr[STORE_MAX_ADDR_BYTES + 2];
+    char longaddr[CONTRACT_MAX_ADDR_BYTES + 2];
     fx_init(&f, "store-nodes");
     CHECK(node_put(&f, 2, "127.0.0.1:7492", "tcp://127.0.0.1:7491") == RV_OK);
     CHECK(node_put(&f, 1, "127.0.0.1:7482", NULL) == RV_OK);
