@@ -1,8 +1,13 @@
 #include "base/clock.h"
 
+#include "base/err.h"
+
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 uint64_t
 rv_clock_wall_ms(void)
@@ -130,4 +135,41 @@ rv_clock_sleep_ms(unsigned ms)
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
+}
+
+int
+rv_random_bytes(void *out, size_t n)
+{
+    unsigned char *p = out;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = getrandom(p + got, n - got, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    if (got == n)
+        return RV_OK;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (f == NULL)
+        return RV_EIO;
+    size_t k = fread(p, 1, n, f);
+    fclose(f);
+    return k == n ? RV_OK : RV_EIO;
+}
+
+uint64_t
+rv_random_id(const void *salt)
+{
+    uint64_t id = 0;
+    if (rv_random_bytes(&id, sizeof id) != RV_OK || id == 0) {
+        struct rv_rng rng;
+        rv_rng_seed(&rng, rv_clock_wall_ms() ^ rv_clock_mono_ns() ^
+                              ((uint64_t)getpid() << 32) ^
+                              (uint64_t)(uintptr_t)salt);
+        id = rv_rng_next(&rng);
+    }
+    return id != 0 ? id : 1;
 }

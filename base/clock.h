@@ -16,6 +16,7 @@
 #ifndef RV_BASE_CLOCK_H
 #define RV_BASE_CLOCK_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Wall clock in ms since the epoch, and a monotonic clock in ns. */
@@ -66,5 +67,16 @@ uint64_t rv_rng_next(struct rv_rng *r);
 uint64_t rv_rng_below(struct rv_rng *r, uint64_t n);
 /* Uniform double in [0, 1). */
 double rv_rng_double(struct rv_rng *r);
+
+/* Fill out with n bytes from the kernel's generator (getrandom(2), else
+ * /dev/urandom): fit for secrets. Returns RV_OK, or RV_EIO when the kernel
+ * gave no bytes (out is then unspecified: never use it). Any thread. */
+int rv_random_bytes(void *out, size_t n);
+
+/* A random nonzero 64-bit value for ids (client ids, run ids), not for
+ * secrets: rv_random_bytes, else, when the kernel gives nothing, a mix of
+ * the clocks, the pid and salt (any address unique to the caller). Any
+ * thread. */
+uint64_t rv_random_id(const void *salt);
 
 #endif /* RV_BASE_CLOCK_H */

@@ -4,6 +4,7 @@
  * (contract in gateway.h). No endpoint logic lives here. */
 #include "base/clock.h"
 #include "gateway/gateway_int.h"
+#include "rpc/client/nng_err.h"
 
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
@@ -273,21 +274,6 @@ gw__worker(void *arg)
 
 /* ---- Start and stop ------------------------------------------------------ */
 
-static uint64_t
-gw__random64(void)
-{
-    uint64_t v = 0;
-    FILE *f = fopen("/dev/urandom", "rb");
-    if (f != NULL) {
-        if (fread(&v, sizeof v, 1, f) != 1)
-            v = 0;
-        fclose(f);
-    }
-    if (v == 0)
-        v = rv_clock_mono_ns() ^ ((uint64_t)getpid() << 32);
-    return v;
-}
-
 static void
 gw__server_free(struct gw_server *srv)
 {
@@ -315,7 +301,7 @@ gw__server_new(const struct gateway_config *cfg)
     g->data_dir = strdup(cfg->data_dir ? cfg->data_dir : ".");
     /* The top bit keeps these clear of SDK client ids (63-bit), the low
      * byte leaves room for the worker index. */
-    g->boot_client_base = (gw__random64() | (1ull << 63)) & ~0xffffull;
+    g->boot_client_base = (rv_random_id(g) | (1ull << 63)) & ~0xffffull;
     g->cfg.http_addr = g->http_addr;
     g->cfg.rpc_addr = g->rpc_addr;
     g->cfg.raft_addr = g->raft_addr;
@@ -334,7 +320,8 @@ gw__server_new(const struct gateway_config *cfg)
 }
 
 /* Listen on http_addr with one handler for the whole tree. Returns RV_OK,
- * or RV_EINVAL (address) / RV_EIO with nng's reason in errmsg. */
+ * or rvc_err_from_nng's code (RV_EINVAL: a bad address; RV_EIO: in use or
+ * not permitted) with nng's reason in errmsg. */
 static int
 gw__http_open(struct gw_server *srv, const char *http_addr, char *errmsg)
 {
@@ -342,11 +329,8 @@ gw__http_open(struct gw_server *srv, const char *http_addr, char *errmsg)
     nng_url *u = NULL;
     snprintf(url, sizeof url, "http://%s", http_addr);
     int rv = nng_url_parse(&u, url);
-    int code = RV_EINVAL;
-    if (rv == 0) {
+    if (rv == 0)
         rv = nng_http_server_hold(&srv->http, u);
-        code = RV_EIO;
-    }
     if (rv == 0) {
         rv = nng_http_handler_alloc(&srv->handler, "/", gw__handle);
         if (rv == 0)
@@ -373,10 +357,11 @@ gw__http_open(struct gw_server *srv, const char *http_addr, char *errmsg)
     if (u != NULL)
         nng_url_free(u);
     if (rv != 0) {
-        rv_errmsg_printf(errmsg, "HTTP on %s: %s", http_addr, nng_strerror(rv));
+        char what[160];
+        snprintf(what, sizeof what, "HTTP on %s", http_addr);
         if (srv->http != NULL)
             nng_http_server_release(srv->http);
-        return code;
+        return rvc_err_from_nng(rv, what, errmsg);
     }
     return RV_OK;
 }

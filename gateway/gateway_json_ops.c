@@ -246,10 +246,10 @@ gw__metrics_http(const struct gateway *g, const struct rpc_counters *rc,
 
 /* Raft's state and counters, and the disk. */
 static void
-gw__metrics_raft(const struct gateway *g, struct replica *rep, struct rv_buf *b)
+gw__metrics_raft(const struct gateway *g, struct rv_buf *b)
 {
     struct replica_info info;
-    replica_info(rep, &info);
+    rpc_node_info(g->cfg.rpc, &info);
     gw__printf(b,
                "# TYPE runvault_raft_term gauge\nrunvault_raft_term %llu\n"
                "# TYPE runvault_raft_last_index gauge\n"
@@ -304,7 +304,7 @@ gw__metrics_raft(const struct gateway *g, struct replica *rep, struct rv_buf *b)
                "# TYPE runvault_disk_bytes gauge\n"
                "runvault_disk_bytes{part=\"vlog\"} %llu\n"
                "runvault_disk_bytes{part=\"index\"} %llu\n",
-               (unsigned long long)store_vlog_bytes(replica_store(rep)),
+               (unsigned long long)rpc_node_vlog_bytes(g->cfg.rpc),
                (unsigned long long)gw__file_bytes(g->data_dir, "index.mdb"));
 }
 
@@ -316,5 +316,5 @@ gw_metrics_text(struct gateway *g, struct rv_buf *b)
     gw__metrics_requests(g, b);
     gw__metrics_latency(g, b);
     gw__metrics_http(g, &rc, b);
-    gw__metrics_raft(g, rpc_server_replica(g->cfg.rpc), b);
+    gw__metrics_raft(g, b);
 }

@@ -37,16 +37,11 @@ gw__make_run_id(char out[27])
     uint64_t ms = rv_clock_wall_ms();
     for (int i = 0; i < 6; i++)
         raw[i] = (uint8_t)(ms >> (40 - 8 * i));
-    FILE *f = fopen("/dev/urandom", "rb");
-    if (f == NULL || fread(raw + 6, 1, 10, f) != 10) {
-        uint64_t t = rv_clock_mono_ns();
-        for (int i = 6; i < 16; i++) {
-            t = t * 6364136223846793005ull + 1442695040888963407ull;
-            raw[i] = (uint8_t)(t >> 56);
-        }
+    if (rv_random_bytes(raw + 6, 10) != RV_OK) {
+        uint64_t a = rv_random_id(raw), b = rv_random_id(&a);
+        memcpy(raw + 6, &a, 8);
+        memcpy(raw + 14, &b, 2);
     }
-    if (f != NULL)
-        fclose(f);
     /* 128 bits -> 26 digits of 5 bits (the first digit holds 3 bits). */
     for (int i = 0; i < 26; i++) {
         int bit = 128 - 5 * (26 - i);

@@ -128,7 +128,7 @@ gw__info(struct gw_ctx *c, struct replica_info *info)
     if (ops != NULL)
         ops->info(ops->data, info);
     else
-        replica_info(rpc_server_replica(c->x->g->cfg.rpc), info);
+        rpc_node_info(c->x->g->cfg.rpc, info);
 }
 
 int
@@ -137,5 +137,5 @@ gw__is_running(struct gw_ctx *c)
     const struct gw_node_ops *ops = c->x->ops;
     if (ops != NULL)
         return ops->is_running(ops->data);
-    return replica_is_running(rpc_server_replica(c->x->g->cfg.rpc));
+    return rpc_node_is_running(c->x->g->cfg.rpc);
 }

@@ -91,7 +91,7 @@ cluster__exit(int rc)
     case RV_EEXIST:
     case RV_ECONFLICT:
     case RV_ESTATE:
-        return RV_EXIT_USAGE;
+        return RV_EXIT_REFUSED; /* The cluster said no. */
     default:
         return RV_EXIT_UNAVAILABLE;
     }

@@ -28,6 +28,8 @@
 #define CONTRACT_MAX_ARTIFACT_PATH_BYTES 480
 #define CONTRACT_MAX_ADDR_BYTES          128  /* A node's address text. */
 #define CONTRACT_PAGE_TOKEN_BYTES        8192 /* Room for a token's text. */
+/* A filter or order_by expression (store/filter.h): longer is RV_ETOOBIG. */
+#define CONTRACT_MAX_FILTER_BYTES 4096
 
 /* ---- Counts per write -------------------------------------------------- */
 
@@ -49,7 +51,7 @@
 #define CONTRACT_MAX_LOG_LINES_READ   10000
 #define CONTRACT_MAX_ARTIFACTS_LISTED 10000
 /* Bytes of vlog records one catch-up fetch asks for (FetchRequest's
- * max_bytes); raft/raftfsm.h's RAFTFSM_FETCH_BYTES is the same bound. */
+ * max_bytes); raft/raftfsm.h's RAFTFSM_FETCH_BYTES is defined as this. */
 #define CONTRACT_MAX_FETCH_BYTES (4u << 20)
 
 /* ---- Syntax -------------------------------------------------------------

@@ -22,6 +22,7 @@
 #include "base/buf.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "proto/contract.h"
 #include "store/store.h"
 #include "store/vlog.h"
 
@@ -30,7 +31,7 @@
 #define RAFTFSM_SNAPSHOT_MAGIC 0x5256534eu /* "RVSN" */
 #define RAFTFSM_MAX_SOURCES    16
 #define RAFTFSM_MAX_SEGMENTS   4096 /* The newest ones, if there are more. */
-#define RAFTFSM_FETCH_BYTES    (4u << 20) /* Per fetch round trip. */
+#define RAFTFSM_FETCH_BYTES    CONTRACT_MAX_FETCH_BYTES /* Per round trip. */
 
 /* What apply hands to the leader's raft_apply callback through *result.
  * Owned by the FSM and valid until the next apply: the callback runs in the

@@ -2,6 +2,7 @@
  * socket with one worker thread per context; each worker decodes a
  * request, answers it through rpc_caller_answer (answer.c) as a caller
  * that redirects instead of forwarding, and sends the packed answer. */
+#include "rpc/client/nng_err.h"
 #include "rpc/server_int.h"
 
 #include <nng/protocol/reqrep0/rep.h>
@@ -29,12 +30,6 @@ rpc_server_counters(const struct rpc_server *s, struct rpc_counters *out)
     out->n_requests = atomic_load(&s->n_requests);
     out->n_forwarded = atomic_load(&s->n_forwarded);
     out->n_forward_failed = atomic_load(&s->n_forward_failed);
-}
-
-struct replica *
-rpc_server_replica(const struct rpc_server *s)
-{
-    return s->rep;
 }
 
 static void
@@ -99,17 +94,17 @@ rpc_server_start(struct rpc_server **out, const char *addr, struct replica *rep,
     int rv = nng_rep0_open(&s->sock);
     if (rv != 0) {
         free(s);
-        rv_errmsg_printf(errmsg, "nng_rep0_open: %s", nng_strerror(rv));
-        return RV_EIO;
+        return rvc_err_from_nng(rv, "nng_rep0_open", errmsg);
     }
     rv = nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, RPC_MAX_REQUEST_BYTES);
     if (rv == 0)
         rv = nng_listen(s->sock, addr, NULL, 0);
     if (rv != 0) {
-        rv_errmsg_printf(errmsg, "listen on %s: %s", addr, nng_strerror(rv));
+        char what[160];
+        snprintf(what, sizeof what, "listen on %s", addr);
         nng_close(s->sock);
         free(s);
-        return rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ? RV_EINVAL : RV_EIO;
+        return rvc_err_from_nng(rv, what, errmsg);
     }
     s->workers = calloc(s->n_workers, sizeof *s->workers);
     if (s->workers == NULL) {

@@ -57,8 +57,4 @@ struct rpc_counters {
 };
 void rpc_server_counters(const struct rpc_server *s, struct rpc_counters *out);
 
-/* The replica this server answers for. Kept for the gateway until it uses
- * rpc_node_info() and friends (rpc/answer.h); to be removed. */
-struct replica *rpc_server_replica(const struct rpc_server *s);
-
 #endif /* RV_RPC_SERVER_H */

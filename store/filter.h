@@ -34,10 +34,12 @@
 #ifndef RV_STORE_FILTER_H
 #define RV_STORE_FILTER_H
 
+#include "proto/contract.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
-#define FILTER_MAX_EXPR_BYTES  4096 /* Longer expressions: RV_ETOOBIG. */
+#define FILTER_MAX_EXPR_BYTES  CONTRACT_MAX_FILTER_BYTES /* Else RV_ETOOBIG. */
 #define FILTER_MAX_NODES       256  /* Comparisons + AND/OR nodes. */
 #define FILTER_MAX_DEPTH       32   /* Parenthesis nesting. */
 #define FILTER_MAX_IN_VALUES   1000

@@ -6,11 +6,10 @@
 
 #include "node/cli/cli.h"
 #include "node/cli/flags.h"
+#include "proto/contract.h"
 #include "proto/proto.h"
 #include "rpc/client/batch.h"
 #include "rpc/client/client.h"
-#include "store/filter.h"
-#include "store/store.h"
 
 #include <jansson.h>
 #include <stdint.h>
@@ -133,7 +132,7 @@ int cli__ls_fetch(struct cli *cl, const struct cli_args *a, const char *filter,
 /* A filter expression under construction; is_over once it passed the
  * grammar's length limit. */
 struct cli_expr {
-    char s[FILTER_MAX_EXPR_BYTES + 1];
+    char s[CONTRACT_MAX_FILTER_BYTES + 1];
     size_t n;
     int is_over;
 };

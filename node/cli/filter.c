@@ -32,7 +32,7 @@ cli__epoch_days(int64_t y, int m, int d)
 static void
 cli__expr_add(struct cli_expr *e, const char *s, size_t n)
 {
-    if (e->is_over || e->n + n > FILTER_MAX_EXPR_BYTES) {
+    if (e->is_over || e->n + n > CONTRACT_MAX_FILTER_BYTES) {
         e->is_over = 1;
         return;
     }
@@ -184,7 +184,7 @@ cli__ls_filter(const struct cli_args *a, struct cli_expr *e)
     }
     if (e->is_over) {
         fprintf(stderr, "runvault ls: the filter is longer than %d bytes\n",
-                FILTER_MAX_EXPR_BYTES);
+                CONTRACT_MAX_FILTER_BYTES);
         return -1;
     }
     return 0;

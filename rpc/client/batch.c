@@ -43,27 +43,6 @@ struct rvc_batcher {
 
 /* ---- Helpers ------------------------------------------------------------ */
 
-/* A random nonzero id: /dev/urandom, else a mix of clocks and the pid. */
-static uint64_t
-rvc__random_id(const void *salt)
-{
-    uint64_t id = 0;
-    FILE *f = fopen("/dev/urandom", "rb");
-    if (f != NULL) {
-        if (fread(&id, sizeof id, 1, f) != 1)
-            id = 0;
-        fclose(f);
-    }
-    if (id == 0) {
-        struct rv_rng rng;
-        rv_rng_seed(&rng, rv_clock_wall_ms() ^ rv_clock_mono_ns() ^
-                              ((uint64_t)getpid() << 32) ^
-                              (uint64_t)(uintptr_t)salt);
-        id = rv_rng_next(&rng);
-    }
-    return id != 0 ? id : 1;
-}
-
 static const char *
 rvc__cmd_run_id(const Rv__Command *cmd)
 {
@@ -148,7 +127,7 @@ rvc_batcher_open(struct rvc_batcher **out, struct rvc *c, uint64_t client_id,
     if (b == NULL)
         return RV_ENOMEM;
     b->c = c;
-    b->client_id = client_id != 0 ? client_id : rvc__random_id(b);
+    b->client_id = client_id != 0 ? client_id : rv_random_id(b);
     b->max_points = max_points != 0 ? max_points : RVC_BATCH_DEFAULT_POINTS;
     b->per_command = RVC_BATCH_POINTS_PER_COMMAND;
     *out = b;
