@@ -20,7 +20,8 @@ jobs=$(nproc)
 
 echo "== clang-format check"
 clang-format --dry-run --Werror base/*.[ch] proto/*.[ch] store/*.[ch] \
-    raft/*.[ch] rpc/*.[ch] gateway/*.[ch] node/*.[ch] tests/lib/*.[ch] \
+    raft/*.[ch] rpc/*.[ch] rpc/client/*.[ch] gateway/*.[ch] node/*.[ch] \
+    node/cli/*.[ch] tests/lib/*.[ch] \
     tests/unit/*.c \
     tests/sim/*.c tests/cluster/*.c tests/fuzz/*.[ch] tests/fault/*.c \
     bench/*.[ch] bench/compare/*.c

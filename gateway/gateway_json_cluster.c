@@ -91,8 +91,8 @@ gw__cluster_change(struct gw_ctx *c, Rv__ClusterOp op, uint64_t id)
             gw__int(c, j, "id", "", 1, INT64_MAX, &jid) != 0 ||
             gw__str(c, j, "raft_addr", op == RV__CLUSTER_OP__CLUSTER_ADD,
                     CONTRACT_MAX_ADDR_BYTES, &cr.raft_addr) != 0 ||
-            gw__str(c, j, "rpc_addr", 0, CONTRACT_MAX_ADDR_BYTES, &cr.rpc_addr) !=
-                0 ||
+            gw__str(c, j, "rpc_addr", 0, CONTRACT_MAX_ADDR_BYTES,
+                    &cr.rpc_addr) != 0 ||
             gw__str(c, j, "http_addr", 0, CONTRACT_MAX_ADDR_BYTES,
                     &cr.http_addr) != 0)
             goto out;

@@ -93,8 +93,8 @@ gw_log_read(struct gw_ctx *c)
     int has_from, has_max;
     if (gw__read_options(c, &req, &ro) != 0 ||
         gw__q_u64(c, "from_line", UINT64_MAX, &from, &has_from) != 0 ||
-        gw__q_u64(c, "max_lines", CONTRACT_MAX_LOG_LINES_READ, &max, &has_max) !=
-            0)
+        gw__q_u64(c, "max_lines", CONTRACT_MAX_LOG_LINES_READ, &max,
+                  &has_max) != 0)
         return;
     if (has_max && max == 0) {
         gw_reply_error(c->x, RV_EINVAL, "max_lines must be at least 1");

@@ -36,16 +36,17 @@ gw_ops_config(struct gw_ctx *c)
 {
     struct replica_info info;
     gw__info(c, &info);
-    json_t *limits = json_pack(
-        "{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "max_key_bytes",
-        CONTRACT_MAX_KEY_BYTES, "max_param_value_bytes",
-        CONTRACT_MAX_PARAM_VALUE_BYTES, "max_tag_value_bytes",
-        CONTRACT_MAX_TAG_VALUE_BYTES, "max_metrics_per_batch", GATEWAY_MAX_METRICS,
-        "max_params_per_batch", CONTRACT_MAX_PARAMS_PER_COMMAND,
-        "max_tags_per_batch", CONTRACT_MAX_TAGS_PER_COMMAND, "max_json_body_bytes",
-        GATEWAY_MAX_JSON_BODY, "max_artifact_put_bytes", GATEWAY_MAX_RAW_BODY,
-        "max_per_page", CONTRACT_MAX_PER_PAGE, "max_downsample",
-        CONTRACT_MAX_DOWNSAMPLE);
+    json_t *limits =
+        json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "max_key_bytes",
+                  CONTRACT_MAX_KEY_BYTES, "max_param_value_bytes",
+                  CONTRACT_MAX_PARAM_VALUE_BYTES, "max_tag_value_bytes",
+                  CONTRACT_MAX_TAG_VALUE_BYTES, "max_metrics_per_batch",
+                  GATEWAY_MAX_METRICS, "max_params_per_batch",
+                  CONTRACT_MAX_PARAMS_PER_COMMAND, "max_tags_per_batch",
+                  CONTRACT_MAX_TAGS_PER_COMMAND, "max_json_body_bytes",
+                  GATEWAY_MAX_JSON_BODY, "max_artifact_put_bytes",
+                  GATEWAY_MAX_RAW_BODY, "max_per_page", CONTRACT_MAX_PER_PAGE,
+                  "max_downsample", CONTRACT_MAX_DOWNSAMPLE);
     gw_reply_json(c->x, 200,
                   json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:o}", "node_id",
                             (json_int_t)info.id, "http_addr",

@@ -83,16 +83,19 @@ gw_run_create(struct gw_ctx *c)
     if (j == NULL)
         return;
     if (gw__only(c, j, "run", fields) != 0 ||
-        gw__str(c, j, "project", 1, CONTRACT_MAX_SCOPE_BYTES, &rc.project) != 0 ||
-        gw__str(c, j, "experiment", 1, CONTRACT_MAX_SCOPE_BYTES, &rc.experiment) !=
+        gw__str(c, j, "project", 1, CONTRACT_MAX_SCOPE_BYTES, &rc.project) !=
             0 ||
+        gw__str(c, j, "experiment", 1, CONTRACT_MAX_SCOPE_BYTES,
+                &rc.experiment) != 0 ||
         gw__str(c, j, "name", 0, CONTRACT_MAX_NAME_BYTES, &rc.name) != 0 ||
-        gw__str(c, j, "run_id", 0, CONTRACT_MAX_RUN_ID_BYTES, &rc.run_id) != 0 ||
+        gw__str(c, j, "run_id", 0, CONTRACT_MAX_RUN_ID_BYTES, &rc.run_id) !=
+            0 ||
         gw__str(c, j, "user", 0, CONTRACT_MAX_SCOPE_BYTES, &rc.user) != 0 ||
         gw__str(c, j, "resume", 0, 16, &resume) != 0 ||
         gw__str(c, j, "status", 0, 16, &status) != 0 ||
         gw__kvs(c, j, "params", CONTRACT_MAX_PARAMS_PER_COMMAND,
-                CONTRACT_MAX_PARAM_VALUE_BYTES, &rc.params, &rc.n_params) != 0 ||
+                CONTRACT_MAX_PARAM_VALUE_BYTES, &rc.params,
+                &rc.n_params) != 0 ||
         gw__kvs(c, j, "tags", CONTRACT_MAX_TAGS_PER_COMMAND,
                 CONTRACT_MAX_TAG_VALUE_BYTES, &rc.tags, &rc.n_tags) != 0)
         goto out;
@@ -333,13 +336,15 @@ gw_run_list(struct gw_ctx *c)
     char *combined = NULL;
     if (gw__read_options(c, &req, &ro) != 0 ||
         gw__q_str(c, "project", CONTRACT_MAX_SCOPE_BYTES, &project) != 0 ||
-        gw__q_str(c, "experiment", CONTRACT_MAX_SCOPE_BYTES, &experiment) != 0 ||
+        gw__q_str(c, "experiment", CONTRACT_MAX_SCOPE_BYTES, &experiment) !=
+            0 ||
         gw__q_str(c, "team", CONTRACT_MAX_TEAM_BYTES, &team) != 0 ||
         gw__q_str(c, "status", 16, &status) != 0 ||
         gw__q_str(c, "filter", GATEWAY_MAX_FILTER_BYTES, &filter) != 0 ||
         gw__q_str(c, "order_by", GATEWAY_MAX_FILTER_BYTES, &order) != 0 ||
         gw__q_str(c, "page_token", CONTRACT_PAGE_TOKEN_BYTES, &token) != 0 ||
-        gw__q_u64(c, "per_page", CONTRACT_MAX_PER_PAGE, &per_page, &has_pp) != 0)
+        gw__q_u64(c, "per_page", CONTRACT_MAX_PER_PAGE, &per_page, &has_pp) !=
+            0)
         return;
     if (has_pp && per_page == 0) {
         gw_reply_error(c->x, RV_EINVAL, "per_page must be 1 to 1000");

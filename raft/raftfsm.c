@@ -114,7 +114,8 @@ raftfsm__add_source(struct raftfsm_descriptor *d, const char *addr)
     for (size_t i = 0; i < d->n_sources; i++)
         if (strcmp(d->sources[i], addr) == 0)
             return;
-    snprintf(d->sources[d->n_sources++], CONTRACT_MAX_ADDR_BYTES + 1, "%s", addr);
+    snprintf(d->sources[d->n_sources++], CONTRACT_MAX_ADDR_BYTES + 1, "%s",
+             addr);
 }
 
 /* The descriptor of the store as it is now: this node's address first,

@@ -442,8 +442,9 @@ replica__submit_batch(struct replica *r)
      * straight into raft's buffer (one copy per entry, found by the
      * profile in docs/BENCHMARKS.md). */
     while ((op = r->writes.head) != NULL) {
-        if (len > 0 && (len + op->packed_len > PROTO_MAX_PAYLOAD_BYTES ||
-                        base + op->n_commands > CONTRACT_MAX_COMMANDS_PER_BATCH))
+        if (len > 0 &&
+            (len + op->packed_len > PROTO_MAX_PAYLOAD_BYTES ||
+             base + op->n_commands > CONTRACT_MAX_COMMANDS_PER_BATCH))
             break;
         replica__pop(&r->writes);
         r->pending_bytes -= op->packed_len;

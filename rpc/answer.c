@@ -107,7 +107,8 @@ rpc__write_check(const Rv__WriteRequest *wr, char *errmsg)
 static int
 rpc__write_request_check(const Rv__WriteRequest *wr, char *errmsg)
 {
-    if (wr->n_commands == 0 || wr->n_commands > CONTRACT_MAX_COMMANDS_PER_BATCH) {
+    if (wr->n_commands == 0 ||
+        wr->n_commands > CONTRACT_MAX_COMMANDS_PER_BATCH) {
         rv_errmsg_printf(errmsg, "a write carries 1 to %d commands",
                          CONTRACT_MAX_COMMANDS_PER_BATCH);
         return RV_EINVAL;

@@ -40,8 +40,8 @@
 #include <stdint.h>
 
 #define FILTER_MAX_EXPR_BYTES  CONTRACT_MAX_FILTER_BYTES /* Else RV_ETOOBIG. */
-#define FILTER_MAX_NODES       256  /* Comparisons + AND/OR nodes. */
-#define FILTER_MAX_DEPTH       32   /* Parenthesis nesting. */
+#define FILTER_MAX_NODES       256 /* Comparisons + AND/OR nodes. */
+#define FILTER_MAX_DEPTH       32  /* Parenthesis nesting. */
 #define FILTER_MAX_IN_VALUES   1000
 #define FILTER_MAX_ORDER_TERMS 8
 

@@ -26,7 +26,6 @@
 #define STORE_DEFAULT_MAP_BYTES   ((size_t)64 << 30)
 #define STORE_FETCH_RECORD_HEADER 12 /* be64 index, be32 length. */
 
-
 struct store;
 
 struct store_config {

@@ -11,8 +11,8 @@
 int
 store__team_put(struct store_wctx *w, const Rv__TeamPut *t)
 {
-    int rc =
-        store__str_check(t->team, CONTRACT_MAX_TEAM_BYTES, 1, "team", w->errmsg);
+    int rc = store__str_check(t->team, CONTRACT_MAX_TEAM_BYTES, 1, "team",
+                              w->errmsg);
     if (rc != RV_OK)
         return rc;
     uint8_t v[16];
@@ -48,8 +48,8 @@ store__token_put(struct store_wctx *w, const Rv__TokenPut *t)
         rv_errmsg_printf(w->errmsg, "token_sha256 must be 32 bytes");
         return RV_EINVAL;
     }
-    int rc =
-        store__str_check(t->team, CONTRACT_MAX_TEAM_BYTES, 1, "team", w->errmsg);
+    int rc = store__str_check(t->team, CONTRACT_MAX_TEAM_BYTES, 1, "team",
+                              w->errmsg);
     if (rc != RV_OK)
         return rc;
     if (t->has_role &&

@@ -49,7 +49,8 @@ static int
 store__artrec_put(struct store_wctx *w, const uint8_t *k, size_t kn,
                   const struct store__artrec *a)
 {
-    uint8_t buf[1 + 8 + 32 + 2 + 256 + 8 + 2 + CONTRACT_MAX_ARTIFACT_PATH_BYTES];
+    uint8_t
+        buf[1 + 8 + 32 + 2 + 256 + 8 + 2 + CONTRACT_MAX_ARTIFACT_PATH_BYTES];
     struct rv_buf b = {buf, 0, sizeof buf, 0};
     rv_buf_append_u8(&b, (uint8_t)a->is_complete);
     rv_buf_append_be64(&b, a->size);
@@ -66,7 +67,8 @@ store__artrec_put(struct store_wctx *w, const uint8_t *k, size_t kn,
 static int
 store__artifact_path_valid(const char *p, size_t n)
 {
-    if (n == 0 || n > CONTRACT_MAX_ARTIFACT_PATH_BYTES || !contract_utf8_valid(p, n))
+    if (n == 0 || n > CONTRACT_MAX_ARTIFACT_PATH_BYTES ||
+        !contract_utf8_valid(p, n))
         return 0;
     size_t start = 0;
     for (size_t i = 0; i <= n; i++) {

@@ -376,7 +376,8 @@ store__series_get(struct store_read *r, const struct store_history_query *q,
     uint64_t run_num;
     const char *ctx = q->context ? q->context : "";
     size_t kn = q->key ? strlen(q->key) : 0, cn = strlen(ctx);
-    if (kn == 0 || kn > CONTRACT_MAX_KEY_BYTES || cn > CONTRACT_MAX_CONTEXT_BYTES) {
+    if (kn == 0 || kn > CONTRACT_MAX_KEY_BYTES ||
+        cn > CONTRACT_MAX_CONTEXT_BYTES) {
         rv_errmsg_printf(errmsg,
                          "metric key must be 1..%d bytes and context "
                          "at most %d",

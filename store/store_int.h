@@ -241,9 +241,9 @@ struct store__runrec {
     uint64_t n_points, n_log_lines;
     const char *str[RUN_N_STR];
     uint16_t len[RUN_N_STR];
-    uint8_t raw[STORE_RUN_HEADER + RUN_N_STR * 2 + 4 * CONTRACT_MAX_SCOPE_BYTES +
-                CONTRACT_MAX_TEAM_BYTES + CONTRACT_MAX_NAME_BYTES +
-                CONTRACT_MAX_RUN_ID_BYTES];
+    uint8_t raw[STORE_RUN_HEADER + RUN_N_STR * 2 +
+                4 * CONTRACT_MAX_SCOPE_BYTES + CONTRACT_MAX_TEAM_BYTES +
+                CONTRACT_MAX_NAME_BYTES + CONTRACT_MAX_RUN_ID_BYTES];
 };
 
 /* What a run purge passes to the store__del_prefix callbacks. */
@@ -461,9 +461,9 @@ store__value_hash(const char *v, size_t n)
 
 /* Key of ixpv for (key, value, run); out holds STORE_PV_KEY_MAX bytes.
  * Returns the key length. */
-#define STORE_PV_KEY_MAX (2 + CONTRACT_MAX_KEY_BYTES + STORE_SORT_STRING_BYTES + 8)
+#define STORE_PV_KEY_MAX \
+    (2 + CONTRACT_MAX_KEY_BYTES + STORE_SORT_STRING_BYTES + 8)
 size_t store__pv_key(uint8_t *out, const char *key, size_t kn, const char *val,
                      size_t vn, uint64_t run_num);
-
 
 #endif /* RV_STORE_STORE_INT_H */

@@ -21,7 +21,8 @@ store__log_lines(struct store_wctx *w, const Rv__LogLines *ll,
     for (size_t i = 0; i < ll->n_lines; i++) {
         const Rv__LogLine *l = ll->lines[i];
         size_t n = strlen(l->text);
-        if (n > CONTRACT_MAX_LOG_LINE_BYTES || !contract_utf8_valid(l->text, n)) {
+        if (n > CONTRACT_MAX_LOG_LINE_BYTES ||
+            !contract_utf8_valid(l->text, n)) {
             rv_errmsg_printf(w->errmsg,
                              "log line %zu must be UTF-8 of at most "
                              "%d bytes",

@@ -84,8 +84,9 @@ store__cand_load(struct store__cand *c, uint64_t run_num, char *errmsg)
     if (rc != RV_OK)
         return rc;
     for (int i = 0; i < RUN_N_STR; i++) {
-        size_t n = c->rv.len[i] < CONTRACT_MAX_NAME_BYTES ? c->rv.len[i]
-                                                       : CONTRACT_MAX_NAME_BYTES;
+        size_t n = c->rv.len[i] < CONTRACT_MAX_NAME_BYTES
+                       ? c->rv.len[i]
+                       : CONTRACT_MAX_NAME_BYTES;
         memcpy(c->strs[i], c->rv.str[i], n);
         c->strs[i][n] = '\0';
     }

@@ -79,7 +79,8 @@ int
 store__cnt_active(struct store_wctx *w, const struct store__runrec *rr,
                   int64_t delta)
 {
-    uint8_t k[1 + 2 + CONTRACT_MAX_TEAM_BYTES + 2 + CONTRACT_MAX_SCOPE_BYTES + 4];
+    uint8_t
+        k[1 + 2 + CONTRACT_MAX_TEAM_BYTES + 2 + CONTRACT_MAX_SCOPE_BYTES + 4];
     int rc = store__cnt_add(w, k, store__cnt_key_active(k, 'a', rr), delta);
     if (rc == RV_OK)
         rc = store__cnt_add(w, k, store__cnt_key_active(k, 'b', rr), delta);
@@ -312,8 +313,9 @@ int
 store__kvs_apply(struct store_wctx *w, uint64_t run_num, Rv__KV **params,
                  size_t n_params, Rv__KV **tags, size_t n_tags)
 {
-    int rc = store__kvs_check(params, n_params, CONTRACT_MAX_PARAMS_PER_COMMAND,
-                              CONTRACT_MAX_PARAM_VALUE_BYTES, "param", w->errmsg);
+    int rc =
+        store__kvs_check(params, n_params, CONTRACT_MAX_PARAMS_PER_COMMAND,
+                         CONTRACT_MAX_PARAM_VALUE_BYTES, "param", w->errmsg);
     if (rc == RV_OK)
         rc = store__kvs_check(tags, n_tags, CONTRACT_MAX_TAGS_PER_COMMAND,
                               CONTRACT_MAX_TAG_VALUE_BYTES, "tag", w->errmsg);

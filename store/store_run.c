@@ -145,18 +145,20 @@ store__run_create_check(const Rv__RunCreate *c, char *errmsg)
                          c->run_id, CONTRACT_MAX_RUN_ID_BYTES);
         return RV_EINVAL;
     }
-    int rc = store__str_check(c->team, CONTRACT_MAX_TEAM_BYTES, 0, "team", errmsg);
+    int rc =
+        store__str_check(c->team, CONTRACT_MAX_TEAM_BYTES, 0, "team", errmsg);
     if (rc == RV_OK)
-        rc = store__str_check(c->project, CONTRACT_MAX_SCOPE_BYTES, 1, "project",
-                              errmsg);
+        rc = store__str_check(c->project, CONTRACT_MAX_SCOPE_BYTES, 1,
+                              "project", errmsg);
     if (rc == RV_OK)
         rc = store__str_check(c->experiment, CONTRACT_MAX_SCOPE_BYTES, 1,
                               "experiment", errmsg);
     if (rc == RV_OK)
-        rc = store__str_check(c->name, CONTRACT_MAX_NAME_BYTES, 0, "name", errmsg);
+        rc = store__str_check(c->name, CONTRACT_MAX_NAME_BYTES, 0, "name",
+                              errmsg);
     if (rc == RV_OK)
-        rc =
-            store__str_check(c->user, CONTRACT_MAX_SCOPE_BYTES, 0, "user", errmsg);
+        rc = store__str_check(c->user, CONTRACT_MAX_SCOPE_BYTES, 0, "user",
+                              errmsg);
     if (rc != RV_OK)
         return rc;
     if (c->created_at_ms < 0) {
@@ -288,8 +290,8 @@ int
 store__run_update(struct store_wctx *w, const Rv__RunUpdate *u)
 {
     struct store__runrec rr;
-    int rc =
-        store__str_check(u->name, CONTRACT_MAX_NAME_BYTES, 0, "name", w->errmsg);
+    int rc = store__str_check(u->name, CONTRACT_MAX_NAME_BYTES, 0, "name",
+                              w->errmsg);
     if (rc == RV_OK)
         rc = store__str_check(u->user, CONTRACT_MAX_SCOPE_BYTES, 0, "user",
                               w->errmsg);
@@ -473,8 +475,8 @@ store__run_num_get(MDB_txn *txn, const struct store *s, const char *run_id,
 {
     MDB_val v;
     size_t n = strlen(run_id);
-    /* No run has an id outside 1..CONTRACT_MAX_RUN_ID_BYTES (run_create checks),
-     * and LMDB refuses an empty or over-long key as a fault. */
+    /* No run has an id outside 1..CONTRACT_MAX_RUN_ID_BYTES (run_create
+     * checks), and LMDB refuses an empty or over-long key as a fault. */
     if (n == 0 || n > CONTRACT_MAX_RUN_ID_BYTES) {
         rv_errmsg_printf(errmsg, "run '%.64s' does not exist", run_id);
         return RV_ENOTFOUND;

@@ -94,7 +94,8 @@ cli__ls_fetch(struct cli *cl, const struct cli_args *a, const char *filter,
         l.order_by = (char *)a->v[O_ORDER_BY];
         l.has_per_page = 1;
         l.per_page =
-            (uint32_t)(want < CONTRACT_MAX_PER_PAGE ? want : CONTRACT_MAX_PER_PAGE);
+            (uint32_t)(want < CONTRACT_MAX_PER_PAGE ? want
+                                                    : CONTRACT_MAX_PER_PAGE);
         l.page_token = token[0] ? token : NULL;
         req.body_case = RV__REQUEST__BODY_LIST_RUNS;
         req.list_runs = &l;
