@@ -11,6 +11,7 @@
  * Prints tables and one JSON line per figure ({"figure","value","unit",
  * "target"}). Data lives under $TMPDIR (default /tmp). */
 #include "base/clock.h"
+#include "bench/bench_args.h"
 #include "rpc/client/client.h"
 #include "tests/lib/cluster.h"
 #include "tests/lib/writer.h"
@@ -425,19 +426,22 @@ main(int argc, char **argv)
 {
     const char *only = NULL;
     uint64_t restart_points = 100000000;
-    if (argc < 2) {
-        fprintf(stderr, "usage: bench_cluster PATH/TO/runvault [--quick] "
-                        "[--only ingest|failover|restart] "
-                        "[--restart-points N]\n");
-        return 2;
-    }
+    int is_bad = argc < 2;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
             is_quick = 1;
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
             only = argv[++i];
         else if (strcmp(argv[i], "--restart-points") == 0 && i + 1 < argc)
-            restart_points = strtoull(argv[++i], NULL, 10);
+            restart_points =
+                bench_flag_u64("bench_cluster", "--restart-points", argv[++i],
+                               0, UINT64_C(1000000000000), &is_bad);
+    }
+    if (is_bad) {
+        fprintf(stderr, "usage: bench_cluster PATH/TO/runvault [--quick] "
+                        "[--only ingest|failover|restart] "
+                        "[--restart-points N]\n");
+        return 2;
     }
     if (is_quick)
         restart_points = 200000;

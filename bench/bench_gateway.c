@@ -24,6 +24,7 @@
  * Every child is SIGKILLed and reaped at the end. Exits 1 if a cluster
  * failed or an acknowledged point is missing. */
 #include "base/clock.h"
+#include "bench/bench_args.h"
 #include "bench/bench_http.h"
 #include "bench/bench_runs.h"
 #include "proto/metrics_builder.h"
@@ -39,6 +40,7 @@
 #define BG_KEYS        10
 #define BG_POINTS      1000 /* Per request. */
 #define BG_MAX_CLIENTS 64
+#define BG_PROG        "bench_gateway"
 #define BG_MAX_LAT     100000
 #define BG_BODY_BYTES  (96u << 10)
 
@@ -301,9 +303,10 @@ bg_points_of(const char *http, const char *run_id)
              run_id);
     if (bench_http_open(&h, http) == 0 &&
         bench_http_do(&h, "GET", uri, NULL, NULL, 0, &out) == 200) {
-        const char *p = strstr((const char *)out.data, "\"n_points\":");
-        if (p != NULL)
-            n = strtoll(p + 11, NULL, 10);
+        uint64_t v;
+        if (bench_json_u64((const char *)out.data, "n_points", &v) == 0 &&
+            v <= INT64_MAX)
+            n = (long long)v;
     }
     bench_http_close(&h);
     rv_buf_free(&out);
@@ -493,8 +496,9 @@ bg_query_uri(const struct bg_query *q, struct rv_rng *rng, char *uri)
         snprintf(uri + n, BG_URI_BYTES - (size_t)n, "&order_by=%s", eo);
 }
 
-/* Add one answer's rows, server time and examined runs to the totals. */
-static void
+/* Add one answer's rows, server time and examined runs to the totals: 0,
+ * or -1 if its "examined" is not a count. */
+static int
 bg_query_tally(const struct rv_buf *out, uint64_t *n_rows, double *server_ms,
                uint64_t *n_examined)
 {
@@ -504,9 +508,11 @@ bg_query_tally(const struct rv_buf *out, uint64_t *n_rows, double *server_ms,
     const char *qt = strstr((const char *)out->data, "query_time_ms\":");
     if (qt != NULL)
         *server_ms += strtod(qt + 15, NULL);
-    const char *ex = strstr((const char *)out->data, "\"examined\":");
-    if (ex != NULL)
-        *n_examined += strtoull(ex + 11, NULL, 10);
+    uint64_t ex = 0; /* Absent: none counted. */
+    if (bench_json_u64((const char *)out->data, "examined", &ex) < 0)
+        return -1;
+    *n_examined += ex;
+    return 0;
 }
 
 static int
@@ -573,7 +579,12 @@ bg_query(size_t n_runs, size_t n_queries)
                 is_failed = 1;
                 break;
             }
-            bg_query_tally(&out, &n_rows, &server_ms, &n_examined);
+            if (bg_query_tally(&out, &n_rows, &server_ms, &n_examined)) {
+                fprintf(stderr, "bench_gateway: %s -> bad examined: %.300s\n",
+                        uri, (char *)out.data);
+                is_failed = 1;
+                break;
+            }
         }
         if (is_failed)
             break;
@@ -602,7 +613,7 @@ main(int argc, char **argv)
 {
     const char *bin = getenv("RUNVAULT_BIN"), *only = NULL, *path = NULL;
     struct bg_opts o = {.durability = "buffered"};
-    int n_clients = 48, is_quick = 0;
+    int n_clients = 48, is_quick = 0, is_bad = 0;
     unsigned seconds = 10;
     size_t n_runs = 1000000, n_queries = 200;
     for (int i = 1; i < argc; i++) {
@@ -613,16 +624,20 @@ main(int argc, char **argv)
             only = v;
             i++;
         } else if (strcmp(a, "--clients") == 0) {
-            n_clients = atoi(v);
+            n_clients =
+                (int)bench_flag_u64(BG_PROG, a, v, 1, BG_MAX_CLIENTS, &is_bad);
             i++;
         } else if (strcmp(a, "--seconds") == 0) {
-            seconds = (unsigned)atoi(v);
+            seconds =
+                (unsigned)bench_flag_u64(BG_PROG, a, v, 1, 86400, &is_bad);
             i++;
         } else if (strcmp(a, "--runs") == 0) {
-            n_runs = strtoull(v, NULL, 10);
+            n_runs =
+                (size_t)bench_flag_u64(BG_PROG, a, v, 1, 1000000000, &is_bad);
             i++;
         } else if (strcmp(a, "--queries") == 0) {
-            n_queries = strtoull(v, NULL, 10);
+            n_queries =
+                (size_t)bench_flag_u64(BG_PROG, a, v, 1, 1000000, &is_bad);
             i++;
         } else if (strcmp(a, "--path") == 0) {
             path = v;
@@ -631,10 +646,11 @@ main(int argc, char **argv)
             o.durability = v;
             i++;
         } else if (strcmp(a, "--warmup-ms") == 0) {
-            o.warmup_ms = (unsigned)strtoul(v, NULL, 10);
+            o.warmup_ms =
+                (unsigned)bench_flag_u64(BG_PROG, a, v, 0, 600000, &is_bad);
             i++;
         } else if (strcmp(a, "--port-base") == 0) {
-            o.port_base = (int)strtol(v, NULL, 10);
+            o.port_base = (int)bench_flag_u64(BG_PROG, a, v, 0, 65000, &is_bad);
             i++;
         } else if (strcmp(a, "--lat-file") == 0) {
             o.lat_file = v;
@@ -651,11 +667,9 @@ main(int argc, char **argv)
         n_runs = 20000;
         n_queries = 40;
     }
-    if (bin == NULL || n_clients < 1 || n_clients > BG_MAX_CLIENTS ||
-        seconds == 0 || n_runs == 0 || n_queries == 0 ||
+    if (is_bad || bin == NULL ||
         (path != NULL && strcmp(path, "native") != 0 &&
-         strcmp(path, "http") != 0) ||
-        o.port_base < 0 || o.port_base > 65000) {
+         strcmp(path, "http") != 0)) {
         fprintf(stderr, "usage: bench_gateway RUNVAULT [--quick] [--only "
                         "ingest|query] [--clients 1-64] [--seconds N] "
                         "[--runs N] [--queries N] [--path native|http] "

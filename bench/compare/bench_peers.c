@@ -25,6 +25,7 @@
  * missing. */
 #include "base/buf.h"
 #include "base/clock.h"
+#include "bench/bench_args.h"
 #include "bench/bench_http.h"
 
 #include <libpq-fe.h>
@@ -224,9 +225,12 @@ bp_etcd_count(const struct bp_opts *o)
     if (bench_http_open(&h, o->eps[0]) == 0 &&
         bench_http_do(&h, "POST", "/v3/kv/range", NULL, (const char *)body.data,
                       body.len, &out) == 200) {
-        /* int64 fields are JSON strings in the gateway's answers. */
-        const char *p = strstr((const char *)out.data, "\"count\":");
-        n = p == NULL ? 0 : strtoll(p + 8 + (p[8] == '"'), NULL, 10);
+        /* int64 fields are JSON strings in the gateway's answers; a zero
+         * count is left out. */
+        uint64_t v = 0;
+        if (bench_json_u64((const char *)out.data, "count", &v) >= 0 &&
+            v <= INT64_MAX)
+            n = (long long)v;
     }
     bench_http_close(&h);
     rv_buf_free(&body);
@@ -427,8 +431,10 @@ bp_pg_count(const struct bp_opts *o)
     PGconn *db = PQconnectdb(o->target);
     long long n = -1;
     PGresult *r = PQexec(db, "SELECT count(*) FROM metrics");
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-        n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    uint64_t v;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+        bench_parse_u64(PQgetvalue(r, 0, 0), 0, INT64_MAX, &v) == 0)
+        n = (long long)v;
     PQclear(r);
     PQfinish(db);
     return n;
@@ -538,13 +544,9 @@ bp_parse_eps(struct bp_opts *o)
 }
 
 static unsigned
-bp_uint(const char *s, unsigned lo, unsigned hi, int *is_bad)
+bp_uint(const char *flag, const char *v, unsigned lo, unsigned hi, int *is_bad)
 {
-    char *end;
-    unsigned long v = strtoul(s, &end, 10);
-    if (end == s || *end != '\0' || v < lo || v > hi)
-        *is_bad = 1;
-    return (unsigned)v;
+    return (unsigned)bench_flag_u64("bench_peers", flag, v, lo, hi, is_bad);
 }
 
 int
@@ -561,15 +563,15 @@ main(int argc, char **argv)
     for (int i = 3; !is_bad && i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
         if (strcmp(a, "--clients") == 0)
-            o.n_clients = (int)bp_uint(v, 1, BP_MAX_CLIENTS, &is_bad);
+            o.n_clients = (int)bp_uint(a, v, 1, BP_MAX_CLIENTS, &is_bad);
         else if (strcmp(a, "--runs") == 0)
-            o.n_runs = (int)bp_uint(v, 1, 100000, &is_bad);
+            o.n_runs = (int)bp_uint(a, v, 1, 100000, &is_bad);
         else if (strcmp(a, "--seconds") == 0)
-            o.seconds = bp_uint(v, 1, 3600, &is_bad);
+            o.seconds = bp_uint(a, v, 1, 3600, &is_bad);
         else if (strcmp(a, "--warmup-ms") == 0)
-            o.warmup_ms = bp_uint(v, 0, 600000, &is_bad);
+            o.warmup_ms = bp_uint(a, v, 0, 600000, &is_bad);
         else if (strcmp(a, "--batch") == 0)
-            o.batch = bp_uint(v, BP_KEYS, BP_MAX_BATCH, &is_bad);
+            o.batch = bp_uint(a, v, BP_KEYS, BP_MAX_BATCH, &is_bad);
         else if (strcmp(a, "--lat-file") == 0)
             o.lat_file = v;
         else

@@ -29,6 +29,7 @@
  * Exits 1 on a load failure or if any pair returned different runs. */
 #include "base/buf.h"
 #include "base/clock.h"
+#include "bench/bench_args.h"
 #include "bench/bench_http.h"
 #include "bench/bench_runs.h"
 #include "proto/metrics_builder.h"
@@ -158,14 +159,14 @@ cq_http_get(struct bench_http *h, const char *uri, struct rv_buf *out)
     return status;
 }
 
-/* The unsigned number after "name": in a JSON text, or -1. */
+/* The unsigned number "name": in a JSON text; -1 if there is none, -2 if
+ * it is not a count (bench_json_u64) or not below 2^63. */
 static long long
 cq_json_u64(const char *body, const char *name)
 {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", name);
-    const char *p = strstr(body, pat);
-    return p == NULL ? -1 : strtoll(p + strlen(pat), NULL, 10);
+    uint64_t v;
+    int rc = bench_json_u64(body, name, &v);
+    return rc > 0 ? -1 : rc < 0 || v > INT64_MAX ? -2 : (long long)v;
 }
 
 /* ---- Loading runvault ----------------------------------------------------
@@ -1062,6 +1063,11 @@ cq_rv_once(struct cq_ctx *c, const struct cq_query *q, const struct cq_inst *in,
     if (st != NULL && qt != NULL)
         st->rv_server_ms += strtod(qt + 16, NULL);
     long long ex = cq_json_u64(b, "examined");
+    if (ex < -1) {
+        fprintf(stderr, "cmp_query: runvault %s -> bad examined: %.300s\n", uri,
+                b);
+        return -1;
+    }
     if (st != NULL && ex >= 0)
         st->rv_examined += (double)ex;
     if (st != NULL)
@@ -1560,6 +1566,7 @@ cq_args_parse(int argc, char **argv, struct cq_args *a)
     a->reps = 200;
     a->n_hist = 1000000;
     a->budget_s = 450;
+    int is_bad = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (strcmp(k, "--http") == 0)
@@ -1571,20 +1578,20 @@ cq_args_parse(int argc, char **argv, struct cq_args *a)
         else if (strcmp(k, "--out") == 0)
             a->out = v;
         else if (strcmp(k, "--runs") == 0)
-            a->n_runs = strtoull(v, NULL, 10);
+            a->n_runs = (size_t)bench_flag_u64("cmp_query", k, v, 1, 1000000000,
+                                               &is_bad);
         else if (strcmp(k, "--reps") == 0)
-            a->reps = strtoull(v, NULL, 10);
+            a->reps =
+                (size_t)bench_flag_u64("cmp_query", k, v, 1, 100000, &is_bad);
         else if (strcmp(k, "--history-points") == 0)
-            a->n_hist = strtoull(v, NULL, 10);
+            a->n_hist = (size_t)bench_flag_u64("cmp_query", k, v, 0, 1000000000,
+                                               &is_bad);
         else if (strcmp(k, "--budget-s") == 0)
             a->budget_s = strtod(v, NULL);
         else
             return -1;
     }
-    return a->http && a->rpc && a->pg && a->out && a->n_runs > 0 &&
-                   a->reps > 0 && a->reps <= 100000
-               ? 0
-               : -1;
+    return !is_bad && a->http && a->rpc && a->pg && a->out ? 0 : -1;
 }
 
 static int

@@ -1,0 +1,72 @@
+/* Checked decimal numbers for the benchmarks (bench_args.h). */
+#include "bench/bench_args.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The unsigned decimal at s (a digit first): 0, *out and *end just past
+ * it; -1 if s does not start with a digit or the number overflows. */
+static int
+bench_digits_u64(const char *s, uint64_t *out, const char **end)
+{
+    char *e;
+    if (s == NULL || s[0] < '0' || s[0] > '9')
+        return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &e, 10);
+    if (errno == ERANGE)
+        return -1;
+    *out = (uint64_t)v;
+    *end = e;
+    return 0;
+}
+
+int
+bench_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    uint64_t v;
+    const char *end;
+    if (bench_digits_u64(s, &v, &end) != 0 || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+uint64_t
+bench_flag_u64(const char *prog, const char *flag, const char *v, uint64_t lo,
+               uint64_t hi, int *is_bad)
+{
+    uint64_t n;
+    if (bench_parse_u64(v, lo, hi, &n) == 0)
+        return n;
+    fprintf(stderr, "%s: %s wants a whole number in [%llu, %llu], not '%s'\n",
+            prog, flag, (unsigned long long)lo, (unsigned long long)hi,
+            v != NULL ? v : "");
+    *is_bad = 1;
+    return lo;
+}
+
+int
+bench_json_u64(const char *body, const char *name, uint64_t *out)
+{
+    char pat[64];
+    int n = snprintf(pat, sizeof pat, "\"%s\":", name);
+    const char *p = body != NULL ? strstr(body, pat) : NULL;
+    if (n < 0 || (size_t)n >= sizeof pat || p == NULL)
+        return 1;
+    p += n;
+    p += strspn(p, " \t\r\n");
+    int is_quoted = *p == '"';
+    uint64_t v;
+    const char *end;
+    if (bench_digits_u64(p + is_quoted, &v, &end) != 0)
+        return -1;
+    if (is_quoted && *end++ != '"')
+        return -1;
+    if (*end == '\0' || strchr(",}] \t\r\n", *end) == NULL)
+        return -1;
+    *out = v;
+    return 0;
+}
