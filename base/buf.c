@@ -2,6 +2,8 @@
 
 #include "base/err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 void
@@ -102,4 +104,20 @@ rv_buf_append_str16(struct rv_buf *b, const char *s, size_t n)
     }
     rv_buf_append_be16(b, (uint16_t)n);
     rv_buf_append(b, s, n);
+}
+
+void
+rv_buf_printf(struct rv_buf *b, const char *fmt, ...)
+{
+    va_list ap, again;
+    va_start(ap, fmt);
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    /* One byte more for the NUL vsnprintf writes; len does not count it. */
+    if (n > 0 && rv_buf_reserve(b, (size_t)n + 1) == RV_OK) {
+        vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, again);
+        b->len += (size_t)n;
+    }
+    va_end(again);
 }

@@ -110,22 +110,6 @@ gw_ops_metrics(struct gw_ctx *c)
 
 /* ---- /metrics ------------------------------------------------------------ */
 
-static void gw__printf(struct rv_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-gw__printf(struct rv_buf *b, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        rv_buf_append(b, line,
-                      (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-}
-
 static uint64_t
 gw__file_bytes(const char *dir, const char *name)
 {
@@ -146,24 +130,24 @@ static const char *const gw_route_names[GW_N_ROUTES] = {
 static void
 gw__metrics_requests(const struct gateway *g, struct rv_buf *b)
 {
-    gw__printf(b, "# HELP runvault_http_requests_total HTTP requests "
-                  "answered, by route and status class.\n"
-                  "# TYPE runvault_http_requests_total counter\n");
+    rv_buf_printf(b, "# HELP runvault_http_requests_total HTTP requests "
+                     "answered, by route and status class.\n"
+                     "# TYPE runvault_http_requests_total counter\n");
     for (int r = 0; r < GW_N_ROUTES; r++)
         for (int c = 0; c < 6; c++) {
             uint64_t n = atomic_load(&g->stats.routes[r].n_by_class[c]);
             if (n > 0)
-                gw__printf(b,
-                           "runvault_http_requests_total{route=\"%s\","
-                           "code=\"%s\"} %llu\n",
-                           gw_route_names[r],
-                           c == 0   ? "other"
-                           : c == 1 ? "1xx"
-                           : c == 2 ? "2xx"
-                           : c == 3 ? "3xx"
-                           : c == 4 ? "4xx"
-                                    : "5xx",
-                           (unsigned long long)n);
+                rv_buf_printf(b,
+                              "runvault_http_requests_total{route=\"%s\","
+                              "code=\"%s\"} %llu\n",
+                              gw_route_names[r],
+                              c == 0   ? "other"
+                              : c == 1 ? "1xx"
+                              : c == 2 ? "2xx"
+                              : c == 3 ? "3xx"
+                              : c == 4 ? "4xx"
+                                       : "5xx",
+                              (unsigned long long)n);
         }
 }
 
@@ -171,7 +155,8 @@ gw__metrics_requests(const struct gateway *g, struct rv_buf *b)
 static void
 gw__metrics_latency(const struct gateway *g, struct rv_buf *b)
 {
-    gw__printf(b, "# HELP runvault_http_request_duration_seconds Time from "
+    rv_buf_printf(b,
+                  "# HELP runvault_http_request_duration_seconds Time from "
                   "dequeue to answer.\n"
                   "# TYPE runvault_http_request_duration_seconds histogram\n");
     for (int r = 0; r < GW_N_ROUTES; r++) {
@@ -181,22 +166,23 @@ gw__metrics_latency(const struct gateway *g, struct rv_buf *b)
             continue;
         for (int i = 0; i < GW_N_BUCKETS; i++) {
             cum += atomic_load(&rs->n_bucket[i]);
-            gw__printf(b,
-                       "runvault_http_request_duration_seconds_bucket{route="
-                       "\"%s\",le=\"%g\"} %llu\n",
-                       gw_route_names[r], gw_bucket_s[i],
-                       (unsigned long long)cum);
+            rv_buf_printf(b,
+                          "runvault_http_request_duration_seconds_bucket{route="
+                          "\"%s\",le=\"%g\"} %llu\n",
+                          gw_route_names[r], gw_bucket_s[i],
+                          (unsigned long long)cum);
         }
-        gw__printf(b,
-                   "runvault_http_request_duration_seconds_bucket{route="
-                   "\"%s\",le=\"+Inf\"} %llu\n"
-                   "runvault_http_request_duration_seconds_sum{route=\"%s\"} "
-                   "%.6f\n"
-                   "runvault_http_request_duration_seconds_count{route="
-                   "\"%s\"} %llu\n",
-                   gw_route_names[r], (unsigned long long)n, gw_route_names[r],
-                   (double)atomic_load(&rs->sum_us) / 1e6, gw_route_names[r],
-                   (unsigned long long)n);
+        rv_buf_printf(
+            b,
+            "runvault_http_request_duration_seconds_bucket{route="
+            "\"%s\",le=\"+Inf\"} %llu\n"
+            "runvault_http_request_duration_seconds_sum{route=\"%s\"} "
+            "%.6f\n"
+            "runvault_http_request_duration_seconds_count{route="
+            "\"%s\"} %llu\n",
+            gw_route_names[r], (unsigned long long)n, gw_route_names[r],
+            (double)atomic_load(&rs->sum_us) / 1e6, gw_route_names[r],
+            (unsigned long long)n);
     }
 }
 
@@ -207,42 +193,42 @@ gw__metrics_http(const struct gateway *g, const struct rpc_counters *rc,
 {
     static const char *const bp[8] = {"1",   "10",  "100", "1000",
                                       "1e4", "1e5", "1e6", "+Inf"};
-    gw__printf(b, "# HELP runvault_http_batch_points Points per log-batch "
-                  "request.\n# TYPE runvault_http_batch_points histogram\n");
+    rv_buf_printf(b, "# HELP runvault_http_batch_points Points per log-batch "
+                     "request.\n# TYPE runvault_http_batch_points histogram\n");
     uint64_t cum = 0;
     for (int i = 0; i < 8; i++) {
         cum += atomic_load(&g->stats.batch_points_bucket[i]);
-        gw__printf(b, "runvault_http_batch_points_bucket{le=\"%s\"} %llu\n",
-                   bp[i], (unsigned long long)cum);
+        rv_buf_printf(b, "runvault_http_batch_points_bucket{le=\"%s\"} %llu\n",
+                      bp[i], (unsigned long long)cum);
     }
-    gw__printf(b, "runvault_http_batch_points_count %llu\n",
-               (unsigned long long)cum);
-    gw__printf(b,
-               "# TYPE runvault_http_points_total counter\n"
-               "runvault_http_points_total %llu\n"
-               "# TYPE runvault_http_log_lines_total counter\n"
-               "runvault_http_log_lines_total %llu\n"
-               "# TYPE runvault_http_artifact_bytes_total counter\n"
-               "runvault_http_artifact_bytes_total %llu\n"
-               "# TYPE runvault_http_rejected_busy_total counter\n"
-               "runvault_http_rejected_busy_total %llu\n"
-               "# TYPE runvault_http_queue_depth gauge\n"
-               "runvault_http_queue_depth %llu\n",
-               (unsigned long long)atomic_load(&g->stats.n_points),
-               (unsigned long long)atomic_load(&g->stats.n_log_lines),
-               (unsigned long long)atomic_load(&g->stats.n_artifact_bytes),
-               (unsigned long long)atomic_load(&g->stats.n_rejected_queue),
-               (unsigned long long)atomic_load(&g->stats.n_queued));
-    gw__printf(b,
-               "# TYPE runvault_rpc_requests_total counter\n"
-               "runvault_rpc_requests_total %llu\n"
-               "# TYPE runvault_rpc_forwarded_total counter\n"
-               "runvault_rpc_forwarded_total %llu\n"
-               "# TYPE runvault_rpc_forward_failed_total counter\n"
-               "runvault_rpc_forward_failed_total %llu\n",
-               (unsigned long long)rc->n_requests,
-               (unsigned long long)rc->n_forwarded,
-               (unsigned long long)rc->n_forward_failed);
+    rv_buf_printf(b, "runvault_http_batch_points_count %llu\n",
+                  (unsigned long long)cum);
+    rv_buf_printf(b,
+                  "# TYPE runvault_http_points_total counter\n"
+                  "runvault_http_points_total %llu\n"
+                  "# TYPE runvault_http_log_lines_total counter\n"
+                  "runvault_http_log_lines_total %llu\n"
+                  "# TYPE runvault_http_artifact_bytes_total counter\n"
+                  "runvault_http_artifact_bytes_total %llu\n"
+                  "# TYPE runvault_http_rejected_busy_total counter\n"
+                  "runvault_http_rejected_busy_total %llu\n"
+                  "# TYPE runvault_http_queue_depth gauge\n"
+                  "runvault_http_queue_depth %llu\n",
+                  (unsigned long long)atomic_load(&g->stats.n_points),
+                  (unsigned long long)atomic_load(&g->stats.n_log_lines),
+                  (unsigned long long)atomic_load(&g->stats.n_artifact_bytes),
+                  (unsigned long long)atomic_load(&g->stats.n_rejected_queue),
+                  (unsigned long long)atomic_load(&g->stats.n_queued));
+    rv_buf_printf(b,
+                  "# TYPE runvault_rpc_requests_total counter\n"
+                  "runvault_rpc_requests_total %llu\n"
+                  "# TYPE runvault_rpc_forwarded_total counter\n"
+                  "runvault_rpc_forwarded_total %llu\n"
+                  "# TYPE runvault_rpc_forward_failed_total counter\n"
+                  "runvault_rpc_forward_failed_total %llu\n",
+                  (unsigned long long)rc->n_requests,
+                  (unsigned long long)rc->n_forwarded,
+                  (unsigned long long)rc->n_forward_failed);
 }
 
 /* Raft's state and counters, and the disk. */
@@ -251,35 +237,35 @@ gw__metrics_raft(const struct gateway *g, struct rv_buf *b)
 {
     struct replica_info info;
     rpc_node_info(g->cfg.rpc, &info);
-    gw__printf(b,
-               "# TYPE runvault_raft_term gauge\nrunvault_raft_term %llu\n"
-               "# TYPE runvault_raft_last_index gauge\n"
-               "runvault_raft_last_index %llu\n"
-               "# TYPE runvault_raft_commit_index gauge\n"
-               "runvault_raft_commit_index %llu\n"
-               "# TYPE runvault_raft_applied_index gauge\n"
-               "runvault_raft_applied_index %llu\n"
-               "# HELP runvault_apply_lag_entries Committed entries not yet "
-               "applied here.\n"
-               "# TYPE runvault_apply_lag_entries gauge\n"
-               "runvault_apply_lag_entries %llu\n"
-               "# TYPE runvault_raft_leader_id gauge\n"
-               "runvault_raft_leader_id %llu\n",
-               (unsigned long long)info.term,
-               (unsigned long long)info.last_index,
-               (unsigned long long)info.commit_index,
-               (unsigned long long)info.applied_index,
-               (unsigned long long)(info.commit_index > info.applied_index
-                                        ? info.commit_index - info.applied_index
-                                        : 0),
-               (unsigned long long)info.leader_id);
-    gw__printf(b, "# TYPE runvault_raft_state gauge\n");
+    rv_buf_printf(
+        b,
+        "# TYPE runvault_raft_term gauge\nrunvault_raft_term %llu\n"
+        "# TYPE runvault_raft_last_index gauge\n"
+        "runvault_raft_last_index %llu\n"
+        "# TYPE runvault_raft_commit_index gauge\n"
+        "runvault_raft_commit_index %llu\n"
+        "# TYPE runvault_raft_applied_index gauge\n"
+        "runvault_raft_applied_index %llu\n"
+        "# HELP runvault_apply_lag_entries Committed entries not yet "
+        "applied here.\n"
+        "# TYPE runvault_apply_lag_entries gauge\n"
+        "runvault_apply_lag_entries %llu\n"
+        "# TYPE runvault_raft_leader_id gauge\n"
+        "runvault_raft_leader_id %llu\n",
+        (unsigned long long)info.term, (unsigned long long)info.last_index,
+        (unsigned long long)info.commit_index,
+        (unsigned long long)info.applied_index,
+        (unsigned long long)(info.commit_index > info.applied_index
+                                 ? info.commit_index - info.applied_index
+                                 : 0),
+        (unsigned long long)info.leader_id);
+    rv_buf_printf(b, "# TYPE runvault_raft_state gauge\n");
     static const char *const states[] = {"follower", "candidate", "leader",
                                          "unavailable"};
     for (int i = 0; i < 4; i++)
-        gw__printf(b, "runvault_raft_state{state=\"%s\"} %d\n", states[i],
-                   strcmp(replica_state_name(info.state), states[i]) == 0);
-    gw__printf(
+        rv_buf_printf(b, "runvault_raft_state{state=\"%s\"} %d\n", states[i],
+                      strcmp(replica_state_name(info.state), states[i]) == 0);
+    rv_buf_printf(
         b,
         "# HELP runvault_raft_entries_total Command entries proposed "
         "by this node as leader; commands/entries is the batch "
@@ -300,13 +286,13 @@ gw__metrics_raft(const struct gateway *g, struct rv_buf *b)
         (unsigned long long)info.n_barriers, (unsigned long long)info.n_syncs,
         (unsigned long long)info.n_snapshots,
         (unsigned long long)info.n_catch_ups);
-    gw__printf(b,
-               "# HELP runvault_disk_bytes Bytes on disk by part.\n"
-               "# TYPE runvault_disk_bytes gauge\n"
-               "runvault_disk_bytes{part=\"vlog\"} %llu\n"
-               "runvault_disk_bytes{part=\"index\"} %llu\n",
-               (unsigned long long)rpc_node_vlog_bytes(g->cfg.rpc),
-               (unsigned long long)gw__file_bytes(g->data_dir, "index.mdb"));
+    rv_buf_printf(b,
+                  "# HELP runvault_disk_bytes Bytes on disk by part.\n"
+                  "# TYPE runvault_disk_bytes gauge\n"
+                  "runvault_disk_bytes{part=\"vlog\"} %llu\n"
+                  "runvault_disk_bytes{part=\"index\"} %llu\n",
+                  (unsigned long long)rpc_node_vlog_bytes(g->cfg.rpc),
+                  (unsigned long long)gw__file_bytes(g->data_dir, "index.mdb"));
 }
 
 void

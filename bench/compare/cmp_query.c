@@ -458,22 +458,6 @@ cq_copy_flush(PGconn *pg, struct rv_buf *b, int *is_failed)
     rv_buf_reset(b);
 }
 
-static void cq_bprintf(struct rv_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-cq_bprintf(struct rv_buf *b, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        rv_buf_append(b, line,
-                      (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-}
-
 /* The COPY rows of run r (from the generator's commands) for table t. */
 static void
 cq_copy_run_rows(struct rv_buf *b, enum cq_table t, size_t r,
@@ -482,37 +466,37 @@ cq_copy_run_rows(struct rv_buf *b, enum cq_table t, size_t r,
     const char *id = rc->run_id;
     switch (t) {
     case CQ_T_RUNS:
-        cq_bprintf(b,
-                   "%s\t%s\tUNKNOWN\t\t\t\t%s\t%lld\t\\N\t\tactive\t"
-                   "mlflow-artifacts:/%u/%s/artifacts\t%u\t\\N\n",
-                   id, rc->name, cq_status_name(rc->status),
-                   (long long)rc->created_at_ms, cq_exp_id(r), id,
-                   cq_exp_id(r));
+        rv_buf_printf(b,
+                      "%s\t%s\tUNKNOWN\t\t\t\t%s\t%lld\t\\N\t\tactive\t"
+                      "mlflow-artifacts:/%u/%s/artifacts\t%u\t\\N\n",
+                      id, rc->name, cq_status_name(rc->status),
+                      (long long)rc->created_at_ms, cq_exp_id(r), id,
+                      cq_exp_id(r));
         break;
     case CQ_T_PARAMS:
         for (size_t j = 0; j < rc->n_params; j++)
-            cq_bprintf(b, "%s\t%s\t%s\n", rc->params[j]->key,
-                       rc->params[j]->value, id);
+            rv_buf_printf(b, "%s\t%s\t%s\n", rc->params[j]->key,
+                          rc->params[j]->value, id);
         break;
     case CQ_T_TAGS:
         for (size_t j = 0; j < rc->n_tags; j++)
-            cq_bprintf(b, "%s\t%s\t%s\n", rc->tags[j]->key, rc->tags[j]->value,
-                       id);
+            rv_buf_printf(b, "%s\t%s\t%s\n", rc->tags[j]->key,
+                          rc->tags[j]->value, id);
         break;
     case CQ_T_METRICS:
         for (size_t j = 0; j < m->n_values; j++)
-            cq_bprintf(b, "%s\t%.17g\t%lld\t%s\t%lld\tfalse\n",
-                       m->keys[m->key_idx[j]], m->values[j],
-                       (long long)m->timestamps_ms[j], id,
-                       (long long)m->steps[j]);
+            rv_buf_printf(b, "%s\t%.17g\t%lld\t%s\t%lld\tfalse\n",
+                          m->keys[m->key_idx[j]], m->values[j],
+                          (long long)m->timestamps_ms[j], id,
+                          (long long)m->steps[j]);
         break;
     case CQ_T_LATEST:
         /* One point per key in this run set: it is the latest. */
         for (size_t j = 0; j < m->n_values; j++)
-            cq_bprintf(b, "%s\t%.17g\t%lld\t%lld\tfalse\t%s\n",
-                       m->keys[m->key_idx[j]], m->values[j],
-                       (long long)m->timestamps_ms[j], (long long)m->steps[j],
-                       id);
+            rv_buf_printf(b, "%s\t%.17g\t%lld\t%lld\tfalse\t%s\n",
+                          m->keys[m->key_idx[j]], m->values[j],
+                          (long long)m->timestamps_ms[j],
+                          (long long)m->steps[j], id);
         break;
     }
 }
@@ -527,24 +511,24 @@ cq_copy_hist_rows(PGconn *pg, struct rv_buf *b, enum cq_table t,
     double v = 0;
     rv_rng_seed(&rng, CQ_HIST_SEED);
     if (t == CQ_T_RUNS)
-        cq_bprintf(b,
-                   "%s\t%s\tUNKNOWN\t\t\t\tFINISHED\t1690000000000\t\\N\t\t"
-                   "active\tmlflow-artifacts:/%d/%s/artifacts\t%d\t\\N\n",
-                   CQ_HIST_RUN, CQ_HIST_RUN, CQ_HIST_EXP, CQ_HIST_RUN,
-                   CQ_HIST_EXP);
+        rv_buf_printf(b,
+                      "%s\t%s\tUNKNOWN\t\t\t\tFINISHED\t1690000000000\t\\N\t\t"
+                      "active\tmlflow-artifacts:/%d/%s/artifacts\t%d\t\\N\n",
+                      CQ_HIST_RUN, CQ_HIST_RUN, CQ_HIST_EXP, CQ_HIST_RUN,
+                      CQ_HIST_EXP);
     if (t != CQ_T_METRICS && t != CQ_T_LATEST)
         return;
     for (size_t s = 0; s < n_points; s++) {
         cq_hist_point(&rng, (int64_t)s, &ts, &v);
         if (t == CQ_T_METRICS)
-            cq_bprintf(b, "%s\t%.17g\t%lld\t%s\t%zu\tfalse\n", CQ_HIST_KEY, v,
-                       (long long)ts, CQ_HIST_RUN, s);
+            rv_buf_printf(b, "%s\t%.17g\t%lld\t%s\t%zu\tfalse\n", CQ_HIST_KEY,
+                          v, (long long)ts, CQ_HIST_RUN, s);
         if (b->len > CQ_COPY_FLUSH)
             cq_copy_flush(pg, b, is_failed);
     }
     if (t == CQ_T_LATEST && n_points > 0)
-        cq_bprintf(b, "%s\t%.17g\t%lld\t%zu\tfalse\t%s\n", CQ_HIST_KEY, v,
-                   (long long)ts, n_points - 1, CQ_HIST_RUN);
+        rv_buf_printf(b, "%s\t%.17g\t%lld\t%zu\tfalse\t%s\n", CQ_HIST_KEY, v,
+                      (long long)ts, n_points - 1, CQ_HIST_RUN);
 }
 
 static int

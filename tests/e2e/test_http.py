@@ -376,6 +376,8 @@ class HttpTest(unittest.TestCase):
                      "runvault_apply_lag_entries", "runvault_raft_state",
                      "runvault_raft_entries_total",
                      "runvault_raft_commands_total",
+                     # The end of a block once cut at 511 bytes.
+                     "runvault_snapshots_total", "runvault_catch_ups_total",
                      'runvault_disk_bytes{part="vlog"}',
                      "runvault_http_batch_points_bucket"):
             self.assertIn(name, text)

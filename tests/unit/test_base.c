@@ -105,6 +105,35 @@ test_buf_grows_and_encodes_big_endian(void)
 }
 
 static void
+test_buf_printf_appends_whole_text(void)
+{
+    struct rv_buf b;
+    rv_buf_init(&b);
+    rv_buf_append(&b, "x", 1);
+    char big[3000];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    rv_buf_printf(&b, "%s|%d", big, 42);
+    /* Nothing cut at any line length, and no NUL counted. */
+    CHECK(!b.is_failed && b.len == 1 + 2999 + 3);
+    CHECK(b.data[0] == 'x' && b.data[2999] == 'a');
+    CHECK(memcmp(b.data + 3000, "|42", 3) == 0);
+    rv_buf_printf(&b, "%s", "");
+    CHECK(b.len == 3003);
+    rv_buf_free(&b);
+}
+
+static void
+test_random_bytes_come_from_the_kernel(void)
+{
+    uint8_t a[32] = {0}, z[32] = {0};
+    CHECK(rv_random_bytes(a, sizeof a) == RV_OK);
+    CHECK(memcmp(a, z, sizeof a) != 0); /* 2^-256 to fail by chance. */
+    uint64_t x = rv_random_id(&x), y = rv_random_id(&y);
+    CHECK(x != 0 && y != 0 && x != y);
+}
+
+static void
 test_sortable_encodings_preserve_order(void)
 {
     const int64_t ints[] = {INT64_MIN, -1000, -1, 0, 1, 42, INT64_MAX};
@@ -174,6 +203,9 @@ static const struct rv_test tests[] = {
     {"crc32c_matches_the_standard_check_values",
      test_crc32c_matches_the_standard_check_values},
     {"buf_grows_and_encodes_big_endian", test_buf_grows_and_encodes_big_endian},
+    {"buf_printf_appends_whole_text", test_buf_printf_appends_whole_text},
+    {"random_bytes_come_from_the_kernel",
+     test_random_bytes_come_from_the_kernel},
     {"sortable_encodings_preserve_order",
      test_sortable_encodings_preserve_order},
     {"rng_is_deterministic_per_seed", test_rng_is_deterministic_per_seed},
