@@ -3,110 +3,11 @@
  * or every series from the run's summary). */
 #include "base/clock.h"
 #include "gateway/gateway_int.h"
+#include "proto/metrics_builder.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-
-/* ---- The columnar batch ----------------------------------------------
- * Points -> one columnar Rv__Metrics, keys and contexts through a
- * dictionary. The only place the gateway assembles a batch: at merge time
- * the shared builder of proto/contract.h replaces this section, behind the
- * same three calls (gw__batch_init, gw__batch_add, gw__batch_finish). */
-
-/* A tiny open-addressing table from (key, context) strings to their
- * dictionary index, for building the columnar batch. */
-#define GW_DICT_SLOTS 4096 /* > 2 * (GATEWAY_MAX_METRICS + 1) */
-
-struct gw_dict {
-    const char *s[GW_DICT_SLOTS];
-    uint32_t idx[GW_DICT_SLOTS];
-    uint32_t n;
-};
-
-struct gw_batch {
-    Rv__Metrics *m; /* Borrowed: the caller's. */
-    struct gw_dict *keys, *ctxs;
-    size_t n;
-    int has_context;
-};
-
-static uint32_t
-gw__dict_get(struct gw_dict *d, const char *s, char **list)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (const char *p = s; *p != '\0'; p++)
-        h = (h ^ (uint8_t)*p) * 1099511628211ull;
-    for (uint32_t i = (uint32_t)(h % GW_DICT_SLOTS);;
-         i = (i + 1) % GW_DICT_SLOTS) {
-        if (d->s[i] == NULL) {
-            d->s[i] = s;
-            d->idx[i] = d->n;
-            list[d->n] = (char *)s;
-            return d->n++;
-        }
-        if (strcmp(d->s[i], s) == 0)
-            return d->idx[i];
-    }
-}
-
-/* Room for n points in m, from c's blocks (they live until the exchange
- * ends). Returns 0, or -1 when out of memory (not answered). */
-static int
-gw__batch_init(struct gw_ctx *c, struct gw_batch *b, Rv__Metrics *m, size_t n)
-{
-    memset(b, 0, sizeof *b);
-    b->m = m;
-    if (n == 0)
-        return 0;
-    b->keys = gw__alloc(c, sizeof *b->keys);
-    b->ctxs = gw__alloc(c, sizeof *b->ctxs);
-    m->keys = gw__alloc(c, n * sizeof *m->keys);
-    m->contexts = gw__alloc(c, n * sizeof *m->contexts);
-    m->key_idx = gw__alloc(c, n * sizeof *m->key_idx);
-    m->ctx_idx = gw__alloc(c, n * sizeof *m->ctx_idx);
-    m->steps = gw__alloc(c, n * sizeof *m->steps);
-    m->timestamps_ms = gw__alloc(c, n * sizeof *m->timestamps_ms);
-    m->values = gw__alloc(c, n * sizeof *m->values);
-    if (b->keys == NULL || b->ctxs == NULL || m->keys == NULL ||
-        m->contexts == NULL || m->key_idx == NULL || m->ctx_idx == NULL ||
-        m->steps == NULL || m->timestamps_ms == NULL || m->values == NULL)
-        return -1;
-    return 0;
-}
-
-/* Append a point (at most the n of gw__batch_init). key and ctx are
- * borrowed and must live as long as the batch; ctx NULL or "" is none. */
-static void
-gw__batch_add(struct gw_batch *b, const char *key, const char *ctx,
-              int64_t step, int64_t ts_ms, double value)
-{
-    Rv__Metrics *m = b->m;
-    size_t i = b->n++;
-    m->key_idx[i] = gw__dict_get(b->keys, key, m->keys);
-    m->ctx_idx[i] = gw__dict_get(b->ctxs, ctx != NULL ? ctx : "", m->contexts);
-    b->has_context |= ctx != NULL && ctx[0] != '\0';
-    m->steps[i] = step;
-    m->timestamps_ms[i] = ts_ms;
-    m->values[i] = value;
-}
-
-/* Set the counts. Returns the batch's Rv__Metrics, or NULL when it holds
- * no point (the log batch then has no metrics). */
-static Rv__Metrics *
-gw__batch_finish(struct gw_batch *b)
-{
-    Rv__Metrics *m = b->m;
-    if (b->n == 0)
-        return NULL;
-    m->n_keys = b->keys->n;
-    m->n_key_idx = m->n_steps = m->n_timestamps_ms = m->n_values = b->n;
-    if (b->has_context) {
-        m->n_contexts = b->ctxs->n;
-        m->n_ctx_idx = b->n;
-    }
-    return m;
-}
 
 /* ---- log-batch ---------------------------------------------------------- */
 
@@ -185,17 +86,12 @@ gw__point_error(struct gw_ctx *c, json_t *p, size_t i)
                where);
 }
 
-/* The "metrics" array ms of n points into lb's columnar batch (m is the
- * caller's storage). Returns 0, or -1 when answered. */
+/* The "metrics" array ms of n points into mb (the caller's: it frees
+ * it). Returns 0, or -1 when answered. */
 static int
-gw__metric_points(struct gw_ctx *c, json_t *ms, size_t n, Rv__LogBatch *lb,
-                  Rv__Metrics *m)
+gw__metric_points(struct gw_ctx *c, json_t *ms, size_t n,
+                  struct proto_metrics_builder *mb)
 {
-    struct gw_batch b;
-    if (gw__batch_init(c, &b, m, n) != 0) {
-        gw_reply_error(c->x, RV_ENOMEM, NULL);
-        return -1;
-    }
     int64_t now = (int64_t)rv_clock_wall_ms();
     for (size_t i = 0; i < n; i++) {
         json_t *p = json_array_get(ms, i);
@@ -204,9 +100,12 @@ gw__metric_points(struct gw_ctx *c, json_t *ms, size_t n, Rv__LogBatch *lb,
             gw__point_error(c, p, i);
             return -1;
         }
-        gw__batch_add(&b, pt.key, pt.ctx, pt.step, pt.ts_ms, pt.value);
+        if (proto_metrics_add(mb, pt.key, pt.ctx, pt.step, pt.ts_ms, pt.value,
+                              NULL) != RV_OK) {
+            gw_reply_error(c->x, RV_ENOMEM, NULL);
+            return -1;
+        }
     }
-    lb->metrics = gw__batch_finish(&b);
     return 0;
 }
 
@@ -249,20 +148,26 @@ gw_metric_log_batch(struct gw_ctx *c)
     static const char *const fields[] = {"metrics", "params", "tags", NULL};
     Rv__Command cmd = RV__COMMAND__INIT, *cmds[1] = {&cmd};
     Rv__LogBatch lb = RV__LOG_BATCH__INIT;
-    Rv__Metrics m = RV__METRICS__INIT;
+    Rv__Metrics m;
+    struct proto_metrics_builder mb;
     json_t *ms;
     size_t n;
+    proto_metrics_init(&mb);
     json_t *j = gw__body(c);
     if (j == NULL)
-        return;
+        goto out;
     if (gw__only(c, j, "log-batch", fields) != 0 ||
         gw__kvs(c, j, "params", CONTRACT_MAX_PARAMS_PER_COMMAND,
                 CONTRACT_MAX_PARAM_VALUE_BYTES, &lb.params, &lb.n_params) != 0 ||
         gw__kvs(c, j, "tags", CONTRACT_MAX_TAGS_PER_COMMAND,
                 CONTRACT_MAX_TAG_VALUE_BYTES, &lb.tags, &lb.n_tags) != 0 ||
         gw__metric_count(c, j, &ms, &n) != 0 ||
-        gw__metric_points(c, ms, n, &lb, &m) != 0)
+        gw__metric_points(c, ms, n, &mb) != 0)
         goto out;
+    if (mb.n > 0) { /* No point: the log batch has no metrics. */
+        proto_metrics_view(&mb, &m);
+        lb.metrics = &m;
+    }
     lb.run_id = c->param[GW_P_RUN];
     if (gw__stamp(c, &cmd) != 0)
         goto out;
@@ -274,6 +179,7 @@ gw_metric_log_batch(struct gw_ctx *c)
     gw__batch_count(c->x->g, n);
     gw_reply_json(c->x, 200, gw__index_reply(r));
 out:
+    proto_metrics_free(&mb);
     json_decref(j);
 }
 

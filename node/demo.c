@@ -5,6 +5,7 @@
 #include "base/clock.h"
 #include "base/exit.h"
 #include "node/maint.h"
+#include "proto/metrics_builder.h"
 #include "proto/proto.h"
 #include "store/store.h"
 
@@ -37,40 +38,37 @@ demo__apply(struct store *s, uint64_t *index, Rv__Command *cmd, char *errmsg)
     return rc;
 }
 
-/* 200 steps of loss and accuracy of run number r, columnar: the one
- * Rv__LogBatch this file assembles. */
+/* 200 steps of loss and accuracy of run number r, columnar. */
 static int
 demo__metrics(struct store *s, uint64_t *index, char *run_id, int r,
               int64_t created_at_ms, char *errmsg)
 {
-    enum { N = 400 };
-    char *keys[2] = {"loss", "accuracy"};
-    uint32_t key_idx[N];
-    int64_t steps[N], ts[N];
-    double vals[N];
-    for (int i = 0; i < N; i++) {
+    struct proto_metrics_builder mb;
+    int rc = RV_OK;
+    proto_metrics_init(&mb);
+    for (int i = 0; rc == RV_OK && i < 400; i++) {
         int step = i / 2;
-        key_idx[i] = (uint32_t)(i % 2);
-        steps[i] = step;
-        ts[i] = created_at_ms + step * 1000;
-        vals[i] = i % 2 == 0 ? 2.0 / (1.0 + step * (r + 1) * 0.01)
-                             : 1.0 - 1.0 / (1.0 + step * (r + 1) * 0.02);
+        double v = i % 2 == 0 ? 2.0 / (1.0 + step * (r + 1) * 0.01)
+                              : 1.0 - 1.0 / (1.0 + step * (r + 1) * 0.02);
+        rc = proto_metrics_add(&mb, i % 2 == 0 ? "loss" : "accuracy", NULL,
+                               step, created_at_ms + step * 1000, v, NULL);
     }
-    Rv__Metrics m = RV__METRICS__INIT;
-    m.n_keys = 2;
-    m.keys = keys;
-    m.n_key_idx = m.n_steps = m.n_timestamps_ms = m.n_values = N;
-    m.key_idx = key_idx;
-    m.steps = steps;
-    m.timestamps_ms = ts;
-    m.values = vals;
+    if (rc != RV_OK) {
+        snprintf(errmsg, RV_ERRMSG_SIZE, "out of memory");
+        proto_metrics_free(&mb);
+        return rc;
+    }
+    Rv__Metrics m;
+    proto_metrics_view(&mb, &m);
     Rv__LogBatch lb = RV__LOG_BATCH__INIT;
     lb.run_id = run_id;
     lb.metrics = &m;
     Rv__Command cmd = RV__COMMAND__INIT;
     cmd.body_case = RV__COMMAND__BODY_LOG_BATCH;
     cmd.log_batch = &lb;
-    return demo__apply(s, index, &cmd, errmsg);
+    rc = demo__apply(s, index, &cmd, errmsg);
+    proto_metrics_free(&mb);
+    return rc;
 }
 
 static int

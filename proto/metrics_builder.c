@@ -35,46 +35,114 @@ proto_metrics_point_bytes(uint32_t key_idx, uint32_t ctx_idx, int64_t step,
            sizeof(double);
 }
 
-/* Index of s in dict[0, n) (hint tried first, and moved to it), or -1. */
-static long
-proto_metrics_find(char *const *dict, size_t n, size_t *hint, const char *s)
+/* FNV-1a, 64 bits. */
+static uint64_t
+proto_metrics_hash(const char *s)
 {
-    if (*hint < n && strcmp(dict[*hint], s) == 0)
-        return (long)*hint;
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(dict[i], s) == 0) {
-            *hint = i;
+    uint64_t h = 14695981039346656037ull;
+    for (; *s != '\0'; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h;
+}
+
+/* The slot of d's index holding s, or the empty one where s goes. */
+static size_t
+proto_metrics_slot(const struct proto_metrics_dict *d, const char *s)
+{
+    size_t mask = d->n_slots - 1;
+    for (size_t i = (size_t)proto_metrics_hash(s) & mask;; i = (i + 1) & mask)
+        if (d->slots[i] == 0 || strcmp(d->s[d->slots[i] - 1], s) == 0)
+            return i;
+}
+
+/* Index of s in d (hint tried first, and moved to it), or -1. */
+static long
+proto_metrics_find(struct proto_metrics_dict *d, const char *s)
+{
+    if (d->hint < d->n && strcmp(d->s[d->hint], s) == 0)
+        return (long)d->hint;
+    if (d->slots != NULL) {
+        uint32_t e = d->slots[proto_metrics_slot(d, s)];
+        if (e == 0)
+            return -1;
+        d->hint = e - 1;
+        return (long)d->hint;
+    }
+    for (size_t i = 0; i < d->n; i++) {
+        if (strcmp(d->s[i], s) == 0) {
+            d->hint = i;
             return (long)i;
         }
     }
     return -1;
 }
 
-/* Index of s in the dictionary, a copy appended if missing; -1 out of
- * memory. */
-static long
-proto_metrics_intern(char ***dict, size_t *n, size_t *cap, size_t *hint,
-                     const char *s)
+/* Room in d for one more entry: the array, and the index once d is past
+ * PROTO_METRICS_SCAN_MAX (rebuilt at twice the size; load under 1/2).
+ * RV_ENOMEM leaves d as it was, usable. */
+static int
+proto_metrics_reserve(struct proto_metrics_dict *d)
 {
-    long i = proto_metrics_find(*dict, *n, hint, s);
-    if (i >= 0)
-        return i;
-    if (*n == *cap) {
-        size_t c = *cap ? 2 * *cap : 8;
-        char **d = realloc(*dict, c * sizeof *d);
-        if (d == NULL)
-            return -1;
-        *dict = d;
-        *cap = c;
+    if (d->n == d->cap) {
+        size_t c = d->cap ? 2 * d->cap : 8;
+        char **s = realloc(d->s, c * sizeof *s);
+        if (s == NULL)
+            return RV_ENOMEM;
+        d->s = s;
+        d->cap = c;
     }
+    if (d->n + 1 <= PROTO_METRICS_SCAN_MAX || d->n_slots > 2 * (d->n + 1))
+        return RV_OK;
+    size_t n_slots = d->n_slots ? 2 * d->n_slots : 4 * PROTO_METRICS_SCAN_MAX;
+    uint32_t *slots = calloc(n_slots, sizeof *slots);
+    if (slots == NULL)
+        return RV_ENOMEM;
+    free(d->slots);
+    d->slots = slots;
+    d->n_slots = n_slots;
+    for (size_t i = 0; i < d->n; i++)
+        d->slots[proto_metrics_slot(d, d->s[i])] = (uint32_t)(i + 1);
+    return RV_OK;
+}
+
+/* Append copy (owned from now on) to d, reserved for it. Its index. */
+static long
+proto_metrics_push(struct proto_metrics_dict *d, char *copy)
+{
+    if (d->slots != NULL)
+        d->slots[proto_metrics_slot(d, copy)] = (uint32_t)(d->n + 1);
+    d->s[d->n] = copy;
+    d->hint = d->n;
+    return (long)d->n++;
+}
+
+/* A copy of s, or NULL out of memory. */
+static char *
+proto_metrics_strdup(const char *s)
+{
     size_t len = strlen(s);
     char *copy = malloc(len + 1);
-    if (copy == NULL)
-        return -1;
-    memcpy(copy, s, len + 1);
-    (*dict)[*n] = copy;
-    *hint = *n;
-    return (long)(*n)++;
+    if (copy != NULL)
+        memcpy(copy, s, len + 1);
+    return copy;
+}
+
+static void
+proto_metrics_dict_reset(struct proto_metrics_dict *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        free(d->s[i]);
+    if (d->slots != NULL)
+        memset(d->slots, 0, d->n_slots * sizeof *d->slots);
+    d->n = d->hint = 0;
+}
+
+static void
+proto_metrics_dict_free(struct proto_metrics_dict *d)
+{
+    proto_metrics_dict_reset(d);
+    free(d->s);
+    free(d->slots);
 }
 
 /* p resized to cap elements of size bytes, or p itself (*ok cleared) if
@@ -119,19 +187,16 @@ proto_metrics_init(struct proto_metrics_builder *mb)
 void
 proto_metrics_reset(struct proto_metrics_builder *mb)
 {
-    for (size_t i = 0; i < mb->n_keys; i++)
-        free(mb->keys[i]);
-    for (size_t i = 0; i < mb->n_ctxs; i++)
-        free(mb->ctxs[i]);
-    mb->n_keys = mb->n_ctxs = mb->hint_key = mb->hint_ctx = mb->n = 0;
+    proto_metrics_dict_reset(&mb->keys);
+    proto_metrics_dict_reset(&mb->ctxs);
+    mb->n = 0;
 }
 
 void
 proto_metrics_free(struct proto_metrics_builder *mb)
 {
-    proto_metrics_reset(mb);
-    free(mb->keys);
-    free(mb->ctxs);
+    proto_metrics_dict_free(&mb->keys);
+    proto_metrics_dict_free(&mb->ctxs);
     free(mb->key_idx);
     free(mb->ctx_idx);
     free(mb->steps);
@@ -147,20 +212,22 @@ proto_metrics_add(struct proto_metrics_builder *mb, const char *key,
 {
     if (ctx == NULL)
         ctx = "";
-    size_t nk0 = mb->n_keys, nc0 = mb->n_ctxs;
-    if (proto_metrics_grow(mb) != RV_OK)
-        return RV_ENOMEM;
-    long ki = proto_metrics_intern(&mb->keys, &mb->n_keys, &mb->cap_keys,
-                                   &mb->hint_key, key);
-    long ci = ki < 0 ? -1
-                     : proto_metrics_intern(&mb->ctxs, &mb->n_ctxs,
-                                            &mb->cap_ctxs, &mb->hint_ctx, ctx);
-    if (ci < 0) {
-        if (mb->n_keys != nk0) /* Undo the new key: unchanged on error. */
-            free(mb->keys[--mb->n_keys]);
-        mb->hint_key = 0;
+    long ki = proto_metrics_find(&mb->keys, key);
+    long ci = proto_metrics_find(&mb->ctxs, ctx);
+    char *kcopy = NULL, *ccopy = NULL;
+    /* Everything that can fail, before anything changes. */
+    if (proto_metrics_grow(mb) != RV_OK ||
+        (ki < 0 && (proto_metrics_reserve(&mb->keys) != RV_OK ||
+                    (kcopy = proto_metrics_strdup(key)) == NULL)) ||
+        (ci < 0 && (proto_metrics_reserve(&mb->ctxs) != RV_OK ||
+                    (ccopy = proto_metrics_strdup(ctx)) == NULL))) {
+        free(kcopy);
         return RV_ENOMEM;
     }
+    if (ki < 0)
+        ki = proto_metrics_push(&mb->keys, kcopy);
+    if (ci < 0)
+        ci = proto_metrics_push(&mb->ctxs, ccopy);
     mb->key_idx[mb->n] = (uint32_t)ki;
     mb->ctx_idx[mb->n] = (uint32_t)ci;
     mb->steps[mb->n] = step;
@@ -170,8 +237,8 @@ proto_metrics_add(struct proto_metrics_builder *mb, const char *key,
     if (n_bytes != NULL) {
         size_t add =
             proto_metrics_point_bytes((uint32_t)ki, (uint32_t)ci, step, ts_ms);
-        add += mb->n_keys != nk0 ? strlen(key) + 3 : 0;
-        add += mb->n_ctxs != nc0 ? strlen(ctx) + 3 : 0;
+        add += kcopy != NULL ? strlen(key) + 3 : 0;
+        add += ccopy != NULL ? strlen(ctx) + 3 : 0;
         *n_bytes = add;
     }
     return RV_OK;
@@ -181,11 +248,10 @@ size_t
 proto_metrics_n_series_with(struct proto_metrics_builder *mb, const char *key,
                             const char *ctx)
 {
-    size_t nk = mb->n_keys, nc = mb->n_ctxs;
-    if (proto_metrics_find(mb->keys, mb->n_keys, &mb->hint_key, key) < 0)
+    size_t nk = mb->keys.n, nc = mb->ctxs.n;
+    if (proto_metrics_find(&mb->keys, key) < 0)
         nk++;
-    if (proto_metrics_find(mb->ctxs, mb->n_ctxs, &mb->hint_ctx,
-                           ctx != NULL ? ctx : "") < 0)
+    if (proto_metrics_find(&mb->ctxs, ctx != NULL ? ctx : "") < 0)
         nc++;
     return nk * (nc ? nc : 1);
 }
@@ -201,17 +267,17 @@ void
 proto_metrics_view(const struct proto_metrics_builder *mb, Rv__Metrics *m)
 {
     rv__metrics__init(m);
-    m->n_keys = mb->n_keys;
-    m->keys = mb->keys;
+    m->n_keys = mb->keys.n;
+    m->keys = mb->keys.s;
     /* One context: no per-point index; only "": no dictionary either. */
-    if (mb->n_ctxs > 1) {
-        m->n_contexts = mb->n_ctxs;
-        m->contexts = mb->ctxs;
+    if (mb->ctxs.n > 1) {
+        m->n_contexts = mb->ctxs.n;
+        m->contexts = mb->ctxs.s;
         m->n_ctx_idx = mb->n;
         m->ctx_idx = mb->ctx_idx;
-    } else if (mb->n_ctxs == 1 && mb->ctxs[0][0] != '\0') {
+    } else if (mb->ctxs.n == 1 && mb->ctxs.s[0][0] != '\0') {
         m->n_contexts = 1;
-        m->contexts = mb->ctxs;
+        m->contexts = mb->ctxs.s;
     }
     m->n_key_idx = m->n_steps = m->n_timestamps_ms = m->n_values = mb->n;
     m->key_idx = mb->key_idx;

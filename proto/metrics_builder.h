@@ -14,6 +14,11 @@
  * entry even when none is sent), so a caller can cut batches at a byte
  * limit without packing (rpc/client/batch.c does).
  *
+ * Cost: a lookup is the hint check, then a short scan while a dictionary
+ * holds at most PROTO_METRICS_SCAN_MAX entries; past that a hash index
+ * (FNV-1a, open addressing) keeps it O(1) expected, so n points over k
+ * series cost O(n) whatever k (the gateway feeds it untrusted input).
+ *
  * Threads: a builder is used by one thread at a time. */
 #ifndef RV_PROTO_METRICS_BUILDER_H
 #define RV_PROTO_METRICS_BUILDER_H
@@ -23,11 +28,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Entries a dictionary holds before it gets a hash index. */
+#define PROTO_METRICS_SCAN_MAX 16
+
+/* One dictionary (keys or contexts) of a builder. */
+struct proto_metrics_dict {
+    char **s; /* Entries; strings owned. */
+    size_t n, cap;
+    size_t hint;     /* The entry used last. */
+    uint32_t *slots; /* Hash index: entry + 1, 0 empty; NULL when small. */
+    size_t n_slots;  /* A power of two, over twice n; 0 when no index. */
+};
+
 /* Caller-allocated; the fields are read-only for the caller. */
 struct proto_metrics_builder {
-    char **keys, **ctxs; /* Dictionaries; strings owned. */
-    size_t n_keys, n_ctxs, cap_keys, cap_ctxs;
-    size_t hint_key, hint_ctx; /* The entries used last. */
+    struct proto_metrics_dict keys, ctxs;
     uint32_t *key_idx, *ctx_idx;
     int64_t *steps, *ts;
     double *values;

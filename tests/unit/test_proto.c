@@ -293,6 +293,96 @@ test_metrics_builder_byte_estimate_never_falls_short(void)
     proto_metrics_free(&mb);
 }
 
+/* Point i of the many-series tests: key k<i % nk>, context c<i % nc>
+ * ("" for c0). */
+static void
+series_of(size_t i, size_t nk, size_t nc, char key[16], char ctx[16])
+{
+    snprintf(key, 16, "k%zu", i % nk);
+    if (i % nc == 0)
+        ctx[0] = '\0';
+    else
+        snprintf(ctx, 16, "c%zu", i % nc);
+}
+
+/* Add n points over nk keys and nc contexts, interleaved, then check every
+ * point's strings through the view and that no entry is doubled. */
+static void
+check_many_series(struct proto_metrics_builder *mb, size_t n, size_t nk,
+                  size_t nc)
+{
+    char key[16], ctx[16];
+    for (size_t i = 0; i < n; i++) {
+        series_of(i, nk, nc, key, ctx);
+        CHECK(proto_metrics_add(mb, key, ctx, (int64_t)i, 1000, 0.5, NULL) ==
+              RV_OK);
+    }
+    Rv__Metrics m;
+    proto_metrics_view(mb, &m);
+    CHECK(m.n_keys == nk && m.n_values == n);
+    CHECK(m.n_contexts == (nc > 1 ? nc : 0));
+    for (size_t i = 0; i < n; i++) {
+        series_of(i, nk, nc, key, ctx);
+        CHECK(strcmp(m.keys[m.key_idx[i]], key) == 0);
+        CHECK(nc == 1 || strcmp(m.contexts[m.ctx_idx[i]], ctx) == 0);
+        CHECK(m.steps[i] == (int64_t)i);
+    }
+    /* The index answers for known entries and for new ones. */
+    CHECK(proto_metrics_n_series_with(mb, "k0", "") == nk * nc);
+    CHECK(proto_metrics_n_series_with(mb, "new", "") == (nk + 1) * nc);
+    CHECK(proto_metrics_n_series_with(mb, "k1", "new") == nk * (nc + 1));
+}
+
+static void
+test_metrics_builder_many_keys_and_contexts(void)
+{
+    struct proto_metrics_builder mb;
+    proto_metrics_init(&mb);
+    /* The gateway's worst case: as many series and points as a command
+     * may carry (linear dictionaries would make this quadratic). */
+    check_many_series(&mb, CONTRACT_MAX_POINTS_PER_COMMAND,
+                      CONTRACT_MAX_SERIES_PER_COMMAND, 1);
+    proto_metrics_reset(&mb);
+    /* Keys and contexts interleaved, both past the scan size. */
+    check_many_series(&mb, 20000, 997, 41);
+    proto_metrics_reset(&mb);
+    /* Reset keeps the index's room and it keeps working, small and big. */
+    check_many_series(&mb, 30, 3, 2);
+    proto_metrics_reset(&mb);
+    check_many_series(&mb, 5000, PROTO_METRICS_SCAN_MAX + 1,
+                      PROTO_METRICS_SCAN_MAX + 1);
+    proto_metrics_free(&mb);
+    /* Free leaves an empty builder that can be used again. */
+    check_many_series(&mb, 100, 50, 1);
+    proto_metrics_free(&mb);
+}
+
+static void
+test_metrics_builder_estimate_holds_for_many_series(void)
+{
+    struct proto_metrics_builder mb;
+    proto_metrics_init(&mb);
+    size_t sum = 0;
+    char key[16], ctx[16];
+    /* Past 127 entries the indexes take two varint bytes. */
+    for (size_t i = 0; i < 6000; i++) {
+        series_of(i * 7, 300, 150, key, ctx);
+        int64_t step = i % 3 ? (int64_t)i : -(int64_t)i << 30;
+        size_t add = 0;
+        CHECK(proto_metrics_add(&mb, key, ctx, step, 1700000000000, 1.5,
+                                &add) == RV_OK);
+        CHECK(add <= proto_metrics_point_bytes_max(strlen(key), strlen(ctx),
+                                                   step, 1700000000000));
+        sum += add;
+        if (i % 97 == 0 || i == 5999) {
+            Rv__Metrics m;
+            proto_metrics_view(&mb, &m);
+            CHECK(rv__metrics__get_packed_size(&m) <= sum + 7 * 4);
+        }
+    }
+    proto_metrics_free(&mb);
+}
+
 static void
 test_contract_syntax_follows_mlflow(void)
 {
@@ -332,6 +422,10 @@ static const struct rv_test tests[] = {
      test_metrics_builder_keeps_dictionaries_and_columns},
     {"metrics_builder_byte_estimate_never_falls_short",
      test_metrics_builder_byte_estimate_never_falls_short},
+    {"metrics_builder_many_keys_and_contexts",
+     test_metrics_builder_many_keys_and_contexts},
+    {"metrics_builder_estimate_holds_for_many_series",
+     test_metrics_builder_estimate_holds_for_many_series},
     {"contract_syntax_follows_mlflow", test_contract_syntax_follows_mlflow},
     {NULL, NULL}};
 

@@ -3,6 +3,7 @@
  * thousands of random filters and orders evaluated both ways, paging with
  * keyset tokens (also while runs are added), and the error paths. */
 #include "base/clock.h"
+#include "proto/metrics_builder.h"
 #include "proto/proto.h"
 #include "store/store.h"
 #include "tests/lib/harness.h"
@@ -107,26 +108,21 @@ store_add_run(struct world *w, const struct mrun *r)
     c1.body_case = RV__COMMAND__BODY_RUN_CREATE;
     c1.run_create = &rc_;
     Rv__LogBatch lb = RV__LOG_BATCH__INIT;
-    Rv__Metrics m = RV__METRICS__INIT;
-    char *keys[2] = {"acc", "loss"};
-    uint32_t key_idx[3];
-    int64_t steps[3], ts[3];
-    double vals[3];
-    size_t n = 0;
+    Rv__Metrics m;
+    struct proto_metrics_builder mb;
+    int ok = 1;
+    proto_metrics_init(&mb);
     if (r->has_acc) {
         /* An earlier point at a lower step: the later one is "latest". */
-        key_idx[n] = 0, steps[n] = 1, ts[n] = 1, vals[n++] = 123.0;
-        key_idx[n] = 0, steps[n] = 2, ts[n] = 2, vals[n++] = r->acc;
+        ok &= proto_metrics_add(&mb, "acc", NULL, 1, 1, 123.0, NULL) == RV_OK;
+        ok &= proto_metrics_add(&mb, "acc", NULL, 2, 2, r->acc, NULL) == RV_OK;
     }
     if (r->has_loss)
-        key_idx[n] = 1, steps[n] = 1, ts[n] = 1, vals[n++] = r->loss;
-    m.keys = keys;
-    m.n_keys = 2;
-    m.key_idx = key_idx;
-    m.steps = steps;
-    m.timestamps_ms = ts;
-    m.values = vals;
-    m.n_key_idx = m.n_steps = m.n_timestamps_ms = m.n_values = n;
+        ok &=
+            proto_metrics_add(&mb, "loss", NULL, 1, 1, r->loss, NULL) == RV_OK;
+    if (!ok)
+        abort();
+    proto_metrics_view(&mb, &m);
     lb.run_id = (char *)r->id;
     lb.metrics = &m;
     Rv__KV t2 = RV__KV__INIT, *tp2[1] = {&t2};
@@ -148,7 +144,9 @@ store_add_run(struct world *w, const struct mrun *r)
     c4.body_case = RV__COMMAND__BODY_RUN_STATUS;
     c4.run_status = &st;
     Rv__Command *cmds[4] = {&c1, &c2, &c4, &c3};
-    return apply_batch(w, cmds, r->deleted ? 4 : 3);
+    int rc = apply_batch(w, cmds, r->deleted ? 4 : 3);
+    proto_metrics_free(&mb);
+    return rc;
 }
 
 static void

@@ -2,6 +2,7 @@
  * lifecycle, quotas, idempotency), malformed entries, and the determinism
  * of the digest across replicas, rebuilds, verify and replays. */
 #include "base/clock.h"
+#include "proto/metrics_builder.h"
 #include "proto/proto.h"
 #include "store/store.h"
 #include "tests/lib/harness.h"
@@ -100,17 +101,14 @@ create_run(struct fx *f, const char *id, const char *project,
     return apply1(f, &cmd);
 }
 
-/* A log batch command over one key/context with n points. */
+/* A log batch command; its points through the metrics builder. */
 struct batch {
     Rv__Command cmd;
     Rv__LogBatch lb;
-    Rv__Metrics m;
+    Rv__Metrics m; /* A view of mb, refreshed by batch_point. */
+    struct proto_metrics_builder mb;
     Rv__KV kv[4];
     Rv__KV *params[4], *tags[4];
-    char *keys[4], *ctxs[2];
-    uint32_t key_idx[256], ctx_idx[256];
-    int64_t steps[256], ts[256];
-    double vals[256];
 };
 
 static void
@@ -119,27 +117,27 @@ batch_init(struct batch *b, const char *run_id)
     memset(b, 0, sizeof *b);
     rv__command__init(&b->cmd);
     rv__log_batch__init(&b->lb);
-    rv__metrics__init(&b->m);
+    proto_metrics_init(&b->mb);
+    proto_metrics_view(&b->mb, &b->m);
     b->lb.run_id = (char *)run_id;
     b->lb.metrics = &b->m;
-    b->m.keys = b->keys;
-    b->m.key_idx = b->key_idx;
-    b->m.steps = b->steps;
-    b->m.timestamps_ms = b->ts;
-    b->m.values = b->vals;
     b->cmd.body_case = RV__COMMAND__BODY_LOG_BATCH;
     b->cmd.log_batch = &b->lb;
 }
 
+/* Add a point of series (key, ctx), ctx NULL meaning "". */
 static void
-batch_point(struct batch *b, uint32_t key, int64_t step, int64_t ts, double v)
+batch_point(struct batch *b, const char *key, const char *ctx, int64_t step,
+            int64_t ts, double v)
 {
-    size_t i = b->m.n_values++;
-    b->key_idx[i] = key;
-    b->steps[i] = step;
-    b->ts[i] = ts;
-    b->vals[i] = v;
-    b->m.n_key_idx = b->m.n_steps = b->m.n_timestamps_ms = b->m.n_values;
+    CHECK(proto_metrics_add(&b->mb, key, ctx, step, ts, v, NULL) == RV_OK);
+    proto_metrics_view(&b->mb, &b->m);
+}
+
+static void
+batch_free(struct batch *b)
+{
+    proto_metrics_free(&b->mb);
 }
 
 static const struct store_summary *
@@ -243,9 +241,7 @@ test_params_are_write_once_and_batches_all_or_nothing(void)
     b.params[0] = &b.kv[0];
     b.lb.n_params = 1;
     b.lb.params = b.params;
-    b.keys[0] = "loss";
-    b.m.n_keys = 1;
-    batch_point(&b, 0, 1, 10, 0.5);
+    batch_point(&b, "loss", NULL, 1, 10, 0.5);
     CHECK_OK(apply1(&f, &b.cmd), f.last.message);
     CHECK_OK(apply1(&f, &b.cmd), f.last.message); /* Same value: no-op. */
     /* Another value: conflict; the points and the tag of the same command
@@ -270,6 +266,7 @@ test_params_are_write_once_and_batches_all_or_nothing(void)
     CHECK(summary_of(&run, "loss", "")->count == 2);
     CHECK(run.n_points == 2);
     store_run_free(&run);
+    batch_free(&b);
     fx_done(&f);
 }
 
@@ -296,6 +293,7 @@ test_tags_last_write_wins_and_index_follows(void)
     CHECK(count_query(&f, "tags.k = 'old'", STORE_VIEW_ACTIVE) == 0);
     CHECK(count_query(&f, "tags.k = 'new'", STORE_VIEW_ACTIVE) == 1);
     CHECK(count_query(&f, "tags.k IN ('new', 'old')", STORE_VIEW_ACTIVE) == 1);
+    batch_free(&b);
     fx_done(&f);
 }
 
@@ -311,25 +309,15 @@ test_metric_summaries_and_history(void)
     CHECK_OK(create_run(&f, "r", "p", "e", 1, RV__RESUME__RESUME_NEVER),
              f.errmsg);
     batch_init(&b, "r");
-    b.keys[0] = "loss";
-    b.keys[1] = "acc";
-    b.m.n_keys = 2;
-    b.ctxs[0] = "";
-    b.ctxs[1] = "val";
-    b.m.contexts = b.ctxs;
-    b.m.n_contexts = 2;
-    b.m.ctx_idx = b.ctx_idx;
     /* loss: steps 5, 3, 5 (same step, later ts wins), NaN, +Inf. */
-    batch_point(&b, 0, 5, 100, 0.5);
-    batch_point(&b, 0, 3, 90, 0.9);
-    batch_point(&b, 0, 5, 100, 0.4); /* Equal (step, ts): later wins. */
-    batch_point(&b, 1, 1, 10, NAN);
-    batch_point(&b, 1, 2, 20, INFINITY);
-    batch_point(&b, 1, 2, 20, -0.25);
-    for (size_t i = 0; i < b.m.n_values; i++)
-        b.ctx_idx[i] = i == 5 ? 1 : 0;
-    b.m.n_ctx_idx = b.m.n_values;
+    batch_point(&b, "loss", NULL, 5, 100, 0.5);
+    batch_point(&b, "loss", NULL, 3, 90, 0.9);
+    batch_point(&b, "loss", NULL, 5, 100, 0.4); /* Equal: later wins. */
+    batch_point(&b, "acc", NULL, 1, 10, NAN);
+    batch_point(&b, "acc", NULL, 2, 20, INFINITY);
+    batch_point(&b, "acc", "val", 2, 20, -0.25);
     CHECK_OK(apply1(&f, &b.cmd), f.last.message);
+    batch_free(&b);
     CHECK_OK(get_run(&f, "r", &run), f.errmsg);
     const struct store_summary *loss = summary_of(&run, "loss", "");
     const struct store_summary *acc = summary_of(&run, "acc", "");
@@ -379,8 +367,6 @@ test_downsampling_keeps_extremes_and_caps_size(void)
     int64_t mn_step = 0, mx_step = 0;
     for (int e = 0; e < 500; e++) {
         batch_init(&b, "r");
-        b.keys[0] = "loss";
-        b.m.n_keys = 1;
         for (int i = 0; i < 250; i++) {
             int64_t step = e * 250 + i;
             double v = rv_rng_double(&rng);
@@ -392,9 +378,10 @@ test_downsampling_keeps_extremes_and_caps_size(void)
                 mn = v, mn_step = step;
             if (v > mx)
                 mx = v, mx_step = step;
-            batch_point(&b, 0, step, step, v);
+            batch_point(&b, "loss", NULL, step, step, v);
         }
         CHECK_OK(apply1(&f, &b.cmd), f.last.message);
+        batch_free(&b);
     }
     struct store_read *r;
     struct store_point *pts;
@@ -450,20 +437,20 @@ test_bad_log_batches_change_nothing(void)
         ptrs[i] = &kvs[i];
     }
     for (int c = 0; c < 7; c++) {
+        static uint32_t key_idx_3[1] = {3};
         batch_init(&b, "r");
-        b.keys[0] = "loss";
-        b.m.n_keys = 1;
-        batch_point(&b, 0, 1, 1, 1.0);
+        batch_point(&b,
+                    c == 0   ? "bad\x01key"
+                    : c == 6 ? "../escape"
+                             : "loss",
+                    NULL, 1, 1, 1.0);
         int want = RV_EINVAL;
         switch (c) {
-        case 0:
-            b.keys[0] = "bad\x01key";
-            break;
-        case 1:
+        case 1: /* Malformed by hand (the builder cannot): columns differ. */
             b.m.n_steps = 0;
             break;
-        case 2:
-            b.key_idx[0] = 3;
+        case 2: /* Malformed by hand (the builder cannot): index past keys. */
+            b.m.key_idx = key_idx_3;
             break;
         case 3:
             b.lb.n_params = 101;
@@ -481,15 +468,13 @@ test_bad_log_batches_change_nothing(void)
             b.lb.run_id = "ghost";
             want = RV_ENOTFOUND;
             break;
-        case 6:
-            b.keys[0] = "../escape";
-            break;
         }
         store_digest(f.s, before);
         CHECK_RC(apply1(&f, &b.cmd), want, f.last.message);
         CHECK(f.last.message[0] != '\0');
         store_digest(f.s, after);
         CHECK(memcmp(before, after, sizeof before) != 0);
+        batch_free(&b);
     }
     struct store_run run;
     CHECK_OK(get_run(&f, "r", &run), f.errmsg);
@@ -511,9 +496,7 @@ test_duplicates_get_the_first_result(void)
     CHECK_OK(create_run(&f, "r", "p", "e", 1, RV__RESUME__RESUME_NEVER),
              f.errmsg);
     batch_init(&b, "r");
-    b.keys[0] = "loss";
-    b.m.n_keys = 1;
-    batch_point(&b, 0, 1, 1, 1.0);
+    batch_point(&b, "loss", NULL, 1, 1, 1.0);
     b.cmd.has_client_id = b.cmd.has_seq = 1;
     b.cmd.client_id = 77;
     b.cmd.seq = 1;
@@ -545,6 +528,7 @@ test_duplicates_get_the_first_result(void)
     CHECK_OK(get_run(&f, "r", &run), f.errmsg);
     CHECK(run.n_points == 13);
     store_run_free(&run);
+    batch_free(&b);
     fx_done(&f);
 }
 
@@ -671,13 +655,12 @@ test_status_delete_restore_purge(void)
     CHECK(count_query(&f, NULL, STORE_VIEW_ALL) == 2);
     CHECK(count_status(&f, "RUNNING") == 1);
     batch_init(&b, "r");
-    b.keys[0] = "loss";
-    b.m.n_keys = 1;
-    batch_point(&b, 0, 1, 1, 1);
+    batch_point(&b, "loss", NULL, 1, 1, 1);
     CHECK(apply1(&f, &b.cmd) == RV_ESTATE);
     CHECK_OK(run_ref(&f, RV__COMMAND__BODY_RUN_RESTORE, "r"), f.errmsg);
     CHECK(count_status(&f, "RUNNING") == 2);
     CHECK_OK(apply1(&f, &b.cmd), f.last.message);
+    batch_free(&b);
     CHECK_OK(run_ref(&f, RV__COMMAND__BODY_RUN_DELETE, "r"), f.errmsg);
     CHECK_OK(run_ref(&f, RV__COMMAND__BODY_RUN_PURGE, "r"), f.errmsg);
     CHECK(get_run(&f, "r", &run) == RV_ENOTFOUND);
@@ -883,10 +866,9 @@ test_edge_sized_strings_never_fault(void)
     const char *ids[] = {"", long_id};
     for (int i = 0; i < 2; i++) {
         batch_init(&b, ids[i]);
-        b.keys[0] = "loss";
-        b.m.n_keys = 1;
-        batch_point(&b, 0, 1, 1, 1.0);
+        batch_point(&b, "loss", NULL, 1, 1, 1.0);
         CHECK_RC(apply1(&f, &b.cmd), RV_ENOTFOUND, f.last.message);
+        batch_free(&b);
         Rv__Command cmd = RV__COMMAND__INIT;
         Rv__LogLines ll = RV__LOG_LINES__INIT;
         Rv__LogLine line = RV__LOG_LINE__INIT, *lines[1] = {&line};
@@ -924,13 +906,9 @@ test_edge_sized_strings_never_fault(void)
     memset(ctx, 'c', sizeof ctx - 1);
     ctx[sizeof ctx - 1] = '\0';
     batch_init(&b, "r");
-    b.keys[0] = key;
-    b.m.n_keys = 1;
-    b.ctxs[0] = ctx;
-    b.m.contexts = b.ctxs;
-    b.m.n_contexts = 1;
-    batch_point(&b, 0, 1, 1, 2.0);
+    batch_point(&b, key, ctx, 1, 1, 2.0);
     CHECK_OK(apply1(&f, &b.cmd), f.last.message);
+    batch_free(&b);
     struct store_run run;
     CHECK_OK(get_run(&f, "r", &run), f.errmsg);
     CHECK(run.n_points == 1);
@@ -960,13 +938,14 @@ test_team_quotas_and_tokens(void)
     CHECK(create_run(&f, "r3", "p", "e", 1, RV__RESUME__RESUME_NEVER) ==
           RV_EQUOTA);
     batch_init(&b, "r1");
-    b.keys[0] = "m";
-    b.m.n_keys = 1;
     for (int i = 0; i < 3; i++)
-        batch_point(&b, 0, i, i, i);
+        batch_point(&b, "m", NULL, i, i, i);
     CHECK_OK(apply1(&f, &b.cmd), f.last.message);
-    b.m.n_values = b.m.n_key_idx = b.m.n_steps = b.m.n_timestamps_ms = 1;
+    batch_free(&b);
+    batch_init(&b, "r1");
+    batch_point(&b, "m", NULL, 0, 0, 0); /* The first point again. */
     CHECK(apply1(&f, &b.cmd) == RV_EQUOTA);
+    batch_free(&b);
     /* Tokens. */
     uint8_t sha[32];
     memset(sha, 0x5a, sizeof sha);
@@ -1050,6 +1029,7 @@ gen_command(struct rv_rng *g, Rv__Command *cmd, void **arena, size_t *n_arena)
         Rv__Metrics *m = NEW(Rv__Metrics);
         rv__log_batch__init(lb);
         rv__metrics__init(m);
+        /* By hand: full fixed dictionaries, a form the builder never makes. */
         size_t n = 1 + rv_rng_below(g, 40);
         m->keys = keys;
         m->n_keys = 4;
