@@ -158,7 +158,8 @@ gw_metric_log_batch(struct gw_ctx *c)
         goto out;
     if (gw__only(c, j, "log-batch", fields) != 0 ||
         gw__kvs(c, j, "params", CONTRACT_MAX_PARAMS_PER_COMMAND,
-                CONTRACT_MAX_PARAM_VALUE_BYTES, &lb.params, &lb.n_params) != 0 ||
+                CONTRACT_MAX_PARAM_VALUE_BYTES, &lb.params,
+                &lb.n_params) != 0 ||
         gw__kvs(c, j, "tags", CONTRACT_MAX_TAGS_PER_COMMAND,
                 CONTRACT_MAX_TAG_VALUE_BYTES, &lb.tags, &lb.n_tags) != 0 ||
         gw__metric_count(c, j, &ms, &n) != 0 ||

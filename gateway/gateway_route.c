@@ -195,7 +195,7 @@ gw__param_kind(const char *name, size_t n)
         if (strlen(gw_params[k].name) == n &&
             memcmp(gw_params[k].name, name, n) == 0)
             return (enum gw_param)k;
-    assert(!"a pattern names a parameter gw_params lacks");
+    assert(0 && "a pattern names a parameter gw_params lacks");
     return GW_N_PARAMS;
 }
 

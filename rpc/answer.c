@@ -186,7 +186,7 @@ rpc__read_gate(struct rpc_caller *c, const Rv__Request *req,
     if (req->read != NULL) {
         if (req->read->has_consistency &&
             req->read->consistency != RV__CONSISTENCY__CONSISTENCY_DEFAULT)
-            consistency = req->read->consistency;
+            consistency = (int)req->read->consistency;
         if (req->read->has_min_index)
             min_index = req->read->min_index;
     }

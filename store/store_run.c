@@ -165,7 +165,7 @@ store__run_create_check(const Rv__RunCreate *c, char *errmsg)
         rv_errmsg_printf(errmsg, "created_at_ms must not be negative");
         return RV_EINVAL;
     }
-    if (c->has_status && !store__status_is_valid(c->status)) {
+    if (c->has_status && !store__status_is_valid((int)c->status)) {
         rv_errmsg_printf(errmsg, "invalid run status %d", c->status);
         return RV_EINVAL;
     }
@@ -204,7 +204,7 @@ store__run_resume(struct store_wctx *w, const Rv__RunCreate *c,
     int rc = store__kvs_apply(w, rr->run_num, c->params, c->n_params, c->tags,
                               c->n_tags);
     if (rc == RV_OK && c->has_status && c->status != rr->status) {
-        rc = store__status_change(w, rr, c->status, 0);
+        rc = store__status_change(w, rr, (int)c->status, 0);
         if (rc == RV_OK)
             rc = store__runrec_put(w, rr);
     }
@@ -314,7 +314,7 @@ int
 store__run_status(struct store_wctx *w, const Rv__RunSetStatus *st)
 {
     struct store__runrec rr;
-    if (!store__status_is_valid(st->status)) {
+    if (!store__status_is_valid((int)st->status)) {
         rv_errmsg_printf(w->errmsg, "invalid run status %d", st->status);
         return RV_EINVAL;
     }
@@ -324,7 +324,7 @@ store__run_status(struct store_wctx *w, const Rv__RunSetStatus *st)
     }
     int rc = store__runrec_get_active(w, st->run_id, &rr);
     if (rc == RV_OK)
-        rc = store__status_change(w, &rr, st->status,
+        rc = store__status_change(w, &rr, (int)st->status,
                                   st->has_ended_at_ms ? st->ended_at_ms : 0);
     if (rc == RV_OK)
         rc = store__runrec_put(w, &rr);

@@ -74,8 +74,9 @@ cli__queue_kvs(struct rvc_batcher *b, char *run_id,
     Rv__LogBatch lb = RV__LOG_BATCH__INIT;
     size_t kp = params->n - *np, kt = tags->n - *nt;
     lb.run_id = run_id;
-    lb.n_params =
-        kp < CONTRACT_MAX_PARAMS_PER_COMMAND ? kp : CONTRACT_MAX_PARAMS_PER_COMMAND;
+    lb.n_params = kp < CONTRACT_MAX_PARAMS_PER_COMMAND
+                      ? kp
+                      : CONTRACT_MAX_PARAMS_PER_COMMAND;
     lb.params = params->ptrs + *np;
     lb.n_tags =
         kt < CONTRACT_MAX_TAGS_PER_COMMAND ? kt : CONTRACT_MAX_TAGS_PER_COMMAND;

@@ -2,6 +2,7 @@
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "tests/fuzz/fuzz_node.h"
 
+#include "proto/metrics_builder.h"
 #include "proto/proto.h"
 #include "rpc/answer.h"
 #include "store/store.h"
@@ -242,31 +243,28 @@ fz__seed_create(struct fz_node *n, const char *id, const char *project,
 static void
 fz__seed_metrics(struct fz_node *n, const char *id)
 {
-    static char *keys[] = {"acc", "loss"}, *ctxs[] = {"", "val"};
-    uint32_t key_idx[6] = {0, 1, 0, 1, 0, 1}, ctx_idx[6] = {0, 0, 1, 1, 0, 0};
-    int64_t steps[6] = {0, 0, 1, 1, 2, 2}, ts[6];
+    static const char *const keys[] = {"acc", "loss"};
+    static const char *const ctxs[] = {"", "val"};
+    static const int key_of[6] = {0, 1, 0, 1, 0, 1},
+                     ctx_of[6] = {0, 0, 1, 1, 0, 0};
+    static const int64_t steps[6] = {0, 0, 1, 1, 2, 2};
     double values[6] = {0.5, 2.0, 0.7, 1.5, 0.9, __builtin_nan("")};
+    struct proto_metrics_builder mb;
+    proto_metrics_init(&mb);
     for (int i = 0; i < 6; i++)
-        ts[i] = FZ_NODE_START_MS + i;
+        if (proto_metrics_add(&mb, keys[key_of[i]], ctxs[ctx_of[i]], steps[i],
+                              FZ_NODE_START_MS + i, values[i], NULL) != RV_OK)
+            abort(); /* The seed store cannot be made: nothing to fuzz. */
     Rv__Command cmd = RV__COMMAND__INIT;
     Rv__LogBatch lb = RV__LOG_BATCH__INIT;
     Rv__Metrics m = RV__METRICS__INIT;
-    m.n_keys = 2;
-    m.keys = keys;
-    m.n_contexts = 2;
-    m.contexts = ctxs;
-    m.n_key_idx = m.n_ctx_idx = m.n_steps = m.n_timestamps_ms = 6;
-    m.n_values = 6;
-    m.key_idx = key_idx;
-    m.ctx_idx = ctx_idx;
-    m.steps = steps;
-    m.timestamps_ms = ts;
-    m.values = values;
+    proto_metrics_view(&mb, &m);
     lb.run_id = (char *)id;
     lb.metrics = &m;
     cmd.body_case = RV__COMMAND__BODY_LOG_BATCH;
     cmd.log_batch = &lb;
     fz__seed_write(n, &cmd);
+    proto_metrics_free(&mb);
 }
 
 static void

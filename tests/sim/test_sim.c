@@ -10,6 +10,7 @@
  * servers' raft state when a run does not settle (LIBRAFT_TRACE=1 traces
  * raft itself). */
 #include "base/clock.h"
+#include "proto/metrics_builder.h"
 #include "proto/proto.h"
 #include "raft/raftfsm.h"
 #include "raft/raftguard.h"
@@ -62,13 +63,11 @@ sim_entry(const struct sim *s, uint64_t id, struct raft_buffer *out)
     Rv__RunCreate c = RV__RUN_CREATE__INIT;
     Rv__LogBatch lb = RV__LOG_BATCH__INIT;
     Rv__Metrics m = RV__METRICS__INIT;
-    char *keys[1] = {"w"};
-    uint32_t key_idx[1] = {0};
-    int64_t step[1] = {(int64_t)id}, ts[1] = {(int64_t)id};
-    double val[1] = {(double)id};
+    struct proto_metrics_builder mb;
     char errmsg[RV_ERRMSG_SIZE];
     struct rv_buf e;
 
+    proto_metrics_init(&mb);
     cmd.has_client_id = cmd.has_seq = 1;
     cmd.client_id = s->writes[id].client_id;
     cmd.seq = s->writes[id].seq;
@@ -80,13 +79,10 @@ sim_entry(const struct sim *s, uint64_t id, struct raft_buffer *out)
         cmd.body_case = RV__COMMAND__BODY_RUN_CREATE;
         cmd.run_create = &c;
     } else {
-        m.keys = keys;
-        m.n_keys = 1;
-        m.key_idx = key_idx;
-        m.steps = step;
-        m.timestamps_ms = ts;
-        m.values = val;
-        m.n_key_idx = m.n_steps = m.n_timestamps_ms = m.n_values = 1;
+        if (proto_metrics_add(&mb, "w", NULL, (int64_t)id, (int64_t)id,
+                              (double)id, NULL) != RV_OK)
+            return -1;
+        proto_metrics_view(&mb, &m);
         lb.run_id = "sim";
         lb.metrics = &m;
         cmd.body_case = RV__COMMAND__BODY_LOG_BATCH;
@@ -95,7 +91,9 @@ sim_entry(const struct sim *s, uint64_t id, struct raft_buffer *out)
     b.n_commands = 1;
     b.commands = cmds;
     rv_buf_init(&e);
-    if (proto_envelope_encode(&b, &e, errmsg) != RV_OK)
+    int rc = proto_envelope_encode(&b, &e, errmsg);
+    proto_metrics_free(&mb);
+    if (rc != RV_OK)
         return -1;
     out->base = raft_malloc(e.len);
     out->len = e.len;
