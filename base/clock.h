@@ -9,8 +9,8 @@
  * directly, so tests do NOT control time there; where injection would go
  * (a `const struct rv_clock *` in the owning struct, set by node/ from
  * rv_clock_system()): gateway/gateway.c and gateway_route.c (request
- * timing, timestamps of created runs), rpc/client.c (deadlines and
- * retries), node/serve.c, node/cluster.c, node/client_cmds.c, node/main.c
+ * timing, timestamps of created runs), rpc/client/client.c (deadlines and
+ * retries), node/serve.c, node/cluster.c, node/cli/, node/main.c
  * (progress, waits). Randomness is injectable already: struct rv_rng is
  * seeded by its owner. All functions here: any thread. */
 #ifndef RV_BASE_CLOCK_H

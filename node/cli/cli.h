@@ -1,8 +1,9 @@
 /* The client commands of the runvault binary: ls, show, metrics, logs,
- * ingest, export and import, all over the native RPC client (rpc/client.h)
- * to any node of a cluster. The endpoint list comes from --endpoint LIST or
- * RUNVAULT_ENDPOINT (default NODE_DEFAULT_ENDPOINT, node/defaults.h); the
- * usage text of each command is in cli.c (runvault COMMAND --help).
+ * ingest, export and import, all over the native RPC client
+ * (rpc/client/client.h) to any node of a cluster. The endpoint list comes from
+ * --endpoint LIST or RUNVAULT_ENDPOINT (default NODE_DEFAULT_ENDPOINT,
+ * node/defaults.h); the usage text of each command is in cli.c (runvault
+ * COMMAND --help).
  *
  * node/cli/ holds one file per job: flags.c (the flag parser of every
  * command of the binary), output.c (tables, numbers, JSON through

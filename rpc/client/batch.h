@@ -1,4 +1,5 @@
-/* Batched writes for ingestion over the native RPC client (rpc/client.h).
+/* Batched writes for ingestion over the native RPC client
+ * (rpc/client/client.h).
  *
  * A batcher collects metric points and other commands and sends them as
  * one WriteRequest per flush. Points are kept columnar per run: each run's

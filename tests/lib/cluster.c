@@ -49,7 +49,7 @@ cleanup_at_exit(void)
 #define CLUSTER_PORT_BLOCK (10 * CLUSTER_MAX_NODES)
 #define CLUSTER_PORT_TRIES 200
 
-/* 1 if a TCP socket can bind 127.0.0.1:port now (as tests/e2e/rvcluster.py
+/* 1 if a TCP socket can bind 127.0.0.1:port now (as tests/lib/rvfixture.py
  * checks), else 0. */
 static int
 cluster_port_is_free(int port)
