@@ -296,13 +296,13 @@ test_metrics_builder_byte_estimate_never_falls_short(void)
 /* Point i of the many-series tests: key k<i % nk>, context c<i % nc>
  * ("" for c0). */
 static void
-series_of(size_t i, size_t nk, size_t nc, char key[16], char ctx[16])
+series_of(size_t i, size_t nk, size_t nc, char key[32], char ctx[32])
 {
-    snprintf(key, 16, "k%zu", i % nk);
+    snprintf(key, 32, "k%zu", i % nk);
     if (i % nc == 0)
         ctx[0] = '\0';
     else
-        snprintf(ctx, 16, "c%zu", i % nc);
+        snprintf(ctx, 32, "c%zu", i % nc);
 }
 
 /* Add n points over nk keys and nc contexts, interleaved, then check every
@@ -311,7 +311,7 @@ static void
 check_many_series(struct proto_metrics_builder *mb, size_t n, size_t nk,
                   size_t nc)
 {
-    char key[16], ctx[16];
+    char key[32], ctx[32];
     for (size_t i = 0; i < n; i++) {
         series_of(i, nk, nc, key, ctx);
         CHECK(proto_metrics_add(mb, key, ctx, (int64_t)i, 1000, 0.5, NULL) ==
@@ -363,7 +363,7 @@ test_metrics_builder_estimate_holds_for_many_series(void)
     struct proto_metrics_builder mb;
     proto_metrics_init(&mb);
     size_t sum = 0;
-    char key[16], ctx[16];
+    char key[32], ctx[32];
     /* Past 127 entries the indexes take two varint bytes. */
     for (size_t i = 0; i < 6000; i++) {
         series_of(i * 7, 300, 150, key, ctx);
