@@ -154,8 +154,9 @@ cli__json_run(const Rv__RunInfo *r, int with_user)
 int
 cli__json_print(FILE *f, json_t *doc, int prec)
 {
+    int precision = prec > 0 ? prec : 15;
     size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER |
-                   JSON_REAL_PRECISION(prec > 0 ? prec : 15);
+                   (size_t)JSON_REAL_PRECISION(precision);
     int rc = doc != NULL && json_dumpf(doc, f, flags) == 0 ? 0 : -1;
     if (rc == 0 && fputc('\n', f) == EOF)
         rc = -1;

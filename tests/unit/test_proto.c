@@ -279,7 +279,7 @@ test_metrics_builder_byte_estimate_never_falls_short(void)
         char key[16];
         snprintf(key, sizeof key, "k%d", i % 37);
         size_t add = 0;
-        int64_t step = i % 2 ? -(int64_t)i << 20 : i;
+        int64_t step = i % 2 ? -((int64_t)i << 20) : i;
         CHECK(proto_metrics_add(&mb, key, i % 5 ? "" : "eval", step,
                                 1700000000000 + i, 0.25 * i, &add) == RV_OK);
         CHECK(add <= proto_metrics_point_bytes_max(strlen(key), 4, step,
@@ -367,7 +367,7 @@ test_metrics_builder_estimate_holds_for_many_series(void)
     /* Past 127 entries the indexes take two varint bytes. */
     for (size_t i = 0; i < 6000; i++) {
         series_of(i * 7, 300, 150, key, ctx);
-        int64_t step = i % 3 ? (int64_t)i : -(int64_t)i << 30;
+        int64_t step = i % 3 ? (int64_t)i : -((int64_t)i << 30);
         size_t add = 0;
         CHECK(proto_metrics_add(&mb, key, ctx, step, 1700000000000, 1.5,
                                 &add) == RV_OK);
