@@ -1,34 +1,20 @@
 /* Checked decimal numbers for the benchmarks (bench_args.h). */
 #include "bench/bench_args.h"
 
+#include "base/parse.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The unsigned decimal at s (a digit first): 0, *out and *end just past
- * it; -1 if s does not start with a digit or the number overflows. */
-static int
-bench_digits_u64(const char *s, uint64_t *out, const char **end)
-{
-    char *e;
-    if (s == NULL || s[0] < '0' || s[0] > '9')
-        return -1;
-    errno = 0;
-    unsigned long long v = strtoull(s, &e, 10);
-    if (errno == ERANGE)
-        return -1;
-    *out = (uint64_t)v;
-    *end = e;
-    return 0;
-}
 
 int
 bench_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 {
     uint64_t v;
     const char *end;
-    if (bench_digits_u64(s, &v, &end) != 0 || *end != '\0' || v < lo || v > hi)
+    if (rv_parse_u64_prefix(s, &v, &end) != 0 || *end != '\0' || v < lo ||
+        v > hi)
         return -1;
     *out = v;
     return 0;
@@ -61,7 +47,7 @@ bench_json_u64(const char *body, const char *name, uint64_t *out)
     int is_quoted = *p == '"';
     uint64_t v;
     const char *end;
-    if (bench_digits_u64(p + is_quoted, &v, &end) != 0)
+    if (rv_parse_u64_prefix(p + is_quoted, &v, &end) != 0)
         return -1;
     if (is_quoted && *end++ != '"')
         return -1;

@@ -3,6 +3,7 @@
  * JSON of numbers and timings in read answers (contracts in
  * gateway_int.h). */
 #include "base/clock.h"
+#include "base/parse.h"
 #include "gateway/gateway_int.h"
 #include "raft/replica.h"
 
@@ -37,10 +38,8 @@ gw__q_i64(struct gw_ctx *c, const char *name, int64_t min, int64_t max,
     *is_set = 0;
     if (v == NULL)
         return 0;
-    char *end;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (v[0] == '\0' || *end != '\0' || errno != 0 || n < min || n > max) {
+    int64_t n;
+    if (rv_parse_i64(v, &n) != 0 || n < min || n > max) {
         return gw__reject(c, RV_EINVAL,
                           "query parameter %s must be an integer from %lld to "
                           "%lld",
@@ -59,10 +58,8 @@ gw__q_u64(struct gw_ctx *c, const char *name, uint64_t max, uint64_t *out,
     *is_set = 0;
     if (v == NULL)
         return 0;
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0 || n > max) {
+    uint64_t n;
+    if (rv_parse_u64(v, &n) != 0 || n > max) {
         return gw__reject(c, RV_EINVAL,
                           "query parameter %s must be an integer from 0 to "
                           "%llu",

@@ -2,6 +2,7 @@
  * a path, the path parameters it gets (extracted and checked once, here),
  * the 404 and 405 answers, and a handler's context (its allocations and
  * its call to the node). How to add a resource: gateway_int.h. */
+#include "base/parse.h"
 #include "gateway/gateway_int.h"
 #include "rpc/server.h"
 
@@ -70,9 +71,8 @@ gw__call(struct gw_ctx *c, Rv__Request *req)
 static int
 gw__node_id(struct gw_ctx *c, const char *s)
 {
-    char *end;
-    unsigned long long id = strtoull(s, &end, 10);
-    if (s[0] < '1' || s[0] > '9' || *end != '\0') {
+    uint64_t id;
+    if (s[0] == '0' || rv_parse_u64(s, &id) != 0) {
         gw_reply_error(c->x, RV_EINVAL, "a node id is a positive integer");
         return -1;
     }

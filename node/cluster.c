@@ -2,6 +2,7 @@
  * the native RPC of any node (the client follows the leader). */
 #include "base/clock.h"
 #include "base/exit.h"
+#include "base/parse.h"
 #include "node/cli/flags.h"
 #include "node/defaults.h"
 #include "node/serve.h"
@@ -68,9 +69,9 @@ cluster__parse(int argc, char **argv, struct cluster_args *a)
     a->http_addr = f.v[CL_HTTP_ADDR];
     a->is_json = f.v[CL_JSON] != NULL;
     a->has_id = f.v[CL_ID] != NULL;
-    if ((a->has_id && (cli_parse_u64(f.v[CL_ID], &a->id) != 0 || a->id == 0)) ||
+    if ((a->has_id && (rv_parse_u64(f.v[CL_ID], &a->id) != 0 || a->id == 0)) ||
         (f.v[CL_TIMEOUT] != NULL &&
-         (cli_parse_u64(f.v[CL_TIMEOUT], &timeout_ms) != 0 ||
+         (rv_parse_u64(f.v[CL_TIMEOUT], &timeout_ms) != 0 ||
           timeout_ms > UINT32_MAX)))
         goto bad;
     a->timeout_ms = (unsigned)timeout_ms;

@@ -6,6 +6,7 @@
 #include "base/clock.h"
 #include "base/exit.h"
 #include "base/log.h"
+#include "base/parse.h"
 #include "gateway/gateway.h"
 #include "node/cli/flags.h"
 #include "node/defaults.h"
@@ -186,11 +187,8 @@ static int
 node__u64(const struct node_settings *st, int k, uint64_t min, uint64_t max,
           uint64_t *out)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(st->v[k], &end, 10);
-    if (errno != 0 || end == st->v[k] || *end != '\0' || v < min || v > max ||
-        st->v[k][0] == '-') {
+    uint64_t v;
+    if (rv_parse_u64(st->v[k], &v) != 0 || v < min || v > max) {
         fprintf(stderr,
                 "runvault: %s must be a number in [%llu, %llu], not "
                 "'%s'\n",
@@ -211,10 +209,11 @@ node__peers(const char *s, struct replica_peer *peers, size_t *n)
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         const char *eq = memchr(p, '=', len);
-        char *end;
-        if (eq == NULL || *n == REPLICA_MAX_PEERS)
+        const char *end;
+        uint64_t id;
+        if (eq == NULL || *n == REPLICA_MAX_PEERS ||
+            rv_parse_u64_prefix(p, &id, &end) != 0)
             return -1;
-        unsigned long long id = strtoull(p, &end, 10);
         size_t an = len - (size_t)(eq + 1 - p);
         if (end != eq || id == 0 || an == 0 || an > CONTRACT_MAX_ADDR_BYTES)
             return -1;

@@ -1,6 +1,7 @@
 /* The client commands' table and dispatch (cli.h): their flags, usage
  * texts, and the connection every command gets. */
 #include "base/exit.h"
+#include "base/parse.h"
 #include "node/cli/cli_int.h"
 #include "node/defaults.h"
 
@@ -157,7 +158,7 @@ cli__setup(struct cli *cl, const struct cli_args *a)
                                      NODE_DEFAULT_ENDPOINT);
     uint64_t total = CLI_DEFAULT_TIMEOUT;
     if (a->v[O_TIMEOUT] != NULL &&
-        (cli_parse_u64(a->v[O_TIMEOUT], &total) != 0 || total == 0 ||
+        (rv_parse_u64(a->v[O_TIMEOUT], &total) != 0 || total == 0 ||
          total > 3600000)) {
         fprintf(stderr, "runvault %s: --timeout-ms wants 1..3600000\n",
                 cl->name);

@@ -102,31 +102,3 @@ cli_flags_value(const char *given, const char *env_name, const char *def)
     const char *env = getenv(env_name);
     return given != NULL ? given : env != NULL && env[0] != '\0' ? env : def;
 }
-
-int
-cli_parse_i64(const char *s, int64_t *out)
-{
-    char *end;
-    if (s == NULL || s[0] == '\0')
-        return -1;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (*end != '\0' || errno != 0)
-        return -1;
-    *out = (int64_t)v;
-    return 0;
-}
-
-int
-cli_parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    if (s == NULL || s[0] < '0' || s[0] > '9')
-        return -1;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end != '\0' || errno != 0)
-        return -1;
-    *out = (uint64_t)v;
-    return 0;
-}

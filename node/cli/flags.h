@@ -67,10 +67,4 @@ int cli_flags_find(const struct cli_flag *flags, size_t n_flags,
 const char *cli_flags_value(const char *given, const char *env_name,
                             const char *def);
 
-/* Decimal numbers, the whole string: cli_parse_u64 takes digits only (no
- * sign, no space), cli_parse_i64 what strtoll takes. 0, or -1 if s is NULL,
- * empty, malformed or out of range (*out untouched then). */
-int cli_parse_u64(const char *s, uint64_t *out);
-int cli_parse_i64(const char *s, int64_t *out);
-
 #endif /* RV_NODE_CLI_FLAGS_H */

@@ -2,6 +2,7 @@
  * ones until a signal or the end of the run. */
 #include "base/clock.h"
 #include "base/exit.h"
+#include "base/parse.h"
 #include "node/cli/cli_int.h"
 
 #include <errno.h>
@@ -43,7 +44,7 @@ cli__logs(struct cli *cl, const struct cli_args *a)
     uint64_t next = 0;
     int is_follow = a->v[O_FOLLOW] != NULL, is_ended = 0;
     sigset_t set;
-    if (a->v[O_FROM] != NULL && cli_parse_u64(a->v[O_FROM], &next) != 0) {
+    if (a->v[O_FROM] != NULL && rv_parse_u64(a->v[O_FROM], &next) != 0) {
         fprintf(stderr, "runvault logs: --from wants a line number\n");
         return RV_EXIT_USAGE;
     }

@@ -1,6 +1,7 @@
 /* runvault ls: runs as a table or JSON. */
 #include "base/clock.h"
 #include "base/exit.h"
+#include "base/parse.h"
 #include "node/cli/cli_int.h"
 
 #include <stdlib.h>
@@ -131,7 +132,7 @@ cli__ls(struct cli *cl, const struct cli_args *a)
 {
     struct cli_expr e;
     uint64_t limit = CLI_DEFAULT_LIMIT;
-    if (a->v[O_LIMIT] != NULL && cli_parse_u64(a->v[O_LIMIT], &limit) != 0) {
+    if (a->v[O_LIMIT] != NULL && rv_parse_u64(a->v[O_LIMIT], &limit) != 0) {
         fprintf(stderr, "runvault ls: --limit wants a number (0: all)\n");
         return RV_EXIT_USAGE;
     }

@@ -1,6 +1,7 @@
 /* runvault metrics RUN_ID --key K: one series as a table, CSV or JSON. */
 #include "base/clock.h"
 #include "base/exit.h"
+#include "base/parse.h"
 #include "node/cli/cli_int.h"
 
 #include <string.h>
@@ -36,9 +37,9 @@ cli__metrics(struct cli *cl, const struct cli_args *a)
         fprintf(stderr, "runvault metrics: --key KEY is required\n");
         return RV_EXIT_USAGE;
     }
-    if ((a->v[O_MIN_STEP] && cli_parse_i64(a->v[O_MIN_STEP], &lo) != 0) ||
-        (a->v[O_MAX_STEP] && cli_parse_i64(a->v[O_MAX_STEP], &hi) != 0) ||
-        (a->v[O_DOWNSAMPLE] && (cli_parse_u64(a->v[O_DOWNSAMPLE], &ds) != 0 ||
+    if ((a->v[O_MIN_STEP] && rv_parse_i64(a->v[O_MIN_STEP], &lo) != 0) ||
+        (a->v[O_MAX_STEP] && rv_parse_i64(a->v[O_MAX_STEP], &hi) != 0) ||
+        (a->v[O_DOWNSAMPLE] && (rv_parse_u64(a->v[O_DOWNSAMPLE], &ds) != 0 ||
                                 ds > CONTRACT_MAX_DOWNSAMPLE))) {
         fprintf(stderr,
                 "runvault metrics: --min-step and --max-step want integers, "

@@ -542,7 +542,8 @@ test_without_the_guard_raft_015_breaks(void)
 
 /* A guard that cannot be registered is refused, and the raft it was for is
  * left unwrapped (not silently half-guarded): its caller must not start it.
- * The guards wrap only the io's functions, so stub ios are enough. */
+ * Zeroed rafts and ios do: installing a guard only swaps the io's function
+ * pointers, and none is called here. */
 static void
 test_guard_past_the_limit_is_refused(void)
 {

@@ -5,6 +5,7 @@
 #include "base/crc32c.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/parse.h"
 #include "tests/lib/harness.h"
 
 #include <math.h>
@@ -134,6 +135,34 @@ test_random_bytes_come_from_the_kernel(void)
 }
 
 static void
+test_parse_takes_whole_decimal_numbers_only(void)
+{
+    uint64_t u = 7;
+    int64_t i = 7;
+    const char *end;
+    CHECK(rv_parse_u64("0", &u) == 0 && u == 0);
+    CHECK(rv_parse_u64("18446744073709551615", &u) == 0 && u == UINT64_MAX);
+    u = 7;
+    /* Each is refused and leaves *out as it was. */
+    static const char *const bad_u[] = {
+        "", "-1", "+1", " 1", "1 ", "1x", "0x10", "18446744073709551616"};
+    for (size_t k = 0; k < sizeof bad_u / sizeof bad_u[0]; k++)
+        CHECK(rv_parse_u64(bad_u[k], &u) == -1 && u == 7);
+    CHECK(rv_parse_u64(NULL, &u) == -1 && u == 7);
+    CHECK(rv_parse_i64("-9223372036854775808", &i) == 0 && i == INT64_MIN);
+    CHECK(rv_parse_i64("42", &i) == 0 && i == 42);
+    i = 7;
+    static const char *const bad_i[] = {
+        "", "-", "+1", " -1", "--1", "1e3", "9223372036854775808"};
+    for (size_t k = 0; k < sizeof bad_i / sizeof bad_i[0]; k++)
+        CHECK(rv_parse_i64(bad_i[k], &i) == -1 && i == 7);
+    /* The prefix forms stop at the first non-digit. */
+    CHECK(rv_parse_u64_prefix("12=a", &u, &end) == 0 && u == 12 && *end == '=');
+    CHECK(rv_parse_i64_prefix("-3,", &i, &end) == 0 && i == -3 && *end == ',');
+    CHECK(rv_parse_u64_prefix("=1", &u, &end) == -1);
+}
+
+static void
 test_sortable_encodings_preserve_order(void)
 {
     const int64_t ints[] = {INT64_MIN, -1000, -1, 0, 1, 42, INT64_MAX};
@@ -204,6 +233,8 @@ static const struct rv_test tests[] = {
      test_crc32c_matches_the_standard_check_values},
     {"buf_grows_and_encodes_big_endian", test_buf_grows_and_encodes_big_endian},
     {"buf_printf_appends_whole_text", test_buf_printf_appends_whole_text},
+    {"parse_takes_whole_decimal_numbers_only",
+     test_parse_takes_whole_decimal_numbers_only},
     {"random_bytes_come_from_the_kernel",
      test_random_bytes_come_from_the_kernel},
     {"sortable_encodings_preserve_order",

@@ -195,6 +195,9 @@ test_path_parameters_are_checked_first(void)
     CHECK(strstr(a.body, "a node id is a positive integer") != NULL);
     route(&f, "DELETE", "/api/v2/cluster/nodes/5/x", 0, &a);
     CHECK(a.status == 400);
+    /* 2^64 does not fit: refused, not taken as 2^64 - 1. */
+    route(&f, "DELETE", "/api/v2/cluster/nodes/18446744073709551616", 0, &a);
+    CHECK(a.status == 400 && a.route == GW_R_CLUSTER);
     CHECK(f.n_calls == 0);
 }
 
