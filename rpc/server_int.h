@@ -51,6 +51,9 @@ struct rpc_caller {
     struct rpc_reply rp;
     int has_rp;
     Rv__Response *fwd_resp; /* The leader's answer, when forwarded. */
+    int is_peer; /* The request came over a TLS pipe whose certificate the
+                    cluster CA signed (listen.c sets it per request): a
+                    peer node, allowed the node-to-node requests. */
 };
 
 struct rpc_server {
