@@ -29,7 +29,10 @@
     X(RV_ETIMEDOUT, "timed out")                       \
     X(RV_EPARSE, "syntax error")                       \
     X(RV_EQUOTA, "quota exceeded")                     \
-    X(RV_EUNKNOWN, "outcome unknown: retry with the same idempotency key")
+    X(RV_EUNKNOWN, "outcome unknown: retry with the same idempotency key") \
+    X(RV_EUNAUTHENTICATED, "no valid token")                              \
+    X(RV_EPERM, "permission denied")                                      \
+    X(RV_ERATE, "rate limit exceeded")
 
 enum rv_err {
 #define RV_ERR_ENUM(code, text) code,

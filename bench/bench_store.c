@@ -243,7 +243,7 @@ bench_runs_one(struct bench *b, const struct bench_query *bq, size_t n_runs,
         struct store_read *r;
         struct store_page page;
         uint64_t t = rv_clock_mono_ns();
-        int rc = store_read_begin(b->s, &r, b->errmsg);
+        int rc = store_read_begin(b->s, STORE_EVERY_TEAM, &r, b->errmsg);
         if (rc == RV_OK)
             rc = store_query_runs(r, &q, &page, b->errmsg);
         if (rc != RV_OK)
@@ -365,7 +365,7 @@ bench_history(size_t n_points, size_t n_queries)
         struct store_point *pts;
         size_t n;
         uint64_t t = rv_clock_mono_ns();
-        rc = store_read_begin(b.s, &r, b.errmsg);
+        rc = store_read_begin(b.s, STORE_EVERY_TEAM, &r, b.errmsg);
         if (rc == RV_OK)
             rc = store_metric_history(r, &q, &pts, &n, b.errmsg);
         if (rc != RV_OK)

@@ -124,7 +124,7 @@ demo__query(struct store *s, char *errmsg)
                             .filter = filter,
                             .order_by = "metrics.accuracy DESC",
                             .is_full = 1};
-    int rc = store_read_begin(s, &r, errmsg);
+    int rc = store_read_begin(s, STORE_EVERY_TEAM, &r, errmsg);
     if (rc != RV_OK)
         return rc;
     uint64_t t0 = rv_clock_mono_ns();

@@ -378,7 +378,7 @@ node__announce(struct node *n)
     if (info.leader_id == 0 || info.leader_id == n->id ||
         info.state != RAFT_FOLLOWER)
         return;
-    if (store_read_begin(replica_store(n->rep), &rd, errmsg) != RV_OK)
+    if (store_read_begin(replica_store(n->rep), STORE_EVERY_TEAM, &rd, errmsg) != RV_OK)
         return;
     if (store_nodes_list(rd, &nodes, &n_nodes, errmsg) == RV_OK) {
         for (size_t i = 0; i < n_nodes; i++) {

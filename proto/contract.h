@@ -17,6 +17,10 @@
 
 #define CONTRACT_MAX_RUN_ID_BYTES      64
 #define CONTRACT_MAX_TEAM_BYTES        64
+#define CONTRACT_MAX_TOKEN_NAME_BYTES  128
+#define CONTRACT_TOKEN_ID_CHARS        16 /* base/token.h: RV_TOKEN_ID_CHARS */
+#define CONTRACT_MAX_AUDIT_EVENTS      1000
+#define CONTRACT_MAX_TOKENS_LISTED     10000
 #define CONTRACT_MAX_SCOPE_BYTES       250 /* project, experiment, user */
 #define CONTRACT_MAX_NAME_BYTES        500 /* run name */
 #define CONTRACT_MAX_KEY_BYTES         250 /* metric, param and tag keys */

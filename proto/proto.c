@@ -3,6 +3,7 @@
 #include "base/crc32c.h"
 #include "base/err.h"
 
+#include <string.h>
 #include <strings.h>
 
 int
@@ -175,10 +176,40 @@ proto_command_name(const Rv__Command *cmd)
         return "node_put";
     case RV__COMMAND__BODY_NODE_DEL:
         return "node_del";
+    case RV__COMMAND__BODY_QUOTA_PUT:
+        return "quota_put";
+    case RV__COMMAND__BODY_AUTH_ON:
+        return "auth_on";
     case RV__COMMAND__BODY__NOT_SET:
     default:
         return "empty";
     }
+}
+
+static const char *const proto_role_names[] = {"reader", "writer", "admin",
+                                               "cluster-admin"};
+
+const char *
+proto_role_name(int role)
+{
+    if (role < 0 || role >= (int)(sizeof proto_role_names /
+                                  sizeof proto_role_names[0]))
+        return "unknown";
+    return proto_role_names[role];
+}
+
+int
+proto_role_parse(const char *s, Rv__Role *out)
+{
+    for (int i = 0; i < (int)(sizeof proto_role_names /
+                              sizeof proto_role_names[0]);
+         i++) {
+        if (s != NULL && strcmp(s, proto_role_names[i]) == 0) {
+            *out = (Rv__Role)i;
+            return 0;
+        }
+    }
+    return -1;
 }
 
 static const char *const proto_status_names[] = {

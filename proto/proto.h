@@ -73,6 +73,11 @@ int proto_entry_decode(const void *data, size_t len, Rv__CommandBatch **out,
 /* Names of the command body cases, for logs and errors ("log_batch"). */
 const char *proto_command_name(const Rv__Command *cmd);
 
+/* Text of a role ("reader", "writer", "admin", "cluster-admin"; "unknown"
+ * outside the enum) and back. Parse returns 0 or -1. */
+const char *proto_role_name(int role);
+int proto_role_parse(const char *s, Rv__Role *out);
+
 /* Text of a run status ("FINISHED") and back. Parse returns 0 or -1. */
 const char *proto_status_name(Rv__RunStatus status);
 int proto_status_parse(const char *s, Rv__RunStatus *out);

@@ -334,7 +334,7 @@ replica__announce(struct replica *r)
     if (r->announced_term == r->raft.current_term || r->change_op != NULL)
         return;
     r->announced_term = r->raft.current_term;
-    if (store_read_begin(r->store, &rd, errmsg) != RV_OK)
+    if (store_read_begin(r->store, STORE_EVERY_TEAM, &rd, errmsg) != RV_OK)
         return;
     if (store_nodes_list(rd, &nodes, &n, errmsg) == RV_OK) {
         for (size_t i = 0; i < n; i++)

@@ -130,7 +130,7 @@ raftfsm__describe(struct raftfsm *f, struct raftfsm_descriptor *d)
     d->index = store_applied_index(f->store);
     store_digest(f->store, d->digest);
     raftfsm__add_source(d, f->self_addr);
-    if (store_read_begin(f->store, &rd, f->errmsg) == RV_OK) {
+    if (store_read_begin(f->store, STORE_EVERY_TEAM, &rd, f->errmsg) == RV_OK) {
         if (store_nodes_list(rd, &nodes, &n_nodes, f->errmsg) == RV_OK)
             for (size_t i = 0; i < n_nodes; i++)
                 raftfsm__add_source(d, nodes[i].rpc_addr);

@@ -563,7 +563,7 @@ rpc__read_store(struct store *st, const Rv__Request *req, struct rpc_reply *rp)
 {
     char errmsg[RV_ERRMSG_SIZE] = "";
     struct store_read *rd;
-    int rc = store_read_begin(st, &rd, errmsg);
+    int rc = store_read_begin(st, STORE_EVERY_TEAM, &rd, errmsg);
     if (rc != RV_OK) {
         rpc__fail(rp, rc, errmsg);
         return;

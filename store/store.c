@@ -14,7 +14,7 @@ static const char *const store_db_names[STORE_DB_COUNT] = {
     "meta",    "runid", "run",   "param", "tag",     "series",
     "chunk",   "open",  "logs",  "art",   "artpart", "blob",
     "client",  "team",  "token", "ixcr",  "ixscope", "ixstat",
-    "ixparam", "ixtag", "ixpv",  "cnt",   "node"};
+    "ixparam", "ixtag", "ixpv",  "cnt",   "node", "tokid", "audit"};
 
 int
 store__err_mdb(int rc, const char *what, char *errmsg)
@@ -511,11 +511,21 @@ store_digest_hex(const uint8_t d[STORE_DIGEST_BYTES], char *out)
 /* ---- Read transactions ------------------------------------------------- */
 
 int
-store_read_begin(struct store *s, struct store_read **out, char *errmsg)
+store_read_begin(struct store *s, const char *team, struct store_read **out,
+                 char *errmsg)
 {
+    if (team != STORE_EVERY_TEAM && strlen(team) > CONTRACT_MAX_TEAM_BYTES) {
+        rv_errmsg_printf(errmsg, "team longer than %d bytes",
+                         CONTRACT_MAX_TEAM_BYTES);
+        return RV_EINVAL;
+    }
     struct store_read *r = calloc(1, sizeof *r);
     if (r == NULL)
         return RV_ENOMEM;
+    if (team != STORE_EVERY_TEAM) {
+        r->is_scoped = 1;
+        snprintf(r->team, sizeof r->team, "%s", team);
+    }
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
     if (rc != 0) {
         free(r);

@@ -150,7 +150,16 @@ int store_verify(const char *dir, const struct rv_log *log,
 
 struct store_read;
 
-int store_read_begin(struct store *s, struct store_read **out, char *errmsg);
+/* Begin a read that sees only the runs of team (and its tokens, audit
+ * events and quota), or, with STORE_EVERY_TEAM, everything. The scope is
+ * applied inside every read below where the data is read: a run of
+ * another team is answered RV_ENOTFOUND by name, is never in a list, never
+ * counted (totals, analytics), and its series, logs and artifacts are not
+ * found. team is copied; it is at most CONTRACT_MAX_TEAM_BYTES bytes
+ * (RV_EINVAL otherwise). */
+#define STORE_EVERY_TEAM ((const char *)0)
+int store_read_begin(struct store *s, const char *team,
+                     struct store_read **out, char *errmsg);
 void store_read_end(struct store_read *r); /* NULL is allowed. */
 uint64_t store_read_applied_index(const struct store_read *r);
 /* The digest at the read's applied index (zeros for an empty store). */
@@ -318,8 +327,63 @@ struct store_node {
 int store_nodes_list(struct store_read *r, struct store_node **nodes,
                      size_t *n_nodes, char *errmsg);
 
-/* Team and token records (admin commands). role is Rv__Role. */
-int store_token_get(struct store_read *r, const uint8_t sha256[32], char *team,
-                    size_t team_size, int *role, char *errmsg);
+/* ---- Teams, tokens, audit (store_auth.c) ----------------------------------
+ * Written by the admin commands; every one of them is checked at apply
+ * against the token the command carries (Command.token_id), at its log
+ * position and its stamped time, so a revocation or an expiry takes effect
+ * at one index on every replica. */
+
+/* 1 once an auth_on command has been applied: from then on apply refuses a
+ * client command that carries no token. */
+int store_auth_is_on(struct store_read *r);
+
+struct store_token {
+    char token_id[CONTRACT_TOKEN_ID_CHARS + 1];
+    char team[CONTRACT_MAX_TEAM_BYTES + 1]; /* "*" for cluster-admin. */
+    char name[CONTRACT_MAX_TOKEN_NAME_BYTES + 1];
+    int role; /* Rv__Role */
+    int64_t created_at_ms, expires_at_ms; /* expires 0: never. */
+    int is_revoked;
+    uint64_t revoked_index;
+    uint8_t sha256[32];
+};
+
+/* The token token_id (its record: whether it is revoked or expired is for
+ * the caller to judge). Not scoped: authentication reads it before a scope
+ * is known. Errors: RV_ENOTFOUND, RV_ECORRUPT. */
+int store_token_get(struct store_read *r, const char *token_id,
+                    struct store_token *out, char *errmsg);
+
+/* Tokens of team (NULL: every team the read's scope allows) in id order.
+ * Free with free(). */
+int store_tokens_list(struct store_read *r, const char *team,
+                      struct store_token **out, size_t *n, char *errmsg);
+
+struct store_team {
+    char team[CONTRACT_MAX_TEAM_BYTES + 1];
+    uint64_t max_runs, max_bytes, max_points_per_s, max_points_per_run;
+    uint64_t n_runs, n_bytes; /* Use: runs until purged, bytes written. */
+};
+
+/* Teams (NULL: every team the scope allows; else that one) by name, with
+ * their use. Free with free(). */
+int store_teams_list(struct store_read *r, const char *team,
+                     struct store_team **out, size_t *n, char *errmsg);
+
+struct store_audit {
+    uint64_t index;
+    int64_t time_ms;
+    char token_id[CONTRACT_TOKEN_ID_CHARS + 1]; /* "" in open mode. */
+    char action[32];                            /* The command's name. */
+    char team[CONTRACT_MAX_TEAM_BYTES + 1];     /* "" for cluster actions. */
+    char target[CONTRACT_MAX_RUN_ID_BYTES + CONTRACT_MAX_TEAM_BYTES + 2];
+};
+
+/* Audit events at index >= since_index, oldest first, at most max of them
+ * (1..CONTRACT_MAX_AUDIT_EVENTS), of team (NULL: every team the scope
+ * allows; a scoped read sees only its team's events). Free with free(). */
+int store_audit_list(struct store_read *r, const char *team,
+                     uint64_t since_index, size_t max, struct store_audit **out,
+                     size_t *n, char *errmsg);
 
 #endif /* RV_STORE_STORE_H */

@@ -22,8 +22,9 @@ store__is_local_fault(int rc)
 /* ---- Commands ---------------------------------------------------------- */
 
 static int
-store__dispatch(struct store_wctx *w, const Rv__Command *cmd,
-                struct vlog_ptr ptr, uint16_t cmd_no, struct store_result *res)
+store__dispatch_body(struct store_wctx *w, const Rv__Command *cmd,
+                     struct vlog_ptr ptr, uint16_t cmd_no,
+                     struct store_result *res)
 {
     switch (cmd->body_case) {
     case RV__COMMAND__BODY_RUN_CREATE:
@@ -56,11 +57,33 @@ store__dispatch(struct store_wctx *w, const Rv__Command *cmd,
         return store__node_put(w, cmd->node_put);
     case RV__COMMAND__BODY_NODE_DEL:
         return store__node_del(w, cmd->node_del);
+    case RV__COMMAND__BODY_QUOTA_PUT:
+        return store__quota_put(w, cmd->quota_put);
+    case RV__COMMAND__BODY_AUTH_ON:
+        return store__auth_on(w);
     case RV__COMMAND__BODY__NOT_SET:
     default:
         rv_errmsg_printf(w->errmsg, "empty command");
         return RV_EINVAL;
     }
+}
+
+/* A command: its authorisation (store_auth.c), its body, its accounting. */
+static int
+store__dispatch(struct store_wctx *w, const Rv__Command *cmd,
+                struct vlog_ptr ptr, uint16_t cmd_no, struct store_result *res)
+{
+    struct store__cmdctx ctx;
+    if (cmd->body_case == RV__COMMAND__BODY__NOT_SET) {
+        rv_errmsg_printf(w->errmsg, "empty command");
+        return RV_EINVAL;
+    }
+    int rc = store__authorise(w, cmd, &ctx);
+    if (rc == RV_OK)
+        rc = store__dispatch_body(w, cmd, ptr, cmd_no, res);
+    if (rc == RV_OK)
+        rc = store__account(w, cmd, cmd_no, &ctx);
+    return rc;
 }
 
 /* Client record: be64 high-water seq, then up to STORE_CLIENT_RESULTS

@@ -376,7 +376,7 @@ store__artifact_find(struct store_read *r, const char *run_id, const char *path,
                          CONTRACT_MAX_ARTIFACT_PATH_BYTES);
         return RV_EINVAL;
     }
-    int rc = store__run_num_get(r->txn, r->s, run_id, &run_num, errmsg);
+    int rc = store__read_run_num(r, run_id, &run_num, errmsg);
     if (rc != RV_OK)
         return rc;
     uint8_t k[8 + CONTRACT_MAX_ARTIFACT_PATH_BYTES];
@@ -443,7 +443,7 @@ store_artifacts_list(struct store_read *r, const char *run_id,
     struct store_artifact *as = NULL;
     *arts = NULL;
     *n_arts = 0;
-    int rc = store__run_num_get(r->txn, r->s, run_id, &run_num, errmsg);
+    int rc = store__read_run_num(r, run_id, &run_num, errmsg);
     if (rc != RV_OK)
         return rc;
     rv_put_be64(pre, run_num);

@@ -384,7 +384,7 @@ store__series_get(struct store_read *r, const struct store_history_query *q,
                          CONTRACT_MAX_KEY_BYTES, CONTRACT_MAX_CONTEXT_BYTES);
         return RV_EINVAL;
     }
-    int rc = store__run_num_get(r->txn, r->s, q->run_id, &run_num, errmsg);
+    int rc = store__read_run_num(r, q->run_id, &run_num, errmsg);
     if (rc != RV_OK)
         return rc;
     uint8_t k[8 + 2 + CONTRACT_MAX_KEY_BYTES + CONTRACT_MAX_CONTEXT_BYTES];

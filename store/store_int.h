@@ -14,7 +14,9 @@
  *   store_history.c  metric history and M4 downsampling (reads)
  *   store_log.c      log lines (writes and reads)
  *   store_artifact.c artifacts and blobs (writes and reads)
- *   store_admin.c    teams, tokens, cluster members (writes and reads)
+ *   store_admin.c    teams, quotas, tokens, cluster members (writes)
+ *   store_auth.c     authorisation at apply, bytes of use, the audit log,
+ *                    and the reads of tokens, teams and audit events
  *   store_plan.c     the run-list planner: candidates, sources, execution
  *   store_page.c     run-list rows, ORDER BY comparison, keyset page tokens
  *
@@ -49,7 +51,16 @@
  *   client   be64 client_id                        be64 high-water seq, then
  *                                                  results of the last seqs
  *   team     team bytes                            be64 max_runs, be64 max_pts
- *   token    sha256 (32)                           u8 role, team bytes
+ *                                                  per run, be64 max_bytes,
+ *                                                  be64 max_points_per_s
+ *                                                  (older records: the first
+ *                                                  two only)
+ *   token    sha256 (32)                           u8 role, team bytes (tokens
+ *                                                  from before token ids)
+ *   tokid    token id (16 hex digits)              store_auth.c's record
+ *   audit    be64 index, be16 command no           s64 time, str16 token id,
+ *                                                  str16 action, str16 team,
+ *                                                  str16 target
  *   node     be64 node id                          the packed rv.NodePut
  *   ixcr     be64 ~s64 created, run_id bytes       be64 run_num
  *   ixscope  be64 xxh64(project),                  (empty)
@@ -70,6 +81,8 @@
  *   'P' str16 key be64 hash | 'T' str16 key be64 hash | 'R' str16 team
  *   'a' str16 team str16 project u8 status | 'b' str16 team str16 project
  *   be32 day
+ * and bytes of use (quota): 'Y' str16 team | 'Z' be64 run_num.
+ * meta "auth" = 1 once auth_on applied.
  *
  * Run record:
  *   OFFSET SIZE FIELD
@@ -140,6 +153,8 @@ enum store_db {
     STORE_DB_IXPV,
     STORE_DB_CNT,
     STORE_DB_NODE,
+    STORE_DB_TOKID,
+    STORE_DB_AUDIT,
     STORE_DB_COUNT
 };
 
@@ -198,6 +213,8 @@ struct store_read {
     struct store *s;
     MDB_txn *txn;
     uint64_t applied_index;
+    int is_scoped; /* Only team's runs are visible (store_read_begin). */
+    char team[CONTRACT_MAX_TEAM_BYTES + 1];
     struct rv_buf vbuf; /* vlog read buffer. */
 };
 
@@ -363,6 +380,12 @@ int store__run_status(struct store_wctx *w, const Rv__RunSetStatus *st);
 int store__run_lifecycle(struct store_wctx *w, const char *run_id,
                          enum store_lifecycle to);
 int store__run_purge(struct store_wctx *w, const char *run_id);
+/* Reads: the run number of run_id if the read's scope may see it
+ * (RV_ENOTFOUND otherwise, with the same text as a missing run). */
+int store__read_run_num(struct store_read *r, const char *run_id,
+                        uint64_t *run_num, char *errmsg);
+/* 1 if the read's scope may see a run of team tn[0..n). */
+int store__read_sees(const struct store_read *r, const char *team, size_t n);
 /* Reads: run_num's record (RV_ECORRUPT if missing), and a struct
  * store_run filled from it (params, tags and summaries with is_full). */
 int store__rview_get(struct store_read *r, uint64_t run_num,
@@ -376,6 +399,9 @@ int store__run_fill(struct store_read *r, const struct store__rview *rv,
 size_t store__key_str16(uint8_t *p, const char *s, size_t n);
 /* The counter of key in txn, a read or write transaction (0 when absent):
  * the planner's posting-list sizes and the team quotas. */
+/* Add delta to counter key (a counter at 0 is deleted). */
+int store__cnt_add(struct store_wctx *w, const uint8_t *key, size_t kn,
+                   int64_t delta);
 uint64_t store__cnt_get(MDB_txn *txn, const struct store *s, const uint8_t *key,
                         size_t kn);
 /* Key of the run counter of rr's team into k; returns its length. */
@@ -422,8 +448,43 @@ int store__artifact_chunk(struct store_wctx *w, const Rv__ArtifactChunk *c,
 int store__artifact_release(struct store_wctx *w, const MDB_val *k,
                             const MDB_val *v, void *data);
 /* The quotas of team (0 when unlimited); n is strlen(team). */
+struct store__limits {
+    uint64_t max_runs, max_points_per_run, max_bytes, max_points_per_s;
+    int is_team; /* A team record exists. */
+};
 int store__team_limits(struct store_wctx *w, const char *team, size_t n,
-                       uint64_t *max_runs, uint64_t *max_points);
+                       struct store__limits *lim);
+int store__team_decode(const MDB_val *v, struct store__limits *lim);
+int store__quota_put(struct store_wctx *w, const Rv__QuotaPut *q);
+int store__auth_on(struct store_wctx *w);
+
+/* ---- store_auth.c: authorisation at apply, use, audit ------------------ */
+
+/* What store__authorise learnt about a command, for store__account: the
+ * team it acts in, its run (0: none or not yet created) and its bytes. */
+struct store__cmdctx {
+    char team[CONTRACT_MAX_TEAM_BYTES + 1];
+    uint64_t run_num;
+    uint64_t bytes;
+};
+/* Before a command's body: is its token valid at its stamped time, its
+ * role enough, its team its own (an other team's run: RV_ENOTFOUND), and
+ * the team's byte quota not passed? Commands without a token pass while
+ * auth is off, and internal ones (membership, noop, auth_on) always.
+ * Errors: RV_EUNAUTHENTICATED, RV_EPERM, RV_ENOTFOUND, RV_EEXIST,
+ * RV_EQUOTA, local faults. */
+int store__authorise(struct store_wctx *w, const Rv__Command *c,
+                     struct store__cmdctx *ctx);
+/* After it succeeded: bytes of use, the audit record. */
+int store__account(struct store_wctx *w, const Rv__Command *c,
+                   uint16_t cmd_no, struct store__cmdctx *ctx);
+int store__auth_on_get(MDB_txn *txn, const struct store *s);
+const char *store__command_run_id(const Rv__Command *c);
+int store__command_role(const Rv__Command *c);
+int store__command_is_internal(const Rv__Command *c);
+int store__token_decode_rec(const MDB_val *k, const MDB_val *v,
+                            struct store_token *t);
+int store__token_encode_rec(const struct store_token *t, struct rv_buf *b);
 int store__team_put(struct store_wctx *w, const Rv__TeamPut *t);
 int store__token_put(struct store_wctx *w, const Rv__TokenPut *t);
 int store__token_del(struct store_wctx *w, const Rv__TokenDel *t);

@@ -119,7 +119,7 @@ store_log_lines(struct store_read *r, const char *run_id, uint64_t from_line,
                          CONTRACT_MAX_LOG_LINES_READ);
         return RV_EINVAL;
     }
-    int rc = store__run_num_get(r->txn, r->s, run_id, &run_num, errmsg);
+    int rc = store__read_run_num(r, run_id, &run_num, errmsg);
     if (rc == RV_OK)
         rc = store__rview_get(r, run_num, &rv, errmsg);
     if (rc != RV_OK)

@@ -378,11 +378,11 @@ store__log_batch(struct store_wctx *w, const Rv__LogBatch *b,
     const Rv__Metrics *m = b->metrics;
     if ((rc = store__metrics_check(m, w->errmsg)) != RV_OK)
         return rc;
-    uint64_t max_runs, max_points;
-    rc = store__team_limits(w, rr.str[RUN_TEAM], rr.len[RUN_TEAM], &max_runs,
-                            &max_points);
+    struct store__limits lim;
+    rc = store__team_limits(w, rr.str[RUN_TEAM], rr.len[RUN_TEAM], &lim);
     if (rc != RV_OK)
         return rc;
+    uint64_t max_points = lim.max_points_per_run;
     if (max_points > 0 && rr.n_points + m->n_values > max_points) {
         rv_errmsg_printf(w->errmsg,
                          "run '%.64s' would exceed its team's "

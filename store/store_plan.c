@@ -665,9 +665,31 @@ store__page_fill(struct store__exec *x, size_t per_page,
     return RV_OK;
 }
 
+static int store__query_scoped(struct store_read *r,
+                               const struct store_query *q,
+                               struct store_page *page, char *errmsg);
+
+/* The read's scope narrows the query to its team (another team asked for
+ * by name: an empty last page, total 0), then the query runs. */
 int
 store_query_runs(struct store_read *r, const struct store_query *q,
                  struct store_page *page, char *errmsg)
+{
+    struct store_query sq = *q;
+    if (r->is_scoped) {
+        if (q->team != NULL && strcmp(q->team, r->team) != 0) {
+            memset(page, 0, sizeof *page);
+            page->has_total = 1;
+            return RV_OK;
+        }
+        sq.team = r->team;
+    }
+    return store__query_scoped(r, &sq, page, errmsg);
+}
+
+static int
+store__query_scoped(struct store_read *r, const struct store_query *q,
+                    struct store_page *page, char *errmsg)
 {
     struct filter *f = NULL;
     struct store__plan plan = {0};

@@ -10,7 +10,7 @@
 
 /* ---- Counters ---------------------------------------------------------- */
 
-static int
+int
 store__cnt_add(struct store_wctx *w, const uint8_t *key, size_t kn,
                int64_t delta)
 {
@@ -437,6 +437,11 @@ store_analytics(struct store_read *r, enum store_group group, const char *team,
     size_t n = 0, cap = 0;
     *counts = NULL;
     *n_counts = 0;
+    if (r->is_scoped) { /* Only the scope's team is counted. */
+        if (team != NULL && strcmp(team, r->team) != 0)
+            return RV_OK;
+        team = r->team;
+    }
     if ((team && strlen(team) > CONTRACT_MAX_TEAM_BYTES) ||
         (project && strlen(project) > CONTRACT_MAX_SCOPE_BYTES) ||
         (project && !team)) {

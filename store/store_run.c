@@ -232,9 +232,9 @@ store__run_insert(struct store_wctx *w, const Rv__RunCreate *c,
         rr->str[i] = strs[i];
         rr->len[i] = (uint16_t)strlen(strs[i]);
     }
-    uint64_t max_runs, max_points;
-    int rc =
-        store__team_limits(w, team, rr->len[RUN_TEAM], &max_runs, &max_points);
+    struct store__limits lim;
+    int rc = store__team_limits(w, team, rr->len[RUN_TEAM], &lim);
+    uint64_t max_runs = lim.max_runs;
     if (rc != RV_OK)
         return rc;
     uint8_t k[1 + 2 + CONTRACT_MAX_TEAM_BYTES];
@@ -600,14 +600,47 @@ store__run_fill(struct store_read *r, const struct store__rview *rv,
 }
 
 int
+store__read_sees(const struct store_read *r, const char *team, size_t n)
+{
+    return !r->is_scoped ||
+           (strlen(r->team) == n && memcmp(r->team, team, n) == 0);
+}
+
+/* The scope check of every read that names a run: a run the scope may not
+ * see is answered exactly as a run that does not exist. */
+static int
+store__read_rview(struct store_read *r, const char *run_id,
+                  struct store__rview *rv, char *errmsg)
+{
+    uint64_t run_num;
+    int rc = store__run_num_get(r->txn, r->s, run_id, &run_num, errmsg);
+    if (rc == RV_OK)
+        rc = store__rview_get(r, run_num, rv, errmsg);
+    if (rc == RV_OK &&
+        !store__read_sees(r, rv->str[RUN_TEAM], rv->len[RUN_TEAM])) {
+        rv_errmsg_printf(errmsg, "run '%.64s' does not exist", run_id);
+        rc = RV_ENOTFOUND;
+    }
+    return rc;
+}
+
+int
+store__read_run_num(struct store_read *r, const char *run_id,
+                    uint64_t *run_num, char *errmsg)
+{
+    struct store__rview rv;
+    int rc = store__read_rview(r, run_id, &rv, errmsg);
+    if (rc == RV_OK)
+        *run_num = rv.run_num;
+    return rc;
+}
+
+int
 store_run_get(struct store_read *r, const char *run_id, int is_full,
               struct store_run *run, char *errmsg)
 {
-    uint64_t run_num;
     struct store__rview rv;
-    int rc = store__run_num_get(r->txn, r->s, run_id, &run_num, errmsg);
-    if (rc == RV_OK)
-        rc = store__rview_get(r, run_num, &rv, errmsg);
+    int rc = store__read_rview(r, run_id, &rv, errmsg);
     if (rc == RV_OK)
         rc = store__run_fill(r, &rv, is_full, run, errmsg);
     return rc;

@@ -17,7 +17,7 @@ test_every_code_has_a_status(void)
         const char *ec = NULL;
         int status = gateway_status_of(code, &ec);
         CHECK(ec != NULL && ec[0] != '\0');
-        CHECK(status == 400 || status == 404 || status == 409 ||
+        CHECK(status == 400 || status == 401 || status == 403 || status == 404 || status == 409 ||
               status == 413 || status == 429 || status == 500 ||
               status == 503 || status == 507);
         /* Only local faults are 500: every other code has its own row. */
@@ -41,7 +41,10 @@ test_codes_clients_act_on(void)
         {RV_EEXIST, 409, "RESOURCE_ALREADY_EXISTS"},
         {RV_ESTATE, 409, "INVALID_STATE"},
         {RV_ETOOBIG, 413, "REQUEST_TOO_LARGE"},
-        {RV_EQUOTA, 429, "RESOURCE_EXHAUSTED"},
+        {RV_EQUOTA, 507, "RESOURCE_EXHAUSTED"},
+        {RV_ERATE, 429, "RESOURCE_EXHAUSTED"},
+        {RV_EUNAUTHENTICATED, 401, "UNAUTHENTICATED"},
+        {RV_EPERM, 403, "PERMISSION_DENIED"},
         {RV_ENOTLEADER, 503, "TEMPORARILY_UNAVAILABLE"},
         {RV_EUNAVAILABLE, 503, "TEMPORARILY_UNAVAILABLE"},
         {RV_EUNKNOWN, 503, "TEMPORARILY_UNAVAILABLE"},

@@ -518,7 +518,7 @@ check_query(struct world *w, const struct spec *sp, const char *filter,
         struct store_read *r;
         struct store_page page;
         q.page_token = token[0] ? token : NULL;
-        if (store_read_begin(w->s, &r, w->errmsg) != RV_OK ||
+        if (store_read_begin(w->s, STORE_EVERY_TEAM, &r, w->errmsg) != RV_OK ||
             store_query_runs(r, &q, &page, w->errmsg) != RV_OK) {
             fprintf(stderr, "seed %llu iter %d: query failed: %s\n[%s] [%s]\n",
                     (unsigned long long)seed, iter, w->errmsg, filter,
@@ -644,7 +644,7 @@ test_keyset_pages_stay_correct_while_runs_are_added(void)
         struct store_query q = {.order_by = orders[k], .per_page = 40};
         struct store_read *r;
         struct store_page page;
-        CHECK_OK(store_read_begin(w.s, &r, w.errmsg), w.errmsg);
+        CHECK_OK(store_read_begin(w.s, STORE_EVERY_TEAM, &r, w.errmsg), w.errmsg);
         CHECK_OK(store_query_runs(r, &q, &page, w.errmsg), w.errmsg);
         CHECK(page.n_runs == 40 && page.next_page_token[0] != '\0');
         static char token[CONTRACT_PAGE_TOKEN_BYTES];
@@ -685,7 +685,7 @@ test_keyset_pages_stay_correct_while_runs_are_added(void)
         CHECK(at != SIZE_MAX);
         q.page_token = token;
         q.per_page = 1000;
-        CHECK_OK(store_read_begin(w.s, &r, w.errmsg), w.errmsg);
+        CHECK_OK(store_read_begin(w.s, STORE_EVERY_TEAM, &r, w.errmsg), w.errmsg);
         CHECK_OK(store_query_runs(r, &q, &page, w.errmsg), w.errmsg);
         CHECK(page.n_runs == n_all - at - 1);
         for (size_t i = 0; i < page.n_runs; i++)
@@ -703,7 +703,7 @@ test_bad_queries_are_clear_errors(void)
     struct store_read *r;
     struct store_page page;
     CHECK_OK(world_init(&w, 5, 50), w.errmsg);
-    CHECK_OK(store_read_begin(w.s, &r, w.errmsg), w.errmsg);
+    CHECK_OK(store_read_begin(w.s, STORE_EVERY_TEAM, &r, w.errmsg), w.errmsg);
     struct store_query q = {.filter = "metrics.acc >"};
     CHECK_RC(store_query_runs(r, &q, &page, w.errmsg), RV_EPARSE, w.errmsg);
     CHECK(strstr(w.errmsg, "position") != NULL);
@@ -746,7 +746,7 @@ test_analytics_match_the_model(void)
     uint64_t seed = rv_test_seed(31);
     CHECK_OK(world_init(&w, seed, 400), w.errmsg);
     struct store_read *r;
-    CHECK_OK(store_read_begin(w.s, &r, w.errmsg), w.errmsg);
+    CHECK_OK(store_read_begin(w.s, STORE_EVERY_TEAM, &r, w.errmsg), w.errmsg);
     for (int scope = 0; scope < 3; scope++) {
         const char *team = scope >= 1 ? TEAMS[1] : NULL;
         const char *proj = scope == 2 ? PROJECTS[2] : NULL;

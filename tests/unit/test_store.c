@@ -163,7 +163,7 @@ static int
 get_run(struct fx *f, const char *id, struct store_run *run)
 {
     struct store_read *r;
-    int rc = store_read_begin(f->s, &r, f->errmsg);
+    int rc = store_read_begin(f->s, STORE_EVERY_TEAM, &r, f->errmsg);
     if (rc == RV_OK)
         rc = store_run_get(r, id, 1, run, f->errmsg);
     store_read_end(r);
@@ -176,7 +176,7 @@ count_query(struct fx *f, const char *filter, enum store_view view)
     struct store_read *r;
     struct store_page page;
     struct store_query q = {.filter = filter, .view = view, .per_page = 1000};
-    if (store_read_begin(f->s, &r, f->errmsg) != RV_OK ||
+    if (store_read_begin(f->s, STORE_EVERY_TEAM, &r, f->errmsg) != RV_OK ||
         store_query_runs(r, &q, &page, f->errmsg) != RV_OK)
         abort();
     size_t n = page.n_runs;
@@ -333,7 +333,7 @@ test_metric_summaries_and_history(void)
     struct store_read *r;
     struct store_point *pts;
     size_t n;
-    CHECK_OK(store_read_begin(f.s, &r, f.errmsg), f.errmsg);
+    CHECK_OK(store_read_begin(f.s, STORE_EVERY_TEAM, &r, f.errmsg), f.errmsg);
     struct store_history_query q = {"r", "acc", "", INT64_MIN, INT64_MAX, 0};
     CHECK_OK(store_metric_history(r, &q, &pts, &n, f.errmsg), f.errmsg);
     CHECK(n == 2 && pts[0].step == 1 && isnan(pts[0].value) &&
@@ -386,7 +386,7 @@ test_downsampling_keeps_extremes_and_caps_size(void)
     struct store_read *r;
     struct store_point *pts;
     size_t n;
-    CHECK_OK(store_read_begin(f.s, &r, f.errmsg), f.errmsg);
+    CHECK_OK(store_read_begin(f.s, STORE_EVERY_TEAM, &r, f.errmsg), f.errmsg);
     struct store_history_query q = {"r",       "loss",    "",
                                     INT64_MIN, INT64_MAX, 1000};
     CHECK_OK(store_metric_history(r, &q, &pts, &n, f.errmsg), f.errmsg);
@@ -614,7 +614,7 @@ count_status(struct fx *f, const char *label)
     struct store_count *cs;
     size_t n;
     uint64_t v = 0;
-    if (store_read_begin(f->s, &r, f->errmsg) != RV_OK ||
+    if (store_read_begin(f->s, STORE_EVERY_TEAM, &r, f->errmsg) != RV_OK ||
         store_analytics(r, STORE_GROUP_STATUS, NULL, NULL, &cs, &n,
                         f->errmsg) != RV_OK)
         abort();
@@ -705,7 +705,7 @@ test_log_lines_by_range(void)
     struct store_log_line *out;
     size_t n;
     uint64_t next;
-    CHECK_OK(store_read_begin(f.s, &r, f.errmsg), f.errmsg);
+    CHECK_OK(store_read_begin(f.s, STORE_EVERY_TEAM, &r, f.errmsg), f.errmsg);
     static const struct {
         uint64_t from;
         size_t max, want_n;
@@ -773,7 +773,7 @@ read_back(struct fx *f, const char *run, const char *path, uint64_t off,
           size_t n, struct rv_buf *out)
 {
     struct store_read *r;
-    int rc = store_read_begin(f->s, &r, f->errmsg);
+    int rc = store_read_begin(f->s, STORE_EVERY_TEAM, &r, f->errmsg);
     if (rc == RV_OK)
         rc = store_artifact_read(r, run, path, off, n, out, f->errmsg);
     store_read_end(r);
@@ -809,7 +809,7 @@ test_artifacts_checked_deduplicated_and_purged(void)
     CHECK(upload(&f, "b", "bad.bin", data, 5000, 4000, 1) == RV_EINVAL);
     struct store_read *r;
     struct store_artifact art;
-    CHECK_OK(store_read_begin(f.s, &r, f.errmsg), f.errmsg);
+    CHECK_OK(store_read_begin(f.s, STORE_EVERY_TEAM, &r, f.errmsg), f.errmsg);
     CHECK_OK(store_artifact_get(r, "b", "bad.bin", &art, f.errmsg), f.errmsg);
     CHECK(!art.is_complete && art.size == 4000);
     store_artifact_free(&art);
@@ -946,37 +946,49 @@ test_team_quotas_and_tokens(void)
     batch_point(&b, "m", NULL, 0, 0, 0); /* The first point again. */
     CHECK(apply1(&f, &b.cmd) == RV_EQUOTA);
     batch_free(&b);
-    /* Tokens. */
+    /* Tokens (open mode: commands without a token apply). */
     uint8_t sha[32];
     memset(sha, 0x5a, sizeof sha);
     Rv__TokenPut tp = RV__TOKEN_PUT__INIT;
     tp.token_sha256.data = sha;
     tp.token_sha256.len = 32;
     tp.team = "vision";
+    tp.token_id = "00112233445566ff";
+    tp.name = "ci";
     tp.has_role = 1;
-    tp.role = RV__ROLE__ROLE_EDIT;
+    tp.role = RV__ROLE__ROLE_WRITER;
     cmd.body_case = RV__COMMAND__BODY_TOKEN_PUT;
     cmd.token_put = &tp;
+    CHECK(apply1(&f, &cmd) == RV_ENOTFOUND); /* No team vision yet. */
+    Rv__TeamPut tv = RV__TEAM_PUT__INIT;
+    tv.team = "vision";
+    Rv__Command tcmd = RV__COMMAND__INIT;
+    tcmd.body_case = RV__COMMAND__BODY_TEAM_PUT;
+    tcmd.team_put = &tv;
+    CHECK_OK(apply1(&f, &tcmd), f.last.message);
+    CHECK(apply1(&f, &tcmd) == RV_EEXIST);
     CHECK_OK(apply1(&f, &cmd), f.last.message);
+    CHECK(apply1(&f, &cmd) == RV_EEXIST);
     struct store_read *r;
-    char team[80];
-    int role;
-    CHECK_OK(store_read_begin(f.s, &r, f.errmsg), f.errmsg);
-    CHECK_OK(store_token_get(r, sha, team, sizeof team, &role, f.errmsg),
+    struct store_token tok;
+    CHECK_OK(store_read_begin(f.s, STORE_EVERY_TEAM, &r, f.errmsg), f.errmsg);
+    CHECK_OK(store_token_get(r, "00112233445566ff", &tok, f.errmsg),
              f.errmsg);
-    CHECK(strcmp(team, "vision") == 0 && role == RV__ROLE__ROLE_EDIT);
+    CHECK(strcmp(tok.team, "vision") == 0 &&
+          tok.role == RV__ROLE__ROLE_WRITER && !tok.is_revoked &&
+          strcmp(tok.name, "ci") == 0 && memcmp(tok.sha256, sha, 32) == 0);
     store_read_end(r);
     tp.token_sha256.len = 31;
     CHECK(apply1(&f, &cmd) == RV_EINVAL);
     Rv__TokenDel td = RV__TOKEN_DEL__INIT;
-    td.token_sha256.data = sha;
-    td.token_sha256.len = 32;
+    td.token_id = "00112233445566ff";
     cmd.body_case = RV__COMMAND__BODY_TOKEN_DEL;
     cmd.token_del = &td;
     CHECK_OK(apply1(&f, &cmd), f.last.message);
-    CHECK_OK(store_read_begin(f.s, &r, f.errmsg), f.errmsg);
-    CHECK_RC(store_token_get(r, sha, team, sizeof team, &role, f.errmsg),
-             RV_ENOTFOUND, f.errmsg);
+    CHECK_OK(store_read_begin(f.s, STORE_EVERY_TEAM, &r, f.errmsg), f.errmsg);
+    CHECK_OK(store_token_get(r, "00112233445566ff", &tok, f.errmsg),
+             f.errmsg);
+    CHECK(tok.is_revoked && tok.revoked_index > 0);
     store_read_end(r);
     fx_done(&f);
 }
@@ -1337,7 +1349,7 @@ test_node_records(void)
     CHECK(node_put(&f, 3, longaddr, NULL) == RV_EINVAL);
     /* A later put replaces the record. */
     CHECK(node_put(&f, 2, "127.0.0.1:7492", "tcp://127.0.0.9:1") == RV_OK);
-    CHECK_OK(store_read_begin(f.s, &r, f.errmsg), f.errmsg);
+    CHECK_OK(store_read_begin(f.s, STORE_EVERY_TEAM, &r, f.errmsg), f.errmsg);
     CHECK_OK(store_nodes_list(r, &nodes, &n, f.errmsg), f.errmsg);
     CHECK(n == 2 && nodes[0].id == 1 && nodes[1].id == 2);
     CHECK(strcmp(nodes[0].rpc_addr, "") == 0);
@@ -1351,7 +1363,7 @@ test_node_records(void)
     cmd.node_del = &nd;
     CHECK(apply1(&f, &cmd) == RV_OK);
     CHECK(apply1(&f, &cmd) == RV_OK); /* Deleting again is a no-op. */
-    CHECK_OK(store_read_begin(f.s, &r, f.errmsg), f.errmsg);
+    CHECK_OK(store_read_begin(f.s, STORE_EVERY_TEAM, &r, f.errmsg), f.errmsg);
     CHECK_OK(store_nodes_list(r, &nodes, &n, f.errmsg), f.errmsg);
     CHECK(n == 1 && nodes[0].id == 2);
     free(nodes);
