@@ -543,6 +543,8 @@ rvc_fetch(void *data, const char *addr, uint64_t from, uint64_t to,
     fr.max_bytes = CONTRACT_MAX_FETCH_BYTES;
     req.body_case = RV__REQUEST__BODY_FETCH;
     req.fetch = &fr;
+    if (f != NULL && f->token != NULL)
+        req.token = (char *)f->token;
     int rc = rvc_call_once(addr, &req,
                            f != NULL && f->timeout_ms ? f->timeout_ms : 10000,
                            &resp, errmsg);

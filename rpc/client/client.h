@@ -86,6 +86,8 @@ int rvc_resolve_http(const char *url, unsigned timeout_ms, char *rpc_addr,
  * at most CONTRACT_MAX_FETCH_BYTES of records per call. */
 struct rvc_fetcher {
     unsigned timeout_ms; /* 0 = 10 s */
+    const char *token;   /* The node's credential (base/token.h), or NULL;
+                            borrowed. Peers over TLS need none. */
 };
 int rvc_fetch(void *data, const char *addr, uint64_t from, uint64_t to,
               struct rv_buf *out, char *errmsg);
