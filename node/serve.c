@@ -621,7 +621,7 @@ rv_cmd_serve(int argc, char **argv)
     struct replica_peer peers[REPLICA_MAX_PEERS];
     uint64_t workers;
     static struct node n; /* Lives for the process. */
-    static struct rvc_fetcher fetcher = {10000};
+    static struct rvc_fetcher fetcher = {10000, NULL};
 
     int is_help = node__settings(argc, argv, &st);
     if (is_help == CLI_FLAGS_HELP)
