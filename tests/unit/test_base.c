@@ -6,6 +6,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/parse.h"
+#include "base/token.h"
 #include "tests/lib/harness.h"
 
 #include <math.h>
@@ -221,7 +222,76 @@ test_log_levels_parse_and_filter(void)
     CHECK(rv_clock_mono_ns() >= t0);
 }
 
+/* ---- Tokens -------------------------------------------------------------- */
+
+static void
+test_tokens_are_random_parsed_and_hashed(void)
+{
+    char a[RV_TOKEN_TEXT_CHARS + 1], b[RV_TOKEN_TEXT_CHARS + 1];
+    char ida[RV_TOKEN_ID_CHARS + 1], idb[RV_TOKEN_ID_CHARS + 1];
+    char id[RV_TOKEN_ID_CHARS + 1];
+    uint8_t ha[RV_TOKEN_SHA256], hb[RV_TOKEN_SHA256], h[RV_TOKEN_SHA256];
+    CHECK(rv_token_make(a, ida, ha) == RV_OK);
+    CHECK(rv_token_make(b, idb, hb) == RV_OK);
+    CHECK(strlen(a) == RV_TOKEN_TEXT_CHARS && strncmp(a, "rvt_", 4) == 0);
+    CHECK(strcmp(a, b) != 0 && strcmp(ida, idb) != 0);
+    CHECK(rv_token_parse(a, strlen(a), id) == RV_OK && strcmp(id, ida) == 0);
+    rv_token_hash(a, strlen(a), h);
+    CHECK(rv_token_hash_equal(h, ha) && !rv_token_hash_equal(h, hb));
+    CHECK(rv_token_id_valid(ida, strlen(ida)));
+    char bad[RV_TOKEN_TEXT_CHARS + 2];
+    memcpy(bad, a, sizeof a);
+    bad[10] = 'G'; /* Not lower-case hex. */
+    CHECK(rv_token_parse(bad, strlen(bad), id) == RV_EUNAUTHENTICATED);
+    memcpy(bad, a, sizeof a);
+    bad[RV_TOKEN_ID_CHARS + 4] = '-'; /* The separator. */
+    CHECK(rv_token_parse(bad, strlen(bad), id) == RV_EUNAUTHENTICATED);
+    CHECK(rv_token_parse(a, strlen(a) - 1, id) == RV_EUNAUTHENTICATED);
+    CHECK(rv_token_parse(NULL, 0, id) == RV_EUNAUTHENTICATED);
+}
+
+static void
+test_authorization_header_takes_exactly_a_bearer_token(void)
+{
+    char t[RV_TOKEN_TEXT_CHARS + 1], id[RV_TOKEN_ID_CHARS + 1];
+    char v[RV_TOKEN_MAX_HEADER + 64];
+    uint8_t h[RV_TOKEN_SHA256];
+    const char *tok;
+    size_t tn;
+    CHECK(rv_token_make(t, id, h) == RV_OK);
+    /* Each case is its prefix, the token, its suffix. */
+    static const char *const good[][2] = {
+        {"Bearer ", ""}, {"bearer ", ""}, {"BEARER   ", ""}};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(v, sizeof v, "%s%s%s", good[i][0], t, good[i][1]);
+        CHECK(rv_token_from_header(v, strlen(v), &tok, &tn) == RV_OK);
+        CHECK(tn == strlen(t) && memcmp(tok, t, tn) == 0);
+    }
+    static const char *const bad[][2] = {
+        {"Basic ", ""},     {"Bearer", ""},
+        {"Bearer ", " "},   {"Bearer ", ", Bearer x"},
+        {"Bearer\t", ""},   {"Bearer ", "\x01"},
+        {"Token ", ""},     {" Bearer ", ""},
+        {"Bearer ", "\xff"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(v, sizeof v, "%s%s%s", bad[i][0], t, bad[i][1]);
+        CHECK(rv_token_from_header(v, strlen(v), &tok, &tn) ==
+              RV_EUNAUTHENTICATED);
+    }
+    CHECK(rv_token_from_header("Bearer ", 7, &tok, &tn) == RV_EUNAUTHENTICATED);
+    CHECK(rv_token_from_header(NULL, 0, &tok, &tn) == RV_ENOTFOUND);
+    CHECK(rv_token_from_header("", 0, &tok, &tn) == RV_ENOTFOUND);
+    memset(v, 'a', sizeof v);
+    memcpy(v, "Bearer ", 7);
+    CHECK(rv_token_from_header(v, RV_TOKEN_MAX_HEADER + 1, &tok, &tn) ==
+          RV_EUNAUTHENTICATED);
+}
+
 static const struct rv_test tests[] = {
+    {"tokens_are_random_parsed_and_hashed",
+     test_tokens_are_random_parsed_and_hashed},
+    {"authorization_header_takes_exactly_a_bearer_token",
+     test_authorization_header_takes_exactly_a_bearer_token},
     {"every_error_code_has_a_text_and_a_name",
      test_every_error_code_has_a_text_and_a_name},
     {"errname_out_of_range_names_no_code",

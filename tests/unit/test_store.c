@@ -2,6 +2,7 @@
  * lifecycle, quotas, idempotency), malformed entries, and the determinism
  * of the digest across replicas, rebuilds, verify and replays. */
 #include "base/clock.h"
+#include "base/token.h"
 #include "proto/metrics_builder.h"
 #include "proto/proto.h"
 #include "store/store.h"
@@ -991,6 +992,307 @@ test_team_quotas_and_tokens(void)
     fx_done(&f);
 }
 
+/* ---- Authorisation at apply, scoped reads, quotas, audit ---------------- */
+
+/* A command acting as token_id (NULL: none) at time now. */
+static int
+as(struct fx *f, Rv__Command *cmd, const char *token_id, int64_t now)
+{
+    cmd->token_id = (char *)token_id;
+    cmd->has_stamped_at_ms = 1;
+    cmd->stamped_at_ms = now;
+    int rc = apply1(f, cmd);
+    cmd->token_id = NULL;
+    return rc;
+}
+
+static int
+team_make(struct fx *f, const char *team, const char *by)
+{
+    Rv__Command cmd = RV__COMMAND__INIT;
+    Rv__TeamPut t = RV__TEAM_PUT__INIT;
+    t.team = (char *)team;
+    cmd.body_case = RV__COMMAND__BODY_TEAM_PUT;
+    cmd.team_put = &t;
+    return as(f, &cmd, by, 1);
+}
+
+static int
+token_make(struct fx *f, const char *id, const char *team, Rv__Role role,
+           int64_t expires, const char *by)
+{
+    uint8_t sha[32];
+    Rv__Command cmd = RV__COMMAND__INIT;
+    Rv__TokenPut tp = RV__TOKEN_PUT__INIT;
+    rv_token_hash(id, strlen(id), sha);
+    tp.token_sha256.data = sha;
+    tp.token_sha256.len = 32;
+    tp.team = (char *)team;
+    tp.token_id = (char *)id;
+    tp.has_role = 1;
+    tp.role = role;
+    tp.has_expires_at_ms = expires != 0;
+    tp.expires_at_ms = expires;
+    cmd.body_case = RV__COMMAND__BODY_TOKEN_PUT;
+    cmd.token_put = &tp;
+    return as(f, &cmd, by, 1);
+}
+
+static int
+run_in(struct fx *f, const char *id, const char *team, const char *by)
+{
+    Rv__Command cmd = RV__COMMAND__INIT;
+    Rv__RunCreate c = RV__RUN_CREATE__INIT;
+    Rv__KV kv = RV__KV__INIT, *kvs[1] = {&kv};
+    kv.key = "secret";
+    kv.value = (char *)team;
+    c.run_id = (char *)id;
+    c.team = (char *)team;
+    c.project = "p";
+    c.experiment = "e";
+    c.created_at_ms = 5;
+    c.n_params = 1;
+    c.params = kvs;
+    cmd.body_case = RV__COMMAND__BODY_RUN_CREATE;
+    cmd.run_create = &c;
+    return as(f, &cmd, by, 5);
+}
+
+static int
+points_to(struct fx *f, const char *run_id, int n, const char *by, int64_t now)
+{
+    struct batch b;
+    batch_init(&b, run_id);
+    for (int i = 0; i < n; i++)
+        batch_point(&b, "loss", NULL, i, i, 1.0 / (i + 1));
+    int rc = as(f, &b.cmd, by, now);
+    batch_free(&b);
+    return rc;
+}
+
+static int
+simple(struct fx *f, Rv__Command__BodyCase kind, const char *run_id,
+       const char *by)
+{
+    Rv__Command cmd = RV__COMMAND__INIT;
+    Rv__RunRef ref = RV__RUN_REF__INIT;
+    Rv__AuthOn on = RV__AUTH_ON__INIT;
+    ref.run_id = (char *)run_id;
+    cmd.body_case = kind;
+    cmd.run_delete = &ref; /* A union: every RunRef body shares it. */
+    if (kind == RV__COMMAND__BODY_AUTH_ON)
+        cmd.auth_on = &on;
+    return as(f, &cmd, by, 10);
+}
+
+#define ADM "a000000000000000" /* cluster-admin */
+#define W0  "b000000000000000" /* writer of t0 */
+#define R0  "c000000000000000" /* reader of t0 */
+#define A0  "d000000000000000" /* admin of t0 */
+#define W1  "e000000000000000" /* writer of t1 */
+#define X0  "f000000000000000" /* writer of t0, expires at 100 */
+
+/* The same script on two stores gives the same codes and digests. */
+static void
+auth_script(struct fx *f)
+{
+    CHECK_RC(simple(f, RV__COMMAND__BODY_AUTH_ON, NULL, NULL), RV_ESTATE,
+             f->last.message); /* No cluster-admin token yet. */
+    CHECK_OK(token_make(f, ADM, "*", RV__ROLE__ROLE_CLUSTER_ADMIN, 0, NULL),
+             f->last.message);
+    CHECK_OK(simple(f, RV__COMMAND__BODY_AUTH_ON, NULL, NULL), f->last.message);
+    CHECK_RC(team_make(f, "t0", NULL), RV_EUNAUTHENTICATED, f->last.message);
+    CHECK_OK(team_make(f, "t0", ADM), f->last.message);
+    CHECK_OK(team_make(f, "t1", ADM), f->last.message);
+    CHECK_OK(token_make(f, A0, "t0", RV__ROLE__ROLE_ADMIN, 0, ADM),
+             f->last.message);
+    /* A team admin makes its team's tokens, not others' or cluster ones. */
+    CHECK_OK(token_make(f, W0, "t0", RV__ROLE__ROLE_WRITER, 0, A0),
+             f->last.message);
+    CHECK_OK(token_make(f, R0, "t0", RV__ROLE__ROLE_READER, 0, A0),
+             f->last.message);
+    CHECK_OK(token_make(f, X0, "t0", RV__ROLE__ROLE_WRITER, 100, A0),
+             f->last.message);
+    CHECK_RC(token_make(f, W1, "t1", RV__ROLE__ROLE_WRITER, 0, A0), RV_EPERM,
+             f->last.message);
+    CHECK_RC(token_make(f, "0100000000000000", "*",
+                        RV__ROLE__ROLE_CLUSTER_ADMIN, 0, A0),
+             RV_EPERM, f->last.message);
+    CHECK_RC(team_make(f, "t2", A0), RV_EPERM, f->last.message);
+    CHECK_OK(token_make(f, W1, "t1", RV__ROLE__ROLE_WRITER, 0, ADM),
+             f->last.message);
+    /* Runs: own team only; a reader writes nothing. */
+    CHECK_OK(run_in(f, "r0", "t0", W0), f->last.message);
+    CHECK_RC(run_in(f, "r0b", "t1", W0), RV_EPERM, f->last.message);
+    CHECK_RC(run_in(f, "r0c", "t0", R0), RV_EPERM, f->last.message);
+    CHECK_OK(run_in(f, "r1", "t1", W1), f->last.message);
+    CHECK_RC(run_in(f, "r0", "t1", W1), RV_EEXIST, f->last.message);
+    CHECK_OK(points_to(f, "r0", 10, W0, 50), f->last.message);
+    CHECK_RC(points_to(f, "r0", 10, W1, 50), RV_ENOTFOUND, f->last.message);
+    CHECK_RC(points_to(f, "r0", 1, "9999999999999999", 50), RV_EUNAUTHENTICATED,
+             f->last.message);
+    CHECK_RC(points_to(f, "r0", 1, NULL, 50), RV_EUNAUTHENTICATED,
+             f->last.message);
+    /* Expiry at the command's stamped time. */
+    CHECK_OK(points_to(f, "r0", 1, X0, 99), f->last.message);
+    CHECK_RC(points_to(f, "r0", 1, X0, 100), RV_EUNAUTHENTICATED,
+             f->last.message);
+    /* Lifecycle needs admin of the run's team. */
+    CHECK_RC(simple(f, RV__COMMAND__BODY_RUN_DELETE, "r0", W0), RV_EPERM,
+             f->last.message);
+    CHECK_RC(simple(f, RV__COMMAND__BODY_RUN_DELETE, "r1", A0), RV_ENOTFOUND,
+             f->last.message);
+    CHECK_OK(simple(f, RV__COMMAND__BODY_RUN_DELETE, "r0", A0),
+             f->last.message);
+    CHECK_OK(simple(f, RV__COMMAND__BODY_RUN_RESTORE, "r0", A0),
+             f->last.message);
+    /* Revocation: at its index, for every later command. */
+    Rv__Command cmd = RV__COMMAND__INIT;
+    Rv__TokenDel td = RV__TOKEN_DEL__INIT;
+    td.token_id = W0;
+    cmd.body_case = RV__COMMAND__BODY_TOKEN_DEL;
+    cmd.token_del = &td;
+    CHECK_RC(as(f, &cmd, W1, 60), RV_EPERM, f->last.message);
+    CHECK_OK(points_to(f, "r0", 1, W0, 60), f->last.message);
+    CHECK_OK(as(f, &cmd, A0, 60), f->last.message);
+    CHECK_RC(points_to(f, "r0", 1, W0, 61), RV_EUNAUTHENTICATED,
+             f->last.message);
+}
+
+static void
+test_auth_at_apply_is_deterministic(void)
+{
+    struct fx a, b;
+    uint8_t da[STORE_DIGEST_BYTES], db[STORE_DIGEST_BYTES];
+    fx_init(&a, "auth_a");
+    fx_init(&b, "auth_b");
+    auth_script(&a);
+    auth_script(&b);
+    store_digest(a.s, da);
+    store_digest(b.s, db);
+    CHECK(memcmp(da, db, sizeof da) == 0);
+    /* The revoked token is listed revoked at the index it was revoked. */
+    struct store_read *r;
+    struct store_token t;
+    CHECK_OK(store_read_begin(a.s, STORE_EVERY_TEAM, &r, a.errmsg), a.errmsg);
+    CHECK_OK(store_token_get(r, W0, &t, a.errmsg), a.errmsg);
+    CHECK(t.is_revoked && t.revoked_index > 0 && t.revoked_index < a.index);
+    CHECK(store_auth_is_on(r));
+    store_read_end(r);
+    fx_done(&a);
+    fx_done(&b);
+}
+
+/* Every read of a team's scope hides the other team's runs. */
+static void
+test_reads_are_scoped_to_a_team(void)
+{
+    struct fx f;
+    struct store_read *r;
+    struct store_run run;
+    struct store_page page;
+    struct store_point *pts = NULL;
+    size_t n_pts = 0;
+    fx_init(&f, "scope");
+    auth_script(&f);
+    CHECK_OK(store_read_begin(f.s, "t1", &r, f.errmsg), f.errmsg);
+    CHECK_RC(store_run_get(r, "r0", 1, &run, f.errmsg), RV_ENOTFOUND, f.errmsg);
+    CHECK(strstr(f.errmsg, "does not exist") != NULL);
+    struct store_history_query hq = {"r0",      "loss",    NULL,
+                                     INT64_MIN, INT64_MAX, 0};
+    CHECK_RC(store_metric_history(r, &hq, &pts, &n_pts, f.errmsg), RV_ENOTFOUND,
+             f.errmsg);
+    const char *filters[] = {"params.secret = 't0'", "metrics.loss < 10",
+                             "attributes.name LIKE '%'", NULL};
+    for (int i = 0; i <= 3; i++) {
+        struct store_query q = {0};
+        q.filter = filters[i];
+        q.order_by = i == 1 ? "metrics.loss" : NULL;
+        q.view = STORE_VIEW_ALL;
+        CHECK_OK(store_query_runs(r, &q, &page, f.errmsg), f.errmsg);
+        for (size_t k = 0; k < page.n_runs; k++)
+            CHECK(strcmp(page.runs[k].team, "t1") == 0);
+        CHECK(!page.has_total || page.total == page.n_runs);
+        store_page_free(&page);
+    }
+    struct store_query q0 = {0};
+    q0.team = "t0";
+    CHECK_OK(store_query_runs(r, &q0, &page, f.errmsg), f.errmsg);
+    CHECK(page.n_runs == 0 && page.has_total && page.total == 0);
+    store_page_free(&page);
+    struct store_count *cs;
+    size_t n_cs;
+    CHECK_OK(store_analytics(r, STORE_GROUP_PROJECT, NULL, NULL, &cs, &n_cs,
+                             f.errmsg),
+             f.errmsg);
+    CHECK(n_cs == 1 && cs[0].n == 1); /* r1 only. */
+    store_counts_free(cs, n_cs);
+    struct store_token *toks;
+    size_t n_toks;
+    CHECK_OK(store_tokens_list(r, NULL, &toks, &n_toks, f.errmsg), f.errmsg);
+    for (size_t i = 0; i < n_toks; i++)
+        CHECK(strcmp(toks[i].team, "t1") == 0);
+    CHECK(n_toks == 1);
+    free(toks);
+    store_read_end(r);
+    /* The owner sees its run. */
+    CHECK_OK(store_read_begin(f.s, "t0", &r, f.errmsg), f.errmsg);
+    CHECK_OK(store_run_get(r, "r0", 0, &run, f.errmsg), f.errmsg);
+    store_run_free(&run);
+    store_read_end(r);
+    fx_done(&f);
+}
+
+static void
+test_byte_quota_and_audit(void)
+{
+    struct fx f;
+    struct store_read *r;
+    struct store_team *teams;
+    struct store_audit *ev;
+    size_t n, n_ev;
+    fx_init(&f, "bytes");
+    auth_script(&f);
+    Rv__Command cmd = RV__COMMAND__INIT;
+    Rv__QuotaPut qp = RV__QUOTA_PUT__INIT;
+    qp.team = "t1";
+    qp.has_max_bytes = 1;
+    qp.max_bytes = 2000;
+    cmd.body_case = RV__COMMAND__BODY_QUOTA_PUT;
+    cmd.quota_put = &qp;
+    CHECK_RC(as(&f, &cmd, W1, 70), RV_EPERM, f.last.message);
+    CHECK_OK(as(&f, &cmd, ADM, 70), f.last.message);
+    int n_ok = 0, rc;
+    while ((rc = points_to(&f, "r1", 20, W1, 71)) == RV_OK && n_ok < 1000)
+        n_ok++;
+    CHECK(rc == RV_EQUOTA && n_ok > 0);
+    CHECK_OK(store_read_begin(f.s, "t1", &r, f.errmsg), f.errmsg);
+    CHECK_OK(store_teams_list(r, NULL, &teams, &n, f.errmsg), f.errmsg);
+    CHECK(n == 1 && strcmp(teams[0].team, "t1") == 0 &&
+          teams[0].n_bytes <= 2000 && teams[0].n_bytes > 1000 &&
+          teams[0].n_runs == 1 && teams[0].max_bytes == 2000);
+    free(teams);
+    /* A team's scope sees its own audit events only. */
+    CHECK_OK(store_audit_list(r, NULL, 0, 100, &ev, &n_ev, f.errmsg), f.errmsg);
+    CHECK(n_ev >= 2);
+    for (size_t i = 0; i < n_ev; i++)
+        CHECK(strcmp(ev[i].team, "t1") == 0);
+    free(ev);
+    store_read_end(r);
+    CHECK_OK(store_read_begin(f.s, STORE_EVERY_TEAM, &r, f.errmsg), f.errmsg);
+    CHECK_OK(store_audit_list(r, NULL, 0, 100, &ev, &n_ev, f.errmsg), f.errmsg);
+    int seen_revoke = 0;
+    for (size_t i = 0; i < n_ev; i++)
+        if (strcmp(ev[i].action, "token_del") == 0 &&
+            strcmp(ev[i].token_id, A0) == 0 && strcmp(ev[i].target, W0) == 0 &&
+            ev[i].time_ms == 60 && ev[i].index > 0)
+            seen_revoke = 1;
+    CHECK(seen_revoke);
+    free(ev);
+    store_read_end(r);
+    fx_done(&f);
+}
+
 /* ---- Determinism: random command streams ------------------------------- */
 
 /* Entries of a random stream, kept encoded so they can be replayed. */
@@ -1513,6 +1815,9 @@ test_mutated_entries_never_crash_and_stay_deterministic(void)
 }
 
 static const struct rv_test tests[] = {
+    {"auth_at_apply_is_deterministic", test_auth_at_apply_is_deterministic},
+    {"reads_are_scoped_to_a_team", test_reads_are_scoped_to_a_team},
+    {"byte_quota_and_audit", test_byte_quota_and_audit},
     {"run_create_and_resume_modes", test_run_create_and_resume_modes},
     {"params_are_write_once_and_batches_all_or_nothing",
      test_params_are_write_once_and_batches_all_or_nothing},
