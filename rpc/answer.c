@@ -411,6 +411,16 @@ rpc__admit(struct rpc_caller *c, const Rv__Request *req,
         if (rc == RV_OK)
             rc = rpc__authorise(req, p, errmsg);
     }
+    if (rc == RV_EUNAUTHENTICATED && rpc__is_forwardable(req)) {
+        /* A follower may not have applied a new token yet: the leader,
+         * which has, decides. */
+        struct replica_info info;
+        replica_info(c->s->rep, &info);
+        if (info.state != RAFT_LEADER) {
+            rpc__not_leader(c, rp);
+            return RV_ENOTLEADER;
+        }
+    }
     if (rc != RV_OK)
         rpc__fail(rp, rc, errmsg);
     return rc;
