@@ -32,7 +32,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
-from rvfixture import NodeProc, http_get, serve_argv  # noqa: E402
+from rvfixture import NodeProc, http_get, serve_argv, set_token  # noqa: E402,E501
 
 CLONE_NEWNET = 0x40000000
 SUBNET = "10.77.0"
@@ -217,10 +217,13 @@ class Node(NodeProc):
     def start(self, join=None):
         os.makedirs(self.dir, exist_ok=True)
         c = self.c
+        # The namespaces' addresses are not loopback: auth off needs
+        # --insecure (the test's own network).
         extra = ["--election-ms", str(c.election_ms),
                  "--heartbeat-ms", str(c.heartbeat_ms),
                  "--snapshot-bytes", str(c.snapshot_bytes),
                  "--rpc-workers", "8"]
+        extra += ["--auth", "on"] if c.auth else ["--insecure"]
         if c.segment_bytes:
             extra += ["--segment-bytes", str(c.segment_bytes)]
         args = ["ip", "netns", "exec", self.ns] + serve_argv(
@@ -257,8 +260,11 @@ class Cluster:
     """n nodes of one durability mode, in a fresh temporary dir."""
 
     def __init__(self, net, binary, durability="buffered", n=None,
-                 election_ms=600, heartbeat_ms=60, snapshot_bytes=67108864):
+                 election_ms=600, heartbeat_ms=60, snapshot_bytes=67108864,
+                 auth=False):
         self.net = net
+        self.auth = auth
+        self.token = None  # The cluster-admin token once auth is on.
         self.binary = binary
         self.durability = durability
         self.election_ms = election_ms
@@ -286,8 +292,26 @@ class Cluster:
     def start(self):
         for n in self.nodes[:self.n_initial]:
             n.start()
+        if self.auth:
+            self.token = self.admin_token(20)
+            set_token(self.token)
         if self.wait_leader(20) is None:
             raise RuntimeError("no leader within 20 s")
+
+    def admin_token(self, timeout):
+        """The bootstrap cluster-admin token, from the data dir of the node
+        that wrote it (DATA_DIR/admin.token)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for n in self.nodes[:self.n_initial]:
+                path = os.path.join(n.dir, "admin.token")
+                if os.path.exists(path):
+                    with open(path) as f:
+                        tok = f.read().strip()
+                    if tok:
+                        return tok
+            time.sleep(0.1)
+        raise RuntimeError("no admin.token within %d s" % timeout)
 
     def stop(self):
         for n in self.nodes:

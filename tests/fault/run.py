@@ -136,9 +136,13 @@ class Workloads:
                 os.unlink(hist)
             self.hists.append(hist)
             args[args.index("--out") + 1] = hist
+            env = dict(os.environ)
+            if c.token:
+                env["RUNVAULT_TOKEN"] = c.token
             self.p.append(subprocess.Popen(args, stdin=subprocess.PIPE,
                                            stdout=subprocess.PIPE,
-                                           stderr=sys.stderr, text=True))
+                                           stderr=sys.stderr, text=True,
+                                           env=env))
 
     def wait_waiting(self, timeout):
         """Until every workload printed its waiting line."""
@@ -639,6 +643,9 @@ CI = [
     ("disk-leader", "strict", 3, ["fsync-eio-leader"], 20),
     ("vlog-damage", "buffered", 3, ["torn-tail", "bitflip"], 30),
     ("membership", "buffered", 5, ["membership"], 24),
+    # With authentication on: every request carries the bootstrap token.
+    ("kill-leader-auth", "buffered", 3, ["kill-leader", "partition-leader"],
+     24),
 ]
 
 
@@ -706,6 +713,8 @@ def run_scenario(args, net, rnd, name, durability, n, nemeses, seconds):
     ckw = {}
     if args.soak or args.custom or name == "vlog-damage":
         ckw["snapshot_bytes"] = 1 << 20
+    if name.endswith("-auth"):
+        ckw["auth"] = True
     ctx = Ctx(args, net, name, rnd, durability, n, **ckw)
     print("== %s (%s, %d nodes, %s)" % (name, durability, n,
                                          ",".join(nemeses)), file=sys.stderr)
@@ -776,6 +785,7 @@ def run_scenario(args, net, rnd, name, durability, n, nemeses, seconds):
         keep = bool(ctx.failures) and args.keep_failed
         save_crash(ctx)
         ctx.c.cleanup(keep=keep)
+        faultlib.set_token(None)
         if keep:
             ctx.note("data kept in %s" % ctx.c.tmp)
     ctx.fig["failures"] = ctx.failures

@@ -1,5 +1,6 @@
 /* rv_workload: clients for the fault suite that record a history.
  *
+ * With RUNVAULT_TOKEN set, every request carries that token.
  * Each of --procs threads is one client with one request outstanding at a
  * time (its own rvc, its own client id and in-order seqs) and writes one
  * JSON line per completed operation to --out:
@@ -68,6 +69,7 @@ struct wl_opts {
     int durability;  /* Rv__Durability */
     int is_final;
     unsigned final_wait_s;
+    const char *token; /* RUNVAULT_TOKEN, or NULL. */
 };
 
 static struct wl_opts opt = {
@@ -241,6 +243,7 @@ client_read(struct client *c, Rv__Request *req, int consistency,
     ro.has_consistency = 1;
     ro.consistency = (Rv__Consistency)consistency;
     req->read = &ro;
+    req->token = (char *)opt.token;
     *resp = NULL;
     int rc = rvc_call(c->rvc, req, resp, errmsg);
     req->read = NULL;
@@ -699,6 +702,10 @@ int
 main(int argc, char **argv)
 {
     wl_args_parse(argc, argv);
+    opt.token = getenv("RUNVAULT_TOKEN");
+    if (opt.token != NULL && opt.token[0] == '\0')
+        opt.token = NULL;
+    testwriter_set_token(opt.token);
     out_file = fopen(opt.out, "a");
     if (out_file == NULL) {
         fprintf(stderr, "rv_workload: %s: %s\n", opt.out, strerror(errno));

@@ -97,16 +97,30 @@ def port_is_free(port, host=_HOST):
 
 # ---- HTTP -----------------------------------------------------------------
 
+# The token every request of http_json carries when set (set_token).
+_TOKEN = None
+
+
+def set_token(token):
+    """Make every later http_json/http_get send 'Authorization: Bearer
+    token' (None: no header)."""
+    global _TOKEN
+    _TOKEN = token
+
+
 def http_json(endpoint, method, path, body=None, headers=None, timeout=5.0):
     """One HTTP request to endpoint ('http://IP:PORT'): (status, parsed JSON
     or None, raw bytes). Raises OSError/http.client errors on transport
     failure. body may be bytes, str or a JSON-able object. Redirects are
-    not followed."""
+    not followed. The set_token token goes with it unless headers carry
+    an Authorization."""
     hostport = endpoint.split("://", 1)[-1].rstrip("/")
     host, port = hostport.rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     try:
         hdrs = dict(headers or {})
+        if _TOKEN and "Authorization" not in hdrs:
+            hdrs["Authorization"] = "Bearer " + _TOKEN
         if body is not None and not isinstance(body, (bytes, bytearray)):
             if not isinstance(body, str):
                 body = json.dumps(body)

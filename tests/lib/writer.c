@@ -3,6 +3,14 @@
 
 #include "base/err.h"
 
+static const char *testwriter_token;
+
+void
+testwriter_set_token(const char *token)
+{
+    testwriter_token = token;
+}
+
 int
 testwriter_send(struct rvc *c, Rv__Command *cmd, int durability,
                 uint64_t *index)
@@ -18,6 +26,7 @@ testwriter_send(struct rvc *c, Rv__Command *cmd, int durability,
     wr.durability = (Rv__Durability)durability;
     req.body_case = RV__REQUEST__BODY_WRITE;
     req.write = &wr;
+    req.token = (char *)testwriter_token;
     int rc = rvc_call(c, &req, &resp, errmsg);
     if (index != NULL)
         *index = 0;

@@ -15,6 +15,11 @@
 
 #include <stdint.h>
 
+/* The token (base/token.h) every later testwriter_send carries, or NULL
+ * for none (the default). Borrowed: it must outlive the sends. Call before
+ * the writer threads start. */
+void testwriter_set_token(const char *token);
+
 /* Send cmd (borrowed; its client_id and seq as the caller set them) alone
  * in one WriteRequest with durability (an Rv__Durability; 0: the node's
  * default) through c, retried by the client as rvc_call() does. Returns
