@@ -44,7 +44,7 @@ rpc_server_set_auth(struct rpc_server *s, int is_on, const char *node_token)
 int
 rpc__auth_is_on(struct rpc_caller *c)
 {
-    if (c->s->is_auth_on)
+    if (c->s->is_auth_on || atomic_load(&c->s->is_auth_seen))
         return 1;
     struct store_read *rd;
     if (store_read_begin(replica_store(c->s->rep), STORE_EVERY_TEAM, &rd,
@@ -52,6 +52,8 @@ rpc__auth_is_on(struct rpc_caller *c)
         return 1; /* Cannot tell: deny. */
     int on = store_auth_is_on(rd);
     store_read_end(rd);
+    if (on) /* Auth never goes off again: no need to look twice. */
+        atomic_store(&c->s->is_auth_seen, 1);
     return on;
 }
 

@@ -83,7 +83,8 @@ struct rpc_bucket {
 
 struct rpc_server {
     nng_socket sock;
-    int is_auth_on; /* This node was started with auth on. */
+    int is_auth_on;          /* This node was started with auth on. */
+    atomic_int is_auth_seen; /* auth_on is applied in the store. */
     char node_token[RV_TOKEN_TEXT_CHARS + 1]; /* "" if none. */
     pthread_mutex_t bucket_lock;
     struct rpc_bucket buckets[RPC_BUCKETS];
