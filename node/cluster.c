@@ -49,7 +49,8 @@ static const char cluster_usage[] =
     "       runvault cluster remove --id N\n"
     "       runvault cluster transfer [--id N]\n"
     "options: --endpoint tcp://IP:PORT[,...] (or RUNVAULT_ENDPOINT), "
-    "--timeout-ms MS\n";
+    "--timeout-ms MS\n"
+    "a cluster with auth on needs a cluster-admin token in RUNVAULT_TOKEN\n";
 
 static int
 cluster__parse(int argc, char **argv, struct cluster_args *a)
@@ -115,6 +116,7 @@ cluster__status_row(const Rv__NodeStatus *m, json_t *list)
     char errmsg[RV_ERRMSG_SIZE];
     sreq.body_case = RV__REQUEST__BODY_STATUS;
     sreq.status = &sr;
+    sreq.token = getenv("RUNVAULT_TOKEN");
     const Rv__NodeStatus *me = NULL;
     if (m->rpc_addr != NULL && m->rpc_addr[0] != '\0' &&
         rvc_call_once(m->rpc_addr, &sreq, 1000, &s, errmsg) == RV_OK &&
@@ -156,6 +158,7 @@ cluster__status(struct rvc *c, const struct cluster_args *a)
     cr.op = RV__CLUSTER_OP__CLUSTER_STATUS;
     req.body_case = RV__REQUEST__BODY_CLUSTER;
     req.cluster = &cr;
+    req.token = getenv("RUNVAULT_TOKEN");
     int rc = rvc_call(c, &req, &resp, errmsg);
     if (rc != RV_OK) {
         fprintf(stderr, "runvault cluster status: %s\n", errmsg);
@@ -211,6 +214,7 @@ rv_cmd_cluster(int argc, char **argv)
     Rv__Response *resp = NULL;
     req.body_case = RV__REQUEST__BODY_CLUSTER;
     req.cluster = &cr;
+    req.token = getenv("RUNVAULT_TOKEN");
     cr.has_id = a.has_id;
     cr.id = a.id;
     cr.raft_addr = (char *)a.raft_addr;
