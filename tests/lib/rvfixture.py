@@ -307,6 +307,7 @@ class Cluster:
         self.rpc_endpoints = []
         self.raft_addrs = []
         self.nodes = [NodeProc() for _ in range(n)]
+        self.token = None  # admin_token()
         self._stopped = True
         if not detach:
             atexit.register(self.stop)
@@ -508,11 +509,30 @@ class Cluster:
 
     # -- status ------------------------------------------------------------
 
+    def admin_token(self):
+        """With --auth on: the bootstrap cluster-admin token, read from the
+        data dir of the node that wrote it (DATA_DIR/admin.token), once it
+        exists; else None."""
+        if self.token is None and "--auth" in self.extra_args and \
+                self.extra_args[self.extra_args.index("--auth") + 1] == "on":
+            for i in range(self.n):
+                path = os.path.join(self.data_dir(i), "admin.token")
+                if os.path.exists(path):
+                    with open(path) as f:
+                        self.token = f.read().strip() or None
+                    break
+        return self.token
+
+    def auth_headers(self):
+        tok = self.admin_token()
+        return {"Authorization": "Bearer " + tok} if tok else {}
+
     def cluster_status(self, i, timeout=2.0, consistency=None):
         path = "/api/v2/cluster"
         if consistency:
             path += "?consistency=" + consistency
         st, doc, raw = http_json(self.http_endpoints[i], "GET", path,
+                                 headers=self.auth_headers(),
                                  timeout=timeout)
         if st != 200 or not isinstance(doc, dict):
             raise FixtureError("GET /api/v2/cluster on node %d: %d %r"
