@@ -8,7 +8,7 @@
  *   runvault serve [flags]                   run a node (node/serve.c)
  *   runvault cluster VERB [flags]            membership (node/cluster.c)
  *   runvault ls|show|metrics|logs|ingest|export|import
- *                                            client commands (node/cli/)
+ *   runvault team|token|quota|whoami|audit   client commands (node/cli/)
  *
  * Every command parses its flags with node/cli/flags.h and exits with a
  * code of the one table, base/exit.h. */
