@@ -10,6 +10,7 @@
 #include "gateway/gateway.h"
 #include "node/cli/flags.h"
 #include "node/defaults.h"
+#include "node/serve_auth.h"
 #include "raft/replica.h"
 #include "rpc/client/client.h"
 #include "rpc/server.h"
@@ -49,6 +50,9 @@ enum node_key {
     K_SEGMENT_BYTES,
     K_RPC_WORKERS,
     K_LOG_LEVEL,
+    K_AUTH,
+    K_INSECURE,
+    K_NODE_TOKEN_FILE,
     K_COUNT
 };
 
@@ -83,6 +87,13 @@ static const struct cli_flag node_keys[K_COUNT] = {
     {"rpc-workers", 1, 0, "RUNVAULT_RPC_WORKERS", "32", "RPC worker threads"},
     {"log-level", 1, 0, "RUNVAULT_LOG_LEVEL", "info",
      "debug | info | warn | error"},
+    {"auth", 1, 0, "RUNVAULT_AUTH", "off",
+     "on | off: tokens required (off only on loopback addresses)"},
+    {"insecure", 0, 0, "RUNVAULT_INSECURE", "",
+     "allow auth off on non-loopback addresses"},
+    {"node-token-file", 1, 0, "RUNVAULT_NODE_TOKEN_FILE", "",
+     "a cluster-admin token for node-to-node requests without TLS "
+     "(default: DATA_DIR/admin.token when present)"},
 };
 
 struct node_settings {
@@ -273,6 +284,9 @@ struct node {
     char rpc_addr[CONTRACT_MAX_ADDR_BYTES + 1];
     char http_addr[CONTRACT_MAX_ADDR_BYTES + 1];
     char join[NODE_MAX_VALUE];
+    const char *data_dir;
+    int is_auth;                              /* --auth on */
+    char node_token[RV_TOKEN_TEXT_CHARS + 1]; /* "" if none; fixed at start */
     atomic_int is_stopping;
     pthread_t helper;
     /* The stop watchdog (node__watchdog). */
@@ -335,6 +349,8 @@ node__join(struct node *n)
     cr.http_addr = n->http_addr;
     req.body_case = RV__REQUEST__BODY_CLUSTER;
     req.cluster = &cr;
+    if (n->node_token[0] != '\0')
+        req.token = n->node_token;
     if (rvc_open(&c, n->join, errmsg) != RV_OK) {
         rv_logf(&n->log, RV_LOG_ERROR, "node", "join: %s", errmsg);
         return -1;
@@ -378,7 +394,8 @@ node__announce(struct node *n)
     if (info.leader_id == 0 || info.leader_id == n->id ||
         info.state != RAFT_FOLLOWER)
         return;
-    if (store_read_begin(replica_store(n->rep), STORE_EVERY_TEAM, &rd, errmsg) != RV_OK)
+    if (store_read_begin(replica_store(n->rep), STORE_EVERY_TEAM, &rd,
+                         errmsg) != RV_OK)
         return;
     if (store_nodes_list(rd, &nodes, &n_nodes, errmsg) == RV_OK) {
         for (size_t i = 0; i < n_nodes; i++) {
@@ -411,6 +428,8 @@ node__announce(struct node *n)
     wr.commands = cmds;
     req.body_case = RV__REQUEST__BODY_WRITE;
     req.write = &wr;
+    if (n->node_token[0] != '\0')
+        req.token = n->node_token;
     if (rvc_call_once(leader_rpc, &req, 2000, &resp, errmsg) == RV_OK &&
         resp->code == RV_OK)
         rv_logf(&n->log, RV_LOG_INFO, "node",
@@ -422,11 +441,15 @@ static void *
 node__helper(void *arg)
 {
     struct node *n = arg;
+    int is_auth_done = !n->is_auth;
     if (n->join[0] != '\0' && node__join(n) != 0)
         return NULL;
     while (!atomic_load(&n->is_stopping)) {
+        if (!is_auth_done)
+            is_auth_done =
+                node_auth_bootstrap(n->rpc, n->rep, n->data_dir, &n->log);
         node__announce(n);
-        node__sleep(n, 1000);
+        node__sleep(n, is_auth_done ? 1000 : 200);
     }
     return NULL;
 }
@@ -450,6 +473,44 @@ node__exit_of(int rc)
     default:
         return RV_EXIT_FAILURE;
     }
+}
+
+/* --auth, --insecure and the node's token. Auth off with a listen address
+ * off loopback is refused unless --insecure says so. 0, or -1 after a
+ * message. */
+static int
+node__auth_configure(const struct node_settings *st, struct node *n)
+{
+    char path[4096], errmsg[RV_ERRMSG_SIZE];
+    if (strcmp(st->v[K_AUTH], "on") != 0 && strcmp(st->v[K_AUTH], "off") != 0) {
+        fprintf(stderr, "runvault: --auth must be on or off, not '%s'\n",
+                st->v[K_AUTH]);
+        return -1;
+    }
+    n->is_auth = strcmp(st->v[K_AUTH], "on") == 0;
+    n->data_dir = st->v[K_DATA_DIR];
+    for (int k = K_HTTP_ADDR;
+         !n->is_auth && st->v[K_INSECURE][0] == '\0' && k <= K_RAFT_ADDR; k++) {
+        if (!node_addr_is_loopback(st->v[k])) {
+            fprintf(stderr,
+                    "runvault: --%s %s is not a loopback address and "
+                    "authentication is off: anyone who can reach it could "
+                    "read and delete every team's runs. Start with --auth on "
+                    "(or --insecure on a trusted network)\n",
+                    node_keys[k].name, st->v[k]);
+            return -1;
+        }
+    }
+    const char *file = st->v[K_NODE_TOKEN_FILE];
+    snprintf(path, sizeof path, "%s/%s", st->v[K_DATA_DIR],
+             NODE_ADMIN_TOKEN_FILE);
+    int rc =
+        node_token_read(file[0] != '\0' ? file : path, n->node_token, errmsg);
+    if (rc != RV_OK && (file[0] != '\0' || rc != RV_ENOTFOUND)) {
+        fprintf(stderr, "runvault: node token: %s\n", errmsg);
+        return -1;
+    }
+    return 0;
 }
 
 /* The settings into rc and n (all but rc's fetcher); RV_EXIT_OK, or
@@ -499,6 +560,8 @@ node__configure(const struct node_settings *st, struct replica_config *rc,
     memcpy(n->rpc_addr, st->v[K_RPC_ADDR], strlen(st->v[K_RPC_ADDR]) + 1);
     memcpy(n->http_addr, st->v[K_HTTP_ADDR], strlen(st->v[K_HTTP_ADDR]) + 1);
     snprintf(n->join, sizeof n->join, "%s", st->v[K_JOIN]);
+    if (node__auth_configure(st, n) != 0)
+        return RV_EXIT_USAGE;
     /* With --peers and no --raft-addr, this node's address is its entry. */
     const char *raft_flag = getenv("RUNVAULT_RAFT_ADDR");
     for (size_t i = 0; i < rc->n_peers; i++)
@@ -537,6 +600,8 @@ node__start(struct node *n, const struct replica_config *rc, unsigned workers)
     }
     err = rpc_server_start(&n->rpc, n->rpc_addr, n->rep, workers, &n->log,
                            errmsg);
+    if (err == RV_OK)
+        rpc_server_set_auth(n->rpc, n->is_auth, n->node_token);
     if (err == RV_OK) {
         struct gateway_config gc = {
             .http_addr = n->http_addr,
@@ -634,6 +699,7 @@ rv_cmd_serve(int argc, char **argv)
     int code = node__configure(&st, &rc, peers, &n, &workers);
     if (code != RV_EXIT_OK)
         return code;
+    fetcher.token = n.node_token[0] != '\0' ? n.node_token : NULL;
     rc.fetch = rvc_fetch;
     rc.fetch_data = &fetcher;
 

@@ -192,8 +192,8 @@ static const char *const proto_role_names[] = {"reader", "writer", "admin",
 const char *
 proto_role_name(int role)
 {
-    if (role < 0 || role >= (int)(sizeof proto_role_names /
-                                  sizeof proto_role_names[0]))
+    if (role < 0 ||
+        role >= (int)(sizeof proto_role_names / sizeof proto_role_names[0]))
         return "unknown";
     return proto_role_names[role];
 }
@@ -201,9 +201,8 @@ proto_role_name(int role)
 int
 proto_role_parse(const char *s, Rv__Role *out)
 {
-    for (int i = 0; i < (int)(sizeof proto_role_names /
-                              sizeof proto_role_names[0]);
-         i++) {
+    for (int i = 0;
+         i < (int)(sizeof proto_role_names / sizeof proto_role_names[0]); i++) {
         if (s != NULL && strcmp(s, proto_role_names[i]) == 0) {
             *out = (Rv__Role)i;
             return 0;

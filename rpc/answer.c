@@ -122,30 +122,124 @@ rpc__write_request_check(const Rv__WriteRequest *wr, char *errmsg)
     return rpc__write_check(wr, errmsg);
 }
 
-int
-rpc_write_prepare(Rv__WriteRequest *wr, int64_t now_ms, struct rv_buf *packed,
-                  char *errmsg)
+/* The principal's fields of one command, set for packing and put back
+ * after (the request's unpacker owns what the command pointed to). */
+struct rpc__saved {
+    char *token_id;
+    char *team;
+};
+
+static void
+rpc__principal_set(Rv__Command *cmd, const char *token_id, const char *team,
+                   struct rpc__saved *sv, int64_t now)
 {
-    for (size_t i = 0; i < wr->n_commands; i++)
+    sv->token_id = cmd->token_id;
+    sv->team = NULL;
+    cmd->token_id = (char *)token_id;
+    cmd->has_stamped_at_ms = 1;
+    cmd->stamped_at_ms = now;
+    if (cmd->body_case == RV__COMMAND__BODY_RUN_CREATE) {
+        sv->team = cmd->run_create->team;
+        if (team != NULL && (sv->team == NULL || sv->team[0] == '\0'))
+            cmd->run_create->team = (char *)team;
+    }
+    if (cmd->body_case == RV__COMMAND__BODY_TOKEN_PUT) {
+        Rv__TokenPut *tp = cmd->token_put;
+        tp->has_created_at_ms = 1;
+        tp->created_at_ms = now;
+        tp->has_expires_at_ms = tp->has_expires_in_s;
+        tp->expires_at_ms =
+            tp->has_expires_in_s ? now + (int64_t)tp->expires_in_s * 1000 : 0;
+    }
+}
+
+static void
+rpc__principal_restore(Rv__Command *cmd, const struct rpc__saved *sv)
+{
+    cmd->token_id = sv->token_id;
+    if (cmd->body_case == RV__COMMAND__BODY_RUN_CREATE)
+        cmd->run_create->team = sv->team;
+}
+
+int
+rpc_write_prepare(Rv__WriteRequest *wr, int64_t now_ms, const char *token_id,
+                  const char *team, struct rv_buf *packed, char *errmsg)
+{
+    struct rpc__saved sv[CONTRACT_MAX_COMMANDS_PER_BATCH];
+    size_t n = wr->n_commands;
+    if (n > CONTRACT_MAX_COMMANDS_PER_BATCH) {
+        rv_errmsg_printf(errmsg, "a write carries 1 to %d commands",
+                         CONTRACT_MAX_COMMANDS_PER_BATCH);
+        return RV_EINVAL;
+    }
+    int rc = rpc__write_stamp_check(wr, errmsg);
+    if (rc != RV_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
         rpc__stamp(wr->commands[i], now_ms);
+        rpc__principal_set(wr->commands[i], token_id, team, &sv[i], now_ms);
+    }
     rv_buf_reset(packed);
-    return replica_pack_commands(wr->commands, wr->n_commands, packed, errmsg);
+    rc = replica_pack_commands(wr->commands, n, packed, errmsg);
+    for (size_t i = 0; i < n; i++)
+        rpc__principal_restore(wr->commands[i], &sv[i]);
+    return rc;
+}
+
+/* Points the write carries, for the leader's points/s admission. */
+static uint64_t
+rpc__write_points(const Rv__WriteRequest *wr)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < wr->n_commands; i++) {
+        const Rv__Command *cmd = wr->commands[i];
+        if (cmd->body_case == RV__COMMAND__BODY_LOG_BATCH &&
+            cmd->log_batch->metrics != NULL)
+            n += cmd->log_batch->metrics->n_values;
+    }
+    return n;
+}
+
+/* The leader's checks of a write's caller: authenticated here (a
+ * follower forwards the token as is), no node-only command, within the
+ * team's points/s. Fills *p. */
+static int
+rpc__write_admit(struct rpc_caller *c, const Rv__Request *req,
+                 struct rpc_principal *p, struct rpc_reply *rp, char *errmsg)
+{
+    int rc = rpc__authenticate(c, req, p, errmsg);
+    if (rc == RV_OK)
+        rc = rpc__authorise(req, p, errmsg);
+    if (rc == RV_OK && !p->is_open) {
+        uint32_t retry = 0;
+        rc = rpc__admit_points(c->s, p->team, rpc__write_points(req->write),
+                               &retry, errmsg);
+        rp->resp.has_retry_after_s = rc == RV_ERATE;
+        rp->resp.retry_after_s = retry;
+    }
+    return rc;
 }
 
 /* A write that passed rpc_request_check. */
 static void
-rpc__write(struct rpc_caller *c, Rv__WriteRequest *wr, struct rpc_reply *rp)
+rpc__write(struct rpc_caller *c, const Rv__Request *req, struct rpc_reply *rp)
 {
     struct replica_op op;
     struct replica_info info;
+    struct rpc_principal p;
     char errmsg[RV_ERRMSG_SIZE];
+    Rv__WriteRequest *wr = req->write;
     replica_info(c->s->rep, &info);
     if (info.state != RAFT_LEADER) {
         rpc__not_leader(c, rp);
         return;
     }
-    int rc =
-        rpc_write_prepare(wr, (int64_t)rv_clock_wall_ms(), &c->packed, errmsg);
+    int rc = rpc__write_admit(c, req, &p, rp, errmsg);
+    if (rc == RV_OK)
+        rc = rpc_write_prepare(
+            wr, (int64_t)rv_clock_wall_ms(),
+            p.is_open || p.token_id[0] == '\0' ? NULL : p.token_id,
+            strcmp(p.team, "*") == 0 ? NULL : p.team, &c->packed, errmsg);
     if (rc != RV_OK) {
         rpc__fail(rp, rc, errmsg);
         return;
@@ -228,11 +322,16 @@ rpc__read_gate(struct rpc_caller *c, const Rv__Request *req,
 }
 
 static void
-rpc__read(struct rpc_caller *c, const Rv__Request *req, struct rpc_reply *rp)
+rpc__read(struct rpc_caller *c, const Rv__Request *req, struct rpc_reply *rp,
+          const struct rpc_principal *p)
 {
     if (rpc__read_gate(c, req, rp) != 0)
         return;
-    rpc__read_store(replica_store(c->s->rep), req, rp);
+    if (req->body_case == RV__REQUEST__BODY_ADMIN &&
+        req->admin->op == RV__ADMIN_OP__ADMIN_WHOAMI)
+        rpc__whoami(p, rp);
+    else
+        rpc__read_store(replica_store(c->s->rep), rpc__scope(p), req, rp);
 }
 
 /* ---- Checks at the door ----------------------------------------------------
@@ -248,6 +347,7 @@ rpc__is_read(const Rv__Request *req)
     case RV__REQUEST__BODY_LOGS:
     case RV__REQUEST__BODY_ANALYTICS:
     case RV__REQUEST__BODY_ARTIFACT:
+    case RV__REQUEST__BODY_ADMIN:
         return 1;
     default:
         return 0;
@@ -263,6 +363,12 @@ rpc_request_check(const Rv__Request *req, char *errmsg)
             (req->read->consistency < RV__CONSISTENCY__CONSISTENCY_DEFAULT ||
              req->read->consistency > RV__CONSISTENCY__LINEARIZABLE)) {
             rv_errmsg_printf(errmsg, "unknown consistency");
+            return RV_EINVAL;
+        }
+        if (req->body_case == RV__REQUEST__BODY_ADMIN &&
+            (req->admin->op < RV__ADMIN_OP__ADMIN_WHOAMI ||
+             req->admin->op > RV__ADMIN_OP__ADMIN_AUDIT)) {
+            rv_errmsg_printf(errmsg, "unknown admin request");
             return RV_EINVAL;
         }
         return RV_OK;
@@ -292,25 +398,41 @@ rpc_request_check(const Rv__Request *req, char *errmsg)
 /* ---- Answering -------------------------------------------------------------
  */
 
+/* Every request but a write: authenticated and authorised on this node.
+ * (A write is, on the leader: rpc__write.) */
+static int
+rpc__admit(struct rpc_caller *c, const Rv__Request *req,
+           struct rpc_principal *p, struct rpc_reply *rp)
+{
+    char errmsg[RV_ERRMSG_SIZE];
+    int rc = rpc_request_check(req, errmsg);
+    if (rc == RV_OK && req->body_case != RV__REQUEST__BODY_WRITE) {
+        rc = rpc__authenticate(c, req, p, errmsg);
+        if (rc == RV_OK)
+            rc = rpc__authorise(req, p, errmsg);
+    }
+    if (rc != RV_OK)
+        rpc__fail(rp, rc, errmsg);
+    return rc;
+}
+
 void
 rpc__handle(struct rpc_caller *c, const Rv__Request *req, struct rpc_reply *rp)
 {
-    char errmsg[RV_ERRMSG_SIZE];
+    struct rpc_principal p;
     rpc__reply_init(rp);
-    int rc = rpc_request_check(req, errmsg);
-    if (rc != RV_OK) {
-        rpc__fail(rp, rc, errmsg);
+    if (rpc__admit(c, req, &p, rp) != RV_OK) {
         c->s->n_requests++;
         return;
     }
     if (rpc__is_read(req)) {
-        rpc__read(c, req, rp);
+        rpc__read(c, req, rp, &p);
         c->s->n_requests++;
         return;
     }
     switch (req->body_case) {
     case RV__REQUEST__BODY_WRITE:
-        rpc__write(c, req->write, rp);
+        rpc__write(c, req, rp);
         break;
     case RV__REQUEST__BODY_STATUS:
         rpc__status(c, rp);

@@ -70,13 +70,20 @@ int rpc_request_check(const Rv__Request *req, char *errmsg);
 /* What the leader does with a checked write before handing it to the
  * replica: stamp created_at_ms of a run create and ended_at_ms of a final
  * status where they are unset (with now_ms; commands are modified), then
- * pack the commands into packed (reset first) as replica_pack_commands.
- * Errors: RV_ETOOBIG, RV_ENOMEM. */
+ * pack the commands into packed (reset first) as replica_pack_commands,
+ * each carrying the principal (token_id, NULL in open mode: whatever the
+ * client put there is replaced), now_ms as its stamped time, a token's
+ * created and expiry times, and team as a run create's team where the
+ * client left it unset (NULL: "default" at apply). The commands are as
+ * they were afterwards. Errors: RV_EINVAL (a token's expiry out of range),
+ * RV_ETOOBIG, RV_ENOMEM. */
 int rpc_write_prepare(Rv__WriteRequest *wr, int64_t now_ms,
+                      const char *token_id, const char *team,
                       struct rv_buf *packed, char *errmsg);
 
-/* Answer a read (get_run, list_runs, history, logs, analytics, artifact)
- * or a fetch from st, exactly as a node does once it may serve it: req has
+/* Answer a read (get_run, list_runs, history, logs, analytics, artifact,
+ * admin) or a fetch from st, as a node does for a cluster-admin (every
+ * team) once it may serve it: req has
  * passed rpc_request_check, and a read's consistency, min_index and
  * leadership are not looked at here. The answer (error codes included) is
  * in rpc_reply_response(*out), valid until rpc_reply_free(*out); strings

@@ -209,6 +209,8 @@ rpc__tell_removed(struct rpc_caller *c, const struct store_node *gone)
     ncr.id = gone->id;
     nreq.body_case = RV__REQUEST__BODY_CLUSTER;
     nreq.cluster = &ncr;
+    if (c->s->node_token[0] != '\0')
+        nreq.token = c->s->node_token;
     if (rvc_call_once(gone->rpc_addr, &nreq, 1000, &nresp, errmsg) != RV_OK)
         rv_logf(c->s->log, RV_LOG_WARN, "rpc",
                 "removed node %llu was not told: %s",

@@ -559,11 +559,12 @@ rpc__artifacts(struct store_read *rd, const Rv__ArtifactRequest *q,
  */
 
 void
-rpc__read_store(struct store *st, const Rv__Request *req, struct rpc_reply *rp)
+rpc__read_store(struct store *st, const char *team, const Rv__Request *req,
+                struct rpc_reply *rp)
 {
     char errmsg[RV_ERRMSG_SIZE] = "";
     struct store_read *rd;
-    int rc = store_read_begin(st, STORE_EVERY_TEAM, &rd, errmsg);
+    int rc = store_read_begin(st, team, &rd, errmsg);
     if (rc != RV_OK) {
         rpc__fail(rp, rc, errmsg);
         return;
@@ -585,6 +586,9 @@ rpc__read_store(struct store *st, const Rv__Request *req, struct rpc_reply *rp)
         break;
     case RV__REQUEST__BODY_ARTIFACT:
         rc = rpc__artifacts(rd, req->artifact, rp, errmsg);
+        break;
+    case RV__REQUEST__BODY_ADMIN:
+        rc = rpc__admin_read(rd, req->admin, rp, errmsg);
         break;
     default: /* HISTORY */
         rc = rpc__history(rd, req->history, rp, errmsg);
@@ -653,7 +657,7 @@ rpc_store_answer(struct store *st, const Rv__Request *req,
     if (req->body_case == RV__REQUEST__BODY_FETCH)
         rpc__fetch(st, req->fetch, rp);
     else
-        rpc__read_store(st, req, rp);
+        rpc__read_store(st, STORE_EVERY_TEAM, req, rp);
     *out = rp;
     return RV_OK;
 }

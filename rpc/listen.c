@@ -89,6 +89,7 @@ rpc_server_start(struct rpc_server **out, const char *addr, struct replica *rep,
         return RV_ENOMEM;
     s->rep = rep;
     s->log = log;
+    rpc__auth_init(s);
     s->n_workers = n_workers ? n_workers : RPC_DEFAULT_WORKERS;
     snprintf(s->addr, sizeof s->addr, "%s", addr);
     int rv = nng_rep0_open(&s->sock);
@@ -145,5 +146,6 @@ rpc_server_stop(struct rpc_server *s)
             rpc__caller_close(&w->c);
     }
     free(s->workers);
+    rpc__auth_close(s);
     free(s);
 }

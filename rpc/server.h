@@ -44,6 +44,22 @@ int rpc_server_start(struct rpc_server **out, const char *addr,
                      struct replica *rep, unsigned n_workers,
                      const struct rv_log *log, char *errmsg);
 
+/* Whether this node requires tokens (a started server does until told
+ * otherwise: with is_on 0 it still does once auth_on is applied in its
+ * store), and the node's own token for node-to-node requests without TLS
+ * (removal notices, catch-up: NULL or "" for none; copied, never logged).
+ * Call once after rpc_server_start, before anything else uses s. */
+void rpc_server_set_auth(struct rpc_server *s, int is_on,
+                         const char *node_token);
+
+/* Turn authentication on for the cluster: propose auth_on and the
+ * cluster-admin token token_id (only its SHA-256) in one entry, as the
+ * node itself, and wait until it applied (strict durability). The leader
+ * only. Errors: RV_ENOTLEADER, RV_EEXIST (the token id is taken), the
+ * replica's. Caller's thread (not the raft loop). */
+int rpc_server_auth_bootstrap(struct rpc_server *s, const char *token_id,
+                              const uint8_t sha256[32], char *errmsg);
+
 /* Close the socket, join the workers and free. NULL is allowed. */
 void rpc_server_stop(struct rpc_server *s);
 

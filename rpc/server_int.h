@@ -15,6 +15,7 @@
 #ifndef RV_RPC_SERVER_INT_H
 #define RV_RPC_SERVER_INT_H
 
+#include "base/token.h"
 #include "rpc/server.h"
 
 #include <nng/nng.h>
@@ -28,6 +29,10 @@ struct rpc_reply {
     Rv__Response resp;
     char message[RV_ERRMSG_SIZE];
     char leader_rpc[CONTRACT_MAX_ADDR_BYTES + 1];
+    Rv__Principal principal; /* whoami: points at p_*. */
+    char p_id[CONTRACT_TOKEN_ID_CHARS + 1];
+    char p_team[CONTRACT_MAX_TEAM_BYTES + 1];
+    char p_name[CONTRACT_MAX_TOKEN_NAME_BYTES + 1];
     void *body; /* Owned: freed with body_free. */
     void (*body_free)(void *body);
 };
@@ -56,8 +61,32 @@ struct rpc_caller {
                     peer node, allowed the node-to-node requests. */
 };
 
+/* The caller of one request, once authenticated (auth.c). */
+#define RPC_ROLE_NONE (-1) /* A peer node without a token. */
+struct rpc_principal {
+    int is_open; /* Auth is off: cluster-admin of team "default". */
+    int is_peer; /* A CA-verified node speaking for itself. */
+    int role;    /* Rv__Role, or RPC_ROLE_NONE. */
+    char token_id[CONTRACT_TOKEN_ID_CHARS + 1];
+    char team[CONTRACT_MAX_TEAM_BYTES + 1];
+    char name[CONTRACT_MAX_TOKEN_NAME_BYTES + 1];
+};
+
+/* A team's points/s token bucket on the leader (auth.c). */
+#define RPC_BUCKETS 64
+struct rpc_bucket {
+    char team[CONTRACT_MAX_TEAM_BYTES + 1]; /* "" = free. */
+    uint64_t rate;                          /* 0: no limit. */
+    double tokens;
+    uint64_t last_ms, read_ms, used_ms;
+};
+
 struct rpc_server {
     nng_socket sock;
+    int is_auth_on; /* This node was started with auth on. */
+    char node_token[RV_TOKEN_TEXT_CHARS + 1]; /* "" if none. */
+    pthread_mutex_t bucket_lock;
+    struct rpc_bucket buckets[RPC_BUCKETS];
     struct replica *rep;
     const struct rv_log *log;
     struct rpc_worker *workers;
@@ -89,13 +118,49 @@ void *rpc__reply_body(struct rpc_reply *rp, size_t size,
 void rpc__write_results(struct rpc_reply *rp, struct store_result *results,
                         size_t n);
 
-/* Answer a read this node may serve (the gate passed) from st. */
-void rpc__read_store(struct store *st, const Rv__Request *req,
+/* Answer a read this node may serve (the gate passed) from st, seeing
+ * team's data only (STORE_EVERY_TEAM: all). Admin reads included. */
+void rpc__read_store(struct store *st, const char *team, const Rv__Request *req,
                      struct rpc_reply *rp);
+
+/* encode_admin.c: teams, tokens or audit events of q into rp. */
+int rpc__admin_read(struct store_read *rd, const Rv__AdminRequest *q,
+                    struct rpc_reply *rp, char *errmsg);
 
 /* Answer a fetch that passed rpc_request_check, from st. */
 void rpc__fetch(struct store *st, const Rv__FetchRequest *f,
                 struct rpc_reply *rp);
+
+/* ---- auth.c: who is calling, and may they -------------------------------- */
+
+/* Set up s's auth state: auth on (deny until rpc_server_set_auth says
+ * otherwise), no node token, empty buckets. rpc__auth_close undoes it. */
+void rpc__auth_init(struct rpc_server *s);
+void rpc__auth_close(struct rpc_server *s);
+/* 1 if this node requires tokens: started with auth on, or auth_on is
+ * applied in its store (or it cannot read its store). */
+int rpc__auth_is_on(struct rpc_caller *c);
+/* The principal of req's token on this node, now. Auth off: the open
+ * principal. Errors: RV_EUNAUTHENTICATED (no, malformed, unknown, wrong,
+ * revoked or expired token), store faults. */
+int rpc__authenticate(struct rpc_caller *c, const Rv__Request *req,
+                      struct rpc_principal *p, char *errmsg);
+/* May p make req? Writes: node-only commands (membership, auth_on) from
+ * a peer or a cluster-admin (each command is judged again at apply);
+ * fetch and cluster changes: a peer or a cluster-admin; tokens and audit:
+ * admin. A forwarded request is its client's, never its forwarder's. RV_OK
+ * or RV_EPERM. */
+int rpc__authorise(const Rv__Request *req, const struct rpc_principal *p,
+                   char *errmsg);
+/* The team a principal's reads see (STORE_EVERY_TEAM for cluster-admin). */
+const char *rpc__scope(const struct rpc_principal *p);
+void rpc__whoami(const struct rpc_principal *p, struct rpc_reply *rp);
+/* The checks of a write's token commands that need no store. */
+int rpc__write_stamp_check(const Rv__WriteRequest *wr, char *errmsg);
+/* Leader admission of n_points for team (token bucket at the team's
+ * max_points_per_s). RV_OK or RV_ERATE with *retry_after_s. */
+int rpc__admit_points(struct rpc_server *s, const char *team, uint64_t n_points,
+                      uint32_t *retry_after_s, char *errmsg);
 
 /* ---- answer.c: the replica ---------------------------------------------- */
 

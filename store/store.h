@@ -158,8 +158,8 @@ struct store_read;
  * found. team is copied; it is at most CONTRACT_MAX_TEAM_BYTES bytes
  * (RV_EINVAL otherwise). */
 #define STORE_EVERY_TEAM ((const char *)0)
-int store_read_begin(struct store *s, const char *team,
-                     struct store_read **out, char *errmsg);
+int store_read_begin(struct store *s, const char *team, struct store_read **out,
+                     char *errmsg);
 void store_read_end(struct store_read *r); /* NULL is allowed. */
 uint64_t store_read_applied_index(const struct store_read *r);
 /* The digest at the read's applied index (zeros for an empty store). */
@@ -341,7 +341,7 @@ struct store_token {
     char token_id[CONTRACT_TOKEN_ID_CHARS + 1];
     char team[CONTRACT_MAX_TEAM_BYTES + 1]; /* "*" for cluster-admin. */
     char name[CONTRACT_MAX_TOKEN_NAME_BYTES + 1];
-    int role; /* Rv__Role */
+    int role;                             /* Rv__Role */
     int64_t created_at_ms, expires_at_ms; /* expires 0: never. */
     int is_revoked;
     uint64_t revoked_index;

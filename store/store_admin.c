@@ -113,10 +113,30 @@ store__quota_put(struct store_wctx *w, const Rv__QuotaPut *q)
     return store__team_write(w, q->team, &lim);
 }
 
+/* Auth goes on only while a cluster-admin token is valid: nobody could
+ * ever act again otherwise. */
 int
 store__auth_on(struct store_wctx *w)
 {
+    MDB_cursor *cur;
+    MDB_val k, v;
+    struct store_token t;
+    int is_admin = 0, rc;
     uint8_t on = 1;
+    rc = mdb_cursor_open(w->txn, w->s->dbi[STORE_DB_TOKID], &cur);
+    if (rc != 0)
+        return store__err_mdb(rc, "mdb_cursor_open", w->errmsg);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && !is_admin;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (store__token_decode_rec(&k, &v, &t) == RV_OK &&
+            t.role == RV__ROLE__ROLE_CLUSTER_ADMIN && !t.is_revoked)
+            is_admin = 1;
+    }
+    mdb_cursor_close(cur);
+    if (!is_admin) {
+        rv_errmsg_printf(w->errmsg, "auth_on needs a cluster-admin token");
+        return RV_ESTATE;
+    }
     return store__put(w, STORE_DB_META, "auth", 4, &on, 1);
 }
 
@@ -141,8 +161,8 @@ store__token_put_check(struct store_wctx *w, const Rv__TokenPut *t)
     int rc = store__str_check(t->team, CONTRACT_MAX_TEAM_BYTES, 1, "team",
                               w->errmsg);
     if (rc == RV_OK)
-        rc = store__str_check(t->name, CONTRACT_MAX_TOKEN_NAME_BYTES, 0,
-                              "name", w->errmsg);
+        rc = store__str_check(t->name, CONTRACT_MAX_TOKEN_NAME_BYTES, 0, "name",
+                              w->errmsg);
     if (rc != RV_OK)
         return rc;
     if (t->has_role && (t->role < RV__ROLE__ROLE_READER ||
@@ -202,8 +222,8 @@ store__token_put(struct store_wctx *w, const Rv__TokenPut *t)
     rv_buf_init(&b);
     rc = store__token_encode_rec(&tok, &b);
     if (rc == RV_OK)
-        rc = store__put(w, STORE_DB_TOKID, t->token_id,
-                        CONTRACT_TOKEN_ID_CHARS, b.data, b.len);
+        rc = store__put(w, STORE_DB_TOKID, t->token_id, CONTRACT_TOKEN_ID_CHARS,
+                        b.data, b.len);
     rv_buf_free(&b);
     return rc;
 }
@@ -229,8 +249,8 @@ store__token_del(struct store_wctx *w, const Rv__TokenDel *t)
     }
     k.mv_size = CONTRACT_TOKEN_ID_CHARS;
     k.mv_data = t->token_id;
-    int rc = store__get(w->txn, w->s->dbi[STORE_DB_TOKID], k.mv_data,
-                        k.mv_size, &v, w->errmsg);
+    int rc = store__get(w->txn, w->s->dbi[STORE_DB_TOKID], k.mv_data, k.mv_size,
+                        &v, w->errmsg);
     if (rc == RV_ENOTFOUND)
         rv_errmsg_printf(w->errmsg, "unknown token");
     if (rc == RV_OK)
@@ -244,8 +264,7 @@ store__token_del(struct store_wctx *w, const Rv__TokenDel *t)
     rv_buf_init(&b);
     rc = store__token_encode_rec(&tok, &b);
     if (rc == RV_OK)
-        rc = store__put(w, STORE_DB_TOKID, k.mv_data, k.mv_size, b.data,
-                        b.len);
+        rc = store__put(w, STORE_DB_TOKID, k.mv_data, k.mv_size, b.data, b.len);
     rv_buf_free(&b);
     return rc;
 }

@@ -76,8 +76,7 @@ store__token_load(MDB_txn *txn, const struct store *s, const char *id,
         rv_errmsg_printf(errmsg, "unknown token");
         return RV_ENOTFOUND;
     }
-    int rc = store__get(txn, s->dbi[STORE_DB_TOKID], id, k.mv_size, &v,
-                        errmsg);
+    int rc = store__get(txn, s->dbi[STORE_DB_TOKID], id, k.mv_size, &v, errmsg);
     if (rc == RV_ENOTFOUND)
         rv_errmsg_printf(errmsg, "unknown token");
     if (rc != RV_OK)
@@ -221,8 +220,8 @@ store__ctx_fill(struct store_wctx *w, const Rv__Command *c,
     if (c->body_case == RV__COMMAND__BODY_TOKEN_DEL &&
         c->token_del->token_id != NULL) {
         struct store_token t;
-        if (store__token_load(w->txn, w->s, c->token_del->token_id, &t,
-                              NULL) == RV_OK)
+        if (store__token_load(w->txn, w->s, c->token_del->token_id, &t, NULL) ==
+            RV_OK)
             snprintf(ctx->team, sizeof ctx->team, "%s", t.team);
     }
     if (c->body_case == RV__COMMAND__BODY_TEAM_PUT)
@@ -280,8 +279,7 @@ store__permit(struct store_wctx *w, const Rv__Command *c,
                          store__command_run_id(c));
         return RV_ENOTFOUND;
     }
-    if (c->body_case == RV__COMMAND__BODY_TOKEN_PUT &&
-        c->token_put->has_role &&
+    if (c->body_case == RV__COMMAND__BODY_TOKEN_PUT && c->token_put->has_role &&
         c->token_put->role == RV__ROLE__ROLE_CLUSTER_ADMIN)
         need = RV__ROLE__ROLE_CLUSTER_ADMIN;
     if (t->role < need) {
@@ -293,7 +291,7 @@ store__permit(struct store_wctx *w, const Rv__Command *c,
         rv_errmsg_printf(w->errmsg, "token %s may not act in team '%s'",
                          t->token_id, ctx->team);
         return c->body_case == RV__COMMAND__BODY_TOKEN_DEL ? RV_ENOTFOUND
-                                                          : RV_EPERM;
+                                                           : RV_EPERM;
     }
     return RV_OK;
 }
@@ -334,8 +332,9 @@ store__authorise(struct store_wctx *w, const Rv__Command *c,
     if (c->token_id == NULL) {
         if (!store__auth_on_get(w->txn, w->s) || store__command_is_internal(c))
             return store__bytes_check(w, ctx);
-        rv_errmsg_printf(w->errmsg, "authentication is on and %s carries no "
-                                    "token",
+        rv_errmsg_printf(w->errmsg,
+                         "authentication is on and %s carries no "
+                         "token",
                          proto_command_name(c));
         return RV_EUNAUTHENTICATED;
     }
@@ -376,8 +375,8 @@ store__audit_put(struct store_wctx *w, const Rv__Command *c, uint16_t cmd_no,
     rv_put_be64(k, w->index);
     rv_put_be16(k + 8, cmd_no);
     rv_buf_init(&b);
-    rv_buf_append_be64(&b, (uint64_t)(c->has_stamped_at_ms ? c->stamped_at_ms
-                                                           : 0));
+    rv_buf_append_be64(&b,
+                       (uint64_t)(c->has_stamped_at_ms ? c->stamped_at_ms : 0));
     const char *tid = c->token_id ? c->token_id : "";
     const char *act = proto_command_name(c);
     rv_buf_append_str16(&b, tid, strlen(tid));

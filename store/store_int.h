@@ -476,8 +476,8 @@ struct store__cmdctx {
 int store__authorise(struct store_wctx *w, const Rv__Command *c,
                      struct store__cmdctx *ctx);
 /* After it succeeded: bytes of use, the audit record. */
-int store__account(struct store_wctx *w, const Rv__Command *c,
-                   uint16_t cmd_no, struct store__cmdctx *ctx);
+int store__account(struct store_wctx *w, const Rv__Command *c, uint16_t cmd_no,
+                   struct store__cmdctx *ctx);
 int store__auth_on_get(MDB_txn *txn, const struct store *s);
 const char *store__command_run_id(const Rv__Command *c);
 int store__command_role(const Rv__Command *c);

@@ -625,8 +625,8 @@ store__read_rview(struct store_read *r, const char *run_id,
 }
 
 int
-store__read_run_num(struct store_read *r, const char *run_id,
-                    uint64_t *run_num, char *errmsg)
+store__read_run_num(struct store_read *r, const char *run_id, uint64_t *run_num,
+                    char *errmsg)
 {
     struct store__rview rv;
     int rc = store__read_rview(r, run_id, &rv, errmsg);

@@ -972,8 +972,7 @@ test_team_quotas_and_tokens(void)
     struct store_read *r;
     struct store_token tok;
     CHECK_OK(store_read_begin(f.s, STORE_EVERY_TEAM, &r, f.errmsg), f.errmsg);
-    CHECK_OK(store_token_get(r, "00112233445566ff", &tok, f.errmsg),
-             f.errmsg);
+    CHECK_OK(store_token_get(r, "00112233445566ff", &tok, f.errmsg), f.errmsg);
     CHECK(strcmp(tok.team, "vision") == 0 &&
           tok.role == RV__ROLE__ROLE_WRITER && !tok.is_revoked &&
           strcmp(tok.name, "ci") == 0 && memcmp(tok.sha256, sha, 32) == 0);
@@ -986,8 +985,7 @@ test_team_quotas_and_tokens(void)
     cmd.token_del = &td;
     CHECK_OK(apply1(&f, &cmd), f.last.message);
     CHECK_OK(store_read_begin(f.s, STORE_EVERY_TEAM, &r, f.errmsg), f.errmsg);
-    CHECK_OK(store_token_get(r, "00112233445566ff", &tok, f.errmsg),
-             f.errmsg);
+    CHECK_OK(store_token_get(r, "00112233445566ff", &tok, f.errmsg), f.errmsg);
     CHECK(tok.is_revoked && tok.revoked_index > 0);
     store_read_end(r);
     fx_done(&f);
