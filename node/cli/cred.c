@@ -98,8 +98,7 @@ cli__refusal_hint(int code)
 {
     switch (code) {
     case RV_EUNAUTHENTICATED:
-        return "not authenticated: set RUNVAULT_TOKEN or --token-file to a "
-               "valid token: ";
+        return "not authenticated (set RUNVAULT_TOKEN or --token-file): ";
     case RV_EPERM:
         return "permission denied: ";
     case RV_EQUOTA:
