@@ -363,46 +363,63 @@ cli__audit_args(const struct cli *cl, const struct cli_args *a, uint64_t *since,
     return 0;
 }
 
-/* At most left events of page r shown (as a table, or appended to arr);
- * returns how many, and the index after the last into *next. */
+/* Where the audit log is read from: events of one log entry share its
+ * index, so a page may end inside an entry; the next page starts at that
+ * index again and passes over the n_seen events of it already shown. */
+struct cli_audit_pos {
+    uint64_t since;
+    size_t n_seen;
+};
+
+/* At most left new events of page r shown (as a table, or appended to
+ * arr), *pos moved past them; returns how many. */
 static size_t
 cli__audit_page(const Rv__Response *r, uint64_t left, json_t *arr, int is_first,
-                uint64_t *next)
+                struct cli_audit_pos *pos)
 {
-    size_t n = r->n_events < left ? r->n_events : (size_t)left;
-    if (n > 0)
-        *next = r->events[n - 1]->index + 1;
-    if (arr != NULL) {
-        for (size_t i = 0; i < n; i++)
-            json_array_append_new(arr, cli__event_json(r->events[i]));
-    } else if (n > 0 || is_first) {
-        cli__table(r, n, 6, cli__event_cell, is_first);
+    size_t i0 = 0;
+    while (i0 < r->n_events && i0 < pos->n_seen &&
+           r->events[i0]->index == pos->since)
+        i0++;
+    size_t n = r->n_events - i0;
+    n = n < left ? n : (size_t)left;
+    Rv__Response view = *r; /* The new events only. */
+    view.events = r->events + i0;
+    view.n_events = n;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t idx = view.events[i]->index;
+        pos->n_seen = idx == pos->since ? pos->n_seen + 1 : 1;
+        pos->since = idx;
+        if (arr != NULL)
+            json_array_append_new(arr, cli__event_json(view.events[i]));
     }
+    if (arr == NULL && (n > 0 || is_first))
+        cli__table(&view, n, 6, cli__event_cell, is_first);
     return n;
 }
 
 int
 cli__audit(struct cli *cl, const struct cli_args *a)
 {
-    uint64_t since, limit, shown = 0;
-    if (cli__audit_args(cl, a, &since, &limit) != 0)
+    uint64_t limit, shown = 0;
+    struct cli_audit_pos pos = {0, 0};
+    if (cli__audit_args(cl, a, &pos.since, &limit) != 0)
         return RV_EXIT_USAGE;
     json_t *arr = a->v[O_JSON] != NULL ? json_array() : NULL;
     int rc = RV_OK;
+    /* Each page shows at least one new event or is the last. */
     for (int page = 0; rc == RV_OK && (limit == 0 || shown < limit); page++) {
         Rv__Response *r;
-        uint64_t next = since;
-        rc = cli__admin_read(cl, RV__ADMIN_OP__ADMIN_AUDIT, a->v[O_TEAM], since,
-                             CONTRACT_MAX_AUDIT_EVENTS, &r);
+        rc = cli__admin_read(cl, RV__ADMIN_OP__ADMIN_AUDIT, a->v[O_TEAM],
+                             pos.since, CONTRACT_MAX_AUDIT_EVENTS, &r);
         if (rc != RV_OK)
             break;
         size_t n = cli__audit_page(r, limit ? limit - shown : UINT64_MAX, arr,
-                                   page == 0, &next);
+                                   page == 0, &pos);
         rvc_response_free(r);
         shown += n;
-        if (n == 0 || next <= since)
-            break; /* The end, or an answer that does not move on. */
-        since = next;
+        if (n == 0)
+            break;
     }
     if (rc != RV_OK) {
         json_decref(arr);

@@ -18,6 +18,8 @@
 #ifndef RV_NODE_CLI_H
 #define RV_NODE_CLI_H
 
+#include "base/token.h"
+
 /* The lines the top-level usage text lists for the client commands. */
 extern const char cli_usage_summary[];
 
@@ -25,6 +27,15 @@ extern const char cli_usage_summary[];
  * else 0. Every client command takes the caller's token from --token-file
  * FILE or RUNVAULT_TOKEN (cli__token_load, cred.c). */
 int cli_is_command(const char *name);
+
+/* The caller's token: the one line of file (its newline stripped) if
+ * file is not NULL, else RUNVAULT_TOKEN, into out ("" if neither is
+ * given; an empty variable is none). Its form is checked with
+ * rv_token_parse before anything is sent. 0, or -1 after a message
+ * prefixed with prog that names the source and never shows the token.
+ * Main thread (reads the environment). */
+int cli_token_read(const char *prog, const char *file,
+                   char out[RV_TOKEN_TEXT_CHARS + 1]);
 
 /* Run the client command argv[0] with its arguments argv[1, argc);
  * returns the process exit code (base/exit.h: RV_EXIT_*). Main thread

@@ -66,17 +66,16 @@ cli__token_check(const char *prog, const char *source, const char *text,
 }
 
 int
-cli__token_load(struct cli *cl, const struct cli_args *a)
+cli_token_read(const char *prog, const char *file,
+               char out[RV_TOKEN_TEXT_CHARS + 1])
 {
-    char prog[64], source[CLI_PATH_BYTES + 32];
+    char source[CLI_PATH_BYTES + 32];
     char buf[CLI_TOKEN_FILE_BYTES];
     const char *text;
-    int rc = 0;
-    snprintf(prog, sizeof prog, "runvault %s", cl->name);
-    cl->token[0] = '\0';
-    if (a->v[O_TOKEN_FILE] != NULL) {
-        snprintf(source, sizeof source, "--token-file %s", a->v[O_TOKEN_FILE]);
-        if (cli__token_read(prog, a->v[O_TOKEN_FILE], buf, sizeof buf) != 0)
+    out[0] = '\0';
+    if (file != NULL) {
+        snprintf(source, sizeof source, "--token-file %s", file);
+        if (cli__token_read(prog, file, buf, sizeof buf) != 0)
             return -1;
         text = buf;
     } else {
@@ -86,11 +85,19 @@ cli__token_load(struct cli *cl, const struct cli_args *a)
         snprintf(source, sizeof source, "RUNVAULT_TOKEN");
     }
     size_t n = strlen(text);
-    rc = cli__token_check(prog, source, text, n);
+    int rc = cli__token_check(prog, source, text, n);
     if (rc == 0)
-        memcpy(cl->token, text, n + 1); /* n == RV_TOKEN_TEXT_CHARS */
+        memcpy(out, text, n + 1); /* n == RV_TOKEN_TEXT_CHARS */
     cli__wipe(buf, sizeof buf);
     return rc;
+}
+
+int
+cli__token_load(struct cli *cl, const struct cli_args *a)
+{
+    char prog[64];
+    snprintf(prog, sizeof prog, "runvault %s", cl->name);
+    return cli_token_read(prog, a->v[O_TOKEN_FILE], cl->token);
 }
 
 const char *

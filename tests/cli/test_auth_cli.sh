@@ -255,6 +255,14 @@ expect 0 "audit" -- "$rv" audit
 for act in team_put quota_put token_put token_del; do
     has "audit holds $act" "$dir/out" " $act "
 done
+expect 0 "audit --json" -- "$rv" audit --json
+python3 -c '
+import json, sys
+ev = json.load(sys.stdin)["events"]
+keys = [(e["index"], e["action"], e["target"]) for e in ev]
+sys.exit(0 if len(ev) >= 8 and len(set(keys)) == len(keys) and
+         keys == sorted(keys, key=lambda k: k[0]) else 1)' <"$dir/out" &&
+    pass || { fail "audit --json: every event once, in index order"; cat "$dir/out"; }
 expect 0 "audit --team other --json" -- "$rv" audit --team other --json
 has "audit --json events" "$dir/out" '^\{"events":\[\{"index":[0-9]+'
 hasnt "audit --team other: no vision event" "$dir/out" '"target":"vision"'
@@ -262,6 +270,16 @@ expect 0 "audit --since-index past the end" -- "$rv" audit --since-index 1000000
 has "no events" "$dir/out" '^\{"events":\[\]\}$'
 expect 0 "audit --limit 2" -- "$rv" audit --json --limit 2
 [ "$(grep -o '"index"' "$dir/out" | wc -l)" -eq 2 ] && pass || fail "audit --limit 2"
+
+expect 12 "cluster status without a token" -- \
+    env -u RUNVAULT_TOKEN "$rv" cluster status
+expect 0 "cluster status with the bootstrap token (file)" -- \
+    env -u RUNVAULT_TOKEN "$rv" cluster status --token-file "$admin"
+has "cluster status: this node answers its own status" "$dir/out" \
+    "^1 +voter +leader "
+expect 1 "cluster status with a malformed token" -- \
+    env RUNVAULT_TOKEN="$bad_secret" "$rv" cluster status
+hasnt "cluster: the malformed token is not printed" "$dir/err" "THIS-IS-NOT-HEX"
 
 # ---- Secrets: only token create ever printed them; the node keeps hashes --
 for s in "$writer" "$reader" "$other" "$brief" "$admin_secret"; do
