@@ -15,34 +15,9 @@
 # usage: test_auth_cli.sh PATH/TO/runvault
 set -u
 rv=$1
-dir=$(mktemp -d "${TMPDIR:-/tmp}/rvauth-XXXXXX")
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    [ -n "${KEEP:-}" ] || rm -rf "$dir"
-}
-trap cleanup EXIT
-passed=0
-failed=0
 T="timeout 60" # Every client command is bounded.
+. "$(dirname "$0")/lib.sh" rvauth
 unset RUNVAULT_TOKEN RUNVAULT_ENDPOINT
-
-pass() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
-
-expect() { # expect CODE DESCRIPTION -- command...
-    local want=$1 what=$2
-    shift 3
-    $T "$@" >"$dir/out" 2>"$dir/err"
-    local got=$?
-    cat "$dir/out" "$dir/err" >>"$dir/all_output"
-    if [ "$got" -eq "$want" ]; then pass; else
-        fail "$what: exit $got, want $want"
-        sed 's/^/    out: /' "$dir/out"
-        sed 's/^/    err: /' "$dir/err"
-    fi
-}
 
 has() { # has DESCRIPTION FILE PATTERN: the file holds the (grep -E) pattern
     if grep -Eq -- "$3" "$2"; then pass; else
@@ -117,7 +92,6 @@ expect 0 "--help of a group" -- "$rv" quota --help
 has "the group's usage lists its verbs" "$dir/out" "runvault quota set TEAM"
 
 # ---- A node with auth on ------------------------------------------------
-port_free() { ! ss -Htan "( sport = :$1 )" 2>/dev/null | grep -q .; }
 base=0
 for _ in $(seq 1 50); do
     b=$((20000 + (RANDOM % 1000) * 12))
