@@ -217,6 +217,14 @@ expect 1 "a bad flag" -- "$rv" ls --frobnicate
 expect 1 "a missing flag value" -- "$rv" ls --limit
 expect 1 "metrics without --key" -- "$rv" metrics run-a
 expect 1 "a bad --day" -- "$rv" ls --day 2023-02-30
+expect 0 "whoami with auth off (a token is ignored)" -- env \
+    RUNVAULT_TOKEN="rvt_0123456789abcdef_$(printf '%064d' 1)" "$rv" whoami
+golden "with auth off every caller is cluster-admin of team default" <<'EOF2'
+token_id  - (auth is off)
+team      default
+role      cluster-admin
+name      -
+EOF2
 expect 1 "a bad filter" -- "$rv" ls --filter "metrics.loss >"
 expect 1 "an unknown endpoint scheme" -- "$rv" ls --endpoint "udp://1.2.3.4:5"
 expect 9 "a dead endpoint" -- \
