@@ -29,15 +29,22 @@ cli__token_read(const char *prog, const char *path, char *buf, size_t size)
         return -1;
     }
     size_t n = 0;
+    int err = 0;
     while (n + 1 < size) {
         ssize_t k = read(fd, buf + n, size - 1 - n);
         if (k < 0 && errno == EINTR)
             continue;
+        if (k < 0)
+            err = errno;
         if (k <= 0)
             break;
         n += (size_t)k;
     }
     close(fd);
+    if (err != 0) {
+        fprintf(stderr, "%s: --token-file %s: %s\n", prog, path, strerror(err));
+        return -1;
+    }
     buf[n] = '\0';
     if (n > 0 && buf[n - 1] == '\n')
         buf[--n] = '\0';

@@ -51,6 +51,9 @@ expect 1 "a token file of two lines" -- \
 : >"$dir/empty.tok"
 expect 1 "an empty token file" -- \
     "$rv" whoami --token-file "$dir/empty.tok" --endpoint $dead
+expect 1 "a directory as the token file" -- \
+    "$rv" whoami --token-file "$dir" --endpoint $dead
+has "the read error is named" "$dir/err" "Is a directory"
 expect 1 "a missing token file" -- \
     "$rv" whoami --token-file "$dir/none.tok" --endpoint $dead
 expect 1 "the flag wins over the variable (a bad file, a good variable)" -- \
@@ -201,9 +204,27 @@ hasnt "another team sees none of them" "$dir/out" '"run_id":"v1"'
 expect 11 "show of another team's run is not found" -- \
     env RUNVAULT_TOKEN="$other" "$rv" show v1
 
+expect 0 "team create rl" -- "$rv" team create rl
+expect 0 "quota set rl 10 points/s" -- "$rv" quota set rl --max-points-per-s 10
+expect 0 "token create rl writer" -- "$rv" token create --team rl \
+    --role writer --name rw
+rl=$(cat "$dir/out")
+python3 -c '
+import json
+print(json.dumps({"type": "run", "run_id": "rl1", "project": "p",
+                  "experiment": "e"}))
+for i in range(50000):
+    print(json.dumps({"run_id": "rl1", "key": "k", "step": i, "value": i}))
+' >"$dir/many.jsonl"
+expect 12 "past the points/s rate" -- env RUNVAULT_TOKEN="$rl" \
+    "$rv" ingest "$dir/many.jsonl"
+has "rate limit exceeded, with when to retry" "$dir/err" \
+    "rate limit exceeded: .*retry"
+
 expect 0 "team list" -- "$rv" team list
 has "team list: use against quota" "$dir/out" "^vision +2/2 +[0-9.]+[KM]?/10M +5000$"
 has "team list: no limits" "$dir/out" "^other +0/- +0/- +-$"
+has "team list: a rate" "$dir/out" "^rl +[01]/- +[0-9.]+[KM]?/- +10$"
 expect 0 "team list --json" -- "$rv" team list --json
 has "team list --json" "$dir/out" '"team":"vision","n_runs":2,"max_runs":2'
 expect 0 "team list as a team's token shows its team only" -- \
