@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Bytes read from a token file: one token line and a little room, so that
@@ -28,6 +29,12 @@ cli__token_read(const char *prog, const char *path, char *buf, size_t size)
                 strerror(errno));
         return -1;
     }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077))
+        fprintf(stderr,
+                "%s: warning: --token-file %s can be read by other users "
+                "(chmod 600 it)\n",
+                prog, path);
     size_t n = 0;
     int err = 0;
     while (n + 1 < size) {

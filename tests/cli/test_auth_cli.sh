@@ -134,8 +134,14 @@ expect 0 "whoami --json with the bootstrap token (variable)" -- \
     env RUNVAULT_TOKEN="$admin_secret" "$rv" whoami --json
 has "whoami --json" "$dir/out" '"role":"cluster-admin"'
 printf '%s' "$admin_secret" >"$dir/nonl.tok"
+chmod 600 "$dir/nonl.tok"
 expect 0 "a token file without a trailing newline" -- \
     "$rv" whoami --token-file "$dir/nonl.tok"
+hasnt "no warning for a file of mode 600" "$dir/err" "warning"
+chmod 644 "$dir/nonl.tok"
+expect 0 "a token file others can read works" -- \
+    "$rv" whoami --token-file "$dir/nonl.tok"
+has "with a warning" "$dir/err" "warning: --token-file .* can be read by other users"
 printf '%s\r\n' "$admin_secret" >"$dir/crlf.tok"
 expect 0 "a token file with CRLF" -- "$rv" whoami --token-file "$dir/crlf.tok"
 expect 0 "the flag wins over a variable with an unknown token" -- \
