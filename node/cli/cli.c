@@ -90,19 +90,21 @@ const char cli_usage_summary[] =
 
 static const struct cli_command cli_commands[] = {
     {"ls",
-     CLI_READING | CLI_FLAG_BIT(O_PROJECT) | CLI_FLAG_BIT(O_EXPERIMENT) |
-         CLI_FLAG_BIT(O_STATUS) | CLI_FLAG_BIT(O_TAG) | CLI_FLAG_BIT(O_PARAM) |
-         CLI_FLAG_BIT(O_DAY) | CLI_FLAG_BIT(O_FILTER) |
-         CLI_FLAG_BIT(O_ORDER_BY) | CLI_FLAG_BIT(O_LIMIT) |
-         CLI_FLAG_BIT(O_JSON),
+     CLI_READING | CLI_FLAG_BIT(O_TEAM) | CLI_FLAG_BIT(O_PROJECT) |
+         CLI_FLAG_BIT(O_EXPERIMENT) | CLI_FLAG_BIT(O_STATUS) |
+         CLI_FLAG_BIT(O_TAG) | CLI_FLAG_BIT(O_PARAM) | CLI_FLAG_BIT(O_DAY) |
+         CLI_FLAG_BIT(O_FILTER) | CLI_FLAG_BIT(O_ORDER_BY) |
+         CLI_FLAG_BIT(O_LIMIT) | CLI_FLAG_BIT(O_JSON),
      0, 0, cli__ls,
-     "usage: runvault ls [--project P] [--experiment E] [--status S]\n"
-     "           [--tag K=V]... [--param K=V]... [--day YYYY-MM-DD]\n"
+     "usage: runvault ls [--team T] [--project P] [--experiment E]\n"
+     "           [--status S] [--tag K=V]... [--param K=V]...\n"
+     "           [--day YYYY-MM-DD]\n"
      "           [--filter EXPR] [--order-by EXPR] [--limit N] [--json]\n"
      "           [--consistency stale|leader|linearizable]\n"
      "List runs, newest first unless --order-by says otherwise. The flags\n"
      "are joined with 'and' into one filter of the MLflow grammar (--day:\n"
-     "created on that UTC day). --limit N rows (default 50, 0: all).\n"},
+     "created on that UTC day). --limit N rows (default 50, 0: all).\n"
+     "--team T: one team's runs (a cluster-admin's token sees every team).\n"},
     {"show", CLI_READING | CLI_FLAG_BIT(O_JSON), 1, 1, cli__show,
      "usage: runvault show RUN_ID [--json]\n"
      "A run's attributes, params, tags and metric summary.\n"},
@@ -138,10 +140,11 @@ static const struct cli_command cli_commands[] = {
      "Sent in batches, in order. At a bad line, everything before it is\n"
      "sent and acknowledged, nothing from it on, and the exit code is 10.\n"},
     {"export",
-     CLI_READING | CLI_FLAG_BIT(O_OUT) | CLI_FLAG_BIT(O_PROJECT) |
-         CLI_FLAG_BIT(O_EXPERIMENT),
+     CLI_READING | CLI_FLAG_BIT(O_OUT) | CLI_FLAG_BIT(O_TEAM) |
+         CLI_FLAG_BIT(O_PROJECT) | CLI_FLAG_BIT(O_EXPERIMENT),
      0, 0, cli__export,
-     "usage: runvault export --out DIR [--project P] [--experiment E]\n"
+     "usage: runvault export --out DIR [--team T] [--project P]\n"
+     "           [--experiment E]\n"
      "Write runs to DIR/PROJECT/EXPERIMENT/RUN_ID/{meta.json,status.json,\n"
      "events.jsonl,logs.txt,media/}.\n"},
     {"import", CLI_COMMON, 1, 1, cli__import,

@@ -156,8 +156,8 @@ int cli__history(struct cli *cl, const char *run_id, const char *key,
  * cli__rpc. */
 int cli__logs_page(struct cli *cl, const char *run_id, uint64_t from,
                    Rv__Response **resp);
-/* Pages of ListRuns (project, experiment, order of a's flags) until limit
- * rows (0: all) or the last page. *pages (each freed with
+/* Pages of ListRuns (team, project, experiment, order of a's flags) until
+ * limit rows (0: all) or the last page. *pages (each freed with
  * rvc_response_free, the array with free) is set also on error. */
 int cli__ls_fetch(struct cli *cl, const struct cli_args *a, const char *filter,
                   uint64_t limit, Rv__Response ***pages, size_t *n_pages);

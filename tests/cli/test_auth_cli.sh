@@ -207,6 +207,10 @@ expect 0 "ls as the reader" -- env RUNVAULT_TOKEN="$reader" "$rv" ls --json
 has "the reader sees its team's runs" "$dir/out" '"run_id":"v1"'
 expect 0 "ls as another team" -- env RUNVAULT_TOKEN="$other" "$rv" ls --json
 hasnt "another team sees none of them" "$dir/out" '"run_id":"v1"'
+expect 0 "ls --team vision as the cluster-admin" -- "$rv" ls --team vision --json
+has "the cluster-admin sees vision's runs" "$dir/out" '"run_id":"v1"'
+expect 0 "ls --team other as the cluster-admin" -- "$rv" ls --team other --json
+hasnt "only that team's" "$dir/out" '"run_id":"v1"'
 expect 11 "show of another team's run is not found" -- \
     env RUNVAULT_TOKEN="$other" "$rv" show v1
 
