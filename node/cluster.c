@@ -3,6 +3,7 @@
 #include "base/clock.h"
 #include "base/exit.h"
 #include "base/parse.h"
+#include "node/cli/cli.h"
 #include "node/cli/flags.h"
 #include "node/defaults.h"
 #include "node/serve.h"
@@ -19,6 +20,7 @@ struct cluster_args {
     uint64_t id;
     int has_id, is_json;
     unsigned timeout_ms;
+    char token[RV_TOKEN_TEXT_CHARS + 1]; /* The caller's, "" for none. */
 };
 
 enum {
@@ -29,6 +31,7 @@ enum {
     CL_ID,
     CL_TIMEOUT,
     CL_JSON,
+    CL_TOKEN_FILE,
     CL_COUNT
 };
 
@@ -40,6 +43,7 @@ static const struct cli_flag cluster_flags[CL_COUNT] = {
     [CL_ID] = {"id", 1},
     [CL_TIMEOUT] = {"timeout-ms", 1},
     [CL_JSON] = {"json", 0},
+    [CL_TOKEN_FILE] = {"token-file", 1},
 };
 
 static const char cluster_usage[] =
@@ -49,8 +53,8 @@ static const char cluster_usage[] =
     "       runvault cluster remove --id N\n"
     "       runvault cluster transfer [--id N]\n"
     "options: --endpoint tcp://IP:PORT[,...] (or RUNVAULT_ENDPOINT), "
-    "--timeout-ms MS\n"
-    "a cluster with auth on needs a cluster-admin token in RUNVAULT_TOKEN\n";
+    "--timeout-ms MS,\n"
+    "         --token-file FILE (or RUNVAULT_TOKEN)\n";
 
 static int
 cluster__parse(int argc, char **argv, struct cluster_args *a)
@@ -76,7 +80,7 @@ cluster__parse(int argc, char **argv, struct cluster_args *a)
           timeout_ms > UINT32_MAX)))
         goto bad;
     a->timeout_ms = (unsigned)timeout_ms;
-    return 0;
+    return cli_token_read("runvault cluster", f.v[CL_TOKEN_FILE], a->token);
 bad:
     fputs(cluster_usage, stderr);
     return -1;
@@ -93,6 +97,8 @@ cluster__exit(int rc)
     case RV_EEXIST:
     case RV_ECONFLICT:
     case RV_ESTATE:
+    case RV_EUNAUTHENTICATED:
+    case RV_EPERM:
         return RV_EXIT_REFUSED; /* The cluster said no. */
     default:
         return RV_EXIT_UNAVAILABLE;
@@ -108,7 +114,7 @@ cluster__str(const char *s)
 /* Member m, with what it says of itself (asked directly, 1 s), as a table
  * row on stdout or, with list, an object appended to it. */
 static void
-cluster__status_row(const Rv__NodeStatus *m, json_t *list)
+cluster__status_row(const Rv__NodeStatus *m, const char *token, json_t *list)
 {
     Rv__Request sreq = RV__REQUEST__INIT;
     Rv__StatusRequest sr = RV__STATUS_REQUEST__INIT;
@@ -116,7 +122,7 @@ cluster__status_row(const Rv__NodeStatus *m, json_t *list)
     char errmsg[RV_ERRMSG_SIZE];
     sreq.body_case = RV__REQUEST__BODY_STATUS;
     sreq.status = &sr;
-    sreq.token = getenv("RUNVAULT_TOKEN");
+    sreq.token = (char *)token;
     const Rv__NodeStatus *me = NULL;
     if (m->rpc_addr != NULL && m->rpc_addr[0] != '\0' &&
         rvc_call_once(m->rpc_addr, &sreq, 1000, &s, errmsg) == RV_OK &&
@@ -158,7 +164,6 @@ cluster__status(struct rvc *c, const struct cluster_args *a)
     cr.op = RV__CLUSTER_OP__CLUSTER_STATUS;
     req.body_case = RV__REQUEST__BODY_CLUSTER;
     req.cluster = &cr;
-    req.token = getenv("RUNVAULT_TOKEN");
     int rc = rvc_call(c, &req, &resp, errmsg);
     if (rc != RV_OK) {
         fprintf(stderr, "runvault cluster status: %s\n", errmsg);
@@ -176,7 +181,8 @@ cluster__status(struct rvc *c, const struct cluster_args *a)
                (unsigned long long)resp->leader_id, "ID", "ROLE", "STATE",
                "RAFT", "RPC", "TERM", "APPLIED", "DIGEST");
     for (size_t i = 0; i < resp->n_nodes; i++)
-        cluster__status_row(resp->nodes[i], list);
+        cluster__status_row(resp->nodes[i], a->token[0] ? a->token : NULL,
+                            list);
     if (a->is_json) {
         json_t *doc = json_object();
         json_object_set_new(doc, "leader_id",
@@ -204,6 +210,7 @@ rv_cmd_cluster(int argc, char **argv)
     }
     rvc_set_timeouts(c, a.timeout_ms < 5000 ? a.timeout_ms : 5000,
                      a.timeout_ms);
+    rvc_set_token(c, a.token[0] ? a.token : NULL);
     if (strcmp(a.verb, "status") == 0) {
         int code = cluster__status(c, &a);
         rvc_close(c);
@@ -214,7 +221,6 @@ rv_cmd_cluster(int argc, char **argv)
     Rv__Response *resp = NULL;
     req.body_case = RV__REQUEST__BODY_CLUSTER;
     req.cluster = &cr;
-    req.token = getenv("RUNVAULT_TOKEN");
     cr.has_id = a.has_id;
     cr.id = a.id;
     cr.raft_addr = (char *)a.raft_addr;

@@ -8,7 +8,7 @@
  *   runvault serve [flags]                   run a node (node/serve.c)
  *   runvault cluster VERB [flags]            membership (node/cluster.c)
  *   runvault ls|show|metrics|logs|ingest|export|import
- *                                            client commands (node/cli/)
+ *   runvault team|token|quota|whoami|audit   client commands (node/cli/)
  *
  * Every command parses its flags with node/cli/flags.h and exits with a
  * code of the one table, base/exit.h. */
@@ -40,7 +40,8 @@ static const char rv_usage_tail[] =
     "\n"
     "DIR defaults to $RUNVAULT_DATA_DIR or " NODE_DEFAULT_DATA_DIR ".\n"
     "Client commands reach a cluster through --endpoint LIST or\n"
-    "$RUNVAULT_ENDPOINT (default " NODE_DEFAULT_ENDPOINT ").\n"
+    "$RUNVAULT_ENDPOINT (default " NODE_DEFAULT_ENDPOINT ") with the token\n"
+    "of --token-file FILE or $RUNVAULT_TOKEN (when auth is on).\n"
     "\n"
     "exit codes (every command):\n";
 

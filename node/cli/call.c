@@ -74,8 +74,13 @@ cli__rpc(struct cli *cl, Rv__Request *req, Rv__Response **resp)
             rv_errmsg_printf(cl->errmsg, "no node could serve it (%s): %s",
                              rvc_last_endpoint(cl->c),
                              r->message ? r->message : rv_strerror(rc));
+        else if (rc == RV_ERATE && r->has_retry_after_s)
+            rv_errmsg_printf(
+                cl->errmsg, "%s%s (retry after %u s)", cli__refusal_hint(rc),
+                r->message && r->message[0] ? r->message : rv_strerror(rc),
+                (unsigned)r->retry_after_s);
         else
-            rv_errmsg_printf(cl->errmsg, "%s",
+            rv_errmsg_printf(cl->errmsg, "%s%s", cli__refusal_hint(rc),
                              r->message && r->message[0] ? r->message
                                                          : rv_strerror(rc));
         rvc_response_free(r);

@@ -34,14 +34,25 @@ static const struct cli_flag cli_flags[O_COUNT] = {
     [O_FOLLOW] = {"follow", 0},
     [O_FROM] = {"from", 1},
     [O_OUT] = {"out", 1},
+    [O_TOKEN_FILE] = {"token-file", 1},
+    [O_TEAM] = {"team", 1},
+    [O_ROLE] = {"role", 1},
+    [O_NAME] = {"name", 1},
+    [O_EXPIRES_IN] = {"expires-in", 1},
+    [O_MAX_RUNS] = {"max-runs", 1},
+    [O_MAX_BYTES] = {"max-bytes", 1},
+    [O_MAX_POINTS_PER_S] = {"max-points-per-s", 1},
+    [O_SINCE_INDEX] = {"since-index", 1},
 };
 
-#define CLI_COMMON  (CLI_FLAG_BIT(O_ENDPOINT) | CLI_FLAG_BIT(O_TIMEOUT))
+#define CLI_COMMON                                        \
+    (CLI_FLAG_BIT(O_ENDPOINT) | CLI_FLAG_BIT(O_TIMEOUT) | \
+     CLI_FLAG_BIT(O_TOKEN_FILE))
 #define CLI_READING (CLI_COMMON | CLI_FLAG_BIT(O_CONSISTENCY))
 
 struct cli_command {
-    const char *name;
-    uint32_t flags; /* The options it takes (CLI_FLAG_BIT). */
+    const char *name; /* "ls", or a group and its verb: "token create". */
+    uint64_t flags;   /* The options it takes (CLI_FLAG_BIT). */
     size_t min_pos, max_pos;
     int (*run)(struct cli *cl, const struct cli_args *a);
     const char *usage;
@@ -57,7 +68,9 @@ static const char cli_exit_text[] =
     "            comma-separated) or RUNVAULT_ENDPOINT; "
     "default " NODE_DEFAULT_ENDPOINT "\n"
     "            --timeout-ms MS bounds each call, retries included "
-    "(30000)\n";
+    "(30000)\n"
+    "token:      --token-file FILE (one line) or RUNVAULT_TOKEN; the flag "
+    "wins\n";
 
 const char cli_usage_summary[] =
     "  ls             list runs (filters: --project --experiment --status "
@@ -68,23 +81,30 @@ const char cli_usage_summary[] =
     "  logs           a run's log lines (--follow)\n"
     "  ingest         JSONL metric points and runs from a file or stdin\n"
     "  export         runs to a directory tree (--out DIR)\n"
-    "  import         runs from an export tree, idempotently\n";
+    "  import         runs from an export tree, idempotently\n"
+    "  team           create NAME | list: teams and their use against quota\n"
+    "  token          create | list | revoke: the tokens of teams\n"
+    "  quota set      a team's limits of runs, bytes and points/s\n"
+    "  whoami         the caller's token id, team and role\n"
+    "  audit          the audit log of admin actions\n";
 
 static const struct cli_command cli_commands[] = {
     {"ls",
-     CLI_READING | CLI_FLAG_BIT(O_PROJECT) | CLI_FLAG_BIT(O_EXPERIMENT) |
-         CLI_FLAG_BIT(O_STATUS) | CLI_FLAG_BIT(O_TAG) | CLI_FLAG_BIT(O_PARAM) |
-         CLI_FLAG_BIT(O_DAY) | CLI_FLAG_BIT(O_FILTER) |
-         CLI_FLAG_BIT(O_ORDER_BY) | CLI_FLAG_BIT(O_LIMIT) |
-         CLI_FLAG_BIT(O_JSON),
+     CLI_READING | CLI_FLAG_BIT(O_TEAM) | CLI_FLAG_BIT(O_PROJECT) |
+         CLI_FLAG_BIT(O_EXPERIMENT) | CLI_FLAG_BIT(O_STATUS) |
+         CLI_FLAG_BIT(O_TAG) | CLI_FLAG_BIT(O_PARAM) | CLI_FLAG_BIT(O_DAY) |
+         CLI_FLAG_BIT(O_FILTER) | CLI_FLAG_BIT(O_ORDER_BY) |
+         CLI_FLAG_BIT(O_LIMIT) | CLI_FLAG_BIT(O_JSON),
      0, 0, cli__ls,
-     "usage: runvault ls [--project P] [--experiment E] [--status S]\n"
-     "           [--tag K=V]... [--param K=V]... [--day YYYY-MM-DD]\n"
+     "usage: runvault ls [--team T] [--project P] [--experiment E]\n"
+     "           [--status S] [--tag K=V]... [--param K=V]...\n"
+     "           [--day YYYY-MM-DD]\n"
      "           [--filter EXPR] [--order-by EXPR] [--limit N] [--json]\n"
      "           [--consistency stale|leader|linearizable]\n"
      "List runs, newest first unless --order-by says otherwise. The flags\n"
      "are joined with 'and' into one filter of the MLflow grammar (--day:\n"
-     "created on that UTC day). --limit N rows (default 50, 0: all).\n"},
+     "created on that UTC day). --limit N rows (default 50, 0: all).\n"
+     "--team T: one team's runs (a cluster-admin's token sees every team).\n"},
     {"show", CLI_READING | CLI_FLAG_BIT(O_JSON), 1, 1, cli__show,
      "usage: runvault show RUN_ID [--json]\n"
      "A run's attributes, params, tags and metric summary.\n"},
@@ -120,10 +140,11 @@ static const struct cli_command cli_commands[] = {
      "Sent in batches, in order. At a bad line, everything before it is\n"
      "sent and acknowledged, nothing from it on, and the exit code is 10.\n"},
     {"export",
-     CLI_READING | CLI_FLAG_BIT(O_OUT) | CLI_FLAG_BIT(O_PROJECT) |
-         CLI_FLAG_BIT(O_EXPERIMENT),
+     CLI_READING | CLI_FLAG_BIT(O_OUT) | CLI_FLAG_BIT(O_TEAM) |
+         CLI_FLAG_BIT(O_PROJECT) | CLI_FLAG_BIT(O_EXPERIMENT),
      0, 0, cli__export,
-     "usage: runvault export --out DIR [--project P] [--experiment E]\n"
+     "usage: runvault export --out DIR [--team T] [--project P]\n"
+     "           [--experiment E]\n"
      "Write runs to DIR/PROJECT/EXPERIMENT/RUN_ID/{meta.json,status.json,\n"
      "events.jsonl,logs.txt,media/}.\n"},
     {"import", CLI_COMMON, 1, 1, cli__import,
@@ -131,23 +152,116 @@ static const struct cli_command cli_commands[] = {
      "Re-create the runs of an export tree with their run ids, metrics,\n"
      "logs and artifacts. Idempotent: importing the same tree again into\n"
      "the same cluster applies nothing twice.\n"},
+    {"team create", CLI_COMMON, 1, 1, cli__team_create,
+     "usage: runvault team create TEAM\n"
+     "Create a team (cluster-admin).\n"},
+    {"team list", CLI_READING | CLI_FLAG_BIT(O_JSON), 0, 0, cli__team_list,
+     "usage: runvault team list [--json]\n"
+     "Teams with their use against quota: runs, bytes, points/s (- : no\n"
+     "limit). A team's own tokens see only their team.\n"},
+    {"token create",
+     CLI_COMMON | CLI_FLAG_BIT(O_TEAM) | CLI_FLAG_BIT(O_ROLE) |
+         CLI_FLAG_BIT(O_NAME) | CLI_FLAG_BIT(O_EXPIRES_IN) |
+         CLI_FLAG_BIT(O_JSON),
+     0, 0, cli__token_create,
+     "usage: runvault token create --team TEAM --role ROLE --name NAME\n"
+     "           [--expires-in 90d|12h|30m|3600s] [--json]\n"
+     "Make a token (role reader, writer, admin, or cluster-admin without\n"
+     "--team) and register its SHA-256. The token is printed on stdout this\n"
+     "once and never again; its id goes to stderr (both in --json).\n"},
+    {"token list", CLI_READING | CLI_FLAG_BIT(O_TEAM) | CLI_FLAG_BIT(O_JSON), 0,
+     0, cli__token_list,
+     "usage: runvault token list [--team TEAM] [--json]\n"
+     "Tokens by id with team, role, name, created, expiry and state (never\n"
+     "a secret).\n"},
+    {"token revoke", CLI_COMMON, 1, 1, cli__token_revoke,
+     "usage: runvault token revoke TOKEN_ID\n"
+     "Revoke a token by its id (16 hex digits): refused from that log\n"
+     "index on, on every node.\n"},
+    {"quota set",
+     CLI_COMMON | CLI_FLAG_BIT(O_MAX_RUNS) | CLI_FLAG_BIT(O_MAX_BYTES) |
+         CLI_FLAG_BIT(O_MAX_POINTS_PER_S),
+     1, 1, cli__quota_set,
+     "usage: runvault quota set TEAM [--max-runs N] [--max-bytes N[K|M|G]]\n"
+     "           [--max-points-per-s N]\n"
+     "Set a team's limits (cluster-admin); 0 removes a limit, a flag not\n"
+     "given keeps it. K, M, G are 2^10, 2^20, 2^30 bytes.\n"},
+    {"whoami", CLI_READING | CLI_FLAG_BIT(O_JSON), 0, 0, cli__whoami,
+     "usage: runvault whoami [--json]\n"
+     "The token id, team, role and name the cluster sees for the caller.\n"},
+    {"audit",
+     CLI_READING | CLI_FLAG_BIT(O_TEAM) | CLI_FLAG_BIT(O_SINCE_INDEX) |
+         CLI_FLAG_BIT(O_LIMIT) | CLI_FLAG_BIT(O_JSON),
+     0, 0, cli__audit,
+     "usage: runvault audit [--team TEAM] [--since-index N] [--limit N]\n"
+     "           [--json]\n"
+     "Admin actions (teams, tokens, quotas, membership, delete, restore,\n"
+     "purge) with index, time and token id, from log index N on; --limit\n"
+     "rows (default 1000, 0: all). Cluster-admins see all, team admins\n"
+     "their team.\n"},
 };
 
 #define CLI_N_COMMANDS (sizeof cli_commands / sizeof cli_commands[0])
 
+/* The command named by argv[0] (and argv[1] for a group's verb); *used
+ * is how many words name it. NULL if none. */
 static const struct cli_command *
-cli__command(const char *name)
+cli__command(int argc, char **argv, int *used)
 {
-    for (size_t i = 0; i < CLI_N_COMMANDS; i++)
-        if (strcmp(cli_commands[i].name, name) == 0)
+    for (size_t i = 0; i < CLI_N_COMMANDS; i++) {
+        const char *name = cli_commands[i].name, *sp = strchr(name, ' ');
+        if (sp == NULL && strcmp(name, argv[0]) == 0) {
+            *used = 1;
             return &cli_commands[i];
+        }
+        size_t g = sp ? (size_t)(sp - name) : 0;
+        if (sp != NULL && argc >= 2 && strncmp(name, argv[0], g) == 0 &&
+            argv[0][g] == '\0' && strcmp(sp + 1, argv[1]) == 0) {
+            *used = 2;
+            return &cli_commands[i];
+        }
+    }
     return NULL;
+}
+
+/* 1 if name is a group of commands ("token"). */
+static int
+cli__is_group(const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < CLI_N_COMMANDS; i++)
+        if (strncmp(cli_commands[i].name, name, n) == 0 &&
+            cli_commands[i].name[n] == ' ')
+            return 1;
+    return 0;
 }
 
 int
 cli_is_command(const char *name)
 {
-    return cli__command(name) != NULL;
+    int used;
+    char *argv[1] = {(char *)name};
+    return cli__command(1, argv, &used) != NULL || cli__is_group(name);
+}
+
+/* A group without a known verb: the usage of each of its verbs. */
+static int
+cli__group_usage(int argc, char **argv)
+{
+    size_t n = strlen(argv[0]);
+    int is_help = argc >= 2 && (strcmp(argv[1], "-h") == 0 ||
+                                strcmp(argv[1], "--help") == 0);
+    FILE *f = is_help ? stdout : stderr;
+    if (!is_help)
+        fprintf(f, "runvault %s: %s '%s'\n\n", argv[0],
+                argc >= 2 ? "unknown verb" : "missing verb",
+                argc >= 2 ? argv[1] : "");
+    for (size_t i = 0; i < CLI_N_COMMANDS; i++)
+        if (strncmp(cli_commands[i].name, argv[0], n) == 0 &&
+            cli_commands[i].name[n] == ' ')
+            fprintf(f, "%s\n", cli_commands[i].usage);
+    fputs(cli_exit_text, f);
+    return is_help ? RV_EXIT_OK : RV_EXIT_USAGE;
 }
 
 /* Endpoint, timeouts and read options into cl; -1 after a message. */
@@ -183,6 +297,8 @@ cli__setup(struct cli *cl, const struct cli_args *a)
         cl->read.has_consistency = 1;
         cl->read.consistency = values[i];
     }
+    if (cli__token_load(cl, a) != 0)
+        return -1;
     char errmsg[RV_ERRMSG_SIZE] = "";
     if (rvc_open(&cl->c, ep, errmsg) != RV_OK) {
         fprintf(stderr, "runvault %s: --endpoint: %s\n", cl->name, errmsg);
@@ -191,6 +307,7 @@ cli__setup(struct cli *cl, const struct cli_args *a)
     unsigned t = (unsigned)total;
     rvc_set_timeouts(cl->c, t < RVC_DEFAULT_ATTEMPT ? t : RVC_DEFAULT_ATTEMPT,
                      t);
+    rvc_set_token(cl->c, cl->token[0] ? cl->token : NULL);
     cl->is_tty = isatty(STDERR_FILENO);
     return 0;
 }
@@ -198,16 +315,18 @@ cli__setup(struct cli *cl, const struct cli_args *a)
 int
 cli_main(int argc, char **argv)
 {
-    const struct cli_command *cmd = cli__command(argv[0]);
+    int used = 0;
+    const struct cli_command *cmd = cli__command(argc, argv, &used);
     struct cli_args a;
     struct cli cl;
     char prog[64];
     if (cmd == NULL)
-        return RV_EXIT_USAGE;
+        return cli__is_group(argv[0]) ? cli__group_usage(argc, argv)
+                                      : RV_EXIT_USAGE;
     snprintf(prog, sizeof prog, "runvault %s", cmd->name);
     struct cli_spec spec = {prog,       cli_flags,    O_COUNT,
                             cmd->flags, cmd->min_pos, cmd->max_pos};
-    int rc = cli_flags_parse(&spec, argc - 1, argv + 1, &a);
+    int rc = cli_flags_parse(&spec, argc - used, argv + used, &a);
     if (rc != 0) {
         FILE *f = rc == CLI_FLAGS_HELP ? stdout : stderr;
         fprintf(f, "%s%s", cmd->usage, cli_exit_text);
@@ -215,10 +334,13 @@ cli_main(int argc, char **argv)
     }
     memset(&cl, 0, sizeof cl);
     cl.name = cmd->name;
-    if (cli__setup(&cl, &a) != 0)
+    if (cli__setup(&cl, &a) != 0) {
+        cli__wipe(cl.token, sizeof cl.token);
         return RV_EXIT_USAGE;
+    }
     int code = cmd->run(&cl, &a);
     fflush(stdout);
     rvc_close(cl.c);
+    cli__wipe(cl.token, sizeof cl.token);
     return code;
 }

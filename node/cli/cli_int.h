@@ -4,6 +4,7 @@
 #ifndef RV_NODE_CLI_INT_H
 #define RV_NODE_CLI_INT_H
 
+#include "base/token.h"
 #include "node/cli/cli.h"
 #include "node/cli/flags.h"
 #include "proto/contract.h"
@@ -56,6 +57,15 @@ enum cli_opt {
     O_FOLLOW,
     O_FROM,
     O_OUT,
+    O_TOKEN_FILE,
+    O_TEAM,
+    O_ROLE,
+    O_NAME,
+    O_EXPIRES_IN,
+    O_MAX_RUNS,
+    O_MAX_BYTES,
+    O_MAX_POINTS_PER_S,
+    O_SINCE_INDEX,
     O_COUNT
 };
 
@@ -66,6 +76,9 @@ struct cli {
     Rv__ReadOptions read;
     int is_tty; /* stderr is a terminal: show progress. */
     char errmsg[RV_ERRMSG_SIZE];
+    /* The caller's token (cred.c), "" for none; set on every request by
+     * the client (rvc_set_token). Never printed; wiped at the end. */
+    char token[RV_TOKEN_TEXT_CHARS + 1];
 };
 
 /* ---- The commands (each returns the process exit code, RV_EXIT_*) ----- */
@@ -81,6 +94,28 @@ int cli__logs(struct cli *cl, const struct cli_args *a);
 int cli__ingest(struct cli *cl, const struct cli_args *a);
 int cli__export(struct cli *cl, const struct cli_args *a);
 int cli__import(struct cli *cl, const struct cli_args *a);
+/* Teams, tokens, quotas and the audit log (admin.c). */
+int cli__team_create(struct cli *cl, const struct cli_args *a);
+int cli__team_list(struct cli *cl, const struct cli_args *a);
+int cli__token_create(struct cli *cl, const struct cli_args *a);
+int cli__token_list(struct cli *cl, const struct cli_args *a);
+int cli__token_revoke(struct cli *cl, const struct cli_args *a);
+int cli__quota_set(struct cli *cl, const struct cli_args *a);
+int cli__whoami(struct cli *cl, const struct cli_args *a);
+int cli__audit(struct cli *cl, const struct cli_args *a);
+
+/* ---- The caller's token (cred.c) --------------------------------------- */
+
+/* The token of --token-file FILE (a's O_TOKEN_FILE; one line, its
+ * newline stripped) or else of RUNVAULT_TOKEN into cl->token ("" if
+ * neither is given), its form checked with rv_token_parse. 0, or -1 after
+ * a message naming the source (never the token's text). */
+int cli__token_load(struct cli *cl, const struct cli_args *a);
+/* What to tell the user before the node's message when the cluster
+ * refused with code ("not authenticated: ..."); "" for other codes. */
+const char *cli__refusal_hint(int code);
+/* Zero p[0, n) in a way the compiler keeps (a secret's copy). */
+void cli__wipe(void *p, size_t n);
 
 /* ---- Calls to the cluster (call.c) ------------------------------------- */
 
@@ -121,8 +156,8 @@ int cli__history(struct cli *cl, const char *run_id, const char *key,
  * cli__rpc. */
 int cli__logs_page(struct cli *cl, const char *run_id, uint64_t from,
                    Rv__Response **resp);
-/* Pages of ListRuns (project, experiment, order of a's flags) until limit
- * rows (0: all) or the last page. *pages (each freed with
+/* Pages of ListRuns (team, project, experiment, order of a's flags) until
+ * limit rows (0: all) or the last page. *pages (each freed with
  * rvc_response_free, the array with free) is set also on error. */
 int cli__ls_fetch(struct cli *cl, const struct cli_args *a, const char *filter,
                   uint64_t limit, Rv__Response ***pages, size_t *n_pages);

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CLI_MAX_FLAGS  32  /* Flags in one table. */
+#define CLI_MAX_FLAGS  64  /* Flags in one table. */
 #define CLI_MAX_REPEAT 64  /* Values one repeatable flag takes. */
 #define CLI_MAX_MULTI  128 /* Values all repeatable flags take. */
 #define CLI_MAX_POS    2   /* Positional arguments. */
@@ -31,12 +31,12 @@ struct cli_spec {
     const char *prog; /* "runvault ls": the prefix of every message. */
     const struct cli_flag *flags;
     size_t n_flags;   /* At most CLI_MAX_FLAGS. */
-    uint32_t allowed; /* Bit i set: flags[i] is accepted. */
+    uint64_t allowed; /* Bit i set: flags[i] is accepted. */
     size_t min_pos, max_pos;
 };
 
-#define CLI_FLAG_BIT(i) (UINT32_C(1) << (i))
-#define CLI_FLAGS_ALL   UINT32_MAX
+#define CLI_FLAG_BIT(i) (UINT64_C(1) << (i))
+#define CLI_FLAGS_ALL   UINT64_MAX
 
 /* The parsed arguments: borrowed from argv, valid while it is. */
 struct cli_args {

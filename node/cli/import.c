@@ -282,8 +282,8 @@ cli__import_run(struct cli *cl, const char *dir, struct cli_xstats *st,
         st->n_points += bs->n_points;
         st->n_duplicates += bs->n_duplicates;
         if (bs->failed_code != RV_OK && rc == bs->failed_code)
-            snprintf(im.why, sizeof im.why, "%s: %s", dir,
-                     rvc_batcher_errmsg(im.b));
+            snprintf(im.why, sizeof im.why, "%s: %s%s", dir,
+                     cli__refusal_hint(rc), rvc_batcher_errmsg(im.b));
     }
     if (rc == RV_OK)
         st->n_runs++;

@@ -277,7 +277,8 @@ cli__ingest_flush(struct cli_ingest *in)
         rc = rvc_batcher_flush(in->b);
     if (rc == RV_OK)
         return RV_EXIT_OK;
-    fprintf(stderr, "runvault ingest: %s\n", rvc_batcher_errmsg(in->b));
+    fprintf(stderr, "runvault ingest: %s%s\n", cli__refusal_hint(rc),
+            rvc_batcher_errmsg(in->b));
     return cli__exit_for_data(rc);
 }
 
@@ -340,7 +341,8 @@ cli__ingest(struct cli *cl, const struct cli_args *a)
                              CLI_MAX_LINE_BYTES);
         if (rvc_batcher_stats(in.b)->failed_write != failed) {
             /* A write this line set off failed: not the line's fault. */
-            fprintf(stderr, "runvault ingest: %s\n", rvc_batcher_errmsg(in.b));
+            fprintf(stderr, "runvault ingest: %s%s\n", cli__refusal_hint(rc),
+                    rvc_batcher_errmsg(in.b));
             code = cli__exit_for_data(rc);
         } else if (rc == RV_EINVAL || rc == RV_ETOOBIG) {
             code = cli__ingest_flush(&in);

@@ -89,6 +89,7 @@ cli__ls_fetch(struct cli *cl, const struct cli_args *a, const char *filter,
         Rv__ListRunsRequest l = RV__LIST_RUNS_REQUEST__INIT;
         Rv__Response *resp;
         uint64_t want = limit == 0 ? CONTRACT_MAX_PER_PAGE : limit - got;
+        l.team = (char *)a->v[O_TEAM]; /* NULL: the caller's scope. */
         l.project = (char *)a->v[O_PROJECT];
         l.experiment = (char *)a->v[O_EXPERIMENT];
         l.filter = filter[0] ? (char *)filter : NULL;

@@ -41,6 +41,7 @@ struct rvc {
     size_t n_eps, cur;
     unsigned attempt_ms, total_ms;
     char last[CONTRACT_MAX_ADDR_BYTES + 1];
+    const char *token; /* rvc_set_token: borrowed, or NULL. */
 };
 
 static int
@@ -130,6 +131,12 @@ rvc_set_timeouts(struct rvc *c, unsigned attempt_ms, unsigned total_ms)
 {
     c->attempt_ms = attempt_ms;
     c->total_ms = total_ms;
+}
+
+void
+rvc_set_token(struct rvc *c, const char *token)
+{
+    c->token = token;
 }
 
 const char *
@@ -477,7 +484,13 @@ rvc_call(struct rvc *c, const Rv__Request *req, Rv__Response **resp,
     uint64_t deadline = rv_clock_mono_ms() + c->total_ms;
     int rc = RV_EUNAVAILABLE;
     Rv__Response *last = NULL;
+    Rv__Request with_token;
     *resp = NULL;
+    if (c->token != NULL && req->token == NULL) {
+        with_token = *req; /* Shallow: only the token differs. */
+        with_token.token = (char *)c->token;
+        req = &with_token;
+    }
     for (unsigned attempt = 0;; attempt++) {
         struct rvc_endpoint *ep = &c->eps[c->cur];
         uint64_t now = rv_clock_mono_ms();

@@ -56,6 +56,12 @@ void rvc_close(struct rvc *c); /* NULL is allowed. */
 /* attempt_ms bounds one request to one node; total_ms the whole call. */
 void rvc_set_timeouts(struct rvc *c, unsigned attempt_ms, unsigned total_ms);
 
+/* The caller's token (base/token.h text, borrowed: it must outlive c, or
+ * NULL for none), set on every request rvc_call() sends that carries no
+ * token of its own, the batcher's included. It is never logged nor put in
+ * an errmsg. */
+void rvc_set_token(struct rvc *c, const char *token);
+
 /* Send req and receive the answer of a node that could serve it. RV_OK
  * means *resp holds a response (its code may still be a business error or,
  * after the deadline, RV_ENOTLEADER/RV_EUNAVAILABLE/RV_EUNKNOWN); free it

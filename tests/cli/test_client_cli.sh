@@ -11,32 +11,8 @@
 # usage: test_client_cli.sh PATH/TO/runvault
 set -u
 rv=$1
-dir=$(mktemp -d "${TMPDIR:-/tmp}/rvclient-XXXXXX")
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-passed=0
-failed=0
 T="timeout 120" # Every client command is bounded.
-
-pass() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
-
-expect() { # expect CODE DESCRIPTION -- command...
-    local want=$1 what=$2
-    shift 3
-    $T "$@" >"$dir/out" 2>"$dir/err"
-    local got=$?
-    if [ "$got" -eq "$want" ]; then pass; else
-        fail "$what: exit $got, want $want"
-        sed 's/^/    out: /' "$dir/out"
-        sed 's/^/    err: /' "$dir/err"
-    fi
-}
+. "$(dirname "$0")/lib.sh" rvclient
 
 golden() { # golden DESCRIPTION (expected output on stdin, compared to out)
     if diff -u - "$dir/out" >"$dir/diff"; then pass; else
@@ -49,7 +25,6 @@ golden() { # golden DESCRIPTION (expected output on stdin, compared to out)
 # source cluster of three nodes (base+0..2, +8..10, +11..13: HTTP, RPC,
 # raft), the import target n2 (base+3..5), n3 joining it (base+14..16), and
 # two that stay unused, as dead endpoints (base+6, base+7). ------------------
-port_free() { ! ss -Htan "( sport = :$1 )" 2>/dev/null | grep -q .; }
 base=0
 for _ in $(seq 1 50); do
     b=$((20000 + (RANDOM % 650) * 18))
@@ -242,6 +217,14 @@ expect 1 "a bad flag" -- "$rv" ls --frobnicate
 expect 1 "a missing flag value" -- "$rv" ls --limit
 expect 1 "metrics without --key" -- "$rv" metrics run-a
 expect 1 "a bad --day" -- "$rv" ls --day 2023-02-30
+expect 0 "whoami with auth off (a token is ignored)" -- env \
+    RUNVAULT_TOKEN="rvt_0123456789abcdef_$(printf '%064d' 1)" "$rv" whoami
+golden "with auth off every caller is cluster-admin of team default" <<'EOF2'
+token_id  - (auth is off)
+team      default
+role      cluster-admin
+name      -
+EOF2
 expect 1 "a bad filter" -- "$rv" ls --filter "metrics.loss >"
 expect 1 "an unknown endpoint scheme" -- "$rv" ls --endpoint "udp://1.2.3.4:5"
 expect 9 "a dead endpoint" -- \

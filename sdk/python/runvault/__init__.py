@@ -8,11 +8,12 @@
 Standard library only. See README.md beside this package.
 """
 
-from ._errors import (RunExistsError, RunNotFoundError, RunvaultError,
-                      SpoolBusyError)
+from ._errors import (AuthError, PermissionDenied, RunExistsError,
+                      RunNotFoundError, RunvaultError, SpoolBusyError)
 from ._ids import new_client_id, new_run_id
 from ._run import Run, init, sync
 
 __all__ = ["init", "sync", "Run", "RunvaultError", "RunNotFoundError",
-           "RunExistsError", "SpoolBusyError", "new_run_id", "new_client_id"]
+           "RunExistsError", "SpoolBusyError", "AuthError",
+           "PermissionDenied", "new_run_id", "new_client_id"]
 __version__ = "0.1.0"

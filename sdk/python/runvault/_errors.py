@@ -20,3 +20,14 @@ class RunExistsError(RunvaultError):
 
 class SpoolBusyError(RunvaultError):
     """Another Run (in this or another process) holds the run's spool."""
+
+
+class AuthError(RunvaultError):
+    """The cluster did not accept the token (HTTP 401): none was given
+    (token= or $RUNVAULT_TOKEN), or it is unknown, expired or revoked. Never
+    retried; the message never holds the token."""
+
+
+class PermissionDenied(AuthError):
+    """The token is valid but its role or team may not do this (HTTP 403).
+    Never retried."""

@@ -25,7 +25,9 @@ import weakref
 from collections import deque
 
 from . import _limits, _spool
-from ._errors import (RunExistsError, RunNotFoundError, RunvaultError)
+from ._auth import auth_error, is_auth_status, resolve_token
+from ._errors import (AuthError, RunExistsError, RunNotFoundError,
+                      RunvaultError)
 from ._ids import new_client_id, new_run_id
 from ._transport import (DEFAULT_ENDPOINT, OK, PERMANENT, Transport)
 
@@ -183,6 +185,10 @@ class Run:
         self._key_len = {}
         self._wq = ""  # "?durability=..." on every write
         self.last_index = 0
+        # Set once the cluster answered 401/403 to a write: the sender has
+        # stopped, what was not sent is in the spool, and every later call
+        # raises it.
+        self._auth_error = None
 
     # -- set-up (called by init before the sender starts) ------------------
 
@@ -344,6 +350,8 @@ class Run:
             self._cv.notify_all()
             try:
                 while not self._drained_locked():
+                    if self._auth_error is not None:
+                        raise self._auth_error
                     rem = deadline - time.monotonic()
                     if rem <= 0 or not self._thread.is_alive():
                         return self._drained_locked()
@@ -377,6 +385,9 @@ class Run:
                 self._spill_locked()
                 self._cv.notify_all()
             self._thread.join(self._t.timeout + 5.0)
+        if self._auth_error is not None:
+            with self._cv:
+                self._spill_locked()  # The final status too.
         left = self._spool.pending()
         if left:
             log.warning("runvault: run %s: %d bytes of writes are kept in the "
@@ -387,12 +398,18 @@ class Run:
         if not self._thread.is_alive():
             self._spool.close(remove_if_empty=True)
             self._t.close()
+        if self._auth_error is not None:
+            raise self._auth_error
 
     def __enter__(self):
         return self
 
     def __exit__(self, tp, val, tb):
-        self.finish("FAILED" if tp is not None else "FINISHED")
+        try:
+            self.finish("FAILED" if tp is not None else "FINISHED")
+        except AuthError:
+            if tp is None:
+                raise
         return False
 
     def get(self, consistency="linearizable"):
@@ -404,6 +421,8 @@ class Run:
     # -- queue --------------------------------------------------------------
 
     def _enqueue_locked(self, entries, n_points, nbytes, force=False):
+        if self._auth_error is not None and not force:
+            raise self._auth_error
         if self._finished and not force:
             raise RunvaultError("run %s is finished" % self.run_id)
         deadline = None
@@ -638,6 +657,10 @@ class Run:
                             key=batch.key, content_type=batch.ctype,
                             deadline=time.monotonic() + self._offline_after)
         with self._cv:
+            if r.outcome == PERMANENT and is_auth_status(r.status):
+                self._auth_failed_locked(r)
+                self._inflight = None
+                return
             self._inflight = None
             if r.outcome == OK:
                 self._count_ack(batch.key, batch.points, r)
@@ -683,6 +706,9 @@ class Run:
                                 deadline=time.monotonic() +
                                 self._offline_after)
         with self._cv:
+            if r.outcome == PERMANENT and is_auth_status(r.status):
+                self._auth_failed_locked(r)
+                return
             if r.outcome in (OK, PERMANENT):
                 if r.outcome == OK:
                     self._count_ack(key, rec.get("points", 0), r)
@@ -712,17 +738,33 @@ class Run:
                         max(self._t.backoff_max, 0.2), self._offline_delay * 2)
             self._cv.notify_all()
 
+    def _auth_failed_locked(self, r):
+        """The cluster refused the token (401/403): not a transient failure
+        and not a refusal of the data. Stop sending: the batch in flight
+        and the queue go to the spool, kept for a replay with another
+        token (init(run_id=..., token=...) or runvault.sync(token=...)),
+        and every later call on the Run raises the error."""
+        self._auth_error = auth_error("run %s" % self.run_id, r)
+        log.error("runvault: %s; the writes not sent are kept in %s",
+                  self._auth_error, self._spool.dir)
+        self._spill_locked()
+        self._abandon = True
+        self._cv.notify_all()
+
     # -- queries --------------------------------------------------------------
 
     def _query(self, method, path, body=b""):
         """A read from the caller's thread on its own connection."""
         t = Transport(self._t.endpoints, timeout=self._query_timeout,
-                      backoff_max=self._t.backoff_max, stats={})
+                      backoff_max=self._t.backoff_max, stats={},
+                      token=self._t.token)
         try:
             r = t.request(method, path, body,
                           deadline=time.monotonic() + self._query_timeout)
         finally:
             t.close()
+        if r.outcome != OK and is_auth_status(r.status):
+            raise auth_error("%s %s" % (method, path), r)
         if r.outcome != OK:
             raise RunvaultError("%s %s: %s" % (method, path, r.describe()),
                                 r.status,
@@ -735,7 +777,7 @@ def init(project, experiment, name=None, config=None, tags=None,
          resume="allow", run_id=None, endpoint=None, spool_dir=None,
          durability=None, user=None, timeout=10.0, offline_after=10.0,
          init_timeout=None, flush_interval=0.2, max_queue_points=100_000,
-         max_block=1.0, backoff_max=1.0):
+         max_block=1.0, backoff_max=1.0, token=None):
     """Create (or resume) a run and return its Run.
 
     endpoint: comma-separated http endpoints (default $RUNVAULT_ENDPOINT,
@@ -750,6 +792,9 @@ def init(project, experiment, name=None, config=None, tags=None,
     offline_after: seconds of failed retries after which writes go to the
     spool; init waits at most init_timeout (default offline_after) for the
     cluster and otherwise spools the run's creation.
+    token: the caller's token (default $RUNVAULT_TOKEN; none: auth off),
+    sent as "Authorization: Bearer" on every request. The cluster refusing
+    it raises AuthError (401) or PermissionDenied (403), never retried.
     """
     if resume not in ("allow", "must", "never"):
         raise ValueError("resume must be 'allow', 'must' or 'never'")
@@ -765,11 +810,13 @@ def init(project, experiment, name=None, config=None, tags=None,
         run_id = new_run_id()
     elif not isinstance(run_id, str) or not run_id:
         raise ValueError("run_id must be a non-empty str")
+    token = resolve_token(token)
     endpoint = endpoint or os.environ.get("RUNVAULT_ENDPOINT") or \
         DEFAULT_ENDPOINT
     init_timeout = offline_after if init_timeout is None else init_timeout
     wq = "?durability=" + durability if durability else ""
-    transport = Transport(endpoint, timeout=timeout, backoff_max=backoff_max)
+    transport = Transport(endpoint, timeout=timeout, backoff_max=backoff_max,
+                          token=token)
     lim = _limits.get(transport.endpoints, transport.extra_headers)
     params = {str(k): str(v) for k, v in (config or {}).items()}
     tag_map = {str(k): str(v) for k, v in (tags or {}).items()}
@@ -825,6 +872,8 @@ def init(project, experiment, name=None, config=None, tags=None,
                         r.doc["run_id"] != run_id:
                     raise RunvaultError("the server answered run_id %r for "
                                         "%r" % (r.doc["run_id"], run_id))
+            elif r.outcome == PERMANENT and is_auth_status(r.status):
+                raise auth_error("init(run_id=%r)" % run_id, r)
             elif r.outcome == PERMANENT:
                 code = r.doc.get("error_code", "") if isinstance(
                     r.doc, dict) else ""
@@ -875,6 +924,9 @@ def _replay_spool(run, deadline):
         method, path, body, ctype = _spool.record_request(rec)
         r = run._t.request(method, path, body, key=rec["key"],
                            content_type=ctype, deadline=deadline)
+        if r.outcome == PERMANENT and is_auth_status(r.status):
+            # Kept in the spool for a replay with a token that may write.
+            raise auth_error("replaying the spool of run %s" % run.run_id, r)
         if r.outcome == OK:
             run._count_ack(rec["key"], rec.get("points", 0), r)
         elif r.outcome == PERMANENT:
@@ -907,11 +959,15 @@ def _load_resumed(run):
     run._step = last + 1
 
 
-def sync(run_id=None, spool_dir=None, endpoint=None, timeout=60.0):
+def sync(run_id=None, spool_dir=None, endpoint=None, timeout=60.0,
+         token=None):
     """Replay the spools left by finished Runs (every run under spool_dir,
     or just run_id). Returns {run_id: records replayed}; runs whose spool is
-    held by a live Run are passed over."""
+    held by a live Run are passed over. token (default $RUNVAULT_TOKEN) is
+    the one sent: a spool never stores one. A 401/403 raises AuthError /
+    PermissionDenied and leaves the records in the spool."""
     from ._errors import SpoolBusyError
+    token = resolve_token(token)
     root = _spool.spool_root(spool_dir)
     endpoint = endpoint or os.environ.get("RUNVAULT_ENDPOINT") or \
         DEFAULT_ENDPOINT
@@ -925,7 +981,7 @@ def sync(run_id=None, spool_dir=None, endpoint=None, timeout=60.0):
             sp = _spool.Spool(root, rid).open()
         except SpoolBusyError:
             continue
-        t = Transport(endpoint, timeout=10.0)
+        t = Transport(endpoint, timeout=10.0, token=token)
         run = Run(run_id=rid, project="", experiment="", name=None,
                   transport=t, spool=sp, client_id=0, flush_interval=0.2,
                   max_queue_points=1, max_block=0, offline_after=0,

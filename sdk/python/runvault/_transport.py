@@ -2,9 +2,11 @@
 endpoint list with capped exponential backoff.
 
 A request is retried (same body, same Idempotency-Key) on a transport error
-(refused, reset, timeout), HTTP 502/503/504 and 429; it is a permanent
-failure on any other 4xx and on a 500 that repeats. Only one thread uses a
-Transport at a time.
+(refused, reset, timeout), HTTP 502/503/504 and 429 (after at least its
+Retry-After, at most RETRY_AFTER_MAX_S); it is a permanent failure on any
+other 4xx (401 and 403 included: a token is never retried) and on a 500
+that repeats. The caller's token, if any, goes in an Authorization header on
+every request. Only one thread uses a Transport at a time.
 """
 
 import http.client
@@ -14,6 +16,7 @@ import socket
 import time
 import urllib.parse
 
+from ._auth import auth_headers
 from ._errors import RunvaultError
 
 OK, PERMANENT, UNAVAILABLE = "ok", "permanent", "unavailable"
@@ -23,6 +26,16 @@ _TRANSPORT_ERRORS = (OSError, http.client.HTTPException, socket.timeout)
 _MAX_500 = 3  # A 500 this many times in one request is permanent.
 MIN_ATTEMPT_S = 2.0  # Lowest per-attempt timeout.
 LEADER_CHECK_S = 1.0  # Ask for the leader at most this often.
+RETRY_AFTER_MAX_S = 30.0  # The longest Retry-After honoured.
+
+
+def _retry_after_s(value):
+    """Seconds of a Retry-After header (delta-seconds only), bounded; 0 if
+    absent or not a number."""
+    try:
+        return min(RETRY_AFTER_MAX_S, max(0.0, float(int(value))))
+    except (TypeError, ValueError):
+        return 0.0
 
 
 class Response:
@@ -78,7 +91,8 @@ def parse_endpoints(endpoint):
 
 class Transport:
     def __init__(self, endpoints, timeout=10.0, backoff_base=0.05,
-                 backoff_max=1.0, stats=None, extra_headers=None):
+                 backoff_max=1.0, stats=None, extra_headers=None,
+                 token=None):
         self.endpoints = parse_endpoints(endpoints) if isinstance(
             endpoints, str) else list(endpoints)
         self.timeout = timeout
@@ -86,6 +100,12 @@ class Transport:
         self.backoff_max = backoff_max
         self.stats = stats if stats is not None else {"retries": 0}
         self.extra_headers = dict(extra_headers or {})
+        # The token (checked by _auth.resolve_token) rides in the headers
+        # of every request; it is kept for the Transports made from this
+        # one, never written anywhere.
+        self.token = token
+        self.extra_headers.update(auth_headers(token))
+        self._retry_after = 0.0
         self.cur = 0
         self._conns = {}
         self._rng = random.Random()
@@ -141,6 +161,8 @@ class Transport:
                 c.request(method, path, body=body, headers=headers)
                 r = c.getresponse()
                 raw = r.read()
+                self._retry_after = _retry_after_s(
+                    r.getheader("Retry-After")) if r.status == 429 else 0.0
                 if 200 <= r.status < 300:
                     dt = time.monotonic() - t0
                     self._ewma_s = dt if self._ewma_s is None else \
@@ -218,6 +240,8 @@ class Transport:
                 continue
             delay = min(self.backoff_max, self.backoff_base * (2 ** min(k, 16)))
             delay *= 0.5 + 0.5 * self._rng.random()
+            if status == 429:
+                delay = max(delay, self._retry_after)
             k += 1
             if deadline is not None:
                 delay = min(delay, max(0.0, deadline - now))
