@@ -236,8 +236,8 @@ gw__token_made_json(const struct gw_token_req *t, const char *id,
 {
     json_t *o =
         json_pack("{s:s,s:s,s:s,s:s,s:s,s:I}", "token_id", id, "token", text,
-                  "team", t->team, "role", proto_role_name(t->role), "name",
-                  t->name, "index", (json_int_t)index);
+                  "team", t->team, "role", proto_role_name((int)t->role),
+                  "name", t->name, "index", (json_int_t)index);
     if (o != NULL && expires_at > 0)
         json_object_set_new(o, "expires_at", json_integer(expires_at));
     return o;
@@ -322,7 +322,7 @@ gw_admin_token_list(struct gw_ctx *c)
         json_array_append_new(
             a, json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:b,s:o}", "token_id",
                          t->token_id, "team", t->team, "role",
-                         proto_role_name(t->role), "name",
+                         proto_role_name((int)t->role), "name",
                          t->name != NULL ? t->name : "", "created_at",
                          gw__ms_or_null(t->created_at_ms), "expires_at",
                          gw__ms_or_null(t->expires_at_ms), "revoked",
@@ -367,8 +367,9 @@ gw_admin_whoami(struct gw_ctx *c)
     }
     gw_reply_json(c->x, 200,
                   json_pack("{s:s,s:s,s:s,s:s}", "token_id", p->token_id,
-                            "team", p->team, "role", proto_role_name(p->role),
-                            "name", p->name != NULL ? p->name : ""));
+                            "team", p->team, "role",
+                            proto_role_name((int)p->role), "name",
+                            p->name != NULL ? p->name : ""));
 }
 
 /* GET /api/v2/audit?team=&since_index=&max= -> {"events":[...]} */

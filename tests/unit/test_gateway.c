@@ -125,7 +125,7 @@ fake_see_command(struct fake_seen *s, const Rv__Command *c)
         snprintf(s->token_id, sizeof s->token_id, "%s",
                  t->token_id ? t->token_id : "");
         snprintf(s->role, sizeof s->role, "%s",
-                 t->has_role ? proto_role_name(t->role) : "(unset)");
+                 t->has_role ? proto_role_name((int)t->role) : "(unset)");
         s->sha_len = t->token_sha256.len;
         if (t->token_sha256.len == RV_TOKEN_SHA256)
             memcpy(s->sha, t->token_sha256.data, RV_TOKEN_SHA256);
