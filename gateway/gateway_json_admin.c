@@ -39,6 +39,18 @@ gw__admin_write(struct gw_ctx *c, Rv__Command *cmd)
     return gw__write(c, cmds, 1);
 }
 
+/* Send one admin command and answer status {key: value, "index"}. */
+static void
+gw__admin_write_answer(struct gw_ctx *c, Rv__Command *cmd, int status,
+                       const char *key, const char *value)
+{
+    const Rv__Response *r = gw__admin_write(c, cmd);
+    if (r != NULL)
+        gw_reply_json(
+            c->x, status,
+            json_pack("{s:s,s:I}", key, value, "index", (json_int_t)r->index));
+}
+
 /* An admin read of op with the read options; the response, or NULL when
  * answered. team narrows it (NULL: every team the token sees). */
 static const Rv__Response *
@@ -83,11 +95,7 @@ gw_admin_team_create(struct gw_ctx *c)
         goto out;
     cmd.body_case = RV__COMMAND__BODY_TEAM_PUT;
     cmd.team_put = &tp;
-    const Rv__Response *r = gw__admin_write(c, &cmd);
-    if (r != NULL)
-        gw_reply_json(c->x, 201,
-                      json_pack("{s:s,s:I}", "team", tp.team, "index",
-                                (json_int_t)r->index));
+    gw__admin_write_answer(c, &cmd, 201, "team", tp.team);
 out:
     json_decref(j);
 }
@@ -159,11 +167,7 @@ gw_admin_quota_put(struct gw_ctx *c)
     qp.team = c->param[GW_P_TEAM];
     cmd.body_case = RV__COMMAND__BODY_QUOTA_PUT;
     cmd.quota_put = &qp;
-    const Rv__Response *r = gw__admin_write(c, &cmd);
-    if (r != NULL)
-        gw_reply_json(c->x, 200,
-                      json_pack("{s:s,s:I}", "team", qp.team, "index",
-                                (json_int_t)r->index));
+    gw__admin_write_answer(c, &cmd, 200, "team", qp.team);
 out:
     json_decref(j);
 }
@@ -342,11 +346,7 @@ gw_admin_token_revoke(struct gw_ctx *c)
     td.token_id = c->param[GW_P_TOKEN];
     cmd.body_case = RV__COMMAND__BODY_TOKEN_DEL;
     cmd.token_del = &td;
-    const Rv__Response *r = gw__admin_write(c, &cmd);
-    if (r != NULL)
-        gw_reply_json(c->x, 200,
-                      json_pack("{s:s,s:I}", "token_id", td.token_id, "index",
-                                (json_int_t)r->index));
+    gw__admin_write_answer(c, &cmd, 200, "token_id", td.token_id);
 }
 
 /* ---- Whoami and the audit log ------------------------------------------ */

@@ -541,24 +541,39 @@ check_bad_bodies(const char *method, const char *uri, const char *const *bodies)
     }
 }
 
+/* A write's answer: success at index with one command result. */
+struct write_answer {
+    Rv__Response r;
+    Rv__CommandResult cr, *crs[1];
+};
+
+static Rv__CommandResult *
+write_answer_set(struct write_answer *w, struct fake_node *f, uint64_t index)
+{
+    rv__response__init(&w->r);
+    rv__command_result__init(&w->cr);
+    w->crs[0] = &w->cr;
+    w->r.index = index;
+    w->r.n_results = 1;
+    w->r.results = w->crs;
+    f->preset = &w->r;
+    return &w->cr;
+}
+
 static void
 test_team_create(void)
 {
     struct fake_node f = {0};
     struct answer a;
-    Rv__Response r = RV__RESPONSE__INIT;
-    Rv__CommandResult cr = RV__COMMAND_RESULT__INIT, *crs[1] = {&cr};
-    r.index = 42;
-    r.n_results = 1;
-    r.results = crs;
-    f.preset = &r;
+    struct write_answer w;
+    Rv__CommandResult *cr = write_answer_set(&w, &f, 42);
     route_full(&f, "POST", "/api/v2/teams", NULL, "{\"team\":\"vision\"}", 0,
                &a);
     CHECK(a.status == 201 && a.route == GW_R_TEAMS);
     CHECK(json_is(a.body, "{\"team\":\"vision\",\"index\":42}"));
     CHECK(f.seen.cmd_case == RV__COMMAND__BODY_TEAM_PUT);
     CHECK(strcmp(f.seen.team, "vision") == 0);
-    cr.code = RV_EEXIST;
+    cr->code = RV_EEXIST;
     route_full(&f, "POST", "/api/v2/teams", NULL, "{\"team\":\"vision\"}", 0,
                &a);
     CHECK(a.status == 409 && strstr(a.body, "RESOURCE_ALREADY_EXISTS"));
@@ -652,12 +667,8 @@ test_token_create(void)
 {
     struct fake_node f = {0};
     struct answer a;
-    Rv__Response r = RV__RESPONSE__INIT;
-    Rv__CommandResult cr = RV__COMMAND_RESULT__INIT, *crs[1] = {&cr};
-    r.index = 9;
-    r.n_results = 1;
-    r.results = crs;
-    f.preset = &r;
+    struct write_answer w;
+    Rv__CommandResult *cr = write_answer_set(&w, &f, 9);
     f.expiry_ms = 1700000000000;
     route_full(&f, "POST", "/api/v2/tokens", NULL,
                "{\"team\":\"vision\",\"role\":\"writer\",\"name\":\"ci\","
@@ -707,7 +718,7 @@ test_token_create(void)
     }
     json_decref(j);
     /* A repeated Idempotency-Key: this secret was never stored. */
-    cr.has_is_duplicate = cr.is_duplicate = 1;
+    cr->has_is_duplicate = cr->is_duplicate = 1;
     route_full(&f, "POST", "/api/v2/tokens", NULL,
                "{\"team\":\"vision\",\"role\":\"reader\",\"name\":\"x\"}", 0,
                &a);
