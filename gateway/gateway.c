@@ -128,10 +128,15 @@ gw__finish(nng_aio *aio, struct gw_exchange *x, int status, const char *body)
     nng_http_res_set_header(
         res, "Content-Type",
         x != NULL && x->out_type != NULL ? x->out_type : "application/json");
-    if ((x != NULL && x->is_retry_after) || (x == NULL && status >= 429))
-        nng_http_res_set_header(res, "Retry-After", "1");
+    char retry[16] = "1";
+    if (x != NULL && x->retry_after_s > 0)
+        snprintf(retry, sizeof retry, "%u", (unsigned)x->retry_after_s);
+    if ((x != NULL && x->retry_after_s > 0) || (x == NULL && status >= 429))
+        nng_http_res_set_header(res, "Retry-After", retry);
     if (x != NULL && x->allow != NULL)
         nng_http_res_set_header(res, "Allow", x->allow);
+    if (x != NULL && x->www_authenticate != NULL)
+        nng_http_res_set_header(res, "WWW-Authenticate", x->www_authenticate);
     int rv;
     if (x != NULL)
         rv = nng_http_res_copy_data(
@@ -220,6 +225,9 @@ gw__serve_one(struct gw_server *srv, struct rpc_caller *caller,
             x.body_len = bn;
             x.idempotency_key = nng_http_req_get_header(req, "Idempotency-Key");
             x.content_type = nng_http_req_get_header(req, "Content-Type");
+            /* nng 1.5.2 joins repeated headers into one value with ", "
+             * (http_msg.c, http_add_header); gw_route refuses that. */
+            x.authorization = nng_http_req_get_header(req, "Authorization");
             gw_route(&x);
         }
     }

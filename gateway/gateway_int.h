@@ -24,6 +24,7 @@
  *   gateway_json_artifact.c artifact upload, download, listing
  *   gateway_json_cluster.c  cluster status, node add/remove, transfer
  *   gateway_json_ops.c      /healthz, /readyz, /metrics, /api/config
+ *   gateway_json_admin.c    teams, quotas, tokens, whoami, the audit log
  *
  * HOW TO ADD A RESOURCE (teams, tokens, MLflow's /api/2.0/mlflow/...,
  * static UI assets):
@@ -43,6 +44,7 @@
 #define RV_GATEWAY_GATEWAY_INT_H
 
 #include "base/buf.h"
+#include "base/token.h"
 #include "gateway/gateway.h"
 #include "proto/runvault.pb-c.h"
 #include "store/store.h"
@@ -73,7 +75,13 @@
     X(GW_R_ARTIFACT_GET, "get_artifact")    \
     X(GW_R_ARTIFACT_LIST, "list_artifacts") \
     X(GW_R_DELETE, "delete_run")            \
-    X(GW_R_RESTORE, "restore_run")
+    X(GW_R_RESTORE, "restore_run")          \
+    X(GW_R_TEAMS, "teams")                  \
+    X(GW_R_QUOTA, "set_quota")              \
+    X(GW_R_TOKENS, "tokens")                \
+    X(GW_R_TOKEN_DEL, "revoke_token")       \
+    X(GW_R_WHOAMI, "whoami")                \
+    X(GW_R_AUDIT, "audit")
 
 enum gw_route {
 #define GW_ROUTE_ENUM(r, name) r,
@@ -132,8 +140,17 @@ struct gw_exchange {
     const uint8_t *body;
     size_t body_len;
     const char *idempotency_key; /* Header, or NULL. */
-    const char *content_type;    /* Header, or NULL. */
-    uint64_t worker_client_id;   /* For writes without a key. */
+    /* The Authorization header as nng gives it (repeated headers joined
+     * by ", "), or NULL; never logged. gw_route turns it into token. */
+    const char *authorization;
+    /* The token every native request carries (Request.token): NULL when
+     * no credentials were presented, "" when the header is not exactly
+     * "Bearer <token>" (the node answers 401 when auth is on), else the
+     * token text in token_buf. Never logged. */
+    const char *token;
+    char token_buf[RV_TOKEN_TEXT_CHARS + 1];
+    const char *content_type;  /* Header, or NULL. */
+    uint64_t worker_client_id; /* For writes without a key. */
     uint64_t *worker_seq;
     uint64_t start_us;
     enum gw_route route;
@@ -144,7 +161,8 @@ struct gw_exchange {
     const char *allow; /* Allow header of a 405: static or allow_buf. */
     char allow_buf[64];
     struct rv_buf out;
-    int is_retry_after;
+    uint32_t retry_after_s;       /* Retry-After of a 429 or 503; 0: none. */
+    const char *www_authenticate; /* Of a 401: static text, or NULL. */
 };
 
 struct gateway {
@@ -178,14 +196,21 @@ int gw_parse_uri(struct gw_exchange *x, char *uri, char *errmsg);
 /* The query parameter name, or NULL. */
 const char *gw_query(const struct gw_exchange *x, const char *name);
 
+/* Set x->token from x->authorization (rv_token_from_header): NULL when
+ * absent or empty, "" when malformed, else the token text. */
+void gw_token_take(struct gw_exchange *x);
+
 /* ---- Routing (gateway_route.c) ---- */
 
-/* The path parameters a pattern can hold ({run}, {node}, {path}); the
- * matcher extracts and checks each once (gw_params in gateway_route.c). */
+/* The path parameters a pattern can hold ({run}, {node}, {path}, {team},
+ * {token}); the matcher extracts and checks each once (gw_params in
+ * gateway_route.c). */
 enum gw_param {
-    GW_P_RUN,  /* {run}: one segment, a valid run id. */
-    GW_P_NODE, /* {node}: the rest of the path, a positive node id. */
-    GW_P_PATH, /* {path}: the rest of the path, an artifact path. */
+    GW_P_RUN,   /* {run}: one segment, a valid run id. */
+    GW_P_NODE,  /* {node}: the rest of the path, a positive node id. */
+    GW_P_PATH,  /* {path}: the rest of the path, an artifact path. */
+    GW_P_TEAM,  /* {team}: one segment, a team name (400 if not). */
+    GW_P_TOKEN, /* {token}: one segment, a token id (404 if not). */
     GW_N_PARAMS
 };
 
@@ -222,6 +247,9 @@ void *gw__alloc(struct gw_ctx *c, size_t n);
  * response, valid until the next call, or NULL when it failed and the
  * error answer is made. */
 const Rv__Response *gw__call(struct gw_ctx *c, Rv__Request *req);
+/* As gw__call (the exchange's token set on req), but nothing is answered:
+ * the response whatever its code, valid until the next call. */
+const Rv__Response *gw__call_quiet(struct gw_ctx *c, Rv__Request *req);
 
 /* ---- Reads (gateway_read.c) ----
  * Each gw__q_* reads one query parameter; absent leaves the default (and
@@ -314,6 +342,22 @@ void gw_cluster_get(struct gw_ctx *c);
 void gw_cluster_node_add(struct gw_ctx *c);
 void gw_cluster_node_remove(struct gw_ctx *c);
 void gw_cluster_transfer(struct gw_ctx *c);
+
+/* ---- Teams, quotas, tokens, audit (gateway_json_admin.c) ---- */
+
+/* 0 if team is a team name (1 to CONTRACT_MAX_TEAM_BYTES bytes, not "*"),
+ * else -1 with the 400 answered, naming it as where. */
+int gw__team(struct gw_ctx *c, const char *where, const char *team);
+/* 0 if id is a token id, else -1 with a 404 answered. */
+int gw__token_id(struct gw_ctx *c, const char *id);
+void gw_admin_team_create(struct gw_ctx *c);
+void gw_admin_team_list(struct gw_ctx *c);
+void gw_admin_quota_put(struct gw_ctx *c);
+void gw_admin_token_create(struct gw_ctx *c);
+void gw_admin_token_list(struct gw_ctx *c);
+void gw_admin_token_revoke(struct gw_ctx *c);
+void gw_admin_whoami(struct gw_ctx *c);
+void gw_admin_audit(struct gw_ctx *c);
 
 /* ---- Operations (gateway_json_ops.c) ---- */
 

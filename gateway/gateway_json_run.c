@@ -74,8 +74,8 @@ void
 gw_run_create(struct gw_ctx *c)
 {
     static const char *const fields[] = {
-        "project", "experiment", "name",   "run_id", "user",
-        "params",  "tags",       "resume", "status", NULL};
+        "project", "experiment", "name",   "run_id", "user", "params",
+        "tags",    "resume",     "status", "team",   NULL};
     Rv__Command cmd = RV__COMMAND__INIT, *cmds[1] = {&cmd};
     Rv__RunCreate rc = RV__RUN_CREATE__INIT;
     char made[27], *resume = NULL, *status = NULL;
@@ -91,6 +91,7 @@ gw_run_create(struct gw_ctx *c)
         gw__str(c, j, "run_id", 0, CONTRACT_MAX_RUN_ID_BYTES, &rc.run_id) !=
             0 ||
         gw__str(c, j, "user", 0, CONTRACT_MAX_SCOPE_BYTES, &rc.user) != 0 ||
+        gw__str(c, j, "team", 0, CONTRACT_MAX_TEAM_BYTES, &rc.team) != 0 ||
         gw__str(c, j, "resume", 0, 16, &resume) != 0 ||
         gw__str(c, j, "status", 0, 16, &status) != 0 ||
         gw__kvs(c, j, "params", CONTRACT_MAX_PARAMS_PER_COMMAND,
@@ -100,6 +101,9 @@ gw_run_create(struct gw_ctx *c)
                 CONTRACT_MAX_TAG_VALUE_BYTES, &rc.tags, &rc.n_tags) != 0)
         goto out;
     if (rc.run_id != NULL && gw__run_id(c, rc.run_id) != 0)
+        goto out;
+    /* Unset: the token's team (the node decides). */
+    if (rc.team != NULL && gw__team(c, "team", rc.team) != 0)
         goto out;
     if (rc.run_id == NULL) {
         gw__make_run_id(made);

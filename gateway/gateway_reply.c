@@ -1,7 +1,9 @@
 /* The answers every endpoint makes: the one error table (RV_* -> HTTP
- * status and error_code), JSON, error and raw answers, and the request
- * line split into a decoded path and query parameters (contracts in
- * gateway.h and gateway_int.h). */
+ * status and error_code), JSON, error and raw answers with their
+ * WWW-Authenticate and Retry-After, the request line split into a decoded
+ * path and query parameters, and the Authorization header turned into
+ * the token every native request carries (contracts in gateway.h and
+ * gateway_int.h). */
 #include "gateway/gateway_int.h"
 
 #include <stdio.h>
@@ -90,7 +92,14 @@ gw_reply_status(struct gw_exchange *x, int status, const char *error_code,
         json_object_set_new(j, "message", m);
     }
     gw_reply_json(x, status, j);
-    x->is_retry_after = status == 503 || status == 429;
+    /* gw__call raises this to the node's Response.retry_after_s. */
+    x->retry_after_s = status == 503 || status == 429 ? 1 : 0;
+    x->www_authenticate = NULL;
+    if (status == 401)
+        x->www_authenticate =
+            x->token != NULL
+                ? "Bearer realm=\"runvault\", error=\"invalid_token\""
+                : "Bearer realm=\"runvault\"";
 }
 
 void
@@ -120,6 +129,29 @@ gw_query(const struct gw_exchange *x, const char *name)
         if (strcmp(x->query[i].key, name) == 0)
             return x->query[i].value;
     return NULL;
+}
+
+/* ---- The Authorization header ------------------------------------------ */
+
+void
+gw_token_take(struct gw_exchange *x)
+{
+    const char *tok;
+    size_t n;
+    const char *h = x->authorization;
+    /* nng joins repeated headers with ", ", which no token holds: two
+     * Authorization headers are refused like any other malformed one. */
+    int rc = rv_token_from_header(
+        h, h != NULL ? strnlen(h, RV_TOKEN_MAX_HEADER + 1) : 0, &tok, &n);
+    x->token = NULL;
+    if (rc == RV_ENOTFOUND)
+        return;
+    x->token = "";
+    if (rc != RV_OK || n >= sizeof x->token_buf)
+        return;
+    memcpy(x->token_buf, tok, n);
+    x->token_buf[n] = '\0';
+    x->token = x->token_buf;
 }
 
 /* ---- Parsing the request line ------------------------------------------ */

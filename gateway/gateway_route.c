@@ -54,13 +54,33 @@ gw__reject(struct gw_ctx *c, int code, const char *fmt, ...)
 }
 
 const Rv__Response *
-gw__call(struct gw_ctx *c, Rv__Request *req)
+gw__call_quiet(struct gw_ctx *c, Rv__Request *req)
 {
     const struct gw_node_ops *ops = c->x->ops;
-    const Rv__Response *r = ops != NULL ? ops->answer(ops->data, req)
-                                        : rpc_caller_answer(c->x->caller, req);
-    if (r->code != RV_OK) {
-        gw_reply_error(c->x, (int)r->code, r->message);
+    /* Every request carries the caller's token (or none, or "" for a
+     * malformed header): the node authenticates it, never the gateway. */
+    req->token = (char *)c->x->token;
+    return ops != NULL ? ops->answer(ops->data, req)
+                       : rpc_caller_answer(c->x->caller, req);
+}
+
+const Rv__Response *
+gw__call(struct gw_ctx *c, Rv__Request *req)
+{
+    const Rv__Response *r = gw__call_quiet(c, req);
+    int code = (int)r->code;
+    const char *message = r->message;
+    /* A write's refusal (a rate limit at admission included) may come as
+     * its first command's result. */
+    if (code == RV_OK && r->n_results > 0 && r->results[0]->code == RV_ERATE) {
+        code = RV_ERATE;
+        message = r->results[0]->message;
+    }
+    if (code != RV_OK) {
+        gw_reply_error(c->x, code, message);
+        if (code == RV_ERATE && r->has_retry_after_s &&
+            r->retry_after_s > c->x->retry_after_s)
+            c->x->retry_after_s = r->retry_after_s;
         return NULL;
     }
     return r;
@@ -80,6 +100,24 @@ gw__node_id(struct gw_ctx *c, const char *s)
     return 0;
 }
 
+int
+gw__token_id(struct gw_ctx *c, const char *id)
+{
+    if (!rv_token_id_valid(id, strlen(id))) {
+        return gw__reject(c, RV_ENOTFOUND,
+                          "no token '%.64s': a token id is %d lower-case hex "
+                          "digits",
+                          id, RV_TOKEN_ID_CHARS);
+    }
+    return 0;
+}
+
+static int
+gw__team_param(struct gw_ctx *c, const char *team)
+{
+    return gw__team(c, "the path's team", team);
+}
+
 /* What a {name} in a pattern matches and how it is checked. check answers
  * a bad value itself (400) and returns -1; NULL: any value. */
 static const struct {
@@ -91,12 +129,18 @@ static const struct {
     [GW_P_RUN] = {"run", 0, 0, gw__run_id},
     [GW_P_NODE] = {"node", 1, 1, gw__node_id},
     [GW_P_PATH] = {"path", 1, 0, NULL},
+    [GW_P_TEAM] = {"team", 0, 1, gw__team_param},
+    [GW_P_TOKEN] = {"token", 0, 1, gw__token_id},
 };
 
 /* ---- The table ----------------------------------------------------------- */
 
-#define GW_F_READ  1u /* Reads: for the token scopes of the next issue. */
+#define GW_F_READ  1u /* Reads. */
 #define GW_F_WRITE 2u /* Writes commands through raft. */
+/* The operations rows (/healthz, /readyz, /metrics, /api/config) read only
+ * this node's replica state and counters, no run data, and never call the
+ * node: they stay open whatever the auth mode. Every other row reaches
+ * the node through gw__call, which carries the caller's token. */
 
 /* One endpoint. Rows with the same pattern are one resource with several
  * methods (the first row's route counts a 405; Allow lists them in table
@@ -158,6 +202,19 @@ static const struct gw_route_row gw_routes[] = {
      0, gw_artifact_get},
     {"PUT", "/api/v2/runs/{run}/artifacts/{path}", GW_R_ARTIFACT_PUT,
      GW_F_WRITE, 0, gw_artifact_put},
+    /* Teams, quotas, tokens, audit (gateway_json_admin.c). */
+    {"POST", "/api/v2/teams", GW_R_TEAMS, GW_F_WRITE, GW_JSON,
+     gw_admin_team_create},
+    {"GET", "/api/v2/teams", GW_R_TEAMS, GW_F_READ, 0, gw_admin_team_list},
+    {"PUT", "/api/v2/teams/{team}/quota", GW_R_QUOTA, GW_F_WRITE, GW_JSON,
+     gw_admin_quota_put},
+    {"POST", "/api/v2/tokens", GW_R_TOKENS, GW_F_WRITE, GW_JSON,
+     gw_admin_token_create},
+    {"GET", "/api/v2/tokens", GW_R_TOKENS, GW_F_READ, 0, gw_admin_token_list},
+    {"DELETE", "/api/v2/tokens/{token}", GW_R_TOKEN_DEL, GW_F_WRITE, 0,
+     gw_admin_token_revoke},
+    {"GET", "/api/v2/whoami", GW_R_WHOAMI, GW_F_READ, 0, gw_admin_whoami},
+    {"GET", "/api/v2/audit", GW_R_AUDIT, GW_F_READ, 0, gw_admin_audit},
 };
 
 #define GW_N_ROWS (sizeof gw_routes / sizeof gw_routes[0])
@@ -396,6 +453,7 @@ gw_route(struct gw_exchange *x)
     while (n > 1 && p[n - 1] == '/')
         p[--n] = '\0';
     x->route = GW_R_NONE;
+    gw_token_take(x);
     gw__dispatch(&c);
     if (x->status == 0)
         gw_reply_error(x, RV_EIO, "no answer was made");
