@@ -68,21 +68,18 @@ store__dispatch_body(struct store_wctx *w, const Rv__Command *cmd,
     }
 }
 
-/* A command: its authorisation (store_auth.c), its body, its accounting. */
+/* A command its caller may make (store__authorise passed, ctx from it):
+ * the team's byte quota, its body, its accounting (store_auth.c). */
 static int
 store__dispatch(struct store_wctx *w, const Rv__Command *cmd,
-                struct vlog_ptr ptr, uint16_t cmd_no, struct store_result *res)
+                struct vlog_ptr ptr, uint16_t cmd_no, struct store_result *res,
+                struct store__cmdctx *ctx)
 {
-    struct store__cmdctx ctx;
-    if (cmd->body_case == RV__COMMAND__BODY__NOT_SET) {
-        rv_errmsg_printf(w->errmsg, "empty command");
-        return RV_EINVAL;
-    }
-    int rc = store__authorise(w, cmd, &ctx);
+    int rc = store__bytes_check(w, ctx);
     if (rc == RV_OK)
         rc = store__dispatch_body(w, cmd, ptr, cmd_no, res);
     if (rc == RV_OK)
-        rc = store__account(w, cmd, cmd_no, &ctx);
+        rc = store__account(w, cmd, cmd_no, ctx);
     return rc;
 }
 
@@ -199,11 +196,28 @@ store__command(struct store *s, MDB_txn *parent, XXH3_state_t *entry_hash,
                struct store_result *res, char *errmsg)
 {
     struct store_wctx pw = {s, parent, entry_hash, index, res->message};
+    struct store__cmdctx ctx;
     int is_done = 0;
     uint64_t client_id = cmd->has_client_id ? cmd->client_id : 0;
     uint64_t seq = cmd->has_seq ? cmd->seq : 0;
     int rc;
 
+    /* Who may make it comes first, and a refusal is not recorded under
+     * the idempotency key: the same command retried with a valid token
+     * applies, and a caller who may not make it learns nothing of an
+     * earlier outcome. Read-only, so it needs no nested transaction. */
+    rc = store__authorise(&pw, cmd, &ctx);
+    if (rc != RV_OK) {
+        if (store__is_local_fault(rc)) {
+            snprintf(errmsg, RV_ERRMSG_SIZE, "%s: %.200s",
+                     proto_command_name(cmd), res->message);
+            return rc;
+        }
+        res->code = rc;
+        if (res->message[0] == '\0')
+            snprintf(res->message, sizeof res->message, "%s", rv_strerror(rc));
+        return RV_OK;
+    }
     if (client_id != 0) {
         rc = store__client_lookup(&pw, client_id, seq, res, &is_done);
         if (rc != RV_OK || is_done)
@@ -218,7 +232,7 @@ store__command(struct store *s, MDB_txn *parent, XXH3_state_t *entry_hash,
     XXH3_128bits_reset(cmd_hash);
     struct store_wctx w = {s, txn, cmd_hash, index, res->message};
     uint64_t run_num = s->next_run_num, series_id = s->next_series_id;
-    rc = store__dispatch(&w, cmd, ptr, cmd_no, res);
+    rc = store__dispatch(&w, cmd, ptr, cmd_no, res, &ctx);
     if (store__is_local_fault(rc)) {
         if (is_nested)
             mdb_txn_abort(txn);

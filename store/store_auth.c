@@ -297,7 +297,7 @@ store__permit(struct store_wctx *w, const Rv__Command *c,
 }
 
 /* Would ctx->bytes more take the team past its max_bytes? */
-static int
+int
 store__bytes_check(struct store_wctx *w, const struct store__cmdctx *ctx)
 {
     struct store__limits lim;
@@ -329,9 +329,13 @@ store__authorise(struct store_wctx *w, const Rv__Command *c,
     int rc = store__ctx_fill(w, c, ctx);
     if (rc != RV_OK)
         return rc;
+    if (c->body_case == RV__COMMAND__BODY__NOT_SET) {
+        rv_errmsg_printf(w->errmsg, "empty command");
+        return RV_EINVAL;
+    }
     if (c->token_id == NULL) {
         if (!store__auth_on_get(w->txn, w->s) || store__command_is_internal(c))
-            return store__bytes_check(w, ctx);
+            return RV_OK;
         rv_errmsg_printf(w->errmsg,
                          "authentication is on and %s carries no "
                          "token",
@@ -341,8 +345,6 @@ store__authorise(struct store_wctx *w, const Rv__Command *c,
     rc = store__principal(w, c, &t);
     if (rc == RV_OK)
         rc = store__permit(w, c, &t, ctx);
-    if (rc == RV_OK)
-        rc = store__bytes_check(w, ctx);
     return rc;
 }
 

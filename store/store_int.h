@@ -467,14 +467,16 @@ struct store__cmdctx {
     uint64_t run_num;
     uint64_t bytes;
 };
-/* Before a command's body: is its token valid at its stamped time, its
- * role enough, its team its own (an other team's run: RV_ENOTFOUND), and
- * the team's byte quota not passed? Commands without a token pass while
- * auth is off, and internal ones (membership, noop, auth_on) always.
- * Errors: RV_EUNAUTHENTICATED, RV_EPERM, RV_ENOTFOUND, RV_EEXIST,
- * RV_EQUOTA, local faults. */
+/* Before anything else of a command (read-only): is its token valid at
+ * its stamped time, its role enough, its team its own (another team's
+ * run: RV_ENOTFOUND; its run id on a create: RV_EEXIST)? Commands without
+ * a token pass while auth is off, and internal ones (membership, noop,
+ * auth_on) always. Fills ctx. Errors: RV_EUNAUTHENTICATED, RV_EPERM,
+ * RV_ENOTFOUND, RV_EEXIST, RV_EINVAL (no body), local faults. */
 int store__authorise(struct store_wctx *w, const Rv__Command *c,
                      struct store__cmdctx *ctx);
+/* Would the command's bytes take its team past max_bytes? RV_EQUOTA. */
+int store__bytes_check(struct store_wctx *w, const struct store__cmdctx *ctx);
 /* After it succeeded: bytes of use, the audit record. */
 int store__account(struct store_wctx *w, const Rv__Command *c, uint16_t cmd_no,
                    struct store__cmdctx *ctx);

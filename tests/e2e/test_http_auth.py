@@ -35,6 +35,8 @@ def raw_request(endpoint, lines, timeout=5.0):
                 break
             data += chunk
         head, _, body = data.partition(b"\r\n\r\n")
+        if not head:
+            return 0, {}, b""  # Closed without an answer.
         first, *rest = head.split(b"\r\n")
         hdrs = {}
         for h in rest:
@@ -105,7 +107,10 @@ class HttpAuth(unittest.TestCase):
         for name, extra in cases.items():
             st, hdrs, body = raw_request(self.ep, base + extra)
             with self.subTest(case=name):
-                self.assertIn(st, (400, 401, 431), body[:200])
+                # nng's HTTP parser drops a request whose header bytes are
+                # not text (no answer); everything else is answered.
+                ok = (0, 400) if name == "non-utf8" else (401,)
+                self.assertIn(st, ok, body[:200])
                 if st == 401:
                     self.assertIn("bearer", hdrs.get("www-authenticate",
                                                      "").lower())

@@ -1293,6 +1293,29 @@ test_byte_quota_and_audit(void)
     fx_done(&f);
 }
 
+/* An auth refusal is not recorded under the idempotency key: the same
+ * command retried with a token that may make it applies. */
+static void
+test_refusals_leave_the_idempotency_key_free(void)
+{
+    struct fx f;
+    fx_init(&f, "authidem");
+    auth_script(&f);
+    struct batch b;
+    batch_init(&b, "r1");
+    batch_point(&b, "acc", NULL, 1, 1, 0.5);
+    b.cmd.has_client_id = b.cmd.has_seq = 1;
+    b.cmd.client_id = 77;
+    b.cmd.seq = 1;
+    CHECK_RC(as(&f, &b.cmd, R0, 80), RV_ENOTFOUND, f.last.message);
+    CHECK_RC(as(&f, &b.cmd, W1, 80), RV_OK, f.last.message);
+    CHECK(!f.last.is_duplicate);
+    CHECK_RC(as(&f, &b.cmd, W1, 80), RV_OK, f.last.message);
+    CHECK(f.last.is_duplicate);
+    batch_free(&b);
+    fx_done(&f);
+}
+
 /* ---- Determinism: random command streams ------------------------------- */
 
 /* Entries of a random stream, kept encoded so they can be replayed. */
@@ -1818,6 +1841,8 @@ static const struct rv_test tests[] = {
     {"auth_at_apply_is_deterministic", test_auth_at_apply_is_deterministic},
     {"reads_are_scoped_to_a_team", test_reads_are_scoped_to_a_team},
     {"byte_quota_and_audit", test_byte_quota_and_audit},
+    {"refusals_leave_the_idempotency_key_free",
+     test_refusals_leave_the_idempotency_key_free},
     {"run_create_and_resume_modes", test_run_create_and_resume_modes},
     {"params_are_write_once_and_batches_all_or_nothing",
      test_params_are_write_once_and_batches_all_or_nothing},
