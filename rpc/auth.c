@@ -85,6 +85,18 @@ rpc__is_peer_request(const struct rpc_caller *c, const Rv__Request *req)
     return c->is_peer && !(req->has_is_forwarded && req->is_forwarded);
 }
 
+/* A read at min_index is judged against the state it asked for: a token
+ * made at or before that index is known here once it is applied (the read
+ * gate waits the same way; on a timeout it answers for itself). */
+static void
+rpc__auth_wait(struct rpc_caller *c, const Rv__Request *req)
+{
+    if (req->read != NULL && req->read->has_min_index &&
+        req->read->min_index > 0)
+        (void)replica_wait_applied(c->s->rep, req->read->min_index,
+                                   RPC_MIN_INDEX_WAIT_MS);
+}
+
 int
 rpc__authenticate(struct rpc_caller *c, const Rv__Request *req,
                   struct rpc_principal *p, char *errmsg)
@@ -113,6 +125,7 @@ rpc__authenticate(struct rpc_caller *c, const Rv__Request *req,
         rv_errmsg_printf(errmsg, "malformed token");
         return RV_EUNAUTHENTICATED;
     }
+    rpc__auth_wait(c, req);
     int rc = store_read_begin(replica_store(c->s->rep), STORE_EVERY_TEAM, &rd,
                               errmsg);
     if (rc != RV_OK)
