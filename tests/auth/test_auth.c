@@ -916,6 +916,7 @@ enum op {
     OP_TOKEN_PUT_T1,
     OP_TOKEN_DEL_OWN,
     OP_TOKEN_DEL_OTHER,
+    OP_TOKEN_DEL_CA,
     OP_NODE_PUT,
 };
 
@@ -926,12 +927,15 @@ enum op {
 enum kind { K_READ, K_PLAIN, K_CHANGE, K_WRITE };
 
 /* What the leader's path needs made before the cell, as cluster-admin. */
-enum prep { PR_NONE, PR_RUN, PR_DELETED, PR_FRESH, PR_TOK0, PR_TOK1 };
+enum prep { PR_NONE, PR_RUN, PR_DELETED, PR_FRESH, PR_TOK0, PR_TOK1, PR_TOKCA };
 
-#define OK   RV_OK
-#define PERM RV_EPERM
-#define NF   RV_ENOTFOUND
-#define AUTH RV_EUNAUTHENTICATED
+#define OK    RV_OK
+#define PERM  RV_EPERM
+#define NF    RV_ENOTFOUND
+#define AUTH  RV_EUNAUTHENTICATED
+#define INV   RV_EINVAL
+#define EXIST RV_EEXIST
+#define CONFL RV_ECONFLICT
 
 struct row {
     const char *name;
@@ -949,375 +953,104 @@ struct row {
  * RV_ENOTFOUND; a create reusing another team's run id RV_EEXIST. The
  * cluster-admin's create without a team is in team "default", so its
  * resume of t0's run is RV_ECONFLICT (the run is in another team). */
+/* clang-format off */
 static const struct row rows[] = {
-    {"get_run",
-     OP_GET_RUN,
-     K_READ,
-     PR_NONE,
-     {OK, OK, OK, NF, OK},
-     AUTH,
-     "GET",
-     "/api/v2/runs/%R",
-     NULL},
-    {"list_runs",
-     OP_LIST,
-     K_READ,
-     PR_NONE,
-     {OK, OK, OK, OK, OK},
-     AUTH,
-     "GET",
-     "/api/v2/experiments",
-     NULL},
-    {"list_runs filter",
-     OP_LIST_FILTER,
-     K_READ,
-     PR_NONE,
-     {OK, OK, OK, OK, OK},
-     AUTH,
-     "GET",
-     "/api/v2/experiments?filter=params.x%20%3D%20%27secret%27",
-     NULL},
-    {"list_runs team=t0",
-     OP_LIST_TEAM_T0,
-     K_READ,
-     PR_NONE,
-     {OK, OK, OK, OK, OK},
-     AUTH,
-     NULL,
-     NULL,
-     NULL},
-    {"history",
-     OP_HISTORY,
-     K_READ,
-     PR_NONE,
-     {OK, OK, OK, NF, OK},
-     AUTH,
-     "GET",
-     "/api/v2/runs/%R/metrics?key=loss",
-     NULL},
-    {"logs",
-     OP_LOGS,
-     K_READ,
-     PR_NONE,
-     {OK, OK, OK, NF, OK},
-     AUTH,
-     "GET",
-     "/api/v2/runs/%R/logs",
-     NULL},
-    {"analytics",
-     OP_ANALYTICS,
-     K_READ,
-     PR_NONE,
-     {OK, OK, OK, OK, OK},
-     AUTH,
-     "GET",
-     "/api/v2/analytics",
-     NULL},
-    {"artifact get",
-     OP_ARTIFACT_GET,
-     K_READ,
-     PR_NONE,
-     {OK, OK, OK, NF, OK},
-     AUTH,
-     "GET",
-     "/api/v2/runs/%R/artifacts/model.bin",
-     NULL},
-    {"artifact list",
-     OP_ARTIFACT_LIST,
-     K_READ,
-     PR_NONE,
-     {OK, OK, OK, NF, OK},
-     AUTH,
-     "GET",
-     "/api/v2/runs/%R/artifacts",
-     NULL},
-    {"admin whoami",
-     OP_WHOAMI,
-     K_READ,
-     PR_NONE,
-     {OK, OK, OK, OK, OK},
-     AUTH,
-     "GET",
-     "/api/v2/whoami",
-     NULL},
-    {"admin teams",
-     OP_TEAMS,
-     K_READ,
-     PR_NONE,
-     {OK, OK, OK, OK, OK},
-     AUTH,
-     "GET",
-     "/api/v2/teams",
-     NULL},
-    {"admin tokens",
-     OP_TOKENS,
-     K_READ,
-     PR_NONE,
-     {PERM, PERM, OK, OK, OK},
-     AUTH,
-     "GET",
-     "/api/v2/tokens",
-     NULL},
-    {"admin audit",
-     OP_AUDIT,
-     K_READ,
-     PR_NONE,
-     {PERM, PERM, OK, OK, OK},
-     AUTH,
-     "GET",
-     "/api/v2/audit",
-     NULL},
-    {"status",
-     OP_STATUS,
-     K_PLAIN,
-     PR_NONE,
-     {OK, OK, OK, OK, OK},
-     AUTH,
-     NULL,
-     NULL,
-     NULL},
-    {"cluster status",
-     OP_CLUSTER_STATUS,
-     K_PLAIN,
-     PR_NONE,
-     {OK, OK, OK, OK, OK},
-     AUTH,
-     "GET",
-     "/api/v2/cluster",
-     NULL},
-    {"fetch",
-     OP_FETCH,
-     K_PLAIN,
-     PR_NONE,
-     {PERM, PERM, PERM, PERM, OK},
-     AUTH,
-     NULL,
-     NULL,
-     NULL},
+    {"get_run", OP_GET_RUN, K_READ, PR_NONE, {OK, OK, OK, NF, OK}, AUTH,
+     "GET", "/api/v2/runs/%R", NULL},
+    {"list_runs", OP_LIST, K_READ, PR_NONE, {OK, OK, OK, OK, OK}, AUTH,
+     "GET", "/api/v2/experiments", NULL},
+    {"list_runs filter", OP_LIST_FILTER, K_READ, PR_NONE, {OK, OK, OK, OK, OK}, AUTH,
+     "GET", "/api/v2/experiments?filter=params.x%20%3D%20%27secret%27", NULL},
+    {"list_runs team=t0", OP_LIST_TEAM_T0, K_READ, PR_NONE, {OK, OK, OK, OK, OK}, AUTH,
+     NULL, NULL, NULL},
+    {"history", OP_HISTORY, K_READ, PR_NONE, {OK, OK, OK, NF, OK}, AUTH,
+     "GET", "/api/v2/runs/%R/metrics?key=loss", NULL},
+    {"logs", OP_LOGS, K_READ, PR_NONE, {OK, OK, OK, NF, OK}, AUTH,
+     "GET", "/api/v2/runs/%R/logs", NULL},
+    {"analytics", OP_ANALYTICS, K_READ, PR_NONE, {OK, OK, OK, OK, OK}, AUTH,
+     "GET", "/api/v2/analytics", NULL},
+    {"artifact get", OP_ARTIFACT_GET, K_READ, PR_NONE, {OK, OK, OK, NF, OK}, AUTH,
+     "GET", "/api/v2/runs/%R/artifacts/model.bin", NULL},
+    {"artifact list", OP_ARTIFACT_LIST, K_READ, PR_NONE, {OK, OK, OK, NF, OK}, AUTH,
+     "GET", "/api/v2/runs/%R/artifacts", NULL},
+    {"admin whoami", OP_WHOAMI, K_READ, PR_NONE, {OK, OK, OK, OK, OK}, AUTH,
+     "GET", "/api/v2/whoami", NULL},
+    {"admin teams", OP_TEAMS, K_READ, PR_NONE, {OK, OK, OK, OK, OK}, AUTH,
+     "GET", "/api/v2/teams", NULL},
+    {"admin tokens", OP_TOKENS, K_READ, PR_NONE, {PERM, PERM, OK, OK, OK}, AUTH,
+     "GET", "/api/v2/tokens", NULL},
+    {"admin audit", OP_AUDIT, K_READ, PR_NONE, {PERM, PERM, OK, OK, OK}, AUTH,
+     "GET", "/api/v2/audit", NULL},
+    {"status", OP_STATUS, K_PLAIN, PR_NONE, {OK, OK, OK, OK, OK}, AUTH,
+     NULL, NULL, NULL},
+    {"cluster status", OP_CLUSTER_STATUS, K_PLAIN, PR_NONE, {OK, OK, OK, OK, OK}, AUTH,
+     "GET", "/api/v2/cluster", NULL},
+    {"fetch", OP_FETCH, K_PLAIN, PR_NONE, {PERM, PERM, PERM, PERM, OK}, AUTH,
+     NULL, NULL, NULL},
     /* The shape is checked before the caller: an add without an id is
      * RV_EINVAL for everyone (nothing is revealed but the request's own
      * validity). */
-    {"cluster add id 0",
-     OP_CLUSTER_ADD,
-     K_PLAIN,
-     PR_NONE,
-     {RV_EINVAL, RV_EINVAL, RV_EINVAL, RV_EINVAL, RV_EINVAL},
-     RV_EINVAL,
-     NULL,
-     NULL,
-     NULL},
-    {"cluster remove 99",
-     OP_CLUSTER_REMOVE,
-     K_CHANGE,
-     PR_NONE,
-     {PERM, PERM, PERM, PERM, OK},
-     AUTH,
-     "DELETE",
-     "/api/v2/cluster/nodes/99",
-     NULL},
-    {"cluster transfer 99",
-     OP_CLUSTER_TRANSFER,
-     K_CHANGE,
-     PR_NONE,
-     {PERM, PERM, PERM, PERM, NF},
-     AUTH,
-     "POST",
-     "/api/v2/cluster/transfer",
-     "{\"id\":99}"},
-    {"run_create own team",
-     OP_CREATE,
-     K_WRITE,
-     PR_FRESH,
-     {PERM, OK, OK, OK, OK},
-     AUTH,
-     "POST",
-     "/api/v2/runs",
-     "{\"run_id\":\"%R\",\"project\":\"proj\",\"experiment\":\"exp\"}"},
-    {"run_create team t1",
-     OP_CREATE_T1,
-     K_WRITE,
-     PR_FRESH,
-     {PERM, PERM, PERM, OK, OK},
-     AUTH,
-     "POST",
-     "/api/v2/runs",
-     "{\"run_id\":\"%R\",\"team\":\"t1\",\"project\":\"proj\","
-     "\"experiment\":\"exp\"}"},
-    {"run_create resume t0's run",
-     OP_CREATE_RESUME,
-     K_WRITE,
-     PR_RUN,
-     {PERM, OK, OK, RV_EEXIST, RV_ECONFLICT},
-     AUTH,
-     "POST",
-     "/api/v2/runs",
+    {"cluster add id 0", OP_CLUSTER_ADD, K_PLAIN, PR_NONE, {INV, INV, INV, INV, INV}, INV,
+     NULL, NULL, NULL},
+    {"cluster remove 99", OP_CLUSTER_REMOVE, K_CHANGE, PR_NONE, {PERM, PERM, PERM, PERM, OK}, AUTH,
+     "DELETE", "/api/v2/cluster/nodes/99", NULL},
+    {"cluster transfer 99", OP_CLUSTER_TRANSFER, K_CHANGE, PR_NONE,
+     {PERM, PERM, PERM, PERM, NF}, AUTH,
+     "POST", "/api/v2/cluster/transfer", "{\"id\":99}"},
+    {"run_create own team", OP_CREATE, K_WRITE, PR_FRESH, {PERM, OK, OK, OK, OK}, AUTH,
+     "POST", "/api/v2/runs", "{\"run_id\":\"%R\",\"project\":\"proj\",\"experiment\":\"exp\"}"},
+    {"run_create team t1", OP_CREATE_T1, K_WRITE, PR_FRESH, {PERM, PERM, PERM, OK, OK}, AUTH,
+     "POST", "/api/v2/runs",
+     "{\"run_id\":\"%R\",\"team\":\"t1\",\"project\":\"proj\",\"experiment\":\"exp\"}"},
+    {"run_create resume t0's run", OP_CREATE_RESUME, K_WRITE, PR_RUN,
+     {PERM, OK, OK, EXIST, CONFL}, AUTH, "POST", "/api/v2/runs",
      "{\"run_id\":\"%R\",\"project\":\"proj\",\"experiment\":\"exp\","
      "\"resume\":\"allow\"}"},
-    {"log_batch",
-     OP_LOG_BATCH,
-     K_WRITE,
-     PR_RUN,
-     {PERM, OK, OK, NF, OK},
-     AUTH,
-     "POST",
-     "/api/v2/runs/%R/log-batch",
+    {"log_batch", OP_LOG_BATCH, K_WRITE, PR_RUN, {PERM, OK, OK, NF, OK}, AUTH,
+     "POST", "/api/v2/runs/%R/log-batch",
      "{\"metrics\":[{\"key\":\"loss\",\"value\":1,\"step\":100,"
      "\"timestamp\":1700000000000}]}"},
-    {"log_lines",
-     OP_LOG_LINES,
-     K_WRITE,
-     PR_RUN,
-     {PERM, OK, OK, NF, OK},
-     AUTH,
-     "POST",
-     "/api/v2/runs/%R/logs",
-     "{\"lines\":[{\"timestamp\":1700000000000,\"stream\":\"stdout\","
-     "\"text\":\"x\"}]}"},
-    {"artifact_chunk",
-     OP_ARTIFACT_CHUNK,
-     K_WRITE,
-     PR_RUN,
-     {PERM, OK, OK, NF, OK},
-     AUTH,
-     "PUT",
-     "/api/v2/runs/%R/artifacts/up.bin",
-     "artifact bytes"},
-    {"run_status",
-     OP_RUN_STATUS,
-     K_WRITE,
-     PR_RUN,
-     {PERM, OK, OK, NF, OK},
-     AUTH,
-     "POST",
-     "/api/v2/runs/%R/status",
-     "{\"status\":\"FINISHED\"}"},
-    {"run_update",
-     OP_RUN_UPDATE,
-     K_WRITE,
-     PR_RUN,
-     {PERM, OK, OK, NF, OK},
-     AUTH,
-     NULL,
-     NULL,
-     NULL},
-    {"run_delete",
-     OP_RUN_DELETE,
-     K_WRITE,
-     PR_RUN,
-     {PERM, PERM, OK, NF, OK},
-     AUTH,
-     "POST",
-     "/api/v2/runs/%R/delete",
-     NULL},
-    {"run_restore",
-     OP_RUN_RESTORE,
-     K_WRITE,
-     PR_DELETED,
-     {PERM, PERM, OK, NF, OK},
-     AUTH,
-     "POST",
-     "/api/v2/runs/%R/restore",
-     NULL},
-    {"run_purge",
-     OP_RUN_PURGE,
-     K_WRITE,
-     PR_DELETED,
-     {PERM, PERM, OK, NF, OK},
-     AUTH,
-     "POST",
-     "/api/v2/runs/%R/purge",
-     NULL},
-    {"team_put",
-     OP_TEAM_PUT,
-     K_WRITE,
-     PR_FRESH,
-     {PERM, PERM, PERM, PERM, OK},
-     AUTH,
-     "POST",
-     "/api/v2/teams",
-     "{\"team\":\"%A\"}"},
-    {"quota_put t8",
-     OP_QUOTA_PUT,
-     K_WRITE,
-     PR_NONE,
-     {PERM, PERM, PERM, PERM, OK},
-     AUTH,
-     "PUT",
-     "/api/v2/teams/t8/quota",
-     "{\"max_runs\":1000}"},
-    {"token_put t0 reader",
-     OP_TOKEN_PUT_R,
-     K_WRITE,
-     PR_NONE,
-     {PERM, PERM, OK, PERM, OK},
-     AUTH,
-     "POST",
-     "/api/v2/tokens",
-     "{\"team\":\"t0\",\"role\":\"reader\",\"name\":\"m\"}"},
-    {"token_put t0 writer",
-     OP_TOKEN_PUT_W,
-     K_WRITE,
-     PR_NONE,
-     {PERM, PERM, OK, PERM, OK},
-     AUTH,
-     "POST",
-     "/api/v2/tokens",
-     "{\"team\":\"t0\",\"role\":\"writer\",\"name\":\"m\"}"},
-    {"token_put t0 admin",
-     OP_TOKEN_PUT_A,
-     K_WRITE,
-     PR_NONE,
-     {PERM, PERM, OK, PERM, OK},
-     AUTH,
-     "POST",
-     "/api/v2/tokens",
-     "{\"team\":\"t0\",\"role\":\"admin\",\"name\":\"m\"}"},
-    {"token_put cluster-admin",
-     OP_TOKEN_PUT_CA,
-     K_WRITE,
-     PR_NONE,
-     {PERM, PERM, PERM, PERM, OK},
-     AUTH,
-     "POST",
-     "/api/v2/tokens",
-     "{\"team\":\"*\",\"role\":\"cluster-admin\",\"name\":\"m\"}"},
-    {"token_put t1 reader",
-     OP_TOKEN_PUT_T1,
-     K_WRITE,
-     PR_NONE,
-     {PERM, PERM, PERM, OK, OK},
-     AUTH,
-     "POST",
-     "/api/v2/tokens",
-     "{\"team\":\"t1\",\"role\":\"reader\",\"name\":\"m\"}"},
-    {"token_del t0's",
-     OP_TOKEN_DEL_OWN,
-     K_WRITE,
-     PR_TOK0,
-     {PERM, PERM, OK, NF, OK},
-     AUTH,
-     "DELETE",
-     "/api/v2/tokens/%A",
-     NULL},
-    {"token_del t1's",
-     OP_TOKEN_DEL_OTHER,
-     K_WRITE,
-     PR_TOK1,
-     {PERM, PERM, NF, OK, OK},
-     AUTH,
-     "DELETE",
-     "/api/v2/tokens/%A",
-     NULL},
-    {"node_put",
-     OP_NODE_PUT,
-     K_WRITE,
-     PR_NONE,
-     {PERM, PERM, PERM, PERM, OK},
-     AUTH,
-     NULL,
-     NULL,
-     NULL},
+    {"log_lines", OP_LOG_LINES, K_WRITE, PR_RUN, {PERM, OK, OK, NF, OK}, AUTH,
+     "POST", "/api/v2/runs/%R/logs",
+     "{\"lines\":[{\"timestamp\":1700000000000,\"stream\":\"stdout\",\"text\":\"x\"}]}"},
+    {"artifact_chunk", OP_ARTIFACT_CHUNK, K_WRITE, PR_RUN, {PERM, OK, OK, NF, OK}, AUTH,
+     "PUT", "/api/v2/runs/%R/artifacts/up.bin", "artifact bytes"},
+    {"run_status", OP_RUN_STATUS, K_WRITE, PR_RUN, {PERM, OK, OK, NF, OK}, AUTH,
+     "POST", "/api/v2/runs/%R/status", "{\"status\":\"FINISHED\"}"},
+    {"run_update", OP_RUN_UPDATE, K_WRITE, PR_RUN, {PERM, OK, OK, NF, OK}, AUTH,
+     NULL, NULL, NULL},
+    {"run_delete", OP_RUN_DELETE, K_WRITE, PR_RUN, {PERM, PERM, OK, NF, OK}, AUTH,
+     "POST", "/api/v2/runs/%R/delete", NULL},
+    {"run_restore", OP_RUN_RESTORE, K_WRITE, PR_DELETED, {PERM, PERM, OK, NF, OK}, AUTH,
+     "POST", "/api/v2/runs/%R/restore", NULL},
+    {"run_purge", OP_RUN_PURGE, K_WRITE, PR_DELETED, {PERM, PERM, OK, NF, OK}, AUTH,
+     "POST", "/api/v2/runs/%R/purge", NULL},
+    {"team_put", OP_TEAM_PUT, K_WRITE, PR_FRESH, {PERM, PERM, PERM, PERM, OK}, AUTH,
+     "POST", "/api/v2/teams", "{\"team\":\"%A\"}"},
+    {"quota_put t8", OP_QUOTA_PUT, K_WRITE, PR_NONE, {PERM, PERM, PERM, PERM, OK}, AUTH,
+     "PUT", "/api/v2/teams/t8/quota", "{\"max_runs\":1000}"},
+    {"token_put t0 reader", OP_TOKEN_PUT_R, K_WRITE, PR_NONE, {PERM, PERM, OK, PERM, OK}, AUTH,
+     "POST", "/api/v2/tokens", "{\"team\":\"t0\",\"role\":\"reader\",\"name\":\"m\"}"},
+    {"token_put t0 writer", OP_TOKEN_PUT_W, K_WRITE, PR_NONE, {PERM, PERM, OK, PERM, OK}, AUTH,
+     "POST", "/api/v2/tokens", "{\"team\":\"t0\",\"role\":\"writer\",\"name\":\"m\"}"},
+    {"token_put t0 admin", OP_TOKEN_PUT_A, K_WRITE, PR_NONE, {PERM, PERM, OK, PERM, OK}, AUTH,
+     "POST", "/api/v2/tokens", "{\"team\":\"t0\",\"role\":\"admin\",\"name\":\"m\"}"},
+    {"token_put cluster-admin", OP_TOKEN_PUT_CA, K_WRITE, PR_NONE,
+     {PERM, PERM, PERM, PERM, OK}, AUTH,
+     "POST", "/api/v2/tokens", "{\"team\":\"*\",\"role\":\"cluster-admin\",\"name\":\"m\"}"},
+    {"token_put t1 reader", OP_TOKEN_PUT_T1, K_WRITE, PR_NONE, {PERM, PERM, PERM, OK, OK}, AUTH,
+     "POST", "/api/v2/tokens", "{\"team\":\"t1\",\"role\":\"reader\",\"name\":\"m\"}"},
+    {"token_del t0's", OP_TOKEN_DEL_OWN, K_WRITE, PR_TOK0, {PERM, PERM, OK, NF, OK}, AUTH,
+     "DELETE", "/api/v2/tokens/%A", NULL},
+    {"token_del t1's", OP_TOKEN_DEL_OTHER, K_WRITE, PR_TOK1, {PERM, PERM, NF, OK, OK}, AUTH,
+     "DELETE", "/api/v2/tokens/%A", NULL},
+    {"token_del a cluster-admin's", OP_TOKEN_DEL_CA, K_WRITE, PR_TOKCA,
+     {PERM, PERM, NF, NF, OK}, AUTH,
+     "DELETE", "/api/v2/tokens/%A", NULL},
+    {"node_put", OP_NODE_PUT, K_WRITE, PR_NONE, {PERM, PERM, PERM, PERM, OK}, AUTH,
+     NULL, NULL, NULL},
 };
+/* clang-format on */
 
 #define N_ROWS (sizeof rows / sizeof rows[0])
 
@@ -1505,6 +1238,7 @@ cell_build_write(struct cell *x)
         return cmd_token_put(b, &x->made, "t1", RV__ROLE__ROLE_READER, 0);
     case OP_TOKEN_DEL_OWN:
     case OP_TOKEN_DEL_OTHER:
+    case OP_TOKEN_DEL_CA:
         return cmd_token_del(b, x->aux);
     default:
         return cmd_node_put(b, L);
@@ -1542,8 +1276,14 @@ cell_prep(struct cell *x, int row_no)
         return RV_OK;
     case PR_TOK0:
     case PR_TOK1:
-        rc = token_new(ca.text, &x->made, x->r->prep == PR_TOK0 ? "t0" : "t1",
-                       RV__ROLE__ROLE_READER, 0, &w);
+    case PR_TOKCA:
+        rc = token_new(ca.text, &x->made,
+                       x->r->prep == PR_TOK0   ? "t0"
+                       : x->r->prep == PR_TOK1 ? "t1"
+                                               : "*",
+                       x->r->prep == PR_TOKCA ? RV__ROLE__ROLE_CLUSTER_ADMIN
+                                              : RV__ROLE__ROLE_READER,
+                       0, &w);
         snprintf(x->aux, sizeof x->aux, "%s", x->made.id);
         return rc;
     default:
@@ -2245,6 +1985,60 @@ test_revocation(void)
     revoke_index = ri;
 }
 
+/* A revoke proposed but not yet applied on the leader (both followers
+ * stopped: nothing commits): a write with the token passes the door, is
+ * proposed after the revoke and refused at apply, at a later index. */
+struct bg_write {
+    const char *token;
+    Rv__Command *cmd;
+    struct wres w;
+};
+
+static void *
+bg_write_main(void *arg)
+{
+    struct bg_write *g = arg;
+    write_cmd(L, g->token, g->cmd, &g->w);
+    return NULL;
+}
+
+static void
+test_revocation_at_apply(void)
+{
+    struct tok t;
+    struct wres w;
+    struct cmdb b1, b2;
+    struct bg_write del, wr;
+    pthread_t th[2];
+    CHECK(setup() == 0);
+    CHECK_OK(token_new(ca.text, &t, "t6", RV__ROLE__ROLE_WRITER, 0, &w), w.msg);
+    CHECK(wait_converged(10000, NULL));
+    del = (struct bg_write){ca.text, cmd_token_del(&b1, t.id), {0}};
+    wr = (struct bg_write){t.text, cmd_log_lines(&b2, "t6_main", "late"), {0}};
+    for (int i = 0; i < C.n; i++)
+        if (i != L)
+            cluster_signal(&C, i, SIGSTOP);
+    int n_started = pthread_create(&th[0], NULL, bg_write_main, &del) == 0;
+    rv_clock_sleep_ms(150);
+    n_started +=
+        n_started == 1 && pthread_create(&th[1], NULL, bg_write_main, &wr) == 0;
+    rv_clock_sleep_ms(150);
+    for (int i = 0; i < C.n; i++)
+        if (i != L)
+            cluster_signal(&C, i, SIGCONT);
+    for (int k = 0; k < n_started; k++)
+        pthread_join(th[k], NULL);
+    CHECK(n_started == 2);
+    CHECK_OK(del.w.code, del.w.msg);
+    printf("revocation at apply: revoke at index %llu, the write after it at "
+           "%llu: %s (%s)\n",
+           (unsigned long long)del.w.index, (unsigned long long)wr.w.index,
+           rv_errname(wr.w.code), wr.w.msg);
+    CHECK_RC(wr.w.code, RV_EUNAUTHENTICATED, wr.w.msg);
+    CHECK(wr.w.index >= del.w.index && del.w.index > 0);
+    CHECK(wait_converged(10000, NULL));
+}
+
 /* ---- Expiry -------------------------------------------------------------- */
 
 static int64_t
@@ -2382,6 +2176,7 @@ struct q_writer {
     const char *token;
     int n_created, n_create_quota, n_batch_ok, n_batch_quota, n_other;
     int other_code;
+    char run[32]; /* The run it logged to. */
 };
 
 /* Creates Q_CREATES runs in t9, then logs Q_BATCHES batches of 100 points
@@ -2391,7 +2186,8 @@ q_writer_main(void *arg)
 {
     struct q_writer *q = arg;
     struct cmdb *b = malloc(sizeof *b);
-    char run[32] = "t9_main";
+    char *run = q->run;
+    snprintf(q->run, sizeof q->run, "t9_main");
     for (int i = 0; b != NULL && i < Q_CREATES + Q_BATCHES; i++) {
         struct wres w;
         char id[32];
@@ -2403,7 +2199,7 @@ q_writer_main(void *arg)
             q->n_created += rc == RV_OK;
             q->n_create_quota += rc == RV_EQUOTA;
             if (rc == RV_OK)
-                snprintf(run, sizeof run, "%s", id);
+                snprintf(run, sizeof q->run, "%s", id);
         } else {
             rc = write_cmd(L, q->token,
                            cmd_log_batch(b, run, "q", 100,
@@ -2420,6 +2216,32 @@ q_writer_main(void *arg)
     }
     free(b);
     return NULL;
+}
+
+/* Purging a run (t9's admin) gives its run and bytes back: a create
+ * refused a moment ago is accepted. */
+static void
+quota_purge_frees(const char *run, const Rv__TeamInfo *before)
+{
+    struct cmdb b;
+    struct wres w;
+    Rv__TeamInfo after;
+    const char *admin = team_tok[9][ROLE_A].text;
+    CHECK_OK(write_cmd(L, admin,
+                       cmd_run_ref(&b, run, RV__COMMAND__BODY_RUN_DELETE), &w),
+             w.msg);
+    CHECK_OK(write_cmd(L, admin,
+                       cmd_run_ref(&b, run, RV__COMMAND__BODY_RUN_PURGE), &w),
+             w.msg);
+    CHECK_OK(team_info(L, "t9", &after), "t9");
+    printf("quota t9: purging %s gave back 1 run and %llu bytes\n", run,
+           (unsigned long long)(before->n_bytes - after.n_bytes));
+    CHECK_EQ_U64(after.n_runs, before->n_runs - 1);
+    CHECK(after.n_bytes < before->n_bytes);
+    CHECK_OK(write_cmd(L, team_tok[9][ROLE_W].text,
+                       cmd_run_create(&b, "q_after_purge", NULL, NULL, 0), &w),
+             w.msg);
+    CHECK(wait_converged(10000, NULL));
 }
 
 static void
@@ -2472,6 +2294,7 @@ test_quota_runs_bytes(void)
     for (int i = 1; i < C.n; i++)
         CHECK(at[i].n_runs == at[0].n_runs && at[i].n_bytes == at[0].n_bytes);
     is_quota_done = 1;
+    quota_purge_frees(qs[0].run, &at[0]);
 }
 
 #define RATE       1000
@@ -2736,35 +2559,19 @@ test_catch_up(void)
 
 /* ---- Auth off on a non-loopback address ---------------------------------- */
 
-static const char *bin;
-
-/* Start one node of c with its HTTP address on 0.0.0.0 (auth off), with
- * --insecure if is_insecure; stderr and stdout to its log. */
+/* Start node 0 of c with its HTTP address on 0.0.0.0 (auth off), with
+ * --insecure if is_insecure (a later flag overrides cluster_start's). */
 static void
 insecure_start(struct cluster *c, int is_insecure)
 {
-    struct cluster_node *nd = &c->nodes[0];
-    char http[32], peers[64];
+    static char http[32];
     snprintf(http, sizeof http, "0.0.0.0:%d", c->port);
-    snprintf(peers, sizeof peers, "1=%s", nd->raft);
-    const char *argv[] = {
-        bin,          "serve",       "--id",
-        "1",          "--data-dir",  nd->dir,
-        "--rpc-addr", nd->rpc,       "--raft-addr",
-        nd->raft,     "--http-addr", http,
-        "--peers",    peers,         is_insecure ? "--insecure" : NULL,
-        NULL};
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(nd->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 2);
-            dup2(fd, 1);
-        }
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    nd->pid = pid;
+    c->extra[0] = "--http-addr";
+    c->extra[1] = http;
+    c->extra[2] = is_insecure ? "--insecure" : NULL;
+    c->extra[3] = NULL;
+    truncate(c->nodes[0].log, 0);
+    cluster_start(c, 0, 0);
 }
 
 static int
@@ -2821,6 +2628,7 @@ static const struct rv_test tests[] = {
     {"isolation", test_isolation},
     {"matrix", test_matrix},
     {"revocation", test_revocation},
+    {"revocation_at_apply", test_revocation_at_apply},
     {"expiry", test_expiry},
     {"read_your_token", test_read_your_token},
     {"quota_runs_bytes", test_quota_runs_bytes},
@@ -2837,7 +2645,6 @@ main(int argc, char **argv)
         fprintf(stderr, "usage: test_auth PATH/TO/runvault [TEST]\n");
         return 2;
     }
-    bin = argv[1];
     cluster_set_binary(argv[1]);
     signal(SIGPIPE, SIG_IGN);
     argv[1] = argv[0];
