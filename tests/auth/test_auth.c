@@ -1054,9 +1054,12 @@ static const struct row rows[] = {
 
 #define N_ROWS (sizeof rows / sizeof rows[0])
 
-enum path { PATH_LEADER, PATH_FOLLOWER, PATH_HTTP, PATH_N };
+/* HTTP on a follower: reads stale, writes and cluster changes forwarded
+ * by the gateway to the leader (the same codes as the leader's). */
+enum path { PATH_LEADER, PATH_FOLLOWER, PATH_HTTP, PATH_HTTP_F, PATH_N };
 
-static const char *const path_names[PATH_N] = {"leader", "follower", "http"};
+static const char *const path_names[PATH_N] = {"leader", "follower", "http",
+                                               "httpf"};
 
 /* One cell's request and its parts. */
 struct cell {
@@ -1476,6 +1479,19 @@ cell_check_native(struct cell *x)
     return 1;
 }
 
+/* The cell's HTTP path: a follower's reads are stale at the last index. */
+static void
+cell_http_path(const struct cell *x, char *path, size_t n)
+{
+    expand(x->r->path, x, path, n);
+    if (x->path == PATH_HTTP_F && x->r->kind == K_READ) {
+        size_t o = strlen(path);
+        snprintf(path + o, n - o, "%sconsistency=stale&min_index=%llu",
+                 strchr(path, '?') ? "&" : "?",
+                 (unsigned long long)index_last());
+    }
+}
+
 static int
 cell_check_http(struct cell *x)
 {
@@ -1485,21 +1501,23 @@ cell_check_http(struct cell *x)
     int want = cell_want(x->r, x->p, PATH_LEADER);
     int want_status = http_status_of(want);
     int is_denied_write = x->r->kind == K_WRITE && want != RV_OK;
-    expand(x->r->path, x, path, sizeof path);
+    cell_http_path(x, path, sizeof path);
     if (x->r->body != NULL)
         expand(x->r->body, x, body, sizeof body);
     if (is_denied_write)
         fingerprint(x->run, before);
-    if (http_call(L, x->r->method, path, x->r->body ? body : NULL,
-                  p_token(x->p), &status, &has_challenge) != RV_OK) {
+    if (http_call(x->path == PATH_HTTP ? L : F, x->r->method, path,
+                  x->r->body ? body : NULL, p_token(x->p), &status,
+                  &has_challenge) != RV_OK) {
         cell_fail(x, "no HTTP answer", RV_EUNAVAILABLE, want, path);
         return 0;
     }
     int ok = want == RV_OK ? status / 100 == 2 : status == want_status;
     if (!ok || (status == 401 && !has_challenge)) {
-        fprintf(stderr, "MISMATCH %-28s %-14s http %s %s: HTTP %d, want %d%s\n",
-                x->r->name, p_names[x->p], x->r->method, path, status,
-                want_status, ok ? " (no WWW-Authenticate: Bearer)" : "");
+        fprintf(stderr, "MISMATCH %-28s %-14s %-8s %s %s: HTTP %d, want %d%s\n",
+                x->r->name, p_names[x->p], path_names[x->path], x->r->method,
+                path, status, want_status,
+                ok ? " (no WWW-Authenticate: Bearer)" : "");
         return 0;
     }
     if (is_denied_write) {
@@ -1516,7 +1534,7 @@ static void
 matrix_path(enum path path, struct tally *t)
 {
     for (size_t r = 0; r < N_ROWS; r++) {
-        if (path == PATH_HTTP && rows[r].method == NULL)
+        if (path >= PATH_HTTP && rows[r].method == NULL)
             continue;
         for (int p = 0; p < P_N; p++) {
             struct cell *x = calloc(1, sizeof *x);
@@ -1529,7 +1547,7 @@ matrix_path(enum path path, struct tally *t)
             if (rc != RV_OK)
                 cell_fail(x, "prep", rc, RV_OK, "as cluster-admin");
             else
-                ok = path == PATH_HTTP ? cell_check_http(x)
+                ok = path >= PATH_HTTP ? cell_check_http(x)
                                        : cell_check_native(x);
             t->cells++;
             t->passed += ok;
@@ -1556,14 +1574,18 @@ test_matrix(void)
     matrix_path(PATH_FOLLOWER, &t);
     const char *h = getenv("RV_TEST_AUTH_HTTP");
     int is_http = h != NULL && strcmp(h, "1") == 0;
-    if (is_http)
+    if (is_http) {
         matrix_path(PATH_HTTP, &t);
+        CHECK(wait_converged(10000, NULL));
+        matrix_path(PATH_HTTP_F, &t);
+    }
     printf("auth matrix: %zu request kinds x %d principals; leader %d/%d, "
-           "follower %d/%d, http %s%d/%d; %d/%d cells passed in %llu ms\n",
+           "follower %d/%d, http %s%d/%d, http via a follower %d/%d; %d/%d "
+           "cells passed in %llu ms\n",
            N_ROWS, P_N, t.by_path[0][1], t.by_path[0][0], t.by_path[1][1],
            t.by_path[1][0], is_http ? "" : "(off: RV_TEST_AUTH_HTTP=1) ",
-           t.by_path[2][1], t.by_path[2][0], t.passed, t.cells,
-           (unsigned long long)(rv_clock_mono_ms() - t0));
+           t.by_path[2][1], t.by_path[2][0], t.by_path[3][1], t.by_path[3][0],
+           t.passed, t.cells, (unsigned long long)(rv_clock_mono_ms() - t0));
     CHECK(t.cells > 0 && t.passed == t.cells);
     CHECK(wait_converged(10000, NULL));
 }
