@@ -12,7 +12,7 @@
  * with RV_TEST_AUTH_HTTP=1 (it needs the gateway's auth work).
  *
  * Usage: test_auth PATH/TO/runvault [TEST]. Every wait is bounded. */
-#define _DEFAULT_SOURCE
+#define _GNU_SOURCE /* memmem */
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/exit.h"
@@ -24,6 +24,7 @@
 #include "tests/lib/harness.h"
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
 #include <pthread.h>
@@ -2587,6 +2588,65 @@ test_catch_up(void)
     CHECK(is_conv);
 }
 
+/* ---- No secret is written anywhere but admin.token ------------------------
+ */
+
+#define N_SECRETS 5
+
+static const char *secrets[N_SECRETS];
+static int n_leaks;
+static char leak_path[512];
+
+/* The secret part of a token's text: what follows "rvt_<id>_". */
+static const char *
+secret_of(const struct tok *t)
+{
+    return t->text + 4 + RV_TOKEN_ID_CHARS + 1;
+}
+
+static int
+scan_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    static char buf[(1 << 20) + 64];
+    (void)sb;
+    if (flag != FTW_F || strcmp(path + ftw->base, "admin.token") == 0)
+        return 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return 0;
+    size_t keep = 0; /* Bytes carried over between reads. */
+    ssize_t n;
+    while ((n = read(fd, buf + keep, sizeof buf - 64 - keep)) > 0) {
+        size_t len = keep + (size_t)n;
+        for (int k = 0; k < N_SECRETS; k++)
+            if (memmem(buf, len, secrets[k], 64) != NULL) {
+                n_leaks++;
+                snprintf(leak_path, sizeof leak_path, "%s", path);
+            }
+        keep = len < 63 ? len : 63;
+        memmove(buf, buf + len - keep, keep);
+    }
+    close(fd);
+    return 0;
+}
+
+/* Tokens' secrets are never logged nor stored: the nodes' logs, logs of
+ * record and stores hold none of them (admin.token aside). */
+static void
+test_no_secrets_stored(void)
+{
+    CHECK(setup() == 0);
+    secrets[0] = secret_of(&ca);
+    secrets[1] = secret_of(&team_tok[0][ROLE_R]);
+    secrets[2] = secret_of(&team_tok[0][ROLE_A]);
+    secrets[3] = secret_of(&revoked_tok);
+    secrets[4] = secret_of(&team_tok[9][ROLE_W]);
+    n_leaks = 0;
+    CHECK(nftw(C.tmp, scan_one, 16, FTW_PHYS) == 0);
+    if (n_leaks > 0)
+        RV_CHECK_FAIL("a token's secret is in %s", leak_path);
+}
+
 /* ---- Auth off on a non-loopback address ---------------------------------- */
 
 /* Start node 0 of c with its HTTP address on 0.0.0.0 (auth off), with
@@ -2665,6 +2725,7 @@ static const struct rv_test tests[] = {
     {"quota_rate", test_quota_rate},
     {"audit", test_audit},
     {"catch_up", test_catch_up},
+    {"no_secrets_stored", test_no_secrets_stored},
     {NULL, NULL},
 };
 
