@@ -1673,6 +1673,7 @@ iso_lists(void)
         CHECK_OK(list_runs(L, ca.text, 0, "t1", flt, ob, &a1, errmsg), errmsg);
         size_t n0 = a0->n_runs, n1 = a1->n_runs;
         uint64_t tot1 = a1->has_total ? a1->total : n1;
+        uint64_t ex1 = a1->has_n_examined ? a1->n_examined : 0;
         rvc_response_free(a0);
         rvc_response_free(a1);
         if (n0 == 0) /* The filter does find t0's runs. */
@@ -1685,14 +1686,18 @@ iso_lists(void)
             int leak = lists_t0(mine);
             size_t n = mine->n_runs;
             uint64_t tot = mine->has_total ? mine->total : n;
+            uint64_t ex = mine->has_n_examined ? mine->n_examined : 0;
             rvc_response_free(mine);
-            if (leak || n != n1 || tot != tot1)
+            /* Not even the count of runs examined tells of other teams. */
+            if (leak || n != n1 || tot != tot1 || ex != ex1)
                 RV_CHECK_FAIL("filter '%s' order '%s' node %d: t1-reader "
-                              "got %zu runs (total %llu, t0 leaked %d), "
-                              "want %zu (total %llu)",
+                              "got %zu runs (total %llu, examined %llu, t0 "
+                              "leaked %d), want %zu (total %llu, examined "
+                              "%llu)",
                               flt ? flt : "", ob ? ob : "", node + 1, n,
-                              (unsigned long long)tot, leak, n1,
-                              (unsigned long long)tot1);
+                              (unsigned long long)tot, (unsigned long long)ex,
+                              leak, n1, (unsigned long long)tot1,
+                              (unsigned long long)ex1);
         }
         /* Naming t0 explicitly: an empty page, total 0. */
         CHECK_OK(list_runs(L, r1, 0, "t0", flt, ob, &mine, errmsg), errmsg);
@@ -2715,8 +2720,8 @@ done:
 static const struct rv_test tests[] = {
     {"insecure", test_insecure},
     {"setup", test_setup},
-    {"isolation", test_isolation},
     {"matrix", test_matrix},
+    {"isolation", test_isolation},
     {"revocation", test_revocation},
     {"revocation_at_apply", test_revocation_at_apply},
     {"expiry", test_expiry},
