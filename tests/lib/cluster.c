@@ -238,6 +238,7 @@ cluster_node_status(struct cluster *c, int i, struct cluster_nstat *st)
     memset(st, 0, sizeof *st);
     req.body_case = RV__REQUEST__BODY_STATUS;
     req.status = &sr;
+    req.token = (char *)c->token;
     if (c->nodes[i].pid <= 0 ||
         rvc_call_once(c->nodes[i].rpc, &req, 1000, &resp, errmsg) != RV_OK)
         return;

@@ -36,6 +36,7 @@ struct cluster {
     const char *extra[4];        /* More serve flags, NULL-terminated. */
     void (*on_done)(void *data); /* Called first by cluster_done. */
     void *on_done_data;
+    const char *token; /* Sent with status requests (auth on), or NULL. */
 };
 
 struct cluster_nstat {
