@@ -2565,6 +2565,82 @@ test_catch_up(void)
     CHECK(is_conv);
 }
 
+/* 1 if the first 4 KiB of the file at path hold what. */
+static int
+log_has(const char *path, const char *what)
+{
+    char buf[4096];
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, what) != NULL;
+}
+
+/* ---- Joining an auth-on cluster ------------------------------------------ */
+
+/* Voters the leader lists; *has_id set if node id is a member at all. */
+static int
+count_voters(int id, int *has_id)
+{
+    Rv__Request req = RV__REQUEST__INIT;
+    Rv__ClusterRequest cr = RV__CLUSTER_REQUEST__INIT;
+    Rv__Response *resp;
+    char errmsg[RV_ERRMSG_SIZE];
+    int n = -1;
+    *has_id = 0;
+    cr.op = RV__CLUSTER_OP__CLUSTER_STATUS;
+    req.body_case = RV__REQUEST__BODY_CLUSTER;
+    req.cluster = &cr;
+    int leader = cluster_leader(&C, 5000);
+    if (leader < 0 ||
+        read_req(leader, &req, ca.text, 0, &resp, errmsg) != RV_OK)
+        return -1;
+    n = 0;
+    for (size_t i = 0; i < resp->n_nodes; i++) {
+        n += resp->nodes[i]->role && strcmp(resp->nodes[i]->role, "voter") == 0;
+        *has_id |= (int)resp->nodes[i]->id == id;
+    }
+    rvc_response_free(resp);
+    return n;
+}
+
+/* A node without a credential cannot join; one given the cluster-admin
+ * token (DATA_DIR/admin.token) joins as a voter and converges. */
+static void
+test_join(void)
+{
+    int has = 0;
+    CHECK(setup() == 0);
+    C.n = 5;
+    CHECK(mkdir(C.nodes[4].dir, 0700) == 0);
+    cluster_start(&C, 4, 1); /* No token. */
+    uint64_t until = rv_clock_mono_ms() + 3000;
+    while (rv_clock_mono_ms() < until && C.nodes[4].pid > 0 &&
+           cluster_reap(&C, 4, 100) < 0)
+        ;
+    int voters = count_voters(5, &has);
+    /* Refused for want of a token (it keeps asking). */
+    int is_refused = log_has(C.nodes[4].log, "authentication is on");
+    cluster_signal(&C, 4, SIGKILL);
+    cluster_reap(&C, 4, 5000);
+    printf("join: a node without a token: %s, %d voters\n",
+           has ? "a MEMBER" : "not a member", voters);
+    CHECK(voters == 3 && !has && is_refused);
+    C.n = 4;
+    CHECK(mkdir(C.nodes[3].dir, 0700) == 0);
+    node_token_give(3);
+    cluster_start(&C, 3, 1);
+    until = rv_clock_mono_ms() + 30000;
+    while ((voters = count_voters(4, &has)) != 4 && rv_clock_mono_ms() < until)
+        rv_clock_sleep_ms(100);
+    printf("join: a node with the token: %d voters\n", voters);
+    CHECK(voters == 4 && has);
+    CHECK(cluster_converged(&C, 30000, NULL));
+}
+
 /* ---- No secret is written anywhere but admin.token ------------------------
  */
 
@@ -2641,19 +2717,6 @@ insecure_start(struct cluster *c, int is_insecure)
     cluster_start(c, 0, 0);
 }
 
-static int
-log_has(const char *path, const char *what)
-{
-    char buf[4096];
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return strstr(buf, what) != NULL;
-}
-
 static void
 test_insecure(void)
 {
@@ -2702,6 +2765,7 @@ static const struct rv_test tests[] = {
     {"quota_rate", test_quota_rate},
     {"audit", test_audit},
     {"catch_up", test_catch_up},
+    {"join", test_join},
     {"no_secrets_stored", test_no_secrets_stored},
     {NULL, NULL},
 };
