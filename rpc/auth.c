@@ -87,13 +87,42 @@ rpc__is_peer_request(const struct rpc_caller *c, const Rv__Request *req)
     return c->is_peer && !(req->has_is_forwarded && req->is_forwarded);
 }
 
+/* Token id's record, from this node's replicated table. */
+static int
+rpc__token_lookup(struct rpc_caller *c, const char *id, struct store_token *t,
+                  char *errmsg)
+{
+    struct store_read *rd;
+    int rc = store_read_begin(replica_store(c->s->rep), STORE_EVERY_TEAM, &rd,
+                              errmsg);
+    if (rc != RV_OK)
+        return rc;
+    rc = store_token_get(rd, id, t, errmsg);
+    store_read_end(rd);
+    return rc;
+}
+
+/* A token unknown here, on a read at a min_index this node has not
+ * applied yet (a token made at that index, used at once on a lagging
+ * follower): wait for it, a bounded while, and 1 if it came. Only a miss
+ * waits, so a refused token does not hold a worker any longer. */
+#define RPC_AUTH_MISS_WAIT_MS 2000
+
+static int
+rpc__auth_wait(struct rpc_caller *c, const Rv__Request *req)
+{
+    return req->read != NULL && req->read->has_min_index &&
+           req->read->min_index > 0 &&
+           replica_wait_applied(c->s->rep, req->read->min_index,
+                                RPC_AUTH_MISS_WAIT_MS) == RV_OK;
+}
+
 int
 rpc__authenticate(struct rpc_caller *c, const Rv__Request *req,
                   struct rpc_principal *p, char *errmsg)
 {
     char id[RV_TOKEN_ID_CHARS + 1];
     struct store_token t;
-    struct store_read *rd;
     memset(p, 0, sizeof *p);
     p->is_peer = rpc__is_peer_request(c, req);
     if (!rpc__auth_is_on(c)) {
@@ -115,12 +144,9 @@ rpc__authenticate(struct rpc_caller *c, const Rv__Request *req,
         rv_errmsg_printf(errmsg, "malformed token");
         return RV_EUNAUTHENTICATED;
     }
-    int rc = store_read_begin(replica_store(c->s->rep), STORE_EVERY_TEAM, &rd,
-                              errmsg);
-    if (rc != RV_OK)
-        return rc;
-    rc = store_token_get(rd, id, &t, errmsg);
-    store_read_end(rd);
+    int rc = rpc__token_lookup(c, id, &t, errmsg);
+    if (rc == RV_ENOTFOUND && rpc__auth_wait(c, req))
+        rc = rpc__token_lookup(c, id, &t, errmsg);
     if (rc == RV_ENOTFOUND) {
         rv_errmsg_printf(errmsg, "invalid token");
         return RV_EUNAUTHENTICATED;

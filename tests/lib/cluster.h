@@ -37,6 +37,7 @@ struct cluster {
     const char *token;           /* Sent with status requests (auth on). */
     void (*on_done)(void *data); /* Called first by cluster_done. */
     void *on_done_data;
+    const char *token; /* Sent with status requests (auth on), or NULL. */
 };
 
 struct cluster_nstat {
