@@ -10,6 +10,10 @@
 #include <stdio.h>
 #include <string.h>
 
+/* memset through a volatile pointer: a wipe of a secret the compiler
+ * cannot drop as a dead store. */
+static void *(*const volatile gw_wipe)(void *, int, size_t) = memset;
+
 /* Ten years of 365 days: the longest expires_in_s taken. */
 #define GW_MAX_EXPIRES_IN_S (10ll * 365 * 86400)
 
@@ -68,13 +72,19 @@ gw__admin_read(struct gw_ctx *c, Rv__AdminOp op, const char *team,
     return gw__call(c, &req);
 }
 
-/* team= of a read: NULL (absent) or a team name; -1 when answered. */
+/* team= of a read: NULL (absent or empty: every team the token sees) or a
+ * team name ("*" too when is_star_ok: the cluster-admin tokens); -1 when
+ * answered. */
 static int
-gw__q_team(struct gw_ctx *c, const char **team)
+gw__q_team(struct gw_ctx *c, int is_star_ok, const char **team)
 {
     if (gw__q_str(c, "team", CONTRACT_MAX_TEAM_BYTES, team) != 0)
         return -1;
-    return *team != NULL ? gw__team(c, "query parameter team", *team) : 0;
+    if (*team != NULL && (*team)[0] == '\0')
+        *team = NULL;
+    if (*team == NULL || (is_star_ok && strcmp(*team, "*") == 0))
+        return 0;
+    return gw__team(c, "query parameter team", *team);
 }
 
 /* ---- Teams and quotas -------------------------------------------------- */
@@ -106,7 +116,7 @@ gw_admin_team_list(struct gw_ctx *c)
 {
     Rv__AdminRequest ar = RV__ADMIN_REQUEST__INIT;
     const char *team;
-    if (gw__q_team(c, &team) != 0)
+    if (gw__q_team(c, 0, &team) != 0)
         return;
     const Rv__Response *r =
         gw__admin_read(c, RV__ADMIN_OP__ADMIN_TEAMS, team, &ar);
@@ -295,7 +305,7 @@ gw_admin_token_create(struct gw_ctx *c)
     gw_reply_json(c->x, 201,
                   gw__token_made_json(&t, id, text, expires_at, index));
 wipe:
-    memset(text, 0, sizeof text);
+    gw_wipe(text, 0, sizeof text);
 out:
     json_decref(j);
 }
@@ -313,7 +323,7 @@ gw_admin_token_list(struct gw_ctx *c)
 {
     Rv__AdminRequest ar = RV__ADMIN_REQUEST__INIT;
     const char *team;
-    if (gw__q_str(c, "team", CONTRACT_MAX_TEAM_BYTES, &team) != 0)
+    if (gw__q_team(c, 1, &team) != 0)
         return;
     const Rv__Response *r =
         gw__admin_read(c, RV__ADMIN_OP__ADMIN_TOKENS, team, &ar);
@@ -380,7 +390,7 @@ gw_admin_audit(struct gw_ctx *c)
     const char *team;
     uint64_t since = 0, max = 0;
     int is_since, is_max;
-    if (gw__q_team(c, &team) != 0 ||
+    if (gw__q_team(c, 0, &team) != 0 ||
         gw__q_u64(c, "since_index", UINT64_MAX, &since, &is_since) != 0 ||
         gw__q_u64(c, "max", CONTRACT_MAX_AUDIT_EVENTS, &max, &is_max) != 0)
         return;

@@ -37,6 +37,7 @@ gw_cluster_get(struct gw_ctx *c)
         Rv__Response *sr = NULL;
         sreq.body_case = RV__REQUEST__BODY_STATUS;
         sreq.status = &st;
+        sreq.token = (char *)c->x->token; /* The caller's, as asked. */
         if (o != NULL && ns->rpc_addr != NULL && ns->rpc_addr[0] != '\0' &&
             rvc_call_once(ns->rpc_addr, &sreq, 500, &sr, errmsg) == RV_OK &&
             sr->self != NULL) {

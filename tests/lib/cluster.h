@@ -34,7 +34,6 @@ struct cluster {
     const char *durability;
     const char *snapshot_bytes;
     const char *extra[4];        /* More serve flags, NULL-terminated. */
-    const char *token;           /* Sent with status requests (auth on). */
     void (*on_done)(void *data); /* Called first by cluster_done. */
     void *on_done_data;
     const char *token; /* Sent with status requests (auth on), or NULL. */

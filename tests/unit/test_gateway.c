@@ -810,6 +810,11 @@ test_token_list_and_revoke(void)
         "\"expires_at\":5000,\"revoked\":true,\"revoked_index\":77}]}"));
     CHECK(f.seen.admin_op == RV__ADMIN_OP__ADMIN_TOKENS);
     CHECK(f.seen.has_admin_team && strcmp(f.seen.team, "vision") == 0);
+    /* An empty team= is every team; "*" names the cluster-admin tokens. */
+    route_full(&f, "GET", "/api/v2/tokens?team=", NULL, NULL, 0, &a);
+    CHECK(a.status == 200 && !f.seen.has_admin_team);
+    route_full(&f, "GET", "/api/v2/tokens?team=*", NULL, NULL, 0, &a);
+    CHECK(a.status == 200 && strcmp(f.seen.team, "*") == 0);
     /* Revoke by id. */
     Rv__Response w = RV__RESPONSE__INIT;
     w.index = 12;
