@@ -602,6 +602,12 @@ node__start(struct node *n, const struct replica_config *rc, unsigned workers)
                            errmsg);
     if (err == RV_OK)
         rpc_server_set_auth(n->rpc, n->is_auth, n->node_token);
+    if (err == RV_OK && n->is_auth && n->node_token[0] == '\0')
+        rv_logf(&n->log, RV_LOG_WARN, "auth",
+                "no node token: without TLS this node cannot catch up from "
+                "a peer's snapshot or be told of its removal (give it a "
+                "cluster-admin token with --node-token-file, or serve with "
+                "TLS)");
     if (err == RV_OK) {
         struct gateway_config gc = {
             .http_addr = n->http_addr,
