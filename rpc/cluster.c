@@ -209,7 +209,8 @@ rpc__tell_removed(struct rpc_caller *c, const struct store_node *gone)
     ncr.id = gone->id;
     nreq.body_case = RV__REQUEST__BODY_CLUSTER;
     nreq.cluster = &ncr;
-    if (rvc_call_once(gone->rpc_addr, &nreq, 1000, &nresp, errmsg) != RV_OK)
+    if (rvc_call_once_tls(gone->rpc_addr, c->s->tls, &nreq, 1000, &nresp,
+                          errmsg) != RV_OK)
         rv_logf(c->s->log, RV_LOG_WARN, "rpc",
                 "removed node %llu was not told: %s",
                 (unsigned long long)gone->id, errmsg);
