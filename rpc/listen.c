@@ -6,6 +6,7 @@
 #include "rpc/client/tls.h"
 #include "rpc/server_int.h"
 
+#include <arpa/inet.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,19 +49,42 @@ rpc__send(struct rpc_worker *w, const Rv__Response *resp)
         nng_msg_free(out);
 }
 
-/* 1 if msg came over a TLS pipe whose peer presented a certificate the
- * cluster CA verified (the listener asks for one, optionally). */
+/* 1 if pipe p is TLS and its peer presented a certificate the cluster CA
+ * verified (the listener asks for one, optionally). */
 static int
-rpc__is_peer_msg(const struct rpc_server *s, nng_msg *msg)
+rpc__is_peer_pipe(nng_pipe p)
 {
     bool is_verified = false;
-    if (s->tls == NULL)
-        return 0;
-    nng_pipe p = nng_msg_get_pipe(msg);
     if (nng_pipe_id(p) < 0 ||
         nng_pipe_get_bool(p, NNG_OPT_TLS_VERIFIED, &is_verified) != 0)
         return 0;
     return is_verified ? 1 : 0;
+}
+
+static int
+rpc__is_peer_msg(const struct rpc_server *s, nng_msg *msg)
+{
+    return s->tls != NULL && rpc__is_peer_pipe(nng_msg_get_pipe(msg));
+}
+
+/* A new TLS connection, logged at debug with what its requests count as
+ * (the same test rpc__is_peer_msg makes per request). */
+static void
+rpc__pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    const struct rpc_server *s = arg;
+    nng_sockaddr sa;
+    char who[64] = "?";
+    (void)ev;
+    if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 &&
+        sa.s_family == NNG_AF_INET) {
+        const uint8_t *ip = (const uint8_t *)&sa.s_in.sa_addr;
+        snprintf(who, sizeof who, "%u.%u.%u.%u:%u", ip[0], ip[1], ip[2], ip[3],
+                 (unsigned)ntohs(sa.s_in.sa_port));
+    }
+    rv_logf(s->log, RV_LOG_DEBUG, "rpc", "TLS connection from %s: %s", who,
+            rpc__is_peer_pipe(p) ? "peer (CA-verified client certificate)"
+                                 : "client (no verified certificate)");
 }
 
 static void *
@@ -121,6 +145,8 @@ rpc__listen(struct rpc_server *s, char *errmsg)
     if (rc != RV_OK)
         return rc;
     int rv = nng_listener_create(&l, s->sock, s->addr);
+    if (rv == 0)
+        rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_POST, rpc__pipe_cb, s);
     if (rv == 0)
         rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, cfg);
     if (rv == 0)
