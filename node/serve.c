@@ -572,6 +572,9 @@ node__tls(const struct node_settings *st, struct node *n,
         fprintf(stderr, "runvault: TLS: %s\n", errmsg);
         return RV_EXIT_USAGE;
     }
+    if (rvc_tls_warning(n->tls) != NULL)
+        rv_logf(&n->log, RV_LOG_WARN, "node", "TLS: %s",
+                rvc_tls_warning(n->tls));
     if (strncmp(n->rpc_addr, "tcp://", 6) == 0) {
         char a[CONTRACT_MAX_ADDR_BYTES + 1];
         if ((size_t)snprintf(a, sizeof a, "tls+%s", n->rpc_addr) >= sizeof a) {

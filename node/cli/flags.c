@@ -122,5 +122,7 @@ cli_flags_tls(const char *prog, const char *ca, const char *cert,
                 errmsg);
         return -1;
     }
+    if (rvc_tls_warning(*out) != NULL)
+        fprintf(stderr, "%s: warning: %s\n", prog, rvc_tls_warning(*out));
     return 0;
 }

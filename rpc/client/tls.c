@@ -4,14 +4,18 @@
 #include "rpc/client/nng_err.h"
 
 #include <errno.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/x509_crt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct rvc_tls {
-    char *ca;   /* PEM text, NUL-terminated. Owned. */
-    char *cert; /* NULL without a certificate. Owned. */
-    char *key;  /* Secret: never logged. Owned. */
+    char *ca;                     /* PEM text, NUL-terminated. Owned. */
+    char *cert;                   /* NULL without a certificate. Owned. */
+    char *key;                    /* Secret: never logged. Owned. */
+    char warning[RV_ERRMSG_SIZE]; /* "" or why the certificate is unusable
+                                     now (expired, not yet valid). */
 };
 
 /* The whole of path, NUL-terminated, into *out (caller frees). */
@@ -137,6 +141,61 @@ rvc_tls_listen_config(const struct rvc_tls *t, int auth_mode,
     return RV_OK;
 }
 
+/* The certificate's validity dates against now, into t->warning. */
+static void
+rvc__tls_dates(struct rvc_tls *t, const mbedtls_x509_crt *crt,
+               const char *cert_file)
+{
+    const mbedtls_x509_time *to = &crt->valid_to, *from = &crt->valid_from;
+    if (mbedtls_x509_time_is_past(to))
+        snprintf(t->warning, sizeof t->warning,
+                 "%s expired on %04d-%02d-%02d: peers will refuse it",
+                 cert_file, to->year, to->mon, to->day);
+    else if (mbedtls_x509_time_is_future(from))
+        snprintf(t->warning, sizeof t->warning,
+                 "%s is valid only from %04d-%02d-%02d: peers will refuse it",
+                 cert_file, from->year, from->mon, from->day);
+}
+
+/* The certificate and key parse and belong together (nng's own_cert does
+ * not check that); their dates go into t->warning. mbedTLS directly:
+ * libnng-dev depends on libmbedtls-dev. */
+static int
+rvc__tls_check_pair(struct rvc_tls *t, const char *cert_file,
+                    const char *key_file, char *errmsg)
+{
+    mbedtls_x509_crt crt;
+    mbedtls_pk_context pk;
+    int rc = RV_OK;
+    mbedtls_x509_crt_init(&crt);
+    mbedtls_pk_init(&pk);
+    if (mbedtls_x509_crt_parse(&crt, (const unsigned char *)t->cert,
+                               strlen(t->cert) + 1) != 0) {
+        rv_errmsg_printf(errmsg, "%s: not a certificate", cert_file);
+        rc = RV_EINVAL;
+    } else if (mbedtls_pk_parse_key(&pk, (const unsigned char *)t->key,
+                                    strlen(t->key) + 1, NULL, 0) != 0) {
+        rv_errmsg_printf(errmsg, "%s: not a private key (or encrypted)",
+                         key_file);
+        rc = RV_EINVAL;
+    } else if (mbedtls_pk_check_pair(&crt.pk, &pk) != 0) {
+        rv_errmsg_printf(errmsg, "%s is not the key of %s", key_file,
+                         cert_file);
+        rc = RV_EINVAL;
+    } else {
+        rvc__tls_dates(t, &crt, cert_file);
+    }
+    mbedtls_pk_free(&pk);
+    mbedtls_x509_crt_free(&crt);
+    return rc;
+}
+
+const char *
+rvc_tls_warning(const struct rvc_tls *t)
+{
+    return t->warning[0] != '\0' ? t->warning : NULL;
+}
+
 /* Build one configuration of each kind to find a bad file at start. */
 static int
 rvc__tls_try(const struct rvc_tls *t, const char *ca_file,
@@ -177,6 +236,8 @@ rvc_tls_open(struct rvc_tls **out, const char *ca_file, const char *cert_file,
         rc = rvc__tls_read("certificate", cert_file, &t->cert, errmsg);
     if (rc == RV_OK && has_cert)
         rc = rvc__tls_read("key", key_file, &t->key, errmsg);
+    if (rc == RV_OK && has_cert)
+        rc = rvc__tls_check_pair(t, cert_file, key_file, errmsg);
     if (rc == RV_OK)
         rc = rvc__tls_try(t, ca_file, cert_file, errmsg);
     if (rc != RV_OK) {

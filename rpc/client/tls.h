@@ -34,13 +34,19 @@ struct rvc_tls;
 /* Read ca_file (required) and, if given, cert_file and key_file (both or
  * neither), and check that nng accepts them (a trial configuration is
  * built). Errors: RV_EINVAL (a missing or half-given argument, a file
- * that is not PEM or that mbedTLS rejects: the file is named in errmsg),
+ * that is not PEM or that mbedTLS rejects, a key that is not the
+ * certificate's: the file is named in errmsg),
  * RV_EIO (unreadable file), RV_ENOMEM. The strings are borrowed. */
 int rvc_tls_open(struct rvc_tls **out, const char *ca_file,
                  const char *cert_file, const char *key_file, char *errmsg);
 
 /* NULL is allowed. */
 void rvc_tls_close(struct rvc_tls *t);
+
+/* Why the certificate will be refused by peers although it loaded (it
+ * expired, or is not valid yet), for the caller to report; NULL if it is
+ * fine or there is none. Static text owned by t. */
+const char *rvc_tls_warning(const struct rvc_tls *t);
 
 /* 1 if a certificate and key were given. */
 int rvc_tls_has_cert(const struct rvc_tls *t);

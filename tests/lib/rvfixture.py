@@ -51,6 +51,9 @@ REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PORT_LOW, PORT_HIGH = 20000, 32000
 HTTP_ERRORS = (OSError, http.client.HTTPException)
 _HOST = "127.0.0.1"
+# An ssl.SSLContext for https:// endpoints (tests/tls sets it); http:// ones
+# ignore it.
+TLS_CONTEXT = None
 
 # Ports handed out by this process, so two clusters in one test run never
 # pick the same one even before the first has bound it.
@@ -104,7 +107,11 @@ def http_json(endpoint, method, path, body=None, headers=None, timeout=5.0):
     not followed."""
     hostport = endpoint.split("://", 1)[-1].rstrip("/")
     host, port = hostport.rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    if endpoint.startswith("https://"):
+        conn = http.client.HTTPSConnection(host, int(port), timeout=timeout,
+                                           context=TLS_CONTEXT)
+    else:
+        conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     try:
         hdrs = dict(headers or {})
         if body is not None and not isinstance(body, (bytes, bytearray)):
@@ -127,10 +134,12 @@ def http_json(endpoint, method, path, body=None, headers=None, timeout=5.0):
 def http_get(url, timeout=0.5):
     """GET url ('http://IP:PORT/path?query'): (status, parsed JSON or None);
     (0, None) if there is no answer. Never raises for transport errors."""
-    rest = url.split("://", 1)[-1]
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "http", url
     hostport, _, path = rest.partition("/")
     try:
-        st, doc, _ = http_json("http://" + hostport, "GET", "/" + path,
+        st, doc, _ = http_json(scheme + "://" + hostport, "GET", "/" + path,
                                timeout=timeout)
         return st, doc
     except HTTP_ERRORS:
