@@ -14,7 +14,8 @@ bench/compare/query.sh. It owns:
   - a command line for shell scripts:
 
         python3 tests/lib/rvfixture.py start DIR [--n 3] [--port-base P]
-                [--bin PATH] [--timeout S] [-- SERVE-FLAGS...]
+                [--bin PATH] [--timeout S] [--tls-dir CERTS]
+                [-- SERVE-FLAGS...]
         python3 tests/lib/rvfixture.py stop DIR
 
     `start` runs the nodes detached (each in its own session, pid in
@@ -38,6 +39,7 @@ import random
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -282,7 +284,8 @@ class Cluster:
 
     def __init__(self, n=3, durability="buffered", runvault=None,
                  extra_args=(), log_level="info", addresses=None,
-                 directory=None, argv_prefix=None, env=None, detach=False):
+                 directory=None, argv_prefix=None, env=None, detach=False,
+                 node_args=None):
         if n < 1:
             raise ValueError("n must be >= 1")
         self.n = n
@@ -296,6 +299,8 @@ class Cluster:
         self._own_dir = directory is None
         self.dir = directory
         self.argv_prefix = argv_prefix or (lambda i: [])
+        # node_args(i): serve flags of node i alone (its TLS certificate).
+        self.node_args = node_args or (lambda i: [])
         self.env = env
         self.detach = detach
         self.http_endpoints = []
@@ -378,7 +383,7 @@ class Cluster:
             self.runvault, i + 1, self.data_dir(i), self.raft_addrs[i],
             self.rpc_endpoints[i], self.http_endpoints[i].split("://", 1)[1],
             peers=peers, durability=self.durability,
-            extra=extra + self.extra_args)
+            extra=extra + self.extra_args + list(self.node_args(i)))
 
     def _spawn(self, i):
         argv = self.argv(i)
@@ -590,9 +595,24 @@ def cli_start(a):
         print("rvfixture: some nodes of %s are running: stop them first"
               % a.dir, file=sys.stderr)
         return 1
+    node_args = None
+    if a.tls_dir:
+        # Node i serves with TLS_DIR/n<i>.crt (deploy/make-certs.sh).
+        global TLS_CONTEXT
+        t = os.path.abspath(a.tls_dir)
+        TLS_CONTEXT = ssl.create_default_context(
+            cafile=os.path.join(t, "ca.crt"))
+        addrs = [(r, "tls+" + p, "https" + h[4:]) for r, p, h in
+                 addrs or loopback_addresses(a.n)]
+
+        def node_args(i):
+            return ["--tls-cert", os.path.join(t, "n%d.crt" % (i + 1)),
+                    "--tls-key", os.path.join(t, "n%d.key" % (i + 1)),
+                    "--tls-ca", os.path.join(t, "ca.crt")]
     c = Cluster(n=a.n, durability=None, log_level=None, runvault=a.bin,
                 extra_args=a.serve_flags, addresses=addrs,
-                directory=os.path.abspath(a.dir), detach=True)
+                directory=os.path.abspath(a.dir), detach=True,
+                node_args=node_args)
     try:
         c.start(timeout=a.timeout)
     except (FixtureError, OSError) as e:
@@ -643,6 +663,8 @@ def main(argv):
     p.add_argument("--port-base", type=int, default=0)
     p.add_argument("--bin", default=None)
     p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--tls-dir", default=None,
+                   help="serve with TLS, certificates of make-certs.sh")
     serve_flags = []
     if "--" in argv:
         k = argv.index("--")
