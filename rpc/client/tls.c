@@ -95,18 +95,20 @@ rvc__tls_fill(const struct rvc_tls *t, nng_tls_config *cfg, char *errmsg)
     return RV_OK;
 }
 
-int
-rvc_tls_dial_config(const struct rvc_tls *t, const char *server_name,
-                    nng_tls_config **out, char *errmsg)
+/* A new configuration of mode with auth_mode, server_name (if any), the
+ * CA and our certificate (if any). */
+static int
+rvc__tls_config(const struct rvc_tls *t, nng_tls_mode mode, int auth_mode,
+                const char *server_name, nng_tls_config **out, char *errmsg)
 {
     nng_tls_config *cfg;
-    int rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT);
+    int rv = nng_tls_config_alloc(&cfg, mode);
     if (rv != 0)
         return rvc_err_from_nng(rv, "nng_tls_config_alloc", errmsg);
-    rv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED);
+    rv = nng_tls_config_auth_mode(cfg, (nng_tls_auth_mode)auth_mode);
     if (rv == 0 && server_name != NULL && server_name[0] != '\0')
         rv = nng_tls_config_server_name(cfg, server_name);
-    int rc = rvc_err_from_nng(rv, "TLS client settings", errmsg);
+    int rc = rvc_err_from_nng(rv, "TLS settings", errmsg);
     if (rc == RV_OK)
         rc = rvc__tls_fill(t, cfg, errmsg);
     if (rc != RV_OK) {
@@ -118,6 +120,14 @@ rvc_tls_dial_config(const struct rvc_tls *t, const char *server_name,
 }
 
 int
+rvc_tls_dial_config(const struct rvc_tls *t, const char *server_name,
+                    nng_tls_config **out, char *errmsg)
+{
+    return rvc__tls_config(t, NNG_TLS_MODE_CLIENT, NNG_TLS_AUTH_MODE_REQUIRED,
+                           server_name, out, errmsg);
+}
+
+int
 rvc_tls_listen_config(const struct rvc_tls *t, int auth_mode,
                       nng_tls_config **out, char *errmsg)
 {
@@ -125,20 +135,8 @@ rvc_tls_listen_config(const struct rvc_tls *t, int auth_mode,
         rv_errmsg_printf(errmsg, "listening with TLS needs a certificate");
         return RV_EINVAL;
     }
-    nng_tls_config *cfg;
-    int rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_SERVER);
-    if (rv != 0)
-        return rvc_err_from_nng(rv, "nng_tls_config_alloc", errmsg);
-    rv = nng_tls_config_auth_mode(cfg, (nng_tls_auth_mode)auth_mode);
-    int rc = rvc_err_from_nng(rv, "TLS auth mode", errmsg);
-    if (rc == RV_OK)
-        rc = rvc__tls_fill(t, cfg, errmsg);
-    if (rc != RV_OK) {
-        nng_tls_config_free(cfg);
-        return rc == RV_EUNAVAILABLE ? RV_EINVAL : rc;
-    }
-    *out = cfg;
-    return RV_OK;
+    return rvc__tls_config(t, NNG_TLS_MODE_SERVER, auth_mode, NULL, out,
+                           errmsg);
 }
 
 /* The certificate's validity dates against now, into t->warning. */
