@@ -293,6 +293,21 @@ class TestTls(unittest.TestCase):
             self.assertTrue(lines[0].split(": ")[-1].startswith(want),
                             "%r -> %r" % (extra, lines))
 
+    def test_8_a_follower_killed_reconnects_and_catches_up(self):
+        li = self.c.leader()
+        f = (li + 1) % 3
+        self.c.kill(f)
+        run = runvault.init("tls", "restart",
+                            endpoint=self.c.http_endpoints[li],
+                            ca_file=self.ca, offline_after=20)
+        for step in range(200):
+            run.log({"acc": step / 200.0}, step=step)
+        run.finish()
+        self.c.restart(f)
+        self.c.wait_up(f, timeout=20)
+        _, _, digests = self.snapshot()
+        self.assertEqual(len(set(digests.values())), 1, digests)
+
     def test_7_half_given_or_bad_tls_settings_refuse_to_start(self):
         ports = rvfixture.free_ports(3)
         addrs = ["--http-addr", "127.0.0.1:%d" % ports[0], "--rpc-addr",
