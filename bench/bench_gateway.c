@@ -29,6 +29,7 @@
 #include "bench/bench_runs.h"
 #include "proto/metrics_builder.h"
 #include "rpc/client/client.h"
+#include "rpc/client/tls.h"
 #include "tests/lib/cluster.h"
 
 #include <pthread.h>
@@ -47,6 +48,8 @@
 /* How an ingest run is set up (the command line). */
 struct bg_opts {
     const char *durability;
+    struct rvc_tls *tls;      /* --tls-ca: TLS on; NULL: plain. */
+    nng_tls_config *http_tls; /* Its client configuration for https. */
     unsigned warmup_ms;
     int port_base; /* 0: the cluster library's choice. */
     const char *lat_file;
@@ -56,6 +59,7 @@ struct bg_client {
     int index;
     const char *http; /* "127.0.0.1:PORT" */
     const char *rpc_list;
+    const struct bg_opts *o;
     int is_native;
     uint64_t measure_from_ms; /* Acks before this are not counted. */
     uint64_t deadline_ms;
@@ -172,7 +176,8 @@ bg_http_client(void *arg)
     struct bench_http h;
     char *body = malloc(BG_BODY_BYTES), uri[96], key[48];
     uint64_t client_id = 1000 + (uint64_t)c->index, seq = 0, step = 0;
-    if (body == NULL || bench_http_open(&h, c->http) != 0 ||
+    if (body == NULL ||
+        bench_http_open_tls(&h, c->http, 15000, c->o->http_tls) != 0 ||
         bg_create_run_http(&h, c->run_id) != 0) {
         snprintf(c->err, sizeof c->err, "client %d: cannot start", c->index);
         free(body);
@@ -193,7 +198,8 @@ bg_http_client(void *arg)
                 break;
             if (st < 0) {
                 bench_http_close(&h);
-                if (bench_http_open(&h, c->http) != 0)
+                if (bench_http_open_tls(&h, c->http, 15000, c->o->http_tls) !=
+                    0)
                     rv_clock_sleep_ms(50);
             }
             c->n_failed++;
@@ -220,6 +226,7 @@ bg_native_client(void *arg)
         snprintf(c->err, sizeof c->err, "%s", errmsg);
         return NULL;
     }
+    rvc_set_tls(rvc, c->o->tls);
     for (int k = 0; k < BG_KEYS; k++)
         snprintf(names[k], sizeof names[k], "metric_%d", k);
     Rv__Request req = RV__REQUEST__INIT;
@@ -292,7 +299,7 @@ bg_native_client(void *arg)
 
 /* n_points of run_id, read linearizably through node 0's HTTP. */
 static long long
-bg_points_of(const char *http, const char *run_id)
+bg_points_of(const char *http, const char *run_id, nng_tls_config *tls)
 {
     struct bench_http h;
     struct rv_buf out;
@@ -301,7 +308,7 @@ bg_points_of(const char *http, const char *run_id)
     rv_buf_init(&out);
     snprintf(uri, sizeof uri, "/api/v2/runs/%s?consistency=linearizable",
              run_id);
-    if (bench_http_open(&h, http) == 0 &&
+    if (bench_http_open_tls(&h, http, 15000, tls) == 0 &&
         bench_http_do(&h, "GET", uri, NULL, NULL, 0, &out) == 200) {
         uint64_t v;
         if (bench_json_u64((const char *)out.data, "n_points", &v) == 0 &&
@@ -320,12 +327,13 @@ bg_points_of(const char *http, const char *run_id)
  * repeated (up to 10 s) until the queue has drained. */
 static void
 bg_check_acked(const char *http, const struct bg_client *cl, int n_clients,
-               int is_memory, uint64_t *lost, uint64_t *extra)
+               int is_memory, nng_tls_config *tls, uint64_t *lost,
+               uint64_t *extra)
 {
     for (int tries = 0; tries < (is_memory ? 50 : 1); tries++) {
         *lost = *extra = 0;
         for (int i = 0; i < n_clients; i++) {
-            long long n = bg_points_of(http, cl[i].run_id);
+            long long n = bg_points_of(http, cl[i].run_id, tls);
             if (n < 0 || (uint64_t)n < cl[i].n_acked)
                 *lost += n < 0 ? cl[i].n_acked : cl[i].n_acked - (uint64_t)n;
             else
@@ -349,6 +357,8 @@ bg_ingest(int is_native, int n_clients, unsigned seconds,
     cluster_init(&c, is_native ? "bgnative" : "bghttp", 3, o->durability);
     if (o->port_base > 0)
         bg_set_ports(&c, o->port_base);
+    if (o->tls != NULL)
+        cluster_set_tls(&c, o->tls);
     if (!cluster_start_all(&c) || cluster_leader(&c, 15000) < 0) {
         cluster_done(&c, 1);
         return -1;
@@ -361,6 +371,7 @@ bg_ingest(int is_native, int n_clients, unsigned seconds,
         cl[i].index = i;
         cl[i].http = http[i % 3];
         cl[i].rpc_list = c.endpoints;
+        cl[i].o = o;
         cl[i].is_native = is_native;
         cl[i].measure_from_ms = t0 + o->warmup_ms;
         cl[i].deadline_ms = t0 + o->warmup_ms + seconds * 1000u;
@@ -393,7 +404,7 @@ bg_ingest(int is_native, int n_clients, unsigned seconds,
     double p99 = bg_pct(all, k, 0.99), max = k ? all[k - 1] : 0;
     uint64_t lost = 0, extra = 0;
     bg_check_acked(http[0], cl, n_clients, strcmp(o->durability, "memory") == 0,
-                   &lost, &extra);
+                   o->http_tls, &lost, &extra);
     /* Without a warm-up: every ack over the whole run (the first
      * figures); with one: the acks inside the measured window. */
     double rate = (double)acked / secs;
@@ -401,17 +412,18 @@ bg_ingest(int is_native, int n_clients, unsigned seconds,
         secs = (double)seconds;
         rate = (double)counted / secs;
     }
-    printf("{\"figure\":\"ingest_%s\",\"points_per_s\":%.0f,\"acked\":%llu,"
+    printf("{\"figure\":\"ingest_%s%s\",\"points_per_s\":%.0f,"
+           "\"acked\":%llu,"
            "\"clients\":%d,\"points_per_request\":%d,\"seconds\":%.1f,"
            "\"p50_ms\":%.1f,\"p99_ms\":%.1f,\"retries\":%llu,"
            "\"acked_lost\":%llu,\"applied_beyond_acked\":%llu,"
            "\"target\":%d,\"durability\":\"%s\",\"warmup_ms\":%u,"
            "\"p90_ms\":%.2f,\"max_ms\":%.2f,\"requests\":%zu}\n",
-           is_native ? "native" : "http", rate, (unsigned long long)acked,
-           n_clients, BG_POINTS, secs, p50, p99, (unsigned long long)failed,
-           (unsigned long long)lost, (unsigned long long)extra,
-           is_native ? 1000000 : 500000, o->durability, o->warmup_ms, p90, max,
-           k);
+           is_native ? "native" : "http", o->tls ? "_tls" : "", rate,
+           (unsigned long long)acked, n_clients, BG_POINTS, secs, p50, p99,
+           (unsigned long long)failed, (unsigned long long)lost,
+           (unsigned long long)extra, is_native ? 1000000 : 500000,
+           o->durability, o->warmup_ms, p90, max, k);
     fflush(stdout);
     is_failed = lost > 0 || acked == 0;
     for (int i = 0; i < n_clients; i++)
@@ -608,6 +620,30 @@ bg_query(size_t n_runs, size_t n_queries)
     return is_failed ? -1 : 0;
 }
 
+/* --tls-ca CERTS/ca.crt (deploy/make-certs.sh): the nodes serve with
+ * CERTS/n1.crt (every node certificate names 127.0.0.1), passed in the
+ * RUNVAULT_TLS_* variables, and the clients verify them with the CA. */
+static int
+bg_tls(struct bg_opts *o, const char *ca)
+{
+    char dir[512], cert[600], key[600], errmsg[RV_ERRMSG_SIZE];
+    const char *slash = strrchr(ca, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - ca) : 1,
+             slash ? ca : ".");
+    snprintf(cert, sizeof cert, "%s/n1.crt", dir);
+    snprintf(key, sizeof key, "%s/n1.key", dir);
+    if (rvc_tls_open(&o->tls, ca, NULL, NULL, errmsg) != RV_OK ||
+        rvc_tls_dial_config(o->tls, "127.0.0.1", &o->http_tls, errmsg) !=
+            RV_OK) {
+        fprintf(stderr, "bench_gateway: --tls-ca: %s\n", errmsg);
+        return -1;
+    }
+    setenv("RUNVAULT_TLS_CERT", cert, 1);
+    setenv("RUNVAULT_TLS_KEY", key, 1);
+    setenv("RUNVAULT_TLS_CA", ca, 1);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -616,6 +652,7 @@ main(int argc, char **argv)
     int n_clients = 48, is_quick = 0, is_bad = 0;
     unsigned seconds = 10;
     size_t n_runs = 1000000, n_queries = 200;
+    const char *tls_ca = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
         if (strcmp(a, "--quick") == 0) {
@@ -655,6 +692,9 @@ main(int argc, char **argv)
         } else if (strcmp(a, "--lat-file") == 0) {
             o.lat_file = v;
             i++;
+        } else if (strcmp(a, "--tls-ca") == 0) {
+            tls_ca = v;
+            i++;
         } else if (a[0] != '-') {
             bin = a;
         } else {
@@ -674,9 +714,12 @@ main(int argc, char **argv)
                         "ingest|query] [--clients 1-64] [--seconds N] "
                         "[--runs N] [--queries N] [--path native|http] "
                         "[--durability memory|buffered|strict] "
-                        "[--warmup-ms N] [--port-base N] [--lat-file PATH]\n");
+                        "[--warmup-ms N] [--port-base N] [--lat-file PATH] "
+                        "[--tls-ca CERTS/ca.crt]\n");
         return 2;
     }
+    if (tls_ca != NULL && bg_tls(&o, tls_ca) != 0)
+        return 2;
     cluster_set_binary(bin);
     int rc = 0;
     if (only == NULL || strcmp(only, "ingest") == 0) {
@@ -687,5 +730,8 @@ main(int argc, char **argv)
     }
     if (only == NULL || strcmp(only, "query") == 0)
         rc |= bg_query(n_runs, n_queries);
+    if (o.http_tls != NULL)
+        nng_tls_config_free(o.http_tls);
+    rvc_tls_close(o.tls);
     return rc != 0 ? 1 : 0;
 }

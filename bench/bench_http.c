@@ -13,11 +13,19 @@ bench_http_open(struct bench_http *h, const char *hostport)
 int
 bench_http_open_ms(struct bench_http *h, const char *hostport, int timeout_ms)
 {
+    return bench_http_open_tls(h, hostport, timeout_ms, NULL);
+}
+
+int
+bench_http_open_tls(struct bench_http *h, const char *hostport, int timeout_ms,
+                    nng_tls_config *tls)
+{
     char u[96];
     memset(h, 0, sizeof *h);
-    snprintf(u, sizeof u, "http://%s", hostport);
+    snprintf(u, sizeof u, "%s://%s", tls ? "https" : "http", hostport);
     if (nng_url_parse(&h->url, u) != 0 ||
         nng_http_client_alloc(&h->client, h->url) != 0 ||
+        (tls != NULL && nng_http_client_set_tls(h->client, tls) != 0) ||
         nng_aio_alloc(&h->aio, NULL, NULL) != 0)
         return -1;
     nng_aio_set_timeout(h->aio, timeout_ms);

@@ -9,6 +9,7 @@
 
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
+#include <nng/supplemental/tls/tls.h>
 #include <stddef.h>
 
 struct bench_http {
@@ -24,6 +25,10 @@ int bench_http_open(struct bench_http *h, const char *hostport);
 /* bench_http_open with a timeout of timeout_ms per exchange. */
 int bench_http_open_ms(struct bench_http *h, const char *hostport,
                        int timeout_ms);
+/* The same over https with tls (a client configuration; nng takes its own
+ * hold), or http when tls is NULL. */
+int bench_http_open_tls(struct bench_http *h, const char *hostport,
+                        int timeout_ms, nng_tls_config *tls);
 void bench_http_close(struct bench_http *h);
 /* One exchange; the status, or -1 on a transport failure. key (if not
  * NULL) goes in an Idempotency-Key header; the answer's body, NUL

@@ -5,6 +5,7 @@
 #include "base/clock.h"
 #include "gateway/gateway_int.h"
 #include "rpc/client/nng_err.h"
+#include "rpc/client/tls.h"
 
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
@@ -331,14 +332,24 @@ gw__server_new(const struct gateway_config *cfg)
  * or rvc_err_from_nng's code (RV_EINVAL: a bad address; RV_EIO: in use or
  * not permitted) with nng's reason in errmsg. */
 static int
-gw__http_open(struct gw_server *srv, const char *http_addr, char *errmsg)
+gw__http_open(struct gw_server *srv, const char *http_addr,
+              const struct rvc_tls *tls, char *errmsg)
 {
     char url[160];
     nng_url *u = NULL;
-    snprintf(url, sizeof url, "http://%s", http_addr);
+    nng_tls_config *tcfg = NULL;
+    snprintf(url, sizeof url, "%s://%s", tls ? "https" : "http", http_addr);
+    /* https: client certificates are optional (DESIGN §11). */
+    if (tls != NULL && rvc_tls_listen_config(tls, NNG_TLS_AUTH_MODE_OPTIONAL,
+                                             &tcfg, errmsg) != RV_OK)
+        return RV_EINVAL;
     int rv = nng_url_parse(&u, url);
     if (rv == 0)
         rv = nng_http_server_hold(&srv->http, u);
+    if (rv == 0 && tcfg != NULL)
+        rv = nng_http_server_set_tls(srv->http, tcfg);
+    if (tcfg != NULL)
+        nng_tls_config_free(tcfg); /* The server holds its own reference. */
     if (rv == 0) {
         rv = nng_http_handler_alloc(&srv->handler, "/", gw__handle);
         if (rv == 0)
@@ -382,7 +393,7 @@ gateway_start(struct gateway **out, const struct gateway_config *cfg,
     if (srv == NULL)
         return RV_ENOMEM;
     struct gateway *g = &srv->g;
-    int code = gw__http_open(srv, cfg->http_addr, errmsg);
+    int code = gw__http_open(srv, cfg->http_addr, cfg->tls, errmsg);
     if (code != RV_OK) {
         gw__server_free(srv);
         return code;
@@ -402,8 +413,8 @@ gateway_start(struct gateway **out, const struct gateway_config *cfg,
             return RV_ENOMEM;
         }
     }
-    rv_logf(cfg->log, RV_LOG_INFO, "gateway", "HTTP on %s with %u workers",
-            cfg->http_addr, srv->n_threads);
+    rv_logf(cfg->log, RV_LOG_INFO, "gateway", "%s on %s with %u workers",
+            cfg->tls ? "HTTPS" : "HTTP", cfg->http_addr, srv->n_threads);
     *out = g;
     return RV_OK;
 }

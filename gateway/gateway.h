@@ -31,10 +31,14 @@
 #define GATEWAY_MAX_FILTER_BYTES    8192
 #define GATEWAY_MAX_IDEMPOTENCY_KEY 64
 
+struct rvc_tls;
+
 struct gateway_config {
-    const char *http_addr;  /* "IP:PORT" to listen on. */
-    struct rpc_server *rpc; /* Answers the requests. Borrowed. */
-    const char *rpc_addr;   /* This node's addresses, for /api/config. */
+    const char *http_addr;     /* "IP:PORT" to listen on. */
+    const struct rvc_tls *tls; /* https with this (rpc/client/tls.h; must
+                                  outlive the gateway); NULL: http. */
+    struct rpc_server *rpc;    /* Answers the requests. Borrowed. */
+    const char *rpc_addr;      /* This node's addresses, for /api/config. */
     const char *raft_addr;
     const char *data_dir; /* For disk use in /metrics. */
     unsigned n_workers;   /* 0 = GATEWAY_DEFAULT_WORKERS. */

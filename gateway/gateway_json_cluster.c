@@ -39,7 +39,8 @@ gw_cluster_get(struct gw_ctx *c)
         sreq.status = &st;
         sreq.token = (char *)c->x->token; /* The caller's, as asked. */
         if (o != NULL && ns->rpc_addr != NULL && ns->rpc_addr[0] != '\0' &&
-            rvc_call_once(ns->rpc_addr, &sreq, 500, &sr, errmsg) == RV_OK &&
+            rvc_call_once_tls(ns->rpc_addr, c->x->g->cfg.tls, &sreq, 500, &sr,
+                              errmsg) == RV_OK &&
             sr->self != NULL) {
             json_object_set_new(
                 o, "state",

@@ -8,6 +8,7 @@
 #include "node/defaults.h"
 #include "node/serve.h"
 #include "rpc/client/client.h"
+#include "rpc/client/tls.h"
 #include "store/store.h"
 
 #include <jansson.h>
@@ -17,6 +18,7 @@
 
 struct cluster_args {
     const char *verb, *endpoint, *raft_addr, *rpc_addr, *http_addr;
+    struct rvc_tls *tls; /* NULL without --tls-ca. Owned. */
     uint64_t id;
     int has_id, is_json;
     unsigned timeout_ms;
@@ -32,6 +34,9 @@ enum {
     CL_TIMEOUT,
     CL_JSON,
     CL_TOKEN_FILE,
+    CL_TLS_CA,
+    CL_TLS_CERT,
+    CL_TLS_KEY,
     CL_COUNT
 };
 
@@ -44,6 +49,9 @@ static const struct cli_flag cluster_flags[CL_COUNT] = {
     [CL_TIMEOUT] = {"timeout-ms", 1},
     [CL_JSON] = {"json", 0},
     [CL_TOKEN_FILE] = {"token-file", 1},
+    [CL_TLS_CA] = {"tls-ca", 1},
+    [CL_TLS_CERT] = {"tls-cert", 1},
+    [CL_TLS_KEY] = {"tls-key", 1},
 };
 
 static const char cluster_usage[] =
@@ -54,7 +62,9 @@ static const char cluster_usage[] =
     "       runvault cluster transfer [--id N]\n"
     "options: --endpoint tcp://IP:PORT[,...] (or RUNVAULT_ENDPOINT), "
     "--timeout-ms MS,\n"
-    "         --token-file FILE (or RUNVAULT_TOKEN)\n";
+    "         --token-file FILE (or RUNVAULT_TOKEN),\n"
+    "         --tls-ca FILE [--tls-cert FILE --tls-key FILE] (or "
+    "RUNVAULT_TLS_*)\n";
 
 static int
 cluster__parse(int argc, char **argv, struct cluster_args *a)
@@ -80,6 +90,9 @@ cluster__parse(int argc, char **argv, struct cluster_args *a)
           timeout_ms > UINT32_MAX)))
         goto bad;
     a->timeout_ms = (unsigned)timeout_ms;
+    if (cli_flags_tls("runvault cluster", f.v[CL_TLS_CA], f.v[CL_TLS_CERT],
+                      f.v[CL_TLS_KEY], &a->tls) != 0)
+        return -1;
     return cli_token_read("runvault cluster", f.v[CL_TOKEN_FILE], a->token);
 bad:
     fputs(cluster_usage, stderr);
@@ -114,7 +127,8 @@ cluster__str(const char *s)
 /* Member m, with what it says of itself (asked directly, 1 s), as a table
  * row on stdout or, with list, an object appended to it. */
 static void
-cluster__status_row(const Rv__NodeStatus *m, const char *token, json_t *list)
+cluster__status_row(const Rv__NodeStatus *m, const char *token,
+                    const struct rvc_tls *tls, json_t *list)
 {
     Rv__Request sreq = RV__REQUEST__INIT;
     Rv__StatusRequest sr = RV__STATUS_REQUEST__INIT;
@@ -125,7 +139,7 @@ cluster__status_row(const Rv__NodeStatus *m, const char *token, json_t *list)
     sreq.token = (char *)token;
     const Rv__NodeStatus *me = NULL;
     if (m->rpc_addr != NULL && m->rpc_addr[0] != '\0' &&
-        rvc_call_once(m->rpc_addr, &sreq, 1000, &s, errmsg) == RV_OK &&
+        rvc_call_once_tls(m->rpc_addr, tls, &sreq, 1000, &s, errmsg) == RV_OK &&
         s->self != NULL)
         me = s->self;
     const char *rpc = m->rpc_addr && m->rpc_addr[0] ? m->rpc_addr : "-";
@@ -182,7 +196,7 @@ cluster__status(struct rvc *c, const struct cluster_args *a)
                "RAFT", "RPC", "TERM", "APPLIED", "DIGEST");
     for (size_t i = 0; i < resp->n_nodes; i++)
         cluster__status_row(resp->nodes[i], a->token[0] ? a->token : NULL,
-                            list);
+                            a->tls, list);
     if (a->is_json) {
         json_t *doc = json_object();
         json_object_set_new(doc, "leader_id",
@@ -196,18 +210,31 @@ cluster__status(struct rvc *c, const struct cluster_args *a)
     return RV_EXIT_OK;
 }
 
+static int cluster__cmd(struct cluster_args *a0);
+
 int
 rv_cmd_cluster(int argc, char **argv)
 {
     struct cluster_args a;
-    struct rvc *c;
-    char errmsg[RV_ERRMSG_SIZE];
     if (cluster__parse(argc, argv, &a) != 0)
         return RV_EXIT_USAGE;
+    int code = cluster__cmd(&a);
+    rvc_tls_close(a.tls);
+    return code;
+}
+
+/* The verb of a0, through a client with its TLS; the exit code. */
+static int
+cluster__cmd(struct cluster_args *a0)
+{
+    struct cluster_args a = *a0;
+    struct rvc *c;
+    char errmsg[RV_ERRMSG_SIZE];
     if (rvc_open(&c, a.endpoint, errmsg) != RV_OK) {
         fprintf(stderr, "runvault cluster: %s\n", errmsg);
         return RV_EXIT_USAGE;
     }
+    rvc_set_tls(c, a.tls);
     rvc_set_timeouts(c, a.timeout_ms < 5000 ? a.timeout_ms : 5000,
                      a.timeout_ms);
     rvc_set_token(c, a.token[0] ? a.token : NULL);

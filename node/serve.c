@@ -13,6 +13,7 @@
 #include "node/serve_auth.h"
 #include "raft/replica.h"
 #include "rpc/client/client.h"
+#include "rpc/client/tls.h"
 #include "rpc/server.h"
 
 #include <errno.h>
@@ -53,6 +54,9 @@ enum node_key {
     K_AUTH,
     K_INSECURE,
     K_NODE_TOKEN_FILE,
+    K_TLS_CERT,
+    K_TLS_KEY,
+    K_TLS_CA,
     K_COUNT
 };
 
@@ -94,6 +98,12 @@ static const struct cli_flag node_keys[K_COUNT] = {
     {"node-token-file", 1, 0, "RUNVAULT_NODE_TOKEN_FILE", "",
      "a cluster-admin token for node-to-node requests without TLS "
      "(default: DATA_DIR/admin.token when present)"},
+    {"tls-cert", 1, 0, "RUNVAULT_TLS_CERT", "",
+     "this node's certificate (PEM), signed by the cluster CA"},
+    {"tls-key", 1, 0, "RUNVAULT_TLS_KEY", "", "its private key (PEM)"},
+    {"tls-ca", 1, 0, "RUNVAULT_TLS_CA", "",
+     "the cluster CA (PEM); all three: https, tls+tcp:// RPC, mutual-TLS "
+     "raft"},
 };
 
 struct node_settings {
@@ -287,6 +297,11 @@ struct node {
     const char *data_dir;
     int is_auth;                              /* --auth on */
     char node_token[RV_TOKEN_TEXT_CHARS + 1]; /* "" if none; fixed at start */
+    /* TLS (all NULL without): the files, read once; the raft port's
+     * server configuration; the raft transport's settings. Owned. */
+    struct rvc_tls *tls;
+    nng_tls_config *raft_listen;
+    struct transport_tls_config raft_tls;
     atomic_int is_stopping;
     pthread_t helper;
     /* The stop watchdog (node__watchdog). */
@@ -356,6 +371,7 @@ node__join(struct node *n)
         return -1;
     }
     rvc_set_timeouts(c, 2000, 2000);
+    rvc_set_tls(c, n->tls);
     int is_joined = 0;
     for (unsigned attempt = 0; !is_joined && !atomic_load(&n->is_stopping);
          attempt++) {
@@ -430,7 +446,8 @@ node__announce(struct node *n)
     req.write = &wr;
     if (n->node_token[0] != '\0')
         req.token = n->node_token;
-    if (rvc_call_once(leader_rpc, &req, 2000, &resp, errmsg) == RV_OK &&
+    if (rvc_call_once_tls(leader_rpc, n->tls, &req, 2000, &resp, errmsg) ==
+            RV_OK &&
         resp->code == RV_OK)
         rv_logf(&n->log, RV_LOG_INFO, "node",
                 "recorded this node's addresses through the leader");
@@ -585,6 +602,72 @@ node__configure(const struct node_settings *st, struct replica_config *rc,
     return RV_EXIT_OK;
 }
 
+static int
+node__tls_dial(void *data, const char *host, nng_tls_config **out, char *errmsg)
+{
+    return rvc_tls_dial_config(data, host, out, errmsg);
+}
+
+/* TLS from --tls-cert/--tls-key/--tls-ca: none (plain), or all three, read
+ * and checked now; the RPC address becomes tls+tcp:// (a tcp:// one is
+ * converted). RV_EXIT_OK, or RV_EXIT_USAGE after a message. */
+static int
+node__tls(const struct node_settings *st, struct node *n,
+          struct replica_config *rc)
+{
+    const char *cert = st->v[K_TLS_CERT], *key = st->v[K_TLS_KEY],
+               *ca = st->v[K_TLS_CA];
+    int n_given = (cert[0] != '\0') + (key[0] != '\0') + (ca[0] != '\0');
+    int is_tls_rpc = strncmp(n->rpc_addr, "tls+", 4) == 0;
+    if (n_given == 0 && !is_tls_rpc)
+        return RV_EXIT_OK;
+    if (n_given != 3) {
+        fprintf(stderr, "runvault: TLS needs --tls-cert, --tls-key and "
+                        "--tls-ca together (a tls+tcp:// --rpc-addr too)\n");
+        return RV_EXIT_USAGE;
+    }
+    char errmsg[RV_ERRMSG_SIZE];
+    int err = rvc_tls_open(&n->tls, ca, cert, key, errmsg);
+    if (err == RV_OK)
+        err = rvc_tls_listen_config(n->tls, NNG_TLS_AUTH_MODE_REQUIRED,
+                                    &n->raft_listen, errmsg);
+    if (err != RV_OK) {
+        fprintf(stderr, "runvault: TLS: %s\n", errmsg);
+        return RV_EXIT_USAGE;
+    }
+    if (rvc_tls_warning(n->tls) != NULL)
+        rv_logf(&n->log, RV_LOG_WARN, "node", "TLS: %s",
+                rvc_tls_warning(n->tls));
+    if (strncmp(n->rpc_addr, "tcp://", 6) == 0) {
+        char a[CONTRACT_MAX_ADDR_BYTES + 1];
+        if ((size_t)snprintf(a, sizeof a, "tls+%s", n->rpc_addr) >= sizeof a) {
+            fprintf(stderr, "runvault: rpc-addr too long for tls+\n");
+            return RV_EXIT_USAGE;
+        }
+        memcpy(n->rpc_addr, a, sizeof a);
+    } else if (strncmp(n->rpc_addr, "tls+tcp://", 10) != 0) {
+        fprintf(stderr,
+                "runvault: with TLS the rpc-addr must be tcp:// or "
+                "tls+tcp://, not '%s'\n",
+                n->rpc_addr);
+        return RV_EXIT_USAGE;
+    }
+    n->raft_tls = (struct transport_tls_config){n->raft_listen, node__tls_dial,
+                                                n->tls, &n->log};
+    rc->tls = &n->raft_tls;
+    return RV_EXIT_OK;
+}
+
+static void
+node__tls_free(struct node *n)
+{
+    if (n->raft_listen != NULL)
+        nng_tls_config_free(n->raft_listen);
+    rvc_tls_close(n->tls);
+    n->raft_listen = NULL;
+    n->tls = NULL;
+}
+
 /* Start the replica, the RPC server and the gateway (what started is
  * stopped again on a failure); RV_EXIT_OK or the exit code. */
 static int
@@ -598,11 +681,12 @@ node__start(struct node *n, const struct replica_config *rc, unsigned workers)
                 rv_strerror(err), errmsg);
         return node__exit_of(err);
     }
-    err = rpc_server_start(&n->rpc, n->rpc_addr, n->rep, workers, &n->log,
-                           errmsg);
+    err = rpc_server_start(&n->rpc, n->rpc_addr, n->tls, n->rep, workers,
+                           &n->log, errmsg);
     if (err == RV_OK)
         rpc_server_set_auth(n->rpc, n->is_auth, n->node_token);
-    if (err == RV_OK && n->is_auth && n->node_token[0] == '\0')
+    if (err == RV_OK && n->is_auth && n->node_token[0] == '\0' &&
+        n->tls == NULL)
         rv_logf(&n->log, RV_LOG_WARN, "auth",
                 "no node token: without TLS this node cannot catch up from "
                 "a peer's snapshot or be told of its removal (give it a "
@@ -611,6 +695,7 @@ node__start(struct node *n, const struct replica_config *rc, unsigned workers)
     if (err == RV_OK) {
         struct gateway_config gc = {
             .http_addr = n->http_addr,
+            .tls = n->tls,
             .rpc = n->rpc,
             .rpc_addr = n->rpc_addr,
             .raft_addr = n->raft_addr,
@@ -692,7 +777,7 @@ rv_cmd_serve(int argc, char **argv)
     struct replica_peer peers[REPLICA_MAX_PEERS];
     uint64_t workers;
     static struct node n; /* Lives for the process. */
-    static struct rvc_fetcher fetcher = {10000, NULL};
+    static struct rvc_fetcher fetcher = {10000, NULL, NULL};
 
     int is_help = node__settings(argc, argv, &st);
     if (is_help == CLI_FLAGS_HELP)
@@ -703,16 +788,23 @@ rv_cmd_serve(int argc, char **argv)
     pthread_mutex_init(&n.watchdog_lock, NULL);
     pthread_cond_init(&n.watchdog_cond, NULL);
     int code = node__configure(&st, &rc, peers, &n, &workers);
-    if (code != RV_EXIT_OK)
+    if (code == RV_EXIT_OK)
+        code = node__tls(&st, &n, &rc);
+    if (code != RV_EXIT_OK) {
+        node__tls_free(&n);
         return code;
+    }
+    fetcher.tls = n.tls;
     fetcher.token = n.node_token[0] != '\0' ? n.node_token : NULL;
     rc.fetch = rvc_fetch;
     rc.fetch_data = &fetcher;
 
     int lock_fd = -1;
     code = node__lock(st.v[K_DATA_DIR], &lock_fd);
-    if (code != RV_EXIT_OK)
+    if (code != RV_EXIT_OK) {
+        node__tls_free(&n);
         return code;
+    }
 
     /* Signals are taken by sigtimedwait on this thread only. */
     sigset_t sigs;
@@ -726,7 +818,10 @@ rv_cmd_serve(int argc, char **argv)
     code = node__start(&n, &rc, (unsigned)workers);
     if (code != RV_EXIT_OK) {
         close(lock_fd);
+        node__tls_free(&n);
         return code;
     }
-    return node__run(&n, &sigs, lock_fd);
+    code = node__run(&n, &sigs, lock_fd);
+    node__tls_free(&n);
+    return code;
 }

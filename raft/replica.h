@@ -38,6 +38,7 @@
 #include "base/log.h"
 #include "proto/proto.h"
 #include "raft/raftfsm.h"
+#include "raft/transport_tls.h"
 #include "store/store.h"
 
 #include <stddef.h>
@@ -86,6 +87,9 @@ struct replica_config {
     unsigned snapshot_trailing; /* 0 = default. */
     raftfsm_fetch_fn fetch;     /* Catch-up from peers (rpc/). */
     void *fetch_data;
+    /* Raft peer traffic over mutually authenticated TLS
+     * (raft/transport_tls.h); NULL: plain TCP (raft_uv_tcp). Copied. */
+    const struct transport_tls_config *tls;
     const struct rv_log *log;
 };
 

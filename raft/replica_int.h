@@ -59,7 +59,7 @@ struct replica {
     uv_timer_t sync_timer, tick_timer, close_timer;
     pthread_t thread;
     int is_raft_init, is_raft_started, is_loop_init, is_transport_init,
-        is_io_init;
+        is_transport_tls, is_io_init;
 
     /* Inbound queue and published state (under lock). */
     pthread_mutex_t lock;

@@ -1,7 +1,8 @@
 /* Starting a replica and freeing it (contract in replica.h, state in
  * replica_int.h): the configuration checks, the store, raft_uv and its TCP
- * transport, bootstrap, the loop's handles, the hooks on raft_io that turn
- * a failed disk write into a fail-stop, and the final free. */
+ * transport (or the TLS one of transport_tls.h), bootstrap, the loop's handles,
+ * the hooks on raft_io that turn a failed disk write into a fail-stop, and the
+ * final free. */
 #include "raft/replica_int.h"
 #include "store/scrub.h"
 
@@ -153,7 +154,9 @@ replica__free(struct replica *r)
 {
     if (r->is_io_init)
         raft_uv_close(&r->io);
-    if (r->is_transport_init)
+    if (r->is_transport_init && r->is_transport_tls)
+        transport_tls_close(&r->transport);
+    else if (r->is_transport_init)
         raft_uv_tcp_close(&r->transport);
     if (r->is_loop_init) {
         for (int i = 0; i < 100 && uv_loop_close(&r->loop) == UV_EBUSY; i++)
@@ -191,9 +194,17 @@ replica__init_raft(struct replica *r, const struct replica_config *cfg,
         return RV_EIO;
     }
     r->is_loop_init = 1;
-    rv = raft_uv_tcp_init(&r->transport, &r->loop);
-    if (rv != 0)
-        return replica__raft_err(r, rv, "raft_uv_tcp_init", errmsg);
+    if (cfg->tls != NULL) {
+        if (transport_tls_init(&r->transport, &r->loop, cfg->tls) != RV_OK) {
+            rv_errmsg_printf(errmsg, "transport_tls_init: out of memory");
+            return RV_ENOMEM;
+        }
+        r->is_transport_tls = 1;
+    } else {
+        rv = raft_uv_tcp_init(&r->transport, &r->loop);
+        if (rv != 0)
+            return replica__raft_err(r, rv, "raft_uv_tcp_init", errmsg);
+    }
     r->is_transport_init = 1;
     rv = raft_uv_init(&r->io, &r->loop, r->raft_dir, &r->transport);
     if (rv != 0)

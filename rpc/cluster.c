@@ -211,7 +211,8 @@ rpc__tell_removed(struct rpc_caller *c, const struct store_node *gone)
     nreq.cluster = &ncr;
     if (c->s->node_token[0] != '\0')
         nreq.token = c->s->node_token;
-    if (rvc_call_once(gone->rpc_addr, &nreq, 1000, &nresp, errmsg) != RV_OK)
+    if (rvc_call_once_tls(gone->rpc_addr, c->s->tls, &nreq, 1000, &nresp,
+                          errmsg) != RV_OK)
         rv_logf(c->s->log, RV_LOG_WARN, "rpc",
                 "removed node %llu was not told: %s",
                 (unsigned long long)gone->id, errmsg);

@@ -104,6 +104,7 @@ rpc__forward(struct rpc_caller *c, Rv__Request *req, const char *leader_rpc,
         if (rc != RV_OK)
             return rc;
         rvc_set_timeouts(c->fwd, RPC_FORWARD_ATTEMPT_MS, RPC_FORWARD_TOTAL_MS);
+        rvc_set_tls(c->fwd, c->s->tls);
         snprintf(c->fwd_addr, sizeof c->fwd_addr, "%s", leader_rpc);
     }
     req->has_is_forwarded = 1;

@@ -3,8 +3,10 @@
  * request, answers it through rpc_caller_answer (answer.c) as a caller
  * that redirects instead of forwarding, and sends the packed answer. */
 #include "rpc/client/nng_err.h"
+#include "rpc/client/tls.h"
 #include "rpc/server_int.h"
 
+#include <arpa/inet.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +49,44 @@ rpc__send(struct rpc_worker *w, const Rv__Response *resp)
         nng_msg_free(out);
 }
 
+/* 1 if pipe p is TLS and its peer presented a certificate the cluster CA
+ * verified (the listener asks for one, optionally). */
+static int
+rpc__is_peer_pipe(nng_pipe p)
+{
+    bool is_verified = false;
+    if (nng_pipe_id(p) < 0 ||
+        nng_pipe_get_bool(p, NNG_OPT_TLS_VERIFIED, &is_verified) != 0)
+        return 0;
+    return is_verified ? 1 : 0;
+}
+
+static int
+rpc__is_peer_msg(const struct rpc_server *s, nng_msg *msg)
+{
+    return s->tls != NULL && rpc__is_peer_pipe(nng_msg_get_pipe(msg));
+}
+
+/* A new TLS connection, logged at debug with what its requests count as
+ * (the same test rpc__is_peer_msg makes per request). */
+static void
+rpc__pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    const struct rpc_server *s = arg;
+    nng_sockaddr sa;
+    char who[64] = "?";
+    (void)ev;
+    if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) == 0 &&
+        sa.s_family == NNG_AF_INET) {
+        const uint8_t *ip = (const uint8_t *)&sa.s_in.sa_addr;
+        snprintf(who, sizeof who, "%u.%u.%u.%u:%u", ip[0], ip[1], ip[2], ip[3],
+                 (unsigned)ntohs(sa.s_in.sa_port));
+    }
+    rv_logf(s->log, RV_LOG_DEBUG, "rpc", "TLS connection from %s: %s", who,
+            rpc__is_peer_pipe(p) ? "peer (CA-verified client certificate)"
+                                 : "client (no verified certificate)");
+}
+
 static void *
 rpc__worker(void *arg)
 {
@@ -60,6 +100,7 @@ rpc__worker(void *arg)
         if (rv != 0)
             continue;
         nng_msg *msg = nng_aio_get_msg(w->aio);
+        w->c.is_peer = rpc__is_peer_msg(w->c.s, msg);
         Rv__Request *req =
             rv__request__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
         nng_msg_free(msg);
@@ -80,13 +121,49 @@ rpc__worker(void *arg)
     return NULL;
 }
 
+/* Listen on s->addr: plain, or with s->tls (a tls+tcp:// address) asking
+ * clients for an optional certificate verified against the cluster CA. */
+static int
+rpc__listen(struct rpc_server *s, char *errmsg)
+{
+    int is_tls_addr = strncmp(s->addr, "tls+", 4) == 0;
+    if (s->tls == NULL || !is_tls_addr) {
+        if (s->tls != NULL || is_tls_addr) {
+            rv_errmsg_printf(errmsg,
+                             "%s: TLS settings and a tls+tcp:// "
+                             "address go together",
+                             s->addr);
+            return RV_EINVAL;
+        }
+        return rvc_err_from_nng(nng_listen(s->sock, s->addr, NULL, 0), "listen",
+                                errmsg);
+    }
+    nng_tls_config *cfg;
+    nng_listener l;
+    int rc =
+        rvc_tls_listen_config(s->tls, NNG_TLS_AUTH_MODE_OPTIONAL, &cfg, errmsg);
+    if (rc != RV_OK)
+        return rc;
+    int rv = nng_listener_create(&l, s->sock, s->addr);
+    if (rv == 0)
+        rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_POST, rpc__pipe_cb, s);
+    if (rv == 0)
+        rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, cfg);
+    if (rv == 0)
+        rv = nng_listener_start(l, 0);
+    nng_tls_config_free(cfg); /* The listener holds its own reference. */
+    return rvc_err_from_nng(rv, "listen", errmsg);
+}
+
 int
-rpc_server_start(struct rpc_server **out, const char *addr, struct replica *rep,
+rpc_server_start(struct rpc_server **out, const char *addr,
+                 const struct rvc_tls *tls, struct replica *rep,
                  unsigned n_workers, const struct rv_log *log, char *errmsg)
 {
     struct rpc_server *s = calloc(1, sizeof *s);
     if (s == NULL)
         return RV_ENOMEM;
+    s->tls = tls;
     s->rep = rep;
     s->log = log;
     rpc__auth_init(s);
@@ -98,14 +175,16 @@ rpc_server_start(struct rpc_server **out, const char *addr, struct replica *rep,
         return rvc_err_from_nng(rv, "nng_rep0_open", errmsg);
     }
     rv = nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, RPC_MAX_REQUEST_BYTES);
-    if (rv == 0)
-        rv = nng_listen(s->sock, addr, NULL, 0);
-    if (rv != 0) {
+    int rc = rvc_err_from_nng(rv, "RPC socket", errmsg);
+    if (rc == RV_OK)
+        rc = rpc__listen(s, errmsg);
+    if (rc != RV_OK) {
         char what[160];
-        snprintf(what, sizeof what, "listen on %s", addr);
+        snprintf(what, sizeof what, "RPC on %s", addr);
+        rv_errmsg_wrap(errmsg, what);
         nng_close(s->sock);
         free(s);
-        return rvc_err_from_nng(rv, what, errmsg);
+        return rc;
     }
     s->workers = calloc(s->n_workers, sizeof *s->workers);
     if (s->workers == NULL) {
@@ -124,8 +203,9 @@ rpc_server_start(struct rpc_server **out, const char *addr, struct replica *rep,
         }
         w->is_started = 1;
     }
-    rv_logf(log, RV_LOG_INFO, "rpc", "listening on %s with %u workers", addr,
-            s->n_workers);
+    rv_logf(log, RV_LOG_INFO, "rpc", "listening on %s with %u workers%s", addr,
+            s->n_workers,
+            tls ? " (TLS; peers by a CA-signed client certificate)" : "");
     *out = s;
     return RV_OK;
 }

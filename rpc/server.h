@@ -37,12 +37,19 @@
 #define RPC_DEFAULT_WORKERS   32
 
 struct rpc_server;
+struct rvc_tls;
 
 /* Listen on addr and serve rep with n_workers threads (0 = default).
- * Errors: RV_EINVAL (address), RV_EIO (cannot listen), RV_ENOMEM. */
+ * With tls (rpc/client/tls.h; borrowed, it must outlive the server) addr
+ * is tls+tcp://IP:PORT: clients may present a certificate, and a request
+ * whose connection presented one the cluster CA verified counts as a
+ * peer's (rpc_caller.is_peer); the server's own outgoing calls (forwarding,
+ * removal notices) dial with tls too. Errors: RV_EINVAL (address, or tls
+ * and the scheme disagree), RV_EIO (cannot listen), RV_ENOMEM. */
 int rpc_server_start(struct rpc_server **out, const char *addr,
-                     struct replica *rep, unsigned n_workers,
-                     const struct rv_log *log, char *errmsg);
+                     const struct rvc_tls *tls, struct replica *rep,
+                     unsigned n_workers, const struct rv_log *log,
+                     char *errmsg);
 
 /* Whether this node requires tokens (a started server does until told
  * otherwise: with is_on 0 it still does once auth_on is applied in its

@@ -94,6 +94,7 @@ struct rpc_server {
     unsigned n_workers;
     char addr[CONTRACT_MAX_ADDR_BYTES + 1]; /* Ours: never a forwarding hop. */
     _Atomic uint64_t n_requests, n_forwarded, n_forward_failed;
+    const struct rvc_tls *tls; /* Borrowed; NULL without TLS. */
 };
 
 /* ---- encode.c: replies -------------------------------------------------- */

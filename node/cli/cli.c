@@ -4,6 +4,7 @@
 #include "base/parse.h"
 #include "node/cli/cli_int.h"
 #include "node/defaults.h"
+#include "rpc/client/tls.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,11 +44,15 @@ static const struct cli_flag cli_flags[O_COUNT] = {
     [O_MAX_BYTES] = {"max-bytes", 1},
     [O_MAX_POINTS_PER_S] = {"max-points-per-s", 1},
     [O_SINCE_INDEX] = {"since-index", 1},
+    [O_TLS_CA] = {"tls-ca", 1},
+    [O_TLS_CERT] = {"tls-cert", 1},
+    [O_TLS_KEY] = {"tls-key", 1},
 };
 
 #define CLI_COMMON                                        \
     (CLI_FLAG_BIT(O_ENDPOINT) | CLI_FLAG_BIT(O_TIMEOUT) | \
-     CLI_FLAG_BIT(O_TOKEN_FILE))
+     CLI_FLAG_BIT(O_TOKEN_FILE) | CLI_FLAG_BIT(O_TLS_CA) |             \
+     CLI_FLAG_BIT(O_TLS_CERT) | CLI_FLAG_BIT(O_TLS_KEY))
 #define CLI_READING (CLI_COMMON | CLI_FLAG_BIT(O_CONSISTENCY))
 
 struct cli_command {
@@ -299,11 +304,16 @@ cli__setup(struct cli *cl, const struct cli_args *a)
     }
     if (cli__token_load(cl, a) != 0)
         return -1;
-    char errmsg[RV_ERRMSG_SIZE] = "";
+    char errmsg[RV_ERRMSG_SIZE] = "", prog[64];
+    snprintf(prog, sizeof prog, "runvault %s", cl->name);
+    if (cli_flags_tls(prog, a->v[O_TLS_CA], a->v[O_TLS_CERT], a->v[O_TLS_KEY],
+                      &cl->tls) != 0)
+        return -1;
     if (rvc_open(&cl->c, ep, errmsg) != RV_OK) {
         fprintf(stderr, "runvault %s: --endpoint: %s\n", cl->name, errmsg);
         return -1;
     }
+    rvc_set_tls(cl->c, cl->tls);
     unsigned t = (unsigned)total;
     rvc_set_timeouts(cl->c, t < RVC_DEFAULT_ATTEMPT ? t : RVC_DEFAULT_ATTEMPT,
                      t);
@@ -336,11 +346,13 @@ cli_main(int argc, char **argv)
     cl.name = cmd->name;
     if (cli__setup(&cl, &a) != 0) {
         cli__wipe(cl.token, sizeof cl.token);
+        rvc_tls_close(cl.tls);
         return RV_EXIT_USAGE;
     }
     int code = cmd->run(&cl, &a);
     fflush(stdout);
     rvc_close(cl.c);
     cli__wipe(cl.token, sizeof cl.token);
+    rvc_tls_close(cl.tls);
     return code;
 }

@@ -66,6 +66,9 @@ enum cli_opt {
     O_MAX_BYTES,
     O_MAX_POINTS_PER_S,
     O_SINCE_INDEX,
+    O_TLS_CA,
+    O_TLS_CERT,
+    O_TLS_KEY,
     O_COUNT
 };
 
@@ -73,6 +76,7 @@ enum cli_opt {
 struct cli {
     const char *name; /* "ls", for messages. */
     struct rvc *c;
+    struct rvc_tls *tls; /* NULL without --tls-ca. Owned. */
     Rv__ReadOptions read;
     int is_tty; /* stderr is a terminal: show progress. */
     char errmsg[RV_ERRMSG_SIZE];

@@ -1,6 +1,9 @@
 /* The one flag parser (flags.h). */
 #include "node/cli/flags.h"
 
+#include "base/err.h"
+#include "rpc/client/tls.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>
@@ -101,4 +104,25 @@ cli_flags_value(const char *given, const char *env_name, const char *def)
 {
     const char *env = getenv(env_name);
     return given != NULL ? given : env != NULL && env[0] != '\0' ? env : def;
+}
+
+int
+cli_flags_tls(const char *prog, const char *ca, const char *cert,
+              const char *key, struct rvc_tls **out)
+{
+    char errmsg[RV_ERRMSG_SIZE] = "";
+    ca = cli_flags_value(ca, "RUNVAULT_TLS_CA", "");
+    cert = cli_flags_value(cert, "RUNVAULT_TLS_CERT", "");
+    key = cli_flags_value(key, "RUNVAULT_TLS_KEY", "");
+    *out = NULL;
+    if (ca[0] == '\0' && cert[0] == '\0' && key[0] == '\0')
+        return 0;
+    if (rvc_tls_open(out, ca, cert, key, errmsg) != RV_OK) {
+        fprintf(stderr, "%s: TLS (--tls-ca, --tls-cert, --tls-key): %s\n", prog,
+                errmsg);
+        return -1;
+    }
+    if (rvc_tls_warning(*out) != NULL)
+        fprintf(stderr, "%s: warning: %s\n", prog, rvc_tls_warning(*out));
+    return 0;
 }

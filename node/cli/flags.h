@@ -67,4 +67,15 @@ int cli_flags_find(const struct cli_flag *flags, size_t n_flags,
 const char *cli_flags_value(const char *given, const char *env_name,
                             const char *def);
 
+/* The TLS settings of a client command: --tls-ca, --tls-cert and --tls-key
+ * as given (NULL if absent), else RUNVAULT_TLS_CA, RUNVAULT_TLS_CERT and
+ * RUNVAULT_TLS_KEY. *out is NULL when no CA is given (plain endpoints
+ * only); otherwise the caller frees it with rvc_tls_close after the
+ * client (rpc/client/tls.h). Returns 0, or -1 after a message prefixed
+ * with prog (an unreadable or invalid file, a certificate without its
+ * key). */
+struct rvc_tls;
+int cli_flags_tls(const char *prog, const char *ca, const char *cert,
+                  const char *key, struct rvc_tls **out);
+
 #endif /* RV_NODE_CLI_FLAGS_H */

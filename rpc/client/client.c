@@ -4,6 +4,7 @@
 #include "base/clock.h"
 #include "proto/contract.h"
 #include "rpc/client/nng_err.h"
+#include "rpc/client/tls.h"
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -42,12 +43,22 @@ struct rvc {
     unsigned attempt_ms, total_ms;
     char last[CONTRACT_MAX_ADDR_BYTES + 1];
     const char *token; /* rvc_set_token: borrowed, or NULL. */
+    const struct rvc_tls *tls; /* Borrowed; NULL: plain only. */
 };
 
 static int
 rvc__is_http(const char *addr)
 {
-    return strncmp(addr, RVC_HTTP_PREFIX, strlen(RVC_HTTP_PREFIX)) == 0;
+    return strncmp(addr, RVC_HTTP_PREFIX, strlen(RVC_HTTP_PREFIX)) == 0 ||
+           strncmp(addr, RVC_HTTPS_PREFIX, strlen(RVC_HTTPS_PREFIX)) == 0;
+}
+
+/* 1 for the schemes that need TLS settings: tls+tcp:// and https://. */
+static int
+rvc__is_tls(const char *addr)
+{
+    return strncmp(addr, "tls+", 4) == 0 ||
+           strncmp(addr, RVC_HTTPS_PREFIX, strlen(RVC_HTTPS_PREFIX)) == 0;
 }
 
 /* The schemes an endpoint list may use. */
@@ -55,7 +66,8 @@ static int
 rvc__scheme_ok(const char *p, size_t n)
 {
     static const char *const schemes[] = {
-        "tcp://", "tcp4://", "tcp6://", "ipc://", "inproc://", RVC_HTTP_PREFIX};
+        "tcp://",    "tcp4://",       "tcp6://",        "ipc://",
+        "inproc://", RVC_HTTP_PREFIX, RVC_HTTPS_PREFIX, "tls+tcp://"};
     for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
         size_t k = strlen(schemes[i]);
         if (n > k && memcmp(p, schemes[i], k) == 0)
@@ -124,6 +136,12 @@ rvc_close(struct rvc *c)
         pthread_cond_destroy(&c->eps[i].cond);
     }
     free(c);
+}
+
+void
+rvc_set_tls(struct rvc *c, const struct rvc_tls *tls)
+{
+    c->tls = tls;
 }
 
 void
@@ -243,9 +261,27 @@ rvc__scan_rpc_addr(const char *body, size_t n, char *out)
     return -1;
 }
 
+/* Let hc speak https to url's host with tls (when url is https://). */
+static int
+rvc__http_tls(nng_http_client *hc, const char *url, const struct rvc_tls *tls,
+              char *errmsg)
+{
+    if (!rvc__is_tls(url))
+        return RV_OK;
+    char host[CONTRACT_MAX_ADDR_BYTES + 1];
+    nng_tls_config *cfg;
+    rvc_tls_host_of(url, host, sizeof host);
+    int rc = rvc_tls_dial_config(tls, host, &cfg, errmsg);
+    if (rc != RV_OK)
+        return rc;
+    int rv = nng_http_client_set_tls(hc, cfg);
+    nng_tls_config_free(cfg); /* The client holds its own reference. */
+    return rvc_err_from_nng(rv, "https", errmsg);
+}
+
 int
-rvc_resolve_http(const char *url, unsigned timeout_ms, char *rpc_addr,
-                 char *errmsg)
+rvc_resolve_http(const char *url, const struct rvc_tls *tls,
+                 unsigned timeout_ms, char *rpc_addr, char *errmsg)
 {
     char full[CONTRACT_MAX_ADDR_BYTES + sizeof RVC_HTTP_CONFIG_PATH];
     size_t n = strlen(url);
@@ -253,6 +289,10 @@ rvc_resolve_http(const char *url, unsigned timeout_ms, char *rpc_addr,
         n--;
     if (!rvc__is_http(url) || n > CONTRACT_MAX_ADDR_BYTES) {
         rv_errmsg_printf(errmsg, "'%.64s' is not an http:// endpoint", url);
+        return RV_EINVAL;
+    }
+    if (rvc__is_tls(url) && tls == NULL) {
+        rv_errmsg_printf(errmsg, "%.64s: https needs a CA (--tls-ca)", url);
         return RV_EINVAL;
     }
     snprintf(full, sizeof full, "%.*s%s", (int)n, url, RVC_HTTP_CONFIG_PATH);
@@ -272,6 +312,8 @@ rvc_resolve_http(const char *url, unsigned timeout_ms, char *rpc_addr,
     if (rv == 0)
         rv = nng_aio_alloc(&aio, NULL, NULL);
     int rc = rvc_err_from_nng(rv, full, errmsg);
+    if (rc == RV_OK)
+        rc = rvc__http_tls(hc, url, tls, errmsg);
     if (rc == RV_OK) {
         nng_aio_set_timeout(aio, (nng_duration)timeout_ms);
         nng_http_client_transact(hc, hreq, hres, aio);
@@ -312,14 +354,44 @@ rvc_resolve_http(const char *url, unsigned timeout_ms, char *rpc_addr,
 /* Open ep's socket and start dialling it. An http:// endpoint is resolved
  * first, within timeout_ms; once resolved it stays resolved unless dialling
  * the address it named fails. */
+/* Start dialling ep->rpc on ep->sock; a tls+ address with a configuration
+ * of its own that checks the host's name. */
 static int
-rvc__ep_open(struct rvc_endpoint *ep, unsigned timeout_ms, char *errmsg)
+rvc__ep_dial(struct rvc_endpoint *ep, const struct rvc_tls *tls, char *errmsg)
+{
+    if (!rvc__is_tls(ep->rpc))
+        return rvc_err_from_nng(
+            nng_dial(ep->sock, ep->rpc, NULL, NNG_FLAG_NONBLOCK), ep->rpc,
+            errmsg);
+    if (tls == NULL) {
+        rv_errmsg_printf(errmsg, "%s: TLS needs a CA (--tls-ca)", ep->rpc);
+        return RV_EINVAL;
+    }
+    char host[CONTRACT_MAX_ADDR_BYTES + 1];
+    nng_tls_config *cfg;
+    nng_dialer d;
+    rvc_tls_host_of(ep->rpc, host, sizeof host);
+    int rc = rvc_tls_dial_config(tls, host, &cfg, errmsg);
+    if (rc != RV_OK)
+        return rc;
+    int rv = nng_dialer_create(&d, ep->sock, ep->rpc);
+    if (rv == 0)
+        rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg);
+    if (rv == 0)
+        rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+    nng_tls_config_free(cfg); /* The dialer holds its own reference. */
+    return rvc_err_from_nng(rv, ep->rpc, errmsg);
+}
+
+static int
+rvc__ep_open(struct rvc_endpoint *ep, const struct rvc_tls *tls,
+             unsigned timeout_ms, char *errmsg)
 {
     int is_resolved = rvc__is_http(ep->addr);
     if (ep->rpc[0] == '\0') {
         unsigned t =
             timeout_ms < RVC_HTTP_RESOLVE_MS ? timeout_ms : RVC_HTTP_RESOLVE_MS;
-        int rc = rvc_resolve_http(ep->addr, t, ep->rpc, errmsg);
+        int rc = rvc_resolve_http(ep->addr, tls, t, ep->rpc, errmsg);
         if (rc != RV_OK) {
             ep->rpc[0] = '\0';
             return rc;
@@ -345,10 +417,10 @@ rvc__ep_open(struct rvc_endpoint *ep, unsigned timeout_ms, char *errmsg)
         rv = nng_pipe_notify(ep->sock, NNG_PIPE_EV_ADD_POST, rvc__pipe_cb, ep);
     if (rv == 0)
         rv = nng_pipe_notify(ep->sock, NNG_PIPE_EV_REM_POST, rvc__pipe_cb, ep);
-    if (rv == 0)
-        rv = nng_dial(ep->sock, ep->rpc, NULL, NNG_FLAG_NONBLOCK);
-    if (rv != 0) {
-        int rc = rvc_err_from_nng(rv, ep->rpc, errmsg);
+    int rc = rvc_err_from_nng(rv, ep->addr, errmsg);
+    if (rc == RV_OK)
+        rc = rvc__ep_dial(ep, tls, errmsg);
+    if (rc != RV_OK) {
         rvc__ep_close(ep);
         if (is_resolved) { /* A node named it: try the others. */
             ep->rpc[0] = '\0';
@@ -451,6 +523,14 @@ int
 rvc_call_once(const char *addr, const Rv__Request *req, unsigned timeout_ms,
               Rv__Response **resp, char *errmsg)
 {
+    return rvc_call_once_tls(addr, NULL, req, timeout_ms, resp, errmsg);
+}
+
+int
+rvc_call_once_tls(const char *addr, const struct rvc_tls *tls,
+                  const Rv__Request *req, unsigned timeout_ms,
+                  Rv__Response **resp, char *errmsg)
+{
     struct rvc_endpoint ep;
     memset(&ep, 0, sizeof ep);
     if (strlen(addr) > CONTRACT_MAX_ADDR_BYTES) {
@@ -461,7 +541,7 @@ rvc_call_once(const char *addr, const Rv__Request *req, unsigned timeout_ms,
     if (!rvc__is_http(ep.addr))
         snprintf(ep.rpc, sizeof ep.rpc, "%s", addr);
     rvc__ep_init(&ep);
-    int rc = rvc__ep_open(&ep, timeout_ms, errmsg);
+    int rc = rvc__ep_open(&ep, tls, timeout_ms, errmsg);
     if (rc == RV_OK)
         rc = rvc__exchange(&ep, req, timeout_ms, resp, errmsg);
     rvc__ep_close(&ep);
@@ -499,7 +579,7 @@ rvc_call(struct rvc *c, const Rv__Request *req, Rv__Response **resp,
         unsigned left = (unsigned)(deadline - now);
         unsigned t = left < c->attempt_ms ? left : c->attempt_ms;
         if (!ep->is_open) {
-            rc = rvc__ep_open(ep, t, errmsg);
+            rc = rvc__ep_open(ep, c->tls, t, errmsg);
             if (rc == RV_EINVAL || rc == RV_ENOMEM)
                 return rc;
         }
@@ -558,9 +638,9 @@ rvc_fetch(void *data, const char *addr, uint64_t from, uint64_t to,
     req.fetch = &fr;
     if (f != NULL && f->token != NULL)
         req.token = (char *)f->token;
-    int rc = rvc_call_once(addr, &req,
-                           f != NULL && f->timeout_ms ? f->timeout_ms : 10000,
-                           &resp, errmsg);
+    int rc = rvc_call_once_tls(
+        addr, f != NULL ? f->tls : NULL, &req,
+        f != NULL && f->timeout_ms ? f->timeout_ms : 10000, &resp, errmsg);
     if (rc != RV_OK)
         return rc;
     if (resp->code != RV_OK) {

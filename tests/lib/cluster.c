@@ -121,6 +121,25 @@ cluster_init(struct cluster *c, const char *tag, int n, const char *durability)
     live = c;
 }
 
+void
+cluster_set_tls(struct cluster *c, const struct rvc_tls *tls)
+{
+    size_t en = 0;
+    c->tls = tls;
+    for (int i = 0; i < CLUSTER_MAX_NODES; i++) {
+        struct cluster_node *nd = &c->nodes[i];
+        char plain[sizeof nd->rpc];
+        if (strncmp(nd->rpc, "tcp://", 6) == 0) {
+            memcpy(plain, nd->rpc, sizeof plain);
+            snprintf(nd->rpc, sizeof nd->rpc, "tls+%.*s",
+                     (int)(sizeof nd->rpc - 5), plain);
+        }
+        if (i < c->n)
+            en += (size_t)snprintf(c->endpoints + en, sizeof c->endpoints - en,
+                                   "%s%s", i ? "," : "", nd->rpc);
+    }
+}
+
 /* Start node i: a member of the initial voters, or a joiner. */
 void
 cluster_start(struct cluster *c, int i, int is_join)
@@ -239,8 +258,8 @@ cluster_node_status(struct cluster *c, int i, struct cluster_nstat *st)
     req.body_case = RV__REQUEST__BODY_STATUS;
     req.status = &sr;
     req.token = (char *)c->token;
-    if (c->nodes[i].pid <= 0 ||
-        rvc_call_once(c->nodes[i].rpc, &req, 1000, &resp, errmsg) != RV_OK)
+    if (c->nodes[i].pid <= 0 || rvc_call_once_tls(c->nodes[i].rpc, c->tls, &req,
+                                                  1000, &resp, errmsg) != RV_OK)
         return;
     if (resp->self != NULL) {
         const Rv__NodeStatus *s = resp->self;

@@ -35,6 +35,7 @@ struct cluster {
     const char *snapshot_bytes;
     const char *extra[4];        /* More serve flags, NULL-terminated. */
     void (*on_done)(void *data); /* Called first by cluster_done. */
+    const struct rvc_tls *tls;   /* cluster_set_tls; NULL: plain. */
     void *on_done_data;
     const char *token; /* Sent with status requests (auth on), or NULL. */
 };
@@ -55,6 +56,14 @@ void cluster_set_binary(const char *path);
  * none free exits the test). Nothing runs yet. Main thread. */
 void cluster_init(struct cluster *c, const char *tag, int n,
                   const char *durability);
+/* The nodes serve with TLS (their certificate comes from the
+ * RUNVAULT_TLS_CERT/KEY/CA variables the caller sets): their RPC
+ * addresses become tls+tcp:// and the status calls dial with tls
+ * (borrowed: it must outlive c). After cluster_init and any change of
+ * ports, before the first start. */
+struct rvc_tls;
+void cluster_set_tls(struct cluster *c, const struct rvc_tls *tls);
+
 /* Start node i (0-based) as an initial voter or as a joiner. */
 void cluster_start(struct cluster *c, int i, int is_join);
 void cluster_signal(struct cluster *c, int i, int sig);

@@ -14,7 +14,8 @@ bench/compare/query.sh. It owns:
   - a command line for shell scripts:
 
         python3 tests/lib/rvfixture.py start DIR [--n 3] [--port-base P]
-                [--bin PATH] [--timeout S] [-- SERVE-FLAGS...]
+                [--bin PATH] [--timeout S] [--tls-dir CERTS]
+                [-- SERVE-FLAGS...]
         python3 tests/lib/rvfixture.py stop DIR
 
     `start` runs the nodes detached (each in its own session, pid in
@@ -38,6 +39,7 @@ import random
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -51,6 +53,9 @@ REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PORT_LOW, PORT_HIGH = 20000, 32000
 HTTP_ERRORS = (OSError, http.client.HTTPException)
 _HOST = "127.0.0.1"
+# An ssl.SSLContext for https:// endpoints (tests/tls sets it); http:// ones
+# ignore it.
+TLS_CONTEXT = None
 
 # Ports handed out by this process, so two clusters in one test run never
 # pick the same one even before the first has bound it.
@@ -116,7 +121,11 @@ def http_json(endpoint, method, path, body=None, headers=None, timeout=5.0):
     an Authorization."""
     hostport = endpoint.split("://", 1)[-1].rstrip("/")
     host, port = hostport.rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    if endpoint.startswith("https://"):
+        conn = http.client.HTTPSConnection(host, int(port), timeout=timeout,
+                                           context=TLS_CONTEXT)
+    else:
+        conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     try:
         hdrs = dict(headers or {})
         if _TOKEN and "Authorization" not in hdrs:
@@ -141,10 +150,12 @@ def http_json(endpoint, method, path, body=None, headers=None, timeout=5.0):
 def http_get(url, timeout=0.5):
     """GET url ('http://IP:PORT/path?query'): (status, parsed JSON or None);
     (0, None) if there is no answer. Never raises for transport errors."""
-    rest = url.split("://", 1)[-1]
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "http", url
     hostport, _, path = rest.partition("/")
     try:
-        st, doc, _ = http_json("http://" + hostport, "GET", "/" + path,
+        st, doc, _ = http_json(scheme + "://" + hostport, "GET", "/" + path,
                                timeout=timeout)
         return st, doc
     except HTTP_ERRORS:
@@ -287,7 +298,8 @@ class Cluster:
 
     def __init__(self, n=3, durability="buffered", runvault=None,
                  extra_args=(), log_level="info", addresses=None,
-                 directory=None, argv_prefix=None, env=None, detach=False):
+                 directory=None, argv_prefix=None, env=None, detach=False,
+                 node_args=None):
         if n < 1:
             raise ValueError("n must be >= 1")
         self.n = n
@@ -301,6 +313,8 @@ class Cluster:
         self._own_dir = directory is None
         self.dir = directory
         self.argv_prefix = argv_prefix or (lambda i: [])
+        # node_args(i): serve flags of node i alone (its TLS certificate).
+        self.node_args = node_args or (lambda i: [])
         self.env = env
         self.detach = detach
         self.http_endpoints = []
@@ -384,7 +398,7 @@ class Cluster:
             self.runvault, i + 1, self.data_dir(i), self.raft_addrs[i],
             self.rpc_endpoints[i], self.http_endpoints[i].split("://", 1)[1],
             peers=peers, durability=self.durability,
-            extra=extra + self.extra_args)
+            extra=extra + self.extra_args + list(self.node_args(i)))
 
     def _spawn(self, i):
         argv = self.argv(i)
@@ -615,9 +629,24 @@ def cli_start(a):
         print("rvfixture: some nodes of %s are running: stop them first"
               % a.dir, file=sys.stderr)
         return 1
+    node_args = None
+    if a.tls_dir:
+        # Node i serves with TLS_DIR/n<i>.crt (deploy/make-certs.sh).
+        global TLS_CONTEXT
+        t = os.path.abspath(a.tls_dir)
+        TLS_CONTEXT = ssl.create_default_context(
+            cafile=os.path.join(t, "ca.crt"))
+        addrs = [(r, "tls+" + p, "https" + h[4:]) for r, p, h in
+                 addrs or loopback_addresses(a.n)]
+
+        def node_args(i):
+            return ["--tls-cert", os.path.join(t, "n%d.crt" % (i + 1)),
+                    "--tls-key", os.path.join(t, "n%d.key" % (i + 1)),
+                    "--tls-ca", os.path.join(t, "ca.crt")]
     c = Cluster(n=a.n, durability=None, log_level=None, runvault=a.bin,
                 extra_args=a.serve_flags, addresses=addrs,
-                directory=os.path.abspath(a.dir), detach=True)
+                directory=os.path.abspath(a.dir), detach=True,
+                node_args=node_args)
     try:
         c.start(timeout=a.timeout)
     except (FixtureError, OSError) as e:
@@ -668,6 +697,8 @@ def main(argv):
     p.add_argument("--port-base", type=int, default=0)
     p.add_argument("--bin", default=None)
     p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--tls-dir", default=None,
+                   help="serve with TLS, certificates of make-certs.sh")
     serve_flags = []
     if "--" in argv:
         k = argv.index("--")

@@ -13,6 +13,8 @@ import socket
 import threading
 import time
 
+from . import _tls
+
 # The server's limits when this SDK was released: the fallback while no
 # node answers GET /api/config.
 FALLBACK = {
@@ -57,11 +59,11 @@ class Limits:
 DEFAULT = Limits()
 
 
-def fetch(endpoints, headers=None, timeout=FETCH_TIMEOUT_S):
+def fetch(endpoints, headers=None, timeout=FETCH_TIMEOUT_S, tls=None):
     """GET /api/config from each of endpoints [(host, port)] in turn: the
     first answer's Limits, or None if none answers with them."""
     for host, port in endpoints:
-        c = http.client.HTTPConnection(host, port, timeout=timeout)
+        c = _tls.connection(host, port, timeout, tls)
         try:
             c.request("GET", "/api/config", headers=dict(headers or {}))
             r = c.getresponse()
@@ -76,7 +78,7 @@ def fetch(endpoints, headers=None, timeout=FETCH_TIMEOUT_S):
     return None
 
 
-def get(endpoints, headers=None, now=None):
+def get(endpoints, headers=None, now=None, tls=None):
     """The limits for endpoints [(host, port)]: cached, else fetched (at
     most once per RETRY_S while it fails), else DEFAULT."""
     key = tuple(endpoints)
@@ -89,7 +91,7 @@ def get(endpoints, headers=None, now=None):
         if last is not None and now - last < RETRY_S:
             return DEFAULT
         _tried[key] = now
-    lim = fetch(endpoints, headers)
+    lim = fetch(endpoints, headers, tls=tls)
     if lim is None:
         return DEFAULT
     with _lock:

@@ -620,7 +620,8 @@ class Run:
             if not self._lim.from_server:
                 # Offline at init: fetched again at most every RETRY_S.
                 self._lim = _limits.get(self._t.endpoints,
-                                        self._t.extra_headers)
+                                        self._t.extra_headers,
+                                        tls=self._t.tls)
             with self._cv:
                 while True:
                     if self._abandon:
@@ -757,7 +758,7 @@ class Run:
         """A read from the caller's thread on its own connection."""
         t = Transport(self._t.endpoints, timeout=self._query_timeout,
                       backoff_max=self._t.backoff_max, stats={},
-                      token=self._t.token)
+                      tls=self._t.tls, token=self._t.token)
         try:
             r = t.request(method, path, body,
                           deadline=time.monotonic() + self._query_timeout)
@@ -777,11 +778,12 @@ def init(project, experiment, name=None, config=None, tags=None,
          resume="allow", run_id=None, endpoint=None, spool_dir=None,
          durability=None, user=None, timeout=10.0, offline_after=10.0,
          init_timeout=None, flush_interval=0.2, max_queue_points=100_000,
-         max_block=1.0, backoff_max=1.0, token=None):
+         max_block=1.0, backoff_max=1.0, token=None, ca_file=None):
     """Create (or resume) a run and return its Run.
 
     endpoint: comma-separated http endpoints (default $RUNVAULT_ENDPOINT,
-    else http://127.0.0.1:7480). config -> params (values str()'d), tags ->
+    else http://127.0.0.1:7480), or https ones whose certificates ca_file
+    (default $RUNVAULT_TLS_CA, else the system's CAs) verifies. config -> params (values str()'d), tags ->
     tags. resume: 'allow' (create or continue), 'must' (continue; raises
     RunNotFoundError if missing), 'never' (create; raises RunExistsError
     if it exists). run_id: default a new client-made ULID-style id.
@@ -816,8 +818,9 @@ def init(project, experiment, name=None, config=None, tags=None,
     init_timeout = offline_after if init_timeout is None else init_timeout
     wq = "?durability=" + durability if durability else ""
     transport = Transport(endpoint, timeout=timeout, backoff_max=backoff_max,
-                          token=token)
-    lim = _limits.get(transport.endpoints, transport.extra_headers)
+                          token=token, ca_file=ca_file)
+    lim = _limits.get(transport.endpoints, transport.extra_headers,
+                      tls=transport.tls)
     params = {str(k): str(v) for k, v in (config or {}).items()}
     tag_map = {str(k): str(v) for k, v in (tags or {}).items()}
     for k, v in params.items():
@@ -960,7 +963,7 @@ def _load_resumed(run):
 
 
 def sync(run_id=None, spool_dir=None, endpoint=None, timeout=60.0,
-         token=None):
+         token=None, ca_file=None):
     """Replay the spools left by finished Runs (every run under spool_dir,
     or just run_id). Returns {run_id: records replayed}; runs whose spool is
     held by a live Run are passed over. token (default $RUNVAULT_TOKEN) is
@@ -981,7 +984,7 @@ def sync(run_id=None, spool_dir=None, endpoint=None, timeout=60.0,
             sp = _spool.Spool(root, rid).open()
         except SpoolBusyError:
             continue
-        t = Transport(endpoint, timeout=10.0, token=token)
+        t = Transport(endpoint, timeout=10.0, token=token, ca_file=ca_file)
         run = Run(run_id=rid, project="", experiment="", name=None,
                   transport=t, spool=sp, client_id=0, flush_interval=0.2,
                   max_queue_points=1, max_block=0, offline_after=0,

@@ -17,6 +17,7 @@ import time
 import urllib.parse
 
 from ._auth import auth_headers
+from . import _tls
 from ._errors import RunvaultError
 
 OK, PERMANENT, UNAVAILABLE = "ok", "permanent", "unavailable"
@@ -70,7 +71,8 @@ def _applied_earlier(doc):
 
 
 def parse_endpoints(endpoint):
-    """'http://a:1,http://b:2' -> [('a', 1), ('b', 2)]."""
+    """'http://a:1,http://b:2' -> [('a', 1), ('b', 2)] (https:// alike; the
+    scheme is the Transport's, see _tls.scheme)."""
     out = []
     for part in (endpoint or "").split(","):
         part = part.strip()
@@ -79,11 +81,13 @@ def parse_endpoints(endpoint):
         if "://" not in part:
             part = "http://" + part
         u = urllib.parse.urlsplit(part)
-        if u.scheme != "http":
-            raise ValueError("only http:// endpoints are supported: %r" % part)
+        if u.scheme not in ("http", "https"):
+            raise ValueError("only http:// and https:// endpoints are "
+                             "supported: %r" % part)
         if not u.hostname:
             raise ValueError("bad endpoint %r" % part)
-        out.append((u.hostname, u.port or 80))
+        out.append((u.hostname,
+                    u.port or (443 if u.scheme == "https" else 80)))
     if not out:
         raise ValueError("no endpoint given")
     return out
@@ -91,8 +95,13 @@ def parse_endpoints(endpoint):
 
 class Transport:
     def __init__(self, endpoints, timeout=10.0, backoff_base=0.05,
-                 backoff_max=1.0, stats=None, extra_headers=None,
-                 token=None):
+                 backoff_max=1.0, stats=None, extra_headers=None, tls=None,
+                 ca_file=None, token=None):
+        """tls: an ssl.SSLContext for https endpoints; for an endpoint
+        string with https:// it defaults to _tls.context(ca_file)."""
+        if isinstance(endpoints, str) and tls is None:
+            tls = _tls.for_endpoint(endpoints, ca_file)
+        self.tls = tls
         self.endpoints = parse_endpoints(endpoints) if isinstance(
             endpoints, str) else list(endpoints)
         self.timeout = timeout
@@ -134,7 +143,7 @@ class Transport:
         c = self._conns.get(i)
         if c is None:
             host, port = self.endpoints[i]
-            c = http.client.HTTPConnection(host, port, timeout=timeout)
+            c = _tls.connection(host, port, timeout, self.tls)
             self._conns[i] = c
             return c, False
         c.timeout = timeout
