@@ -25,6 +25,7 @@ import os
 import resource
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -32,7 +33,10 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
+import rvfixture  # noqa: E402
 from rvfixture import NodeProc, http_get, serve_argv, set_token  # noqa: E402,E501
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 CLONE_NEWNET = 0x40000000
 SUBNET = "10.77.0"
@@ -208,11 +212,12 @@ class Node(NodeProc):
 
     @property
     def rpc_addr(self):
-        return "tcp://%s:7002" % self.ip
+        return "%s://%s:7002" % ("tls+tcp" if self.c.certs else "tcp",
+                                 self.ip)
 
     @property
     def http_url(self):
-        return "http://%s:7003" % self.ip
+        return "%s://%s:7003" % ("https" if self.c.certs else "http", self.ip)
 
     def start(self, join=None):
         os.makedirs(self.dir, exist_ok=True)
@@ -224,6 +229,10 @@ class Node(NodeProc):
                  "--snapshot-bytes", str(c.snapshot_bytes),
                  "--rpc-workers", "8"]
         extra += ["--auth", "on"] if c.auth else ["--insecure"]
+        if c.certs:
+            extra += ["--tls-cert", os.path.join(c.certs, "n%d.crt" % self.id),
+                      "--tls-key", os.path.join(c.certs, "n%d.key" % self.id),
+                      "--tls-ca", os.path.join(c.certs, "ca.crt")]
         if c.segment_bytes:
             extra += ["--segment-bytes", str(c.segment_bytes)]
         args = ["ip", "netns", "exec", self.ns] + serve_argv(
@@ -261,10 +270,11 @@ class Cluster:
 
     def __init__(self, net, binary, durability="buffered", n=None,
                  election_ms=600, heartbeat_ms=60, snapshot_bytes=67108864,
-                 auth=False):
+                 auth=False, tls=False):
         self.net = net
         self.auth = auth
         self.token = None  # The cluster-admin token once auth is on.
+        self.certs = None  # With tls: the dir of deploy/make-certs.sh.
         self.binary = binary
         self.durability = durability
         self.election_ms = election_ms
@@ -272,6 +282,8 @@ class Cluster:
         self.snapshot_bytes = snapshot_bytes
         self.segment_bytes = None
         self.tmp = tempfile.mkdtemp(prefix="rvfault-")
+        if tls:
+            self.make_certs()
         self.n_initial = n or net.n
         self.nodes = [Node(self, i) for i in range(net.n)]
 
@@ -297,6 +309,18 @@ class Cluster:
             set_token(self.token)
         if self.wait_leader(20) is None:
             raise RuntimeError("no leader within 20 s")
+
+    def make_certs(self):
+        """A cluster CA and a certificate per node for the namespaces'
+        addresses (deploy/make-certs.sh); https and tls+tcp:// for the
+        harness and the workloads (rvfixture.TLS_CONTEXT,
+        RUNVAULT_TLS_CA)."""
+        self.certs = os.path.join(self.tmp, "certs")
+        ips = ",".join(self.net.node_ip(i) for i in range(self.net.n))
+        sh(os.path.join(REPO, "deploy", "make-certs.sh"), "--nodes",
+           str(self.net.n), "--ip", ips, self.certs)
+        rvfixture.TLS_CONTEXT = ssl.create_default_context(
+            cafile=os.path.join(self.certs, "ca.crt"))
 
     def admin_token(self, timeout):
         """The bootstrap cluster-admin token, from the data dir of the node

@@ -139,6 +139,8 @@ class Workloads:
             env = dict(os.environ)
             if c.token:
                 env["RUNVAULT_TOKEN"] = c.token
+            if c.certs:
+                env["RUNVAULT_TLS_CA"] = os.path.join(c.certs, "ca.crt")
             self.p.append(subprocess.Popen(args, stdin=subprocess.PIPE,
                                            stdout=subprocess.PIPE,
                                            stderr=sys.stderr, text=True,
@@ -643,9 +645,10 @@ CI = [
     ("disk-leader", "strict", 3, ["fsync-eio-leader"], 20),
     ("vlog-damage", "buffered", 3, ["torn-tail", "bitflip"], 30),
     ("membership", "buffered", 5, ["membership"], 24),
-    # With authentication on: every request carries the bootstrap token.
-    ("kill-leader-auth", "buffered", 3, ["kill-leader", "partition-leader"],
-     24),
+    # With authentication and TLS on: every request carries the bootstrap
+    # token, over https and tls+tcp://; raft peers mutually authenticated.
+    ("kill-leader-auth-tls", "buffered", 3,
+     ["kill-leader", "partition-leader"], 24),
 ]
 
 
@@ -713,8 +716,10 @@ def run_scenario(args, net, rnd, name, durability, n, nemeses, seconds):
     ckw = {}
     if args.soak or args.custom or name == "vlog-damage":
         ckw["snapshot_bytes"] = 1 << 20
-    if name.endswith("-auth"):
+    if "-auth" in name:
         ckw["auth"] = True
+    if name.endswith("-tls"):
+        ckw["tls"] = True
     ctx = Ctx(args, net, name, rnd, durability, n, **ckw)
     print("== %s (%s, %d nodes, %s)" % (name, durability, n,
                                          ",".join(nemeses)), file=sys.stderr)
@@ -786,6 +791,7 @@ def run_scenario(args, net, rnd, name, durability, n, nemeses, seconds):
         save_crash(ctx)
         ctx.c.cleanup(keep=keep)
         faultlib.set_token(None)
+        faultlib.rvfixture.TLS_CONTEXT = None
         if keep:
             ctx.note("data kept in %s" % ctx.c.tmp)
     ctx.fig["failures"] = ctx.failures

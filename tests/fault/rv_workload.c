@@ -1,6 +1,7 @@
 /* rv_workload: clients for the fault suite that record a history.
  *
- * With RUNVAULT_TOKEN set, every request carries that token.
+ * With RUNVAULT_TOKEN set, every request carries that token; with
+ * RUNVAULT_TLS_CA, tls+tcp:// endpoints are verified against that CA.
  * Each of --procs threads is one client with one request outstanding at a
  * time (its own rvc, its own client id and in-order seqs) and writes one
  * JSON line per completed operation to --out:
@@ -34,6 +35,7 @@
 #include "base/err.h"
 #include "proto/runvault.pb-c.h"
 #include "rpc/client/client.h"
+#include "rpc/client/tls.h"
 #include "tests/lib/writer.h"
 
 #include <errno.h>
@@ -69,7 +71,8 @@ struct wl_opts {
     int durability;  /* Rv__Durability */
     int is_final;
     unsigned final_wait_s;
-    const char *token; /* RUNVAULT_TOKEN, or NULL. */
+    const char *token;   /* RUNVAULT_TOKEN, or NULL. */
+    struct rvc_tls *tls; /* RUNVAULT_TLS_CA: tls+tcp:// endpoints. */
 };
 
 static struct wl_opts opt = {
@@ -216,6 +219,7 @@ client_open(struct client *c, int proc)
         fprintf(stderr, "rv_workload: %s\n", errmsg);
         return -1;
     }
+    rvc_set_tls(c->rvc, opt.tls);
     rvc_set_timeouts(c->rvc, opt.attempt_ms, opt.total_ms);
     /* Unique across workload processes and restarts of the harness. */
     c->client_id =
@@ -706,6 +710,14 @@ main(int argc, char **argv)
     if (opt.token != NULL && opt.token[0] == '\0')
         opt.token = NULL;
     testwriter_set_token(opt.token);
+    const char *ca = getenv("RUNVAULT_TLS_CA");
+    if (ca != NULL && ca[0] != '\0') {
+        char errmsg[RV_ERRMSG_SIZE];
+        if (rvc_tls_open(&opt.tls, ca, NULL, NULL, errmsg) != RV_OK) {
+            fprintf(stderr, "rv_workload: RUNVAULT_TLS_CA: %s\n", errmsg);
+            return 1;
+        }
+    }
     out_file = fopen(opt.out, "a");
     if (out_file == NULL) {
         fprintf(stderr, "rv_workload: %s: %s\n", opt.out, strerror(errno));
