@@ -19,6 +19,7 @@
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/net_sockets.h>
+#include <mbedtls/platform_util.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
 #include <netdb.h>
@@ -145,6 +146,17 @@ tt__tls_free(struct tt_tls *s)
     mbedtls_entropy_free(&s->entropy);
 }
 
+/* AES-GCM first: mbedTLS runs it with AES-NI and PCLMULQDQ, while its
+ * ChaCha20-Poly1305 (its default first choice) is portable C. */
+static const int tt_suites[] = {
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    0};
+
 /* Parse the PEM into s and configure it as a server or client session that
  * requires the CA's signature on the peer's certificate. 0 or an mbedTLS
  * error. */
@@ -166,6 +178,7 @@ tt__tls_setup(struct tt_tls *s, const struct tt_pem *pem, int is_server)
             MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
     if (rv != 0)
         return rv;
+    mbedtls_ssl_conf_ciphersuites(&s->conf, tt_suites);
     mbedtls_ssl_conf_rng(&s->conf, mbedtls_ctr_drbg_random, &s->drbg);
     mbedtls_ssl_conf_authmode(&s->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
     mbedtls_ssl_conf_ca_chain(&s->conf, &s->ca, NULL);
@@ -420,7 +433,12 @@ tt__resolve(const char *addr, int is_passive, char *host, size_t size,
     if (colon == NULL || colon == addr || colon[1] == '\0' ||
         (size_t)(colon - addr) >= size)
         return -1;
-    snprintf(host, size, "%.*s", (int)(colon - addr), addr);
+    size_t n = (size_t)(colon - addr);
+    if (n >= 2 && addr[0] == '[' && addr[n - 1] == ']') { /* [IPv6]:port */
+        addr++;
+        n -= 2;
+    }
+    snprintf(host, size, "%.*s", (int)n, addr);
     struct addrinfo hints = {0};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -569,8 +587,10 @@ tt__relay_out(struct tt_conn *c, struct tt_buf *b, int *want)
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
                        errno != EINTR))
             return -1;
+        if (n < 0 && errno == EINTR)
+            return 1; /* Try again at once. */
         if (n < 0) {
-            *want |= errno == EINTR ? 0 : TT_WANT_PAIR_IN;
+            *want |= TT_WANT_PAIR_IN;
             return 0;
         }
         b->off = 0;
@@ -1011,6 +1031,8 @@ tt__pem_free(struct tt_pem *p)
 {
     free(p->ca);
     free(p->crt);
+    if (p->key != NULL)
+        mbedtls_platform_zeroize(p->key, p->key_len);
     free(p->key);
 }
 
