@@ -300,7 +300,6 @@ struct node {
     /* TLS (all NULL without): the files, read once; the raft port's
      * server configuration; the raft transport's settings. Owned. */
     struct rvc_tls *tls;
-    nng_tls_config *raft_listen;
     struct transport_tls_config raft_tls;
     atomic_int is_stopping;
     pthread_t helper;
@@ -602,12 +601,6 @@ node__configure(const struct node_settings *st, struct replica_config *rc,
     return RV_EXIT_OK;
 }
 
-static int
-node__tls_dial(void *data, const char *host, nng_tls_config **out, char *errmsg)
-{
-    return rvc_tls_dial_config(data, host, out, errmsg);
-}
-
 /* TLS from --tls-cert/--tls-key/--tls-ca: none (plain), or all three, read
  * and checked now; the RPC address becomes tls+tcp:// (a tcp:// one is
  * converted). RV_EXIT_OK, or RV_EXIT_USAGE after a message. */
@@ -628,9 +621,6 @@ node__tls(const struct node_settings *st, struct node *n,
     }
     char errmsg[RV_ERRMSG_SIZE];
     int err = rvc_tls_open(&n->tls, ca, cert, key, errmsg);
-    if (err == RV_OK)
-        err = rvc_tls_listen_config(n->tls, NNG_TLS_AUTH_MODE_REQUIRED,
-                                    &n->raft_listen, errmsg);
     if (err != RV_OK) {
         fprintf(stderr, "runvault: TLS: %s\n", errmsg);
         return RV_EXIT_USAGE;
@@ -652,8 +642,7 @@ node__tls(const struct node_settings *st, struct node *n,
                 n->rpc_addr);
         return RV_EXIT_USAGE;
     }
-    n->raft_tls = (struct transport_tls_config){n->raft_listen, node__tls_dial,
-                                                n->tls, &n->log};
+    n->raft_tls = (struct transport_tls_config){ca, cert, key, &n->log};
     rc->tls = &n->raft_tls;
     return RV_EXIT_OK;
 }
@@ -661,10 +650,7 @@ node__tls(const struct node_settings *st, struct node *n,
 static void
 node__tls_free(struct node *n)
 {
-    if (n->raft_listen != NULL)
-        nng_tls_config_free(n->raft_listen);
     rvc_tls_close(n->tls);
-    n->raft_listen = NULL;
     n->tls = NULL;
 }
 

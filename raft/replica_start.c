@@ -195,9 +195,11 @@ replica__init_raft(struct replica *r, const struct replica_config *cfg,
     }
     r->is_loop_init = 1;
     if (cfg->tls != NULL) {
-        if (transport_tls_init(&r->transport, &r->loop, cfg->tls) != RV_OK) {
-            rv_errmsg_printf(errmsg, "transport_tls_init: out of memory");
-            return RV_ENOMEM;
+        int err = transport_tls_init(&r->transport, &r->loop, cfg->tls);
+        if (err != RV_OK) {
+            rv_errmsg_printf(errmsg, "transport_tls_init: %s",
+                             rv_strerror(err));
+            return err;
         }
         r->is_transport_tls = 1;
     } else {

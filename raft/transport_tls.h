@@ -1,15 +1,15 @@
 /* A raft_uv_transport (raft 0.15, <raft/uv.h>) whose peers talk over
- * mutually authenticated TLS: nng's stream API (tls+tcp, mbedTLS) carries
- * the bytes, and raft sees each connection as a uv_pipe_t on one end of a
- * socketpair whose other end two relay threads copy to and from the TLS
- * stream.
+ * mutually authenticated TLS: mbedTLS 2.28 runs directly on the TCP
+ * socket, and raft sees each connection as a uv_pipe_t on one end of a
+ * socketpair whose other end one relay thread per connection copies to
+ * and from the TLS session (poll on both, non-blocking, whole records).
  *
  * Authentication. The listener demands a client certificate signed by the
- * cluster CA (NNG_TLS_AUTH_MODE_REQUIRED): a peer without one fails the
+ * cluster CA (MBEDTLS_SSL_VERIFY_REQUIRED): a peer without one fails the
  * TLS handshake and raft never sees a byte. The dialler verifies the
  * listener's certificate against the same CA and the host it dialled
- * (dial_config below). After the handshake the dialler sends a hello and
- * the listener answers one byte before raft gets the stream:
+ * (mbedtls_ssl_set_hostname). After the handshake the dialler sends a
+ * hello and the listener answers one byte before raft gets the stream:
  *
  *   OFFSET  SIZE  FIELD (dialler -> listener)
  *        0     8  magic "RVRAFT01"
@@ -18,23 +18,26 @@
  *       18     n  its raft address, printable ASCII
  *   (listener -> dialler) 1 byte TRANSPORT_TLS_ACK
  *
- * A hello that is late (TRANSPORT_TLS_HELLO_MS), short or malformed closes
- * the connection. At most TRANSPORT_TLS_MAX_CONNS connections (accepted,
- * dialled, in their hello or relaying) exist at once; more are closed at
- * once.
+ * A handshake plus hello that is late (TRANSPORT_TLS_HELLO_MS), short or
+ * malformed closes the connection. At most TRANSPORT_TLS_MAX_CONNS
+ * connections (accepted, dialled, in their hello or relaying) exist at
+ * once; more are closed at once.
+ *
+ * Each connection parses its own copy of the CA, certificate and key (from
+ * PEM text read once by transport_tls_init) and has its own random
+ * generator: mbedTLS 2.x caches tables inside EC keys, so no mbedTLS
+ * object is shared between threads.
  *
  * Threads. init/listen/connect/close run on raft's loop thread (as raft
- * calls them); set-up and relaying run on two threads per connection;
- * results reach the loop through a uv_async_t. The transport's close
- * completes (its callback runs) once every connection is closed and every
- * thread joined. */
+ * calls them; accepting too, from a uv_poll_t); set-up and relaying run
+ * on one thread per connection; results reach the loop through a
+ * uv_async_t. The transport's close completes (its callback runs) once
+ * every connection is closed and its thread joined. */
 #ifndef RV_RAFT_TRANSPORT_TLS_H
 #define RV_RAFT_TRANSPORT_TLS_H
 
 #include "base/log.h"
 
-#include <nng/nng.h>
-#include <nng/supplemental/tls/tls.h>
 #include <raft.h>
 #include <raft/uv.h>
 
@@ -44,25 +47,17 @@
 #define TRANSPORT_TLS_MAX_CONNS 64
 #define TRANSPORT_TLS_ACK       0x01
 
-/* A new client configuration for dialling the peer at host (its raft
- * address without the port): CA verification required, this node's
- * certificate presented. Called on the transport's threads. Returns 0 or
- * an RV_* code with the reason in errmsg. */
-typedef int (*transport_tls_dial_fn)(void *data, const char *host,
-                                     nng_tls_config **out, char *errmsg);
-
 struct transport_tls_config {
-    /* Server configuration of the raft port: this node's certificate, the
-     * cluster CA, NNG_TLS_AUTH_MODE_REQUIRED. Borrowed: the transport takes
-     * its own hold (nng_tls_config_hold). */
-    nng_tls_config *listen;
-    transport_tls_dial_fn dial;
-    void *dial_data;
+    /* PEM files: the cluster CA, this node's certificate (a server and a
+     * client one) and its key. Borrowed; read by transport_tls_init. */
+    const char *ca_file, *cert_file, *key_file;
     const struct rv_log *log; /* Borrowed; outlives the transport. */
 };
 
 /* Fill t (a raft_uv_transport to give raft_uv_init) with this transport;
- * cfg is copied. Errors: RV_ENOMEM. Loop thread (before raft_uv_init). */
+ * cfg is copied and its files read and checked (mbedTLS parses them).
+ * Errors: RV_ENOMEM, RV_EIO (unreadable file), RV_EINVAL (a file mbedTLS
+ * rejects). Loop thread (before raft_uv_init). */
 int transport_tls_init(struct raft_uv_transport *t, uv_loop_t *loop,
                        const struct transport_tls_config *cfg);
 
