@@ -16,6 +16,7 @@ struct bench_http {
     nng_http_client *client;
     nng_http_conn *conn;
     nng_aio *aio;
+    const char *token; /* Borrowed; NULL: no Authorization header. */
 };
 
 /* Connect to "IP:PORT" (15 s timeout per exchange). 0 or -1; on -1 call
@@ -24,6 +25,10 @@ int bench_http_open(struct bench_http *h, const char *hostport);
 /* bench_http_open with a timeout of timeout_ms per exchange. */
 int bench_http_open_ms(struct bench_http *h, const char *hostport,
                        int timeout_ms);
+/* bench_http_open_ms whose every request carries "Authorization: Bearer
+ * token" (token borrowed, NULL for none; base/token.h). */
+int bench_http_open_as(struct bench_http *h, const char *hostport,
+                       int timeout_ms, const char *token);
 void bench_http_close(struct bench_http *h);
 /* One exchange; the status, or -1 on a transport failure. key (if not
  * NULL) goes in an Idempotency-Key header; the answer's body, NUL
