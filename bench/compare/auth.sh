@@ -29,10 +29,11 @@
 # Targets: auth on costs at most 10% of ingest points/s (per path, median
 # of the rounds' on/off ratios) and of every query's p99.
 # Writes DIR/auth.json and DIR/auth.md (plus the tools' raw output).
-# --tls DIR (TODO, untested until the TLS work is merged): passes
-# --tls-cert DIR/node.crt --tls-key DIR/node.key --tls-ca DIR/ca.crt to
-# the query clusters' nodes and --tls-ca DIR/ca.crt to cmp_query, for the
-# "on + TLS" column; without it that column reads "pending".
+# --tls DIR (TODO, untested until the TLS work is merged; DIR as
+# deploy/make-certs.sh writes it): node I of the query clusters serves with
+# --tls-cert DIR/nI.crt --tls-key DIR/nI.key --tls-ca DIR/ca.crt on
+# tls+tcp://, and cmp_query gets --tls-ca DIR/ca.crt, for the "on + TLS"
+# column; without it that column reads "pending".
 # Build dir: $RUNVAULT_BUILD_DIR (default build). Every process started
 # is stopped and the temporary dir removed on any exit.
 set -euo pipefail
@@ -55,7 +56,7 @@ while [ $# -gt 0 ]; do
         shift
         ;;
     *)
-        sed -n '6,38p' "$0" | sed 's/^# \{0,1\}//' >&2
+        sed -n '6,39p' "$0" | sed 's/^# \{0,1\}//' >&2
         exit 2
         ;;
     esac
@@ -74,7 +75,7 @@ for v in "$rounds" "$runs"; do
 done
 [ "$rounds" -le 10 ] || { echo "auth.sh: at most 10 rounds" >&2; exit 2; }
 if [ -n "$tls" ]; then
-    for f in node.crt node.key ca.crt; do
+    for f in ca.crt n1.crt n1.key n2.crt n2.key n3.crt n3.key; do
         [ -r "$tls/$f" ] || { echo "auth.sh: no $tls/$f" >&2; exit 2; }
     done
 fi
@@ -219,12 +220,7 @@ done
 # the pids go to the cleanup's list).
 start_cluster() {
     local name=$1 first=$2 auth=$3 i peers="" scheme=tcp
-    local extra=(--auth "$auth")
-    if [ -n "$tls" ]; then # TODO: untested until the TLS merge.
-        extra+=(--tls-cert "$tls/node.crt" --tls-key "$tls/node.key"
-            --tls-ca "$tls/ca.crt")
-        scheme="tls+tcp"
-    fi
+    [ -z "$tls" ] || scheme="tls+tcp" # TODO: untested until the TLS merge.
     eps=""
     for i in 0 1 2; do
         peers+="${peers:+,}$((i + 1))=127.0.0.1:$((base + 10 * (first + i) + 2))"
@@ -232,7 +228,9 @@ start_cluster() {
     done
     mkdir -p "$tmp/$name"
     for i in 0 1 2; do
-        local p=$((base + 10 * (first + i)))
+        local p=$((base + 10 * (first + i))) extra=(--auth "$auth")
+        [ -z "$tls" ] || extra+=(--tls-cert "$tls/n$((i + 1)).crt"
+            --tls-key "$tls/n$((i + 1)).key" --tls-ca "$tls/ca.crt")
         "$bin" serve --id $((i + 1)) --data-dir "$tmp/$name/n$((i + 1))" \
             --raft-addr "127.0.0.1:$((p + 2))" \
             --rpc-addr "$scheme://127.0.0.1:$((p + 1))" \
