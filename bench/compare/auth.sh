@@ -56,7 +56,7 @@ while [ $# -gt 0 ]; do
         shift
         ;;
     *)
-        sed -n '6,39p' "$0" | sed 's/^# \{0,1\}//' >&2
+        sed -n '6,38p' "$0" | sed 's/^# \{0,1\}//' >&2
         exit 2
         ;;
     esac
