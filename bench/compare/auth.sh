@@ -18,7 +18,8 @@
 #           "skipped", not a failure.
 # Queries: two 3-node clusters started here (one --auth off, one --auth
 #   on) on 127.0.0.1 ports checked free in 26000-26999, loaded with the
-#   same runs (200,000 in full mode, 20,000 with --quick; --runs N) over 10
+#   same runs (200,000 in full mode, 20,000 with --quick; --runs N; in 4
+#   chunks alternating between the two, each timed: run creation) over 10
 #   teams t0..t9, plus one 1M-point series (100k quick) in t0; then
 #   cmp_query times the ten query shapes and the history as team t0, in
 #   pairs alternating off/on: auth off names team t0 in ListRunsRequest,
@@ -56,7 +57,7 @@ while [ $# -gt 0 ]; do
         shift
         ;;
     *)
-        sed -n '6,38p' "$0" | sed 's/^# \{0,1\}//' >&2
+        sed -n '6,39p' "$0" | sed 's/^# \{0,1\}//' >&2
         exit 2
         ;;
     esac

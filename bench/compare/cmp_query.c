@@ -81,6 +81,7 @@
 #define CQ_MIN_PAIRS    10    /* A query keeps at least this many pairs. */
 #define CQ_HTTP_MS      30000 /* HTTP timeout per exchange. */
 #define CQ_MAX_TEAMS    100
+#define CQ_AUTH_CHUNKS  4 /* The auth comparison's load, alternated. */
 
 /* ---- Small helpers -------------------------------------------------------
  */
@@ -266,9 +267,11 @@ cq_rv_write(struct rvc *rvc, const char *token, Rv__Command **cmds, size_t n,
  * in does not change any answer (ties sort by start_time, then run id). */
 struct cq_rv_loader {
     const char *endpoints;
-    const char *token; /* NULL: auth off. */
-    size_t n_teams;    /* 0: the run set's own teams. */
-    size_t n_runs, id;
+    const char *token;     /* NULL: auth off. */
+    size_t n_teams;        /* 0: the run set's own teams. */
+    size_t lo, n_runs, id; /* Runs [lo, n_runs). */
+    uint64_t seed;         /* Of the run set from run lo on. */
+    uint64_t client_id;    /* Idempotency keys: this id, seq from 1. */
     int rc;
     struct bench_runs runs;
 };
@@ -285,11 +288,11 @@ cq_rv_load_main(void *arg)
         fprintf(stderr, "cmp_query: runvault: %s\n", errmsg);
         return NULL;
     }
-    rv_rng_seed(&rng, CQ_RUN_SEED);
+    rv_rng_seed(&rng, w->seed);
     bench_runs_init(&w->runs);
     size_t batch = 0;
     uint64_t seq = 0;
-    for (size_t base = 0; base < w->n_runs;
+    for (size_t base = w->lo; base < w->n_runs;
          base += BENCH_RUNS_PER_FILL, batch++) {
         size_t k = w->n_runs - base < BENCH_RUNS_PER_FILL ? w->n_runs - base
                                                           : BENCH_RUNS_PER_FILL;
@@ -300,7 +303,7 @@ cq_rv_load_main(void *arg)
             w->runs.rc[j].team = (char *)cq_team_name(base + j, w->n_teams);
         for (size_t j = 0; j < 2 * k; j++) { /* Idempotency keys. */
             w->runs.cmds[j]->has_client_id = w->runs.cmds[j]->has_seq = 1;
-            w->runs.cmds[j]->client_id = 1000 + w->id;
+            w->runs.cmds[j]->client_id = w->client_id;
             w->runs.cmds[j]->seq = ++seq;
         }
         if (w->id == 0 && base % 100000 < BENCH_RUNS_PER_FILL && base > 0)
@@ -319,9 +322,12 @@ cq_rv_load_main(void *arg)
     return NULL;
 }
 
+/* Runs [lo, hi) of the run set whose run lo starts at seed (the whole
+ * set: 0, n, CQ_RUN_SEED), by CQ_LOAD_THREADS writers with client ids
+ * from client_base on. */
 static int
-cq_rv_load_runs(const char *endpoints, const char *token, size_t n_teams,
-                size_t n_runs)
+cq_rv_load_range(const char *endpoints, const char *token, size_t n_teams,
+                 size_t lo, size_t hi, uint64_t seed, uint64_t client_base)
 {
     static struct cq_rv_loader w[CQ_LOAD_THREADS];
     pthread_t th[CQ_LOAD_THREADS];
@@ -330,7 +336,10 @@ cq_rv_load_runs(const char *endpoints, const char *token, size_t n_teams,
         w[i].endpoints = endpoints;
         w[i].token = token;
         w[i].n_teams = n_teams;
-        w[i].n_runs = n_runs;
+        w[i].lo = lo;
+        w[i].n_runs = hi;
+        w[i].seed = seed;
+        w[i].client_id = client_base + i;
         w[i].id = i;
         w[i].rc = -1;
         if (pthread_create(&th[i], NULL, cq_rv_load_main, &w[i]) != 0)
@@ -341,6 +350,14 @@ cq_rv_load_runs(const char *endpoints, const char *token, size_t n_teams,
         rc |= w[i].rc;
     }
     return rc;
+}
+
+static int
+cq_rv_load_runs(const char *endpoints, const char *token, size_t n_teams,
+                size_t n_runs)
+{
+    return cq_rv_load_range(endpoints, token, n_teams, 0, n_runs, CQ_RUN_SEED,
+                            1000);
 }
 
 /* The history run (in team, or "infra") and its series, as token. */
@@ -1540,6 +1557,7 @@ cq_write_cdf(const char *dir, const char *name, struct cq_stats *st, int is_pg)
 struct cq_run {
     size_t n_runs, n_hist, reps, rounds_done;
     double rv_load_s, pg_load_s, pg_index_s, wall_s;
+    double load_chunk_s[2][CQ_AUTH_CHUNKS]; /* Auth comparison: off, on. */
     struct cq_noise nz_start, nz_end;
     double steal_pct;
     struct cq_hist hist;
@@ -2032,27 +2050,47 @@ cq_auth_setup(const struct cq_args *a, char reader[RV_TOKEN_TEXT_CHARS + 1])
     return rc == RV_OK ? 0 : -1;
 }
 
-/* Load both clusters, one after the other (8 writers each), as
- * cluster-admin on the auth-on one; the history run in as_team. */
+/* Load both clusters with the same runs, as cluster-admin on the
+ * auth-on one: CQ_AUTH_CHUNKS chunks, each into both, the order
+ * alternating (off then on, on then off, ...), each chunk timed on each
+ * side (run creation: 500 commands a write, authorised at apply with auth
+ * on); then the history run (in as_team). Chunk c of the run set starts at
+ * seed CQ_RUN_SEED + c, the same on both sides. */
 static int
 cq_auth_load(const struct cq_args *a, struct cq_run *run)
 {
     const char *eps[2] = {a->rpc, a->rpc_auth}, *tok[2] = {NULL, a->token};
-    double *secs[2] = {&run->rv_load_s, &run->pg_load_s};
+    size_t per = (a->n_runs + CQ_AUTH_CHUNKS - 1) / CQ_AUTH_CHUNKS;
+    run->rv_load_s = run->pg_load_s = 0;
+    for (size_t c = 0; c < CQ_AUTH_CHUNKS; c++) {
+        size_t lo = c * per, hi = lo + per < a->n_runs ? lo + per : a->n_runs;
+        for (int k = 0; k < 2 && lo < hi; k++) {
+            int i = (int)(c & 1) ^ k; /* 0: off, 1: on. */
+            double t0 = cq_now_ms();
+            if (cq_rv_load_range(eps[i], tok[i], a->n_teams, lo, hi,
+                                 CQ_RUN_SEED + c,
+                                 1000 + CQ_LOAD_THREADS * c) != 0) {
+                fprintf(stderr, "cmp_query: auth %s: load failed\n",
+                        i ? "on" : "off");
+                return -1;
+            }
+            double s = (cq_now_ms() - t0) / 1000.0;
+            run->load_chunk_s[i][c] = s;
+            *(i ? &run->pg_load_s : &run->rv_load_s) += s;
+        }
+    }
     for (int i = 0; i < 2; i++) {
         char errmsg[RV_ERRMSG_SIZE];
         struct rvc *rvc;
-        double t0 = cq_now_ms();
-        int rc = cq_rv_load_runs(eps[i], tok[i], a->n_teams, a->n_runs);
-        if (rc == 0 && rvc_open(&rvc, eps[i], errmsg) == RV_OK) {
+        int rc = rvc_open(&rvc, eps[i], errmsg) == RV_OK ? 0 : -1;
+        if (rc == 0) {
             rc = cq_rv_load_history(rvc, tok[i], a->as_team, a->n_hist);
             rvc_close(rvc);
-        } else {
-            rc = -1;
         }
-        *secs[i] = (cq_now_ms() - t0) / 1000.0;
-        fprintf(stderr, "cmp_query: auth %s: loaded %zu runs in %.1f s%s\n",
-                i ? "on" : "off", a->n_runs, *secs[i], rc ? " (FAILED)" : "");
+        fprintf(stderr, "cmp_query: auth %s: %zu runs in %.1f s%s\n",
+                i ? "on" : "off", a->n_runs,
+                i ? run->pg_load_s : run->rv_load_s,
+                rc ? " (history FAILED)" : "");
         if (rc != 0)
             return -1;
     }
@@ -2121,9 +2159,15 @@ cq_auth_write_json(const struct cq_args *a, const struct cq_stats *st,
             "\"path\":\"native RPC (ListRunsRequest, HistoryRequest)\","
             "\"reps_per_query\":%zu,\"rounds_done\":%zu,\"order\":\"pairs "
             "alternate: off then on in even rounds, on then off in odd "
-            "rounds\",\"load\":{\"off_s\":%.1f,\"on_s\":%.1f},\"queries\":[",
+            "rounds\",\"load\":{\"off_s\":%.2f,\"on_s\":%.2f,"
+            "\"order\":\"%d chunks, each into both, off first in even "
+            "chunks\",\"chunks\":[",
             run->n_runs, a->n_teams, a->as_team, CQ_PAGE, run->reps,
-            run->rounds_done, run->rv_load_s, run->pg_load_s);
+            run->rounds_done, run->rv_load_s, run->pg_load_s, CQ_AUTH_CHUNKS);
+    for (size_t c = 0; c < CQ_AUTH_CHUNKS; c++)
+        fprintf(f, "%s{\"off_s\":%.3f,\"on_s\":%.3f}", c ? "," : "",
+                run->load_chunk_s[0][c], run->load_chunk_s[1][c]);
+    fprintf(f, "]},\"queries\":[");
     for (size_t qi = 0; qi < CQ_N_QUERIES; qi++)
         cq_auth_query_json(f, qi, &st[qi], run);
     const struct cq_hist *h = &run->hist;
