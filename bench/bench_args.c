@@ -1,6 +1,7 @@
 /* Checked decimal numbers for the benchmarks (bench_args.h). */
 #include "bench/bench_args.h"
 
+#include "base/err.h"
 #include "base/parse.h"
 
 #include <errno.h>
@@ -54,5 +55,49 @@ bench_json_u64(const char *body, const char *name, uint64_t *out)
     if (*end == '\0' || strchr(",}] \t\r\n", *end) == NULL)
         return -1;
     *out = v;
+    return 0;
+}
+
+int
+bench_token_load(const char *prog, const char *path,
+                 char out[RV_TOKEN_TEXT_CHARS + 1])
+{
+    char buf[RV_TOKEN_TEXT_CHARS + 8], id[RV_TOKEN_ID_CHARS + 1];
+    const char *env = getenv("RUNVAULT_TOKEN");
+    size_t n = 0;
+    if (path == NULL && (env == NULL || env[0] == '\0'))
+        return 1;
+    if (path != NULL) {
+        FILE *f = fopen(path, "r");
+        if (f == NULL) {
+            fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
+            return -1;
+        }
+        n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+    } else {
+        n = strnlen(env, sizeof buf - 1);
+        memcpy(buf, env, n);
+    }
+    while (n > 0 && strchr(" \t\r\n", buf[n - 1]) != NULL)
+        n--;
+    buf[n] = '\0';
+    if (n != RV_TOKEN_TEXT_CHARS || rv_token_parse(buf, n, id) != RV_OK) {
+        fprintf(stderr, "%s: %s does not hold a token (rvt_<id>_<secret>)\n",
+                prog, path != NULL ? path : "RUNVAULT_TOKEN");
+        memset(buf, 0, sizeof buf);
+        return -1;
+    }
+    memcpy(out, buf, n + 1);
+    memset(buf, 0, sizeof buf);
+    return 0;
+}
+
+int
+bench_on_off(const char *v, int *is_on)
+{
+    if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
+        return 1;
+    *is_on = strcmp(v, "on") == 0;
     return 0;
 }

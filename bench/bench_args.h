@@ -5,6 +5,8 @@
 #ifndef RV_BENCH_BENCH_ARGS_H
 #define RV_BENCH_BENCH_ARGS_H
 
+#include "base/token.h"
+
 #include <stdint.h>
 
 /* s as a number in [lo, hi]: 0 and *out, or -1 (*out untouched) if s is
@@ -24,5 +26,16 @@ uint64_t bench_flag_u64(const char *prog, const char *flag, const char *v,
  * (*out untouched) if the value is not a whole unsigned decimal below
  * 2^64 ending where a JSON value ends. */
 int bench_json_u64(const char *body, const char *name, uint64_t *out);
+
+/* "on" or "off" (a flag's value) into *is_on: 0, or 1 if it is neither. */
+int bench_on_off(const char *v, int *is_on);
+
+/* The caller's token for --token-file FILE: the file's first line, or,
+ * with path NULL, the environment variable RUNVAULT_TOKEN. 0 and the token
+ * text in out; 1 if path is NULL and RUNVAULT_TOKEN is unset or empty (no
+ * token: auth off); -1 after "PROG: ..." on stderr (unreadable file, not
+ * a token, base/token.h). The token is never printed. */
+int bench_token_load(const char *prog, const char *path,
+                     char out[RV_TOKEN_TEXT_CHARS + 1]);
 
 #endif /* RV_BENCH_BENCH_ARGS_H */

@@ -7,11 +7,16 @@
  *             after SIGTERM and after SIGKILL
  *
  * usage: bench_cluster PATH/TO/runvault [--quick] [--only NAME]
- *        [--restart-points N]
+ *        [--restart-points N] [--auth on|off] [--mode MODE]
+ * --auth on: the ingest clusters start with --auth on; the clients write
+ * as a writer token of team t0, made with the leader's admin.token
+ * (bench_auth.h), in Request.token of every request. --mode: ingest in
+ * that durability mode only (memory, buffered or strict).
  * Prints tables and one JSON line per figure ({"figure","value","unit",
  * "target"}). Data lives under $TMPDIR (default /tmp). */
 #include "base/clock.h"
 #include "bench/bench_args.h"
+#include "bench/bench_auth.h"
 #include "rpc/client/client.h"
 #include "tests/lib/cluster.h"
 #include "tests/lib/writer.h"
@@ -28,6 +33,9 @@
 #define MAX_LAT     200000
 
 static int is_quick;
+static int is_auth;           /* --auth on */
+static const char *only_mode; /* --mode */
+#define BENCH_TEAM "t0"
 
 static void
 figure(const char *name, double value, const char *unit, const char *target)
@@ -59,6 +67,7 @@ pct(uint64_t *v, size_t n, double p)
 
 struct client {
     const char *endpoints;
+    const char *token; /* NULL: auth off. */
     uint64_t client_id;
     int durability;
     unsigned points; /* per write */
@@ -88,7 +97,8 @@ client_main(void *arg)
     cmd.has_client_id = cmd.has_seq = 1;
     cmd.client_id = c->client_id;
     cmd.seq = 1;
-    while (testwriter_send(cl, &cmd, 0, NULL) != RV_OK && !atomic_load(c->stop))
+    while (testwriter_send_as(cl, c->token, &cmd, 0, NULL) != RV_OK &&
+           !atomic_load(c->stop))
         rv_clock_sleep_ms(50);
     /* KEYS keys, points / KEYS steps each: a training step's metrics. */
     unsigned n = c->points;
@@ -113,7 +123,7 @@ client_main(void *arg)
         step += n / KEYS;
         cmd.seq = seq;
         uint64_t t0 = rv_clock_mono_ns();
-        int code = testwriter_send(cl, &cmd, c->durability, NULL);
+        int code = testwriter_send_as(cl, c->token, &cmd, c->durability, NULL);
         uint64_t t1 = rv_clock_mono_ns();
         if (code == RV_OK) {
             uint64_t now_ms = t1 / 1000000u;
@@ -138,18 +148,22 @@ struct load {
     int n;
     atomic_int stop;
     _Atomic uint64_t measure_from_ms;
+    const char *token; /* Every client's; NULL: auth off. */
 };
 
 static void
 load_start(struct load *l, const char *endpoints, int n, unsigned points,
            int durability, uint64_t first_client)
 {
+    const char *token = l->token;
     memset(l, 0, sizeof *l);
+    l->token = token;
     l->n = n;
     atomic_store(&l->measure_from_ms, UINT64_MAX);
     for (int i = 0; i < n; i++) {
         struct client *c = &l->c[i];
         c->endpoints = endpoints;
+        c->token = token;
         c->client_id = first_client + (uint64_t)i;
         c->durability = durability;
         c->points = points;
@@ -201,17 +215,23 @@ ingest_run(const char *mode, int n_clients, unsigned points, unsigned secs,
     struct load l;
     char eps[512];
     static uint64_t next_client = 1;
+    char token[RV_TOKEN_TEXT_CHARS + 1] = "", errmsg[RV_ERRMSG_SIZE] = "";
+    int leader = -1;
     cluster_init(&c, "bench-ingest", 3, mode);
-    if (!cluster_start_all(&c)) {
-        cluster_done(&c, 1);
-        return -1;
-    }
-    int leader = cluster_leader(&c, 10000);
+    /* With auth on: team t0 and a writer token of it, the principal of
+     * every client, made with the leader's admin.token. */
+    if (is_auth && bench_auth_cluster_principal(
+                       &c, BENCH_TEAM, RV__ROLE__ROLE_WRITER, "bench-writer",
+                       token, &leader, errmsg) != RV_OK)
+        fprintf(stderr, "bench_cluster: auth: %s\n", errmsg);
+    else if (!is_auth && cluster_start_all(&c))
+        leader = cluster_leader(&c, 10000);
     if (leader < 0) {
         cluster_done(&c, 1);
         return -1;
     }
     leader_first(&c, leader, eps, sizeof eps);
+    l.token = is_auth ? token : NULL;
     load_start(&l, eps, n_clients, points, 0, next_client);
     next_client += (uint64_t)n_clients;
     rv_clock_sleep_ms(is_quick ? 500 : 1500); /* Warm-up. */
@@ -254,11 +274,15 @@ bench_ingest(void)
     static const unsigned points_full[] = {2000, 5000, 10000};
     int n_cfg = is_quick ? 1 : 3;
     unsigned secs = is_quick ? 1 : 5;
-    printf("\n== ingest: 3 nodes, native RPC, log batches of 10 keys\n");
+    printf("\n== ingest: 3 nodes, native RPC, log batches of 10 keys, "
+           "auth %s\n",
+           is_auth ? "on (a writer token of team " BENCH_TEAM ")" : "off");
     printf("%-9s %7s %7s %12s %9s %9s %9s %6s\n", "mode", "clients", "points",
            "points/s", "p50 ms", "p99 ms", "max ms", "fails");
     for (int m = 0; m < 3; m++) {
         struct ingest_result best = {0};
+        if (only_mode != NULL && strcmp(only_mode, modes[m]) != 0)
+            continue;
         for (int i = 0; i < n_cfg; i++) {
             int nc = is_quick ? 4 : clients_full[i];
             unsigned np = is_quick ? 1000 : points_full[i];
@@ -436,11 +460,21 @@ main(int argc, char **argv)
             restart_points =
                 bench_flag_u64("bench_cluster", "--restart-points", argv[++i],
                                0, UINT64_C(1000000000000), &is_bad);
+        else if (strcmp(argv[i], "--auth") == 0 && i + 1 < argc)
+            is_bad |= bench_on_off(argv[++i], &is_auth);
+        else if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc)
+            only_mode = argv[++i];
+        else
+            is_bad = 1;
     }
+    if (only_mode != NULL && strcmp(only_mode, "memory") != 0 &&
+        strcmp(only_mode, "buffered") != 0 && strcmp(only_mode, "strict") != 0)
+        is_bad = 1;
     if (is_bad) {
         fprintf(stderr, "usage: bench_cluster PATH/TO/runvault [--quick] "
                         "[--only ingest|failover|restart] "
-                        "[--restart-points N]\n");
+                        "[--restart-points N] [--auth on|off] "
+                        "[--mode memory|buffered|strict]\n");
         return 2;
     }
     if (is_quick)

@@ -14,8 +14,14 @@
  * usage: bench_gateway [RUNVAULT] [--quick] [--only ingest|query]
  *        [--clients N] [--seconds N] [--runs N] [--queries N]
  *        [--path native|http] [--durability MODE] [--warmup-ms N]
- *        [--port-base N] [--lat-file PATH]
+ *        [--port-base N] [--lat-file PATH] [--auth on|off]
  * RUNVAULT defaults to $RUNVAULT_BIN. Prints one JSON object per figure.
+ * --auth on: the ingest clusters start with --auth on and every client
+ * writes as a writer token of team t0 (made with the leader's admin.token,
+ * bench_auth.h): "Authorization: Bearer" over HTTP, Request.token over
+ * native RPC. A node answering 401 to that token over HTTP (a gateway
+ * without bearer tokens) makes the HTTP figure a "skipped" line, not a
+ * failure.
  * --path runs one ingest path only; --durability sets the nodes' mode
  * (default buffered); with --warmup-ms the first N ms are not counted
  * (points/s over the rest of the window); --port-base puts node i on
@@ -25,6 +31,7 @@
  * failed or an acknowledged point is missing. */
 #include "base/clock.h"
 #include "bench/bench_args.h"
+#include "bench/bench_auth.h"
 #include "bench/bench_http.h"
 #include "bench/bench_runs.h"
 #include "proto/metrics_builder.h"
@@ -53,6 +60,7 @@ struct bg_opts {
     unsigned warmup_ms;
     int port_base; /* 0: the cluster library's choice. */
     const char *lat_file;
+    int is_auth;
 };
 
 struct bg_client {
@@ -61,6 +69,8 @@ struct bg_client {
     const char *rpc_list;
     const struct bg_opts *o;
     int is_native;
+    const char *token;        /* NULL: auth off. */
+    int is_unauthorized;      /* HTTP answered 401 to token. */
     uint64_t measure_from_ms; /* Acks before this are not counted. */
     uint64_t deadline_ms;
     char run_id[32];
@@ -151,6 +161,7 @@ bg_body(char *b, size_t cap, uint64_t step0, int64_t ts)
     return n;
 }
 
+/* 0, 401 (the token was refused: no retry) or -1. */
 static int
 bg_create_run_http(struct bench_http *h, const char *run_id)
 {
@@ -164,6 +175,8 @@ bg_create_run_http(struct bench_http *h, const char *run_id)
                                NULL);
         if (st == 200 || st == 201)
             return 0;
+        if (st == 401 && h->token != NULL)
+            return 401;
         rv_clock_sleep_ms(100);
     }
     return -1;
@@ -176,10 +189,15 @@ bg_http_client(void *arg)
     struct bench_http h;
     char *body = malloc(BG_BODY_BYTES), uri[96], key[48];
     uint64_t client_id = 1000 + (uint64_t)c->index, seq = 0, step = 0;
-    if (body == NULL ||
-        bench_http_open_tls(&h, c->http, 15000, c->o->http_tls) != 0 ||
-        bg_create_run_http(&h, c->run_id) != 0) {
-        snprintf(c->err, sizeof c->err, "client %d: cannot start", c->index);
+    int st = -1;
+    if (body != NULL &&
+        bench_http_open_tls(&h, c->http, 15000, c->o->http_tls, c->token) == 0)
+        st = bg_create_run_http(&h, c->run_id);
+    if (st != 0) {
+        c->is_unauthorized = st == 401;
+        snprintf(c->err, sizeof c->err, "client %d: cannot start%s", c->index,
+                 st == 401 ? " (401 to a valid token)" : "");
+        bench_http_close(&h);
         free(body);
         return NULL;
     }
@@ -190,7 +208,6 @@ bg_http_client(void *arg)
         snprintf(key, sizeof key, "%llu/%llu", (unsigned long long)client_id,
                  (unsigned long long)++seq);
         uint64_t t0 = rv_clock_mono_ns();
-        int st;
         /* Retried with the same key until acknowledged (or out of time). */
         for (;;) {
             st = bench_http_do(&h, "POST", uri, key, body, n, NULL);
@@ -198,8 +215,8 @@ bg_http_client(void *arg)
                 break;
             if (st < 0) {
                 bench_http_close(&h);
-                if (bench_http_open_tls(&h, c->http, 15000, c->o->http_tls) !=
-                    0)
+                if (bench_http_open_tls(&h, c->http, 15000, c->o->http_tls,
+                                        c->token) != 0)
                     rv_clock_sleep_ms(50);
             }
             c->n_failed++;
@@ -239,6 +256,7 @@ bg_native_client(void *arg)
     Rv__Response *resp = NULL;
     req.body_case = RV__REQUEST__BODY_WRITE;
     req.write = &wr;
+    req.token = (char *)c->token;
     wr.n_commands = 1;
     wr.commands = cmds;
     cmd.has_client_id = cmd.has_seq = 1;
@@ -297,9 +315,11 @@ bg_native_client(void *arg)
     return NULL;
 }
 
-/* n_points of run_id, read linearizably through node 0's HTTP. */
+/* n_points of run_id, read linearizably through node 0's HTTP as token
+ * (NULL: none); -2 if the node answered 401. */
 static long long
-bg_points_of(const char *http, const char *run_id, nng_tls_config *tls)
+bg_points_of(const char *http, const char *token, const char *run_id,
+             nng_tls_config *tls)
 {
     struct bench_http h;
     struct rv_buf out;
@@ -308,8 +328,12 @@ bg_points_of(const char *http, const char *run_id, nng_tls_config *tls)
     rv_buf_init(&out);
     snprintf(uri, sizeof uri, "/api/v2/runs/%s?consistency=linearizable",
              run_id);
-    if (bench_http_open_tls(&h, http, 15000, tls) == 0 &&
-        bench_http_do(&h, "GET", uri, NULL, NULL, 0, &out) == 200) {
+    int st = bench_http_open_tls(&h, http, 15000, tls, token) == 0
+                 ? bench_http_do(&h, "GET", uri, NULL, NULL, 0, &out)
+                 : -1;
+    if (st == 401)
+        n = -2;
+    if (st == 200) {
         uint64_t v;
         if (bench_json_u64((const char *)out.data, "n_points", &v) == 0 &&
             v <= INT64_MAX)
@@ -328,12 +352,18 @@ bg_points_of(const char *http, const char *run_id, nng_tls_config *tls)
 static void
 bg_check_acked(const char *http, const struct bg_client *cl, int n_clients,
                int is_memory, nng_tls_config *tls, uint64_t *lost,
-               uint64_t *extra)
+               uint64_t *extra, int *is_unchecked)
 {
+    *is_unchecked = 0;
     for (int tries = 0; tries < (is_memory ? 50 : 1); tries++) {
         *lost = *extra = 0;
         for (int i = 0; i < n_clients; i++) {
-            long long n = bg_points_of(http, cl[i].run_id, tls);
+            long long n = bg_points_of(http, cl[i].token, cl[i].run_id, tls);
+            if (n == -2) { /* HTTP refuses the token: cannot read back. */
+                *is_unchecked = 1;
+                *lost = *extra = 0;
+                return;
+            }
             if (n < 0 || (uint64_t)n < cl[i].n_acked)
                 *lost += n < 0 ? cl[i].n_acked : cl[i].n_acked - (uint64_t)n;
             else
@@ -354,12 +384,22 @@ bg_ingest(int is_native, int n_clients, unsigned seconds,
     pthread_t th[BG_MAX_CLIENTS];
     char http[3][32];
     int is_failed = 0;
+    char token[RV_TOKEN_TEXT_CHARS + 1] = "", errmsg[RV_ERRMSG_SIZE] = "";
     cluster_init(&c, is_native ? "bgnative" : "bghttp", 3, o->durability);
     if (o->port_base > 0)
         bg_set_ports(&c, o->port_base);
+    int leader = -1;
     if (o->tls != NULL)
         cluster_set_tls(&c, o->tls);
-    if (!cluster_start_all(&c) || cluster_leader(&c, 15000) < 0) {
+    /* With auth on: team t0 and a writer token of it (every client's),
+     * made with the leader's admin.token. */
+    if (o->is_auth && bench_auth_cluster_principal(
+                          &c, "t0", RV__ROLE__ROLE_WRITER, "bench-writer",
+                          token, &leader, errmsg) != RV_OK)
+        fprintf(stderr, "bench_gateway: auth: %s\n", errmsg);
+    else if (!o->is_auth && cluster_start_all(&c))
+        leader = cluster_leader(&c, 15000);
+    if (leader < 0) {
         cluster_done(&c, 1);
         return -1;
     }
@@ -373,6 +413,7 @@ bg_ingest(int is_native, int n_clients, unsigned seconds,
         cl[i].rpc_list = c.endpoints;
         cl[i].o = o;
         cl[i].is_native = is_native;
+        cl[i].token = o->is_auth ? token : NULL;
         cl[i].measure_from_ms = t0 + o->warmup_ms;
         cl[i].deadline_ms = t0 + o->warmup_ms + seconds * 1000u;
         cl[i].lat_ms = malloc(BG_MAX_LAT * sizeof *cl[i].lat_ms);
@@ -382,8 +423,10 @@ bg_ingest(int is_native, int n_clients, unsigned seconds,
                        is_native ? bg_native_client : bg_http_client, &cl[i]);
     }
     uint64_t acked = 0, counted = 0, failed = 0, n_lat = 0;
+    int n_unauthorized = 0;
     for (int i = 0; i < n_clients; i++) {
         pthread_join(th[i], NULL);
+        n_unauthorized += cl[i].is_unauthorized;
         acked += cl[i].n_acked;
         counted += cl[i].n_counted;
         failed += cl[i].n_failed;
@@ -403,8 +446,22 @@ bg_ingest(int is_native, int n_clients, unsigned seconds,
     double p50 = bg_pct(all, k, 0.5), p90 = bg_pct(all, k, 0.9);
     double p99 = bg_pct(all, k, 0.99), max = k ? all[k - 1] : 0;
     uint64_t lost = 0, extra = 0;
+    int is_unchecked = 0;
+    if (n_unauthorized > 0) {
+        printf("{\"figure\":\"ingest_%s\",\"skipped\":\"the node answered "
+               "401 to a valid token (%d of %d clients): no bearer tokens "
+               "on this path yet\",\"auth\":\"on\"}\n",
+               is_native ? "native" : "http", n_unauthorized, n_clients);
+        fflush(stdout);
+        for (int i = 0; i < n_clients; i++)
+            free(cl[i].lat_ms);
+        free(all);
+        memset(token, 0, sizeof token);
+        cluster_done(&c, 0);
+        return 0;
+    }
     bg_check_acked(http[0], cl, n_clients, strcmp(o->durability, "memory") == 0,
-                   o->http_tls, &lost, &extra);
+                   o->http_tls, &lost, &extra, &is_unchecked);
     /* Without a warm-up: every ack over the whole run (the first
      * figures); with one: the acks inside the measured window. */
     double rate = (double)acked / secs;
@@ -418,17 +475,20 @@ bg_ingest(int is_native, int n_clients, unsigned seconds,
            "\"p50_ms\":%.1f,\"p99_ms\":%.1f,\"retries\":%llu,"
            "\"acked_lost\":%llu,\"applied_beyond_acked\":%llu,"
            "\"target\":%d,\"durability\":\"%s\",\"warmup_ms\":%u,"
-           "\"p90_ms\":%.2f,\"max_ms\":%.2f,\"requests\":%zu}\n",
+           "\"p90_ms\":%.2f,\"max_ms\":%.2f,\"requests\":%zu,"
+           "\"auth\":\"%s\",\"acked_checked\":%s}\n",
            is_native ? "native" : "http", o->tls ? "_tls" : "", rate,
            (unsigned long long)acked, n_clients, BG_POINTS, secs, p50, p99,
            (unsigned long long)failed, (unsigned long long)lost,
            (unsigned long long)extra, is_native ? 1000000 : 500000,
-           o->durability, o->warmup_ms, p90, max, k);
+           o->durability, o->warmup_ms, p90, max, k, o->is_auth ? "on" : "off",
+           is_unchecked ? "false" : "true");
     fflush(stdout);
     is_failed = lost > 0 || acked == 0;
     for (int i = 0; i < n_clients; i++)
         free(cl[i].lat_ms);
     free(all);
+    memset(token, 0, sizeof token);
     cluster_done(&c, is_failed);
     return is_failed ? -1 : 0;
 }
@@ -694,6 +754,8 @@ main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--tls-ca") == 0) {
             tls_ca = v;
+        } else if (strcmp(a, "--auth") == 0) {
+            is_bad |= bench_on_off(v, &o.is_auth);
             i++;
         } else if (a[0] != '-') {
             bin = a;
@@ -715,7 +777,7 @@ main(int argc, char **argv)
                         "[--runs N] [--queries N] [--path native|http] "
                         "[--durability memory|buffered|strict] "
                         "[--warmup-ms N] [--port-base N] [--lat-file PATH] "
-                        "[--tls-ca CERTS/ca.crt]\n");
+                        "[--tls-ca CERTS/ca.crt] [--auth on|off]\n");
         return 2;
     }
     if (tls_ca != NULL && bg_tls(&o, tls_ca) != 0)

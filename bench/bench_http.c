@@ -1,6 +1,8 @@
 /* The benchmarks' HTTP client (bench_http.h). */
 #include "bench/bench_http.h"
 
+#include "base/token.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -13,15 +15,16 @@ bench_http_open(struct bench_http *h, const char *hostport)
 int
 bench_http_open_ms(struct bench_http *h, const char *hostport, int timeout_ms)
 {
-    return bench_http_open_tls(h, hostport, timeout_ms, NULL);
+    return bench_http_open_tls(h, hostport, timeout_ms, NULL, NULL);
 }
 
 int
 bench_http_open_tls(struct bench_http *h, const char *hostport, int timeout_ms,
-                    nng_tls_config *tls)
+                    nng_tls_config *tls, const char *token)
 {
     char u[96];
     memset(h, 0, sizeof *h);
+    h->token = token;
     snprintf(u, sizeof u, "%s://%s", tls ? "https" : "http", hostport);
     if (nng_url_parse(&h->url, u) != 0 ||
         nng_http_client_alloc(&h->client, h->url) != 0 ||
@@ -74,6 +77,12 @@ bench_http_do(struct bench_http *h, const char *method, const char *uri,
     }
     if (key != NULL)
         nng_http_req_set_header(req, "Idempotency-Key", key);
+    if (h->token != NULL) {
+        char auth[RV_TOKEN_TEXT_CHARS + 16];
+        snprintf(auth, sizeof auth, "Bearer %s", h->token);
+        nng_http_req_set_header(req, "Authorization", auth);
+        memset(auth, 0, sizeof auth);
+    }
     nng_http_conn_transact(h->conn, req, res, h->aio);
     nng_aio_wait(h->aio);
     if (nng_aio_result(h->aio) == 0) {

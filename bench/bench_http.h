@@ -17,6 +17,7 @@ struct bench_http {
     nng_http_client *client;
     nng_http_conn *conn;
     nng_aio *aio;
+    const char *token; /* Borrowed; NULL: no Authorization header. */
 };
 
 /* Connect to "IP:PORT" (15 s timeout per exchange). 0 or -1; on -1 call
@@ -26,9 +27,10 @@ int bench_http_open(struct bench_http *h, const char *hostport);
 int bench_http_open_ms(struct bench_http *h, const char *hostport,
                        int timeout_ms);
 /* The same over https with tls (a client configuration; nng takes its own
- * hold), or http when tls is NULL. */
+ * hold), or http when tls is NULL; every request carries "Authorization:
+ * Bearer token" (token borrowed, NULL for none; base/token.h). */
 int bench_http_open_tls(struct bench_http *h, const char *hostport,
-                        int timeout_ms, nng_tls_config *tls);
+                        int timeout_ms, nng_tls_config *tls, const char *token);
 void bench_http_close(struct bench_http *h);
 /* One exchange; the status, or -1 on a transport failure. key (if not
  * NULL) goes in an Idempotency-Key header; the answer's body, NUL

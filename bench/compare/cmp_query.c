@@ -24,12 +24,31 @@
  * usage: cmp_query --http H:P,H:P,H:P --rpc tcp://..,.. --pg CONNINFO
  *        --out DIR [--runs N] [--reps N] [--history-points N]
  *        [--budget-s S]   (S: seconds for the query and history phase)
+ *        [--teams N] [--token-file FILE]
  * Writes DIR/query.json, DIR/query_cdf_runvault.dat,
  * DIR/query_cdf_postgres.dat and DIR/query_plans.txt, prints a table.
+ * --teams N: the runs go to teams t0..t(N-1) (RunCreate.team, a hash of
+ * the run's number) instead of the run set's own. --token-file FILE (else
+ * $RUNVAULT_TOKEN): every runvault request carries that token
+ * (Request.token natively, Authorization: Bearer over HTTP).
+ *
+ * Auth off against auth on (bench/compare/auth.sh), no PostgreSQL:
+ *   cmp_query --rpc OFF_LIST --rpc-auth ON_LIST --token-file ADMIN
+ *        --teams N --as-team tI --out DIR [--runs N] [--reps N]
+ *        [--history-points N] [--budget-s S]
+ * ADMIN is the auth-on cluster's cluster-admin token (its first leader's
+ * admin.token). Creates the N teams on both clusters and a reader token of
+ * tI on the auth-on one (Command.team_put, Command.token_put, hash only),
+ * loads the same runs and the history series (in tI) into both, then
+ * times the ten shapes and the history as tI over native RPC in pairs
+ * that alternate the order: auth off with ListRunsRequest.team = tI, auth
+ * on through the reader token alone (the node scopes it). Every pair must
+ * return the same runs, all of team tI. Writes DIR/query_auth.json.
  * Exits 1 on a load failure or if any pair returned different runs. */
 #include "base/buf.h"
 #include "base/clock.h"
 #include "bench/bench_args.h"
+#include "bench/bench_auth.h"
 #include "bench/bench_http.h"
 #include "bench/bench_runs.h"
 #include "proto/metrics_builder.h"
@@ -61,6 +80,8 @@
 #define CQ_LOAD_THREADS 8
 #define CQ_MIN_PAIRS    10    /* A query keeps at least this many pairs. */
 #define CQ_HTTP_MS      30000 /* HTTP timeout per exchange. */
+#define CQ_MAX_TEAMS    100
+#define CQ_AUTH_CHUNKS  4 /* The auth comparison's load, alternated. */
 
 /* ---- Small helpers -------------------------------------------------------
  */
@@ -172,8 +193,41 @@ cq_json_u64(const char *body, const char *name)
 /* ---- Loading runvault ----------------------------------------------------
  */
 
+/* "t0".."t<CQ_MAX_TEAMS - 1>", made by cq_teams_init() before any loader
+ * starts. */
+static char cq_teams[CQ_MAX_TEAMS][8];
+
+static void
+cq_teams_init(void)
+{
+    for (int i = 0; i < CQ_MAX_TEAMS; i++)
+        snprintf(cq_teams[i], sizeof cq_teams[i], "t%d", i);
+}
+
+/* The team of run r among n: a multiplicative hash of r, so each team's
+ * runs are spread over every project and experiment (r % 10 and r / 10 %
+ * 20 pick those). */
+static const char *
+cq_team_name(size_t r, size_t n)
+{
+    uint64_t h = (uint64_t)r * UINT64_C(0x9E3779B97F4A7C15);
+    return cq_teams[(h >> 32) % n];
+}
+
+/* 1 if team is one of the first n teams' names. */
 static int
-cq_rv_write(struct rvc *rvc, Rv__Command **cmds, size_t n, char *errmsg)
+cq_is_team_of(const char *team, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(team, cq_teams[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* One write of cmds as token (NULL: none). */
+static int
+cq_rv_write(struct rvc *rvc, const char *token, Rv__Command **cmds, size_t n,
+            char *errmsg)
 {
     Rv__Request req = RV__REQUEST__INIT;
     Rv__WriteRequest wr = RV__WRITE_REQUEST__INIT;
@@ -182,6 +236,7 @@ cq_rv_write(struct rvc *rvc, Rv__Command **cmds, size_t n, char *errmsg)
     wr.commands = cmds;
     req.body_case = RV__REQUEST__BODY_WRITE;
     req.write = &wr;
+    req.token = (char *)token;
     int r = rvc_call(rvc, &req, &resp, errmsg);
     int ok = r == RV_OK && resp->code == RV_OK;
     size_t bad = 0;
@@ -212,7 +267,11 @@ cq_rv_write(struct rvc *rvc, Rv__Command **cmds, size_t n, char *errmsg)
  * in does not change any answer (ties sort by start_time, then run id). */
 struct cq_rv_loader {
     const char *endpoints;
-    size_t n_runs, id;
+    const char *token;     /* NULL: auth off. */
+    size_t n_teams;        /* 0: the run set's own teams. */
+    size_t lo, n_runs, id; /* Runs [lo, n_runs). */
+    uint64_t seed;         /* Of the run set from run lo on. */
+    uint64_t client_id;    /* Idempotency keys: this id, seq from 1. */
     int rc;
     struct bench_runs runs;
 };
@@ -229,25 +288,27 @@ cq_rv_load_main(void *arg)
         fprintf(stderr, "cmp_query: runvault: %s\n", errmsg);
         return NULL;
     }
-    rv_rng_seed(&rng, CQ_RUN_SEED);
+    rv_rng_seed(&rng, w->seed);
     bench_runs_init(&w->runs);
     size_t batch = 0;
     uint64_t seq = 0;
-    for (size_t base = 0; base < w->n_runs;
+    for (size_t base = w->lo; base < w->n_runs;
          base += BENCH_RUNS_PER_FILL, batch++) {
         size_t k = w->n_runs - base < BENCH_RUNS_PER_FILL ? w->n_runs - base
                                                           : BENCH_RUNS_PER_FILL;
         bench_runs_fill(&w->runs, base, k, &rng);
         if (batch % CQ_LOAD_THREADS != w->id)
             continue;
+        for (size_t j = 0; j < k && w->n_teams > 0; j++)
+            w->runs.rc[j].team = (char *)cq_team_name(base + j, w->n_teams);
         for (size_t j = 0; j < 2 * k; j++) { /* Idempotency keys. */
             w->runs.cmds[j]->has_client_id = w->runs.cmds[j]->has_seq = 1;
-            w->runs.cmds[j]->client_id = 1000 + w->id;
+            w->runs.cmds[j]->client_id = w->client_id;
             w->runs.cmds[j]->seq = ++seq;
         }
         if (w->id == 0 && base % 100000 < BENCH_RUNS_PER_FILL && base > 0)
             fprintf(stderr, "cmp_query: runvault: ~%zu runs written\n", base);
-        if (cq_rv_write(rvc, w->runs.cmds, 2 * k, errmsg) != 0) {
+        if (cq_rv_write(rvc, w->token, w->runs.cmds, 2 * k, errmsg) != 0) {
             fprintf(stderr, "cmp_query: runvault load failed at run %zu: %s\n",
                     base, errmsg);
             bench_runs_free(&w->runs);
@@ -261,15 +322,24 @@ cq_rv_load_main(void *arg)
     return NULL;
 }
 
+/* Runs [lo, hi) of the run set whose run lo starts at seed (the whole
+ * set: 0, n, CQ_RUN_SEED), by CQ_LOAD_THREADS writers with client ids
+ * from client_base on. */
 static int
-cq_rv_load_runs(const char *endpoints, size_t n_runs)
+cq_rv_load_range(const char *endpoints, const char *token, size_t n_teams,
+                 size_t lo, size_t hi, uint64_t seed, uint64_t client_base)
 {
     static struct cq_rv_loader w[CQ_LOAD_THREADS];
     pthread_t th[CQ_LOAD_THREADS];
     int rc = 0;
     for (size_t i = 0; i < CQ_LOAD_THREADS; i++) {
         w[i].endpoints = endpoints;
-        w[i].n_runs = n_runs;
+        w[i].token = token;
+        w[i].n_teams = n_teams;
+        w[i].lo = lo;
+        w[i].n_runs = hi;
+        w[i].seed = seed;
+        w[i].client_id = client_base + i;
         w[i].id = i;
         w[i].rc = -1;
         if (pthread_create(&th[i], NULL, cq_rv_load_main, &w[i]) != 0)
@@ -283,7 +353,17 @@ cq_rv_load_runs(const char *endpoints, size_t n_runs)
 }
 
 static int
-cq_rv_load_history(struct rvc *rvc, size_t n_points)
+cq_rv_load_runs(const char *endpoints, const char *token, size_t n_teams,
+                size_t n_runs)
+{
+    return cq_rv_load_range(endpoints, token, n_teams, 0, n_runs, CQ_RUN_SEED,
+                            1000);
+}
+
+/* The history run (in team, or "infra") and its series, as token. */
+static int
+cq_rv_load_history(struct rvc *rvc, const char *token, const char *team,
+                   size_t n_points)
 {
     char errmsg[RV_ERRMSG_SIZE] = "";
     Rv__Command cmd = RV__COMMAND__INIT, *cmds[1] = {&cmd};
@@ -292,13 +372,13 @@ cq_rv_load_history(struct rvc *rvc, size_t n_points)
     rc.name = CQ_HIST_RUN;
     rc.project = "hist";
     rc.experiment = "series";
-    rc.team = "infra";
+    rc.team = (char *)(team != NULL ? team : "infra");
     rc.created_at_ms = 1690000000000;
     rc.has_status = 1;
     rc.status = RV__RUN_STATUS__FINISHED;
     cmd.body_case = RV__COMMAND__BODY_RUN_CREATE;
     cmd.run_create = &rc;
-    if (cq_rv_write(rvc, cmds, 1, errmsg) != 0) {
+    if (cq_rv_write(rvc, token, cmds, 1, errmsg) != 0) {
         fprintf(stderr, "cmp_query: history run: %s\n", errmsg);
         return -1;
     }
@@ -325,7 +405,7 @@ cq_rv_load_history(struct rvc *rvc, size_t n_points)
                 abort();
         }
         proto_metrics_view(&mb, &m);
-        if (cq_rv_write(rvc, cmds, 1, errmsg) != 0) {
+        if (cq_rv_write(rvc, token, cmds, 1, errmsg) != 0) {
             fprintf(stderr, "cmp_query: history batch %zu: %s\n", s0, errmsg);
             proto_metrics_free(&mb);
             return -1;
@@ -1019,11 +1099,27 @@ cq_rv_ids(const char *body, char ids[][40])
     return n;
 }
 
+/* One cluster of the auth comparison (--rpc-auth): a client on its
+ * leader, the token its queries carry (NULL: auth off) and the team they
+ * name in ListRunsRequest.team (auth off: the equivalent of the token's
+ * scope; auth on: NULL, the token scopes them). */
+struct cq_side {
+    const char *endpoints;
+    const char *token, *team;
+    const char *as; /* The team every run returned must be in. */
+    struct rvc *rvc;
+    char leader[64];
+};
+
 struct cq_ctx {
     struct bench_http http;
     PGconn *pg;
     struct rv_buf body;
     size_t n_runs;
+    /* The auth comparison: the pairs are off against on, not runvault
+     * against PostgreSQL (struct cq_stats' rv_ms then holds auth off's
+     * times, pg_ms auth on's). NULL otherwise. */
+    struct cq_side *off, *on;
 };
 
 /* One runvault sample; its ids. Returns the time in ms, or -1. */
@@ -1082,9 +1178,10 @@ cq_pg_once(struct cq_ctx *c, const struct cq_query *q, const struct cq_inst *in,
     return ms;
 }
 
+/* rv's and pg's ids (the two sides of a pair, named a and b) the same? */
 static void
-cq_compare(struct cq_stats *st, char rv[][40], size_t n_rv, char pg[][40],
-           size_t n_pg, const char *uri_hint)
+cq_compare_as(struct cq_stats *st, const char *a, const char *b, char rv[][40],
+              size_t n_rv, char pg[][40], size_t n_pg, const char *uri_hint)
 {
     int same = n_rv == n_pg;
     size_t at = 0;
@@ -1094,11 +1191,98 @@ cq_compare(struct cq_stats *st, char rv[][40], size_t n_rv, char pg[][40],
         return;
     if (st->n_mismatch++ == 0)
         snprintf(st->first_mismatch, sizeof st->first_mismatch,
-                 "%s: runvault %zu rows, postgres %zu rows, first difference "
-                 "at row %zu (%s vs %s)",
-                 uri_hint, n_rv, n_pg, at ? at - 1 : 0,
+                 "%s: %s %zu rows, %s %zu rows, first difference at row %zu "
+                 "(%s vs %s)",
+                 uri_hint, a, n_rv, b, n_pg, at ? at - 1 : 0,
                  at && at - 1 < n_rv ? rv[at - 1] : "-",
                  at && at - 1 < n_pg ? pg[at - 1] : "-");
+}
+
+/* One query of side sd through native RPC (ListRunsRequest, first page
+ * of CQ_PAGE); its ids. Returns the time in ms, or -1. */
+static double
+cq_side_once(struct cq_side *sd, const struct cq_query *q,
+             const struct cq_inst *in, struct cq_stats *st, char ids[][40],
+             size_t *n_ids)
+{
+    char filter[1024], order[256], proj[16], exp[16], errmsg[RV_ERRMSG_SIZE];
+    Rv__Request req = RV__REQUEST__INIT;
+    Rv__ListRunsRequest lr = RV__LIST_RUNS_REQUEST__INIT;
+    Rv__Response *resp = NULL;
+    cq_rv_strings(q, in, filter, sizeof filter, order, sizeof order);
+    snprintf(proj, sizeof proj, "proj-%u", in->proj);
+    snprintf(exp, sizeof exp, "exp-%u", in->exp);
+    lr.team = (char *)sd->team;
+    lr.project = q->scope != CQ_ALL ? proj : NULL;
+    lr.experiment = q->scope == CQ_EXPERIMENT ? exp : NULL;
+    lr.filter = filter[0] != '\0' ? filter : NULL;
+    lr.order_by = order[0] != '\0' ? order : NULL;
+    lr.has_per_page = 1;
+    lr.per_page = CQ_PAGE;
+    req.body_case = RV__REQUEST__BODY_LIST_RUNS;
+    req.list_runs = &lr;
+    req.token = (char *)sd->token;
+    double t0 = cq_now_ms();
+    int rc = rvc_call(sd->rvc, &req, &resp, errmsg);
+    double ms = cq_now_ms() - t0;
+    if (rc == RV_OK)
+        rc = (int)resp->code;
+    if (rc != RV_OK) {
+        fprintf(stderr, "cmp_query: auth %s: %s: %s %s\n",
+                sd->token != NULL ? "on" : "off", filter, rv_strerror(rc),
+                resp != NULL && resp->message != NULL ? resp->message : errmsg);
+        rvc_response_free(resp);
+        return -1;
+    }
+    *n_ids = 0;
+    for (size_t i = 0; i < resp->n_runs && i < CQ_PAGE; i++) {
+        const Rv__RunInfo *ri = resp->runs[i];
+        snprintf(ids[(*n_ids)++], 40, "%s", ri->run_id);
+        if (st == NULL || (ri->team != NULL && strcmp(ri->team, sd->as) == 0))
+            continue;
+        if (st->n_mismatch++ == 0) /* Outside the team: a wrong answer. */
+            snprintf(st->first_mismatch, sizeof st->first_mismatch,
+                     "%.200s: auth %s returned run %.40s of team '%.64s'",
+                     filter, sd->token != NULL ? "on" : "off", ri->run_id,
+                     ri->team != NULL ? ri->team : "");
+    }
+    if (st != NULL && sd->token == NULL) { /* Once per pair: auth off's. */
+        st->rv_examined += (double)resp->n_examined;
+        st->rv_rows += (double)*n_ids;
+    }
+    rvc_response_free(resp);
+    return ms;
+}
+
+/* One pair of the auth comparison: off and on, in the order the round
+ * gives; both must return the same runs. */
+static void
+cq_auth_pair(struct cq_ctx *c, size_t qi, const struct cq_inst *in,
+             int on_first, struct cq_stats *st)
+{
+    static char off_ids[CQ_PAGE][40], on_ids[CQ_PAGE][40];
+    size_t n_off = 0, n_on = 0;
+    const struct cq_query *q = &cq_queries[qi];
+    double on_ms = 0, off_ms = 0;
+    if (on_first)
+        on_ms = cq_side_once(c->on, q, in, st, on_ids, &n_on);
+    off_ms = cq_side_once(c->off, q, in, st, off_ids, &n_off);
+    if (!on_first)
+        on_ms = cq_side_once(c->on, q, in, st, on_ids, &n_on);
+    if (st == NULL)
+        return; /* Warm-up. */
+    if (off_ms < 0 || on_ms < 0) {
+        st->n_rv_errors += off_ms < 0;
+        st->n_pg_errors += on_ms < 0;
+        return;
+    }
+    char filter[1024], order[256];
+    cq_rv_strings(q, in, filter, sizeof filter, order, sizeof order);
+    cq_compare_as(st, "auth off", "auth on", off_ids, n_off, on_ids, n_on,
+                  filter);
+    st->rv_ms[st->n] = off_ms;
+    st->pg_ms[st->n] = on_ms;
+    st->n++;
 }
 
 /* One pair: both systems, in the order the round gives. */
@@ -1110,6 +1294,10 @@ cq_pair(struct cq_ctx *c, size_t qi, const struct cq_inst *in, int pg_first,
     size_t n_rv = 0, n_pg = 0;
     const struct cq_query *q = &cq_queries[qi];
     double pg_ms = 0, rv_ms = 0;
+    if (c->off != NULL) {
+        cq_auth_pair(c, qi, in, pg_first, st);
+        return;
+    }
     if (pg_first)
         pg_ms = cq_pg_once(c, q, in, pg_ids, &n_pg);
     rv_ms = cq_rv_once(c, q, in, st, rv_ids, &n_rv);
@@ -1124,7 +1312,7 @@ cq_pair(struct cq_ctx *c, size_t qi, const struct cq_inst *in, int pg_first,
     }
     char hint[256];
     cq_rv_uri(q, in, hint, sizeof hint);
-    cq_compare(st, rv_ids, n_rv, pg_ids, n_pg, hint);
+    cq_compare_as(st, "runvault", "postgres", rv_ids, n_rv, pg_ids, n_pg, hint);
     st->rv_ms[st->n] = rv_ms;
     st->pg_ms[st->n] = pg_ms;
     st->n++;
@@ -1369,6 +1557,7 @@ cq_write_cdf(const char *dir, const char *name, struct cq_stats *st, int is_pg)
 struct cq_run {
     size_t n_runs, n_hist, reps, rounds_done;
     double rv_load_s, pg_load_s, pg_index_s, wall_s;
+    double load_chunk_s[2][CQ_AUTH_CHUNKS]; /* Auth comparison: off, on. */
     struct cq_noise nz_start, nz_end;
     double steal_pct;
     struct cq_hist hist;
@@ -1540,6 +1729,12 @@ struct cq_args {
     const char *http, *rpc, *pg, *out;
     size_t n_runs, reps, n_hist;
     double budget_s;
+    const char *token_file; /* --token-file (else RUNVAULT_TOKEN). */
+    const char *token;      /* NULL: auth off. */
+    char token_text[RV_TOKEN_TEXT_CHARS + 1];
+    const char *rpc_auth; /* --rpc-auth: the auth comparison's "on" side. */
+    const char *as_team;  /* --as-team */
+    size_t n_teams;       /* --teams; 0: the run set's own teams. */
 };
 
 static int
@@ -1572,10 +1767,28 @@ cq_args_parse(int argc, char **argv, struct cq_args *a)
                                                &is_bad);
         else if (strcmp(k, "--budget-s") == 0)
             a->budget_s = strtod(v, NULL);
+        else if (strcmp(k, "--token-file") == 0)
+            a->token_file = v;
+        else if (strcmp(k, "--rpc-auth") == 0)
+            a->rpc_auth = v;
+        else if (strcmp(k, "--as-team") == 0)
+            a->as_team = v;
+        else if (strcmp(k, "--teams") == 0)
+            a->n_teams = (size_t)bench_flag_u64("cmp_query", k, v, 1,
+                                                CQ_MAX_TEAMS, &is_bad);
         else
             return -1;
     }
-    return !is_bad && a->http && a->rpc && a->pg && a->out ? 0 : -1;
+    int rc = bench_token_load("cmp_query", a->token_file, a->token_text);
+    a->token = rc == 0 ? a->token_text : NULL;
+    if (is_bad || rc < 0 || a->rpc == NULL || a->out == NULL)
+        return -1;
+    if (a->rpc_auth != NULL) /* Auth off against on: no PostgreSQL. */
+        return a->token != NULL && a->n_teams > 0 && a->as_team != NULL &&
+                       cq_is_team_of(a->as_team, a->n_teams)
+                   ? 0
+                   : -1;
+    return a->http && a->pg && a->as_team == NULL ? 0 : -1;
 }
 
 static int
@@ -1606,12 +1819,12 @@ cq_load(const struct cq_args *a, struct cq_run *run)
     if (pthread_create(&th, NULL, cq_pg_load_main, &L) != 0)
         return -1;
     double t0 = cq_now_ms();
-    int rc = cq_rv_load_runs(a->rpc, a->n_runs);
+    int rc = cq_rv_load_runs(a->rpc, a->token, a->n_teams, a->n_runs);
     run->rv_load_s = (cq_now_ms() - t0) / 1000.0;
     if (rc == 0)
         rc = rvc_open(&rvc, a->rpc, errmsg) == RV_OK ? 0 : -1;
     if (rc == 0) {
-        rc = cq_rv_load_history(rvc, a->n_hist);
+        rc = cq_rv_load_history(rvc, a->token, NULL, a->n_hist);
         rvc_close(rvc);
     }
     fprintf(stderr, "cmp_query: runvault loaded %zu runs in %.1f s%s\n",
@@ -1700,6 +1913,363 @@ cq_measure(struct cq_ctx *c, const struct cq_args *a, struct cq_stats *st,
     }
 }
 
+/* ---- Auth off against auth on (--rpc-auth) -------------------------------
+ *
+ * Two clusters loaded with the same runs spread over --teams teams; every
+ * query shape and the history timed as --as-team in alternating pairs:
+ * on the auth-off cluster with ListRunsRequest.team = that team, on the
+ * auth-on cluster through a reader token of that team (the node scopes
+ * the query). Both must return the same runs. */
+
+/* Every node of endpoints (comma-separated, at most 5) at the same applied
+ * index twice in a row (status as token); the leader's address into
+ * sd->leader. 0, or -1 after about 120 s. */
+static int
+cq_side_settle(struct cq_side *sd, const char *token)
+{
+    char eps[5][64];
+    size_t n = 0;
+    for (const char *p = sd->endpoints; *p != '\0' && n < 5; n++) {
+        size_t k = strcspn(p, ",");
+        snprintf(eps[n], sizeof eps[n], "%.*s", (int)k, p);
+        p += k + (p[k] == ',');
+    }
+    uint64_t last = UINT64_MAX;
+    for (int round = 0, stable = 0; round < 600; round++) {
+        uint64_t idx = UINT64_MAX;
+        int ok = n > 0, has_leader = 0;
+        for (size_t i = 0; i < n && ok; i++) {
+            Rv__Request req = RV__REQUEST__INIT;
+            Rv__StatusRequest sr = RV__STATUS_REQUEST__INIT;
+            Rv__Response *resp = NULL;
+            char errmsg[RV_ERRMSG_SIZE];
+            req.body_case = RV__REQUEST__BODY_STATUS;
+            req.status = &sr;
+            req.token = (char *)token;
+            ok = rvc_call_once(eps[i], &req, 2000, &resp, errmsg) == RV_OK &&
+                 resp->code == RV_OK && resp->self != NULL &&
+                 (i == 0 || resp->self->applied_index == idx);
+            if (ok && i == 0)
+                idx = resp->self->applied_index;
+            if (ok && resp->self->state != NULL &&
+                strcmp(resp->self->state, "leader") == 0) {
+                snprintf(sd->leader, sizeof sd->leader, "%s", eps[i]);
+                has_leader = 1;
+            }
+            rvc_response_free(resp);
+        }
+        stable = ok && has_leader && idx == last ? stable + 1 : 0;
+        if (stable >= 2)
+            return 0;
+        last = ok ? idx : UINT64_MAX;
+        rv_clock_sleep_ms(200);
+    }
+    return -1;
+}
+
+/* The history of side sd (natively, downsampled); the points it gave, or
+ * -1. *ms: its time. */
+static long long
+cq_side_history(struct cq_side *sd, double *ms)
+{
+    Rv__Request req = RV__REQUEST__INIT;
+    Rv__HistoryRequest hr = RV__HISTORY_REQUEST__INIT;
+    Rv__Response *resp = NULL;
+    char errmsg[RV_ERRMSG_SIZE];
+    hr.run_id = CQ_HIST_RUN;
+    hr.key = CQ_HIST_KEY;
+    hr.has_downsample = 1;
+    hr.downsample = CQ_DOWNSAMPLE;
+    req.body_case = RV__REQUEST__BODY_HISTORY;
+    req.history = &hr;
+    req.token = (char *)sd->token;
+    double t0 = cq_now_ms();
+    int rc = rvc_call(sd->rvc, &req, &resp, errmsg);
+    *ms = cq_now_ms() - t0;
+    if (rc == RV_OK)
+        rc = (int)resp->code;
+    long long n = rc == RV_OK ? (long long)resp->n_steps : -1;
+    if (rc != RV_OK)
+        fprintf(stderr, "cmp_query: history (auth %s): %s %s\n",
+                sd->token != NULL ? "on" : "off", rv_strerror(rc),
+                resp != NULL && resp->message != NULL ? resp->message : errmsg);
+    rvc_response_free(resp);
+    return n;
+}
+
+/* The history in alternating pairs (2 warm-up pairs); rv_* is auth off,
+ * pg_* auth on. 0, or -1 on an error or different point counts. */
+static int
+cq_auth_history(struct cq_ctx *c, size_t n_reps, struct cq_hist *h)
+{
+    h->n_reps = 0;
+    for (size_t i = 0; i < n_reps + 2 && i < 64; i++) {
+        double off_ms = 0, on_ms = 0;
+        long long n_on = 0, n_off = 0;
+        if (i & 1)
+            n_on = cq_side_history(c->on, &on_ms);
+        n_off = cq_side_history(c->off, &off_ms);
+        if (!(i & 1))
+            n_on = cq_side_history(c->on, &on_ms);
+        if (n_off < 0 || n_on < 0 || n_off != n_on) {
+            fprintf(stderr,
+                    "cmp_query: history: auth off %lld points, on %lld\n",
+                    n_off, n_on);
+            return -1;
+        }
+        h->rv_points = n_off;
+        h->pg_points = n_on;
+        if (i < 2)
+            continue;
+        h->rv_ms[h->n_reps] = off_ms;
+        h->pg_ms[h->n_reps] = on_ms;
+        h->n_reps++;
+    }
+    return 0;
+}
+
+/* Teams t0..t(n-1) on both clusters (as cluster-admin on the auth-on one;
+ * auth off: every caller is one) and a reader token of as_team on the
+ * auth-on one into reader. 0 or -1. */
+static int
+cq_auth_setup(const struct cq_args *a, char reader[RV_TOKEN_TEXT_CHARS + 1])
+{
+    char errmsg[RV_ERRMSG_SIZE] = "";
+    int rc = bench_auth_wait_admin(a->rpc_auth, a->token, 30000, errmsg);
+    for (size_t i = 0; rc == RV_OK && i < a->n_teams; i++) {
+        rc = bench_auth_team(a->rpc, NULL, cq_teams[i], errmsg);
+        if (rc == RV_OK)
+            rc = bench_auth_team(a->rpc_auth, a->token, cq_teams[i], errmsg);
+    }
+    if (rc == RV_OK)
+        rc = bench_auth_token(a->rpc_auth, a->token, a->as_team,
+                              RV__ROLE__ROLE_READER, "cmp_query-reader", reader,
+                              errmsg);
+    if (rc != RV_OK)
+        fprintf(stderr, "cmp_query: auth setup: %s\n", errmsg);
+    return rc == RV_OK ? 0 : -1;
+}
+
+/* Load both clusters with the same runs, as cluster-admin on the
+ * auth-on one: CQ_AUTH_CHUNKS chunks, each into both, the order
+ * alternating (off then on, on then off, ...), each chunk timed on each
+ * side (run creation: 500 commands a write, authorised at apply with auth
+ * on); then the history run (in as_team). Chunk c of the run set starts at
+ * seed CQ_RUN_SEED + c, the same on both sides. */
+static int
+cq_auth_load(const struct cq_args *a, struct cq_run *run)
+{
+    const char *eps[2] = {a->rpc, a->rpc_auth}, *tok[2] = {NULL, a->token};
+    size_t per = (a->n_runs + CQ_AUTH_CHUNKS - 1) / CQ_AUTH_CHUNKS;
+    run->rv_load_s = run->pg_load_s = 0;
+    for (size_t c = 0; c < CQ_AUTH_CHUNKS; c++) {
+        size_t lo = c * per, hi = lo + per < a->n_runs ? lo + per : a->n_runs;
+        for (int k = 0; k < 2 && lo < hi; k++) {
+            int i = (int)(c & 1) ^ k; /* 0: off, 1: on. */
+            double t0 = cq_now_ms();
+            if (cq_rv_load_range(eps[i], tok[i], a->n_teams, lo, hi,
+                                 CQ_RUN_SEED + c,
+                                 1000 + CQ_LOAD_THREADS * c) != 0) {
+                fprintf(stderr, "cmp_query: auth %s: load failed\n",
+                        i ? "on" : "off");
+                return -1;
+            }
+            double s = (cq_now_ms() - t0) / 1000.0;
+            run->load_chunk_s[i][c] = s;
+            *(i ? &run->pg_load_s : &run->rv_load_s) += s;
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        char errmsg[RV_ERRMSG_SIZE];
+        struct rvc *rvc;
+        int rc = rvc_open(&rvc, eps[i], errmsg) == RV_OK ? 0 : -1;
+        if (rc == 0) {
+            rc = cq_rv_load_history(rvc, tok[i], a->as_team, a->n_hist);
+            rvc_close(rvc);
+        }
+        fprintf(stderr, "cmp_query: auth %s: %zu runs in %.1f s%s\n",
+                i ? "on" : "off", a->n_runs,
+                i ? run->pg_load_s : run->rv_load_s,
+                rc ? " (history FAILED)" : "");
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void
+cq_auth_query_json(FILE *f, size_t qi, const struct cq_stats *st,
+                   const struct cq_run *run)
+{
+    const struct cq_query *q = &cq_queries[qi];
+    static const char *const scopes[] = {"all", "project", "experiment"};
+    struct cq_inst in0;
+    struct rv_rng rng;
+    char filter[1024], order[256];
+    rv_rng_seed(&rng, 1000 + qi);
+    cq_inst_make(&in0, &rng, run->n_runs);
+    cq_rv_strings(q, &in0, filter, sizeof filter, order, sizeof order);
+    double off50 = cq_pct(st->rv_ms, st->n, 0.5);
+    double off99 = cq_pct(st->rv_ms, st->n, 0.99);
+    double on50 = cq_pct(st->pg_ms, st->n, 0.5);
+    double on99 = cq_pct(st->pg_ms, st->n, 0.99);
+    double dn = st->n ? (double)st->n : 1;
+    fprintf(f, "%s\n  {\"name\":", qi ? "," : "");
+    cq_json_str(f, q->name);
+    fprintf(f, ",\"scope\":\"%s\",\"filter\":", scopes[q->scope]);
+    cq_json_str(f, filter);
+    fprintf(f, ",\"order_by\":");
+    cq_json_str(f, order);
+    fprintf(f,
+            ",\"samples\":%zu,\"avg_rows\":%.1f,\"avg_examined\":%.0f,"
+            "\"off\":{\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
+            "\"errors\":%zu},"
+            "\"on\":{\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
+            "\"errors\":%zu},"
+            "\"ratio_p50\":%.3f,\"ratio_p99\":%.3f,"
+            "\"ratio_p99_block_median\":%.3f,\"ratio_pairwise_median\":%.3f,"
+            "\"same_results\":%s,\"mismatches\":%zu",
+            st->n, st->rv_rows / dn, st->rv_examined / dn, off50, off99,
+            cq_pct(st->rv_ms, st->n, 1.0), st->n_rv_errors, on50, on99,
+            cq_pct(st->pg_ms, st->n, 1.0), st->n_pg_errors,
+            off50 > 0 ? on50 / off50 : 0, off99 > 0 ? on99 / off99 : 0,
+            cq_block_p99_ratio(st), cq_pair_ratio(st, 0.5),
+            st->n_mismatch == 0 && st->n > 0 ? "true" : "false",
+            st->n_mismatch);
+    if (st->n_mismatch > 0) {
+        fprintf(f, ",\"first_mismatch\":");
+        cq_json_str(f, st->first_mismatch);
+    }
+    fprintf(f, "}");
+}
+
+/* DIR/query_auth.json: per query and for the history, auth off and on
+ * (ratios are on / off). */
+static int
+cq_auth_write_json(const struct cq_args *a, const struct cq_stats *st,
+                   const struct cq_run *run)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/query_auth.json", a->out);
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return -1;
+    fprintf(f,
+            "{\"runs\":%zu,\"teams\":%zu,\"as_team\":\"%s\",\"page\":%d,"
+            "\"path\":\"native RPC (ListRunsRequest, HistoryRequest)\","
+            "\"reps_per_query\":%zu,\"rounds_done\":%zu,\"order\":\"pairs "
+            "alternate: off then on in even rounds, on then off in odd "
+            "rounds\",\"load\":{\"off_s\":%.2f,\"on_s\":%.2f,"
+            "\"order\":\"%d chunks, each into both, off first in even "
+            "chunks\",\"chunks\":[",
+            run->n_runs, a->n_teams, a->as_team, CQ_PAGE, run->reps,
+            run->rounds_done, run->rv_load_s, run->pg_load_s, CQ_AUTH_CHUNKS);
+    for (size_t c = 0; c < CQ_AUTH_CHUNKS; c++)
+        fprintf(f, "%s{\"off_s\":%.3f,\"on_s\":%.3f}", c ? "," : "",
+                run->load_chunk_s[0][c], run->load_chunk_s[1][c]);
+    fprintf(f, "]},\"queries\":[");
+    for (size_t qi = 0; qi < CQ_N_QUERIES; qi++)
+        cq_auth_query_json(f, qi, &st[qi], run);
+    const struct cq_hist *h = &run->hist;
+    double off50 = cq_pct(h->rv_ms, h->n_reps, 0.5);
+    double off99 = cq_pct(h->rv_ms, h->n_reps, 0.99);
+    double on50 = cq_pct(h->pg_ms, h->n_reps, 0.5);
+    double on99 = cq_pct(h->pg_ms, h->n_reps, 0.99);
+    fprintf(f,
+            "\n],\n\"history\":{\"run_id\":\"%s\",\"key\":\"%s\","
+            "\"points\":%zu,\"downsample\":%d,\"reps\":%zu,"
+            "\"off\":{\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"points_out\":%lld},"
+            "\"on\":{\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"points_out\":%lld},"
+            "\"ratio_p50\":%.3f,\"ratio_p99\":%.3f},\n\"noise\":{",
+            CQ_HIST_RUN, CQ_HIST_KEY, run->n_hist, CQ_DOWNSAMPLE, h->n_reps,
+            off50, off99, h->rv_points, on50, on99, h->pg_points,
+            off50 > 0 ? on50 / off50 : 0, off99 > 0 ? on99 / off99 : 0);
+    cq_noise_json(f, "start", &run->nz_start);
+    fprintf(f, ",");
+    cq_noise_json(f, "end", &run->nz_end);
+    fprintf(f, ",\"cpu_steal_pct\":%.2f},\n\"wall_s\":%.1f}\n", run->steal_pct,
+            run->wall_s);
+    fclose(f);
+    return 0;
+}
+
+static void
+cq_auth_print(const struct cq_stats *st, const struct cq_run *run)
+{
+    printf("\nfirst page of %d as one team, auth off vs on, up to %zu pairs "
+           "(ms; ratio = on / off)\n",
+           CQ_PAGE, run->rounds_done);
+    printf("%-58s %5s %8s %8s %8s %8s %6s %6s %5s\n", "query", "pairs",
+           "off p50", "off p99", "on p50", "on p99", "r p50", "r p99", "same");
+    for (size_t qi = 0; qi < CQ_N_QUERIES; qi++) {
+        const struct cq_stats *s = &st[qi];
+        double f50 = cq_pct(s->rv_ms, s->n, 0.5);
+        double f99 = cq_pct(s->rv_ms, s->n, 0.99);
+        double n50 = cq_pct(s->pg_ms, s->n, 0.5);
+        double n99 = cq_pct(s->pg_ms, s->n, 0.99);
+        printf("%-58.58s %5zu %8.2f %8.2f %8.2f %8.2f %6.2f %6.2f %5s\n",
+               cq_queries[qi].name, s->n, f50, f99, n50, n99,
+               f50 > 0 ? n50 / f50 : 0, f99 > 0 ? n99 / f99 : 0,
+               s->n_mismatch == 0 && s->n > 0 ? "yes" : "NO");
+    }
+    const struct cq_hist *h = &run->hist;
+    printf("history %zu points -> %d: off p50 %.2f ms, on p50 %.2f ms (%lld "
+           "points each)\n",
+           run->n_hist, CQ_DOWNSAMPLE, cq_pct(h->rv_ms, h->n_reps, 0.5),
+           cq_pct(h->pg_ms, h->n_reps, 0.5), h->rv_points);
+}
+
+/* The whole auth comparison; the process's exit code. */
+static int
+cq_auth_main(const struct cq_args *a, struct cq_stats *st, struct cq_run *run,
+             struct cq_ctx *c)
+{
+    static struct cq_side off, on;
+    char reader[RV_TOKEN_TEXT_CHARS + 1], errmsg[RV_ERRMSG_SIZE];
+    double start_ms = cq_now_ms();
+    if (cq_auth_setup(a, reader) != 0 || cq_auth_load(a, run) != 0)
+        return 1;
+    off = (struct cq_side){a->rpc, NULL, a->as_team, a->as_team, NULL, ""};
+    on = (struct cq_side){a->rpc_auth, reader, NULL, a->as_team, NULL, ""};
+    if (cq_side_settle(&off, NULL) != 0 || cq_side_settle(&on, a->token) ||
+        rvc_open(&off.rvc, off.leader, errmsg) != RV_OK ||
+        rvc_open(&on.rvc, on.leader, errmsg) != RV_OK) {
+        fprintf(stderr, "cmp_query: convergence or connect failed\n");
+        return 1;
+    }
+    fprintf(stderr,
+            "cmp_query: converged; querying leaders %s (off) and %s "
+            "(on) as team %s\n",
+            off.leader, on.leader, a->as_team);
+    c->off = &off;
+    c->on = &on;
+    c->n_runs = a->n_runs;
+    cq_noise_sample(&run->nz_start);
+    cq_measure(c, a, st, run,
+               cq_now_ms() + (a->budget_s - CQ_RESERVE_S) * 1000.0);
+    int bad = cq_auth_history(c, 60, &run->hist); /* A p99 of 60. */
+    cq_noise_sample(&run->nz_end);
+    unsigned long long dt = run->nz_end.total - run->nz_start.total;
+    run->steal_pct =
+        dt ? 100.0 * (double)(run->nz_end.steal - run->nz_start.steal) /
+                 (double)dt
+           : 0;
+    run->wall_s = (cq_now_ms() - start_ms) / 1000.0;
+    for (size_t qi = 0; qi < CQ_N_QUERIES; qi++) {
+        bad |= st[qi].n_mismatch > 0 || st[qi].n == 0;
+        if (st[qi].n_mismatch > 0)
+            fprintf(stderr, "cmp_query: MISMATCH in '%s' (%zu pairs): %s\n",
+                    cq_queries[qi].name, st[qi].n_mismatch,
+                    st[qi].first_mismatch);
+    }
+    bad |= cq_auth_write_json(a, st, run) != 0;
+    cq_auth_print(st, run);
+    rvc_close(off.rvc);
+    rvc_close(on.rvc);
+    memset(reader, 0, sizeof reader);
+    return bad ? 1 : 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1709,15 +2279,30 @@ main(int argc, char **argv)
     static struct cq_run run;
     static struct cq_ctx c;
     double start_ms = cq_now_ms();
-    if (cq_args_parse(argc, argv, &a) != 0 || cq_split_http(a.http, http)) {
-        fprintf(stderr, "usage: cmp_query --http H:P,H:P,H:P --rpc LIST --pg "
-                        "CONNINFO --out DIR [--runs N] [--reps N] "
-                        "[--history-points N] [--budget-s S]\n");
+    cq_teams_init();
+    if (cq_args_parse(argc, argv, &a) != 0 ||
+        (a.rpc_auth == NULL && cq_split_http(a.http, http))) {
+        fprintf(stderr,
+                "usage: cmp_query --http H:P,H:P,H:P --rpc LIST --pg "
+                "CONNINFO --out DIR [--runs N] [--reps N] "
+                "[--history-points N] [--budget-s S] [--teams N] "
+                "[--token-file FILE]\n"
+                "       cmp_query --rpc LIST --rpc-auth LIST --token-file "
+                "ADMIN_TOKEN --teams N --as-team tI --out DIR [--runs N] "
+                "[--reps N] [--history-points N] [--budget-s S]\n");
         return 2;
     }
     run.n_runs = a.n_runs;
     run.n_hist = a.n_hist;
     run.reps = a.reps;
+    for (size_t qi = 0; qi < CQ_N_QUERIES; qi++) {
+        st[qi].rv_ms = calloc(a.reps, sizeof(double));
+        st[qi].pg_ms = calloc(a.reps, sizeof(double));
+        if (st[qi].rv_ms == NULL || st[qi].pg_ms == NULL)
+            return 1;
+    }
+    if (a.rpc_auth != NULL)
+        return cq_auth_main(&a, st, &run, &c);
     if (cq_load(&a, &run) != 0 || cq_rv_settle(http, leader, sizeof leader)) {
         fprintf(stderr, "cmp_query: load or convergence failed\n");
         return 1;
@@ -1728,18 +2313,12 @@ main(int argc, char **argv)
     rv_buf_init(&c.body);
     c.pg = PQconnectdb(a.pg);
     if (PQstatus(c.pg) != CONNECTION_OK ||
-        bench_http_open_ms(&c.http, leader, CQ_HTTP_MS)) {
+        bench_http_open_tls(&c.http, leader, CQ_HTTP_MS, NULL, a.token)) {
         fprintf(stderr, "cmp_query: cannot connect: %s\n",
                 PQerrorMessage(c.pg));
         return 1;
     }
     PQclear(PQexec(c.pg, "SET statement_timeout = '60s'"));
-    for (size_t qi = 0; qi < CQ_N_QUERIES; qi++) {
-        st[qi].rv_ms = calloc(a.reps, sizeof(double));
-        st[qi].pg_ms = calloc(a.reps, sizeof(double));
-        if (st[qi].rv_ms == NULL || st[qi].pg_ms == NULL)
-            return 1;
-    }
     cq_noise_sample(&run.nz_start);
     cq_measure(&c, &a, st, &run,
                cq_now_ms() + (a.budget_s - CQ_RESERVE_S) * 1000.0);

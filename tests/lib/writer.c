@@ -15,6 +15,13 @@ int
 testwriter_send(struct rvc *c, Rv__Command *cmd, int durability,
                 uint64_t *index)
 {
+    return testwriter_send_as(c, NULL, cmd, durability, index);
+}
+
+int
+testwriter_send_as(struct rvc *c, const char *token, Rv__Command *cmd,
+                   int durability, uint64_t *index)
+{
     Rv__Request req = RV__REQUEST__INIT;
     Rv__WriteRequest wr = RV__WRITE_REQUEST__INIT;
     Rv__Command *cmds[1] = {cmd};
@@ -26,7 +33,7 @@ testwriter_send(struct rvc *c, Rv__Command *cmd, int durability,
     wr.durability = (Rv__Durability)durability;
     req.body_case = RV__REQUEST__BODY_WRITE;
     req.write = &wr;
-    req.token = (char *)testwriter_token;
+    req.token = (char *)(token != NULL ? token : testwriter_token);
     int rc = rvc_call(c, &req, &resp, errmsg);
     if (index != NULL)
         *index = 0;

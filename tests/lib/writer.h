@@ -31,6 +31,9 @@ void testwriter_set_token(const char *token);
  * response. */
 int testwriter_send(struct rvc *c, Rv__Command *cmd, int durability,
                     uint64_t *index);
+/* testwriter_send with token (borrowed; NULL: none) in Request.token. */
+int testwriter_send_as(struct rvc *c, const char *token, Rv__Command *cmd,
+                       int durability, uint64_t *index);
 
 /* Make cmd (client_id and seq untouched) a run_create of run_id in
  * project/experiment that resumes the run if it exists (RESUME_ALLOW),
