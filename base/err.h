@@ -10,28 +10,28 @@
 
 #define RV_ERRMSG_SIZE 256
 
-#define RV_ERR_MAP(X)                                  \
-    X(RV_OK, "success")                                \
-    X(RV_ENOMEM, "out of memory")                      \
-    X(RV_EINVAL, "invalid argument")                   \
-    X(RV_ENOTFOUND, "not found")                       \
-    X(RV_EEXIST, "already exists")                     \
-    X(RV_ECONFLICT, "conflicts with the stored value") \
-    X(RV_ETOOBIG, "too large")                         \
-    X(RV_EMALFORMED, "malformed input")                \
-    X(RV_ECORRUPT, "stored data is corrupt")           \
-    X(RV_EIO, "I/O error")                             \
-    X(RV_ENOSPACE, "no space left")                    \
-    X(RV_ESTATE, "not allowed in the current state")   \
-    X(RV_ESTALE, "sequence number already applied")    \
-    X(RV_ENOTLEADER, "this node is not the leader")    \
-    X(RV_EUNAVAILABLE, "service unavailable")          \
-    X(RV_ETIMEDOUT, "timed out")                       \
-    X(RV_EPARSE, "syntax error")                       \
-    X(RV_EQUOTA, "quota exceeded")                     \
+#define RV_ERR_MAP(X)                                                      \
+    X(RV_OK, "success")                                                    \
+    X(RV_ENOMEM, "out of memory")                                          \
+    X(RV_EINVAL, "invalid argument")                                       \
+    X(RV_ENOTFOUND, "not found")                                           \
+    X(RV_EEXIST, "already exists")                                         \
+    X(RV_ECONFLICT, "conflicts with the stored value")                     \
+    X(RV_ETOOBIG, "too large")                                             \
+    X(RV_EMALFORMED, "malformed input")                                    \
+    X(RV_ECORRUPT, "stored data is corrupt")                               \
+    X(RV_EIO, "I/O error")                                                 \
+    X(RV_ENOSPACE, "no space left")                                        \
+    X(RV_ESTATE, "not allowed in the current state")                       \
+    X(RV_ESTALE, "sequence number already applied")                        \
+    X(RV_ENOTLEADER, "this node is not the leader")                        \
+    X(RV_EUNAVAILABLE, "service unavailable")                              \
+    X(RV_ETIMEDOUT, "timed out")                                           \
+    X(RV_EPARSE, "syntax error")                                           \
+    X(RV_EQUOTA, "quota exceeded")                                         \
     X(RV_EUNKNOWN, "outcome unknown: retry with the same idempotency key") \
-    X(RV_EUNAUTHENTICATED, "no valid token")                              \
-    X(RV_EPERM, "permission denied")                                      \
+    X(RV_EUNAUTHENTICATED, "no valid token")                               \
+    X(RV_EPERM, "permission denied")                                       \
     X(RV_ERATE, "rate limit exceeded")
 
 enum rv_err {

@@ -23,7 +23,8 @@ clang-format --dry-run --Werror base/*.[ch] proto/*.[ch] store/*.[ch] \
     raft/*.[ch] rpc/*.[ch] rpc/client/*.[ch] gateway/*.[ch] node/*.[ch] \
     node/cli/*.[ch] tests/lib/*.[ch] \
     tests/unit/*.c \
-    tests/sim/*.c tests/cluster/*.c tests/fuzz/*.[ch] tests/fault/*.c \
+    tests/sim/*.c tests/cluster/*.c tests/auth/*.c tests/fuzz/*.[ch] \
+    tests/fault/*.c \
     bench/*.[ch] bench/compare/*.c
 run_suite() {
     local dir=$1

@@ -47,7 +47,8 @@ rpc__status_store(struct rpc_caller *c, struct rpc__status_answer *a)
     struct store_read *rd;
     char errmsg[RV_ERRMSG_SIZE];
     uint8_t digest[STORE_DIGEST_BYTES];
-    if (store_read_begin(replica_store(c->s->rep), STORE_EVERY_TEAM, &rd, errmsg) != RV_OK)
+    if (store_read_begin(replica_store(c->s->rep), STORE_EVERY_TEAM, &rd,
+                         errmsg) != RV_OK)
         return;
     a->self.has_applied_index = 1;
     a->self.applied_index = store_read_applied_index(rd);

@@ -24,7 +24,8 @@ rpc__load_known(struct rpc_caller *c)
     char errmsg[RV_ERRMSG_SIZE];
     struct store_read *rd;
     if (c->known != NULL ||
-        store_read_begin(replica_store(c->s->rep), STORE_EVERY_TEAM, &rd, errmsg) != RV_OK)
+        store_read_begin(replica_store(c->s->rep), STORE_EVERY_TEAM, &rd,
+                         errmsg) != RV_OK)
         return;
     if (store_nodes_list(rd, &c->known, &c->n_known, errmsg) != RV_OK) {
         c->known = NULL;

@@ -49,9 +49,9 @@ static const struct cli_flag cli_flags[O_COUNT] = {
     [O_TLS_KEY] = {"tls-key", 1},
 };
 
-#define CLI_COMMON                                        \
-    (CLI_FLAG_BIT(O_ENDPOINT) | CLI_FLAG_BIT(O_TIMEOUT) | \
-     CLI_FLAG_BIT(O_TOKEN_FILE) | CLI_FLAG_BIT(O_TLS_CA) |             \
+#define CLI_COMMON                                         \
+    (CLI_FLAG_BIT(O_ENDPOINT) | CLI_FLAG_BIT(O_TIMEOUT) |  \
+     CLI_FLAG_BIT(O_TOKEN_FILE) | CLI_FLAG_BIT(O_TLS_CA) | \
      CLI_FLAG_BIT(O_TLS_CERT) | CLI_FLAG_BIT(O_TLS_KEY))
 #define CLI_READING (CLI_COMMON | CLI_FLAG_BIT(O_CONSISTENCY))
 

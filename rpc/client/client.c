@@ -42,7 +42,7 @@ struct rvc {
     size_t n_eps, cur;
     unsigned attempt_ms, total_ms;
     char last[CONTRACT_MAX_ADDR_BYTES + 1];
-    const char *token; /* rvc_set_token: borrowed, or NULL. */
+    const char *token;         /* rvc_set_token: borrowed, or NULL. */
     const struct rvc_tls *tls; /* Borrowed; NULL: plain only. */
 };
 

@@ -122,8 +122,8 @@ static const Rv__Response *
 fz__write(struct fz_node *n, Rv__WriteRequest *wr)
 {
     char errmsg[RV_ERRMSG_SIZE] = "";
-    int rc = rpc_write_prepare(wr, n->now_ms++, NULL, NULL, &n->packed,
-                               n->message);
+    int rc =
+        rpc_write_prepare(wr, n->now_ms++, NULL, NULL, &n->packed, n->message);
     if (rc != RV_OK)
         return fz__fail(n, rc);
     size_t len = proto_envelope_size(n->packed.len);

@@ -416,7 +416,8 @@ sim_check(struct sim *s, char *why, size_t size)
         size_t n = 0;
         struct store_history_query q = {"sim",     "w",       NULL,
                                         INT64_MIN, INT64_MAX, 0};
-        if (store_read_begin(s->stores[i], STORE_EVERY_TEAM, &r, errmsg) != RV_OK)
+        if (store_read_begin(s->stores[i], STORE_EVERY_TEAM, &r, errmsg) !=
+            RV_OK)
             return -1;
         int rc = store_metric_history(r, &q, &pts, &n, errmsg);
         store_read_end(r);

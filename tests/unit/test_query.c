@@ -644,7 +644,8 @@ test_keyset_pages_stay_correct_while_runs_are_added(void)
         struct store_query q = {.order_by = orders[k], .per_page = 40};
         struct store_read *r;
         struct store_page page;
-        CHECK_OK(store_read_begin(w.s, STORE_EVERY_TEAM, &r, w.errmsg), w.errmsg);
+        CHECK_OK(store_read_begin(w.s, STORE_EVERY_TEAM, &r, w.errmsg),
+                 w.errmsg);
         CHECK_OK(store_query_runs(r, &q, &page, w.errmsg), w.errmsg);
         CHECK(page.n_runs == 40 && page.next_page_token[0] != '\0');
         static char token[CONTRACT_PAGE_TOKEN_BYTES];
@@ -685,7 +686,8 @@ test_keyset_pages_stay_correct_while_runs_are_added(void)
         CHECK(at != SIZE_MAX);
         q.page_token = token;
         q.per_page = 1000;
-        CHECK_OK(store_read_begin(w.s, STORE_EVERY_TEAM, &r, w.errmsg), w.errmsg);
+        CHECK_OK(store_read_begin(w.s, STORE_EVERY_TEAM, &r, w.errmsg),
+                 w.errmsg);
         CHECK_OK(store_query_runs(r, &q, &page, w.errmsg), w.errmsg);
         CHECK(page.n_runs == n_all - at - 1);
         for (size_t i = 0; i < page.n_runs; i++)
