@@ -186,6 +186,33 @@ proto_command_name(const Rv__Command *cmd)
     }
 }
 
+const char *
+proto_command_run_id(const Rv__Command *c)
+{
+    switch (c->body_case) {
+    case RV__COMMAND__BODY_RUN_CREATE:
+        return c->run_create->run_id;
+    case RV__COMMAND__BODY_RUN_UPDATE:
+        return c->run_update->run_id;
+    case RV__COMMAND__BODY_RUN_STATUS:
+        return c->run_status->run_id;
+    case RV__COMMAND__BODY_LOG_BATCH:
+        return c->log_batch->run_id;
+    case RV__COMMAND__BODY_LOG_LINES:
+        return c->log_lines->run_id;
+    case RV__COMMAND__BODY_ARTIFACT_CHUNK:
+        return c->artifact_chunk->run_id;
+    case RV__COMMAND__BODY_RUN_DELETE:
+        return c->run_delete->run_id;
+    case RV__COMMAND__BODY_RUN_RESTORE:
+        return c->run_restore->run_id;
+    case RV__COMMAND__BODY_RUN_PURGE:
+        return c->run_purge->run_id;
+    default:
+        return NULL;
+    }
+}
+
 static const char *const proto_role_names[] = {"reader", "writer", "admin",
                                                "cluster-admin"};
 

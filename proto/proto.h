@@ -70,6 +70,10 @@ void proto_batch_free(Rv__CommandBatch *batch);
 int proto_entry_decode(const void *data, size_t len, Rv__CommandBatch **out,
                        char *errmsg);
 
+/* The run a command names (run_id of its body), or NULL for commands
+ * without one (teams, tokens, nodes, ...). */
+const char *proto_command_run_id(const Rv__Command *cmd);
+
 /* Names of the command body cases, for logs and errors ("log_batch"). */
 const char *proto_command_name(const Rv__Command *cmd);
 

@@ -55,34 +55,6 @@ rpc__stamp(Rv__Command *cmd, int64_t now)
     }
 }
 
-/* The run a command names, or NULL for commands without one. */
-static const char *
-rpc__command_run_id(const Rv__Command *c)
-{
-    switch (c->body_case) {
-    case RV__COMMAND__BODY_RUN_CREATE:
-        return c->run_create->run_id;
-    case RV__COMMAND__BODY_RUN_UPDATE:
-        return c->run_update->run_id;
-    case RV__COMMAND__BODY_RUN_STATUS:
-        return c->run_status->run_id;
-    case RV__COMMAND__BODY_LOG_BATCH:
-        return c->log_batch->run_id;
-    case RV__COMMAND__BODY_LOG_LINES:
-        return c->log_lines->run_id;
-    case RV__COMMAND__BODY_ARTIFACT_CHUNK:
-        return c->artifact_chunk->run_id;
-    case RV__COMMAND__BODY_RUN_DELETE:
-        return c->run_delete->run_id;
-    case RV__COMMAND__BODY_RUN_RESTORE:
-        return c->run_restore->run_id;
-    case RV__COMMAND__BODY_RUN_PURGE:
-        return c->run_purge->run_id;
-    default:
-        return NULL;
-    }
-}
-
 /* Checks at the door for native writes; apply checks everything again. */
 static int
 rpc__write_check(const Rv__WriteRequest *wr, char *errmsg)
@@ -93,7 +65,7 @@ rpc__write_check(const Rv__WriteRequest *wr, char *errmsg)
             rv_errmsg_printf(errmsg, "command %zu has no body", i);
             return RV_EINVAL;
         }
-        const char *id = rpc__command_run_id(c);
+        const char *id = proto_command_run_id(c);
         if (id != NULL && !contract_run_id_valid(id, strlen(id))) {
             rv_errmsg_printf(errmsg, "command %zu: invalid run_id '%.64s'", i,
                              id);

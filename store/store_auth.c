@@ -95,34 +95,6 @@ store__auth_on_get(MDB_txn *txn, const struct store *s)
 
 /* ---- What a command needs ---------------------------------------------- */
 
-/* The run a command names, or NULL. */
-const char *
-store__command_run_id(const Rv__Command *c)
-{
-    switch (c->body_case) {
-    case RV__COMMAND__BODY_RUN_CREATE:
-        return c->run_create->run_id;
-    case RV__COMMAND__BODY_RUN_UPDATE:
-        return c->run_update->run_id;
-    case RV__COMMAND__BODY_RUN_STATUS:
-        return c->run_status->run_id;
-    case RV__COMMAND__BODY_LOG_BATCH:
-        return c->log_batch->run_id;
-    case RV__COMMAND__BODY_LOG_LINES:
-        return c->log_lines->run_id;
-    case RV__COMMAND__BODY_ARTIFACT_CHUNK:
-        return c->artifact_chunk->run_id;
-    case RV__COMMAND__BODY_RUN_DELETE:
-        return c->run_delete->run_id;
-    case RV__COMMAND__BODY_RUN_RESTORE:
-        return c->run_restore->run_id;
-    case RV__COMMAND__BODY_RUN_PURGE:
-        return c->run_purge->run_id;
-    default:
-        return NULL;
-    }
-}
-
 int
 store__command_role(const Rv__Command *c)
 {
@@ -204,7 +176,7 @@ static int
 store__ctx_fill(struct store_wctx *w, const Rv__Command *c,
                 struct store__cmdctx *ctx)
 {
-    const char *run_id = store__command_run_id(c);
+    const char *run_id = proto_command_run_id(c);
     memset(ctx, 0, sizeof *ctx);
     ctx->bytes = store__command_bytes(c);
     if (c->body_case == RV__COMMAND__BODY_RUN_CREATE) {
@@ -267,16 +239,16 @@ store__permit(struct store_wctx *w, const Rv__Command *c,
     int is_own = strcmp(ctx->team, t->team) == 0;
     if (is_cluster)
         return RV_OK;
-    if (store__command_run_id(c) != NULL && ctx->run_num != 0 && !is_own) {
+    if (proto_command_run_id(c) != NULL && ctx->run_num != 0 && !is_own) {
         /* Run ids are one namespace: a create may learn that an id is
          * taken, nothing else about the run. */
         if (c->body_case == RV__COMMAND__BODY_RUN_CREATE) {
             rv_errmsg_printf(w->errmsg, "run id '%.64s' is already in use",
-                             store__command_run_id(c));
+                             proto_command_run_id(c));
             return RV_EEXIST;
         }
         rv_errmsg_printf(w->errmsg, "run '%.64s' does not exist",
-                         store__command_run_id(c));
+                         proto_command_run_id(c));
         return RV_ENOTFOUND;
     }
     if (c->body_case == RV__COMMAND__BODY_TOKEN_PUT && c->token_put->has_role &&
@@ -355,7 +327,7 @@ store__audit_put(struct store_wctx *w, const Rv__Command *c, uint16_t cmd_no,
                  const struct store__cmdctx *ctx)
 {
     char target[CONTRACT_MAX_RUN_ID_BYTES + CONTRACT_MAX_TEAM_BYTES + 2] = "";
-    const char *run_id = store__command_run_id(c);
+    const char *run_id = proto_command_run_id(c);
     if (run_id != NULL)
         snprintf(target, sizeof target, "%s", run_id);
     else if (c->body_case == RV__COMMAND__BODY_TOKEN_PUT)

@@ -481,7 +481,6 @@ int store__bytes_check(struct store_wctx *w, const struct store__cmdctx *ctx);
 int store__account(struct store_wctx *w, const Rv__Command *c, uint16_t cmd_no,
                    struct store__cmdctx *ctx);
 int store__auth_on_get(MDB_txn *txn, const struct store *s);
-const char *store__command_run_id(const Rv__Command *c);
 int store__command_role(const Rv__Command *c);
 int store__command_is_internal(const Rv__Command *c);
 int store__token_decode_rec(const MDB_val *k, const MDB_val *v,
