@@ -754,6 +754,7 @@ main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--tls-ca") == 0) {
             tls_ca = v;
+            i++;
         } else if (strcmp(a, "--auth") == 0) {
             is_bad |= bench_on_off(v, &o.is_auth);
             i++;

@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 # libraft-dev, libuv1-dev, liblmdb-dev, libprotobuf-c-dev, protobuf-c-compiler
 # and libnng-dev are the fixed choices; libxxhash-dev (digest hashing) and
 # nettle-dev (SHA-256 of artifacts) are small, well-kept libraries;
+# libssl-dev (OpenSSL 3) runs the raft peers' TLS, where mbedTLS's ciphers
+# were the cost of TLS on ingest (ARCHITECTURE.md, "TLS");
 # libjansson-dev parses and writes the HTTP gateway's JSON (UTF-8 checked,
 # duplicate keys refused, error positions); python3 runs the SDK and its
 # tests; clang-format checks the code style in deploy/test.sh; clang and
@@ -20,7 +22,7 @@ cd "$(dirname "$0")/.."
 # deploy/check_tools.sh lists every command these provide.
 packages=(build-essential cmake pkg-config libraft-dev libuv1-dev liblmdb-dev
           libprotobuf-c-dev protobuf-c-compiler libnng-dev libxxhash-dev
-          nettle-dev libjansson-dev python3 clang-format clang
+          nettle-dev libssl-dev libjansson-dev python3 clang-format clang
           libclang-rt-14-dev iproute2 nftables etcd-server etcd-client
           postgresql-15 libpq-dev gnuplot-nox curl)
 

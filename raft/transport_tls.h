@@ -1,15 +1,16 @@
 /* A raft_uv_transport (raft 0.15, <raft/uv.h>) whose peers talk over
- * mutually authenticated TLS: mbedTLS 2.28 runs directly on the TCP
- * socket, and raft sees each connection as a uv_pipe_t on one end of a
- * socketpair whose other end one relay thread per connection copies to
- * and from the TLS session (poll on both, non-blocking, whole records).
+ * mutually authenticated TLS 1.3: OpenSSL runs directly on the TCP socket, and
+ * raft sees each connection as a uv_pipe_t on one end of a socketpair whose
+ * other end one relay thread per connection copies to and from the TLS session
+ * (poll on both, non-blocking, whole records).
  *
  * Authentication. The listener demands a client certificate signed by the
- * cluster CA (MBEDTLS_SSL_VERIFY_REQUIRED): a peer without one fails the
- * TLS handshake and raft never sees a byte. The dialler verifies the
- * listener's certificate against the same CA and the host it dialled
- * (mbedtls_ssl_set_hostname). After the handshake the dialler sends a
- * hello and the listener answers one byte before raft gets the stream:
+ * cluster CA (the only trust anchor): a peer without one fails the TLS
+ * handshake and raft never sees a byte. The dialler verifies the
+ * listener's certificate against the same CA and the host it dialled (an
+ * IP address as an IP subjectAltName, a name as a DNS one). After the handshake
+ * the dialler sends a hello and the listener answers one byte before raft gets
+ * the stream:
  *
  *   OFFSET  SIZE  FIELD (dialler -> listener)
  *        0     8  magic "RVRAFT01"
@@ -23,10 +24,11 @@
  * connections (accepted, dialled, in their hello or relaying) exist at
  * once; more are closed at once.
  *
- * Each connection parses its own copy of the CA, certificate and key (from
- * PEM text read once by transport_tls_init) and has its own random
- * generator: mbedTLS 2.x caches tables inside EC keys, so no mbedTLS
- * object is shared between threads.
+ * The CA, certificate and key are read once, by transport_tls_init, into
+ * one OpenSSL context that the connections' threads share.
+ *
+ * The process must ignore SIGPIPE (runvault serve does): OpenSSL writes to
+ * the socket with write(2).
  *
  * Threads. init/listen/connect/close run on raft's loop thread (as raft
  * calls them; accepting too, from a uv_poll_t); set-up and relaying run
@@ -55,9 +57,10 @@ struct transport_tls_config {
 };
 
 /* Fill t (a raft_uv_transport to give raft_uv_init) with this transport;
- * cfg is copied and its files read and checked (mbedTLS parses them).
- * Errors: RV_ENOMEM, RV_EIO (unreadable file), RV_EINVAL (a file mbedTLS
- * rejects). Loop thread (before raft_uv_init). */
+ * cfg is copied and its files read and checked (OpenSSL parses them; why
+ * one is refused goes to cfg->log). Errors: RV_ENOMEM, RV_EINVAL (a file
+ * unreadable or refused, or a key that does not match the certificate). Loop
+ * thread (before raft_uv_init). */
 int transport_tls_init(struct raft_uv_transport *t, uv_loop_t *loop,
                        const struct transport_tls_config *cfg);
 
