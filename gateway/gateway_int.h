@@ -76,6 +76,7 @@
     X(GW_R_ARTIFACT_LIST, "list_artifacts") \
     X(GW_R_DELETE, "delete_run")            \
     X(GW_R_RESTORE, "restore_run")          \
+    X(GW_R_PURGE, "purge_run")              \
     X(GW_R_TEAMS, "teams")                  \
     X(GW_R_QUOTA, "set_quota")              \
     X(GW_R_TOKENS, "tokens")                \
@@ -315,6 +316,7 @@ void gw_run_get(struct gw_ctx *c);
 void gw_run_set_status(struct gw_ctx *c);
 void gw_run_delete(struct gw_ctx *c);
 void gw_run_restore(struct gw_ctx *c);
+void gw_run_purge(struct gw_ctx *c);
 void gw_run_list(struct gw_ctx *c);
 void gw_run_analytics(struct gw_ctx *c);
 /* A run's full JSON (params, tags, summary), or NULL (no memory). */

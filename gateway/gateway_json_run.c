@@ -186,18 +186,20 @@ out:
     json_decref(j);
 }
 
+/* A delete, restore or purge of one run (body_case says which). */
 static void
-gw__run_ref(struct gw_ctx *c, char *run_id, int is_restore)
+gw__run_ref(struct gw_ctx *c, char *run_id, Rv__Command__BodyCase body_case)
 {
     Rv__Command cmd = RV__COMMAND__INIT, *cmds[1] = {&cmd};
     Rv__RunRef ref = RV__RUN_REF__INIT;
     ref.run_id = run_id;
     if (gw__stamp(c, &cmd) != 0)
         return;
-    cmd.body_case = is_restore ? RV__COMMAND__BODY_RUN_RESTORE
-                               : RV__COMMAND__BODY_RUN_DELETE;
-    if (is_restore)
+    cmd.body_case = body_case;
+    if (body_case == RV__COMMAND__BODY_RUN_RESTORE)
         cmd.run_restore = &ref;
+    else if (body_case == RV__COMMAND__BODY_RUN_PURGE)
+        cmd.run_purge = &ref;
     else
         cmd.run_delete = &ref;
     const Rv__Response *r = gw__write(c, cmds, 1);
@@ -209,14 +211,21 @@ gw__run_ref(struct gw_ctx *c, char *run_id, int is_restore)
 void
 gw_run_delete(struct gw_ctx *c)
 {
-    gw__run_ref(c, c->param[GW_P_RUN], 0);
+    gw__run_ref(c, c->param[GW_P_RUN], RV__COMMAND__BODY_RUN_DELETE);
 }
 
 /* POST /api/v2/runs/{run}/restore */
 void
 gw_run_restore(struct gw_ctx *c)
 {
-    gw__run_ref(c, c->param[GW_P_RUN], 1);
+    gw__run_ref(c, c->param[GW_P_RUN], RV__COMMAND__BODY_RUN_RESTORE);
+}
+
+/* POST /api/v2/runs/{run}/purge */
+void
+gw_run_purge(struct gw_ctx *c)
+{
+    gw__run_ref(c, c->param[GW_P_RUN], RV__COMMAND__BODY_RUN_PURGE);
 }
 
 static json_t *

@@ -185,6 +185,8 @@ static const struct gw_route_row gw_routes[] = {
      gw_run_delete},
     {"POST", "/api/v2/runs/{run}/restore", GW_R_RESTORE, GW_F_WRITE, 0,
      gw_run_restore},
+    {"POST", "/api/v2/runs/{run}/purge", GW_R_PURGE, GW_F_WRITE, 0,
+     gw_run_purge},
     /* Metrics (gateway_json_metric.c). */
     {"POST", "/api/v2/runs/{run}/log-batch", GW_R_LOG_BATCH, GW_F_WRITE,
      GW_JSON, gw_metric_log_batch},

@@ -960,9 +960,8 @@ static const struct row rows[] = {
      "POST", "/api/v2/runs/%R/delete", NULL},
     {"run_restore", OP_RUN_RESTORE, K_WRITE, PR_DELETED, {PERM, PERM, OK, NF, OK}, AUTH,
      "POST", "/api/v2/runs/%R/restore", NULL},
-    /* No HTTP route for purge yet (the archive lifecycle's issue). */
     {"run_purge", OP_RUN_PURGE, K_WRITE, PR_DELETED, {PERM, PERM, OK, NF, OK}, AUTH,
-     NULL, NULL, NULL},
+     "POST", "/api/v2/runs/%R/purge", NULL},
     {"team_put", OP_TEAM_PUT, K_WRITE, PR_FRESH, {PERM, PERM, PERM, PERM, OK}, AUTH,
      "POST", "/api/v2/teams", "{\"team\":\"%A\"}"},
     {"quota_put t8", OP_QUOTA_PUT, K_WRITE, PR_NONE, {PERM, PERM, PERM, PERM, OK}, AUTH,

@@ -272,6 +272,32 @@ class HttpTest(unittest.TestCase):
         self.assertEqual(doc["run"]["status"], "FINISHED")
         self.assertIsInstance(doc["run"]["ended_at"], int)
 
+    def test_delete_restore_purge(self):
+        f = self.follower()
+        self.call(f, "POST", "/api/v2/runs", {
+            "project": "trash", "experiment": "e1", "run_id": "purge-me",
+            "params": {"unique": "purge-me-param"}}, want=201)
+        q = "/api/v2/experiments?project=trash&consistency=linearizable"
+        # A live run is not purged.
+        self.error(f, "POST", "/api/v2/runs/purge-me/purge", status=409,
+                   code="INVALID_STATE")
+        self.call(f, "POST", "/api/v2/runs/purge-me/delete", want=200)
+        st, doc, _ = self.call(f, "GET", q, want=200)
+        self.assertEqual(doc["runs"], [])
+        self.call(f, "POST", "/api/v2/runs/purge-me/restore", want=200)
+        st, doc, _ = self.call(f, "GET", q, want=200)
+        self.assertEqual([r["run_id"] for r in doc["runs"]], ["purge-me"])
+        self.call(f, "POST", "/api/v2/runs/purge-me/delete", want=200)
+        self.call(f, "POST", "/api/v2/runs/purge-me/purge", want=200)
+        self.error(f, "GET", "/api/v2/runs/purge-me?consistency=linearizable",
+                   status=404, code="RESOURCE_DOES_NOT_EXIST")
+        st, doc, _ = self.call(f, "GET", q, want=200)
+        self.assertEqual(doc["runs"], [])
+        # Purged is final: no restore, and a second purge finds nothing.
+        self.error(f, "POST", "/api/v2/runs/purge-me/restore", status=404)
+        self.error(f, "POST", "/api/v2/runs/purge-me/purge", status=404)
+        self.settle()
+
     def test_idempotency_key_applies_once(self):
         f = self.follower()
         self.call(f, "POST", "/api/v2/runs", {"project": "idem",
