@@ -45,8 +45,8 @@ spawn_node() { # spawn_node NAME HTTP RPC RAFT [serve flags...]
 
 wait_node() { # wait_node NAME RPC: answers a leader read (bounded)
     for _ in $(seq 1 150); do
-        if "$rv" ls --endpoint "tcp://127.0.0.1:$2" --timeout-ms 500 \
-            >/dev/null 2>&1; then return 0; fi
+        if timeout 10 "$rv" ls --endpoint "tcp://127.0.0.1:$2" \
+            --timeout-ms 500 >/dev/null 2>&1; then return 0; fi
         sleep 0.1
     done
     echo "node $1 did not start"
@@ -57,8 +57,8 @@ wait_node() { # wait_node NAME RPC: answers a leader read (bounded)
 start_node() { # start_node NAME HTTP RPC RAFT
     spawn_node "$@"
     for _ in $(seq 1 100); do
-        if "$rv" ls --endpoint "tcp://127.0.0.1:$3" --timeout-ms 500 \
-            >/dev/null 2>&1; then return 0; fi
+        if timeout 10 "$rv" ls --endpoint "tcp://127.0.0.1:$3" \
+            --timeout-ms 500 >/dev/null 2>&1; then return 0; fi
         sleep 0.1
     done
     echo "node $1 did not start"
