@@ -235,17 +235,38 @@ store__src_cmp(struct store_read *r, const struct filter_node *n,
     return k == 0 ? SIZE_MAX : k; /* SIZE_MAX: provably empty. */
 }
 
+/* The most values one top-level conjunct of f names (an IN list), at
+ * least 1: how many sources a plan can hold. */
+static size_t
+store__plan_width(const struct filter *f)
+{
+    const struct filter_node *stack[FILTER_MAX_NODES];
+    size_t sp = 0, width = 1;
+    if (f->root != NULL)
+        stack[sp++] = f->root;
+    while (sp > 0) {
+        const struct filter_node *n = stack[--sp];
+        if (n->kind == FILTER_NODE_AND) {
+            stack[sp++] = n->left;
+            stack[sp++] = n->right;
+        } else if (n->kind == FILTER_NODE_CMP && n->n_values > width) {
+            width = n->n_values;
+        }
+    }
+    return width < STORE_MAX_SOURCES ? width : STORE_MAX_SOURCES;
+}
+
 /* Pick the smallest posting list(s) among the scope and the top-level
- * conjuncts of the filter. The two arrays (~300 KiB each, for the largest
- * IN list) are malloc'd, not calloc'd: only the entries written are read,
- * and zeroing them all cost ~2 ms of page faults a query once glibc had
- * trimmed a worker thread's heap. */
+ * conjuncts of the filter. The source arrays are sized by the filter's
+ * widest IN list: at their largest (~300 KiB each) allocating and zeroing
+ * them cost ~2 ms of page faults a query on an RPC worker's heap. */
 static int
 store__plan_make(struct store_read *r, const struct store_query *q,
                  const struct filter *f, struct store__plan *plan)
 {
-    struct store__src *tmp = malloc(STORE_MAX_SOURCES * sizeof *tmp);
-    plan->src = malloc(STORE_MAX_SOURCES * sizeof *plan->src);
+    size_t width = store__plan_width(f);
+    struct store__src *tmp = calloc(width, sizeof *tmp);
+    plan->src = calloc(width, sizeof *plan->src);
     plan->n_src = 0;
     plan->has_driver = 0;
     if (tmp == NULL || plan->src == NULL) {
