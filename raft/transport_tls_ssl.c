@@ -27,8 +27,8 @@
 #define TT_SUITES                                    \
     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:" \
     "TLS_CHACHA20_POLY1305_SHA256"
-#define TT_READ_BUF_BYTES (64u << 10) /* Read-ahead: several records a call. \
-                                       */
+/* Read-ahead: several records a call. */
+#define TT_READ_BUF_BYTES (64u << 10)
 
 struct tt_ctx {
     SSL_CTX *ssl_ctx;
