@@ -777,6 +777,10 @@ def run_scenario(args, net, rnd, name, durability, n, nemeses, seconds):
         ctx.fig["unavailable_ms"] = unavailability(ctx)
         # The tombstone: one more write must succeed after everything.
         ctx.fig["log_hits"] = c.log_hits()[:20]
+        # AppendEntries whose leader_commit the guard lowered (raftguard.c
+        # logs the first 8 per node start).
+        ctx.fig["commit_clamps"] = c.count_log_lines(
+            "raftguard: leader_commit")
         if ctx.fig["log_hits"]:
             ctx.fail("crash lines in node logs: %s" % ctx.fig["log_hits"][:3])
     except Exception as e:  # noqa: BLE001 - report, then clean up
