@@ -449,9 +449,18 @@ tt__resolve(const char *addr, int is_passive, char *host, size_t size,
 static void
 tt__sock_opts(int fd)
 {
-    int one = 1;
+    int one = 1, idle = 1, intvl = 1, cnt = 3;
+    /* Data unacknowledged this long closes the connection (a peer behind
+     * a network cut), and the relay dials again: TCP's retransmission
+     * backoff would otherwise delay the first message after the heal. */
+    unsigned user_timeout_ms = 2000;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms,
+               sizeof user_timeout_ms);
 }
 
 /* Publish fd as c->sock unless c was killed (then close it). 0 or -1. */
