@@ -396,6 +396,13 @@ def heal_leader(ctx, hold_s):
                groups=[[ld.id], [n.id for n in rest]])
     ctx.election_after(t0, ld)
     time.sleep(hold_s)
+    # Not serving while cut off is what makes the timing mean something:
+    # recorded (readyz status just before the heal; None: no answer).
+    try:
+        st_cut, _ = ld.ready()
+    except OSError:
+        st_cut = None
+    ctx.fig.setdefault("readyz_before_heal", []).append(st_cut)
     ctx.net.heal()
     t_heal = mono_ns()
     ctx.ev.add("heal", ctx.c.running())
