@@ -26,6 +26,22 @@ raftguard__recv(struct raft_io *io, struct raft_message *m)
         g->is_bounded = 1;
         g->bound =
             m->append_entries.prev_log_index + m->append_entries.n_entries;
+        /* raft 0.15 sets commit_index = min(leader_commit, last_stored):
+         * a stale suffix past the entries of this request would count as
+         * committed and be applied. Only what the request proves matching
+         * may be committed (raft rejects it when prev does not match, and
+         * then ignores leader_commit). */
+        if (!g->no_commit_clamp && m->append_entries.leader_commit > g->bound) {
+            if (g->n_commit_clamped++ < 8) /* Rare: say so, bounded. */
+                fprintf(stderr,
+                        "raftguard: leader_commit %llu lowered to %llu "
+                        "(prev_log_index %llu + %u entries)\n",
+                        (unsigned long long)m->append_entries.leader_commit,
+                        (unsigned long long)g->bound,
+                        (unsigned long long)m->append_entries.prev_log_index,
+                        m->append_entries.n_entries);
+            m->append_entries.leader_commit = g->bound;
+        }
     } else if (m->type == RAFT_IO_INSTALL_SNAPSHOT) {
         g->is_bounded = 1;
         g->bound = m->install_snapshot.last_index;

@@ -1,5 +1,7 @@
-/* A work-around for a raft 0.15 safety bug (ARCHITECTURE.md, "The raft
- * state machine"): a follower answers a successful AppendEntries with
+/* Work-arounds for two raft 0.15 safety bugs (ARCHITECTURE.md, "The raft
+ * state machine").
+ *
+ * 1. A follower answers a successful AppendEntries with
  * last_log_index = its last stored index, which counts a stale suffix past
  * the entries the leader sent; the leader takes that as the match index and
  * can commit an entry a majority does not hold.
@@ -15,6 +17,15 @@
  * Replies to an InstallSnapshot report the snapshot's index and pass
  * unchanged. Reporting less than the truth is always safe: the leader
  * resends and the follower answers again.
+ *
+ * 2. A follower that accepts an AppendEntries sets its commit index to
+ * min(leader_commit, last stored index), so a stale, unverified suffix of
+ * its own log past the request's entries (a restarted ex-leader's) can be
+ * marked committed and applied; raft later finds the conflict ("conflicting
+ * terms ... -> shutdown") and stops. The guard lowers an incoming
+ * AppendEntries' leader_commit to prev_log_index + n_entries before raft
+ * sees it (the follower-side fix later raft forks made). Learning a commit
+ * index later is always safe.
  *
  * Loop thread only (raft's thread). */
 #ifndef RV_RAFT_RAFTGUARD_H
@@ -46,7 +57,12 @@ struct raftguard {
     raft_index bound;
     struct raftguard_append *appends; /* Pending writes. */
     size_t n_appends, cap_appends;
-    uint64_t n_clamped; /* Results whose last_log_index was lowered. */
+    uint64_t n_clamped;        /* Results whose last_log_index was lowered. */
+    uint64_t n_commit_clamped; /* AppendEntries whose leader_commit was
+                                  lowered. */
+    /* Set after raftguard_install() to leave leader_commit as sent (only
+     * the test that shows raft 0.15's own behaviour does). */
+    int no_commit_clamp;
     /* Optional, set after raftguard_install(): called with the guard and
      * raft's status when a log write failed, before raft's own callback
      * hears of it (the replica stops: raft 0.15 would carry on with a log

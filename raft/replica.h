@@ -44,9 +44,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define REPLICA_MAX_PEERS         9
-#define REPLICA_DEFAULT_ELECTION  600 /* ms */
-#define REPLICA_DEFAULT_HEARTBEAT 60  /* ms */
+#define REPLICA_MAX_PEERS        9
+#define REPLICA_DEFAULT_ELECTION 600 /* ms */
+/* A raft connect attempt is given up after this (a fresh one follows
+ * after REPLICA_PEER_RETRY_MS): a SYN sent into a network cut would
+ * otherwise wait on TCP's SYN backoff (1, 2, 4, 8 s ...) after the heal. */
+#define REPLICA_PEER_CONNECT_MS   500
+#define REPLICA_PEER_RETRY_MS     250
+#define REPLICA_DEFAULT_HEARTBEAT 60 /* ms */
 #define REPLICA_DEFAULT_SYNC_MS   100
 #define REPLICA_DEFAULT_SNAPSHOT  ((uint64_t)64 << 20) /* bytes of vlog */
 #define REPLICA_SNAPSHOT_TRAILING 64 /* entries kept behind a snapshot */

@@ -8,6 +8,7 @@
 #define RV_RAFT_REPLICA_INT_H
 
 #include "base/exit.h"
+#include "raft/peersock.h"
 #include "raft/raftguard.h"
 #include "raft/replica.h"
 
@@ -52,6 +53,8 @@ struct replica {
     struct raftguard guard;
     uv_loop_t loop;
     struct raft_uv_transport transport;
+    struct peersock peersock; /* Wraps the plain transport (peersock.h). */
+    int is_peersock;
     struct raft_io io;
     struct raft raft;
     uv_async_t async;

@@ -158,6 +158,8 @@ replica__free(struct replica *r)
         transport_tls_close(&r->transport);
     else if (r->is_transport_init)
         raft_uv_tcp_close(&r->transport);
+    if (r->is_peersock)
+        peersock_close(&r->peersock);
     if (r->is_loop_init) {
         for (int i = 0; i < 100 && uv_loop_close(&r->loop) == UV_EBUSY; i++)
             uv_run(&r->loop, UV_RUN_NOWAIT);
@@ -208,10 +210,21 @@ replica__init_raft(struct replica *r, const struct replica_config *cfg,
             return replica__raft_err(r, rv, "raft_uv_tcp_init", errmsg);
     }
     r->is_transport_init = 1;
+    if (!r->is_transport_tls) {
+        /* A stalled peer connection is closed after twice the election
+         * timeout without an acknowledgement, a connect attempt is given
+         * up after REPLICA_PEER_CONNECT_MS (ARCHITECTURE.md). */
+        rv = peersock_install(&r->peersock, &r->transport, &r->loop,
+                              2 * r->election_ms, REPLICA_PEER_CONNECT_MS);
+        if (rv != 0)
+            return replica__raft_err(r, rv, "peersock_install", errmsg);
+        r->is_peersock = 1;
+    }
     rv = raft_uv_init(&r->io, &r->loop, r->raft_dir, &r->transport);
     if (rv != 0)
         return replica__raft_err(r, rv, "raft_uv_init", errmsg);
     r->is_io_init = 1;
+    raft_uv_set_connect_retry_delay(&r->io, REPLICA_PEER_RETRY_MS);
     raft_uv_set_auto_recovery(&r->io, false); /* §3: never drop entries. */
     raft_uv_set_snapshot_compression(&r->io, false);
     rv = raft_init(&r->raft, &r->io, &r->fsm.fsm, r->id, r->raft_addr);

@@ -11,6 +11,7 @@
  * thread publishes its TCP socket under the same lock after checking
  * is_killed), which wakes the thread's poll and ends it. */
 #include "base/err.h"
+#include "raft/peersock.h"
 #include "raft/transport_tls_int.h"
 
 #include <errno.h>
@@ -26,11 +27,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define TT_MAGIC        "RVRAFT01"
-#define TT_HELLO_BYTES  18 /* Before the address. */
-#define TT_BUF_BYTES    (64u << 10)
-#define TT_RECORD       16384 /* TLS's largest record payload. */
-#define TT_KILL_POLL_MS 100   /* Set-up polls in slices to see a kill. */
+#define TT_MAGIC           "RVRAFT01"
+#define TT_HELLO_BYTES     18 /* Before the address. */
+#define TT_BUF_BYTES       (64u << 10)
+#define TT_RECORD          16384 /* TLS's largest record payload. */
+#define TT_KILL_POLL_MS    100   /* Set-up polls in slices to see a kill. */
+#define TT_USER_TIMEOUT_MS 2000  /* Unacknowledged data closes the link. */
 
 /* Stop c's thread: shut its sockets down. tt->lock held. */
 void
@@ -221,9 +223,10 @@ tt_conn_resolve(const char *addr, int is_passive, char *host, size_t size,
 void
 tt_conn_sock_opts(int fd)
 {
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    /* Data unacknowledged this long closes the connection (a peer behind
+     * a network cut), and the relay dials again: TCP's retransmission
+     * backoff would otherwise delay the first message after the heal. */
+    peersock_set_opts(fd, TT_USER_TIMEOUT_MS);
 }
 
 /* Publish fd as c->sock unless c was killed (then close it). 0 or -1. */

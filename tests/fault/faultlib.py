@@ -410,6 +410,16 @@ class Cluster:
                      if f == "core" or f.startswith("core.")]
         return hits
 
+    def count_log_lines(self, needle):
+        """How many lines of the node logs contain needle."""
+        n = 0
+        for node in self.nodes:
+            if not os.path.exists(node.log):
+                continue
+            with open(node.log, errors="replace") as f:
+                n += sum(1 for line in f if needle in line)
+        return n
+
     def cleanup(self, keep=False):
         self.stop()
         if not keep:

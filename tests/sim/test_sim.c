@@ -453,6 +453,7 @@ sim_check(struct sim *s, char *why, size_t size)
 struct sim_totals {
     uint64_t n_acked, n_unknown, n_snapshots, n_clamped;
     uint64_t n_catch_ups, n_fetched;
+    uint64_t n_commit_clamped;
 };
 
 /* Run one seed; 0 if every check holds, else -1 with the reason in why. */
@@ -481,6 +482,7 @@ sim_run(struct sim *s, uint64_t seed, int use_guard, struct sim_totals *tot,
         tot->n_catch_ups += s->fsms[i].n_catch_ups;
         tot->n_fetched += s->fsms[i].n_fetched_records;
         tot->n_clamped += s->guards[i].n_clamped;
+        tot->n_commit_clamped += s->guards[i].n_commit_clamped;
         if (s->fsms[i].is_failed) {
             rc = -1;
             snprintf(why, size, "server %u failed: %.160s", i,
@@ -509,15 +511,16 @@ test_replicas_converge_and_acked_writes_apply_once(void)
             return;
         }
     }
-    printf(
-        "sim: %d seeds, %llu writes acknowledged (%llu retried after an "
-        "unknown outcome), %llu snapshots, %llu catch-ups through a "
-        "descriptor fetching %llu records, %llu results clamped by the "
-        "guard\n",
-        n_seeds, (unsigned long long)tot.n_acked,
-        (unsigned long long)tot.n_unknown, (unsigned long long)tot.n_snapshots,
-        (unsigned long long)tot.n_catch_ups, (unsigned long long)tot.n_fetched,
-        (unsigned long long)tot.n_clamped);
+    printf("sim: %d seeds, %llu writes acknowledged (%llu retried after an "
+           "unknown outcome), %llu snapshots, %llu catch-ups through a "
+           "descriptor fetching %llu records, %llu results and %llu leader "
+           "commits clamped by the guard\n",
+           n_seeds, (unsigned long long)tot.n_acked,
+           (unsigned long long)tot.n_unknown,
+           (unsigned long long)tot.n_snapshots,
+           (unsigned long long)tot.n_catch_ups,
+           (unsigned long long)tot.n_fetched, (unsigned long long)tot.n_clamped,
+           (unsigned long long)tot.n_commit_clamped);
     CHECK(tot.n_acked > (uint64_t)n_seeds * 20);
     CHECK(tot.n_snapshots > 0);
     CHECK(tot.n_unknown > 0); /* Leaders were lost with writes in flight. */
@@ -572,6 +575,96 @@ test_guard_past_the_limit_is_refused(void)
         raftguard_close(&guards[i]);
 }
 
+/* The commit clamp on a fake io: the guard's start hands the io its own
+ * receive function, which is called with AppendEntries as a transport
+ * would; raft's receive function (here a recorder) must see leader_commit
+ * at most prev_log_index + n_entries. */
+static raft_io_recv_cb clamp_guard_recv;
+static struct raft_message clamp_seen;
+static int clamp_n_seen;
+
+static int
+clamp_io_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+               raft_io_recv_cb recv)
+{
+    (void)io, (void)msecs, (void)tick;
+    clamp_guard_recv = recv;
+    return 0;
+}
+
+static void
+clamp_raft_recv(struct raft_io *io, struct raft_message *m)
+{
+    (void)io;
+    clamp_seen = *m;
+    clamp_n_seen++;
+}
+
+static raft_index
+clamp_deliver(struct raft_io *io, raft_index prev, unsigned n,
+              raft_index commit)
+{
+    struct raft_entry entries[4];
+    struct raft_message m;
+    memset(&m, 0, sizeof m);
+    memset(entries, 0, sizeof entries);
+    m.type = RAFT_IO_APPEND_ENTRIES;
+    m.append_entries.term = 3;
+    m.append_entries.prev_log_index = prev;
+    m.append_entries.prev_log_term = 2;
+    m.append_entries.leader_commit = commit;
+    m.append_entries.entries = n ? entries : NULL;
+    m.append_entries.n_entries = n;
+    int before = clamp_n_seen;
+    clamp_guard_recv(io, &m);
+    /* Anything else than one AppendEntries delivered as it was, bar its
+     * leader_commit, fails the caller's comparison. */
+    if (clamp_n_seen != before + 1 ||
+        clamp_seen.type != RAFT_IO_APPEND_ENTRIES ||
+        clamp_seen.append_entries.prev_log_index != prev ||
+        clamp_seen.append_entries.n_entries != n)
+        return (raft_index)-1;
+    return clamp_seen.append_entries.leader_commit;
+}
+
+static void
+test_guard_clamps_leader_commit(void)
+{
+    static struct raft r;
+    static struct raft_io io;
+    static struct raftguard g;
+    memset(&r, 0, sizeof r);
+    memset(&io, 0, sizeof io);
+    r.io = &io;
+    io.data = &r;
+    io.start = clamp_io_start;
+    CHECK(raftguard_install(&g, &r) == 0);
+    CHECK(r.io->start(r.io, 100, NULL, clamp_raft_recv) == 0);
+    CHECK(clamp_guard_recv != NULL && clamp_guard_recv != clamp_raft_recv);
+    /* An empty AppendEntries at prev 9 proves entries 1..9 only: a leader
+     * commit of 11 must not reach a stale entry 10 of the follower. */
+    CHECK(clamp_deliver(&io, 9, 0, 11) == 9);
+    CHECK(clamp_deliver(&io, 10, 2, 50) == 12);
+    /* What the request covers passes unchanged. */
+    CHECK(clamp_deliver(&io, 10, 2, 12) == 12);
+    CHECK(clamp_deliver(&io, 10, 2, 7) == 7);
+    CHECK(clamp_deliver(&io, 0, 0, 0) == 0);
+    CHECK(g.n_commit_clamped == 2);
+    /* Other messages pass untouched. */
+    struct raft_message v;
+    memset(&v, 0, sizeof v);
+    v.type = RAFT_IO_REQUEST_VOTE;
+    v.request_vote.last_log_index = 40;
+    clamp_guard_recv(&io, &v);
+    CHECK(clamp_seen.type == RAFT_IO_REQUEST_VOTE &&
+          clamp_seen.request_vote.last_log_index == 40);
+    /* Switched off, raft 0.15 gets leader_commit as sent. */
+    g.no_commit_clamp = 1;
+    CHECK(clamp_deliver(&io, 9, 0, 11) == 11);
+    CHECK(g.n_commit_clamped == 2);
+    raftguard_close(&g);
+}
+
 static void
 test_snapshot_descriptor_round_trip(void)
 {
@@ -618,6 +711,7 @@ static const struct rv_test tests[] = {
     {"without_the_guard_raft_015_breaks",
      test_without_the_guard_raft_015_breaks},
     {"guard_past_the_limit_is_refused", test_guard_past_the_limit_is_refused},
+    {"guard_clamps_leader_commit", test_guard_clamps_leader_commit},
     {"snapshot_descriptor_round_trip", test_snapshot_descriptor_round_trip},
     {NULL, NULL}};
 
