@@ -72,6 +72,16 @@
  *            padded to that width), be64 run_num    (empty): params in value
  *            order, for ORDER BY params.<key> (values hold no NUL byte, so
  *            the zero padding sorts a prefix first)
+ *   ixmv     str16 team, u8 scope, [be64 xxh64(project),   (empty)
+ *            [be64 xxh64(experiment)]], str16 metric key, u8 class,
+ *            be64 value, be64 run_num: the latest value of each run's
+ *            series (metric key, context "") in value order, three times
+ *            per series: scope 'T' (team only), 'J' (team, project) and
+ *            'E' (team, project, experiment). class 0 is a number (value:
+ *            the IEEE bits made sortable, -0 stored as +0), class 1 NaN
+ *            (value 0), so numbers sort before NaN; a run without the
+ *            series has no entry. The team leads the key, so a scan never
+ *            reads another team's entries.
  *   cnt      counter key (STORE_CNT_*)             be64 count
  *
  * Counters: upper-case kinds count every run (the planner's posting list
@@ -155,6 +165,7 @@ enum store_db {
     STORE_DB_NODE,
     STORE_DB_TOKID,
     STORE_DB_AUDIT,
+    STORE_DB_IXMV,
     STORE_DB_COUNT
 };
 
@@ -527,5 +538,27 @@ store__value_hash(const char *v, size_t n)
     (2 + CONTRACT_MAX_KEY_BYTES + STORE_SORT_STRING_BYTES + 8)
 size_t store__pv_key(uint8_t *out, const char *key, size_t kn, const char *val,
                      size_t vn, uint64_t run_num);
+
+/* ---- ixmv: the latest-value index -------------------------------------- */
+
+#define STORE_MV_SCOPE_MAX (2 + CONTRACT_MAX_TEAM_BYTES + 1 + 16)
+#define STORE_MV_KEY_MAX                                       \
+    (STORE_MV_SCOPE_MAX + 2 + CONTRACT_MAX_KEY_BYTES + 9 + 8 + \
+     1)                  /* +1: a seek key past a value. */
+#define STORE_MV_VALUE 9 /* u8 class, be64 value. */
+
+/* The scope prefix of ixmv into out (STORE_MV_SCOPE_MAX bytes): team
+ * only (project NULL), team and project (experiment NULL), or all three;
+ * returns its length. */
+size_t store__mv_scope(uint8_t *out, const char *team, size_t tn,
+                       const char *project, size_t pn, const char *experiment,
+                       size_t en);
+/* The class and value bytes of d (STORE_MV_VALUE bytes) into out. */
+void store__mv_value(uint8_t *out, double d);
+/* Replace run rr's entries of metric key (old_val when has_old, by
+ * new_val when has_new) in the three scopes. */
+int store__mv_update(struct store_wctx *w, const struct store__runrec *rr,
+                     const char *key, size_t kn, int has_old, double old_val,
+                     int has_new, double new_val);
 
 #endif /* RV_STORE_STORE_INT_H */
