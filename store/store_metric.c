@@ -261,16 +261,12 @@ store__chunk_flush(struct store_wctx *w, const uint8_t *series_id,
 
 size_t
 store__mv_scope(uint8_t *out, const char *team, size_t tn, const char *project,
-                size_t pn, const char *experiment, size_t en)
+                size_t pn)
 {
     size_t n = store__key_str16(out, team, tn);
-    out[n++] = project == NULL ? 'T' : experiment == NULL ? 'J' : 'E';
+    out[n++] = project == NULL ? 'T' : 'J';
     if (project != NULL) {
         rv_put_be64(out + n, store__value_hash(project, pn));
-        n += 8;
-    }
-    if (project != NULL && experiment != NULL) {
-        rv_put_be64(out + n, store__value_hash(experiment, en));
         n += 8;
     }
     return n;
@@ -301,15 +297,15 @@ store__mv_update(struct store_wctx *w, const struct store__runrec *rr,
         store__mv_value(nv, new_val);
     if (has_old && has_new && memcmp(ov, nv, sizeof ov) == 0)
         return RV_OK; /* The entries would not change. */
-    const char *t = rr->str[RUN_TEAM], *p = rr->str[RUN_PROJECT],
-               *e = rr->str[RUN_EXPERIMENT];
-    size_t tn = rr->len[RUN_TEAM], pn = rr->len[RUN_PROJECT],
-           en = rr->len[RUN_EXPERIMENT];
-    int rc = RV_OK;
-    for (int scope = 0; rc == RV_OK && scope < 3; scope++) {
+    const char *t = rr->str[RUN_TEAM], *p = rr->str[RUN_PROJECT];
+    size_t tn = rr->len[RUN_TEAM], pn = rr->len[RUN_PROJECT];
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(w->txn, w->s->dbi[STORE_DB_IXMV], &cur);
+    if (rc != 0)
+        return store__err_mdb(rc, "cursor", w->errmsg);
+    for (int scope = 0; rc == RV_OK && scope < 2; scope++) {
         uint8_t k[STORE_MV_KEY_MAX];
-        size_t n = store__mv_scope(k, t, tn, scope > 0 ? p : NULL, pn,
-                                   scope > 1 ? e : NULL, en);
+        size_t n = store__mv_scope(k, t, tn, scope > 0 ? p : NULL, pn);
         n += store__key_str16(k + n, key, kn);
         size_t at = n;
         n += STORE_MV_VALUE;
@@ -317,13 +313,14 @@ store__mv_update(struct store_wctx *w, const struct store__runrec *rr,
         n += 8;
         if (has_old) {
             memcpy(k + at, ov, sizeof ov);
-            rc = store__del(w, STORE_DB_IXMV, k, n);
+            rc = store__cur_del(w, cur, STORE_DB_IXMV, k, n);
         }
         if (rc == RV_OK && has_new) {
             memcpy(k + at, nv, sizeof nv);
-            rc = store__put(w, STORE_DB_IXMV, k, n, "", 0);
+            rc = store__cur_put(w, cur, STORE_DB_IXMV, k, n, "", 0);
         }
     }
+    mdb_cursor_close(cur);
     return rc;
 }
 

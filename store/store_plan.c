@@ -697,12 +697,12 @@ store__mv_scope_of(struct store_read *r, const struct store_query *q,
     memset(mv, 0, sizeof *mv);
     if (!store__mv_team(r, q, &team, &tn))
         return 0;
-    const char *p = q->project, *e = q->project ? q->experiment : NULL;
-    if ((p && strlen(p) > CONTRACT_MAX_SCOPE_BYTES) ||
-        (e && strlen(e) > CONTRACT_MAX_SCOPE_BYTES))
+    const char *p = q->project;
+    if (p && strlen(p) > CONTRACT_MAX_SCOPE_BYTES)
         return 0;
-    mv->scope_len = store__mv_scope(mv->pre, team, tn, p, p ? strlen(p) : 0, e,
-                                    e ? strlen(e) : 0);
+    /* An experiment reads its project's entries: the experiment's posting
+     * list is then a probe (one lookup per entry, store__plan_probe). */
+    mv->scope_len = store__mv_scope(mv->pre, team, tn, p, p ? strlen(p) : 0);
     return 1;
 }
 
