@@ -5,6 +5,7 @@
 #include "store/filter.h"
 #include "store/store_int.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -635,6 +636,126 @@ store__exec_pv(struct store__exec *x, int *is_total, char *errmsg)
     return err;
 }
 
+/* ---- Run list: creation-time order (ixcr) ------------------------------ */
+
+/* A whole number of milliseconds as int64, clamped. */
+static int64_t
+store__ms_clamp(double c)
+{
+    if (c < -9223372036854775808.0)
+        return INT64_MIN;
+    return c >= 9223372036854775808.0 ? INT64_MAX : (int64_t)c;
+}
+
+/* Bounds on start_time from the top-level comparisons of f (inclusive:
+ * the filter re-checks every candidate). */
+static void
+store__created_bounds(const struct filter *f, int64_t *lo, int64_t *hi)
+{
+    const struct filter_node *conj[FILTER_MAX_NODES];
+    size_t n_conj = store__conjuncts(f, conj);
+    *lo = INT64_MIN;
+    *hi = INT64_MAX;
+    for (size_t ci = 0; ci < n_conj; ci++) {
+        const struct filter_node *n = conj[ci];
+        if (n->kind != FILTER_NODE_CMP || n->field != FILTER_FIELD_ATTR ||
+            n->attr != FILTER_ATTR_START_TIME || n->n_values < 1 ||
+            !n->values[0].is_number)
+            continue;
+        double d = n->values[0].number;
+        /* Whole milliseconds that can match: ceil for a lower bound, floor
+         * for an upper one. */
+        if (n->op == FILTER_OP_EQ || n->op == FILTER_OP_GT ||
+            n->op == FILTER_OP_GE) {
+            int64_t v = store__ms_clamp(ceil(d));
+            if (v > *lo)
+                *lo = v;
+        }
+        if (n->op == FILTER_OP_EQ || n->op == FILTER_OP_LT ||
+            n->op == FILTER_OP_LE) {
+            int64_t v = store__ms_clamp(floor(d));
+            if (v < *hi)
+                *hi = v;
+        }
+    }
+}
+
+/* The created time of an ixcr key. */
+static int64_t
+store__cr_time(const MDB_val *k)
+{
+    return rv_i64_from_sortable(~rv_get_be64(k->mv_data));
+}
+
+/* Creation-time order. ixcr's key order is start_time DESC, run_id ASC,
+ * the default order: DESC walks it forward from the token (or the upper
+ * bound) and stops once the page is full. ASC walks it backward, which
+ * reverses run_id within a millisecond, so it takes one millisecond at a
+ * time whole and stops at the first new millisecond once the page is full
+ * (the heap restores run_id ASC). Both stop at the filter's bound. */
+static int
+store__exec_created(struct store__exec *x, int is_desc, int *is_total,
+                    char *errmsg)
+{
+    int64_t lo, hi;
+    store__created_bounds(x->f, &lo, &hi);
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(x->r->txn, x->r->s->dbi[STORE_DB_IXCR], &cur);
+    if (rc != 0)
+        return store__err_mdb(rc, "cursor", errmsg);
+    uint8_t key[8 + CONTRACT_MAX_RUN_ID_BYTES + 2];
+    size_t kn = 8;
+    MDB_val k, v;
+    if (is_desc) {
+        int64_t from = hi;
+        if (x->after != NULL && x->after->created_at_ms <= hi) {
+            from = x->after->created_at_ms;
+            memcpy(key + 8, x->after->run_id, x->after->id_len);
+            key[8 + x->after->id_len] = 0; /* Strictly after the token. */
+            kn = 8 + x->after->id_len + 1;
+        }
+        rv_put_be64(key, ~rv_i64_sortable(from));
+        k = (MDB_val){kn, key};
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    } else {
+        int64_t from = lo;
+        if (x->after != NULL && x->after->created_at_ms > lo)
+            from = x->after->created_at_ms;
+        /* The last key of millisecond `from` (older ones follow it). */
+        rv_put_be64(key, ~rv_i64_sortable(from));
+        memset(key + 8, 0xff, sizeof key - 8);
+        k = (MDB_val){sizeof key, key};
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (rc == 0)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+        else if (rc == MDB_NOTFOUND)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    }
+    int err = RV_OK, is_stopped = 0, has_group = 0;
+    int64_t group = 0;
+    for (; rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, is_desc ? MDB_NEXT : MDB_PREV)) {
+        if (k.mv_size < 8 || v.mv_size != 8) {
+            err = RV_ECORRUPT;
+            break;
+        }
+        int64_t t = store__cr_time(&k);
+        if (is_desc ? t < lo : t > hi)
+            break;
+        if (x->heap.n == x->heap.cap &&
+            (is_desc || (has_group && t != group))) {
+            is_stopped = 1;
+            break;
+        }
+        group = t;
+        has_group = 1;
+        if ((err = store__exec_one(x, rv_get_be64(v.mv_data), errmsg)) != RV_OK)
+            break;
+    }
+    *is_total = !is_stopped && x->after == NULL;
+    return store__cursor_done(cur, rc, err, errmsg);
+}
+
 /* ---- Run list: the latest-value index (ixmv) --------------------------- */
 
 /* Range drivers are counted up to this many entries before the planner
@@ -977,31 +1098,33 @@ store__exec_run(struct store__exec *x, struct store__plan *plan, int *is_total,
             return rc;
         }
     }
-    if (is_big && (ordered || by_param) && plan->has_driver && plan->n_src == 1)
+    int by_created_asc = x->f->n_order == 1 &&
+                         x->f->order[0].field == FILTER_FIELD_ATTR &&
+                         x->f->order[0].attr == FILTER_ATTR_START_TIME &&
+                         !x->f->order[0].is_desc;
+    if (by_created_asc && !is_big)
+        by_created_asc = 0; /* The list, then the heap, is cheaper. */
+    if (is_big && (ordered || by_param || by_created_asc) && plan->has_driver &&
+        plan->n_src == 1)
         store__plan_probe(plan, &plan->src[0]); /* An ordered scan instead. */
     if (is_big && by_param) {
         x->plan_name = "param-order";
         return store__exec_pv(x, is_total, errmsg);
     }
-    if (plan->has_driver && (!ordered || plan->count < min)) {
+    if (plan->has_driver && !by_created_asc &&
+        (!ordered || plan->count < min)) {
         x->plan_name = "list";
         *is_total = 1;
         return store__exec_sources(x, plan, errmsg);
     }
-    uint8_t start[8 + CONTRACT_MAX_RUN_ID_BYTES + 1];
-    size_t start_len = 0;
-    if (x->after != NULL && ordered) {
-        rv_put_be64(start, ~rv_i64_sortable(x->after->created_at_ms));
-        memcpy(start + 8, x->after->run_id, x->after->id_len);
-        start[8 + x->after->id_len] = 0; /* Strictly after the token row. */
-        start_len = 8 + x->after->id_len + 1;
+    if (ordered || by_created_asc) {
+        x->plan_name = "created";
+        return store__exec_created(x, !by_created_asc, is_total, errmsg);
     }
-    x->plan_name = ordered ? "created" : "scan";
-    int rc =
-        store__exec_list(x, STORE_DB_IXCR, (const uint8_t *)"", 0,
-                         start_len ? start : NULL, start_len, ordered, errmsg);
-    *is_total = !ordered || (x->after == NULL && x->heap.n < x->heap.cap);
-    return rc;
+    x->plan_name = "scan";
+    *is_total = 1;
+    return store__exec_list(x, STORE_DB_IXCR, (const uint8_t *)"", 0, NULL, 0,
+                            0, errmsg);
 }
 
 /* Heap sort of the kept rows: afterwards idx[0..n) is in ascending order. */
