@@ -993,6 +993,59 @@ store__mv_seg(struct store__exec *x, const struct store__mv *mv,
     return store__cursor_done(cur, rc, err, errmsg);
 }
 
+/* Runs in the store: the sum of the per-team counters. */
+static uint64_t
+store__runs_total(struct store_read *r)
+{
+    MDB_cursor *cur;
+    uint64_t n = 0;
+    if (mdb_cursor_open(r->txn, r->s->dbi[STORE_DB_CNT], &cur) != 0)
+        return 0;
+    MDB_val k = {1, "R"}, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < 1 || ((const uint8_t *)k.mv_data)[0] != 'R')
+            break;
+        if (v.mv_size == 8)
+            n += rv_get_be64(v.mv_data);
+    }
+    mdb_cursor_close(cur);
+    return n;
+}
+
+/* How many ixmv entries an ordered walk would read to fill a page: the
+ * page over the product of the selectivities of the driver and probe
+ * lists (assumed independent). An experiment list is relative to its
+ * project (the walk's scope), the other lists to every run. */
+static double
+store__walk_estimate(struct store__exec *x, const struct store__plan *plan)
+{
+    uint64_t all = store__runs_total(x->r);
+    uint64_t proj = 0;
+    if (x->q->project != NULL) {
+        struct store__src s;
+        store__src_scope(x->r, x->q->project, NULL, &s);
+        proj = s.count;
+    }
+    double est = (double)x->heap.cap;
+    for (size_t i = 0; i <= plan->n_probes; i++) {
+        const struct store__src *s = i < plan->n_probes ? &plan->probe[i]
+                                     : plan->n_src == 1 ? &plan->src[0]
+                                                        : NULL;
+        if (s == NULL)
+            continue;
+        uint64_t of = all;
+        if (s->db == STORE_DB_IXSCOPE)
+            of = s->prefix_len == 16 && proj > 0 ? proj : 0;
+        if (of == 0)
+            continue; /* The walk's own scope: no narrowing. */
+        if (s->count == 0)
+            return 0;
+        est *= (double)of / (double)s->count;
+    }
+    return est;
+}
+
 /* ORDER BY metrics.<key> first: walk ixmv in the term's order (numbers,
  * then NaN; NaN sorts after numbers in both directions), from the page
  * token's value on, and stop at the first group boundary once the page is
@@ -1074,7 +1127,8 @@ store__exec_run(struct store__exec *x, struct store__plan *plan, int *is_total,
     *is_total = 0;
     struct store__mv mv;
     int has_mv = store__mv_scope_of(x->r, x->q, &mv);
-    if (has_mv && by_metric && is_big) {
+    if (has_mv && by_metric &&
+        (is_big || store__walk_estimate(x, plan) < (double)plan->count)) {
         if (plan->has_driver && plan->n_src == 1)
             store__plan_probe(plan, &plan->src[0]);
         x->plan_name = "metric-order";
