@@ -298,6 +298,10 @@ bench_runs(size_t n_runs, size_t n_queries)
          "params.batch_size = '64' AND tags.team LIKE 'v%' AND "
          "metrics.accuracy >= 0.5",
          "params.lr DESC"},
+        {"unscoped: metric > (top 0.1%), ORDER BY metric DESC", NULL, NULL,
+         "metrics.accuracy > 0.999", "metrics.accuracy DESC"},
+        {"experiment-scoped: metric <, ORDER BY metric ASC", "p", "e",
+         "metrics.accuracy < 0.5", "metrics.accuracy ASC"},
     };
     for (size_t i = 0; i < sizeof queries / sizeof *queries; i++)
         bench_runs_one(&b, &queries[i], n_runs, n_queries, &rng);

@@ -409,6 +409,8 @@ gw_run_list(struct gw_ctx *c)
             json_object_set_new(o, "total", json_integer((json_int_t)r->total));
         json_object_set_new(o, "examined",
                             json_integer((json_int_t)r->n_examined));
+        if (r->plan != NULL && r->plan[0] != '\0')
+            json_object_set_new(o, "plan", json_string(r->plan));
         json_object_set_new(o, "applied_index",
                             json_integer((json_int_t)r->applied_index));
         json_object_set_new(o, "query_time_ms",

@@ -285,6 +285,7 @@ rpc__list_runs(struct store_read *rd, const Rv__ListRunsRequest *l,
     rp->resp.total = a->page.total;
     rp->resp.has_n_examined = 1;
     rp->resp.n_examined = a->page.n_examined;
+    rp->resp.plan = a->page.plan;
     return RV_OK;
 }
 

@@ -215,6 +215,8 @@ struct store_query {
     int is_full;            /* Load params, tags, summaries per run. */
 };
 
+#define STORE_PLAN_NAME_BYTES 16
+
 struct store_page {
     struct store_run *runs;
     size_t n_runs;
@@ -222,7 +224,17 @@ struct store_page {
     int has_total;       /* total is exact (known without extra work). */
     uint64_t total;      /* Runs matching the query, all pages. */
     uint64_t n_examined; /* Candidate runs evaluated (for /metrics). */
+    /* The plan that produced the page (store_plan.c): "scan", "list",
+     * "created", "param-order", "metric-order" or "metric-range". */
+    char plan[STORE_PLAN_NAME_BYTES];
 };
+
+/* The size of a candidate list from which the planner prefers an ordered
+ * index (or a metric range) to the list; default STORE_ORDERED_SCAN_MIN.
+ * For tests and benchmarks that exercise every plan on small stores;
+ * safe to call from any thread. */
+#define STORE_ORDERED_SCAN_MIN 20000
+void store_plan_set_ordered_min(uint64_t n);
 
 /* Answer one page of runs matching q, ordered by q->order_by with MLflow's
  * tie-breaks. Page tokens are keyset tokens: the next page starts strictly

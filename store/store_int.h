@@ -72,6 +72,16 @@
  *            padded to that width), be64 run_num    (empty): params in value
  *            order, for ORDER BY params.<key> (values hold no NUL byte, so
  *            the zero padding sorts a prefix first)
+ *   ixmv     str16 team, u8 scope, [be64 xxh64(project)],   (empty)
+ *            str16 metric key, u8 class, be64 value, be64 run_num: the
+ *            latest value of each run's series (metric key, context "")
+ *            in value order, twice per series: scope 'T' (team only) and
+ *            'J' (team, project; an experiment query reads these and
+ *            probes the experiment's posting list). class 0 is a number
+ *            (value: the IEEE bits made sortable, -0 stored as +0), class
+ *            1 NaN (value 0), so numbers sort before NaN; a run without
+ *            the series has no entry. The team leads the key, so a scan
+ *            never reads another team's entries.
  *   cnt      counter key (STORE_CNT_*)             be64 count
  *
  * Counters: upper-case kinds count every run (the planner's posting list
@@ -155,6 +165,7 @@ enum store_db {
     STORE_DB_NODE,
     STORE_DB_TOKID,
     STORE_DB_AUDIT,
+    STORE_DB_IXMV,
     STORE_DB_COUNT
 };
 
@@ -309,6 +320,12 @@ int store__put(struct store_wctx *w, enum store_db db, const void *k, size_t kn,
                const void *v, size_t vn);
 int store__del(struct store_wctx *w, enum store_db db, const void *k,
                size_t kn);
+/* The same through an open cursor on db (several writes to one table
+ * without a cursor set-up each); the digest sees the same operations. */
+int store__cur_put(struct store_wctx *w, MDB_cursor *cur, enum store_db db,
+                   const void *k, size_t kn, const void *v, size_t vn);
+int store__cur_del(struct store_wctx *w, MDB_cursor *cur, enum store_db db,
+                   const void *k, size_t kn);
 /* Plain get within a write or read txn: RV_OK, RV_ENOTFOUND or error. */
 int store__get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kn, MDB_val *v,
                char *errmsg);
@@ -527,5 +544,25 @@ store__value_hash(const char *v, size_t n)
     (2 + CONTRACT_MAX_KEY_BYTES + STORE_SORT_STRING_BYTES + 8)
 size_t store__pv_key(uint8_t *out, const char *key, size_t kn, const char *val,
                      size_t vn, uint64_t run_num);
+
+/* ---- ixmv: the latest-value index -------------------------------------- */
+
+#define STORE_MV_SCOPE_MAX (2 + CONTRACT_MAX_TEAM_BYTES + 1 + 8)
+#define STORE_MV_KEY_MAX                                       \
+    (STORE_MV_SCOPE_MAX + 2 + CONTRACT_MAX_KEY_BYTES + 9 + 8 + \
+     1)                  /* +1: a seek key past a value. */
+#define STORE_MV_VALUE 9 /* u8 class, be64 value. */
+
+/* The scope prefix of ixmv into out (STORE_MV_SCOPE_MAX bytes): team
+ * only (project NULL) or team and project; returns its length. */
+size_t store__mv_scope(uint8_t *out, const char *team, size_t tn,
+                       const char *project, size_t pn);
+/* The class and value bytes of d (STORE_MV_VALUE bytes) into out. */
+void store__mv_value(uint8_t *out, double d);
+/* Replace run rr's entries of metric key (old_val when has_old, by
+ * new_val when has_new) in both scopes. */
+int store__mv_update(struct store_wctx *w, const struct store__runrec *rr,
+                     const char *key, size_t kn, int has_old, double old_val,
+                     int has_new, double new_val);
 
 #endif /* RV_STORE_STORE_INT_H */

@@ -257,8 +257,75 @@ store__chunk_flush(struct store_wctx *w, const uint8_t *series_id,
     return store__put(w, STORE_DB_CHUNK, ck, sizeof ck, cv, n);
 }
 
+/* ---- ixmv: the latest-value index -------------------------------------- */
+
+size_t
+store__mv_scope(uint8_t *out, const char *team, size_t tn, const char *project,
+                size_t pn)
+{
+    size_t n = store__key_str16(out, team, tn);
+    out[n++] = project == NULL ? 'T' : 'J';
+    if (project != NULL) {
+        rv_put_be64(out + n, store__value_hash(project, pn));
+        n += 8;
+    }
+    return n;
+}
+
+void
+store__mv_value(uint8_t *out, double d)
+{
+    if (isnan(d)) {
+        out[0] = 1;
+        memset(out + 1, 0, 8);
+        return;
+    }
+    uint64_t b = rv_f64_bits(d == 0 ? 0.0 : d); /* -0 sorts as +0. */
+    out[0] = 0;
+    rv_put_be64(out + 1, (b >> 63) ? ~b : b | (UINT64_C(1) << 63));
+}
+
+int
+store__mv_update(struct store_wctx *w, const struct store__runrec *rr,
+                 const char *key, size_t kn, int has_old, double old_val,
+                 int has_new, double new_val)
+{
+    uint8_t ov[STORE_MV_VALUE], nv[STORE_MV_VALUE];
+    if (has_old)
+        store__mv_value(ov, old_val);
+    if (has_new)
+        store__mv_value(nv, new_val);
+    if (has_old && has_new && memcmp(ov, nv, sizeof ov) == 0)
+        return RV_OK; /* The entries would not change. */
+    const char *t = rr->str[RUN_TEAM], *p = rr->str[RUN_PROJECT];
+    size_t tn = rr->len[RUN_TEAM], pn = rr->len[RUN_PROJECT];
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(w->txn, w->s->dbi[STORE_DB_IXMV], &cur);
+    if (rc != 0)
+        return store__err_mdb(rc, "cursor", w->errmsg);
+    for (int scope = 0; rc == RV_OK && scope < 2; scope++) {
+        uint8_t k[STORE_MV_KEY_MAX];
+        size_t n = store__mv_scope(k, t, tn, scope > 0 ? p : NULL, pn);
+        n += store__key_str16(k + n, key, kn);
+        size_t at = n;
+        n += STORE_MV_VALUE;
+        rv_put_be64(k + n, rr->run_num);
+        n += 8;
+        if (has_old) {
+            memcpy(k + at, ov, sizeof ov);
+            rc = store__cur_del(w, cur, STORE_DB_IXMV, k, n);
+        }
+        if (rc == RV_OK && has_new) {
+            memcpy(k + at, nv, sizeof nv);
+            rc = store__cur_put(w, cur, STORE_DB_IXMV, k, n, "", 0);
+        }
+    }
+    mdb_cursor_close(cur);
+    return rc;
+}
+
 static int
-store__series_apply(struct store_wctx *w, uint64_t run_num,
+store__series_apply(struct store_wctx *w, const struct store__runrec *rr,
                     const Rv__Metrics *m, const struct store__group *g,
                     struct vlog_ptr ptr, uint16_t cmd_no,
                     struct store_point *pts)
@@ -267,6 +334,7 @@ store__series_apply(struct store_wctx *w, uint64_t run_num,
     const char *ctx = m->n_contexts ? m->contexts[g->ctx_idx] : "";
     uint8_t sk[8 + 2 + CONTRACT_MAX_KEY_BYTES + CONTRACT_MAX_CONTEXT_BYTES];
     size_t kn = strlen(key), cn = strlen(ctx);
+    uint64_t run_num = rr->run_num;
     size_t skn = store__kv_key(sk, run_num, "", 0);
     skn += store__key_str16(sk + skn, key, kn);
     memcpy(sk + skn, ctx, cn);
@@ -307,7 +375,17 @@ store__series_apply(struct store_wctx *w, uint64_t run_num,
     } else {
         return rc;
     }
+    /* The latest value before and after: ixmv changes at most once per
+     * series and command, and only when the value does. */
+    int had = rv_get_be64(rec + 8) > 0;
+    double old_last = rv_f64_from_bits(rv_get_be64(rec + 16));
     store__summary_update(rec, &add, pts, g->n);
+    if (cn == 0) {
+        rc = store__mv_update(w, rr, key, kn, had, old_last, 1,
+                              rv_f64_from_bits(rv_get_be64(rec + 16)));
+        if (rc != RV_OK)
+            return rc;
+    }
     store__chunk_merge(&open, &add);
     open.refs[open.n_refs++] = (struct store__ref){
         ptr, cmd_no, g->key_idx, g->ctx_idx, (uint32_t)g->n, w->index};
@@ -404,7 +482,7 @@ store__log_batch(struct store_wctx *w, const Rv__LogBatch *b,
                                  (uint32_t)(sid % n_ctx), order + starts[sid],
                                  starts[sid + 1] - starts[sid]};
         if (g.n > 0)
-            rc = store__series_apply(w, rr.run_num, m, &g, ptr, cmd_no, pts);
+            rc = store__series_apply(w, &rr, m, &g, ptr, cmd_no, pts);
     }
     free(pts);
     if (rc == RV_OK) {

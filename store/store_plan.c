@@ -5,6 +5,8 @@
 #include "store/filter.h"
 #include "store/store_int.h"
 
+#include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +108,38 @@ store__cand_load(struct store__cand *c, uint64_t run_num, char *errmsg)
     fr->tag = store__cand_tag;
     fr->metric = store__cand_metric;
     return RV_OK;
+}
+
+/* Close a scan's cursor: err, else the cursor's own failure (rc other
+ * than 0 or MDB_NOTFOUND), else RV_OK. */
+static int
+store__cursor_done(MDB_cursor *cur, int rc, int err, char *errmsg)
+{
+    mdb_cursor_close(cur);
+    if (err == RV_OK && rc != 0 && rc != MDB_NOTFOUND)
+        err = store__err_mdb(rc, "cursor", errmsg);
+    return err;
+}
+
+/* The top-level conjuncts of f (the leaves of its AND spine) into out
+ * (FILTER_MAX_NODES entries); returns how many. */
+static size_t
+store__conjuncts(const struct filter *f, const struct filter_node **out)
+{
+    const struct filter_node *stack[FILTER_MAX_NODES];
+    size_t sp = 0, n = 0;
+    if (f->root != NULL)
+        stack[sp++] = f->root;
+    while (sp > 0) {
+        const struct filter_node *nd = stack[--sp];
+        if (nd->kind == FILTER_NODE_AND) {
+            stack[sp++] = nd->left;
+            stack[sp++] = nd->right;
+        } else {
+            out[n++] = nd;
+        }
+    }
+    return n;
 }
 
 /* ---- Run list: candidate sources --------------------------------------- */
@@ -280,17 +314,10 @@ store__plan_make(struct store_read *r, const struct store_query *q,
         plan->has_driver = 1;
     }
     /* Walk the AND spine iteratively with a small stack. */
-    const struct filter_node *stack[FILTER_MAX_NODES];
-    size_t sp = 0;
-    if (f->root != NULL)
-        stack[sp++] = f->root;
-    while (sp > 0) {
-        const struct filter_node *n = stack[--sp];
-        if (n->kind == FILTER_NODE_AND) {
-            stack[sp++] = n->left;
-            stack[sp++] = n->right;
-            continue;
-        }
+    const struct filter_node *conj[FILTER_MAX_NODES];
+    size_t n_conj = store__conjuncts(f, conj);
+    for (size_t ci = 0; ci < n_conj; ci++) {
+        const struct filter_node *n = conj[ci];
         size_t k = store__src_cmp(r, n, tmp);
         if (k == 0)
             continue;
@@ -389,7 +416,10 @@ struct store__exec {
     struct store__row *row;
     /* Set while scanning for the runs that lack a param: skip the others. */
     const struct filter_order_term *lacking;
+    /* Set while scanning for the runs that lack a metric's series. */
+    const struct filter_order_term *lacking_metric;
     uint64_t n_matched, n_examined;
+    const char *plan_name;
     /* The first ORDER BY term is a metric: once the heap is full, a
      * candidate whose value is worse than the worst kept row's is dropped
      * after that one lookup (n_pruned; the total is then not known). */
@@ -447,6 +477,12 @@ store__exec_one(struct store__exec *x, uint64_t run_num, char *errmsg)
         size_t n;
         if (store__cand_kv(x->r, STORE_DB_PARAM, run_num, x->lacking->key,
                            x->lacking->key_len, &val, &n))
+            return RV_OK;
+    }
+    if (x->lacking_metric != NULL) {
+        double d;
+        if (store__latest(x->r, run_num, x->lacking_metric->key,
+                          x->lacking_metric->key_len, &d))
             return RV_OK;
     }
     int rc = store__cand_load(x->cand, run_num, errmsg);
@@ -514,10 +550,21 @@ store__exec_list(struct store__exec *x, enum store_db db, const uint8_t *prefix,
         if (stop_when_full && x->heap.n == x->heap.cap)
             break;
     }
-    mdb_cursor_close(cur);
-    if (err == RV_OK && rc != 0 && rc != MDB_NOTFOUND)
-        err = store__err_mdb(rc, "cursor", errmsg);
-    return err;
+    return store__cursor_done(cur, rc, err, errmsg);
+}
+
+/* Every list of the plan's driver, in full. */
+static int
+store__exec_sources(struct store__exec *x, const struct store__plan *plan,
+                    char *errmsg)
+{
+    int rc = RV_OK;
+    for (size_t i = 0; rc == RV_OK && i < plan->n_src; i++) {
+        const struct store__src *s = &plan->src[i];
+        rc = store__exec_list(x, s->db, s->prefix, s->prefix_len, NULL, 0, 0,
+                              errmsg);
+    }
+    return rc;
 }
 
 /* The default order (start_time DESC, run_id ASC) is the key order of
@@ -531,9 +578,14 @@ store__order_is_created_desc(const struct filter *f)
            f->order[0].attr == FILTER_ATTR_START_TIME && f->order[0].is_desc;
 }
 
-#define STORE_ORDERED_SCAN_MIN                  \
-    20000 /* Driver lists larger than this lose \
-             to an ordered scan of ixcr. */
+/* Driver lists at least this large lose to an ordered scan. */
+static _Atomic uint64_t store__ordered_min = STORE_ORDERED_SCAN_MIN;
+
+void
+store_plan_set_ordered_min(uint64_t n)
+{
+    atomic_store(&store__ordered_min, n);
+}
 
 /* Position cur on the first (ASC) or last (DESC) key of ixpv under pre. */
 static int
@@ -608,6 +660,481 @@ store__exec_pv(struct store__exec *x, int *is_total, char *errmsg)
     return err;
 }
 
+/* ---- Run list: creation-time order (ixcr) ------------------------------ */
+
+/* A whole number of milliseconds as int64, clamped. */
+static int64_t
+store__ms_clamp(double c)
+{
+    if (c < -9223372036854775808.0)
+        return INT64_MIN;
+    return c >= 9223372036854775808.0 ? INT64_MAX : (int64_t)c;
+}
+
+/* Bounds on start_time from the top-level comparisons of f (inclusive:
+ * the filter re-checks every candidate). */
+static void
+store__created_bounds(const struct filter *f, int64_t *lo, int64_t *hi)
+{
+    const struct filter_node *conj[FILTER_MAX_NODES];
+    size_t n_conj = store__conjuncts(f, conj);
+    *lo = INT64_MIN;
+    *hi = INT64_MAX;
+    for (size_t ci = 0; ci < n_conj; ci++) {
+        const struct filter_node *n = conj[ci];
+        if (n->kind != FILTER_NODE_CMP || n->field != FILTER_FIELD_ATTR ||
+            n->attr != FILTER_ATTR_START_TIME || n->n_values < 1 ||
+            !n->values[0].is_number)
+            continue;
+        double d = n->values[0].number;
+        /* Whole milliseconds that can match: ceil for a lower bound, floor
+         * for an upper one. */
+        if (n->op == FILTER_OP_EQ || n->op == FILTER_OP_GT ||
+            n->op == FILTER_OP_GE) {
+            int64_t v = store__ms_clamp(ceil(d));
+            if (v > *lo)
+                *lo = v;
+        }
+        if (n->op == FILTER_OP_EQ || n->op == FILTER_OP_LT ||
+            n->op == FILTER_OP_LE) {
+            int64_t v = store__ms_clamp(floor(d));
+            if (v < *hi)
+                *hi = v;
+        }
+    }
+}
+
+/* The created time of an ixcr key. */
+static int64_t
+store__cr_time(const MDB_val *k)
+{
+    return rv_i64_from_sortable(~rv_get_be64(k->mv_data));
+}
+
+/* Creation-time order. ixcr's key order is start_time DESC, run_id ASC,
+ * the default order: DESC walks it forward from the token (or the upper
+ * bound) and stops once the page is full. ASC walks it backward, which
+ * reverses run_id within a millisecond, so it takes one millisecond at a
+ * time whole and stops at the first new millisecond once the page is full
+ * (the heap restores run_id ASC). Both stop at the filter's bound. */
+static int
+store__exec_created(struct store__exec *x, int is_desc, int *is_total,
+                    char *errmsg)
+{
+    int64_t lo, hi;
+    store__created_bounds(x->f, &lo, &hi);
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(x->r->txn, x->r->s->dbi[STORE_DB_IXCR], &cur);
+    if (rc != 0)
+        return store__err_mdb(rc, "cursor", errmsg);
+    uint8_t key[8 + CONTRACT_MAX_RUN_ID_BYTES + 2];
+    size_t kn = 8;
+    MDB_val k, v;
+    if (is_desc) {
+        int64_t from = hi;
+        if (x->after != NULL && x->after->created_at_ms <= hi) {
+            from = x->after->created_at_ms;
+            memcpy(key + 8, x->after->run_id, x->after->id_len);
+            key[8 + x->after->id_len] = 0; /* Strictly after the token. */
+            kn = 8 + x->after->id_len + 1;
+        }
+        rv_put_be64(key, ~rv_i64_sortable(from));
+        k = (MDB_val){kn, key};
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    } else {
+        int64_t from = lo;
+        if (x->after != NULL && x->after->created_at_ms > lo)
+            from = x->after->created_at_ms;
+        /* The last key of millisecond `from` (older ones follow it). */
+        rv_put_be64(key, ~rv_i64_sortable(from));
+        memset(key + 8, 0xff, sizeof key - 8);
+        k = (MDB_val){sizeof key, key};
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (rc == 0)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+        else if (rc == MDB_NOTFOUND)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    }
+    int err = RV_OK, is_stopped = 0, has_group = 0;
+    int64_t group = 0;
+    for (; rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, is_desc ? MDB_NEXT : MDB_PREV)) {
+        if (k.mv_size < 8 || v.mv_size != 8) {
+            err = RV_ECORRUPT;
+            break;
+        }
+        int64_t t = store__cr_time(&k);
+        if (is_desc ? t < lo : t > hi)
+            break;
+        if (x->heap.n == x->heap.cap &&
+            (is_desc || (has_group && t != group))) {
+            is_stopped = 1;
+            break;
+        }
+        group = t;
+        has_group = 1;
+        if ((err = store__exec_one(x, rv_get_be64(v.mv_data), errmsg)) != RV_OK)
+            break;
+    }
+    *is_total = !is_stopped && x->after == NULL;
+    return store__cursor_done(cur, rc, err, errmsg);
+}
+
+/* ---- Run list: the latest-value index (ixmv) --------------------------- */
+
+/* Range drivers are counted up to this many entries before the planner
+ * gives up on them (the count bounds the cost of choosing). */
+#define STORE_RANGE_COUNT_MAX 50000
+
+/* An ixmv scan: the prefix (scope, metric key) and the value bounds
+ * [lo, hi] (class and value bytes, inclusive). */
+struct store__mv {
+    uint8_t pre[STORE_MV_KEY_MAX];
+    size_t scope_len, pn;
+    uint8_t lo[STORE_MV_VALUE], hi[STORE_MV_VALUE];
+    int has_range; /* A top-level comparison bounds the metric. */
+};
+
+/* The team whose ixmv entries a query reads: the query's (a scoped read
+ * always sets it), else the only team that has runs; 0 when there is no
+ * such team (several teams, unscoped: the planner uses other indexes). */
+static int
+store__mv_team(struct store_read *r, const struct store_query *q,
+               const char **team, size_t *tn)
+{
+    if (q->team != NULL) {
+        *team = q->team;
+        *tn = strlen(q->team);
+        return *tn <= CONTRACT_MAX_TEAM_BYTES;
+    }
+    MDB_cursor *cur;
+    if (mdb_cursor_open(r->txn, r->s->dbi[STORE_DB_CNT], &cur) != 0)
+        return 0;
+    MDB_val k = {1, "R"}, v;
+    int n = 0, rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    const uint8_t *first = NULL;
+    size_t first_n = 0;
+    for (; rc == 0 && n < 2; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *kp = k.mv_data;
+        if (k.mv_size < 3 || kp[0] != 'R' ||
+            k.mv_size != 3 + (size_t)rv_get_be16(kp + 1))
+            break;
+        first = kp + 3;
+        first_n = k.mv_size - 3;
+        n++;
+    }
+    mdb_cursor_close(cur);
+    if (n != 1 || first_n > CONTRACT_MAX_TEAM_BYTES)
+        return 0;
+    *team = (const char *)first; /* Valid while the transaction lives. */
+    *tn = first_n;
+    return 1;
+}
+
+/* The scope prefix of ixmv for q into mv (no metric key yet); 0 if ixmv
+ * cannot serve q. */
+static int
+store__mv_scope_of(struct store_read *r, const struct store_query *q,
+                   struct store__mv *mv)
+{
+    const char *team;
+    size_t tn;
+    memset(mv, 0, sizeof *mv);
+    if (!store__mv_team(r, q, &team, &tn))
+        return 0;
+    const char *p = q->project;
+    if (p && strlen(p) > CONTRACT_MAX_SCOPE_BYTES)
+        return 0;
+    /* An experiment reads its project's entries: the experiment's posting
+     * list is then a probe (one lookup per entry, store__plan_probe). */
+    mv->scope_len = store__mv_scope(mv->pre, team, tn, p, p ? strlen(p) : 0);
+    return 1;
+}
+
+/* Complete mv for metric key: the prefix, and the bounds from the
+ * top-level comparisons of f on that metric (numbers only: a comparison
+ * is false on NaN and on a missing series); without one, every number
+ * and NaN. */
+static void
+store__mv_key(const struct filter *f, const char *key, size_t kn,
+              struct store__mv *mv)
+{
+    mv->pn = mv->scope_len + store__key_str16(mv->pre + mv->scope_len, key, kn);
+    int has_lo = 0, has_hi = 0;
+    double lo = 0, hi = 0;
+    const struct filter_node *conj[FILTER_MAX_NODES];
+    size_t n_conj = store__conjuncts(f, conj);
+    mv->has_range = 0;
+    for (size_t ci = 0; ci < n_conj; ci++) {
+        const struct filter_node *n = conj[ci];
+        if (n->kind != FILTER_NODE_CMP || n->field != FILTER_FIELD_METRIC ||
+            n->key_len != kn || memcmp(n->key, key, kn) != 0 ||
+            n->n_values < 1 || !n->values[0].is_number)
+            continue;
+        double d = n->values[0].number;
+        int sets_lo = n->op == FILTER_OP_EQ || n->op == FILTER_OP_GT ||
+                      n->op == FILTER_OP_GE;
+        int sets_hi = n->op == FILTER_OP_EQ || n->op == FILTER_OP_LT ||
+                      n->op == FILTER_OP_LE;
+        if (sets_lo && (!has_lo || d > lo)) {
+            lo = d;
+            has_lo = 1;
+        }
+        if (sets_hi && (!has_hi || d < hi)) {
+            hi = d;
+            has_hi = 1;
+        }
+        mv->has_range |= sets_lo || sets_hi;
+    }
+    memset(mv->lo, 0, sizeof mv->lo);
+    if (has_lo)
+        store__mv_value(mv->lo, lo);
+    if (has_hi) {
+        store__mv_value(mv->hi, hi);
+    } else if (mv->has_range) {
+        mv->hi[0] = 0; /* Every number, not NaN. */
+        memset(mv->hi + 1, 0xff, 8);
+    } else {
+        mv->hi[0] = 1; /* Numbers, then NaN. */
+        memset(mv->hi + 1, 0, 8);
+    }
+}
+
+/* The first top-level metric comparison that bounds a range: mv completed
+ * for its key; 0 if there is none. */
+static int
+store__mv_range_first(const struct filter *f, struct store__mv *mv)
+{
+    const struct filter_node *conj[FILTER_MAX_NODES];
+    size_t n_conj = store__conjuncts(f, conj);
+    for (size_t ci = 0; ci < n_conj; ci++) {
+        const struct filter_node *n = conj[ci];
+        if (n->kind == FILTER_NODE_CMP && n->field == FILTER_FIELD_METRIC &&
+            n->key_len <= CONTRACT_MAX_KEY_BYTES && n->n_values >= 1 &&
+            n->values[0].is_number &&
+            (n->op == FILTER_OP_EQ || n->op == FILTER_OP_LT ||
+             n->op == FILTER_OP_LE || n->op == FILTER_OP_GT ||
+             n->op == FILTER_OP_GE)) {
+            store__mv_key(f, n->key, n->key_len, mv);
+            return memcmp(mv->lo, mv->hi, STORE_MV_VALUE) <= 0;
+        }
+    }
+    return 0;
+}
+
+/* Position cur at the first entry of mv's prefix with value >= a (ASC) or
+ * the last with value <= b (DESC). */
+static int
+store__mv_first(MDB_cursor *cur, const struct store__mv *mv, const uint8_t *a,
+                const uint8_t *b, int is_desc, MDB_val *k, MDB_val *v)
+{
+    uint8_t key[STORE_MV_KEY_MAX];
+    memcpy(key, mv->pre, mv->pn);
+    if (!is_desc) {
+        memcpy(key + mv->pn, a, STORE_MV_VALUE);
+        *k = (MDB_val){mv->pn + STORE_MV_VALUE, key};
+        return mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+    }
+    memcpy(key + mv->pn, b, STORE_MV_VALUE);
+    memset(key + mv->pn + STORE_MV_VALUE, 0xff, 9);
+    *k = (MDB_val){mv->pn + STORE_MV_VALUE + 9, key};
+    int rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+    if (rc == 0)
+        return mdb_cursor_get(cur, k, v, MDB_PREV);
+    return rc == MDB_NOTFOUND ? mdb_cursor_get(cur, k, v, MDB_LAST) : rc;
+}
+
+/* Count the entries of mv's range, stopping at limit. */
+static int
+store__mv_count(struct store__exec *x, const struct store__mv *mv,
+                uint64_t limit, uint64_t *n, char *errmsg)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    *n = 0;
+    int rc = mdb_cursor_open(x->r->txn, x->r->s->dbi[STORE_DB_IXMV], &cur);
+    if (rc != 0)
+        return store__err_mdb(rc, "cursor", errmsg);
+    for (rc = store__mv_first(cur, mv, mv->lo, mv->hi, 0, &k, &v);
+         rc == 0 && *n < limit; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *kp = k.mv_data;
+        if (k.mv_size != mv->pn + STORE_MV_VALUE + 8 ||
+            memcmp(kp, mv->pre, mv->pn) != 0 ||
+            memcmp(kp + mv->pn, mv->hi, STORE_MV_VALUE) > 0)
+            break;
+        (*n)++;
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return store__err_mdb(rc, "cursor", errmsg);
+    return RV_OK;
+}
+
+/* The state of an ordered walk over groups of equal values. */
+struct store__walk {
+    uint8_t group[STORE_MV_VALUE];
+    int has_group, is_stopped;
+};
+
+/* Walk the entries of mv's prefix with values in [a, b], ascending or
+ * descending. With is_paged, stop at the first group boundary once the
+ * heap is full (later groups sort after). */
+static int
+store__mv_seg(struct store__exec *x, const struct store__mv *mv,
+              const uint8_t *a, const uint8_t *b, int is_desc, int is_paged,
+              struct store__walk *wk, char *errmsg)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if (memcmp(a, b, STORE_MV_VALUE) > 0)
+        return RV_OK;
+    int rc = mdb_cursor_open(x->r->txn, x->r->s->dbi[STORE_DB_IXMV], &cur);
+    if (rc != 0)
+        return store__err_mdb(rc, "cursor", errmsg);
+    int err = RV_OK;
+    for (rc = store__mv_first(cur, mv, a, b, is_desc, &k, &v); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, is_desc ? MDB_PREV : MDB_NEXT)) {
+        const uint8_t *kp = k.mv_data;
+        if (k.mv_size != mv->pn + STORE_MV_VALUE + 8 ||
+            memcmp(kp, mv->pre, mv->pn) != 0)
+            break;
+        const uint8_t *val = kp + mv->pn;
+        if (memcmp(val, a, STORE_MV_VALUE) < 0 ||
+            memcmp(val, b, STORE_MV_VALUE) > 0)
+            break;
+        if (is_paged && wk->has_group &&
+            memcmp(val, wk->group, STORE_MV_VALUE) != 0 &&
+            x->heap.n == x->heap.cap) {
+            wk->is_stopped = 1;
+            break;
+        }
+        memcpy(wk->group, val, STORE_MV_VALUE);
+        wk->has_group = 1;
+        err = store__exec_one(x, rv_get_be64(val + STORE_MV_VALUE), errmsg);
+        if (err != RV_OK)
+            break;
+    }
+    return store__cursor_done(cur, rc, err, errmsg);
+}
+
+/* Runs in the store: the sum of the per-team counters. */
+static uint64_t
+store__runs_total(struct store_read *r)
+{
+    MDB_cursor *cur;
+    uint64_t n = 0;
+    if (mdb_cursor_open(r->txn, r->s->dbi[STORE_DB_CNT], &cur) != 0)
+        return 0;
+    MDB_val k = {1, "R"}, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < 1 || ((const uint8_t *)k.mv_data)[0] != 'R')
+            break;
+        if (v.mv_size == 8)
+            n += rv_get_be64(v.mv_data);
+    }
+    mdb_cursor_close(cur);
+    return n;
+}
+
+/* How many ixmv entries an ordered walk would read to fill a page: the
+ * page over the product of the selectivities of the driver and probe
+ * lists (assumed independent). An experiment list is relative to its
+ * project (the walk's scope), the other lists to every run. */
+static double
+store__walk_estimate(struct store__exec *x, const struct store__plan *plan)
+{
+    uint64_t all = store__runs_total(x->r);
+    uint64_t proj = 0;
+    if (x->q->project != NULL) {
+        struct store__src s;
+        store__src_scope(x->r, x->q->project, NULL, &s);
+        proj = s.count;
+    }
+    double est = (double)x->heap.cap;
+    for (size_t i = 0; i <= plan->n_probes; i++) {
+        const struct store__src *s = i < plan->n_probes ? &plan->probe[i]
+                                     : plan->n_src == 1 ? &plan->src[0]
+                                                        : NULL;
+        if (s == NULL)
+            continue;
+        uint64_t of = all;
+        if (s->db == STORE_DB_IXSCOPE)
+            of = s->prefix_len == 16 && proj > 0 ? proj : 0;
+        if (of == 0)
+            continue; /* The walk's own scope: no narrowing. */
+        if (s->count == 0)
+            return 0;
+        est *= (double)of / (double)s->count;
+    }
+    return est;
+}
+
+/* ORDER BY metrics.<key> first: walk ixmv in the term's order (numbers,
+ * then NaN; NaN sorts after numbers in both directions), from the page
+ * token's value on, and stop at the first group boundary once the page is
+ * full. Runs without the series sort last: unless a comparison on the
+ * metric excludes them, they come from the candidate lists (or every
+ * run) if the page is still not full. */
+static int
+store__exec_mv_order(struct store__exec *x, struct store__mv *mv,
+                     const struct store__plan *plan, int *is_total,
+                     char *errmsg)
+{
+    const struct filter_order_term *t = &x->f->order[0];
+    struct store__walk wk = {0};
+    int rc = RV_OK;
+    store__mv_key(x->f, t->key, t->key_len, mv);
+    x->prune = NULL; /* The walk is in order already. */
+    uint8_t lo[STORE_MV_VALUE], hi[STORE_MV_VALUE];
+    uint8_t nan_lo[STORE_MV_VALUE] = {1}, num_hi[STORE_MV_VALUE];
+    memcpy(lo, mv->lo, sizeof lo);
+    memcpy(hi, mv->hi, sizeof hi);
+    num_hi[0] = 0;
+    memset(num_hi + 1, 0xff, 8);
+    int skip_nums = 0, skip_all = 0;
+    if (x->after != NULL) {
+        /* Rows up to the token's are filtered out; start at its group. */
+        const struct store__sortval *sv = &x->after->v[0];
+        uint8_t at[STORE_MV_VALUE];
+        if (sv->kind == SK_NUM) {
+            store__mv_value(at, sv->num);
+            if (!t->is_desc && memcmp(at, lo, sizeof at) > 0)
+                memcpy(lo, at, sizeof lo);
+            if (t->is_desc && memcmp(at, hi, sizeof at) < 0)
+                memcpy(hi, at, sizeof hi);
+        } else if (sv->kind == SK_NAN) {
+            skip_nums = 1;
+        } else {
+            skip_all = 1;
+        }
+    }
+    if (!skip_all && !t->is_desc) {
+        rc = store__mv_seg(x, mv, skip_nums ? nan_lo : lo, hi, 0, 1, &wk,
+                           errmsg);
+    } else if (!skip_all) {
+        /* Numbers descending, then the NaN group. */
+        if (!skip_nums)
+            rc = store__mv_seg(x, mv, lo,
+                               memcmp(hi, num_hi, sizeof hi) < 0 ? hi : num_hi,
+                               1, 1, &wk, errmsg);
+        if (rc == RV_OK && !wk.is_stopped && !mv->has_range)
+            rc = store__mv_seg(x, mv, nan_lo, nan_lo, 1, 1, &wk, errmsg);
+    }
+    if (rc == RV_OK && !wk.is_stopped && !mv->has_range &&
+        x->heap.n < x->heap.cap) {
+        x->lacking_metric = t;
+        if (plan->has_driver)
+            rc = store__exec_sources(x, plan, errmsg);
+        else
+            rc = store__exec_list(x, STORE_DB_IXCR, (const uint8_t *)"", 0,
+                                  NULL, 0, 0, errmsg);
+        x->lacking_metric = NULL;
+    }
+    *is_total = !wk.is_stopped && x->heap.n < x->heap.cap;
+    return rc;
+}
+
 static int
 store__exec_run(struct store__exec *x, struct store__plan *plan, int *is_total,
                 char *errmsg)
@@ -616,37 +1143,66 @@ store__exec_run(struct store__exec *x, struct store__plan *plan, int *is_total,
     int by_param = x->f->n_order > 0 &&
                    x->f->order[0].field == FILTER_FIELD_PARAM &&
                    x->f->order[0].key_len <= CONTRACT_MAX_KEY_BYTES;
-    int is_big = !plan->has_driver || plan->count >= STORE_ORDERED_SCAN_MIN;
+    int by_metric = x->f->n_order > 0 &&
+                    x->f->order[0].field == FILTER_FIELD_METRIC &&
+                    x->f->order[0].key_len <= CONTRACT_MAX_KEY_BYTES;
+    uint64_t min = atomic_load(&store__ordered_min);
+    int is_big = !plan->has_driver || plan->count >= min;
     *is_total = 0;
-    if (is_big && (ordered || by_param) && plan->has_driver && plan->n_src == 1)
-        store__plan_probe(plan, &plan->src[0]); /* An ordered scan instead. */
-    if (is_big && by_param)
-        return store__exec_pv(x, is_total, errmsg);
-    if (plan->has_driver &&
-        (!ordered || plan->count < STORE_ORDERED_SCAN_MIN)) {
-        for (size_t i = 0; i < plan->n_src; i++) {
-            const struct store__src *s = &plan->src[i];
-            int rc = store__exec_list(x, s->db, s->prefix, s->prefix_len, NULL,
-                                      0, 0, errmsg);
-            if (rc != RV_OK)
-                return rc;
+    struct store__mv mv;
+    int has_mv = store__mv_scope_of(x->r, x->q, &mv);
+    if (has_mv && by_metric &&
+        (is_big || store__walk_estimate(x, plan) < (double)plan->count)) {
+        if (plan->has_driver && plan->n_src == 1)
+            store__plan_probe(plan, &plan->src[0]);
+        x->plan_name = "metric-order";
+        return store__exec_mv_order(x, &mv, plan, is_total, errmsg);
+    }
+    if (has_mv && store__mv_range_first(x->f, &mv)) {
+        uint64_t limit = plan->has_driver && plan->count < STORE_RANGE_COUNT_MAX
+                             ? plan->count
+                             : STORE_RANGE_COUNT_MAX;
+        uint64_t n;
+        int rc = store__mv_count(x, &mv, limit, &n, errmsg);
+        if (rc != RV_OK)
+            return rc;
+        if (n < limit) {
+            if (plan->has_driver && plan->n_src == 1)
+                store__plan_probe(plan, &plan->src[0]);
+            x->plan_name = "metric-range";
+            struct store__walk wk = {0};
+            rc = store__mv_seg(x, &mv, mv.lo, mv.hi, 0, 0, &wk, errmsg);
+            *is_total = 1;
+            return rc;
         }
+    }
+    int by_created_asc = x->f->n_order == 1 &&
+                         x->f->order[0].field == FILTER_FIELD_ATTR &&
+                         x->f->order[0].attr == FILTER_ATTR_START_TIME &&
+                         !x->f->order[0].is_desc;
+    if (by_created_asc && !is_big)
+        by_created_asc = 0; /* The list, then the heap, is cheaper. */
+    if (is_big && (ordered || by_param || by_created_asc) && plan->has_driver &&
+        plan->n_src == 1)
+        store__plan_probe(plan, &plan->src[0]); /* An ordered scan instead. */
+    if (is_big && by_param) {
+        x->plan_name = "param-order";
+        return store__exec_pv(x, is_total, errmsg);
+    }
+    if (plan->has_driver && !by_created_asc &&
+        (!ordered || plan->count < min)) {
+        x->plan_name = "list";
         *is_total = 1;
-        return RV_OK;
+        return store__exec_sources(x, plan, errmsg);
     }
-    uint8_t start[8 + CONTRACT_MAX_RUN_ID_BYTES + 1];
-    size_t start_len = 0;
-    if (x->after != NULL && ordered) {
-        rv_put_be64(start, ~rv_i64_sortable(x->after->created_at_ms));
-        memcpy(start + 8, x->after->run_id, x->after->id_len);
-        start[8 + x->after->id_len] = 0; /* Strictly after the token row. */
-        start_len = 8 + x->after->id_len + 1;
+    if (ordered || by_created_asc) {
+        x->plan_name = "created";
+        return store__exec_created(x, !by_created_asc, is_total, errmsg);
     }
-    int rc =
-        store__exec_list(x, STORE_DB_IXCR, (const uint8_t *)"", 0,
-                         start_len ? start : NULL, start_len, ordered, errmsg);
-    *is_total = !ordered || (x->after == NULL && x->heap.n < x->heap.cap);
-    return rc;
+    x->plan_name = "scan";
+    *is_total = 1;
+    return store__exec_list(x, STORE_DB_IXCR, (const uint8_t *)"", 0, NULL, 0,
+                            0, errmsg);
 }
 
 /* Heap sort of the kept rows: afterwards idx[0..n) is in ascending order. */
@@ -769,6 +1325,8 @@ store__query_scoped(struct store_read *r, const struct store_query *q,
         page->total = x.n_matched;
     }
     page->n_examined = x.n_examined;
+    if (x.plan_name != NULL)
+        snprintf(page->plan, sizeof page->plan, "%s", x.plan_name);
     if (rc != RV_OK)
         store_page_free(page);
     free(plan.src);

@@ -371,17 +371,31 @@ store__purge_kv(struct store_wctx *w, const MDB_val *k, const MDB_val *v,
     return rc;
 }
 
+/* A purged series: its chunks, and its ixmv entries when its context is
+ * "" (data: the run's record). */
 static int
 store__purge_series(struct store_wctx *w, const MDB_val *k, const MDB_val *v,
                     void *data)
 {
-    (void)k;
-    (void)data;
-    if (v->mv_size != STORE_SUMMARY_BYTES)
+    const struct store__runrec *rr = data;
+    const uint8_t *kp = k->mv_data;
+    if (v->mv_size != STORE_SUMMARY_BYTES || k->mv_size < 10 ||
+        k->mv_size < 10 + (size_t)rv_get_be16(kp + 8))
         return RV_ECORRUPT;
     uint8_t sid[8];
     memcpy(sid, v->mv_data, 8);
-    int rc = store__del(w, STORE_DB_OPEN, sid, 8);
+    size_t kn = rv_get_be16(kp + 8);
+    double last =
+        rv_f64_from_bits(rv_get_be64((const uint8_t *)v->mv_data + 16));
+    int has = rv_get_be64((const uint8_t *)v->mv_data + 8) > 0;
+    int rc = RV_OK;
+    if (k->mv_size == 10 + kn && has && kn <= CONTRACT_MAX_KEY_BYTES) {
+        char key[CONTRACT_MAX_KEY_BYTES];
+        memcpy(key, kp + 10, kn);
+        rc = store__mv_update(w, rr, key, kn, 1, last, 0, 0);
+    }
+    if (rc == RV_OK)
+        rc = store__del(w, STORE_DB_OPEN, sid, 8);
     if (rc == RV_OK)
         rc = store__del_prefix(w, STORE_DB_CHUNK, sid, 8, NULL, NULL);
     return rc;
@@ -412,7 +426,7 @@ store__run_purge(struct store_wctx *w, const char *run_id)
         rc = store__del_prefix(w, STORE_DB_TAG, pre, 8, store__purge_kv, &pt);
     if (rc == RV_OK)
         rc = store__del_prefix(w, STORE_DB_SERIES, pre, 8, store__purge_series,
-                               &p);
+                               &rr);
     if (rc == RV_OK)
         rc = store__del_prefix(w, STORE_DB_LOGS, pre, 8, NULL, NULL);
     if (rc == RV_OK)

@@ -1624,6 +1624,9 @@ iso_lists(void)
         size_t n0 = a0->n_runs, n1 = a1->n_runs;
         uint64_t tot1 = a1->has_total ? a1->total : n1;
         uint64_t ex1 = a1->has_n_examined ? a1->n_examined : 0;
+        char plan1[32];
+        snprintf(plan1, sizeof plan1, "%s", a1->plan ? a1->plan : "");
+        CHECK(plan1[0] != '\0'); /* The reply names its plan. */
         rvc_response_free(a0);
         rvc_response_free(a1);
         if (n0 == 0) /* The filter does find t0's runs. */
@@ -1637,9 +1640,12 @@ iso_lists(void)
             size_t n = mine->n_runs;
             uint64_t tot = mine->has_total ? mine->total : n;
             uint64_t ex = mine->has_n_examined ? mine->n_examined : 0;
+            int same_plan =
+                mine->plan != NULL && strcmp(mine->plan, plan1) == 0;
             rvc_response_free(mine);
-            /* Not even the count of runs examined tells of other teams. */
-            if (leak || n != n1 || tot != tot1 || ex != ex1)
+            /* Not even the count of runs examined (or the plan) tells of
+             * other teams. */
+            if (leak || n != n1 || tot != tot1 || ex != ex1 || !same_plan)
                 RV_CHECK_FAIL("filter '%s' order '%s' node %d: t1-reader "
                               "got %zu runs (total %llu, examined %llu, t0 "
                               "leaked %d), want %zu (total %llu, examined "

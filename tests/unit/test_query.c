@@ -149,6 +149,10 @@ store_add_run(struct world *w, const struct mrun *r)
     return rc;
 }
 
+/* Set: every generated run is in the first team, so unscoped queries can
+ * use the team-prefixed indexes too. */
+static int one_team;
+
 static void
 gen_run(struct rv_rng *g, size_t i, struct mrun *r)
 {
@@ -159,6 +163,8 @@ gen_run(struct rv_rng *g, size_t i, struct mrun *r)
     snprintf(r->id + 8, sizeof r->id - 8, "%c%c", 'a' + (int)(i / 26 % 26),
              'a' + (int)(i % 26));
     r->team = (int)rv_rng_below(g, 3);
+    if (one_team)
+        r->team = 0;
     r->project = (int)rv_rng_below(g, 4);
     r->exp = (int)rv_rng_below(g, 3);
     r->status = (int)rv_rng_below(g, 6);
@@ -439,6 +445,19 @@ order_key(const struct mrun *r, int t, double *d, const char **s)
 
 static const struct order *cmp_order;
 
+/* Plans of the first pages checked (check_query), by name. */
+static const char *const PLANS[] = {
+    "scan", "list", "created", "param-order", "metric-order", "metric-range"};
+static int plan_seen[6];
+
+static void
+plan_tally(const char *plan)
+{
+    for (size_t i = 0; i < 6; i++)
+        if (strcmp(plan, PLANS[i]) == 0)
+            plan_seen[i]++;
+}
+
 static int
 cmp_runs(const void *pa, const void *pb)
 {
@@ -526,6 +545,8 @@ check_query(struct world *w, const struct spec *sp, const char *filter,
             store_read_end(r);
             return 0;
         }
+        if (page_no == 0)
+            plan_tally(page.plan);
         if (page_no == 0 && page.has_total && page.total != n_want) {
             fprintf(stderr,
                     "seed %llu iter %d: total %llu, want %zu [%s] "
@@ -586,16 +607,25 @@ n_filters(void)
 
 /* ---- Tests ------------------------------------------------------------- */
 
+/* The planner's threshold for ordered indexes, per query: always (every
+ * ordered and range plan on this small store), sometimes, or the default. */
 static void
-test_random_filters_match_the_oracle(void)
+random_threshold(struct rv_rng *g)
 {
-    struct world w;
+    static const uint64_t mins[] = {0, 40, 200, STORE_ORDERED_SCAN_MIN};
+    store_plan_set_ordered_min(mins[rv_rng_below(g, 4)]);
+}
+
+/* n random filters, orders, scopes and page sizes against the oracle. */
+static void
+random_round(struct world *w, uint64_t seed, int n)
+{
     struct rv_rng g;
-    uint64_t seed = rv_test_seed(2024);
-    CHECK_OK(world_init(&w, seed, 600), w.errmsg);
     rv_rng_seed(&g, seed ^ 0x5555);
-    int n = n_filters(), n_nonempty = 0;
+    int n_nonempty = 0;
+    memset(plan_seen, 0, sizeof plan_seen);
     for (int iter = 0; iter < n; iter++) {
+        random_threshold(&g);
         struct spec *sp = rv_rng_below(&g, 20) ? gen_spec(&g, 0) : NULL;
         char filter[2048];
         size_t fn = 0;
@@ -613,9 +643,9 @@ test_random_filters_match_the_oracle(void)
                 sc.exp = (int)rv_rng_below(&g, 3);
         }
         size_t per_page = 1 + (size_t)rv_rng_below(&g, 120);
-        int ok = check_query(&w, sp, filter, &o, &sc, per_page, seed, iter);
-        for (size_t i = 0; sp && i < w.m.n; i++)
-            if (in_scope(&w.m.runs[i], &sc) && eval_spec(sp, &w.m.runs[i])) {
+        int ok = check_query(w, sp, filter, &o, &sc, per_page, seed, iter);
+        for (size_t i = 0; sp && i < w->m.n; i++)
+            if (in_scope(&w->m.runs[i], &sc) && eval_spec(sp, &w->m.runs[i])) {
                 n_nonempty++;
                 break;
             }
@@ -623,11 +653,181 @@ test_random_filters_match_the_oracle(void)
         if (!ok) {
             RV_CHECK_FAIL("oracle mismatch (seed %llu, iteration %d)",
                           (unsigned long long)seed, iter);
-            world_done(&w);
-            return;
+            break;
         }
     }
+    store_plan_set_ordered_min(STORE_ORDERED_SCAN_MIN);
     CHECK(n_nonempty > n / 4); /* The filters are not all trivially empty. */
+    for (size_t i = 0; i < 6; i++) /* Every plan ran, many times. */
+        if (plan_seen[i] < n / 100)
+            RV_CHECK_FAIL("plan %s chosen %d times in %d queries", PLANS[i],
+                          plan_seen[i], n);
+}
+
+static void
+test_random_filters_match_the_oracle(void)
+{
+    struct world w;
+    uint64_t seed = rv_test_seed(2024);
+    CHECK_OK(world_init(&w, seed, 600), w.errmsg);
+    random_round(&w, seed, n_filters());
+    world_done(&w);
+}
+
+/* One team: unscoped queries read the team-prefixed latest-value index. */
+static void
+test_random_filters_one_team_match_the_oracle(void)
+{
+    struct world w;
+    uint64_t seed = rv_test_seed(4048);
+    one_team = 1;
+    CHECK_OK(world_init(&w, seed, 600), w.errmsg);
+    random_round(&w, seed, n_filters() / 2);
+    one_team = 0;
+    world_done(&w);
+}
+
+/* Log value as the latest acc of run id (a later step than any before). */
+static int
+log_acc(struct world *w, const char *id, int64_t step, double value)
+{
+    Rv__Command c = RV__COMMAND__INIT;
+    Rv__LogBatch lb = RV__LOG_BATCH__INIT;
+    Rv__Metrics m;
+    struct proto_metrics_builder mb;
+    proto_metrics_init(&mb);
+    if (proto_metrics_add(&mb, "acc", NULL, step, step, value, NULL) != RV_OK)
+        abort();
+    proto_metrics_view(&mb, &m);
+    lb.run_id = (char *)id;
+    lb.metrics = &m;
+    c.body_case = RV__COMMAND__BODY_LOG_BATCH;
+    c.log_batch = &lb;
+    Rv__Command *cmds[1] = {&c};
+    int rc = apply_batch(w, cmds, 1);
+    proto_metrics_free(&mb);
+    return rc;
+}
+
+/* Delete (if active) and purge run id. */
+static int
+purge_run(struct world *w, const struct mrun *r)
+{
+    Rv__Command c1 = RV__COMMAND__INIT, c2 = RV__COMMAND__INIT;
+    Rv__RunRef ref = RV__RUN_REF__INIT;
+    ref.run_id = (char *)r->id;
+    c1.body_case = RV__COMMAND__BODY_RUN_DELETE;
+    c1.run_delete = &ref;
+    c2.body_case = RV__COMMAND__BODY_RUN_PURGE;
+    c2.run_purge = &ref;
+    Rv__Command *cmds[2] = {&c1, &c2};
+    return r->deleted ? apply_batch(w, cmds + 1, 1) : apply_batch(w, cmds, 2);
+}
+
+/* Pages of ORDER BY metrics.acc through the latest-value index while the
+ * latest values change (also to and from NaN) and runs are purged between
+ * pages: each page holds exactly the rows after the token's row in the
+ * order of the store at that moment; at the end the index still verifies
+ * (a rebuild from the vlog gives the same digest). */
+static void
+test_metric_index_pages_while_values_change_and_runs_purge(void)
+{
+    struct world w;
+    struct rv_rng g;
+    uint64_t seed = rv_test_seed(909);
+    one_team = 1;
+    CHECK_OK(world_init(&w, seed, 400), w.errmsg);
+    one_team = 0;
+    rv_rng_seed(&g, seed + 7);
+    store_plan_set_ordered_min(0);
+    const char *orders[] = {"metrics.acc DESC", "metrics.acc",
+                            "metrics.acc DESC", "metrics.acc"};
+    const char *filters[] = {"", "", "metrics.acc > 0.3",
+                             "metrics.acc <= 0.5 AND metrics.acc >= 0.1"};
+    int64_t step = 10;
+    for (int k = 0; k < 4; k++) {
+        struct order o = {{O_ACC}, {k % 2 == 0}, 1};
+        static char token[CONTRACT_PAGE_TOKEN_BYTES];
+        struct mrun last;
+        int has_last = 0;
+        token[0] = '\0';
+        for (int page_no = 0; page_no < 60; page_no++) {
+            struct store_query q = {.order_by = orders[k],
+                                    .filter = filters[k],
+                                    .view = STORE_VIEW_ALL,
+                                    .per_page = 25,
+                                    .page_token = token[0] ? token : NULL};
+            struct store_read *r;
+            struct store_page page;
+            CHECK_OK(store_read_begin(w.s, STORE_EVERY_TEAM, &r, w.errmsg),
+                     w.errmsg);
+            CHECK_OK(store_query_runs(r, &q, &page, w.errmsg), w.errmsg);
+            CHECK(strcmp(page.plan, "metric-order") == 0);
+            /* Expected: the model's matching runs after the last row. */
+            static const struct mrun *all[MAX_RUNS];
+            size_t n_all = 0;
+            cmp_order = &o;
+            for (size_t i = 0; i < w.m.n; i++) {
+                const struct mrun *m = &w.m.runs[i];
+                int ok =
+                    k < 2 ||
+                    (m->has_acc && !isnan(m->acc) &&
+                     (k == 2 ? m->acc > 0.3 : m->acc <= 0.5 && m->acc >= 0.1));
+                const struct mrun *lp = &last;
+                if (ok && (!has_last || cmp_runs(&m, &lp) > 0))
+                    all[n_all++] = m;
+            }
+            qsort(all, n_all, sizeof *all, cmp_runs);
+            size_t want = n_all < 25 ? n_all : 25;
+            CHECK(page.n_runs == want);
+            for (size_t i = 0; i < page.n_runs && i < want; i++)
+                if (strcmp(page.runs[i].run_id, all[i]->id) != 0) {
+                    RV_CHECK_FAIL("order %d page %d row %zu: %s, want %s", k,
+                                  page_no, i, page.runs[i].run_id, all[i]->id);
+                    break;
+                }
+            if (page.n_runs > 0) {
+                last = *all[page.n_runs - 1];
+                has_last = 1;
+            }
+            int more = page.next_page_token[0] != '\0';
+            CHECK(more == (n_all > 25));
+            memcpy(token, page.next_page_token, sizeof token);
+            store_page_free(&page);
+            store_read_end(r);
+            if (!more)
+                break;
+            /* Between pages: new latest values (NaN too), a first value for
+             * runs that had none, and purges. */
+            for (int i = 0; i < 12; i++) {
+                struct mrun *m = &w.m.runs[rv_rng_below(&g, w.m.n)];
+                if (m->deleted)
+                    continue; /* A deleted run takes no points. */
+                double v = rv_rng_below(&g, 8) == 0
+                               ? NAN
+                               : (double)rv_rng_below(&g, 20) / 20.0;
+                CHECK_OK(log_acc(&w, m->id, step++, v), w.errmsg);
+                m->has_acc = 1;
+                m->acc = v;
+            }
+            for (int i = 0; i < 2 && w.m.n > 50; i++) {
+                size_t at = rv_rng_below(&g, w.m.n);
+                CHECK_OK(purge_run(&w, &w.m.runs[at]), w.errmsg);
+                w.m.runs[at] = w.m.runs[--w.m.n];
+            }
+        }
+    }
+    store_plan_set_ordered_min(STORE_ORDERED_SCAN_MIN);
+    uint8_t digest[STORE_DIGEST_BYTES];
+    struct store_check chk;
+    store_digest(w.s, digest);
+    CHECK_OK(store_sync(w.s, w.errmsg), w.errmsg);
+    store_close(w.s);
+    CHECK_OK(store_verify(w.dir, NULL, &chk, w.errmsg), w.errmsg);
+    CHECK(chk.is_digest_equal &&
+          memcmp(chk.computed_digest, digest, sizeof digest) == 0);
+    struct store_config cfg = {w.dir, (size_t)1 << 30, 0, NULL, NULL};
+    CHECK_OK(store_open(&w.s, &cfg, w.errmsg), w.errmsg);
     world_done(&w);
 }
 
@@ -796,6 +996,10 @@ test_analytics_match_the_model(void)
 
 static const struct rv_test tests[] = {
     {"random_filters_match_the_oracle", test_random_filters_match_the_oracle},
+    {"random_filters_one_team_match_the_oracle",
+     test_random_filters_one_team_match_the_oracle},
+    {"metric_index_pages_while_values_change_and_runs_purge",
+     test_metric_index_pages_while_values_change_and_runs_purge},
     {"keyset_pages_stay_correct_while_runs_are_added",
      test_keyset_pages_stay_correct_while_runs_are_added},
     {"bad_queries_are_clear_errors", test_bad_queries_are_clear_errors},
