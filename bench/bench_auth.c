@@ -10,8 +10,8 @@
 
 /* One write of cmd as token through endpoints: the command's outcome. */
 static int
-bench__admin_write(const char *endpoints, const char *token, Rv__Command *cmd,
-                   char *errmsg)
+bench__admin_write(const char *endpoints, const struct rvc_tls *tls,
+                   const char *token, Rv__Command *cmd, char *errmsg)
 {
     Rv__Request req = RV__REQUEST__INIT;
     Rv__WriteRequest wr = RV__WRITE_REQUEST__INIT;
@@ -26,6 +26,7 @@ bench__admin_write(const char *endpoints, const char *token, Rv__Command *cmd,
     int rc = rvc_open(&c, endpoints, errmsg);
     if (rc != RV_OK)
         return rc;
+    rvc_set_tls(c, tls);
     rc = rvc_call(c, &req, &resp, errmsg);
     if (rc == RV_OK) {
         rc = (int)resp->code;
@@ -46,7 +47,8 @@ bench__admin_write(const char *endpoints, const char *token, Rv__Command *cmd,
 
 /* 1 if endpoints answer whoami with token as a cluster-admin. */
 static int
-bench__is_cluster_admin(const char *endpoints, const char *token)
+bench__is_cluster_admin(const char *endpoints, const struct rvc_tls *tls,
+                        const char *token)
 {
     Rv__Request req = RV__REQUEST__INIT;
     Rv__AdminRequest ar = RV__ADMIN_REQUEST__INIT;
@@ -59,6 +61,7 @@ bench__is_cluster_admin(const char *endpoints, const char *token)
     req.token = (char *)token;
     if (rvc_open(&c, endpoints, errmsg) != RV_OK)
         return 0;
+    rvc_set_tls(c, tls);
     rvc_set_timeouts(c, 1000, 2000);
     int ok = rvc_call(c, &req, &resp, errmsg) == RV_OK && resp->code == RV_OK &&
              resp->principal != NULL &&
@@ -91,12 +94,12 @@ bench__admin_read(const char *dir, char out[RV_TOKEN_TEXT_CHARS + 1])
 }
 
 int
-bench_auth_wait_admin(const char *endpoints, const char *token,
-                      unsigned timeout_ms, char *errmsg)
+bench_auth_wait_admin(const char *endpoints, const struct rvc_tls *tls,
+                      const char *token, unsigned timeout_ms, char *errmsg)
 {
     uint64_t end = rv_clock_mono_ms() + timeout_ms;
     while (rv_clock_mono_ms() < end) {
-        if (bench__is_cluster_admin(endpoints, token))
+        if (bench__is_cluster_admin(endpoints, tls, token))
             return RV_OK;
         rv_clock_sleep_ms(100);
     }
@@ -106,22 +109,23 @@ bench_auth_wait_admin(const char *endpoints, const char *token,
 }
 
 int
-bench_auth_team(const char *endpoints, const char *admin, const char *team,
-                char *errmsg)
+bench_auth_team(const char *endpoints, const struct rvc_tls *tls,
+                const char *admin, const char *team, char *errmsg)
 {
     Rv__Command cmd = RV__COMMAND__INIT;
     Rv__TeamPut tp = RV__TEAM_PUT__INIT;
     tp.team = (char *)team;
     cmd.body_case = RV__COMMAND__BODY_TEAM_PUT;
     cmd.team_put = &tp;
-    int rc = bench__admin_write(endpoints, admin, &cmd, errmsg);
+    int rc = bench__admin_write(endpoints, tls, admin, &cmd, errmsg);
     return rc == RV_EEXIST ? RV_OK : rc;
 }
 
 int
-bench_auth_token(const char *endpoints, const char *admin, const char *team,
-                 Rv__Role role, const char *name,
-                 char out[RV_TOKEN_TEXT_CHARS + 1], char *errmsg)
+bench_auth_token(const char *endpoints, const struct rvc_tls *tls,
+                 const char *admin, const char *team, Rv__Role role,
+                 const char *name, char out[RV_TOKEN_TEXT_CHARS + 1],
+                 char *errmsg)
 {
     char id[RV_TOKEN_ID_CHARS + 1];
     uint8_t sha[RV_TOKEN_SHA256];
@@ -141,7 +145,7 @@ bench_auth_token(const char *endpoints, const char *admin, const char *team,
     tp.name = (char *)name;
     cmd.body_case = RV__COMMAND__BODY_TOKEN_PUT;
     cmd.token_put = &tp;
-    rc = bench__admin_write(endpoints, admin, &cmd, errmsg);
+    rc = bench__admin_write(endpoints, tls, admin, &cmd, errmsg);
     if (rc != RV_OK)
         memset(out, 0, RV_TOKEN_TEXT_CHARS + 1);
     return rc;
@@ -158,10 +162,11 @@ bench__is_leader(struct cluster *c, int i, const char *token)
     req.body_case = RV__REQUEST__BODY_STATUS;
     req.status = &sr;
     req.token = (char *)token;
-    int ok =
-        rvc_call_once(c->nodes[i].rpc, &req, 1000, &resp, errmsg) == RV_OK &&
-        resp->code == RV_OK && resp->self != NULL &&
-        resp->self->state != NULL && strcmp(resp->self->state, "leader") == 0;
+    int ok = rvc_call_once_tls(c->nodes[i].rpc, c->tls, &req, 1000, &resp,
+                               errmsg) == RV_OK &&
+             resp->code == RV_OK && resp->self != NULL &&
+             resp->self->state != NULL &&
+             strcmp(resp->self->state, "leader") == 0;
     rvc_response_free(resp);
     return ok;
 }
@@ -181,7 +186,7 @@ bench_auth_cluster_start(struct cluster *c, unsigned timeout_ms,
     while (rv_clock_mono_ms() < end) {
         for (int i = 0; i < c->n && !has_admin; i++)
             has_admin = bench__admin_read(c->nodes[i].dir, admin) &&
-                        bench__is_cluster_admin(c->endpoints, admin);
+                        bench__is_cluster_admin(c->endpoints, c->tls, admin);
         for (int i = 0; i < c->n && has_admin; i++)
             if (bench__is_leader(c, i, admin)) {
                 *leader = i;
@@ -205,10 +210,10 @@ bench_auth_cluster_principal(struct cluster *c, const char *team, Rv__Role role,
     char admin[RV_TOKEN_TEXT_CHARS + 1];
     int rc = bench_auth_cluster_start(c, 30000, admin, leader, errmsg);
     if (rc == RV_OK)
-        rc = bench_auth_team(c->endpoints, admin, team, errmsg);
+        rc = bench_auth_team(c->endpoints, c->tls, admin, team, errmsg);
     if (rc == RV_OK)
-        rc = bench_auth_token(c->endpoints, admin, team, role, name, out,
-                              errmsg);
+        rc = bench_auth_token(c->endpoints, c->tls, admin, team, role, name,
+                              out, errmsg);
     memset(admin, 0, sizeof admin);
     return rc;
 }

@@ -13,22 +13,27 @@
 #include "proto/runvault.pb-c.h"
 #include "tests/lib/cluster.h"
 
+/* In every call, tls (borrowed; NULL: plain only) is used for tls+tcp://
+ * endpoints. */
+struct rvc_tls;
+
 /* Wait (at most timeout_ms) until the cluster at endpoints (a
  * comma-separated RPC list) answers whoami to token as a cluster-admin.
  * RV_OK or RV_ETIMEDOUT. */
-int bench_auth_wait_admin(const char *endpoints, const char *token,
-                          unsigned timeout_ms, char *errmsg);
+int bench_auth_wait_admin(const char *endpoints, const struct rvc_tls *tls,
+                          const char *token, unsigned timeout_ms, char *errmsg);
 
 /* Create team through endpoints as admin (a cluster-admin token); an
  * existing team is fine. RV_OK or the error. */
-int bench_auth_team(const char *endpoints, const char *admin, const char *team,
-                    char *errmsg);
+int bench_auth_team(const char *endpoints, const struct rvc_tls *tls,
+                    const char *admin, const char *team, char *errmsg);
 
 /* Make a token of role in team (name: its listing label) as admin and
  * register its hash; RV_OK and the token text in out, else the error. */
-int bench_auth_token(const char *endpoints, const char *admin, const char *team,
-                     Rv__Role role, const char *name,
-                     char out[RV_TOKEN_TEXT_CHARS + 1], char *errmsg);
+int bench_auth_token(const char *endpoints, const struct rvc_tls *tls,
+                     const char *admin, const char *team, Rv__Role role,
+                     const char *name, char out[RV_TOKEN_TEXT_CHARS + 1],
+                     char *errmsg);
 
 /* Start c's nodes (cluster_init done, nothing running) with --auth on
  * (c->extra[0..1]; the rest of c->extra must be free). With auth on a node

@@ -13,9 +13,7 @@
 #           request carries a writer token of team t0 in Request.token);
 #   http    bench_gateway --only ingest --path http --auth off|on (48
 #           clients, 2 s warm-up + 4 s; Authorization: Bearer with the
-#           same kind of token). A node that answers 401 to that token
-#           (no bearer tokens in its gateway yet) makes the HTTP row
-#           "skipped", not a failure.
+#           same kind of token).
 # Queries: two 3-node clusters started here (one --auth off, one --auth
 #   on) on 127.0.0.1 ports checked free in 26000-26999, loaded with the
 #   same runs (200,000 in full mode, 20,000 with --quick; --runs N; in 4
@@ -30,11 +28,13 @@
 # Targets: auth on costs at most 10% of ingest points/s (per path, median
 # of the rounds' on/off ratios) and of every query's p99.
 # Writes DIR/auth.json and DIR/auth.md (plus the tools' raw output).
-# --tls DIR (TODO, untested until the TLS work is merged; DIR as
-# deploy/make-certs.sh writes it): node I of the query clusters serves with
-# --tls-cert DIR/nI.crt --tls-key DIR/nI.key --tls-ca DIR/ca.crt on
-# tls+tcp://, and cmp_query gets --tls-ca DIR/ca.crt, for the "on + TLS"
-# column; without it that column reads "pending".
+# --tls DIR (DIR as deploy/make-certs.sh writes it): the "on" side is auth
+# on AND TLS on, against both off. Ingest: both paths through bench_gateway
+# (--path native|http; the on rounds with --tls-ca DIR/ca.crt: https,
+# tls+tcp:// and the TLS raft transport); queries: node I of the auth-on
+# cluster serves with --tls-cert DIR/nI.crt --tls-key DIR/nI.key
+# --tls-ca DIR/ca.crt (tls+tcp:// and TLS between peers), and cmp_query
+# dials it with --tls-ca DIR/ca.crt. The auth-off cluster stays plain.
 # Build dir: $RUNVAULT_BUILD_DIR (default build). Every process started
 # is stopped and the temporary dir removed on any exit.
 set -euo pipefail
@@ -144,17 +144,51 @@ run_bounded() {
     return "$rc"
 }
 
+# gateway_ingest PATH: one bench_gateway ingest over PATH (native|http) with
+# auth $mode (and ${gw_tls[@]}), its figure appended to ingest_raw.jsonl.
+gateway_ingest() {
+    run_bounded 300 "$build/bench/bench_gateway" "$bin" --only ingest \
+        --path "$1" --auth "$mode" "${gw_tls[@]}" "${gw_flags[@]}" \
+        >"$tmp/gateway.out" 2>"$tmp/gateway.err" ||
+        { tail -n 20 "$tmp/gateway.err" >&2; exit 1; }
+    python3 - "$tmp/gateway.out" "$r" "$mode" "$1" \
+        >>"$out/ingest_raw.jsonl" <<'EOF'
+import json, sys
+r, mode, path = int(sys.argv[2]), sys.argv[3], sys.argv[4]
+for line in open(sys.argv[1]):
+    if line.startswith("{"):
+        d = json.loads(line)
+        if not d.get("figure", "").startswith("ingest_" + path):
+            continue
+        row = {"round": r, "auth": mode, "path": path}
+        if "skipped" in d:
+            row["skipped"] = d["skipped"]
+        else:
+            row.update(points_per_s=d["points_per_s"], p50_ms=d["p50_ms"],
+                       p99_ms=d["p99_ms"])
+        print(json.dumps(row))
+        sys.exit(0)
+sys.exit("auth.sh: bench_gateway gave no ingest_%s figure" % path)
+EOF
+}
+
 # ---- Ingest: alternating rounds ---------------------------------------------
 : >"$out/ingest_raw.jsonl"
 for ((r = 1; r <= rounds; r++)); do
     for mode in off on; do
-        log "round $r/$rounds, auth $mode: native ingest (bench_cluster)"
-        run_bounded 300 "$build/bench/bench_cluster" "$bin" --only ingest \
-            --mode buffered --auth "$mode" "${cl_flags[@]}" \
-            >"$tmp/cluster.out" 2>"$tmp/cluster.err" ||
-            { tail -n 20 "$tmp/cluster.err" >&2; exit 1; }
-        python3 - "$tmp/cluster.out" "$r" "$mode" native \
-            >>"$out/ingest_raw.jsonl" <<'EOF'
+        gw_tls=()
+        [ -z "$tls" ] || [ "$mode" = off ] || gw_tls=(--tls-ca "$tls/ca.crt")
+        if [ -n "$tls" ]; then
+            log "round $r/$rounds, auth $mode: native ingest (bench_gateway)"
+            gateway_ingest native
+        else
+            log "round $r/$rounds, auth $mode: native ingest (bench_cluster)"
+            run_bounded 300 "$build/bench/bench_cluster" "$bin" --only ingest \
+                --mode buffered --auth "$mode" "${cl_flags[@]}" \
+                >"$tmp/cluster.out" 2>"$tmp/cluster.err" ||
+                { tail -n 20 "$tmp/cluster.err" >&2; exit 1; }
+            python3 - "$tmp/cluster.out" "$r" "$mode" native \
+                >>"$out/ingest_raw.jsonl" <<'EOF'
 import json, sys
 r, mode, path = int(sys.argv[2]), sys.argv[3], sys.argv[4]
 fig = {}
@@ -170,30 +204,9 @@ print(json.dumps({"round": r, "auth": mode, "path": path,
                   "p50_ms": fig.get("ingest_buffered_ack_p50_ms"),
                   "p99_ms": fig.get("ingest_buffered_ack_p99_ms")}))
 EOF
+        fi
         log "round $r/$rounds, auth $mode: HTTP ingest (bench_gateway)"
-        run_bounded 300 "$build/bench/bench_gateway" "$bin" --only ingest \
-            --path http --auth "$mode" "${gw_flags[@]}" \
-            >"$tmp/gateway.out" 2>"$tmp/gateway.err" ||
-            { tail -n 20 "$tmp/gateway.err" >&2; exit 1; }
-        python3 - "$tmp/gateway.out" "$r" "$mode" http \
-            >>"$out/ingest_raw.jsonl" <<'EOF'
-import json, sys
-r, mode, path = int(sys.argv[2]), sys.argv[3], sys.argv[4]
-for line in open(sys.argv[1]):
-    if line.startswith("{"):
-        d = json.loads(line)
-        if d.get("figure") != "ingest_http":
-            continue
-        row = {"round": r, "auth": mode, "path": path}
-        if "skipped" in d:
-            row["skipped"] = d["skipped"]
-        else:
-            row.update(points_per_s=d["points_per_s"], p50_ms=d["p50_ms"],
-                       p99_ms=d["p99_ms"])
-        print(json.dumps(row))
-        sys.exit(0)
-sys.exit("auth.sh: bench_gateway gave no ingest_http figure")
-EOF
+        gateway_ingest http
     done
 done
 
@@ -217,11 +230,13 @@ done
 
 # start_cluster NAME FIRST AUTH: nodes FIRST..FIRST+2 (port blocks) under
 # $tmp/NAME, the serve flags of the test fixture plus --auth AUTH (and the
-# TLS flags with --tls); the RPC endpoint list into $eps (not a subshell:
+# TLS flags with --tls and AUTH on); the RPC endpoint list into $eps (not a subshell:
 # the pids go to the cleanup's list).
 start_cluster() {
     local name=$1 first=$2 auth=$3 i peers="" scheme=tcp
-    [ -z "$tls" ] || scheme="tls+tcp" # TODO: untested until the TLS merge.
+    # With --tls the auth-on side also runs TLS; the auth-off side is plain.
+    local use_tls=""
+    [ -z "$tls" ] || [ "$auth" = off ] || { use_tls=1 scheme="tls+tcp"; }
     eps=""
     for i in 0 1 2; do
         peers+="${peers:+,}$((i + 1))=127.0.0.1:$((base + 10 * (first + i) + 2))"
@@ -230,7 +245,7 @@ start_cluster() {
     mkdir -p "$tmp/$name"
     for i in 0 1 2; do
         local p=$((base + 10 * (first + i))) extra=(--auth "$auth")
-        [ -z "$tls" ] || extra+=(--tls-cert "$tls/n$((i + 1)).crt"
+        [ -z "$use_tls" ] || extra+=(--tls-cert "$tls/n$((i + 1)).crt"
             --tls-key "$tls/n$((i + 1)).key" --tls-ca "$tls/ca.crt")
         "$bin" serve --id $((i + 1)) --data-dir "$tmp/$name/n$((i + 1))" \
             --raft-addr "127.0.0.1:$((p + 2))" \
@@ -257,7 +272,7 @@ for ((i = 0; i < 300; i++)); do
 done
 [ -n "$admin" ] || { echo "auth.sh: no admin.token after 30 s" >&2; exit 1; }
 tls_flags=()
-[ -z "$tls" ] || tls_flags=(--tls-ca "$tls/ca.crt") # TODO: cmp_query flag.
+[ -z "$tls" ] || tls_flags=(--tls-ca "$tls/ca.crt")
 run_bounded $((budget + 900)) "$build/bench/cmp_query" --rpc "$off_eps" \
     --rpc-auth "$on_eps" --token-file "$admin" --teams 10 --as-team t0 \
     --runs "$runs" --reps "$reps" --history-points "$hist" \

@@ -9,16 +9,19 @@ Ratios are on / off. Ingest: per round, then the median over the rounds
 (the target: at most 10% fewer points/s with auth on). Queries: every
 shape's p99 with auth on at most 10% above auth off. A path whose auth-on
 run was skipped (a node answering 401 to a valid token) is reported
-pending, not failed.
+pending, not failed. Measured with --tls, the "on" side is auth on and TLS
+on: its ingest target is TLS's (at most 25% fewer points/s, auth's 10%
+included), the queries' stays p99 at most +10%.
 """
 import json
 import statistics
 import sys
 
 TARGET = 1.10
+TLS_INGEST_MIN = 0.75  # on/off with TLS: at most 25% fewer points/s.
 
 
-def ingest_path(rows, path, rounds):
+def ingest_path(rows, path, rounds, has_tls):
     mine = [r for r in rows if r["path"] == path]
 
     def pps(auth, rnd=None):
@@ -39,12 +42,12 @@ def ingest_path(rows, path, rounds):
                  on_median=statistics.median(pps("on")), ratio_median=med,
                  ratio_min=min(ratios), ratio_max=max(ratios),
                  cost_pct=round(100 * (1 - med), 1),
-                 target_met=med >= 1 / TARGET)
+                 target_met=med >= (TLS_INGEST_MIN if has_tls
+                                    else 1 / TARGET))
     skipped = [r["skipped"] for r in mine if "skipped" in r]
     if skipped:
         e["skipped"] = skipped[0]
-        e["pending"] = ("auth on over HTTP: rerun once the gateway reads "
-                        "Authorization: Bearer")
+        e["pending"] = "a node answered 401 to a valid token"
     return e
 
 
@@ -81,15 +84,16 @@ def verdict(b):
     return "pass" if b else "FAIL"
 
 
-def md_ingest(ingest):
+def md_ingest(ingest, on):
     lines = ["## Ingest (points/s, median of the rounds)", "",
-             "| path | off | on | on/off per round | median on/off | cost "
-             "| on + TLS | target (cost <= 10%) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| path | off | %s | on/off per round | median on/off | cost "
+             "| target (cost <= %s) |" % (
+                 on, "25%" if on != "on" else "10%"),
+             "|---|---|---|---|---|---|---|"]
     for path, e in ingest.items():
         if "ratio_median" in e:
             lines.append(
-                "| %s | %.0f | %.0f | %s | %.3f | %.1f%% | pending | %s |" % (
+                "| %s | %.0f | %.0f | %s | %.3f | %.1f%% | %s |" % (
                     path, e["off_median"], e["on_median"],
                     " ".join("%.2f" % r for r in e["ratios_on_off"]),
                     e["ratio_median"], e["cost_pct"],
@@ -97,24 +101,23 @@ def md_ingest(ingest):
         else:
             off = e["off_points_per_s"]
             lines.append(
-                "| %s | %.0f | skipped: %s | - | - | - | pending | pending "
-                "(HTTP merge) |" % (
+                "| %s | %.0f | skipped: %s | - | - | - | pending |" % (
                     path, statistics.median(off) if off else 0,
                     e.get("skipped", "no figure")))
     return lines
 
 
-def md_queries(q, rows):
+def md_queries(q, rows, on):
     h = q["history"]
     lines = ["## Queries as team %s (ms)" % q["as_team"], "",
-             "| query | pairs | rows | off p50 | on p50 | p50 on/off | off p99 "
-             "| on p99 | p99 on/off | p99 on/off, median of 5 blocks "
-             "| same runs | on + TLS | target (p99 <= +10%) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| query | pairs | rows | off p50 | %s p50 | p50 on/off "
+             "| off p99 | %s p99 | p99 on/off | p99 on/off, median of 5 "
+             "blocks | same runs | target (p99 <= +10%%) |" % (on, on),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for x in rows:
         lines.append(
             "| %s | %d | %.1f | %.2f | %.2f | %.3f | %.2f | %.2f | %.3f | %.3f "
-            "| %s | pending | %s |" % (
+            "| %s | %s |" % (
                 x["name"], x["samples"], x["avg_rows"], x["off_p50_ms"],
                 x["on_p50_ms"], x["ratio_p50"], x["off_p99_ms"],
                 x["on_p99_ms"], x["ratio_p99"], x["ratio_p99_block_median"],
@@ -122,7 +125,7 @@ def md_queries(q, rows):
                 verdict(x["target_met"])))
     lines.append(
         "| history (%d points -> %d) | %d | - | %.2f | %.2f | %.3f | %.2f "
-        "| %.2f | %.3f | - | yes | pending | %s |" % (
+        "| %.2f | %.3f | - | yes | %s |" % (
             h["points"], h["off"]["points_out"], h["reps"],
             h["off"]["p50_ms"], h["on"]["p50_ms"], h["ratio_p50"],
             h["off"]["p99_ms"], h["on"]["p99_ms"], h["ratio_p99"],
@@ -137,7 +140,9 @@ def main(argv):
     has_tls = len(argv) == 5 and argv[4] == "1"
     raw = [json.loads(line) for line in open(out + "/ingest_raw.jsonl")]
     q = json.load(open(out + "/query_auth.json"))
-    ingest = {p: ingest_path(raw, p, rounds) for p in ("native", "http")}
+    ingest = {p: ingest_path(raw, p, rounds, has_tls)
+              for p in ("native", "http")}
+    on = "on + TLS" if has_tls else "on"
     rows = shapes(q)
     r50 = sorted(x["ratio_p50"] for x in rows)
     r99 = sorted(x["ratio_p99"] for x in rows)
@@ -162,18 +167,19 @@ def main(argv):
                         "points": h["points"],
                         "points_out": h["off"]["points_out"]},
             "noise": q["noise"]},
-        "tls": "measured" if has_tls else
-               "pending: auth.sh --tls DIR once TLS is merged"}
+        "tls": "the on side runs TLS (auth.sh --tls)" if has_tls else
+               "not measured: auth.sh --tls DIR"}
     with open(out + "/auth.json", "w") as f:
         json.dump(doc, f, indent=1)
     nz = q["noise"]
-    lines = ["# What auth costs (%s mode)" % mode, "",
+    lines = ["# What auth%s costs (%s mode)" % (
+        " and TLS" if has_tls else "", mode), "",
              "Same machine, same run; auth off and on alternate (ingest: %d "
              "round(s), a fresh 3-node cluster each; queries: %d runs over %d "
              "teams on two 3-node clusters, timed as team %s in alternating "
              "pairs, native RPC). Ratio = on / off." % (
                  rounds, q["runs"], q["teams"], q["as_team"]), ""]
-    lines += md_ingest(ingest)
+    lines += md_ingest(ingest, on)
     ld = doc["load"]
     lines += ["", "## Run creation (loading the %d runs: native, 8 writers, "
               "250 runs = 500 commands a write)" % q["runs"], "",
@@ -191,7 +197,7 @@ def main(argv):
         lines.append("| 1 each, off then on | %.1f | %.1f | - | - | - "
                      "| - |" % (ld["off_s"], ld["on_s"]))
     lines.append("")
-    lines += md_queries(q, rows)
+    lines += md_queries(q, rows, on)
     lines += ["", "Across the ten shapes: p50 on/off %.3f-%.3f (median %.3f), "
               "p99 on/off %.3f-%.3f (median %.3f)." % (
                   r50[0], r50[-1], statistics.median(r50), r99[0], r99[-1],

@@ -53,6 +53,7 @@
 #include "bench/bench_runs.h"
 #include "proto/metrics_builder.h"
 #include "rpc/client/client.h"
+#include "rpc/client/tls.h"
 
 #include <libpq-fe.h>
 #include <math.h>
@@ -61,6 +62,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* --tls-ca: the client's TLS settings for tls+tcp:// endpoints (set once
+ * before any thread starts, read-only after); NULL: plain only. */
+static struct rvc_tls *cq_tls;
+
+/* rvc_open with cq_tls. */
+static int
+cq_rvc_open(struct rvc **c, const char *endpoints, char *errmsg)
+{
+    int rc = rvc_open(c, endpoints, errmsg);
+    if (rc == RV_OK)
+        rvc_set_tls(*c, cq_tls);
+    return rc;
+}
 
 #define CQ_PAGE         50
 #define CQ_RUN_SEED     2 /* bench_gateway's run set. */
@@ -284,7 +299,7 @@ cq_rv_load_main(void *arg)
     struct rv_rng rng;
     struct rvc *rvc;
     w->rc = -1;
-    if (rvc_open(&rvc, w->endpoints, errmsg) != RV_OK) {
+    if (cq_rvc_open(&rvc, w->endpoints, errmsg) != RV_OK) {
         fprintf(stderr, "cmp_query: runvault: %s\n", errmsg);
         return NULL;
     }
@@ -1734,6 +1749,7 @@ struct cq_args {
     char token_text[RV_TOKEN_TEXT_CHARS + 1];
     const char *rpc_auth; /* --rpc-auth: the auth comparison's "on" side. */
     const char *as_team;  /* --as-team */
+    const char *tls_ca;   /* --tls-ca: CA file for tls+tcp:// endpoints. */
     size_t n_teams;       /* --teams; 0: the run set's own teams. */
 };
 
@@ -1773,6 +1789,8 @@ cq_args_parse(int argc, char **argv, struct cq_args *a)
             a->rpc_auth = v;
         else if (strcmp(k, "--as-team") == 0)
             a->as_team = v;
+        else if (strcmp(k, "--tls-ca") == 0)
+            a->tls_ca = v;
         else if (strcmp(k, "--teams") == 0)
             a->n_teams = (size_t)bench_flag_u64("cmp_query", k, v, 1,
                                                 CQ_MAX_TEAMS, &is_bad);
@@ -1822,7 +1840,7 @@ cq_load(const struct cq_args *a, struct cq_run *run)
     int rc = cq_rv_load_runs(a->rpc, a->token, a->n_teams, a->n_runs);
     run->rv_load_s = (cq_now_ms() - t0) / 1000.0;
     if (rc == 0)
-        rc = rvc_open(&rvc, a->rpc, errmsg) == RV_OK ? 0 : -1;
+        rc = cq_rvc_open(&rvc, a->rpc, errmsg) == RV_OK ? 0 : -1;
     if (rc == 0) {
         rc = cq_rv_load_history(rvc, a->token, NULL, a->n_hist);
         rvc_close(rvc);
@@ -1946,7 +1964,8 @@ cq_side_settle(struct cq_side *sd, const char *token)
             req.body_case = RV__REQUEST__BODY_STATUS;
             req.status = &sr;
             req.token = (char *)token;
-            ok = rvc_call_once(eps[i], &req, 2000, &resp, errmsg) == RV_OK &&
+            ok = rvc_call_once_tls(eps[i], cq_tls, &req, 2000, &resp, errmsg) ==
+                     RV_OK &&
                  resp->code == RV_OK && resp->self != NULL &&
                  (i == 0 || resp->self->applied_index == idx);
             if (ok && i == 0)
@@ -2035,14 +2054,16 @@ static int
 cq_auth_setup(const struct cq_args *a, char reader[RV_TOKEN_TEXT_CHARS + 1])
 {
     char errmsg[RV_ERRMSG_SIZE] = "";
-    int rc = bench_auth_wait_admin(a->rpc_auth, a->token, 30000, errmsg);
+    int rc =
+        bench_auth_wait_admin(a->rpc_auth, cq_tls, a->token, 30000, errmsg);
     for (size_t i = 0; rc == RV_OK && i < a->n_teams; i++) {
-        rc = bench_auth_team(a->rpc, NULL, cq_teams[i], errmsg);
+        rc = bench_auth_team(a->rpc, cq_tls, NULL, cq_teams[i], errmsg);
         if (rc == RV_OK)
-            rc = bench_auth_team(a->rpc_auth, a->token, cq_teams[i], errmsg);
+            rc = bench_auth_team(a->rpc_auth, cq_tls, a->token, cq_teams[i],
+                                 errmsg);
     }
     if (rc == RV_OK)
-        rc = bench_auth_token(a->rpc_auth, a->token, a->as_team,
+        rc = bench_auth_token(a->rpc_auth, cq_tls, a->token, a->as_team,
                               RV__ROLE__ROLE_READER, "cmp_query-reader", reader,
                               errmsg);
     if (rc != RV_OK)
@@ -2082,7 +2103,7 @@ cq_auth_load(const struct cq_args *a, struct cq_run *run)
     for (int i = 0; i < 2; i++) {
         char errmsg[RV_ERRMSG_SIZE];
         struct rvc *rvc;
-        int rc = rvc_open(&rvc, eps[i], errmsg) == RV_OK ? 0 : -1;
+        int rc = cq_rvc_open(&rvc, eps[i], errmsg) == RV_OK ? 0 : -1;
         if (rc == 0) {
             rc = cq_rv_load_history(rvc, tok[i], a->as_team, a->n_hist);
             rvc_close(rvc);
@@ -2232,8 +2253,8 @@ cq_auth_main(const struct cq_args *a, struct cq_stats *st, struct cq_run *run,
     off = (struct cq_side){a->rpc, NULL, a->as_team, a->as_team, NULL, ""};
     on = (struct cq_side){a->rpc_auth, reader, NULL, a->as_team, NULL, ""};
     if (cq_side_settle(&off, NULL) != 0 || cq_side_settle(&on, a->token) ||
-        rvc_open(&off.rvc, off.leader, errmsg) != RV_OK ||
-        rvc_open(&on.rvc, on.leader, errmsg) != RV_OK) {
+        cq_rvc_open(&off.rvc, off.leader, errmsg) != RV_OK ||
+        cq_rvc_open(&on.rvc, on.leader, errmsg) != RV_OK) {
         fprintf(stderr, "cmp_query: convergence or connect failed\n");
         return 1;
     }
@@ -2289,7 +2310,14 @@ main(int argc, char **argv)
                 "[--token-file FILE]\n"
                 "       cmp_query --rpc LIST --rpc-auth LIST --token-file "
                 "ADMIN_TOKEN --teams N --as-team tI --out DIR [--runs N] "
-                "[--reps N] [--history-points N] [--budget-s S]\n");
+                "[--reps N] [--history-points N] [--budget-s S] "
+                "[--tls-ca CA]\n");
+        return 2;
+    }
+    char tls_err[RV_ERRMSG_SIZE];
+    if (a.tls_ca != NULL &&
+        rvc_tls_open(&cq_tls, a.tls_ca, NULL, NULL, tls_err) != RV_OK) {
+        fprintf(stderr, "cmp_query: --tls-ca: %s\n", tls_err);
         return 2;
     }
     run.n_runs = a.n_runs;
@@ -2301,8 +2329,11 @@ main(int argc, char **argv)
         if (st[qi].rv_ms == NULL || st[qi].pg_ms == NULL)
             return 1;
     }
-    if (a.rpc_auth != NULL)
-        return cq_auth_main(&a, st, &run, &c);
+    if (a.rpc_auth != NULL) {
+        int rc = cq_auth_main(&a, st, &run, &c);
+        rvc_tls_close(cq_tls);
+        return rc;
+    }
     if (cq_load(&a, &run) != 0 || cq_rv_settle(http, leader, sizeof leader)) {
         fprintf(stderr, "cmp_query: load or convergence failed\n");
         return 1;
