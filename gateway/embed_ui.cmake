@@ -5,7 +5,7 @@
 #
 # -DUI_DIR=<ui/> -DOUT=<ui_assets.c> -DTMP=<scratch dir>
 # -DLIST=<file>: one asset a line, "url|file|kind" (file relative to
-# UI_DIR; kind: html, css, js or txt)
+# UI_DIR, or files joined by "+" served as one; kind: html, css, js or txt)
 cmake_minimum_required(VERSION 3.20)
 
 function(rv_c_array var file out_var len_var)
@@ -42,10 +42,28 @@ foreach(spec IN LISTS assets)
     else()
         message(FATAL_ERROR "embed_ui: unknown kind ${kind} of ${url}")
     endif()
-    set(src "${UI_DIR}/${rel}")
-    if(NOT EXISTS "${src}")
-        message(FATAL_ERROR "embed_ui: no ${src}")
+    # "a.js+b.js": one asset of the files in order (a bundle: one request).
+    string(REPLACE "+" ";" files "${rel}")
+    set(src "${TMP}/src${i}")
+    file(WRITE "${src}" "")
+    # Scripts are joined with ";" on a line of its own, so that a file
+    # without a final semicolon cannot run into the next.
+    set(sep "\n")
+    if(kind STREQUAL "js")
+        set(sep "\n;\n")
     endif()
+    set(first 1)
+    foreach(f IN LISTS files)
+        if(NOT EXISTS "${UI_DIR}/${f}")
+            message(FATAL_ERROR "embed_ui: no ${UI_DIR}/${f}")
+        endif()
+        file(READ "${UI_DIR}/${f}" text)
+        if(NOT first)
+            file(APPEND "${src}" "${sep}")
+        endif()
+        set(first 0)
+        file(APPEND "${src}" "${text}")
+    endforeach()
     execute_process(COMMAND gzip -9 -n -c "${src}"
         OUTPUT_FILE "${TMP}/a${i}.gz" RESULT_VARIABLE rc)
     if(NOT rc EQUAL 0)

@@ -67,7 +67,7 @@ RV.api = async function (path, params, opts) {
     body = null;
   }
   if (!resp.ok) {
-    if (resp.status === 401) RV.askToken(t ? "The token was refused (unknown, expired or revoked)." : "");
+    if (resp.status === 401) RV.locked(t ? "The token was refused (unknown, expired or revoked)." : "");
     throw new RV.ApiError(resp.status, (body && body.error_code) || "HTTP_" + resp.status,
       (body && body.message) || resp.statusText);
   }
@@ -170,6 +170,14 @@ RV.render = function () {
 
 /* ---- The token ---------------------------------------------------------- */
 
+/* A 401: the page stops and shows only the token box. */
+RV.locked = function (why) {
+  if (RV.current && RV.current.leave) RV.current.leave();
+  RV.current = null;
+  RV.clear(document.getElementById("main"));
+  RV.askToken(why);
+};
+
 RV.askToken = function (why) {
   var f = document.getElementById("token-form");
   f.hidden = false;
@@ -202,7 +210,7 @@ RV.start = async function () {
     var t = document.getElementById("token-input").value.trim();
     RV.setToken(t);
     document.getElementById("token-input").value = "";
-    if ((await RV.whoami()) !== "auth") RV.render();
+    if ((await RV.whoami()) === "ok") RV.render();
   });
   document.getElementById("forget").addEventListener("click", function () {
     RV.setToken("");
@@ -210,7 +218,10 @@ RV.start = async function () {
     location.reload();
   });
   window.addEventListener("hashchange", RV.render);
-  if ((await RV.whoami()) !== "auth") RV.render();
+  /* The page asks for its data at once; who the caller is fills the
+   * header meanwhile. A 401 from either shows the token box alone. */
+  RV.render();
+  RV.whoami();
 };
 
 document.addEventListener("DOMContentLoaded", RV.start);

@@ -152,12 +152,12 @@ RV.pages.runs = function (main, r) {
     if (!state.alive) return;
     /* Full runs for the chosen columns, a request each (in parallel). */
     var full = {};
-    if (cols.length || !keyList.firstChild) {
-      var want = cols.length ? page.runs : page.runs.slice(0, 1);
-      var got = await Promise.all(want.map(function (x) {
+    var fetchFull = function (want) {
+      return Promise.all(want.map(function (x) {
         return RV.api("/api/v2/runs/" + encodeURIComponent(x.run_id)).then(function (g) { return g.run; }, function () { return null; });
       }));
-      got.forEach(function (g) { if (g) full[g.run_id] = g; });
+    };
+    var offerKeys = function (got) {
       if (!state.alive) return;
       var keys = new Set();
       got.forEach(function (g) {
@@ -167,6 +167,15 @@ RV.pages.runs = function (main, r) {
       });
       RV.clear(keyList);
       Array.from(keys).sort().forEach(function (k) { keyList.appendChild(el("option", { value: k })); });
+    };
+    if (cols.length) {
+      var got = await fetchFull(page.runs);
+      got.forEach(function (g) { if (g) full[g.run_id] = g; });
+      if (!state.alive) return;
+      offerKeys(got);
+    } else {
+      /* The picker's suggestions: the first run's keys, after the table. */
+      setTimeout(function () { fetchFull(page.runs.slice(0, 1)).then(offerKeys); }, 0);
     }
     RV.clear(table);
     table.appendChild(header());

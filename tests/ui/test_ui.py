@@ -172,10 +172,10 @@ class UiTest(unittest.TestCase):
         self.assertIn(b"/ui/app.js", body)
         st, h2, _ = raw_get(self.ui, "/", {"If-None-Match": h["ETag"]})
         self.assertEqual(st, 304)
-        st, h3, z = raw_get(self.ui, "/ui/uPlot.iife.min.js",
+        st, h3, z = raw_get(self.ui, "/ui/app.js",
                             {"Accept-Encoding": "br, gzip"})
         self.assertEqual(h3.get("Content-Encoding"), "gzip")
-        plain = raw_get(self.ui, "/ui/uPlot.iife.min.js",
+        plain = raw_get(self.ui, "/ui/app.js",
                         {"Accept-Encoding": "gzip;q=0"})
         self.assertNotIn("Content-Encoding", plain[1])
         self.assertEqual(gzip.decompress(z), plain[2])
