@@ -5,6 +5,7 @@
  *   cols    extra columns, comma-separated: params.lr,metrics.loss
  *   pt      the page's keyset token (none: the first page)
  *   prev    the earlier pages' tokens, '~'-separated ("-" for the first)
+ *   sel     the selected runs' ids, comma-separated (kept across pages)
  * Paging is keyset only (never an offset): the API's next_page_token. */
 "use strict";
 
@@ -128,6 +129,10 @@ RV.pages.runs = function (main, r) {
     else state.selected.delete(id);
     tr.classList.toggle("selected", on);
     compareBtn.disabled = state.selected.size < 2;
+    /* The selection is part of the view: in the URL, without a reload. */
+    if (state.selected.size) p.set("sel", Array.from(state.selected).join(","));
+    else p.delete("sel");
+    history.replaceState(null, "", RV.href("runs", "", p));
   }
 
   async function load() {

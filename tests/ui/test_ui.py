@@ -363,6 +363,10 @@ class UiTest(unittest.TestCase):
                    ".click()" % self.runs[k])
         self.assertFalse(p.eval("document.getElementById('compare')"
                                 ".disabled"))
+        # The selection is in the URL: a copy of it shows the same view.
+        sel = p.eval("new URLSearchParams(location.hash.split('?')[1])"
+                     ".get('sel')")
+        self.assertEqual(sorted(sel.split(",")), sorted(self.runs[1:6]))
         p.eval("document.getElementById('compare').click()")
         p.wait("document.body.dataset.compareReady")
         self.assertEqual(p.eval("document.getElementById('compare-plot')"
