@@ -350,6 +350,7 @@ json_t *gw__run_full_json(const Rv__RunInfo *ri);
 /* ---- Metrics (gateway_json_metric.c) ---- */
 
 void gw_metric_log_batch(struct gw_ctx *c);
+void gw_metric_histories(struct gw_ctx *c);
 void gw_metric_history(struct gw_ctx *c);
 
 /* ---- Log lines (gateway_json_log.c) ---- */

@@ -196,6 +196,8 @@ static const struct gw_route_row gw_routes[] = {
      GW_JSON, gw_metric_log_batch},
     {"GET", "/api/v2/runs/{run}/metrics", GW_R_HISTORY, GW_F_READ, 0,
      gw_metric_history},
+    {"POST", "/api/v2/metrics/query", GW_R_HISTORY, GW_F_READ, GW_JSON,
+     gw_metric_histories},
     /* Log lines (gateway_json_log.c). */
     {"GET", "/api/v2/runs/{run}/logs", GW_R_LOGS_GET, GW_F_READ, 0,
      gw_log_read},

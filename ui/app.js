@@ -39,9 +39,9 @@ RV.ApiError = function (status, code, message) {
   this.message = message;
 };
 
-/* GET (or method) path with query params (an object; undefined/"" values
- * left out): the parsed JSON, or a thrown RV.ApiError. A 401 shows the
- * token box. */
+/* GET (or opts.method, with opts.body as JSON) path with query params (an
+ * object; undefined/"" values left out): the parsed JSON, or a thrown
+ * RV.ApiError. A 401 shows the token box. */
 RV.api = async function (path, params, opts) {
   var q = new URLSearchParams();
   if (params)
@@ -55,6 +55,10 @@ RV.api = async function (path, params, opts) {
   if (t) headers.Authorization = "Bearer " + t;
   var init = { headers: headers, cache: "no-store", signal: opts && opts.signal };
   if (opts && opts.method) init.method = opts.method;
+  if (opts && opts.body !== undefined) {
+    init.body = JSON.stringify(opts.body);
+    headers["Content-Type"] = "application/json";
+  }
   var resp = await fetch(url, init);
   if (opts && opts.raw) {
     if (!resp.ok) throw new RV.ApiError(resp.status, "HTTP_" + resp.status, resp.statusText);

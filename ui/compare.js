@@ -7,6 +7,7 @@
 
 RV.compare = {};
 RV.compare.MAX_RUNS = 100;
+RV.compare.PER_QUERY = 10; /* Runs a metrics query asks for. */
 
 /* The series [{x, y}] on one x grid for uPlot (which needs one x array):
  * cols pixel columns over the common x range, two slots each (at the
@@ -71,6 +72,32 @@ RV.pages.compare = function (main, r) {
   }
   var status = el("p", { class: "muted", id: "compare-info" }, "Loading " + ids.length + " runs\u2026");
   main.appendChild(status);
+  var width = Math.max(400, Math.min(main.clientWidth - 40, 1200));
+  var cols = Math.round(width / 2);
+  /* The series of the summary key k ("key" or "key[context]") of the runs
+   * ids, in one request (POST /api/v2/metrics/query): a Map run id ->
+   * points (runs lacking it left out). The store's M4 with one bucket a
+   * grid column: its min and max are what the grid keeps. */
+  function histories(runIds, k) {
+    var m = /^(.*)\[(.*)\]$/.exec(k), parts = [];
+    /* In slices, answered in parallel by the node's workers. */
+    for (var i = 0; i < runIds.length; i += RV.compare.PER_QUERY)
+      parts.push(RV.api("/api/v2/metrics/query", null, { method: "POST", body: {
+        runs: runIds.slice(i, i + RV.compare.PER_QUERY), key: m ? m[1] : k, context: m ? m[2] : undefined,
+        downsample: 4 * cols } }));
+    return Promise.all(parts).then(function (answers) {
+      var out = new Map();
+      answers.forEach(function (a) {
+        a.series.forEach(function (s) { if (s.points) out.set(s.run_id, s.points); });
+      });
+      return out;
+    });
+  }
+  /* With the metric in the URL the series are asked for at once, beside
+   * the runs (each chart column is regridded, so no common range is
+   * needed). */
+  var early = p.get("metric") ? histories(ids, p.get("metric")) : null;
+  if (early) early.catch(function () {});
   (async function () {
     var t0 = performance.now();
     var runs = await Promise.all(ids.map(function (id) {
@@ -110,20 +137,14 @@ RV.pages.compare = function (main, r) {
       return;
     }
 
-    /* The metric of every run, over the same step range. */
-    var width = Math.max(400, Math.min(main.clientWidth - 40, 1200));
-    var sum = ok.map(function (g) { return g.summary[metric]; });
-    var hi = 0;
-    sum.forEach(function (s) { if (s && s.last_step > hi) hi = s.last_step; });
-    var with_ = ok.filter(function (g, i) { return sum[i]; });
-    var hs = await Promise.all(with_.map(function (g) {
-      var s = g.summary[metric];
-      return RV.api("/api/v2/runs/" + encodeURIComponent(g.run_id) + "/metrics", { key: s.key, context: s.context || undefined,
-        downsample: RV.charts.downsampleFor(width), min_step: 0, max_step: hi });
-    }));
+    /* The metric of every run that has it. */
+    var with_ = ok.filter(function (g) { return g.summary && g.summary[metric]; });
+    var byId = await (early && metric === p.get("metric") ? early
+      : histories(with_.map(function (g) { return g.run_id; }), metric));
+    var hs = with_.map(function (g) { return { points: byId.get(g.run_id) || [] }; });
     if (!state.alive) return;
     var list = hs.map(function (h) { return RV.charts.series(h.points, { byTime: o.byTime, log: o.log, smooth: o.smooth, width: width }); });
-    var data = RV.compare.grid(list, Math.round(width / 2));
+    var data = RV.compare.grid(list, cols);
     var nPoints = 0;
     hs.forEach(function (h) { nPoints += h.points.length; });
     var opts = RV.charts.opts(width, 380, { byTime: o.byTime, log: o.log,
