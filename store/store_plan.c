@@ -1135,6 +1135,181 @@ store__exec_mv_order(struct store__exec *x, struct store__mv *mv,
     return rc;
 }
 
+/* ---- Run list: the run-name index (ixname) ---------------------------- */
+
+/* Teams whose ixname entries an unscoped query reads, at most. */
+#define STORE_NAME_TEAMS_MAX 64
+
+/* An ixname driver: the key bytes after the (team, form) prefix that
+ * every matching run's entry starts with, and the teams to read. */
+struct store__name {
+    int form;
+    uint8_t tail[STORE_NAME_KEY_BYTES + 1];
+    size_t tail_len;
+    const char *team[STORE_NAME_TEAMS_MAX];
+    size_t team_len[STORE_NAME_TEAMS_MAX];
+    size_t n_teams;
+};
+
+/* The entry bytes that a top-level name comparison needs (0 if it cannot
+ * drive: no literal prefix, or not a comparison ixname answers). `= 'x'`
+ * and a LIKE or ILIKE without wildcards: "x" then the 0x00 end; else the
+ * literal bytes before the first % or _ (an ILIKE's folded). */
+static int
+store__name_tail(const struct filter_node *n, struct store__name *nm)
+{
+    if (n->kind != FILTER_NODE_CMP || n->field != FILTER_FIELD_ATTR ||
+        n->attr != FILTER_ATTR_RUN_NAME || n->n_values != 1 ||
+        n->values[0].is_number)
+        return 0;
+    const struct filter_value *v = &n->values[0];
+    size_t lit = v->len;
+    if (n->op == FILTER_OP_LIKE || n->op == FILTER_OP_ILIKE) {
+        for (lit = 0; lit < v->len; lit++)
+            if (v->str[lit] == '%' || v->str[lit] == '_')
+                break;
+    } else if (n->op != FILTER_OP_EQ) {
+        return 0;
+    }
+    int is_exact = lit == v->len;
+    if (lit == 0 && !is_exact)
+        return 0; /* A leading wildcard: every name. */
+    if (memchr(v->str, '\0', lit) != NULL)
+        return 0; /* No name holds a NUL: the filter decides. */
+    nm->form = n->op == FILTER_OP_ILIKE ? STORE_NAME_FOLDED : STORE_NAME_RAW;
+    nm->tail_len = store__name_bytes(nm->tail, v->str, lit, nm->form);
+    if (is_exact && lit <= STORE_NAME_KEY_BYTES)
+        nm->tail[nm->tail_len++] = 0;
+    return 1;
+}
+
+/* The teams of nm: the query's, else every team with runs (at most
+ * STORE_NAME_TEAMS_MAX; 0 beyond that). */
+static int
+store__name_teams(struct store_read *r, const struct store_query *q,
+                  struct store__name *nm)
+{
+    nm->n_teams = 0;
+    if (q->team != NULL) {
+        nm->team[0] = q->team;
+        nm->team_len[0] = strlen(q->team);
+        nm->n_teams = 1;
+        return nm->team_len[0] <= CONTRACT_MAX_TEAM_BYTES;
+    }
+    MDB_cursor *cur;
+    if (mdb_cursor_open(r->txn, r->s->dbi[STORE_DB_CNT], &cur) != 0)
+        return 0;
+    MDB_val k = {1, "R"}, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE), ok = 1;
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *kp = k.mv_data;
+        if (k.mv_size < 3 || kp[0] != 'R' ||
+            k.mv_size != 3 + (size_t)rv_get_be16(kp + 1))
+            break;
+        if (nm->n_teams == STORE_NAME_TEAMS_MAX ||
+            k.mv_size - 3 > CONTRACT_MAX_TEAM_BYTES) {
+            ok = 0;
+            break;
+        }
+        nm->team[nm->n_teams] = (const char *)kp + 3; /* Txn-owned. */
+        nm->team_len[nm->n_teams++] = k.mv_size - 3;
+    }
+    mdb_cursor_close(cur);
+    return ok;
+}
+
+/* The best name driver of f (the longest literal; `=` over LIKE on a tie)
+ * into nm; 0 if f has none. */
+static int
+store__name_of(struct store_read *r, const struct store_query *q,
+               const struct filter *f, struct store__name *nm)
+{
+    const struct filter_node *conj[FILTER_MAX_NODES];
+    size_t n_conj = store__conjuncts(f, conj);
+    struct store__name *cand = malloc(sizeof *cand);
+    int found = 0;
+    if (cand == NULL)
+        return 0;
+    for (size_t ci = 0; ci < n_conj; ci++) {
+        if (!store__name_tail(conj[ci], cand))
+            continue;
+        if (!found || cand->tail_len > nm->tail_len) {
+            nm->form = cand->form;
+            memcpy(nm->tail, cand->tail, cand->tail_len);
+            nm->tail_len = cand->tail_len;
+            found = 1;
+        }
+    }
+    free(cand);
+    return found && store__name_teams(r, q, nm);
+}
+
+/* Walk (with is_count: count, up to limit) the entries of nm in every
+ * team; *n is how many were read. */
+static int
+store__name_walk(struct store__exec *x, const struct store__name *nm,
+                 int is_count, uint64_t limit, uint64_t *n, char *errmsg)
+{
+    MDB_cursor *cur;
+    *n = 0;
+    int rc = mdb_cursor_open(x->r->txn, x->r->s->dbi[STORE_DB_IXNAME], &cur);
+    if (rc != 0)
+        return store__err_mdb(rc, "cursor", errmsg);
+    int err = RV_OK;
+    for (size_t t = 0; t < nm->n_teams && err == RV_OK; t++) {
+        uint8_t pre[STORE_NAME_SCOPE_MAX + sizeof nm->tail];
+        size_t pn =
+            store__name_scope(pre, nm->team[t], nm->team_len[t], nm->form);
+        memcpy(pre + pn, nm->tail, nm->tail_len);
+        pn += nm->tail_len;
+        MDB_val k = {pn, pre}, v;
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            if (k.mv_size < pn + 8 || memcmp(k.mv_data, pre, pn) != 0)
+                break;
+            if (is_count && *n >= limit)
+                break;
+            (*n)++;
+            if (is_count)
+                continue;
+            uint64_t run_num =
+                rv_get_be64((const uint8_t *)k.mv_data + k.mv_size - 8);
+            if ((err = store__exec_one(x, run_num, errmsg)) != RV_OK)
+                break;
+        }
+        if (err == RV_OK && rc != 0 && rc != MDB_NOTFOUND)
+            err = store__err_mdb(rc, "cursor", errmsg);
+        if (is_count && *n >= limit)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return err;
+}
+
+/* Whether the name index should drive: its entries are counted up to the
+ * cheapest other plan's cost (the smallest list; an ordered walk, which
+ * stops after a page, is estimated to read page x runs / names entries,
+ * so the names win below sqrt(page x runs)) and it drives when fewer. */
+static int
+store__name_pick(struct store__exec *x, const struct store__plan *plan,
+                 const struct store__name *nm, int can_walk, int *is_picked,
+                 char *errmsg)
+{
+    uint64_t limit = STORE_RANGE_COUNT_MAX;
+    *is_picked = 0;
+    if (plan->has_driver && plan->count < limit)
+        limit = plan->count;
+    if (can_walk) {
+        double w = sqrt((double)x->heap.cap * (double)store__runs_total(x->r));
+        if (w < (double)limit)
+            limit = (uint64_t)w + 1;
+    }
+    uint64_t n;
+    int rc = store__name_walk(x, nm, 1, limit, &n, errmsg);
+    *is_picked = rc == RV_OK && n < limit;
+    return rc;
+}
+
 static int
 store__exec_run(struct store__exec *x, struct store__plan *plan, int *is_total,
                 char *errmsg)
@@ -1151,6 +1326,33 @@ store__exec_run(struct store__exec *x, struct store__plan *plan, int *is_total,
     *is_total = 0;
     struct store__mv mv;
     int has_mv = store__mv_scope_of(x->r, x->q, &mv);
+    int by_created_asc = x->f->n_order == 1 &&
+                         x->f->order[0].field == FILTER_FIELD_ATTR &&
+                         x->f->order[0].attr == FILTER_ATTR_START_TIME &&
+                         !x->f->order[0].is_desc;
+    struct store__name *nm = malloc(sizeof *nm);
+    if (nm == NULL)
+        return RV_ENOMEM;
+    if (store__name_of(x->r, x->q, x->f, nm)) {
+        int can_walk =
+            ordered || by_created_asc || by_param || (by_metric && has_mv);
+        int is_picked;
+        int rc = store__name_pick(x, plan, nm, can_walk, &is_picked, errmsg);
+        if (rc == RV_OK && is_picked) {
+            if (plan->has_driver && plan->n_src == 1)
+                store__plan_probe(plan, &plan->src[0]);
+            x->plan_name =
+                nm->form == STORE_NAME_FOLDED ? "name-folded" : "name";
+            uint64_t n;
+            *is_total = 1;
+            rc = store__name_walk(x, nm, 0, 0, &n, errmsg);
+        }
+        if (rc != RV_OK || is_picked) {
+            free(nm);
+            return rc;
+        }
+    }
+    free(nm);
     if (has_mv && by_metric &&
         (is_big || store__walk_estimate(x, plan) < (double)plan->count)) {
         if (plan->has_driver && plan->n_src == 1)
@@ -1176,10 +1378,6 @@ store__exec_run(struct store__exec *x, struct store__plan *plan, int *is_total,
             return rc;
         }
     }
-    int by_created_asc = x->f->n_order == 1 &&
-                         x->f->order[0].field == FILTER_FIELD_ATTR &&
-                         x->f->order[0].attr == FILTER_ATTR_START_TIME &&
-                         !x->f->order[0].is_desc;
     if (by_created_asc && !is_big)
         by_created_asc = 0; /* The list, then the heap, is cheaper. */
     if (is_big && (ordered || by_param || by_created_asc) && plan->has_driver &&
