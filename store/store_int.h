@@ -91,6 +91,11 @@
  *            STORE_NAME_KEY_BYTES is cut (its candidates are re-checked by
  *            the full filter). The team leads the key. Written at create,
  *            rename (RunUpdate with a name) and purge; a delete keeps them.
+ *   ixend    str16 team, s64 ended_at_ms,          (empty)
+ *            be64 run_num: the runs that have an end time (ended_at_ms
+ *            > 0), in end-time order, for ORDER BY end_time (runs without
+ *            one sort last and are not listed). Written when a status
+ *            change sets or clears the end time, and at purge.
  *   cnt      counter key (STORE_CNT_*)             be64 count
  *
  * Counters: upper-case kinds count every run (the planner's posting list
@@ -176,6 +181,7 @@ enum store_db {
     STORE_DB_AUDIT,
     STORE_DB_IXMV,
     STORE_DB_IXNAME,
+    STORE_DB_IXEND,
     STORE_DB_COUNT
 };
 
@@ -592,5 +598,18 @@ size_t store__name_bytes(uint8_t *out, const char *name, size_t n, int form);
 /* Add (delta 1) or drop (delta -1) the two ixname entries of rr. */
 int store__name_index(struct store_wctx *w, const struct store__runrec *rr,
                       int64_t delta);
+
+/* ---- ixend: the end-time index ---------------------------------------- */
+
+#define STORE_END_KEY_MAX (2 + CONTRACT_MAX_TEAM_BYTES + 8 + 8)
+
+/* The ixend key of (team, ended_at_ms, run_num) into out
+ * (STORE_END_KEY_MAX bytes); returns its length. */
+size_t store__end_key(uint8_t *out, const char *team, size_t tn,
+                      int64_t ended_at_ms, uint64_t run_num);
+/* Add (delta 1) or drop (delta -1) rr's ixend entry (none when rr has no
+ * end time). */
+int store__end_index(struct store_wctx *w, const struct store__runrec *rr,
+                     int64_t delta);
 
 #endif /* RV_STORE_STORE_INT_H */

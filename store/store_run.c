@@ -118,6 +118,7 @@ store__status_change(struct store_wctx *w, struct store__runrec *rr, int status,
                      int64_t ended_at_ms)
 {
     int rc = RV_OK;
+    int64_t was_ended = rr->ended_at_ms;
     if (status != rr->status) {
         if (rr->lifecycle == STORE_ACTIVE)
             rc = store__cnt_active(w, rr, -1);
@@ -130,6 +131,14 @@ store__status_change(struct store_wctx *w, struct store__runrec *rr, int status,
             rc = store__cnt_active(w, rr, 1);
     }
     rr->ended_at_ms = store__status_is_terminal(status) ? ended_at_ms : 0;
+    if (rc == RV_OK && rr->ended_at_ms != was_ended) {
+        int64_t now_ended = rr->ended_at_ms;
+        rr->ended_at_ms = was_ended;
+        rc = store__end_index(w, rr, -1);
+        rr->ended_at_ms = now_ended;
+        if (rc == RV_OK)
+            rc = store__end_index(w, rr, 1);
+    }
     return rc;
 }
 
@@ -210,6 +219,31 @@ store__run_resume(struct store_wctx *w, const Rv__RunCreate *c,
     }
     res->is_resumed = 1;
     return rc;
+}
+
+/* ---- ixend: the end-time index ---------------------------------------- */
+
+size_t
+store__end_key(uint8_t *out, const char *team, size_t tn, int64_t ended_at_ms,
+               uint64_t run_num)
+{
+    size_t n = store__key_str16(out, team, tn);
+    rv_put_be64(out + n, rv_i64_sortable(ended_at_ms));
+    rv_put_be64(out + n + 8, run_num);
+    return n + 16;
+}
+
+int
+store__end_index(struct store_wctx *w, const struct store__runrec *rr,
+                 int64_t delta)
+{
+    if (rr->ended_at_ms == 0)
+        return RV_OK; /* Not ended: not listed. */
+    uint8_t k[STORE_END_KEY_MAX];
+    size_t n = store__end_key(k, rr->str[RUN_TEAM], rr->len[RUN_TEAM],
+                              rr->ended_at_ms, rr->run_num);
+    return delta > 0 ? store__put(w, STORE_DB_IXEND, k, n, "", 0)
+                     : store__del(w, STORE_DB_IXEND, k, n);
 }
 
 /* ---- ixname: the run-name index --------------------------------------- */
@@ -476,6 +510,8 @@ store__run_purge(struct store_wctx *w, const char *run_id)
     rc = store__run_index(w, &rr, -1);
     if (rc == RV_OK)
         rc = store__name_index(w, &rr, -1);
+    if (rc == RV_OK)
+        rc = store__end_index(w, &rr, -1);
     if (rc == RV_OK)
         rc = store__del_prefix(w, STORE_DB_PARAM, pre, 8, store__purge_kv, &p);
     if (rc == RV_OK)

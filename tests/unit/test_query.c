@@ -40,8 +40,9 @@ struct mrun {
     int team, project, exp, status, deleted;
     int name; /* Index into NAMES. */
     int64_t created;
-    int opt; /* -1: no param. */
-    int tag; /* -1: no tag. */
+    int64_t ended; /* 0: no end time (not terminal, or none given). */
+    int opt;       /* -1: no param. */
+    int tag;       /* -1: no tag. */
     int has_acc, has_loss;
     double acc, loss;
 };
@@ -152,6 +153,8 @@ store_add_run(struct world *w, const struct mrun *r)
     Rv__RunSetStatus st = RV__RUN_SET_STATUS__INIT;
     st.run_id = (char *)r->id;
     st.status = (Rv__RunStatus)(r->status + 1);
+    st.has_ended_at_ms = r->ended != 0;
+    st.ended_at_ms = r->ended;
     c4.body_case = RV__COMMAND__BODY_RUN_STATUS;
     c4.run_status = &st;
     Rv__Command *cmds[4] = {&c1, &c2, &c4, &c3};
@@ -182,6 +185,9 @@ gen_run(struct rv_rng *g, size_t i, struct mrun *r)
     r->deleted = rv_rng_below(g, 10) == 0;
     r->created = 1000 + (int64_t)rv_rng_below(g, 300); /* Many ties. */
     r->name = (int)rv_rng_below(g, N_NAMES);
+    /* FINISHED and later are terminal: an end time, mostly (ties too). */
+    if (r->status >= 2 && rv_rng_below(g, 6) != 0)
+        r->ended = 2000 + (int64_t)rv_rng_below(g, 200);
     r->opt = (int)rv_rng_below(g, 5) - 1;
     r->tag = (int)rv_rng_below(g, 5) - 1;
     r->has_acc = rv_rng_below(g, 8) != 0;
@@ -226,8 +232,16 @@ enum fld {
     F_PROJECT,
     F_CREATED,
     F_NAME,
+    F_ENDED,
     F_NFIELDS
 };
+
+static int
+is_numeric(int field)
+{
+    return field == F_ACC || field == F_LOSS || field == F_CREATED ||
+           field == F_ENDED;
+}
 
 struct spec {
     int kind; /* 0 cmp, 1 AND, 2 OR */
@@ -253,11 +267,17 @@ gen_spec(struct rv_rng *g, int depth)
         return s;
     }
     s->field = (int)rv_rng_below(g, F_NFIELDS);
-    if (s->field == F_ACC || s->field == F_LOSS || s->field == F_CREATED) {
+    if (is_numeric(s->field)) {
         s->op = (int)rv_rng_below(g, 6);
-        s->num = s->field == F_ACC       ? (double)rv_rng_below(g, 20) / 20.0
-                 : s->field == F_CREATED ? 1000 + (double)rv_rng_below(g, 300)
-                                         : rv_rng_double(g) * 4 - 1;
+        if (s->field == F_ACC)
+            s->num = (double)rv_rng_below(g, 20) / 20.0;
+        else if (s->field == F_CREATED)
+            s->num = 1000 + (double)rv_rng_below(g, 300);
+        else if (s->field == F_ENDED) /* 0: what a run not ended holds. */
+            s->num =
+                rv_rng_below(g, 8) ? 1990 + (double)rv_rng_below(g, 220) : 0;
+        else
+            s->num = rv_rng_double(g) * 4 - 1;
         return s;
     }
     static const int str_ops[] = {0, 1, 6, 7, 8, 9};
@@ -293,9 +313,9 @@ spec_free(struct spec *s)
 static const char *const OPS[] = {"=",  "!=",   "<",     "<=", ">",
                                   ">=", "LIKE", "ILIKE", "IN", "NOT IN"};
 static const char *const FIELD_TEXT[] = {
-    "metrics.acc",           "metric.loss",        "params.opt",
-    "tags.`team`",           "attributes.status",  "project",
-    "attributes.start_time", "attributes.run_name"};
+    "metrics.acc",           "metric.loss",         "params.opt",
+    "tags.`team`",           "attributes.status",   "project",
+    "attributes.start_time", "attributes.run_name", "end_time"};
 
 static void
 quote(char *out, size_t size, size_t *n, const char *s)
@@ -321,7 +341,7 @@ render(const struct spec *s, char *out, size_t size, size_t *n)
     }
     *n += (size_t)snprintf(out + *n, size - *n, "%s %s ", FIELD_TEXT[s->field],
                            OPS[s->op]);
-    if (s->field == F_ACC || s->field == F_LOSS || s->field == F_CREATED) {
+    if (is_numeric(s->field)) {
         *n += (size_t)snprintf(out + *n, size - *n, "%.17g", s->num);
         return;
     }
@@ -361,7 +381,7 @@ eval_spec(const struct spec *s, const struct mrun *r)
         return eval_spec(s->l, r) && eval_spec(s->r, r);
     if (s->kind == 2)
         return eval_spec(s->l, r) || eval_spec(s->r, r);
-    if (s->field == F_ACC || s->field == F_LOSS || s->field == F_CREATED) {
+    if (is_numeric(s->field)) {
         double x;
         if (s->field == F_ACC) {
             if (!r->has_acc)
@@ -371,6 +391,8 @@ eval_spec(const struct spec *s, const struct mrun *r)
             if (!r->has_loss)
                 return 0;
             x = r->loss;
+        } else if (s->field == F_ENDED) {
+            x = (double)r->ended; /* 0 when not ended, as the store. */
         } else {
             x = (double)r->created;
         }
@@ -425,10 +447,20 @@ eval_spec(const struct spec *s, const struct mrun *r)
 
 /* ---- Expected order ---------------------------------------------------- */
 
-enum { O_ACC, O_LOSS, O_OPT, O_CREATED, O_STATUS, O_RUNID, O_NAME, O_N };
+enum {
+    O_ACC,
+    O_LOSS,
+    O_OPT,
+    O_CREATED,
+    O_STATUS,
+    O_RUNID,
+    O_NAME,
+    O_ENDED,
+    O_N
+};
 static const char *const ORDER_TEXT[] = {
     "metrics.acc", "metrics.loss", "params.opt", "start_time",
-    "status",      "run_id",       "run_name"};
+    "status",      "run_id",       "run_name",   "end_time"};
 
 struct order {
     int term[3], desc[3], n;
@@ -463,6 +495,11 @@ order_key(const struct mrun *r, int t, double *d, const char **s)
     case O_NAME:
         *s = NAMES[r->name];
         return 0;
+    case O_ENDED:
+        if (r->ended == 0)
+            return 2;
+        *d = (double)r->ended;
+        return 0;
     default:
         *s = r->id;
         return 0;
@@ -472,10 +509,10 @@ order_key(const struct mrun *r, int t, double *d, const char **s)
 static const struct order *cmp_order;
 
 /* Plans of the first pages checked (check_query), by name. */
-#define N_PLANS 8
+#define N_PLANS 9
 static const char *const PLANS[N_PLANS] = {
-    "scan",         "list",         "created", "param-order",
-    "metric-order", "metric-range", "name",    "name-folded"};
+    "scan",         "list", "created",     "param-order", "metric-order",
+    "metric-range", "name", "name-folded", "end-order"};
 static int plan_seen[N_PLANS];
 
 static void
@@ -609,8 +646,11 @@ check_query(struct world *w, const struct spec *sp, const char *filter,
             break;
     }
     if (got != n_want) {
-        fprintf(stderr, "seed %llu iter %d: got %zu rows, want %zu [%s]\n",
-                (unsigned long long)seed, iter, got, n_want, filter);
+        fprintf(stderr,
+                "seed %llu iter %d: got %zu rows, want %zu [%s] [%s] "
+                "per_page %zu\n",
+                (unsigned long long)seed, iter, got, n_want, filter, order_by,
+                per_page);
         return 0;
     }
     return 1;
