@@ -907,6 +907,101 @@ query_once(struct world *w, const char *team, const struct store_query *q,
     return rc;
 }
 
+/* A paged walk against the model: the query (filter, order, view, page
+ * size), the plan every page must name, the model's matching rule, and
+ * the changes made between pages (returns an RV_* code). */
+struct walk {
+    const char *filter, *order_by, *plan;
+    enum store_view view;
+    size_t per_page;
+    struct order o;
+    int (*match)(const struct mrun *m, const void *ctx);
+    const void *match_ctx;
+    int (*between)(struct world *w, struct rv_rng *g, void *ctx);
+    void *between_ctx;
+};
+
+/* Page through wk to the end (at most 60 pages), each page checked
+ * against the model as it is at that moment. */
+static void
+walk_pages(struct world *w, const struct walk *wk, struct rv_rng *g)
+{
+    static char token[CONTRACT_PAGE_TOKEN_BYTES];
+    struct mrun last;
+    int has_last = 0;
+    token[0] = '\0';
+    for (int page_no = 0; page_no < 60; page_no++) {
+        struct store_query q = {.order_by = wk->order_by,
+                                .filter = wk->filter,
+                                .view = wk->view,
+                                .per_page = wk->per_page,
+                                .page_token = token[0] ? token : NULL};
+        struct store_page page;
+        CHECK_OK(query_once(w, STORE_EVERY_TEAM, &q, &page), w->errmsg);
+        if (strcmp(page.plan, wk->plan) != 0)
+            RV_CHECK_FAIL("[%s] [%s] page %d: plan %s, want %s", wk->filter,
+                          wk->order_by, page_no, page.plan, wk->plan);
+        int more =
+            page_is_models_next(w, &page, &wk->o, wk->match, wk->match_ctx,
+                                wk->per_page, &last, &has_last, wk->filter);
+        memcpy(token, page.next_page_token, sizeof token);
+        store_page_free(&page);
+        if (!more)
+            break;
+        CHECK_OK(wk->between(w, g, wk->between_ctx), w->errmsg);
+    }
+}
+
+/* A world of 400 runs in one team (unscoped queries can walk the
+ * team-prefixed indexes), g seeded from the test's seed, and the ordered
+ * plans on at any list size. */
+static int
+walk_world(struct world *w, struct rv_rng *g, uint64_t default_seed)
+{
+    uint64_t seed = rv_test_seed(default_seed);
+    one_team = 1;
+    int rc = world_init(w, seed, 400);
+    one_team = 0;
+    rv_rng_seed(g, seed + 7);
+    store_plan_set_ordered_min(0);
+    return rc;
+}
+
+/* Purge a random run of the model (when it has more than 50). */
+static int
+purge_random(struct world *w, struct rv_rng *g)
+{
+    if (w->m.n <= 50)
+        return RV_OK;
+    size_t at = rv_rng_below(g, w->m.n);
+    int rc = purge_run(w, &w->m.runs[at]);
+    if (rc == RV_OK)
+        w->m.runs[at] = w->m.runs[--w->m.n];
+    return rc;
+}
+
+/* Between metric pages: new latest values (NaN too), a first value for
+ * runs that had none, and purges. ctx: the next step. */
+static int
+between_acc(struct world *w, struct rv_rng *g, void *ctx)
+{
+    int64_t *step = ctx;
+    int rc = RV_OK;
+    for (int i = 0; rc == RV_OK && i < 12; i++) {
+        struct mrun *m = &w->m.runs[rv_rng_below(g, w->m.n)];
+        if (m->deleted)
+            continue; /* A deleted run takes no points. */
+        double v =
+            rv_rng_below(g, 8) == 0 ? NAN : (double)rv_rng_below(g, 20) / 20.0;
+        rc = log_acc(w, m->id, (*step)++, v);
+        m->has_acc = 1;
+        m->acc = v;
+    }
+    for (int i = 0; rc == RV_OK && i < 2; i++)
+        rc = purge_random(w, g);
+    return rc;
+}
+
 /* Pages of ORDER BY metrics.acc through the latest-value index while the
  * latest values change (also to and from NaN) and runs are purged between
  * pages: each page holds exactly the rows after the token's row in the
@@ -917,58 +1012,24 @@ test_metric_index_pages_while_values_change_and_runs_purge(void)
 {
     struct world w;
     struct rv_rng g;
-    uint64_t seed = rv_test_seed(909);
-    one_team = 1;
-    CHECK_OK(world_init(&w, seed, 400), w.errmsg);
-    one_team = 0;
-    rv_rng_seed(&g, seed + 7);
-    store_plan_set_ordered_min(0);
+    CHECK_OK(walk_world(&w, &g, 909), w.errmsg);
     const char *orders[] = {"metrics.acc DESC", "metrics.acc",
                             "metrics.acc DESC", "metrics.acc"};
     const char *filters[] = {"", "", "metrics.acc > 0.3",
                              "metrics.acc <= 0.5 AND metrics.acc >= 0.1"};
     int64_t step = 10;
     for (int k = 0; k < 4; k++) {
-        struct order o = {{O_ACC}, {k % 2 == 0}, 1};
-        static char token[CONTRACT_PAGE_TOKEN_BYTES];
-        struct mrun last;
-        int has_last = 0;
-        token[0] = '\0';
-        for (int page_no = 0; page_no < 60; page_no++) {
-            struct store_query q = {.order_by = orders[k],
-                                    .filter = filters[k],
-                                    .view = STORE_VIEW_ALL,
-                                    .per_page = 25,
-                                    .page_token = token[0] ? token : NULL};
-            struct store_page page;
-            CHECK_OK(query_once(&w, STORE_EVERY_TEAM, &q, &page), w.errmsg);
-            CHECK(strcmp(page.plan, "metric-order") == 0);
-            /* Expected: the model's matching runs after the last row. */
-            int more = page_is_models_next(&w, &page, &o, acc_case_matches, &k,
-                                           25, &last, &has_last, orders[k]);
-            memcpy(token, page.next_page_token, sizeof token);
-            store_page_free(&page);
-            if (!more)
-                break;
-            /* Between pages: new latest values (NaN too), a first value for
-             * runs that had none, and purges. */
-            for (int i = 0; i < 12; i++) {
-                struct mrun *m = &w.m.runs[rv_rng_below(&g, w.m.n)];
-                if (m->deleted)
-                    continue; /* A deleted run takes no points. */
-                double v = rv_rng_below(&g, 8) == 0
-                               ? NAN
-                               : (double)rv_rng_below(&g, 20) / 20.0;
-                CHECK_OK(log_acc(&w, m->id, step++, v), w.errmsg);
-                m->has_acc = 1;
-                m->acc = v;
-            }
-            for (int i = 0; i < 2 && w.m.n > 50; i++) {
-                size_t at = rv_rng_below(&g, w.m.n);
-                CHECK_OK(purge_run(&w, &w.m.runs[at]), w.errmsg);
-                w.m.runs[at] = w.m.runs[--w.m.n];
-            }
-        }
+        struct walk wk = {filters[k],
+                          orders[k],
+                          "metric-order",
+                          STORE_VIEW_ALL,
+                          25,
+                          {{O_ACC}, {k % 2 == 0}, 1},
+                          acc_case_matches,
+                          &k,
+                          between_acc,
+                          &step};
+        walk_pages(&w, &wk, &g);
     }
     store_plan_set_ordered_min(STORE_ORDERED_SCAN_MIN);
     reopen_checked(&w, 0);
@@ -995,6 +1056,29 @@ rename_or_delete(struct world *w, const char *id, const char *name)
     }
     Rv__Command *cmds[1] = {&c};
     return apply_batch(w, cmds, 1);
+}
+
+/* Between name pages: renames (into and out of the filter, case
+ * variants), a delete and a purge. */
+static int
+between_names(struct world *w, struct rv_rng *g, void *ctx)
+{
+    int rc = RV_OK;
+    (void)ctx;
+    for (int i = 0; rc == RV_OK && i < 6; i++) {
+        struct mrun *m = &w->m.runs[rv_rng_below(g, w->m.n)];
+        if (m->deleted)
+            continue; /* A deleted run cannot be renamed. */
+        int to = (int)rv_rng_below(g, N_NAMES);
+        rc = rename_or_delete(w, m->id, NAMES[to]);
+        m->name = to;
+    }
+    struct mrun *d = &w->m.runs[rv_rng_below(g, w->m.n)];
+    if (rc == RV_OK && !d->deleted) {
+        rc = rename_or_delete(w, d->id, NULL);
+        d->deleted = 1;
+    }
+    return rc == RV_OK ? purge_random(w, g) : rc;
 }
 
 /* Pages of run-name filters through the name index while runs are
@@ -1033,47 +1117,18 @@ test_name_index_pages_while_runs_are_renamed_and_purged(void)
         char filter[256];
         size_t fn = 0;
         render(&sp, filter, sizeof filter, &fn);
-        struct order o = {{cases[k].term}, {cases[k].desc}, cases[k].term >= 0};
-        static char token[CONTRACT_PAGE_TOKEN_BYTES];
-        struct mrun last;
-        int has_last = 0;
-        token[0] = '\0';
-        for (int page_no = 0; page_no < 40; page_no++) {
-            struct store_query q = {.order_by = cases[k].order,
-                                    .filter = filter,
-                                    .view = STORE_VIEW_ACTIVE,
-                                    .per_page = 7,
-                                    .page_token = token[0] ? token : NULL};
-            struct store_page page;
-            CHECK_OK(query_once(&w, STORE_EVERY_TEAM, &q, &page), w.errmsg);
-            if (strcmp(page.plan, cases[k].plan) != 0)
-                RV_CHECK_FAIL("[%s] [%s]: plan %s, want %s", filter,
-                              cases[k].order, page.plan, cases[k].plan);
-            int more = page_is_models_next(&w, &page, &o, active_spec_matches,
-                                           &sp, 7, &last, &has_last, filter);
-            memcpy(token, page.next_page_token, sizeof token);
-            store_page_free(&page);
-            if (!more)
-                break;
-            /* Between pages: renames (into and out of the filter, case
-             * variants), deletes and purges. */
-            for (int i = 0; i < 6; i++) {
-                struct mrun *m = &w.m.runs[rv_rng_below(&g, w.m.n)];
-                if (m->deleted)
-                    continue; /* A deleted run cannot be renamed. */
-                int to = (int)rv_rng_below(&g, N_NAMES);
-                CHECK_OK(rename_or_delete(&w, m->id, NAMES[to]), w.errmsg);
-                m->name = to;
-            }
-            struct mrun *d = &w.m.runs[rv_rng_below(&g, w.m.n)];
-            if (!d->deleted) {
-                CHECK_OK(rename_or_delete(&w, d->id, NULL), w.errmsg);
-                d->deleted = 1;
-            }
-            size_t at = rv_rng_below(&g, w.m.n);
-            CHECK_OK(purge_run(&w, &w.m.runs[at]), w.errmsg);
-            w.m.runs[at] = w.m.runs[--w.m.n];
-        }
+        struct walk wk = {
+            filter,
+            cases[k].order,
+            cases[k].plan,
+            STORE_VIEW_ACTIVE,
+            7,
+            {{cases[k].term}, {cases[k].desc}, cases[k].term >= 0},
+            active_spec_matches,
+            &sp,
+            between_names,
+            NULL};
+        walk_pages(&w, &wk, &g);
     }
     /* A team's reader: its own entries only (deleted ones too). */
     struct store_page page;
@@ -1095,6 +1150,86 @@ test_name_index_pages_while_runs_are_renamed_and_purged(void)
     CHECK(strcmp(page.plan, "name") == 0 && page.n_runs == n_team);
     store_page_free(&page);
     world_done(&w);
+}
+
+/* Set the status of run id to FINISHED (ended at ended, 0: none) or, with
+ * is_running, back to RUNNING (no end time). */
+static int
+set_status(struct world *w, const char *id, int is_running, int64_t ended)
+{
+    Rv__Command c = RV__COMMAND__INIT;
+    Rv__RunSetStatus st = RV__RUN_SET_STATUS__INIT;
+    st.run_id = (char *)id;
+    st.status = is_running ? RV__RUN_STATUS__RUNNING : RV__RUN_STATUS__FINISHED;
+    st.has_ended_at_ms = ended != 0;
+    st.ended_at_ms = ended;
+    c.body_case = RV__COMMAND__BODY_RUN_STATUS;
+    c.run_status = &st;
+    Rv__Command *cmds[1] = {&c};
+    return apply_batch(w, cmds, 1);
+}
+
+/* Active runs (the end-time walk's filter is in ctx: 0 none, 1 ended in
+ * [2050, 2150], 2 end_time < 2100, which runs not ended match). */
+static int
+end_case_matches(const struct mrun *m, const void *ctx)
+{
+    int k = *(const int *)ctx;
+    if (m->deleted)
+        return 0;
+    return k == 0 ||
+           (k == 1 ? m->ended >= 2050 && m->ended <= 2150 : m->ended < 2100);
+}
+
+/* Between end-time pages: runs end, end again at another time, or go
+ * back to running. */
+static int
+between_ends(struct world *w, struct rv_rng *g, void *ctx)
+{
+    int rc = RV_OK;
+    (void)ctx;
+    for (int i = 0; rc == RV_OK && i < 8; i++) {
+        struct mrun *m = &w->m.runs[rv_rng_below(g, w->m.n)];
+        if (m->deleted)
+            continue; /* A deleted run keeps its status. */
+        int is_running = rv_rng_below(g, 4) == 0;
+        int64_t ended = is_running ? 0 : 2000 + (int64_t)rv_rng_below(g, 200);
+        rc = set_status(w, m->id, is_running, ended);
+        m->status = is_running ? 0 : 2;
+        m->ended = ended;
+    }
+    return rc;
+}
+
+/* Pages of ORDER BY end_time through the end-time index (one team) while
+ * runs end, end again at another time and go back to running between
+ * pages; then rebuild and verify. */
+static void
+test_end_index_pages_while_runs_end_and_restart(void)
+{
+    struct world w;
+    struct rv_rng g;
+    CHECK_OK(walk_world(&w, &g, 6060), w.errmsg);
+    static const char *const filters[] = {
+        "", "end_time >= 2050 AND end_time <= 2150", "end_time < 2100"};
+    for (int k = 0; k < 6; k++) {
+        int fk = k % 3, desc = k >= 3;
+        struct walk wk = {filters[fk],
+                          desc ? "end_time DESC" : "end_time",
+                          "end-order",
+                          STORE_VIEW_ACTIVE,
+                          20,
+                          {{O_ENDED}, {desc}, 1},
+                          end_case_matches,
+                          &fk,
+                          between_ends,
+                          NULL};
+        walk_pages(&w, &wk, &g);
+    }
+    store_plan_set_ordered_min(STORE_ORDERED_SCAN_MIN);
+    reopen_checked(&w, 1);
+    if (w.s != NULL)
+        world_done(&w);
 }
 
 static void
@@ -1268,6 +1403,8 @@ static const struct rv_test tests[] = {
      test_metric_index_pages_while_values_change_and_runs_purge},
     {"name_index_pages_while_runs_are_renamed_and_purged",
      test_name_index_pages_while_runs_are_renamed_and_purged},
+    {"end_index_pages_while_runs_end_and_restart",
+     test_end_index_pages_while_runs_end_and_restart},
     {"keyset_pages_stay_correct_while_runs_are_added",
      test_keyset_pages_stay_correct_while_runs_are_added},
     {"bad_queries_are_clear_errors", test_bad_queries_are_clear_errors},
