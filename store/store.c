@@ -14,7 +14,7 @@ static const char *const store_db_names[STORE_DB_COUNT] = {
     "meta",  "runid", "run",     "param",   "tag",     "series", "chunk",
     "open",  "logs",  "art",     "artpart", "blob",    "client", "team",
     "token", "ixcr",  "ixscope", "ixstat",  "ixparam", "ixtag",  "ixpv",
-    "cnt",   "node",  "tokid",   "audit",   "ixmv"};
+    "cnt",   "node",  "tokid",   "audit",   "ixmv",    "mlx"};
 
 int
 store__err_mdb(int rc, const char *what, char *errmsg)

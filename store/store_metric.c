@@ -451,6 +451,8 @@ store__log_batch(struct store_wctx *w, const Rv__LogBatch *b,
         return rc;
     rc = store__kvs_apply(w, rr.run_num, b->params, b->n_params, b->tags,
                           b->n_tags);
+    for (size_t i = 0; rc == RV_OK && i < b->n_delete_tags; i++)
+        rc = store__tag_del(w, rr.run_num, b->delete_tags[i]);
     if (rc != RV_OK || b->metrics == NULL || b->metrics->n_values == 0)
         return rc;
     const Rv__Metrics *m = b->metrics;
