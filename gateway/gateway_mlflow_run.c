@@ -111,7 +111,7 @@ gw_mlf_run_create(struct gw_ctx *c)
     rc.name = (char *)name;
     rc.user =
         (char *)(user != NULL ? user
-                              : gw__mlf_tag_of(tags, n_tags, "mlflow.user"));
+                              : gw__mlf_tag_of(all, n_tags, "mlflow.user"));
     rc.created_at_ms = has_start ? start : (int64_t)rv_clock_wall_ms();
     rc.tags = all;
     rc.n_tags = n_tags;
