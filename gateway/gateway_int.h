@@ -433,6 +433,7 @@ void gw_mlf_exp_update(struct gw_ctx *c);
 void gw_mlf_exp_delete(struct gw_ctx *c);
 void gw_mlf_exp_restore(struct gw_ctx *c);
 void gw_mlf_exp_set_tag(struct gw_ctx *c);
+void gw_mlf_exp_delete_tag(struct gw_ctx *c);
 void gw_mlf_run_create(struct gw_ctx *c);
 void gw_mlf_run_get(struct gw_ctx *c);
 void gw_mlf_run_update(struct gw_ctx *c);

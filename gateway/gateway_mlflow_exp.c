@@ -191,11 +191,13 @@ gw__mlf_exp_change(struct gw_ctx *c, Rv__MlflowOp op)
         gw__mlf_str(c, j, "new_name", 1, 2 * CONTRACT_MAX_SCOPE_BYTES + 1,
                     &name) != 0)
         goto out;
-    if (op == RV__MLFLOW_OP__MLFLOW_SET_TAG) {
-        const char *k, *v;
+    if (op == RV__MLFLOW_OP__MLFLOW_SET_TAG ||
+        op == RV__MLFLOW_OP__MLFLOW_DELETE_TAG) {
+        const char *k, *v = NULL;
         if (gw__mlf_str(c, j, "key", 1, CONTRACT_MAX_KEY_BYTES, &k) != 0 ||
-            gw__mlf_str(c, j, "value", 0, CONTRACT_MAX_TAG_VALUE_BYTES, &v) !=
-                0 ||
+            (op == RV__MLFLOW_OP__MLFLOW_SET_TAG &&
+             gw__mlf_str(c, j, "value", 0, CONTRACT_MAX_TAG_VALUE_BYTES, &v) !=
+                 0) ||
             gw__key(c, "tag", " ", k) != 0)
             goto out;
         kv.key = (char *)k;
@@ -234,6 +236,12 @@ void
 gw_mlf_exp_set_tag(struct gw_ctx *c)
 {
     gw__mlf_exp_change(c, RV__MLFLOW_OP__MLFLOW_SET_TAG);
+}
+
+void
+gw_mlf_exp_delete_tag(struct gw_ctx *c)
+{
+    gw__mlf_exp_change(c, RV__MLFLOW_OP__MLFLOW_DELETE_TAG);
 }
 
 /* ---- experiments/search ---------------------------------------------------

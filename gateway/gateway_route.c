@@ -235,6 +235,8 @@ static const struct gw_route_row gw_routes[] = {
      gw_mlf_exp_restore},
     {"POST", GW_MLF "experiments/set-experiment-tag", GW_MLF_W, GW_JSON,
      gw_mlf_exp_set_tag},
+    {"POST", GW_MLF "experiments/delete-experiment-tag", GW_MLF_W, GW_JSON,
+     gw_mlf_exp_delete_tag},
     {"POST", GW_MLF "runs/create", GW_MLF_W, GW_JSON, gw_mlf_run_create},
     {"GET", GW_MLF "runs/get", GW_MLF_R, 0, gw_mlf_run_get},
     {"POST", GW_MLF "runs/update", GW_MLF_W, GW_JSON, gw_mlf_run_update},

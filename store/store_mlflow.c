@@ -193,14 +193,25 @@ mlx_name_of(char *out, size_t size, const char *project, const char *experiment)
         snprintf(out, size, "%s/%s", project, experiment);
 }
 
-/* Write record r (its tags from tags/n_tags when given, else r's own). */
+/* Is the key ks (kn bytes) one of kvs' keys? */
+static int
+mlx_key_in(Rv__KV **kvs, size_t n, const char *ks, uint16_t kn)
+{
+    for (size_t j = 0; j < n; j++)
+        if (kvs[j]->key != NULL && strlen(kvs[j]->key) == kn &&
+            memcmp(kvs[j]->key, ks, kn) == 0)
+            return 1;
+    return 0;
+}
+
+/* Write record r: its tags but those whose keys are in set or drop, then
+ * set's (of a key repeated in set, the last). */
 static int
 mlx_write(struct store_wctx *w, const struct mlx_rec *r, Rv__KV **set,
-          size_t n_set)
+          size_t n_set, Rv__KV **drop, size_t n_drop)
 {
     struct rv_buf b;
     uint8_t k[9];
-    size_t n_tags = r->n_tags;
     const uint8_t *p = r->tags;
     rv_buf_init(&b);
     rv_buf_append_u8(&b, (uint8_t)(r->is_deleted ? 1 : 0));
@@ -210,9 +221,8 @@ mlx_write(struct store_wctx *w, const struct mlx_rec *r, Rv__KV **set,
         rv_buf_append_str16(&b, r->str[i], r->len[i]);
     size_t count_at = b.len;
     rv_buf_append_be16(&b, 0);
-    /* Old tags not overwritten by set, then the set ones (last wins). */
     size_t n_out = 0;
-    for (size_t i = 0; i < n_tags; i++) {
+    for (size_t i = 0; i < r->n_tags; i++) {
         const char *ks, *vs;
         uint16_t kn, vn;
         if (mlx_str16(&p, r->end, &ks, &kn) != RV_OK ||
@@ -220,22 +230,16 @@ mlx_write(struct store_wctx *w, const struct mlx_rec *r, Rv__KV **set,
             rv_buf_free(&b);
             return RV_ECORRUPT;
         }
-        int is_replaced = 0;
-        for (size_t j = 0; j < n_set && !is_replaced; j++)
-            is_replaced =
-                strlen(set[j]->key) == kn && memcmp(set[j]->key, ks, kn) == 0;
-        if (is_replaced)
+        if (mlx_key_in(set, n_set, ks, kn) || mlx_key_in(drop, n_drop, ks, kn))
             continue;
         rv_buf_append_str16(&b, ks, kn);
         rv_buf_append_str16(&b, vs, vn);
         n_out++;
     }
     for (size_t j = 0; j < n_set; j++) {
-        int is_later = 0; /* A key repeated in set: the last one counts. */
-        for (size_t m = j + 1; m < n_set && !is_later; m++)
-            is_later = strcmp(set[j]->key, set[m]->key) == 0;
-        if (is_later)
-            continue;
+        if (mlx_key_in(set + j + 1, n_set - j - 1, set[j]->key,
+                       (uint16_t)strlen(set[j]->key)))
+            continue; /* A later one counts. */
         rv_buf_append_str16(&b, set[j]->key, strlen(set[j]->key));
         rv_buf_append_str16(&b, set[j]->value, strlen(set[j]->value));
         n_out++;
@@ -299,7 +303,7 @@ mlx_insert(struct store_wctx *w, const char *team, const char *project,
         r.str[i] = strs[i];
         r.len[i] = (uint16_t)strlen(strs[i]);
     }
-    rc = mlx_write(w, &r, tags, n_tags);
+    rc = mlx_write(w, &r, tags, n_tags, NULL, 0);
     rv_put_be64(v, *id);
     if (rc == RV_OK)
         rc = store__put(w, STORE_DB_MLX, k,
@@ -416,6 +420,33 @@ mlx_create(struct store_wctx *w, const Rv__MlflowExperimentPut *m,
                       m->n_tags, id);
 }
 
+/* Remove the keys of tags from r (each must be there). */
+static int
+mlx_tags_delete(struct store_wctx *w, struct mlx_rec *r, Rv__KV **tags,
+                size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        const uint8_t *p = r->tags;
+        int found = 0;
+        for (size_t i = 0; i < r->n_tags && !found; i++) {
+            const char *ks, *vs;
+            uint16_t kn, vn;
+            if (mlx_str16(&p, r->end, &ks, &kn) != RV_OK ||
+                mlx_str16(&p, r->end, &vs, &vn) != RV_OK)
+                return RV_ECORRUPT;
+            found = mlx_key_in(tags + j, 1, ks, kn);
+        }
+        if (!found) {
+            rv_errmsg_printf(w->errmsg,
+                             "No tag with name: %.64s in experiment %llu",
+                             tags[j]->key != NULL ? tags[j]->key : "",
+                             (unsigned long long)r->id);
+            return RV_ENOTFOUND;
+        }
+    }
+    return mlx_write(w, r, NULL, 0, tags, n);
+}
+
 /* Rename, delete, restore or tag experiment m->experiment_id of team. */
 static int
 mlx_change(struct store_wctx *w, const Rv__MlflowExperimentPut *m,
@@ -448,7 +479,7 @@ mlx_change(struct store_wctx *w, const Rv__MlflowExperimentPut *m,
     case RV__MLFLOW_OP__MLFLOW_DELETE:
     case RV__MLFLOW_OP__MLFLOW_RESTORE:
         r.is_deleted = m->op == RV__MLFLOW_OP__MLFLOW_DELETE;
-        return mlx_write(w, &r, NULL, 0);
+        return mlx_write(w, &r, NULL, 0, NULL, 0);
     case RV__MLFLOW_OP__MLFLOW_SET_TAG:
         if (r.is_deleted) {
             rv_errmsg_printf(w->errmsg, "experiment %llu is deleted",
@@ -456,7 +487,10 @@ mlx_change(struct store_wctx *w, const Rv__MlflowExperimentPut *m,
             return RV_EINVAL;
         }
         rc = mlx_tags_check(w, m->tags, m->n_tags);
-        return rc != RV_OK ? rc : mlx_write(w, &r, m->tags, m->n_tags);
+        return rc != RV_OK ? rc : mlx_write(w, &r, m->tags, m->n_tags, NULL, 0);
+    case RV__MLFLOW_OP__MLFLOW_DELETE_TAG:
+        rc = mlx_tags_check(w, m->tags, m->n_tags);
+        return rc != RV_OK ? rc : mlx_tags_delete(w, &r, m->tags, m->n_tags);
     case RV__MLFLOW_OP__MLFLOW_RENAME:
         rc = mlx_name_check(w, m->name != NULL ? m->name : "");
         if (rc == RV_OK)
@@ -480,7 +514,7 @@ mlx_change(struct store_wctx *w, const Rv__MlflowExperimentPut *m,
         r.str[MLX_NAME] = m->name;
         r.len[MLX_NAME] = (uint16_t)strlen(m->name);
         if (rc == RV_OK)
-            rc = mlx_write(w, &r, NULL, 0);
+            rc = mlx_write(w, &r, NULL, 0, NULL, 0);
         rv_put_be64(v, r.id);
         if (rc == RV_OK)
             rc = store__put(w, STORE_DB_MLX, k,

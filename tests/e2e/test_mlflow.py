@@ -191,6 +191,13 @@ class MlflowApi(unittest.TestCase):
         tags = a.get("experiments/get", experiment_id=eid)["experiment"]["tags"]
         self.assertEqual(sorted((t["key"], t["value"]) for t in tags),
                          [("owner", "bo"), ("stage", "dev")])
+        a.post("experiments/delete-experiment-tag", experiment_id=eid,
+               key="stage")
+        self.err(a.post, 404, "RESOURCE_DOES_NOT_EXIST",
+                 "experiments/delete-experiment-tag", experiment_id=eid,
+                 key="stage")
+        tags = a.get("experiments/get", experiment_id=eid)["experiment"]["tags"]
+        self.assertEqual(tags, [{"key": "owner", "value": "bo"}])
         # Delete and restore.
         self.assertEqual(a.post("experiments/delete", experiment_id=eid), {})
         self.assertEqual(a.get("experiments/get", experiment_id=eid)
@@ -604,6 +611,7 @@ class MlflowApi(unittest.TestCase):
         posts = ["experiments/create", "experiments/search",
                  "experiments/update", "experiments/delete",
                  "experiments/restore", "experiments/set-experiment-tag",
+                 "experiments/delete-experiment-tag",
                  "runs/create", "runs/update", "runs/delete", "runs/restore",
                  "runs/search", "runs/log-batch", "runs/log-metric",
                  "runs/log-parameter", "runs/set-tag", "runs/delete-tag"]
