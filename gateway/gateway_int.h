@@ -367,7 +367,8 @@ void gw_admin_audit(struct gw_ctx *c);
 
 /* ---- MLflow REST 2.0 (gateway_mlflow*.c, DESIGN Appendix B.2) ----
  *   gateway_mlflow.c      arguments, experiments read, Experiment / Run JSON
- *   gateway_mlflow_exp.c  the experiments endpoints
+ *   gateway_mlflow_exp.c  the experiments endpoints but search
+ *   gateway_mlflow_search.c experiments/search: filter, order, pages
  *   gateway_mlflow_run.c  runs create, get, update, delete, restore, search
  *   gateway_mlflow_log.c  log-batch, log-metric, log-parameter, set-tag,
  *                         delete-tag, metrics/get-history */
@@ -446,6 +447,7 @@ void gw_mlf_log_param(struct gw_ctx *c);
 void gw_mlf_set_tag(struct gw_ctx *c);
 void gw_mlf_delete_tag(struct gw_ctx *c);
 void gw_mlf_get_history(struct gw_ctx *c);
+void gw_mlf_history_bulk(struct gw_ctx *c);
 
 /* ---- Operations (gateway_json_ops.c) ---- */
 

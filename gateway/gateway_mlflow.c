@@ -26,6 +26,17 @@ gw__mlf_args(struct gw_ctx *c)
         return j; /* An empty body: every field absent. */
     for (size_t i = 0; i < x->n_query; i++) {
         json_t *v = json_string(x->query[i].value);
+        json_t *had = json_object_get(j, x->query[i].key);
+        if (v != NULL && had != NULL) { /* Repeated (run_ids): an array. */
+            if (!json_is_array(had)) {
+                json_t *a = json_array();
+                json_array_append(a, had);
+                json_object_set_new(j, x->query[i].key, a);
+                had = a;
+            }
+            json_array_append_new(had, v);
+            continue;
+        }
         if (v == NULL || json_object_set_new(j, x->query[i].key, v) != 0) {
             json_decref(j);
             gw_reply_error(x, RV_EINVAL, "a query parameter is not UTF-8");

@@ -259,6 +259,40 @@ gw_mlf_delete_tag(struct gw_ctx *c)
     gw__mlf_one(c, 'd');
 }
 
+/* The history of req (h its HistoryRequest): every point from h's
+ * min_step on, or, when the series holds more than one read may answer
+ * (RV_ETOOBIG), a window of steps from there that fits (h->max_step says
+ * where it ends). The answer is never NULL. */
+static const Rv__Response *
+gw__mlf_history_read(struct gw_ctx *c, Rv__Request *req, int64_t max)
+{
+    Rv__HistoryRequest *h = req->history;
+    const Rv__Response *r = gw__call_quiet(c, req);
+    if (r->code != RV_ETOOBIG)
+        return r;
+    if (!h->has_min_step) { /* Where the series starts: its first point. */
+        h->has_downsample = 1;
+        h->downsample = 4;
+        r = gw__call_quiet(c, req);
+        h->has_downsample = 0;
+        if (r->code != RV_OK || r->n_steps == 0)
+            return r;
+        h->has_min_step = 1;
+        h->min_step = r->steps[0];
+    }
+    uint64_t window = (uint64_t)max * 4;
+    for (;;) {
+        h->has_max_step = 1;
+        h->max_step = (uint64_t)INT64_MAX - (uint64_t)h->min_step < window
+                          ? INT64_MAX
+                          : h->min_step + (int64_t)window;
+        r = gw__call_quiet(c, req);
+        if (r->code != RV_ETOOBIG || window == 0)
+            return r;
+        window /= 8;
+    }
+}
+
 /* GET metrics/get-history?run_id=&metric_key=&max_results=&page_token=
  * Points in step order; page_token "<step>:<skip>" is where the next page
  * starts (the step, and the points of that step already answered). */
@@ -295,7 +329,7 @@ gw_mlf_get_history(struct gw_ctx *c)
     h.key = (char *)key;
     req.body_case = RV__REQUEST__BODY_HISTORY;
     req.history = &h;
-    const Rv__Response *r = gw__call_quiet(c, &req);
+    const Rv__Response *r = gw__mlf_history_read(c, &req, max);
     if (r->code == RV_ENOTFOUND && r->message != NULL &&
         strstr(r->message, "has no metric") != NULL) {
         /* A run without the metric has an empty history (MLflow). */
@@ -318,7 +352,14 @@ gw_mlf_get_history(struct gw_ctx *c)
                            (json_int_t)r->timestamps_ms[i], "step",
                            (json_int_t)r->steps[i]));
     json_t *o = json_pack("{s:o*}", "metrics", pts);
-    if (o != NULL && i < r->n_steps && n > 0) {
+    if (o != NULL && i == r->n_steps && h.has_max_step &&
+        h.max_step < INT64_MAX) {
+        /* A window of a long series answered whole: the next page starts
+         * after it. */
+        char next[48];
+        snprintf(next, sizeof next, "%lld:0", (long long)h.max_step + 1);
+        json_object_set_new(o, "next_page_token", json_string(next));
+    } else if (o != NULL && i < r->n_steps && n > 0) {
         /* The next page starts at the last step answered, after the
          * points of that step answered so far. */
         int64_t last = r->steps[i - 1];
@@ -331,5 +372,95 @@ gw_mlf_get_history(struct gw_ctx *c)
     }
     gw_reply_json(c->x, 200, o);
 out:
+    json_decref(j);
+}
+
+#define GW_MLF_BULK_RUNS_MAX    100  /* MLflow's limit of run_ids. */
+#define GW_MLF_BULK_RESULTS_MAX 2500 /* Points per run, at most. */
+
+/* GET metrics/get-history-bulk-interval?run_ids=..&metric_key=
+ * &start_step=&end_step=&max_results= : each run's series, downsampled to
+ * max_results points with runvault's min/max-preserving M4 (every
+ * bucket's first, last, lowest and highest point), so spikes stay. */
+void
+gw_mlf_history_bulk(struct gw_ctx *c)
+{
+    Rv__ReadOptions ro;
+    const char *key;
+    int64_t max = GW_MLF_BULK_RESULTS_MAX, start = 0, end = 0;
+    int has_max, has_start, has_end;
+    json_t *j = gw__mlf_args(c), *out = json_array();
+    if (j == NULL || out == NULL) {
+        if (j != NULL)
+            gw_reply_error(c->x, RV_ENOMEM, NULL);
+        goto out;
+    }
+    json_t *ids = json_object_get(j, "run_ids");
+    if (json_is_string(ids)) {
+        json_t *a = json_array();
+        json_array_append(a, ids);
+        json_object_set_new(j, "run_ids", a);
+        ids = a;
+    }
+    size_t n_ids = json_is_array(ids) ? json_array_size(ids) : 0;
+    if (n_ids == 0 || n_ids > GW_MLF_BULK_RUNS_MAX) {
+        gw__reject(c, RV_EINVAL,
+                   "GetMetricHistoryBulkInterval request must specify 1 to "
+                   "%d run_ids.",
+                   GW_MLF_BULK_RUNS_MAX);
+        goto out;
+    }
+    if (gw__mlf_str(c, j, "metric_key", 1, CONTRACT_MAX_KEY_BYTES, &key) != 0 ||
+        gw__mlf_i64(c, j, "max_results", 1, GW_MLF_BULK_RESULTS_MAX, &max,
+                    &has_max) != 0 ||
+        gw__mlf_i64(c, j, "start_step", INT64_MIN, INT64_MAX, &start,
+                    &has_start) != 0 ||
+        gw__mlf_i64(c, j, "end_step", INT64_MIN, INT64_MAX, &end, &has_end) !=
+            0)
+        goto out;
+    if (has_start != has_end || (has_start && start > end)) {
+        gw__reject(c, RV_EINVAL,
+                   "start_step and end_step go together, start_step <= "
+                   "end_step");
+        goto out;
+    }
+    for (size_t k = 0; k < n_ids; k++) {
+        const char *rid = json_string_value(json_array_get(ids, k));
+        Rv__Request req = RV__REQUEST__INIT;
+        Rv__HistoryRequest h = RV__HISTORY_REQUEST__INIT;
+        if (rid == NULL || !contract_run_id_valid(rid, strlen(rid))) {
+            gw__reject(c, RV_ENOTFOUND, "Run '%.64s' not found",
+                       rid != NULL ? rid : "");
+            goto out;
+        }
+        if (gw__read_options(c, &req, &ro) != 0)
+            goto out;
+        h.run_id = (char *)rid;
+        h.key = (char *)key;
+        h.has_min_step = h.has_max_step = has_start;
+        h.min_step = start;
+        h.max_step = end;
+        h.has_downsample = 1;
+        h.downsample = (uint32_t)max;
+        req.body_case = RV__REQUEST__BODY_HISTORY;
+        req.history = &h;
+        const Rv__Response *r = gw__call_quiet(c, &req);
+        if (r->code == RV_ENOTFOUND && r->message != NULL &&
+            strstr(r->message, "has no metric") != NULL)
+            continue;
+        if (r->code != RV_OK) {
+            gw_reply_error(c->x, (int)r->code, r->message);
+            goto out;
+        }
+        for (size_t i = 0; i < r->n_steps; i++)
+            json_array_append_new(
+                out, json_pack("{s:s,s:o,s:I,s:I,s:s}", "key", key, "value",
+                               gw_json_double(r->values[i]), "timestamp",
+                               (json_int_t)r->timestamps_ms[i], "step",
+                               (json_int_t)r->steps[i], "run_id", rid));
+    }
+    gw_reply_json(c->x, 200, json_pack("{s:O}", "metrics", out));
+out:
+    json_decref(out);
     json_decref(j);
 }

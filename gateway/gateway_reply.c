@@ -245,7 +245,9 @@ gw_parse_uri(struct gw_exchange *x, char *uri, char *errmsg)
                                  p);
                 return -1;
             }
-            for (size_t i = 0; i < x->n_query; i++)
+            /* MLflow repeats run_ids= (get-history-bulk-interval); every
+             * other parameter is given once. */
+            for (size_t i = 0; i < x->n_query && strcmp(p, "run_ids") != 0; i++)
                 if (strcmp(x->query[i].key, p) == 0) {
                     rv_errmsg_printf(errmsg,
                                      "query parameter '%.64s' given twice", p);

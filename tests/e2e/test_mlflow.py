@@ -476,6 +476,66 @@ class MlflowApi(unittest.TestCase):
                                 experiment_ids=["987654"]).get("runs", []),
                          [])
 
+    def test_long_history_pages_and_bulk_interval(self):
+        a = self.alpha
+        eid = self.new_experiment(a, "long/series")
+        rid = self.new_run(a, eid)["info"]["run_id"]
+        total = 101000  # Over one read's 100,000 points: windows.
+        for b in range(0, total, 1000):
+            a.post("runs/log-batch", run_id=rid, metrics=[
+                {"key": "loss", "value": (50.0 if s == 77777 else s % 7),
+                 "timestamp": 1000 + s, "step": s}
+                for s in range(b, b + 1000)])
+        steps, token, pages = [], None, 0
+        while True:
+            args = {"run_id": rid, "metric_key": "loss",
+                    "max_results": 25000}
+            if token:
+                args["page_token"] = token
+            doc = a.get("metrics/get-history", **args)
+            steps += [p["step"] for p in doc["metrics"]]
+            pages += 1
+            token = doc.get("next_page_token")
+            if not token:
+                break
+            self.assertLess(pages, 40)
+        self.assertEqual(steps, list(range(total)))
+        # Without max_results: every point a read may hold, then pages.
+        first = a.get("metrics/get-history", run_id=rid, metric_key="loss")
+        self.assertIn("next_page_token", first)
+        # Bulk interval: M4 keeps the spike that sampling would miss.
+        other = self.new_run(a, eid)["info"]["run_id"]
+        a.post("runs/log-batch", run_id=other, metrics=[
+            {"key": "loss", "value": 1.0, "timestamp": 1, "step": s}
+            for s in range(0, 1000, 10)])
+        url = ("metrics/get-history-bulk-interval?" + urllib.parse.urlencode(
+            [("run_ids", rid), ("run_ids", other), ("metric_key", "loss"),
+             ("max_results", 40)]))
+        doc = a.call("GET", url)
+        by_run = {}
+        for p in doc["metrics"]:
+            self.assertEqual(p["key"], "loss")
+            by_run.setdefault(p["run_id"], []).append(p)
+        self.assertEqual(set(by_run), {rid, other})
+        self.assertLessEqual(len(by_run[rid]), 40)
+        self.assertIn(50.0, [p["value"] for p in by_run[rid]])
+        self.assertEqual(by_run[rid][0]["step"], 0)
+        self.assertEqual(by_run[rid][-1]["step"], total - 1)
+        ranged = a.call("GET", "metrics/get-history-bulk-interval?" +
+                        urllib.parse.urlencode(
+                            [("run_ids", other), ("metric_key", "loss"),
+                             ("start_step", 100), ("end_step", 200)]))
+        self.assertEqual([p["step"] for p in ranged["metrics"]],
+                         list(range(100, 201, 10)))
+        self.err(a.get, 400, "INVALID_PARAMETER_VALUE",
+                 "metrics/get-history-bulk-interval", metric_key="loss")
+        self.err(a.get, 400, "INVALID_PARAMETER_VALUE",
+                 "metrics/get-history-bulk-interval", run_ids=rid,
+                 metric_key="loss", max_results=2501)
+        self.err(self.beta.get, 404, "RESOURCE_DOES_NOT_EXIST",
+                 "metrics/get-history-bulk-interval", run_ids=rid,
+                 metric_key="loss")
+
     # ---- Teams -------------------------------------------------------------
 
     def test_another_teams_experiments_and_runs_do_not_exist(self):
@@ -616,10 +676,12 @@ class MlflowApi(unittest.TestCase):
                  "runs/search", "runs/log-batch", "runs/log-metric",
                  "runs/log-parameter", "runs/set-tag", "runs/delete-tag"]
         gets = ["experiments/get", "experiments/get-by-name", "runs/get",
-                "metrics/get-history", "experiments/search"]
+                "metrics/get-history", "experiments/search",
+                "metrics/get-history-bulk-interval"]
         good = {"experiment_id": eid, "run_id": rid, "name": "fuzz/n",
                 "new_name": "fuzz/m", "key": "k", "value": "v",
                 "metric_key": "k", "timestamp": 1, "step": 1,
+                "run_ids": rid, "start_step": 0, "end_step": 9,
                 "experiment_ids": [eid], "max_results": 5,
                 "metrics": [{"key": "k", "value": 1, "timestamp": 1}],
                 "params": [{"key": "p", "value": "v"}],
