@@ -98,7 +98,8 @@ gw_mlf_run_create(struct gw_ctx *c)
         gw_reply_error(c->x, RV_ENOMEM, NULL);
         goto out;
     }
-    memcpy(all, tags, n_tags * sizeof *all);
+    if (n_tags > 0)
+        memcpy(all, tags, n_tags * sizeof *all);
     if (tag_name == NULL) {
         name_kv.key = "mlflow.runName";
         name_kv.value = (char *)name;
