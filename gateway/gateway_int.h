@@ -370,6 +370,7 @@ void gw_admin_audit(struct gw_ctx *c);
  *   gateway_mlflow_exp.c  the experiments endpoints but search
  *   gateway_mlflow_search.c experiments/search: filter, order, pages
  *   gateway_mlflow_run.c  runs create, get, update, delete, restore, search
+ *   gateway_mlflow_art.c  the artifact proxy, artifacts/list
  *   gateway_mlflow_log.c  log-batch, log-metric, log-parameter, set-tag,
  *                         delete-tag, metrics/get-history */
 
@@ -448,6 +449,10 @@ void gw_mlf_set_tag(struct gw_ctx *c);
 void gw_mlf_delete_tag(struct gw_ctx *c);
 void gw_mlf_get_history(struct gw_ctx *c);
 void gw_mlf_history_bulk(struct gw_ctx *c);
+void gw_mlf_art_put(struct gw_ctx *c);
+void gw_mlf_art_get(struct gw_ctx *c);
+void gw_mlf_art_list(struct gw_ctx *c);
+void gw_mlf_art_list_run(struct gw_ctx *c);
 
 /* ---- Operations (gateway_json_ops.c) ---- */
 

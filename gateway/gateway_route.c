@@ -251,6 +251,14 @@ static const struct gw_route_row gw_routes[] = {
     {"GET", GW_MLF "metrics/get-history", GW_MLF_R, 0, gw_mlf_get_history},
     {"GET", GW_MLF "metrics/get-history-bulk-interval", GW_MLF_R, 0,
      gw_mlf_history_bulk},
+    {"GET", GW_MLF "artifacts/list", GW_MLF_R, 0, gw_mlf_art_list_run},
+    /* MLflow's artifact proxy (gateway_mlflow_art.c). */
+    {"GET", "/api/2.0/mlflow-artifacts/artifacts", GW_MLF_R, 0,
+     gw_mlf_art_list},
+    {"GET", "/api/2.0/mlflow-artifacts/artifacts/{path}", GW_MLF_R, 0,
+     gw_mlf_art_get},
+    {"PUT", "/api/2.0/mlflow-artifacts/artifacts/{path}", GW_MLF_W, 0,
+     gw_mlf_art_put},
 #undef GW_MLF
 #undef GW_MLF_R
 #undef GW_MLF_W
@@ -271,6 +279,7 @@ static const struct {
      "the v1 API is read-only; write through /api/v2"},
     /* MLflow's UI calls the same endpoints under /ajax-api. */
     {"/ajax-api/2.0/mlflow/", "/api/2.0/mlflow/", 0, NULL},
+    {"/ajax-api/2.0/mlflow-artifacts/", "/api/2.0/mlflow-artifacts/", 0, NULL},
 };
 
 /* ---- The matcher --------------------------------------------------------- */

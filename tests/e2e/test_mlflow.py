@@ -536,6 +536,64 @@ class MlflowApi(unittest.TestCase):
                  "metrics/get-history-bulk-interval", run_ids=rid,
                  metric_key="loss")
 
+    def test_artifact_proxy(self):
+        a = self.alpha
+        eid = self.new_experiment(a, "art/x")
+        info = self.new_run(a, eid)["info"]
+        rid = info["run_id"]
+        # The client turns mlflow-artifacts:/<rest> into this URL.
+        rest = info["artifact_uri"][len("mlflow-artifacts:/"):]
+        base = self.ep + "/api/2.0/mlflow-artifacts/artifacts/" + rest
+        tok = self.tokens[("alpha", "writer")]
+        blobs = {"model/weights.bin": os.urandom(700 * 1024),
+                 "model/conf/a.json": b'{"a": 1}', "notes.txt": b"hello"}
+
+        def req(method, url, data=None, token=tok):
+            r = urllib.request.Request(url, data=data, method=method,
+                                       headers={"Authorization":
+                                                "Bearer " + token})
+            try:
+                with urllib.request.urlopen(r, timeout=10) as resp:
+                    return resp.status, resp.read()
+            except urllib.error.HTTPError as e:
+                return e.code, e.read()
+        for path, data in blobs.items():
+            st, body = req("PUT", base + "/" + path, data)
+            self.assertEqual(st, 200, body)
+        for path, data in blobs.items():
+            self.assertEqual(req("GET", base + "/" + path), (200, data))
+        st, body = req("GET", self.ep + "/api/2.0/mlflow-artifacts/artifacts"
+                       "?path=" + urllib.parse.quote(rest))
+        self.assertEqual(st, 200, body)
+        self.assertEqual(json.loads(body)["files"],
+                         [{"path": "model", "is_dir": True},
+                          {"path": "notes.txt", "is_dir": False,
+                           "file_size": 5}])
+        st, body = req("GET", self.ep + "/ajax-api/2.0/mlflow-artifacts/"
+                       "artifacts?path=" + urllib.parse.quote(rest +
+                                                               "/model"))
+        self.assertEqual(json.loads(body)["files"],
+                         [{"path": "conf", "is_dir": True},
+                          {"path": "weights.bin", "is_dir": False,
+                           "file_size": 700 * 1024}])
+        doc = a.call("GET", "artifacts/list",
+                     {"run_id": rid, "path": "model/conf"})
+        self.assertEqual(doc, {"root_uri": info["artifact_uri"],
+                               "files": [{"path": "model/conf/a.json",
+                                          "is_dir": False,
+                                          "file_size": 8}]})
+        # Bad paths, missing files, another team.
+        self.assertEqual(req("PUT", base + "/../x", b"1")[0], 400)
+        self.assertEqual(req("GET", base + "/nope")[0], 404)
+        self.assertEqual(req("GET", self.ep + "/api/2.0/mlflow-artifacts/"
+                             "artifacts/" + eid + "/x")[0], 404)
+        st, body = req("GET", base + "/notes.txt",
+                       token=self.tokens[("beta", "writer")])
+        self.assertEqual((st, json.loads(body)["error_code"]),
+                         (404, "RESOURCE_DOES_NOT_EXIST"))
+        self.assertEqual(req("PUT", base + "/evil.txt", b"x",
+                             token=self.tokens[("beta", "writer")])[0], 404)
+
     # ---- Teams -------------------------------------------------------------
 
     def test_another_teams_experiments_and_runs_do_not_exist(self):
