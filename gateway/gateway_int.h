@@ -374,6 +374,10 @@ void gw_admin_audit(struct gw_ctx *c);
  *   gateway_mlflow_log.c  log-batch, log-metric, log-parameter, set-tag,
  *                         delete-tag, metrics/get-history */
 
+/* A dataset logged by runs/log-inputs is the run tag GW_MLF_DATASET_TAG
+ * <digest> (letters, digits, '_', '-', '.') holding its DatasetInput JSON. */
+#define GW_MLF_DATASET_TAG "mlflow.dataset."
+
 /* An MLflow experiment as the runs endpoints need it. */
 struct gw_mlx {
     uint64_t id;
@@ -447,6 +451,7 @@ void gw_mlf_log_metric(struct gw_ctx *c);
 void gw_mlf_log_param(struct gw_ctx *c);
 void gw_mlf_set_tag(struct gw_ctx *c);
 void gw_mlf_delete_tag(struct gw_ctx *c);
+void gw_mlf_log_inputs(struct gw_ctx *c);
 void gw_mlf_get_history(struct gw_ctx *c);
 void gw_mlf_history_bulk(struct gw_ctx *c);
 void gw_mlf_art_put(struct gw_ctx *c);

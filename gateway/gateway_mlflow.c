@@ -262,13 +262,28 @@ gw__mlf_status_parse(const char *s, Rv__RunStatus *out)
     return -1;
 }
 
+static int
+gw__mlf_is_dataset_tag(const char *key)
+{
+    return strncmp(key, GW_MLF_DATASET_TAG, sizeof GW_MLF_DATASET_TAG - 1) == 0;
+}
+
+/* kvs as [{"key","value"}]; with inputs, the dataset tags (log-inputs)
+ * go there as MLflow's DatasetInputs instead. */
 static json_t *
-gw__mlf_kv_array(Rv__KV **kvs, size_t n)
+gw__mlf_kv_array(Rv__KV **kvs, size_t n, json_t *inputs)
 {
     json_t *a = json_array();
-    for (size_t i = 0; a != NULL && i < n; i++)
+    for (size_t i = 0; a != NULL && i < n; i++) {
+        if (inputs != NULL && gw__mlf_is_dataset_tag(kvs[i]->key)) {
+            json_t *d = json_loads(kvs[i]->value, JSON_REJECT_DUPLICATES, NULL);
+            if (d != NULL)
+                json_array_append_new(inputs, d);
+            continue;
+        }
         json_array_append_new(a, json_pack("{s:s,s:s}", "key", kvs[i]->key,
                                            "value", kvs[i]->value));
+    }
     return a;
 }
 
@@ -306,11 +321,14 @@ gw__mlf_run_json(const Rv__RunInfo *ri, uint64_t exp_id)
                                (json_int_t)s->last_timestamp_ms, "step",
                                (json_int_t)s->last_step));
     }
-    json_t *data = json_pack("{s:o*,s:o*,s:o*}", "metrics", metrics, "params",
-                             gw__mlf_kv_array(ri->params, ri->n_params), "tags",
-                             gw__mlf_kv_array(ri->tags, ri->n_tags));
-    return json_pack("{s:o*,s:o*,s:{}}", "info",
-                     gw__mlf_run_info_json(ri, exp_id), "data", data, "inputs");
+    json_t *inputs = json_array();
+    json_t *data =
+        json_pack("{s:o*,s:o*,s:o*}", "metrics", metrics, "params",
+                  gw__mlf_kv_array(ri->params, ri->n_params, NULL), "tags",
+                  gw__mlf_kv_array(ri->tags, ri->n_tags, inputs));
+    return json_pack("{s:o*,s:o*,s:{s:o*}}", "info",
+                     gw__mlf_run_info_json(ri, exp_id), "data", data, "inputs",
+                     "dataset_inputs", inputs);
 }
 
 /* The run's MLflow JSON, read now: {"run": ...} or {"run_info": ...}

@@ -464,3 +464,81 @@ out:
     json_decref(out);
     json_decref(j);
 }
+
+/* POST runs/log-inputs {"run_id","datasets":[{"tags"?,"dataset":{"name",
+ * "digest","source_type","source","schema"?,"profile"?}}]}: each dataset
+ * is the run tag GW_MLF_DATASET_TAG<digest> holding its DatasetInput JSON
+ * (at most a tag value's bytes), all in one command; runs/get answers
+ * them as inputs.dataset_inputs. */
+void
+gw_mlf_log_inputs(struct gw_ctx *c)
+{
+    Rv__LogBatch lb = RV__LOG_BATCH__INIT;
+    const char *run_id;
+    json_t *j = gw__mlf_args(c);
+    if (j == NULL)
+        return;
+    if (gw__mlf_run_id(c, j, &run_id) != 0)
+        goto out;
+    json_t *ds = json_object_get(j, "datasets");
+    size_t n = json_is_array(ds) ? json_array_size(ds) : 0;
+    if (ds != NULL && !json_is_null(ds) && !json_is_array(ds)) {
+        gw__reject(c, RV_EINVAL, "'datasets' must be an array");
+        goto out;
+    }
+    if (n > GW_MLF_MAX_TAGS) {
+        gw__reject(c, RV_EINVAL, "at most %d datasets in one request",
+                   GW_MLF_MAX_TAGS);
+        goto out;
+    }
+    Rv__KV *kvs = gw__alloc(c, (n ? n : 1) * sizeof *kvs);
+    Rv__KV **ptrs = gw__alloc(c, (n ? n : 1) * sizeof *ptrs);
+    if (kvs == NULL || ptrs == NULL) {
+        gw_reply_error(c->x, RV_ENOMEM, NULL);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *in = json_array_get(ds, i), *d = json_object_get(in, "dataset");
+        const char *digest, *name;
+        char where[32];
+        snprintf(where, sizeof where, "datasets[%zu]", i);
+        if (!json_is_object(d)) {
+            gw__reject(c, RV_EINVAL, "%s.dataset must be an object", where);
+            goto out;
+        }
+        if (gw__mlf_str(c, d, "name", 1, CONTRACT_MAX_NAME_BYTES, &name) != 0 ||
+            gw__mlf_str(c, d, "digest", 1, 64, &digest) != 0)
+            goto out;
+        size_t kn = sizeof GW_MLF_DATASET_TAG + strlen(digest);
+        /* The JSON into the exchange's blocks (jansson's memory is the
+         * worker's arena, not malloc's). */
+        size_t vn = json_dumpb(in, NULL, 0, JSON_COMPACT | JSON_SORT_KEYS);
+        char *key = gw__alloc(c, kn), *kept = gw__alloc(c, vn + 1);
+        if (key == NULL || kept == NULL || vn == 0) {
+            gw_reply_error(c->x, RV_ENOMEM, NULL);
+            goto out;
+        }
+        json_dumpb(in, kept, vn, JSON_COMPACT | JSON_SORT_KEYS);
+        kept[vn] = '\0';
+        snprintf(key, kn, "%s%s", GW_MLF_DATASET_TAG, digest);
+        if (gw__key(c, where, ".digest ", key) != 0)
+            goto out;
+        if (vn > CONTRACT_MAX_TAG_VALUE_BYTES) {
+            gw__reject(c, RV_EINVAL,
+                       "%s is %zu bytes of JSON, at most %d (schema and "
+                       "profile included)",
+                       where, vn, CONTRACT_MAX_TAG_VALUE_BYTES);
+            goto out;
+        }
+        rv__kv__init(&kvs[i]);
+        kvs[i].key = key;
+        kvs[i].value = kept;
+        ptrs[i] = &kvs[i];
+    }
+    lb.run_id = (char *)run_id;
+    lb.tags = ptrs;
+    lb.n_tags = gw__mlf_params_dedup(ptrs, n); /* A digest twice: once. */
+    gw__mlf_send(c, &lb, 0);
+out:
+    json_decref(j);
+}

@@ -248,6 +248,7 @@ static const struct gw_route_row gw_routes[] = {
     {"POST", GW_MLF "runs/log-parameter", GW_MLF_W, GW_JSON, gw_mlf_log_param},
     {"POST", GW_MLF "runs/set-tag", GW_MLF_W, GW_JSON, gw_mlf_set_tag},
     {"POST", GW_MLF "runs/delete-tag", GW_MLF_W, GW_JSON, gw_mlf_delete_tag},
+    {"POST", GW_MLF "runs/log-inputs", GW_MLF_W, GW_JSON, gw_mlf_log_inputs},
     {"GET", GW_MLF "metrics/get-history", GW_MLF_R, 0, gw_mlf_get_history},
     {"GET", GW_MLF "metrics/get-history-bulk-interval", GW_MLF_R, 0,
      gw_mlf_history_bulk},

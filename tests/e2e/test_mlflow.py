@@ -361,6 +361,23 @@ class MlflowApi(unittest.TestCase):
         self.assertEqual(tags["mlflow.runName"], "renamed")
         self.err(a.post, 400, "INVALID_PARAMETER_VALUE", "runs/update",
                  run_id=rid, status="DONE")
+        # log-inputs: datasets come back as inputs, not as tags.
+        ds = {"name": "mnist", "digest": "a1b2c3", "source_type": "local",
+              "source": "{\"uri\": \"/data\"}"}
+        a.post("runs/log-inputs", run_id=rid, datasets=[
+            {"tags": [{"key": "mlflow.data.context", "value": "train"}],
+             "dataset": ds}])
+        got = a.get("runs/get", run_id=rid)["run"]
+        self.assertEqual(got["inputs"]["dataset_inputs"], [
+            {"tags": [{"key": "mlflow.data.context", "value": "train"}],
+             "dataset": ds}])
+        self.assertFalse(any(t["key"].startswith("mlflow.dataset.")
+                             for t in got["data"]["tags"]))
+        self.err(a.post, 400, "INVALID_PARAMETER_VALUE", "runs/log-inputs",
+                 run_id=rid, datasets=[{"dataset": {"name": "x"}}])
+        self.err(a.post, 400, "INVALID_PARAMETER_VALUE", "runs/log-inputs",
+                 run_id=rid, datasets=[{"dataset": dict(ds,
+                                                        profile="p" * 6000)}])
 
     def test_log_batch_limits_and_bad_input_change_nothing(self):
         a = self.alpha
@@ -732,7 +749,8 @@ class MlflowApi(unittest.TestCase):
                  "experiments/delete-experiment-tag",
                  "runs/create", "runs/update", "runs/delete", "runs/restore",
                  "runs/search", "runs/log-batch", "runs/log-metric",
-                 "runs/log-parameter", "runs/set-tag", "runs/delete-tag"]
+                 "runs/log-parameter", "runs/set-tag", "runs/delete-tag",
+                 "runs/log-inputs"]
         gets = ["experiments/get", "experiments/get-by-name", "runs/get",
                 "metrics/get-history", "experiments/search",
                 "metrics/get-history-bulk-interval"]
@@ -744,7 +762,8 @@ class MlflowApi(unittest.TestCase):
                 "metrics": [{"key": "k", "value": 1, "timestamp": 1}],
                 "params": [{"key": "p", "value": "v"}],
                 "tags": [{"key": "t", "value": "v"}],
-                "filter": "metrics.k > 0", "order_by": ["metrics.k"]}
+                "filter": "metrics.k > 0", "order_by": ["metrics.k"],
+                "datasets": [{"dataset": {"name": "d", "digest": "ff"}}]}
         odd = [None, 0, -1, 2 ** 63, 1e308, "", "x" * 300, "\u00e9\u4e2d",
                [], {}, [1, "a"], {"key": None}, True, "NaN", "-Infinity",
                "0", "00", "1e3", "'", "metrics.k >", [{"key": "../a"}]]

@@ -359,6 +359,22 @@ def http_seeds():
         "mlflow-history": http("GET", mlf + "metrics/get-history?run_id=" +
                                R1 + "&metric_key=acc&max_results=1&"
                                "page_token=2%3A1"),
+        "mlflow-log-inputs": http("POST", mlf + "runs/log-inputs", {
+            "run_id": R1, "datasets": [{"tags": tag, "dataset": {
+                "name": "d", "digest": "abc", "source_type": "local",
+                "source": "s"}}]}),
+        "mlflow-bulk-interval": http(
+            "GET", mlf + "metrics/get-history-bulk-interval?run_ids=" + R1 +
+            "&run_ids=" + R2 + "&metric_key=acc&start_step=0&end_step=9&"
+            "max_results=3"),
+        "mlflow-art-put": http("PUT", "/api/2.0/mlflow-artifacts/artifacts/"
+                               "0/" + R1 + "/artifacts/m/w.bin", b"\x00bytes"),
+        "mlflow-art-get": http("GET", "/api/2.0/mlflow-artifacts/artifacts/"
+                               "0/" + R1 + "/artifacts/models/weights.txt"),
+        "mlflow-art-list": http("GET", "/ajax-api/2.0/mlflow-artifacts/"
+                                "artifacts?path=0%2F" + R1 + "%2Fartifacts"),
+        "mlflow-art-list-run": http("GET", mlf + "artifacts/list?run_id=" +
+                                    R1 + "&path=models"),
         "mlflow-bad-body": http("POST", mlf + "runs/log-batch",
                                 b'{"run_id": 1, "metrics": [{"key": [}'),
     })
@@ -405,7 +421,10 @@ DICT = [
     "\"order_by\":", "\"filter\":", "experiment_id=", "experiment_name=",
     "metric_key=", "run_id=", "max_results=", "ACTIVE_ONLY",
     "DELETED_ONLY", "ALL", "creation_time", "last_update_time",
-    "mlflow.runName", "\"0\"",
+    "mlflow.runName", "\"0\"", "runs/log-inputs", "\"datasets\":",
+    "\"dataset\":", "\"digest\":", "metrics/get-history-bulk-interval",
+    "run_ids=", "start_step=", "end_step=", "/api/2.0/mlflow-artifacts/",
+    "artifacts/", "/artifacts", "path=", "artifacts/list",
 ]
 
 
