@@ -60,6 +60,25 @@ gw__mlf_metric(struct gw_ctx *c, json_t *p, const char *where,
     return 0;
 }
 
+/* The array member name of j (absent or null: none) of at most max
+ * elements, in MLflow's words. Returns 0, or -1 when answered. */
+static int
+gw__mlf_array(struct gw_ctx *c, json_t *j, const char *name, size_t max,
+              json_t **out, size_t *n)
+{
+    *out = json_object_get(j, name);
+    *n = json_is_array(*out) ? json_array_size(*out) : 0;
+    if (*out != NULL && !json_is_null(*out) && !json_is_array(*out))
+        return gw__reject(c, RV_EINVAL, "'%s' must be an array", name);
+    if (*n > max)
+        return gw__reject(c, RV_EINVAL,
+                          "A batch logging request can contain at most %zu "
+                          "%s. Got %zu %s. Please split up %s across "
+                          "multiple requests and try again.",
+                          max, name, *n, name, name);
+    return 0;
+}
+
 /* Params of a request: no key twice with different values (MLflow). */
 static int
 gw__mlf_params_check(struct gw_ctx *c, Rv__KV **p, size_t n)
@@ -127,20 +146,10 @@ gw_mlf_log_batch(struct gw_ctx *c)
         goto out;
     if (gw__mlf_run_id(c, j, &run_id) != 0)
         goto out;
-    json_t *ms = json_object_get(j, "metrics");
-    size_t n_m = json_is_array(ms) ? json_array_size(ms) : 0;
-    if (ms != NULL && !json_is_null(ms) && !json_is_array(ms)) {
-        gw__reject(c, RV_EINVAL, "'metrics' must be an array");
+    json_t *ms;
+    size_t n_m;
+    if (gw__mlf_array(c, j, "metrics", GW_MLF_MAX_METRICS, &ms, &n_m) != 0)
         goto out;
-    }
-    if (n_m > GW_MLF_MAX_METRICS) {
-        gw__reject(c, RV_EINVAL,
-                   "A batch logging request can contain at most %d metrics. "
-                   "Got %zu metrics. Please split up metrics across multiple "
-                   "requests and try again.",
-                   GW_MLF_MAX_METRICS, n_m);
-        goto out;
-    }
     if (gw__mlf_tags(c, j, "params", GW_MLF_MAX_PARAMS, &lb.params,
                      &lb.n_params) != 0 ||
         gw__mlf_tags(c, j, "tags", GW_MLF_MAX_TAGS, &lb.tags, &lb.n_tags) !=
@@ -480,17 +489,10 @@ gw_mlf_log_inputs(struct gw_ctx *c)
         return;
     if (gw__mlf_run_id(c, j, &run_id) != 0)
         goto out;
-    json_t *ds = json_object_get(j, "datasets");
-    size_t n = json_is_array(ds) ? json_array_size(ds) : 0;
-    if (ds != NULL && !json_is_null(ds) && !json_is_array(ds)) {
-        gw__reject(c, RV_EINVAL, "'datasets' must be an array");
+    json_t *ds;
+    size_t n;
+    if (gw__mlf_array(c, j, "datasets", GW_MLF_MAX_TAGS, &ds, &n) != 0)
         goto out;
-    }
-    if (n > GW_MLF_MAX_TAGS) {
-        gw__reject(c, RV_EINVAL, "at most %d datasets in one request",
-                   GW_MLF_MAX_TAGS);
-        goto out;
-    }
     Rv__KV *kvs = gw__alloc(c, (n ? n : 1) * sizeof *kvs);
     Rv__KV **ptrs = gw__alloc(c, (n ? n : 1) * sizeof *ptrs);
     if (kvs == NULL || ptrs == NULL) {
