@@ -3,6 +3,7 @@
  * experiment filter, sorted, and paged by offset (docs/MLFLOW.md). */
 #include "base/parse.h"
 #include "gateway/gateway_int.h"
+#include "store/filter.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -160,27 +161,6 @@ bad:
                       f, (int)(p != NULL ? p - f + 1 : 0));
 }
 
-/* SQL LIKE: % any run, _ one byte; is_ci folds ASCII case. */
-static int
-gw__mlf_like(const char *s, const char *pat, int is_ci)
-{
-    if (*pat == '\0')
-        return *s == '\0';
-    if (*pat == '%') {
-        for (;; s++) {
-            if (gw__mlf_like(s, pat + 1, is_ci))
-                return 1;
-            if (*s == '\0')
-                return 0;
-        }
-    }
-    if (*s == '\0')
-        return 0;
-    int eq = is_ci ? tolower((unsigned char)*s) == tolower((unsigned char)*pat)
-                   : *s == *pat;
-    return (*pat == '_' || eq) && gw__mlf_like(s + 1, pat + 1, is_ci);
-}
-
 static int
 gw__mlf_str_match(const char *s, const struct gw_mlf_term *t)
 {
@@ -190,7 +170,9 @@ gw__mlf_str_match(const char *s, const struct gw_mlf_term *t)
         return strcmp(s, t->value) == 0;
     if (strcmp(t->op, "!=") == 0)
         return strcmp(s, t->value) != 0;
-    return gw__mlf_like(s, t->value, strcmp(t->op, "ILIKE") == 0);
+    /* The filter language's LIKE: linear, whatever the pattern. */
+    return filter_like(s, strlen(s), t->value, strlen(t->value),
+                       strcmp(t->op, "ILIKE") == 0);
 }
 
 static int
