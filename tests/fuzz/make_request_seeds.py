@@ -136,6 +136,17 @@ def rpc_seeds():
                             ld(3, "tcp://127.0.0.1:26014") +
                             ld(4, "127.0.0.1:26024")),
         "node-del": command(24, u(1, 4)),
+        "mlflow-create": command(27, u(1, 0) + ld(4, "vision") +
+                                 ld(5, "sweep2") + ld(6, "vision/sweep2") +
+                                 kv(7, "owner", "ana")),
+        "mlflow-ensure": command(27, u(1, 1) + ld(2, "default") +
+                                 ld(4, "vision") + ld(5, "sweep")),
+        "mlflow-rename": command(27, u(1, 2) + u(3, 1) + ld(6, "renamed")),
+        "mlflow-delete": command(27, u(1, 3) + u(3, 1)),
+        "mlflow-restore": command(27, u(1, 4) + u(3, 1)),
+        "mlflow-tag": command(27, u(1, 5) + u(3, 1) + kv(7, "k", "v")),
+        "mlflow-untag": command(27, u(1, 6) + u(3, 1) + kv(7, "k", "")),
+        "log-batch-delete-tag": command(13, ld(1, R1) + ld(5, "t")),
     }
     for name, c in cmds.items():
         out["write-" + name] = write(c)
@@ -202,6 +213,13 @@ def rpc_seeds():
     out["artifact-read"] = ld(19, ld(1, R1) + ld(2, "models/weights.txt") +
                               u(3, 3) + u(4, 8))
     out["forwarded-write"] = u(2, 1) + write(cmds["run-update"])
+    # MLflow experiments read (Request field 21): by id, name, scope, list.
+    out["mlflow-by-id"] = ld(21, u(2, 1))
+    out["mlflow-by-name"] = ld(21, ld(3, "vision/sweep2"))
+    out["mlflow-by-scope"] = ld(21, ld(1, "default") + ld(7, "vision") +
+                                ld(8, "sweep"))
+    out["mlflow-list"] = ld(21, u(4, 0) + u(5, 10) + u(6, 2))
+    out["list-full-deleted"] = ld(12, ld(2, "vision") + u(8, 2) + u(9, 1))
     return out
 
 
