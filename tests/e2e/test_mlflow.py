@@ -97,7 +97,7 @@ class MlflowApi(unittest.TestCase):
             st, doc, _ = http_json(cls.ep, "POST", "/api/v2/teams",
                                    {"team": team}, headers=cls.hdr(cls.admin))
             assert st == 201, doc
-            for role in ("writer", "admin"):
+            for role in ("reader", "writer", "admin"):
                 st, doc, _ = http_json(
                     cls.ep, "POST", "/api/v2/tokens",
                     {"team": team, "role": role, "name": role},
@@ -651,6 +651,17 @@ class MlflowApi(unittest.TestCase):
         # Nothing of alpha changed.
         h = a.get("metrics/get-history", run_id=rid, metric_key="acc")
         self.assertEqual([p["value"] for p in h["metrics"]], [0.9])
+        # A reader reads and writes nothing.
+        r = MlflowRest(self.ep, self.tokens[("alpha", "reader")])
+        self.assertEqual(r.get("experiments/get", experiment_id=eid)
+                         ["experiment"]["name"], "secret/model")
+        self.err(r.post, 403, "PERMISSION_DENIED", "experiments/create",
+                 name="reader/x")
+        self.err(r.post, 403, "PERMISSION_DENIED",
+                 "experiments/set-experiment-tag", experiment_id=eid,
+                 key="x", value="y")
+        self.err(r.post, 403, "PERMISSION_DENIED", "runs/log-metric",
+                 run_id=rid, key="acc", value=0.1, timestamp=2)
         # No token, or a wrong one: 401.
         self.err(MlflowRest(self.ep, None).post, 401, "UNAUTHENTICATED",
                  "experiments/search")
