@@ -13,7 +13,7 @@
  *
  * usage: bench_gateway [RUNVAULT] [--quick] [--only ingest|query]
  *        [--clients N] [--seconds N] [--runs N] [--queries N]
- *        [--path native|http] [--durability MODE] [--warmup-ms N]
+ *        [--path native|http|mlflow] [--durability MODE] [--warmup-ms N]
  *        [--port-base N] [--lat-file PATH] [--auth on|off]
  * RUNVAULT defaults to $RUNVAULT_BIN. Prints one JSON object per figure.
  * --auth on: the ingest clusters start with --auth on and every client
@@ -22,12 +22,13 @@
  * native RPC. A node answering 401 to that token over HTTP (a gateway
  * without bearer tokens) makes the HTTP figure a "skipped" line, not a
  * failure.
- * --path runs one ingest path only; --durability sets the nodes' mode
- * (default buffered); with --warmup-ms the first N ms are not counted
- * (points/s over the rest of the window); --port-base puts node i on
- * BASE+10i (HTTP), +1 (RPC), +2 (raft); --lat-file writes every counted
- * ack latency in ms, one a line (bench/compare plots their CDFs).
- * Every child is SIGKILLed and reaped at the end. Exits 1 if a cluster
+ * --path runs one ingest path only (mlflow: the HTTP clients post the same
+ * bodies to MLflow's /api/2.0/mlflow/runs/log-batch, run_id in the body);
+ * --durability sets the nodes' mode (default buffered); with --warmup-ms the
+ * first N ms are not counted (points/s over the rest of the window);
+ * --port-base puts node i on BASE+10i (HTTP), +1 (RPC), +2 (raft); --lat-file
+ * writes every counted ack latency in ms, one a line (bench/compare plots their
+ * CDFs). Every child is SIGKILLed and reaped at the end. Exits 1 if a cluster
  * failed or an acknowledged point is missing. */
 #include "base/clock.h"
 #include "bench/bench_args.h"
@@ -61,6 +62,7 @@ struct bg_opts {
     int port_base; /* 0: the cluster library's choice. */
     const char *lat_file;
     int is_auth;
+    int is_mlflow; /* --path mlflow: HTTP through MLflow's log-batch. */
 };
 
 struct bg_client {
@@ -144,10 +146,16 @@ bg_write_lat(const char *path, const double *ms, size_t n)
     fclose(f);
 }
 
+/* A log-batch body of BG_POINTS points; with run_id, MLflow's (the run in
+ * the body). */
 static size_t
-bg_body(char *b, size_t cap, uint64_t step0, int64_t ts)
+bg_body(char *b, size_t cap, uint64_t step0, int64_t ts, const char *run_id)
 {
-    size_t n = (size_t)snprintf(b, cap, "{\"metrics\":[");
+    size_t n = run_id != NULL ? (size_t)snprintf(b, cap,
+                                                 "{\"run_id\":\"%s\","
+                                                 "\"metrics\":[",
+                                                 run_id)
+                              : (size_t)snprintf(b, cap, "{\"metrics\":[");
     for (int i = 0; i < BG_POINTS && n < cap; i++) {
         uint64_t step = step0 + (uint64_t)(i / BG_KEYS);
         n += (size_t)snprintf(b + n, cap - n,
@@ -159,6 +167,12 @@ bg_body(char *b, size_t cap, uint64_t step0, int64_t ts)
     }
     n += (size_t)snprintf(b + n, cap - n, "]}");
     return n;
+}
+
+static const char *
+bg_path_name(int is_native, const struct bg_opts *o)
+{
+    return is_native ? "native" : o->is_mlflow ? "mlflow" : "http";
 }
 
 /* 0, 401 (the token was refused: no retry) or -1. */
@@ -201,10 +215,14 @@ bg_http_client(void *arg)
         free(body);
         return NULL;
     }
-    snprintf(uri, sizeof uri, "/api/v2/runs/%s/log-batch", c->run_id);
+    if (c->o->is_mlflow)
+        snprintf(uri, sizeof uri, "/api/2.0/mlflow/runs/log-batch");
+    else
+        snprintf(uri, sizeof uri, "/api/v2/runs/%s/log-batch", c->run_id);
     while (rv_clock_mono_ms() < c->deadline_ms) {
         size_t n =
-            bg_body(body, BG_BODY_BYTES, step, (int64_t)rv_clock_wall_ms());
+            bg_body(body, BG_BODY_BYTES, step, (int64_t)rv_clock_wall_ms(),
+                    c->o->is_mlflow ? c->run_id : NULL);
         snprintf(key, sizeof key, "%llu/%llu", (unsigned long long)client_id,
                  (unsigned long long)++seq);
         uint64_t t0 = rv_clock_mono_ns();
@@ -418,7 +436,7 @@ bg_ingest(int is_native, int n_clients, unsigned seconds,
         cl[i].deadline_ms = t0 + o->warmup_ms + seconds * 1000u;
         cl[i].lat_ms = malloc(BG_MAX_LAT * sizeof *cl[i].lat_ms);
         snprintf(cl[i].run_id, sizeof cl[i].run_id, "%s-%d",
-                 is_native ? "native" : "http", i);
+                 bg_path_name(is_native, o), i);
         pthread_create(&th[i], NULL,
                        is_native ? bg_native_client : bg_http_client, &cl[i]);
     }
@@ -451,7 +469,7 @@ bg_ingest(int is_native, int n_clients, unsigned seconds,
         printf("{\"figure\":\"ingest_%s\",\"skipped\":\"the node answered "
                "401 to a valid token (%d of %d clients): no bearer tokens "
                "on this path yet\",\"auth\":\"on\"}\n",
-               is_native ? "native" : "http", n_unauthorized, n_clients);
+               bg_path_name(is_native, o), n_unauthorized, n_clients);
         fflush(stdout);
         for (int i = 0; i < n_clients; i++)
             free(cl[i].lat_ms);
@@ -477,7 +495,7 @@ bg_ingest(int is_native, int n_clients, unsigned seconds,
            "\"target\":%d,\"durability\":\"%s\",\"warmup_ms\":%u,"
            "\"p90_ms\":%.2f,\"max_ms\":%.2f,\"requests\":%zu,"
            "\"auth\":\"%s\",\"acked_checked\":%s}\n",
-           is_native ? "native" : "http", o->tls ? "_tls" : "", rate,
+           bg_path_name(is_native, o), o->tls ? "_tls" : "", rate,
            (unsigned long long)acked, n_clients, BG_POINTS, secs, p50, p99,
            (unsigned long long)failed, (unsigned long long)lost,
            (unsigned long long)extra, is_native ? 1000000 : 500000,
@@ -772,10 +790,10 @@ main(int argc, char **argv)
     }
     if (is_bad || bin == NULL ||
         (path != NULL && strcmp(path, "native") != 0 &&
-         strcmp(path, "http") != 0)) {
+         strcmp(path, "http") != 0 && strcmp(path, "mlflow") != 0)) {
         fprintf(stderr, "usage: bench_gateway RUNVAULT [--quick] [--only "
                         "ingest|query] [--clients 1-64] [--seconds N] "
-                        "[--runs N] [--queries N] [--path native|http] "
+                        "[--runs N] [--queries N] [--path native|http|mlflow] "
                         "[--durability memory|buffered|strict] "
                         "[--warmup-ms N] [--port-base N] [--lat-file PATH] "
                         "[--tls-ca CERTS/ca.crt] [--auth on|off]\n");
@@ -788,6 +806,10 @@ main(int argc, char **argv)
     if (only == NULL || strcmp(only, "ingest") == 0) {
         if (path == NULL || strcmp(path, "http") == 0)
             rc |= bg_ingest(0, n_clients, seconds, &o);
+        if (path != NULL && strcmp(path, "mlflow") == 0) {
+            o.is_mlflow = 1;
+            rc |= bg_ingest(0, n_clients, seconds, &o);
+        }
         if (path == NULL || strcmp(path, "native") == 0)
             rc |= bg_ingest(1, n_clients, seconds, &o);
     }

@@ -83,7 +83,9 @@
     X(GW_R_TOKEN_DEL, "revoke_token")       \
     X(GW_R_WHOAMI, "whoami")                \
     X(GW_R_AUDIT, "audit")                  \
-    X(GW_R_UI, "ui")
+    X(GW_R_UI, "ui")                        \
+    X(GW_R_MLFLOW_READ, "mlflow_read")      \
+    X(GW_R_MLFLOW_WRITE, "mlflow_write")
 
 enum gw_route {
 #define GW_ROUTE_ENUM(r, name) r,
@@ -173,6 +175,8 @@ struct gw_exchange {
     size_t out_static_len;
     const char *etag, *cache_control, *content_encoding, *vary;
     int is_page; /* The UI's page: its security headers (CSP...). */
+    /* An MLflow route: errors take MLflow's statuses (gw_reply_error). */
+    int is_mlflow;
 };
 
 struct gateway {
@@ -396,6 +400,99 @@ void gw_admin_audit(struct gw_ctx *c);
 void gw_ui_get(struct gw_ctx *c);
 /* The page's Content-Security-Policy. */
 extern const char gw_ui_csp_header[];
+/* ---- MLflow REST 2.0 (gateway_mlflow*.c, DESIGN Appendix B.2) ----
+ *   gateway_mlflow.c      arguments, experiments read, Experiment / Run JSON
+ *   gateway_mlflow_exp.c  the experiments endpoints but search
+ *   gateway_mlflow_search.c experiments/search: filter, order, pages
+ *   gateway_mlflow_run.c  runs create, get, update, delete, restore, search
+ *   gateway_mlflow_art.c  the artifact proxy, artifacts/list
+ *   gateway_mlflow_log.c  log-batch, log-metric, log-parameter, set-tag,
+ *                         delete-tag, metrics/get-history */
+
+/* A dataset logged by runs/log-inputs is the run tag GW_MLF_DATASET_TAG
+ * <digest> (letters, digits, '_', '-', '.') holding its DatasetInput JSON. */
+#define GW_MLF_DATASET_TAG "mlflow.dataset."
+
+/* An MLflow experiment as the runs endpoints need it. */
+struct gw_mlx {
+    uint64_t id;
+    char team[CONTRACT_MAX_TEAM_BYTES + 1];
+    char project[CONTRACT_MAX_SCOPE_BYTES + 1];
+    char experiment[CONTRACT_MAX_SCOPE_BYTES + 1];
+    char name[2 * CONTRACT_MAX_SCOPE_BYTES + 2];
+    int is_deleted;
+};
+
+/* The request's arguments as a JSON object: a POST's body ({} when
+ * empty), a GET's query parameters as strings. NULL when answered. */
+json_t *gw__mlf_args(struct gw_ctx *c);
+/* A string argument of at most max bytes (MLflow's messages). */
+int gw__mlf_str(struct gw_ctx *c, json_t *j, const char *name, int is_required,
+                size_t max, const char **out);
+/* An integer argument, a JSON number or a decimal string, in [min, max]. */
+int gw__mlf_i64(struct gw_ctx *c, json_t *j, const char *name, int64_t min,
+                int64_t max, int64_t *out, int *is_set);
+/* A decimal experiment id. */
+int gw__mlf_exp_id(struct gw_ctx *c, const char *s, uint64_t *id);
+/* run_view_type / view_type: ACTIVE_ONLY (default), DELETED_ONLY, ALL. */
+int gw__mlf_view(struct gw_ctx *c, json_t *j, const char *name,
+                 Rv__RunView *out);
+/* MLflow's [{"key","value"}] array into KVs (gw__alloc'd). */
+int gw__mlf_tags(struct gw_ctx *c, json_t *j, const char *name, size_t max_n,
+                 Rv__KV ***out, size_t *n_out);
+/* The experiments read (consistency= applies); NULL when answered. */
+const Rv__Response *gw__mlf_exp_read(struct gw_ctx *c,
+                                     Rv__MlflowExperimentsRequest *m);
+/* Experiment id of the caller's team into *out (*full: the answer, valid
+ * until the next call); -1 when answered (404 if none). */
+int gw__mlf_exp_by_id(struct gw_ctx *c, uint64_t id, struct gw_mlx *out,
+                      const Rv__MlflowExperiment **full);
+void gw__mlx_set(struct gw_mlx *out, const Rv__MlflowExperiment *e);
+/* The id of team's (project, experiment); nothing answered, -1 if none. */
+int gw__mlf_exp_of_scope(struct gw_ctx *c, const char *team,
+                         const char *project, const char *experiment,
+                         uint64_t *id);
+json_t *gw__mlf_exp_json(const Rv__MlflowExperiment *e);
+const char *gw__mlf_status_name(int status);
+int gw__mlf_status_parse(const char *s, Rv__RunStatus *out);
+/* MLflow's RunInfo, and Run {"info","data","inputs"}, of ri in exp_id. */
+json_t *gw__mlf_run_info_json(const Rv__RunInfo *ri, uint64_t exp_id);
+json_t *gw__mlf_run_json(const Rv__RunInfo *ri, uint64_t exp_id);
+/* Read run_id and answer {"run"} (or {"run_info"}); -1 when an error was
+ * answered. */
+int gw__mlf_reply_run(struct gw_ctx *c, const char *run_id, int is_info_only);
+/* run_id (or run_uuid) of the request. */
+int gw__mlf_run_id(struct gw_ctx *c, json_t *j, const char **out);
+void gw__mlf_reply_empty(struct gw_ctx *c);
+void gw__mlf_cat(struct rv_buf *b, const char *s);
+
+void gw_mlf_exp_create(struct gw_ctx *c);
+void gw_mlf_exp_get(struct gw_ctx *c);
+void gw_mlf_exp_get_by_name(struct gw_ctx *c);
+void gw_mlf_exp_search(struct gw_ctx *c);
+void gw_mlf_exp_update(struct gw_ctx *c);
+void gw_mlf_exp_delete(struct gw_ctx *c);
+void gw_mlf_exp_restore(struct gw_ctx *c);
+void gw_mlf_exp_set_tag(struct gw_ctx *c);
+void gw_mlf_exp_delete_tag(struct gw_ctx *c);
+void gw_mlf_run_create(struct gw_ctx *c);
+void gw_mlf_run_get(struct gw_ctx *c);
+void gw_mlf_run_update(struct gw_ctx *c);
+void gw_mlf_run_delete(struct gw_ctx *c);
+void gw_mlf_run_restore(struct gw_ctx *c);
+void gw_mlf_run_search(struct gw_ctx *c);
+void gw_mlf_log_batch(struct gw_ctx *c);
+void gw_mlf_log_metric(struct gw_ctx *c);
+void gw_mlf_log_param(struct gw_ctx *c);
+void gw_mlf_set_tag(struct gw_ctx *c);
+void gw_mlf_delete_tag(struct gw_ctx *c);
+void gw_mlf_log_inputs(struct gw_ctx *c);
+void gw_mlf_get_history(struct gw_ctx *c);
+void gw_mlf_history_bulk(struct gw_ctx *c);
+void gw_mlf_art_put(struct gw_ctx *c);
+void gw_mlf_art_get(struct gw_ctx *c);
+void gw_mlf_art_list(struct gw_ctx *c);
+void gw_mlf_art_list_run(struct gw_ctx *c);
 
 /* ---- Operations (gateway_json_ops.c) ---- */
 

@@ -102,11 +102,29 @@ gw_reply_status(struct gw_exchange *x, int status, const char *error_code,
                 : "Bearer realm=\"runvault\"";
 }
 
+/* MLflow's statuses where they differ from runvault's (mlflow/exceptions.py:
+ * RESOURCE_ALREADY_EXISTS is a 400; writing to a deleted run is
+ * INVALID_PARAMETER_VALUE). */
+static int
+gw__mlflow_status_of(int code, const char **error_code)
+{
+    if (code == RV_EEXIST) {
+        *error_code = "RESOURCE_ALREADY_EXISTS";
+        return 400;
+    }
+    if (code == RV_ESTATE) {
+        *error_code = "INVALID_PARAMETER_VALUE";
+        return 400;
+    }
+    return gateway_status_of(code, error_code);
+}
+
 void
 gw_reply_error(struct gw_exchange *x, int code, const char *message)
 {
     const char *ec;
-    int status = gateway_status_of(code, &ec);
+    int status = x->is_mlflow ? gw__mlflow_status_of(code, &ec)
+                              : gateway_status_of(code, &ec);
     gw_reply_status(x, status, ec,
                     message != NULL && message[0] != '\0' ? message
                                                           : rv_strerror(code));
@@ -227,7 +245,9 @@ gw_parse_uri(struct gw_exchange *x, char *uri, char *errmsg)
                                  p);
                 return -1;
             }
-            for (size_t i = 0; i < x->n_query; i++)
+            /* MLflow repeats run_ids= (get-history-bulk-interval); every
+             * other parameter is given once. */
+            for (size_t i = 0; i < x->n_query && strcmp(p, "run_ids") != 0; i++)
                 if (strcmp(x->query[i].key, p) == 0) {
                     rv_errmsg_printf(errmsg,
                                      "query parameter '%.64s' given twice", p);

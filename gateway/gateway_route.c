@@ -135,8 +135,9 @@ static const struct {
 
 /* ---- The table ----------------------------------------------------------- */
 
-#define GW_F_READ  1u /* Reads. */
-#define GW_F_WRITE 2u /* Writes commands through raft. */
+#define GW_F_READ   1u /* Reads. */
+#define GW_F_WRITE  2u /* Writes commands through raft. */
+#define GW_F_MLFLOW 4u /* MLflow's API: its error statuses. */
 /* The operations rows (/healthz, /readyz, /metrics, /api/config) read only
  * this node's replica state and counters, no run data, and never call the
  * node: they stay open whatever the auth mode, as do the web UI's static
@@ -223,6 +224,51 @@ static const struct gw_route_row gw_routes[] = {
      gw_admin_token_revoke},
     {"GET", "/api/v2/whoami", GW_R_WHOAMI, GW_F_READ, 0, gw_admin_whoami},
     {"GET", "/api/v2/audit", GW_R_AUDIT, GW_F_READ, 0, gw_admin_audit},
+/* MLflow REST 2.0 (gateway_mlflow*.c); /ajax-api/2.0/mlflow/ is an
+ * alias. Reads answer GET (and POST with a body: searches). */
+#define GW_MLF   "/api/2.0/mlflow/"
+#define GW_MLF_R GW_R_MLFLOW_READ, GW_F_READ | GW_F_MLFLOW
+#define GW_MLF_W GW_R_MLFLOW_WRITE, GW_F_WRITE | GW_F_MLFLOW
+    {"POST", GW_MLF "experiments/create", GW_MLF_W, GW_JSON, gw_mlf_exp_create},
+    {"GET", GW_MLF "experiments/get", GW_MLF_R, 0, gw_mlf_exp_get},
+    {"GET", GW_MLF "experiments/get-by-name", GW_MLF_R, 0,
+     gw_mlf_exp_get_by_name},
+    {"POST", GW_MLF "experiments/search", GW_MLF_R, GW_JSON, gw_mlf_exp_search},
+    {"GET", GW_MLF "experiments/search", GW_MLF_R, 0, gw_mlf_exp_search},
+    {"POST", GW_MLF "experiments/update", GW_MLF_W, GW_JSON, gw_mlf_exp_update},
+    {"POST", GW_MLF "experiments/delete", GW_MLF_W, GW_JSON, gw_mlf_exp_delete},
+    {"POST", GW_MLF "experiments/restore", GW_MLF_W, GW_JSON,
+     gw_mlf_exp_restore},
+    {"POST", GW_MLF "experiments/set-experiment-tag", GW_MLF_W, GW_JSON,
+     gw_mlf_exp_set_tag},
+    {"POST", GW_MLF "experiments/delete-experiment-tag", GW_MLF_W, GW_JSON,
+     gw_mlf_exp_delete_tag},
+    {"POST", GW_MLF "runs/create", GW_MLF_W, GW_JSON, gw_mlf_run_create},
+    {"GET", GW_MLF "runs/get", GW_MLF_R, 0, gw_mlf_run_get},
+    {"POST", GW_MLF "runs/update", GW_MLF_W, GW_JSON, gw_mlf_run_update},
+    {"POST", GW_MLF "runs/delete", GW_MLF_W, GW_JSON, gw_mlf_run_delete},
+    {"POST", GW_MLF "runs/restore", GW_MLF_W, GW_JSON, gw_mlf_run_restore},
+    {"POST", GW_MLF "runs/search", GW_MLF_R, GW_JSON, gw_mlf_run_search},
+    {"POST", GW_MLF "runs/log-batch", GW_MLF_W, GW_JSON, gw_mlf_log_batch},
+    {"POST", GW_MLF "runs/log-metric", GW_MLF_W, GW_JSON, gw_mlf_log_metric},
+    {"POST", GW_MLF "runs/log-parameter", GW_MLF_W, GW_JSON, gw_mlf_log_param},
+    {"POST", GW_MLF "runs/set-tag", GW_MLF_W, GW_JSON, gw_mlf_set_tag},
+    {"POST", GW_MLF "runs/delete-tag", GW_MLF_W, GW_JSON, gw_mlf_delete_tag},
+    {"POST", GW_MLF "runs/log-inputs", GW_MLF_W, GW_JSON, gw_mlf_log_inputs},
+    {"GET", GW_MLF "metrics/get-history", GW_MLF_R, 0, gw_mlf_get_history},
+    {"GET", GW_MLF "metrics/get-history-bulk-interval", GW_MLF_R, 0,
+     gw_mlf_history_bulk},
+    {"GET", GW_MLF "artifacts/list", GW_MLF_R, 0, gw_mlf_art_list_run},
+    /* MLflow's artifact proxy (gateway_mlflow_art.c). */
+    {"GET", "/api/2.0/mlflow-artifacts/artifacts", GW_MLF_R, 0,
+     gw_mlf_art_list},
+    {"GET", "/api/2.0/mlflow-artifacts/artifacts/{path}", GW_MLF_R, 0,
+     gw_mlf_art_get},
+    {"PUT", "/api/2.0/mlflow-artifacts/artifacts/{path}", GW_MLF_W, 0,
+     gw_mlf_art_put},
+#undef GW_MLF
+#undef GW_MLF_R
+#undef GW_MLF_W
 };
 
 #define GW_N_ROWS (sizeof gw_routes / sizeof gw_routes[0])
@@ -238,6 +284,9 @@ static const struct {
     /* v1: reads only, the same shapes as v2. */
     {"/api/runs/", "/api/v2/runs/", 1,
      "the v1 API is read-only; write through /api/v2"},
+    /* MLflow's UI calls the same endpoints under /ajax-api. */
+    {"/ajax-api/2.0/mlflow/", "/api/2.0/mlflow/", 0, NULL},
+    {"/ajax-api/2.0/mlflow-artifacts/", "/api/2.0/mlflow-artifacts/", 0, NULL},
 };
 
 /* ---- The matcher --------------------------------------------------------- */
@@ -440,6 +489,7 @@ gw__dispatch(struct gw_ctx *c)
     if ((row = gw__pick_method(c, row)) == NULL)
         return;
     x->route = row->route;
+    x->is_mlflow = (row->flags & GW_F_MLFLOW) != 0;
     if (row->max_body != 0 && x->body_len > row->max_body) {
         rv_errmsg_printf(c->errmsg,
                          "the JSON body is %zu bytes, over the limit of %zu",

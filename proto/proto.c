@@ -180,6 +180,8 @@ proto_command_name(const Rv__Command *cmd)
         return "quota_put";
     case RV__COMMAND__BODY_AUTH_ON:
         return "auth_on";
+    case RV__COMMAND__BODY_MLFLOW_EXPERIMENT:
+        return "mlflow_experiment";
     case RV__COMMAND__BODY__NOT_SET:
     default:
         return "empty";

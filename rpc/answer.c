@@ -115,6 +115,11 @@ rpc__principal_set(Rv__Command *cmd, const char *token_id, const char *team,
         if (team != NULL && (sv->team == NULL || sv->team[0] == '\0'))
             cmd->run_create->team = (char *)team;
     }
+    if (cmd->body_case == RV__COMMAND__BODY_MLFLOW_EXPERIMENT) {
+        sv->team = cmd->mlflow_experiment->team;
+        if (team != NULL && (sv->team == NULL || sv->team[0] == '\0'))
+            cmd->mlflow_experiment->team = (char *)team;
+    }
     if (cmd->body_case == RV__COMMAND__BODY_TOKEN_PUT) {
         Rv__TokenPut *tp = cmd->token_put;
         tp->has_created_at_ms = 1;
@@ -131,6 +136,8 @@ rpc__principal_restore(Rv__Command *cmd, const struct rpc__saved *sv)
     cmd->token_id = sv->token_id;
     if (cmd->body_case == RV__COMMAND__BODY_RUN_CREATE)
         cmd->run_create->team = sv->team;
+    if (cmd->body_case == RV__COMMAND__BODY_MLFLOW_EXPERIMENT)
+        cmd->mlflow_experiment->team = sv->team;
 }
 
 int
@@ -320,6 +327,7 @@ rpc__is_read(const Rv__Request *req)
     case RV__REQUEST__BODY_ANALYTICS:
     case RV__REQUEST__BODY_ARTIFACT:
     case RV__REQUEST__BODY_ADMIN:
+    case RV__REQUEST__BODY_MLFLOW_EXPERIMENTS:
         return 1;
     default:
         return 0;

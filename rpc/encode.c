@@ -127,13 +127,27 @@ rpc__run_info(Rv__RunInfo *ri, const struct store_run *run)
     ri->is_deleted = run->lifecycle == STORE_DELETED;
 }
 
+/* What a full RunInfo points to besides the run's strings. */
+struct rpc__run_extra {
+    Rv__KV *kvs, **kv_ptrs;
+    Rv__Summary *sums, **sum_ptrs;
+};
+
 struct rpc__run_answer {
     struct store_run run; /* The strings of info point here. */
     int has_run;
     Rv__RunInfo info;
-    Rv__KV *kvs, **kv_ptrs;
-    Rv__Summary *sums, **sum_ptrs;
+    struct rpc__run_extra x;
 };
+
+static void
+rpc__run_extra_free(struct rpc__run_extra *x)
+{
+    free(x->kvs);
+    free(x->kv_ptrs);
+    free(x->sums);
+    free(x->sum_ptrs);
+}
 
 static void
 rpc__run_answer_free(void *body)
@@ -141,17 +155,14 @@ rpc__run_answer_free(void *body)
     struct rpc__run_answer *a = body;
     if (a->has_run)
         store_run_free(&a->run);
-    free(a->kvs);
-    free(a->kv_ptrs);
-    free(a->sums);
-    free(a->sum_ptrs);
+    rpc__run_extra_free(&a->x);
     free(a);
 }
 
 static int
-rpc__kvs(struct rpc__run_answer *a)
+rpc__kvs(struct rpc__run_extra *a, Rv__RunInfo *info,
+         const struct store_run *run)
 {
-    const struct store_run *run = &a->run;
     size_t n = run->n_params + run->n_tags;
     a->kvs = calloc(n ? n : 1, sizeof *a->kvs);
     a->kv_ptrs = calloc(n ? n : 1, sizeof *a->kv_ptrs);
@@ -165,17 +176,17 @@ rpc__kvs(struct rpc__run_answer *a)
         a->kvs[i].value = kv->value;
         a->kv_ptrs[i] = &a->kvs[i];
     }
-    a->info.n_params = run->n_params;
-    a->info.params = a->kv_ptrs;
-    a->info.n_tags = run->n_tags;
-    a->info.tags = a->kv_ptrs + run->n_params;
+    info->n_params = run->n_params;
+    info->params = a->kv_ptrs;
+    info->n_tags = run->n_tags;
+    info->tags = a->kv_ptrs + run->n_params;
     return RV_OK;
 }
 
 static int
-rpc__summaries(struct rpc__run_answer *a)
+rpc__summaries(struct rpc__run_extra *a, Rv__RunInfo *info,
+               const struct store_run *run)
 {
-    const struct store_run *run = &a->run;
     size_t n = run->n_summary;
     a->sums = calloc(n ? n : 1, sizeof *a->sums);
     a->sum_ptrs = calloc(n ? n : 1, sizeof *a->sum_ptrs);
@@ -197,8 +208,8 @@ rpc__summaries(struct rpc__run_answer *a)
         o->last_timestamp_ms = m->last_timestamp_ms;
         a->sum_ptrs[i] = o;
     }
-    a->info.n_summary = n;
-    a->info.summary = a->sum_ptrs;
+    info->n_summary = n;
+    info->summary = a->sum_ptrs;
     return RV_OK;
 }
 
@@ -215,9 +226,9 @@ rpc__get_run(struct store_read *rd, const Rv__GetRunRequest *g,
         return rc;
     a->has_run = 1;
     rpc__run_info(&a->info, &a->run);
-    rc = rpc__kvs(a);
+    rc = rpc__kvs(&a->x, &a->info, &a->run);
     if (rc == RV_OK)
-        rc = rpc__summaries(a);
+        rc = rpc__summaries(&a->x, &a->info, &a->run);
     rp->resp.run = &a->info;
     return rc;
 }
@@ -229,6 +240,7 @@ struct rpc__page_answer {
     struct store_page page; /* The strings of infos point here. */
     int has_page;
     Rv__RunInfo *infos, **ptrs;
+    struct rpc__run_extra *extras; /* Per run, when full. */
 };
 
 static void
@@ -237,6 +249,9 @@ rpc__page_answer_free(void *body)
     struct rpc__page_answer *a = body;
     if (a->has_page)
         store_page_free(&a->page);
+    for (size_t i = 0; a->extras != NULL && i < a->page.n_runs; i++)
+        rpc__run_extra_free(&a->extras[i]);
+    free(a->extras);
     free(a->infos);
     free(a->ptrs);
     free(a);
@@ -265,6 +280,8 @@ rpc__list_runs(struct store_read *rd, const Rv__ListRunsRequest *l,
     q.order_by = l->order_by;
     q.per_page = l->has_per_page ? l->per_page : 0;
     q.page_token = l->page_token;
+    q.view = rpc__run_view(l->has_view, l->view);
+    q.is_full = l->has_is_full && l->is_full;
     int rc = store_query_runs(rd, &q, &a->page, errmsg);
     if (rc != RV_OK)
         return rc;
@@ -274,9 +291,19 @@ rpc__list_runs(struct store_read *rd, const Rv__ListRunsRequest *l,
     a->ptrs = calloc(n ? n : 1, sizeof *a->ptrs);
     if (a->infos == NULL || a->ptrs == NULL)
         return RV_ENOMEM;
+    if (q.is_full && (a->extras = calloc(n ? n : 1, sizeof *a->extras)) == NULL)
+        return RV_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         rpc__run_info(&a->infos[i], &a->page.runs[i]);
         a->ptrs[i] = &a->infos[i];
+        if (q.is_full) {
+            rc = rpc__kvs(&a->extras[i], &a->infos[i], &a->page.runs[i]);
+            if (rc == RV_OK)
+                rc = rpc__summaries(&a->extras[i], &a->infos[i],
+                                    &a->page.runs[i]);
+            if (rc != RV_OK)
+                return rc;
+        }
     }
     rp->resp.n_runs = n;
     rp->resp.runs = a->ptrs;
@@ -590,6 +617,9 @@ rpc__read_store(struct store *st, const char *team, const Rv__Request *req,
         break;
     case RV__REQUEST__BODY_ADMIN:
         rc = rpc__admin_read(rd, req->admin, rp, errmsg);
+        break;
+    case RV__REQUEST__BODY_MLFLOW_EXPERIMENTS:
+        rc = rpc__mlflow_read(rd, req->mlflow_experiments, rp, errmsg);
         break;
     default: /* HISTORY */
         rc = rpc__history(rd, req->history, rp, errmsg);

@@ -129,6 +129,13 @@ void rpc__read_store(struct store *st, const char *team, const Rv__Request *req,
 int rpc__admin_read(struct store_read *rd, const Rv__AdminRequest *q,
                     struct rpc_reply *rp, char *errmsg);
 
+/* encode_mlflow.c: MLflow experiments of m into rp. */
+int rpc__mlflow_read(struct store_read *rd,
+                     const Rv__MlflowExperimentsRequest *m,
+                     struct rpc_reply *rp, char *errmsg);
+/* The store's view of a request's RunView (unset: active runs). */
+enum store_view rpc__run_view(int has, Rv__RunView v);
+
 /* Answer a fetch that passed rpc_request_check, from st. */
 void rpc__fetch(struct store *st, const Rv__FetchRequest *f,
                 struct rpc_reply *rp);

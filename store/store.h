@@ -246,6 +246,44 @@ int store_query_runs(struct store_read *r, const struct store_query *q,
                      struct store_page *page, char *errmsg);
 void store_page_free(struct store_page *page);
 
+/* ---- MLflow experiments (store_mlflow.c, DESIGN Appendix B.2) ---------- */
+
+#define STORE_MLFLOW_MAX_LIST 1000 /* Experiments per list call. */
+
+struct store_mlflow_exp {
+    uint64_t id; /* 0: the team's "Default". */
+    char *team, *project, *experiment, *name;
+    int is_deleted;
+    int64_t created_at_ms, updated_at_ms;
+    struct store_kv *tags;
+    size_t n_tags;
+};
+
+/* What to read. team: NULL or "" is the reader's team, or "default" for a
+ * reader of every team; a scoped reader asking for another team finds
+ * nothing. get: by name when set, else by (project, experiment) when both
+ * are set, else by id. list: ids after after_id in id order (experiment 0
+ * first when after_id is 0), at most max (1..STORE_MLFLOW_MAX_LIST). */
+struct store_mlflow_query {
+    const char *team;
+    uint64_t id;
+    const char *name;
+    const char *project, *experiment;
+    uint64_t after_id;
+    size_t max;
+    enum store_view view;
+};
+
+void store_mlflow_free(struct store_mlflow_exp *e); /* The contents. */
+/* RV_OK, RV_ENOTFOUND (another team's experiment included, with MLflow's
+ * message), RV_ECORRUPT, RV_ENOMEM. */
+int store_mlflow_get(struct store_read *r, const struct store_mlflow_query *q,
+                     struct store_mlflow_exp *out, char *errmsg);
+/* *out (free each with store_mlflow_free, then the array with free()). */
+int store_mlflow_list(struct store_read *r, const struct store_mlflow_query *q,
+                      struct store_mlflow_exp **out, size_t *n_out,
+                      char *errmsg);
+
 struct store_point {
     int64_t step;
     int64_t timestamp_ms;

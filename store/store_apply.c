@@ -61,6 +61,8 @@ store__dispatch_body(struct store_wctx *w, const Rv__Command *cmd,
         return store__quota_put(w, cmd->quota_put);
     case RV__COMMAND__BODY_AUTH_ON:
         return store__auth_on(w);
+    case RV__COMMAND__BODY_MLFLOW_EXPERIMENT:
+        return store__mlflow_experiment(w, cmd, res);
     case RV__COMMAND__BODY__NOT_SET:
     default:
         rv_errmsg_printf(w->errmsg, "empty command");

@@ -105,6 +105,7 @@ store__command_role(const Rv__Command *c)
     case RV__COMMAND__BODY_LOG_BATCH:
     case RV__COMMAND__BODY_LOG_LINES:
     case RV__COMMAND__BODY_ARTIFACT_CHUNK:
+    case RV__COMMAND__BODY_MLFLOW_EXPERIMENT:
         return RV__ROLE__ROLE_WRITER;
     case RV__COMMAND__BODY_RUN_DELETE:
     case RV__COMMAND__BODY_RUN_RESTORE:
@@ -200,6 +201,11 @@ store__ctx_fill(struct store_wctx *w, const Rv__Command *c,
         snprintf(ctx->team, sizeof ctx->team, "%s", c->team_put->team);
     if (c->body_case == RV__COMMAND__BODY_QUOTA_PUT)
         snprintf(ctx->team, sizeof ctx->team, "%s", c->quota_put->team);
+    if (c->body_case == RV__COMMAND__BODY_MLFLOW_EXPERIMENT) {
+        const char *t = c->mlflow_experiment->team;
+        snprintf(ctx->team, sizeof ctx->team, "%s",
+                 t != NULL && t[0] != '\0' ? t : "default");
+    }
     return RV_OK;
 }
 

@@ -97,6 +97,8 @@
  *            one sort last and are not listed). Written when a status
  *            change sets or clears the end time, and at purge.
  *   cnt      counter key (STORE_CNT_*)             be64 count
+ *   mlx      MLflow experiments: 'I' be64 id, 'N' team + name hash, 'H'
+ *            team + scope hash, 'T' team + id (store_mlflow.c draws them)
  *
  * Counters: upper-case kinds count every run (the planner's posting list
  * sizes), lower-case kinds count active runs (analytics):
@@ -105,7 +107,8 @@
  *   'P' str16 key be64 hash | 'T' str16 key be64 hash | 'R' str16 team
  *   'a' str16 team str16 project u8 status | 'b' str16 team str16 project
  *   be32 day
- * and bytes of use (quota): 'Y' str16 team | 'Z' be64 run_num.
+ * and bytes of use (quota): 'Y' str16 team | 'Z' be64 run_num;
+ * 'M': the last MLflow experiment id given out.
  * meta "auth" = 1 once auth_on applied.
  *
  * Run record:
@@ -182,6 +185,7 @@ enum store_db {
     STORE_DB_IXMV,
     STORE_DB_IXNAME,
     STORE_DB_IXEND,
+    STORE_DB_MLX,
     STORE_DB_COUNT
 };
 
@@ -391,6 +395,17 @@ int store__materialise(struct store *s, uint64_t index, const uint8_t *payload,
                        const char *malformed_msg, struct store_result **results,
                        size_t *n_results, char *errmsg);
 
+/* ---- store_mlflow.c: MLflow experiments ---------------------------------- */
+
+/* The MLflow command c (its result's run_id: the id, in decimal). */
+int store__mlflow_experiment(struct store_wctx *w, const Rv__Command *c,
+                             struct store_result *res);
+/* The id of team's (project, experiment), made now if it has none; 0 for
+ * ("default", "Default"). */
+int store__mlflow_ensure(struct store_wctx *w, const char *team,
+                         const char *project, const char *experiment,
+                         int64_t now, uint64_t *id);
+
 /* ---- store_run.c: run records ------------------------------------------ */
 
 /* Decode run record v (borrowed bytes) into rv; the strings point into v.
@@ -452,6 +467,8 @@ int store__posting(struct store_wctx *w, enum store_db db, const char *key,
                    size_t kn, const char *val, size_t vn, uint64_t run_num,
                    int64_t delta);
 /* Check and set the params and tags of run_num. */
+/* Remove tag key of run_num (RV_ENOTFOUND when it has none). */
+int store__tag_del(struct store_wctx *w, uint64_t run_num, const char *key);
 int store__kvs_apply(struct store_wctx *w, uint64_t run_num, Rv__KV **params,
                      size_t n_params, Rv__KV **tags, size_t n_tags);
 

@@ -451,6 +451,13 @@ store__log_batch(struct store_wctx *w, const Rv__LogBatch *b,
         return rc;
     rc = store__kvs_apply(w, rr.run_num, b->params, b->n_params, b->tags,
                           b->n_tags);
+    if (rc == RV_OK && b->n_delete_tags > CONTRACT_MAX_TAGS_PER_COMMAND) {
+        rv_errmsg_printf(w->errmsg, "at most %d tags deleted per command",
+                         CONTRACT_MAX_TAGS_PER_COMMAND);
+        rc = RV_EINVAL;
+    }
+    for (size_t i = 0; rc == RV_OK && i < b->n_delete_tags; i++)
+        rc = store__tag_del(w, rr.run_num, b->delete_tags[i]);
     if (rc != RV_OK || b->metrics == NULL || b->metrics->n_values == 0)
         return rc;
     const Rv__Metrics *m = b->metrics;

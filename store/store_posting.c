@@ -280,6 +280,36 @@ store__tag_set(struct store_wctx *w, uint64_t run_num, const Rv__KV *kv)
     return rc;
 }
 
+int
+store__tag_del(struct store_wctx *w, uint64_t run_num, const char *key)
+{
+    uint8_t k[8 + CONTRACT_MAX_KEY_BYTES];
+    char old[CONTRACT_MAX_TAG_VALUE_BYTES];
+    size_t kn = key != NULL ? strlen(key) : 0, n;
+    MDB_val v;
+    if (!contract_key_valid(key != NULL ? key : "", kn)) {
+        rv_errmsg_printf(w->errmsg, "invalid tag key '%.64s'",
+                         key != NULL ? key : "");
+        return RV_EINVAL;
+    }
+    n = store__kv_key(k, run_num, key, kn);
+    int rc = store__get(w->txn, w->s->dbi[STORE_DB_TAG], k, n, &v, w->errmsg);
+    if (rc == RV_ENOTFOUND) {
+        rv_errmsg_printf(w->errmsg, "No tag with name: %.64s in the run", key);
+        return rc;
+    }
+    if (rc != RV_OK)
+        return rc;
+    if (v.mv_size > sizeof old)
+        return RV_ECORRUPT;
+    size_t on = v.mv_size;
+    memcpy(old, v.mv_data, on);
+    rc = store__posting(w, STORE_DB_IXTAG, key, kn, old, on, run_num, -1);
+    if (rc == RV_OK)
+        rc = store__del(w, STORE_DB_TAG, k, n);
+    return rc;
+}
+
 static int
 store__kvs_check(Rv__KV **kvs, size_t n, size_t max_n, size_t max_value,
                  const char *what, char *errmsg)

@@ -364,6 +364,13 @@ store__run_create(struct store_wctx *w, const Rv__RunCreate *c,
     if (rc == RV_OK)
         rc = store__kvs_apply(w, rr.run_num, c->params, c->n_params, c->tags,
                               c->n_tags);
+    /* Its scope gets an MLflow experiment id (store_mlflow.c), so the run
+     * is found through MLflow's API too. */
+    uint64_t exp_id;
+    if (rc == RV_OK)
+        rc =
+            store__mlflow_ensure(w, store__team_or_default(c->team), c->project,
+                                 c->experiment, c->created_at_ms, &exp_id);
     return rc;
 }
 

@@ -136,6 +136,17 @@ def rpc_seeds():
                             ld(3, "tcp://127.0.0.1:26014") +
                             ld(4, "127.0.0.1:26024")),
         "node-del": command(24, u(1, 4)),
+        "mlflow-create": command(27, u(1, 0) + ld(4, "vision") +
+                                 ld(5, "sweep2") + ld(6, "vision/sweep2") +
+                                 kv(7, "owner", "ana")),
+        "mlflow-ensure": command(27, u(1, 1) + ld(2, "default") +
+                                 ld(4, "vision") + ld(5, "sweep")),
+        "mlflow-rename": command(27, u(1, 2) + u(3, 1) + ld(6, "renamed")),
+        "mlflow-delete": command(27, u(1, 3) + u(3, 1)),
+        "mlflow-restore": command(27, u(1, 4) + u(3, 1)),
+        "mlflow-tag": command(27, u(1, 5) + u(3, 1) + kv(7, "k", "v")),
+        "mlflow-untag": command(27, u(1, 6) + u(3, 1) + kv(7, "k", "")),
+        "log-batch-delete-tag": command(13, ld(1, R1) + ld(5, "t")),
     }
     for name, c in cmds.items():
         out["write-" + name] = write(c)
@@ -202,6 +213,13 @@ def rpc_seeds():
     out["artifact-read"] = ld(19, ld(1, R1) + ld(2, "models/weights.txt") +
                               u(3, 3) + u(4, 8))
     out["forwarded-write"] = u(2, 1) + write(cmds["run-update"])
+    # MLflow experiments read (Request field 21): by id, name, scope, list.
+    out["mlflow-by-id"] = ld(21, u(2, 1))
+    out["mlflow-by-name"] = ld(21, ld(3, "vision/sweep2"))
+    out["mlflow-by-scope"] = ld(21, ld(1, "default") + ld(7, "vision") +
+                                ld(8, "sweep"))
+    out["mlflow-list"] = ld(21, u(4, 0) + u(5, 10) + u(6, 2))
+    out["list-full-deleted"] = ld(12, ld(2, "vision") + u(8, 2) + u(9, 1))
     return out
 
 
@@ -302,6 +320,82 @@ def http_seeds():
         "bad-idempotency": http("POST", "/api/v2/runs", {
             "project": "p", "experiment": "e"}, key="0/1"),
     }
+    # MLflow's REST API 2.0 (docs/MLFLOW.md).
+    mlf = "/api/2.0/mlflow/"
+    tag = [{"key": "mlflow.user", "value": "ana"}]
+    out.update({
+        "mlflow-exp-create": http("POST", mlf + "experiments/create", {
+            "name": "vision/sweep", "tags": tag}),
+        "mlflow-exp-get": http("GET", mlf + "experiments/get?experiment_id=1"),
+        "mlflow-exp-get-by-name": http(
+            "GET", mlf + "experiments/get-by-name?experiment_name=vision%2F"
+            "sweep"),
+        "mlflow-exp-search": http("POST", mlf + "experiments/search", {
+            "max_results": 2, "filter": "name LIKE 'vis%' and tags.a = 'b' "
+            "and creation_time > 5", "order_by": ["name DESC"],
+            "view_type": "ALL", "page_token": "1"}),
+        "mlflow-exp-search-get": http(
+            "GET", "/ajax-api/2.0/mlflow/experiments/search?filter=name%20%3D"
+            "%20%27x%27&order_by=creation_time"),
+        "mlflow-exp-update": http("POST", mlf + "experiments/update", {
+            "experiment_id": "1", "new_name": "vision/other"}),
+        "mlflow-exp-tag": http("POST", mlf +
+                               "experiments/set-experiment-tag", {
+                                   "experiment_id": "1", "key": "k",
+                                   "value": "v"}),
+        "mlflow-exp-untag": http("POST", mlf +
+                                 "experiments/delete-experiment-tag", {
+                                     "experiment_id": "1", "key": "k"}),
+        "mlflow-exp-delete": http("POST", mlf + "experiments/delete", {
+            "experiment_id": "1"}),
+        "mlflow-run-create": http("POST", mlf + "runs/create", {
+            "experiment_id": "0", "run_name": "r", "user_id": "u",
+            "start_time": "1700000000000", "tags": tag}),
+        "mlflow-run-get": http("GET", mlf + "runs/get?run_id=" + R1),
+        "mlflow-run-update": http("POST", mlf + "runs/update", {
+            "run_id": R1, "status": "FINISHED", "end_time": 5,
+            "run_name": "n"}),
+        "mlflow-run-search": http("POST", mlf + "runs/search", {
+            "experiment_ids": ["0", "1"], "filter": "metrics.acc > 0.5 and "
+            "params.lr = '0.01'", "run_view_type": "ALL", "max_results": 3,
+            "order_by": ["metrics.acc DESC", "attributes.start_time"]}),
+        "mlflow-log-batch": http("POST", mlf + "runs/log-batch", {
+            "run_id": R1, "metrics": [
+                {"key": "acc", "value": 0.5, "timestamp": 1, "step": 2},
+                {"key": "acc", "value": "NaN", "timestamp": "2",
+                 "step": "3"}],
+            "params": [{"key": "lr", "value": "0.01"}], "tags": tag}),
+        "mlflow-log-metric": http("POST", mlf + "runs/log-metric", {
+            "run_uuid": R1, "key": "acc", "value": "-Infinity",
+            "timestamp": 3}),
+        "mlflow-log-param": http("POST", mlf + "runs/log-parameter", {
+            "run_id": R1, "key": "lr", "value": "0.02"}),
+        "mlflow-set-tag": http("POST", mlf + "runs/set-tag", {
+            "run_id": R1, "key": "t", "value": "v"}),
+        "mlflow-delete-tag": http("POST", mlf + "runs/delete-tag", {
+            "run_id": R1, "key": "t"}),
+        "mlflow-history": http("GET", mlf + "metrics/get-history?run_id=" +
+                               R1 + "&metric_key=acc&max_results=1&"
+                               "page_token=2%3A1"),
+        "mlflow-log-inputs": http("POST", mlf + "runs/log-inputs", {
+            "run_id": R1, "datasets": [{"tags": tag, "dataset": {
+                "name": "d", "digest": "abc", "source_type": "local",
+                "source": "s"}}]}),
+        "mlflow-bulk-interval": http(
+            "GET", mlf + "metrics/get-history-bulk-interval?run_ids=" + R1 +
+            "&run_ids=" + R2 + "&metric_key=acc&start_step=0&end_step=9&"
+            "max_results=3"),
+        "mlflow-art-put": http("PUT", "/api/2.0/mlflow-artifacts/artifacts/"
+                               "0/" + R1 + "/artifacts/m/w.bin", b"\x00bytes"),
+        "mlflow-art-get": http("GET", "/api/2.0/mlflow-artifacts/artifacts/"
+                               "0/" + R1 + "/artifacts/models/weights.txt"),
+        "mlflow-art-list": http("GET", "/ajax-api/2.0/mlflow-artifacts/"
+                                "artifacts?path=0%2F" + R1 + "%2Fartifacts"),
+        "mlflow-art-list-run": http("GET", mlf + "artifacts/list?run_id=" +
+                                    R1 + "&path=models"),
+        "mlflow-bad-body": http("POST", mlf + "runs/log-batch",
+                                b'{"run_id": 1, "metrics": [{"key": [}'),
+    })
     return out
 
 
@@ -330,7 +424,25 @@ DICT = [
     "\"http_addr\":", "\"NaN\"", "\"Infinity\"", "\"-Infinity\"", "null",
     "true", "false", "[]", "{}", "1e308", "-0", "9223372036854775807",
     "-9223372036854775808", "18446744073709551616", "\\u0000", "\\ud800",
-    "127.0.0.1:26004", "12/3",
+    "127.0.0.1:26004", "12/3", "/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/",
+    "experiments/create", "experiments/get", "experiments/get-by-name",
+    "experiments/search", "experiments/update", "experiments/delete",
+    "experiments/restore", "experiments/set-experiment-tag",
+    "experiments/delete-experiment-tag", "runs/create", "runs/get",
+    "runs/update", "runs/delete", "runs/restore", "runs/search",
+    "runs/log-batch", "runs/log-metric", "runs/log-parameter",
+    "runs/set-tag", "runs/delete-tag", "metrics/get-history",
+    "\"experiment_id\":", "\"experiment_ids\":", "\"run_uuid\":",
+    "\"run_name\":", "\"user_id\":", "\"start_time\":",
+    "\"end_time\":", "\"new_name\":", "\"max_results\":",
+    "\"page_token\":", "\"view_type\":", "\"run_view_type\":",
+    "\"order_by\":", "\"filter\":", "experiment_id=", "experiment_name=",
+    "metric_key=", "run_id=", "max_results=", "ACTIVE_ONLY",
+    "DELETED_ONLY", "ALL", "creation_time", "last_update_time",
+    "mlflow.runName", "\"0\"", "runs/log-inputs", "\"datasets\":",
+    "\"dataset\":", "\"digest\":", "metrics/get-history-bulk-interval",
+    "run_ids=", "start_step=", "end_step=", "/api/2.0/mlflow-artifacts/",
+    "artifacts/", "/artifacts", "path=", "artifacts/list",
 ]
 
 

@@ -2,6 +2,7 @@
  * lifecycle, quotas, idempotency), malformed entries, and the determinism
  * of the digest across replicas, rebuilds, verify and replays. */
 #include "base/clock.h"
+#include "base/parse.h"
 #include "base/token.h"
 #include "proto/metrics_builder.h"
 #include "proto/proto.h"
@@ -992,6 +993,198 @@ test_team_quotas_and_tokens(void)
     fx_done(&f);
 }
 
+/* ---- MLflow experiments ------------------------------------------------- */
+
+/* One MLflow experiment command; its id (from the result) in *id. */
+static int
+mlx_cmd(struct fx *f, Rv__MlflowOp op, const char *team, uint64_t exp_id,
+        const char *project, const char *experiment, const char *name,
+        Rv__KV *tag, uint64_t *id)
+{
+    Rv__Command cmd = RV__COMMAND__INIT;
+    Rv__MlflowExperimentPut m = RV__MLFLOW_EXPERIMENT_PUT__INIT;
+    Rv__KV *tags[1] = {tag};
+    m.op = op;
+    m.team = (char *)team;
+    m.has_experiment_id = exp_id != 0;
+    m.experiment_id = exp_id;
+    m.project = (char *)project;
+    m.experiment = (char *)experiment;
+    m.name = (char *)name;
+    m.tags = tag != NULL ? tags : NULL;
+    m.n_tags = tag != NULL;
+    cmd.has_stamped_at_ms = 1;
+    cmd.stamped_at_ms = 1000 + (int64_t)f->index;
+    cmd.body_case = RV__COMMAND__BODY_MLFLOW_EXPERIMENT;
+    cmd.mlflow_experiment = &m;
+    int rc = apply1(f, &cmd);
+    if (id != NULL)
+        *id = 0;
+    if (id != NULL && rc == RV_OK && rv_parse_u64(f->last.run_id, id) != 0)
+        *id = UINT64_MAX;
+    return rc;
+}
+
+/* The same commands on two stores: the same ids and digests; names, scopes
+ * and teams kept apart; run_create gives its scope an id; reads scoped. */
+static void
+mlx_sequence(struct fx *f, uint64_t ids[4])
+{
+    Rv__KV tag = RV__KV__INIT;
+    tag.key = "owner";
+    tag.value = "ana";
+    CHECK_OK(mlx_cmd(f, RV__MLFLOW_OP__MLFLOW_CREATE, "t1", 0, "p", "e", "p/e",
+                     &tag, &ids[0]),
+             f->last.message);
+    CHECK(ids[0] == 1);
+    CHECK(mlx_cmd(f, RV__MLFLOW_OP__MLFLOW_CREATE, "t1", 0, "p", "e2", "p/e",
+                  NULL, NULL) == RV_EEXIST);
+    CHECK(mlx_cmd(f, RV__MLFLOW_OP__MLFLOW_CREATE, "t1", 0, "p", "e", "other",
+                  NULL, NULL) == RV_EEXIST);
+    CHECK(mlx_cmd(f, RV__MLFLOW_OP__MLFLOW_CREATE, "t1", 0, "default",
+                  "Default", NULL, NULL, NULL) == RV_EEXIST);
+    /* Another team has its own names. */
+    CHECK_OK(mlx_cmd(f, RV__MLFLOW_OP__MLFLOW_CREATE, "t2", 0, "p", "e", "p/e",
+                     NULL, &ids[1]),
+             f->last.message);
+    CHECK(ids[1] == 2);
+    /* A run in a new scope gives it the next id; Default stays 0. */
+    CHECK_OK(create_run(f, "r1", "q", "x", 5, RV__RESUME__RESUME_NEVER),
+             f->errmsg);
+    CHECK_OK(
+        create_run(f, "r0", "default", "Default", 5, RV__RESUME__RESUME_NEVER),
+        f->errmsg);
+    CHECK_OK(mlx_cmd(f, RV__MLFLOW_OP__MLFLOW_ENSURE, "default", 0, "q", "x",
+                     NULL, NULL, &ids[2]),
+             f->last.message);
+    CHECK(ids[2] == 3);
+    CHECK_OK(mlx_cmd(f, RV__MLFLOW_OP__MLFLOW_ENSURE, "default", 0, "default",
+                     "Default", NULL, NULL, &ids[3]),
+             f->last.message);
+    CHECK(ids[3] == 0);
+    /* Rename, tags, delete; another team's id is not found. */
+    CHECK_OK(mlx_cmd(f, RV__MLFLOW_OP__MLFLOW_RENAME, "t1", 1, NULL, NULL,
+                     "renamed", NULL, NULL),
+             f->last.message);
+    CHECK(mlx_cmd(f, RV__MLFLOW_OP__MLFLOW_RENAME, "t2", 1, NULL, NULL, "x",
+                  NULL, NULL) == RV_ENOTFOUND);
+    CHECK(mlx_cmd(f, RV__MLFLOW_OP__MLFLOW_DELETE, "t1", 0, NULL, NULL, NULL,
+                  NULL, NULL) == RV_EINVAL);
+    tag.value = "bo";
+    CHECK_OK(mlx_cmd(f, RV__MLFLOW_OP__MLFLOW_SET_TAG, "t1", 1, NULL, NULL,
+                     NULL, &tag, NULL),
+             f->last.message);
+    CHECK_OK(mlx_cmd(f, RV__MLFLOW_OP__MLFLOW_DELETE, "t1", 1, NULL, NULL, NULL,
+                     NULL, NULL),
+             f->last.message);
+}
+
+static void
+test_mlflow_experiment_ids_replicated(void)
+{
+    struct fx f, g;
+    uint64_t a[4], b[4];
+    uint8_t da[STORE_DIGEST_BYTES], db[STORE_DIGEST_BYTES];
+    fx_init(&f, "store-mlx-a");
+    fx_init(&g, "store-mlx-b");
+    mlx_sequence(&f, a);
+    mlx_sequence(&g, b);
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    store_digest(f.s, da);
+    store_digest(g.s, db);
+    CHECK(memcmp(da, db, sizeof da) == 0);
+    /* Reads: by name, scope and id, scoped to the reader's team. */
+    struct store_read *r;
+    struct store_mlflow_exp e;
+    struct store_mlflow_query q;
+    memset(&q, 0, sizeof q);
+    CHECK_OK(store_read_begin(f.s, "t1", &r, f.errmsg), f.errmsg);
+    q.name = "renamed";
+    CHECK_OK(store_mlflow_get(r, &q, &e, f.errmsg), f.errmsg);
+    CHECK(e.id == 1 && e.is_deleted && strcmp(e.project, "p") == 0 &&
+          strcmp(e.experiment, "e") == 0 && e.n_tags == 1 &&
+          strcmp(e.tags[0].value, "bo") == 0 && e.created_at_ms >= 1000 &&
+          e.updated_at_ms > e.created_at_ms);
+    store_mlflow_free(&e);
+    q.name = "p/e"; /* The old name is free. */
+    CHECK(store_mlflow_get(r, &q, &e, f.errmsg) == RV_ENOTFOUND);
+    q.name = NULL;
+    q.id = 2; /* Team t2's. */
+    CHECK(store_mlflow_get(r, &q, &e, f.errmsg) == RV_ENOTFOUND);
+    q.team = "t2"; /* Asking for another team by name finds nothing. */
+    CHECK(store_mlflow_get(r, &q, &e, f.errmsg) == RV_ENOTFOUND);
+    store_read_end(r);
+    CHECK_OK(store_read_begin(f.s, STORE_EVERY_TEAM, &r, f.errmsg), f.errmsg);
+    memset(&q, 0, sizeof q);
+    q.project = "q";
+    q.experiment = "x";
+    CHECK_OK(store_mlflow_get(r, &q, &e, f.errmsg), f.errmsg);
+    CHECK(e.id == 3 && strcmp(e.team, "default") == 0 &&
+          strcmp(e.name, "q/x") == 0);
+    store_mlflow_free(&e);
+    struct store_mlflow_exp *list;
+    size_t n;
+    memset(&q, 0, sizeof q);
+    q.view = STORE_VIEW_ALL;
+    CHECK_OK(store_mlflow_list(r, &q, &list, &n, f.errmsg), f.errmsg);
+    CHECK(n == 2 && list[0].id == 0 && list[1].id == 3);
+    for (size_t i = 0; i < n; i++)
+        store_mlflow_free(&list[i]);
+    free(list);
+    q.team = "t1";
+    q.view = STORE_VIEW_ACTIVE;
+    CHECK_OK(store_mlflow_list(r, &q, &list, &n, f.errmsg), f.errmsg);
+    CHECK(n == 1 && list[0].id == 0); /* Experiment 1 is deleted. */
+    for (size_t i = 0; i < n; i++)
+        store_mlflow_free(&list[i]);
+    free(list);
+    store_read_end(r);
+    fx_done(&f);
+    fx_done(&g);
+}
+
+static void
+test_delete_tags(void)
+{
+    struct fx f;
+    fx_init(&f, "store-deltag");
+    CHECK_OK(create_run(&f, "r", "p", "e", 1, RV__RESUME__RESUME_NEVER),
+             f.errmsg);
+    Rv__Command cmd = RV__COMMAND__INIT;
+    Rv__LogBatch lb = RV__LOG_BATCH__INIT;
+    Rv__KV kv = RV__KV__INIT, *kvs[1] = {&kv};
+    char *del[1] = {"t"};
+    kv.key = "t";
+    kv.value = "v";
+    lb.run_id = "r";
+    lb.tags = kvs;
+    lb.n_tags = 1;
+    cmd.body_case = RV__COMMAND__BODY_LOG_BATCH;
+    cmd.log_batch = &lb;
+    CHECK_OK(apply1(&f, &cmd), f.last.message);
+    lb.n_tags = 0;
+    lb.delete_tags = del;
+    lb.n_delete_tags = 1;
+    CHECK_OK(apply1(&f, &cmd), f.last.message);
+    CHECK(apply1(&f, &cmd) == RV_ENOTFOUND);
+    struct store_run run;
+    CHECK_OK(get_run(&f, "r", &run), f.errmsg);
+    CHECK(run.n_tags == 0);
+    store_run_free(&run);
+    /* The posting list forgot it: a filter on the tag finds nothing. */
+    struct store_read *r;
+    struct store_query q;
+    struct store_page page;
+    memset(&q, 0, sizeof q);
+    q.filter = "tags.t = 'v'";
+    CHECK_OK(store_read_begin(f.s, STORE_EVERY_TEAM, &r, f.errmsg), f.errmsg);
+    CHECK_OK(store_query_runs(r, &q, &page, f.errmsg), f.errmsg);
+    CHECK(page.n_runs == 0);
+    store_page_free(&page);
+    store_read_end(r);
+    fx_done(&f);
+}
+
 /* ---- Authorisation at apply, scoped reads, quotas, audit ---------------- */
 
 /* A command acting as token_id (NULL: none) at time now. */
@@ -1861,6 +2054,8 @@ static const struct rv_test tests[] = {
     {"artifacts_checked_deduplicated_and_purged",
      test_artifacts_checked_deduplicated_and_purged},
     {"team_quotas_and_tokens", test_team_quotas_and_tokens},
+    {"mlflow_experiment_ids_replicated", test_mlflow_experiment_ids_replicated},
+    {"delete_tags", test_delete_tags},
     {"rebuild_determinism_over_random_streams",
      test_rebuild_determinism_over_random_streams},
     {"index_lost_or_ahead_of_the_vlog_is_rebuilt",
