@@ -344,10 +344,11 @@ gw_run_list(struct gw_ctx *c)
     Rv__ReadOptions ro;
     Rv__ListRunsRequest l = RV__LIST_RUNS_REQUEST__INIT;
     const char *project, *experiment, *status, *filter, *order, *token, *team;
-    uint64_t per_page = 0;
-    int has_pp;
+    uint64_t per_page = 0, full = 0;
+    int has_pp, has_full;
     char *combined = NULL;
     if (gw__read_options(c, &req, &ro) != 0 ||
+        gw__q_u64(c, "full", 1, &full, &has_full) != 0 ||
         gw__q_str(c, "project", CONTRACT_MAX_SCOPE_BYTES, &project) != 0 ||
         gw__q_str(c, "experiment", CONTRACT_MAX_SCOPE_BYTES, &experiment) !=
             0 ||
@@ -391,6 +392,8 @@ gw_run_list(struct gw_ctx *c)
     l.page_token = (char *)(token != NULL && token[0] ? token : NULL);
     l.has_per_page = has_pp;
     l.per_page = (uint32_t)per_page;
+    l.has_is_full = full == 1;
+    l.is_full = full == 1;
     req.body_case = RV__REQUEST__BODY_LIST_RUNS;
     req.list_runs = &l;
     const Rv__Response *r = gw__call(c, &req);
@@ -398,7 +401,8 @@ gw_run_list(struct gw_ctx *c)
         return;
     json_t *arr = json_array();
     for (size_t i = 0; arr != NULL && i < r->n_runs; i++)
-        json_array_append_new(arr, gw__run_json(r->runs[i]));
+        json_array_append_new(arr, full ? gw__run_full_json(r->runs[i])
+                                        : gw__run_json(r->runs[i]));
     json_t *o = json_object();
     if (o != NULL) {
         json_object_set_new(o, "runs", arr);

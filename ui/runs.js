@@ -137,8 +137,10 @@ RV.pages.runs = function (main, r) {
 
   async function load() {
     var t0 = performance.now();
+    /* With param or metric columns the list carries each run's params,
+     * tags and summaries (full=1): one request for the page. */
     var params = { filter: p.get("filter"), order_by: order, status: p.get("status"), per_page: RV.runs.PER_PAGE,
-      page_token: p.get("pt") };
+      page_token: p.get("pt"), full: cols.length ? 1 : undefined };
     var page;
     try {
       page = await RV.api("/api/v2/experiments", params);
@@ -155,13 +157,7 @@ RV.pages.runs = function (main, r) {
       return;
     }
     if (!state.alive) return;
-    /* Full runs for the chosen columns, a request each (in parallel). */
     var full = {};
-    var fetchFull = function (want) {
-      return Promise.all(want.map(function (x) {
-        return RV.api("/api/v2/runs/" + encodeURIComponent(x.run_id)).then(function (g) { return g.run; }, function () { return null; });
-      }));
-    };
     var offerKeys = function (got) {
       if (!state.alive) return;
       var keys = new Set();
@@ -174,13 +170,14 @@ RV.pages.runs = function (main, r) {
       Array.from(keys).sort().forEach(function (k) { keyList.appendChild(el("option", { value: k })); });
     };
     if (cols.length) {
-      var got = await fetchFull(page.runs);
-      got.forEach(function (g) { if (g) full[g.run_id] = g; });
-      if (!state.alive) return;
-      offerKeys(got);
-    } else {
+      page.runs.forEach(function (g) { full[g.run_id] = g; });
+      offerKeys(page.runs);
+    } else if (page.runs.length) {
       /* The picker's suggestions: the first run's keys, after the table. */
-      setTimeout(function () { fetchFull(page.runs.slice(0, 1)).then(offerKeys); }, 0);
+      setTimeout(function () {
+        RV.api("/api/v2/runs/" + encodeURIComponent(page.runs[0].run_id)).then(function (g) { offerKeys([g.run]); },
+          function () {});
+      }, 0);
     }
     RV.clear(table);
     table.appendChild(header());
