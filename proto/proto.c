@@ -180,6 +180,12 @@ proto_command_name(const Rv__Command *cmd)
         return "quota_put";
     case RV__COMMAND__BODY_AUTH_ON:
         return "auth_on";
+    case RV__COMMAND__BODY_RETENTION_PUT:
+        return "retention_put";
+    case RV__COMMAND__BODY_RETENTION_SWEEP:
+        return "retention_sweep";
+    case RV__COMMAND__BODY_CHECK:
+        return "check";
     case RV__COMMAND__BODY__NOT_SET:
     default:
         return "empty";

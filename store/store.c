@@ -14,7 +14,7 @@ static const char *const store_db_names[STORE_DB_COUNT] = {
     "meta",  "runid", "run",     "param",   "tag",     "series", "chunk",
     "open",  "logs",  "art",     "artpart", "blob",    "client", "team",
     "token", "ixcr",  "ixscope", "ixstat",  "ixparam", "ixtag",  "ixpv",
-    "cnt",   "node",  "tokid",   "audit",   "ixmv"};
+    "cnt",   "node",  "tokid",   "audit",   "ixmv",    "retain", "trash"};
 
 int
 store__err_mdb(int rc, const char *what, char *errmsg)
@@ -279,6 +279,8 @@ store__meta_load(struct store *s, char *errmsg)
         else
             rc = grc == RV_OK ? RV_ECORRUPT : grc;
     }
+    if (rc == RV_OK)
+        store__check_load(s, txn);
     mdb_txn_abort(txn);
     return rc;
 }
@@ -458,6 +460,8 @@ store_open(struct store **out, const struct store_config *cfg, char *errmsg)
         return RV_ENOMEM;
     s->log = cfg->log;
     s->marker_fd = -1;
+    pthread_mutex_init(&s->chk.lock, NULL);
+    pthread_cond_init(&s->chk.cond, NULL);
     store__boot_id(cfg, s->boot_id);
     s->dir = strdup(cfg->dir);
     if (s->dir == NULL) {
@@ -503,7 +507,10 @@ store_close(struct store *s)
 {
     if (s == NULL)
         return;
+    store__check_stop(s);
     store__close_parts(s);
+    pthread_mutex_destroy(&s->chk.lock);
+    pthread_cond_destroy(&s->chk.cond);
     if (s->marker_fd >= 0)
         close(s->marker_fd);
     free(s->scratch_order);

@@ -83,6 +83,9 @@
  *            the series has no entry. The team leads the key, so a scan
  *            never reads another team's entries.
  *   cnt      counter key (STORE_CNT_*)             be64 count
+ *   retain   str16 team, project bytes             a retention rule
+ *                                                  (store_retain.c)
+ *   trash    be64 run_num                          s64 deleted_at_ms
  *
  * Counters: upper-case kinds count every run (the planner's posting list
  * sizes), lower-case kinds count active runs (analytics):
@@ -137,6 +140,7 @@
 #include "store/vlog.h"
 
 #include <lmdb.h>
+#include <pthread.h>
 #include <xxhash.h>
 
 enum store_db {
@@ -166,6 +170,8 @@ enum store_db {
     STORE_DB_TOKID,
     STORE_DB_AUDIT,
     STORE_DB_IXMV,
+    STORE_DB_RETAIN,
+    STORE_DB_TRASH,
     STORE_DB_COUNT
 };
 
@@ -202,6 +208,26 @@ struct store__chunk {
     struct store__ref refs[STORE_CHUNK_MAX_REFS];
 };
 
+/* The divergence check's state (store_check.c). */
+#define STORE_CHECK_RING 16
+struct store__check_slot {
+    uint64_t index;
+    uint8_t local[STORE_DIGEST_BYTES], expected[STORE_DIGEST_BYTES];
+    int has_local, has_expected, is_compared;
+};
+struct store__check {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    pthread_t thread;
+    int is_started, is_stopping;
+    MDB_txn *job_txn; /* The read transaction to hash, or NULL. */
+    uint64_t job_index;
+    struct store__check_slot ring[STORE_CHECK_RING];
+    int is_diverged;
+    uint64_t diverged_index, last_index, n_hashed, n_compared;
+    uint8_t last_hash[STORE_DIGEST_BYTES];
+};
+
 struct store {
     char *dir;
     MDB_env *env;
@@ -215,6 +241,8 @@ struct store {
     int marker_fd;                     /* DIR/synced, or -1. */
     int is_rebuilt;                    /* store_open rebuilt the index. */
     int is_dirty; /* Index written since the last sync (marker says so). */
+    struct store__check chk;
+    uint64_t check_pending; /* A check entry applied (writer thread). */
     /* Scratch reused by apply (writer thread only). */
     uint32_t *scratch_order;
     size_t scratch_cap;
@@ -237,6 +265,7 @@ struct store_wctx {
     XXH3_state_t *hash;
     uint64_t index;
     char *errmsg;
+    int64_t now_ms; /* The command's stamped time (0: none). */
 };
 
 /* Columns of a run record's strings, in record order. */
@@ -473,6 +502,17 @@ int store__team_limits(struct store_wctx *w, const char *team, size_t n,
                        struct store__limits *lim);
 int store__team_decode(const MDB_val *v, struct store__limits *lim);
 int store__quota_put(struct store_wctx *w, const Rv__QuotaPut *q);
+
+/* ---- store_retain.c: retention rules, trash, the sweep ----------------- */
+
+/* Most runs one retention_sweep trashes and purges. */
+#define STORE_SWEEP_MAX_RUNS 1000
+int store__retention_put(struct store_wctx *w, const Rv__RetentionPut *p);
+int store__retention_sweep(struct store_wctx *w, const Rv__RetentionSweep *sw,
+                           uint16_t cmd_no);
+/* Record (is_deleted) or forget the trash record of run_num, stamped with
+ * the command's time. */
+int store__trash_mark(struct store_wctx *w, uint64_t run_num, int is_deleted);
 int store__auth_on(struct store_wctx *w);
 
 /* ---- store_auth.c: authorisation at apply, use, audit ------------------ */
@@ -494,6 +534,9 @@ int store__authorise(struct store_wctx *w, const Rv__Command *c,
                      struct store__cmdctx *ctx);
 /* Would the command's bytes take its team past max_bytes? RV_EQUOTA. */
 int store__bytes_check(struct store_wctx *w, const struct store__cmdctx *ctx);
+/* Give the bytes of use of run_num back to team (a purge). */
+int store__use_release(struct store_wctx *w, const char *team,
+                       uint64_t run_num);
 /* After it succeeded: bytes of use, the audit record. */
 int store__account(struct store_wctx *w, const Rv__Command *c, uint16_t cmd_no,
                    struct store__cmdctx *ctx);
@@ -508,6 +551,20 @@ int store__token_put(struct store_wctx *w, const Rv__TokenPut *t);
 int store__token_del(struct store_wctx *w, const Rv__TokenDel *t);
 int store__node_put(struct store_wctx *w, const Rv__NodePut *n);
 int store__node_del(struct store_wctx *w, const Rv__NodeDel *n);
+
+/* ---- store_check.c: the divergence check ------------------------------ */
+
+/* The content hash of every table in txn (but meta "diverged"). */
+int store__content_hash(MDB_txn *txn, const struct store *s,
+                        uint8_t out[STORE_DIGEST_BYTES], char *errmsg);
+/* The check command: record the leader's hash it carries, compare. */
+int store__check_apply(struct store_wctx *w, const Rv__Check *ck);
+/* After an entry committed: start hashing if it held a check. */
+void store__check_after_commit(struct store *s);
+/* At open: the persisted diverged flag. */
+void store__check_load(struct store *s, MDB_txn *txn);
+/* At close: stop the hashing thread. */
+void store__check_stop(struct store *s);
 
 /* ---- store_page.c: run-list rows, order and page tokens ---------------- */
 
