@@ -185,6 +185,28 @@ store__del_prefix(struct store_wctx *w, enum store_db db, const uint8_t *prefix,
 }
 
 int
+store__walk(MDB_txn *txn, const struct store *s, enum store_db db,
+            int (*each_cb)(const MDB_val *k, const MDB_val *v, void *data),
+            void *data, char *errmsg)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(txn, s->dbi[db], &cur);
+    if (rc != 0)
+        return store__err_mdb(rc, "mdb_cursor_open", errmsg);
+    int code = RV_OK;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && code == RV_OK;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+        code = each_cb(&k, &v, data);
+    mdb_cursor_close(cur);
+    if (code == STORE_WALK_STOP)
+        return RV_OK;
+    if (code == RV_OK && rc != 0 && rc != MDB_NOTFOUND)
+        code = store__err_mdb(rc, "cursor", errmsg);
+    return code;
+}
+
+int
 store__str_check(const char *s, size_t max, int is_required, const char *what,
                  char *errmsg)
 {

@@ -366,6 +366,13 @@ int store__del_prefix(struct store_wctx *w, enum store_db db,
                       int (*each_cb)(struct store_wctx *w, const MDB_val *k,
                                      const MDB_val *v, void *data),
                       void *data);
+/* Call each_cb on every key and value of db in txn, in key order, until it
+ * returns something else than RV_OK: STORE_WALK_STOP ends the walk with
+ * RV_OK, any other code ends it with that code. */
+#define STORE_WALK_STOP (-1)
+int store__walk(MDB_txn *txn, const struct store *s, enum store_db db,
+                int (*each_cb)(const MDB_val *k, const MDB_val *v, void *data),
+                void *data, char *errmsg);
 /* Check an optional (or, with is_required, non-empty) string field: at
  * most max bytes, valid UTF-8, no control character; RV_EINVAL naming what
  * in errmsg otherwise. */

@@ -258,80 +258,76 @@ store__select_rule(MDB_txn *txn, const struct store *s,
     return code;
 }
 
-/* The runs whose trash period ended at now into out. */
+/* What the walks over the trash and retain tables carry. */
+struct store__select {
+    MDB_txn *txn;
+    const struct store *s;
+    int64_t now;
+    struct store__picks *out;
+    char *errmsg;
+};
+
+/* A trash record: its run, if the trash period of its project ended. */
 static int
-store__select_trash(MDB_txn *txn, const struct store *s, int64_t now,
-                    struct store__picks *out, char *errmsg)
+store__select_trashed(const MDB_val *k, const MDB_val *v, void *data)
 {
-    MDB_cursor *cur;
-    MDB_val k, v;
-    int rc = mdb_cursor_open(txn, s->dbi[STORE_DB_TRASH], &cur);
-    if (rc != 0)
-        return store__err_mdb(rc, "mdb_cursor_open", errmsg);
-    int code = RV_OK;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-         rc == 0 && code == RV_OK && out->n < out->max;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != 8 || v.mv_size != 8) {
-            code = RV_ECORRUPT;
-            break;
-        }
-        uint64_t num = rv_get_be64(k.mv_data);
-        int64_t deleted = (int64_t)rv_get_be64(v.mv_data);
-        MDB_val rv;
-        struct store__rview view;
-        struct store_retention rt;
-        int has;
-        code = store__get(txn, s->dbi[STORE_DB_RUN], k.mv_data, 8, &rv, errmsg);
-        if (code == RV_OK)
-            code = store__run_decode(&rv, num, &view);
-        if (code == RV_ENOTFOUND)
-            code = RV_ECORRUPT;
-        if (code == RV_OK)
-            code = store__retain_get(txn, s, view.str[RUN_TEAM],
-                                     view.len[RUN_TEAM], view.str[RUN_PROJECT],
-                                     view.len[RUN_PROJECT], &rt, &has, errmsg);
-        if (code != RV_OK)
-            break;
-        int64_t period =
-            has && rt.has_trash ? rt.trash_ms : STORE_TRASH_DEFAULT_MS;
-        if (view.lifecycle != STORE_DELETED || deleted > now - period)
-            continue;
-        struct store__pick pk = {num, view.created_at_ms, 1};
-        code = store__picks_add(out, &pk);
-    }
-    mdb_cursor_close(cur);
-    if (code == RV_OK && rc != 0 && rc != MDB_NOTFOUND)
-        code = store__err_mdb(rc, "cursor", errmsg);
-    return code;
+    struct store__select *sel = data;
+    MDB_val rv;
+    struct store__rview view;
+    struct store_retention rt;
+    int has;
+    if (sel->out->n >= sel->out->max)
+        return STORE_WALK_STOP;
+    if (k->mv_size != 8 || v->mv_size != 8)
+        return RV_ECORRUPT;
+    uint64_t num = rv_get_be64(k->mv_data);
+    int64_t deleted = (int64_t)rv_get_be64(v->mv_data);
+    int rc = store__get(sel->txn, sel->s->dbi[STORE_DB_RUN], k->mv_data, 8, &rv,
+                        sel->errmsg);
+    if (rc == RV_OK)
+        rc = store__run_decode(&rv, num, &view);
+    if (rc == RV_ENOTFOUND)
+        rc = RV_ECORRUPT;
+    if (rc == RV_OK)
+        rc = store__retain_get(sel->txn, sel->s, view.str[RUN_TEAM],
+                               view.len[RUN_TEAM], view.str[RUN_PROJECT],
+                               view.len[RUN_PROJECT], &rt, &has, sel->errmsg);
+    if (rc != RV_OK)
+        return rc;
+    int64_t period = has && rt.has_trash ? rt.trash_ms : STORE_TRASH_DEFAULT_MS;
+    if (view.lifecycle != STORE_DELETED || deleted > sel->now - period)
+        return RV_OK;
+    struct store__pick pk = {num, view.created_at_ms, 1};
+    return store__picks_add(sel->out, &pk);
 }
 
-/* Every rule's expired runs (in key order of the rules), then the runs
- * whose trash period ended, up to out->max in all. A run a rule expires
- * now is trashed now and so, with a trash period of 0, also purged by the
- * same sweep (store__sweep_apply takes the trash pass after the rules). */
+/* A rule: the runs it expires. */
 static int
-store__select_rules(MDB_txn *txn, const struct store *s, int64_t now,
-                    struct store__picks *out, char *errmsg)
+store__select_by_rule(const MDB_val *k, const MDB_val *v, void *data)
 {
-    MDB_cursor *cur;
-    MDB_val k, v;
-    int rc = mdb_cursor_open(txn, s->dbi[STORE_DB_RETAIN], &cur);
-    if (rc != 0)
-        return store__err_mdb(rc, "mdb_cursor_open", errmsg);
-    int code = RV_OK;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-         rc == 0 && code == RV_OK && out->n < out->max;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        struct store_retention rt;
-        code = store__retain_decode(&k, &v, &rt);
-        if (code == RV_OK)
-            code = store__select_rule(txn, s, &rt, now, out, errmsg);
-    }
-    mdb_cursor_close(cur);
-    if (code == RV_OK && rc != 0 && rc != MDB_NOTFOUND)
-        code = store__err_mdb(rc, "cursor", errmsg);
-    return code;
+    struct store__select *sel = data;
+    struct store_retention rt;
+    if (sel->out->n >= sel->out->max)
+        return STORE_WALK_STOP;
+    int rc = store__retain_decode(k, v, &rt);
+    return rc != RV_OK ? rc
+                       : store__select_rule(sel->txn, sel->s, &rt, sel->now,
+                                            sel->out, sel->errmsg);
+}
+
+/* Into out (up to out->max): with is_trash the runs whose trash period
+ * ended at now, in run order; else every rule's expired runs, in key order
+ * of the rules. A run a rule expires now is trashed now and so, with a
+ * trash period of 0, also purged by the same sweep (store__retention_sweep
+ * takes the trash pass after the rules). */
+static int
+store__select(MDB_txn *txn, const struct store *s, int64_t now, int is_trash,
+              struct store__picks *out, char *errmsg)
+{
+    struct store__select sel = {txn, s, now, out, errmsg};
+    return store__walk(txn, s, is_trash ? STORE_DB_TRASH : STORE_DB_RETAIN,
+                       is_trash ? store__select_trashed : store__select_by_rule,
+                       &sel, errmsg);
 }
 
 /* ---- retention_sweep ---------------------------------------------------- */
@@ -400,7 +396,7 @@ store__retention_sweep(struct store_wctx *w, const Rv__RetentionSweep *sw,
                                                      : STORE_SWEEP_MAX_RUNS;
     if (picks.max > STORE_SWEEP_MAX_RUNS)
         picks.max = STORE_SWEEP_MAX_RUNS;
-    int rc = store__select_rules(w->txn, w->s, w->now_ms, &picks, w->errmsg);
+    int rc = store__select(w->txn, w->s, w->now_ms, 0, &picks, w->errmsg);
     /* Trash what the rules expired (each is a run_delete of its own). */
     for (size_t i = 0; i < picks.n && rc == RV_OK; i++) {
         struct store__runrec rr;
@@ -415,7 +411,7 @@ store__retention_sweep(struct store_wctx *w, const Rv__RetentionSweep *sw,
      * runs just trashed when their project's trash period is 0). */
     if (rc == RV_OK) {
         picks.n = 0;
-        rc = store__select_trash(w->txn, w->s, w->now_ms, &picks, w->errmsg);
+        rc = store__select(w->txn, w->s, w->now_ms, 1, &picks, w->errmsg);
     }
     for (size_t i = 0; i < picks.n && rc == RV_OK; i++) {
         struct store__runrec rr;
@@ -441,57 +437,60 @@ store_retention_due(struct store_read *r, int64_t now_ms, int *is_due,
     struct store__picks picks = {0};
     picks.max = 1;
     *is_due = 0;
-    int rc = store__select_rules(r->txn, r->s, now_ms, &picks, errmsg);
+    int rc = store__select(r->txn, r->s, now_ms, 0, &picks, errmsg);
     if (rc == RV_OK && picks.n == 0)
-        rc = store__select_trash(r->txn, r->s, now_ms, &picks, errmsg);
+        rc = store__select(r->txn, r->s, now_ms, 1, &picks, errmsg);
     *is_due = picks.n > 0;
     free(picks.v);
     return rc;
+}
+
+/* What store_retention_list's walk fills. */
+struct store__rule_list {
+    const char *team;
+    struct store_retention *v;
+    size_t n, cap;
+};
+
+static int
+store__rule_listed(const MDB_val *k, const MDB_val *v, void *data)
+{
+    struct store__rule_list *l = data;
+    struct store_retention rt;
+    int rc = store__retain_decode(k, v, &rt);
+    if (rc != RV_OK || (l->team != NULL && strcmp(rt.team, l->team) != 0))
+        return rc;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        struct store_retention *nv = realloc(l->v, cap * sizeof *nv);
+        if (nv == NULL)
+            return RV_ENOMEM;
+        l->v = nv;
+        l->cap = cap;
+    }
+    l->v[l->n++] = rt;
+    return RV_OK;
 }
 
 int
 store_retention_list(struct store_read *r, const char *team,
                      struct store_retention **out, size_t *n, char *errmsg)
 {
-    MDB_cursor *cur;
-    MDB_val k, v;
-    size_t cap = 0;
+    struct store__rule_list l = {team, NULL, 0, 0};
     *out = NULL;
     *n = 0;
     if (r->is_scoped) {
         if (team != NULL && strcmp(team, r->team) != 0)
             return RV_OK;
-        team = r->team;
+        l.team = r->team;
     }
-    int rc = mdb_cursor_open(r->txn, r->s->dbi[STORE_DB_RETAIN], &cur);
-    if (rc != 0)
-        return store__err_mdb(rc, "mdb_cursor_open", errmsg);
-    int code = RV_OK;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && code == RV_OK;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        struct store_retention rt;
-        code = store__retain_decode(&k, &v, &rt);
-        if (code != RV_OK || (team != NULL && strcmp(rt.team, team) != 0))
-            continue;
-        if (*n == cap) {
-            size_t nc = cap ? cap * 2 : 8;
-            struct store_retention *nv = realloc(*out, nc * sizeof *nv);
-            if (nv == NULL) {
-                code = RV_ENOMEM;
-                break;
-            }
-            *out = nv;
-            cap = nc;
-        }
-        (*out)[(*n)++] = rt;
+    int rc = store__walk(r->txn, r->s, STORE_DB_RETAIN, store__rule_listed, &l,
+                         errmsg);
+    if (rc != RV_OK) {
+        free(l.v);
+        return rc;
     }
-    mdb_cursor_close(cur);
-    if (code == RV_OK && rc != 0 && rc != MDB_NOTFOUND)
-        code = store__err_mdb(rc, "cursor", errmsg);
-    if (code != RV_OK) {
-        free(*out);
-        *out = NULL;
-        *n = 0;
-    }
-    return code;
+    *out = l.v;
+    *n = l.n;
+    return RV_OK;
 }
