@@ -31,6 +31,10 @@ replica__maint_done(struct replica_op *op)
                 r->maint_what, (unsigned long long)op->index);
     replica_op_clean(op);
     r->is_maint_busy = 0;
+    /* A sweep does at most STORE_SWEEP_MAX_RUNS: look again at the next
+     * tick rather than after a whole interval. */
+    if (code == RV_OK && strcmp(r->maint_what, "retention sweep") == 0)
+        r->sweep_last_ms = 0;
 }
 
 /* Queue cmd (stamped now) as a write of the node's own. */
@@ -98,7 +102,8 @@ replica__maint_sweep(struct replica *r, uint64_t now_ms)
     struct store_read *rd;
     int is_due = 0;
     if (r->retention_interval_ms == 0 ||
-        now_ms - r->sweep_last_ms < r->retention_interval_ms)
+        (r->sweep_last_ms != 0 &&
+         now_ms - r->sweep_last_ms < r->retention_interval_ms))
         return;
     r->sweep_last_ms = now_ms;
     if (store_read_begin(r->store, STORE_EVERY_TEAM, &rd, errmsg) != RV_OK)

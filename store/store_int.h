@@ -512,8 +512,12 @@ int store__quota_put(struct store_wctx *w, const Rv__QuotaPut *q);
 
 /* ---- store_retain.c: retention rules, trash, the sweep ----------------- */
 
-/* Most runs one retention_sweep trashes and purges. */
-#define STORE_SWEEP_MAX_RUNS 1000
+/* Most runs one retention_sweep trashes, and most it purges: a purge of a
+ * run with metrics and logs costs ~0.3 ms of apply (docs/BENCHMARKS.md),
+ * and apply runs on the raft loop, so a sweep stays well under an
+ * election timeout. The leader proposes the next sweep at once while
+ * more is due. */
+#define STORE_SWEEP_MAX_RUNS 128
 int store__retention_put(struct store_wctx *w, const Rv__RetentionPut *p);
 int store__retention_sweep(struct store_wctx *w, const Rv__RetentionSweep *sw,
                            uint16_t cmd_no);
