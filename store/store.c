@@ -493,17 +493,22 @@ store_open(struct store **out, const struct store_config *cfg, char *errmsg)
     int rc = store__open_parts(s, cfg, "index.mdb", errmsg);
     if (rc == RV_OK)
         rc = store__marker_open(s, errmsg);
+    char why[320] = "";
     int is_ahead = rc == RV_OK && s->applied_index > vlog_last_index(s->vlog);
-    int is_unsynced = rc == RV_OK && !is_ahead && store__marker_says_rebuild(s);
+    int is_unsynced = rc == RV_OK && !is_ahead &&
+                      store__marker_says_rebuild(s, why, sizeof why);
     if (is_ahead || is_unsynced) {
         /* The index got ahead of the archive (an OS crash lost the vlog's
          * unsynced tail but not LMDB's), or it was written after the last
-         * sync of an earlier boot: rebuild it from the vlog. */
+         * sync of an earlier boot, or it is not the one the last sync
+         * recorded: rebuild it from the vlog. */
         rv_logf(s->log, RV_LOG_WARN, "store",
-                "index at %llu %s: rebuilding from the vlog (at %llu)",
+                "index at %llu %s: rebuilding it from the vlog (records up to "
+                "%llu)",
                 (unsigned long long)s->applied_index,
-                is_ahead ? "is ahead of the vlog"
-                         : "was written after the last sync of another boot",
+                is_ahead ? "is ahead of the vlog (an OS crash lost the vlog's "
+                           "unsynced tail)"
+                         : why,
                 (unsigned long long)vlog_last_index(s->vlog));
         store__close_parts(s);
         rc = store__index_remove(cfg->dir, errmsg);
@@ -692,7 +697,12 @@ store_rebuild_index(const char *dir, const struct rv_log *log,
     if (rc != RV_OK)
         rv_logf(log, RV_LOG_WARN, "store",
                 "old index unreadable (%s); rebuilding anyway", errmsg);
+    /* The sync marker describes the index removed here: it goes too, so
+     * the open below builds the new index without taking it for a damaged
+     * one. */
     rc = store__index_remove(dir, errmsg);
+    if (rc == RV_OK)
+        rc = store__marker_remove(dir, errmsg);
     if (rc != RV_OK)
         return rc;
     struct store_config cfg = {dir, 0, 0, log, NULL};

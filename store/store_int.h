@@ -394,7 +394,9 @@ void store__boot_id(const struct store_config *cfg, char *out);
 /* Open (creating) DIR/synced into s->marker_fd; RV_EIO on failure. */
 int store__marker_open(struct store *s, char *errmsg);
 /* Whether the marker says the index must be rebuilt (1) or not (0). */
-int store__marker_says_rebuild(const struct store *s);
+int store__marker_says_rebuild(const struct store *s, char *why, size_t why_n);
+/* Remove DIR/synced (with the index it describes: rebuild-index). */
+int store__marker_remove(const char *dir, char *errmsg);
 /* Write the marker, dirty or clean at s->applied_index, and fdatasync it;
  * RV_EIO on failure. */
 int store__marker_put(struct store *s, int is_dirty, char *errmsg);

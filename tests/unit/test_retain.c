@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define DAY ((int64_t)86400000)
 
@@ -374,7 +375,60 @@ test_check_compares_index_hashes(void)
     fx_done(&b);
 }
 
+/* A log sink keeping the last warning and counting them. */
+struct warns {
+    int n;
+    char last[512];
+};
+
+static void
+warns_fn(void *data, enum rv_log_level level, const char *module,
+         const char *msg)
+{
+    struct warns *w = data;
+    (void)module;
+    if (level >= RV_LOG_WARN) {
+        w->n++;
+        snprintf(w->last, sizeof w->last, "%s", msg);
+    }
+}
+
+/* rebuild-index on a cleanly closed store, twice: nothing to warn about
+ * (the marker describing the removed index goes with it); an index file
+ * removed by hand is rebuilt with a message saying so. */
+static void
+test_rebuild_index_says_what_it_found(void)
+{
+    struct fx f;
+    struct warns w = {0};
+    struct rv_log log = {warns_fn, &w, RV_LOG_DEBUG};
+    struct store_check chk;
+    char path[4200];
+    fx_init(&f, "retain-rebuild");
+    CHECK_OK(create(&f, "r", "p", 10, RV__RUN_STATUS__FINISHED),
+             f.last.message);
+    CHECK_OK(store_sync(f.s, f.errmsg), f.errmsg);
+    store_close(f.s);
+    f.s = NULL;
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(store_rebuild_index(f.dir, &log, &chk, f.errmsg), f.errmsg);
+        CHECK(chk.is_digest_equal && chk.applied_index == 1);
+    }
+    CHECK(w.n == 0);
+    if (w.n != 0)
+        fprintf(stderr, "warned: %s\n", w.last);
+    snprintf(path, sizeof path, "%s/index.mdb", f.dir);
+    CHECK(unlink(path) == 0);
+    struct store_config cfg = {f.dir, (size_t)1 << 30, 64 << 10, &log, NULL};
+    CHECK_OK(store_open(&f.s, &cfg, f.errmsg), f.errmsg);
+    CHECK(w.n == 1 && strstr(w.last, "index at 0 is empty, but the last "
+                                     "sync recorded index 1") != NULL);
+    CHECK(store_applied_index(f.s) == 1);
+    fx_done(&f);
+}
+
 static const struct rv_test tests[] = {
+    {"rebuild_index_says_what_it_found", test_rebuild_index_says_what_it_found},
     {"keep_last_is_deterministic_and_bounded",
      test_keep_last_is_deterministic_and_bounded},
     {"decisions_come_from_the_stamped_time",
