@@ -222,6 +222,16 @@ class TestRetention(ArchiveCase):
         # are purged, once their period is over.
         self.call(f, "PUT", "/api/v2/projects/tr/retention",
                   {"trash_days": 0.00003}, want=200)
+        # The CLI sees the rule too (2.592 s of trash).
+        r = subprocess.run([self.c.runvault, "retention", "list", "--json",
+                            "--endpoint", self.c.http_endpoints[f]],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rules = [x for x in json.loads(r.stdout)["rules"]
+                 if x["project"] == "tr"]
+        self.assertEqual(len(rules), 1, r.stdout)
+        self.assertEqual((rules[0]["trash_ms"], rules[0]["max_age_ms"],
+                          rules[0]["keep_last"]), (2592, 0, 0))
         for rid in ("tr-del", "tr-restored", "tr-kept"):
             self.make_run(f, "tr", rid)
         self.call(f, "POST", "/api/v2/runs/tr-del/delete", want=200)
