@@ -32,6 +32,7 @@ etcd                 etcd-server
 etcdctl              etcd-client
 psql                 postgresql-client-15
 gnuplot              gnuplot-nox
+chromium             chromium
 $pgbin/initdb        postgresql-15
 $pgbin/postgres      postgresql-15
 $pgbin/pg_ctl        postgresql-15

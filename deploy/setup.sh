@@ -18,13 +18,14 @@ cd "$(dirname "$0")/.."
 # nftables build the fault suite's network namespaces, partitions and netem
 # (tests/fault); etcd-server, etcd-client, postgresql-15, libpq-dev and
 # gnuplot-nox are the peers and plots of the comparison benchmark
-# (bench/compare); curl is used by bench/compare and the README's examples.
+# (bench/compare); curl is used by bench/compare and the README's examples;
+# chromium runs the web UI's browser tests headless (tests/ui).
 # deploy/check_tools.sh lists every command these provide.
 packages=(build-essential cmake pkg-config libraft-dev libuv1-dev liblmdb-dev
           libprotobuf-c-dev protobuf-c-compiler libnng-dev libxxhash-dev
           nettle-dev libssl-dev libjansson-dev python3 clang-format clang
           libclang-rt-14-dev iproute2 nftables etcd-server etcd-client
-          postgresql-15 libpq-dev gnuplot-nox curl)
+          postgresql-15 libpq-dev gnuplot-nox curl chromium)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -112,6 +112,26 @@ gw__now_us(void)
     return rv_clock_mono_ns() / 1000u;
 }
 
+/* The headers of a UI asset's answer (gateway_ui.c). */
+static void
+gw__ui_headers(nng_http_res *res, const struct gw_exchange *x)
+{
+    if (x->etag != NULL)
+        nng_http_res_set_header(res, "ETag", x->etag);
+    if (x->cache_control != NULL)
+        nng_http_res_set_header(res, "Cache-Control", x->cache_control);
+    if (x->content_encoding != NULL)
+        nng_http_res_set_header(res, "Content-Encoding", x->content_encoding);
+    if (x->vary != NULL)
+        nng_http_res_set_header(res, "Vary", x->vary);
+    if (x->is_page) {
+        nng_http_res_set_header(res, "Content-Security-Policy",
+                                gw_ui_csp_header);
+        nng_http_res_set_header(res, "X-Frame-Options", "DENY");
+        nng_http_res_set_header(res, "Referrer-Policy", "no-referrer");
+    }
+}
+
 /* Answer aio with x's answer (or a bare status when x is NULL). */
 static void
 gw__finish(nng_aio *aio, struct gw_exchange *x, int status, const char *body)
@@ -138,8 +158,13 @@ gw__finish(nng_aio *aio, struct gw_exchange *x, int status, const char *body)
         nng_http_res_set_header(res, "Allow", x->allow);
     if (x != NULL && x->www_authenticate != NULL)
         nng_http_res_set_header(res, "WWW-Authenticate", x->www_authenticate);
-    int rv;
+    nng_http_res_set_header(res, "X-Content-Type-Options", "nosniff");
     if (x != NULL)
+        gw__ui_headers(res, x);
+    int rv;
+    if (x != NULL && x->out_static != NULL) /* Static: no copy. */
+        rv = nng_http_res_set_data(res, x->out_static, x->out_static_len);
+    else if (x != NULL)
         rv = nng_http_res_copy_data(
             res, x->out.data != NULL ? (const void *)x->out.data : "",
             x->out.len);
@@ -229,6 +254,8 @@ gw__serve_one(struct gw_server *srv, struct rpc_caller *caller,
             /* nng 1.5.2 joins repeated headers into one value with ", "
              * (http_msg.c, http_add_header); gw_route refuses that. */
             x.authorization = nng_http_req_get_header(req, "Authorization");
+            x.if_none_match = nng_http_req_get_header(req, "If-None-Match");
+            x.accept_encoding = nng_http_req_get_header(req, "Accept-Encoding");
             gw_route(&x);
         }
     }

@@ -26,6 +26,7 @@
 #define GATEWAY_MAX_RAW_BODY        (16u << 20) /* Artifact PUT. */
 #define GATEWAY_MAX_METRICS         1000        /* Per log-batch request. */
 #define GATEWAY_MAX_LOG_LINES       1000        /* Per logs request. */
+#define GATEWAY_MAX_HISTORY_RUNS    100         /* Per metrics query. */
 #define GATEWAY_MAX_QUERY_PARAMS    32
 #define GATEWAY_MAX_PATH_BYTES      2048
 #define GATEWAY_MAX_FILTER_BYTES    8192

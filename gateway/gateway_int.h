@@ -83,6 +83,7 @@
     X(GW_R_TOKEN_DEL, "revoke_token")       \
     X(GW_R_WHOAMI, "whoami")                \
     X(GW_R_AUDIT, "audit")                  \
+    X(GW_R_UI, "ui")                        \
     X(GW_R_RETENTION, "retention")
 
 enum gw_route {
@@ -151,8 +152,10 @@ struct gw_exchange {
      * token text in token_buf. Never logged. */
     const char *token;
     char token_buf[RV_TOKEN_TEXT_CHARS + 1];
-    const char *content_type;  /* Header, or NULL. */
-    uint64_t worker_client_id; /* For writes without a key. */
+    const char *content_type;    /* Header, or NULL. */
+    const char *if_none_match;   /* Header, or NULL (the UI's assets). */
+    const char *accept_encoding; /* Header, or NULL (the UI's assets). */
+    uint64_t worker_client_id;   /* For writes without a key. */
     uint64_t *worker_seq;
     uint64_t start_us;
     enum gw_route route;
@@ -165,6 +168,12 @@ struct gw_exchange {
     struct rv_buf out;
     uint32_t retry_after_s;       /* Retry-After of a 429 or 503; 0: none. */
     const char *www_authenticate; /* Of a 401: static text, or NULL. */
+    /* A UI asset (gateway_ui.c): its bytes, static, sent without a copy
+     * instead of out; and its headers, static text or NULL. */
+    const void *out_static;
+    size_t out_static_len;
+    const char *etag, *cache_control, *content_encoding, *vary;
+    int is_page; /* The UI's page: its security headers (CSP...). */
 };
 
 struct gateway {
@@ -201,6 +210,22 @@ const char *gw_query(const struct gw_exchange *x, const char *name);
 /* Set x->token from x->authorization (rv_token_from_header): NULL when
  * absent or empty, "" when malformed, else the token text. */
 void gw_token_take(struct gw_exchange *x);
+
+/* ---- The web UI (gateway_ui.c; the assets in ui_assets.c, generated
+ * from ui/ by gateway/embed_ui.cmake) ---- */
+
+struct gw_ui_asset {
+    const char *url;  /* "/" or "/ui/<name>". */
+    const char *type; /* Content-Type. */
+    const unsigned char *data;
+    size_t len;
+    const unsigned char *gz; /* gzip -9n of data. */
+    size_t gz_len;
+    const char *etag; /* Quoted; from the SHA-256 of data. */
+};
+
+extern const struct gw_ui_asset gw_ui_assets[];
+extern const size_t gw_ui_n_assets;
 
 /* ---- Routing (gateway_route.c) ---- */
 
@@ -327,6 +352,7 @@ json_t *gw__run_full_json(const Rv__RunInfo *ri);
 /* ---- Metrics (gateway_json_metric.c) ---- */
 
 void gw_metric_log_batch(struct gw_ctx *c);
+void gw_metric_histories(struct gw_ctx *c);
 void gw_metric_history(struct gw_ctx *c);
 
 /* ---- Log lines (gateway_json_log.c) ---- */
@@ -377,6 +403,16 @@ void gw_admin_audit(struct gw_ctx *c);
 void gw_retention_put(struct gw_ctx *c);
 void gw_retention_delete(struct gw_ctx *c);
 void gw_retention_list(struct gw_ctx *c);
+
+/* ---- The web UI (gateway_ui.c) ---- */
+
+/* GET / and /ui/{path}: an embedded asset (404 for any other name), 304
+ * when If-None-Match names its ETag, gzip when Accept-Encoding allows it.
+ * Open whatever the auth mode: the assets hold no run data (the page asks
+ * the API for data with the user's token). */
+void gw_ui_get(struct gw_ctx *c);
+/* The page's Content-Security-Policy. */
+extern const char gw_ui_csp_header[];
 
 /* ---- Operations (gateway_json_ops.c) ---- */
 

@@ -188,6 +188,21 @@ out:
 
 /* GET /api/v2/runs/{run}/metrics: one series (key=), or every series
  * of the run from its summary. */
+/* The points of a history answer: [[step, timestamp_ms, value], ...]. */
+static json_t *
+gw__points_json(const Rv__Response *r)
+{
+    json_t *pts = json_array();
+    for (size_t i = 0; pts != NULL && i < r->n_steps; i++) {
+        json_t *p = json_array();
+        json_array_append_new(p, json_integer(r->steps[i]));
+        json_array_append_new(p, json_integer(r->timestamps_ms[i]));
+        json_array_append_new(p, gw_json_double(r->values[i]));
+        json_array_append_new(pts, p);
+    }
+    return pts;
+}
+
 void
 gw_metric_history(struct gw_ctx *c)
 {
@@ -246,17 +261,104 @@ gw_metric_history(struct gw_ctx *c)
     const Rv__Response *r = gw__call(c, &req);
     if (r == NULL)
         return;
-    json_t *pts = json_array();
-    for (size_t i = 0; pts != NULL && i < r->n_steps; i++) {
-        json_t *p = json_array();
-        json_array_append_new(p, json_integer(r->steps[i]));
-        json_array_append_new(p, json_integer(r->timestamps_ms[i]));
-        json_array_append_new(p, gw_json_double(r->values[i]));
-        json_array_append_new(pts, p);
-    }
+    json_t *pts = gw__points_json(r);
     gw_reply_json(c->x, 200,
                   json_pack("{s:s,s:s,s:o,s:I,s:f}", "key", key, "context",
                             ctx != NULL ? ctx : "", "points", pts,
                             "applied_index", (json_int_t)r->applied_index,
                             "query_time_ms", gw__elapsed_ms(c->x)));
+}
+
+/* POST /api/v2/metrics/query {"runs":[ID,...],"key","context"?,
+ * "downsample","min_step"?,"max_step"?}: one series of up to
+ * GATEWAY_MAX_HISTORY_RUNS runs in one answer (a comparison chart's
+ * data: one request instead of one a run), each read through the node
+ * with the caller's token like GET /api/v2/runs/{id}/metrics. A read, in
+ * a body because a hundred run ids do not fit a request line. A run that
+ * is missing, another team's or lacks the series is an entry with its
+ * error, not a failed answer. */
+void
+gw_metric_histories(struct gw_ctx *c)
+{
+    static const char *const fields[] = {
+        "runs", "key", "context", "downsample", "min_step", "max_step", NULL};
+    Rv__Request req = RV__REQUEST__INIT;
+    Rv__ReadOptions ro;
+    Rv__HistoryRequest h = RV__HISTORY_REQUEST__INIT;
+    char *key = NULL, *ctx = NULL;
+    int64_t min_step = INT64_MIN, max_step = INT64_MAX, ds = 0;
+    json_t *arr = NULL, *j = gw__body(c);
+    if (j == NULL)
+        return;
+    json_t *runs = json_object_get(j, "runs");
+    if (gw__read_options(c, &req, &ro) != 0 ||
+        gw__only(c, j, "the query", fields) != 0 ||
+        gw__str(c, j, "key", 1, CONTRACT_MAX_KEY_BYTES, &key) != 0 ||
+        gw__str(c, j, "context", 0, CONTRACT_MAX_CONTEXT_BYTES, &ctx) != 0 ||
+        gw__int(c, j, "downsample", "the query", 1, CONTRACT_MAX_DOWNSAMPLE,
+                &ds) != 0 ||
+        gw__int(c, j, "min_step", "the query", INT64_MIN, INT64_MAX,
+                &min_step) != 0 ||
+        gw__int(c, j, "max_step", "the query", INT64_MIN, INT64_MAX,
+                &max_step) != 0)
+        goto out;
+    if (ds == 0) { /* Up to a hundred whole series is not an answer. */
+        gw__reject(c, RV_EINVAL, "downsample (1 to %d) is required",
+                   CONTRACT_MAX_DOWNSAMPLE);
+        goto out;
+    }
+    if (!json_is_array(runs) || json_array_size(runs) == 0 ||
+        json_array_size(runs) > GATEWAY_MAX_HISTORY_RUNS) {
+        gw__reject(c, RV_EINVAL, "'runs' must be an array of 1 to %d run ids",
+                   GATEWAY_MAX_HISTORY_RUNS);
+        goto out;
+    }
+    /* Check the whole list before the first read. */
+    for (size_t i = 0; i < json_array_size(runs); i++) {
+        const char *id = json_string_value(json_array_get(runs, i));
+        if (id == NULL || gw__run_id(c, id) != 0) {
+            if (id == NULL)
+                gw__reject(c, RV_EINVAL, "runs[%zu] must be a run id", i);
+            goto out;
+        }
+    }
+    h.key = key;
+    h.context = ctx;
+    h.has_min_step = json_object_get(j, "min_step") != NULL;
+    h.min_step = min_step;
+    h.has_max_step = json_object_get(j, "max_step") != NULL;
+    h.max_step = max_step;
+    h.has_downsample = ds > 0;
+    h.downsample = (uint32_t)ds;
+    req.body_case = RV__REQUEST__BODY_HISTORY;
+    req.history = &h;
+    arr = json_array();
+    for (size_t i = 0; arr != NULL && i < json_array_size(runs); i++) {
+        const char *id = json_string_value(json_array_get(runs, i));
+        h.run_id = (char *)id;
+        const Rv__Response *r = gw__call_quiet(c, &req);
+        json_t *e;
+        if (r->code == RV_OK) {
+            e = json_pack("{s:s,s:o}", "run_id", id, "points",
+                          gw__points_json(r));
+        } else if (r->code != RV_ENOTFOUND && r->code != RV_EINVAL) {
+            /* The caller's token, a rate or the node, not this run: the
+             * answer is that error. */
+            gw_reply_error(c->x, (int)r->code, r->message);
+            goto out;
+        } else {
+            e = json_pack("{s:s,s:s,s:s}", "run_id", id, "error_code",
+                          r->code == RV_ENOTFOUND ? "RESOURCE_DOES_NOT_EXIST"
+                                                  : "INVALID_PARAMETER_VALUE",
+                          "message", r->message != NULL ? r->message : "");
+        }
+        json_array_append_new(arr, e);
+    }
+    gw_reply_json(c->x, 200,
+                  json_pack("{s:s,s:s,s:O,s:f}", "key", key, "context",
+                            ctx != NULL ? ctx : "", "series", arr,
+                            "query_time_ms", gw__elapsed_ms(c->x)));
+out:
+    json_decref(arr);
+    json_decref(j);
 }

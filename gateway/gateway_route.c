@@ -152,7 +152,8 @@ static const struct {
 #define GW_F_WRITE 2u /* Writes commands through raft. */
 /* The operations rows (/healthz, /readyz, /metrics, /api/config) read only
  * this node's replica state and counters, no run data, and never call the
- * node: they stay open whatever the auth mode. Every other row reaches
+ * node: they stay open whatever the auth mode, as do the web UI's static
+ * files. Every other row reaches
  * the node through gw__call, which carries the caller's token. */
 
 /* One endpoint. Rows with the same pattern are one resource with several
@@ -177,6 +178,9 @@ static const struct gw_route_row gw_routes[] = {
     {"GET", "/readyz", GW_R_READYZ, GW_F_READ, 0, gw_ops_readyz},
     {"GET", "/metrics", GW_R_METRICS, GW_F_READ, 0, gw_ops_metrics},
     {"GET", "/api/config", GW_R_CONFIG, GW_F_READ, 0, gw_ops_config},
+    /* The web UI (gateway_ui.c): static assets, no run data, open. */
+    {"GET", "/", GW_R_UI, GW_F_READ, 0, gw_ui_get},
+    {"GET", "/ui/{path}", GW_R_UI, GW_F_READ, 0, gw_ui_get},
     /* The cluster (gateway_json_cluster.c). */
     {"GET", "/api/v2/cluster", GW_R_CLUSTER, GW_F_READ, 0, gw_cluster_get},
     {"POST", "/api/v2/cluster/nodes", GW_R_CLUSTER, GW_F_WRITE, GW_JSON,
@@ -205,6 +209,8 @@ static const struct gw_route_row gw_routes[] = {
      GW_JSON, gw_metric_log_batch},
     {"GET", "/api/v2/runs/{run}/metrics", GW_R_HISTORY, GW_F_READ, 0,
      gw_metric_history},
+    {"POST", "/api/v2/metrics/query", GW_R_HISTORY, GW_F_READ, GW_JSON,
+     gw_metric_histories},
     /* Log lines (gateway_json_log.c). */
     {"GET", "/api/v2/runs/{run}/logs", GW_R_LOGS_GET, GW_F_READ, 0,
      gw_log_read},

@@ -11,10 +11,11 @@
 #include <unistd.h>
 
 static const char *const store_db_names[STORE_DB_COUNT] = {
-    "meta",  "runid", "run",     "param",   "tag",     "series", "chunk",
-    "open",  "logs",  "art",     "artpart", "blob",    "client", "team",
-    "token", "ixcr",  "ixscope", "ixstat",  "ixparam", "ixtag",  "ixpv",
-    "cnt",   "node",  "tokid",   "audit",   "ixmv",    "retain", "trash"};
+    "meta",    "runid", "run",    "param", "tag",     "series",
+    "chunk",   "open",  "logs",   "art",   "artpart", "blob",
+    "client",  "team",  "token",  "ixcr",  "ixscope", "ixstat",
+    "ixparam", "ixtag", "ixpv",   "cnt",   "node",    "tokid",
+    "audit",   "ixmv",  "ixname", "ixend", "retain",  "trash"};
 
 int
 store__err_mdb(int rc, const char *what, char *errmsg)

@@ -82,6 +82,20 @@
  *            1 NaN (value 0), so numbers sort before NaN; a run without
  *            the series has no entry. The team leads the key, so a scan
  *            never reads another team's entries.
+ *   ixname   str16 team, u8 form, name bytes (the    (empty)
+ *            first STORE_NAME_KEY_BYTES), 0x00, be64 run_num: run names in
+ *            byte order, twice per run: form 'N' the name as it is, form
+ *            'F' folded to ASCII lower case (ILIKE). Names hold no NUL
+ *            byte, so the 0x00 ends a name (`= 'x'` reads the prefix
+ *            "x\0", `LIKE 'x%'` the prefix "x"); a name longer than
+ *            STORE_NAME_KEY_BYTES is cut (its candidates are re-checked by
+ *            the full filter). The team leads the key. Written at create,
+ *            rename (RunUpdate with a name) and purge; a delete keeps them.
+ *   ixend    str16 team, s64 ended_at_ms,          (empty)
+ *            be64 run_num: the runs that have an end time (ended_at_ms
+ *            > 0), in end-time order, for ORDER BY end_time (runs without
+ *            one sort last and are not listed). Written when a status
+ *            change sets or clears the end time, and at purge.
  *   cnt      counter key (STORE_CNT_*)             be64 count
  *   retain   str16 team, project bytes             a retention rule
  *                                                  (store_retain.c)
@@ -170,6 +184,8 @@ enum store_db {
     STORE_DB_TOKID,
     STORE_DB_AUDIT,
     STORE_DB_IXMV,
+    STORE_DB_IXNAME,
+    STORE_DB_IXEND,
     STORE_DB_RETAIN,
     STORE_DB_TRASH,
     STORE_DB_COUNT
@@ -634,5 +650,36 @@ void store__mv_value(uint8_t *out, double d);
 int store__mv_update(struct store_wctx *w, const struct store__runrec *rr,
                      const char *key, size_t kn, int has_old, double old_val,
                      int has_new, double new_val);
+
+/* ---- ixname: the run-name index --------------------------------------- */
+
+#define STORE_NAME_KEY_BYTES 400
+#define STORE_NAME_SCOPE_MAX (2 + CONTRACT_MAX_TEAM_BYTES + 1)
+#define STORE_NAME_KEY_MAX   (STORE_NAME_SCOPE_MAX + STORE_NAME_KEY_BYTES + 1 + 8)
+#define STORE_NAME_RAW       'N'
+#define STORE_NAME_FOLDED    'F'
+
+/* The ixname prefix (team, form) into out (STORE_NAME_SCOPE_MAX bytes);
+ * returns its length. */
+size_t store__name_scope(uint8_t *out, const char *team, size_t tn, int form);
+/* Append name[0..n) (cut to STORE_NAME_KEY_BYTES, ASCII lower case when
+ * form is STORE_NAME_FOLDED) at out; returns the bytes written. */
+size_t store__name_bytes(uint8_t *out, const char *name, size_t n, int form);
+/* Add (delta 1) or drop (delta -1) the two ixname entries of rr. */
+int store__name_index(struct store_wctx *w, const struct store__runrec *rr,
+                      int64_t delta);
+
+/* ---- ixend: the end-time index ---------------------------------------- */
+
+#define STORE_END_KEY_MAX (2 + CONTRACT_MAX_TEAM_BYTES + 8 + 8)
+
+/* The ixend key of (team, ended_at_ms, run_num) into out
+ * (STORE_END_KEY_MAX bytes); returns its length. */
+size_t store__end_key(uint8_t *out, const char *team, size_t tn,
+                      int64_t ended_at_ms, uint64_t run_num);
+/* Add (delta 1) or drop (delta -1) rr's ixend entry (none when rr has no
+ * end time). */
+int store__end_index(struct store_wctx *w, const struct store__runrec *rr,
+                     int64_t delta);
 
 #endif /* RV_STORE_STORE_INT_H */

@@ -121,6 +121,20 @@ store__cursor_done(MDB_cursor *cur, int rc, int err, char *errmsg)
     return err;
 }
 
+/* Position cur on the last key <= key[0..kn) (a descending walk's start):
+ * the first key >= it, stepped back unless equal; the table's last key
+ * when there is none. */
+static int
+store__seek_last_le(MDB_cursor *cur, const uint8_t *key, size_t kn, MDB_val *k,
+                    MDB_val *v)
+{
+    *k = (MDB_val){kn, (void *)key};
+    int rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+    if (rc == 0 && (k->mv_size != kn || memcmp(k->mv_data, key, kn) != 0))
+        return mdb_cursor_get(cur, k, v, MDB_PREV);
+    return rc == MDB_NOTFOUND ? mdb_cursor_get(cur, k, v, MDB_LAST) : rc;
+}
+
 /* The top-level conjuncts of f (the leaves of its AND spine) into out
  * (FILTER_MAX_NODES entries); returns how many. */
 static size_t
@@ -418,6 +432,8 @@ struct store__exec {
     const struct filter_order_term *lacking;
     /* Set while scanning for the runs that lack a metric's series. */
     const struct filter_order_term *lacking_metric;
+    /* Set while scanning for the runs that have no end time. */
+    int lacking_end;
     uint64_t n_matched, n_examined;
     const char *plan_name;
     /* The first ORDER BY term is a metric: once the heap is full, a
@@ -489,6 +505,8 @@ store__exec_one(struct store__exec *x, uint64_t run_num, char *errmsg)
     if (rc != RV_OK)
         return rc;
     const struct store__rview *rv = &x->cand->rv;
+    if (x->lacking_end && rv->ended_at_ms != 0)
+        return RV_OK;
     if ((q->view == STORE_VIEW_ACTIVE && rv->lifecycle != STORE_ACTIVE) ||
         (q->view == STORE_VIEW_DELETED && rv->lifecycle != STORE_DELETED))
         return RV_OK;
@@ -599,11 +617,7 @@ store__pv_first(MDB_cursor *cur, const uint8_t *pre, size_t pn, int is_desc,
     uint8_t past[STORE_PV_KEY_MAX + 1];
     memcpy(past, pre, pn);
     memset(past + pn, 0xff, sizeof past - pn);
-    *k = (MDB_val){sizeof past, past};
-    int rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
-    if (rc == 0)
-        return mdb_cursor_get(cur, k, v, MDB_PREV);
-    return rc == MDB_NOTFOUND ? mdb_cursor_get(cur, k, v, MDB_LAST) : rc;
+    return store__seek_last_le(cur, past, sizeof past, k, v);
 }
 
 /* ORDER BY params.<key> first: walk the key's value-ordered list in the
@@ -671,10 +685,12 @@ store__ms_clamp(double c)
     return c >= 9223372036854775808.0 ? INT64_MAX : (int64_t)c;
 }
 
-/* Bounds on start_time from the top-level comparisons of f (inclusive:
- * the filter re-checks every candidate). */
+/* Bounds on the numeric attribute attr (start_time, end_time) from the
+ * top-level comparisons of f (inclusive: the filter re-checks every
+ * candidate). */
 static void
-store__created_bounds(const struct filter *f, int64_t *lo, int64_t *hi)
+store__time_bounds(const struct filter *f, enum filter_attr attr, int64_t *lo,
+                   int64_t *hi)
 {
     const struct filter_node *conj[FILTER_MAX_NODES];
     size_t n_conj = store__conjuncts(f, conj);
@@ -683,8 +699,7 @@ store__created_bounds(const struct filter *f, int64_t *lo, int64_t *hi)
     for (size_t ci = 0; ci < n_conj; ci++) {
         const struct filter_node *n = conj[ci];
         if (n->kind != FILTER_NODE_CMP || n->field != FILTER_FIELD_ATTR ||
-            n->attr != FILTER_ATTR_START_TIME || n->n_values < 1 ||
-            !n->values[0].is_number)
+            n->attr != attr || n->n_values < 1 || !n->values[0].is_number)
             continue;
         double d = n->values[0].number;
         /* Whole milliseconds that can match: ceil for a lower bound, floor
@@ -722,7 +737,7 @@ store__exec_created(struct store__exec *x, int is_desc, int *is_total,
                     char *errmsg)
 {
     int64_t lo, hi;
-    store__created_bounds(x->f, &lo, &hi);
+    store__time_bounds(x->f, FILTER_ATTR_START_TIME, &lo, &hi);
     MDB_cursor *cur;
     int rc = mdb_cursor_open(x->r->txn, x->r->s->dbi[STORE_DB_IXCR], &cur);
     if (rc != 0)
@@ -748,12 +763,7 @@ store__exec_created(struct store__exec *x, int is_desc, int *is_total,
         /* The last key of millisecond `from` (older ones follow it). */
         rv_put_be64(key, ~rv_i64_sortable(from));
         memset(key + 8, 0xff, sizeof key - 8);
-        k = (MDB_val){sizeof key, key};
-        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-        if (rc == 0)
-            rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
-        else if (rc == MDB_NOTFOUND)
-            rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+        rc = store__seek_last_le(cur, key, sizeof key, &k, &v);
     }
     int err = RV_OK, is_stopped = 0, has_group = 0;
     int64_t group = 0;
@@ -778,6 +788,83 @@ store__exec_created(struct store__exec *x, int is_desc, int *is_total,
     }
     *is_total = !is_stopped && x->after == NULL;
     return store__cursor_done(cur, rc, err, errmsg);
+}
+
+/* ---- Run list: end-time order (ixend) ---------------------------------- */
+
+/* ORDER BY end_time first, in one team's ixend (the query's, or the only
+ * team's): walk the end times in the term's direction between the
+ * filter's end_time bounds (from the page token's time on), one group of
+ * equal times at a time (the heap orders a group by the tie-breaks), and
+ * stop at the first new time once the page is full. Runs without an end
+ * time sort last in both directions and are not in ixend: if the page is
+ * still not full and the bounds admit their filter value 0, they come from
+ * a scan of every run. */
+static int
+store__exec_end(struct store__exec *x, const char *team, size_t tn,
+                int *is_total, char *errmsg)
+{
+    const struct filter_order_term *t = &x->f->order[0];
+    int64_t lo, hi;
+    store__time_bounds(x->f, FILTER_ATTR_END_TIME, &lo, &hi);
+    int skip_ended = 0, admits_zero = lo <= 0 && hi >= 0;
+    if (x->after != NULL) {
+        const struct store__sortval *sv = &x->after->v[0];
+        if (sv->kind != SK_NUM) {
+            skip_ended = 1; /* The token is among the runs not ended. */
+        } else {
+            int64_t at = store__ms_clamp(sv->num);
+            if (!t->is_desc && at > lo)
+                lo = at;
+            if (t->is_desc && at < hi)
+                hi = at;
+        }
+    }
+    uint8_t pre[STORE_END_KEY_MAX], key[STORE_END_KEY_MAX];
+    size_t pn = store__key_str16(pre, team, tn);
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(x->r->txn, x->r->s->dbi[STORE_DB_IXEND], &cur);
+    if (rc != 0)
+        return store__err_mdb(rc, "cursor", errmsg);
+    size_t kn = store__end_key(key, team, tn, t->is_desc ? hi : lo,
+                               t->is_desc ? UINT64_MAX : 0);
+    k = (MDB_val){kn, key};
+    if (skip_ended || lo > hi)
+        rc = MDB_NOTFOUND;
+    else if (t->is_desc)
+        rc = store__seek_last_le(cur, key, kn, &k, &v);
+    else
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    int err = RV_OK, is_stopped = 0, has_group = 0;
+    int64_t group = 0;
+    for (; rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, t->is_desc ? MDB_PREV : MDB_NEXT)) {
+        const uint8_t *kp = k.mv_data;
+        if (k.mv_size != pn + 16 || memcmp(kp, pre, pn) != 0)
+            break;
+        int64_t e = rv_i64_from_sortable(rv_get_be64(kp + pn));
+        if (e < lo || e > hi)
+            break;
+        if (x->heap.n == x->heap.cap && has_group && e != group) {
+            is_stopped = 1;
+            break;
+        }
+        group = e;
+        has_group = 1;
+        if ((err = store__exec_one(x, rv_get_be64(kp + pn + 8), errmsg)) !=
+            RV_OK)
+            break;
+    }
+    err = store__cursor_done(cur, rc, err, errmsg);
+    if (err == RV_OK && !is_stopped && x->heap.n < x->heap.cap && admits_zero) {
+        x->lacking_end = 1;
+        err = store__exec_list(x, STORE_DB_IXCR, (const uint8_t *)"", 0, NULL,
+                               0, 0, errmsg);
+        x->lacking_end = 0;
+    }
+    *is_total = !is_stopped && x->heap.n < x->heap.cap;
+    return err;
 }
 
 /* ---- Run list: the latest-value index (ixmv) --------------------------- */
@@ -937,11 +1024,7 @@ store__mv_first(MDB_cursor *cur, const struct store__mv *mv, const uint8_t *a,
     }
     memcpy(key + mv->pn, b, STORE_MV_VALUE);
     memset(key + mv->pn + STORE_MV_VALUE, 0xff, 9);
-    *k = (MDB_val){mv->pn + STORE_MV_VALUE + 9, key};
-    int rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
-    if (rc == 0)
-        return mdb_cursor_get(cur, k, v, MDB_PREV);
-    return rc == MDB_NOTFOUND ? mdb_cursor_get(cur, k, v, MDB_LAST) : rc;
+    return store__seek_last_le(cur, key, mv->pn + STORE_MV_VALUE + 9, k, v);
 }
 
 /* Count the entries of mv's range, stopping at limit. */
@@ -1135,6 +1218,181 @@ store__exec_mv_order(struct store__exec *x, struct store__mv *mv,
     return rc;
 }
 
+/* ---- Run list: the run-name index (ixname) ---------------------------- */
+
+/* Teams whose ixname entries an unscoped query reads, at most. */
+#define STORE_NAME_TEAMS_MAX 64
+
+/* An ixname driver: the key bytes after the (team, form) prefix that
+ * every matching run's entry starts with, and the teams to read. */
+struct store__name {
+    int form;
+    uint8_t tail[STORE_NAME_KEY_BYTES + 1];
+    size_t tail_len;
+    const char *team[STORE_NAME_TEAMS_MAX];
+    size_t team_len[STORE_NAME_TEAMS_MAX];
+    size_t n_teams;
+};
+
+/* The entry bytes that a top-level name comparison needs (0 if it cannot
+ * drive: no literal prefix, or not a comparison ixname answers). `= 'x'`
+ * and a LIKE or ILIKE without wildcards: "x" then the 0x00 end; else the
+ * literal bytes before the first % or _ (an ILIKE's folded). */
+static int
+store__name_tail(const struct filter_node *n, struct store__name *nm)
+{
+    if (n->kind != FILTER_NODE_CMP || n->field != FILTER_FIELD_ATTR ||
+        n->attr != FILTER_ATTR_RUN_NAME || n->n_values != 1 ||
+        n->values[0].is_number)
+        return 0;
+    const struct filter_value *v = &n->values[0];
+    size_t lit = v->len;
+    if (n->op == FILTER_OP_LIKE || n->op == FILTER_OP_ILIKE) {
+        for (lit = 0; lit < v->len; lit++)
+            if (v->str[lit] == '%' || v->str[lit] == '_')
+                break;
+    } else if (n->op != FILTER_OP_EQ) {
+        return 0;
+    }
+    int is_exact = lit == v->len;
+    if (lit == 0 && !is_exact)
+        return 0; /* A leading wildcard: every name. */
+    if (memchr(v->str, '\0', lit) != NULL)
+        return 0; /* No name holds a NUL: the filter decides. */
+    nm->form = n->op == FILTER_OP_ILIKE ? STORE_NAME_FOLDED : STORE_NAME_RAW;
+    nm->tail_len = store__name_bytes(nm->tail, v->str, lit, nm->form);
+    if (is_exact && lit <= STORE_NAME_KEY_BYTES)
+        nm->tail[nm->tail_len++] = 0;
+    return 1;
+}
+
+/* The teams of nm: the query's, else every team with runs (at most
+ * STORE_NAME_TEAMS_MAX; 0 beyond that). */
+static int
+store__name_teams(struct store_read *r, const struct store_query *q,
+                  struct store__name *nm)
+{
+    nm->n_teams = 0;
+    if (q->team != NULL) {
+        nm->team[0] = q->team;
+        nm->team_len[0] = strlen(q->team);
+        nm->n_teams = 1;
+        return nm->team_len[0] <= CONTRACT_MAX_TEAM_BYTES;
+    }
+    MDB_cursor *cur;
+    if (mdb_cursor_open(r->txn, r->s->dbi[STORE_DB_CNT], &cur) != 0)
+        return 0;
+    MDB_val k = {1, "R"}, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE), ok = 1;
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *kp = k.mv_data;
+        if (k.mv_size < 3 || kp[0] != 'R' ||
+            k.mv_size != 3 + (size_t)rv_get_be16(kp + 1))
+            break;
+        if (nm->n_teams == STORE_NAME_TEAMS_MAX ||
+            k.mv_size - 3 > CONTRACT_MAX_TEAM_BYTES) {
+            ok = 0;
+            break;
+        }
+        nm->team[nm->n_teams] = (const char *)kp + 3; /* Txn-owned. */
+        nm->team_len[nm->n_teams++] = k.mv_size - 3;
+    }
+    mdb_cursor_close(cur);
+    return ok;
+}
+
+/* The best name driver of f (the longest literal; `=` over LIKE on a tie)
+ * into nm; 0 if f has none. */
+static int
+store__name_of(struct store_read *r, const struct store_query *q,
+               const struct filter *f, struct store__name *nm)
+{
+    const struct filter_node *conj[FILTER_MAX_NODES];
+    size_t n_conj = store__conjuncts(f, conj);
+    struct store__name *cand = malloc(sizeof *cand);
+    int found = 0;
+    if (cand == NULL)
+        return 0;
+    for (size_t ci = 0; ci < n_conj; ci++) {
+        if (!store__name_tail(conj[ci], cand))
+            continue;
+        if (!found || cand->tail_len > nm->tail_len) {
+            nm->form = cand->form;
+            memcpy(nm->tail, cand->tail, cand->tail_len);
+            nm->tail_len = cand->tail_len;
+            found = 1;
+        }
+    }
+    free(cand);
+    return found && store__name_teams(r, q, nm);
+}
+
+/* Walk (with is_count: count, up to limit) the entries of nm in every
+ * team; *n is how many were read. */
+static int
+store__name_walk(struct store__exec *x, const struct store__name *nm,
+                 int is_count, uint64_t limit, uint64_t *n, char *errmsg)
+{
+    MDB_cursor *cur;
+    *n = 0;
+    int rc = mdb_cursor_open(x->r->txn, x->r->s->dbi[STORE_DB_IXNAME], &cur);
+    if (rc != 0)
+        return store__err_mdb(rc, "cursor", errmsg);
+    int err = RV_OK;
+    for (size_t t = 0; t < nm->n_teams && err == RV_OK; t++) {
+        uint8_t pre[STORE_NAME_SCOPE_MAX + sizeof nm->tail];
+        size_t pn =
+            store__name_scope(pre, nm->team[t], nm->team_len[t], nm->form);
+        memcpy(pre + pn, nm->tail, nm->tail_len);
+        pn += nm->tail_len;
+        MDB_val k = {pn, pre}, v;
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            if (k.mv_size < pn + 8 || memcmp(k.mv_data, pre, pn) != 0)
+                break;
+            if (is_count && *n >= limit)
+                break;
+            (*n)++;
+            if (is_count)
+                continue;
+            uint64_t run_num =
+                rv_get_be64((const uint8_t *)k.mv_data + k.mv_size - 8);
+            if ((err = store__exec_one(x, run_num, errmsg)) != RV_OK)
+                break;
+        }
+        if (err == RV_OK && rc != 0 && rc != MDB_NOTFOUND)
+            err = store__err_mdb(rc, "cursor", errmsg);
+        if (is_count && *n >= limit)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return err;
+}
+
+/* Whether the name index should drive: its entries are counted up to the
+ * cheapest other plan's cost (the smallest list; an ordered walk, which
+ * stops after a page, is estimated to read page x runs / names entries,
+ * so the names win below sqrt(page x runs)) and it drives when fewer. */
+static int
+store__name_pick(struct store__exec *x, const struct store__plan *plan,
+                 const struct store__name *nm, int can_walk, int *is_picked,
+                 char *errmsg)
+{
+    uint64_t limit = STORE_RANGE_COUNT_MAX;
+    *is_picked = 0;
+    if (plan->has_driver && plan->count < limit)
+        limit = plan->count;
+    if (can_walk) {
+        double w = sqrt((double)x->heap.cap * (double)store__runs_total(x->r));
+        if (w < (double)limit)
+            limit = (uint64_t)w + 1;
+    }
+    uint64_t n;
+    int rc = store__name_walk(x, nm, 1, limit, &n, errmsg);
+    *is_picked = rc == RV_OK && n < limit;
+    return rc;
+}
+
 static int
 store__exec_run(struct store__exec *x, struct store__plan *plan, int *is_total,
                 char *errmsg)
@@ -1146,11 +1404,41 @@ store__exec_run(struct store__exec *x, struct store__plan *plan, int *is_total,
     int by_metric = x->f->n_order > 0 &&
                     x->f->order[0].field == FILTER_FIELD_METRIC &&
                     x->f->order[0].key_len <= CONTRACT_MAX_KEY_BYTES;
+    int by_end = x->f->n_order > 0 &&
+                 x->f->order[0].field == FILTER_FIELD_ATTR &&
+                 x->f->order[0].attr == FILTER_ATTR_END_TIME;
     uint64_t min = atomic_load(&store__ordered_min);
     int is_big = !plan->has_driver || plan->count >= min;
     *is_total = 0;
     struct store__mv mv;
     int has_mv = store__mv_scope_of(x->r, x->q, &mv);
+    int by_created_asc = x->f->n_order == 1 &&
+                         x->f->order[0].field == FILTER_FIELD_ATTR &&
+                         x->f->order[0].attr == FILTER_ATTR_START_TIME &&
+                         !x->f->order[0].is_desc;
+    struct store__name *nm = malloc(sizeof *nm);
+    if (nm == NULL)
+        return RV_ENOMEM;
+    if (store__name_of(x->r, x->q, x->f, nm)) {
+        int can_walk = ordered || by_created_asc || by_param || by_end ||
+                       (by_metric && has_mv);
+        int is_picked;
+        int rc = store__name_pick(x, plan, nm, can_walk, &is_picked, errmsg);
+        if (rc == RV_OK && is_picked) {
+            if (plan->has_driver && plan->n_src == 1)
+                store__plan_probe(plan, &plan->src[0]);
+            x->plan_name =
+                nm->form == STORE_NAME_FOLDED ? "name-folded" : "name";
+            uint64_t n;
+            *is_total = 1;
+            rc = store__name_walk(x, nm, 0, 0, &n, errmsg);
+        }
+        if (rc != RV_OK || is_picked) {
+            free(nm);
+            return rc;
+        }
+    }
+    free(nm);
     if (has_mv && by_metric &&
         (is_big || store__walk_estimate(x, plan) < (double)plan->count)) {
         if (plan->has_driver && plan->n_src == 1)
@@ -1176,10 +1464,14 @@ store__exec_run(struct store__exec *x, struct store__plan *plan, int *is_total,
             return rc;
         }
     }
-    int by_created_asc = x->f->n_order == 1 &&
-                         x->f->order[0].field == FILTER_FIELD_ATTR &&
-                         x->f->order[0].attr == FILTER_ATTR_START_TIME &&
-                         !x->f->order[0].is_desc;
+    const char *team;
+    size_t tn;
+    if (by_end && is_big && store__mv_team(x->r, x->q, &team, &tn)) {
+        if (plan->has_driver && plan->n_src == 1)
+            store__plan_probe(plan, &plan->src[0]);
+        x->plan_name = "end-order";
+        return store__exec_end(x, team, tn, is_total, errmsg);
+    }
     if (by_created_asc && !is_big)
         by_created_asc = 0; /* The list, then the heap, is cheaper. */
     if (is_big && (ordered || by_param || by_created_asc) && plan->has_driver &&

@@ -118,6 +118,7 @@ store__status_change(struct store_wctx *w, struct store__runrec *rr, int status,
                      int64_t ended_at_ms)
 {
     int rc = RV_OK;
+    int64_t was_ended = rr->ended_at_ms;
     if (status != rr->status) {
         if (rr->lifecycle == STORE_ACTIVE)
             rc = store__cnt_active(w, rr, -1);
@@ -130,6 +131,14 @@ store__status_change(struct store_wctx *w, struct store__runrec *rr, int status,
             rc = store__cnt_active(w, rr, 1);
     }
     rr->ended_at_ms = store__status_is_terminal(status) ? ended_at_ms : 0;
+    if (rc == RV_OK && rr->ended_at_ms != was_ended) {
+        int64_t now_ended = rr->ended_at_ms;
+        rr->ended_at_ms = was_ended;
+        rc = store__end_index(w, rr, -1);
+        rr->ended_at_ms = now_ended;
+        if (rc == RV_OK)
+            rc = store__end_index(w, rr, 1);
+    }
     return rc;
 }
 
@@ -212,6 +221,76 @@ store__run_resume(struct store_wctx *w, const Rv__RunCreate *c,
     return rc;
 }
 
+/* ---- ixend: the end-time index ---------------------------------------- */
+
+size_t
+store__end_key(uint8_t *out, const char *team, size_t tn, int64_t ended_at_ms,
+               uint64_t run_num)
+{
+    size_t n = store__key_str16(out, team, tn);
+    rv_put_be64(out + n, rv_i64_sortable(ended_at_ms));
+    rv_put_be64(out + n + 8, run_num);
+    return n + 16;
+}
+
+int
+store__end_index(struct store_wctx *w, const struct store__runrec *rr,
+                 int64_t delta)
+{
+    if (rr->ended_at_ms == 0)
+        return RV_OK; /* Not ended: not listed. */
+    uint8_t k[STORE_END_KEY_MAX];
+    size_t n = store__end_key(k, rr->str[RUN_TEAM], rr->len[RUN_TEAM],
+                              rr->ended_at_ms, rr->run_num);
+    return delta > 0 ? store__put(w, STORE_DB_IXEND, k, n, "", 0)
+                     : store__del(w, STORE_DB_IXEND, k, n);
+}
+
+/* ---- ixname: the run-name index --------------------------------------- */
+
+size_t
+store__name_scope(uint8_t *out, const char *team, size_t tn, int form)
+{
+    size_t n = store__key_str16(out, team, tn);
+    out[n++] = (uint8_t)form;
+    return n;
+}
+
+size_t
+store__name_bytes(uint8_t *out, const char *name, size_t n, int form)
+{
+    if (n > STORE_NAME_KEY_BYTES)
+        n = STORE_NAME_KEY_BYTES;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (form == STORE_NAME_FOLDED && c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c + ('a' - 'A'));
+        out[i] = c;
+    }
+    return n;
+}
+
+int
+store__name_index(struct store_wctx *w, const struct store__runrec *rr,
+                  int64_t delta)
+{
+    static const int forms[2] = {STORE_NAME_RAW, STORE_NAME_FOLDED};
+    int rc = RV_OK;
+    for (int i = 0; rc == RV_OK && i < 2; i++) {
+        uint8_t k[STORE_NAME_KEY_MAX];
+        size_t n = store__name_scope(k, rr->str[RUN_TEAM], rr->len[RUN_TEAM],
+                                     forms[i]);
+        n += store__name_bytes(k + n, rr->str[RUN_NAME], rr->len[RUN_NAME],
+                               forms[i]);
+        k[n++] = 0;
+        rv_put_be64(k + n, rr->run_num);
+        n += 8;
+        rc = delta > 0 ? store__put(w, STORE_DB_IXNAME, k, n, "", 0)
+                       : store__del(w, STORE_DB_IXNAME, k, n);
+    }
+    return rc;
+}
+
 static int
 store__run_insert(struct store_wctx *w, const Rv__RunCreate *c,
                   struct store__runrec *rr)
@@ -252,6 +331,8 @@ store__run_insert(struct store_wctx *w, const Rv__RunCreate *c,
         rc = store__runrec_put(w, rr);
     if (rc == RV_OK)
         rc = store__run_index(w, rr, 1);
+    if (rc == RV_OK)
+        rc = store__name_index(w, rr, 1);
     if (rc == RV_OK)
         rc = store__cnt_active(w, rr, 1);
     return rc;
@@ -299,9 +380,16 @@ store__run_update(struct store_wctx *w, const Rv__RunUpdate *u)
         rc = store__runrec_get_active(w, u->run_id, &rr);
     if (rc != RV_OK)
         return rc;
-    if (u->name != NULL) {
+    if (u->name != NULL &&
+        (rr.len[RUN_NAME] != strlen(u->name) ||
+         memcmp(rr.str[RUN_NAME], u->name, rr.len[RUN_NAME]) != 0)) {
+        rc = store__name_index(w, &rr, -1);
         rr.str[RUN_NAME] = u->name;
         rr.len[RUN_NAME] = (uint16_t)strlen(u->name);
+        if (rc == RV_OK)
+            rc = store__name_index(w, &rr, 1);
+        if (rc != RV_OK)
+            return rc;
     }
     if (u->user != NULL) {
         rr.str[RUN_USER] = u->user;
@@ -422,6 +510,10 @@ store__run_purge(struct store_wctx *w, const char *run_id)
     uint8_t pre[8];
     rv_put_be64(pre, rr.run_num);
     rc = store__run_index(w, &rr, -1);
+    if (rc == RV_OK)
+        rc = store__name_index(w, &rr, -1);
+    if (rc == RV_OK)
+        rc = store__end_index(w, &rr, -1);
     if (rc == RV_OK)
         rc = store__del_prefix(w, STORE_DB_PARAM, pre, 8, store__purge_kv, &p);
     if (rc == RV_OK)

@@ -1093,8 +1093,30 @@ struct cq_stats {
     size_t n;
     size_t n_mismatch, n_rv_errors, n_pg_errors;
     double rv_server_ms, rv_examined, rv_rows;
+    char plans[64]; /* The plans runvault named, distinct, '/'-joined. */
     char first_mismatch[512];
 };
+
+/* Note the plan named in a runvault list answer (its "plan" string). */
+static void
+cq_plan_note(struct cq_stats *st, const char *body)
+{
+    const char *p = strstr(body, "\"plan\":\"");
+    char plan[24];
+    size_t n = 0;
+    if (p == NULL)
+        return;
+    for (p += 8; *p != '\0' && *p != '"' && n + 1 < sizeof plan; p++)
+        plan[n++] = *p;
+    plan[n] = '\0';
+    size_t have = strlen(st->plans);
+    for (const char *q = st->plans; (q = strstr(q, plan)) != NULL; q++)
+        if ((q == st->plans || q[-1] == '/') && (q[n] == '\0' || q[n] == '/'))
+            return;
+    if (have + n + 2 <= sizeof st->plans)
+        snprintf(st->plans + have, sizeof st->plans - have, "%s%s",
+                 have ? "/" : "", plan);
+}
 
 /* The run ids of a runvault list answer, in order, into ids (n at most
  * CQ_PAGE). */
@@ -1165,8 +1187,10 @@ cq_rv_once(struct cq_ctx *c, const struct cq_query *q, const struct cq_inst *in,
     }
     if (st != NULL && ex >= 0)
         st->rv_examined += (double)ex;
-    if (st != NULL)
+    if (st != NULL) {
         st->rv_rows += (double)*n_ids;
+        cq_plan_note(st, b);
+    }
     return ms;
 }
 
@@ -1604,25 +1628,25 @@ cq_write_query_json(FILE *f, size_t qi, struct cq_stats *st,
     cq_json_str(f, order);
     fprintf(f, ",\"sql\":");
     cq_json_str(f, sql);
-    fprintf(f,
-            ",\"samples\":%zu,\"runvault\":{\"p50_ms\":%.2f,\"p99_ms\":%.2f,"
-            "\"max_ms\":%.2f,\"avg_server_ms\":%.2f,\"avg_examined\":%.0f,"
-            "\"avg_rows\":%.1f,\"errors\":%zu},"
-            "\"postgres\":{\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"max_ms\":%.2f,"
-            "\"errors\":%zu},"
-            "\"ratio_p99_median\":%.2f,\"ratio_p99\":%.2f,"
-            "\"ratio_pairwise_median\":%.2f,\"ratio_pairwise_p10\":%.2f,"
-            "\"ratio_pairwise_p90\":%.2f,\"target_p99_met\":%s,"
-            "\"target_5x_met\":%s,\"same_results\":%s,\"mismatches\":%zu",
-            st->n, rv50, rv99, cq_pct(st->rv_ms, st->n, 1.0),
-            st->rv_server_ms / dn, st->rv_examined / dn, st->rv_rows / dn,
-            st->n_rv_errors, pg50, pg99, cq_pct(st->pg_ms, st->n, 1.0),
-            st->n_pg_errors, cq_block_p99_ratio(st), rv99 > 0 ? pg99 / rv99 : 0,
-            cq_pair_ratio(st, 0.5), cq_pair_ratio(st, 0.1),
-            cq_pair_ratio(st, 0.9), rv99 <= 20.0 ? "true" : "false",
-            rv99 > 0 && pg99 / rv99 >= 5.0 ? "true" : "false",
-            st->n_mismatch == 0 && st->n > 0 ? "true" : "false",
-            st->n_mismatch);
+    fprintf(
+        f,
+        ",\"samples\":%zu,\"runvault\":{\"p50_ms\":%.2f,\"p99_ms\":%.2f,"
+        "\"max_ms\":%.2f,\"avg_server_ms\":%.2f,\"avg_examined\":%.0f,"
+        "\"avg_rows\":%.1f,\"errors\":%zu,\"plan\":\"%s\"},"
+        "\"postgres\":{\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"max_ms\":%.2f,"
+        "\"errors\":%zu},"
+        "\"ratio_p99_median\":%.2f,\"ratio_p99\":%.2f,"
+        "\"ratio_pairwise_median\":%.2f,\"ratio_pairwise_p10\":%.2f,"
+        "\"ratio_pairwise_p90\":%.2f,\"target_p99_met\":%s,"
+        "\"target_5x_met\":%s,\"same_results\":%s,\"mismatches\":%zu",
+        st->n, rv50, rv99, cq_pct(st->rv_ms, st->n, 1.0), st->rv_server_ms / dn,
+        st->rv_examined / dn, st->rv_rows / dn, st->n_rv_errors, st->plans,
+        pg50, pg99, cq_pct(st->pg_ms, st->n, 1.0), st->n_pg_errors,
+        cq_block_p99_ratio(st), rv99 > 0 ? pg99 / rv99 : 0,
+        cq_pair_ratio(st, 0.5), cq_pair_ratio(st, 0.1), cq_pair_ratio(st, 0.9),
+        rv99 <= 20.0 ? "true" : "false",
+        rv99 > 0 && pg99 / rv99 >= 5.0 ? "true" : "false",
+        st->n_mismatch == 0 && st->n > 0 ? "true" : "false", st->n_mismatch);
     if (st->n_mismatch > 0) {
         fprintf(f, ",\"first_mismatch\":");
         cq_json_str(f, st->first_mismatch);
@@ -1686,17 +1710,20 @@ cq_print_table(struct cq_stats *st, const struct cq_run *run)
     printf("\nfirst page of %d over %zu runs, up to %zu pairs per query "
            "(ms; ratio = postgres / runvault)\n",
            CQ_PAGE, run->n_runs, run->rounds_done);
-    printf("%-58s %5s %8s %8s %8s %8s %6s %6s %5s\n", "query", "pairs",
-           "rv p50", "rv p99", "pg p50", "pg p99", "r p99", "r med", "same");
+    printf("%-58s %5s %8s %8s %8s %8s %6s %6s %5s %9s %s\n", "query", "pairs",
+           "rv p50", "rv p99", "pg p50", "pg p99", "r p99", "r med", "same",
+           "examined", "plan");
     for (size_t qi = 0; qi < CQ_N_QUERIES; qi++) {
         const struct cq_stats *s = &st[qi];
         double rv99 = cq_pct(s->rv_ms, s->n, 0.99);
         double pg99 = cq_pct(s->pg_ms, s->n, 0.99);
-        printf("%-58.58s %5zu %8.2f %8.2f %8.2f %8.2f %6.2f %6.2f %5s\n",
+        printf("%-58.58s %5zu %8.2f %8.2f %8.2f %8.2f %6.2f %6.2f %5s %9.0f "
+               "%s\n",
                cq_queries[qi].name, s->n, cq_pct(s->rv_ms, s->n, 0.5), rv99,
                cq_pct(s->pg_ms, s->n, 0.5), pg99, rv99 > 0 ? pg99 / rv99 : 0,
                cq_pair_ratio(s, 0.5),
-               s->n_mismatch == 0 && s->n > 0 ? "yes" : "NO");
+               s->n_mismatch == 0 && s->n > 0 ? "yes" : "NO",
+               s->rv_examined / (s->n ? (double)s->n : 1), s->plans);
     }
     const struct cq_hist *h = &run->hist;
     printf("history %zu points -> %d: runvault p50 %.2f ms (%lld points), "

@@ -272,6 +272,48 @@ class HttpTest(unittest.TestCase):
         self.assertEqual(doc["run"]["status"], "FINISHED")
         self.assertIsInstance(doc["run"]["ended_at"], int)
 
+    def test_metrics_query(self):
+        """POST /api/v2/metrics/query: the series of several runs in one
+        answer, each as its own GET gives it; bad queries are 400s."""
+        f = self.c.http_endpoints[self.c.leader()]
+        ids = []
+        for k in range(3):
+            st, doc, _ = http_json(f, "POST", "/api/v2/runs",
+                                   {"project": "mq", "experiment": "e"})
+            ids.append(doc["run_id"])
+            if k < 2:
+                http_json(f, "POST", "/api/v2/runs/%s/log-batch" % ids[-1],
+                          {"metrics": [{"key": "acc", "value": k + s / 100.0,
+                                        "step": s} for s in range(100)]})
+        q = {"runs": ids + ["no-such-run"], "key": "acc", "downsample": 16,
+             "min_step": 10, "max_step": 89}
+        st, doc, _ = http_json(f, "POST", "/api/v2/metrics/query", q)
+        self.assertEqual(st, 200, doc)
+        self.assertEqual([s["run_id"] for s in doc["series"]],
+                         q["runs"])
+        for i in range(2):
+            _, one, _ = http_json(f, "GET", "/api/v2/runs/%s/metrics?key=acc&"
+                                  "downsample=16&min_step=10&max_step=89" %
+                                  ids[i])
+            self.assertEqual(doc["series"][i]["points"], one["points"])
+            self.assertEqual(doc["series"][i]["points"][0][0], 10)
+        self.assertEqual(doc["series"][2]["error_code"],
+                         "RESOURCE_DOES_NOT_EXIST")
+        self.assertEqual(doc["series"][3]["error_code"],
+                         "RESOURCE_DOES_NOT_EXIST")
+        bad = [{"runs": ids, "key": "acc"},                     # downsample
+               {"runs": [], "key": "acc", "downsample": 4},
+               {"runs": ["x"] * 101, "key": "acc", "downsample": 4},
+               {"runs": ["bad id"], "key": "acc", "downsample": 4},
+               {"runs": [7], "key": "acc", "downsample": 4},
+               {"runs": ids, "downsample": 4},                   # key
+               {"runs": ids, "key": "acc", "downsample": 4, "x": 1},
+               {"runs": ids, "key": "acc", "downsample": 10001}]
+        for body in bad:
+            st, doc, _ = http_json(f, "POST", "/api/v2/metrics/query", body)
+            self.assertEqual(st, 400, (body, doc))
+            self.assertEqual(doc["error_code"], "INVALID_PARAMETER_VALUE")
+
     def test_delete_restore_purge(self):
         f = self.follower()
         self.call(f, "POST", "/api/v2/runs", {

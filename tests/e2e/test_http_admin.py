@@ -204,7 +204,8 @@ class AuthOn(unittest.TestCase):
                             {"project": "secretproj", "experiment": "e"},
                             w["token"])
         self.assertEqual(st, 201, doc)
-        for path in ("/healthz", "/readyz", "/metrics", "/api/config"):
+        for path in ("/healthz", "/readyz", "/metrics", "/api/config", "/",
+                     "/ui/app.js"):
             st, _, raw = http_json(self.ep, "GET", path)
             self.assertEqual(st, 200, path)
             self.assertNotIn(doc["run_id"].encode(), raw, path)

@@ -235,6 +235,40 @@ class HttpAuth(unittest.TestCase):
                           ep=self.fol)
         self.assertEqual(st, 401)
 
+    def test_metrics_query_is_scoped_per_run(self):
+        """POST /api/v2/metrics/query reads each run as the caller: another
+        team's run is an entry saying it does not exist, with no points."""
+        for team in ("mq-a", "mq-b"):
+            self.call("POST", "/api/v2/teams", {"team": team}, self.admin)
+        wa = self.make_token("mq-a", "writer")["token"]
+        rb = self.make_token("mq-b", "reader")["token"]
+        ids = []
+        for team, tok in (("mq-a", wa), ("mq-b", self.admin)):
+            st, doc = self.call("POST", "/api/v2/runs",
+                                {"project": "p", "experiment": "e",
+                                 "team": team}, tok)
+            self.assertEqual(st, 201, doc)
+            ids.append(doc["run_id"])
+            st, _ = self.call("POST", "/api/v2/runs/%s/log-batch" % ids[-1],
+                              {"metrics": [{"key": "loss", "value": 0.5 + i,
+                                            "step": i} for i in range(10)]},
+                              tok)
+            self.assertEqual(st, 200)
+        q = {"runs": ids, "key": "loss", "downsample": 8}
+        st, doc = self.call("POST", "/api/v2/metrics/query", q, rb,
+                            ep=self.fol)
+        self.assertEqual(st, 200, doc)
+        a, b = doc["series"]
+        self.assertEqual(a["error_code"], "RESOURCE_DOES_NOT_EXIST")
+        self.assertNotIn("points", a)
+        st, one = self.call("GET", "/api/v2/runs/%s/metrics?key=loss&"
+                            "downsample=8" % ids[1], None, rb)
+        self.assertEqual(st, 200, one)
+        self.assertEqual(b["points"], one["points"])
+        self.assertLess(len(b["points"]), 10)
+        st, doc = self.call("POST", "/api/v2/metrics/query", q, None)
+        self.assertEqual(st, 401, doc)
+
     def test_expired_token_is_refused(self):
         self.call("POST", "/api/v2/teams", {"team": "rl"}, self.admin)
         tok = self.make_token("rl", "reader", ttl=1)

@@ -24,13 +24,25 @@ static const char *const OPTS[] = {"adam", "sgd", "it's", "Adam"};
 static const char *const TAGV[] = {"vision", "nlp", "Vis", "v_x"};
 static const char *const STATUS[] = {"RUNNING", "SCHEDULED", "FINISHED",
                                      "FAILED",  "KILLED",    "CRASHED"};
+/* Run names: ties, case variants, names that are other names' prefixes,
+ * wildcard characters inside names, the empty name. */
+#define N_NAMES 14
+static const char *const NAMES[N_NAMES] = {
+    "alpha",  "Alpha", "ALPHA", "alp", "al", "alpha-1", "alpha_1",
+    "alphaX", "beta",  "Beta",  "b",   "",   "a%b",     "x_y"};
+#define N_NAME_PATTERNS 16
+static const char *const NAME_PATTERNS[N_NAME_PATTERNS] = {
+    "al%",     "AL%", "alp%", "alpha", "Alpha", "al_ha%",  "a%a",  "%a",
+    "alpha%1", "b%",  "B%",   "x_y",   "a%",    "alpha_%", "beta", "ALPHA%"};
 
 struct mrun {
     char id[16];
     int team, project, exp, status, deleted;
+    int name; /* Index into NAMES. */
     int64_t created;
-    int opt; /* -1: no param. */
-    int tag; /* -1: no tag. */
+    int64_t ended; /* 0: no end time (not terminal, or none given). */
+    int opt;       /* -1: no param. */
+    int tag;       /* -1: no tag. */
     int has_acc, has_loss;
     double acc, loss;
 };
@@ -88,7 +100,7 @@ store_add_run(struct world *w, const struct mrun *r)
     rc_.team = (char *)TEAMS[r->team];
     rc_.project = (char *)PROJECTS[r->project];
     rc_.experiment = (char *)EXPS[r->exp];
-    rc_.name = (char *)r->id;
+    rc_.name = (char *)NAMES[r->name];
     rc_.created_at_ms = r->created;
     rc_.has_status = 1;
     rc_.status = (Rv__RunStatus)(r->status + 1);
@@ -141,6 +153,8 @@ store_add_run(struct world *w, const struct mrun *r)
     Rv__RunSetStatus st = RV__RUN_SET_STATUS__INIT;
     st.run_id = (char *)r->id;
     st.status = (Rv__RunStatus)(r->status + 1);
+    st.has_ended_at_ms = r->ended != 0;
+    st.ended_at_ms = r->ended;
     c4.body_case = RV__COMMAND__BODY_RUN_STATUS;
     c4.run_status = &st;
     Rv__Command *cmds[4] = {&c1, &c2, &c4, &c3};
@@ -170,6 +184,10 @@ gen_run(struct rv_rng *g, size_t i, struct mrun *r)
     r->status = (int)rv_rng_below(g, 6);
     r->deleted = rv_rng_below(g, 10) == 0;
     r->created = 1000 + (int64_t)rv_rng_below(g, 300); /* Many ties. */
+    r->name = (int)rv_rng_below(g, N_NAMES);
+    /* FINISHED and later are terminal: an end time, mostly (ties too). */
+    if (r->status >= 2 && rv_rng_below(g, 6) != 0)
+        r->ended = 2000 + (int64_t)rv_rng_below(g, 200);
     r->opt = (int)rv_rng_below(g, 5) - 1;
     r->tag = (int)rv_rng_below(g, 5) - 1;
     r->has_acc = rv_rng_below(g, 8) != 0;
@@ -213,8 +231,17 @@ enum fld {
     F_STATUS,
     F_PROJECT,
     F_CREATED,
+    F_NAME,
+    F_ENDED,
     F_NFIELDS
 };
+
+static int
+is_numeric(int field)
+{
+    return field == F_ACC || field == F_LOSS || field == F_CREATED ||
+           field == F_ENDED;
+}
 
 struct spec {
     int kind; /* 0 cmp, 1 AND, 2 OR */
@@ -240,11 +267,17 @@ gen_spec(struct rv_rng *g, int depth)
         return s;
     }
     s->field = (int)rv_rng_below(g, F_NFIELDS);
-    if (s->field == F_ACC || s->field == F_LOSS || s->field == F_CREATED) {
+    if (is_numeric(s->field)) {
         s->op = (int)rv_rng_below(g, 6);
-        s->num = s->field == F_ACC       ? (double)rv_rng_below(g, 20) / 20.0
-                 : s->field == F_CREATED ? 1000 + (double)rv_rng_below(g, 300)
-                                         : rv_rng_double(g) * 4 - 1;
+        if (s->field == F_ACC)
+            s->num = (double)rv_rng_below(g, 20) / 20.0;
+        else if (s->field == F_CREATED)
+            s->num = 1000 + (double)rv_rng_below(g, 300);
+        else if (s->field == F_ENDED) /* 0: what a run not ended holds. */
+            s->num =
+                rv_rng_below(g, 8) ? 1990 + (double)rv_rng_below(g, 220) : 0;
+        else
+            s->num = rv_rng_double(g) * 4 - 1;
         return s;
     }
     static const int str_ops[] = {0, 1, 6, 7, 8, 9};
@@ -252,12 +285,18 @@ gen_spec(struct rv_rng *g, int depth)
     const char *const *pool = s->field == F_OPT      ? OPTS
                               : s->field == F_TAG    ? TAGV
                               : s->field == F_STATUS ? STATUS
+                              : s->field == F_NAME   ? NAMES
                                                      : PROJECTS;
-    size_t pool_n = s->field == F_STATUS ? 6 : 4;
+    size_t pool_n = s->field == F_STATUS ? 6 : s->field == F_NAME ? N_NAMES : 4;
     s->n_strs = s->op >= 8 ? 1 + (int)rv_rng_below(g, 3) : 1;
-    for (int i = 0; i < s->n_strs; i++)
-        s->strs[i] = s->op == 6 || s->op == 7 ? PATTERNS[rv_rng_below(g, 10)]
-                                              : pool[rv_rng_below(g, pool_n)];
+    for (int i = 0; i < s->n_strs; i++) {
+        if (s->field == F_NAME && (s->op == 6 || s->op == 7))
+            s->strs[i] = NAME_PATTERNS[rv_rng_below(g, N_NAME_PATTERNS)];
+        else if (s->op == 6 || s->op == 7)
+            s->strs[i] = PATTERNS[rv_rng_below(g, 10)];
+        else
+            s->strs[i] = pool[rv_rng_below(g, pool_n)];
+    }
     return s;
 }
 
@@ -274,8 +313,9 @@ spec_free(struct spec *s)
 static const char *const OPS[] = {"=",  "!=",   "<",     "<=", ">",
                                   ">=", "LIKE", "ILIKE", "IN", "NOT IN"};
 static const char *const FIELD_TEXT[] = {
-    "metrics.acc",       "metric.loss", "params.opt",           "tags.`team`",
-    "attributes.status", "project",     "attributes.start_time"};
+    "metrics.acc",           "metric.loss",         "params.opt",
+    "tags.`team`",           "attributes.status",   "project",
+    "attributes.start_time", "attributes.run_name", "end_time"};
 
 static void
 quote(char *out, size_t size, size_t *n, const char *s)
@@ -301,7 +341,7 @@ render(const struct spec *s, char *out, size_t size, size_t *n)
     }
     *n += (size_t)snprintf(out + *n, size - *n, "%s %s ", FIELD_TEXT[s->field],
                            OPS[s->op]);
-    if (s->field == F_ACC || s->field == F_LOSS || s->field == F_CREATED) {
+    if (is_numeric(s->field)) {
         *n += (size_t)snprintf(out + *n, size - *n, "%.17g", s->num);
         return;
     }
@@ -341,7 +381,7 @@ eval_spec(const struct spec *s, const struct mrun *r)
         return eval_spec(s->l, r) && eval_spec(s->r, r);
     if (s->kind == 2)
         return eval_spec(s->l, r) || eval_spec(s->r, r);
-    if (s->field == F_ACC || s->field == F_LOSS || s->field == F_CREATED) {
+    if (is_numeric(s->field)) {
         double x;
         if (s->field == F_ACC) {
             if (!r->has_acc)
@@ -351,6 +391,8 @@ eval_spec(const struct spec *s, const struct mrun *r)
             if (!r->has_loss)
                 return 0;
             x = r->loss;
+        } else if (s->field == F_ENDED) {
+            x = (double)r->ended; /* 0 when not ended, as the store. */
         } else {
             x = (double)r->created;
         }
@@ -384,6 +426,9 @@ eval_spec(const struct spec *s, const struct mrun *r)
     case F_STATUS:
         v = STATUS[r->status];
         break;
+    case F_NAME:
+        v = NAMES[r->name];
+        break;
     default:
         v = PROJECTS[r->project];
         break;
@@ -402,10 +447,20 @@ eval_spec(const struct spec *s, const struct mrun *r)
 
 /* ---- Expected order ---------------------------------------------------- */
 
-enum { O_ACC, O_LOSS, O_OPT, O_CREATED, O_STATUS, O_RUNID, O_N };
-static const char *const ORDER_TEXT[] = {"metrics.acc", "metrics.loss",
-                                         "params.opt",  "start_time",
-                                         "status",      "run_id"};
+enum {
+    O_ACC,
+    O_LOSS,
+    O_OPT,
+    O_CREATED,
+    O_STATUS,
+    O_RUNID,
+    O_NAME,
+    O_ENDED,
+    O_N
+};
+static const char *const ORDER_TEXT[] = {
+    "metrics.acc", "metrics.loss", "params.opt", "start_time",
+    "status",      "run_id",       "run_name",   "end_time"};
 
 struct order {
     int term[3], desc[3], n;
@@ -437,6 +492,14 @@ order_key(const struct mrun *r, int t, double *d, const char **s)
     case O_STATUS:
         *s = STATUS[r->status];
         return 0;
+    case O_NAME:
+        *s = NAMES[r->name];
+        return 0;
+    case O_ENDED:
+        if (r->ended == 0)
+            return 2;
+        *d = (double)r->ended;
+        return 0;
     default:
         *s = r->id;
         return 0;
@@ -446,14 +509,16 @@ order_key(const struct mrun *r, int t, double *d, const char **s)
 static const struct order *cmp_order;
 
 /* Plans of the first pages checked (check_query), by name. */
-static const char *const PLANS[] = {
-    "scan", "list", "created", "param-order", "metric-order", "metric-range"};
-static int plan_seen[6];
+#define N_PLANS 9
+static const char *const PLANS[N_PLANS] = {
+    "scan",         "list", "created",     "param-order", "metric-order",
+    "metric-range", "name", "name-folded", "end-order"};
+static int plan_seen[N_PLANS];
 
 static void
 plan_tally(const char *plan)
 {
-    for (size_t i = 0; i < 6; i++)
+    for (size_t i = 0; i < N_PLANS; i++)
         if (strcmp(plan, PLANS[i]) == 0)
             plan_seen[i]++;
 }
@@ -581,8 +646,11 @@ check_query(struct world *w, const struct spec *sp, const char *filter,
             break;
     }
     if (got != n_want) {
-        fprintf(stderr, "seed %llu iter %d: got %zu rows, want %zu [%s]\n",
-                (unsigned long long)seed, iter, got, n_want, filter);
+        fprintf(stderr,
+                "seed %llu iter %d: got %zu rows, want %zu [%s] [%s] "
+                "per_page %zu\n",
+                (unsigned long long)seed, iter, got, n_want, filter, order_by,
+                per_page);
         return 0;
     }
     return 1;
@@ -627,6 +695,22 @@ random_round(struct world *w, uint64_t seed, int n)
     for (int iter = 0; iter < n; iter++) {
         random_threshold(&g);
         struct spec *sp = rv_rng_below(&g, 20) ? gen_spec(&g, 0) : NULL;
+        if (sp != NULL && rv_rng_below(&g, 6) == 0) {
+            /* A top-level name comparison (the name index's plans). */
+            struct spec *and = calloc(1, sizeof *and);
+            and->kind = 1;
+            and->l = calloc(1, sizeof *and->l);
+            and->r = sp;
+            static const int name_ops[] = {0, 6, 7, 7};
+            and->l->field = F_NAME;
+            and->l->op = name_ops[rv_rng_below(&g, 4)];
+            and->l->n_strs = 1;
+            and->l->strs[0] =
+                and->l->op == 0
+                    ? NAMES[rv_rng_below(&g, N_NAMES)]
+                    : NAME_PATTERNS[rv_rng_below(&g, N_NAME_PATTERNS)];
+            sp = and;
+        }
         char filter[2048];
         size_t fn = 0;
         filter[0] = '\0';
@@ -658,7 +742,9 @@ random_round(struct world *w, uint64_t seed, int n)
     }
     store_plan_set_ordered_min(STORE_ORDERED_SCAN_MIN);
     CHECK(n_nonempty > n / 4); /* The filters are not all trivially empty. */
-    for (size_t i = 0; i < 6; i++) /* Every plan ran, many times. */
+    for (size_t i = 0; i < N_PLANS; i++)
+        fprintf(stderr, "  plan %s: %d\n", PLANS[i], plan_seen[i]);
+    for (size_t i = 0; i < N_PLANS; i++) /* Every plan ran, many times. */
         if (plan_seen[i] < n / 100)
             RV_CHECK_FAIL("plan %s chosen %d times in %d queries", PLANS[i],
                           plan_seen[i], n);
@@ -685,6 +771,67 @@ test_random_filters_one_team_match_the_oracle(void)
     random_round(&w, seed, n_filters() / 2);
     one_team = 0;
     world_done(&w);
+}
+
+/* One page of a paged walk against the model: the model's runs that match
+ * (match(run, ctx)) and sort strictly after *last in order o; per_page of
+ * them, and a next-page token exactly when there are more. Updates *last.
+ * Returns whether the page had a token (0 after a failure). */
+static int
+page_is_models_next(struct world *w, const struct store_page *page,
+                    const struct order *o,
+                    int (*match)(const struct mrun *m, const void *ctx),
+                    const void *ctx, size_t per_page, struct mrun *last,
+                    int *has_last, const char *what)
+{
+    static const struct mrun *all[MAX_RUNS];
+    size_t n_all = 0;
+    cmp_order = o;
+    for (size_t i = 0; i < w->m.n; i++) {
+        const struct mrun *m = &w->m.runs[i], *lp = last;
+        if (match(m, ctx) && (!*has_last || cmp_runs(&m, &lp) > 0))
+            all[n_all++] = m;
+    }
+    qsort(all, n_all, sizeof *all, cmp_runs);
+    size_t want = n_all < per_page ? n_all : per_page;
+    if (page->n_runs != want) {
+        RV_CHECK_FAIL("%s: %zu rows, want %zu", what, page->n_runs, want);
+        return 0;
+    }
+    for (size_t i = 0; i < want; i++)
+        if (strcmp(page->runs[i].run_id, all[i]->id) != 0) {
+            RV_CHECK_FAIL("%s: row %zu is %s, want %s", what, i,
+                          page->runs[i].run_id, all[i]->id);
+            return 0;
+        }
+    if (want > 0) {
+        *last = *all[want - 1];
+        *has_last = 1;
+    }
+    int more = page->next_page_token[0] != '\0';
+    if (more != (n_all > per_page)) {
+        RV_CHECK_FAIL("%s: next page token %d with %zu rows left", what, more,
+                      n_all);
+        return 0;
+    }
+    return more;
+}
+
+/* The filters of the metric-index walk: k < 2 all, 2 acc > 0.3, 3 acc in
+ * [0.1, 0.5]. */
+static int
+acc_case_matches(const struct mrun *m, const void *ctx)
+{
+    int k = *(const int *)ctx;
+    return k < 2 || (m->has_acc && !isnan(m->acc) &&
+                     (k == 2 ? m->acc > 0.3 : m->acc <= 0.5 && m->acc >= 0.1));
+}
+
+/* Active runs that match the spec ctx. */
+static int
+active_spec_matches(const struct mrun *m, const void *ctx)
+{
+    return !m->deleted && eval_spec(ctx, m);
 }
 
 /* Log value as the latest acc of run id (a later step than any before). */
@@ -724,6 +871,137 @@ purge_run(struct world *w, const struct mrun *r)
     return r->deleted ? apply_batch(w, cmds + 1, 1) : apply_batch(w, cmds, 2);
 }
 
+/* Close the store, then (with is_rebuilt) rebuild its index from the
+ * vlog, verify it, and open it again: both give the digest it had. */
+static void
+reopen_checked(struct world *w, int is_rebuilt)
+{
+    uint8_t digest[STORE_DIGEST_BYTES];
+    struct store_check chk;
+    store_digest(w->s, digest);
+    CHECK_OK(store_sync(w->s, w->errmsg), w->errmsg);
+    store_close(w->s);
+    w->s = NULL;
+    if (is_rebuilt) {
+        CHECK_OK(store_rebuild_index(w->dir, NULL, &chk, w->errmsg), w->errmsg);
+        CHECK(memcmp(chk.computed_digest, digest, sizeof digest) == 0);
+    }
+    CHECK_OK(store_verify(w->dir, NULL, &chk, w->errmsg), w->errmsg);
+    CHECK(chk.is_digest_equal &&
+          memcmp(chk.computed_digest, digest, sizeof digest) == 0);
+    struct store_config cfg = {w->dir, (size_t)1 << 30, 0, NULL, NULL};
+    CHECK_OK(store_open(&w->s, &cfg, w->errmsg), w->errmsg);
+}
+
+/* One query in its own read as team (STORE_EVERY_TEAM: all). */
+static int
+query_once(struct world *w, const char *team, const struct store_query *q,
+           struct store_page *page)
+{
+    struct store_read *r;
+    int rc = store_read_begin(w->s, team, &r, w->errmsg);
+    if (rc != RV_OK)
+        return rc;
+    rc = store_query_runs(r, q, page, w->errmsg);
+    store_read_end(r);
+    return rc;
+}
+
+/* A paged walk against the model: the query (filter, order, view, page
+ * size), the plan every page must name, the model's matching rule, and
+ * the changes made between pages (returns an RV_* code). */
+struct walk {
+    const char *filter, *order_by, *plan;
+    enum store_view view;
+    size_t per_page;
+    struct order o;
+    int (*match)(const struct mrun *m, const void *ctx);
+    const void *match_ctx;
+    int (*between)(struct world *w, struct rv_rng *g, void *ctx);
+    void *between_ctx;
+};
+
+/* Page through wk to the end (at most 60 pages), each page checked
+ * against the model as it is at that moment. */
+static void
+walk_pages(struct world *w, const struct walk *wk, struct rv_rng *g)
+{
+    static char token[CONTRACT_PAGE_TOKEN_BYTES];
+    struct mrun last;
+    int has_last = 0;
+    token[0] = '\0';
+    for (int page_no = 0; page_no < 60; page_no++) {
+        struct store_query q = {.order_by = wk->order_by,
+                                .filter = wk->filter,
+                                .view = wk->view,
+                                .per_page = wk->per_page,
+                                .page_token = token[0] ? token : NULL};
+        struct store_page page;
+        CHECK_OK(query_once(w, STORE_EVERY_TEAM, &q, &page), w->errmsg);
+        if (strcmp(page.plan, wk->plan) != 0)
+            RV_CHECK_FAIL("[%s] [%s] page %d: plan %s, want %s", wk->filter,
+                          wk->order_by, page_no, page.plan, wk->plan);
+        int more =
+            page_is_models_next(w, &page, &wk->o, wk->match, wk->match_ctx,
+                                wk->per_page, &last, &has_last, wk->filter);
+        memcpy(token, page.next_page_token, sizeof token);
+        store_page_free(&page);
+        if (!more)
+            break;
+        CHECK_OK(wk->between(w, g, wk->between_ctx), w->errmsg);
+    }
+}
+
+/* A world of 400 runs in one team (unscoped queries can walk the
+ * team-prefixed indexes), g seeded from the test's seed, and the ordered
+ * plans on at any list size. */
+static int
+walk_world(struct world *w, struct rv_rng *g, uint64_t default_seed)
+{
+    uint64_t seed = rv_test_seed(default_seed);
+    one_team = 1;
+    int rc = world_init(w, seed, 400);
+    one_team = 0;
+    rv_rng_seed(g, seed + 7);
+    store_plan_set_ordered_min(0);
+    return rc;
+}
+
+/* Purge a random run of the model (when it has more than 50). */
+static int
+purge_random(struct world *w, struct rv_rng *g)
+{
+    if (w->m.n <= 50)
+        return RV_OK;
+    size_t at = rv_rng_below(g, w->m.n);
+    int rc = purge_run(w, &w->m.runs[at]);
+    if (rc == RV_OK)
+        w->m.runs[at] = w->m.runs[--w->m.n];
+    return rc;
+}
+
+/* Between metric pages: new latest values (NaN too), a first value for
+ * runs that had none, and purges. ctx: the next step. */
+static int
+between_acc(struct world *w, struct rv_rng *g, void *ctx)
+{
+    int64_t *step = ctx;
+    int rc = RV_OK;
+    for (int i = 0; rc == RV_OK && i < 12; i++) {
+        struct mrun *m = &w->m.runs[rv_rng_below(g, w->m.n)];
+        if (m->deleted)
+            continue; /* A deleted run takes no points. */
+        double v =
+            rv_rng_below(g, 8) == 0 ? NAN : (double)rv_rng_below(g, 20) / 20.0;
+        rc = log_acc(w, m->id, (*step)++, v);
+        m->has_acc = 1;
+        m->acc = v;
+    }
+    for (int i = 0; rc == RV_OK && i < 2; i++)
+        rc = purge_random(w, g);
+    return rc;
+}
+
 /* Pages of ORDER BY metrics.acc through the latest-value index while the
  * latest values change (also to and from NaN) and runs are purged between
  * pages: each page holds exactly the rows after the token's row in the
@@ -734,101 +1012,224 @@ test_metric_index_pages_while_values_change_and_runs_purge(void)
 {
     struct world w;
     struct rv_rng g;
-    uint64_t seed = rv_test_seed(909);
-    one_team = 1;
-    CHECK_OK(world_init(&w, seed, 400), w.errmsg);
-    one_team = 0;
-    rv_rng_seed(&g, seed + 7);
-    store_plan_set_ordered_min(0);
+    CHECK_OK(walk_world(&w, &g, 909), w.errmsg);
     const char *orders[] = {"metrics.acc DESC", "metrics.acc",
                             "metrics.acc DESC", "metrics.acc"};
     const char *filters[] = {"", "", "metrics.acc > 0.3",
                              "metrics.acc <= 0.5 AND metrics.acc >= 0.1"};
     int64_t step = 10;
     for (int k = 0; k < 4; k++) {
-        struct order o = {{O_ACC}, {k % 2 == 0}, 1};
-        static char token[CONTRACT_PAGE_TOKEN_BYTES];
-        struct mrun last;
-        int has_last = 0;
-        token[0] = '\0';
-        for (int page_no = 0; page_no < 60; page_no++) {
-            struct store_query q = {.order_by = orders[k],
-                                    .filter = filters[k],
-                                    .view = STORE_VIEW_ALL,
-                                    .per_page = 25,
-                                    .page_token = token[0] ? token : NULL};
-            struct store_read *r;
-            struct store_page page;
-            CHECK_OK(store_read_begin(w.s, STORE_EVERY_TEAM, &r, w.errmsg),
-                     w.errmsg);
-            CHECK_OK(store_query_runs(r, &q, &page, w.errmsg), w.errmsg);
-            CHECK(strcmp(page.plan, "metric-order") == 0);
-            /* Expected: the model's matching runs after the last row. */
-            static const struct mrun *all[MAX_RUNS];
-            size_t n_all = 0;
-            cmp_order = &o;
-            for (size_t i = 0; i < w.m.n; i++) {
-                const struct mrun *m = &w.m.runs[i];
-                int ok =
-                    k < 2 ||
-                    (m->has_acc && !isnan(m->acc) &&
-                     (k == 2 ? m->acc > 0.3 : m->acc <= 0.5 && m->acc >= 0.1));
-                const struct mrun *lp = &last;
-                if (ok && (!has_last || cmp_runs(&m, &lp) > 0))
-                    all[n_all++] = m;
-            }
-            qsort(all, n_all, sizeof *all, cmp_runs);
-            size_t want = n_all < 25 ? n_all : 25;
-            CHECK(page.n_runs == want);
-            for (size_t i = 0; i < page.n_runs && i < want; i++)
-                if (strcmp(page.runs[i].run_id, all[i]->id) != 0) {
-                    RV_CHECK_FAIL("order %d page %d row %zu: %s, want %s", k,
-                                  page_no, i, page.runs[i].run_id, all[i]->id);
-                    break;
-                }
-            if (page.n_runs > 0) {
-                last = *all[page.n_runs - 1];
-                has_last = 1;
-            }
-            int more = page.next_page_token[0] != '\0';
-            CHECK(more == (n_all > 25));
-            memcpy(token, page.next_page_token, sizeof token);
-            store_page_free(&page);
-            store_read_end(r);
-            if (!more)
-                break;
-            /* Between pages: new latest values (NaN too), a first value for
-             * runs that had none, and purges. */
-            for (int i = 0; i < 12; i++) {
-                struct mrun *m = &w.m.runs[rv_rng_below(&g, w.m.n)];
-                if (m->deleted)
-                    continue; /* A deleted run takes no points. */
-                double v = rv_rng_below(&g, 8) == 0
-                               ? NAN
-                               : (double)rv_rng_below(&g, 20) / 20.0;
-                CHECK_OK(log_acc(&w, m->id, step++, v), w.errmsg);
-                m->has_acc = 1;
-                m->acc = v;
-            }
-            for (int i = 0; i < 2 && w.m.n > 50; i++) {
-                size_t at = rv_rng_below(&g, w.m.n);
-                CHECK_OK(purge_run(&w, &w.m.runs[at]), w.errmsg);
-                w.m.runs[at] = w.m.runs[--w.m.n];
-            }
-        }
+        struct walk wk = {filters[k],
+                          orders[k],
+                          "metric-order",
+                          STORE_VIEW_ALL,
+                          25,
+                          {{O_ACC}, {k % 2 == 0}, 1},
+                          acc_case_matches,
+                          &k,
+                          between_acc,
+                          &step};
+        walk_pages(&w, &wk, &g);
     }
     store_plan_set_ordered_min(STORE_ORDERED_SCAN_MIN);
-    uint8_t digest[STORE_DIGEST_BYTES];
-    struct store_check chk;
-    store_digest(w.s, digest);
-    CHECK_OK(store_sync(w.s, w.errmsg), w.errmsg);
-    store_close(w.s);
-    CHECK_OK(store_verify(w.dir, NULL, &chk, w.errmsg), w.errmsg);
-    CHECK(chk.is_digest_equal &&
-          memcmp(chk.computed_digest, digest, sizeof digest) == 0);
-    struct store_config cfg = {w.dir, (size_t)1 << 30, 0, NULL, NULL};
-    CHECK_OK(store_open(&w.s, &cfg, w.errmsg), w.errmsg);
+    reopen_checked(&w, 0);
+    if (w.s != NULL)
+        world_done(&w);
+}
+
+/* One command on run id: a rename (name not NULL), else a delete. */
+static int
+rename_or_delete(struct world *w, const char *id, const char *name)
+{
+    Rv__Command c = RV__COMMAND__INIT;
+    Rv__RunUpdate u = RV__RUN_UPDATE__INIT;
+    Rv__RunRef ref = RV__RUN_REF__INIT;
+    if (name != NULL) {
+        u.run_id = (char *)id;
+        u.name = (char *)name;
+        c.body_case = RV__COMMAND__BODY_RUN_UPDATE;
+        c.run_update = &u;
+    } else {
+        ref.run_id = (char *)id;
+        c.body_case = RV__COMMAND__BODY_RUN_DELETE;
+        c.run_delete = &ref;
+    }
+    Rv__Command *cmds[1] = {&c};
+    return apply_batch(w, cmds, 1);
+}
+
+/* Between name pages: renames (into and out of the filter, case
+ * variants), a delete and a purge. */
+static int
+between_names(struct world *w, struct rv_rng *g, void *ctx)
+{
+    int rc = RV_OK;
+    (void)ctx;
+    for (int i = 0; rc == RV_OK && i < 6; i++) {
+        struct mrun *m = &w->m.runs[rv_rng_below(g, w->m.n)];
+        if (m->deleted)
+            continue; /* A deleted run cannot be renamed. */
+        int to = (int)rv_rng_below(g, N_NAMES);
+        rc = rename_or_delete(w, m->id, NAMES[to]);
+        m->name = to;
+    }
+    struct mrun *d = &w->m.runs[rv_rng_below(g, w->m.n)];
+    if (rc == RV_OK && !d->deleted) {
+        rc = rename_or_delete(w, d->id, NULL);
+        d->deleted = 1;
+    }
+    return rc == RV_OK ? purge_random(w, g) : rc;
+}
+
+/* Pages of run-name filters through the name index while runs are
+ * renamed, deleted and purged between pages: each page holds exactly the
+ * matching rows after the token's row at that moment. A team's reader
+ * examines only its own team's entries. At the end, a rebuild from the
+ * vlog gives the same digest and verify agrees. */
+static void
+test_name_index_pages_while_runs_are_renamed_and_purged(void)
+{
+    struct world w;
+    struct rv_rng g;
+    uint64_t seed = rv_test_seed(5150);
+    CHECK_OK(world_init(&w, seed, 500), w.errmsg);
+    rv_rng_seed(&g, seed + 3);
+    static const struct {
+        int op; /* As struct spec: 0 =, 6 LIKE, 7 ILIKE. */
+        const char *val, *order, *plan;
+        int term, desc;
+    } cases[] = {
+        {0, "alpha", "", "name", -1, 0},
+        {7, "X_y", "", "name-folded", -1, 0},
+        {7, "al%", "", "created", -1, 0},
+        {6, "al%", "run_name DESC", "name", O_NAME, 1},
+        {7, "AL%", "run_name", "name-folded", O_NAME, 0},
+        {6, "alpha_%", "metrics.loss", "name", O_LOSS, 0},
+        {7, "B", "start_time", "name-folded", O_CREATED, 0},
+        {7, "a%", "start_time", "created", O_CREATED, 0},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        struct spec sp = {0};
+        sp.field = F_NAME;
+        sp.op = cases[k].op;
+        sp.strs[0] = cases[k].val;
+        sp.n_strs = 1;
+        char filter[256];
+        size_t fn = 0;
+        render(&sp, filter, sizeof filter, &fn);
+        struct walk wk = {
+            filter,
+            cases[k].order,
+            cases[k].plan,
+            STORE_VIEW_ACTIVE,
+            7,
+            {{cases[k].term}, {cases[k].desc}, cases[k].term >= 0},
+            active_spec_matches,
+            &sp,
+            between_names,
+            NULL};
+        walk_pages(&w, &wk, &g);
+    }
+    /* A team's reader: its own entries only (deleted ones too). */
+    struct store_page page;
+    struct store_query q = {.filter = "run_name = 'alpha'",
+                            .view = STORE_VIEW_ALL,
+                            .per_page = 1000};
+    uint64_t n_team = 0;
+    for (size_t i = 0; i < w.m.n; i++)
+        n_team += w.m.runs[i].team == 1 && w.m.runs[i].name == 0;
+    CHECK_OK(query_once(&w, TEAMS[1], &q, &page), w.errmsg);
+    CHECK(strcmp(page.plan, "name") == 0);
+    CHECK(page.n_runs == n_team && page.n_examined == n_team);
+    store_page_free(&page);
+    reopen_checked(&w, 1);
+    if (w.s == NULL)
+        return;
+    /* The rebuilt index answers like the one built by apply. */
+    CHECK_OK(query_once(&w, TEAMS[1], &q, &page), w.errmsg);
+    CHECK(strcmp(page.plan, "name") == 0 && page.n_runs == n_team);
+    store_page_free(&page);
     world_done(&w);
+}
+
+/* Set the status of run id to FINISHED (ended at ended, 0: none) or, with
+ * is_running, back to RUNNING (no end time). */
+static int
+set_status(struct world *w, const char *id, int is_running, int64_t ended)
+{
+    Rv__Command c = RV__COMMAND__INIT;
+    Rv__RunSetStatus st = RV__RUN_SET_STATUS__INIT;
+    st.run_id = (char *)id;
+    st.status = is_running ? RV__RUN_STATUS__RUNNING : RV__RUN_STATUS__FINISHED;
+    st.has_ended_at_ms = ended != 0;
+    st.ended_at_ms = ended;
+    c.body_case = RV__COMMAND__BODY_RUN_STATUS;
+    c.run_status = &st;
+    Rv__Command *cmds[1] = {&c};
+    return apply_batch(w, cmds, 1);
+}
+
+/* Active runs (the end-time walk's filter is in ctx: 0 none, 1 ended in
+ * [2050, 2150], 2 end_time < 2100, which runs not ended match). */
+static int
+end_case_matches(const struct mrun *m, const void *ctx)
+{
+    int k = *(const int *)ctx;
+    if (m->deleted)
+        return 0;
+    return k == 0 ||
+           (k == 1 ? m->ended >= 2050 && m->ended <= 2150 : m->ended < 2100);
+}
+
+/* Between end-time pages: runs end, end again at another time, or go
+ * back to running. */
+static int
+between_ends(struct world *w, struct rv_rng *g, void *ctx)
+{
+    int rc = RV_OK;
+    (void)ctx;
+    for (int i = 0; rc == RV_OK && i < 8; i++) {
+        struct mrun *m = &w->m.runs[rv_rng_below(g, w->m.n)];
+        if (m->deleted)
+            continue; /* A deleted run keeps its status. */
+        int is_running = rv_rng_below(g, 4) == 0;
+        int64_t ended = is_running ? 0 : 2000 + (int64_t)rv_rng_below(g, 200);
+        rc = set_status(w, m->id, is_running, ended);
+        m->status = is_running ? 0 : 2;
+        m->ended = ended;
+    }
+    return rc;
+}
+
+/* Pages of ORDER BY end_time through the end-time index (one team) while
+ * runs end, end again at another time and go back to running between
+ * pages; then rebuild and verify. */
+static void
+test_end_index_pages_while_runs_end_and_restart(void)
+{
+    struct world w;
+    struct rv_rng g;
+    CHECK_OK(walk_world(&w, &g, 6060), w.errmsg);
+    static const char *const filters[] = {
+        "", "end_time >= 2050 AND end_time <= 2150", "end_time < 2100"};
+    for (int k = 0; k < 6; k++) {
+        int fk = k % 3, desc = k >= 3;
+        struct walk wk = {filters[fk],
+                          desc ? "end_time DESC" : "end_time",
+                          "end-order",
+                          STORE_VIEW_ACTIVE,
+                          20,
+                          {{O_ENDED}, {desc}, 1},
+                          end_case_matches,
+                          &fk,
+                          between_ends,
+                          NULL};
+        walk_pages(&w, &wk, &g);
+    }
+    store_plan_set_ordered_min(STORE_ORDERED_SCAN_MIN);
+    reopen_checked(&w, 1);
+    if (w.s != NULL)
+        world_done(&w);
 }
 
 static void
@@ -1000,6 +1401,10 @@ static const struct rv_test tests[] = {
      test_random_filters_one_team_match_the_oracle},
     {"metric_index_pages_while_values_change_and_runs_purge",
      test_metric_index_pages_while_values_change_and_runs_purge},
+    {"name_index_pages_while_runs_are_renamed_and_purged",
+     test_name_index_pages_while_runs_are_renamed_and_purged},
+    {"end_index_pages_while_runs_end_and_restart",
+     test_end_index_pages_while_runs_end_and_restart},
     {"keyset_pages_stay_correct_while_runs_are_added",
      test_keyset_pages_stay_correct_while_runs_are_added},
     {"bad_queries_are_clear_errors", test_bad_queries_are_clear_errors},
