@@ -4,10 +4,15 @@
  *              over 100 series (10 steps each), one command per entry;
  *   runs       first page of filtered, sorted run lists over N runs (p50,
  *              p99 over many queries with varying constants);
- *   history    a 10M-point series downsampled to 1000 points (p50, p99).
+ *   history    a 10M-point series downsampled to 1000 points (p50, p99);
+ *   retain     over --retain-runs runs (10 projects): the retention
+ *              selection of one project (store_retention_due, which apply's
+ *              sweep also runs), sweeps purging that project (runs/s), and
+ *              the divergence check's hash of the whole index (MB/s).
  *
  * usage: bench_store [--dir DIR] [--runs N] [--history-points N]
- *                    [--apply-batches N] [--only apply|runs|history]
+ *                    [--apply-batches N] [--retain-runs N]
+ *                    [--only apply|runs|history|retain]
  * Prints one JSON object per figure. DIR defaults to a fresh directory
  * under $TMPDIR; it is removed at the end unless --keep is given. */
 #define _XOPEN_SOURCE 700 /* nftw */
@@ -21,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 struct bench {
@@ -392,10 +399,148 @@ bench_history(size_t n_points, size_t n_queries)
     bench_close(&b, 0);
 }
 
+/* ---- retain ------------------------------------------------------------ */
+
+static void
+bench_apply_cmd(struct bench *b, Rv__Command *cmd, int64_t at)
+{
+    struct rv_buf e;
+    rv_buf_init(&e);
+    cmd->has_stamped_at_ms = 1;
+    cmd->stamped_at_ms = at;
+    bench_encode(b, &cmd, 1, &e);
+    bench_apply_entry(b, &e);
+    rv_buf_free(&e);
+}
+
+/* Active runs of team vision, project proj-0. */
+static uint64_t
+bench_proj0_runs(struct bench *b)
+{
+    struct store_read *r;
+    struct store_count *cs;
+    size_t n;
+    uint64_t v = 0;
+    if (store_read_begin(b->s, STORE_EVERY_TEAM, &r, b->errmsg) != RV_OK ||
+        store_analytics(r, STORE_GROUP_PROJECT, "vision", NULL, &cs, &n,
+                        b->errmsg) != RV_OK)
+        bench_die(b, "analytics", RV_EIO);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(cs[i].label, "proj-0") == 0)
+            v = cs[i].n;
+    store_counts_free(cs, n);
+    store_read_end(r);
+    return v;
+}
+
+static void
+bench_retain(size_t n_runs)
+{
+    static const Rv__RunStatus all[] = {
+        RV__RUN_STATUS__RUNNING,  RV__RUN_STATUS__SCHEDULED,
+        RV__RUN_STATUS__FINISHED, RV__RUN_STATUS__FAILED,
+        RV__RUN_STATUS__KILLED,   RV__RUN_STATUS__CRASHED};
+    struct bench b;
+    struct rv_rng rng;
+    struct store_read *r;
+    int64_t now = (int64_t)rv_clock_wall_ms() + 86400000;
+    bench_open(&b, "retain");
+    rv_rng_seed(&rng, 3);
+    bench_create_runs(&b, n_runs, &rng);
+    /* The selection: a rule on proj-0 that expires nothing (every run is
+     * read, sorted, and kept). */
+    Rv__Command cmd = RV__COMMAND__INIT;
+    Rv__RetentionPut rp = RV__RETENTION_PUT__INIT;
+    rp.team = "vision"; /* proj-0's runs are all vision's (bench_runs.c). */
+    rp.project = "proj-0";
+    rp.has_keep_last = 1;
+    rp.keep_last = n_runs;
+    rp.has_max_age_ms = 1;
+    rp.max_age_ms = 1;
+    rp.statuses = (Rv__RunStatus *)all;
+    rp.n_statuses = sizeof all / sizeof all[0];
+    rp.has_trash_ms = 1;
+    rp.trash_ms = 0;
+    cmd.body_case = RV__COMMAND__BODY_RETENTION_PUT;
+    cmd.retention_put = &rp;
+    bench_apply_cmd(&b, &cmd, now);
+    enum { ROUNDS = 20 };
+    double ms[ROUNDS], p50, p99, max;
+    for (int i = 0; i < ROUNDS; i++) {
+        int is_due = 1;
+        uint64_t t0 = rv_clock_mono_ns();
+        if (store_read_begin(b.s, STORE_EVERY_TEAM, &r, b.errmsg) != RV_OK ||
+            store_retention_due(r, now, &is_due, b.errmsg) != RV_OK || is_due)
+            bench_die(&b, "retention_due", RV_EINVAL);
+        store_read_end(r);
+        ms[i] = (double)(rv_clock_mono_ns() - t0) / 1e6;
+    }
+    bench_percentiles(ms, ROUNDS, &p50, &p99, &max);
+    uint64_t n_proj = bench_proj0_runs(&b);
+    printf("{\"figure\":\"retention_selection\",\"runs\":%zu,"
+           "\"project_runs\":%llu,\"p50_ms\":%.3f,\"max_ms\":%.3f}\n",
+           n_runs, (unsigned long long)n_proj, p50, max);
+    fflush(stdout);
+    /* Sweeps: the rule now expires every run of proj-0 (trash 0). */
+    rp.keep_last = 0;
+    bench_apply_cmd(&b, &cmd, now);
+    Rv__RetentionSweep sw = RV__RETENTION_SWEEP__INIT;
+    Rv__Command scmd = RV__COMMAND__INIT;
+    scmd.body_case = RV__COMMAND__BODY_RETENTION_SWEEP;
+    scmd.retention_sweep = &sw;
+    size_t n_sweeps = 0;
+    uint64_t t0 = rv_clock_mono_ns();
+    for (int is_due = 1; is_due; n_sweeps++) {
+        bench_apply_cmd(&b, &scmd, now);
+        if (store_read_begin(b.s, STORE_EVERY_TEAM, &r, b.errmsg) != RV_OK ||
+            store_retention_due(r, now, &is_due, b.errmsg) != RV_OK)
+            bench_die(&b, "retention_due", RV_EINVAL);
+        store_read_end(r);
+    }
+    double sweep_s = (double)(rv_clock_mono_ns() - t0) / 1e9;
+    uint64_t n_purged = n_proj - bench_proj0_runs(&b);
+    printf("{\"figure\":\"retention_sweep\",\"runs_purged\":%llu,"
+           "\"sweeps\":%zu,\"seconds\":%.3f,\"runs_per_s\":%.0f,"
+           "\"ms_per_sweep\":%.1f}\n",
+           (unsigned long long)n_purged, n_sweeps, sweep_s,
+           (double)n_purged / sweep_s, sweep_s * 1e3 / (double)n_sweeps);
+    fflush(stdout);
+    /* The check's hash of the whole index. */
+    struct store_check_info ci;
+    if (store_sync(b.s, b.errmsg) != RV_OK ||
+        store_check_start(b.s, b.errmsg) != RV_OK)
+        bench_die(&b, "check", RV_EIO);
+    char path[4200];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/index.mdb", b.dir);
+    double mb = stat(path, &st) == 0 ? (double)st.st_blocks * 512 / 1e6 : 0;
+    for (int i = 0; i < 3; i++) {
+        Rv__Check ck = RV__CHECK__INIT;
+        Rv__Command ccmd = RV__COMMAND__INIT;
+        ccmd.body_case = RV__COMMAND__BODY_CHECK;
+        ccmd.check = &ck;
+        store_check_info(b.s, &ci);
+        uint64_t before = ci.n_hashed;
+        t0 = rv_clock_mono_ns();
+        bench_apply_cmd(&b, &ccmd, now);
+        do {
+            nanosleep(&(struct timespec){0, 1000000}, NULL);
+            store_check_info(b.s, &ci);
+        } while (ci.n_hashed == before);
+        double s = (double)(rv_clock_mono_ns() - t0) / 1e9;
+        printf("{\"figure\":\"check_hash\",\"index_mb\":%.1f,"
+               "\"seconds\":%.3f,\"mb_per_s\":%.0f}\n",
+               mb, s, mb / s);
+        fflush(stdout);
+    }
+    bench_close(&b, 0);
+}
+
 int
 main(int argc, char **argv)
 {
     size_t n_runs = 1000000, n_points = 10000000, n_batches = 3000;
+    size_t n_retain = 200000;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -411,6 +556,8 @@ main(int argc, char **argv)
             n_points = strtoull(v, &end, 10);
         else if (strcmp(a, "--apply-batches") == 0)
             n_batches = strtoull(v, &end, 10);
+        else if (strcmp(a, "--retain-runs") == 0)
+            n_retain = strtoull(v, &end, 10);
         else if (strcmp(a, "--only") == 0)
             only = v;
         else {
@@ -423,7 +570,7 @@ main(int argc, char **argv)
         }
         i++;
     }
-    if (n_runs == 0 || n_points < 1000 || n_batches == 0) {
+    if (n_runs == 0 || n_points < 1000 || n_batches == 0 || n_retain < 10) {
         fprintf(stderr, "bench_store: sizes must be positive\n");
         return 1;
     }
@@ -433,5 +580,7 @@ main(int argc, char **argv)
         bench_history(n_points, 40);
     if (only == NULL || strcmp(only, "runs") == 0)
         bench_runs(n_runs, 200);
+    if (only == NULL || strcmp(only, "retain") == 0)
+        bench_retain(n_retain);
     return 0;
 }

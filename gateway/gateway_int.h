@@ -84,6 +84,7 @@
     X(GW_R_WHOAMI, "whoami")                \
     X(GW_R_AUDIT, "audit")                  \
     X(GW_R_UI, "ui")                        \
+    X(GW_R_RETENTION, "retention")          \
     X(GW_R_MLFLOW_READ, "mlflow_read")      \
     X(GW_R_MLFLOW_WRITE, "mlflow_write")
 
@@ -236,11 +237,12 @@ extern const size_t gw_ui_n_assets;
  * {token}); the matcher extracts and checks each once (gw_params in
  * gateway_route.c). */
 enum gw_param {
-    GW_P_RUN,   /* {run}: one segment, a valid run id. */
-    GW_P_NODE,  /* {node}: the rest of the path, a positive node id. */
-    GW_P_PATH,  /* {path}: the rest of the path, an artifact path. */
-    GW_P_TEAM,  /* {team}: one segment, a team name (400 if not). */
-    GW_P_TOKEN, /* {token}: one segment, a token id (404 if not). */
+    GW_P_RUN,     /* {run}: one segment, a valid run id. */
+    GW_P_NODE,    /* {node}: the rest of the path, a positive node id. */
+    GW_P_PATH,    /* {path}: the rest of the path, an artifact path. */
+    GW_P_TEAM,    /* {team}: one segment, a team name (400 if not). */
+    GW_P_TOKEN,   /* {token}: one segment, a token id (404 if not). */
+    GW_P_PROJECT, /* {project}: one segment, a project name (400 if not). */
     GW_N_PARAMS
 };
 
@@ -382,6 +384,16 @@ void gw_cluster_transfer(struct gw_ctx *c);
 int gw__team(struct gw_ctx *c, const char *where, const char *team);
 /* 0 if id is a token id, else -1 with a 404 answered. */
 int gw__token_id(struct gw_ctx *c, const char *id);
+/* Send one admin command and answer status {key: value, "index"}. */
+void gw__admin_write_answer(struct gw_ctx *c, Rv__Command *cmd, int status,
+                            const char *key, const char *value);
+/* An admin read of op with the read options; the response, or NULL when
+ * answered. team narrows it (NULL: every team the token sees). */
+const Rv__Response *gw__admin_read(struct gw_ctx *c, Rv__AdminOp op,
+                                   const char *team, Rv__AdminRequest *ar);
+/* team= of a read: NULL (absent or empty) or a team name ("*" too when
+ * is_star_ok); -1 when answered. */
+int gw__q_team(struct gw_ctx *c, int is_star_ok, const char **team);
 void gw_admin_team_create(struct gw_ctx *c);
 void gw_admin_team_list(struct gw_ctx *c);
 void gw_admin_quota_put(struct gw_ctx *c);
@@ -390,6 +402,11 @@ void gw_admin_token_list(struct gw_ctx *c);
 void gw_admin_token_revoke(struct gw_ctx *c);
 void gw_admin_whoami(struct gw_ctx *c);
 void gw_admin_audit(struct gw_ctx *c);
+
+/* ---- Retention (gateway_json_retention.c) ---- */
+void gw_retention_put(struct gw_ctx *c);
+void gw_retention_delete(struct gw_ctx *c);
+void gw_retention_list(struct gw_ctx *c);
 
 /* ---- The web UI (gateway_ui.c) ---- */
 

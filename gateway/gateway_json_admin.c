@@ -44,7 +44,7 @@ gw__admin_write(struct gw_ctx *c, Rv__Command *cmd)
 }
 
 /* Send one admin command and answer status {key: value, "index"}. */
-static void
+void
 gw__admin_write_answer(struct gw_ctx *c, Rv__Command *cmd, int status,
                        const char *key, const char *value)
 {
@@ -57,7 +57,7 @@ gw__admin_write_answer(struct gw_ctx *c, Rv__Command *cmd, int status,
 
 /* An admin read of op with the read options; the response, or NULL when
  * answered. team narrows it (NULL: every team the token sees). */
-static const Rv__Response *
+const Rv__Response *
 gw__admin_read(struct gw_ctx *c, Rv__AdminOp op, const char *team,
                Rv__AdminRequest *ar)
 {
@@ -75,7 +75,7 @@ gw__admin_read(struct gw_ctx *c, Rv__AdminOp op, const char *team,
 /* team= of a read: NULL (absent or empty: every team the token sees) or a
  * team name ("*" too when is_star_ok: the cluster-admin tokens); -1 when
  * answered. */
-static int
+int
 gw__q_team(struct gw_ctx *c, int is_star_ok, const char **team)
 {
     if (gw__q_str(c, "team", CONTRACT_MAX_TEAM_BYTES, team) != 0)

@@ -56,10 +56,24 @@ gw_cluster_get(struct gw_ctx *c)
             json_object_set_new(
                 o, "durability",
                 json_string(sr->self->durability ? sr->self->durability : ""));
+            json_object_set_new(o, "diverged",
+                                json_boolean(sr->self->diverged));
+            if (sr->self->has_diverged_index)
+                json_object_set_new(
+                    o, "diverged_index",
+                    json_integer((json_int_t)sr->self->diverged_index));
+            json_object_set_new(o, "vlog_bytes",
+                                json_integer((json_int_t)sr->self->vlog_bytes));
+            json_object_set_new(
+                o, "disk_free_bytes",
+                json_integer((json_int_t)sr->self->disk_free_bytes));
+            json_object_set_new(o, "disk_low",
+                                json_boolean(sr->self->disk_low));
         } else if (o != NULL) {
             json_object_set_new(o, "state", json_string("unreachable"));
             json_object_set_new(o, "applied_index", json_null());
             json_object_set_new(o, "digest", json_null());
+            json_object_set_new(o, "diverged", json_null());
         }
         rvc_response_free(sr);
         json_array_append_new(nodes, o);

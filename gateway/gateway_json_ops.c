@@ -75,6 +75,23 @@ gw__health(struct gw_ctx *c, int is_ready)
                                           : "the node is stopping");
         return;
     }
+    if (info.is_diverged || info.is_disk_low) {
+        char why[256];
+        if (info.is_diverged)
+            snprintf(why, sizeof why,
+                     "replica diverged: its index hash at index %llu differs "
+                     "from the leader's; reads are refused until it is "
+                     "repaired",
+                     (unsigned long long)info.diverged_index);
+        else
+            snprintf(why, sizeof why,
+                     "disk space low: %llu bytes free, under the threshold "
+                     "of %llu; writes are refused",
+                     (unsigned long long)info.disk_free_bytes,
+                     (unsigned long long)info.disk_min_free_bytes);
+        gw_reply_status(c->x, 503, "TEMPORARILY_UNAVAILABLE", why);
+        return;
+    }
     gw_reply_json(c->x, 200,
                   json_pack("{s:s,s:I,s:s,s:I,s:I}", "status", "ready",
                             "node_id", (json_int_t)info.id, "state",
@@ -286,6 +303,35 @@ gw__metrics_raft(const struct gateway *g, struct rv_buf *b)
         (unsigned long long)info.n_barriers, (unsigned long long)info.n_syncs,
         (unsigned long long)info.n_snapshots,
         (unsigned long long)info.n_catch_ups);
+    rv_buf_printf(
+        b,
+        "# HELP runvault_replica_diverged 1 when this node's index hash "
+        "differed from the leader's at a check point.\n"
+        "# TYPE runvault_replica_diverged gauge\n"
+        "runvault_replica_diverged %d\n"
+        "# TYPE runvault_replica_diverged_index gauge\n"
+        "runvault_replica_diverged_index %llu\n"
+        "# HELP runvault_checks_hashed_total Check points this node hashed.\n"
+        "# TYPE runvault_checks_hashed_total counter\n"
+        "runvault_checks_hashed_total %llu\n"
+        "# HELP runvault_checks_compared_total Check points compared with "
+        "the leader's hash.\n"
+        "# TYPE runvault_checks_compared_total counter\n"
+        "runvault_checks_compared_total %llu\n"
+        "# HELP runvault_disk_free_bytes Free space on the data disk.\n"
+        "# TYPE runvault_disk_free_bytes gauge\n"
+        "runvault_disk_free_bytes %llu\n"
+        "# TYPE runvault_disk_min_free_bytes gauge\n"
+        "runvault_disk_min_free_bytes %llu\n"
+        "# HELP runvault_disk_low 1 while free space is under the threshold "
+        "(writes refused with 507).\n"
+        "# TYPE runvault_disk_low gauge\n"
+        "runvault_disk_low %d\n",
+        info.is_diverged, (unsigned long long)info.diverged_index,
+        (unsigned long long)info.n_checks_hashed,
+        (unsigned long long)info.n_checks_compared,
+        (unsigned long long)info.disk_free_bytes,
+        (unsigned long long)info.disk_min_free_bytes, info.is_disk_low);
     rv_buf_printf(b,
                   "# HELP runvault_disk_bytes Bytes on disk by part.\n"
                   "# TYPE runvault_disk_bytes gauge\n"

@@ -118,6 +118,18 @@ gw__team_param(struct gw_ctx *c, const char *team)
     return gw__team(c, "the path's team", team);
 }
 
+static int
+gw__project_param(struct gw_ctx *c, const char *project)
+{
+    size_t n = strlen(project);
+    if (n == 0 || n > CONTRACT_MAX_SCOPE_BYTES ||
+        !contract_utf8_valid(project, n))
+        return gw__reject(c, RV_EINVAL,
+                          "the path's project must be 1 to %d bytes of UTF-8",
+                          CONTRACT_MAX_SCOPE_BYTES);
+    return 0;
+}
+
 /* What a {name} in a pattern matches and how it is checked. check answers
  * a bad value itself (400) and returns -1; NULL: any value. */
 static const struct {
@@ -131,6 +143,7 @@ static const struct {
     [GW_P_PATH] = {"path", 1, 0, NULL},
     [GW_P_TEAM] = {"team", 0, 1, gw__team_param},
     [GW_P_TOKEN] = {"token", 0, 1, gw__token_id},
+    [GW_P_PROJECT] = {"project", 0, 1, gw__project_param},
 };
 
 /* ---- The table ----------------------------------------------------------- */
@@ -224,6 +237,13 @@ static const struct gw_route_row gw_routes[] = {
      gw_admin_token_revoke},
     {"GET", "/api/v2/whoami", GW_R_WHOAMI, GW_F_READ, 0, gw_admin_whoami},
     {"GET", "/api/v2/audit", GW_R_AUDIT, GW_F_READ, 0, gw_admin_audit},
+    /* Retention (gateway_json_retention.c). */
+    {"PUT", "/api/v2/projects/{project}/retention", GW_R_RETENTION, GW_F_WRITE,
+     GW_JSON, gw_retention_put},
+    {"DELETE", "/api/v2/projects/{project}/retention", GW_R_RETENTION,
+     GW_F_WRITE, 0, gw_retention_delete},
+    {"GET", "/api/v2/retention", GW_R_RETENTION, GW_F_READ, 0,
+     gw_retention_list},
 /* MLflow REST 2.0 (gateway_mlflow*.c); /ajax-api/2.0/mlflow/ is an
  * alias. Reads answer GET (and POST with a body: searches). */
 #define GW_MLF   "/api/2.0/mlflow/"

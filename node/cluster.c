@@ -159,11 +159,27 @@ cluster__status_row(const Rv__NodeStatus *m, const char *token,
         json_object_set_new(o, "applied_index",
                             json_integer((json_int_t)applied));
         json_object_set_new(o, "digest", cluster__str(digest));
+        json_object_set_new(o, "diverged",
+                            me ? json_boolean(me->diverged) : json_null());
+        if (me && me->has_diverged_index)
+            json_object_set_new(o, "diverged_index",
+                                json_integer((json_int_t)me->diverged_index));
+        json_object_set_new(o, "disk_low",
+                            me ? json_boolean(me->disk_low) : json_null());
         json_array_append_new(list, o);
     } else {
-        printf("%-4llu %-8s %-11s %-21s %-27s %6llu %10llu  %s\n",
+        char alarm[96] = "";
+        if (me && me->diverged)
+            snprintf(alarm, sizeof alarm, "  DIVERGED at %llu",
+                     (unsigned long long)me->diverged_index);
+        if (me && me->disk_low)
+            snprintf(alarm + strlen(alarm), sizeof alarm - strlen(alarm),
+                     "  DISK LOW (%llu bytes free)",
+                     (unsigned long long)me->disk_free_bytes);
+        printf("%-4llu %-8s %-11s %-21s %-27s %6llu %10llu  %s%s\n",
                (unsigned long long)m->id, m->role ? m->role : "-", state,
-               m->raft_addr ? m->raft_addr : "-", rpc, term, applied, digest);
+               m->raft_addr ? m->raft_addr : "-", rpc, term, applied, digest,
+               alarm);
     }
     rvc_response_free(s);
 }

@@ -57,6 +57,10 @@ enum node_key {
     K_TLS_CERT,
     K_TLS_KEY,
     K_TLS_CA,
+    K_CHECK_INTERVAL_MS,
+    K_CHECK_ENTRIES,
+    K_RETENTION_INTERVAL_MS,
+    K_MIN_FREE_BYTES,
     K_COUNT
 };
 
@@ -104,6 +108,16 @@ static const struct cli_flag node_keys[K_COUNT] = {
     {"tls-ca", 1, 0, "RUNVAULT_TLS_CA", "",
      "the cluster CA (PEM); all three: https, tls+tcp:// RPC, mutual-TLS "
      "raft"},
+    {"check-interval-ms", 1, 0, "RUNVAULT_CHECK_INTERVAL_MS", "60000",
+     "the leader proposes a divergence check at least this often while "
+     "entries arrive (0: never)"},
+    {"check-entries", 1, 0, "RUNVAULT_CHECK_ENTRIES", "10000",
+     "... or after this many entries (0: by time only)"},
+    {"retention-interval-ms", 1, 0, "RUNVAULT_RETENTION_INTERVAL_MS", "60000",
+     "how often the leader looks for runs to trash or purge (0: never)"},
+    {"min-free-bytes", 1, 0, "RUNVAULT_MIN_FREE_BYTES", "268435456",
+     "refuse writes (507) below this much free space on the data disk "
+     "(0: no threshold)"},
 };
 
 struct node_settings {
@@ -536,6 +550,7 @@ node__configure(const struct node_settings *st, struct replica_config *rc,
                 struct replica_peer *peers, struct node *n, uint64_t *workers)
 {
     uint64_t id, election, heartbeat, sync_ms, snap, segment;
+    uint64_t check_ms, check_entries, retention_ms, min_free;
     enum rv_log_level level;
     memset(rc, 0, sizeof *rc);
     if (node__u64(st, K_ID, 1, UINT32_MAX, &id) != 0 ||
@@ -544,7 +559,12 @@ node__configure(const struct node_settings *st, struct replica_config *rc,
         node__u64(st, K_SYNC_MS, 1, 10000, &sync_ms) != 0 ||
         node__u64(st, K_SNAPSHOT_BYTES, 1 << 20, (uint64_t)1 << 40, &snap) ||
         node__u64(st, K_SEGMENT_BYTES, 4096, 1u << 30, &segment) != 0 ||
-        node__u64(st, K_RPC_WORKERS, 1, 1024, workers) != 0)
+        node__u64(st, K_RPC_WORKERS, 1, 1024, workers) != 0 ||
+        node__u64(st, K_CHECK_INTERVAL_MS, 0, 86400000, &check_ms) != 0 ||
+        node__u64(st, K_CHECK_ENTRIES, 0, UINT32_MAX, &check_entries) != 0 ||
+        node__u64(st, K_RETENTION_INTERVAL_MS, 0, 86400000, &retention_ms) !=
+            0 ||
+        node__u64(st, K_MIN_FREE_BYTES, 0, (uint64_t)1 << 50, &min_free) != 0)
         return RV_EXIT_USAGE;
     if (rv_log_level_parse(st->v[K_LOG_LEVEL], &level) != 0 ||
         replica_durability_parse(st->v[K_DURABILITY], &rc->durability) != 0) {
@@ -597,6 +617,10 @@ node__configure(const struct node_settings *st, struct replica_config *rc,
     rc->sync_ms = (unsigned)sync_ms;
     rc->snapshot_bytes = snap;
     rc->segment_bytes = segment;
+    rc->check_interval_ms = check_ms;
+    rc->check_entries = check_entries;
+    rc->retention_interval_ms = retention_ms;
+    rc->min_free_bytes = min_free;
     rc->log = &n->log;
     return RV_EXIT_OK;
 }

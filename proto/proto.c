@@ -182,6 +182,12 @@ proto_command_name(const Rv__Command *cmd)
         return "auth_on";
     case RV__COMMAND__BODY_MLFLOW_EXPERIMENT:
         return "mlflow_experiment";
+    case RV__COMMAND__BODY_RETENTION_PUT:
+        return "retention_put";
+    case RV__COMMAND__BODY_RETENTION_SWEEP:
+        return "retention_sweep";
+    case RV__COMMAND__BODY_CHECK:
+        return "check";
     case RV__COMMAND__BODY__NOT_SET:
     default:
         return "empty";

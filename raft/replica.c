@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 /* ---- Small helpers ------------------------------------------------------ */
 
@@ -198,6 +199,15 @@ replica__publish(struct replica *r)
     in.n_snapshots = r->fsm.n_snapshots;
     in.n_catch_ups = r->fsm.n_catch_ups;
     in.n_fetched_records = r->fsm.n_fetched_records;
+    struct store_check_info ci;
+    store_check_info(r->store, &ci);
+    in.is_diverged = ci.is_diverged;
+    in.diverged_index = ci.diverged_index;
+    in.n_checks_hashed = ci.n_hashed;
+    in.n_checks_compared = ci.n_compared;
+    in.disk_free_bytes = r->disk_free_bytes;
+    in.disk_min_free_bytes = r->min_free_bytes;
+    in.is_disk_low = r->is_disk_low;
     pthread_mutex_lock(&r->lock);
     int is_advanced = in.applied_index != r->info.applied_index;
     r->info = in;
@@ -212,6 +222,66 @@ replica_info(struct replica *r, struct replica_info *out)
     pthread_mutex_lock(&r->lock);
     *out = r->info;
     pthread_mutex_unlock(&r->lock);
+}
+
+int
+replica_write_refusal(struct replica *r, char *errmsg)
+{
+    pthread_mutex_lock(&r->lock);
+    int is_low = r->info.is_disk_low;
+    uint64_t free_b = r->info.disk_free_bytes;
+    uint64_t min_b = r->info.disk_min_free_bytes;
+    pthread_mutex_unlock(&r->lock);
+    if (!is_low)
+        return RV_OK;
+    rv_errmsg_printf(errmsg,
+                     "node %llu has %llu bytes free on its data disk, under "
+                     "its threshold of %llu: writes are refused until space "
+                     "is freed",
+                     (unsigned long long)r->id, (unsigned long long)free_b,
+                     (unsigned long long)min_b);
+    return RV_ENOSPACE;
+}
+
+int
+replica_read_refusal(struct replica *r, char *errmsg)
+{
+    pthread_mutex_lock(&r->lock);
+    int is_diverged = r->info.is_diverged;
+    uint64_t at = r->info.diverged_index;
+    pthread_mutex_unlock(&r->lock);
+    if (!is_diverged)
+        return RV_OK;
+    rv_errmsg_printf(errmsg,
+                     "node %llu diverged from the leader (index hash at %llu "
+                     "differs): it refuses reads until repaired",
+                     (unsigned long long)r->id, (unsigned long long)at);
+    return RV_EUNAVAILABLE;
+}
+
+/* Free space on the data dir, at most once a second (tick timer). */
+static void
+replica__disk_tick(struct replica *r)
+{
+    struct statvfs sv;
+    uint64_t now = rv_clock_mono_ms();
+    if (r->disk_checked_ms != 0 && now - r->disk_checked_ms < 1000)
+        return;
+    r->disk_checked_ms = now;
+    if (statvfs(r->data_dir, &sv) != 0)
+        return;
+    r->disk_free_bytes = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+    int is_low =
+        r->min_free_bytes > 0 && r->disk_free_bytes < r->min_free_bytes;
+    if (is_low != r->is_disk_low)
+        rv_logf(r->log, is_low ? RV_LOG_ERROR : RV_LOG_INFO, "replica",
+                is_low ? "disk space low: %llu bytes free on %s, under the "
+                         "threshold of %llu: refusing new writes"
+                       : "disk space back: %llu bytes free on %s (threshold "
+                         "%llu): accepting writes",
+                (unsigned long long)r->disk_free_bytes, r->data_dir,
+                (unsigned long long)r->min_free_bytes);
+    r->is_disk_low = is_low;
 }
 
 int
@@ -601,6 +671,17 @@ replica__check_cb(uv_check_t *h)
 static void
 replica__accept_write(struct replica *r, struct replica_op *op)
 {
+    if (r->is_disk_low) {
+        char why[RV_ERRMSG_SIZE];
+        snprintf(why, sizeof why,
+                 "the leader (node %llu) has %llu bytes free on its data "
+                 "disk, under its threshold of %llu: writes are refused",
+                 (unsigned long long)r->id,
+                 (unsigned long long)r->disk_free_bytes,
+                 (unsigned long long)r->min_free_bytes);
+        replica__finish(op, RV_ENOSPACE, why);
+        return;
+    }
     if (r->pending_bytes + op->packed_len > REPLICA_MAX_PENDING_BYTES) {
         replica__finish(op, RV_EUNAVAILABLE,
                         "the write queue is full: retry later");
@@ -727,6 +808,8 @@ replica__tick_cb(uv_timer_t *t)
         return;
     replica__take_inbound(r);
     replica__membership_tick(r);
+    replica__disk_tick(r);
+    replica__maint_tick(r);
     replica__schedule(r);
     replica__stop_step(r);
     /* Removed from a configuration it was in (and that committed): stop.

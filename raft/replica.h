@@ -90,7 +90,15 @@ struct replica_config {
     uint64_t snapshot_bytes;                     /* 0 = default. */
     uint64_t segment_bytes;     /* vlog segment size; 0 = default. */
     unsigned snapshot_trailing; /* 0 = default. */
-    raftfsm_fetch_fn fetch;     /* Catch-up from peers (rpc/). */
+    /* The leader's periodic proposals (raft/maint.c), 0 = never: a
+     * divergence check point every check_entries entries (0: by time only)
+     * or check_interval_ms, a retention sweep every retention_interval_ms
+     * when one is due. serve sets the defaults. */
+    uint64_t check_interval_ms, check_entries, retention_interval_ms;
+    /* Writes are refused (RV_ENOSPACE) while the data dir's file system
+     * has less free space than this; 0 = no threshold. */
+    uint64_t min_free_bytes;
+    raftfsm_fetch_fn fetch; /* Catch-up from peers (rpc/). */
     void *fetch_data;
     /* Raft peer traffic over mutually authenticated TLS
      * (raft/transport_tls.h); NULL: plain TCP (raft_uv_tcp). Copied. */
@@ -208,9 +216,22 @@ struct replica_info {
     uint64_t n_catch_ups, n_fetched_records;
     size_t n_members;
     struct replica_member members[REPLICA_MAX_PEERS];
+    /* The divergence check (store_check_info). */
+    int is_diverged;
+    uint64_t diverged_index, n_checks_hashed, n_checks_compared;
+    /* Free space on the data dir's file system (statvfs, about once a
+     * second) and the threshold under which writes are refused. */
+    uint64_t disk_free_bytes, disk_min_free_bytes;
+    int is_disk_low;
 };
 
 void replica_info(struct replica *r, struct replica_info *out);
+
+/* RV_OK, or why this node refuses writes (RV_ENOSPACE: free space under
+ * the threshold) or reads (RV_EUNAVAILABLE: the replica diverged), with
+ * the reason in errmsg. Any thread. */
+int replica_write_refusal(struct replica *r, char *errmsg);
+int replica_read_refusal(struct replica *r, char *errmsg);
 
 /* Wait until this node applied index (or timeout_ms passed). Returns
  * RV_OK, RV_ETIMEDOUT or RV_EUNAVAILABLE (stopping). Any thread. */

@@ -99,6 +99,16 @@ struct replica {
     uint64_t last_synced;
     uint64_t announced_term;
     uint64_t n_entries, n_commands, n_barriers, n_syncs;
+    /* The leader's periodic proposals (maint.c). */
+    uint64_t check_interval_ms, check_entries, retention_interval_ms;
+    uint64_t check_last_ms, check_last_index, sweep_last_ms;
+    int is_maint_busy;
+    uint64_t min_free_bytes, disk_free_bytes, disk_checked_ms;
+    int is_disk_low;
+    struct replica_op maint_write;
+    struct rv_buf maint_packed;
+    char maint_what[32];
+    uint8_t maint_hash[16];
 
     /* The raft_io close wrapper (replica_start.c). */
     void (*io_close)(struct raft_io *io, raft_io_close_cb cb);
@@ -147,6 +157,13 @@ void replica__tick_cb(uv_timer_t *t);
 /* The scrub's report of a damaged vlog segment (store_scrub_corrupt_fn):
  * the loop stops with RV_EXIT_CORRUPT. Scrub thread. */
 void replica__on_corrupt(void *data, const char *why);
+
+/* ---- maint.c: the leader's periodic proposals ----------------------------
+ */
+
+/* From the tick timer: propose a check point or a retention sweep when
+ * one is due (a serving leader, nothing of maint.c in flight). */
+void replica__maint_tick(struct replica *r);
 
 /* ---- membership.c: configuration changes ----------------------------------
  */

@@ -167,6 +167,7 @@ replica__free(struct replica *r)
     if (r->is_raft_init)
         raftguard_close(&r->guard);
     rv_buf_free(&r->step_packed);
+    rv_buf_free(&r->maint_packed);
     raftfsm_close(&r->fsm);
     store_close(r->store);
     pthread_mutex_destroy(&r->lock);
@@ -309,6 +310,11 @@ replica__new(const struct replica_config *cfg)
     r->sync_ms = cfg->sync_ms ? cfg->sync_ms : REPLICA_DEFAULT_SYNC_MS;
     r->log = cfg->log;
     rv_buf_init(&r->step_packed);
+    rv_buf_init(&r->maint_packed);
+    r->check_interval_ms = cfg->check_interval_ms;
+    r->check_entries = cfg->check_entries ? cfg->check_entries : UINT64_MAX;
+    r->retention_interval_ms = cfg->retention_interval_ms;
+    r->min_free_bytes = cfg->min_free_bytes;
     if (r->data_dir == NULL) {
         replica__free(r);
         return NULL;
@@ -412,6 +418,10 @@ replica_start(struct replica **out, const struct replica_config *cfg,
         replica__abort(r);
         return rc;
     }
+    /* Without its check thread the node still serves, unchecked. */
+    if (store_check_start(r->store, errmsg) != RV_OK)
+        rv_logf(r->log, RV_LOG_WARN, "replica",
+                "no divergence check on this node: %s", errmsg);
     /* Without its scrub the node still serves (reads check CRCs). */
     if (store_scrub_start(&r->scrub, r->data_dir, r->log, replica__on_corrupt,
                           r) != RV_OK)

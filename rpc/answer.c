@@ -65,6 +65,14 @@ rpc__write_check(const Rv__WriteRequest *wr, char *errmsg)
             rv_errmsg_printf(errmsg, "command %zu has no body", i);
             return RV_EINVAL;
         }
+        if (c->body_case == RV__COMMAND__BODY_RETENTION_SWEEP ||
+            c->body_case == RV__COMMAND__BODY_CHECK) {
+            rv_errmsg_printf(errmsg,
+                             "command %zu: %s is proposed by the "
+                             "leader only",
+                             i, proto_command_name(c));
+            return RV_EPERM;
+        }
         const char *id = proto_command_run_id(c);
         if (id != NULL && !contract_run_id_valid(id, strlen(id))) {
             rv_errmsg_printf(errmsg, "command %zu: invalid run_id '%.64s'", i,
@@ -120,6 +128,11 @@ rpc__principal_set(Rv__Command *cmd, const char *token_id, const char *team,
         if (team != NULL && (sv->team == NULL || sv->team[0] == '\0'))
             cmd->mlflow_experiment->team = (char *)team;
     }
+    if (cmd->body_case == RV__COMMAND__BODY_RETENTION_PUT) {
+        sv->team = cmd->retention_put->team;
+        if (team != NULL && (sv->team == NULL || sv->team[0] == '\0'))
+            cmd->retention_put->team = (char *)team;
+    }
     if (cmd->body_case == RV__COMMAND__BODY_TOKEN_PUT) {
         Rv__TokenPut *tp = cmd->token_put;
         tp->has_created_at_ms = 1;
@@ -138,6 +151,8 @@ rpc__principal_restore(Rv__Command *cmd, const struct rpc__saved *sv)
         cmd->run_create->team = sv->team;
     if (cmd->body_case == RV__COMMAND__BODY_MLFLOW_EXPERIMENT)
         cmd->mlflow_experiment->team = sv->team;
+    if (cmd->body_case == RV__COMMAND__BODY_RETENTION_PUT)
+        cmd->retention_put->team = sv->team;
 }
 
 int
@@ -304,6 +319,12 @@ static void
 rpc__read(struct rpc_caller *c, const Rv__Request *req, struct rpc_reply *rp,
           const struct rpc_principal *p)
 {
+    char why[RV_ERRMSG_SIZE];
+    int rc = replica_read_refusal(c->s->rep, why);
+    if (rc != RV_OK) {
+        rpc__fail(rp, rc, why);
+        return;
+    }
     if (rpc__read_gate(c, req, rp) != 0)
         return;
     if (req->body_case == RV__REQUEST__BODY_ADMIN &&
@@ -347,7 +368,7 @@ rpc_request_check(const Rv__Request *req, char *errmsg)
         }
         if (req->body_case == RV__REQUEST__BODY_ADMIN &&
             (req->admin->op < RV__ADMIN_OP__ADMIN_WHOAMI ||
-             req->admin->op > RV__ADMIN_OP__ADMIN_AUDIT)) {
+             req->admin->op > RV__ADMIN_OP__ADMIN_RETENTION)) {
             rv_errmsg_printf(errmsg, "unknown admin request");
             return RV_EINVAL;
         }
@@ -421,9 +442,17 @@ rpc__handle(struct rpc_caller *c, const Rv__Request *req, struct rpc_reply *rp)
         return;
     }
     switch (req->body_case) {
-    case RV__REQUEST__BODY_WRITE:
-        rpc__write(c, req, rp);
+    case RV__REQUEST__BODY_WRITE: {
+        /* A node short of disk space refuses what it is asked to write,
+         * leader or not (the leader's replica refuses proposals too). */
+        char why[RV_ERRMSG_SIZE];
+        int rc = replica_write_refusal(c->s->rep, why);
+        if (rc != RV_OK)
+            rpc__fail(rp, rc, why);
+        else
+            rpc__write(c, req, rp);
         break;
+    }
     case RV__REQUEST__BODY_STATUS:
         rpc__status(c, rp);
         break;

@@ -94,6 +94,16 @@ rpc__status(struct rpc_caller *c, struct rpc_reply *rp)
     ns->n_catch_ups = info.n_catch_ups;
     ns->has_n_fetched_records = 1;
     ns->n_fetched_records = info.n_fetched_records;
+    ns->has_diverged = 1;
+    ns->diverged = info.is_diverged != 0;
+    ns->has_diverged_index = info.is_diverged != 0;
+    ns->diverged_index = info.diverged_index;
+    ns->has_vlog_bytes = 1;
+    ns->vlog_bytes = store_vlog_bytes(replica_store(c->s->rep));
+    ns->has_disk_free_bytes = 1;
+    ns->disk_free_bytes = info.disk_free_bytes;
+    ns->has_disk_low = 1;
+    ns->disk_low = info.is_disk_low != 0;
     rpc__status_store(c, a);
     rp->resp.self = ns;
 }

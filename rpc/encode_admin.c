@@ -11,7 +11,10 @@ struct rpc__admin_answer {
     struct store_team *teams;
     struct store_token *tokens;
     struct store_audit *events;
+    struct store_retention *rules;
     size_t n;
+    Rv__RetentionInfo *rule_outs, **rule_ptrs;
+    Rv__RunStatus *statuses;
     Rv__TeamInfo *team_outs, **team_ptrs;
     Rv__TokenInfo *token_outs, **token_ptrs;
     Rv__AuditEvent *event_outs, **event_ptrs;
@@ -30,6 +33,10 @@ rpc__admin_answer_free(void *body)
     free(a->token_ptrs);
     free(a->event_outs);
     free(a->event_ptrs);
+    free(a->rules);
+    free(a->rule_outs);
+    free(a->rule_ptrs);
+    free(a->statuses);
     free(a);
 }
 
@@ -129,6 +136,44 @@ rpc__events(struct store_read *rd, const Rv__AdminRequest *q,
     return RV_OK;
 }
 
+#define RPC__STATUS_SLOTS 8 /* Statuses per rule, at most. */
+
+static int
+rpc__rules(struct store_read *rd, const Rv__AdminRequest *q,
+           struct rpc__admin_answer *a, Rv__Response *resp, char *errmsg)
+{
+    resp->has_default_trash_ms = 1;
+    resp->default_trash_ms = STORE_TRASH_DEFAULT_MS;
+    int rc = store_retention_list(rd, q->team, &a->rules, &a->n, errmsg);
+    if (rc != RV_OK || a->n == 0)
+        return rc;
+    a->rule_outs = calloc(a->n, sizeof *a->rule_outs);
+    a->rule_ptrs = calloc(a->n, sizeof *a->rule_ptrs);
+    a->statuses = calloc(a->n * RPC__STATUS_SLOTS, sizeof *a->statuses);
+    if (a->rule_outs == NULL || a->rule_ptrs == NULL || a->statuses == NULL)
+        return RV_ENOMEM;
+    for (size_t i = 0; i < a->n; i++) {
+        Rv__RetentionInfo *o = &a->rule_outs[i];
+        const struct store_retention *t = &a->rules[i];
+        rv__retention_info__init(o);
+        o->team = a->rules[i].team;
+        o->project = a->rules[i].project;
+        o->has_max_age_ms = o->has_keep_last = 1;
+        o->max_age_ms = t->max_age_ms;
+        o->keep_last = t->keep_last;
+        o->has_trash_ms = t->has_trash != 0;
+        o->trash_ms = t->trash_ms;
+        o->statuses = a->statuses + i * RPC__STATUS_SLOTS;
+        for (int st = 0; st < 32 && o->n_statuses < RPC__STATUS_SLOTS; st++)
+            if (t->status_mask & (1u << st))
+                o->statuses[o->n_statuses++] = (Rv__RunStatus)st;
+        a->rule_ptrs[i] = o;
+    }
+    resp->retention = a->rule_ptrs;
+    resp->n_retention = a->n;
+    return RV_OK;
+}
+
 int
 rpc__admin_read(struct store_read *rd, const Rv__AdminRequest *q,
                 struct rpc_reply *rp, char *errmsg)
@@ -149,6 +194,8 @@ rpc__admin_read(struct store_read *rd, const Rv__AdminRequest *q,
         return rpc__tokens(rd, q, a, &rp->resp, errmsg);
     case RV__ADMIN_OP__ADMIN_AUDIT:
         return rpc__events(rd, q, a, &rp->resp, errmsg);
+    case RV__ADMIN_OP__ADMIN_RETENTION:
+        return rpc__rules(rd, q, a, &rp->resp, errmsg);
     default: /* whoami needs no store: answered by rpc__whoami. */
         rv_errmsg_printf(errmsg, "unknown admin request");
         return RV_EINVAL;

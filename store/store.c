@@ -11,11 +11,11 @@
 #include <unistd.h>
 
 static const char *const store_db_names[STORE_DB_COUNT] = {
-    "meta",    "runid", "run",    "param", "tag",     "series",
-    "chunk",   "open",  "logs",   "art",   "artpart", "blob",
-    "client",  "team",  "token",  "ixcr",  "ixscope", "ixstat",
-    "ixparam", "ixtag", "ixpv",   "cnt",   "node",    "tokid",
-    "audit",   "ixmv",  "ixname", "ixend", "mlx"};
+    "meta",   "runid", "run",     "param",   "tag",     "series", "chunk",
+    "open",   "logs",  "art",     "artpart", "blob",    "client", "team",
+    "token",  "ixcr",  "ixscope", "ixstat",  "ixparam", "ixtag",  "ixpv",
+    "cnt",    "node",  "tokid",   "audit",   "ixmv",    "ixname", "ixend",
+    "retain", "trash", "mlx"};
 
 int
 store__err_mdb(int rc, const char *what, char *errmsg)
@@ -186,6 +186,28 @@ store__del_prefix(struct store_wctx *w, enum store_db db, const uint8_t *prefix,
 }
 
 int
+store__walk(MDB_txn *txn, const struct store *s, enum store_db db,
+            int (*each_cb)(const MDB_val *k, const MDB_val *v, void *data),
+            void *data, char *errmsg)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(txn, s->dbi[db], &cur);
+    if (rc != 0)
+        return store__err_mdb(rc, "mdb_cursor_open", errmsg);
+    int code = RV_OK;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && code == RV_OK;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+        code = each_cb(&k, &v, data);
+    mdb_cursor_close(cur);
+    if (code == STORE_WALK_STOP)
+        return RV_OK;
+    if (code == RV_OK && rc != 0 && rc != MDB_NOTFOUND)
+        code = store__err_mdb(rc, "cursor", errmsg);
+    return code;
+}
+
+int
 store__str_check(const char *s, size_t max, int is_required, const char *what,
                  char *errmsg)
 {
@@ -280,6 +302,8 @@ store__meta_load(struct store *s, char *errmsg)
         else
             rc = grc == RV_OK ? RV_ECORRUPT : grc;
     }
+    if (rc == RV_OK)
+        store__check_load(s, txn);
     mdb_txn_abort(txn);
     return rc;
 }
@@ -459,6 +483,8 @@ store_open(struct store **out, const struct store_config *cfg, char *errmsg)
         return RV_ENOMEM;
     s->log = cfg->log;
     s->marker_fd = -1;
+    pthread_mutex_init(&s->chk.lock, NULL);
+    pthread_cond_init(&s->chk.cond, NULL);
     store__boot_id(cfg, s->boot_id);
     s->dir = strdup(cfg->dir);
     if (s->dir == NULL) {
@@ -468,17 +494,22 @@ store_open(struct store **out, const struct store_config *cfg, char *errmsg)
     int rc = store__open_parts(s, cfg, "index.mdb", errmsg);
     if (rc == RV_OK)
         rc = store__marker_open(s, errmsg);
+    char why[320] = "";
     int is_ahead = rc == RV_OK && s->applied_index > vlog_last_index(s->vlog);
-    int is_unsynced = rc == RV_OK && !is_ahead && store__marker_says_rebuild(s);
+    int is_unsynced = rc == RV_OK && !is_ahead &&
+                      store__marker_says_rebuild(s, why, sizeof why);
     if (is_ahead || is_unsynced) {
         /* The index got ahead of the archive (an OS crash lost the vlog's
          * unsynced tail but not LMDB's), or it was written after the last
-         * sync of an earlier boot: rebuild it from the vlog. */
+         * sync of an earlier boot, or it is not the one the last sync
+         * recorded: rebuild it from the vlog. */
         rv_logf(s->log, RV_LOG_WARN, "store",
-                "index at %llu %s: rebuilding from the vlog (at %llu)",
+                "index at %llu %s: rebuilding it from the vlog (records up to "
+                "%llu)",
                 (unsigned long long)s->applied_index,
-                is_ahead ? "is ahead of the vlog"
-                         : "was written after the last sync of another boot",
+                is_ahead ? "is ahead of the vlog (an OS crash lost the vlog's "
+                           "unsynced tail)"
+                         : why,
                 (unsigned long long)vlog_last_index(s->vlog));
         store__close_parts(s);
         rc = store__index_remove(cfg->dir, errmsg);
@@ -504,7 +535,10 @@ store_close(struct store *s)
 {
     if (s == NULL)
         return;
+    store__check_stop(s);
     store__close_parts(s);
+    pthread_mutex_destroy(&s->chk.lock);
+    pthread_cond_destroy(&s->chk.cond);
     if (s->marker_fd >= 0)
         close(s->marker_fd);
     free(s->scratch_order);
@@ -664,7 +698,12 @@ store_rebuild_index(const char *dir, const struct rv_log *log,
     if (rc != RV_OK)
         rv_logf(log, RV_LOG_WARN, "store",
                 "old index unreadable (%s); rebuilding anyway", errmsg);
+    /* The sync marker describes the index removed here: it goes too, so
+     * the open below builds the new index without taking it for a damaged
+     * one. */
     rc = store__index_remove(dir, errmsg);
+    if (rc == RV_OK)
+        rc = store__marker_remove(dir, errmsg);
     if (rc != RV_OK)
         return rc;
     struct store_config cfg = {dir, 0, 0, log, NULL};

@@ -420,6 +420,46 @@ struct store_team {
 int store_teams_list(struct store_read *r, const char *team,
                      struct store_team **out, size_t *n, char *errmsg);
 
+/* ---- Retention (store_retain.c) ---------------------------------------- */
+
+#define STORE_TRASH_DEFAULT_MS ((int64_t)30 * 86400000) /* 30 days. */
+
+/* A project's retention rule (proto RetentionPut). */
+struct store_retention {
+    char team[CONTRACT_MAX_TEAM_BYTES + 1];
+    char project[CONTRACT_MAX_SCOPE_BYTES + 1];
+    int64_t max_age_ms; /* 0: no age limit. */
+    uint64_t keep_last; /* 0: no count limit. */
+    int has_trash;      /* 0: the default trash period. */
+    int64_t trash_ms;
+    uint32_t status_mask; /* Bit (1 << Rv__RunStatus) per status. */
+};
+
+/* Whether a retention_sweep stamped now_ms would trash or purge a run
+ * (*is_due), by the same selection apply uses. */
+int store_retention_due(struct store_read *r, int64_t now_ms, int *is_due,
+                        char *errmsg);
+/* The rules of team (NULL: every team the scope allows), in key order.
+ * Free with free(). */
+int store_retention_list(struct store_read *r, const char *team,
+                         struct store_retention **out, size_t *n, char *errmsg);
+
+/* ---- The divergence check (store_check.c) ------------------------------ */
+
+struct store_check_info {
+    int is_diverged;
+    uint64_t diverged_index; /* The check point found different. */
+    uint64_t last_index;     /* This node's newest hashed check point. */
+    uint8_t last_hash[STORE_DIGEST_BYTES];
+    uint64_t n_hashed, n_compared;
+};
+
+/* Start the thread that hashes the index at check entries (a serving
+ * node; offline tools never hash). */
+int store_check_start(struct store *s, char *errmsg);
+/* The check's state. Any thread. */
+void store_check_info(struct store *s, struct store_check_info *out);
+
 struct store_audit {
     uint64_t index;
     int64_t time_ms;

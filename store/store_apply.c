@@ -63,6 +63,12 @@ store__dispatch_body(struct store_wctx *w, const Rv__Command *cmd,
         return store__auth_on(w);
     case RV__COMMAND__BODY_MLFLOW_EXPERIMENT:
         return store__mlflow_experiment(w, cmd, res);
+    case RV__COMMAND__BODY_RETENTION_PUT:
+        return store__retention_put(w, cmd->retention_put);
+    case RV__COMMAND__BODY_RETENTION_SWEEP:
+        return store__retention_sweep(w, cmd->retention_sweep, cmd_no);
+    case RV__COMMAND__BODY_CHECK:
+        return store__check_apply(w, cmd->check);
     case RV__COMMAND__BODY__NOT_SET:
     default:
         rv_errmsg_printf(w->errmsg, "empty command");
@@ -197,7 +203,8 @@ store__command(struct store *s, MDB_txn *parent, XXH3_state_t *entry_hash,
                struct vlog_ptr ptr, uint16_t cmd_no, int is_nested,
                struct store_result *res, char *errmsg)
 {
-    struct store_wctx pw = {s, parent, entry_hash, index, res->message};
+    int64_t now = cmd->has_stamped_at_ms ? cmd->stamped_at_ms : 0;
+    struct store_wctx pw = {s, parent, entry_hash, index, res->message, now};
     struct store__cmdctx ctx;
     int is_done = 0;
     uint64_t client_id = cmd->has_client_id ? cmd->client_id : 0;
@@ -232,7 +239,7 @@ store__command(struct store *s, MDB_txn *parent, XXH3_state_t *entry_hash,
             return store__err_mdb(mrc, "mdb_txn_begin (nested)", errmsg);
     }
     XXH3_128bits_reset(cmd_hash);
-    struct store_wctx w = {s, txn, cmd_hash, index, res->message};
+    struct store_wctx w = {s, txn, cmd_hash, index, res->message, now};
     uint64_t run_num = s->next_run_num, series_id = s->next_series_id;
     rc = store__dispatch(&w, cmd, ptr, cmd_no, res, &ctx);
     if (store__is_local_fault(rc)) {
@@ -402,11 +409,13 @@ store__materialise(struct store *s, uint64_t index, const uint8_t *payload,
     if (rc == RV_OK) {
         s->applied_index = index;
         memcpy(s->digest, digest, STORE_DIGEST_BYTES);
+        store__check_after_commit(s);
         *results = res;
         *n_results = n_cmds;
     } else {
         s->next_run_num = run_num;
         s->next_series_id = series_id;
+        s->check_pending = 0;
         free(res);
     }
     XXH3_freeState(entry_hash);

@@ -110,6 +110,7 @@ store__command_role(const Rv__Command *c)
     case RV__COMMAND__BODY_RUN_DELETE:
     case RV__COMMAND__BODY_RUN_RESTORE:
     case RV__COMMAND__BODY_RUN_PURGE:
+    case RV__COMMAND__BODY_RETENTION_PUT:
     case RV__COMMAND__BODY_TOKEN_PUT: /* Judged again by the token's team. */
     case RV__COMMAND__BODY_TOKEN_DEL:
         return RV__ROLE__ROLE_ADMIN;
@@ -126,7 +127,9 @@ store__command_is_internal(const Rv__Command *c)
     return c->body_case == RV__COMMAND__BODY_NODE_PUT ||
            c->body_case == RV__COMMAND__BODY_NODE_DEL ||
            c->body_case == RV__COMMAND__BODY_NOOP ||
-           c->body_case == RV__COMMAND__BODY_AUTH_ON;
+           c->body_case == RV__COMMAND__BODY_AUTH_ON ||
+           c->body_case == RV__COMMAND__BODY_RETENTION_SWEEP ||
+           c->body_case == RV__COMMAND__BODY_CHECK;
 }
 
 /* The bytes a command adds to its team's use (its packed size), for the
@@ -203,6 +206,11 @@ store__ctx_fill(struct store_wctx *w, const Rv__Command *c,
         snprintf(ctx->team, sizeof ctx->team, "%s", c->quota_put->team);
     if (c->body_case == RV__COMMAND__BODY_MLFLOW_EXPERIMENT) {
         const char *t = c->mlflow_experiment->team;
+        snprintf(ctx->team, sizeof ctx->team, "%s",
+                 t != NULL && t[0] != '\0' ? t : "default");
+    }
+    if (c->body_case == RV__COMMAND__BODY_RETENTION_PUT) {
+        const char *t = c->retention_put->team;
         snprintf(ctx->team, sizeof ctx->team, "%s",
                  t != NULL && t[0] != '\0' ? t : "default");
     }
@@ -348,6 +356,9 @@ store__audit_put(struct store_wctx *w, const Rv__Command *c, uint16_t cmd_no,
     else if (c->body_case == RV__COMMAND__BODY_NODE_DEL)
         snprintf(target, sizeof target, "node %llu",
                  (unsigned long long)c->node_del->id);
+    else if (c->body_case == RV__COMMAND__BODY_RETENTION_PUT)
+        snprintf(target, sizeof target, "%.*s", (int)(sizeof target - 1),
+                 c->retention_put->project);
     else
         snprintf(target, sizeof target, "%s", ctx->team);
     uint8_t k[10];
@@ -378,6 +389,7 @@ store__is_audited(const Rv__Command *c)
     case RV__COMMAND__BODY_RUN_PURGE:
     case RV__COMMAND__BODY_TEAM_PUT:
     case RV__COMMAND__BODY_QUOTA_PUT:
+    case RV__COMMAND__BODY_RETENTION_PUT:
     case RV__COMMAND__BODY_TOKEN_PUT:
     case RV__COMMAND__BODY_TOKEN_DEL:
     case RV__COMMAND__BODY_NODE_PUT:
@@ -408,6 +420,15 @@ store__use_add(struct store_wctx *w, const char *team, uint64_t run_num,
 }
 
 int
+store__use_release(struct store_wctx *w, const char *team, uint64_t run_num)
+{
+    uint8_t k[9] = {'Z'};
+    rv_put_be64(k + 1, run_num);
+    uint64_t used = store__cnt_get(w->txn, w->s, k, 9);
+    return used > 0 ? store__use_add(w, team, run_num, -(int64_t)used) : RV_OK;
+}
+
+int
 store__account(struct store_wctx *w, const Rv__Command *c, uint16_t cmd_no,
                struct store__cmdctx *ctx)
 {
@@ -417,13 +438,8 @@ store__account(struct store_wctx *w, const Rv__Command *c, uint16_t cmd_no,
     if (rc == RV_OK && ctx->bytes > 0 && ctx->run_num != 0)
         rc = store__use_add(w, ctx->team, ctx->run_num, (int64_t)ctx->bytes);
     if (rc == RV_OK && c->body_case == RV__COMMAND__BODY_RUN_PURGE &&
-        ctx->run_num != 0) {
-        uint8_t k[9] = {'Z'};
-        rv_put_be64(k + 1, ctx->run_num);
-        uint64_t used = store__cnt_get(w->txn, w->s, k, 9);
-        if (used > 0)
-            rc = store__use_add(w, ctx->team, ctx->run_num, -(int64_t)used);
-    }
+        ctx->run_num != 0)
+        rc = store__use_release(w, ctx->team, ctx->run_num);
     if (rc == RV_OK && store__is_audited(c))
         rc = store__audit_put(w, c, cmd_no, ctx);
     return rc;
@@ -588,7 +604,7 @@ static int
 store__audit_decode(const MDB_val *k, const MDB_val *v, struct store_audit *e)
 {
     const uint8_t *p = v->mv_data, *end = p + v->mv_size;
-    if (k->mv_size != 10 || v->mv_size < 8)
+    if ((k->mv_size != 10 && k->mv_size != 14) || v->mv_size < 8)
         return RV_ECORRUPT;
     memset(e, 0, sizeof *e);
     e->index = rv_get_be64(k->mv_data);

@@ -99,6 +99,9 @@
  *   cnt      counter key (STORE_CNT_*)             be64 count
  *   mlx      MLflow experiments: 'I' be64 id, 'N' team + name hash, 'H'
  *            team + scope hash, 'T' team + id (store_mlflow.c draws them)
+ *   retain   str16 team, project bytes             a retention rule
+ *                                                  (store_retain.c)
+ *   trash    be64 run_num                          s64 deleted_at_ms
  *
  * Counters: upper-case kinds count every run (the planner's posting list
  * sizes), lower-case kinds count active runs (analytics):
@@ -154,6 +157,7 @@
 #include "store/vlog.h"
 
 #include <lmdb.h>
+#include <pthread.h>
 #include <xxhash.h>
 
 enum store_db {
@@ -185,6 +189,8 @@ enum store_db {
     STORE_DB_IXMV,
     STORE_DB_IXNAME,
     STORE_DB_IXEND,
+    STORE_DB_RETAIN,
+    STORE_DB_TRASH,
     STORE_DB_MLX,
     STORE_DB_COUNT
 };
@@ -222,6 +228,26 @@ struct store__chunk {
     struct store__ref refs[STORE_CHUNK_MAX_REFS];
 };
 
+/* The divergence check's state (store_check.c). */
+#define STORE_CHECK_RING 16
+struct store__check_slot {
+    uint64_t index;
+    uint8_t local[STORE_DIGEST_BYTES], expected[STORE_DIGEST_BYTES];
+    int has_local, has_expected, is_compared;
+};
+struct store__check {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    pthread_t thread;
+    int is_started, is_stopping;
+    MDB_txn *job_txn; /* The read transaction to hash, or NULL. */
+    uint64_t job_index;
+    struct store__check_slot ring[STORE_CHECK_RING];
+    int is_diverged;
+    uint64_t diverged_index, last_index, n_hashed, n_compared;
+    uint8_t last_hash[STORE_DIGEST_BYTES];
+};
+
 struct store {
     char *dir;
     MDB_env *env;
@@ -235,6 +261,8 @@ struct store {
     int marker_fd;                     /* DIR/synced, or -1. */
     int is_rebuilt;                    /* store_open rebuilt the index. */
     int is_dirty; /* Index written since the last sync (marker says so). */
+    struct store__check chk;
+    uint64_t check_pending; /* A check entry applied (writer thread). */
     /* Scratch reused by apply (writer thread only). */
     uint32_t *scratch_order;
     size_t scratch_cap;
@@ -257,6 +285,7 @@ struct store_wctx {
     XXH3_state_t *hash;
     uint64_t index;
     char *errmsg;
+    int64_t now_ms; /* The command's stamped time (0: none). */
 };
 
 /* Columns of a run record's strings, in record order. */
@@ -357,6 +386,13 @@ int store__del_prefix(struct store_wctx *w, enum store_db db,
                       int (*each_cb)(struct store_wctx *w, const MDB_val *k,
                                      const MDB_val *v, void *data),
                       void *data);
+/* Call each_cb on every key and value of db in txn, in key order, until it
+ * returns something else than RV_OK: STORE_WALK_STOP ends the walk with
+ * RV_OK, any other code ends it with that code. */
+#define STORE_WALK_STOP (-1)
+int store__walk(MDB_txn *txn, const struct store *s, enum store_db db,
+                int (*each_cb)(const MDB_val *k, const MDB_val *v, void *data),
+                void *data, char *errmsg);
 /* Check an optional (or, with is_required, non-empty) string field: at
  * most max bytes, valid UTF-8, no control character; RV_EINVAL naming what
  * in errmsg otherwise. */
@@ -378,7 +414,9 @@ void store__boot_id(const struct store_config *cfg, char *out);
 /* Open (creating) DIR/synced into s->marker_fd; RV_EIO on failure. */
 int store__marker_open(struct store *s, char *errmsg);
 /* Whether the marker says the index must be rebuilt (1) or not (0). */
-int store__marker_says_rebuild(const struct store *s);
+int store__marker_says_rebuild(const struct store *s, char *why, size_t why_n);
+/* Remove DIR/synced (with the index it describes: rebuild-index). */
+int store__marker_remove(const char *dir, char *errmsg);
 /* Write the marker, dirty or clean at s->applied_index, and fdatasync it;
  * RV_EIO on failure. */
 int store__marker_put(struct store *s, int is_dirty, char *errmsg);
@@ -506,6 +544,21 @@ int store__team_limits(struct store_wctx *w, const char *team, size_t n,
                        struct store__limits *lim);
 int store__team_decode(const MDB_val *v, struct store__limits *lim);
 int store__quota_put(struct store_wctx *w, const Rv__QuotaPut *q);
+
+/* ---- store_retain.c: retention rules, trash, the sweep ----------------- */
+
+/* Most runs one retention_sweep trashes, and most it purges: a purge of a
+ * run with metrics and logs costs ~0.3 ms of apply (docs/BENCHMARKS.md),
+ * and apply runs on the raft loop, so a sweep stays well under an
+ * election timeout. The leader proposes the next sweep at once while
+ * more is due. */
+#define STORE_SWEEP_MAX_RUNS 128
+int store__retention_put(struct store_wctx *w, const Rv__RetentionPut *p);
+int store__retention_sweep(struct store_wctx *w, const Rv__RetentionSweep *sw,
+                           uint16_t cmd_no);
+/* Record (is_deleted) or forget the trash record of run_num, stamped with
+ * the command's time. */
+int store__trash_mark(struct store_wctx *w, uint64_t run_num, int is_deleted);
 int store__auth_on(struct store_wctx *w);
 
 /* ---- store_auth.c: authorisation at apply, use, audit ------------------ */
@@ -527,6 +580,9 @@ int store__authorise(struct store_wctx *w, const Rv__Command *c,
                      struct store__cmdctx *ctx);
 /* Would the command's bytes take its team past max_bytes? RV_EQUOTA. */
 int store__bytes_check(struct store_wctx *w, const struct store__cmdctx *ctx);
+/* Give the bytes of use of run_num back to team (a purge). */
+int store__use_release(struct store_wctx *w, const char *team,
+                       uint64_t run_num);
 /* After it succeeded: bytes of use, the audit record. */
 int store__account(struct store_wctx *w, const Rv__Command *c, uint16_t cmd_no,
                    struct store__cmdctx *ctx);
@@ -541,6 +597,20 @@ int store__token_put(struct store_wctx *w, const Rv__TokenPut *t);
 int store__token_del(struct store_wctx *w, const Rv__TokenDel *t);
 int store__node_put(struct store_wctx *w, const Rv__NodePut *n);
 int store__node_del(struct store_wctx *w, const Rv__NodeDel *n);
+
+/* ---- store_check.c: the divergence check ------------------------------ */
+
+/* The content hash of every table in txn (but meta "diverged"). */
+int store__content_hash(MDB_txn *txn, const struct store *s,
+                        uint8_t out[STORE_DIGEST_BYTES], char *errmsg);
+/* The check command: record the leader's hash it carries, compare. */
+int store__check_apply(struct store_wctx *w, const Rv__Check *ck);
+/* After an entry committed: start hashing if it held a check. */
+void store__check_after_commit(struct store *s);
+/* At open: the persisted diverged flag. */
+void store__check_load(struct store *s, MDB_txn *txn);
+/* At close: stop the hashing thread. */
+void store__check_stop(struct store *s);
 
 /* ---- store_page.c: run-list rows, order and page tokens ---------------- */
 

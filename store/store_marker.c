@@ -36,21 +36,61 @@ store__boot_id(const struct store_config *cfg, char *out)
  * crash; so does a damaged marker, or a clean one at another index than
  * LMDB's. No marker at all (a store from before markers): trust. */
 int
-store__marker_says_rebuild(const struct store *s)
+store__marker_says_rebuild(const struct store *s, char *why, size_t why_n)
 {
     uint8_t m[STORE_MARKER_BYTES];
+    char boot[STORE_BOOT_ID_BYTES + 1];
     if (s->marker_fd < 0 || s->boot_id[0] == '\0')
         return 0;
     ssize_t n = pread(s->marker_fd, m, sizeof m, 0);
     if (n == 0)
         return 0;
     if (n != (ssize_t)sizeof m || memcmp(m, "RVSYNC02", 8) != 0 ||
-        rv_crc32c(0, m, sizeof m - 4) != rv_get_be32(m + sizeof m - 4))
+        rv_crc32c(0, m, sizeof m - 4) != rv_get_be32(m + sizeof m - 4)) {
+        snprintf(why, why_n,
+                 "the sync marker %s/synced is damaged (%zd bytes, bad "
+                 "magic or CRC), so the index cannot be trusted",
+                 s->dir, n);
         return s->applied_index > 0;
-    int is_dirty = m[8] != 0;
-    if (is_dirty)
+    }
+    uint64_t synced = rv_get_be64(m + 9 + STORE_BOOT_ID_BYTES);
+    memcpy(boot, m + 9, STORE_BOOT_ID_BYTES);
+    boot[STORE_BOOT_ID_BYTES] = '\0';
+    if (m[8] != 0) {
+        snprintf(why, why_n,
+                 "was written after its last sync (at %llu) by boot %.36s, "
+                 "and this is boot %.36s: an OS crash may have lost some of "
+                 "its pages",
+                 (unsigned long long)synced, boot, s->boot_id);
         return memcmp(m + 9, s->boot_id, STORE_BOOT_ID_BYTES) != 0;
-    return rv_get_be64(m + 9 + STORE_BOOT_ID_BYTES) != s->applied_index;
+    }
+    if (synced == s->applied_index)
+        return 0;
+    if (s->applied_index == 0)
+        snprintf(why, why_n,
+                 "is empty, but the last sync recorded index %llu (the index "
+                 "file was removed or replaced)",
+                 (unsigned long long)synced);
+    else
+        snprintf(why, why_n,
+                 "does not match the last sync, which recorded index %llu "
+                 "(the index file was replaced, or written without a sync "
+                 "after it)",
+                 (unsigned long long)synced);
+    return 1;
+}
+
+int
+store__marker_remove(const char *dir, char *errmsg)
+{
+    char path[4096];
+    if (store__index_path(dir, path, sizeof path, "synced") != RV_OK)
+        return RV_EINVAL;
+    if (unlink(path) != 0 && errno != ENOENT) {
+        rv_errmsg_printf(errmsg, "unlink %s: %s", path, strerror(errno));
+        return RV_EIO;
+    }
+    return RV_OK;
 }
 
 int

@@ -435,6 +435,8 @@ store__run_lifecycle(struct store_wctx *w, const char *run_id,
     if (rc != RV_OK || rr.lifecycle == to)
         return rc;
     rc = store__cnt_active(w, &rr, to == STORE_ACTIVE ? 1 : -1);
+    if (rc == RV_OK)
+        rc = store__trash_mark(w, rr.run_num, to == STORE_DELETED);
     rr.lifecycle = (uint8_t)to;
     if (rc == RV_OK)
         rc = store__runrec_put(w, &rr);
@@ -531,6 +533,8 @@ store__run_purge(struct store_wctx *w, const char *run_id)
     if (rc == RV_OK)
         rc = store__del_prefix(w, STORE_DB_ART, pre, 8, store__artifact_release,
                                &p);
+    if (rc == RV_OK)
+        rc = store__del(w, STORE_DB_TRASH, pre, 8);
     if (rc == RV_OK)
         rc = store__del(w, STORE_DB_RUN, pre, 8);
     if (rc == RV_OK)

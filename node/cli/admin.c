@@ -43,7 +43,7 @@ cli__name_check(const struct cli *cl, const char *what, const char *s,
 }
 
 /* A team name (never "*", which names every team). */
-static int
+int
 cli__team_check(const struct cli *cl, const char *what, const char *team)
 {
     if (cli__name_check(cl, what, team, CONTRACT_MAX_TEAM_BYTES) != 0)
@@ -106,7 +106,7 @@ cli__parse_size(const char *s, uint64_t *out)
 
 /* Send cmd as a write of its own. RV_OK, or the failure with its text in
  * cl->errmsg (the command's own outcome when the write was answered). */
-static int
+int
 cli__admin_write(struct cli *cl, Rv__Command *cmd, uint64_t *index)
 {
     Rv__Request req = RV__REQUEST__INIT;
@@ -141,7 +141,7 @@ cli__admin_write(struct cli *cl, Rv__Command *cmd, uint64_t *index)
 }
 
 /* The outcome of an admin write as an exit code, after a message. */
-static int
+int
 cli__admin_done(struct cli *cl, int rc)
 {
     return rc == RV_OK ? RV_EXIT_OK : cli__fail(cl, rc, cli__exit_for(rc));

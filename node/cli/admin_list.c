@@ -74,7 +74,7 @@ cli__fmt_bytes(uint64_t v, char out[CLI_NUM_BYTES])
 }
 
 /* An AdminRequest of op (team, since_index optional) sent as a read. */
-static int
+int
 cli__admin_read(struct cli *cl, Rv__AdminOp op, const char *team,
                 uint64_t since, uint32_t max_events, Rv__Response **resp)
 {
@@ -92,7 +92,7 @@ cli__admin_read(struct cli *cl, Rv__AdminOp op, const char *team,
 }
 
 /* --team of a list, checked (any name, "*" too: cluster-admin tokens). */
-static int
+int
 cli__team_flag(const struct cli *cl, const struct cli_args *a)
 {
     const char *t = a->v[O_TEAM];

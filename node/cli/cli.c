@@ -44,6 +44,10 @@ static const struct cli_flag cli_flags[O_COUNT] = {
     [O_MAX_BYTES] = {"max-bytes", 1},
     [O_MAX_POINTS_PER_S] = {"max-points-per-s", 1},
     [O_SINCE_INDEX] = {"since-index", 1},
+    [O_MAX_AGE] = {"max-age", 1},
+    [O_KEEP_LAST] = {"keep-last", 1},
+    [O_STATUSES] = {"statuses", 1},
+    [O_TRASH] = {"trash", 1},
     [O_TLS_CA] = {"tls-ca", 1},
     [O_TLS_CERT] = {"tls-cert", 1},
     [O_TLS_KEY] = {"tls-key", 1},
@@ -91,7 +95,8 @@ const char cli_usage_summary[] =
     "  token          create | list | revoke: the tokens of teams\n"
     "  quota set      a team's limits of runs, bytes and points/s\n"
     "  whoami         the caller's token id, team and role\n"
-    "  audit          the audit log of admin actions\n";
+    "  audit          the audit log of admin actions\n"
+    "  retention      set | clear | list: per-project retention and trash\n";
 
 static const struct cli_command cli_commands[] = {
     {"ls",
@@ -191,6 +196,28 @@ static const struct cli_command cli_commands[] = {
      "           [--max-points-per-s N]\n"
      "Set a team's limits (cluster-admin); 0 removes a limit, a flag not\n"
      "given keeps it. K, M, G are 2^10, 2^20, 2^30 bytes.\n"},
+    {"retention set",
+     CLI_COMMON | CLI_FLAG_BIT(O_TEAM) | CLI_FLAG_BIT(O_MAX_AGE) |
+         CLI_FLAG_BIT(O_KEEP_LAST) | CLI_FLAG_BIT(O_STATUSES) |
+         CLI_FLAG_BIT(O_TRASH),
+     1, 1, cli__retention_set,
+     "usage: runvault retention set PROJECT [--max-age 365d] [--keep-last N]\n"
+     "           [--statuses FINISHED,FAILED] [--trash 30d] [--team TEAM]\n"
+     "Replace a project's retention rule (a team admin). A run of one of\n"
+     "the statuses (default FINISHED,FAILED,KILLED,CRASHED) older than\n"
+     "--max-age and not among the --keep-last newest goes to trash; a run\n"
+     "in trash longer than --trash (default 30d; 0: at once) is purged.\n"
+     "Durations: N followed by d, h, m or s. The leader applies the rules\n"
+     "as replicated commands; each trash and purge is audited.\n"},
+    {"retention clear", CLI_COMMON | CLI_FLAG_BIT(O_TEAM), 1, 1,
+     cli__retention_clear,
+     "usage: runvault retention clear PROJECT [--team TEAM]\n"
+     "Remove a project's rule (the default trash period applies again).\n"},
+    {"retention list",
+     CLI_READING | CLI_FLAG_BIT(O_TEAM) | CLI_FLAG_BIT(O_JSON), 0, 0,
+     cli__retention_list,
+     "usage: runvault retention list [--team TEAM] [--json]\n"
+     "The retention rules a token sees (its team's; all for cluster-admin).\n"},
     {"whoami", CLI_READING | CLI_FLAG_BIT(O_JSON), 0, 0, cli__whoami,
      "usage: runvault whoami [--json]\n"
      "The token id, team, role and name the cluster sees for the caller.\n"},

@@ -66,6 +66,10 @@ enum cli_opt {
     O_MAX_BYTES,
     O_MAX_POINTS_PER_S,
     O_SINCE_INDEX,
+    O_MAX_AGE,
+    O_KEEP_LAST,
+    O_STATUSES,
+    O_TRASH,
     O_TLS_CA,
     O_TLS_CERT,
     O_TLS_KEY,
@@ -107,6 +111,19 @@ int cli__token_revoke(struct cli *cl, const struct cli_args *a);
 int cli__quota_set(struct cli *cl, const struct cli_args *a);
 int cli__whoami(struct cli *cl, const struct cli_args *a);
 int cli__audit(struct cli *cl, const struct cli_args *a);
+/* Shared by the admin commands (admin.c, admin_list.c): a team name
+ * (never "*"), --team of a list, one admin write (RV_OK or the failure in
+ * cl->errmsg), its exit code after a message, an AdminRequest read. */
+int cli__team_check(const struct cli *cl, const char *what, const char *team);
+int cli__team_flag(const struct cli *cl, const struct cli_args *a);
+int cli__admin_write(struct cli *cl, Rv__Command *cmd, uint64_t *index);
+int cli__admin_done(struct cli *cl, int rc);
+int cli__admin_read(struct cli *cl, Rv__AdminOp op, const char *team,
+                    uint64_t since, uint32_t max_events, Rv__Response **resp);
+/* Retention rules (retention.c). */
+int cli__retention_set(struct cli *cl, const struct cli_args *a);
+int cli__retention_clear(struct cli *cl, const struct cli_args *a);
+int cli__retention_list(struct cli *cl, const struct cli_args *a);
 
 /* ---- The caller's token (cred.c) --------------------------------------- */
 
