@@ -21,6 +21,7 @@ ip                   iproute2
 ss                   iproute2
 tc                   iproute2
 nft                  nftables
+fusermount3          fuse3
 mount                mount
 umount               mount
 setpriv              util-linux

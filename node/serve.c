@@ -5,6 +5,7 @@
 
 #include "base/clock.h"
 #include "base/exit.h"
+#include "base/fsdir.h"
 #include "base/log.h"
 #include "base/parse.h"
 #include "gateway/gateway.h"
@@ -256,8 +257,9 @@ static int
 node__lock(const char *dir, int *fd_out)
 {
     char path[4096];
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "runvault: mkdir %s: %s\n", dir, strerror(errno));
+    int err = rv_mkdir_durable(dir);
+    if (err != 0) {
+        fprintf(stderr, "runvault: mkdir %s: %s\n", dir, strerror(err));
         return RV_EXIT_FAILURE;
     }
     snprintf(path, sizeof path, "%s/LOCK", dir);

@@ -3,6 +3,7 @@
  * transport (or the TLS one of transport_tls.h), bootstrap, the loop's handles,
  * the hooks on raft_io that turn a failed disk write into a fail-stop, and the
  * final free. */
+#include "base/fsdir.h"
 #include "raft/replica_int.h"
 #include "store/scrub.h"
 
@@ -62,8 +63,9 @@ replica__write_failed(struct raftguard *g, int status)
 static int
 replica__mkdir(const char *path, char *errmsg)
 {
-    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
-        rv_errmsg_printf(errmsg, "mkdir %s: %s", path, strerror(errno));
+    int err = rv_mkdir_durable(path);
+    if (err != 0) {
+        rv_errmsg_printf(errmsg, "mkdir %s: %s", path, strerror(err));
         return RV_EIO;
     }
     return RV_OK;

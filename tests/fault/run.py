@@ -309,25 +309,57 @@ def nem_kill_follower(ctx, rounds=2):
         time.sleep(1)
 
 
-def nem_kill_all(ctx, rounds=2):
+def nem_kill_all(ctx, rounds=2, while_down=None, leader_s=20):
+    """SIGKILL every node at once, while_down(ctx, nodes) if given, then
+    restart them all; the time until a leader is the recovery time."""
     for _ in range(rounds):
         ld = ctx.c.leader()
         nodes = ctx.c.running()
         t0 = mono_ns()
-        ctx.ev.add("kill", nodes, ld)
+        ctx.ev.add("kill", nodes, ld, power_cut=while_down is not None)
         for n in nodes:
             n.proc.kill()
         for n in nodes:
             n.reap(10)
+        if while_down:
+            while_down(ctx, nodes)
         time.sleep(1)
         for n in nodes:
             n.start()
         ctx.ev.add("start", nodes)
-        if ctx.c.wait_leader(20) is None:
-            ctx.fail("no leader within 20 s after restarting all")
+        if ctx.c.wait_leader(leader_s) is None:
+            ctx.fail("no leader within %d s after restarting all" % leader_s)
         else:
             ctx.fig["recovery_ms"].append(round((mono_ns() - t0) / 1e6, 1))
+        for n in nodes:
+            if not n.is_running():
+                ctx.fail("n%d exited %s after restarting all" %
+                         (n.id, n.reap(1)))
         time.sleep(2)
+
+
+def power_cut_all(ctx, nodes):
+    for n in nodes:
+        # powerfs counts since its mount: keep this cut's share.
+        st = n.power_cut()
+        prev = getattr(n, "powerfs_counters", {})
+        n.powerfs_counters = st
+        cut = {k: st[k] - prev.get(k, 0) for k in (
+            "files_reverted", "pages_restored", "sizes_restored",
+            "entries_removed", "entries_restored", "errors")}
+        cut["node"] = n.id
+        ctx.fig.setdefault("power_cuts", []).append(cut)
+        if cut["errors"]:
+            ctx.fail("n%d: powerfs cut reported %d errors" %
+                     (n.id, cut["errors"]))
+
+
+def nem_power_cut(ctx, rounds=2):
+    """Power loss of every node at once: SIGKILL all, then each node's
+    powerfs drops every write it had not synced (files back to their
+    synced contents and size, entries back to their directory's last
+    fsync); restarted, they must recover whatever the cut left."""
+    nem_kill_all(ctx, rounds, while_down=power_cut_all, leader_s=30)
 
 
 def nem_pause_leader(ctx, rounds=2, pause_s=4):
@@ -674,6 +706,7 @@ NEMESES = {
     "kill-leader": nem_kill_leader,
     "kill-follower": nem_kill_follower,
     "kill-all": nem_kill_all,
+    "power-cut": nem_power_cut,
     "pause-leader": nem_pause_leader,
     "partition-leader": nem_partition_leader,
     "partition-halves": nem_partition_halves,
@@ -717,6 +750,10 @@ EXTRA = [
     # Issue 18 item 8: the old leader, cut off while the majority writes,
     # must serve again within HEAL_READY_GATE_MS of the heal.
     ("heal-leader", "buffered", 3, ["heal-leader-8", "heal-leader-20"], 50),
+    # Issue 18 item 2: power loss of all nodes (data dirs on powerfs).
+    ("power-cut", "buffered", 3, ["power-cut"], 24),
+    ("power-cut-strict", "strict", 3, ["power-cut"], 24),
+    ("power-cut-memory", "memory", 3, ["power-cut"], 24),
 ]
 
 
@@ -802,6 +839,10 @@ def run_scenario(args, net, rnd, name, durability, n, nemeses, seconds):
         if "disk-full" in nemeses:
             ctx.tmpfs_node = c.nodes[2]
             ctx.tmpfs_node.mount_tmpfs("160m")
+        if "power-cut" in nemeses:
+            for n in c.nodes[:c.n_initial]:
+                n.mount_powerfs(os.path.join(args.build, "tests",
+                                             "rv_powerfs"))
         if any(nm.startswith("fsync-eio") for nm in nemeses):
             for n in c.nodes:  # each node its own arm file
                 n.env = {"LD_PRELOAD": ctx.shim,
