@@ -26,6 +26,7 @@ mount                mount
 umount               mount
 setpriv              util-linux
 runuser              util-linux
+unshare              util-linux
 timeout              coreutils
 awk                  mawk
 diff                 diffutils

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
@@ -205,6 +206,10 @@ class Node(NodeProc):
         self.log = os.path.join(cluster.tmp, "n%d.log" % self.id)
         self.tmpfs = None
         self.powerfs = None  # (process, backing dir) while mounted
+        # A file bind-mounted over /proc/sys/kernel/random/boot_id for the
+        # node (a power cut is a reboot: the store's sync marker compares
+        # boot ids), or None for the machine's.
+        self.boot_id_file = None
         self.env = {}
         self.removed = False
 
@@ -237,7 +242,12 @@ class Node(NodeProc):
                       "--tls-ca", os.path.join(c.certs, "ca.crt")]
         if c.segment_bytes:
             extra += ["--segment-bytes", str(c.segment_bytes)]
-        args = ["ip", "netns", "exec", self.ns] + serve_argv(
+        boot = []
+        if self.boot_id_file:
+            boot = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                    'mount --bind "$0" /proc/sys/kernel/random/boot_id && '
+                    'exec "$@"', self.boot_id_file]
+        args = ["ip", "netns", "exec", self.ns] + boot + serve_argv(
             c.binary, self.id, self.dir, self.raft_addr, self.rpc_addr,
             "%s:7003" % self.ip, peers=None if join else c.peers(),
             join=join, durability=c.durability, extra=extra)
@@ -281,14 +291,22 @@ class Node(NodeProc):
             time.sleep(0.02)
 
     def power_cut(self):
-        """Drop every unsynced write (the node must be stopped first): the
-        counters powerfs reports after the cut."""
+        """Drop every unsynced write (the node must be stopped first) and
+        give the node a new boot id: the counters powerfs reports after the
+        cut."""
         ctl = os.path.join(self.dir, ".powerfs-ctl")
         with open(ctl, "w") as f:
             f.write("cut")
+        self.new_boot_id()
         with open(ctl) as f:
             return {k: int(v) for k, v in
                     (line.split() for line in f.read().splitlines())}
+
+    def new_boot_id(self):
+        if self.boot_id_file is None:
+            self.boot_id_file = self.dir + ".boot_id"
+        with open(self.boot_id_file, "w") as f:
+            f.write("%s\n" % uuid.uuid4())
 
     def umount(self):
         if self.tmpfs:

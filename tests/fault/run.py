@@ -890,6 +890,10 @@ def run_scenario(args, net, rnd, name, durability, n, nemeses, seconds):
         # logs the first 8 per node start).
         ctx.fig["commit_clamps"] = c.count_log_lines(
             "raftguard: leader_commit")
+        # Stores that found their index written after the last sync of
+        # another boot (a power cut) or ahead of the vlog, and rebuilt it.
+        ctx.fig["index_rebuilds"] = c.count_log_lines(
+            "rebuilding from the vlog")
         if ctx.fig["log_hits"]:
             ctx.fail("crash lines in node logs: %s" % ctx.fig["log_hits"][:3])
     except Exception as e:  # noqa: BLE001 - report, then clean up
