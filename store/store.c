@@ -270,6 +270,10 @@ store__meta_load(struct store *s, char *errmsg)
     if (rc == RV_OK)
         rc = store__meta_u64(txn, meta, "seq.series", &s->next_series_id,
                              errmsg);
+    uint64_t hw = 0;
+    if (rc == RV_OK)
+        rc = store__meta_u64(txn, meta, "time.hw", &hw, errmsg);
+    s->time_hw_ms = (int64_t)hw;
     if (rc == RV_OK) {
         MDB_val v;
         int grc = store__get(txn, meta, "digest", 6, &v, errmsg);
