@@ -1561,6 +1561,30 @@ test_apply_time_never_goes_backwards(void)
     CHECK_OK(fx_open(&f), f.errmsg);
     CHECK_RC(points_to(&f, "r1", 1, X0, 3), RV_EUNAUTHENTICATED,
              f.last.message);
+    /* After a leader whose clock ran ahead, a slow one makes a token for
+     * 60 s: it lives 60 s of apply's time, it is not born expired. */
+    CHECK_OK(points_to(&f, "r1", 1, W1, 1000000), f.last.message);
+    uint8_t sha[32];
+    const char *id = "0a00000000000000";
+    Rv__Command cmd = RV__COMMAND__INIT;
+    Rv__TokenPut tp = RV__TOKEN_PUT__INIT;
+    rv_token_hash(id, strlen(id), sha);
+    tp.token_sha256.data = sha;
+    tp.token_sha256.len = 32;
+    tp.team = "t1";
+    tp.token_id = (char *)id;
+    tp.has_role = 1;
+    tp.role = RV__ROLE__ROLE_WRITER;
+    tp.has_expires_in_s = 1;
+    tp.expires_in_s = 60;
+    tp.has_expires_at_ms = 1;
+    tp.expires_at_ms = 10 + 60000; /* the slow leader's arithmetic */
+    cmd.body_case = RV__COMMAND__BODY_TOKEN_PUT;
+    cmd.token_put = &tp;
+    CHECK_OK(as(&f, &cmd, ADM, 10), f.last.message);
+    CHECK_OK(points_to(&f, "r1", 1, id, 20), f.last.message);
+    CHECK_RC(points_to(&f, "r1", 1, id, 1000000 + 60000), RV_EUNAUTHENTICATED,
+             f.last.message);
     fx_done(&f);
 }
 
