@@ -325,8 +325,7 @@ node__watchdog(void *arg)
     struct timespec until;
     int grace_ms =
         n->exit_code == RV_EXIT_OK ? NODE_STOP_GRACE_MS : NODE_FAIL_GRACE_MS;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += grace_ms / 1000;
+    rv_deadline_mono(&until, (uint64_t)grace_ms);
     pthread_mutex_lock(&n->watchdog_lock);
     int rc = 0;
     while (!n->is_stopped && rc != ETIMEDOUT)
@@ -774,7 +773,7 @@ rv_cmd_serve(int argc, char **argv)
         return is_help == CLI_FLAGS_HELP ? RV_EXIT_OK : RV_EXIT_USAGE;
     memset(&n, 0, sizeof n);
     pthread_mutex_init(&n.watchdog_lock, NULL);
-    pthread_cond_init(&n.watchdog_cond, NULL);
+    rv_cond_init_mono(&n.watchdog_cond);
     int code = node__configure(&st, &rc, peers, &n, &workers);
     if (code == RV_EXIT_OK)
         code = node__tls(&st, &n, &rc);

@@ -3,6 +3,7 @@
  * transport (or the TLS one of transport_tls.h), bootstrap, the loop's handles,
  * the hooks on raft_io that turn a failed disk write into a fail-stop, and the
  * final free. */
+#include "base/clock.h"
 #include "base/fsdir.h"
 #include "raft/replica_int.h"
 #include "store/scrub.h"
@@ -295,7 +296,7 @@ replica__new(const struct replica_config *cfg)
     if (r == NULL)
         return NULL;
     pthread_mutex_init(&r->lock, NULL);
-    pthread_cond_init(&r->applied_cond, NULL);
+    rv_cond_init_mono(&r->applied_cond);
     r->id = cfg->id;
     r->data_dir = strdup(cfg->data_dir);
     snprintf(r->raft_addr, sizeof r->raft_addr, "%s", cfg->raft_addr);
