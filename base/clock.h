@@ -16,8 +16,10 @@
 #ifndef RV_BASE_CLOCK_H
 #define RV_BASE_CLOCK_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Wall clock in ms since the epoch, and a monotonic clock in ns. */
 uint64_t rv_clock_wall_ms(void);
@@ -55,6 +57,12 @@ void rv_clock_manual_init(struct rv_clock *c, struct rv_clock_manual *m);
 
 /* Sleep the calling thread (never the raft loop in normal operation). */
 void rv_clock_sleep_ms(unsigned ms);
+
+/* Timed waits that a wall-clock step cannot stretch or cut short: a
+ * condition variable on CLOCK_MONOTONIC, and the absolute monotonic time
+ * ms from now for pthread_cond_timedwait on it. */
+int rv_cond_init_mono(pthread_cond_t *cond);
+void rv_deadline_mono(struct timespec *until, uint64_t ms);
 
 /* A seeded pseudo-random generator (xoshiro256**). Not for secrets. */
 struct rv_rng {

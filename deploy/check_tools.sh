@@ -21,10 +21,12 @@ ip                   iproute2
 ss                   iproute2
 tc                   iproute2
 nft                  nftables
+fusermount3          fuse3
 mount                mount
 umount               mount
 setpriv              util-linux
 runuser              util-linux
+unshare              util-linux
 timeout              coreutils
 awk                  mawk
 diff                 diffutils

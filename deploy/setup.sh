@@ -16,7 +16,8 @@ cd "$(dirname "$0")/.."
 # tests; clang-format checks the code style in deploy/test.sh; clang and
 # its libFuzzer runtime build the fuzz targets (tests/fuzz); iproute2 and
 # nftables build the fault suite's network namespaces, partitions and netem
-# (tests/fault); etcd-server, etcd-client, postgresql-15, libpq-dev and
+# (tests/fault); fuse3 and libfuse3-dev build and mount the fault suite's
+# power-loss filesystem (tests/fault/powerfs.c); etcd-server, etcd-client, postgresql-15, libpq-dev and
 # gnuplot-nox are the peers and plots of the comparison benchmark
 # (bench/compare); curl is used by bench/compare and the README's examples;
 # chromium runs the web UI's browser tests headless (tests/ui).
@@ -24,8 +25,8 @@ cd "$(dirname "$0")/.."
 packages=(build-essential cmake pkg-config libraft-dev libuv1-dev liblmdb-dev
           libprotobuf-c-dev protobuf-c-compiler libnng-dev libxxhash-dev
           nettle-dev libssl-dev libjansson-dev python3 clang-format clang
-          libclang-rt-14-dev iproute2 nftables etcd-server etcd-client
-          postgresql-15 libpq-dev gnuplot-nox curl chromium)
+          libclang-rt-14-dev iproute2 nftables fuse3 libfuse3-dev etcd-server
+          etcd-client postgresql-15 libpq-dev gnuplot-nox curl chromium)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -38,10 +38,12 @@ echo "== build with -Werror, all tests"
 run_suite build-werror -DRV_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
 echo "== fault suite: network namespaces, nemeses, history checks"
-# The checkers must flag known-bad histories first; then the CI subset of
+# The checkers must flag known-bad histories first, the power-loss
+# filesystem must keep exactly the synced state; then the CI subset of
 # tests/fault/run.py (needs root: ip netns, nftables, tc, tmpfs) on the
 # -Werror build. Figures as JSON in the output directory.
 python3 tests/fault/test_check.py
+python3 tests/fault/test_powerfs.py build-werror/tests/rv_powerfs
 fault_out=$(mktemp -d "${TMPDIR:-/tmp}/rvfault-ci-XXXXXX")
 python3 tests/fault/run.py build-werror --out "$fault_out" |
     tail -n 1

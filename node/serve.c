@@ -5,6 +5,7 @@
 
 #include "base/clock.h"
 #include "base/exit.h"
+#include "base/fsdir.h"
 #include "base/log.h"
 #include "base/parse.h"
 #include "gateway/gateway.h"
@@ -270,8 +271,9 @@ static int
 node__lock(const char *dir, int *fd_out)
 {
     char path[4096];
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "runvault: mkdir %s: %s\n", dir, strerror(errno));
+    int err = rv_mkdir_durable(dir);
+    if (err != 0) {
+        fprintf(stderr, "runvault: mkdir %s: %s\n", dir, strerror(err));
         return RV_EXIT_FAILURE;
     }
     snprintf(path, sizeof path, "%s/LOCK", dir);
@@ -337,8 +339,7 @@ node__watchdog(void *arg)
     struct timespec until;
     int grace_ms =
         n->exit_code == RV_EXIT_OK ? NODE_STOP_GRACE_MS : NODE_FAIL_GRACE_MS;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += grace_ms / 1000;
+    rv_deadline_mono(&until, (uint64_t)grace_ms);
     pthread_mutex_lock(&n->watchdog_lock);
     int rc = 0;
     while (!n->is_stopped && rc != ETIMEDOUT)
@@ -796,7 +797,7 @@ rv_cmd_serve(int argc, char **argv)
         return is_help == CLI_FLAGS_HELP ? RV_EXIT_OK : RV_EXIT_USAGE;
     memset(&n, 0, sizeof n);
     pthread_mutex_init(&n.watchdog_lock, NULL);
-    pthread_cond_init(&n.watchdog_cond, NULL);
+    rv_cond_init_mono(&n.watchdog_cond);
     int code = node__configure(&st, &rc, peers, &n, &workers);
     if (code == RV_EXIT_OK)
         code = node__tls(&st, &n, &rc);

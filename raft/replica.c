@@ -288,13 +288,7 @@ int
 replica_wait_applied(struct replica *r, uint64_t index, unsigned timeout_ms)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    rv_deadline_mono(&until, timeout_ms);
     int rc = RV_OK;
     pthread_mutex_lock(&r->lock);
     while (r->info.applied_index < index) {

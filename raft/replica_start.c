@@ -3,6 +3,8 @@
  * transport (or the TLS one of transport_tls.h), bootstrap, the loop's handles,
  * the hooks on raft_io that turn a failed disk write into a fail-stop, and the
  * final free. */
+#include "base/clock.h"
+#include "base/fsdir.h"
 #include "raft/replica_int.h"
 #include "store/scrub.h"
 
@@ -62,8 +64,9 @@ replica__write_failed(struct raftguard *g, int status)
 static int
 replica__mkdir(const char *path, char *errmsg)
 {
-    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
-        rv_errmsg_printf(errmsg, "mkdir %s: %s", path, strerror(errno));
+    int err = rv_mkdir_durable(path);
+    if (err != 0) {
+        rv_errmsg_printf(errmsg, "mkdir %s: %s", path, strerror(err));
         return RV_EIO;
     }
     return RV_OK;
@@ -294,7 +297,7 @@ replica__new(const struct replica_config *cfg)
     if (r == NULL)
         return NULL;
     pthread_mutex_init(&r->lock, NULL);
-    pthread_cond_init(&r->applied_cond, NULL);
+    rv_cond_init_mono(&r->applied_cond);
     r->id = cfg->id;
     r->data_dir = strdup(cfg->data_dir);
     snprintf(r->raft_addr, sizeof r->raft_addr, "%s", cfg->raft_addr);

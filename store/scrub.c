@@ -1,6 +1,7 @@
 /* The vlog scrub thread (contract in scrub.h). */
 #include "store/scrub.h"
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "store/vlog.h"
 
@@ -26,13 +27,7 @@ static int
 store__scrub_pause(struct store_scrub *s, uint64_t pause_ms)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)(pause_ms / 1000);
-    until.tv_nsec += (long)(pause_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    rv_deadline_mono(&until, pause_ms);
     return pthread_cond_timedwait(&s->cond, &s->lock, &until) == ETIMEDOUT &&
            !s->is_stop;
 }
@@ -84,7 +79,7 @@ store_scrub_start(struct store_scrub **out, const char *data_dir,
     s->on_corrupt = on_corrupt;
     s->data = data;
     pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->cond, NULL);
+    rv_cond_init_mono(&s->cond);
     if (pthread_create(&s->thread, NULL, store__scrub_main, s) != 0) {
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->cond);

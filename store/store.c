@@ -1,6 +1,7 @@
 /* Store lifecycle: open and recovery, sync, digest, rebuild and verify,
  * catch-up records, read transactions, and the hashed writes every apply
  * goes through. store_int.h maps the other files. */
+#include "base/fsdir.h"
 #include "store/store_int.h"
 
 #include <errno.h>
@@ -292,6 +293,10 @@ store__meta_load(struct store *s, char *errmsg)
     if (rc == RV_OK)
         rc = store__meta_u64(txn, meta, "seq.series", &s->next_series_id,
                              errmsg);
+    uint64_t hw = 0;
+    if (rc == RV_OK)
+        rc = store__meta_u64(txn, meta, "time.hw", &hw, errmsg);
+    s->time_hw_ms = (int64_t)hw;
     if (rc == RV_OK) {
         MDB_val v;
         int grc = store__get(txn, meta, "digest", 6, &v, errmsg);
@@ -313,8 +318,9 @@ store__meta_load(struct store *s, char *errmsg)
 static int
 store__mkdir(const char *path, char *errmsg)
 {
-    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
-        rv_errmsg_printf(errmsg, "mkdir %s: %s", path, strerror(errno));
+    int err = rv_mkdir_durable(path);
+    if (err != 0) {
+        rv_errmsg_printf(errmsg, "mkdir %s: %s", path, strerror(err));
         return RV_EIO;
     }
     return RV_OK;
@@ -521,6 +527,14 @@ store_open(struct store **out, const struct store_config *cfg, char *errmsg)
         rc = store__catch_up(s, errmsg);
     if (rc == RV_OK && s->is_rebuilt)
         rc = store_sync(s, errmsg);
+    /* The entries made at open (index, its lock, the marker, the vlog
+     * dir; a rebuilt index) survive a power loss only once the dir is
+     * fsynced. */
+    int err = rc == RV_OK ? rv_fsync_dir(cfg->dir) : 0;
+    if (err != 0) {
+        rv_errmsg_printf(errmsg, "fsync %s: %s", cfg->dir, strerror(err));
+        rc = RV_EIO;
+    }
     if (rc != RV_OK) {
         store_close(s);
         rv_errmsg_wrap(errmsg, "store");

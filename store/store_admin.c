@@ -4,6 +4,7 @@
 #include "base/token.h"
 #include "store/store_int.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,6 +219,11 @@ store__token_put(struct store_wctx *w, const Rv__TokenPut *t)
     tok.role = (int)(t->has_role ? t->role : RV__ROLE__ROLE_READER);
     tok.created_at_ms = t->has_created_at_ms ? t->created_at_ms : 0;
     tok.expires_at_ms = t->has_expires_at_ms ? t->expires_at_ms : 0;
+    /* A lifetime counts from apply's time, the clock expiry is judged by:
+     * a token a leader with a slow clock makes is not born expired. */
+    if (t->has_expires_in_s && t->expires_in_s > 0 && w->at_ms > 0 &&
+        t->expires_in_s <= (uint64_t)(INT64_MAX - w->at_ms) / 1000)
+        tok.expires_at_ms = w->at_ms + (int64_t)t->expires_in_s * 1000;
     memcpy(tok.sha256, t->token_sha256.data, 32);
     rv_buf_init(&b);
     rc = store__token_encode_rec(&tok, &b);

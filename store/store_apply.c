@@ -203,9 +203,13 @@ store__command(struct store *s, MDB_txn *parent, XXH3_state_t *entry_hash,
                struct vlog_ptr ptr, uint16_t cmd_no, int is_nested,
                struct store_result *res, char *errmsg)
 {
-    int64_t now = cmd->has_stamped_at_ms ? cmd->stamped_at_ms : 0;
-    struct store_wctx pw = {s, parent, entry_hash, index, res->message, now};
+    struct store_wctx pw = {s, parent, entry_hash, index, res->message, 0};
     struct store__cmdctx ctx;
+    if (cmd->has_stamped_at_ms) {
+        if (cmd->stamped_at_ms > s->time_hw_ms)
+            s->time_hw_ms = cmd->stamped_at_ms;
+        pw.at_ms = s->time_hw_ms;
+    }
     int is_done = 0;
     uint64_t client_id = cmd->has_client_id ? cmd->client_id : 0;
     uint64_t seq = cmd->has_seq ? cmd->seq : 0;
@@ -239,7 +243,7 @@ store__command(struct store *s, MDB_txn *parent, XXH3_state_t *entry_hash,
             return store__err_mdb(mrc, "mdb_txn_begin (nested)", errmsg);
     }
     XXH3_128bits_reset(cmd_hash);
-    struct store_wctx w = {s, txn, cmd_hash, index, res->message, now};
+    struct store_wctx w = {s, txn, cmd_hash, index, res->message, pw.at_ms};
     uint64_t run_num = s->next_run_num, series_id = s->next_series_id;
     rc = store__dispatch(&w, cmd, ptr, cmd_no, res, &ctx);
     if (store__is_local_fault(rc)) {
@@ -305,6 +309,9 @@ store__meta_store(struct store *s, MDB_txn *txn, uint64_t index,
     rv_put_be64(v, s->next_series_id);
     if (rc == RV_OK)
         rc = store__meta_put(txn, meta, "seq.series", v, 8, errmsg);
+    rv_put_be64(v, (uint64_t)s->time_hw_ms);
+    if (rc == RV_OK && s->time_hw_ms > 0)
+        rc = store__meta_put(txn, meta, "time.hw", v, 8, errmsg);
     return rc;
 }
 
@@ -334,11 +341,14 @@ store__apply_batch(struct store *s, MDB_txn *txn, uint64_t index,
     if (cmd_hash == NULL)
         return RV_ENOMEM;
     int rc = RV_OK;
+    int64_t time_hw = s->time_hw_ms; /* restored for a nested redo */
     for (size_t i = 0; rc == RV_OK && i < batch->n_commands; i++) {
         rc = store__command(s, txn, entry_hash, cmd_hash, index,
                             batch->commands[i], ptr, (uint16_t)i, is_nested,
                             &results[i], errmsg);
     }
+    if (rc == STORE_REDO_NESTED)
+        s->time_hw_ms = time_hw;
     XXH3_freeState(cmd_hash);
     return rc;
 }

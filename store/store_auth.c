@@ -235,7 +235,7 @@ store__principal(struct store_wctx *w, const Rv__Command *c,
         return RV_EUNAUTHENTICATED;
     }
     if (t->expires_at_ms > 0 &&
-        (!c->has_stamped_at_ms || c->stamped_at_ms >= t->expires_at_ms)) {
+        (!c->has_stamped_at_ms || w->at_ms >= t->expires_at_ms)) {
         rv_errmsg_printf(w->errmsg, "token %s has expired", t->token_id);
         return RV_EUNAUTHENTICATED;
     }
@@ -366,8 +366,7 @@ store__audit_put(struct store_wctx *w, const Rv__Command *c, uint16_t cmd_no,
     rv_put_be64(k, w->index);
     rv_put_be16(k + 8, cmd_no);
     rv_buf_init(&b);
-    rv_buf_append_be64(&b,
-                       (uint64_t)(c->has_stamped_at_ms ? c->stamped_at_ms : 0));
+    rv_buf_append_be64(&b, (uint64_t)(c->has_stamped_at_ms ? w->at_ms : 0));
     const char *tid = c->token_id ? c->token_id : "";
     const char *act = proto_command_name(c);
     rv_buf_append_str16(&b, tid, strlen(tid));

@@ -257,6 +257,11 @@ struct store {
     uint64_t applied_index;
     uint8_t digest[STORE_DIGEST_BYTES];
     uint64_t next_run_num, next_series_id;
+    /* Apply's clock: the greatest stamped_at_ms applied so far (meta
+     * "time.hw"). A command is judged at max(its stamp, this), so the time
+     * of the log never goes backwards when a leader with a slower clock
+     * takes over (ARCHITECTURE.md, "Time"). */
+    int64_t time_hw_ms;
     char boot_id[STORE_BOOT_ID_BYTES]; /* "" when unknown. */
     int marker_fd;                     /* DIR/synced, or -1. */
     int is_rebuilt;                    /* store_open rebuilt the index. */
@@ -285,7 +290,7 @@ struct store_wctx {
     XXH3_state_t *hash;
     uint64_t index;
     char *errmsg;
-    int64_t now_ms; /* The command's stamped time (0: none). */
+    int64_t at_ms; /* the command's time: max(stamp, time_hw_ms); 0: none */
 };
 
 /* Columns of a run record's strings, in record order. */

@@ -179,7 +179,7 @@ store__trash_mark(struct store_wctx *w, uint64_t run_num, int is_deleted)
     rv_put_be64(k, run_num);
     if (!is_deleted)
         return store__del(w, STORE_DB_TRASH, k, 8);
-    rv_put_be64(v, (uint64_t)w->now_ms);
+    rv_put_be64(v, (uint64_t)w->at_ms);
     return store__put(w, STORE_DB_TRASH, k, 8, v, 8);
 }
 
@@ -344,7 +344,7 @@ store__sweep_audit(struct store_wctx *w, uint16_t cmd_no, uint32_t n,
     rv_put_be16(k + 8, cmd_no);
     rv_put_be32(k + 10, n);
     rv_buf_init(&b);
-    rv_buf_append_be64(&b, (uint64_t)w->now_ms);
+    rv_buf_append_be64(&b, (uint64_t)w->at_ms);
     rv_buf_append_str16(&b, "", 0);
     rv_buf_append_str16(&b, action, strlen(action));
     rv_buf_append_str16(&b, rr->str[RUN_TEAM], rr->len[RUN_TEAM]);
@@ -388,7 +388,7 @@ store__retention_sweep(struct store_wctx *w, const Rv__RetentionSweep *sw,
 {
     struct store__picks picks = {0};
     uint32_t n_audit = 0;
-    if (w->now_ms <= 0) {
+    if (w->at_ms <= 0) {
         rv_errmsg_printf(w->errmsg, "retention_sweep carries no stamped time");
         return RV_EINVAL;
     }
@@ -396,7 +396,7 @@ store__retention_sweep(struct store_wctx *w, const Rv__RetentionSweep *sw,
                                                      : STORE_SWEEP_MAX_RUNS;
     if (picks.max > STORE_SWEEP_MAX_RUNS)
         picks.max = STORE_SWEEP_MAX_RUNS;
-    int rc = store__select(w->txn, w->s, w->now_ms, 0, &picks, w->errmsg);
+    int rc = store__select(w->txn, w->s, w->at_ms, 0, &picks, w->errmsg);
     /* Trash what the rules expired (each is a run_delete of its own). */
     for (size_t i = 0; i < picks.n && rc == RV_OK; i++) {
         struct store__runrec rr;
@@ -411,7 +411,7 @@ store__retention_sweep(struct store_wctx *w, const Rv__RetentionSweep *sw,
      * runs just trashed when their project's trash period is 0). */
     if (rc == RV_OK) {
         picks.n = 0;
-        rc = store__select(w->txn, w->s, w->now_ms, 1, &picks, w->errmsg);
+        rc = store__select(w->txn, w->s, w->at_ms, 1, &picks, w->errmsg);
     }
     for (size_t i = 0; i < picks.n && rc == RV_OK; i++) {
         struct store__runrec rr;

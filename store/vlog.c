@@ -6,6 +6,7 @@
 
 #include "base/crc32c.h"
 #include "base/err.h"
+#include "base/fsdir.h"
 #include "store/vlog_int.h"
 
 #include <errno.h>
@@ -96,13 +97,8 @@ vlog__write_full(int fd, const struct iovec *iov, int n_iov, uint64_t off)
 static int
 vlog_fsync_dir(const char *dir, char *errmsg)
 {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return vlog__err_errno(errno, errmsg, "open", dir);
-    int rc =
-        fsync(fd) == 0 ? RV_OK : vlog__err_errno(errno, errmsg, "fsync", dir);
-    close(fd);
-    return rc;
+    int err = rv_fsync_dir(dir);
+    return err == 0 ? RV_OK : vlog__err_errno(err, errmsg, "fsync", dir);
 }
 
 int
@@ -254,8 +250,9 @@ vlog_open(struct vlog **out, const struct vlog_config *cfg, char *errmsg)
                          VLOG_MAX_SEGMENT_BYTES);
         return RV_EINVAL;
     }
-    if (mkdir(cfg->dir, 0755) != 0 && errno != EEXIST)
-        return vlog__err_errno(errno, errmsg, "mkdir", cfg->dir);
+    int err = rv_mkdir_durable(cfg->dir);
+    if (err != 0)
+        return vlog__err_errno(err, errmsg, "mkdir", cfg->dir);
     struct vlog *v = calloc(1, sizeof *v);
     if (v == NULL || (v->dir = strdup(cfg->dir)) == NULL) {
         free(v);

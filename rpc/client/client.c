@@ -200,7 +200,7 @@ static void
 rvc__ep_init(struct rvc_endpoint *ep)
 {
     pthread_mutex_init(&ep->lock, NULL);
-    pthread_cond_init(&ep->cond, NULL);
+    rv_cond_init_mono(&ep->cond);
 }
 
 static void
@@ -446,12 +446,7 @@ rvc__wait(struct rvc_endpoint *ep, uint64_t drops0, uint64_t start_ms,
         if (is_gone)
             break;
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 20 * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        rv_deadline_mono(&until, 20);
         pthread_cond_timedwait(&ep->cond, &ep->lock, &until);
     }
     pthread_mutex_unlock(&ep->lock);

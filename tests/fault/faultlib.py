@@ -17,7 +17,8 @@ theirs.
 Faults (nemeses): signals to node processes; nftables rules inside a
 node's namespace (drop by peer address, both ways or one way); tc netem on
 a node's eth0; a size-limited tmpfs as a node's data dir plus a balloon
-file (disk full); an LD_PRELOAD shim that makes fsync fail while a file
+file (disk full); powerfs (powerfs.c, a FUSE layer) as a node's data dir,
+whose power cut drops every write not synced; an LD_PRELOAD shim that makes fsync fail while a file
 exists; edits of a stopped node's vlog (torn tail, bit flip)."""
 
 import ctypes
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
@@ -203,6 +205,11 @@ class Node(NodeProc):
         self.dir = os.path.join(cluster.tmp, "n%d" % self.id)
         self.log = os.path.join(cluster.tmp, "n%d.log" % self.id)
         self.tmpfs = None
+        self.powerfs = None  # (process, backing dir) while mounted
+        # A file bind-mounted over /proc/sys/kernel/random/boot_id for the
+        # node (a power cut is a reboot: the store's sync marker compares
+        # boot ids), or None for the machine's.
+        self.boot_id_file = None
         self.env = {}
         self.removed = False
 
@@ -235,7 +242,12 @@ class Node(NodeProc):
                       "--tls-ca", os.path.join(c.certs, "ca.crt")]
         if c.segment_bytes:
             extra += ["--segment-bytes", str(c.segment_bytes)]
-        args = ["ip", "netns", "exec", self.ns] + serve_argv(
+        boot = []
+        if self.boot_id_file:
+            boot = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                    'mount --bind "$0" /proc/sys/kernel/random/boot_id && '
+                    'exec "$@"', self.boot_id_file]
+        args = ["ip", "netns", "exec", self.ns] + boot + serve_argv(
             c.binary, self.id, self.dir, self.raft_addr, self.rpc_addr,
             "%s:7003" % self.ip, peers=None if join else c.peers(),
             join=join, durability=c.durability, extra=extra)
@@ -259,10 +271,56 @@ class Node(NodeProc):
            self.dir)
         self.tmpfs = self.dir
 
+    def mount_powerfs(self, binary):
+        """Mount powerfs (tests/fault/powerfs.c) on the data dir, backed by
+        a dir beside it; power_cut() drops what was not synced."""
+        os.makedirs(self.dir, exist_ok=True)
+        backing = self.dir + ".backing"
+        os.makedirs(backing, exist_ok=True)
+        log = open(self.dir + ".powerfs.log", "ab")
+        proc = subprocess.Popen([binary, backing, self.dir, "-f"],
+                                stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, close_fds=True)
+        log.close()
+        self.powerfs = (proc, backing)
+        deadline = time.monotonic() + 10
+        while not os.path.ismount(self.dir):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                self.umount()
+                raise RuntimeError("powerfs did not mount on %s" % self.dir)
+            time.sleep(0.02)
+
+    def power_cut(self):
+        """Drop every unsynced write (the node must be stopped first) and
+        give the node a new boot id: the counters powerfs reports after the
+        cut."""
+        ctl = os.path.join(self.dir, ".powerfs-ctl")
+        with open(ctl, "w") as f:
+            f.write("cut")
+        self.new_boot_id()
+        with open(ctl) as f:
+            return {k: int(v) for k, v in
+                    (line.split() for line in f.read().splitlines())}
+
+    def new_boot_id(self):
+        if self.boot_id_file is None:
+            self.boot_id_file = self.dir + ".boot_id"
+        with open(self.boot_id_file, "w") as f:
+            f.write("%s\n" % uuid.uuid4())
+
     def umount(self):
         if self.tmpfs:
             sh("umount", "-l", self.tmpfs, check=False)
             self.tmpfs = None
+        if self.powerfs:
+            proc, _ = self.powerfs
+            sh("umount", "-l", self.dir, check=False)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            self.powerfs = None
 
 
 class Cluster:

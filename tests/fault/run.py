@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import faultlib  # noqa: E402
@@ -309,25 +310,202 @@ def nem_kill_follower(ctx, rounds=2):
         time.sleep(1)
 
 
-def nem_kill_all(ctx, rounds=2):
+def nem_kill_all(ctx, rounds=2, while_down=None, leader_s=20):
+    """SIGKILL every node at once, while_down(ctx, nodes) if given, then
+    restart them all; the time until a leader is the recovery time."""
     for _ in range(rounds):
         ld = ctx.c.leader()
         nodes = ctx.c.running()
         t0 = mono_ns()
-        ctx.ev.add("kill", nodes, ld)
+        ctx.ev.add("kill", nodes, ld, power_cut=while_down is not None)
         for n in nodes:
             n.proc.kill()
         for n in nodes:
             n.reap(10)
+        if while_down:
+            while_down(ctx, nodes)
         time.sleep(1)
         for n in nodes:
             n.start()
         ctx.ev.add("start", nodes)
-        if ctx.c.wait_leader(20) is None:
-            ctx.fail("no leader within 20 s after restarting all")
+        if ctx.c.wait_leader(leader_s) is None:
+            ctx.fail("no leader within %d s after restarting all" % leader_s)
         else:
             ctx.fig["recovery_ms"].append(round((mono_ns() - t0) / 1e6, 1))
+        for n in nodes:
+            if not n.is_running():
+                ctx.fail("n%d exited %s after restarting all" %
+                         (n.id, n.reap(1)))
         time.sleep(2)
+
+
+def power_cut_all(ctx, nodes):
+    for n in nodes:
+        # powerfs counts since its mount: keep this cut's share.
+        st = n.power_cut()
+        prev = getattr(n, "powerfs_counters", {})
+        n.powerfs_counters = st
+        cut = {k: st[k] - prev.get(k, 0) for k in (
+            "files_reverted", "pages_restored", "sizes_restored",
+            "entries_removed", "entries_restored", "errors")}
+        cut["node"] = n.id
+        ctx.fig.setdefault("power_cuts", []).append(cut)
+        if cut["errors"]:
+            ctx.fail("n%d: powerfs cut reported %d errors" %
+                     (n.id, cut["errors"]))
+
+
+def nem_power_cut(ctx, rounds=2):
+    """Power loss of every node at once: SIGKILL all, then each node's
+    powerfs drops every write it had not synced (files back to their
+    synced contents and size, entries back to their directory's last
+    fsync); restarted, they must recover whatever the cut left."""
+    nem_kill_all(ctx, rounds, while_down=power_cut_all, leader_s=30)
+
+
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
+
+
+def set_clock(node, offset_s):
+    """Move node's wall clock (libfaketime; the monotonic clock is left
+    alone) offset_s seconds from the machine's, live."""
+    with open(node.env["FAKETIME_TIMESTAMP_FILE"], "w") as f:
+        f.write("%+d\n" % offset_s)
+    time.sleep(0.5)  # FAKETIME_NO_CACHE: read at every call
+
+
+def skew_call(ctx, node, method, path, body=None, token=None):
+    hdrs = {"Authorization": "Bearer " + token} if token else None
+    try:
+        st, doc, _ = faultlib.rvfixture.http_json(
+            node.http_url, method, path, body, hdrs, timeout=10)
+    except OSError as e:
+        return 0, {"error": repr(e)}
+    return st, doc
+
+
+def nem_clock_skew(ctx):
+    """One node's wall clock runs 10 minutes ahead while it leads, then
+    jumps 20 minutes back, then it is killed (a leader with a true clock
+    takes over). Commands are stamped by the proposer and apply judges
+    them at max(stamp, the greatest stamp applied): a token expired at
+    apply stays expired whatever a later clock says, and audit times never
+    go backwards in log order. start_time is the proposer's stamp: every
+    replica answers a start_time filter alike."""
+    ld = ctx.c.wait_leader(10)
+    sk = ctx.fig.setdefault("skew", {})
+    skewed = ctx.c.nodes[0]  # the one node under libfaketime
+    deadline = time.monotonic() + 15
+    while ld is not skewed and time.monotonic() < deadline:
+        skew_call(ctx, ld, "POST", "/api/v2/cluster/transfer",
+                  {"id": skewed.id})
+        time.sleep(1)
+        ld = ctx.c.wait_leader(5)
+    if ld is not skewed:
+        ctx.fail("leadership did not move to n%d" % skewed.id)
+        return
+    st, doc = skew_call(ctx, ld, "POST", "/api/v2/tokens", {
+        "team": "default", "role": "writer", "name": "skew",
+        "expires_in_s": 120})
+    if st != 201:
+        ctx.fail("token create: %s %s" % (st, doc))
+        return
+    tok = doc["token"]
+
+    def run(node, run_id, token=None):
+        st, doc = skew_call(ctx, node, "POST", "/api/v2/runs", {
+            "project": "skew", "experiment": "e", "run_id": run_id}, token)
+        sk[run_id] = st
+        return st
+
+    if run(ld, "skew-0", tok) != 201:
+        ctx.fail("a fresh token was refused")
+    ctx.ev.add("clock", [ld], ld, offset_s=600)
+    set_clock(ld, 600)
+    if ctx.c.leader() is not ld:
+        ctx.note("leadership moved while the clock was set")
+    run(ld, "skew-ahead")
+    # The leader's own check refuses the token (its clock is past it).
+    if run(ld, "skew-t1", tok) != 401:
+        ctx.fail("token accepted by a leader 10 min ahead: %s" %
+                 sk["skew-t1"])
+    ctx.ev.add("clock", [ld], ld, offset_s=-600)
+    set_clock(ld, -600)
+    # The leader's check passes now (its clock is 20 min behind); apply
+    # must still refuse: the log's time already passed the expiry.
+    if run(ld, "skew-t2", tok) != 401:
+        ctx.fail("expired token revived by a clock jumping back: %s" %
+                 sk["skew-t2"])
+    run(ld, "skew-behind")
+    t0 = mono_ns()
+    ctx.ev.add("kill", [ld], ld)
+    ld.kill()
+    nl = ctx.election_after(t0, ld)
+    if nl is not None:
+        if run(nl, "skew-t3", tok) != 401:
+            ctx.fail("expired token revived after a leader change: %s" %
+                     sk["skew-t3"])
+        run(nl, "skew-after")
+    ctx.restart(ld)  # still 10 min behind
+    time.sleep(2)
+    check_skew_reads(ctx, sk)
+    set_clock(ld, 0)
+
+
+def check_skew_reads(ctx, sk):
+    """Every replica lists the same runs with the same start times, and a
+    start_time filter selects exactly the runs whose stored start time
+    passes it; audit times never decrease with the index."""
+    lists = {}
+    for n in ctx.c.running():
+        st, doc = skew_call(ctx, n, "GET", "/api/v2/experiments?project=skew"
+                            "&consistency=linearizable&per_page=100")
+        if st != 200:
+            ctx.fail("n%d: list: %s %s" % (n.id, st, doc))
+            return
+        lists[n.id] = sorted((r["run_id"], r["created_at"])
+                             for r in doc["runs"])
+    first = next(iter(lists.values()))
+    if any(v != first for v in lists.values()):
+        ctx.fail("replicas disagree on the runs' start times: %s" % lists)
+    created = dict(first)
+    sk["start_times"] = created
+    want = {k for k in sk if k.startswith("skew-") and sk[k] == 201}
+    if set(created) != want:
+        ctx.fail("runs listed %s, acknowledged %s" % (sorted(created),
+                                                     sorted(want)))
+    if {"skew-ahead", "skew-behind"} <= set(created) and not (
+            created["skew-ahead"] - created["skew-behind"] > 15 * 60000):
+        ctx.fail("the skewed leader's stamps are not its clock's: %s" %
+                 created)
+    for cut in sorted(created.values()):
+        q = urllib.parse.quote("attributes.start_time >= %d" % cut)
+        for n in ctx.c.running():
+            st, doc = skew_call(ctx, n, "GET", "/api/v2/experiments?"
+                                "project=skew&consistency=linearizable"
+                                "&per_page=100&filter=" + q)
+            got = sorted(r["run_id"] for r in (doc or {}).get("runs", []))
+            exp = sorted(k for k, v in created.items() if v >= cut)
+            if st != 200 or got != exp:
+                ctx.fail("n%d: start_time >= %d gave %s %s, want %s" %
+                         (n.id, cut, st, got, exp))
+    node = ctx.c.leader() or ctx.c.running()[0]
+    seen, since, st = set(), 0, 200
+    for _ in range(500):  # pages of 1000
+        st, doc = skew_call(ctx, node, "GET",
+                            "/api/v2/audit?max=1000&since_index=%d" % since)
+        page = (doc or {}).get("events", []) if st == 200 else []
+        new = {(e["index"], e["time"], e.get("action"), e.get("target"))
+               for e in page} - seen
+        if not new:
+            break
+        seen |= new
+        since = max(e[0] for e in new)
+    evs = sorted((e[0], e[1]) for e in seen if e[1] != 0)  # 0: unstamped
+    sk["audit_events"] = len(evs)
+    back = [(a, b) for a, b in zip(evs, evs[1:]) if b[1] < a[1]]
+    if st != 200 or not evs or back:
+        ctx.fail("audit times go backwards: %s %s" % (st, back[:3]))
 
 
 def nem_pause_leader(ctx, rounds=2, pause_s=4):
@@ -674,6 +852,8 @@ NEMESES = {
     "kill-leader": nem_kill_leader,
     "kill-follower": nem_kill_follower,
     "kill-all": nem_kill_all,
+    "power-cut": nem_power_cut,
+    "clock-skew": nem_clock_skew,
     "pause-leader": nem_pause_leader,
     "partition-leader": nem_partition_leader,
     "partition-halves": nem_partition_halves,
@@ -709,6 +889,8 @@ CI = [
     # token, over https and tls+tcp://; raft peers mutually authenticated.
     ("kill-leader-auth-tls", "buffered", 3,
      ["kill-leader", "partition-leader"], 24),
+    # Power loss of every node at once (powerfs under the data dirs).
+    ("power-cut", "buffered", 3, ["power-cut"], 24),
 ]
 
 
@@ -717,6 +899,13 @@ EXTRA = [
     # Issue 18 item 8: the old leader, cut off while the majority writes,
     # must serve again within HEAL_READY_GATE_MS of the heal.
     ("heal-leader", "buffered", 3, ["heal-leader-8", "heal-leader-20"], 50),
+    # Issue 18 item 2: power loss of all nodes (data dirs on powerfs);
+    # the buffered one is in the CI subset.
+    ("power-cut-strict", "strict", 3, ["power-cut"], 24),
+    ("power-cut-memory", "memory", 3, ["power-cut"], 24),
+    # Issue 18 item 3: a leader's wall clock 10 min ahead, then 20 min
+    # back (libfaketime), auth on (token expiry), then a leader change.
+    ("clock-skew-auth", "buffered", 3, ["clock-skew"], 30),
 ]
 
 
@@ -802,6 +991,19 @@ def run_scenario(args, net, rnd, name, durability, n, nemeses, seconds):
         if "disk-full" in nemeses:
             ctx.tmpfs_node = c.nodes[2]
             ctx.tmpfs_node.mount_tmpfs("160m")
+        if "power-cut" in nemeses:
+            for n in c.nodes[:c.n_initial]:
+                n.mount_powerfs(os.path.join(args.build, "tests",
+                                             "rv_powerfs"))
+        if "clock-skew" in nemeses:
+            for n in c.nodes[:1]:
+                clock = os.path.join(c.tmp, "faketime-n%d" % n.id)
+                with open(clock, "w") as f:
+                    f.write("+0\n")
+                n.env = {"LD_PRELOAD": FAKETIME_LIB,
+                         "FAKETIME_TIMESTAMP_FILE": clock,
+                         "FAKETIME_NO_CACHE": "1",
+                         "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
         if any(nm.startswith("fsync-eio") for nm in nemeses):
             for n in c.nodes:  # each node its own arm file
                 n.env = {"LD_PRELOAD": ctx.shim,
@@ -849,6 +1051,10 @@ def run_scenario(args, net, rnd, name, durability, n, nemeses, seconds):
         # logs the first 8 per node start).
         ctx.fig["commit_clamps"] = c.count_log_lines(
             "raftguard: leader_commit")
+        # Stores that found their index written after the last sync of
+        # another boot (a power cut) or ahead of the vlog, and rebuilt it.
+        ctx.fig["index_rebuilds"] = c.count_log_lines(
+            "rebuilding from the vlog")
         if ctx.fig["log_hits"]:
             ctx.fail("crash lines in node logs: %s" % ctx.fig["log_hits"][:3])
     except Exception as e:  # noqa: BLE001 - report, then clean up

@@ -1330,6 +1330,11 @@ auth_script(struct fx *f)
     CHECK_OK(points_to(f, "r0", 1, X0, 99), f->last.message);
     CHECK_RC(points_to(f, "r0", 1, X0, 100), RV_EUNAUTHENTICATED,
              f->last.message);
+    /* A later stamp that went backwards (a new leader whose clock is
+     * behind) does not revive it: apply judges a command at the greatest
+     * stamp applied so far. */
+    CHECK_RC(points_to(f, "r0", 1, X0, 50), RV_EUNAUTHENTICATED,
+             f->last.message);
     /* Lifecycle needs admin of the run's team. */
     CHECK_RC(simple(f, RV__COMMAND__BODY_RUN_DELETE, "r0", W0), RV_EPERM,
              f->last.message);
@@ -1474,11 +1479,13 @@ test_byte_quota_and_audit(void)
     store_read_end(r);
     CHECK_OK(store_read_begin(f.s, STORE_EVERY_TEAM, &r, f.errmsg), f.errmsg);
     CHECK_OK(store_audit_list(r, NULL, 0, 100, &ev, &n_ev, f.errmsg), f.errmsg);
+    /* Stamped at 60 after a command stamped at 100: the audit records
+     * apply's time, which never goes backwards. */
     int seen_revoke = 0;
     for (size_t i = 0; i < n_ev; i++)
         if (strcmp(ev[i].action, "token_del") == 0 &&
             strcmp(ev[i].token_id, A0) == 0 && strcmp(ev[i].target, W0) == 0 &&
-            ev[i].time_ms == 60 && ev[i].index > 0)
+            ev[i].time_ms == 100 && ev[i].index > 0)
             seen_revoke = 1;
     CHECK(seen_revoke);
     free(ev);
@@ -1722,6 +1729,56 @@ test_rebuild_determinism_over_random_streams(void)
         fx_done(&b);
         stream_free(&st);
     }
+}
+
+/* Apply's time (the greatest stamp applied) survives a reopen and an index
+ * rebuilt from the vlog: a token expired at apply stays expired whatever a
+ * later leader's clock says. */
+static void
+test_apply_time_never_goes_backwards(void)
+{
+    struct fx f;
+    char path[4096];
+    fx_init(&f, "apply-time");
+    auth_script(&f); /* X0 expires at 100; commands stamped up to 100 */
+    CHECK_RC(points_to(&f, "r1", 1, X0, 1), RV_EUNAUTHENTICATED,
+             f.last.message);
+    CHECK_OK(points_to(&f, "r1", 1, W1, 1), f.last.message);
+    store_close(f.s);
+    CHECK_OK(fx_open(&f), f.errmsg);
+    CHECK_RC(points_to(&f, "r1", 1, X0, 2), RV_EUNAUTHENTICATED,
+             f.last.message);
+    store_close(f.s);
+    snprintf(path, sizeof path, "%s/index.mdb", f.dir);
+    CHECK(unlink(path) == 0);
+    CHECK_OK(fx_open(&f), f.errmsg);
+    CHECK_RC(points_to(&f, "r1", 1, X0, 3), RV_EUNAUTHENTICATED,
+             f.last.message);
+    /* After a leader whose clock ran ahead, a slow one makes a token for
+     * 60 s: it lives 60 s of apply's time, it is not born expired. */
+    CHECK_OK(points_to(&f, "r1", 1, W1, 1000000), f.last.message);
+    uint8_t sha[32];
+    const char *id = "0a00000000000000";
+    Rv__Command cmd = RV__COMMAND__INIT;
+    Rv__TokenPut tp = RV__TOKEN_PUT__INIT;
+    rv_token_hash(id, strlen(id), sha);
+    tp.token_sha256.data = sha;
+    tp.token_sha256.len = 32;
+    tp.team = "t1";
+    tp.token_id = (char *)id;
+    tp.has_role = 1;
+    tp.role = RV__ROLE__ROLE_WRITER;
+    tp.has_expires_in_s = 1;
+    tp.expires_in_s = 60;
+    tp.has_expires_at_ms = 1;
+    tp.expires_at_ms = 10 + 60000; /* the slow leader's arithmetic */
+    cmd.body_case = RV__COMMAND__BODY_TOKEN_PUT;
+    cmd.token_put = &tp;
+    CHECK_OK(as(&f, &cmd, ADM, 10), f.last.message);
+    CHECK_OK(points_to(&f, "r1", 1, id, 20), f.last.message);
+    CHECK_RC(points_to(&f, "r1", 1, id, 1000000 + 60000), RV_EUNAUTHENTICATED,
+             f.last.message);
+    fx_done(&f);
 }
 
 static void
@@ -2058,6 +2115,7 @@ static const struct rv_test tests[] = {
     {"delete_tags", test_delete_tags},
     {"rebuild_determinism_over_random_streams",
      test_rebuild_determinism_over_random_streams},
+    {"apply_time_never_goes_backwards", test_apply_time_never_goes_backwards},
     {"index_lost_or_ahead_of_the_vlog_is_rebuilt",
      test_index_lost_or_ahead_of_the_vlog_is_rebuilt},
     {"index_written_after_the_last_sync_of_another_boot_is_rebuilt",
