@@ -242,6 +242,12 @@ class Node(NodeProc):
                       "--tls-ca", os.path.join(c.certs, "ca.crt")]
         if c.segment_bytes:
             extra += ["--segment-bytes", str(c.segment_bytes)]
+        if self.tmpfs:
+            # A 160 MiB tmpfs is below the default free-space threshold
+            # (256 MiB): the node would refuse every write from the start.
+            # The disk-full nemesis is about a disk that really fills (the
+            # fail-stop); the threshold has its own test (e2e test_archive).
+            extra += ["--min-free-bytes", str(8 << 20)]
         boot = []
         if self.boot_id_file:
             boot = ["unshare", "-m", "--propagation", "private", "sh", "-c",
