@@ -247,11 +247,12 @@ static void
 rpc__page_answer_free(void *body)
 {
     struct rpc__page_answer *a = body;
-    if (a->has_page)
-        store_page_free(&a->page);
+    /* The extras first: store_page_free() forgets page.n_runs. */
     for (size_t i = 0; a->extras != NULL && i < a->page.n_runs; i++)
         rpc__run_extra_free(&a->extras[i]);
     free(a->extras);
+    if (a->has_page)
+        store_page_free(&a->page);
     free(a->infos);
     free(a->ptrs);
     free(a);
