@@ -273,7 +273,16 @@ class TestRetention(ArchiveCase):
 
     def test_bad_rules_are_refused(self):
         f = self.follower()
+        # The leader's own entries (a divergence check 700 ms after the
+        # last entries, a due sweep) must have landed first: wait until
+        # the index stays put for longer than the check interval.
         index0, digest0 = self.settle()
+        for _ in range(20):
+            time.sleep(1.0)
+            now = self.settle()
+            if now == (index0, digest0):
+                break
+            index0, digest0 = now
         for body in ({}, {"keep_last": -1}, {"max_age_days": -2},
                      {"trash_days": "30"}, {"max_age_days": 1e9},
                      {"keep_last": 1, "statuses": ["DONE"]},
