@@ -310,10 +310,21 @@ class TestDivergence(ArchiveCase):
             self.make_run(li, "dv", "dv-pad-%d" % k)
         self.settle()
         ep = self.c.http_endpoints
-        # Every node compares at least one check point, all equal.
-        wait_for("compared check points", lambda: all(
-            (metric(e, "runvault_checks_compared_total") or 0) >= 1
-            for e in ep))
+        # Every node compares at least one check point, all equal. A check
+        # entry carries the leader's hash of an earlier check point, and
+        # the leader proposes one only after new entries: keep writing
+        # (on an idle machine the runs above fit in one check interval).
+        pads = [0]
+
+        def compared():
+            if all((metric(e, "runvault_checks_compared_total") or 0) >= 1
+                   for e in ep):
+                return True
+            pads[0] += 1
+            self.make_run(li, "dv", "dv-wait-%d" % pads[0])
+            time.sleep(0.3)
+            return False
+        wait_for("compared check points", compared)
         self.assertEqual([metric(e, "runvault_replica_diverged") for e in ep],
                          [0, 0, 0])
         # Stop the victim cleanly, change one byte of the marker in its
