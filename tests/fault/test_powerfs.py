@@ -186,7 +186,7 @@ class PowerfsTest(unittest.TestCase):
     def test_unlink_without_dir_fsync_comes_back(self):
         path = self.durable_file("f", b"keep me")
         fd = os.open(path, os.O_WRONLY)
-        os.pwrite(fd, b"XXXX", 0)  # unsynced, reverted too
+        os.pwrite(fd, b"gone", 0)  # unsynced, reverted too
         os.close(fd)
         os.unlink(path)
         self.assertFalse(os.path.exists(path))
