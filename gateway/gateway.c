@@ -162,8 +162,13 @@ gw__finish(nng_aio *aio, struct gw_exchange *x, int status, const char *body)
     if (x != NULL)
         gw__ui_headers(res, x);
     int rv;
+    /* nng's copy of 0 bytes fails (an allocation of 0 is NULL to it), and
+     * a failed aio drops the connection: an empty body is set, not
+     * copied (a 0-byte artifact). */
     if (x != NULL && x->out_static != NULL) /* Static: no copy. */
         rv = nng_http_res_set_data(res, x->out_static, x->out_static_len);
+    else if (x != NULL && x->out.len == 0)
+        rv = nng_http_res_set_data(res, "", 0);
     else if (x != NULL)
         rv = nng_http_res_copy_data(
             res, x->out.data != NULL ? (const void *)x->out.data : "",
@@ -233,9 +238,9 @@ gw__serve_one(struct gw_server *srv, struct rpc_caller *caller,
     size_t un = uri != NULL ? strlen(uri) : 0;
     char *copy = NULL;
     x.method = nng_http_req_get_method(req);
-    if (un == 0 || un > GATEWAY_MAX_PATH_BYTES) {
+    if (un == 0 || un > GATEWAY_MAX_TARGET_BYTES) {
         gw_reply_status(&x, 414, "INVALID_PARAMETER_VALUE",
-                        "the request target is empty or longer than 2048 "
+                        "the request target is empty or longer than 8192 "
                         "bytes");
     } else if ((copy = malloc(un + 1)) == NULL) {
         gw_reply_error(&x, RV_ENOMEM, NULL);

@@ -32,6 +32,12 @@
 #define GATEWAY_MAX_FILTER_BYTES    8192
 #define GATEWAY_MAX_IDEMPOTENCY_KEY 64
 
+/* The request target, path and query. nng reads a request line of at most
+ * 8 KiB and drops the connection beyond; a longer filter goes in a body
+ * (POST /api/v2/experiments/search). The path alone is at most
+ * GATEWAY_MAX_PATH_BYTES. */
+#define GATEWAY_MAX_TARGET_BYTES 8192
+
 struct rvc_tls;
 
 struct gateway_config {

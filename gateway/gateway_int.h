@@ -349,6 +349,7 @@ void gw_run_delete(struct gw_ctx *c);
 void gw_run_restore(struct gw_ctx *c);
 void gw_run_purge(struct gw_ctx *c);
 void gw_run_list(struct gw_ctx *c);
+void gw_run_search(struct gw_ctx *c);
 void gw_run_analytics(struct gw_ctx *c);
 /* A run's full JSON (params, tags, summary), or NULL (no memory). */
 json_t *gw__run_full_json(const Rv__RunInfo *ri);

@@ -218,6 +218,11 @@ gw_parse_uri(struct gw_exchange *x, char *uri, char *errmsg)
     char *hash = q != NULL ? strchr(q, '#') : strchr(uri, '#');
     if (hash != NULL)
         *hash = '\0';
+    if (strlen(uri) > GATEWAY_MAX_PATH_BYTES) {
+        rv_errmsg_printf(errmsg, "the path is longer than %d bytes",
+                         GATEWAY_MAX_PATH_BYTES);
+        return -1;
+    }
     if (gw__decode(uri, 0) != 0) {
         rv_errmsg_printf(errmsg, "the path has a bad %%-escape or is not "
                                  "UTF-8");

@@ -192,6 +192,8 @@ static const struct gw_route_row gw_routes[] = {
      gw_cluster_transfer},
     /* Runs (gateway_json_run.c). */
     {"GET", "/api/v2/experiments", GW_R_LIST, GW_F_READ, 0, gw_run_list},
+    {"POST", "/api/v2/experiments/search", GW_R_LIST, GW_F_READ, GW_JSON,
+     gw_run_search},
     {"GET", "/api/runs", GW_R_LIST, GW_F_READ, 0, gw_run_list},
     {"GET", "/api/v2/analytics", GW_R_ANALYTICS, GW_F_READ, 0,
      gw_run_analytics},

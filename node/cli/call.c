@@ -17,12 +17,14 @@ cli__is_no_answer(int code)
 
 /* The codes of a failure on this machine (a file, memory, an answer that
  * does not decode or an artifact whose SHA-256 differs); any other code
- * is the cluster's answer. */
+ * is the cluster's answer. RV_ENOSPACE is the cluster's: a node under its
+ * free-space threshold refusing writes (the CLI's own files report
+ * RV_EIO). */
 static int
 cli__is_local(int code)
 {
-    return code == RV_EIO || code == RV_ENOMEM || code == RV_ENOSPACE ||
-           code == RV_EMALFORMED || code == RV_ECORRUPT;
+    return code == RV_EIO || code == RV_ENOMEM || code == RV_EMALFORMED ||
+           code == RV_ECORRUPT;
 }
 
 /* The exit code for an RV_* outcome of a read or of an argument check. */

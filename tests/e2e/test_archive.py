@@ -491,6 +491,13 @@ class TestDiskSpace(unittest.TestCase):
         st, doc, _ = self.create(0, "d-via-leader")
         self.assertEqual(st, 507, doc)
         self.assertIn("node 3", doc["message"])
+        # The CLI says the cluster refused (12), not a local failure (3).
+        r = subprocess.run(
+            [self.c.runvault, "ingest", "--endpoint", ep[0], "-"],
+            input=b'{"type":"run","run_id":"d-cli","project":"disk",'
+                  b'"experiment":"e"}\n', capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 12, r.stderr)
+        self.assertIn(b"threshold", r.stderr)
         # Space freed: writes are taken again.
         os.unlink(filler)
         wait_for("the alarm cleared",

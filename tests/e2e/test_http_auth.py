@@ -269,6 +269,126 @@ class HttpAuth(unittest.TestCase):
         st, doc = self.call("POST", "/api/v2/metrics/query", q, None)
         self.assertEqual(st, 401, doc)
 
+    def test_door_matrix_of_the_later_routes(self):
+        """Every route added after the teams matrix (tests/auth) was made,
+        for seven callers: none, a malformed token, team d0's reader,
+        writer and admin, team d1's admin, and the cluster-admin. Another
+        team's run or experiment is 404 where named and absent from
+        lists; a role too weak is 403; no credentials 401."""
+        for team in ("d0", "d1"):
+            self.call("POST", "/api/v2/teams", {"team": team}, self.admin)
+        toks = {"none": None, "bad": "rvt_" + "0" * 40}
+        for name, team, role in (("r0", "d0", "reader"),
+                                 ("w0", "d0", "writer"),
+                                 ("a0", "d0", "admin"),
+                                 ("a1", "d1", "admin")):
+            toks[name] = self.make_token(team, role, name=name)["token"]
+        toks["ca"] = self.admin
+        order = ("none", "bad", "r0", "w0", "a0", "a1", "ca")
+        a0 = toks["a0"]
+        st, doc = self.call("POST", "/api/2.0/mlflow/experiments/create",
+                            {"name": "dm/exp"}, a0)
+        self.assertEqual(st, 200, doc)
+        eid = doc["experiment_id"]
+
+        def new_run():
+            st, doc = self.call("POST", "/api/2.0/mlflow/runs/create",
+                                {"experiment_id": eid, "run_name": "dm"}, a0)
+            self.assertEqual(st, 200, doc)
+            rid = doc["run"]["info"]["run_id"]
+            st, _ = self.call("POST", "/api/v2/runs/%s/log-batch" % rid,
+                              {"metrics": [{"key": "loss", "value": 1.0,
+                                            "step": 1}]}, a0)
+            self.assertEqual(st, 200)
+            return rid
+
+        rid = new_run()
+        mlf, art = "/api/2.0/mlflow/", "/api/2.0/mlflow-artifacts/artifacts/"
+        st, _ = self.call("PUT", art + "%s/%s/artifacts/m.txt" % (eid, rid),
+                          b"", a0)  # 0 bytes: nng cannot copy an empty body
+        self.assertEqual(st, 200)
+        # (method, path, body, statuses in `order`, fresh run per caller)
+        U, F, N, K = 401, 403, 404, 200
+        rows = [
+            ("POST", "/api/v2/experiments/search", {"project": "dm"},
+             (U, U, K, K, K, K, K), False),
+            ("POST", "/api/v2/metrics/query", {"runs": ["%R"], "key": "loss",
+                                                "downsample": 8},
+             (U, U, K, K, K, K, K), False),
+            ("GET", "/api/v2/retention", None, (U, U, K, K, K, K, K), False),
+            ("PUT", "/api/v2/projects/dm/retention", {"keep_last": 5},
+             (U, U, F, F, K, K, K), False),
+            ("DELETE", "/api/v2/projects/dm/retention", None,
+             (U, U, F, F, K, K, K), False),
+            ("GET", mlf + "runs/get?run_id=%R", None, (U, U, K, K, K, N, K),
+             False),
+            ("GET", mlf + "experiments/get?experiment_id=" + eid, None,
+             (U, U, K, K, K, N, N), False),
+            ("POST", mlf + "experiments/search", {"max_results": 100},
+             (U, U, K, K, K, K, K), False),
+            # MLflow's search names no missing experiment: d1's admin
+            # and the cluster-admin (team default) get no runs.
+            ("POST", mlf + "runs/search", {"experiment_ids": [eid]},
+             (U, U, K, K, K, K, K), False),
+            ("GET", mlf + "metrics/get-history?run_id=%R&metric_key=loss",
+             None, (U, U, K, K, K, N, K), False),
+            ("POST", mlf + "runs/log-metric", {"run_id": "%R", "key": "m",
+                                              "value": 1, "timestamp": 1,
+                                              "step": 0},
+             (U, U, F, K, K, N, K), False),
+            ("POST", mlf + "runs/set-tag", {"run_id": "%R", "key": "k",
+                                           "value": "v"},
+             (U, U, F, K, K, N, K), False),
+            ("POST", mlf + "runs/delete", {"run_id": "%R"},
+             (U, U, F, F, K, N, K), True),
+            ("POST", mlf + "experiments/set-experiment-tag",
+             {"experiment_id": eid, "key": "k", "value": "v"},
+             (U, U, F, K, K, N, N), False),
+            ("GET", art + "%E/%R/artifacts/m.txt", None,
+             (U, U, K, K, K, N, K), False),
+            ("PUT", art + "%E/%R/artifacts/up-%W.txt", "x",
+             (U, U, F, K, K, N, K), False),
+        ]
+        bad = []
+        for method, path, body, want, fresh in rows:
+            for who, w in zip(order, want):
+                r = new_run() if fresh else rid
+                p = path.replace("%R", r).replace("%E", eid).replace("%W",
+                                                                     who)
+                b = body
+                if isinstance(b, dict):
+                    b = json.loads(json.dumps(b).replace("%R", r))
+                elif isinstance(b, str):
+                    b = b.encode()
+                try:
+                    st, doc = self.call(method, p, b, toks[who])
+                except (OSError, http.client.HTTPException) as e:
+                    st, doc = 0, repr(e)
+                if st != w:
+                    bad.append("%s %s as %s: %d, want %d (%s)" %
+                               (method, p, who, st, w, str(doc)[:120]))
+                lists_runs = p.endswith(("/api/v2/experiments/search",
+                                         "/runs/search"))
+                if lists_runs and st == 200 and who in ("r0", "a0"):
+                    self.assertIn(rid, json.dumps(doc), (method, p))
+                if (st == 200 and who == "a1" and isinstance(doc, dict) and
+                        "metrics/query" not in p):  # It echoes the ids.
+                    # Nothing of d0's comes back in a list of d1's admin.
+                    self.assertNotIn(rid, json.dumps(doc), (method, path))
+                    self.assertNotIn('"dm/exp"', json.dumps(doc),
+                                     (method, path))
+        self.assertEqual(bad, [], "\n".join(bad))
+        st, doc, raw = http_json(self.ep, "GET", art + "%s/%s/artifacts/m.txt"
+                                 % (eid, rid), headers={
+                                     "Authorization": "Bearer " + a0})
+        self.assertEqual((st, raw), (200, b""))
+        # The metrics query of d1's admin names d0's run as absent.
+        st, doc = self.call("POST", "/api/v2/metrics/query",
+                            {"runs": [rid], "key": "loss", "downsample": 8},
+                            toks["a1"])
+        self.assertEqual(doc["series"][0]["error_code"],
+                         "RESOURCE_DOES_NOT_EXIST")
+
     def test_expired_token_is_refused(self):
         self.call("POST", "/api/v2/teams", {"team": "rl"}, self.admin)
         tok = self.make_token("rl", "reader", ttl=1)

@@ -179,7 +179,7 @@ fz_auth_route(int kind, const uint8_t *data, size_t n)
     struct gw_node_ops ops = {fz_auth_answer, fz_auth_info, fz_auth_is_running,
                               &f};
     struct gw_exchange x;
-    char uri[GATEWAY_MAX_PATH_BYTES + 1], errmsg[RV_ERRMSG_SIZE];
+    char uri[GATEWAY_MAX_TARGET_BYTES + 1], errmsg[RV_ERRMSG_SIZE];
     uint64_t seq = 0;
     const uint8_t *body = data;
     size_t body_len = n;

@@ -137,7 +137,7 @@ fz_http_serve(char *method, char *uri, char *key, char *type,
     x.method = method;
     rv_buf_init(&x.out);
     size_t un = strlen(uri);
-    if (un == 0 || un > GATEWAY_MAX_PATH_BYTES) {
+    if (un == 0 || un > GATEWAY_MAX_TARGET_BYTES) {
         gw_reply_status(&x, 414, "INVALID_PARAMETER_VALUE", "too long");
     } else if (gw_parse_uri(&x, uri, errmsg) != 0) {
         gw_reply_status(&x, 400, "INVALID_PARAMETER_VALUE", errmsg);

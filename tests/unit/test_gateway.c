@@ -235,7 +235,7 @@ route_full(struct fake_node *f, const char *method, const char *uri,
     struct gw_node_ops ops = {fake_answer, fake_info, fake_is_running, f};
     struct gw_exchange x;
     struct answer a;
-    char copy[GATEWAY_MAX_PATH_BYTES + 1], errmsg[RV_ERRMSG_SIZE];
+    char copy[GATEWAY_MAX_TARGET_BYTES + 1], errmsg[RV_ERRMSG_SIZE];
     uint64_t seq = 0;
     if (body_text != NULL)
         body_len = strlen(body_text);
