@@ -16,8 +16,9 @@
 
 /* ---- Run list: candidate sources --------------------------------------- */
 
-/* Keep the smallest single-list conjuncts as probes. Only lists whose keys
- * are exactly (prefix, run number) can be probed with one lookup; a
+/* Keep the smallest single-list conjuncts as probes, smallest first (the
+ * first probe rejects the most candidates). Only lists whose keys are
+ * exactly (prefix, run number) can be probed with one lookup; a
  * project-only scope prefix cannot (its keys hold the experiment too). */
 static void
 store__plan_probe(struct store__plan *plan, const struct store__src *s)
@@ -37,6 +38,18 @@ store__plan_probe(struct store__plan *plan, const struct store__src *s)
         plan->n_probes++;
     }
     plan->probe[i] = *s;
+    for (; i > 0 && plan->probe[i - 1].count > plan->probe[i].count; i--) {
+        struct store__src t = plan->probe[i - 1];
+        plan->probe[i - 1] = plan->probe[i];
+        plan->probe[i] = t;
+    }
+    for (; i + 1 < plan->n_probes &&
+           plan->probe[i + 1].count < plan->probe[i].count;
+         i++) {
+        struct store__src t = plan->probe[i + 1];
+        plan->probe[i + 1] = plan->probe[i];
+        plan->probe[i] = t;
+    }
 }
 
 static void
