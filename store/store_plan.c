@@ -471,6 +471,12 @@ store__exec_run(struct store__exec *x, struct store__plan *plan, int *is_total,
         uint64_t limit = plan->has_driver && plan->count < STORE_RANGE_COUNT_MAX
                              ? plan->count
                              : STORE_RANGE_COUNT_MAX;
+        /* An ordered walk that stops after a page is estimated, as for
+         * names, at sqrt(page x runs) entries: a larger range loses. */
+        double w = sqrt((double)x->heap.cap * (double)teams->runs);
+        if (is_big && (ordered || by_created_asc || by_param || by_end) &&
+            w < (double)limit)
+            limit = (uint64_t)w + 1;
         uint64_t n;
         rc = store__mv_count(x, &mv, limit, &n, errmsg);
         if (rc == RV_OK && n < limit) {
