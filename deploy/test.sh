@@ -57,9 +57,9 @@ echo "== libFuzzer targets under ASan + UBSan, ${RV_FUZZ_SECONDS:-20} s each"
 # line of figures per target (tests/fuzz/run_all.sh).
 CC=clang cmake -S . -B build-fuzz -DRV_FUZZ=ON -DRV_SANITIZE=address,undefined \
     -DCMAKE_BUILD_TYPE=Debug >/dev/null
-cmake --build build-fuzz -j"$jobs" --target fuzz_apply fuzz_filter fuzz_vlog \
+cmake --build build-fuzz -j"$jobs" --target fuzz_apply fuzz_filter fuzz_vlog fuzz_query \
     fuzz_rpc fuzz_http fuzz_auth >/dev/null
-RV_FUZZ_BUILD=build-fuzz RV_FUZZ_TARGETS="apply filter vlog rpc http auth" \
+RV_FUZZ_BUILD=build-fuzz RV_FUZZ_TARGETS="apply filter vlog query rpc http auth" \
     tests/fuzz/run_all.sh "${RV_FUZZ_SECONDS:-20}"
 
 echo "== ASan + UBSan, all tests"

@@ -6,6 +6,7 @@
  * for the whole run. */
 #include "proto/proto.h"
 #include "store/store.h"
+#include "tests/fuzz/fuzz_store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,35 +17,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct store *fz_store;
 static uint64_t fz_index;
-static char fz_dir[4096];
-
-static void
-fz_cleanup(void)
-{
-    char cmd[4200];
-    store_close(fz_store);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", fz_dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "fuzz_apply: could not remove %s\n", fz_dir);
-}
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    char errmsg[RV_ERRMSG_SIZE];
-    const char *tmp = getenv("TMPDIR");
     (void)argc;
     (void)argv;
-    snprintf(fz_dir, sizeof fz_dir, "%s/rvfuzz-apply-XXXXXX",
-             tmp && *tmp ? tmp : "/tmp");
-    if (mkdtemp(fz_dir) == NULL)
-        abort();
-    struct store_config cfg = {fz_dir, (size_t)4 << 30, 4 << 20, NULL, NULL};
-    if (store_open(&fz_store, &cfg, errmsg) != RV_OK) {
-        fprintf(stderr, "fuzz_apply: store_open: %s\n", errmsg);
-        abort();
-    }
-    atexit(fz_cleanup);
+    fz_store = fuzz_store_open("fuzz_apply");
     return 0;
 }
 

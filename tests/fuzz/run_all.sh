@@ -11,13 +11,13 @@
 #
 #   tests/fuzz/run_all.sh [seconds]
 # Environment: RV_FUZZ_BUILD (build directory, default build-fuzz),
-# RV_FUZZ_TARGETS (default "apply filter vlog rpc http auth").
+# RV_FUZZ_TARGETS (default "apply filter vlog query rpc http auth").
 set -uo pipefail
 
 cd "$(dirname "$0")/../.."
 secs=${1:-20}
 build=${RV_FUZZ_BUILD:-build-fuzz}
-targets=${RV_FUZZ_TARGETS:-apply filter vlog rpc http auth}
+targets=${RV_FUZZ_TARGETS:-apply filter vlog query rpc http auth}
 status=0
 
 for t in $targets; do

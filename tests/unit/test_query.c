@@ -514,13 +514,17 @@ static const char *const PLANS[N_PLANS] = {
     "scan",         "list", "created",     "param-order", "metric-order",
     "metric-range", "name", "name-folded", "end-order"};
 static int plan_seen[N_PLANS];
+/* The same, for the plans that merged several teams' walks ("plan*N"). */
+static int plan_merged[N_PLANS];
 
 static void
 plan_tally(const char *plan)
 {
+    const char *star = strchr(plan, '*');
+    size_t n = star ? (size_t)(star - plan) : strlen(plan);
     for (size_t i = 0; i < N_PLANS; i++)
-        if (strcmp(plan, PLANS[i]) == 0)
-            plan_seen[i]++;
+        if (strlen(PLANS[i]) == n && strncmp(plan, PLANS[i], n) == 0)
+            (star ? plan_merged : plan_seen)[i]++;
 }
 
 static int
@@ -552,6 +556,7 @@ cmp_runs(const void *pa, const void *pb)
 struct scope {
     int team, project, exp; /* -1: any. */
     enum store_view view;
+    int reader; /* The reader's team (a scoped read), -1: every team. */
 };
 
 static int
@@ -560,7 +565,8 @@ in_scope(const struct mrun *r, const struct scope *sc)
     if ((sc->view == STORE_VIEW_ACTIVE && r->deleted) ||
         (sc->view == STORE_VIEW_DELETED && !r->deleted))
         return 0;
-    return (sc->team < 0 || r->team == sc->team) &&
+    return (sc->reader < 0 || r->team == sc->reader) &&
+           (sc->team < 0 || r->team == sc->team) &&
            (sc->project < 0 || r->project == sc->project) &&
            (sc->exp < 0 || r->exp == sc->exp);
 }
@@ -602,7 +608,9 @@ check_query(struct world *w, const struct spec *sp, const char *filter,
         struct store_read *r;
         struct store_page page;
         q.page_token = token[0] ? token : NULL;
-        if (store_read_begin(w->s, STORE_EVERY_TEAM, &r, w->errmsg) != RV_OK ||
+        const char *reader =
+            sc->reader >= 0 ? TEAMS[sc->reader] : STORE_EVERY_TEAM;
+        if (store_read_begin(w->s, reader, &r, w->errmsg) != RV_OK ||
             store_query_runs(r, &q, &page, w->errmsg) != RV_OK) {
             fprintf(stderr, "seed %llu iter %d: query failed: %s\n[%s] [%s]\n",
                     (unsigned long long)seed, iter, w->errmsg, filter,
@@ -692,6 +700,7 @@ random_round(struct world *w, uint64_t seed, int n)
     rv_rng_seed(&g, seed ^ 0x5555);
     int n_nonempty = 0;
     memset(plan_seen, 0, sizeof plan_seen);
+    memset(plan_merged, 0, sizeof plan_merged);
     for (int iter = 0; iter < n; iter++) {
         random_threshold(&g);
         struct spec *sp = rv_rng_below(&g, 20) ? gen_spec(&g, 0) : NULL;
@@ -718,7 +727,10 @@ random_round(struct world *w, uint64_t seed, int n)
             render(sp, filter, sizeof filter, &fn);
         struct order o;
         random_order(&g, &o);
-        struct scope sc = {-1, -1, -1, (enum store_view)rv_rng_below(&g, 3)};
+        struct scope sc = {-1, -1, -1, (enum store_view)rv_rng_below(&g, 3),
+                           -1};
+        if (rv_rng_below(&g, 4) == 0) /* A principal that sees one team. */
+            sc.reader = (int)rv_rng_below(&g, 3);
         if (rv_rng_below(&g, 3) == 0)
             sc.team = (int)rv_rng_below(&g, 3);
         if (rv_rng_below(&g, 3) == 0) {
@@ -743,11 +755,26 @@ random_round(struct world *w, uint64_t seed, int n)
     store_plan_set_ordered_min(STORE_ORDERED_SCAN_MIN);
     CHECK(n_nonempty > n / 4); /* The filters are not all trivially empty. */
     for (size_t i = 0; i < N_PLANS; i++)
-        fprintf(stderr, "  plan %s: %d\n", PLANS[i], plan_seen[i]);
+        fprintf(stderr, "  plan %s: %d, merged %d\n", PLANS[i], plan_seen[i],
+                plan_merged[i]);
     for (size_t i = 0; i < N_PLANS; i++) /* Every plan ran, many times. */
         if (plan_seen[i] < n / 100)
             RV_CHECK_FAIL("plan %s chosen %d times in %d queries", PLANS[i],
                           plan_seen[i], n);
+    /* Over several teams, the per-team ordered walks and ranges of an
+     * unscoped query are merged; one team's never are. */
+    static const char *const merged[] = {"metric-order", "metric-range",
+                                         "end-order"};
+    for (size_t i = 0; i < N_PLANS; i++) {
+        int is_merged = 0;
+        for (size_t k = 0; k < 3; k++)
+            is_merged |= strcmp(PLANS[i], merged[k]) == 0;
+        if (one_team    ? plan_merged[i] != 0
+            : is_merged ? plan_merged[i] < n / 100
+                        : plan_merged[i] != 0)
+            RV_CHECK_FAIL("plan %s merged %d times in %d queries", PLANS[i],
+                          plan_merged[i], n);
+    }
 }
 
 static void
@@ -773,6 +800,9 @@ test_random_filters_one_team_match_the_oracle(void)
     world_done(&w);
 }
 
+/* The team of the reader of paged walks (a scoped read), -1: every team. */
+static int walk_reader = -1;
+
 /* One page of a paged walk against the model: the model's runs that match
  * (match(run, ctx)) and sort strictly after *last in order o; per_page of
  * them, and a next-page token exactly when there are more. Updates *last.
@@ -789,7 +819,8 @@ page_is_models_next(struct world *w, const struct store_page *page,
     cmp_order = o;
     for (size_t i = 0; i < w->m.n; i++) {
         const struct mrun *m = &w->m.runs[i], *lp = last;
-        if (match(m, ctx) && (!*has_last || cmp_runs(&m, &lp) > 0))
+        if ((walk_reader < 0 || m->team == walk_reader) && match(m, ctx) &&
+            (!*has_last || cmp_runs(&m, &lp) > 0))
             all[n_all++] = m;
     }
     qsort(all, n_all, sizeof *all, cmp_runs);
@@ -937,7 +968,11 @@ walk_pages(struct world *w, const struct walk *wk, struct rv_rng *g)
                                 .per_page = wk->per_page,
                                 .page_token = token[0] ? token : NULL};
         struct store_page page;
-        CHECK_OK(query_once(w, STORE_EVERY_TEAM, &q, &page), w->errmsg);
+        CHECK_OK(
+            query_once(w,
+                       walk_reader >= 0 ? TEAMS[walk_reader] : STORE_EVERY_TEAM,
+                       &q, &page),
+            w->errmsg);
         if (strcmp(page.plan, wk->plan) != 0)
             RV_CHECK_FAIL("[%s] [%s] page %d: plan %s, want %s", wk->filter,
                           wk->order_by, page_no, page.plan, wk->plan);
@@ -952,14 +987,15 @@ walk_pages(struct world *w, const struct walk *wk, struct rv_rng *g)
     }
 }
 
-/* A world of 400 runs in one team (unscoped queries can walk the
- * team-prefixed indexes), g seeded from the test's seed, and the ordered
- * plans on at any list size. */
+/* A world of 400 runs in one team (is_one_team) or three (unscoped
+ * queries merge the teams' walks of the team-prefixed indexes), g seeded
+ * from the test's seed, and the ordered plans on at any list size. */
 static int
-walk_world(struct world *w, struct rv_rng *g, uint64_t default_seed)
+walk_world(struct world *w, struct rv_rng *g, uint64_t default_seed,
+           int is_one_team)
 {
     uint64_t seed = rv_test_seed(default_seed);
-    one_team = 1;
+    one_team = is_one_team;
     int rc = world_init(w, seed, 400);
     one_team = 0;
     rv_rng_seed(g, seed + 7);
@@ -1008,20 +1044,17 @@ between_acc(struct world *w, struct rv_rng *g, void *ctx)
  * order of the store at that moment; at the end the index still verifies
  * (a rebuild from the vlog gives the same digest). */
 static void
-test_metric_index_pages_while_values_change_and_runs_purge(void)
+metric_walks(struct world *w, struct rv_rng *g, const char *plan)
 {
-    struct world w;
-    struct rv_rng g;
-    CHECK_OK(walk_world(&w, &g, 909), w.errmsg);
     const char *orders[] = {"metrics.acc DESC", "metrics.acc",
                             "metrics.acc DESC", "metrics.acc"};
     const char *filters[] = {"", "", "metrics.acc > 0.3",
                              "metrics.acc <= 0.5 AND metrics.acc >= 0.1"};
-    int64_t step = 10;
+    static int64_t step = 10;
     for (int k = 0; k < 4; k++) {
         struct walk wk = {filters[k],
                           orders[k],
-                          "metric-order",
+                          plan,
                           STORE_VIEW_ALL,
                           25,
                           {{O_ACC}, {k % 2 == 0}, 1},
@@ -1029,12 +1062,40 @@ test_metric_index_pages_while_values_change_and_runs_purge(void)
                           &k,
                           between_acc,
                           &step};
-        walk_pages(&w, &wk, &g);
+        walk_pages(w, &wk, g);
     }
-    store_plan_set_ordered_min(STORE_ORDERED_SCAN_MIN);
-    reopen_checked(&w, 0);
-    if (w.s != NULL)
-        world_done(&w);
+}
+
+/* The same over one team, over three teams (the teams' walks merged: the
+ * values tie across teams), and read by a principal of one of the three
+ * (its own team's walk only, never another team's run). */
+static void
+test_metric_index_pages_while_values_change_and_runs_purge(void)
+{
+    struct world w;
+    struct rv_rng g;
+    for (int teams = 0; teams < 2; teams++) {
+        CHECK_OK(walk_world(&w, &g, 909 + (uint64_t)teams, teams == 0),
+                 w.errmsg);
+        metric_walks(&w, &g, teams == 0 ? "metric-order" : "metric-order*3");
+        /* The walk (merged or not) stops after a page and its ties. */
+        struct store_page page;
+        struct store_query q = {.order_by = "metrics.acc DESC",
+                                .view = STORE_VIEW_ALL,
+                                .per_page = 10};
+        CHECK_OK(query_once(&w, STORE_EVERY_TEAM, &q, &page), w.errmsg);
+        CHECK(page.n_runs == 10 && page.n_examined < w.m.n / 4);
+        store_page_free(&page);
+        if (teams == 1) {
+            walk_reader = 1;
+            metric_walks(&w, &g, "metric-order");
+            walk_reader = -1;
+        }
+        store_plan_set_ordered_min(STORE_ORDERED_SCAN_MIN);
+        reopen_checked(&w, 0);
+        if (w.s != NULL)
+            world_done(&w);
+    }
 }
 
 /* One command on run id: a rename (name not NULL), else a delete. */
@@ -1104,7 +1165,8 @@ test_name_index_pages_while_runs_are_renamed_and_purged(void)
         {7, "al%", "", "created", -1, 0},
         {6, "al%", "run_name DESC", "name", O_NAME, 1},
         {7, "AL%", "run_name", "name-folded", O_NAME, 0},
-        {6, "alpha_%", "metrics.loss", "name", O_LOSS, 0},
+        /* Not selective enough: the teams' metric walks, merged. */
+        {6, "alpha_%", "metrics.loss", "metric-order*3", O_LOSS, 0},
         {7, "B", "start_time", "name-folded", O_CREATED, 0},
         {7, "a%", "start_time", "created", O_CREATED, 0},
     };
@@ -1205,18 +1267,15 @@ between_ends(struct world *w, struct rv_rng *g, void *ctx)
  * runs end, end again at another time and go back to running between
  * pages; then rebuild and verify. */
 static void
-test_end_index_pages_while_runs_end_and_restart(void)
+end_walks(struct world *w, struct rv_rng *g, const char *plan)
 {
-    struct world w;
-    struct rv_rng g;
-    CHECK_OK(walk_world(&w, &g, 6060), w.errmsg);
     static const char *const filters[] = {
         "", "end_time >= 2050 AND end_time <= 2150", "end_time < 2100"};
     for (int k = 0; k < 6; k++) {
         int fk = k % 3, desc = k >= 3;
         struct walk wk = {filters[fk],
                           desc ? "end_time DESC" : "end_time",
-                          "end-order",
+                          plan,
                           STORE_VIEW_ACTIVE,
                           20,
                           {{O_ENDED}, {desc}, 1},
@@ -1224,12 +1283,30 @@ test_end_index_pages_while_runs_end_and_restart(void)
                           &fk,
                           between_ends,
                           NULL};
-        walk_pages(&w, &wk, &g);
+        walk_pages(w, &wk, g);
     }
-    store_plan_set_ordered_min(STORE_ORDERED_SCAN_MIN);
-    reopen_checked(&w, 1);
-    if (w.s != NULL)
-        world_done(&w);
+}
+
+/* The same over one team, three teams (merged) and a reader of one. */
+static void
+test_end_index_pages_while_runs_end_and_restart(void)
+{
+    struct world w;
+    struct rv_rng g;
+    for (int teams = 0; teams < 2; teams++) {
+        CHECK_OK(walk_world(&w, &g, 6060 + (uint64_t)teams, teams == 0),
+                 w.errmsg);
+        end_walks(&w, &g, teams == 0 ? "end-order" : "end-order*3");
+        if (teams == 1) {
+            walk_reader = 2;
+            end_walks(&w, &g, "end-order");
+            walk_reader = -1;
+        }
+        store_plan_set_ordered_min(STORE_ORDERED_SCAN_MIN);
+        reopen_checked(&w, 1);
+        if (w.s != NULL)
+            world_done(&w);
+    }
 }
 
 static void
