@@ -1051,6 +1051,10 @@ def run_scenario(args, net, rnd, name, durability, n, nemeses, seconds):
         # logs the first 8 per node start).
         ctx.fig["commit_clamps"] = c.count_log_lines(
             "raftguard: leader_commit")
+        # The raft loops' stalls of REPLICA_LAG_LOG_MS or more (replica.c
+        # logs the first 64 per node start and then every new maximum),
+        # with the longest work seen on the loop meanwhile.
+        ctx.fig["loop_stalls"] = c.loop_stalls()
         # Stores that found their index written after the last sync of
         # another boot (a power cut) or ahead of the vlog, and rebuilt it.
         ctx.fig["index_rebuilds"] = c.count_log_lines(
