@@ -17,7 +17,9 @@
  * accepted the write into its next batch; buffered when the entry is
  * committed and applied on the leader (the store syncs in the background
  * every sync_ms); strict when, in addition, the leader's vlog and LMDB are
- * synced (one sync covers every strict write of the entry).
+ * synced (a sync begun after the entry applied has ended; one sync covers
+ * every strict write waiting). Syncs run on libuv's thread pool, not on
+ * the loop (replica.c, "Syncs").
  *
  * Faults. A raft disk error on the leader (apply callback) or on a follower
  * (the raftguard's on_write_failed hook), or a store fault in apply, stops
