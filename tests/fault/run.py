@@ -1068,7 +1068,7 @@ def run_scenario(args, net, rnd, name, durability, n, nemeses, seconds):
         # Stores that found their index written after the last sync of
         # another boot (a power cut) or ahead of the vlog, and rebuilt it.
         ctx.fig["index_rebuilds"] = c.count_log_lines(
-            "rebuilding from the vlog")
+            "rebuilding it from the vlog")
         if ctx.fig["log_hits"]:
             ctx.fail("crash lines in node logs: %s" % ctx.fig["log_hits"][:3])
     except Exception as e:  # noqa: BLE001 - report, then clean up
