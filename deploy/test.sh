@@ -69,6 +69,20 @@ RV_TEST_SCALE=small \
     run_suite build-asan -DRV_WERROR=ON -DRV_SANITIZE=address,undefined \
         -DCMAKE_BUILD_TYPE=Debug
 
+echo "== fault suite under ASan + UBSan: the reduced subset"
+# Four cheap scenarios (run.py ASAN_SUBSET: a strict cluster's killed
+# leader, a deposed leader, vlog damage, a removal and a join) on the
+# sanitizer build, for memory errors on paths only faults reach. The disk
+# and power-loss scenarios need an LD_PRELOAD shim or FUSE and stay on the
+# -Werror build.
+fault_out=$(mktemp -d "${TMPDIR:-/tmp}/rvfault-asan-XXXXXX")
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    python3 tests/fault/run.py build-asan --subset asan --out "$fault_out" |
+    tail -n 1
+cp "$fault_out/summary.json" build-asan/fault-summary.json
+rm -rf "$fault_out"
+
 echo "== bench compare --quick"
 # The side-by-side harness with etcd and PostgreSQL on the -Werror build:
 # that it runs and reports, not how fast (bench/compare/run.sh).

@@ -248,7 +248,28 @@ gw__metrics_http(const struct gateway *g, const struct rpc_counters *rc,
                   (unsigned long long)rc->n_forward_failed);
 }
 
-/* Raft's state and counters, and the disk. */
+/* A replica_hist as a Prometheus histogram in seconds. */
+static void
+gw__hist(struct rv_buf *b, const char *name, const char *help,
+         const struct replica_hist *h)
+{
+    uint64_t cum = 0;
+    rv_buf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    for (size_t i = 0; i < REPLICA_LAG_BUCKETS; i++) {
+        cum += h->bucket[i];
+        rv_buf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name,
+                      (double)replica_lag_bucket_us[i] / 1e6,
+                      (unsigned long long)cum);
+    }
+    rv_buf_printf(b,
+                  "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count "
+                  "%llu\n# TYPE %s_max gauge\n%s_max %.6f\n",
+                  name, (unsigned long long)h->count, name,
+                  (double)h->sum_us / 1e6, name, (unsigned long long)h->count,
+                  name, name, (double)h->max_us / 1e6);
+}
+
+/* Raft's state and counters, the loop's lag, and the disk. */
 static void
 gw__metrics_raft(const struct gateway *g, struct rv_buf *b)
 {
@@ -303,6 +324,14 @@ gw__metrics_raft(const struct gateway *g, struct rv_buf *b)
         (unsigned long long)info.n_barriers, (unsigned long long)info.n_syncs,
         (unsigned long long)info.n_snapshots,
         (unsigned long long)info.n_catch_ups);
+    gw__hist(b, "runvault_loop_lag_seconds",
+             "How late the raft loop's 20 ms probe timer fired: the time "
+             "the loop could not answer heartbeats or votes.",
+             &info.loop_lag);
+    gw__hist(b, "runvault_store_sync_seconds",
+             "Duration of the store syncs for durability (periodic and "
+             "strict).",
+             &info.sync_time);
     rv_buf_printf(
         b,
         "# HELP runvault_replica_diverged 1 when this node's index hash "

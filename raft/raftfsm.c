@@ -6,11 +6,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+void
+raftfsm_note_busy(struct raftfsm *f, const char *what, uint64_t t0_ns)
+{
+    uint64_t us = (rv_clock_mono_ns() - t0_ns) / 1000u;
+    if (us > f->busy_us) {
+        f->busy_us = us;
+        f->busy_what = what;
+    }
+}
+
 static int
 raftfsm__apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
                void **result)
 {
     struct raftfsm *f = fsm->data;
+    uint64_t t0 = rv_clock_mono_ns();
     uint64_t index = raft_last_applied(f->raft) + 1;
     struct store_result *res = NULL;
     size_t n = 0;
@@ -22,6 +33,7 @@ raftfsm__apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
         return RAFT_IOERR;
     int rc =
         store_apply(f->store, index, buf->base, buf->len, &res, &n, f->errmsg);
+    raftfsm_note_busy(f, "apply", t0);
     if (rc != RV_OK) {
         /* A local fault: raft retries a failing apply forever, so the node
          * must stop instead (fail-stop). */
@@ -168,7 +180,9 @@ raftfsm__snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
     if (f->snapshot_bytes > 0 &&
         vlog_bytes - f->vlog_bytes_at_snapshot < f->snapshot_bytes)
         return RAFT_BUSY;
+    uint64_t t0 = rv_clock_mono_ns();
     int rc = store_sync(f->store, f->errmsg);
+    raftfsm_note_busy(f, "snapshot sync", t0);
     if (rc != RV_OK) {
         f->is_failed = 1;
         rv_logf(f->log, RV_LOG_ERROR, "raftfsm", "snapshot: %s", f->errmsg);
@@ -321,7 +335,9 @@ raftfsm__restore(struct raft_fsm *fsm, struct raft_buffer *buf)
             "sources",
             (unsigned long long)d.index, (unsigned long long)applied,
             d.n_sources);
+    uint64_t t0 = rv_clock_mono_ns();
     int rc = raftfsm_catch_up(f, d.index, d.sources, d.n_sources, f->errmsg);
+    raftfsm_note_busy(f, "restore catch-up", t0);
     if (rc == RV_OK) {
         store_digest(f->store, digest);
         if (memcmp(digest, d.digest, sizeof digest) != 0) {

@@ -74,8 +74,18 @@ struct raftfsm {
     /* Figures. */
     uint64_t vlog_bytes_at_snapshot;
     uint64_t n_snapshots, n_restores_kept, n_catch_ups, n_fetched_records;
+    /* The longest piece of work done on the loop thread (apply, snapshot,
+     * restore, and the owner's own through raftfsm_note_busy) since the
+     * owner last cleared busy_us: what it was and how long, in µs. */
+    uint64_t busy_us;
+    const char *busy_what;
     char errmsg[RV_ERRMSG_SIZE];
 };
+
+/* Record that what (a static string) ran on the loop thread from t0_ns
+ * (rv_clock_mono_ns) until now, if it is the longest since busy_us was
+ * cleared. Loop thread. */
+void raftfsm_note_busy(struct raftfsm *f, const char *what, uint64_t t0_ns);
 
 /* Prepare f over store s (caller-allocated; no failure). */
 void raftfsm_init(struct raftfsm *f, struct store *s, const struct rv_log *log);

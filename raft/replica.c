@@ -208,6 +208,8 @@ replica__publish(struct replica *r)
     in.disk_free_bytes = r->disk_free_bytes;
     in.disk_min_free_bytes = r->min_free_bytes;
     in.is_disk_low = r->is_disk_low;
+    in.loop_lag = r->loop_lag;
+    in.sync_time = r->sync_time;
     pthread_mutex_lock(&r->lock);
     int is_advanced = in.applied_index != r->info.applied_index;
     r->info = in;
@@ -343,6 +345,7 @@ replica__raft_closed(struct raft *raft)
     uv_close((uv_handle_t *)&r->sync_timer, replica__handle_closed);
     uv_close((uv_handle_t *)&r->tick_timer, replica__handle_closed);
     uv_close((uv_handle_t *)&r->close_timer, replica__handle_closed);
+    uv_close((uv_handle_t *)&r->lag_timer, replica__handle_closed);
 }
 
 /* raft_close must not run inside a raft callback (§6 #9): a 0 ms timer
@@ -356,9 +359,19 @@ replica__close_timer_cb(uv_timer_t *t)
     r->is_closing = 1;
     /* Sync what was applied: a clean stop needs no replay. */
     char errmsg[RV_ERRMSG_SIZE];
-    if (!r->fsm.is_failed && r->exit_code == RV_EXIT_OK &&
-        store_sync(r->store, errmsg) != RV_OK)
-        rv_logf(r->log, RV_LOG_ERROR, "replica", "final sync: %s", errmsg);
+    int is_synced = 0;
+    if (!r->fsm.is_failed && r->exit_code == RV_EXIT_OK) {
+        if (store_sync(r->store, errmsg) != RV_OK)
+            rv_logf(r->log, RV_LOG_ERROR, "replica", "final sync: %s", errmsg);
+        else
+            is_synced = 1;
+    }
+    /* Strict writes waiting for a sync: durable if this one worked. */
+    if (is_synced)
+        replica__finish_all(&r->sync_waiters, RV_OK, NULL);
+    else
+        replica__finish_all(&r->sync_waiters, RV_EUNKNOWN,
+                            "the node is stopping before its sync");
     replica__finish_all(&r->writes, RV_EUNAVAILABLE, "the node is stopping");
     replica__finish_all(&r->barriers, RV_EUNAVAILABLE, "the node is stopping");
     if (r->change_op != NULL) {
@@ -409,22 +422,7 @@ replica__effective_durability(const struct replica *r,
     return op->durability > r->durability ? op->durability : r->durability;
 }
 
-static void
-replica__sync_waiters(struct replica *r)
-{
-    char errmsg[RV_ERRMSG_SIZE];
-    if (r->sync_waiters.n == 0)
-        return;
-    int rc = store_sync(r->store, errmsg);
-    r->n_syncs++;
-    if (rc != RV_OK) {
-        replica__finish_all(&r->sync_waiters, RV_EUNKNOWN, errmsg);
-        replica__fail(r, RV_EXIT_IO, errmsg);
-        return;
-    }
-    r->last_synced = store_applied_index(r->store);
-    replica__finish_all(&r->sync_waiters, RV_OK, NULL);
-}
+static void replica__sync_start(struct replica *r);
 
 /* The entry in flight finished with status; its ops are r->in_flight. */
 static void
@@ -469,7 +467,8 @@ replica__entry_done(struct replica *r, int status,
         else
             replica__finish(op, RV_OK, NULL);
     }
-    replica__sync_waiters(r);
+    if (r->sync_waiters.n > 0)
+        replica__sync_start(r);
 }
 
 static void
@@ -760,7 +759,10 @@ replica__take_inbound(struct replica *r)
 void
 replica__async_cb(uv_async_t *h)
 {
-    replica__take_inbound(h->data);
+    struct replica *r = h->data;
+    uint64_t t0 = rv_clock_mono_ns();
+    replica__take_inbound(r);
+    raftfsm_note_busy(&r->fsm, "inbound", t0);
 }
 
 /* Stop handling: a leader with another voter hands leadership over first,
@@ -800,12 +802,14 @@ replica__tick_cb(uv_timer_t *t)
     struct replica *r = t->data;
     if (r->is_closed)
         return;
+    uint64_t t0 = rv_clock_mono_ns();
     replica__take_inbound(r);
     replica__membership_tick(r);
     replica__disk_tick(r);
     replica__maint_tick(r);
     replica__schedule(r);
     replica__stop_step(r);
+    raftfsm_note_busy(&r->fsm, "tick", t0);
     /* Removed from a configuration it was in (and that committed): stop.
      * A joiner restoring an older configuration without it is not. */
     if (r->is_raft_started && !r->is_stopping) {
@@ -820,22 +824,164 @@ replica__tick_cb(uv_timer_t *t)
     }
 }
 
-void
-replica__sync_cb(uv_timer_t *t)
+/* ---- Syncs ---------------------------------------------------------------
+ * The store sync behind buffered mode (every sync_ms) and strict writes
+ * (before they are answered) fdatasyncs the vlog and LMDB: milliseconds on
+ * an idle disk, hundreds of them on a busy one. On the loop thread it held
+ * up everything raft does there (heartbeats, votes, replies), so it runs on
+ * libuv's thread pool: store_sync_begin here, store_sync_run there,
+ * store_sync_end back here (store.h), one job at a time. Strict writes
+ * applied meanwhile wait for the next job, which starts as soon as this
+ * one ended. A clean close syncs on the loop (replica__close_timer_cb);
+ * after uv_run returned, replica__sync_drain waits for a job still running
+ * (the loop is stopped without running its callbacks when raft stopped
+ * itself). */
+
+static void
+replica__sync_work_cb(uv_work_t *w)
 {
-    struct replica *r = t->data;
+    struct replica *r = w->data;
+    store_sync_run(&r->sync_job);
+    pthread_mutex_lock(&r->lock);
+    r->sync_work_done = 1;
+    pthread_cond_broadcast(&r->sync_cond);
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* Answer the strict writes that a sync up to synced covers (the list is in
+ * index order: entries complete in order). */
+static void
+replica__sync_finish_waiters(struct replica *r, uint64_t synced)
+{
+    while (r->sync_waiters.head != NULL &&
+           r->sync_waiters.head->index <= synced)
+        replica__finish(replica__pop(&r->sync_waiters), RV_OK, NULL);
+}
+
+static void
+replica__sync_after_cb(uv_work_t *w, int status)
+{
+    struct replica *r = w->data;
     char errmsg[RV_ERRMSG_SIZE];
-    if (r->is_closing || r->fsm.is_failed)
-        return;
-    uint64_t applied = store_applied_index(r->store);
-    if (applied == r->last_synced)
-        return;
-    if (store_sync(r->store, errmsg) != RV_OK) {
+    (void)status; /* Only uv_cancel gives an error; it is never called. */
+    pthread_mutex_lock(&r->lock);
+    r->sync_work_done = 0;
+    pthread_mutex_unlock(&r->lock);
+    r->is_sync_running = 0;
+    int rc = store_sync_end(&r->sync_job, errmsg);
+    replica__hist_add(&r->sync_time,
+                      (rv_clock_mono_ns() - r->sync_begin_ns) / 1000u);
+    r->n_syncs++;
+    if (rc != RV_OK) {
+        replica__finish_all(&r->sync_waiters, RV_EUNKNOWN, errmsg);
         replica__fail(r, RV_EXIT_IO, errmsg);
         return;
     }
-    r->n_syncs++;
-    r->last_synced = applied;
+    if (r->sync_job.index > r->last_synced)
+        r->last_synced = r->sync_job.index;
+    replica__sync_finish_waiters(r, r->last_synced);
+    if (r->sync_waiters.n > 0)
+        replica__sync_start(r);
+}
+
+static void
+replica__sync_start(struct replica *r)
+{
+    char errmsg[RV_ERRMSG_SIZE];
+    if (r->is_sync_running || r->is_closing || r->fsm.is_failed)
+        return;
+    if (store_applied_index(r->store) == r->last_synced) {
+        replica__sync_finish_waiters(r, r->last_synced);
+        return;
+    }
+    if (store_sync_begin(r->store, &r->sync_job, errmsg) != RV_OK) {
+        replica__finish_all(&r->sync_waiters, RV_EUNKNOWN, errmsg);
+        replica__fail(r, RV_EXIT_IO, errmsg);
+        return;
+    }
+    r->is_sync_running = 1;
+    r->sync_begin_ns = rv_clock_mono_ns();
+    r->sync_work.data = r;
+    if (uv_queue_work(&r->loop, &r->sync_work, replica__sync_work_cb,
+                      replica__sync_after_cb) != 0) {
+        /* Only for a missing callback; never: sync here then. */
+        replica__sync_work_cb(&r->sync_work);
+        replica__sync_after_cb(&r->sync_work, 0);
+    }
+}
+
+void
+replica__sync_cb(uv_timer_t *t)
+{
+    replica__sync_start(t->data);
+}
+
+void
+replica__sync_drain(struct replica *r)
+{
+    char errmsg[RV_ERRMSG_SIZE];
+    if (!r->is_sync_running)
+        return;
+    pthread_mutex_lock(&r->lock);
+    while (!r->sync_work_done)
+        pthread_cond_wait(&r->sync_cond, &r->lock);
+    pthread_mutex_unlock(&r->lock);
+    r->is_sync_running = 0;
+    (void)store_sync_end(&r->sync_job, errmsg);
+}
+
+/* ---- The loop-lag probe ----------------------------------------------------
+ */
+
+const uint64_t replica_lag_bucket_us[REPLICA_LAG_BUCKETS] = {
+    1000, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000};
+
+void
+replica__hist_add(struct replica_hist *h, uint64_t us)
+{
+    size_t i = 0;
+    while (i < REPLICA_LAG_BUCKETS && us > replica_lag_bucket_us[i])
+        i++;
+    h->bucket[i]++;
+    h->count++;
+    h->sum_us += us;
+    if (us > h->max_us)
+        h->max_us = us;
+}
+
+/* Every REPLICA_LAG_PROBE_MS: how late this timer fired is how long the
+ * loop could not answer raft's messages and ticks (a heartbeat or vote
+ * waits as long). A long stall is logged with the longest work the loop
+ * did since the last probe (raftfsm_note_busy), the first 64 per start
+ * and then every new maximum. */
+void
+replica__lag_cb(uv_timer_t *t)
+{
+    struct replica *r = t->data;
+    uint64_t now = rv_clock_mono_ns();
+    if (r->lag_last_ns == 0) { /* raft_start ran before the loop did. */
+        r->lag_last_ns = now;
+        r->fsm.busy_us = 0;
+        r->fsm.busy_what = NULL;
+        return;
+    }
+    uint64_t due = r->lag_last_ns + (uint64_t)REPLICA_LAG_PROBE_MS * 1000000u;
+    uint64_t lag_us = now > due ? (now - due) / 1000u : 0;
+    r->lag_last_ns = now;
+    int is_new_max = lag_us > r->loop_lag.max_us;
+    replica__hist_add(&r->loop_lag, lag_us);
+    if (lag_us >= (uint64_t)REPLICA_LAG_LOG_MS * 1000u &&
+        (r->n_stalls_logged < 64 || is_new_max)) {
+        r->n_stalls_logged++;
+        rv_logf(r->log, RV_LOG_WARN, "replica",
+                "loop stalled %llu ms (longest work since the last probe: "
+                "%s %llu ms)",
+                (unsigned long long)(lag_us / 1000u),
+                r->fsm.busy_what != NULL ? r->fsm.busy_what : "none",
+                (unsigned long long)(r->fsm.busy_us / 1000u));
+    }
+    r->fsm.busy_us = 0;
+    r->fsm.busy_what = NULL;
 }
 
 /* ---- Scrub ----------------------------------------------------------------
@@ -865,6 +1011,7 @@ replica__thread(void *arg)
 {
     struct replica *r = arg;
     uv_run(&r->loop, UV_RUN_DEFAULT);
+    replica__sync_drain(r);
     pthread_mutex_lock(&r->lock);
     r->is_loop_done = 1;
     struct replica__list in = r->inbound;

@@ -17,7 +17,9 @@
  * accepted the write into its next batch; buffered when the entry is
  * committed and applied on the leader (the store syncs in the background
  * every sync_ms); strict when, in addition, the leader's vlog and LMDB are
- * synced (one sync covers every strict write of the entry).
+ * synced (a sync begun after the entry applied has ended; one sync covers
+ * every strict write waiting). Syncs run on libuv's thread pool, not on
+ * the loop (replica.c, "Syncs").
  *
  * Faults. A raft disk error on the leader (apply callback) or on a follower
  * (the raftguard's on_write_failed hook), or a store fault in apply, stops
@@ -56,6 +58,23 @@
 #define REPLICA_DEFAULT_SNAPSHOT  ((uint64_t)64 << 20) /* bytes of vlog */
 #define REPLICA_SNAPSHOT_TRAILING 64 /* entries kept behind a snapshot */
 #define REPLICA_MAX_PENDING_BYTES ((size_t)64 << 20) /* queued writes */
+/* The loop-lag probe: a timer every REPLICA_LAG_PROBE_MS records how late
+ * it fired, in a histogram of REPLICA_LAG_BUCKETS upper bounds
+ * (replica_lag_bucket_us, then +Inf); a lag of REPLICA_LAG_LOG_MS or more
+ * is logged with the longest piece of work seen on the loop since the
+ * last probe. */
+#define REPLICA_LAG_PROBE_MS 20
+#define REPLICA_LAG_BUCKETS  10
+#define REPLICA_LAG_LOG_MS   100
+extern const uint64_t replica_lag_bucket_us[REPLICA_LAG_BUCKETS];
+
+/* A histogram of durations (µs): counts per bucket of
+ * replica_lag_bucket_us (cumulative is left to the reader), beyond the
+ * last one, sum and max. */
+struct replica_hist {
+    uint64_t bucket[REPLICA_LAG_BUCKETS + 1];
+    uint64_t count, sum_us, max_us;
+};
 
 enum replica_durability {
     REPLICA_MEMORY = 1,
@@ -223,6 +242,9 @@ struct replica_info {
      * second) and the threshold under which writes are refused. */
     uint64_t disk_free_bytes, disk_min_free_bytes;
     int is_disk_low;
+    /* How late the loop's probe timer fired (loop lag), and how long the
+     * store syncs for durability took (periodic and strict). */
+    struct replica_hist loop_lag, sync_time;
 };
 
 void replica_info(struct replica *r, struct replica_info *out);

@@ -59,7 +59,7 @@ struct replica {
     struct raft raft;
     uv_async_t async;
     uv_check_t check;
-    uv_timer_t sync_timer, tick_timer, close_timer;
+    uv_timer_t sync_timer, tick_timer, close_timer, lag_timer;
     pthread_t thread;
     int is_raft_init, is_raft_started, is_loop_init, is_transport_init,
         is_transport_tls, is_io_init;
@@ -99,6 +99,20 @@ struct replica {
     uint64_t last_synced;
     uint64_t announced_term;
     uint64_t n_entries, n_commands, n_barriers, n_syncs;
+    /* The loop-lag probe (replica.c): when it last fired (ns), the
+     * histograms, how many stalls were logged. */
+    uint64_t lag_last_ns;
+    struct replica_hist loop_lag, sync_time;
+    uint64_t n_stalls_logged;
+    /* The store sync for durability runs on libuv's thread pool
+     * (replica.c, "Syncs"): one job at a time. sync_work_done is set by
+     * the worker under lock when store_sync_run returned. */
+    struct store_sync_job sync_job;
+    uv_work_t sync_work;
+    uint64_t sync_begin_ns;
+    int is_sync_running;
+    int sync_work_done;       /* Under lock. */
+    pthread_cond_t sync_cond; /* Signalled with sync_work_done. */
     /* The leader's periodic proposals (maint.c). */
     uint64_t check_interval_ms, check_entries, retention_interval_ms;
     uint64_t check_last_ms, check_last_index, sweep_last_ms;
@@ -113,6 +127,8 @@ struct replica {
     /* The raft_io close wrapper (replica_start.c). */
     void (*io_close)(struct raft_io *io, raft_io_close_cb cb);
     raft_io_close_cb io_close_cb;
+    int (*io_set_term)(struct raft_io *io, raft_term term);
+    int (*io_set_vote)(struct raft_io *io, raft_id id);
     int is_io_close_fired;
 };
 
@@ -152,7 +168,15 @@ void replica__raft_closed(struct raft *raft);
 void replica__async_cb(uv_async_t *h);
 void replica__check_cb(uv_check_t *h);
 void replica__sync_cb(uv_timer_t *t);
+
+/* After uv_run returned: wait for a sync job still on the thread pool and
+ * close it (the store must not close under it). Loop thread. */
+void replica__sync_drain(struct replica *r);
 void replica__tick_cb(uv_timer_t *t);
+void replica__lag_cb(uv_timer_t *t);
+
+/* Count a duration of us µs into h. */
+void replica__hist_add(struct replica_hist *h, uint64_t us);
 
 /* The scrub's report of a damaged vlog segment (store_scrub_corrupt_fn):
  * the loop stops with RV_EXIT_CORRUPT. Scrub thread. */

@@ -43,6 +43,31 @@ replica__io_close(struct raft_io *io, raft_io_close_cb cb)
     r->io_close(io, replica__io_close_cb);
 }
 
+/* raft_uv stores term and vote synchronously on the loop thread (write,
+ * fsync, directory fsync: raft-0.15.md §3); timed for the loop-lag probe. */
+static int
+replica__io_store_meta(struct raft_io *io, int is_vote, uint64_t value)
+{
+    struct replica *r = replica__of_io(io);
+    uint64_t t0 = rv_clock_mono_ns();
+    int rv = is_vote ? r->io_set_vote(io, value) : r->io_set_term(io, value);
+    raftfsm_note_busy(&r->fsm, is_vote ? "raft vote fsync" : "raft term fsync",
+                      t0);
+    return rv;
+}
+
+static int
+replica__io_set_term(struct raft_io *io, raft_term term)
+{
+    return replica__io_store_meta(io, 0, term);
+}
+
+static int
+replica__io_set_vote(struct raft_io *io, raft_id id)
+{
+    return replica__io_store_meta(io, 1, id);
+}
+
 /* A disk write failed on this node (leader or follower): raft 0.15 would
  * carry on with a log it did not persist (§6 #5, #6), so stop. Called by
  * the guard (raftguard.h) before raft's callback. */
@@ -175,6 +200,7 @@ replica__free(struct replica *r)
     store_close(r->store);
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->applied_cond);
+    pthread_cond_destroy(&r->sync_cond);
     free(r->data_dir);
     free(r);
 }
@@ -258,16 +284,20 @@ replica__init_raft(struct replica *r, const struct replica_config *cfg,
     r->guard.on_write_failed = replica__write_failed;
     r->io_close = r->io.close;
     r->io.close = replica__io_close;
+    r->io_set_term = r->io.set_term;
+    r->io.set_term = replica__io_set_term;
+    r->io_set_vote = r->io.set_vote;
+    r->io.set_vote = replica__io_set_vote;
     return RV_OK;
 }
 
 static int
 replica__init_handles(struct replica *r)
 {
-    uv_handle_t *hs[] = {(uv_handle_t *)&r->async, (uv_handle_t *)&r->check,
-                         (uv_handle_t *)&r->sync_timer,
-                         (uv_handle_t *)&r->tick_timer,
-                         (uv_handle_t *)&r->close_timer};
+    uv_handle_t *hs[] = {
+        (uv_handle_t *)&r->async,       (uv_handle_t *)&r->check,
+        (uv_handle_t *)&r->sync_timer,  (uv_handle_t *)&r->tick_timer,
+        (uv_handle_t *)&r->close_timer, (uv_handle_t *)&r->lag_timer};
     int rv = uv_async_init(&r->loop, &r->async, replica__async_cb);
     if (rv == 0)
         rv = uv_check_init(&r->loop, &r->check);
@@ -277,6 +307,8 @@ replica__init_handles(struct replica *r)
         rv = uv_timer_init(&r->loop, &r->tick_timer);
     if (rv == 0)
         rv = uv_timer_init(&r->loop, &r->close_timer);
+    if (rv == 0)
+        rv = uv_timer_init(&r->loop, &r->lag_timer);
     if (rv != 0)
         return RV_EIO;
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
@@ -285,6 +317,9 @@ replica__init_handles(struct replica *r)
     uv_timer_start(&r->sync_timer, replica__sync_cb, r->sync_ms, r->sync_ms);
     uv_timer_start(&r->tick_timer, replica__tick_cb, r->heartbeat_ms,
                    r->heartbeat_ms);
+    r->lag_last_ns = 0; /* The first probe only starts the count. */
+    uv_timer_start(&r->lag_timer, replica__lag_cb, REPLICA_LAG_PROBE_MS,
+                   REPLICA_LAG_PROBE_MS);
     return RV_OK;
 }
 
@@ -298,6 +333,7 @@ replica__new(const struct replica_config *cfg)
         return NULL;
     pthread_mutex_init(&r->lock, NULL);
     rv_cond_init_mono(&r->applied_cond);
+    pthread_cond_init(&r->sync_cond, NULL);
     r->id = cfg->id;
     r->data_dir = strdup(cfg->data_dir);
     snprintf(r->raft_addr, sizeof r->raft_addr, "%s", cfg->raft_addr);

@@ -573,6 +573,47 @@ store_sync(struct store *s, char *errmsg)
     return store__marker_put(s, 0, errmsg);
 }
 
+int
+store_sync_begin(struct store *s, struct store_sync_job *job, char *errmsg)
+{
+    *job = (struct store_sync_job){.s = s, .index = s->applied_index};
+    job->vlog_fd = vlog_sync_fd(s->vlog, errmsg);
+    return job->vlog_fd < 0 ? RV_EIO : RV_OK;
+}
+
+void
+store_sync_run(struct store_sync_job *job)
+{
+    /* The vlog first: LMDB must never point past what is durable there. */
+    if (fdatasync(job->vlog_fd) != 0) {
+        job->rc = RV_EIO;
+        rv_errmsg_printf(job->errmsg, "fdatasync %s/vlog: %s", job->s->dir,
+                         strerror(errno));
+        return;
+    }
+    int mrc = mdb_env_sync(job->s->env, 1);
+    if (mrc != 0)
+        job->rc = store__err_mdb(mrc, "mdb_env_sync", job->errmsg);
+}
+
+int
+store_sync_end(struct store_sync_job *job, char *errmsg)
+{
+    struct store *s = job->s;
+    close(job->vlog_fd);
+    job->vlog_fd = -1;
+    if (job->rc != RV_OK) {
+        /* After a failed sync the page cache may have dropped the data
+         * (fsyncgate): never retry, stop. */
+        vlog_set_failed(s->vlog);
+        rv_errmsg_printf(errmsg, "%s", job->errmsg);
+        return job->rc;
+    }
+    if (s->is_dirty && s->applied_index == job->index)
+        return store__marker_put(s, 0, errmsg);
+    return RV_OK;
+}
+
 uint64_t
 store_applied_index(const struct store *s)
 {

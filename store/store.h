@@ -89,6 +89,29 @@ int store_apply(struct store *s, uint64_t index, const void *entry, size_t len,
  * (fail-stop). */
 int store_sync(struct store *s, char *errmsg);
 
+/* store_sync in three steps, so that its slow part runs on another thread
+ * while the writer goes on applying. store_sync_begin (writer thread)
+ * takes the applied index and a descriptor of the vlog's current segment;
+ * store_sync_run (any one thread) fdatasyncs that vlog segment, then syncs
+ * LMDB: everything applied up to job->index is then durable in the vlog.
+ * store_sync_end (writer thread, exactly once per begun job) closes the
+ * descriptor and returns the run's outcome (RV_EIO: fail-stop; the vlog
+ * refuses appends from then on). It records "clean at job->index" in
+ * DIR/synced only if nothing was applied since begin: LMDB pages written
+ * during the run may be only partly durable, so the marker stays "dirty"
+ * and an OS crash leads to a rebuild of the index from the vlog, as after
+ * any write past a sync. */
+struct store_sync_job {
+    struct store *s;
+    uint64_t index;
+    int vlog_fd;
+    int rc;
+    char errmsg[RV_ERRMSG_SIZE];
+};
+int store_sync_begin(struct store *s, struct store_sync_job *job, char *errmsg);
+void store_sync_run(struct store_sync_job *job);
+int store_sync_end(struct store_sync_job *job, char *errmsg);
+
 uint64_t store_applied_index(const struct store *s);
 
 /* Catch-up: archive and materialise one record fetched from a peer's vlog

@@ -390,6 +390,25 @@ vlog_sync(struct vlog *v, char *errmsg)
     return RV_OK;
 }
 
+int
+vlog_sync_fd(struct vlog *v, char *errmsg)
+{
+    if (v->is_failed) {
+        rv_errmsg_printf(errmsg, "vlog stopped after an earlier I/O error");
+        return -1;
+    }
+    int fd = fcntl(v->segs[v->n_segs - 1]->fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+        vlog__err_errno(errno, errmsg, "dup", v->dir);
+    return fd;
+}
+
+void
+vlog_set_failed(struct vlog *v)
+{
+    v->is_failed = 1;
+}
+
 uint64_t
 vlog_last_index(const struct vlog *v)
 {

@@ -102,6 +102,14 @@ int vlog_append(struct vlog *v, uint64_t index, uint32_t type,
  * were synced when sealed). Errors: RV_EIO; after one, appends refuse. */
 int vlog_sync(struct vlog *v, char *errmsg);
 
+/* For a sync on another thread: a duplicate of the current segment's file
+ * descriptor (the caller fdatasyncs and closes it; the writer may seal and
+ * close the segment meanwhile), or -1 with errmsg (RV_EIO). Writer thread.
+ * vlog_set_failed() after such a sync failed: appends refuse from then on,
+ * as after vlog_sync's own failure. */
+int vlog_sync_fd(struct vlog *v, char *errmsg);
+void vlog_set_failed(struct vlog *v);
+
 /* Raft index of the last record, 0 when empty. Writer thread. */
 uint64_t vlog_last_index(const struct vlog *v);
 

@@ -493,9 +493,23 @@ class HttpTest(unittest.TestCase):
                      "runvault_http_batch_points_bucket"):
             self.assertIn(name, text)
         # Every sample line parses as "name{labels} number".
+        samples = {}
         for line in text.splitlines():
             if line and not line.startswith("#"):
-                float(line.rsplit(" ", 1)[1])
+                name, value = line.rsplit(" ", 1)
+                samples[name] = float(value)
+        # The loop-lag probe fires every 20 ms from the start, and the
+        # buffered node synced what the setup wrote: both histograms
+        # counted, cumulative buckets ending at the count, max >= 0.
+        for h in ("runvault_loop_lag_seconds", "runvault_store_sync_seconds"):
+            count = samples[h + "_count"]
+            self.assertGreater(count, 0, h)
+            self.assertEqual(samples[h + '_bucket{le="+Inf"}'], count)
+            buckets = [v for k, v in samples.items()
+                       if k.startswith(h + "_bucket")]
+            self.assertEqual(buckets, sorted(buckets))
+            self.assertGreaterEqual(samples[h + "_max"], 0)
+            self.assertGreaterEqual(samples[h + "_sum"], 0)
 
     # ---- bad input --------------------------------------------------------
 

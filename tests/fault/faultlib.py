@@ -23,6 +23,7 @@ exists; edits of a stopped node's vlog (torn tail, bit flip)."""
 
 import ctypes
 import os
+import re
 import resource
 import shutil
 import signal
@@ -483,6 +484,26 @@ class Cluster:
             with open(node.log, errors="replace") as f:
                 n += sum(1 for line in f if needle in line)
         return n
+
+    def loop_stalls(self):
+        """The raft loop stalls the nodes logged: how many, the longest
+        (ms) and, for the longest five, what the loop was busy with."""
+        pat = re.compile(r"loop stalled (\d+) ms \(longest work since the "
+                         r"last probe: ([a-z -]+) (\d+) ms\)")
+        seen = []
+        for node in self.nodes:
+            if not os.path.exists(node.log):
+                continue
+            with open(node.log, errors="replace") as f:
+                for line in f:
+                    m = pat.search(line)
+                    if m:
+                        seen.append((int(m.group(1)), node.id, m.group(2),
+                                     int(m.group(3))))
+        seen.sort(reverse=True)
+        return {"n": len(seen), "max_ms": seen[0][0] if seen else 0,
+                "worst": ["n%d %d ms (%s %d ms)" % (n, ms, what, busy)
+                          for ms, n, what, busy in seen[:5]]}
 
     def cleanup(self, keep=False):
         self.stop()

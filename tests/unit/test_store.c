@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <nettle/sha2.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -1889,6 +1890,84 @@ test_index_written_after_the_last_sync_of_another_boot_is_rebuilt(void)
     stream_free(&st);
 }
 
+static void *
+sync_run_thread(void *job)
+{
+    store_sync_run(job);
+    return NULL;
+}
+
+/* Apply entries [from, to] of st (1-based indexes). */
+static void
+apply_range(struct fx *f, const struct stream *st, size_t from, size_t to)
+{
+    for (size_t i = from; i <= to; i++) {
+        struct store_result *res;
+        size_t n;
+        CHECK_OK(store_apply(f->s, i, st->entries[i - 1].data,
+                             st->entries[i - 1].len, &res, &n, f->errmsg),
+                 f->errmsg);
+        free(res);
+    }
+}
+
+/* The sync in three steps (store_sync_begin / _run on another thread /
+ * _end): entries applied while it runs leave the marker dirty (their LMDB
+ * pages may be half durable), so another boot rebuilds the index; a run
+ * with nothing applied meanwhile records the index clean; a failed run
+ * fails the vlog (no more appends). */
+static void
+test_sync_off_the_writer_thread(void)
+{
+    struct stream st;
+    struct fx a;
+    struct store_sync_job job;
+    pthread_t th;
+    uint8_t d_full[STORE_DIGEST_BYTES], d[STORE_DIGEST_BYTES];
+    gen_stream(rv_test_seed(919), 60, &st);
+    memset(&a, 0, sizeof a);
+    a.dir = rv_test_tmpdir("store-sync3");
+    CHECK_OK(open_as_boot(&a, "boot-A"), a.errmsg);
+    apply_range(&a, &st, 1, 30);
+    CHECK_OK(store_sync_begin(a.s, &job, a.errmsg), a.errmsg);
+    CHECK(job.index == 30);
+    CHECK(pthread_create(&th, NULL, sync_run_thread, &job) == 0);
+    apply_range(&a, &st, 31, 40); /* The writer goes on meanwhile. */
+    CHECK(pthread_join(th, NULL) == 0);
+    CHECK_OK(store_sync_end(&job, a.errmsg), a.errmsg);
+    store_digest(a.s, d_full);
+    store_close(a.s);
+    CHECK_OK(open_as_boot(&a, "boot-B"), a.errmsg);
+    CHECK(store_rebuilt_on_open(a.s) && store_applied_index(a.s) == 40);
+    store_digest(a.s, d);
+    CHECK(memcmp(d, d_full, sizeof d) == 0);
+    /* Nothing applied during the run: clean at 50, trusted by a new boot. */
+    apply_range(&a, &st, 41, 50);
+    CHECK_OK(store_sync_begin(a.s, &job, a.errmsg), a.errmsg);
+    CHECK(pthread_create(&th, NULL, sync_run_thread, &job) == 0);
+    CHECK(pthread_join(th, NULL) == 0);
+    CHECK_OK(store_sync_end(&job, a.errmsg), a.errmsg);
+    store_close(a.s);
+    CHECK_OK(open_as_boot(&a, "boot-C"), a.errmsg);
+    CHECK(!store_rebuilt_on_open(a.s) && store_applied_index(a.s) == 50);
+    /* A run whose fdatasync fails (its descriptor closed under it): the
+     * error comes back from end, and the vlog takes no more appends. */
+    apply_range(&a, &st, 51, 55);
+    CHECK_OK(store_sync_begin(a.s, &job, a.errmsg), a.errmsg);
+    CHECK(close(job.vlog_fd) == 0);
+    store_sync_run(&job);
+    CHECK(job.rc == RV_EIO);
+    CHECK(store_sync_end(&job, a.errmsg) == RV_EIO);
+    struct store_result *res = NULL;
+    size_t n = 0;
+    CHECK(store_apply(a.s, 56, st.entries[55].data, st.entries[55].len, &res,
+                      &n, a.errmsg) != RV_OK);
+    free(res);
+    CHECK(store_applied_index(a.s) == 55);
+    fx_done(&a);
+    stream_free(&st);
+}
+
 static int
 node_put(struct fx *f, uint64_t id, const char *raft, const char *rpc)
 {
@@ -2120,6 +2199,7 @@ static const struct rv_test tests[] = {
      test_index_lost_or_ahead_of_the_vlog_is_rebuilt},
     {"index_written_after_the_last_sync_of_another_boot_is_rebuilt",
      test_index_written_after_the_last_sync_of_another_boot_is_rebuilt},
+    {"sync_off_the_writer_thread", test_sync_off_the_writer_thread},
     {"node_records", test_node_records},
     {"fetched_records_reproduce_the_store",
      test_fetched_records_reproduce_the_store},
