@@ -379,6 +379,73 @@ class MlflowApi(unittest.TestCase):
                  run_id=rid, datasets=[{"dataset": dict(ds,
                                                         profile="p" * 6000)}])
 
+    def test_retried_writes_do_not_double_points(self):
+        """MLflow's client sends no Idempotency-Key: a log-batch or
+        log-metric sent again (after an answer that never arrived, or
+        through another node) logs its points once; its tags still apply;
+        a batch with any point different (a new timestamp) applies; an
+        Idempotency-Key header takes precedence over the content."""
+        import socket
+        a = self.alpha
+        eid = self.new_experiment(a, "idem/x")
+        rid = self.new_run(a, eid)["info"]["run_id"]
+        batch = {"run_id": rid,
+                 "metrics": [{"key": "loss", "value": 0.5 + i,
+                              "timestamp": 1700000000000 + i, "step": i}
+                             for i in range(3)],
+                 "tags": [{"key": "phase", "value": "one"}]}
+        # The first attempt: sent on a raw connection that is closed
+        # before the answer is read (the answer is lost).
+        host, port = self.ep[len("http://"):].rsplit(":", 1)
+        body = json.dumps(batch).encode()
+        head = ("POST /api/2.0/mlflow/runs/log-batch HTTP/1.1\r\n"
+                "Host: %s\r\nAuthorization: Bearer %s\r\n"
+                "Content-Type: application/json\r\nContent-Length: %d\r\n"
+                "Connection: close\r\n\r\n" %
+                (host, self.tokens[("alpha", "writer")], len(body)))
+        with socket.create_connection((host, int(port)), timeout=10) as sk:
+            sk.sendall(head.encode() + body)
+            sk.shutdown(socket.SHUT_WR)
+        # The client retries (here through the leader and a follower), with
+        # a tag changed in between by another request.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            h = a.get("metrics/get-history", run_id=rid, metric_key="loss")
+            if len(h.get("metrics", [])) == 3:
+                break
+            time.sleep(0.05)
+        a.post("runs/set-tag", run_id=rid, key="phase", value="two")
+        self.assertEqual(a.post("runs/log-batch", **batch), {})
+        fol = MlflowRest(self.fol, self.tokens[("alpha", "writer")])
+        self.assertEqual(fol.post("runs/log-batch", **batch), {})
+        one = {"run_id": rid, "key": "acc", "value": 0.9,
+               "timestamp": 1700000000100, "step": 7}
+        for _ in range(3):
+            self.assertEqual(a.post("runs/log-metric", **one), {})
+        hist = a.get("metrics/get-history", run_id=rid, metric_key="loss")
+        self.assertEqual([(m["step"], m["value"]) for m in hist["metrics"]],
+                         [(0, 0.5), (1, 1.5), (2, 2.5)])
+        hist = a.get("metrics/get-history", run_id=rid, metric_key="acc")
+        self.assertEqual(len(hist["metrics"]), 1, hist)
+        tags = {t["key"]: t["value"]
+                for t in a.get("runs/get", run_id=rid)["run"]["data"]["tags"]}
+        self.assertEqual(tags["phase"], "one")  # The retried tag applied.
+        # Another timestamp is another point: it is logged.
+        one["timestamp"] += 1
+        a.post("runs/log-metric", **one)
+        hist = a.get("metrics/get-history", run_id=rid, metric_key="acc")
+        self.assertEqual(len(hist["metrics"]), 2, hist)
+        # The same body with explicit keys: the keys decide.
+        tok = self.tokens[("alpha", "writer")]
+        for seq in (1, 2, 2):
+            st, doc, _ = http_json(
+                self.ep, "POST", "/api/2.0/mlflow/runs/log-metric", one,
+                headers={"Authorization": "Bearer " + tok,
+                         "Idempotency-Key": "%d/%d" % (424242, seq)})
+            self.assertEqual(st, 200, doc)
+        hist = a.get("metrics/get-history", run_id=rid, metric_key="acc")
+        self.assertEqual(len(hist["metrics"]), 4, hist)
+
     def test_log_batch_limits_and_bad_input_change_nothing(self):
         a = self.alpha
         eid = self.new_experiment(a, "limits/x")
