@@ -666,6 +666,19 @@ class MlflowApi(unittest.TestCase):
                                "files": [{"path": "model/conf/a.json",
                                           "is_dir": False,
                                           "file_size": 8}]})
+        # Over the 16 MiB a collected body may hold: streamed both ways
+        # (read and written a chunk at a time), byte-exact.
+        big = os.urandom(40 * 1024 * 1024 + 12345)
+        r = urllib.request.Request(base + "/big/blob.bin", data=big,
+                                   method="PUT",
+                                   headers={"Authorization": "Bearer " + tok})
+        with urllib.request.urlopen(r, timeout=120) as resp:
+            self.assertEqual(json.loads(resp.read())["size"], len(big))
+        r = urllib.request.Request(base + "/big/blob.bin",
+                                   headers={"Authorization": "Bearer " + tok})
+        with urllib.request.urlopen(r, timeout=120) as resp:
+            self.assertEqual(int(resp.headers["Content-Length"]), len(big))
+            self.assertTrue(resp.read() == big)
         # Bad paths, missing files, another team.
         self.assertEqual(req("PUT", base + "/../x", b"1")[0], 400)
         self.assertEqual(req("GET", base + "/nope")[0], 404)
