@@ -101,6 +101,9 @@ struct gw_server {
     struct gateway g;
     nng_http_server *http;
     nng_http_handler *handler;
+    /* PUTs to the artifact proxy: their bodies are read as they arrive
+     * (gw_body_read), not collected (nng would hold them whole). */
+    nng_http_handler *stream[2];
     struct gw_queue q;
     pthread_t *threads;
     unsigned n_threads;
@@ -132,11 +135,27 @@ gw__ui_headers(nng_http_res *res, const struct gw_exchange *x)
     }
 }
 
+/* Is aio's request one whose body was left on the connection? */
+static int
+gw__is_stream(nng_aio *aio)
+{
+    nng_http_handler *h = nng_aio_get_input(aio, 1);
+    struct gw_server *srv = nng_http_handler_get_data(h);
+    return h != srv->handler;
+}
+
 /* Answer aio with x's answer (or a bare status when x is NULL). */
 static void
 gw__finish(nng_aio *aio, struct gw_exchange *x, int status, const char *body)
 {
     nng_http_res *res;
+    if (x != NULL && x->is_sent) {
+        /* The handler wrote the answer on the connection: nothing to send;
+         * a half-written one drops the connection. */
+        nng_aio_set_output(aio, 0, NULL);
+        nng_aio_finish(aio, x->is_broken || x->must_close ? NNG_ECLOSED : 0);
+        return;
+    }
     if (nng_http_res_alloc(&res) != 0) {
         nng_aio_finish(aio, NNG_ENOMEM);
         return;
@@ -159,6 +178,8 @@ gw__finish(nng_aio *aio, struct gw_exchange *x, int status, const char *body)
     if (x != NULL && x->www_authenticate != NULL)
         nng_http_res_set_header(res, "WWW-Authenticate", x->www_authenticate);
     nng_http_res_set_header(res, "X-Content-Type-Options", "nosniff");
+    if (x != NULL ? x->must_close : gw__is_stream(aio))
+        nng_http_res_set_header(res, "Connection", "close");
     if (x != NULL)
         gw__ui_headers(res, x);
     int rv;
@@ -220,6 +241,125 @@ struct gw_worker_arg {
     unsigned index;
 };
 
+/* A streamed body's length from Content-Length (chunked bodies are not
+ * read: nng 1.5 has no decoder for them). 0, or -1 when answered. */
+static int
+gw__stream_len(struct gw_exchange *x, nng_http_req *req)
+{
+    const char *cl = nng_http_req_get_header(req, "Content-Length");
+    uint64_t n = 0;
+    x->has_body_stream = 1;
+    x->must_close = 1; /* Until the length is known good. */
+    if (cl == NULL || cl[0] < '0' || cl[0] > '9' || strlen(cl) > 19) {
+        gw_reply_status(x, 411, "INVALID_PARAMETER_VALUE",
+                        "an artifact PUT needs a Content-Length (a chunked "
+                        "body is not read)");
+        return -1;
+    }
+    for (const char *p = cl; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9') {
+            gw_reply_status(x, 400, "INVALID_PARAMETER_VALUE",
+                            "Content-Length is not a decimal number");
+            return -1;
+        }
+        n = n * 10 + (uint64_t)(*p - '0');
+    }
+    if (n > CONTRACT_DEFAULT_MAX_ARTIFACT_BYTES) {
+        gw_reply_status(x, 413, "REQUEST_TOO_LARGE",
+                        "an artifact is at most 4 GiB");
+        return -1;
+    }
+    x->body_left = n;
+    x->must_close = 0;
+    return 0;
+}
+
+int
+gw_body_read(struct gw_exchange *x, void *buf, size_t n)
+{
+    nng_aio *aio;
+    nng_iov iov = {buf, n};
+    int rv;
+    if (n > x->body_left || x->conn == NULL) {
+        gw_reply_error(x, RV_EINVAL, "the body is shorter than asked");
+        return -1;
+    }
+    if (n == 0)
+        return 0;
+    if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
+        gw_reply_error(x, RV_ENOMEM, NULL);
+        return -1;
+    }
+    nng_aio_set_timeout(aio, GATEWAY_BODY_TIMEOUT_MS);
+    nng_aio_set_iov(aio, 1, &iov);
+    nng_http_conn_read_all(x->conn, aio);
+    nng_aio_wait(aio);
+    rv = nng_aio_result(aio);
+    nng_aio_free(aio);
+    if (rv != 0) {
+        x->must_close = 1;
+        gw_reply_status(x, 400, "INVALID_PARAMETER_VALUE",
+                        rv == NNG_ETIMEDOUT
+                            ? "the body stalled (no byte for 60 s)"
+                            : "the connection closed before the body's end");
+        return -1;
+    }
+    x->body_left -= n;
+    return 0;
+}
+
+/* Write n bytes on x's connection; -1 (and is_broken) when it fails. */
+static int
+gw__conn_write(struct gw_exchange *x, const void *data, size_t n)
+{
+    nng_aio *aio;
+    nng_iov iov = {(void *)data, n};
+    if (n == 0)
+        return 0;
+    if (nng_aio_alloc(&aio, NULL, NULL) != 0) {
+        x->is_broken = 1;
+        return -1;
+    }
+    nng_aio_set_timeout(aio, GATEWAY_BODY_TIMEOUT_MS);
+    nng_aio_set_iov(aio, 1, &iov);
+    nng_http_conn_write_all(x->conn, aio);
+    nng_aio_wait(aio);
+    int rv = nng_aio_result(aio);
+    nng_aio_free(aio);
+    if (rv != 0)
+        x->is_broken = 1;
+    return rv != 0 ? -1 : 0;
+}
+
+int
+gw_stream_begin(struct gw_exchange *x, const char *type, uint64_t length)
+{
+    char head[512];
+    int safe = strlen(type) < 200;
+    for (const char *p = type; safe && *p != '\0'; p++)
+        safe = (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f;
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n"
+                     "Content-Length: %llu\r\n"
+                     "X-Content-Type-Options: nosniff\r\n%s\r\n",
+                     safe ? type : "application/octet-stream",
+                     (unsigned long long)length,
+                     x->must_close ? "Connection: close\r\n" : "");
+    x->is_sent = 1;
+    x->status = 200;
+    return gw__conn_write(x, head, (size_t)n);
+}
+
+int
+gw_stream_write(struct gw_exchange *x, const void *data, size_t n)
+{
+    if (x->is_broken)
+        return -1;
+    if (strcmp(x->method, "HEAD") == 0)
+        return 0;
+    return gw__conn_write(x, data, n);
+}
+
 static void
 gw__serve_one(struct gw_server *srv, struct rpc_caller *caller,
               uint64_t client_id, uint64_t *seq, nng_aio *aio)
@@ -238,7 +378,10 @@ gw__serve_one(struct gw_server *srv, struct rpc_caller *caller,
     size_t un = uri != NULL ? strlen(uri) : 0;
     char *copy = NULL;
     x.method = nng_http_req_get_method(req);
-    if (un == 0 || un > GATEWAY_MAX_TARGET_BYTES) {
+    x.conn = nng_aio_get_input(aio, 2);
+    if (gw__is_stream(aio) && gw__stream_len(&x, req) != 0) {
+        /* Answered: no Content-Length, or too long. */
+    } else if (un == 0 || un > GATEWAY_MAX_TARGET_BYTES) {
         gw_reply_status(&x, 414, "INVALID_PARAMETER_VALUE",
                         "the request target is empty or longer than 8192 "
                         "bytes");
@@ -264,6 +407,8 @@ gw__serve_one(struct gw_server *srv, struct rpc_caller *caller,
             gw_route(&x);
         }
     }
+    if (x.body_left > 0)
+        x.must_close = 1; /* The rest of the body is still on the wire. */
     gw__count(&srv->g, &x);
     gw__finish(aio, &x, 0, NULL);
     rv_buf_free(&x.out);
@@ -397,6 +542,26 @@ gw__http_open(struct gw_server *srv, const char *http_addr,
             rv = nng_http_server_add_handler(srv->http, srv->handler);
         else if (srv->handler != NULL)
             nng_http_handler_free(srv->handler);
+    }
+    static const char *const stream_uris[2] = {
+        "/api/2.0/mlflow-artifacts/artifacts",
+        "/ajax-api/2.0/mlflow-artifacts/artifacts"};
+    for (int i = 0; rv == 0 && i < 2; i++) {
+        nng_http_handler *h = NULL;
+        rv = nng_http_handler_alloc(&h, stream_uris[i], gw__handle);
+        if (rv == 0)
+            rv = nng_http_handler_set_method(h, "PUT");
+        if (rv == 0)
+            rv = nng_http_handler_set_tree(h);
+        if (rv == 0)
+            rv = nng_http_handler_collect_body(h, false, 0);
+        if (rv == 0)
+            rv = nng_http_handler_set_data(h, srv, NULL);
+        if (rv == 0)
+            rv = nng_http_server_add_handler(srv->http, h);
+        else if (h != NULL)
+            nng_http_handler_free(h);
+        srv->stream[i] = h;
     }
     if (rv == 0)
         rv = nng_http_server_set_error_page(

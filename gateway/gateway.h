@@ -24,6 +24,7 @@
 #define GATEWAY_MAX_QUEUED          4096        /* Requests waiting. */
 #define GATEWAY_MAX_JSON_BODY       (1u << 20)  /* DESIGN §2. */
 #define GATEWAY_MAX_RAW_BODY        (16u << 20) /* Artifact PUT. */
+#define GATEWAY_BODY_TIMEOUT_MS     60000       /* A streamed body's stall. */
 #define GATEWAY_MAX_METRICS         1000        /* Per log-batch request. */
 #define GATEWAY_MAX_LOG_LINES       1000        /* Per logs request. */
 #define GATEWAY_MAX_HISTORY_RUNS    100         /* Per metrics query. */

@@ -178,6 +178,17 @@ struct gw_exchange {
     int is_page; /* The UI's page: its security headers (CSP...). */
     /* An MLflow route: errors take MLflow's statuses (gw_reply_error). */
     int is_mlflow;
+    /* The request's connection (an nng_http_conn), for a body read as it
+     * arrives and an answer written as it is read (gw_body_read,
+     * gw_stream_*); NULL in tests. */
+    void *conn;
+    /* A PUT to the artifact proxy: the body is not collected; body_left
+     * bytes of it are still on conn. */
+    int has_body_stream;
+    uint64_t body_left;
+    int must_close; /* Answer with Connection: close (a body left unread). */
+    int is_sent;    /* The answer was written on conn by the handler. */
+    int is_broken;  /* Writing it failed half-way: drop the connection. */
 };
 
 struct gateway {
@@ -330,6 +341,15 @@ int gw__kvs(struct gw_ctx *c, json_t *obj, const char *name, size_t max_n,
             size_t max_value, Rv__KV ***out, size_t *n_out);
 /* (client_id, seq) from the Idempotency-Key header, or the worker's. */
 int gw__idempotency(struct gw_ctx *c, uint64_t *client_id, uint64_t *seq);
+/* Read exactly n bytes (n <= the body left) of x's streamed body into buf.
+ * 0, or -1 when the client went away or stalled (answered, and the
+ * connection is closed after it). */
+int gw_body_read(struct gw_exchange *x, void *buf, size_t n);
+/* Start an answer written as it is made: status 200, type, length bytes to
+ * follow; then gw_stream_write those bytes. -1 once writing failed (the
+ * connection is dropped). */
+int gw_stream_begin(struct gw_exchange *x, const char *type, uint64_t length);
+int gw_stream_write(struct gw_exchange *x, const void *data, size_t n);
 /* Stamp cmd with the request's idempotency pair; -1 when answered. */
 int gw__stamp(struct gw_ctx *c, Rv__Command *cmd);
 /* Send the commands as one write (durability= from the query); the

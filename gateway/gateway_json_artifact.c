@@ -52,7 +52,8 @@ gw__artifact_path_ok(const char *p)
 }
 
 /* PUT /api/v2/runs/{run}/artifacts/{path}: the raw body, one command
- * per chunk. */
+ * per chunk. A streamed body (the artifact proxy's PUT) is read a chunk at
+ * a time as it arrives: one chunk in memory, whatever the size. */
 void
 gw_artifact_put(struct gw_ctx *c)
 {
@@ -77,27 +78,41 @@ gw_artifact_put(struct gw_ctx *c)
     }
     if (gw__idempotency(c, &client_id, &seq) != 0)
         return;
+    int is_stream = c->x->has_body_stream;
+    uint64_t total = is_stream ? c->x->body_left : c->x->body_len, off = 0;
+    uint8_t *buf = NULL;
+    if (is_stream &&
+        (buf = gw__alloc(c, CONTRACT_MAX_ARTIFACT_CHUNK_BYTES)) == NULL) {
+        gw_reply_error(c->x, RV_ENOMEM, NULL);
+        return;
+    }
     sha256_init(&h);
-    sha256_update(&h, c->x->body_len, c->x->body);
-    sha256_digest(&h, sizeof digest, digest);
-    size_t off = 0, part = 0;
+    size_t part = 0;
     const Rv__Response *r = NULL;
     uint64_t derived = gw__derive_client(client_id, seq);
     do {
-        size_t n = c->x->body_len - off;
-        if (n > CONTRACT_MAX_ARTIFACT_CHUNK_BYTES)
-            n = CONTRACT_MAX_ARTIFACT_CHUNK_BYTES;
+        size_t n = total - off > CONTRACT_MAX_ARTIFACT_CHUNK_BYTES
+                       ? CONTRACT_MAX_ARTIFACT_CHUNK_BYTES
+                       : (size_t)(total - off);
+        const uint8_t *data = (const uint8_t *)c->x->body + off;
+        if (is_stream) {
+            if (gw_body_read(c->x, buf, n) != 0)
+                return;
+            data = buf;
+        }
+        sha256_update(&h, n, data);
         Rv__Command cmd = RV__COMMAND__INIT, *cmds[1] = {&cmd};
         Rv__ArtifactChunk ch = RV__ARTIFACT_CHUNK__INIT;
         ch.run_id = run_id;
         ch.path = path;
         ch.content_type = (char *)type;
         ch.offset = off;
-        ch.data.data = (uint8_t *)c->x->body + off;
+        ch.data.data = (uint8_t *)data;
         ch.data.len = n;
         ch.has_is_last = 1;
-        ch.is_last = off + n == c->x->body_len;
+        ch.is_last = off + n == total;
         if (ch.is_last) {
+            sha256_digest(&h, sizeof digest, digest);
             ch.has_sha256 = 1;
             ch.sha256.data = digest;
             ch.sha256.len = sizeof digest;
@@ -111,13 +126,13 @@ gw_artifact_put(struct gw_ctx *c)
         if (r == NULL)
             return;
         off += n;
-    } while (off < c->x->body_len);
+    } while (off < total);
     gw__hex(digest, sizeof digest, hex);
-    atomic_fetch_add(&c->x->g->stats.n_artifact_bytes, c->x->body_len);
+    atomic_fetch_add(&c->x->g->stats.n_artifact_bytes, total);
     gw_reply_json(c->x, 200,
                   json_pack("{s:I,s:s,s:I,s:s}", "index", (json_int_t)r->index,
-                            "path", path, "size", (json_int_t)c->x->body_len,
-                            "sha256", hex));
+                            "path", path, "size", (json_int_t)total, "sha256",
+                            hex));
 }
 
 /* One artifact request as the query asks: read options, offset=,
@@ -213,8 +228,42 @@ gw__artifact_send(struct gw_ctx *c, struct gw_artifact_read *q, uint64_t want,
     }
 }
 
+/* Write want bytes of q's artifact from q->offset on the connection as
+ * they are read (an answer over GATEWAY_MAX_RAW_BODY): the first part is
+ * read before the status line, so a failure then is an ordinary error; a
+ * later one drops the connection (the client sees a short body). */
+static void
+gw__artifact_stream(struct gw_ctx *c, struct gw_artifact_read *q, uint64_t want,
+                    const char *type)
+{
+    uint64_t sent = 0;
+    while (sent < want) {
+        q->a.has_offset = q->a.has_max_bytes = 1;
+        q->a.offset = q->offset + sent;
+        uint64_t left = want - sent;
+        q->a.max_bytes =
+            (uint32_t)(left < RPC_MAX_ARTIFACT_READ ? left
+                                                    : RPC_MAX_ARTIFACT_READ);
+        const Rv__Response *r = gw__call(c, &q->req);
+        if (r != NULL &&
+            (!r->has_data || r->data.len == 0 || r->data.len > left)) {
+            gw_reply_error(c->x, RV_ECORRUPT, "artifact read came short");
+            r = NULL;
+        }
+        if (r == NULL) {
+            if (c->x->is_sent)
+                c->x->is_broken = 1;
+            return;
+        }
+        if ((sent == 0 && gw_stream_begin(c->x, type, want) != 0) ||
+            gw_stream_write(c->x, r->data.data, r->data.len) != 0)
+            return;
+        sent += r->data.len;
+    }
+}
+
 /* GET /api/v2/runs/{run}/artifacts/{path}?offset=&length=: the metadata,
- * then the bytes. */
+ * then the bytes (streamed when over GATEWAY_MAX_RAW_BODY). */
 void
 gw_artifact_get(struct gw_ctx *c)
 {
@@ -241,6 +290,10 @@ gw_artifact_get(struct gw_ctx *c)
     uint64_t want = q.has_len ? q.length : size - q.offset;
     if (want > size - q.offset)
         want = size - q.offset;
+    if (want > GATEWAY_MAX_RAW_BODY && c->x->conn != NULL) {
+        gw__artifact_stream(c, &q, want, type);
+        return;
+    }
     if (want > GATEWAY_MAX_RAW_BODY) {
         gw_reply_error(c->x, RV_ETOOBIG,
                        "the artifact is over 16 MiB: read it in parts with "

@@ -7,6 +7,7 @@
 #include "proto/metrics_builder.h"
 
 #include <math.h>
+#include <nettle/sha2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,8 @@
 #define GW_MLF_MAX_PARAMS   100
 #define GW_MLF_MAX_TAGS     100
 #define GW_MLF_MAX_ENTITIES 1000
+/* Command.content_key's length (STORE_CONTENT_KEY_BYTES). */
+#define GW_MLF_CONTENT_KEY_BYTES 16
 
 /* A metric object {"key","value","timestamp","step"?} of where into mb. */
 static int
@@ -101,13 +104,35 @@ gw__mlf_params_check(struct gw_ctx *c, Rv__KV **p, size_t n)
     return 0;
 }
 
-/* One log_batch command to the run; answers {} when it applied. */
+/* One log_batch command to the run; answers {} when it applied. Without
+ * an Idempotency-Key, a batch with metrics carries a content key (the first
+ * 16 bytes of the SHA-256 of the packed LogBatch): the store skips the
+ * points of a batch its run saw within the window, so a retry after a lost
+ * answer does not log them twice (docs/MLFLOW.md, "Retries"). */
 static void
 gw__mlf_send(struct gw_ctx *c, Rv__LogBatch *lb, size_t n_points)
 {
     Rv__Command cmd = RV__COMMAND__INIT, *cmds[1] = {&cmd};
+    uint8_t digest[SHA256_DIGEST_SIZE];
     if (gw__stamp(c, &cmd) != 0)
         return;
+    if (c->x->idempotency_key == NULL && lb->metrics != NULL &&
+        lb->metrics->n_values > 0) {
+        size_t n = rv__log_batch__get_packed_size(lb);
+        uint8_t *packed = gw__alloc(c, n > 0 ? n : 1);
+        struct sha256_ctx h;
+        if (packed == NULL) {
+            gw_reply_error(c->x, RV_ENOMEM, NULL);
+            return;
+        }
+        rv__log_batch__pack(lb, packed);
+        sha256_init(&h);
+        sha256_update(&h, n, packed);
+        sha256_digest(&h, sizeof digest, digest);
+        cmd.has_content_key = 1;
+        cmd.content_key.data = digest;
+        cmd.content_key.len = GW_MLF_CONTENT_KEY_BYTES;
+    }
     cmd.body_case = RV__COMMAND__BODY_LOG_BATCH;
     cmd.log_batch = lb;
     if (gw__write(c, cmds, 1) == NULL)

@@ -44,7 +44,7 @@
 #define CONTRACT_MAX_COMMANDS_PER_BATCH     4096
 #define CONTRACT_MAX_LOG_LINES_PER_COMMAND  10000
 #define CONTRACT_MAX_ARTIFACT_CHUNK_BYTES   (512u << 10)
-#define CONTRACT_DEFAULT_MAX_ARTIFACT_BYTES (64u << 20) /* Per run. */
+#define CONTRACT_DEFAULT_MAX_ARTIFACT_BYTES ((uint64_t)4 << 30) /* One. */
 
 /* ---- Counts per read --------------------------------------------------- */
 

@@ -25,6 +25,12 @@
 #define STORE_SORT_STRING_BYTES   200 /* Strings sort by this prefix. */
 #define STORE_DEFAULT_MAP_BYTES   ((size_t)64 << 30)
 #define STORE_FETCH_RECORD_HEADER 12 /* be64 index, be32 length. */
+/* Content keys (Command.content_key) kept per run, and how long one counts
+ * (by the leader's stamped time): a log_batch whose key is among them has
+ * its metric points skipped as a retry. */
+#define STORE_CONTENT_KEYS      32
+#define STORE_CONTENT_WINDOW_MS (10 * 60 * 1000)
+#define STORE_CONTENT_KEY_BYTES 16
 
 struct store;
 

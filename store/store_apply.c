@@ -34,7 +34,9 @@ store__dispatch_body(struct store_wctx *w, const Rv__Command *cmd,
     case RV__COMMAND__BODY_RUN_STATUS:
         return store__run_status(w, cmd->run_status);
     case RV__COMMAND__BODY_LOG_BATCH:
-        return store__log_batch(w, cmd->log_batch, ptr, cmd_no);
+        return store__log_batch(w, cmd->log_batch,
+                                cmd->has_content_key ? &cmd->content_key : NULL,
+                                ptr, cmd_no);
     case RV__COMMAND__BODY_LOG_LINES:
         return store__log_lines(w, cmd->log_lines, ptr, cmd_no);
     case RV__COMMAND__BODY_ARTIFACT_CHUNK:

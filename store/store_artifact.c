@@ -286,8 +286,9 @@ store__artifact_chunk(struct store_wctx *w, const Rv__ArtifactChunk *c,
         return RV_EINVAL;
     }
     if (a.size + c->data.len > CONTRACT_DEFAULT_MAX_ARTIFACT_BYTES) {
-        rv_errmsg_printf(w->errmsg, "artifact '%.64s' exceeds %u bytes",
-                         c->path, CONTRACT_DEFAULT_MAX_ARTIFACT_BYTES);
+        rv_errmsg_printf(
+            w->errmsg, "artifact '%.64s' exceeds %llu bytes", c->path,
+            (unsigned long long)CONTRACT_DEFAULT_MAX_ARTIFACT_BYTES);
         return RV_ETOOBIG;
     }
     if (c->has_is_last && c->is_last) {

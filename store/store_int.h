@@ -50,6 +50,9 @@
  *                                                  run_num, owner path
  *   client   be64 client_id                        be64 high-water seq, then
  *                                                  results of the last seqs
+ *            be64 run_num, 'K' (9 bytes): the run's   up to STORE_CONTENT_KEYS
+ *            content keys (log_batch retries)        of (16-byte key, s64
+ *                                                  stamped ms), newest first
  *   team     team bytes                            be64 max_runs, be64 max_pts
  *                                                  per run, be64 max_bytes,
  *                                                  be64 max_points_per_s
@@ -528,6 +531,7 @@ int store__summary_load(struct store_read *r, uint64_t run_num,
                         struct store_run *run, char *errmsg);
 /* The LogBatch command: params, tags and metric points of one run. */
 int store__log_batch(struct store_wctx *w, const Rv__LogBatch *b,
+                     const ProtobufCBinaryData *content_key,
                      struct vlog_ptr ptr, uint16_t cmd_no);
 
 /* ---- store_log.c, store_artifact.c, store_admin.c: commands ------------ */

@@ -441,9 +441,58 @@ store__group_points(struct store *s, const Rv__Metrics *m, uint32_t **order,
     return RV_OK;
 }
 
+/* Has run_num seen key among its last STORE_CONTENT_KEYS keyed batches,
+ * stamped within STORE_CONTENT_WINDOW_MS of now? Records it when not (the
+ * record goes with the command: a refused batch leaves no key). */
+static int
+store__content_seen(struct store_wctx *w, uint64_t run_num,
+                    const ProtobufCBinaryData *key, int *is_seen)
+{
+    enum { ENT = STORE_CONTENT_KEY_BYTES + 8 };
+    uint8_t k[9], v[STORE_CONTENT_KEYS * ENT];
+    MDB_val old;
+    size_t n = 0;
+    *is_seen = 0;
+    if (key->len != STORE_CONTENT_KEY_BYTES) {
+        rv_errmsg_printf(w->errmsg, "content key must be %d bytes",
+                         STORE_CONTENT_KEY_BYTES);
+        return RV_EINVAL;
+    }
+    rv_put_be64(k, run_num);
+    k[8] = 'K';
+    int rc = store__get(w->txn, w->s->dbi[STORE_DB_CLIENT], k, sizeof k, &old,
+                        w->errmsg);
+    if (rc != RV_OK && rc != RV_ENOTFOUND)
+        return rc;
+    memcpy(v, key->data, STORE_CONTENT_KEY_BYTES);
+    rv_put_be64(v + STORE_CONTENT_KEY_BYTES, rv_i64_sortable(w->at_ms));
+    n = ENT;
+    if (rc == RV_OK) {
+        if (old.mv_size % ENT != 0 || old.mv_size > sizeof v)
+            return RV_ECORRUPT;
+        const uint8_t *p = old.mv_data;
+        for (size_t i = 0; i < old.mv_size; i += ENT) {
+            int64_t at = rv_i64_from_sortable(
+                rv_get_be64(p + i + STORE_CONTENT_KEY_BYTES));
+            if (w->at_ms - at > STORE_CONTENT_WINDOW_MS)
+                break; /* Newest first: the rest are older still. */
+            if (memcmp(p + i, key->data, STORE_CONTENT_KEY_BYTES) == 0) {
+                *is_seen = 1;
+                return RV_OK;
+            }
+            if (n + ENT <= sizeof v) {
+                memcpy(v + n, p + i, ENT);
+                n += ENT;
+            }
+        }
+    }
+    return store__put(w, STORE_DB_CLIENT, k, sizeof k, v, n);
+}
+
 int
 store__log_batch(struct store_wctx *w, const Rv__LogBatch *b,
-                 struct vlog_ptr ptr, uint16_t cmd_no)
+                 const ProtobufCBinaryData *content_key, struct vlog_ptr ptr,
+                 uint16_t cmd_no)
 {
     struct store__runrec rr;
     int rc = store__runrec_get_active(w, b->run_id, &rr);
@@ -463,6 +512,12 @@ store__log_batch(struct store_wctx *w, const Rv__LogBatch *b,
     const Rv__Metrics *m = b->metrics;
     if ((rc = store__metrics_check(m, w->errmsg)) != RV_OK)
         return rc;
+    if (content_key != NULL) {
+        int is_seen;
+        rc = store__content_seen(w, rr.run_num, content_key, &is_seen);
+        if (rc != RV_OK || is_seen)
+            return rc;
+    }
     struct store__limits lim;
     rc = store__team_limits(w, rr.str[RUN_TEAM], rr.len[RUN_TEAM], &lim);
     if (rc != RV_OK)

@@ -535,6 +535,12 @@ store__run_purge(struct store_wctx *w, const char *run_id)
                                &p);
     if (rc == RV_OK)
         rc = store__del(w, STORE_DB_TRASH, pre, 8);
+    if (rc == RV_OK) {
+        uint8_t ck[9];
+        memcpy(ck, pre, 8);
+        ck[8] = 'K';
+        rc = store__del(w, STORE_DB_CLIENT, ck, sizeof ck);
+    }
     if (rc == RV_OK)
         rc = store__del(w, STORE_DB_RUN, pre, 8);
     if (rc == RV_OK)

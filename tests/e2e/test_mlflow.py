@@ -379,6 +379,73 @@ class MlflowApi(unittest.TestCase):
                  run_id=rid, datasets=[{"dataset": dict(ds,
                                                         profile="p" * 6000)}])
 
+    def test_retried_writes_do_not_double_points(self):
+        """MLflow's client sends no Idempotency-Key: a log-batch or
+        log-metric sent again (after an answer that never arrived, or
+        through another node) logs its points once; its tags still apply;
+        a batch with any point different (a new timestamp) applies; an
+        Idempotency-Key header takes precedence over the content."""
+        import socket
+        a = self.alpha
+        eid = self.new_experiment(a, "idem/x")
+        rid = self.new_run(a, eid)["info"]["run_id"]
+        batch = {"run_id": rid,
+                 "metrics": [{"key": "loss", "value": 0.5 + i,
+                              "timestamp": 1700000000000 + i, "step": i}
+                             for i in range(3)],
+                 "tags": [{"key": "phase", "value": "one"}]}
+        # The first attempt: sent on a raw connection that is closed
+        # before the answer is read (the answer is lost).
+        host, port = self.ep[len("http://"):].rsplit(":", 1)
+        body = json.dumps(batch).encode()
+        head = ("POST /api/2.0/mlflow/runs/log-batch HTTP/1.1\r\n"
+                "Host: %s\r\nAuthorization: Bearer %s\r\n"
+                "Content-Type: application/json\r\nContent-Length: %d\r\n"
+                "Connection: close\r\n\r\n" %
+                (host, self.tokens[("alpha", "writer")], len(body)))
+        with socket.create_connection((host, int(port)), timeout=10) as sk:
+            sk.sendall(head.encode() + body)
+            sk.shutdown(socket.SHUT_WR)
+        # The client retries (here through the leader and a follower), with
+        # a tag changed in between by another request.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            h = a.get("metrics/get-history", run_id=rid, metric_key="loss")
+            if len(h.get("metrics", [])) == 3:
+                break
+            time.sleep(0.05)
+        a.post("runs/set-tag", run_id=rid, key="phase", value="two")
+        self.assertEqual(a.post("runs/log-batch", **batch), {})
+        fol = MlflowRest(self.fol, self.tokens[("alpha", "writer")])
+        self.assertEqual(fol.post("runs/log-batch", **batch), {})
+        one = {"run_id": rid, "key": "acc", "value": 0.9,
+               "timestamp": 1700000000100, "step": 7}
+        for _ in range(3):
+            self.assertEqual(a.post("runs/log-metric", **one), {})
+        hist = a.get("metrics/get-history", run_id=rid, metric_key="loss")
+        self.assertEqual([(m["step"], m["value"]) for m in hist["metrics"]],
+                         [(0, 0.5), (1, 1.5), (2, 2.5)])
+        hist = a.get("metrics/get-history", run_id=rid, metric_key="acc")
+        self.assertEqual(len(hist["metrics"]), 1, hist)
+        tags = {t["key"]: t["value"]
+                for t in a.get("runs/get", run_id=rid)["run"]["data"]["tags"]}
+        self.assertEqual(tags["phase"], "one")  # The retried tag applied.
+        # Another timestamp is another point: it is logged.
+        one["timestamp"] += 1
+        a.post("runs/log-metric", **one)
+        hist = a.get("metrics/get-history", run_id=rid, metric_key="acc")
+        self.assertEqual(len(hist["metrics"]), 2, hist)
+        # The same body with explicit keys: the keys decide.
+        tok = self.tokens[("alpha", "writer")]
+        for seq in (1, 2, 2):
+            st, doc, _ = http_json(
+                self.ep, "POST", "/api/2.0/mlflow/runs/log-metric", one,
+                headers={"Authorization": "Bearer " + tok,
+                         "Idempotency-Key": "%d/%d" % (424242, seq)})
+            self.assertEqual(st, 200, doc)
+        hist = a.get("metrics/get-history", run_id=rid, metric_key="acc")
+        self.assertEqual(len(hist["metrics"]), 4, hist)
+
     def test_log_batch_limits_and_bad_input_change_nothing(self):
         a = self.alpha
         eid = self.new_experiment(a, "limits/x")
@@ -599,6 +666,53 @@ class MlflowApi(unittest.TestCase):
                                "files": [{"path": "model/conf/a.json",
                                           "is_dir": False,
                                           "file_size": 8}]})
+        # Over the 16 MiB a collected body may hold: streamed both ways
+        # (read and written a chunk at a time), byte-exact.
+        big = os.urandom(40 * 1024 * 1024 + 12345)
+        r = urllib.request.Request(base + "/big/blob.bin", data=big,
+                                   method="PUT",
+                                   headers={"Authorization": "Bearer " + tok})
+        with urllib.request.urlopen(r, timeout=120) as resp:
+            self.assertEqual(json.loads(resp.read())["size"], len(big))
+        r = urllib.request.Request(base + "/big/blob.bin",
+                                   headers={"Authorization": "Bearer " + tok})
+        with urllib.request.urlopen(r, timeout=120) as resp:
+            self.assertEqual(int(resp.headers["Content-Length"]), len(big))
+            self.assertTrue(resp.read() == big)
+        # A streamed PUT cut short, one refused after its first chunk (the
+        # token is checked when the chunk is proposed) and one without
+        # Content-Length: answered (or dropped), the node serves on, and
+        # the refused upload's body is not taken as the next request.
+        import socket
+        host, port = self.ep[len("http://"):].rsplit(":", 1)
+        path = base[len(self.ep):]
+
+        def raw(head_extra, body, want, cut=False):
+            with socket.create_connection((host, int(port)), timeout=10) as k:
+                k.sendall(("PUT %s HTTP/1.1\r\nHost: x\r\n%s\r\n" %
+                           (path + "/cut.bin", head_extra)).encode() + body)
+                if cut:
+                    k.shutdown(socket.SHUT_WR)
+                got = b""
+                while True:
+                    part = k.recv(65536)
+                    if not part:
+                        break
+                    got += part
+            # A body cut short: the client is gone, nng closes the
+            # connection with it (no answer, or a 400 when one gets out).
+            self.assertTrue(got.startswith(want) or (want == b"HTTP/1.1 400"
+                                                     and got == b""),
+                            got[:200])
+            if got:
+                self.assertIn(b"connection: close", got.lower())
+        raw("Authorization: Bearer %s\r\nContent-Length: 30000000\r\n" % tok,
+            os.urandom(1 << 20), b"HTTP/1.1 400", cut=True)
+        raw("Content-Length: 30000000\r\n",
+            b"PUT /evil HTTP/1.1\r\n\r\n" + os.urandom(600 * 1024),
+            b"HTTP/1.1 401")
+        raw("Authorization: Bearer %s\r\n" % tok, b"abc", b"HTTP/1.1 411")
+        self.assertEqual(req("GET", base + "/notes.txt"), (200, b"hello"))
         # Bad paths, missing files, another team.
         self.assertEqual(req("PUT", base + "/../x", b"1")[0], 400)
         self.assertEqual(req("GET", base + "/nope")[0], 404)

@@ -535,6 +535,97 @@ test_duplicates_get_the_first_result(void)
     fx_done(&f);
 }
 
+/* Content keys (MLflow's writes without an Idempotency-Key): a log_batch
+ * whose key the run saw within the window has its points skipped and its
+ * tags applied; another key, another run, a refused batch, or a key older
+ * than the window or than STORE_CONTENT_KEYS later keys apply again. */
+static void
+test_content_keys_skip_retried_points(void)
+{
+    struct fx f;
+    struct batch b;
+    struct store_run run;
+    uint8_t key[STORE_CONTENT_KEY_BYTES];
+    int64_t now = 1000000;
+    fx_init(&f, "store-content");
+    CHECK_OK(create_run(&f, "r", "p", "e", 1, RV__RESUME__RESUME_NEVER),
+             f.errmsg);
+    CHECK_OK(create_run(&f, "r2", "p", "e", 1, RV__RESUME__RESUME_NEVER),
+             f.errmsg);
+    batch_init(&b, "r");
+    batch_point(&b, "loss", NULL, 1, 1, 1.0);
+    batch_point(&b, "loss", NULL, 2, 2, 0.5);
+    memset(key, 0x5a, sizeof key);
+    b.cmd.has_content_key = 1;
+    b.cmd.content_key.data = key;
+    b.cmd.content_key.len = sizeof key;
+    b.cmd.has_stamped_at_ms = 1;
+    b.cmd.stamped_at_ms = now;
+    CHECK_OK(apply1(&f, &b.cmd), f.last.message);
+    /* The retry: points skipped, a tag in it still applies. */
+    b.kv[0] = (Rv__KV)RV__KV__INIT;
+    b.kv[0].key = "stage";
+    b.kv[0].value = "again";
+    b.tags[0] = &b.kv[0];
+    b.lb.tags = b.tags;
+    b.lb.n_tags = 1;
+    b.cmd.stamped_at_ms = now + 1000;
+    CHECK_OK(apply1(&f, &b.cmd), f.last.message);
+    CHECK_OK(get_run(&f, "r", &run), f.errmsg);
+    CHECK(run.n_points == 2);
+    CHECK(summary_of(&run, "loss", "")->count == 2);
+    CHECK(strcmp(kv_of(run.tags, run.n_tags, "stage"), "again") == 0);
+    store_run_free(&run);
+    b.lb.n_tags = 0;
+    /* The same key on another run is that run's first. */
+    b.lb.run_id = "r2";
+    CHECK_OK(apply1(&f, &b.cmd), f.last.message);
+    CHECK_OK(get_run(&f, "r2", &run), f.errmsg);
+    CHECK(run.n_points == 2);
+    store_run_free(&run);
+    b.lb.run_id = "r";
+    /* A refused batch (a bad key) records nothing: its retry, fixed, is
+     * not mistaken for a duplicate. */
+    uint8_t key2[STORE_CONTENT_KEY_BYTES];
+    memset(key2, 0x11, sizeof key2);
+    b.cmd.content_key.data = key2;
+    b.cmd.content_key.len = 15;
+    CHECK(apply1(&f, &b.cmd) == RV_EINVAL);
+    b.cmd.content_key.len = sizeof key2;
+    CHECK_OK(apply1(&f, &b.cmd), f.last.message);
+    CHECK_OK(get_run(&f, "r", &run), f.errmsg);
+    CHECK(run.n_points == 4);
+    store_run_free(&run);
+    /* Past the window the first key counts as new. */
+    b.cmd.content_key.data = key;
+    b.cmd.stamped_at_ms = now + STORE_CONTENT_WINDOW_MS + 1;
+    CHECK_OK(apply1(&f, &b.cmd), f.last.message);
+    CHECK_OK(get_run(&f, "r", &run), f.errmsg);
+    CHECK(run.n_points == 6);
+    store_run_free(&run);
+    /* Within the window but after STORE_CONTENT_KEYS other keys: new. */
+    for (int i = 0; i < STORE_CONTENT_KEYS; i++) {
+        uint8_t k[STORE_CONTENT_KEY_BYTES];
+        memset(k, 0, sizeof k);
+        k[0] = 0xc0;
+        k[1] = (uint8_t)i;
+        b.cmd.content_key.data = k;
+        CHECK_OK(apply1(&f, &b.cmd), f.last.message);
+    }
+    b.cmd.content_key.data = key;
+    CHECK_OK(apply1(&f, &b.cmd), f.last.message);
+    CHECK_OK(get_run(&f, "r", &run), f.errmsg);
+    CHECK(run.n_points == 6 + 2 * STORE_CONTENT_KEYS + 2);
+    store_run_free(&run);
+    /* And right after, the same key is a retry again. */
+    CHECK_OK(apply1(&f, &b.cmd), f.last.message);
+    CHECK_OK(get_run(&f, "r", &run), f.errmsg);
+    CHECK(run.n_points == 6 + 2 * STORE_CONTENT_KEYS + 2);
+    store_run_free(&run);
+    batch_free(&b);
+    fx_done(&f);
+}
+
 static void
 test_old_indexes_skipped_and_malformed_entries_applied_empty(void)
 {
@@ -2182,6 +2273,7 @@ static const struct rv_test tests[] = {
      test_downsampling_keeps_extremes_and_caps_size},
     {"bad_log_batches_change_nothing", test_bad_log_batches_change_nothing},
     {"duplicates_get_the_first_result", test_duplicates_get_the_first_result},
+    {"content_keys_skip_retried_points", test_content_keys_skip_retried_points},
     {"old_indexes_skipped_and_malformed_entries_applied_empty",
      test_old_indexes_skipped_and_malformed_entries_applied_empty},
     {"status_delete_restore_purge", test_status_delete_restore_purge},
