@@ -69,6 +69,8 @@ store__dispatch_body(struct store_wctx *w, const Rv__Command *cmd,
         return store__retention_sweep(w, cmd->retention_sweep, cmd_no);
     case RV__COMMAND__BODY_CHECK:
         return store__check_apply(w, cmd->check);
+    case RV__COMMAND__BODY_COMPACT:
+        return store__compact_apply(w, ptr);
     case RV__COMMAND__BODY__NOT_SET:
     default:
         rv_errmsg_printf(w->errmsg, "empty command");
@@ -420,12 +422,14 @@ store__materialise(struct store *s, uint64_t index, const uint8_t *payload,
         s->applied_index = index;
         memcpy(s->digest, digest, STORE_DIGEST_BYTES);
         store__check_after_commit(s);
+        store__compact_after_commit(s);
         *results = res;
         *n_results = n_cmds;
     } else {
         s->next_run_num = run_num;
         s->next_series_id = series_id;
         s->check_pending = 0;
+        s->compact_pending = 0;
         free(res);
     }
     XXH3_freeState(entry_hash);
