@@ -165,9 +165,15 @@ raftfsm__snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
     if (f->is_failed)
         return RAFT_IOERR;
     uint64_t vlog_bytes = store_vlog_bytes(f->store);
-    if (f->snapshot_bytes > 0 &&
+    /* A compaction finished since the last snapshot: take one now, so
+     * raft drops the log prefix that still holds the removed commands. */
+    struct store_compact_info ci;
+    store_compact_info(f->store, &ci);
+    int is_compacted = ci.checkpoint_index > f->compact_at_snapshot;
+    if (f->snapshot_bytes > 0 && !is_compacted &&
         vlog_bytes - f->vlog_bytes_at_snapshot < f->snapshot_bytes)
         return RAFT_BUSY;
+    f->compact_at_snapshot = ci.checkpoint_index;
     int rc = store_sync(f->store, f->errmsg);
     if (rc != RV_OK) {
         f->is_failed = 1;

@@ -73,6 +73,7 @@ struct raftfsm {
     unsigned catch_up_secs;  /* Give up a catch-up after this (default 60). */
     /* Figures. */
     uint64_t vlog_bytes_at_snapshot;
+    uint64_t compact_at_snapshot; /* The checkpoint at the last snapshot. */
     uint64_t n_snapshots, n_restores_kept, n_catch_ups, n_fetched_records;
     char errmsg[RV_ERRMSG_SIZE];
 };

@@ -475,6 +475,26 @@ int store_compact_wait(struct store *s, uint64_t index, unsigned timeout_ms);
 void store_compact_info(struct store *s, struct store_compact_info *out);
 /* Bytes of use purged since the last compaction (replicated). */
 int store_reclaimable_bytes(struct store_read *r, uint64_t *out);
+/* Catch-up across a compaction (raft/raftfsm.c). The vlog's checkpoint
+ * index (0: none). */
+uint64_t store_checkpoint_index(struct store *s);
+/* Up to max bytes of the image of checkpoint index from offset, appended
+ * to out; *total its size. RV_ENOTFOUND when index is not the current
+ * checkpoint (a later compaction replaced it). Any thread. */
+int store_image_read(struct store *s, uint64_t index, uint64_t offset,
+                     size_t max, struct rv_buf *out, uint64_t *total,
+                     char *errmsg);
+/* Append a fetched record to the vlog without materialising it (records
+ * up to a checkpoint whose image follows). Writer thread. */
+int store_append_raw(struct store *s, uint64_t index, const void *payload,
+                     size_t n, char *errmsg);
+/* Take the image at path (a whole image file, its checkpoint at or
+ * below the vlog's last index) as this store's checkpoint: moved into
+ * the vlog, the manifest committed, the index replaced by the image.
+ * Writer thread. */
+int store_install_image(struct store *s, const char *path, char *errmsg);
+/* The path where a catch-up writes an image being fetched. */
+void store_image_part_path(struct store *s, char *out, size_t size);
 
 /* Start the thread that hashes the index at check entries (a serving
  * node; offline tools never hash). */

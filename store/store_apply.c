@@ -369,6 +369,16 @@ store__materialise(struct store *s, uint64_t index, const uint8_t *payload,
         return RV_EIO;
     if (!is_malformed && proto_batch_decode(payload, n, &batch, why) != RV_OK)
         is_malformed = 1;
+    if (!is_malformed && batch->n_pad > 0) {
+        /* A compacted record is never replayed: the checkpoint's image
+         * stands for every record up to it (store_compact.c). */
+        rv_errmsg_printf(errmsg,
+                         "vlog record %llu was compacted: only the "
+                         "compaction checkpoint's image can stand for it",
+                         (unsigned long long)index);
+        proto_batch_free(batch);
+        return RV_ECORRUPT;
+    }
     if (!is_malformed && batch->n_commands > CONTRACT_MAX_COMMANDS_PER_BATCH) {
         snprintf(why, sizeof why, "batch of %zu commands exceeds %d",
                  batch->n_commands, CONTRACT_MAX_COMMANDS_PER_BATCH);

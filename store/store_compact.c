@@ -724,3 +724,155 @@ store_reclaimable_bytes(struct store_read *r, uint64_t *out)
     *out = store__cnt_get(r->txn, r->s, &k, 1);
     return RV_OK;
 }
+
+/* ---- Catch-up across a compaction ---------------------------------------- */
+
+uint64_t
+store_checkpoint_index(struct store *s)
+{
+    struct vlog_checkpoint ck;
+    vlog_checkpoint(s->vlog, &ck);
+    return ck.index;
+}
+
+void
+store_image_part_path(struct store *s, char *out, size_t size)
+{
+    snprintf(out, size, "%s/image.part", s->dir);
+}
+
+int
+store_image_read(struct store *s, uint64_t index, uint64_t offset, size_t max,
+                 struct rv_buf *out, uint64_t *total, char *errmsg)
+{
+    char vdir[4096], path[4096];
+    struct vlog_checkpoint ck;
+    struct stat st;
+    vlog_checkpoint(s->vlog, &ck);
+    if (ck.index == 0 || ck.index != index) {
+        rv_errmsg_printf(errmsg, "no image at %llu (checkpoint: %llu)",
+                         (unsigned long long)index,
+                         (unsigned long long)ck.index);
+        return RV_ENOTFOUND;
+    }
+    snprintf(vdir, sizeof vdir, "%s/vlog", s->dir);
+    vlog_image_path(vdir, index, path, sizeof path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rv_errmsg_printf(errmsg, "open %s: %s", path, strerror(errno));
+        return errno == ENOENT ? RV_ENOTFOUND : RV_EIO;
+    }
+    int rc = RV_OK;
+    if (fstat(fd, &st) != 0) {
+        rv_errmsg_printf(errmsg, "stat %s: %s", path, strerror(errno));
+        rc = RV_EIO;
+    }
+    *total = rc == RV_OK ? (uint64_t)st.st_size : 0;
+    size_t n = offset < *total ? (size_t)(*total - offset) : 0;
+    if (n > max)
+        n = max;
+    size_t at = out->len;
+    if (rc == RV_OK && n > 0) {
+        rv_buf_reserve(out, n);
+        if (out->is_failed)
+            rc = RV_ENOMEM;
+        else if (pread(fd, out->data + at, n, (off_t)offset) != (ssize_t)n) {
+            rv_errmsg_printf(errmsg, "read %s: %s", path, strerror(errno));
+            rc = RV_EIO;
+        } else {
+            out->len = at + n;
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+int
+store_append_raw(struct store *s, uint64_t index, const void *payload, size_t n,
+                 char *errmsg)
+{
+    struct vlog_ptr ptr;
+    if (index <= vlog_last_index(s->vlog)) {
+        rv_errmsg_printf(errmsg, "record %llu does not follow the vlog's %llu",
+                         (unsigned long long)index,
+                         (unsigned long long)vlog_last_index(s->vlog));
+        return RV_EINVAL;
+    }
+    return vlog_append(s->vlog, index, VLOG_TYPE_BATCH, payload, n, &ptr,
+                       errmsg);
+}
+
+int
+store_install_image(struct store *s, const char *path, char *errmsg)
+{
+    char vdir[4096], dest[4096];
+    uint8_t hdr[STORE_IMAGE_HEADER];
+    struct vlog_checkpoint ck;
+    struct stat st;
+    FILE *f = fopen(path, "rbe");
+    if (f == NULL) {
+        rv_errmsg_printf(errmsg, "open %s: %s", path, strerror(errno));
+        return RV_EIO;
+    }
+    int rc = store__read_exact(f, hdr, sizeof hdr, path, errmsg);
+    fclose(f);
+    if (rc != RV_OK)
+        return rc;
+    if (memcmp(hdr, STORE_IMAGE_MAGIC, 8) != 0 || stat(path, &st) != 0) {
+        rv_errmsg_printf(errmsg, "%s: not an image", path);
+        return RV_ECORRUPT;
+    }
+    memset(&ck, 0, sizeof ck);
+    ck.index = rv_get_be64(hdr + 8);
+    memcpy(ck.digest, hdr + 16, 16);
+    memcpy(ck.content, hdr + 32, 16);
+    ck.image_bytes = (uint64_t)st.st_size;
+    if (ck.index == 0 || ck.index > vlog_last_index(s->vlog) ||
+        ck.index <= s->applied_index) {
+        rv_errmsg_printf(errmsg,
+                         "image at %llu: the vlog ends at %llu, the index is "
+                         "at %llu",
+                         (unsigned long long)ck.index,
+                         (unsigned long long)vlog_last_index(s->vlog),
+                         (unsigned long long)s->applied_index);
+        return RV_EINVAL;
+    }
+    snprintf(vdir, sizeof vdir, "%s/vlog", s->dir);
+    vlog_image_path(vdir, ck.index, dest, sizeof dest);
+    if (rename(path, dest) != 0) {
+        rv_errmsg_printf(errmsg, "rename %s: %s", path, strerror(errno));
+        return RV_EIO;
+    }
+    /* The checkpoint first: a crash from here on rebuilds from it. */
+    struct vlog_rewrite *rw;
+    rc = vlog_rewrite_begin(s->vlog, &ck, 0, &rw, errmsg);
+    if (rc == RV_OK)
+        rc = vlog_rewrite_commit(rw, errmsg);
+    if (rc == RV_OK)
+        rc = store__marker_dirty(s, errmsg);
+    MDB_txn *txn = NULL;
+    int mrc = rc == RV_OK ? mdb_txn_begin(s->env, NULL, 0, &txn) : 0;
+    if (mrc != 0)
+        rc = store__err_mdb(mrc, "mdb_txn_begin", errmsg);
+    for (int db = 0; rc == RV_OK && db < STORE_DB_COUNT; db++) {
+        mrc = mdb_drop(txn, s->dbi[db], 0);
+        if (mrc != 0)
+            rc = store__err_mdb(mrc, "mdb_drop", errmsg);
+    }
+    if (txn != NULL) {
+        mrc = rc == RV_OK ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), 0);
+        if (mrc != 0)
+            rc = store__err_mdb(mrc, "mdb_txn_commit", errmsg);
+    }
+    if (rc == RV_OK)
+        rc = store__image_load(s, vdir, &ck, errmsg);
+    if (rc == RV_OK)
+        rc = store_sync(s, errmsg);
+    if (rc == RV_OK)
+        rv_logf(s->log, RV_LOG_INFO, "store",
+                "installed the compaction image at %llu (%llu bytes) from a "
+                "peer",
+                (unsigned long long)ck.index,
+                (unsigned long long)ck.image_bytes);
+    return rc;
+}
