@@ -821,6 +821,7 @@ rv_cmd_serve(int argc, char **argv)
     fetcher.tls = n.tls;
     fetcher.token = n.node_token[0] != '\0' ? n.node_token : NULL;
     rc.fetch = rvc_fetch;
+    rc.fetch_image = rvc_fetch_image;
     rc.fetch_data = &fetcher;
 
     int lock_fd = -1;

@@ -104,6 +104,7 @@ struct replica_config {
      * has less free space than this; 0 = no threshold. */
     uint64_t min_free_bytes;
     raftfsm_fetch_fn fetch; /* Catch-up from peers (rpc/). */
+    raftfsm_image_fn fetch_image;
     void *fetch_data;
     /* Raft peer traffic over mutually authenticated TLS
      * (raft/transport_tls.h); NULL: plain TCP (raft_uv_tcp). Copied. */

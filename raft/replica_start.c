@@ -344,6 +344,7 @@ replica__open_store(struct replica *r, const struct replica_config *cfg,
     raftfsm_init(&r->fsm, r->store, cfg->log);
     r->fsm.self_addr = r->rpc_addr;
     r->fsm.fetch = cfg->fetch;
+    r->fsm.fetch_image = cfg->fetch_image;
     r->fsm.fetch_data = cfg->fetch_data;
     r->fsm.snapshot_bytes =
         cfg->snapshot_bytes ? cfg->snapshot_bytes : REPLICA_DEFAULT_SNAPSHOT;

@@ -19,7 +19,8 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
-from rvfixture import Cluster, http_json  # noqa: E402
+from rvfixture import (Cluster, NodeProc, http_json,  # noqa: E402
+                       loopback_addresses, serve_argv)
 
 SECRET = "PURGEDSECRET"
 
@@ -117,7 +118,7 @@ class TestCompact(unittest.TestCase):
             doc = self.c.cluster_status(self.c.leader())
             for n in doc["nodes"]:
                 cp = n.get("compaction") or {}
-                if cp.get("checkpoint_index", 0) < index:
+                if cp.get("checkpoint_index", 0) < index or cp.get("running"):
                     return None
             return doc
         return index, wait_for("every node compacted at %d" % index, done)
@@ -217,6 +218,51 @@ class TestCompact(unittest.TestCase):
             want=200)
         applied2, digest2, _ = self.settle()
         self.assertGreater(applied2, applied)
+
+        # A node added after the compaction catches up (from a snapshot
+        # descriptor: the image, then the records after it) and reports
+        # the same digest.
+        for k in range(300):  # raft snapshots after a compaction
+            self.call(li, "POST", "/api/v2/runs/keep/logs", {
+                "lines": [{"timestamp": 4, "stream": "stdout",
+                           "text": "more %d" % k}]}, want=200)
+        raft, rpc, http = loopback_addresses(1)[0]
+        d4 = os.path.join(self.c.dir, "n4-join")
+        node = NodeProc()
+        argv = serve_argv(self.c.runvault, 4, d4, raft, rpc,
+                          http.split("://", 1)[1],
+                          join=",".join(self.c.rpc_endpoints),
+                          extra=["--segment-bytes", "65536",
+                                 "--snapshot-bytes", "1048576"])
+        log4 = os.path.join(self.c.dir, "n4.log")
+        node.spawn(argv, log4, self.c.dir, b"==== join\n")
+        try:
+            def joined():
+                try:
+                    lead = self.c.cluster_status(self.c.leader())
+                except Exception:  # noqa: BLE001 (a leader change)
+                    return None
+                me = [n for n in lead["nodes"] if n.get("id") == 4]
+                ref = {n["id"]: n for n in lead["nodes"]}
+                if not me or 4 not in ref:
+                    return None
+                a, b = ref[4], ref[self.c.leader() + 1]
+                if a.get("digest") and a.get("applied_index") == \
+                        b.get("applied_index") and a["digest"] == b["digest"]:
+                    return a
+                return None
+            try:
+                got = wait_for("the joined node's digest", joined, timeout=90)
+            except AssertionError:
+                with open(log4, "rb") as f:
+                    sys.stderr.write(f.read()[-3000:].decode(errors="replace"))
+                raise
+            print("joined node:", got.get("compaction"),
+                  "catch-ups:", got.get("n_catch_ups"), file=sys.stderr)
+            self.assertGreater(got["compaction"]["checkpoint_index"], 0)
+            self.assertEqual(scan(d4 + "/vlog", SECRET.encode()), [])
+        finally:
+            node.kill()
 
 
 if __name__ == "__main__":
