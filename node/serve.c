@@ -124,7 +124,7 @@ static const struct cli_flag node_keys[K_COUNT] = {
     {"compact-min-bytes", 1, 0, "RUNVAULT_COMPACT_MIN_BYTES", "67108864",
      "the leader proposes a compaction once purges freed this many bytes "
      "(looked at every retention interval; 0: only when asked)"},
-    {"compact-rate", 1, 0, "RUNVAULT_COMPACT_RATE", "33554432",
+    {"compact-rate", 1, 0, "RUNVAULT_COMPACT_RATE", "16777216",
      "bytes per second a compaction reads and writes at most (0: unpaced)"},
 };
 
