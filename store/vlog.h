@@ -242,6 +242,9 @@ int vlog_rewrite_segment(struct vlog_rewrite *rw, uint32_t number,
  * one if the manifest was renamed). */
 int vlog_rewrite_commit(struct vlog_rewrite *rw, char *errmsg);
 
+/* Free rw, leaving its files as they are (a test's crash). */
+void vlog_rewrite_drop(struct vlog_rewrite *rw);
+
 /* Give up: remove the files written and free rw. NULL is allowed. */
 void vlog_rewrite_abort(struct vlog_rewrite *rw);
 

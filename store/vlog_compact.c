@@ -594,6 +594,14 @@ vlog_rewrite_segment(struct vlog_rewrite *rw, uint32_t number,
 }
 
 void
+vlog_rewrite_drop(struct vlog_rewrite *rw)
+{
+    if (rw != NULL)
+        free(rw->numbers);
+    free(rw);
+}
+
+void
 vlog_rewrite_abort(struct vlog_rewrite *rw)
 {
     if (rw == NULL)
@@ -760,11 +768,11 @@ vlog_rewrite_commit(struct vlog_rewrite *rw, char *errmsg)
     /* Committed. Readers move to the new files, then the old go. */
     rc = vlog_swap_in(v, rw, &m, old, errmsg);
     vlog__manifest_free(&m);
-    for (size_t i = 0; rc == RV_OK && i < rw->n; i++) {
+    for (size_t i = 0; old[0] != NULL && i < rw->n; i++) {
         char path[4096];
         vlog__seg_path(v->dir, old[i]->number, old[i]->gen, path, sizeof path);
         vlog__seg_free(old[i]);
-        if (unlink(path) != 0 && errno != ENOENT)
+        if (rc == RV_OK && unlink(path) != 0 && errno != ENOENT)
             rc = vlog__err_errno(errno, errmsg, "unlink", path);
         if (rc == RV_OK)
             rc = vlog_compact_step(errmsg);
