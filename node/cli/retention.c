@@ -241,7 +241,7 @@ cli__compact(struct cli *cl, const struct cli_args *a)
     int rc = cli__admin_write(cl, &cmd, &index);
     if (rc == RV_OK)
         printf("compaction at index %llu: every node rewrites its sealed "
-               "segments now (runvault cluster status shows them)\n",
+               "segments now (GET /api/v2/cluster shows each node)\n",
                (unsigned long long)index);
     return cli__admin_done(cl, rc);
 }
