@@ -85,6 +85,7 @@
     X(GW_R_AUDIT, "audit")                  \
     X(GW_R_UI, "ui")                        \
     X(GW_R_RETENTION, "retention")          \
+    X(GW_R_COMPACT, "compact")              \
     X(GW_R_MLFLOW_READ, "mlflow_read")      \
     X(GW_R_MLFLOW_WRITE, "mlflow_write")
 
@@ -428,6 +429,7 @@ void gw_admin_audit(struct gw_ctx *c);
 void gw_retention_put(struct gw_ctx *c);
 void gw_retention_delete(struct gw_ctx *c);
 void gw_retention_list(struct gw_ctx *c);
+void gw_compact(struct gw_ctx *c);
 
 /* ---- The web UI (gateway_ui.c) ---- */
 

@@ -7,6 +7,29 @@
 
 #include <string.h>
 
+/* The compaction fields of a node (DESIGN Appendix B.4 names
+ * reclaimable_bytes), from its status. */
+static void
+gw__compact_json(json_t *o, const Rv__CompactInfo *ci)
+{
+    if (ci == NULL)
+        return;
+    json_object_set_new(o, "reclaimable_bytes",
+                        json_integer((json_int_t)ci->reclaimable_bytes));
+    json_t *c = json_pack(
+        "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:s?}", "checkpoint_index",
+        (json_int_t)ci->checkpoint_index, "requested_index",
+        (json_int_t)ci->requested_index, "n_done", (json_int_t)ci->n_done,
+        "bytes_rewritten", (json_int_t)ci->bytes_rewritten, "bytes_freed",
+        (json_int_t)ci->bytes_freed, "image_bytes", (json_int_t)ci->image_bytes,
+        "vlog_disk_bytes", (json_int_t)ci->vlog_disk_bytes, "running",
+        ci->is_running ? 1 : 0, "last_error",
+        ci->last_error != NULL && ci->last_error[0] != '\0' ? ci->last_error
+                                                            : NULL);
+    if (c != NULL)
+        json_object_set_new(o, "compaction", c);
+}
+
 /* GET /api/v2/cluster: the members, each with its own view. */
 void
 gw_cluster_get(struct gw_ctx *c)
@@ -69,6 +92,7 @@ gw_cluster_get(struct gw_ctx *c)
                 json_integer((json_int_t)sr->self->disk_free_bytes));
             json_object_set_new(o, "disk_low",
                                 json_boolean(sr->self->disk_low));
+            gw__compact_json(o, sr->self->compact);
         } else if (o != NULL) {
             json_object_set_new(o, "state", json_string("unreachable"));
             json_object_set_new(o, "applied_index", json_null());

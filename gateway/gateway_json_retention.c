@@ -2,7 +2,8 @@
  * the ADMIN_RETENTION read. Periods are given in days, fractions allowed
  * (0.5 is twelve hours); the command carries milliseconds. The node
  * authorises (a team admin, for its own team; a cluster-admin for any
- * team named in "team"). Shapes in docs/HTTP.md, "Retention and trash". */
+ * team named in "team"). Shapes in docs/HTTP.md, "Retention and trash".
+ * Also POST /api/v2/compact (a cluster-admin asks for a compaction). */
 #include "gateway/gateway_int.h"
 #include "proto/proto.h"
 
@@ -165,4 +166,23 @@ gw_retention_list(struct gw_ctx *c)
     gw_reply_json(c->x, 200,
                   json_pack("{s:o*,s:o}", "rules", a, "default_trash_days",
                             gw__days_json(r->default_trash_ms)));
+}
+
+/* POST /api/v2/compact -> 202 {"index"}: a compaction at that index
+ * (cluster-admin; every node rewrites in the background, GET
+ * /api/v2/cluster shows each node's progress). */
+void
+gw_compact(struct gw_ctx *c)
+{
+    Rv__Command cmd = RV__COMMAND__INIT;
+    Rv__Compact cp = RV__COMPACT__INIT;
+    Rv__Command *cmds[1] = {&cmd};
+    cmd.body_case = RV__COMMAND__BODY_COMPACT;
+    cmd.compact = &cp;
+    if (gw__stamp(c, &cmd) != 0)
+        return;
+    const Rv__Response *r = gw__write(c, cmds, 1);
+    if (r != NULL)
+        gw_reply_json(c->x, 202,
+                      json_pack("{s:I}", "index", (json_int_t)r->index));
 }

@@ -246,6 +246,7 @@ static const struct gw_route_row gw_routes[] = {
      GW_F_WRITE, 0, gw_retention_delete},
     {"GET", "/api/v2/retention", GW_R_RETENTION, GW_F_READ, 0,
      gw_retention_list},
+    {"POST", "/api/v2/compact", GW_R_COMPACT, GW_F_WRITE, 0, gw_compact},
 /* MLflow REST 2.0 (gateway_mlflow*.c); /ajax-api/2.0/mlflow/ is an
  * alias. Reads answer GET (and POST with a body: searches). */
 #define GW_MLF   "/api/2.0/mlflow/"

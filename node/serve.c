@@ -62,6 +62,8 @@ enum node_key {
     K_CHECK_ENTRIES,
     K_RETENTION_INTERVAL_MS,
     K_MIN_FREE_BYTES,
+    K_COMPACT_MIN_BYTES,
+    K_COMPACT_RATE,
     K_COUNT
 };
 
@@ -119,6 +121,11 @@ static const struct cli_flag node_keys[K_COUNT] = {
     {"min-free-bytes", 1, 0, "RUNVAULT_MIN_FREE_BYTES", "268435456",
      "refuse writes (507) below this much free space on the data disk "
      "(0: no threshold)"},
+    {"compact-min-bytes", 1, 0, "RUNVAULT_COMPACT_MIN_BYTES", "67108864",
+     "the leader proposes a compaction once purges freed this many bytes "
+     "(looked at every retention interval; 0: only when asked)"},
+    {"compact-rate", 1, 0, "RUNVAULT_COMPACT_RATE", "16777216",
+     "bytes per second a compaction reads and writes at most (0: unpaced)"},
 };
 
 struct node_settings {
@@ -552,6 +559,7 @@ node__configure(const struct node_settings *st, struct replica_config *rc,
 {
     uint64_t id, election, heartbeat, sync_ms, snap, segment;
     uint64_t check_ms, check_entries, retention_ms, min_free;
+    uint64_t compact_min, compact_rate;
     enum rv_log_level level;
     memset(rc, 0, sizeof *rc);
     if (node__u64(st, K_ID, 1, UINT32_MAX, &id) != 0 ||
@@ -565,7 +573,10 @@ node__configure(const struct node_settings *st, struct replica_config *rc,
         node__u64(st, K_CHECK_ENTRIES, 0, UINT32_MAX, &check_entries) != 0 ||
         node__u64(st, K_RETENTION_INTERVAL_MS, 0, 86400000, &retention_ms) !=
             0 ||
-        node__u64(st, K_MIN_FREE_BYTES, 0, (uint64_t)1 << 50, &min_free) != 0)
+        node__u64(st, K_MIN_FREE_BYTES, 0, (uint64_t)1 << 50, &min_free) != 0 ||
+        node__u64(st, K_COMPACT_MIN_BYTES, 0, (uint64_t)1 << 50,
+                  &compact_min) != 0 ||
+        node__u64(st, K_COMPACT_RATE, 0, (uint64_t)1 << 40, &compact_rate) != 0)
         return RV_EXIT_USAGE;
     if (rv_log_level_parse(st->v[K_LOG_LEVEL], &level) != 0 ||
         replica_durability_parse(st->v[K_DURABILITY], &rc->durability) != 0) {
@@ -622,6 +633,8 @@ node__configure(const struct node_settings *st, struct replica_config *rc,
     rc->check_entries = check_entries;
     rc->retention_interval_ms = retention_ms;
     rc->min_free_bytes = min_free;
+    rc->compact_min_bytes = compact_min;
+    rc->compact_rate = compact_rate;
     rc->log = &n->log;
     return RV_EXIT_OK;
 }
@@ -808,6 +821,7 @@ rv_cmd_serve(int argc, char **argv)
     fetcher.tls = n.tls;
     fetcher.token = n.node_token[0] != '\0' ? n.node_token : NULL;
     rc.fetch = rvc_fetch;
+    rc.fetch_image = rvc_fetch_image;
     rc.fetch_data = &fetcher;
 
     int lock_fd = -1;

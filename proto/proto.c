@@ -188,6 +188,8 @@ proto_command_name(const Rv__Command *cmd)
         return "retention_sweep";
     case RV__COMMAND__BODY_CHECK:
         return "check";
+    case RV__COMMAND__BODY_COMPACT:
+        return "compact";
     case RV__COMMAND__BODY__NOT_SET:
     default:
         return "empty";

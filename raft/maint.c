@@ -1,7 +1,7 @@
-/* The leader's periodic proposals (DESIGN §12): retention sweeps and
- * divergence check points. Both are commands of the node (no token; the
- * RPC door refuses them from clients), stamped with the leader's clock
- * when proposed; apply decides everything from that stamp and the
+/* The leader's periodic proposals (DESIGN §12): retention sweeps,
+ * divergence check points and compactions. Both are commands of the node (no
+ * token; the RPC door refuses them from clients), stamped with the leader's
+ * clock when proposed; apply decides everything from that stamp and the
  * replicated state. At most one of them is in flight at a time, and none
  * is proposed on an idle cluster: a check needs an entry applied since
  * the last one, a sweep needs a run to trash or purge (store_retention_due,
@@ -124,6 +124,35 @@ replica__maint_sweep(struct replica *r, uint64_t now_ms)
     replica__maint_propose(r, &cmd, "retention sweep");
 }
 
+/* A compaction every retention interval at most, once the bytes purged
+ * since the last one reach compact_min_bytes. */
+static int
+replica__maint_compact(struct replica *r, uint64_t now_ms)
+{
+    char errmsg[RV_ERRMSG_SIZE];
+    struct store_read *rd;
+    uint64_t reclaim = 0;
+    if (r->compact_min_bytes == 0 || r->retention_interval_ms == 0 ||
+        now_ms - r->compact_last_ms < r->retention_interval_ms)
+        return 0;
+    r->compact_last_ms = now_ms;
+    if (store_read_begin(r->store, STORE_EVERY_TEAM, &rd, errmsg) != RV_OK)
+        return 0;
+    store_reclaimable_bytes(rd, &reclaim);
+    store_read_end(rd);
+    if (reclaim < r->compact_min_bytes)
+        return 0;
+    Rv__Command cmd = RV__COMMAND__INIT;
+    Rv__Compact c = RV__COMPACT__INIT;
+    cmd.body_case = RV__COMMAND__BODY_COMPACT;
+    cmd.compact = &c;
+    rv_logf(r->log, RV_LOG_INFO, "replica",
+            "proposing a compaction: %llu bytes purged since the last",
+            (unsigned long long)reclaim);
+    replica__maint_propose(r, &cmd, "compaction");
+    return 1;
+}
+
 void
 replica__maint_tick(struct replica *r)
 {
@@ -132,11 +161,12 @@ replica__maint_tick(struct replica *r)
         /* A new leader counts its intervals from when it starts serving. */
         r->check_last_ms = now_ms;
         r->sweep_last_ms = now_ms;
+        r->compact_last_ms = now_ms;
         r->check_last_index = store_applied_index(r->store);
         return;
     }
     if (r->is_stopping || r->is_closing || r->is_maint_busy)
         return;
-    if (!replica__maint_check(r, now_ms))
+    if (!replica__maint_check(r, now_ms) && !replica__maint_compact(r, now_ms))
         replica__maint_sweep(r, now_ms);
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void
 raftfsm_note_busy(struct raftfsm *f, const char *what, uint64_t t0_ns)
@@ -177,9 +178,15 @@ raftfsm__snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
     if (f->is_failed)
         return RAFT_IOERR;
     uint64_t vlog_bytes = store_vlog_bytes(f->store);
-    if (f->snapshot_bytes > 0 &&
+    /* A compaction finished since the last snapshot: take one now, so
+     * raft drops the log prefix that still holds the removed commands. */
+    struct store_compact_info ci;
+    store_compact_info(f->store, &ci);
+    int is_compacted = ci.checkpoint_index > f->compact_at_snapshot;
+    if (f->snapshot_bytes > 0 && !is_compacted &&
         vlog_bytes - f->vlog_bytes_at_snapshot < f->snapshot_bytes)
         return RAFT_BUSY;
+    f->compact_at_snapshot = ci.checkpoint_index;
     uint64_t t0 = rv_clock_mono_ns();
     int rc = store_sync(f->store, f->errmsg);
     raftfsm_note_busy(f, "snapshot sync", t0);
@@ -248,6 +255,90 @@ raftfsm__apply_fetched(struct raftfsm *f, const uint8_t *p, size_t len,
     return RV_OK;
 }
 
+/* Before fetching records: when the source's records up to its
+ * compaction checkpoint ck are compacted and this store is behind ck,
+ * fetch the image, the (compacted) records up to ck as they are, and
+ * install the image as this store's checkpoint. RV_OK also when there is
+ * nothing to do. */
+static int
+raftfsm__catch_up_image(struct raftfsm *f, const char *addr, struct rv_buf *buf,
+                        char *errmsg)
+{
+    uint64_t applied = store_applied_index(f->store), ck = 0, total = 0;
+    if (f->fetch_image == NULL)
+        return RV_OK;
+    rv_buf_reset(buf);
+    int rc = f->fetch_image(f->fetch_data, addr, 0, buf, &ck, &total, errmsg);
+    if (rc != RV_OK || ck <= applied || total == 0)
+        return rc;
+    char path[4096];
+    store_image_part_path(f->store, path, sizeof path);
+    FILE *out = fopen(path, "wbe");
+    if (out == NULL) {
+        rv_errmsg_printf(errmsg, "create %s", path);
+        return RV_EIO;
+    }
+    rv_logf(f->log, RV_LOG_INFO, "raftfsm",
+            "catch-up: %s is compacted at %llu (this store is at %llu): "
+            "fetching its image of %llu bytes",
+            addr, (unsigned long long)ck, (unsigned long long)applied,
+            (unsigned long long)total);
+    uint64_t off = 0;
+    while (rc == RV_OK) {
+        if (buf->len == 0 || fwrite(buf->data, 1, buf->len, out) != buf->len) {
+            rv_errmsg_printf(errmsg, "image from %s: %s at offset %llu", addr,
+                             buf->len == 0 ? "no bytes" : "write failed",
+                             (unsigned long long)off);
+            rc = buf->len == 0 ? RV_EUNAVAILABLE : RV_EIO;
+            break;
+        }
+        off += buf->len;
+        if (off >= total)
+            break;
+        uint64_t ck2 = 0, t2 = 0;
+        rv_buf_reset(buf);
+        rc = f->fetch_image(f->fetch_data, addr, off, buf, &ck2, &t2, errmsg);
+        if (rc == RV_OK && (ck2 != ck || t2 != total)) {
+            rv_errmsg_printf(errmsg, "%s compacted again meanwhile", addr);
+            rc = RV_EUNAVAILABLE;
+        }
+    }
+    if (fflush(out) != 0 || fsync(fileno(out)) != 0)
+        rc = rc == RV_OK ? RV_EIO : rc;
+    fclose(out);
+    /* The records up to ck, as the source holds them (compacted). */
+    for (uint64_t next = applied + 1; rc == RV_OK && next <= ck;) {
+        rv_buf_reset(buf);
+        rc = f->fetch(f->fetch_data, addr, next, ck, buf, errmsg);
+        const uint8_t *p = buf->data;
+        size_t len = buf->len;
+        uint64_t before = next;
+        while (rc == RV_OK && len >= STORE_FETCH_RECORD_HEADER) {
+            uint64_t at = rv_get_be64(p);
+            size_t n = rv_get_be32(p + 8);
+            if (n > len - STORE_FETCH_RECORD_HEADER) {
+                rc = RV_EMALFORMED;
+                break;
+            }
+            if (at >= next && at <= ck) {
+                rc = store_append_raw(f->store, at,
+                                      p + STORE_FETCH_RECORD_HEADER, n, errmsg);
+                next = at + 1;
+            }
+            p += STORE_FETCH_RECORD_HEADER + n;
+            len -= STORE_FETCH_RECORD_HEADER + n;
+        }
+        if (rc == RV_OK && next == before) {
+            rv_errmsg_printf(errmsg, "%s sent no records from %llu", addr,
+                             (unsigned long long)next);
+            rc = RV_EUNAVAILABLE;
+        }
+    }
+    if (rc == RV_OK)
+        rc = store_install_image(f->store, path, errmsg);
+    return rc;
+}
+
 static int
 raftfsm__is_remote_error(int rc)
 {
@@ -278,6 +369,14 @@ raftfsm_catch_up(struct raftfsm *f, uint64_t index,
             rv_clock_sleep_ms(200);
         }
         if (f->self_addr != NULL && strcmp(addr, f->self_addr) == 0)
+            continue;
+        /* Across a compaction: the source's image first. */
+        rc = raftfsm__catch_up_image(f, addr, &buf, errmsg);
+        if (rc != RV_OK && !raftfsm__is_remote_error(rc)) {
+            rv_buf_free(&buf);
+            return rc; /* A local fault. */
+        }
+        if (rc != RV_OK)
             continue;
         /* Stream from this source while it makes progress. */
         for (;;) {
@@ -338,7 +437,9 @@ raftfsm__restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     uint64_t t0 = rv_clock_mono_ns();
     int rc = raftfsm_catch_up(f, d.index, d.sources, d.n_sources, f->errmsg);
     raftfsm_note_busy(f, "restore catch-up", t0);
-    if (rc == RV_OK) {
+    /* Past the descriptor (an image beyond it was installed): its digest
+     * is of an earlier index. */
+    if (rc == RV_OK && store_applied_index(f->store) == d.index) {
         store_digest(f->store, digest);
         if (memcmp(digest, d.digest, sizeof digest) != 0) {
             rv_errmsg_printf(f->errmsg,

@@ -49,6 +49,14 @@ struct raftfsm_result {
 typedef int (*raftfsm_fetch_fn)(void *data, const char *addr, uint64_t from,
                                 uint64_t to, struct rv_buf *out, char *errmsg);
 
+/* Append to out the bytes of the compaction image of the vlog at addr from
+ * offset (at most about RAFTFSM_FETCH_BYTES); *image_index is that
+ * vlog's checkpoint (0: never compacted, then nothing is appended) and
+ * *total the image's size. Blocking, bounded in time. */
+typedef int (*raftfsm_image_fn)(void *data, const char *addr, uint64_t offset,
+                                struct rv_buf *out, uint64_t *image_index,
+                                uint64_t *total, char *errmsg);
+
 struct raftfsm_descriptor {
     uint64_t index;
     uint8_t digest[STORE_DIGEST_BYTES];
@@ -68,11 +76,13 @@ struct raftfsm {
     /* Set by the owner before raft_start (all optional). */
     const char *self_addr; /* This node's fetch address, first source. */
     raftfsm_fetch_fn fetch;
+    raftfsm_image_fn fetch_image; /* NULL: no catch-up across compaction. */
     void *fetch_data;
     uint64_t snapshot_bytes; /* Snapshot once the vlog grew by this. */
     unsigned catch_up_secs;  /* Give up a catch-up after this (default 60). */
     /* Figures. */
     uint64_t vlog_bytes_at_snapshot;
+    uint64_t compact_at_snapshot; /* The checkpoint at the last snapshot. */
     uint64_t n_snapshots, n_restores_kept, n_catch_ups, n_fetched_records;
     /* The longest piece of work done on the loop thread (apply, snapshot,
      * restore, and the owner's own through raftfsm_note_busy) since the

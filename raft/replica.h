@@ -114,10 +114,16 @@ struct replica_config {
      * or check_interval_ms, a retention sweep every retention_interval_ms
      * when one is due. serve sets the defaults. */
     uint64_t check_interval_ms, check_entries, retention_interval_ms;
+    /* Compaction: the leader proposes one when the bytes purged since the
+     * last reach compact_min_bytes (0: only when asked), looked at every
+     * retention_interval_ms; a node rewrites at most compact_rate bytes/s
+     * (0: unpaced). */
+    uint64_t compact_min_bytes, compact_rate;
     /* Writes are refused (RV_ENOSPACE) while the data dir's file system
      * has less free space than this; 0 = no threshold. */
     uint64_t min_free_bytes;
     raftfsm_fetch_fn fetch; /* Catch-up from peers (rpc/). */
+    raftfsm_image_fn fetch_image;
     void *fetch_data;
     /* Raft peer traffic over mutually authenticated TLS
      * (raft/transport_tls.h); NULL: plain TCP (raft_uv_tcp). Copied. */

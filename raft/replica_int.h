@@ -116,6 +116,7 @@ struct replica {
     /* The leader's periodic proposals (maint.c). */
     uint64_t check_interval_ms, check_entries, retention_interval_ms;
     uint64_t check_last_ms, check_last_index, sweep_last_ms;
+    uint64_t compact_min_bytes, compact_last_ms;
     int is_maint_busy;
     uint64_t min_free_bytes, disk_free_bytes, disk_checked_ms;
     int is_disk_low;

@@ -353,6 +353,7 @@ replica__new(const struct replica_config *cfg)
     r->check_interval_ms = cfg->check_interval_ms;
     r->check_entries = cfg->check_entries ? cfg->check_entries : UINT64_MAX;
     r->retention_interval_ms = cfg->retention_interval_ms;
+    r->compact_min_bytes = cfg->compact_min_bytes;
     r->min_free_bytes = cfg->min_free_bytes;
     if (r->data_dir == NULL) {
         replica__free(r);
@@ -379,6 +380,7 @@ replica__open_store(struct replica *r, const struct replica_config *cfg,
     raftfsm_init(&r->fsm, r->store, cfg->log);
     r->fsm.self_addr = r->rpc_addr;
     r->fsm.fetch = cfg->fetch;
+    r->fsm.fetch_image = cfg->fetch_image;
     r->fsm.fetch_data = cfg->fetch_data;
     r->fsm.snapshot_bytes =
         cfg->snapshot_bytes ? cfg->snapshot_bytes : REPLICA_DEFAULT_SNAPSHOT;
@@ -457,6 +459,11 @@ replica_start(struct replica **out, const struct replica_config *cfg,
         replica__abort(r);
         return rc;
     }
+    /* Without its compaction thread the node still serves and applies
+     * compact entries; it only keeps the bytes. */
+    if (store_compact_start(r->store, cfg->compact_rate, errmsg) != RV_OK)
+        rv_logf(r->log, RV_LOG_WARN, "replica",
+                "no compaction on this node: %s", errmsg);
     /* Without its check thread the node still serves, unchecked. */
     if (store_check_start(r->store, errmsg) != RV_OK)
         rv_logf(r->log, RV_LOG_WARN, "replica",

@@ -30,6 +30,8 @@ rpc__node_status(Rv__NodeStatus *ns, const struct replica_member *m,
  * known members, or are static. */
 struct rpc__status_answer {
     Rv__NodeStatus self;
+    Rv__CompactInfo compact;
+    struct store_compact_info ci;
     char raft_addr[CONTRACT_MAX_ADDR_BYTES + 1];
     char digest_hex[2 * STORE_DIGEST_BYTES + 1];
 };
@@ -55,7 +57,34 @@ rpc__status_store(struct rpc_caller *c, struct rpc__status_answer *a)
     store_read_digest(rd, digest);
     store_digest_hex(digest, a->digest_hex);
     a->self.digest = a->digest_hex;
+    /* Compaction: this node's job, and the bytes purged since the last
+     * (replicated, the same on every node at one index). */
+    Rv__CompactInfo *ci = &a->compact;
+    rv__compact_info__init(ci);
+    store_reclaimable_bytes(rd, &ci->reclaimable_bytes);
     store_read_end(rd);
+    ci->has_reclaimable_bytes = 1;
+    store_compact_info(replica_store(c->s->rep), &a->ci);
+    ci->has_checkpoint_index = 1;
+    ci->checkpoint_index = a->ci.checkpoint_index;
+    ci->has_requested_index = 1;
+    ci->requested_index = a->ci.requested_index;
+    ci->has_n_done = 1;
+    ci->n_done = a->ci.n_done;
+    ci->has_bytes_rewritten = 1;
+    ci->bytes_rewritten = a->ci.bytes_rewritten;
+    ci->has_bytes_freed = 1;
+    ci->bytes_freed = a->ci.bytes_freed;
+    ci->has_image_bytes = 1;
+    ci->image_bytes = a->ci.image_bytes;
+    ci->has_last_code = 1;
+    ci->last_code = (uint32_t)a->ci.last_code;
+    ci->last_error = a->ci.last_error[0] != '\0' ? a->ci.last_error : NULL;
+    ci->has_vlog_disk_bytes = 1;
+    ci->vlog_disk_bytes = a->ci.vlog_disk_bytes;
+    ci->has_is_running = 1;
+    ci->is_running = a->ci.is_running != 0;
+    a->self.compact = ci;
 }
 
 void

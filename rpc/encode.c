@@ -659,6 +659,24 @@ rpc__fetch(struct store *st, const Rv__FetchRequest *f, struct rpc_reply *rp)
         return;
     }
     rv_buf_init(&a->records);
+    uint64_t ck = store_checkpoint_index(st), total = 0;
+    rp->resp.has_image_index = 1;
+    rp->resp.image_index = ck;
+    if (f->has_want_image && f->want_image) {
+        /* A chunk of the compaction image (catch-up across a compaction). */
+        int rc = store_image_read(st, ck, f->image_offset, max, &a->records,
+                                  &total, errmsg);
+        if (rc != RV_OK) {
+            rpc__fail(rp, rc, errmsg);
+            return;
+        }
+        rp->resp.has_image = 1;
+        rp->resp.image.data = a->records.data;
+        rp->resp.image.len = a->records.len;
+        rp->resp.has_image_bytes = 1;
+        rp->resp.image_bytes = total;
+        return;
+    }
     int rc = store_fetch_records(st, f->from_index,
                                  f->has_to_index ? f->to_index : 0, max,
                                  &a->records, &last, errmsg);

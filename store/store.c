@@ -279,7 +279,7 @@ store__meta_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *out,
     return RV_OK;
 }
 
-static int
+int
 store__meta_load(struct store *s, char *errmsg)
 {
     MDB_txn *txn;
@@ -491,6 +491,8 @@ store_open(struct store **out, const struct store_config *cfg, char *errmsg)
     s->marker_fd = -1;
     pthread_mutex_init(&s->chk.lock, NULL);
     pthread_cond_init(&s->chk.cond, NULL);
+    pthread_mutex_init(&s->cmp.lock, NULL);
+    pthread_cond_init(&s->cmp.cond, NULL);
     store__boot_id(cfg, s->boot_id);
     s->dir = strdup(cfg->dir);
     if (s->dir == NULL) {
@@ -501,10 +503,21 @@ store_open(struct store **out, const struct store_config *cfg, char *errmsg)
     if (rc == RV_OK)
         rc = store__marker_open(s, errmsg);
     char why[320] = "";
+    struct vlog_checkpoint ck;
+    memset(&ck, 0, sizeof ck);
+    if (rc == RV_OK)
+        vlog_checkpoint(s->vlog, &ck);
     int is_ahead = rc == RV_OK && s->applied_index > vlog_last_index(s->vlog);
     int is_unsynced = rc == RV_OK && !is_ahead &&
                       store__marker_says_rebuild(s, why, sizeof why);
-    if (is_ahead || is_unsynced) {
+    int is_behind = rc == RV_OK && !is_ahead && !is_unsynced &&
+                    s->applied_index > 0 && s->applied_index < ck.index;
+    if (is_behind)
+        snprintf(why, sizeof why,
+                 "is behind the vlog's compaction checkpoint at %llu (the "
+                 "records before it are compacted and cannot be replayed)",
+                 (unsigned long long)ck.index);
+    if (is_ahead || is_unsynced || is_behind) {
         /* The index got ahead of the archive (an OS crash lost the vlog's
          * unsynced tail but not LMDB's), or it was written after the last
          * sync of an earlier boot, or it is not the one the last sync
@@ -521,6 +534,17 @@ store_open(struct store **out, const struct store_config *cfg, char *errmsg)
         rc = store__index_remove(cfg->dir, errmsg);
         if (rc == RV_OK)
             rc = store__open_parts(s, cfg, "index.mdb", errmsg);
+        s->is_rebuilt = 1;
+    }
+    if (rc == RV_OK && ck.index > 0 && s->applied_index < ck.index) {
+        /* An empty index over a compacted vlog starts from the image. */
+        char vdir[4096];
+        snprintf(vdir, sizeof vdir, "%s/vlog", cfg->dir);
+        rv_logf(s->log, RV_LOG_INFO, "store",
+                "loading the index image of the compaction checkpoint at "
+                "%llu, then replaying the records after it",
+                (unsigned long long)ck.index);
+        rc = store__image_load(s, vdir, &ck, errmsg);
         s->is_rebuilt = 1;
     }
     if (rc == RV_OK)
@@ -550,9 +574,12 @@ store_close(struct store *s)
     if (s == NULL)
         return;
     store__check_stop(s);
+    store__compact_stop(s);
     store__close_parts(s);
     pthread_mutex_destroy(&s->chk.lock);
     pthread_cond_destroy(&s->chk.cond);
+    pthread_mutex_destroy(&s->cmp.lock);
+    pthread_cond_destroy(&s->cmp.cond);
     if (s->marker_fd >= 0)
         close(s->marker_fd);
     free(s->scratch_order);
@@ -787,9 +814,23 @@ store__replay_scratch(const char *dir, const char *name, uint64_t stop_index,
         return RV_ENOMEM;
     s->log = log;
     s->marker_fd = -1;
+    pthread_mutex_init(&s->chk.lock, NULL);
+    pthread_cond_init(&s->chk.cond, NULL);
+    pthread_mutex_init(&s->cmp.lock, NULL);
+    pthread_cond_init(&s->cmp.cond, NULL);
     struct store_config cfg = {dir, 0, 0, log, NULL};
     int rc = store__open_parts(s, &cfg, name, errmsg);
     uint64_t n;
+    struct vlog_checkpoint ck;
+    if (rc == RV_OK)
+        vlog_checkpoint(s->vlog, &ck);
+    if (rc == RV_OK && ck.index > 0) {
+        /* The compacted prefix is the image: its content hash is checked
+         * as it loads; the chained digest is checked after it. */
+        char vdir[4096];
+        snprintf(vdir, sizeof vdir, "%s/vlog", dir);
+        rc = store__image_load(s, vdir, &ck, errmsg);
+    }
     if (rc == RV_OK)
         rc = store__replay(s, stop_index, &n, errmsg);
     memcpy(digest, s->digest, STORE_DIGEST_BYTES);

@@ -483,6 +483,48 @@ struct store_check_info {
     uint64_t n_hashed, n_compared;
 };
 
+/* ---- Compaction (store_compact.c; ARCHITECTURE.md "Compaction") ------- */
+
+struct store_compact_info {
+    uint64_t checkpoint_index; /* The vlog's checkpoint (0: none). */
+    uint64_t requested_index;  /* The last compact entry applied here. */
+    uint64_t n_done, bytes_rewritten, bytes_freed, image_bytes;
+    uint64_t vlog_disk_bytes; /* Allocated bytes of the segment files. */
+    int last_code, is_running;
+    char last_error[RV_ERRMSG_SIZE];
+};
+
+/* Start the thread that runs a compaction after each compact entry,
+ * rewriting at most rate_bytes_s bytes per second (0: unpaced). A store
+ * without it applies compact entries and compacts nothing. */
+int store_compact_start(struct store *s, uint64_t rate_bytes_s, char *errmsg);
+/* Wait up to timeout_ms for the compaction of index (or a later one) to
+ * finish; its RV_* code, RV_ETIMEDOUT. Any thread. */
+int store_compact_wait(struct store *s, uint64_t index, unsigned timeout_ms);
+void store_compact_info(struct store *s, struct store_compact_info *out);
+/* Bytes of use purged since the last compaction (replicated). */
+int store_reclaimable_bytes(struct store_read *r, uint64_t *out);
+/* Catch-up across a compaction (raft/raftfsm.c). The vlog's checkpoint
+ * index (0: none). */
+uint64_t store_checkpoint_index(struct store *s);
+/* Up to max bytes of the image of checkpoint index from offset, appended
+ * to out; *total its size. RV_ENOTFOUND when index is not the current
+ * checkpoint (a later compaction replaced it). Any thread. */
+int store_image_read(struct store *s, uint64_t index, uint64_t offset,
+                     size_t max, struct rv_buf *out, uint64_t *total,
+                     char *errmsg);
+/* Append a fetched record to the vlog without materialising it (records
+ * up to a checkpoint whose image follows). Writer thread. */
+int store_append_raw(struct store *s, uint64_t index, const void *payload,
+                     size_t n, char *errmsg);
+/* Take the image at path (a whole image file, its checkpoint at or
+ * below the vlog's last index) as this store's checkpoint: moved into
+ * the vlog, the manifest committed, the index replaced by the image.
+ * Writer thread. */
+int store_install_image(struct store *s, const char *path, char *errmsg);
+/* The path where a catch-up writes an image being fetched. */
+void store_image_part_path(struct store *s, char *out, size_t size);
+
 /* Start the thread that hashes the index at check entries (a serving
  * node; offline tools never hash). */
 int store_check_start(struct store *s, char *errmsg);

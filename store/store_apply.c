@@ -71,6 +71,8 @@ store__dispatch_body(struct store_wctx *w, const Rv__Command *cmd,
         return store__retention_sweep(w, cmd->retention_sweep, cmd_no);
     case RV__COMMAND__BODY_CHECK:
         return store__check_apply(w, cmd->check);
+    case RV__COMMAND__BODY_COMPACT:
+        return store__compact_apply(w, ptr);
     case RV__COMMAND__BODY__NOT_SET:
     default:
         rv_errmsg_printf(w->errmsg, "empty command");
@@ -369,6 +371,16 @@ store__materialise(struct store *s, uint64_t index, const uint8_t *payload,
         return RV_EIO;
     if (!is_malformed && proto_batch_decode(payload, n, &batch, why) != RV_OK)
         is_malformed = 1;
+    if (!is_malformed && batch->n_pad > 0) {
+        /* A compacted record is never replayed: the checkpoint's image
+         * stands for every record up to it (store_compact.c). */
+        rv_errmsg_printf(errmsg,
+                         "vlog record %llu was compacted: only the "
+                         "compaction checkpoint's image can stand for it",
+                         (unsigned long long)index);
+        proto_batch_free(batch);
+        return RV_ECORRUPT;
+    }
     if (!is_malformed && batch->n_commands > CONTRACT_MAX_COMMANDS_PER_BATCH) {
         snprintf(why, sizeof why, "batch of %zu commands exceeds %d",
                  batch->n_commands, CONTRACT_MAX_COMMANDS_PER_BATCH);
@@ -422,12 +434,14 @@ store__materialise(struct store *s, uint64_t index, const uint8_t *payload,
         s->applied_index = index;
         memcpy(s->digest, digest, STORE_DIGEST_BYTES);
         store__check_after_commit(s);
+        store__compact_after_commit(s);
         *results = res;
         *n_results = n_cmds;
     } else {
         s->next_run_num = run_num;
         s->next_series_id = series_id;
         s->check_pending = 0;
+        s->compact_pending = 0;
         free(res);
     }
     XXH3_freeState(entry_hash);

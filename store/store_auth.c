@@ -424,7 +424,12 @@ store__use_release(struct store_wctx *w, const char *team, uint64_t run_num)
     uint8_t k[9] = {'Z'};
     rv_put_be64(k + 1, run_num);
     uint64_t used = store__cnt_get(w->txn, w->s, k, 9);
-    return used > 0 ? store__use_add(w, team, run_num, -(int64_t)used) : RV_OK;
+    if (used == 0)
+        return RV_OK;
+    int rc = store__use_add(w, team, run_num, -(int64_t)used);
+    /* Reclaimable by the next compaction (store_compact.c). */
+    uint8_t rk = STORE_CNT_RECLAIM;
+    return rc == RV_OK ? store__cnt_add(w, &rk, 1, (int64_t)used) : rc;
 }
 
 int

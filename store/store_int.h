@@ -251,6 +251,22 @@ struct store__check {
     uint8_t last_hash[STORE_DIGEST_BYTES];
 };
 
+/* Compaction's state (store_compact.c). lock guards every field. */
+struct store__compact {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    pthread_t thread;
+    int is_started, is_stopping, is_running;
+    uint64_t rate;    /* bytes/s of the rewrite, 0: unpaced */
+    MDB_txn *job_txn; /* The read transaction at job_index, or NULL. */
+    uint64_t job_index;
+    uint32_t job_seg; /* The segment holding job_index's record. */
+    uint64_t requested_index, last_index, done_index, n_done;
+    uint64_t bytes_rewritten, bytes_freed;
+    int last_code;
+    char last_error[RV_ERRMSG_SIZE];
+};
+
 struct store {
     char *dir;
     MDB_env *env;
@@ -271,6 +287,9 @@ struct store {
     int is_dirty; /* Index written since the last sync (marker says so). */
     struct store__check chk;
     uint64_t check_pending; /* A check entry applied (writer thread). */
+    struct store__compact cmp;
+    uint64_t compact_pending; /* A compact entry applied (writer thread). */
+    uint32_t compact_seg;
     /* Scratch reused by apply (writer thread only). */
     uint32_t *scratch_order;
     size_t scratch_cap;
@@ -606,6 +625,29 @@ int store__token_put(struct store_wctx *w, const Rv__TokenPut *t);
 int store__token_del(struct store_wctx *w, const Rv__TokenDel *t);
 int store__node_put(struct store_wctx *w, const Rv__NodePut *n);
 int store__node_del(struct store_wctx *w, const Rv__NodeDel *n);
+
+/* ---- store_compact.c: compaction -------------------------------------- */
+
+/* Counter (cnt table) of the bytes of use purged since the last
+ * compaction. */
+#define STORE_CNT_RECLAIM 'K'
+
+/* The compact command at w->index (its record at ptr). */
+int store__compact_apply(struct store_wctx *w, struct vlog_ptr ptr);
+/* After an entry committed: hand a compaction to the thread. */
+void store__compact_after_commit(struct store *s);
+/* At close: stop the thread. */
+void store__compact_stop(struct store *s);
+/* Load the checkpoint's image into s's empty index (then meta), check
+ * it against the checkpoint's content hash. */
+int store__image_load(struct store *s, const char *vlog_dir,
+                      const struct vlog_checkpoint *ck, char *errmsg);
+/* The vlog_rewrite_fn of compaction (arg: its context). */
+int store__compact_record(void *arg, uint64_t index, struct vlog_ptr ptr,
+                          uint8_t *payload, size_t len, int *is_changed,
+                          char *errmsg);
+/* Load applied index, digest, sequences and time from meta (store.c). */
+int store__meta_load(struct store *s, char *errmsg);
 
 /* ---- store_check.c: the divergence check ------------------------------ */
 

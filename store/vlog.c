@@ -40,9 +40,14 @@ vlog__err_errno(int err, char *errmsg, const char *what, const char *path)
 }
 
 void
-vlog__seg_path(const char *dir, uint32_t number, char *out, size_t size)
+vlog__seg_path(const char *dir, uint32_t number, uint64_t gen, char *out,
+               size_t size)
 {
-    snprintf(out, size, "%s/%08u.seg", dir, number);
+    if (gen == 0)
+        snprintf(out, size, "%s/%08u.seg", dir, number);
+    else
+        snprintf(out, size, "%s/%08u.c%llu.seg", dir, number,
+                 (unsigned long long)gen);
 }
 
 uint32_t
@@ -94,8 +99,8 @@ vlog__write_full(int fd, const struct iovec *iov, int n_iov, uint64_t off)
     return 0;
 }
 
-static int
-vlog_fsync_dir(const char *dir, char *errmsg)
+int
+vlog__fsync_dir(const char *dir, char *errmsg)
 {
     int err = rv_fsync_dir(dir);
     return err == 0 ? RV_OK : vlog__err_errno(err, errmsg, "fsync", dir);
@@ -209,7 +214,7 @@ vlog_seg_create(struct vlog *v, uint32_t number, uint64_t first_index,
 {
     char path[4096];
     uint8_t h[VLOG_SEGMENT_HEADER];
-    vlog__seg_path(v->dir, number, path, sizeof path);
+    vlog__seg_path(v->dir, number, 0, path, sizeof path);
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return vlog__err_errno(errno, errmsg, "create", path);
@@ -219,7 +224,7 @@ vlog_seg_create(struct vlog *v, uint32_t number, uint64_t first_index,
     if (vlog__write_full(fd, &iov, 1, 0) != 0 || fsync(fd) != 0)
         rc = vlog__err_errno(errno, errmsg, "write", path);
     if (rc == RV_OK)
-        rc = vlog_fsync_dir(v->dir, errmsg);
+        rc = vlog__fsync_dir(v->dir, errmsg);
     struct vlog_seg *seg = rc == RV_OK ? calloc(1, sizeof *seg) : NULL;
     if (rc == RV_OK && seg == NULL)
         rc = RV_ENOMEM;
@@ -259,16 +264,24 @@ vlog_open(struct vlog **out, const struct vlog_config *cfg, char *errmsg)
         return RV_ENOMEM;
     }
     pthread_mutex_init(&v->lock, NULL);
+    pthread_rwlock_init(&v->swap, NULL);
     v->segment_bytes = seg_bytes;
     v->log = cfg->log;
     uint32_t *nums = NULL;
+    uint64_t *gens = NULL;
     size_t n = 0;
-    int rc = vlog__list(v->dir, &nums, &n, errmsg);
+    int rc = RV_OK;
+    v->man = calloc(1, sizeof *v->man);
+    if (v->man == NULL)
+        rc = RV_ENOMEM;
+    if (rc == RV_OK)
+        rc = vlog__list(v->dir, 1, v->log, &nums, &gens, &n, v->man, errmsg);
     for (size_t i = 0; rc == RV_OK && i < n; i++)
-        rc = vlog__open_one(v, nums[i], i + 1 == n, errmsg);
+        rc = vlog__open_one(v, nums[i], gens[i], i + 1 == n, errmsg);
     if (rc == RV_OK && n == 0)
         rc = vlog_seg_create(v, 1, 1, errmsg);
     free(nums);
+    free(gens);
     if (rc != RV_OK) {
         vlog_close(v);
         return rc;
@@ -285,7 +298,11 @@ vlog_close(struct vlog *v)
     for (size_t i = 0; i < v->n_segs; i++)
         vlog__seg_free(v->segs[i]);
     free(v->segs);
+    if (v->man != NULL)
+        vlog__manifest_free(v->man);
+    free(v->man);
     pthread_mutex_destroy(&v->lock);
+    pthread_rwlock_destroy(&v->swap);
     free(v->dir);
     free(v);
 }
@@ -305,7 +322,7 @@ vlog_write_record(struct vlog *v, struct vlog_seg *seg, uint64_t index,
     struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)payload, len}};
     if (vlog__write_full(seg->fd, iov, len ? 2 : 1, off) != 0) {
         char path[4096];
-        vlog__seg_path(v->dir, seg->number, path, sizeof path);
+        vlog__seg_path(v->dir, seg->number, seg->gen, path, sizeof path);
         v->is_failed = 1;
         return vlog__err_errno(errno, errmsg, "write", path);
     }
@@ -459,9 +476,9 @@ vlog_seg_find(struct vlog *v, uint32_t number)
     return seg;
 }
 
-int
-vlog_read(struct vlog *v, struct vlog_ptr ptr, struct rv_buf *out,
-          uint64_t *index, char *errmsg)
+static int
+vlog_read_locked(struct vlog *v, struct vlog_ptr ptr, struct rv_buf *out,
+                 uint64_t *index, char *errmsg)
 {
     char path[4096];
     struct vlog_seg *seg = vlog_seg_find(v, ptr.segment);
@@ -475,7 +492,7 @@ vlog_read(struct vlog *v, struct vlog_ptr ptr, struct rv_buf *out,
                          ptr.segment, ptr.offset);
         return RV_ENOTFOUND;
     }
-    vlog__seg_path(v->dir, seg->number, path, sizeof path);
+    vlog__seg_path(v->dir, seg->number, seg->gen, path, sizeof path);
     uint32_t len, type;
     uint64_t idx;
     int rc = vlog__record_read(seg->fd, path, ptr.offset, size, out, &len, &idx,
@@ -489,6 +506,16 @@ vlog_read(struct vlog *v, struct vlog_ptr ptr, struct rv_buf *out,
     }
     if (rc == RV_OK && index != NULL)
         *index = idx;
+    return rc;
+}
+
+int
+vlog_read(struct vlog *v, struct vlog_ptr ptr, struct rv_buf *out,
+          uint64_t *index, char *errmsg)
+{
+    pthread_rwlock_rdlock(&v->swap);
+    int rc = vlog_read_locked(v, ptr, out, index, errmsg);
+    pthread_rwlock_unlock(&v->swap);
     return rc;
 }
 
@@ -515,8 +542,9 @@ vlog_iter_open(struct vlog *v, uint64_t from_index, struct vlog_iter **out,
     return RV_OK;
 }
 
-int
-vlog_iter_next(struct vlog_iter *it, struct vlog_record *rec, char *errmsg)
+static int
+vlog_iter_next_locked(struct vlog_iter *it, struct vlog_record *rec,
+                      char *errmsg)
 {
     struct vlog *v = it->v;
     for (;;) {
@@ -537,7 +565,7 @@ vlog_iter_next(struct vlog_iter *it, struct vlog_record *rec, char *errmsg)
         char path[4096];
         uint32_t len, type;
         uint64_t index;
-        vlog__seg_path(v->dir, seg->number, path, sizeof path);
+        vlog__seg_path(v->dir, seg->number, seg->gen, path, sizeof path);
         int rc = vlog__record_read(seg->fd, path, it->offset, size, &it->buf,
                                    &len, &index, &type, errmsg);
         if (rc != RV_OK)
@@ -555,6 +583,15 @@ vlog_iter_next(struct vlog_iter *it, struct vlog_record *rec, char *errmsg)
         rec->ptr.len = len;
         return RV_OK;
     }
+}
+
+int
+vlog_iter_next(struct vlog_iter *it, struct vlog_record *rec, char *errmsg)
+{
+    pthread_rwlock_rdlock(&it->v->swap);
+    int rc = vlog_iter_next_locked(it, rec, errmsg);
+    pthread_rwlock_unlock(&it->v->swap);
+    return rc;
 }
 
 void

@@ -26,7 +26,10 @@
  * A segment is sealed when the log rotates past it: a VLOG_TYPE_SEAL record
  * (payload: be64 record count, be64 last raft index) is appended, the file
  * is fsynced, the next segment is created and the directory fsynced. Sealed
- * segments are never rewritten.
+ * segments are never rewritten in place: compaction (below) writes a new
+ * file NNNNNNNN.c<C>.seg for segment NNNNNNNN, same length, same record
+ * offsets, the removed bytes zeroed (holes), and switches to it through
+ * the manifest file `compact`.
  *
  * Recovery on open (DESIGN §5): every sealed segment must end with a valid
  * seal record; the newest segment is scanned record by record. A torn tail
@@ -160,5 +163,101 @@ int vlog_verify(const char *dir, uint64_t *n_records, uint64_t *n_segments,
  * A segment removed meanwhile is skipped (RV_OK, *n_bytes 0). */
 int vlog_scrub(const char *dir, uint32_t *cursor, uint64_t *n_bytes,
                char *errmsg);
+
+/* ---- Compaction (vlog_compact.c) ----------------------------------------
+ *
+ * A compaction at raft index C rewrites sealed segments: each record keeps
+ * its offset and length, the bytes of removed commands become zeros (holes
+ * in the new file, given back to the file system). The switch from the old
+ * set to the new one is the rename of the manifest DIR/compact: the new
+ * segment files and the index image DIR/image.<C> are written and fsynced
+ * first, then compact.tmp (written, fsynced), renamed over compact, the
+ * directory fsynced; only then are the old files unlinked. vlog_open (and
+ * every listing) names segments by the manifest, so a crash at any step
+ * leaves the old set (manifest not yet renamed: the new files are removed
+ * at open) or the new one (renamed: the old files are removed at open).
+ *
+ * Manifest layout (integers big-endian):
+ *
+ *   OFFSET  SIZE  FIELD
+ *        0     8  magic "RVCMPMF1"
+ *        8     8  checkpoint index C
+ *       16    16  digest at C (the replicated running digest)
+ *       32    16  content hash of the index at C (store_check's hash)
+ *       48     8  image bytes
+ *       56     4  n: rewritten segments
+ *       60  12*n  be32 segment number, be64 generation (its file's C)
+ *    60+12n    4  CRC-32C of bytes [0, 60+12n) */
+#define VLOG_MANIFEST_NAME "compact"
+
+struct vlog_checkpoint {
+    uint64_t index; /* 0: never compacted. */
+    uint8_t digest[16], content[16];
+    uint64_t image_bytes;
+};
+
+/* The checkpoint of the current segment set. Any thread. */
+void vlog_checkpoint(struct vlog *v, struct vlog_checkpoint *out);
+
+/* The checkpoint of the vlog in dir, read-only (zero when none). Errors:
+ * RV_ECORRUPT (damaged manifest), RV_EIO. */
+int vlog_checkpoint_read(const char *dir, struct vlog_checkpoint *out,
+                         char *errmsg);
+
+/* The path of the index image of checkpoint index in dir. */
+void vlog_image_path(const char *dir, uint64_t index, char *out, size_t size);
+
+/* Bytes the segment files occupy on disk (allocated blocks). Any thread. */
+uint64_t vlog_disk_bytes(struct vlog *v);
+
+/* Test hook: when > 0, the compaction step with this number (counted
+ * from 1 over the image, each new segment, the manifest and each unlink)
+ * stops the compaction as a crash would: RV_EIO, files left as they are.
+ * Returns the number of steps the last compaction took. */
+extern int vlog_compact_crash_at;
+int vlog_compact_steps(void);
+
+/* Count one step; RV_EIO ("crash at step k") when it is the hook's. */
+int vlog_compact_step(char *errmsg);
+
+/* Transform one record's payload in place (same length). Set *is_changed
+ * when a byte changed. Return RV_OK or an error that stops the rewrite. */
+typedef int (*vlog_rewrite_fn)(void *arg, uint64_t index, struct vlog_ptr ptr,
+                               uint8_t *payload, size_t len, int *is_changed,
+                               char *errmsg);
+
+struct vlog_rewrite;
+
+/* Begin a rewrite as checkpoint ck (ck->index is the new generation).
+ * rate_bytes_s paces reading and writing (0: unpaced). Any one thread at
+ * a time (not the writer's business: sealed segments only). */
+int vlog_rewrite_begin(struct vlog *v, const struct vlog_checkpoint *ck,
+                       uint64_t rate_bytes_s, struct vlog_rewrite **out,
+                       char *errmsg);
+
+/* Rewrite sealed segment number through fn: a first pass only reads (and
+ * calls fn on copies); when something changed a second writes the new
+ * file NNNNNNNN.c<C>.seg and fsyncs it. *bytes_freed receives the
+ * allocated bytes it gives back (old minus new). */
+int vlog_rewrite_segment(struct vlog_rewrite *rw, uint32_t number,
+                         vlog_rewrite_fn fn, void *arg, uint64_t *bytes_freed,
+                         char *errmsg);
+
+/* Switch to the new set: manifest (with ck, the rewritten segments and
+ * earlier generations of the others), readers moved to the new files,
+ * old files and the old image unlinked. Frees rw, whatever the outcome.
+ * Errors: RV_EIO, RV_ENOSPACE, RV_ENOMEM (the old set stays, or the new
+ * one if the manifest was renamed). */
+int vlog_rewrite_commit(struct vlog_rewrite *rw, char *errmsg);
+
+/* Free rw, leaving its files as they are (a test's crash). */
+void vlog_rewrite_drop(struct vlog_rewrite *rw);
+
+/* Give up: remove the files written and free rw. NULL is allowed. */
+void vlog_rewrite_abort(struct vlog_rewrite *rw);
+
+/* Bytes read and written by rw so far. */
+void vlog_rewrite_bytes(const struct vlog_rewrite *rw, uint64_t *read,
+                        uint64_t *written);
 
 #endif /* RV_STORE_VLOG_H */

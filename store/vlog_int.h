@@ -30,6 +30,7 @@
  * last one. */
 struct vlog_seg {
     uint32_t number;
+    uint64_t gen; /* 0: NNNNNNNN.seg; else NNNNNNNN.c<gen>.seg (compacted). */
     uint64_t first_index;
     int fd;
     _Atomic uint64_t size; /* Bytes of whole records (published). */
@@ -40,6 +41,10 @@ struct vlog {
     uint64_t segment_bytes;
     const struct rv_log *log;
     pthread_mutex_t lock; /* Guards segs/n_segs against the reader threads. */
+    /* Held shared by a reader while it uses a segment's fd, exclusively by
+     * a compaction swapping segments (vlog_compact.c). */
+    pthread_rwlock_t swap;
+    struct vlog_manifest *man; /* The compaction manifest (never NULL). */
     struct vlog_seg **segs;
     size_t n_segs, cap_segs;
     uint64_t last_index;   /* Writer's view. */
@@ -53,8 +58,10 @@ struct vlog {
  * ENOSPC/EDQUOT, else RV_EIO. */
 int vlog__err_errno(int err, char *errmsg, const char *what, const char *path);
 
-/* The path of segment number in dir, into out (size bytes). */
-void vlog__seg_path(const char *dir, uint32_t number, char *out, size_t size);
+/* The path of segment number of generation gen in dir, into out (size
+ * bytes): NNNNNNNN.seg for gen 0, NNNNNNNN.c<gen>.seg after a compaction. */
+void vlog__seg_path(const char *dir, uint32_t number, uint64_t gen, char *out,
+                    size_t size);
 
 /* CRC-32C of a record: header bytes [0,4) and [8,20), then the payload. */
 uint32_t vlog__record_crc(const uint8_t *hdr, const uint8_t *payload, size_t n);
@@ -97,16 +104,42 @@ void vlog__seg_free(struct vlog_seg *seg);
 
 /* ---- Recovery (vlog_recover.c) ----------------------------------------- */
 
-/* Segment numbers found in dir, sorted, into *out (caller frees with
- * free()). Errors: RV_ECORRUPT if a number is missing, RV_EIO,
- * RV_ENOMEM. */
-int vlog__list(const char *dir, uint32_t **out, size_t *n_out, char *errmsg);
+/* The compaction manifest DIR/compact: the checkpoint and the generation
+ * of every rewritten segment (vlog_compact.c draws the layout). */
+struct vlog_manifest {
+    struct vlog_checkpoint ck;
+    size_t n;
+    uint32_t *numbers; /* Sorted. */
+    uint64_t *gens;
+};
+
+/* Read dir's manifest into *m (empty when there is none). Errors:
+ * RV_ECORRUPT (a damaged manifest), RV_EIO, RV_ENOMEM. */
+int vlog__manifest_read(const char *dir, struct vlog_manifest *m, char *errmsg);
+void vlog__manifest_free(struct vlog_manifest *m);
+/* The generation m gives segment number (0 when not listed). */
+uint64_t vlog__manifest_gen(const struct vlog_manifest *m, uint32_t number);
+
+/* The segments of dir, sorted, as the manifest names them: numbers and
+ * generations into *nums and *gens (caller frees both with free()), the
+ * manifest into *m (NULL: not wanted). Files of another generation, a
+ * manifest's temporary file and images other than the checkpoint's are
+ * left overs of a compaction interrupted before or after its commit:
+ * with is_repair they are removed (with a log line, and the directory
+ * fsynced), else ignored. Errors: RV_ECORRUPT if a number is missing or
+ * the manifest is damaged, RV_EIO, RV_ENOMEM. */
+int vlog__list(const char *dir, int is_repair, const struct rv_log *log,
+               uint32_t **nums, uint64_t **gens, size_t *n_out,
+               struct vlog_manifest *m, char *errmsg);
 
 /* Open one existing segment during recovery (vlog_open, oldest first) and
  * add it to v. A sealed segment must end with a valid seal record; the
  * newest is scanned and a torn tail truncated with a warning. Errors:
  * RV_ECORRUPT (file and offset in errmsg), RV_EIO, RV_ENOMEM. */
-int vlog__open_one(struct vlog *v, uint32_t number, int is_newest,
+int vlog__open_one(struct vlog *v, uint32_t number, uint64_t gen, int is_newest,
                    char *errmsg);
+
+/* fsync dir. */
+int vlog__fsync_dir(const char *dir, char *errmsg);
 
 #endif /* RV_STORE_VLOG_INT_H */

@@ -19,73 +19,13 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-/* ---- Segment list ------------------------------------------------------ */
-
 static int
-vlog_cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-int
-vlog__list(const char *dir, uint32_t **out, size_t *n_out, char *errmsg)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return vlog__err_errno(errno, errmsg, "opendir", dir);
-    uint32_t *nums = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *e;
-    int rc = RV_OK;
-    while ((e = readdir(d)) != NULL) {
-        const char *name = e->d_name;
-        if (strlen(name) != 12 || strcmp(name + 8, ".seg") != 0)
-            continue;
-        char *end;
-        unsigned long num = strtoul(name, &end, 10);
-        if (end != name + 8 || num == 0 || num >= VLOG_MAX_SEGMENTS)
-            continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 16;
-            void *p = realloc(nums, cap * sizeof *nums);
-            if (p == NULL) {
-                rc = RV_ENOMEM;
-                break;
-            }
-            nums = p;
-        }
-        nums[n++] = (uint32_t)num;
-    }
-    closedir(d);
-    if (rc != RV_OK) {
-        free(nums);
-        return rc;
-    }
-    if (n > 1)
-        qsort(nums, n, sizeof *nums, vlog_cmp_u32);
-    for (size_t i = 1; i < n; i++) {
-        if (nums[i] != nums[i - 1] + 1) {
-            rv_errmsg_printf(errmsg,
-                             "%s: segment %08u is missing (found %08u "
-                             "after %08u)",
-                             dir, nums[i - 1] + 1, nums[i], nums[i - 1]);
-            free(nums);
-            return RV_ECORRUPT;
-        }
-    }
-    *out = nums;
-    *n_out = n;
-    return RV_OK;
-}
-
-static int
-vlog_seg_open(const char *dir, uint32_t number, int is_rw,
+vlog_seg_open(const char *dir, uint32_t number, uint64_t gen, int is_rw,
               struct vlog_seg **out, uint64_t *file_size, char *errmsg)
 {
     char path[4096];
     struct stat st;
-    vlog__seg_path(dir, number, path, sizeof path);
+    vlog__seg_path(dir, number, gen, path, sizeof path);
     int fd = open(path, (is_rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
     if (fd < 0)
         return vlog__err_errno(errno, errmsg, "open", path);
@@ -100,6 +40,7 @@ vlog_seg_open(const char *dir, uint32_t number, int is_rw,
         return RV_ENOMEM;
     }
     seg->number = number;
+    seg->gen = gen;
     seg->fd = fd;
     *file_size = (uint64_t)st.st_size;
     *out = seg;
@@ -253,14 +194,15 @@ vlog_seal_check(int fd, const char *path, uint64_t size, uint64_t prev_index,
 /* ---- Recovery at open ------------------------------------------------- */
 
 int
-vlog__open_one(struct vlog *v, uint32_t number, int is_newest, char *errmsg)
+vlog__open_one(struct vlog *v, uint32_t number, uint64_t gen, int is_newest,
+               char *errmsg)
 {
     char path[4096];
     uint64_t size;
     struct vlog_seg *seg;
     uint8_t h[VLOG_SEGMENT_HEADER];
-    vlog__seg_path(v->dir, number, path, sizeof path);
-    int rc = vlog_seg_open(v->dir, number, is_newest, &seg, &size, errmsg);
+    vlog__seg_path(v->dir, number, gen, path, sizeof path);
+    int rc = vlog_seg_open(v->dir, number, gen, is_newest, &seg, &size, errmsg);
     if (rc != RV_OK)
         return rc;
     if (size < VLOG_SEGMENT_HEADER ||
@@ -320,17 +262,18 @@ vlog_verify(const char *dir, uint64_t *n_records, uint64_t *n_segments,
             uint64_t *last_index, uint64_t *torn_bytes, char *errmsg)
 {
     uint32_t *nums = NULL;
+    uint64_t *gens = NULL;
     size_t n = 0;
     uint64_t records = 0, last = 0, torn = 0;
-    int rc = vlog__list(dir, &nums, &n, errmsg);
+    int rc = vlog__list(dir, 0, NULL, &nums, &gens, &n, NULL, errmsg);
     for (size_t i = 0; rc == RV_OK && i < n; i++) {
         char path[4096];
         struct vlog_seg *seg;
         uint64_t size, first;
         uint8_t h[VLOG_SEGMENT_HEADER];
         int is_newest = i + 1 == n;
-        vlog__seg_path(dir, nums[i], path, sizeof path);
-        rc = vlog_seg_open(dir, nums[i], 0, &seg, &size, errmsg);
+        vlog__seg_path(dir, nums[i], gens[i], path, sizeof path);
+        rc = vlog_seg_open(dir, nums[i], gens[i], 0, &seg, &size, errmsg);
         if (rc != RV_OK)
             break;
         if (size < VLOG_SEGMENT_HEADER ||
@@ -365,6 +308,7 @@ vlog_verify(const char *dir, uint64_t *n_records, uint64_t *n_segments,
         vlog__seg_free(seg);
     }
     free(nums);
+    free(gens);
     if (n_records)
         *n_records = records;
     if (n_segments)
@@ -382,13 +326,15 @@ int
 vlog_scrub(const char *dir, uint32_t *cursor, uint64_t *n_bytes, char *errmsg)
 {
     uint32_t *nums = NULL;
+    uint64_t *gens = NULL;
     size_t n = 0;
     *n_bytes = 0;
-    int rc = vlog__list(dir, &nums, &n, errmsg);
+    int rc = vlog__list(dir, 0, NULL, &nums, &gens, &n, NULL, errmsg);
     if (rc != RV_OK)
         return rc;
     if (n < 2) {
         free(nums);
+        free(gens);
         return RV_ENOTFOUND;
     }
     size_t pick = 0; /* The newest, nums[n - 1], is never scrubbed. */
@@ -399,14 +345,16 @@ vlog_scrub(const char *dir, uint32_t *cursor, uint64_t *n_bytes, char *errmsg)
         }
     }
     uint32_t number = nums[pick];
+    uint64_t gen = gens[pick];
     free(nums);
+    free(gens);
     *cursor = number;
     char path[4096];
     struct vlog_seg *seg;
     uint64_t size, first;
     uint8_t h[VLOG_SEGMENT_HEADER];
-    vlog__seg_path(dir, number, path, sizeof path);
-    rc = vlog_seg_open(dir, number, 0, &seg, &size, errmsg);
+    vlog__seg_path(dir, number, gen, path, sizeof path);
+    rc = vlog_seg_open(dir, number, gen, 0, &seg, &size, errmsg);
     if (rc != RV_OK)
         return access(path, F_OK) != 0 && errno == ENOENT ? RV_OK : rc;
     if (size < VLOG_SEGMENT_HEADER ||

@@ -96,7 +96,8 @@ const char cli_usage_summary[] =
     "  quota set      a team's limits of runs, bytes and points/s\n"
     "  whoami         the caller's token id, team and role\n"
     "  audit          the audit log of admin actions\n"
-    "  retention      set | clear | list: per-project retention and trash\n";
+    "  retention      set | clear | list: per-project retention and trash\n"
+    "  compact        reclaim the bytes of purged runs on every node\n";
 
 static const struct cli_command cli_commands[] = {
     {"ls",
@@ -218,6 +219,13 @@ static const struct cli_command cli_commands[] = {
      cli__retention_list,
      "usage: runvault retention list [--team TEAM] [--json]\n"
      "The retention rules a token sees (its team's; all for cluster-admin).\n"},
+    {"compact", CLI_COMMON, 0, 0, cli__compact,
+     "usage: runvault compact\n"
+     "Ask for a compaction (cluster-admin): at its log index every node\n"
+     "writes an image of its index and rewrites its sealed vlog segments\n"
+     "without the commands of purged runs and superseded artifact chunks,\n"
+     "in the background (--compact-rate bytes/s). The leader also asks by\n"
+     "itself once --compact-min-bytes were purged.\n"},
     {"whoami", CLI_READING | CLI_FLAG_BIT(O_JSON), 0, 0, cli__whoami,
      "usage: runvault whoami [--json]\n"
      "The token id, team, role and name the cluster sees for the caller.\n"},

@@ -124,6 +124,7 @@ int cli__admin_read(struct cli *cl, Rv__AdminOp op, const char *team,
 int cli__retention_set(struct cli *cl, const struct cli_args *a);
 int cli__retention_clear(struct cli *cl, const struct cli_args *a);
 int cli__retention_list(struct cli *cl, const struct cli_args *a);
+int cli__compact(struct cli *cl, const struct cli_args *a);
 
 /* ---- The caller's token (cred.c) --------------------------------------- */
 

@@ -1,6 +1,7 @@
-/* runvault retention set|clear|list (DESIGN §12, Appendix B.4): a
- * project's retention rule as one retention_put command, and the rules
- * through an ADMIN_RETENTION read. */
+/* runvault retention set|clear|list and compact (DESIGN §12, Appendix
+ * B.4): a project's retention rule as one retention_put command, the
+ * rules through an ADMIN_RETENTION read, a compaction as one compact
+ * command. */
 #include "base/exit.h"
 #include "base/parse.h"
 #include "node/cli/cli_int.h"
@@ -224,4 +225,23 @@ cli__retention_list(struct cli *cl, const struct cli_args *a)
     }
     rvc_response_free(r);
     return code;
+}
+
+/* runvault compact: one compact command (a cluster-admin); every node
+ * then rewrites its sealed segments in the background. */
+int
+cli__compact(struct cli *cl, const struct cli_args *a)
+{
+    (void)a;
+    Rv__Command cmd = RV__COMMAND__INIT;
+    Rv__Compact cp = RV__COMPACT__INIT;
+    uint64_t index = 0;
+    cmd.body_case = RV__COMMAND__BODY_COMPACT;
+    cmd.compact = &cp;
+    int rc = cli__admin_write(cl, &cmd, &index);
+    if (rc == RV_OK)
+        printf("compaction at index %llu: every node rewrites its sealed "
+               "segments now (GET /api/v2/cluster shows each node)\n",
+               (unsigned long long)index);
+    return cli__admin_done(cl, rc);
 }

@@ -616,26 +616,34 @@ rvc_call(struct rvc *c, const Rv__Request *req, Rv__Response **resp,
     return rc == RV_OK ? RV_ETIMEDOUT : rc;
 }
 
+/* One fetch request fr (its size limit set here) to addr. */
+static int
+rvc__fetch_call(struct rvc_fetcher *f, const char *addr, Rv__FetchRequest *fr,
+                Rv__Response **resp, char *errmsg)
+{
+    Rv__Request req = RV__REQUEST__INIT;
+    fr->has_max_bytes = 1;
+    fr->max_bytes = CONTRACT_MAX_FETCH_BYTES;
+    req.body_case = RV__REQUEST__BODY_FETCH;
+    req.fetch = fr;
+    if (f != NULL && f->token != NULL)
+        req.token = (char *)f->token;
+    return rvc_call_once_tls(addr, f != NULL ? f->tls : NULL, &req,
+                             f != NULL && f->timeout_ms ? f->timeout_ms : 10000,
+                             resp, errmsg);
+}
+
 int
 rvc_fetch(void *data, const char *addr, uint64_t from, uint64_t to,
           struct rv_buf *out, char *errmsg)
 {
     struct rvc_fetcher *f = data;
-    Rv__Request req = RV__REQUEST__INIT;
     Rv__FetchRequest fr = RV__FETCH_REQUEST__INIT;
     Rv__Response *resp = NULL;
     fr.from_index = from;
     fr.has_to_index = 1;
     fr.to_index = to;
-    fr.has_max_bytes = 1;
-    fr.max_bytes = CONTRACT_MAX_FETCH_BYTES;
-    req.body_case = RV__REQUEST__BODY_FETCH;
-    req.fetch = &fr;
-    if (f != NULL && f->token != NULL)
-        req.token = (char *)f->token;
-    int rc = rvc_call_once_tls(
-        addr, f != NULL ? f->tls : NULL, &req,
-        f != NULL && f->timeout_ms ? f->timeout_ms : 10000, &resp, errmsg);
+    int rc = rvc__fetch_call(f, addr, &fr, &resp, errmsg);
     if (rc != RV_OK)
         return rc;
     if (resp->code != RV_OK) {
@@ -644,6 +652,40 @@ rvc_fetch(void *data, const char *addr, uint64_t from, uint64_t to,
         rc = RV_EUNAVAILABLE;
     } else if (resp->has_records) {
         rv_buf_append(out, resp->records.data, resp->records.len);
+        rc = out->is_failed ? RV_ENOMEM : RV_OK;
+    }
+    rvc_response_free(resp);
+    return rc;
+}
+
+int
+rvc_fetch_image(void *data, const char *addr, uint64_t offset,
+                struct rv_buf *out, uint64_t *image_index, uint64_t *total,
+                char *errmsg)
+{
+    struct rvc_fetcher *f = data;
+    Rv__FetchRequest fr = RV__FETCH_REQUEST__INIT;
+    Rv__Response *resp = NULL;
+    *image_index = 0;
+    *total = 0;
+    fr.from_index = 1; /* The door wants one; an image request ignores it. */
+    fr.has_want_image = 1;
+    fr.want_image = 1;
+    fr.has_image_offset = 1;
+    fr.image_offset = offset;
+    int rc = rvc__fetch_call(f, addr, &fr, &resp, errmsg);
+    if (rc != RV_OK)
+        return rc;
+    *image_index = resp->has_image_index ? resp->image_index : 0;
+    if (resp->code == RV_ENOTFOUND && *image_index == 0) {
+        rc = RV_OK; /* Never compacted: nothing to fetch. */
+    } else if (resp->code != RV_OK) {
+        rv_errmsg_printf(errmsg, "%s: %s", addr,
+                         resp->message ? resp->message : "fetch failed");
+        rc = RV_EUNAVAILABLE;
+    } else if (resp->has_image) {
+        *total = resp->has_image_bytes ? resp->image_bytes : 0;
+        rv_buf_append(out, resp->image.data, resp->image.len);
         rc = out->is_failed ? RV_ENOMEM : RV_OK;
     }
     rvc_response_free(resp);

@@ -115,5 +115,9 @@ struct rvc_fetcher {
 };
 int rvc_fetch(void *data, const char *addr, uint64_t from, uint64_t to,
               struct rv_buf *out, char *errmsg);
+/* raftfsm_image_fn over RPC (data: a struct rvc_fetcher). */
+int rvc_fetch_image(void *data, const char *addr, uint64_t offset,
+                    struct rv_buf *out, uint64_t *image_index, uint64_t *total,
+                    char *errmsg);
 
 #endif /* RV_RPC_CLIENT_CLIENT_H */

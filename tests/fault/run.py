@@ -848,7 +848,44 @@ def compare_series(ctx, node, ref):
     return out
 
 
+def nem_compact_kill(ctx, rounds=2):
+    """Runs with 400 KB of log lines each created and purged, a compaction
+    asked, and kill -9 of a follower (first round) or the leader (second)
+    shortly after, while it writes its image or rewrites its segments;
+    restarted, it opens on the old or the new segment set (never a mix)
+    and the end check wants equal digests everywhere."""
+    for r in range(rounds):
+        ld = ctx.c.wait_leader(10)
+        if ld is None:
+            ctx.fail("no leader")
+            return
+        for k in range(6):
+            rid = "cmp%d-%d-%d" % (r, k, random.randrange(1 << 30))
+            skew_call(ctx, ld, "POST", "/api/v2/runs",
+                      {"project": "cmp", "experiment": "e", "run_id": rid})
+            skew_call(ctx, ld, "POST", "/api/v2/runs/%s/logs" % rid, {
+                "lines": [{"timestamp": 1, "stream": "stdout",
+                           "text": "purged %d %s" % (i, "x" * 2000)}
+                          for i in range(200)]})
+            skew_call(ctx, ld, "POST", "/api/v2/runs/%s/delete" % rid, {})
+            skew_call(ctx, ld, "POST", "/api/v2/runs/%s/purge" % rid, {})
+        others = [n for n in ctx.c.running() if n is not ld]
+        victim = ld if r == 1 or not others else random.choice(others)
+        st, doc = skew_call(ctx, ld, "POST", "/api/v2/compact", {})
+        ctx.ev.add("compact", [victim], ld, status=st,
+                   index=(doc or {}).get("index"))
+        if st != 202:
+            ctx.fail("POST /api/v2/compact -> %d %r" % (st, doc))
+        time.sleep(random.uniform(0.02, 0.3))
+        ctx.ev.add("kill", [victim], ld)
+        victim.kill()
+        time.sleep(1.5)
+        ctx.restart(victim)
+        time.sleep(2)
+
+
 NEMESES = {
+    "compact-kill": nem_compact_kill,
     "kill-leader": nem_kill_leader,
     "kill-follower": nem_kill_follower,
     "kill-all": nem_kill_all,
@@ -891,6 +928,8 @@ CI = [
      ["kill-leader", "partition-leader"], 24),
     # Power loss of every node at once (powerfs under the data dirs).
     ("power-cut", "buffered", 3, ["power-cut"], 24),
+    # kill -9 of a follower, then the leader, mid-compaction (~26 s).
+    ("compact-kill", "buffered", 3, ["compact-kill"], 24),
 ]
 
 
@@ -994,7 +1033,7 @@ def run_scenario(args, net, rnd, name, durability, n, nemeses, seconds):
     t_begin = time.monotonic()
     try:
         c = ctx.c
-        if name == "vlog-damage":
+        if name in ("vlog-damage", "compact-kill"):
             c.segment_bytes = 65536
         elif args.soak or args.custom:
             c.segment_bytes = 1 << 20
