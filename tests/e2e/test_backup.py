@@ -231,8 +231,6 @@ class BackupCase(unittest.TestCase):
         self.assertGreaterEqual(len(source), 10)
         with open(os.path.join(out, "manifest.json")) as fh:
             m3 = json.load(fh)
-        st = self.c.cluster_status(0)
-        me = [x for x in st["nodes"] if x["id"] == st["node_id"]][0]
 
         # Restore the quiescent backup into a new 3-node cluster.
         addrs = loopback_addresses(3)
@@ -264,7 +262,6 @@ class BackupCase(unittest.TestCase):
                            {"project": "p0", "experiment": "e",
                             "run_id": "after-restore"}, want=201)
             self.assertGreater(doc["index"], m3["applied_index"])
-            self.assertTrue(me["applied_index"] >= m3["applied_index"])
         finally:
             c2.stop()
 
