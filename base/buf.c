@@ -121,3 +121,14 @@ rv_buf_printf(struct rv_buf *b, const char *fmt, ...)
     }
     va_end(again);
 }
+
+void
+rv_hex(const uint8_t *p, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}

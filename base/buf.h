@@ -32,6 +32,9 @@ void rv_buf_append_be32(struct rv_buf *b, uint32_t v);
 void rv_buf_append_be64(struct rv_buf *b, uint64_t v);
 /* A length-prefixed string: be16 length then the bytes. */
 void rv_buf_append_str16(struct rv_buf *b, const char *s, size_t n);
+/* p[0, n) as lower-case hex into out (2n + 1 bytes, NUL-terminated). */
+void rv_hex(const uint8_t *p, size_t n, char *out);
+
 /* Append printf-formatted text, whole (no length limit, no NUL kept). On
  * a growth failure nothing is appended and is_failed is set. */
 void rv_buf_printf(struct rv_buf *b, const char *fmt, ...)

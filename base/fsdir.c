@@ -1,5 +1,6 @@
 #include "base/fsdir.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -41,4 +42,18 @@ rv_mkdir_durable(const char *path)
     }
     parent[n] = '\0';
     return rv_fsync_dir(parent);
+}
+
+int
+rv_dir_used(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return errno == ENOENT ? 0 : -1;
+    struct dirent *e;
+    int used = 0;
+    while (!used && (e = readdir(d)) != NULL)
+        used = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return used;
 }

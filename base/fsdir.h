@@ -12,4 +12,8 @@ int rv_fsync_dir(const char *dir);
  * the parent's fsync is made durable too. 0, or an errno value. */
 int rv_mkdir_durable(const char *path);
 
+/* 1 if the directory path holds any entry but "." and "..", 0 if it is
+ * empty or absent, -1 if it cannot be read (errno set). */
+int rv_dir_used(const char *path);
+
 #endif

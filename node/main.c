@@ -14,6 +14,7 @@
  * code of the one table, base/exit.h. */
 #include "base/exit.h"
 #include "base/log.h"
+#include "node/backup.h"
 #include "node/cli/cli.h"
 #include "node/cli/flags.h"
 #include "node/defaults.h"
@@ -33,6 +34,8 @@ static const char rv_usage[] =
     "  demo           ingest sample runs into the store, query them, verify\n"
     "  verify         check every vlog record's CRC and recompute the digest\n"
     "  rebuild-index  regenerate the LMDB index from the vlog alone\n"
+    "  verify-backup  check a backup's files and replay it (DIR)\n"
+    "  restore        build a data dir from a backup (DIR --data-dir D)\n"
     "\n"
     "client commands (runvault COMMAND --help for each):\n";
 
@@ -97,6 +100,10 @@ main(int argc, char **argv)
         return rv_cmd_serve(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "cluster") == 0)
         return rv_cmd_cluster(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "verify-backup") == 0)
+        return rv_cmd_verify_backup(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "restore") == 0)
+        return rv_cmd_restore(argc - 2, argv + 2);
     if (argc >= 2 && cli_is_command(argv[1]))
         return cli_main(argc - 1, argv + 1);
     if (rv_maint_parse(argc, argv, &command, &m) != 0) {

@@ -244,8 +244,8 @@ node__u64(const struct node_settings *st, int k, uint64_t min, uint64_t max,
 }
 
 /* "1=IP:PORT,2=IP:PORT" */
-static int
-node__peers(const char *s, struct replica_peer *peers, size_t *n)
+int
+node_parse_peers(const char *s, struct replica_peer *peers, size_t *n)
 {
     *n = 0;
     for (const char *p = s; p != NULL && *p != '\0';) {
@@ -584,7 +584,7 @@ node__configure(const struct node_settings *st, struct replica_config *rc,
                 st->v[K_LOG_LEVEL], st->v[K_DURABILITY]);
         return RV_EXIT_USAGE;
     }
-    if (node__peers(st->v[K_PEERS], peers, &rc->n_peers) != 0) {
+    if (node_parse_peers(st->v[K_PEERS], peers, &rc->n_peers) != 0) {
         fprintf(stderr,
                 "runvault: --peers must look like "
                 "1=IP:PORT,2=IP:PORT,3=IP:PORT, not '%s'\n",

@@ -13,7 +13,14 @@
 #ifndef RV_NODE_SERVE_H
 #define RV_NODE_SERVE_H
 
+#include "raft/replica.h"
+
+#include <stddef.h>
+
 int rv_cmd_serve(int argc, char **argv);
+/* --peers "1=IP:PORT,2=IP:PORT" into peers (at most REPLICA_MAX_PEERS,
+ * ids > 0 and distinct); 0, or -1 if it does not parse. */
+int node_parse_peers(const char *s, struct replica_peer *peers, size_t *n);
 int rv_cmd_cluster(int argc, char **argv);
 
 #endif /* RV_NODE_SERVE_H */

@@ -389,6 +389,8 @@ rpc_request_check(const Rv__Request *req, char *errmsg)
             return RV_EINVAL;
         }
         return RV_OK;
+    case RV__REQUEST__BODY_BACKUP:
+        return rpc__backup_check(req->backup, errmsg);
     case RV__REQUEST__BODY__NOT_SET:
     default:
         rv_errmsg_printf(errmsg, "empty request");
@@ -461,6 +463,9 @@ rpc__handle(struct rpc_caller *c, const Rv__Request *req, struct rpc_reply *rp)
         break;
     case RV__REQUEST__BODY_FETCH:
         rpc__fetch(replica_store(c->s->rep), req->fetch, rp);
+        break;
+    case RV__REQUEST__BODY_BACKUP:
+        rpc__backup(c->s, req->backup, rp);
         break;
     case RV__REQUEST__BODY__NOT_SET:
     default: /* Refused by rpc_request_check. */

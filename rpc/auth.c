@@ -225,6 +225,9 @@ rpc__authorise(const Rv__Request *req, const struct rpc_principal *p,
         return RV_OK; /* Each command is judged at apply. */
     case RV__REQUEST__BODY_FETCH:
         return rpc__need_peer(p, "fetching the log", errmsg);
+    case RV__REQUEST__BODY_BACKUP:
+        return rpc__need(p, RV__ROLE__ROLE_CLUSTER_ADMIN, "taking a backup",
+                         errmsg);
     case RV__REQUEST__BODY_CLUSTER:
         if (req->cluster->op == RV__CLUSTER_OP__CLUSTER_STATUS &&
             !req->cluster->is_notice)

@@ -167,10 +167,17 @@ rpc_server_start(struct rpc_server **out, const char *addr,
     s->rep = rep;
     s->log = log;
     rpc__auth_init(s);
+    if (rpc__backup_init(s) != RV_OK) {
+        rpc__auth_close(s);
+        free(s);
+        return RV_ENOMEM;
+    }
     s->n_workers = n_workers ? n_workers : RPC_DEFAULT_WORKERS;
     snprintf(s->addr, sizeof s->addr, "%s", addr);
     int rv = nng_rep0_open(&s->sock);
     if (rv != 0) {
+        rpc__backup_close(s);
+        rpc__auth_close(s);
         free(s);
         return rvc_err_from_nng(rv, "nng_rep0_open", errmsg);
     }
@@ -183,6 +190,8 @@ rpc_server_start(struct rpc_server **out, const char *addr,
         snprintf(what, sizeof what, "RPC on %s", addr);
         rv_errmsg_wrap(errmsg, what);
         nng_close(s->sock);
+        rpc__backup_close(s);
+        rpc__auth_close(s);
         free(s);
         return rc;
     }
@@ -226,6 +235,7 @@ rpc_server_stop(struct rpc_server *s)
             rpc__caller_close(&w->c);
     }
     free(s->workers);
+    rpc__backup_close(s);
     rpc__auth_close(s);
     free(s);
 }

@@ -94,7 +94,8 @@ struct rpc_server {
     unsigned n_workers;
     char addr[CONTRACT_MAX_ADDR_BYTES + 1]; /* Ours: never a forwarding hop. */
     _Atomic uint64_t n_requests, n_forwarded, n_forward_failed;
-    const struct rvc_tls *tls; /* Borrowed; NULL without TLS. */
+    const struct rvc_tls *tls;   /* Borrowed; NULL without TLS. */
+    struct rpc_backups *backups; /* backup.c */
 };
 
 /* ---- encode.c: replies -------------------------------------------------- */
@@ -135,6 +136,16 @@ int rpc__mlflow_read(struct store_read *rd,
                      struct rpc_reply *rp, char *errmsg);
 /* The store's view of a request's RunView (unset: active runs). */
 enum store_view rpc__run_view(int has, Rv__RunView v);
+
+/* ---- backup.c: the sessions of `runvault backup` ----------------------- */
+struct rpc_backups;
+int rpc__backup_init(struct rpc_server *s);   /* RV_OK or RV_ENOMEM. */
+void rpc__backup_close(struct rpc_server *s); /* Ends every session. */
+/* The door's check of a BackupRequest (bounds, op, names). */
+int rpc__backup_check(const Rv__BackupRequest *b, char *errmsg);
+/* Answer an admitted BackupRequest. */
+void rpc__backup(struct rpc_server *s, const Rv__BackupRequest *q,
+                 struct rpc_reply *rp);
 
 /* Answer a fetch that passed rpc_request_check, from st. */
 void rpc__fetch(struct store *st, const Rv__FetchRequest *f,

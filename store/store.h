@@ -149,6 +149,39 @@ void store_digest(const struct store *s, uint8_t out[STORE_DIGEST_BYTES]);
 /* Lower-case hex of the digest into out[2 * STORE_DIGEST_BYTES + 1]. */
 void store_digest_hex(const uint8_t d[STORE_DIGEST_BYTES], char *out);
 
+/* ---- Backup (store_backup.c) -------------------------------------------
+ * An online backup is the vlog prefix up to one applied index N plus
+ * (N, digest): replaying it rebuilds an index with that digest. */
+
+struct store_backup_file {
+    uint32_t number; /* Segment number. */
+    char name[16];   /* "NNNNNNNN.seg" (in DIR/vlog/). */
+    int fd;          /* Opened at the backup's moment: a segment replaced
+                        later stays readable. */
+    uint64_t bytes;  /* Its bytes up to the end of record N. */
+};
+
+struct store_backup {
+    uint64_t index;
+    uint8_t digest[STORE_DIGEST_BYTES];
+    struct store_backup_file *files; /* Oldest first. */
+    size_t n_files;
+};
+
+/* Pin the applied index and digest of one read transaction and open every
+ * vlog segment holding records up to it; the newest is cut after the
+ * record of that index. Any thread. Free with store_backup_end. Errors:
+ * RV_EIO, RV_ECORRUPT (a file that is no segment), RV_ENOMEM,
+ * RV_EUNAVAILABLE (segments kept vanishing while listed). */
+int store_backup_begin(struct store *s, struct store_backup *b, char *errmsg);
+void store_backup_end(struct store_backup *b); /* NULL is allowed. */
+/* SHA-256 of f's bytes [0, f->bytes). RV_EIO, RV_ENOMEM. */
+int store_backup_sha256(const struct store_backup_file *f, uint8_t out[32],
+                        char *errmsg);
+/* n bytes of f from offset (within f->bytes: else RV_EINVAL). */
+int store_backup_read(const struct store_backup_file *f, uint64_t offset,
+                      void *buf, size_t n, char *errmsg);
+
 /* ---- Offline maintenance ----------------------------------------------- */
 
 struct store_check {

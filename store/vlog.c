@@ -59,7 +59,7 @@ vlog__record_crc(const uint8_t *hdr, const uint8_t *payload, size_t n)
 }
 
 int
-vlog__pread_full(int fd, void *buf, size_t n, uint64_t off)
+vlog_pread_full(int fd, void *buf, size_t n, uint64_t off)
 {
     uint8_t *p = buf;
     while (n > 0) {
@@ -127,7 +127,7 @@ vlog__record_read(int fd, const char *path, uint64_t off, uint64_t size,
 {
     uint8_t hdr[VLOG_RECORD_HEADER];
     if (size < off || size - off < VLOG_RECORD_HEADER ||
-        vlog__pread_full(fd, hdr, sizeof hdr, off) != 0) {
+        vlog_pread_full(fd, hdr, sizeof hdr, off) != 0) {
         rv_errmsg_printf(errmsg, "%s offset %llu: short record header", path,
                          (unsigned long long)off);
         return RV_ECORRUPT;
@@ -141,7 +141,7 @@ vlog__record_read(int fd, const char *path, uint64_t off, uint64_t size,
     if (rv_buf_reserve(buf, *len ? *len : 1) != RV_OK)
         return RV_ENOMEM;
     if (*len > 0 &&
-        vlog__pread_full(fd, buf->data, *len, off + VLOG_RECORD_HEADER) != 0) {
+        vlog_pread_full(fd, buf->data, *len, off + VLOG_RECORD_HEADER) != 0) {
         rv_errmsg_printf(errmsg, "%s offset %llu: short record", path,
                          (unsigned long long)off);
         return RV_ECORRUPT;

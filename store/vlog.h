@@ -146,6 +146,10 @@ int vlog_iter_open(struct vlog *v, uint64_t from_index, struct vlog_iter **out,
 int vlog_iter_next(struct vlog_iter *it, struct vlog_record *rec, char *errmsg);
 void vlog_iter_close(struct vlog_iter *it);
 
+/* pread exactly n bytes at off. Returns 0, -1 on an error (errno set) or
+ * -2 at the end of the file. Any thread. */
+int vlog_pread_full(int fd, void *buf, size_t n, uint64_t off);
+
 /* Offline check of every segment in dir without modifying anything: every
  * record's CRC, increasing indexes, seal records of sealed segments. A torn
  * tail of the newest segment is reported in *torn_bytes, not an error.

@@ -66,9 +66,6 @@ void vlog__seg_path(const char *dir, uint32_t number, uint64_t gen, char *out,
 /* CRC-32C of a record: header bytes [0,4) and [8,20), then the payload. */
 uint32_t vlog__record_crc(const uint8_t *hdr, const uint8_t *payload, size_t n);
 
-/* pread exactly n bytes at off. Returns 0, -1 on an error (errno set) or
- * -2 at the end of the file. */
-int vlog__pread_full(int fd, void *buf, size_t n, uint64_t off);
 
 /* pwritev all of iov (at most 3 entries) at off. Returns 0 or -1 (errno
  * set). */

@@ -166,7 +166,7 @@ vlog_seal_check(int fd, const char *path, uint64_t size, uint64_t prev_index,
     uint64_t off = size - sizeof rec;
     memset(sc, 0, sizeof *sc);
     if (size < VLOG_SEGMENT_HEADER + sizeof rec ||
-        vlog__pread_full(fd, rec, sizeof rec, off) != 0 ||
+        vlog_pread_full(fd, rec, sizeof rec, off) != 0 ||
         rv_get_be32(rec) != VLOG_SEAL_PAYLOAD ||
         rv_get_be32(rec + 16) != VLOG_TYPE_SEAL ||
         vlog__record_crc(rec, rec + VLOG_RECORD_HEADER, VLOG_SEAL_PAYLOAD) !=
@@ -206,7 +206,7 @@ vlog__open_one(struct vlog *v, uint32_t number, uint64_t gen, int is_newest,
     if (rc != RV_OK)
         return rc;
     if (size < VLOG_SEGMENT_HEADER ||
-        vlog__pread_full(seg->fd, h, sizeof h, 0) != 0 ||
+        vlog_pread_full(seg->fd, h, sizeof h, 0) != 0 ||
         !vlog__header_check(h, number, &seg->first_index)) {
         if (!is_newest) {
             vlog__seg_free(seg);
@@ -277,7 +277,7 @@ vlog_verify(const char *dir, uint64_t *n_records, uint64_t *n_segments,
         if (rc != RV_OK)
             break;
         if (size < VLOG_SEGMENT_HEADER ||
-            vlog__pread_full(seg->fd, h, sizeof h, 0) != 0 ||
+            vlog_pread_full(seg->fd, h, sizeof h, 0) != 0 ||
             !vlog__header_check(h, nums[i], &first)) {
             if (is_newest && size < VLOG_SEGMENT_HEADER) {
                 torn += size;
@@ -358,7 +358,7 @@ vlog_scrub(const char *dir, uint32_t *cursor, uint64_t *n_bytes, char *errmsg)
     if (rc != RV_OK)
         return access(path, F_OK) != 0 && errno == ENOENT ? RV_OK : rc;
     if (size < VLOG_SEGMENT_HEADER ||
-        vlog__pread_full(seg->fd, h, sizeof h, 0) != 0 ||
+        vlog_pread_full(seg->fd, h, sizeof h, 0) != 0 ||
         !vlog__header_check(h, number, &first)) {
         rv_errmsg_printf(errmsg, "%s offset 0: bad segment header", path);
         vlog__seg_free(seg);

@@ -51,6 +51,7 @@ static const struct cli_flag cli_flags[O_COUNT] = {
     [O_TLS_CA] = {"tls-ca", 1},
     [O_TLS_CERT] = {"tls-cert", 1},
     [O_TLS_KEY] = {"tls-key", 1},
+    [O_TO] = {"to", 1},
 };
 
 #define CLI_COMMON                                         \
@@ -97,7 +98,8 @@ const char cli_usage_summary[] =
     "  whoami         the caller's token id, team and role\n"
     "  audit          the audit log of admin actions\n"
     "  retention      set | clear | list: per-project retention and trash\n"
-    "  compact        reclaim the bytes of purged runs on every node\n";
+    "  compact        reclaim the bytes of purged runs on every node\n"
+    "  backup         an online, incremental backup (--out DIR)\n";
 
 static const struct cli_command cli_commands[] = {
     {"ls",
@@ -163,6 +165,16 @@ static const struct cli_command cli_commands[] = {
      "Re-create the runs of an export tree with their run ids, metrics,\n"
      "logs and artifacts. Idempotent: importing the same tree again into\n"
      "the same cluster applies nothing twice.\n"},
+    {"backup", CLI_COMMON | CLI_FLAG_BIT(O_OUT) | CLI_FLAG_BIT(O_TO), 0, 0,
+     cli__backup,
+     "usage: runvault backup --out DIR (or --to DIR)\n"
+     "Copy the archive of the node answering (leader or follower) up to\n"
+     "its applied index into DIR, over the native RPC (cluster-admin).\n"
+     "Incremental: files DIR holds with the same name, size and SHA-256\n"
+     "are kept. DIR/manifest.json names the index, its digest and the\n"
+     "SHA-256 of every file; one JSON line of figures goes to stdout.\n"
+     "Check it with runvault verify-backup DIR; restore with runvault\n"
+     "restore DIR --data-dir D.\n"},
     {"team create", CLI_COMMON, 1, 1, cli__team_create,
      "usage: runvault team create TEAM\n"
      "Create a team (cluster-admin).\n"},

@@ -73,6 +73,7 @@ enum cli_opt {
     O_TLS_CA,
     O_TLS_CERT,
     O_TLS_KEY,
+    O_TO,
     O_COUNT
 };
 
@@ -120,6 +121,9 @@ int cli__admin_write(struct cli *cl, Rv__Command *cmd, uint64_t *index);
 int cli__admin_done(struct cli *cl, int rc);
 int cli__admin_read(struct cli *cl, Rv__AdminOp op, const char *team,
                     uint64_t since, uint32_t max_events, Rv__Response **resp);
+/* Retention rules (retention.c). */
+/* runvault backup (backup.c). */
+int cli__backup(struct cli *cl, const struct cli_args *a);
 /* Retention rules (retention.c). */
 int cli__retention_set(struct cli *cl, const struct cli_args *a);
 int cli__retention_clear(struct cli *cl, const struct cli_args *a);
@@ -283,8 +287,6 @@ int cli__loglines_add(struct cli_loglines *ll, struct rvc_batcher *b,
                       const char *text, size_t n);
 /* Drop the pending lines unsent. */
 void cli__loglines_clear(struct cli_loglines *ll);
-/* p[0, n) as lower-case hex into out (2n + 1 bytes). */
-void cli__hex(const uint8_t *p, size_t n, char *out);
 /* Queue the file at file as artifact path of run_id in ArtifactChunk
  * commands of at most CONTRACT_MAX_ARTIFACT_CHUNK_BYTES, the last one with
  * the SHA-256 of the whole. want_hex, if not NULL, is the SHA-256 the

@@ -217,10 +217,10 @@ cli__export_arts_json(const Rv__Response *arts)
         const Rv__ArtifactInfo *a = arts->artifacts[i];
         if (!a->is_complete)
             continue;
-        cli__hex(a->sha256.data,
-                 a->sha256.len < SHA256_DIGEST_SIZE ? a->sha256.len
-                                                    : SHA256_DIGEST_SIZE,
-                 hex);
+        rv_hex(a->sha256.data,
+               a->sha256.len < SHA256_DIGEST_SIZE ? a->sha256.len
+                                                  : SHA256_DIGEST_SIZE,
+               hex);
         json_t *o = json_object();
         json_object_set_new(o, "path", cli__json_string(a->path));
         json_object_set_new(o, "content_type",

@@ -175,17 +175,6 @@ cli__loglines_clear(struct cli_loglines *ll)
     ll->n = ll->n_bytes = 0;
 }
 
-void
-cli__hex(const uint8_t *p, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[p[i] >> 4];
-        out[2 * i + 1] = digits[p[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 /* Queue the file at file as artifact path of run_id in ArtifactChunk
  * commands of at most CONTRACT_MAX_ARTIFACT_CHUNK_BYTES, the last one with
  * the SHA-256 of the whole. want_hex, if not NULL, is the SHA-256 the
@@ -236,7 +225,7 @@ cli__queue_artifact(struct rvc_batcher *b, const char *run_id, const char *path,
         if (off == size) {
             char hex[2 * SHA256_DIGEST_SIZE + 1];
             sha256_digest(&sha, SHA256_DIGEST_SIZE, digest);
-            cli__hex(digest, SHA256_DIGEST_SIZE, hex);
+            rv_hex(digest, SHA256_DIGEST_SIZE, hex);
             if (want_hex != NULL && strcmp(hex, want_hex) != 0) {
                 rv_errmsg_printf(why, "%s: SHA-256 %s, the metadata says %s",
                                  file, hex, want_hex);
