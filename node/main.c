@@ -51,7 +51,7 @@ rv_print_usage(FILE *f)
     fputs(rv_usage, f);
     fputs(cli_usage_summary, f);
     fputs(rv_usage_tail, f);
-    for (int code = RV_EXIT_OK; code <= RV_EXIT_REFUSED; code++)
+    for (int code = RV_EXIT_OK; code <= RV_EXIT_VERSION; code++)
         fprintf(f, "  %2d  %s\n", code, rv_exit_text(code));
 }
 

@@ -523,6 +523,8 @@ node__exit_of(int rc)
         return RV_EXIT_IO;
     case RV_EUNAVAILABLE:
         return RV_EXIT_RAFT;
+    case RV_EVERSION:
+        return RV_EXIT_VERSION;
     default:
         return RV_EXIT_FAILURE;
     }

@@ -25,7 +25,7 @@ systemd-analyze verify --man=no "$work/runvault.service" >"$work/verify" 2>&1 ||
 [ ! -s "$work/verify" ] || { cat "$work/verify"; fail "verify warns"; }
 
 for want in Type=notify User=runvault Restart=on-failure \
-    "RestartPreventExitStatus=1 2 6" NoNewPrivileges=yes ProtectSystem=strict \
+    "RestartPreventExitStatus=1 2 6 13" NoNewPrivileges=yes ProtectSystem=strict \
     ReadWritePaths=/var/lib/runvault PrivateTmp=yes ProtectHome=yes \
     CapabilityBoundingSet= LimitNOFILE=65536; do
     grep -qx "$want" "$unit" || fail "the unit lacks $want"
@@ -36,8 +36,9 @@ done
 # The exit codes the unit does not restart on mean what it says.
 grep -q 'X(RV_EXIT_USAGE, 1,' "$(dirname "$0")/../../base/exit.h" &&
     grep -q 'X(RV_EXIT_CORRUPT, 2,' "$(dirname "$0")/../../base/exit.h" &&
-    grep -q 'X(RV_EXIT_REMOVED, 6,' "$(dirname "$0")/../../base/exit.h" ||
-    fail "base/exit.h's codes 1, 2, 6 moved: update RestartPreventExitStatus"
+    grep -q 'X(RV_EXIT_REMOVED, 6,' "$(dirname "$0")/../../base/exit.h" &&
+    grep -q 'X(RV_EXIT_VERSION, 13,' "$(dirname "$0")/../../base/exit.h" ||
+    fail "base/exit.h's codes 1, 2, 6, 13 moved: update RestartPreventExitStatus"
 
 score=$(systemd-analyze security --offline=true --no-pager "$unit" 2>/dev/null |
     sed -n 's/.*Overall exposure level for runvault.service: \([0-9.]*\).*/\1/p')
