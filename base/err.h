@@ -32,7 +32,8 @@
     X(RV_EUNKNOWN, "outcome unknown: retry with the same idempotency key") \
     X(RV_EUNAUTHENTICATED, "no valid token")                               \
     X(RV_EPERM, "permission denied")                                       \
-    X(RV_ERATE, "rate limit exceeded")
+    X(RV_ERATE, "rate limit exceeded")                                     \
+    X(RV_EVERSION, "unknown format version (written by a newer runvault)")
 
 enum rv_err {
 #define RV_ERR_ENUM(code, text) code,

@@ -19,7 +19,9 @@
     X(RV_EXIT_UNAVAILABLE, 9, "no node answered")                       \
     X(RV_EXIT_DATA, 10, "bad input data (ingest, import)")              \
     X(RV_EXIT_NOTFOUND, 11, "no such run or series")                    \
-    X(RV_EXIT_REFUSED, 12, "the cluster refused the request")
+    X(RV_EXIT_REFUSED, 12, "the cluster refused the request")           \
+    X(RV_EXIT_VERSION, 13,                                              \
+      "data or an entry in a format this version does not know")
 
 enum rv_exit {
 #define RV_EXIT_ENUM(name, code, text) name = code,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Check that every command the test suite (deploy/test.sh: build, ctest,
-# fault suite, fuzzing, bench/compare) and the README's examples use is
+# fault suite, fuzzing, bench/compare, the package and its tests) and the
+# README's examples use is
 # installed; name each missing one and exit 1 if any is. deploy/setup.sh
 # installs them all (the package of each is in the table below).
 set -u
@@ -35,6 +36,12 @@ etcdctl              etcd-client
 psql                 postgresql-client-15
 gnuplot              gnuplot-nox
 chromium             chromium
+dpkg-buildpackage    dpkg-dev
+dh                   debhelper
+lintian              lintian
+systemd-analyze      systemd
+debootstrap          debootstrap
+chroot               coreutils
 $pgbin/initdb        postgresql-15
 $pgbin/postgres      postgresql-15
 $pgbin/pg_ctl        postgresql-15

@@ -20,13 +20,19 @@ cd "$(dirname "$0")/.."
 # power-loss filesystem (tests/fault/powerfs.c); etcd-server, etcd-client, postgresql-15, libpq-dev and
 # gnuplot-nox are the peers and plots of the comparison benchmark
 # (bench/compare); curl is used by bench/compare and the README's examples;
-# chromium runs the web UI's browser tests headless (tests/ui).
+# chromium runs the web UI's browser tests headless (tests/ui);
+# libsystemd-dev gives serve its sd_notify (the unit's Type=notify);
+# dpkg-dev, debhelper and lintian build and check the Debian package
+# (deploy/package.sh), systemd's systemd-analyze checks its unit
+# (tests/pkg/test_unit.sh) and debootstrap makes the Debian 12 root of its
+# install test (tests/pkg/test_install.sh).
 # deploy/check_tools.sh lists every command these provide.
 packages=(build-essential cmake pkg-config libraft-dev libuv1-dev liblmdb-dev
           libprotobuf-c-dev protobuf-c-compiler libnng-dev libxxhash-dev
           nettle-dev libssl-dev libjansson-dev python3 clang-format clang
           libclang-rt-14-dev iproute2 nftables fuse3 libfuse3-dev etcd-server
-          etcd-client postgresql-15 libpq-dev gnuplot-nox curl chromium)
+          etcd-client postgresql-15 libpq-dev gnuplot-nox curl chromium
+          libsystemd-dev dpkg-dev debhelper lintian systemd debootstrap)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -37,6 +37,11 @@ run_suite() {
 echo "== build with -Werror, all tests"
 run_suite build-werror -DRV_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
+echo "== Debian package: dpkg-buildpackage, lintian (errors fail)"
+# The install test on a fresh Debian 12 root needs the network for apt:
+# outside this run (tests/pkg/test_install.sh, ctest -L pkg).
+deploy/package.sh build-werror/dist | tail -n 2
+
 echo "== fault suite: network namespaces, nemeses, history checks"
 # The checkers must flag known-bad histories first, the power-loss
 # filesystem must keep exactly the synced state; then the CI subset of

@@ -74,7 +74,12 @@ cluster__parse(int argc, char **argv, struct cluster_args *a)
     struct cli_args f;
     uint64_t timeout_ms = 60000;
     memset(a, 0, sizeof *a);
-    if (cli_flags_parse(&spec, argc, argv, &f) != 0 || f.n_pos == 0)
+    int rc = cli_flags_parse(&spec, argc, argv, &f);
+    if (rc == CLI_FLAGS_HELP) {
+        fputs(cluster_usage, stdout);
+        return CLI_FLAGS_HELP;
+    }
+    if (rc != 0 || f.n_pos == 0)
         goto bad;
     a->verb = f.pos[0];
     a->endpoint = cli_flags_value(f.v[CL_ENDPOINT], "RUNVAULT_ENDPOINT",
@@ -232,8 +237,9 @@ int
 rv_cmd_cluster(int argc, char **argv)
 {
     struct cluster_args a;
-    if (cluster__parse(argc, argv, &a) != 0)
-        return RV_EXIT_USAGE;
+    int rc = cluster__parse(argc, argv, &a);
+    if (rc != 0)
+        return rc == CLI_FLAGS_HELP ? RV_EXIT_OK : RV_EXIT_USAGE;
     int code = cluster__cmd(&a);
     rvc_tls_close(a.tls);
     return code;

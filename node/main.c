@@ -49,14 +49,27 @@ static const char rv_usage_tail[] =
     "exit codes (every command):\n";
 
 static void
-rv_print_usage(void)
+rv_print_usage(FILE *f)
 {
-    fputs(rv_usage, stderr);
-    fputs(cli_usage_summary, stderr);
-    fputs(rv_usage_tail, stderr);
-    for (int code = RV_EXIT_OK; code <= RV_EXIT_REFUSED; code++)
-        fprintf(stderr, "  %2d  %s\n", code, rv_exit_text(code));
+    fputs(rv_usage, f);
+    fputs(cli_usage_summary, f);
+    fputs(rv_usage_tail, f);
+    for (int code = RV_EXIT_OK; code <= RV_EXIT_VERSION; code++)
+        fprintf(f, "  %2d  %s\n", code, rv_exit_text(code));
 }
+
+/* `runvault demo|verify|rebuild-index --help`. */
+static const char rv_maint_usage[] =
+    "usage: runvault demo|verify|rebuild-index [--data-dir DIR] "
+    "[--log-level LEVEL]\n"
+    "  demo           ingest sample runs into the store in DIR, query them,\n"
+    "                 verify (a store of its own: not a node's data dir)\n"
+    "  verify         check every vlog record's CRC and recompute the digest\n"
+    "                 of the store in DIR (the node must be stopped)\n"
+    "  rebuild-index  regenerate DIR's LMDB index from its vlog alone (the\n"
+    "                 node must be stopped)\n"
+    "DIR defaults to $RUNVAULT_DATA_DIR or " NODE_DEFAULT_DATA_DIR ";\n"
+    "LEVEL is debug | info | warn | error.\n";
 
 enum { RV_O_DATA_DIR, RV_O_LOG_LEVEL, RV_O_COUNT };
 
@@ -73,7 +86,10 @@ rv_maint_parse(int argc, char **argv, const char **command, struct maint *m)
     struct cli_spec spec = {"runvault",    rv_flags, RV_O_COUNT,
                             CLI_FLAGS_ALL, 0,        1};
     struct cli_args a;
-    if (cli_flags_parse(&spec, argc - 1, argv + 1, &a) != 0 || a.n_pos == 0)
+    int rc = cli_flags_parse(&spec, argc - 1, argv + 1, &a);
+    if (rc == CLI_FLAGS_HELP)
+        return CLI_FLAGS_HELP;
+    if (rc != 0 || a.n_pos == 0)
         return -1;
     *command = a.pos[0];
     m->data_dir = cli_flags_value(a.v[RV_O_DATA_DIR], "RUNVAULT_DATA_DIR",
@@ -106,8 +122,19 @@ main(int argc, char **argv)
         return rv_cmd_restore(argc - 2, argv + 2);
     if (argc >= 2 && cli_is_command(argv[1]))
         return cli_main(argc - 1, argv + 1);
-    if (rv_maint_parse(argc, argv, &command, &m) != 0) {
-        rv_print_usage();
+    if (argc == 2 &&
+        (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+         strcmp(argv[1], "help") == 0)) {
+        rv_print_usage(stdout);
+        return RV_EXIT_OK;
+    }
+    int rc = rv_maint_parse(argc, argv, &command, &m);
+    if (rc == CLI_FLAGS_HELP) {
+        fputs(rv_maint_usage, stdout);
+        return RV_EXIT_OK;
+    }
+    if (rc != 0) {
+        rv_print_usage(stderr);
         return RV_EXIT_USAGE;
     }
     if (strcmp(command, "demo") == 0)
@@ -117,6 +144,6 @@ main(int argc, char **argv)
     if (strcmp(command, "rebuild-index") == 0)
         return maint_rebuild_index(&m);
     fprintf(stderr, "runvault: unknown command '%s'\n\n", command);
-    rv_print_usage();
+    rv_print_usage(stderr);
     return RV_EXIT_USAGE;
 }

@@ -14,6 +14,8 @@ maint_exit_code(int rc)
         return RV_EXIT_OK;
     if (rc == RV_ECORRUPT)
         return RV_EXIT_CORRUPT;
+    if (rc == RV_EVERSION)
+        return RV_EXIT_VERSION;
     return RV_EXIT_FAILURE;
 }
 

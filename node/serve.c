@@ -29,6 +29,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef RV_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #define NODE_MAX_VALUE     1024
 #define NODE_STOP_GRACE_MS 10000 /* node__watchdog: after a clean stop */
@@ -139,6 +142,25 @@ node__set(struct node_settings *st, int k, const char *value, const char *where)
         fprintf(stderr, "runvault: %s: the value of %s is too long\n", where,
                 node_keys[k].name);
         return -1;
+    }
+    if (!node_keys[k].has_value) {
+        /* A switch (insecure): on in the file or the environment only by
+         * a yes-word, so "insecure = no" does not turn it on. */
+        static const char *const yes[] = {"1", "yes", "true", "on"};
+        static const char *const no[] = {"", "0", "no", "false", "off"};
+        for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+            if (strcmp(value, yes[i]) == 0)
+                value = "1";
+        for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+            if (strcmp(value, no[i]) == 0)
+                value = "";
+        if (value[0] != '\0' && strcmp(value, "1") != 0) {
+            fprintf(stderr,
+                    "runvault: %s: %s takes yes or no (1/true/on, "
+                    "0/false/off), not '%s'\n",
+                    where, node_keys[k].name, value);
+            return -1;
+        }
     }
     snprintf(st->v[k], NODE_MAX_VALUE, "%s", value);
     return 0;
@@ -508,6 +530,8 @@ node__exit_of(int rc)
         return RV_EXIT_IO;
     case RV_EUNAVAILABLE:
         return RV_EXIT_RAFT;
+    case RV_EVERSION:
+        return RV_EXIT_VERSION;
     default:
         return RV_EXIT_FAILURE;
     }
@@ -745,6 +769,25 @@ node__start(struct node *n, const struct replica_config *rc, unsigned workers)
     return RV_EXIT_OK;
 }
 
+/* Tell systemd (Type=notify, $NOTIFY_SOCKET) how the node is doing: READY=1
+ * once every listener is up, STOPPING=1 when a stop begins. Built without
+ * libsystemd (RV_HAVE_SYSTEMD unset) this does nothing, and the unit must
+ * be Type=simple (deploy/pkg/README.md). Without $NOTIFY_SOCKET it does
+ * nothing either. */
+static void
+node__notify(struct node *n, const char *state)
+{
+#ifdef RV_HAVE_SYSTEMD
+    int rc = sd_notify(0, state);
+    if (rc < 0)
+        rv_logf(&n->log, RV_LOG_WARN, "node", "sd_notify %s: %s", state,
+                strerror(-rc));
+#else
+    (void)n;
+    (void)state;
+#endif
+}
+
 /* Take sigs until the replica stops, then stop the rest and release the
  * data dir (lock_fd); the process exit code. */
 static int
@@ -753,10 +796,12 @@ node__run(struct node *n, const sigset_t *sigs, int lock_fd)
     atomic_store(&n->is_stopping, 0);
     int has_helper = pthread_create(&n->helper, NULL, node__helper, n) == 0;
     struct timespec tick = {0, 100 * 1000000L};
+    node__notify(n, "READY=1");
     while (replica_is_running(n->rep)) {
         int sig = sigtimedwait(sigs, NULL, &tick);
         if (sig > 0) {
             rv_logf(&n->log, RV_LOG_INFO, "node", "signal %d: stopping", sig);
+            node__notify(n, "STOPPING=1");
             replica_stop(n->rep);
         }
     }

@@ -67,6 +67,14 @@ proto_envelope_open(const void *data, size_t len, const uint8_t **payload,
         rv_errmsg_printf(errmsg, "bad entry magic 0x%08x", rv_get_be32(p));
         return RV_EMALFORMED;
     }
+    if (rv_get_be16(p + 4) > PROTO_FORMAT_VERSION) {
+        rv_errmsg_printf(errmsg,
+                         "entry format version %u; this runvault knows "
+                         "version %d at most (a newer runvault proposed it: "
+                         "upgrade this node)",
+                         rv_get_be16(p + 4), PROTO_FORMAT_VERSION);
+        return RV_EVERSION;
+    }
     if (rv_get_be16(p + 4) != PROTO_FORMAT_VERSION) {
         rv_errmsg_printf(errmsg, "unknown entry format version %u",
                          rv_get_be16(p + 4));

@@ -53,9 +53,11 @@ void proto_envelope_seal(uint8_t *out, size_t n);
 void proto_envelope_wrap(const void *payload, size_t n, uint8_t *out);
 
 /* Check an envelope and find its payload. *payload points into data
- * (borrowed, valid as long as data). Returns RV_OK or RV_EMALFORMED with the
- * reason in errmsg (short, bad magic, unknown version, wrong length, bad
- * CRC, non-zero padding). Never reads outside data[0, len). */
+ * (borrowed, valid as long as data). Returns RV_OK; RV_EVERSION for a
+ * format version greater than PROTO_FORMAT_VERSION (a newer runvault's
+ * entry, which apply must refuse, not skip); or RV_EMALFORMED with the
+ * reason in errmsg (short, bad magic, version 0, wrong length, bad CRC,
+ * non-zero padding). Never reads outside data[0, len). */
 int proto_envelope_open(const void *data, size_t len, const uint8_t **payload,
                         size_t *n, char *errmsg);
 

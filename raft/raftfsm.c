@@ -39,6 +39,7 @@ raftfsm__apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
         /* A local fault: raft retries a failing apply forever, so the node
          * must stop instead (fail-stop). */
         f->is_failed = 1;
+        f->fail_rc = rc;
         rv_logf(f->log, RV_LOG_ERROR, "raftfsm", "apply %llu: %s: %s",
                 (unsigned long long)index, rv_strerror(rc), f->errmsg);
         return RAFT_IOERR;
@@ -53,7 +54,7 @@ raftfsm_descriptor_encode(const struct raftfsm_descriptor *d,
                           struct rv_buf *out)
 {
     rv_buf_append_be32(out, RAFTFSM_SNAPSHOT_MAGIC);
-    rv_buf_append_be32(out, 2);
+    rv_buf_append_be32(out, RAFTFSM_SNAPSHOT_VERSION);
     rv_buf_append_be64(out, d->index);
     rv_buf_append(out, d->digest, STORE_DIGEST_BYTES);
     rv_buf_append_be16(out, (uint16_t)d->n_sources);
@@ -74,8 +75,11 @@ raftfsm_descriptor_decode(const void *buf, size_t len,
 {
     const uint8_t *p = buf, *end = p + len;
     memset(d, 0, sizeof *d);
-    if (len < 38 || rv_get_be32(p) != RAFTFSM_SNAPSHOT_MAGIC ||
-        rv_get_be32(p + 4) != 2)
+    if (len < 38 || rv_get_be32(p) != RAFTFSM_SNAPSHOT_MAGIC)
+        return RV_EMALFORMED;
+    if (rv_get_be32(p + 4) > RAFTFSM_SNAPSHOT_VERSION)
+        return RV_EVERSION;
+    if (rv_get_be32(p + 4) != RAFTFSM_SNAPSHOT_VERSION)
         return RV_EMALFORMED;
     d->index = rv_get_be64(p + 8);
     memcpy(d->digest, p + 16, STORE_DIGEST_BYTES);
@@ -417,7 +421,22 @@ raftfsm__restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     struct raftfsm_descriptor d;
     uint8_t digest[STORE_DIGEST_BYTES];
 
-    if (raftfsm_descriptor_decode(buf->base, buf->len, &d) != RV_OK) {
+    int drc = raftfsm_descriptor_decode(buf->base, buf->len, &d);
+    if (drc == RV_EVERSION) {
+        /* A newer runvault's snapshot: stop rather than guess. */
+        f->is_failed = 1;
+        f->fail_rc = RV_EVERSION;
+        rv_errmsg_printf(f->errmsg,
+                         "snapshot descriptor version %u; this runvault "
+                         "knows version %d (a newer runvault took it: "
+                         "upgrade this node)",
+                         buf->len >= 8 ? rv_get_be32((uint8_t *)buf->base + 4)
+                                       : 0,
+                         RAFTFSM_SNAPSHOT_VERSION);
+        rv_logf(f->log, RV_LOG_ERROR, "raftfsm", "restore: %s", f->errmsg);
+        return RAFT_IOERR;
+    }
+    if (drc != RV_OK) {
         rv_logf(f->log, RV_LOG_ERROR, "raftfsm",
                 "restore: snapshot descriptor does not decode");
         return RAFT_MALFORMED;

@@ -29,9 +29,11 @@
 #include <raft.h>
 
 #define RAFTFSM_SNAPSHOT_MAGIC 0x5256534eu /* "RVSN" */
-#define RAFTFSM_MAX_SOURCES    16
-#define RAFTFSM_MAX_SEGMENTS   4096 /* The newest ones, if there are more. */
-#define RAFTFSM_FETCH_BYTES    CONTRACT_MAX_FETCH_BYTES /* Per round trip. */
+/* The descriptor's format version; a greater one is refused (RV_EVERSION). */
+#define RAFTFSM_SNAPSHOT_VERSION 2
+#define RAFTFSM_MAX_SOURCES      16
+#define RAFTFSM_MAX_SEGMENTS     4096 /* The newest ones, if there are more. */
+#define RAFTFSM_FETCH_BYTES      CONTRACT_MAX_FETCH_BYTES /* Per round trip. */
 
 /* What apply hands to the leader's raft_apply callback through *result.
  * Owned by the FSM and valid until the next apply: the callback runs in the
@@ -73,6 +75,7 @@ struct raftfsm {
     const struct rv_log *log;   /* Borrowed; may be NULL. */
     struct raftfsm_result last; /* Owned. */
     int is_failed;              /* A local fault happened: stop the node. */
+    int fail_rc; /* Its RV_E* code (RV_EVERSION: a newer format). */
     /* Set by the owner before raft_start (all optional). */
     const char *self_addr; /* This node's fetch address, first source. */
     raftfsm_fetch_fn fetch;

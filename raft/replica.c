@@ -318,6 +318,15 @@ replica_store(struct replica *r)
 
 static void replica__begin_close(struct replica *r);
 
+/* The exit code of a failed FSM: a format this build does not know (a
+ * newer runvault's entry or snapshot) is not a disk error. */
+static int
+replica__fsm_exit(const struct replica *r)
+{
+    return r->fsm.is_failed && r->fsm.fail_rc == RV_EVERSION ? RV_EXIT_VERSION
+                                                             : RV_EXIT_IO;
+}
+
 void
 replica__fail(struct replica *r, int exit_code, const char *why)
 {
@@ -446,7 +455,7 @@ replica__entry_done(struct replica *r, int status,
                 replica__finish(op, code, msg);
         }
         if (status == RAFT_IOERR || status == RAFT_NOSPACE || r->fsm.is_failed)
-            replica__fail(r, RV_EXIT_IO, msg);
+            replica__fail(r, replica__fsm_exit(r), msg);
         return;
     }
     while ((op = replica__pop(&r->in_flight)) != NULL) {
@@ -652,7 +661,7 @@ replica__check_cb(uv_check_t *h)
             replica__change_done(r, RV_ENOTLEADER, "leadership moved");
     }
     if (r->fsm.is_failed && !r->is_stopping)
-        replica__fail(r, RV_EXIT_IO, r->fsm.errmsg);
+        replica__fail(r, replica__fsm_exit(r), r->fsm.errmsg);
     if (raft_state(&r->raft) == RAFT_UNAVAILABLE && !r->is_stopping &&
         !r->is_closing)
         replica__abandon(r);

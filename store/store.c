@@ -326,6 +326,52 @@ store__mkdir(const char *path, char *errmsg)
     return RV_OK;
 }
 
+/* The index's format version lives in a table of its own, "format" (key
+ * "index", 4 bytes big-endian), outside the tables the digest, the
+ * divergence check and verify cover, so a node that wrote it hashes the same
+ * as one that did not (a runvault older than the key). An index without it
+ * was written by format 1, the only one before the key: it gets the key. A
+ * greater version is refused (RV_EVERSION): a newer runvault wrote it. */
+static int
+store__format_check(MDB_txn *txn, const char *path, char *errmsg)
+{
+    MDB_dbi dbi;
+    uint8_t want[4];
+    int rc = mdb_dbi_open(txn, "format", MDB_CREATE, &dbi);
+    if (rc != 0)
+        return store__err_mdb(rc, "format", errmsg);
+    rv_put_be32(want, STORE_FORMAT);
+    MDB_val key = {5, (void *)"index"}, v;
+    rc = mdb_get(txn, dbi, &key, &v);
+    if (rc == MDB_NOTFOUND) {
+        v = (MDB_val){sizeof want, want};
+        rc = mdb_put(txn, dbi, &key, &v, 0);
+        return rc == 0 ? RV_OK : store__err_mdb(rc, "format", errmsg);
+    }
+    if (rc != 0)
+        return store__err_mdb(rc, "format", errmsg);
+    if (v.mv_size != 4) {
+        rv_errmsg_printf(errmsg, "%s: format record of %zu bytes", path,
+                         v.mv_size);
+        return RV_ECORRUPT;
+    }
+    uint32_t got = rv_get_be32(v.mv_data);
+    if (got > STORE_FORMAT) {
+        rv_errmsg_printf(errmsg,
+                         "%s: index format version %u; this runvault reads "
+                         "version %d (a newer runvault wrote it: run that "
+                         "version)",
+                         path, got, STORE_FORMAT);
+        return RV_EVERSION;
+    }
+    if (got != STORE_FORMAT) {
+        rv_errmsg_printf(errmsg, "%s: unknown index format version %u", path,
+                         got);
+        return RV_ECORRUPT;
+    }
+    return RV_OK;
+}
+
 static int
 store__env_open(struct store *s, const char *path, size_t map_bytes,
                 char *errmsg)
@@ -333,7 +379,7 @@ store__env_open(struct store *s, const char *path, size_t map_bytes,
     int rc = mdb_env_create(&s->env);
     if (rc != 0)
         return store__err_mdb(rc, "mdb_env_create", errmsg);
-    rc = mdb_env_set_maxdbs(s->env, STORE_DB_COUNT + 2);
+    rc = mdb_env_set_maxdbs(s->env, STORE_DB_COUNT + 3);
     if (rc == 0)
         rc = mdb_env_set_mapsize(s->env, map_bytes);
     if (rc == 0)
@@ -356,6 +402,8 @@ store__env_open(struct store *s, const char *path, size_t map_bytes,
     if (rc != 0)
         return store__err_mdb(rc, "mdb_txn_begin", errmsg);
     int err = store__dbs_open(txn, s->dbi, MDB_CREATE, errmsg);
+    if (err == RV_OK)
+        err = store__format_check(txn, path, errmsg);
     if (err != RV_OK) {
         mdb_txn_abort(txn);
         return err;

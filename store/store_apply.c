@@ -469,8 +469,16 @@ store_apply(struct store *s, uint64_t index, const void *entry, size_t len,
                          (unsigned long long)s->applied_index);
         return RV_ECORRUPT;
     }
-    int is_malformed =
-        proto_envelope_open(entry, len, &payload, &n, why) != RV_OK;
+    int orc = proto_envelope_open(entry, len, &payload, &n, why);
+    if (orc == RV_EVERSION) {
+        /* A newer runvault's entry: applying it as an empty batch would
+         * diverge from the nodes that understand it. Refuse (the node
+         * stops, nothing is archived) until this node is upgraded. */
+        rv_errmsg_printf(errmsg, "entry %llu: %s", (unsigned long long)index,
+                         why);
+        return RV_EVERSION;
+    }
+    int is_malformed = orc != RV_OK;
     if (is_malformed) {
         /* Archive an empty batch: replaying it changes nothing, as here. */
         payload = (const uint8_t *)"";

@@ -31,7 +31,9 @@
  * "s64" is an int64 with its sign bit flipped (rv_i64_sortable).
  *
  *   TABLE    KEY                                   VALUE
- *   meta     "applied" | "digest" | "seq.run" | "seq.series" | "format"
+ *   meta     "applied" | "digest" | "seq.run" | "seq.series"
+ *   (format  "index"                               be32 STORE_FORMAT: a
+ *            table outside this list and every hash, store__format_check)
  *   runid    run_id bytes                          be64 run_num
  *   run      be64 run_num                          run record (below)
  *   param    be64 run_num, key bytes               value bytes

@@ -176,6 +176,20 @@ vlog__header_check(const uint8_t *h, uint32_t number, uint64_t *first_index)
     return 1;
 }
 
+int
+vlog__header_newer(const uint8_t *h, const char *path, char *errmsg)
+{
+    if (memcmp(h, vlog_magic, 8) != 0 ||
+        rv_get_be32(h + 8) <= VLOG_FORMAT_VERSION)
+        return RV_OK;
+    rv_errmsg_printf(errmsg,
+                     "%s: segment format version %u; this runvault reads "
+                     "version %d (a newer runvault wrote it: run that "
+                     "version)",
+                     path, rv_get_be32(h + 8), VLOG_FORMAT_VERSION);
+    return RV_EVERSION;
+}
+
 /* ---- Segment list ------------------------------------------------------ */
 
 int

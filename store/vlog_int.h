@@ -90,6 +90,11 @@ void vlog__header_encode(uint8_t *h, uint32_t number, uint64_t first_index);
 int vlog__header_check(const uint8_t *h, uint32_t number,
                        uint64_t *first_index);
 
+/* RV_EVERSION, with the reason in errmsg, when h holds the vlog magic and a
+ * format version greater than VLOG_FORMAT_VERSION (a newer runvault wrote
+ * the segment at path: never repair or truncate it); else RV_OK. */
+int vlog__header_newer(const uint8_t *h, const char *path, char *errmsg);
+
 /* ---- Segment list (vlog.c) --------------------------------------------- */
 
 /* Append seg to v->segs under v->lock; v takes ownership on RV_OK.

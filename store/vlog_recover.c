@@ -200,7 +200,7 @@ vlog__open_one(struct vlog *v, uint32_t number, uint64_t gen, int is_newest,
     char path[4096];
     uint64_t size;
     struct vlog_seg *seg;
-    uint8_t h[VLOG_SEGMENT_HEADER];
+    uint8_t h[VLOG_SEGMENT_HEADER] = {0};
     vlog__seg_path(v->dir, number, gen, path, sizeof path);
     int rc = vlog_seg_open(v->dir, number, gen, is_newest, &seg, &size, errmsg);
     if (rc != RV_OK)
@@ -208,6 +208,10 @@ vlog__open_one(struct vlog *v, uint32_t number, uint64_t gen, int is_newest,
     if (size < VLOG_SEGMENT_HEADER ||
         vlog_pread_full(seg->fd, h, sizeof h, 0) != 0 ||
         !vlog__header_check(h, number, &seg->first_index)) {
+        if (vlog__header_newer(h, path, errmsg) != RV_OK) {
+            vlog__seg_free(seg);
+            return RV_EVERSION;
+        }
         if (!is_newest) {
             vlog__seg_free(seg);
             rv_errmsg_printf(errmsg, "%s offset 0: bad segment header", path);
@@ -270,7 +274,7 @@ vlog_verify(const char *dir, uint64_t *n_records, uint64_t *n_segments,
         char path[4096];
         struct vlog_seg *seg;
         uint64_t size, first;
-        uint8_t h[VLOG_SEGMENT_HEADER];
+        uint8_t h[VLOG_SEGMENT_HEADER] = {0};
         int is_newest = i + 1 == n;
         vlog__seg_path(dir, nums[i], gens[i], path, sizeof path);
         rc = vlog_seg_open(dir, nums[i], gens[i], 0, &seg, &size, errmsg);
@@ -279,7 +283,9 @@ vlog_verify(const char *dir, uint64_t *n_records, uint64_t *n_segments,
         if (size < VLOG_SEGMENT_HEADER ||
             vlog_pread_full(seg->fd, h, sizeof h, 0) != 0 ||
             !vlog__header_check(h, nums[i], &first)) {
-            if (is_newest && size < VLOG_SEGMENT_HEADER) {
+            if (vlog__header_newer(h, path, errmsg) != RV_OK) {
+                rc = RV_EVERSION;
+            } else if (is_newest && size < VLOG_SEGMENT_HEADER) {
                 torn += size;
             } else {
                 rv_errmsg_printf(errmsg, "%s offset 0: bad segment header",
@@ -352,7 +358,7 @@ vlog_scrub(const char *dir, uint32_t *cursor, uint64_t *n_bytes, char *errmsg)
     char path[4096];
     struct vlog_seg *seg;
     uint64_t size, first;
-    uint8_t h[VLOG_SEGMENT_HEADER];
+    uint8_t h[VLOG_SEGMENT_HEADER] = {0};
     vlog__seg_path(dir, number, gen, path, sizeof path);
     rc = vlog_seg_open(dir, number, gen, 0, &seg, &size, errmsg);
     if (rc != RV_OK)
@@ -360,9 +366,11 @@ vlog_scrub(const char *dir, uint32_t *cursor, uint64_t *n_bytes, char *errmsg)
     if (size < VLOG_SEGMENT_HEADER ||
         vlog_pread_full(seg->fd, h, sizeof h, 0) != 0 ||
         !vlog__header_check(h, number, &first)) {
-        rv_errmsg_printf(errmsg, "%s offset 0: bad segment header", path);
+        int hrc = vlog__header_newer(h, path, errmsg);
+        if (hrc == RV_OK)
+            rv_errmsg_printf(errmsg, "%s offset 0: bad segment header", path);
         vlog__seg_free(seg);
-        return RV_ECORRUPT;
+        return hrc == RV_OK ? RV_ECORRUPT : hrc;
     }
     struct vlog_scan sc;
     rc = vlog_scan_segment(seg->fd, path, size, first > 0 ? first - 1 : 0, 1,

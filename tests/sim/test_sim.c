@@ -689,6 +689,15 @@ test_snapshot_descriptor_round_trip(void)
     CHECK(d2.n_segments == 3 && d2.segments[1].first_index == 101 &&
           d2.segments[2].bytes == 64);
     raftfsm_descriptor_free(&d2);
+    /* A newer descriptor version (a newer runvault's snapshot) is refused
+     * as such; an older one is malformed. */
+    b.data[7] = RAFTFSM_SNAPSHOT_VERSION + 1;
+    CHECK(raftfsm_descriptor_decode(b.data, b.len, &d2) == RV_EVERSION);
+    raftfsm_descriptor_free(&d2);
+    b.data[7] = RAFTFSM_SNAPSHOT_VERSION - 1;
+    CHECK(raftfsm_descriptor_decode(b.data, b.len, &d2) == RV_EMALFORMED);
+    raftfsm_descriptor_free(&d2);
+    b.data[7] = RAFTFSM_SNAPSHOT_VERSION;
     /* Every truncation and every single-byte change of the header fails or
      * decodes within bounds; none reads outside the buffer. */
     for (size_t n = 0; n < b.len; n++) {

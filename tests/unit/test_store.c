@@ -1,6 +1,7 @@
 /* store: apply semantics (runs, params, tags, metrics, logs, artifacts,
  * lifecycle, quotas, idempotency), malformed entries, and the determinism
  * of the digest across replicas, rebuilds, verify and replays. */
+#include "base/buf.h"
 #include "base/clock.h"
 #include "base/parse.h"
 #include "base/token.h"
@@ -10,6 +11,7 @@
 #include "tests/lib/harness.h"
 
 #include <fcntl.h>
+#include <lmdb.h>
 #include <math.h>
 #include <nettle/sha2.h>
 #include <pthread.h>
@@ -671,6 +673,72 @@ test_old_indexes_skipped_and_malformed_entries_applied_empty(void)
     CHECK(chk.is_digest_equal);
     CHECK(memcmp(chk.computed_digest, d0, sizeof d0) == 0);
     CHECK_OK(fx_open(&f), f.errmsg);
+    fx_done(&f);
+}
+
+/* Set the index's format version (table "format", key "index"). */
+static void
+set_index_format(const char *dir, uint32_t version)
+{
+    char path[4096];
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    uint8_t v[4];
+    rv_put_be32(v, version);
+    MDB_val key = {5, (void *)"index"}, val = {4, v};
+    snprintf(path, sizeof path, "%s/index.mdb", dir);
+    CHECK(mdb_env_create(&env) == 0);
+    CHECK(mdb_env_set_maxdbs(env, 64) == 0);
+    CHECK(mdb_env_set_mapsize(env, (size_t)1 << 30) == 0);
+    CHECK(mdb_env_open(env, path, MDB_NOSUBDIR, 0644) == 0);
+    CHECK(mdb_txn_begin(env, NULL, 0, &txn) == 0);
+    CHECK(mdb_dbi_open(txn, "format", 0, &dbi) == 0);
+    CHECK(mdb_put(txn, dbi, &key, &val, 0) == 0);
+    CHECK(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+}
+
+/* What a newer runvault wrote is refused with RV_EVERSION, changing
+ * nothing: an entry of a newer envelope version (never archived as an
+ * empty batch, which would diverge from the nodes that understand it) and
+ * an index of a newer format. */
+static void
+test_newer_versions_are_refused(void)
+{
+    struct fx f;
+    uint8_t d0[STORE_DIGEST_BYTES], d1[STORE_DIGEST_BYTES];
+    struct store_result *res = NULL;
+    size_t n = 0;
+    fx_init(&f, "store-version");
+    CHECK_OK(create_run(&f, "r", "p", "e", 1, RV__RESUME__RESUME_NEVER),
+             f.errmsg);
+    store_digest(f.s, d0);
+    uint8_t payload[8] = {0};
+    uint8_t entry[32];
+    proto_envelope_wrap(payload, sizeof payload, entry);
+    entry[5] = PROTO_FORMAT_VERSION + 1;
+    CHECK_RC(store_apply(f.s, f.index + 1, entry,
+                         proto_envelope_size(sizeof payload), &res, &n,
+                         f.errmsg),
+             RV_EVERSION, f.errmsg);
+    CHECK(strstr(f.errmsg, "upgrade") != NULL && res == NULL && n == 0);
+    CHECK(store_applied_index(f.s) == f.index);
+    store_digest(f.s, d1);
+    CHECK(memcmp(d0, d1, sizeof d0) == 0);
+    /* The same index then takes the entry this version writes. */
+    CHECK_OK(create_run(&f, "r2", "p", "e", 2, RV__RESUME__RESUME_NEVER),
+             f.errmsg);
+    store_digest(f.s, d0);
+    store_close(f.s);
+    f.s = NULL;
+    set_index_format(f.dir, 2); /* This build writes format 1. */
+    CHECK_RC(fx_open(&f), RV_EVERSION, f.errmsg);
+    CHECK(strstr(f.errmsg, "index format version 2") != NULL);
+    set_index_format(f.dir, 1);
+    CHECK_OK(fx_open(&f), f.errmsg);
+    store_digest(f.s, d1);
+    CHECK(memcmp(d0, d1, sizeof d0) == 0);
     fx_done(&f);
 }
 
@@ -2264,6 +2332,7 @@ static const struct rv_test tests[] = {
     {"refusals_leave_the_idempotency_key_free",
      test_refusals_leave_the_idempotency_key_free},
     {"run_create_and_resume_modes", test_run_create_and_resume_modes},
+    {"newer_versions_are_refused", test_newer_versions_are_refused},
     {"params_are_write_once_and_batches_all_or_nothing",
      test_params_are_write_once_and_batches_all_or_nothing},
     {"tags_last_write_wins_and_index_follows",

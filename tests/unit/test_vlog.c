@@ -463,6 +463,50 @@ test_garbage_newest_segment_never_crashes(void)
     }
 }
 
+/* Set segment n's header version (bytes 8-11). */
+static void
+set_seg_version(struct fx *f, uint32_t n, uint32_t version)
+{
+    uint8_t v[4];
+    rv_put_be32(v, version);
+    int fd = open(seg_path(f, n), O_WRONLY);
+    CHECK(fd >= 0 && pwrite(fd, v, 4, 8) == 4);
+    close(fd);
+}
+
+/* A segment a newer runvault wrote (header version 2) is refused with
+ * RV_EVERSION, newest or sealed, and never repaired or truncated: the
+ * newest segment's header path rewrites headers it cannot read. */
+static void
+test_newer_format_segment_is_refused_untouched(void)
+{
+    struct fx f;
+    fx_init(&f, "vlog-version");
+    CHECK_OK(fx_open(&f, 4096), f.errmsg);
+    CHECK_OK(append_range(&f, 1, 60), f.errmsg);
+    vlog_close(f.v);
+    f.v = NULL;
+    uint32_t newest = 1;
+    while (file_size(seg_path(&f, newest + 1)) >= 0)
+        newest++;
+    CHECK(newest >= 2);
+    off_t size = file_size(seg_path(&f, newest));
+    for (int round = 0; round < 2; round++) {
+        uint32_t n = round == 0 ? newest : 1;
+        set_seg_version(&f, n, VLOG_FORMAT_VERSION + 1);
+        CHECK_RC(fx_open(&f, 4096), RV_EVERSION, f.errmsg);
+        CHECK(strstr(f.errmsg, "format version 2") != NULL);
+        CHECK(strstr(f.errmsg, seg_path(&f, n)) != NULL);
+        CHECK(f.v == NULL);
+        CHECK(file_size(seg_path(&f, newest)) == size);
+        set_seg_version(&f, n, VLOG_FORMAT_VERSION);
+    }
+    CHECK_OK(fx_open(&f, 4096), f.errmsg);
+    CHECK(vlog_last_index(f.v) == 60);
+    CHECK(check_all(&f, 1, 60));
+    fx_done(&f);
+}
+
 struct reader_arg {
     struct vlog *v;
     uint64_t target;
@@ -534,6 +578,8 @@ static const struct rv_test tests[] = {
      test_scrub_visits_sealed_segments_and_finds_a_flip},
     {"missing_middle_segment_is_refused",
      test_missing_middle_segment_is_refused},
+    {"newer_format_segment_is_refused_untouched",
+     test_newer_format_segment_is_refused_untouched},
     {"garbage_newest_segment_never_crashes",
      test_garbage_newest_segment_never_crashes},
     {"concurrent_reader_sees_a_consistent_prefix",
