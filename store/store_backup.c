@@ -185,6 +185,19 @@ int
 store_backup_begin(struct store *s, struct store_backup *b, char *errmsg)
 {
     memset(b, 0, sizeof *b);
+    /* A compacted vlog starts from its checkpoint image (ARCHITECTURE.md,
+     * "Compaction"); a backup holds segments only, whose replay cannot
+     * pass a compacted record. Refused until backups carry the image. */
+    struct vlog_checkpoint ck;
+    vlog_checkpoint(s->vlog, &ck);
+    if (ck.index > 0) {
+        rv_errmsg_printf(errmsg,
+                         "this node's vlog was compacted at index %llu: a "
+                         "backup of a compacted vlog needs its checkpoint "
+                         "image, which backups do not carry yet",
+                         (unsigned long long)ck.index);
+        return RV_ESTATE;
+    }
     /* A segment may vanish between the listing and the open (a compaction
      * replaces sealed segments under new names): list again. */
     for (int attempt = 0; attempt < 8; attempt++) {

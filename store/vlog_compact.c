@@ -146,7 +146,7 @@ vlog__manifest_read(const char *dir, struct vlog_manifest *m, char *errmsg)
     } else if ((buf = malloc((size_t)st.st_size)) == NULL) {
         rc = RV_ENOMEM;
     } else {
-        int r = vlog__pread_full(fd, buf, (size_t)st.st_size, 0);
+        int r = vlog_pread_full(fd, buf, (size_t)st.st_size, 0);
         if (r != 0)
             rc = r == -2 ? RV_ECORRUPT
                          : vlog__err_errno(errno, errmsg, "read", path);
@@ -492,7 +492,7 @@ vlog_rewrite_pass(struct vlog_rewrite *rw, int fd, const char *path,
     rv_buf_init(&buf);
     uint8_t hdr[VLOG_SEGMENT_HEADER];
     int rc = RV_OK;
-    if (vlog__pread_full(fd, hdr, sizeof hdr, 0) != 0) {
+    if (vlog_pread_full(fd, hdr, sizeof hdr, 0) != 0) {
         rv_errmsg_printf(errmsg, "%s: segment header unreadable", path);
         return RV_EIO;
     }

@@ -11,8 +11,10 @@ purged string; compaction while a writer keeps writing.
 """
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -157,6 +159,20 @@ class TestCompact(unittest.TestCase):
             self.assertTrue(got["lines"][0]["text"].startswith("kept line"))
             st, _ = self.call(i, "GET", "/api/v2/runs/gone0?consistency=stale")
             self.assertEqual(st, 404)
+
+        # A backup of a compacted vlog is refused, naming why (backups do
+        # not carry the checkpoint image yet), and writes nothing.
+        out = tempfile.mkdtemp(prefix="rv-bk-")
+        try:
+            r = subprocess.run([self.c.runvault, "backup", "--endpoint",
+                                self.c.http_endpoints[fo], "--out", out],
+                               capture_output=True, text=True, timeout=120)
+            self.assertEqual(r.returncode, 12, r.stdout + r.stderr)
+            self.assertIn("compacted at index %d" % index, r.stderr)
+            self.assertFalse(os.path.exists(os.path.join(out,
+                                                         "manifest.json")))
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
 
         # Compaction while a writer writes: every write acknowledged, the
         # digests equal afterwards.
