@@ -66,7 +66,6 @@ void vlog__seg_path(const char *dir, uint32_t number, uint64_t gen, char *out,
 /* CRC-32C of a record: header bytes [0,4) and [8,20), then the payload. */
 uint32_t vlog__record_crc(const uint8_t *hdr, const uint8_t *payload, size_t n);
 
-
 /* pwritev all of iov (at most 3 entries) at off. Returns 0 or -1 (errno
  * set). */
 int vlog__write_full(int fd, const struct iovec *iov, int n_iov, uint64_t off);
