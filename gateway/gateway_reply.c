@@ -37,6 +37,7 @@ static const struct {
     {RV_ENOSPACE, 507, "INSUFFICIENT_STORAGE"},
     {RV_EIO, 500, "INTERNAL_ERROR"},
     {RV_ECORRUPT, 500, "INTERNAL_ERROR"},
+    {RV_EVERSION, 500, "INTERNAL_ERROR"},
 };
 
 int
