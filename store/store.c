@@ -434,10 +434,16 @@ store__replay(struct store *s, uint64_t stop_index, uint64_t *n_out,
             break;
         if (rec.index <= s->applied_index)
             continue;
+        Rv__CommandBatch *batch;
+        char why[RV_ERRMSG_SIZE] = "";
+        rc = store__decode_record(rec.index, rec.payload, rec.len, &batch, why,
+                                  errmsg);
+        if (rc != RV_OK)
+            break;
         struct store_result *results;
         size_t n_results;
-        rc = store__materialise(s, rec.index, rec.payload, rec.len, rec.ptr, 0,
-                                NULL, &results, &n_results, errmsg);
+        rc = store__materialise(s, rec.index, batch, rec.ptr, why, &results,
+                                &n_results, errmsg);
         free(results);
         if (rc != RV_OK)
             break;

@@ -358,28 +358,40 @@ store__apply_batch(struct store *s, MDB_txn *txn, uint64_t index,
 }
 
 int
-store__materialise(struct store *s, uint64_t index, const uint8_t *payload,
-                   size_t n, struct vlog_ptr ptr, int is_malformed,
-                   const char *malformed_msg, struct store_result **results,
-                   size_t *n_results, char *errmsg)
+store__decode_record(uint64_t index, const uint8_t *payload, size_t n,
+                     Rv__CommandBatch **batch, char *why, char *errmsg)
 {
-    Rv__CommandBatch *batch = NULL;
-    char why[RV_ERRMSG_SIZE] = "";
-    *results = NULL;
-    *n_results = 0;
-    if (store__marker_dirty(s, errmsg) != RV_OK)
-        return RV_EIO;
-    if (!is_malformed && proto_batch_decode(payload, n, &batch, why) != RV_OK)
-        is_malformed = 1;
-    if (!is_malformed && batch->n_pad > 0) {
+    *batch = NULL;
+    if (proto_batch_decode(payload, n, batch, why) != RV_OK)
+        return RV_OK; /* applied as a malformed batch, as it was live */
+    if ((*batch)->n_pad > 0) {
         /* A compacted record is never replayed: the checkpoint's image
-         * stands for every record up to it (store_compact.c). */
+         * stands for every record up to it (store_compact.c). A proposer
+         * never writes padding: store_apply archives such a batch empty. */
         rv_errmsg_printf(errmsg,
                          "vlog record %llu was compacted: only the "
                          "compaction checkpoint's image can stand for it",
                          (unsigned long long)index);
-        proto_batch_free(batch);
+        proto_batch_free(*batch);
+        *batch = NULL;
         return RV_ECORRUPT;
+    }
+    return RV_OK;
+}
+
+int
+store__materialise(struct store *s, uint64_t index, Rv__CommandBatch *batch,
+                   struct vlog_ptr ptr, const char *malformed_msg,
+                   struct store_result **results, size_t *n_results,
+                   char *errmsg)
+{
+    char why[RV_ERRMSG_SIZE] = "";
+    int is_malformed = batch == NULL;
+    *results = NULL;
+    *n_results = 0;
+    if (store__marker_dirty(s, errmsg) != RV_OK) {
+        proto_batch_free(batch);
+        return RV_EIO;
     }
     if (!is_malformed && batch->n_commands > CONTRACT_MAX_COMMANDS_PER_BATCH) {
         snprintf(why, sizeof why, "batch of %zu commands exceeds %d",
@@ -403,7 +415,8 @@ store__materialise(struct store *s, uint64_t index, const uint8_t *payload,
         if (is_malformed) {
             res[0].code = RV_EMALFORMED;
             snprintf(res[0].message, sizeof res[0].message, "%s",
-                     malformed_msg ? malformed_msg : why);
+                     why[0] != '\0' || malformed_msg == NULL ? why
+                                                             : malformed_msg);
             break;
         }
         rc = store__apply_batch(s, txn, index, batch, ptr, is_nested, res,
@@ -455,7 +468,7 @@ store_apply(struct store *s, uint64_t index, const void *entry, size_t len,
 {
     const uint8_t *payload;
     size_t n;
-    char why[RV_ERRMSG_SIZE];
+    char why[RV_ERRMSG_SIZE] = "";
 
     *results = NULL;
     *n_results = 0;
@@ -478,8 +491,17 @@ store_apply(struct store *s, uint64_t index, const void *entry, size_t len,
                          why);
         return RV_EVERSION;
     }
-    int is_malformed = orc != RV_OK;
-    if (is_malformed) {
+    Rv__CommandBatch *batch = NULL;
+    if (orc == RV_OK && proto_batch_decode(payload, n, &batch, why) == RV_OK &&
+        batch->n_pad > 0) {
+        /* Padding is compaction's mark (a compacted record never replays):
+         * a proposer never writes it, so such a batch is malformed. */
+        snprintf(why, sizeof why,
+                 "a proposed batch carries compaction padding");
+        proto_batch_free(batch);
+        batch = NULL;
+    }
+    if (batch == NULL) {
         /* Archive an empty batch: replaying it changes nothing, as here. */
         payload = (const uint8_t *)"";
         n = 0;
@@ -488,11 +510,11 @@ store_apply(struct store *s, uint64_t index, const void *entry, size_t len,
     int rc =
         vlog_append(s->vlog, index, VLOG_TYPE_BATCH, payload, n, &ptr, errmsg);
     if (rc != RV_OK) {
+        proto_batch_free(batch);
         rv_errmsg_wrap(errmsg, "vlog");
         return rc;
     }
-    return store__materialise(s, index, payload, n, ptr, is_malformed,
-                              is_malformed ? why : NULL, results, n_results,
+    return store__materialise(s, index, batch, ptr, why, results, n_results,
                               errmsg);
 }
 
@@ -506,17 +528,22 @@ store_apply_record(struct store *s, uint64_t index, const void *payload,
                          (unsigned long long)s->applied_index);
         return RV_EINVAL;
     }
+    Rv__CommandBatch *batch;
+    char why[RV_ERRMSG_SIZE] = "";
+    int rc = store__decode_record(index, payload, n, &batch, why, errmsg);
+    if (rc != RV_OK)
+        return rc;
     struct vlog_ptr ptr;
-    int rc =
-        vlog_append(s->vlog, index, VLOG_TYPE_BATCH, payload, n, &ptr, errmsg);
+    rc = vlog_append(s->vlog, index, VLOG_TYPE_BATCH, payload, n, &ptr, errmsg);
     if (rc != RV_OK) {
+        proto_batch_free(batch);
         rv_errmsg_wrap(errmsg, "vlog");
         return rc;
     }
     struct store_result *results;
     size_t n_results;
-    rc = store__materialise(s, index, payload, n, ptr, 0, NULL, &results,
-                            &n_results, errmsg);
+    rc = store__materialise(s, index, batch, ptr, why, &results, &n_results,
+                            errmsg);
     free(results);
     return rc;
 }

@@ -455,12 +455,19 @@ int store__marker_dirty(struct store *s, char *errmsg);
 
 /* ---- store_apply.c: commands ------------------------------------------- */
 
-/* Materialise the batch payload at index (already in the vlog at ptr) into
- * LMDB in one transaction, updating applied_index and the digest. */
-int store__materialise(struct store *s, uint64_t index, const uint8_t *payload,
-                       size_t n, struct vlog_ptr ptr, int is_malformed,
-                       const char *malformed_msg, struct store_result **results,
-                       size_t *n_results, char *errmsg);
+/* Decode an archived record's payload for replay. A payload that does not
+ * decode leaves *batch NULL and the reason in why (it is applied as the
+ * malformed batch it was live); a compacted record is RV_ECORRUPT. */
+int store__decode_record(uint64_t index, const uint8_t *payload, size_t n,
+                         Rv__CommandBatch **batch, char *why, char *errmsg);
+
+/* Materialise a batch (already in the vlog at ptr) into LMDB in one
+ * transaction, updating applied_index and the digest. Takes batch, freed
+ * here; a NULL batch is a malformed entry whose reason is malformed_msg. */
+int store__materialise(struct store *s, uint64_t index, Rv__CommandBatch *batch,
+                       struct vlog_ptr ptr, const char *malformed_msg,
+                       struct store_result **results, size_t *n_results,
+                       char *errmsg);
 
 /* ---- store_mlflow.c: MLflow experiments ---------------------------------- */
 

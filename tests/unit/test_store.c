@@ -664,6 +664,17 @@ test_old_indexes_skipped_and_malformed_entries_applied_empty(void)
              f.errmsg);
     CHECK(n == 1 && res[0].code == RV_EMALFORMED);
     free(res);
+    /* A batch with compaction padding (field 2, one 3-byte pad) is no
+     * proposer's: malformed here, archived empty, so replay agrees. */
+    uint8_t padded[5] = {0x12, 0x03, 0x00, 0x00, 0x00};
+    proto_envelope_wrap(padded, sizeof padded, entry);
+    CHECK_OK(store_apply(f.s, ++f.index, entry,
+                         proto_envelope_size(sizeof padded), &res, &n,
+                         f.errmsg),
+             f.errmsg);
+    CHECK(n == 1 && res[0].code == RV_EMALFORMED);
+    CHECK(strstr(res[0].message, "padding") != NULL);
+    free(res);
     /* Reopen and rebuild: the same digest (malformed entries replay the
      * same way). */
     store_digest(f.s, d0);
