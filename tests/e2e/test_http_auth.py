@@ -348,6 +348,9 @@ class HttpAuth(unittest.TestCase):
              (U, U, K, K, K, N, K), False),
             ("PUT", art + "%E/%R/artifacts/up-%W.txt", "x",
              (U, U, F, K, K, N, K), False),
+            # Last: a compaction rewrites the archive of every team, so
+            # only the cluster-admin may ask (202, judged at apply).
+            ("POST", "/api/v2/compact", {}, (U, U, F, F, F, F, 202), False),
         ]
         bad = []
         for method, path, body, want, fresh in rows:
