@@ -1,8 +1,10 @@
 /* The replica's state, shared by the files of raft/ that run it on the
- * loop thread: replica.c (batches, barriers, leadership, start and stop)
- * and membership.c (adding, removing and promoting nodes, leadership
- * transfer, announcing this node's addresses). Never included from
- * outside raft/. Everything here runs on the loop thread unless a field
+ * loop thread: replica.c (batches, barriers, leadership, stop),
+ * replica_start.c (start), replica_state.c (what other threads read, disk
+ * space, loop lag), replica_sync.c (store syncs), maint.c (the leader's
+ * periodic proposals) and membership.c (adding, removing and promoting
+ * nodes, leadership transfer, announcing this node's addresses). Never included
+ * from outside raft/. Everything here runs on the loop thread unless a field
  * says otherwise. */
 #ifndef RV_RAFT_REPLICA_INT_H
 #define RV_RAFT_REPLICA_INT_H
@@ -169,6 +171,15 @@ void replica__raft_closed(struct raft *raft);
 void replica__async_cb(uv_async_t *h);
 void replica__check_cb(uv_check_t *h);
 void replica__sync_cb(uv_timer_t *t);
+
+/* Start a store sync on the thread pool unless one runs; strict writes in
+ * r->sync_waiters are answered when a sync covers their index
+ * (replica_sync.c). */
+void replica__sync_start(struct replica *r);
+
+/* Refresh the data disk's free space, at most once a second; writes are
+ * refused under the threshold (replica_state.c). */
+void replica__disk_tick(struct replica *r);
 
 /* After uv_run returned: wait for a sync job still on the thread pool and
  * close it (the store must not close under it). Loop thread. */
