@@ -81,6 +81,7 @@ replica__step_write(struct replica *r, int is_put)
     r->step_write.data = r;
     replica__push(&r->writes, &r->step_write);
     r->pending_bytes += r->step_packed.len;
+    r->is_step_write_busy = 1;
     return RV_OK;
 }
 
@@ -98,6 +99,7 @@ replica__step_write_done(struct replica_op *op)
                  ? op->results[0].message
                  : "");
     replica_op_clean(op);
+    r->is_step_write_busy = 0;
     if (r->change_op == NULL || r->step == STEP_NONE)
         return;
     if (code != RV_OK) {
@@ -260,7 +262,10 @@ replica__change_next(struct replica *r)
     switch (r->step) {
     case STEP_NODE_PUT:
     case STEP_NODE_DEL:
-        if (r->writes.n == 0 || r->writes.tail != &r->step_write) {
+        /* Once: a strict node's write waits for a sync after it applied
+         * (in r->sync_waiters), and queueing it again there re-proposed
+         * the record on every loop turn and lost its results. */
+        if (!r->is_step_write_busy) {
             int rc = replica__step_write(r, r->step == STEP_NODE_PUT);
             if (rc != RV_OK)
                 replica__change_done(r, rc, "cannot encode the node record");

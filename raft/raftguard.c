@@ -16,6 +16,62 @@ raftguard__of(struct raft_io *io)
     return r->data;
 }
 
+/* Free the batches only entries [0, k) of a received AppendEntries use
+ * (a batch is one allocation for a run of consecutive entries; the first
+ * kept entry's batch stays). */
+static void
+raftguard__free_dropped(struct raft_entry *e, unsigned k, unsigned n)
+{
+    void *kept = k < n ? e[k].batch : NULL;
+    for (unsigned i = 0; i < k; i++) {
+        if (e[i].batch != NULL && e[i].batch != kept &&
+            (i == 0 || e[i].batch != e[i - 1].batch))
+            raft_free(e[i].batch);
+    }
+}
+
+/* raft 0.15's follower takes an AppendEntries whose entries begin below
+ * its in-memory log (prev_log_index 0, or any index under the log's
+ * offset after a snapshot) for entries it lacks: logTermOf() answers 0
+ * there, so all of them are appended after its last entry, at the wrong
+ * indexes, and logAcquire() then walks the reference table for an index
+ * it never held (a NULL dereference: the fault soak's SIGSEGV). Entries up
+ * to the follower's snapshot are committed and applied here, and by Leader
+ * Completeness the leader's log holds the same ones: drop them, so the
+ * request starts at the snapshot's last index, which the follower checks
+ * against the snapshot's term as it checks any prev_log_index. A request
+ * that lies wholly inside the snapshot becomes a heartbeat at it. */
+static void
+raftguard__trim_snapshotted(struct raftguard *g, struct raft_append_entries *a)
+{
+    const struct raft_log *log = &g->raft->log;
+    raft_index snap = log->snapshot.last_index;
+    if (a->n_entries == 0 || snap == 0 || a->prev_log_index >= log->offset)
+        return;
+    raft_index covered = snap - a->prev_log_index;
+    unsigned k = covered < a->n_entries ? (unsigned)covered : a->n_entries;
+    if (g->n_trimmed++ < 8)
+        fprintf(stderr,
+                "raftguard: AppendEntries after %llu: %u of %u entries are "
+                "in this node's snapshot (to %llu, log offset %llu): "
+                "dropped\n",
+                (unsigned long long)a->prev_log_index, k, a->n_entries,
+                (unsigned long long)snap, (unsigned long long)log->offset);
+    raftguard__free_dropped(a->entries, k, a->n_entries);
+    if (k == a->n_entries) {
+        raft_free(a->entries);
+        a->entries = NULL;
+        a->n_entries = 0;
+        a->prev_log_index = snap;
+        a->prev_log_term = log->snapshot.last_term;
+        return;
+    }
+    a->prev_log_term = a->entries[k - 1].term;
+    a->prev_log_index += k;
+    a->n_entries -= k;
+    memmove(a->entries, a->entries + k, a->n_entries * sizeof *a->entries);
+}
+
 static void
 raftguard__recv(struct raft_io *io, struct raft_message *m)
 {
@@ -23,6 +79,8 @@ raftguard__recv(struct raft_io *io, struct raft_message *m)
     int was_bounded = g->is_bounded;
     raft_index was_bound = g->bound;
     if (m->type == RAFT_IO_APPEND_ENTRIES) {
+        if (!g->no_snapshot_trim)
+            raftguard__trim_snapshotted(g, &m->append_entries);
         g->is_bounded = 1;
         g->bound =
             m->append_entries.prev_log_index + m->append_entries.n_entries;

@@ -1,4 +1,4 @@
-/* Work-arounds for two raft 0.15 safety bugs (ARCHITECTURE.md, "The raft
+/* Work-arounds for three raft 0.15 bugs (ARCHITECTURE.md, "The raft
  * state machine").
  *
  * 1. A follower answers a successful AppendEntries with
@@ -26,6 +26,12 @@
  * AppendEntries' leader_commit to prev_log_index + n_entries before raft
  * sees it (the follower-side fix later raft forks made). Learning a commit
  * index later is always safe.
+ *
+ * 3. A follower whose log starts after a snapshot takes an AppendEntries
+ * whose entries begin below that start (prev_log_index 0) for new entries,
+ * appends them at the wrong indexes and dereferences a missing log
+ * reference (SIGSEGV). The guard drops the entries the follower's
+ * snapshot holds, so the request starts at the snapshot's last index.
  *
  * Loop thread only (raft's thread). */
 #ifndef RV_RAFT_RAFTGUARD_H
@@ -63,6 +69,11 @@ struct raftguard {
     /* Set after raftguard_install() to leave leader_commit as sent (only
      * the test that shows raft 0.15's own behaviour does). */
     int no_commit_clamp;
+    uint64_t n_trimmed; /* AppendEntries whose snapshotted head was
+                           dropped. */
+    /* Set after raftguard_install() to pass such requests as sent (tests
+     * only). */
+    int no_snapshot_trim;
     /* Optional, set after raftguard_install(): called with the guard and
      * raft's status when a log write failed, before raft's own callback
      * hears of it (the replica stops: raft 0.15 would carry on with a log

@@ -498,8 +498,10 @@ replica__check_cb(uv_check_t *h)
         struct replica_op *op;
         while ((op = replica__pop(&r->writes)) != NULL) {
             r->pending_bytes -= op->packed_len;
-            if (op == &r->step_write)
+            if (op == &r->step_write) {
+                r->is_step_write_busy = 0; /* Never appended. */
                 continue;
+            }
             replica__finish(op, RV_ENOTLEADER, "leadership moved");
         }
         replica__finish_all(&r->barriers, RV_ENOTLEADER, "leadership moved");

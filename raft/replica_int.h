@@ -89,6 +89,9 @@ struct replica {
     enum replica__step step;
     uint64_t step_deadline_ms;
     struct replica_op step_write; /* node_put / node_del of a change. */
+    /* step_write is queued, in flight or waiting for a strict sync: not
+     * to be queued again until its done callback ran. */
+    int is_step_write_busy;
     struct rv_buf step_packed;
     int is_leader, is_serving;
     int was_member; /* Seen in a configuration by this process. */

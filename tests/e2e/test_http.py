@@ -660,5 +660,34 @@ class HttpTest(unittest.TestCase):
         self.assertEqual(doc["run"]["n_log_lines"], 0)
 
 
+class StrictIdleTest(unittest.TestCase):
+    """A strict node records its addresses with one node_put and then
+    proposes nothing while idle. Its write waits for a sync after it is
+    applied, and queueing it again from there re-proposed it on every
+    loop turn until the sync ended (and lost the results of each)."""
+
+    def test_a_strict_node_records_its_addresses_once(self):
+        c = Cluster(n=1, durability="strict")
+        c.start(timeout=60)
+        try:
+            def commands():
+                conn = http.client.HTTPConnection(
+                    c.http_endpoints[0].split("://", 1)[1], timeout=5)
+                conn.request("GET", "/metrics")
+                text = conn.getresponse().read().decode()
+                conn.close()
+                for line in text.splitlines():
+                    if line.startswith("runvault_raft_commands_total "):
+                        return int(float(line.split()[1]))
+                self.fail("no runvault_raft_commands_total in /metrics")
+            time.sleep(1.5)
+            a = commands()
+            time.sleep(1.0)
+            # The node_put and the fixture's one write that checks the
+            # node serves (the re-proposals made it 6).
+            self.assertEqual((a, commands()), (2, 2))
+        finally:
+            c.stop()
+
 if __name__ == "__main__":
     unittest.main()
