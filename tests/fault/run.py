@@ -1018,6 +1018,43 @@ def unavailability(ctx):
     return out
 
 
+def diagnose_unconverged(c):
+    """What each running node is doing when the replicas do not agree: its
+    raft counters twice, one second apart (entries still being proposed
+    on an idle cluster, and by whom), and its log's last lines."""
+    import urllib.request
+
+    def counters(n):
+        want = ("runvault_raft_entries_total", "runvault_raft_commands_total",
+                "runvault_raft_barriers_total", "runvault_raft_applied_index",
+                "runvault_raft_last_index")
+        try:
+            with urllib.request.urlopen(n.http_url + "/metrics",
+                                        timeout=2) as r:
+                text = r.read().decode(errors="replace")
+        except OSError as e:
+            return {"error": repr(e)}
+        out = {}
+        for line in text.splitlines():
+            k, _, v = line.partition(" ")
+            if k in want:
+                out[k] = float(v)
+        return out
+
+    first = {n.id: counters(n) for n in c.running()}
+    time.sleep(1.0)
+    out = {}
+    for n in c.running():
+        second = counters(n)
+        tail = []
+        if os.path.exists(n.log):
+            with open(n.log, errors="replace") as f:
+                tail = [x.rstrip() for x in f.readlines()[-20:]]
+        out["n%d" % n.id] = {"before": first.get(n.id), "after": second,
+                             "log_tail": tail}
+    return out
+
+
 def run_scenario(args, net, rnd, name, durability, n, nemeses, seconds):
     ckw = {}
     if args.soak or args.custom or name == "vlog-damage":
@@ -1082,6 +1119,7 @@ def run_scenario(args, net, rnd, name, durability, n, nemeses, seconds):
         ctx.fig["converged"] = ok
         ctx.fig["applied_index"] = applied
         if not ok:
+            ctx.fig["unconverged"] = diagnose_unconverged(c)
             ctx.fail("replicas did not converge: %s" % (applied,))
         summaries = wl.finish()
         ctx.fig["workloads"] = summaries
