@@ -1,8 +1,11 @@
 """MLflow runs/search against runvault's own run list, on one node
 (loopback, auth off): N runs in one experiment (a param, a tag, a metric
-each), then Q first pages of 100 of each query shape through both
-endpoints, alternating, timed on the client (keep-alive connections).
-Prints one JSON line per shape and endpoint: p50, p99 in ms.
+each), then Q first pages of 100 of each query shape through three
+endpoints in turn, timed on the client (keep-alive connections): the
+native list as the UI asks it (summaries), the native list with `full=1`
+(each run's params, tags and latest metrics: what runs/search returns),
+and MLflow's runs/search. Prints one JSON line per shape and endpoint:
+p50, p99 in ms.
 
     python3 bench/mlflow_search.py [--runs N] [--queries Q]
 """
@@ -65,24 +68,29 @@ def main():
         exp = call("GET", "/api/2.0/mlflow/experiments/get-by-name?"
                    "experiment_name=bench%2Fsearch")["experiment"]
         for name, flt, order in SHAPES:
-            native, mlflow = [], []
+            native, full, mlflow = [], [], []
             q = urllib.parse.urlencode({"project": "bench",
                                         "experiment": "search",
                                         "filter": flt, "order_by": order,
                                         "per_page": 100})
+            qf = q + "&full=1"
             body = {"experiment_ids": [exp["experiment_id"]], "filter": flt,
                     "order_by": [order], "max_results": 100}
-            n1 = n2 = None
+            n1 = n2 = n3 = None
             for _ in range(args.queries):
                 t = time.perf_counter()
                 n1 = len(call("GET", "/api/v2/experiments?" + q)["runs"])
                 native.append((time.perf_counter() - t) * 1000)
                 t = time.perf_counter()
+                n3 = len(call("GET", "/api/v2/experiments?" + qf)["runs"])
+                full.append((time.perf_counter() - t) * 1000)
+                t = time.perf_counter()
                 n2 = len(call("POST", "/api/2.0/mlflow/runs/search",
                               body).get("runs", []))
                 mlflow.append((time.perf_counter() - t) * 1000)
-            assert n1 == n2, (name, n1, n2)
-            for ep, v in (("native_list", native), ("mlflow_search", mlflow)):
+            assert n1 == n2 == n3, (name, n1, n2, n3)
+            for ep, v in (("native_list", native), ("native_full", full),
+                          ("mlflow_search", mlflow)):
                 print(json.dumps({"shape": name, "endpoint": ep,
                                   "runs": args.runs, "page": n1,
                                   "p50_ms": round(pct(v, 0.5), 2),
