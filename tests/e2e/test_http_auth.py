@@ -56,11 +56,7 @@ class HttpAuth(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.c = Cluster(n=3, extra_args=["--auth", "on"]).start()
-        deadline = time.monotonic() + 20
-        while cls.c.admin_token() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        cls.admin = cls.c.admin_token()
-        assert cls.admin, "no admin.token was written"
+        cls.admin = cls.c.wait_admin_token()
         cls.li = cls.c.leader()
         cls.ep = cls.c.http_endpoints[cls.li]
         cls.fol = cls.c.http_endpoints[(cls.li + 1) % 3]

@@ -537,6 +537,15 @@ class Cluster:
                     break
         return self.token
 
+    def wait_admin_token(self, timeout=20):
+        """admin_token(), waiting up to timeout seconds for the bootstrap
+        to write it; fails the caller when it never appears."""
+        deadline = time.monotonic() + timeout
+        while self.admin_token() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert self.admin_token(), "no admin.token was written"
+        return self.token
+
     def auth_headers(self):
         tok = self.admin_token()
         return {"Authorization": "Bearer " + tok} if tok else {}
