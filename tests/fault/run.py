@@ -848,12 +848,21 @@ def compare_series(ctx, node, ref):
     return out
 
 
-def nem_compact_kill(ctx, rounds=2):
+def nem_compact_power(ctx, rounds=2):
+    """nem_compact_kill with a power cut of the victim instead of a plain
+    kill -9: its powerfs drops every write it had not synced, mid-image,
+    mid-rewrite or mid-snapshot (a compaction makes raft snapshot next,
+    and the scenario snapshots every MiB)."""
+    nem_compact_kill(ctx, rounds, while_down=power_cut_all)
+
+
+def nem_compact_kill(ctx, rounds=2, while_down=None):
     """Runs with 400 KB of log lines each created and purged, a compaction
     asked, and kill -9 of a follower (first round) or the leader (second)
     shortly after, while it writes its image or rewrites its segments;
     restarted, it opens on the old or the new segment set (never a mix)
-    and the end check wants equal digests everywhere."""
+    and the end check wants equal digests everywhere. while_down(ctx,
+    [victim]) runs while it is down."""
     for r in range(rounds):
         ld = ctx.c.wait_leader(10)
         if ld is None:
@@ -879,6 +888,8 @@ def nem_compact_kill(ctx, rounds=2):
         time.sleep(random.uniform(0.02, 0.3))
         ctx.ev.add("kill", [victim], ld)
         victim.kill()
+        if while_down is not None:
+            while_down(ctx, [victim])
         time.sleep(1.5)
         ctx.restart(victim)
         time.sleep(2)
@@ -886,6 +897,7 @@ def nem_compact_kill(ctx, rounds=2):
 
 NEMESES = {
     "compact-kill": nem_compact_kill,
+    "compact-power": nem_compact_power,
     "kill-leader": nem_kill_leader,
     "kill-follower": nem_kill_follower,
     "kill-all": nem_kill_all,
@@ -955,6 +967,10 @@ EXTRA = [
     # Issue 18 item 3: a leader's wall clock 10 min ahead, then 20 min
     # back (libfaketime), auth on (token expiry), then a leader change.
     ("clock-skew-auth", "buffered", 3, ["clock-skew"], 30),
+    # Issue 18 item 2: one node's power cut mid-compaction, and in the
+    # snapshot a compaction brings (data dirs on powerfs).
+    ("compact-power", "buffered", 3, ["compact-power"], 24),
+    ("compact-power-strict", "strict", 3, ["compact-power"], 24),
 ]
 
 
@@ -1057,7 +1073,8 @@ def diagnose_unconverged(c):
 
 def run_scenario(args, net, rnd, name, durability, n, nemeses, seconds):
     ckw = {}
-    if args.soak or args.custom or name == "vlog-damage":
+    if args.soak or args.custom or name == "vlog-damage" or \
+            name.startswith("compact-power"):
         ckw["snapshot_bytes"] = 1 << 20
     if "-auth" in name:
         ckw["auth"] = True
@@ -1070,14 +1087,15 @@ def run_scenario(args, net, rnd, name, durability, n, nemeses, seconds):
     t_begin = time.monotonic()
     try:
         c = ctx.c
-        if name in ("vlog-damage", "compact-kill"):
+        if name in ("vlog-damage", "compact-kill") or \
+                name.startswith("compact-power"):
             c.segment_bytes = 65536
         elif args.soak or args.custom:
             c.segment_bytes = 1 << 20
         if "disk-full" in nemeses:
             ctx.tmpfs_node = c.nodes[2]
             ctx.tmpfs_node.mount_tmpfs("160m")
-        if "power-cut" in nemeses:
+        if "power-cut" in nemeses or "compact-power" in nemeses:
             for n in c.nodes[:c.n_initial]:
                 n.mount_powerfs(os.path.join(args.build, "tests",
                                              "rv_powerfs"))

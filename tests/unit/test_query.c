@@ -7,6 +7,7 @@
 #include "proto/proto.h"
 #include "store/store.h"
 #include "tests/lib/harness.h"
+#include "tests/lib/storefx.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -65,17 +66,10 @@ struct world {
 static int
 apply_batch(struct world *w, Rv__Command **cmds, size_t n)
 {
-    Rv__CommandBatch b = RV__COMMAND_BATCH__INIT;
-    struct rv_buf e;
-    struct store_result *res = NULL;
-    size_t n_res = 0;
-    b.n_commands = n;
-    b.commands = cmds;
-    rv_buf_init(&e);
-    int rc = proto_envelope_encode(&b, &e, w->errmsg);
-    if (rc == RV_OK)
-        rc = store_apply(w->s, ++w->index, e.data, e.len, &res, &n_res,
-                         w->errmsg);
+    struct store_result *res;
+    size_t n_res;
+    int rc =
+        storefx_apply_at(w->s, ++w->index, cmds, n, &res, &n_res, w->errmsg);
     for (size_t i = 0; rc == RV_OK && i < n_res; i++) {
         if (res[i].code != RV_OK) {
             snprintf(w->errmsg, sizeof w->errmsg, "command %zu: %.200s", i,
@@ -84,7 +78,6 @@ apply_batch(struct world *w, Rv__Command **cmds, size_t n)
         }
     }
     free(res);
-    rv_buf_free(&e);
     return rc;
 }
 

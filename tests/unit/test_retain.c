@@ -6,6 +6,7 @@
 #include "proto/proto.h"
 #include "store/store.h"
 #include "tests/lib/harness.h"
+#include "tests/lib/storefx.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,60 +16,19 @@
 
 #define DAY ((int64_t)86400000)
 
-struct fx {
-    char *dir;
-    struct store *s;
-    uint64_t index;
-    char errmsg[RV_ERRMSG_SIZE];
-    struct store_result last;
-};
-
-static void
-fx_init(struct fx *f, const char *tag)
-{
-    memset(f, 0, sizeof *f);
-    f->dir = rv_test_tmpdir(tag);
-    struct store_config cfg = {f->dir, (size_t)1 << 30, 64 << 10, NULL, NULL};
-    if (store_open(&f->s, &cfg, f->errmsg) != RV_OK) {
-        fprintf(stderr, "store_open: %s\n", f->errmsg);
-        abort();
-    }
-}
-
-static void
-fx_done(struct fx *f)
-{
-    store_close(f->s);
-    rv_test_rmdir(f->dir);
-}
-
 /* Apply cmd, stamped at (0: not stamped), as the next entry; the store's
  * code, else the command's. */
 static int
-apply1(struct fx *f, Rv__Command *cmd, int64_t at)
+apply1(struct storefx *f, Rv__Command *cmd, int64_t at)
 {
-    Rv__CommandBatch b = RV__COMMAND_BATCH__INIT;
-    struct rv_buf e;
-    struct store_result *out = NULL;
-    size_t n_out = 0;
     cmd->has_stamped_at_ms = at != 0;
     cmd->stamped_at_ms = at;
-    b.n_commands = 1;
-    b.commands = &cmd;
-    rv_buf_init(&e);
-    int rc = proto_envelope_encode(&b, &e, f->errmsg);
-    if (rc == RV_OK)
-        rc = store_apply(f->s, ++f->index, e.data, e.len, &out, &n_out,
-                         f->errmsg);
-    if (rc == RV_OK && n_out == 1)
-        f->last = out[0];
-    free(out);
-    rv_buf_free(&e);
+    int rc = storefx_apply(f, &cmd, 1, NULL);
     return rc != RV_OK ? rc : f->last.code;
 }
 
 static int
-create(struct fx *f, const char *id, const char *project, int64_t created,
+create(struct storefx *f, const char *id, const char *project, int64_t created,
        Rv__RunStatus status)
 {
     Rv__Command cmd = RV__COMMAND__INIT;
@@ -86,7 +46,8 @@ create(struct fx *f, const char *id, const char *project, int64_t created,
 }
 
 static int
-run_ref(struct fx *f, Rv__Command__BodyCase which, const char *id, int64_t at)
+run_ref(struct storefx *f, Rv__Command__BodyCase which, const char *id,
+        int64_t at)
 {
     Rv__Command cmd = RV__COMMAND__INIT;
     Rv__RunRef ref = RV__RUN_REF__INIT;
@@ -97,7 +58,7 @@ run_ref(struct fx *f, Rv__Command__BodyCase which, const char *id, int64_t at)
 }
 
 static int
-rule(struct fx *f, const char *project, int64_t max_age, uint64_t keep,
+rule(struct storefx *f, const char *project, int64_t max_age, uint64_t keep,
      int64_t trash, const Rv__RunStatus *st, size_t n_st)
 {
     Rv__Command cmd = RV__COMMAND__INIT;
@@ -117,7 +78,7 @@ rule(struct fx *f, const char *project, int64_t max_age, uint64_t keep,
 }
 
 static int
-sweep(struct fx *f, int64_t at, uint32_t max_runs)
+sweep(struct storefx *f, int64_t at, uint32_t max_runs)
 {
     Rv__Command cmd = RV__COMMAND__INIT;
     Rv__RetentionSweep sw = RV__RETENTION_SWEEP__INIT;
@@ -130,7 +91,7 @@ sweep(struct fx *f, int64_t at, uint32_t max_runs)
 
 /* 'A' active, 'D' deleted (in trash), '-' gone, for run id. */
 static char
-state(struct fx *f, const char *id)
+state(struct storefx *f, const char *id)
 {
     struct store_read *r;
     struct store_run run;
@@ -148,7 +109,7 @@ state(struct fx *f, const char *id)
 }
 
 static int
-due(struct fx *f, int64_t at)
+due(struct storefx *f, int64_t at)
 {
     struct store_read *r;
     int is_due = -1;
@@ -162,7 +123,7 @@ due(struct fx *f, int64_t at)
 /* keep_last by creation time (newest kept), statuses, a bounded sweep,
  * trash 0: the same sweep purges. */
 static void
-feed_keep_last(struct fx *f)
+feed_keep_last(struct storefx *f)
 {
     static const Rv__RunStatus fin[] = {RV__RUN_STATUS__FINISHED};
     char id[16];
@@ -194,11 +155,11 @@ feed_keep_last(struct fx *f)
 static void
 test_keep_last_is_deterministic_and_bounded(void)
 {
-    struct fx a, b;
+    struct storefx a, b;
     uint8_t da[STORE_DIGEST_BYTES], db[STORE_DIGEST_BYTES];
     struct store_check chk;
-    fx_init(&a, "retain-a");
-    fx_init(&b, "retain-b");
+    storefx_init(&a, "retain-a");
+    storefx_init(&b, "retain-b");
     feed_keep_last(&a);
     feed_keep_last(&b);
     /* Kept: the three newest FINISHED (8000 k5, 7000 k2, 6000 k6), and the
@@ -220,15 +181,15 @@ test_keep_last_is_deterministic_and_bounded(void)
     a.s = NULL;
     CHECK_OK(store_verify(a.dir, NULL, &chk, a.errmsg), a.errmsg);
     CHECK(chk.is_digest_equal);
-    fx_done(&a);
-    fx_done(&b);
+    storefx_done(&a);
+    storefx_done(&b);
 }
 
 static void
 test_decisions_come_from_the_stamped_time(void)
 {
-    struct fx f;
-    fx_init(&f, "retain-time");
+    struct storefx f;
+    storefx_init(&f, "retain-time");
     CHECK_OK(create(&f, "old", "p", 5000, RV__RUN_STATUS__KILLED),
              f.last.message);
     CHECK_OK(rule(&f, "p", 1000, 0, -1, NULL, 0), f.last.message);
@@ -264,16 +225,16 @@ test_decisions_come_from_the_stamped_time(void)
     CHECK(state(&f, "r") == 'D');
     CHECK_OK(sweep(&f, 170 * DAY, 0), f.last.message);
     CHECK(state(&f, "r") == '-');
-    fx_done(&f);
+    storefx_done(&f);
 }
 
 static void
 test_bad_commands_are_refused(void)
 {
     static const Rv__RunStatus bad[] = {(Rv__RunStatus)42};
-    struct fx f;
+    struct storefx f;
     uint8_t d0[STORE_DIGEST_BYTES], d1[STORE_DIGEST_BYTES];
-    fx_init(&f, "retain-bad");
+    storefx_init(&f, "retain-bad");
     store_digest(f.s, d0);
     CHECK(rule(&f, "p", -5, 0, -1, NULL, 0) == RV_EINVAL);
     CHECK(rule(&f, "p", -1, 0, -7, NULL, 0) == RV_EINVAL);
@@ -301,12 +262,12 @@ test_bad_commands_are_refused(void)
     CHECK(n == 0); /* but no refused command wrote anything. */
     free(rules);
     store_read_end(r);
-    fx_done(&f);
+    storefx_done(&f);
 }
 
 /* A check entry at the next index, carrying (at, hash) when hash. */
 static int
-check_entry(struct fx *f, uint64_t at, const uint8_t *hash)
+check_entry(struct storefx *f, uint64_t at, const uint8_t *hash)
 {
     Rv__Command cmd = RV__COMMAND__INIT;
     Rv__Check ck = RV__CHECK__INIT;
@@ -321,7 +282,7 @@ check_entry(struct fx *f, uint64_t at, const uint8_t *hash)
 }
 
 static void
-wait_hashed(struct fx *f, uint64_t n)
+wait_hashed(struct storefx *f, uint64_t n)
 {
     struct store_check_info ci;
     for (int i = 0; i < 2000; i++) {
@@ -336,13 +297,13 @@ wait_hashed(struct fx *f, uint64_t n)
 static void
 test_check_compares_index_hashes(void)
 {
-    struct fx a, b;
+    struct storefx a, b;
     struct store_check_info ca, cb;
-    fx_init(&a, "check-a");
-    fx_init(&b, "check-b");
+    storefx_init(&a, "check-a");
+    storefx_init(&b, "check-b");
     CHECK_OK(store_check_start(a.s, a.errmsg), a.errmsg);
     CHECK_OK(store_check_start(b.s, b.errmsg), b.errmsg);
-    for (struct fx *f = &a; f != NULL; f = f == &a ? &b : NULL) {
+    for (struct storefx *f = &a; f != NULL; f = f == &a ? &b : NULL) {
         CHECK_OK(create(f, "r", "p", 10, RV__RUN_STATUS__FINISHED),
                  f->last.message);
         CHECK_OK(check_entry(f, 0, NULL), f->last.message);
@@ -376,8 +337,8 @@ test_check_compares_index_hashes(void)
     CHECK_OK(store_open(&b.s, &cfg, b.errmsg), b.errmsg);
     store_check_info(b.s, &cb);
     CHECK(cb.is_diverged && cb.diverged_index == 2);
-    fx_done(&a);
-    fx_done(&b);
+    storefx_done(&a);
+    storefx_done(&b);
 }
 
 /* A log sink keeping the last warning and counting them. */
@@ -404,12 +365,12 @@ warns_fn(void *data, enum rv_log_level level, const char *module,
 static void
 test_rebuild_index_says_what_it_found(void)
 {
-    struct fx f;
+    struct storefx f;
     struct warns w = {0};
     struct rv_log log = {warns_fn, &w, RV_LOG_DEBUG};
     struct store_check chk;
     char path[4200];
-    fx_init(&f, "retain-rebuild");
+    storefx_init(&f, "retain-rebuild");
     CHECK_OK(create(&f, "r", "p", 10, RV__RUN_STATUS__FINISHED),
              f.last.message);
     CHECK_OK(store_sync(f.s, f.errmsg), f.errmsg);
@@ -429,7 +390,7 @@ test_rebuild_index_says_what_it_found(void)
     CHECK(w.n == 1 && strstr(w.last, "index at 0 is empty, but the last "
                                      "sync recorded index 1") != NULL);
     CHECK(store_applied_index(f.s) == 1);
-    fx_done(&f);
+    storefx_done(&f);
 }
 
 static const struct rv_test tests[] = {

@@ -9,6 +9,7 @@
 #include "proto/proto.h"
 #include "store/store.h"
 #include "tests/lib/harness.h"
+#include "tests/lib/storefx.h"
 
 #include <fcntl.h>
 #include <lmdb.h>
@@ -20,75 +21,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* ---- Fixture ----------------------------------------------------------- */
-
-struct fx {
-    char *dir;
-    struct store *s;
-    uint64_t index;
-    char errmsg[RV_ERRMSG_SIZE];
-    struct store_result last; /* Result of the last single command. */
-};
+/* ---- Fixture (tests/lib/storefx.h) ------------------------------------ */
 
 static int
-fx_open(struct fx *f)
+apply1(struct storefx *f, Rv__Command *cmd)
 {
-    struct store_config cfg = {f->dir, (size_t)1 << 30, 64 << 10, NULL, NULL};
-    return store_open(&f->s, &cfg, f->errmsg);
-}
-
-static void
-fx_init(struct fx *f, const char *tag)
-{
-    memset(f, 0, sizeof *f);
-    f->dir = rv_test_tmpdir(tag);
-    if (fx_open(f) != RV_OK) {
-        fprintf(stderr, "store_open: %s\n", f->errmsg);
-        abort();
-    }
-}
-
-static void
-fx_done(struct fx *f)
-{
-    store_close(f->s);
-    rv_test_rmdir(f->dir);
-}
-
-/* Encode cmds as one entry and apply it at the next index. Returns the
- * store_apply code; results are copied into res (may be NULL). */
-static int
-apply_cmds(struct fx *f, Rv__Command **cmds, size_t n, struct store_result *res)
-{
-    Rv__CommandBatch b = RV__COMMAND_BATCH__INIT;
-    struct rv_buf e;
-    struct store_result *out = NULL;
-    size_t n_out = 0;
-    b.n_commands = n;
-    b.commands = cmds;
-    rv_buf_init(&e);
-    int rc = proto_envelope_encode(&b, &e, f->errmsg);
-    if (rc == RV_OK)
-        rc = store_apply(f->s, ++f->index, e.data, e.len, &out, &n_out,
-                         f->errmsg);
-    if (rc == RV_OK && res != NULL)
-        memcpy(res, out, n_out * sizeof *out);
-    if (rc == RV_OK && n_out > 0)
-        f->last = out[n_out - 1];
-    free(out);
-    rv_buf_free(&e);
-    return rc;
-}
-
-static int
-apply1(struct fx *f, Rv__Command *cmd)
-{
-    int rc = apply_cmds(f, &cmd, 1, NULL);
+    int rc = storefx_apply(f, &cmd, 1, NULL);
     return rc != RV_OK ? rc : f->last.code;
 }
 
 static int
-create_run(struct fx *f, const char *id, const char *project,
+create_run(struct storefx *f, const char *id, const char *project,
            const char *experiment, int64_t created, Rv__Resume resume)
 {
     Rv__Command cmd = RV__COMMAND__INIT;
@@ -165,7 +108,7 @@ kv_of(const struct store_kv *kv, size_t n, const char *key)
 }
 
 static int
-get_run(struct fx *f, const char *id, struct store_run *run)
+get_run(struct storefx *f, const char *id, struct store_run *run)
 {
     struct store_read *r;
     int rc = store_read_begin(f->s, STORE_EVERY_TEAM, &r, f->errmsg);
@@ -176,7 +119,7 @@ get_run(struct fx *f, const char *id, struct store_run *run)
 }
 
 static size_t
-count_query(struct fx *f, const char *filter, enum store_view view)
+count_query(struct storefx *f, const char *filter, enum store_view view)
 {
     struct store_read *r;
     struct store_page page;
@@ -195,9 +138,9 @@ count_query(struct fx *f, const char *filter, enum store_view view)
 static void
 test_run_create_and_resume_modes(void)
 {
-    struct fx f;
+    struct storefx f;
     struct store_run run;
-    fx_init(&f, "store-create");
+    storefx_init(&f, "store-create");
     CHECK_OK(
         create_run(&f, "r1", "vision", "sweep", 1000, RV__RESUME__RESUME_NEVER),
         f.errmsg);
@@ -227,16 +170,16 @@ test_run_create_and_resume_modes(void)
     CHECK(create_run(&f, "r2", "vi\xc3\x28", "sweep", 1,
                      RV__RESUME__RESUME_NEVER) == RV_EINVAL);
     CHECK(get_run(&f, "r2", &run) == RV_ENOTFOUND);
-    fx_done(&f);
+    storefx_done(&f);
 }
 
 static void
 test_params_are_write_once_and_batches_all_or_nothing(void)
 {
-    struct fx f;
+    struct storefx f;
     struct store_run run;
     struct batch b;
-    fx_init(&f, "store-params");
+    storefx_init(&f, "store-params");
     CHECK_OK(create_run(&f, "r", "p", "e", 1, RV__RESUME__RESUME_NEVER),
              f.errmsg);
     batch_init(&b, "r");
@@ -272,15 +215,15 @@ test_params_are_write_once_and_batches_all_or_nothing(void)
     CHECK(run.n_points == 2);
     store_run_free(&run);
     batch_free(&b);
-    fx_done(&f);
+    storefx_done(&f);
 }
 
 static void
 test_tags_last_write_wins_and_index_follows(void)
 {
-    struct fx f;
+    struct storefx f;
     struct batch b;
-    fx_init(&f, "store-tags");
+    storefx_init(&f, "store-tags");
     CHECK_OK(create_run(&f, "r", "p", "e", 1, RV__RESUME__RESUME_NEVER),
              f.errmsg);
     batch_init(&b, "r");
@@ -299,7 +242,7 @@ test_tags_last_write_wins_and_index_follows(void)
     CHECK(count_query(&f, "tags.k = 'new'", STORE_VIEW_ACTIVE) == 1);
     CHECK(count_query(&f, "tags.k IN ('new', 'old')", STORE_VIEW_ACTIVE) == 1);
     batch_free(&b);
-    fx_done(&f);
+    storefx_done(&f);
 }
 
 /* ---- Tests: metrics ---------------------------------------------------- */
@@ -307,10 +250,10 @@ test_tags_last_write_wins_and_index_follows(void)
 static void
 test_metric_summaries_and_history(void)
 {
-    struct fx f;
+    struct storefx f;
     struct batch b;
     struct store_run run;
-    fx_init(&f, "store-metrics");
+    storefx_init(&f, "store-metrics");
     CHECK_OK(create_run(&f, "r", "p", "e", 1, RV__RESUME__RESUME_NEVER),
              f.errmsg);
     batch_init(&b, "r");
@@ -355,16 +298,16 @@ test_metric_summaries_and_history(void)
     CHECK_RC(store_metric_history(r, &q4, &pts, &n, f.errmsg), RV_EINVAL,
              f.errmsg);
     store_read_end(r);
-    fx_done(&f);
+    storefx_done(&f);
 }
 
 static void
 test_downsampling_keeps_extremes_and_caps_size(void)
 {
-    struct fx f;
+    struct storefx f;
     static struct batch b;
     struct rv_rng rng;
-    fx_init(&f, "store-downsample");
+    storefx_init(&f, "store-downsample");
     rv_rng_seed(&rng, rv_test_seed(5));
     CHECK_OK(create_run(&f, "r", "p", "e", 1, RV__RESUME__RESUME_NEVER),
              f.errmsg);
@@ -416,15 +359,15 @@ test_downsampling_keeps_extremes_and_caps_size(void)
     CHECK(n == 1000 && pts[0].step == 1000 && pts[999].step == 1999);
     free(pts);
     store_read_end(r);
-    fx_done(&f);
+    storefx_done(&f);
 }
 
 static void
 test_bad_log_batches_change_nothing(void)
 {
-    struct fx f;
+    struct storefx f;
     struct batch b;
-    fx_init(&f, "store-badbatch");
+    storefx_init(&f, "store-badbatch");
     CHECK_OK(create_run(&f, "r", "p", "e", 1, RV__RESUME__RESUME_NEVER),
              f.errmsg);
     uint8_t before[STORE_DIGEST_BYTES], after[STORE_DIGEST_BYTES];
@@ -486,7 +429,7 @@ test_bad_log_batches_change_nothing(void)
     CHECK(run.n_points == 0 && run.n_params == 0 && run.n_tags == 0 &&
           run.n_summary == 0);
     store_run_free(&run);
-    fx_done(&f);
+    storefx_done(&f);
 }
 
 /* ---- Tests: idempotency and malformed entries -------------------------- */
@@ -494,10 +437,10 @@ test_bad_log_batches_change_nothing(void)
 static void
 test_duplicates_get_the_first_result(void)
 {
-    struct fx f;
+    struct storefx f;
     struct batch b;
     struct store_run run;
-    fx_init(&f, "store-idem");
+    storefx_init(&f, "store-idem");
     CHECK_OK(create_run(&f, "r", "p", "e", 1, RV__RESUME__RESUME_NEVER),
              f.errmsg);
     batch_init(&b, "r");
@@ -534,7 +477,7 @@ test_duplicates_get_the_first_result(void)
     CHECK(run.n_points == 13);
     store_run_free(&run);
     batch_free(&b);
-    fx_done(&f);
+    storefx_done(&f);
 }
 
 /* Content keys (MLflow's writes without an Idempotency-Key): a log_batch
@@ -544,12 +487,12 @@ test_duplicates_get_the_first_result(void)
 static void
 test_content_keys_skip_retried_points(void)
 {
-    struct fx f;
+    struct storefx f;
     struct batch b;
     struct store_run run;
     uint8_t key[STORE_CONTENT_KEY_BYTES];
     int64_t now = 1000000;
-    fx_init(&f, "store-content");
+    storefx_init(&f, "store-content");
     CHECK_OK(create_run(&f, "r", "p", "e", 1, RV__RESUME__RESUME_NEVER),
              f.errmsg);
     CHECK_OK(create_run(&f, "r2", "p", "e", 1, RV__RESUME__RESUME_NEVER),
@@ -625,17 +568,17 @@ test_content_keys_skip_retried_points(void)
     CHECK(run.n_points == 6 + 2 * STORE_CONTENT_KEYS + 2);
     store_run_free(&run);
     batch_free(&b);
-    fx_done(&f);
+    storefx_done(&f);
 }
 
 static void
 test_old_indexes_skipped_and_malformed_entries_applied_empty(void)
 {
-    struct fx f;
+    struct storefx f;
     uint8_t d0[STORE_DIGEST_BYTES], d1[STORE_DIGEST_BYTES];
     struct store_result *res;
     size_t n;
-    fx_init(&f, "store-malformed");
+    storefx_init(&f, "store-malformed");
     CHECK_OK(create_run(&f, "r", "p", "e", 1, RV__RESUME__RESUME_NEVER),
              f.errmsg);
     store_digest(f.s, d0);
@@ -683,8 +626,8 @@ test_old_indexes_skipped_and_malformed_entries_applied_empty(void)
     CHECK_OK(store_rebuild_index(f.dir, NULL, &chk, f.errmsg), f.errmsg);
     CHECK(chk.is_digest_equal);
     CHECK(memcmp(chk.computed_digest, d0, sizeof d0) == 0);
-    CHECK_OK(fx_open(&f), f.errmsg);
-    fx_done(&f);
+    CHECK_OK(storefx_open(&f), f.errmsg);
+    storefx_done(&f);
 }
 
 /* Set the index's format version (table "format", key "index"). */
@@ -717,11 +660,11 @@ set_index_format(const char *dir, uint32_t version)
 static void
 test_newer_versions_are_refused(void)
 {
-    struct fx f;
+    struct storefx f;
     uint8_t d0[STORE_DIGEST_BYTES], d1[STORE_DIGEST_BYTES];
     struct store_result *res = NULL;
     size_t n = 0;
-    fx_init(&f, "store-version");
+    storefx_init(&f, "store-version");
     CHECK_OK(create_run(&f, "r", "p", "e", 1, RV__RESUME__RESUME_NEVER),
              f.errmsg);
     store_digest(f.s, d0);
@@ -744,19 +687,19 @@ test_newer_versions_are_refused(void)
     store_close(f.s);
     f.s = NULL;
     set_index_format(f.dir, 2); /* This build writes format 1. */
-    CHECK_RC(fx_open(&f), RV_EVERSION, f.errmsg);
+    CHECK_RC(storefx_open(&f), RV_EVERSION, f.errmsg);
     CHECK(strstr(f.errmsg, "index format version 2") != NULL);
     set_index_format(f.dir, 1);
-    CHECK_OK(fx_open(&f), f.errmsg);
+    CHECK_OK(storefx_open(&f), f.errmsg);
     store_digest(f.s, d1);
     CHECK(memcmp(d0, d1, sizeof d0) == 0);
-    fx_done(&f);
+    storefx_done(&f);
 }
 
 /* ---- Tests: lifecycle, logs, artifacts, teams -------------------------- */
 
 static int
-run_ref(struct fx *f, Rv__Command__BodyCase which, const char *id)
+run_ref(struct storefx *f, Rv__Command__BodyCase which, const char *id)
 {
     Rv__Command cmd = RV__COMMAND__INIT;
     Rv__RunRef ref = RV__RUN_REF__INIT;
@@ -767,7 +710,7 @@ run_ref(struct fx *f, Rv__Command__BodyCase which, const char *id)
 }
 
 static int
-set_status(struct fx *f, const char *id, Rv__RunStatus st, int64_t ended)
+set_status(struct storefx *f, const char *id, Rv__RunStatus st, int64_t ended)
 {
     Rv__Command cmd = RV__COMMAND__INIT;
     Rv__RunSetStatus s = RV__RUN_SET_STATUS__INIT;
@@ -781,7 +724,7 @@ set_status(struct fx *f, const char *id, Rv__RunStatus st, int64_t ended)
 }
 
 static uint64_t
-count_status(struct fx *f, const char *label)
+count_status(struct storefx *f, const char *label)
 {
     struct store_read *r;
     struct store_count *cs;
@@ -802,10 +745,10 @@ count_status(struct fx *f, const char *label)
 static void
 test_status_delete_restore_purge(void)
 {
-    struct fx f;
+    struct storefx f;
     struct store_run run;
     struct batch b;
-    fx_init(&f, "store-lifecycle");
+    storefx_init(&f, "store-lifecycle");
     CHECK_OK(create_run(&f, "r", "p", "e", 1, RV__RESUME__RESUME_NEVER),
              f.errmsg);
     CHECK_OK(create_run(&f, "s", "p", "e", 2, RV__RESUME__RESUME_NEVER),
@@ -843,14 +786,14 @@ test_status_delete_restore_purge(void)
     /* The run id is free again after a purge. */
     CHECK_OK(create_run(&f, "r", "p", "e", 3, RV__RESUME__RESUME_NEVER),
              f.errmsg);
-    fx_done(&f);
+    storefx_done(&f);
 }
 
 static void
 test_log_lines_by_range(void)
 {
-    struct fx f;
-    fx_init(&f, "store-logs");
+    struct storefx f;
+    storefx_init(&f, "store-logs");
     CHECK_OK(create_run(&f, "r", "p", "e", 1, RV__RESUME__RESUME_NEVER),
              f.errmsg);
     char texts[30][16];
@@ -905,12 +848,12 @@ test_log_lines_by_range(void)
     CHECK_RC(store_log_lines(r, "x", 0, 5, &out, &n, &next, f.errmsg),
              RV_ENOTFOUND, f.errmsg);
     store_read_end(r);
-    fx_done(&f);
+    storefx_done(&f);
 }
 
 static int
-upload(struct fx *f, const char *run, const char *path, const uint8_t *data,
-       size_t n, size_t chunk, int corrupt_sha)
+upload(struct storefx *f, const char *run, const char *path,
+       const uint8_t *data, size_t n, size_t chunk, int corrupt_sha)
 {
     uint8_t sum[32];
     struct sha256_ctx ctx;
@@ -942,7 +885,7 @@ upload(struct fx *f, const char *run, const char *path, const uint8_t *data,
 }
 
 static int
-read_back(struct fx *f, const char *run, const char *path, uint64_t off,
+read_back(struct storefx *f, const char *run, const char *path, uint64_t off,
           size_t n, struct rv_buf *out)
 {
     struct store_read *r;
@@ -956,10 +899,10 @@ read_back(struct fx *f, const char *run, const char *path, uint64_t off,
 static void
 test_artifacts_checked_deduplicated_and_purged(void)
 {
-    struct fx f;
+    struct storefx f;
     static uint8_t data[100000];
     struct rv_buf out;
-    fx_init(&f, "store-artifacts");
+    storefx_init(&f, "store-artifacts");
     rv_buf_init(&out);
     for (size_t i = 0; i < sizeof data; i++)
         data[i] = (uint8_t)(i * 7 + i / 300);
@@ -1015,7 +958,7 @@ test_artifacts_checked_deduplicated_and_purged(void)
     CHECK(out.len == sizeof data && memcmp(out.data, data, out.len) == 0);
     CHECK(read_back(&f, "a", "model/weights.bin", 0, 10, &out) == RV_ENOTFOUND);
     rv_buf_free(&out);
-    fx_done(&f);
+    storefx_done(&f);
 }
 
 /* Client strings at and past their limits are business errors, never a
@@ -1025,13 +968,13 @@ test_artifacts_checked_deduplicated_and_purged(void)
 static void
 test_edge_sized_strings_never_fault(void)
 {
-    struct fx f;
+    struct storefx f;
     struct batch b;
     static uint8_t data[64];
     char long_id[CONTRACT_MAX_RUN_ID_BYTES + 2];
     char path[CONTRACT_MAX_ARTIFACT_PATH_BYTES + 2];
     char key[CONTRACT_MAX_KEY_BYTES + 1], ctx[CONTRACT_MAX_CONTEXT_BYTES + 1];
-    fx_init(&f, "store-edges");
+    storefx_init(&f, "store-edges");
     CHECK_OK(create_run(&f, "r", "p", "e", 1, RV__RESUME__RESUME_NEVER),
              f.errmsg);
     memset(long_id, 'x', sizeof long_id - 1);
@@ -1086,15 +1029,15 @@ test_edge_sized_strings_never_fault(void)
     CHECK_OK(get_run(&f, "r", &run), f.errmsg);
     CHECK(run.n_points == 1);
     store_run_free(&run);
-    fx_done(&f);
+    storefx_done(&f);
 }
 
 static void
 test_team_quotas_and_tokens(void)
 {
-    struct fx f;
+    struct storefx f;
     struct batch b;
-    fx_init(&f, "store-teams");
+    storefx_init(&f, "store-teams");
     Rv__Command cmd = RV__COMMAND__INIT;
     Rv__TeamPut t = RV__TEAM_PUT__INIT;
     t.team = "default";
@@ -1161,14 +1104,14 @@ test_team_quotas_and_tokens(void)
     CHECK_OK(store_token_get(r, "00112233445566ff", &tok, f.errmsg), f.errmsg);
     CHECK(tok.is_revoked && tok.revoked_index > 0);
     store_read_end(r);
-    fx_done(&f);
+    storefx_done(&f);
 }
 
 /* ---- MLflow experiments ------------------------------------------------- */
 
 /* One MLflow experiment command; its id (from the result) in *id. */
 static int
-mlx_cmd(struct fx *f, Rv__MlflowOp op, const char *team, uint64_t exp_id,
+mlx_cmd(struct storefx *f, Rv__MlflowOp op, const char *team, uint64_t exp_id,
         const char *project, const char *experiment, const char *name,
         Rv__KV *tag, uint64_t *id)
 {
@@ -1199,7 +1142,7 @@ mlx_cmd(struct fx *f, Rv__MlflowOp op, const char *team, uint64_t exp_id,
 /* The same commands on two stores: the same ids and digests; names, scopes
  * and teams kept apart; run_create gives its scope an id; reads scoped. */
 static void
-mlx_sequence(struct fx *f, uint64_t ids[4])
+mlx_sequence(struct storefx *f, uint64_t ids[4])
 {
     Rv__KV tag = RV__KV__INIT;
     tag.key = "owner";
@@ -1253,11 +1196,11 @@ mlx_sequence(struct fx *f, uint64_t ids[4])
 static void
 test_mlflow_experiment_ids_replicated(void)
 {
-    struct fx f, g;
+    struct storefx f, g;
     uint64_t a[4], b[4];
     uint8_t da[STORE_DIGEST_BYTES], db[STORE_DIGEST_BYTES];
-    fx_init(&f, "store-mlx-a");
-    fx_init(&g, "store-mlx-b");
+    storefx_init(&f, "store-mlx-a");
+    storefx_init(&g, "store-mlx-b");
     mlx_sequence(&f, a);
     mlx_sequence(&g, b);
     CHECK(memcmp(a, b, sizeof a) == 0);
@@ -1310,15 +1253,15 @@ test_mlflow_experiment_ids_replicated(void)
         store_mlflow_free(&list[i]);
     free(list);
     store_read_end(r);
-    fx_done(&f);
-    fx_done(&g);
+    storefx_done(&f);
+    storefx_done(&g);
 }
 
 static void
 test_delete_tags(void)
 {
-    struct fx f;
-    fx_init(&f, "store-deltag");
+    struct storefx f;
+    storefx_init(&f, "store-deltag");
     CHECK_OK(create_run(&f, "r", "p", "e", 1, RV__RESUME__RESUME_NEVER),
              f.errmsg);
     Rv__Command cmd = RV__COMMAND__INIT;
@@ -1353,14 +1296,14 @@ test_delete_tags(void)
     CHECK(page.n_runs == 0);
     store_page_free(&page);
     store_read_end(r);
-    fx_done(&f);
+    storefx_done(&f);
 }
 
 /* ---- Authorisation at apply, scoped reads, quotas, audit ---------------- */
 
 /* A command acting as token_id (NULL: none) at time now. */
 static int
-as(struct fx *f, Rv__Command *cmd, const char *token_id, int64_t now)
+as(struct storefx *f, Rv__Command *cmd, const char *token_id, int64_t now)
 {
     cmd->token_id = (char *)token_id;
     cmd->has_stamped_at_ms = 1;
@@ -1371,7 +1314,7 @@ as(struct fx *f, Rv__Command *cmd, const char *token_id, int64_t now)
 }
 
 static int
-team_make(struct fx *f, const char *team, const char *by)
+team_make(struct storefx *f, const char *team, const char *by)
 {
     Rv__Command cmd = RV__COMMAND__INIT;
     Rv__TeamPut t = RV__TEAM_PUT__INIT;
@@ -1382,7 +1325,7 @@ team_make(struct fx *f, const char *team, const char *by)
 }
 
 static int
-token_make(struct fx *f, const char *id, const char *team, Rv__Role role,
+token_make(struct storefx *f, const char *id, const char *team, Rv__Role role,
            int64_t expires, const char *by)
 {
     uint8_t sha[32];
@@ -1403,7 +1346,7 @@ token_make(struct fx *f, const char *id, const char *team, Rv__Role role,
 }
 
 static int
-run_in(struct fx *f, const char *id, const char *team, const char *by)
+run_in(struct storefx *f, const char *id, const char *team, const char *by)
 {
     Rv__Command cmd = RV__COMMAND__INIT;
     Rv__RunCreate c = RV__RUN_CREATE__INIT;
@@ -1423,7 +1366,8 @@ run_in(struct fx *f, const char *id, const char *team, const char *by)
 }
 
 static int
-points_to(struct fx *f, const char *run_id, int n, const char *by, int64_t now)
+points_to(struct storefx *f, const char *run_id, int n, const char *by,
+          int64_t now)
 {
     struct batch b;
     batch_init(&b, run_id);
@@ -1435,7 +1379,7 @@ points_to(struct fx *f, const char *run_id, int n, const char *by, int64_t now)
 }
 
 static int
-simple(struct fx *f, Rv__Command__BodyCase kind, const char *run_id,
+simple(struct storefx *f, Rv__Command__BodyCase kind, const char *run_id,
        const char *by)
 {
     Rv__Command cmd = RV__COMMAND__INIT;
@@ -1458,7 +1402,7 @@ simple(struct fx *f, Rv__Command__BodyCase kind, const char *run_id,
 
 /* The same script on two stores gives the same codes and digests. */
 static void
-auth_script(struct fx *f)
+auth_script(struct storefx *f)
 {
     CHECK_RC(simple(f, RV__COMMAND__BODY_AUTH_ON, NULL, NULL), RV_ESTATE,
              f->last.message); /* No cluster-admin token yet. */
@@ -1531,10 +1475,10 @@ auth_script(struct fx *f)
 static void
 test_auth_at_apply_is_deterministic(void)
 {
-    struct fx a, b;
+    struct storefx a, b;
     uint8_t da[STORE_DIGEST_BYTES], db[STORE_DIGEST_BYTES];
-    fx_init(&a, "auth_a");
-    fx_init(&b, "auth_b");
+    storefx_init(&a, "auth_a");
+    storefx_init(&b, "auth_b");
     auth_script(&a);
     auth_script(&b);
     store_digest(a.s, da);
@@ -1548,21 +1492,21 @@ test_auth_at_apply_is_deterministic(void)
     CHECK(t.is_revoked && t.revoked_index > 0 && t.revoked_index < a.index);
     CHECK(store_auth_is_on(r));
     store_read_end(r);
-    fx_done(&a);
-    fx_done(&b);
+    storefx_done(&a);
+    storefx_done(&b);
 }
 
 /* Every read of a team's scope hides the other team's runs. */
 static void
 test_reads_are_scoped_to_a_team(void)
 {
-    struct fx f;
+    struct storefx f;
     struct store_read *r;
     struct store_run run;
     struct store_page page;
     struct store_point *pts = NULL;
     size_t n_pts = 0;
-    fx_init(&f, "scope");
+    storefx_init(&f, "scope");
     auth_script(&f);
     CHECK_OK(store_read_begin(f.s, "t1", &r, f.errmsg), f.errmsg);
     CHECK_RC(store_run_get(r, "r0", 1, &run, f.errmsg), RV_ENOTFOUND, f.errmsg);
@@ -1609,18 +1553,18 @@ test_reads_are_scoped_to_a_team(void)
     CHECK_OK(store_run_get(r, "r0", 0, &run, f.errmsg), f.errmsg);
     store_run_free(&run);
     store_read_end(r);
-    fx_done(&f);
+    storefx_done(&f);
 }
 
 static void
 test_byte_quota_and_audit(void)
 {
-    struct fx f;
+    struct storefx f;
     struct store_read *r;
     struct store_team *teams;
     struct store_audit *ev;
     size_t n, n_ev;
-    fx_init(&f, "bytes");
+    storefx_init(&f, "bytes");
     auth_script(&f);
     Rv__Command cmd = RV__COMMAND__INIT;
     Rv__QuotaPut qp = RV__QUOTA_PUT__INIT;
@@ -1661,7 +1605,7 @@ test_byte_quota_and_audit(void)
     CHECK(seen_revoke);
     free(ev);
     store_read_end(r);
-    fx_done(&f);
+    storefx_done(&f);
 }
 
 /* An auth refusal is not recorded under the idempotency key: the same
@@ -1669,8 +1613,8 @@ test_byte_quota_and_audit(void)
 static void
 test_refusals_leave_the_idempotency_key_free(void)
 {
-    struct fx f;
-    fx_init(&f, "authidem");
+    struct storefx f;
+    storefx_init(&f, "authidem");
     auth_script(&f);
     struct batch b;
     batch_init(&b, "r1");
@@ -1684,7 +1628,7 @@ test_refusals_leave_the_idempotency_key_free(void)
     CHECK_RC(as(&f, &b.cmd, W1, 80), RV_OK, f.last.message);
     CHECK(f.last.is_duplicate);
     batch_free(&b);
-    fx_done(&f);
+    storefx_done(&f);
 }
 
 /* ---- Determinism: random command streams ------------------------------- */
@@ -1864,11 +1808,11 @@ test_rebuild_determinism_over_random_streams(void)
     for (int k = 0; k < n_seeds; k++) {
         uint64_t seed = base + (uint64_t)k;
         struct stream st;
-        struct fx a, b;
+        struct storefx a, b;
         uint8_t da[STORE_DIGEST_BYTES], db[STORE_DIGEST_BYTES];
         gen_stream(seed, 300, &st);
-        fx_init(&a, "store-det-a");
-        fx_init(&b, "store-det-b");
+        storefx_init(&a, "store-det-a");
+        storefx_init(&b, "store-det-b");
         CHECK_OK(apply_stream(a.s, &st, a.errmsg), a.errmsg);
         CHECK_OK(apply_stream(b.s, &st, b.errmsg), b.errmsg);
         store_digest(a.s, da);
@@ -1892,12 +1836,12 @@ test_rebuild_determinism_over_random_streams(void)
         CHECK_OK(store_verify(a.dir, NULL, &chk, a.errmsg), a.errmsg);
         CHECK(chk.applied_index == 300 && chk.n_records == 300);
         /* Restart and replay every entry (raft does on start): skipped. */
-        CHECK_OK(fx_open(&a), a.errmsg);
+        CHECK_OK(storefx_open(&a), a.errmsg);
         CHECK_OK(apply_stream(a.s, &st, a.errmsg), a.errmsg);
         store_digest(a.s, db);
         CHECK(memcmp(da, db, sizeof da) == 0);
-        fx_done(&a);
-        fx_done(&b);
+        storefx_done(&a);
+        storefx_done(&b);
         stream_free(&st);
     }
 }
@@ -1908,21 +1852,21 @@ test_rebuild_determinism_over_random_streams(void)
 static void
 test_apply_time_never_goes_backwards(void)
 {
-    struct fx f;
+    struct storefx f;
     char path[4096];
-    fx_init(&f, "apply-time");
+    storefx_init(&f, "apply-time");
     auth_script(&f); /* X0 expires at 100; commands stamped up to 100 */
     CHECK_RC(points_to(&f, "r1", 1, X0, 1), RV_EUNAUTHENTICATED,
              f.last.message);
     CHECK_OK(points_to(&f, "r1", 1, W1, 1), f.last.message);
     store_close(f.s);
-    CHECK_OK(fx_open(&f), f.errmsg);
+    CHECK_OK(storefx_open(&f), f.errmsg);
     CHECK_RC(points_to(&f, "r1", 1, X0, 2), RV_EUNAUTHENTICATED,
              f.last.message);
     store_close(f.s);
     snprintf(path, sizeof path, "%s/index.mdb", f.dir);
     CHECK(unlink(path) == 0);
-    CHECK_OK(fx_open(&f), f.errmsg);
+    CHECK_OK(storefx_open(&f), f.errmsg);
     CHECK_RC(points_to(&f, "r1", 1, X0, 3), RV_EUNAUTHENTICATED,
              f.last.message);
     /* After a leader whose clock ran ahead, a slow one makes a token for
@@ -1949,25 +1893,25 @@ test_apply_time_never_goes_backwards(void)
     CHECK_OK(points_to(&f, "r1", 1, id, 20), f.last.message);
     CHECK_RC(points_to(&f, "r1", 1, id, 1000000 + 60000), RV_EUNAUTHENTICATED,
              f.last.message);
-    fx_done(&f);
+    storefx_done(&f);
 }
 
 static void
 test_index_lost_or_ahead_of_the_vlog_is_rebuilt(void)
 {
     struct stream st;
-    struct fx a;
+    struct storefx a;
     uint8_t d_full[STORE_DIGEST_BYTES], d[STORE_DIGEST_BYTES];
     char path[4096];
     gen_stream(rv_test_seed(4242), 200, &st);
-    fx_init(&a, "store-lost");
+    storefx_init(&a, "store-lost");
     CHECK_OK(apply_stream(a.s, &st, a.errmsg), a.errmsg);
     store_digest(a.s, d_full);
     store_close(a.s);
     /* Index deleted: rebuilt from the vlog on open. */
     snprintf(path, sizeof path, "%s/index.mdb", a.dir);
     CHECK(unlink(path) == 0);
-    CHECK_OK(fx_open(&a), a.errmsg);
+    CHECK_OK(storefx_open(&a), a.errmsg);
     store_digest(a.s, d);
     CHECK(memcmp(d, d_full, sizeof d) == 0 && store_applied_index(a.s) == 200);
     store_close(a.s);
@@ -1983,7 +1927,7 @@ test_index_lost_or_ahead_of_the_vlog_is_rebuilt(void)
     struct stat stt;
     CHECK(stat(seg, &stt) == 0);
     CHECK(truncate(seg, stt.st_size - 3) == 0);
-    CHECK_OK(fx_open(&a), a.errmsg);
+    CHECK_OK(storefx_open(&a), a.errmsg);
     CHECK(store_applied_index(a.s) == 199);
     /* Raft replays the last entry: the same digest as before. */
     struct store_result *res;
@@ -1994,12 +1938,12 @@ test_index_lost_or_ahead_of_the_vlog_is_rebuilt(void)
     free(res);
     store_digest(a.s, d);
     CHECK(memcmp(d, d_full, sizeof d) == 0);
-    fx_done(&a);
+    storefx_done(&a);
     stream_free(&st);
 }
 
 static int
-open_as_boot(struct fx *f, const char *boot_id)
+open_as_boot(struct storefx *f, const char *boot_id)
 {
     struct store_config cfg = {f->dir, (size_t)1 << 30, 64 << 10, NULL,
                                boot_id};
@@ -2013,7 +1957,7 @@ static void
 test_index_written_after_the_last_sync_of_another_boot_is_rebuilt(void)
 {
     struct stream st;
-    struct fx a;
+    struct storefx a;
     uint8_t d_full[STORE_DIGEST_BYTES], d[STORE_DIGEST_BYTES];
     char path[4096];
     gen_stream(rv_test_seed(777), 70, &st);
@@ -2056,7 +2000,7 @@ test_index_written_after_the_last_sync_of_another_boot_is_rebuilt(void)
     CHECK(store_rebuilt_on_open(a.s));
     store_digest(a.s, d);
     CHECK(store_applied_index(a.s) == 70 && memcmp(d, d_full, sizeof d) == 0);
-    fx_done(&a);
+    storefx_done(&a);
     stream_free(&st);
 }
 
@@ -2069,7 +2013,7 @@ sync_run_thread(void *job)
 
 /* Apply entries [from, to] of st (1-based indexes). */
 static void
-apply_range(struct fx *f, const struct stream *st, size_t from, size_t to)
+apply_range(struct storefx *f, const struct stream *st, size_t from, size_t to)
 {
     for (size_t i = from; i <= to; i++) {
         struct store_result *res;
@@ -2090,7 +2034,7 @@ static void
 test_sync_off_the_writer_thread(void)
 {
     struct stream st;
-    struct fx a;
+    struct storefx a;
     struct store_sync_job job;
     pthread_t th;
     uint8_t d_full[STORE_DIGEST_BYTES], d[STORE_DIGEST_BYTES];
@@ -2134,12 +2078,12 @@ test_sync_off_the_writer_thread(void)
                       &n, a.errmsg) != RV_OK);
     free(res);
     CHECK(store_applied_index(a.s) == 55);
-    fx_done(&a);
+    storefx_done(&a);
     stream_free(&st);
 }
 
 static int
-node_put(struct fx *f, uint64_t id, const char *raft, const char *rpc)
+node_put(struct storefx *f, uint64_t id, const char *raft, const char *rpc)
 {
     Rv__Command cmd = RV__COMMAND__INIT;
     Rv__NodePut np = RV__NODE_PUT__INIT;
@@ -2155,12 +2099,12 @@ node_put(struct fx *f, uint64_t id, const char *raft, const char *rpc)
 static void
 test_node_records(void)
 {
-    struct fx f;
+    struct storefx f;
     struct store_read *r;
     struct store_node *nodes;
     size_t n;
     char longaddr[CONTRACT_MAX_ADDR_BYTES + 2];
-    fx_init(&f, "store-nodes");
+    storefx_init(&f, "store-nodes");
     CHECK(node_put(&f, 2, "127.0.0.1:7492", "tcp://127.0.0.1:7491") == RV_OK);
     CHECK(node_put(&f, 1, "127.0.0.1:7482", NULL) == RV_OK);
     CHECK(node_put(&f, 0, "127.0.0.1:1", NULL) == RV_EINVAL);
@@ -2190,7 +2134,7 @@ test_node_records(void)
     CHECK(n == 1 && nodes[0].id == 2);
     free(nodes);
     store_read_end(r);
-    fx_done(&f);
+    storefx_done(&f);
 }
 
 /* Catch-up: records fetched from one store, in chunks of any size, and
@@ -2200,12 +2144,12 @@ static void
 test_fetched_records_reproduce_the_store(void)
 {
     struct stream st;
-    struct fx a, b;
+    struct storefx a, b;
     struct rv_buf buf;
     uint8_t da[STORE_DIGEST_BYTES], db[STORE_DIGEST_BYTES];
     gen_stream(rv_test_seed(99), 150, &st);
-    fx_init(&a, "store-fetch-a");
-    fx_init(&b, "store-fetch-b");
+    storefx_init(&a, "store-fetch-a");
+    storefx_init(&b, "store-fetch-b");
     CHECK_OK(apply_stream(a.s, &st, a.errmsg), a.errmsg);
     rv_buf_init(&buf);
     size_t chunk = 1;
@@ -2242,8 +2186,8 @@ test_fetched_records_reproduce_the_store(void)
              a.errmsg);
     CHECK(last == 12);
     rv_buf_free(&buf);
-    fx_done(&a);
-    fx_done(&b);
+    storefx_done(&a);
+    storefx_done(&b);
     stream_free(&st);
 }
 
@@ -2251,10 +2195,10 @@ static void
 test_verify_detects_a_flipped_byte_in_a_sealed_segment(void)
 {
     struct stream st;
-    struct fx a;
+    struct storefx a;
     struct store_check chk;
     gen_stream(rv_test_seed(777), 400, &st);
-    fx_init(&a, "store-flip");
+    storefx_init(&a, "store-flip");
     CHECK_OK(apply_stream(a.s, &st, a.errmsg), a.errmsg);
     CHECK_OK(store_sync(a.s, a.errmsg), a.errmsg);
     store_close(a.s);
@@ -2282,15 +2226,15 @@ static void
 test_mutated_entries_never_crash_and_stay_deterministic(void)
 {
     struct stream st;
-    struct fx a, b;
+    struct storefx a, b;
     struct rv_rng g;
     uint64_t seed = rv_test_seed(9090);
     const char *scale = getenv("RV_TEST_SCALE");
     size_t n_entries = scale && strcmp(scale, "small") == 0 ? 300 : 1500;
     gen_stream(seed, n_entries, &st);
     rv_rng_seed(&g, seed);
-    fx_init(&a, "store-mut-a");
-    fx_init(&b, "store-mut-b");
+    storefx_init(&a, "store-mut-a");
+    storefx_init(&b, "store-mut-b");
     uint64_t n_failed = 0, n_ok = 0;
     for (size_t e = 0; e < st.n; e++) {
         struct rv_buf *en = &st.entries[e];
@@ -2330,9 +2274,9 @@ test_mutated_entries_never_crash_and_stay_deterministic(void)
     struct store_check chk;
     CHECK_OK(store_rebuild_index(a.dir, NULL, &chk, a.errmsg), a.errmsg);
     CHECK(chk.is_digest_equal && memcmp(chk.computed_digest, da, 16) == 0);
-    CHECK_OK(fx_open(&a), a.errmsg);
-    fx_done(&a);
-    fx_done(&b);
+    CHECK_OK(storefx_open(&a), a.errmsg);
+    storefx_done(&a);
+    storefx_done(&b);
     stream_free(&st);
 }
 
