@@ -230,11 +230,14 @@ class Ctx:
         self.fig["election_ms"].append(round(ms, 1))
         return ld
 
-    def restart(self, node, join=None):
-        """Start node and time until it serves with the leader's index."""
+    def restart(self, node, join=None, while_starting=None):
+        """Start node and time until it serves with the leader's index;
+        while_starting(), if given, runs right after the start."""
         t0 = mono_ns()
         node.start(join=join)
         self.ev.add("start", [node])
+        if while_starting is not None:
+            while_starting()
         deadline = time.monotonic() + 60
         n_restarts = 0
         while time.monotonic() < deadline:
@@ -848,6 +851,56 @@ def compare_series(ctx, node, ref):
     return out
 
 
+def make_purged_runs(ctx, ld, tag, n=6):
+    """n runs with 400 KB of log lines each, created, deleted and purged
+    through ld: bytes for a compaction to reclaim."""
+    for k in range(n):
+        rid = "cmp%s-%d-%d" % (tag, k, random.randrange(1 << 30))
+        skew_call(ctx, ld, "POST", "/api/v2/runs",
+                  {"project": "cmp", "experiment": "e", "run_id": rid})
+        skew_call(ctx, ld, "POST", "/api/v2/runs/%s/logs" % rid, {
+            "lines": [{"timestamp": 1, "stream": "stdout",
+                       "text": "purged %d %s" % (i, "x" * 2000)}
+                      for i in range(200)]})
+        skew_call(ctx, ld, "POST", "/api/v2/runs/%s/delete" % rid, {})
+        skew_call(ctx, ld, "POST", "/api/v2/runs/%s/purge" % rid, {})
+
+
+def nem_compact_catchup(ctx):
+    """A follower is wiped and rejoins (a snapshot install, then the
+    fetch of the records after it) and a compaction is asked as it
+    starts: the compaction's index lands while it catches up. It must
+    catch up across it and report its peers' digest (the end check)."""
+    ld = ctx.c.wait_leader(10)
+    if ld is None:
+        ctx.fail("no leader")
+        return
+    make_purged_runs(ctx, ld, "cu")
+    f = [n for n in ctx.c.running() if n is not ld][0]
+    ctx.ev.add("kill", [f], ld)
+    f.kill()
+    f.wipe()
+    ctx.ev.add("wipe", [f])
+
+    def compact():
+        time.sleep(0.2)
+        ref = ctx.c.wait_leader(10)
+        st, doc = skew_call(ctx, ref, "POST", "/api/v2/compact", {})
+        st_f, body_f = f.ready()
+        ctx.fig["compact_during_catchup"] = {
+            "status": st, "index": (doc or {}).get("index"),
+            "joiner_applied": (body_f or {}).get("applied_index")
+            if st_f == 200 else None}
+        ctx.ev.add("compact", [f], ref, status=st,
+                   index=(doc or {}).get("index"))
+        if st != 202:
+            ctx.fail("POST /api/v2/compact -> %d %r" % (st, doc))
+
+    ctx.restart(f, join=",".join(n.http_url for n in ctx.c.running()),
+                while_starting=compact)
+    time.sleep(1)
+
+
 def nem_compact_power(ctx, rounds=2):
     """nem_compact_kill with a power cut of the victim instead of a plain
     kill -9: its powerfs drops every write it had not synced, mid-image,
@@ -868,16 +921,7 @@ def nem_compact_kill(ctx, rounds=2, while_down=None):
         if ld is None:
             ctx.fail("no leader")
             return
-        for k in range(6):
-            rid = "cmp%d-%d-%d" % (r, k, random.randrange(1 << 30))
-            skew_call(ctx, ld, "POST", "/api/v2/runs",
-                      {"project": "cmp", "experiment": "e", "run_id": rid})
-            skew_call(ctx, ld, "POST", "/api/v2/runs/%s/logs" % rid, {
-                "lines": [{"timestamp": 1, "stream": "stdout",
-                           "text": "purged %d %s" % (i, "x" * 2000)}
-                          for i in range(200)]})
-            skew_call(ctx, ld, "POST", "/api/v2/runs/%s/delete" % rid, {})
-            skew_call(ctx, ld, "POST", "/api/v2/runs/%s/purge" % rid, {})
+        make_purged_runs(ctx, ld, str(r))
         others = [n for n in ctx.c.running() if n is not ld]
         victim = ld if r == 1 or not others else random.choice(others)
         st, doc = skew_call(ctx, ld, "POST", "/api/v2/compact", {})
@@ -898,6 +942,7 @@ def nem_compact_kill(ctx, rounds=2, while_down=None):
 NEMESES = {
     "compact-kill": nem_compact_kill,
     "compact-power": nem_compact_power,
+    "compact-catchup": nem_compact_catchup,
     "kill-leader": nem_kill_leader,
     "kill-follower": nem_kill_follower,
     "kill-all": nem_kill_all,
@@ -971,6 +1016,8 @@ EXTRA = [
     # snapshot a compaction brings (data dirs on powerfs).
     ("compact-power", "buffered", 3, ["compact-power"], 24),
     ("compact-power-strict", "strict", 3, ["compact-power"], 24),
+    # Issue 17: a compaction while a wiped follower catches up.
+    ("compact-catchup", "buffered", 3, ["compact-catchup"], 24),
 ]
 
 
@@ -1073,7 +1120,8 @@ def diagnose_unconverged(c):
 
 def run_scenario(args, net, rnd, name, durability, n, nemeses, seconds):
     ckw = {}
-    if args.soak or args.custom or name == "vlog-damage" or \
+    if args.soak or args.custom or name in ("vlog-damage",
+                                            "compact-catchup") or \
             name.startswith("compact-power"):
         ckw["snapshot_bytes"] = 1 << 20
     if "-auth" in name:
@@ -1087,7 +1135,7 @@ def run_scenario(args, net, rnd, name, durability, n, nemeses, seconds):
     t_begin = time.monotonic()
     try:
         c = ctx.c
-        if name in ("vlog-damage", "compact-kill") or \
+        if name in ("vlog-damage", "compact-kill", "compact-catchup") or \
                 name.startswith("compact-power"):
             c.segment_bytes = 65536
         elif args.soak or args.custom:
