@@ -93,11 +93,12 @@ gw__health(struct gw_ctx *c, int is_ready)
         return;
     }
     gw_reply_json(c->x, 200,
-                  json_pack("{s:s,s:I,s:s,s:I,s:I}", "status", "ready",
+                  json_pack("{s:s,s:I,s:s,s:I,s:I,s:I}", "status", "ready",
                             "node_id", (json_int_t)info.id, "state",
                             replica_state_name(info.state), "leader_id",
                             (json_int_t)info.leader_id, "applied_index",
-                            (json_int_t)info.applied_index));
+                            (json_int_t)info.applied_index, "term",
+                            (json_int_t)info.term));
 }
 
 /* GET /healthz: liveness. */

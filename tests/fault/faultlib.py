@@ -417,6 +417,16 @@ class Cluster:
                 out.append(n)
         return out
 
+    def leader_claims(self):
+        """(node, term) of every node that answers /readyz as a serving
+        leader, with the term it leads."""
+        out = []
+        for n in self.running():
+            st, body = n.ready()
+            if st == 200 and body and body.get("state") == "leader":
+                out.append((n, body.get("term")))
+        return out
+
     def leader(self):
         """The serving leader (the first one if two say so), or None."""
         lds = self.leaders()

@@ -69,6 +69,7 @@ class Events:
         self.stop_watch = threading.Event()
         self.watcher = None
         self.n_leader_changes = 0
+        self.term_leaders = {}  # term -> ids of nodes seen leading it
 
     def add(self, event, nodes, leader=None, **extra):
         rec = {"t": mono_ns(), "event": event,
@@ -89,9 +90,13 @@ class Events:
             last = None
             while not self.stop_watch.wait(0.1):
                 try:
-                    lds = self.c.leaders()
+                    claims = self.c.leader_claims()
                 except Exception:  # noqa: BLE001 - a node went away
                     continue
+                for n, term in claims:
+                    # Raft's election safety: one leader per term, ever.
+                    self.term_leaders.setdefault(term, set()).add(n.id)
+                lds = [n for n, _ in claims]
                 ld = lds[-1] if lds else None  # the newest claims last
                 if ld is not None and ld is not last:
                     if last is not None:
@@ -1221,6 +1226,12 @@ def run_scenario(args, net, rnd, name, durability, n, nemeses, seconds):
             wl.kill()
         ctx.ev.close()
         ctx.fig["leader_changes"] = ctx.ev.n_leader_changes
+        # Election safety, sampled every 100 ms: no term ever had two.
+        ctx.fig["terms_led"] = len(ctx.ev.term_leaders)
+        two = {t: sorted(ids) for t, ids in ctx.ev.term_leaders.items()
+               if len(ids) > 1}
+        if two:
+            ctx.fail("two leaders in one term: %s" % two)
         ctx.fig["seconds"] = round(time.monotonic() - t_begin, 1)
         keep = bool(ctx.failures) and args.keep_failed
         save_crash(ctx)
