@@ -369,6 +369,34 @@ gw__metrics_raft(const struct gateway *g, struct rv_buf *b)
                   "runvault_disk_bytes{part=\"index\"} %llu\n",
                   (unsigned long long)rpc_node_vlog_bytes(g->cfg.rpc),
                   (unsigned long long)gw__file_bytes(g->data_dir, "index.mdb"));
+    struct store_compact_info ci;
+    uint64_t reclaimable;
+    rpc_node_compact_info(g->cfg.rpc, &ci, &reclaimable);
+    rv_buf_printf(
+        b,
+        "# HELP runvault_reclaimable_bytes Bytes of purged runs the next "
+        "compaction can reclaim (replicated).\n"
+        "# TYPE runvault_reclaimable_bytes gauge\n"
+        "runvault_reclaimable_bytes %llu\n"
+        "# HELP runvault_compaction_checkpoint_index The vlog's compaction "
+        "checkpoint (0: never compacted).\n"
+        "# TYPE runvault_compaction_checkpoint_index gauge\n"
+        "runvault_compaction_checkpoint_index %llu\n"
+        "# HELP runvault_compaction_running 1 while this node compacts.\n"
+        "# TYPE runvault_compaction_running gauge\n"
+        "runvault_compaction_running %d\n"
+        "# TYPE runvault_compactions_total counter\n"
+        "runvault_compactions_total %llu\n"
+        "# TYPE runvault_compaction_bytes_freed_total counter\n"
+        "runvault_compaction_bytes_freed_total %llu\n"
+        "# HELP runvault_compaction_failed 1 when this node's last "
+        "compaction failed (its message is in the cluster status).\n"
+        "# TYPE runvault_compaction_failed gauge\n"
+        "runvault_compaction_failed %d\n",
+        (unsigned long long)reclaimable,
+        (unsigned long long)ci.checkpoint_index, ci.is_running,
+        (unsigned long long)ci.n_done, (unsigned long long)ci.bytes_freed,
+        ci.last_code != RV_OK);
 }
 
 void

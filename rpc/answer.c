@@ -562,3 +562,18 @@ rpc_node_vlog_bytes(const struct rpc_server *s)
 {
     return store_vlog_bytes(replica_store(s->rep));
 }
+
+void
+rpc_node_compact_info(const struct rpc_server *s,
+                      struct store_compact_info *out,
+                      uint64_t *reclaimable_bytes)
+{
+    struct store *st = replica_store(s->rep);
+    struct store_read *rd;
+    *reclaimable_bytes = 0;
+    store_compact_info(st, out);
+    if (store_read_begin(st, STORE_EVERY_TEAM, &rd, NULL) == RV_OK) {
+        store_reclaimable_bytes(rd, reclaimable_bytes);
+        store_read_end(rd);
+    }
+}

@@ -37,6 +37,12 @@ int rpc_node_is_running(const struct rpc_server *s);
 /* Bytes in the node's value log (for /metrics). */
 uint64_t rpc_node_vlog_bytes(const struct rpc_server *s);
 
+/* The node's compaction state and the bytes purged since its last
+ * compaction (for /metrics). */
+void rpc_node_compact_info(const struct rpc_server *s,
+                           struct store_compact_info *out,
+                           uint64_t *reclaimable_bytes);
+
 /* In-process answers, for the HTTP gateway: a caller is one thread's state
  * (the wait for the loop, the connection used for forwarding). One thread
  * at a time per caller. Errors of rpc_caller_new: RV_ENOMEM. */
