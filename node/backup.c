@@ -70,10 +70,8 @@ bk__name_ok(const char *n, uint64_t checkpoint)
         return 0;
     n += 5;
     len -= 5;
-    snprintf(image, sizeof image, "image.%llu",
-             (unsigned long long)checkpoint);
-    if (checkpoint > 0 &&
-        (strcmp(n, "compact") == 0 || strcmp(n, image) == 0))
+    snprintf(image, sizeof image, "image.%llu", (unsigned long long)checkpoint);
+    if (checkpoint > 0 && (strcmp(n, "compact") == 0 || strcmp(n, image) == 0))
         return 1;
     if (len < 12 || strspn(n, "0123456789") != 8 ||
         strcmp(n + len - 4, ".seg") != 0)

@@ -158,13 +158,13 @@ void store_digest_hex(const uint8_t d[STORE_DIGEST_BYTES], char *out);
  * after C (the path of store_open over an empty index). */
 
 struct store_backup_file {
-    uint32_t number; /* Segment number; 0 for the image and the manifest. */
-    char name[48];   /* In DIR/vlog/: "NNNNNNNN.seg", "NNNNNNNN.c<C>.seg",
-                        "image.<C>", "compact". */
-    int fd;          /* Opened at the backup's moment: a file replaced or
-                        unlinked later stays readable. */
-    uint64_t bytes;  /* Its bytes that belong to the backup (a segment:
-                        up to the end of record N). */
+    uint32_t number;  /* Segment number; 0 for the image and the manifest. */
+    char name[48];    /* In DIR/vlog/: "NNNNNNNN.seg", "NNNNNNNN.c<C>.seg",
+                         "image.<C>", "compact". */
+    int fd;           /* Opened at the backup's moment: a file replaced or
+                         unlinked later stays readable. */
+    uint64_t bytes;   /* Its bytes that belong to the backup (a segment:
+                         up to the end of record N). */
     int is_immutable; /* Its bytes under this name never change (every
                          file but the manifest): a hash may be cached. */
 };
@@ -172,7 +172,7 @@ struct store_backup_file {
 struct store_backup {
     uint64_t index;
     uint8_t digest[STORE_DIGEST_BYTES];
-    uint64_t checkpoint; /* The compaction checkpoint C; 0: none. */
+    uint64_t checkpoint;             /* The compaction checkpoint C; 0: none. */
     struct store_backup_file *files; /* Image and manifest first, then the
                                         segments, oldest first. */
     size_t n_files;

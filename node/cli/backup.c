@@ -478,8 +478,7 @@ cli__backup(struct cli *cl, const struct cli_args *a)
                              sizeof f->path) != 0) {
             rv_errmsg_printf(cl->errmsg,
                              "the node named a file '%s' (checkpoint %llu)",
-                             bf->name ? bf->name : "",
-                             (unsigned long long)ck);
+                             bf->name ? bf->name : "", (unsigned long long)ck);
             rc = RV_EMALFORMED;
             break;
         }
