@@ -1089,6 +1089,10 @@ CI = [
     ("power-cut", "buffered", 3, ["power-cut"], 24),
     # kill -9 of a follower, then the leader, mid-compaction (~26 s).
     ("compact-kill", "buffered", 3, ["compact-kill"], 24),
+    # An online backup from a follower while the leader is killed
+    # mid-copy; verified, restored, every acknowledged append and add at
+    # or below its index found (~19 s).
+    ("backup-kill-leader", "buffered", 3, ["backup-kill-leader"], 16),
 ]
 
 
@@ -1104,10 +1108,7 @@ ASAN_SUBSET = ["kill-leader-strict", "partition-leader", "vlog-damage",
 
 # Run only when named with --scenario (not part of the CI subset yet).
 EXTRA = [
-    # An online backup from a follower while the leader is killed
-    # mid-copy; verified, restored, every acknowledged write at or below
-    # its index found.
-    ("backup-kill-leader", "buffered", 3, ["backup-kill-leader"], 16),
+
     # Issue 18 item 8: the old leader, cut off while the majority writes,
     # must serve again within HEAL_READY_GATE_MS of the heal.
     ("heal-leader", "buffered", 3, ["heal-leader-8", "heal-leader-20"], 50),
