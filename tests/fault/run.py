@@ -901,25 +901,54 @@ def run_cli(ctx, *args, timeout=120):
 def nem_backup_kill_leader(ctx):
     """An online backup from a follower while the workloads write and the
     leader is killed mid-backup (it holds several MB in 64 KiB segments,
-    so the copy takes a while). The backup completes, or fails with a
-    clear error and one retry completes; verify-backup must pass. After
-    the run, check_backup restores it and looks for every write the
+    so the copy takes a while). The archive was compacted once before
+    (purged runs), so the backup carries the checkpoint; a second
+    compaction is asked as the copy starts, so it may commit while the
+    backup session is open. The backup completes, or fails with a clear
+    error and one retry completes; verify-backup must pass. After the
+    run, check_backup restores it and looks for every write the
     workloads had acknowledged at or below the backup's index."""
     ld = ctx.c.wait_leader(10)
     if ld is None:
         ctx.fail("no leader")
         return
-    # Bulk: log lines in a run of their own, so the archive spans many
-    # segments and the copy is long enough to be interrupted.
-    rid = "bk-bulk-%d" % random.randrange(1 << 30)
-    skew_call(ctx, ld, "POST", "/api/v2/runs",
-              {"project": "bk", "experiment": "e", "run_id": rid})
-    for k in range(24):
-        skew_call(ctx, ld, "POST", "/api/v2/runs/%s/logs" % rid, {
-            "lines": [{"timestamp": 1, "stream": "stdout",
-                       "text": "bulk %d %d %s" % (k, i, "b" * 2000)}
-                      for i in range(200)]})
+    def bulk(posts, purge):
+        # Log lines in a run of their own: kept, so the archive spans many
+        # segments and the copy is long enough to be interrupted; or
+        # purged, so a compaction has bytes to reclaim.
+        rid = "bk-bulk-%d" % random.randrange(1 << 30)
+        skew_call(ctx, ld, "POST", "/api/v2/runs",
+                  {"project": "bk", "experiment": "e", "run_id": rid})
+        for k in range(posts):
+            skew_call(ctx, ld, "POST", "/api/v2/runs/%s/logs" % rid, {
+                "lines": [{"timestamp": 1, "stream": "stdout",
+                           "text": "bulk %d %d %s" % (k, i, "b" * 2000)}
+                          for i in range(200)]})
+        if purge:
+            skew_call(ctx, ld, "POST", "/api/v2/runs/%s/delete" % rid, {})
+            skew_call(ctx, ld, "POST", "/api/v2/runs/%s/purge" % rid, {})
+
+    def checkpoint(node):
+        st, body = node.cluster_view()
+        me = [x for x in (body or {}).get("nodes", []) if x.get("id") ==
+              node.id]
+        return ((me[0].get("compaction") or {}).get("checkpoint_index", 0)
+                if st == 200 and me else None)
+
+    bulk(24, False)
+    bulk(8, True)
     f = [n for n in ctx.c.running() if n is not ld][0]
+    st, doc = skew_call(ctx, ld, "POST", "/api/v2/compact", {})
+    c1 = (doc or {}).get("index", 0)
+    if st != 202:
+        ctx.fail("POST /api/v2/compact -> %d %r" % (st, doc))
+    deadline = time.monotonic() + 30
+    while (checkpoint(f) or 0) < c1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    ctx.fig["backup_checkpoint_before"] = checkpoint(f)
+    if (checkpoint(f) or 0) < c1:
+        ctx.fail("n%d did not compact at %d within 30 s" % (f.id, c1))
+    bulk(8, True)
     out = os.path.join(ctx.dir, "backup")
     shutil.rmtree(out, ignore_errors=True)
     env = dict(os.environ)
@@ -938,6 +967,9 @@ def nem_backup_kill_leader(ctx):
             break
         time.sleep(0.002)
     mid = p.poll() is None
+    st, doc = skew_call(ctx, ld, "POST", "/api/v2/compact", {})
+    ctx.ev.add("compact", [f], ld, status=st, index=(doc or {}).get("index"))
+    time.sleep(random.uniform(0.0, 0.05))
     ctx.ev.add("kill", [ld], ld)
     ld.kill()
     try:
@@ -966,6 +998,13 @@ def nem_backup_kill_leader(ctx):
         got = json.loads(so.strip().splitlines()[-1])
         ctx.fig["backup"] = {k: got.get(k) for k in (
             "applied_index", "files", "copied_bytes", "seconds")}
+        with open(os.path.join(out, "manifest.json")) as fh:
+            ck = json.load(fh).get("checkpoint_index", 0)
+        ctx.fig["backup"]["checkpoint_index"] = ck
+        ctx.fig["backup_checkpoint_after"] = checkpoint(f)
+        if ck < c1:
+            ctx.fail("the backup of a node compacted at %d holds checkpoint "
+                     "%d" % (c1, ck))
         code, vo, ve = run_cli(ctx, "verify-backup", out)
         ctx.fig["verify_backup_exit"] = code
         if code != 0:
