@@ -254,6 +254,13 @@ class TestCompact(unittest.TestCase):
             fh.write(bytes([b[0] ^ 1]))
         r = self.cli("verify-backup", bad, want=2)
         self.assertIn(img[0]["path"], r.stderr)
+        # A manifest whose checkpoint lost its image is no backup.
+        m2 = dict(m, files=[f for f in m["files"]
+                            if not f["name"].startswith("vlog/image.")])
+        with open(os.path.join(bad, "manifest.json"), "w") as fh:
+            json.dump(m2, fh)
+        r = self.cli("verify-backup", bad, want=2)
+        self.assertIn("a checkpoint without its image", r.stderr)
         self.restore_and_compare(full, "restored-full", source,
                                  got["applied_index"])
 
