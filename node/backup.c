@@ -28,7 +28,8 @@
 #define BK_MAX_FILES 100000
 
 struct bk_file {
-    char name[32];  /* "vlog/NNNNNNNN.seg" */
+    char name[64];  /* "vlog/NNNNNNNN.seg", "vlog/NNNNNNNN.c<C>.seg",
+                       "vlog/image.<C>", "vlog/compact" */
     char path[128]; /* Stored path inside the backup dir. */
     uint64_t bytes;
     char sha[65];
@@ -36,6 +37,7 @@ struct bk_file {
 
 struct bk_manifest {
     uint64_t index;
+    uint64_t checkpoint; /* The compaction checkpoint C (version 2); 0. */
     char digest[2 * STORE_DIGEST_BYTES + 1];
     struct bk_file *files;
     size_t n_files;
@@ -56,16 +58,34 @@ bk__path_ok(const char *p)
     return 1;
 }
 
+/* A file name a backup may list: a segment (vlog/NNNNNNNN.seg, or
+ * vlog/NNNNNNNN.c<G>.seg with 0 < G <= checkpoint) and, in a backup of
+ * a compacted vlog, vlog/image.<checkpoint> and vlog/compact. */
 static int
-bk__name_ok(const char *n)
+bk__name_ok(const char *n, uint64_t checkpoint)
 {
-    if (strlen(n) != 17 || strncmp(n, "vlog/", 5) != 0 ||
-        strcmp(n + 13, ".seg") != 0)
+    char image[48];
+    size_t len = strlen(n);
+    if (len > 60 || strncmp(n, "vlog/", 5) != 0)
         return 0;
-    for (int i = 5; i < 13; i++)
-        if (n[i] < '0' || n[i] > '9')
-            return 0;
-    return 1;
+    n += 5;
+    len -= 5;
+    snprintf(image, sizeof image, "image.%llu", (unsigned long long)checkpoint);
+    if (checkpoint > 0 && (strcmp(n, "compact") == 0 || strcmp(n, image) == 0))
+        return 1;
+    if (len < 12 || strspn(n, "0123456789") != 8 ||
+        strcmp(n + len - 4, ".seg") != 0)
+        return 0;
+    if (len == 12)
+        return 1;
+    size_t digits = len - 14;
+    if (n[8] != '.' || n[9] != 'c' || digits == 0 || digits > 19 ||
+        n[10] == '0' || strspn(n + 10, "0123456789") != digits)
+        return 0;
+    uint64_t g = 0;
+    for (size_t i = 0; i < digits; i++)
+        g = g * 10 + (uint64_t)(n[10 + i] - '0');
+    return g <= checkpoint;
 }
 
 /* Read and check DIR/manifest.json; -1 after a message. */
@@ -89,16 +109,24 @@ bk__load(const char *prog, const char *dir, struct bk_manifest *m)
     const char *why = NULL;
     if (fmt == NULL || strcmp(fmt, "runvault-backup") != 0)
         why = "its \"format\" is not \"runvault-backup\"";
-    else if (json_integer_value(json_object_get(j, "version")) != 1)
-        why = "its \"version\" is not 1 (the one this binary reads)";
+    else if (json_integer_value(json_object_get(j, "version")) != 1 &&
+             json_integer_value(json_object_get(j, "version")) != 2)
+        why = "its \"version\" is not 1 or 2 (the ones this binary reads)";
     else if (!json_is_integer(ix) || json_integer_value(ix) < 0)
         why = "no \"applied_index\"";
     else if (digest == NULL || strlen(digest) != 2 * STORE_DIGEST_BYTES)
         why = "no 32-hex-digit \"digest\"";
     else if (!json_is_array(files) || json_array_size(files) > BK_MAX_FILES)
         why = "no \"files\" list";
+    json_t *ckj = json_object_get(j, "checkpoint_index");
+    if (why == NULL && ckj != NULL &&
+        (!json_is_integer(ckj) || json_integer_value(ckj) < 0 ||
+         json_integer_value(ckj) > json_integer_value(ix)))
+        why = "a \"checkpoint_index\" that is no index at or below "
+              "\"applied_index\"";
     if (why == NULL) {
         m->index = (uint64_t)json_integer_value(ix);
+        m->checkpoint = ckj ? (uint64_t)json_integer_value(ckj) : 0;
         snprintf(m->digest, sizeof m->digest, "%s", digest);
         m->files = calloc(json_array_size(files) + 1, sizeof *m->files);
         if (m->files == NULL)
@@ -114,12 +142,14 @@ bk__load(const char *prog, const char *dir, struct bk_manifest *m)
         const char *p = json_string_value(json_object_get(e, "path"));
         const char *sha = json_string_value(json_object_get(e, "sha256"));
         json_t *b = json_object_get(e, "bytes");
-        if (name == NULL || !bk__name_ok(name) || p == NULL ||
+        if (name == NULL || !bk__name_ok(name, m->checkpoint) || p == NULL ||
             strlen(p) >= sizeof m->files[0].path || !bk__path_ok(p) ||
             sha == NULL || strlen(sha) != 64 || !json_is_integer(b) ||
             json_integer_value(b) < 0) {
-            why = "a file entry without a valid name (vlog/NNNNNNNN.seg), "
-                  "path (data/...), bytes and sha256";
+            why = "a file entry without a valid name (vlog/NNNNNNNN.seg, "
+                  "or with a checkpoint vlog/NNNNNNNN.c<C>.seg, "
+                  "vlog/image.<C>, vlog/compact), path (data/...), bytes "
+                  "and sha256";
             fprintf(stderr, "%s: %s: entry %zu\n", prog, path, i);
             break;
         }
@@ -134,6 +164,18 @@ bk__load(const char *prog, const char *dir, struct bk_manifest *m)
         m->total_bytes += f->bytes;
     }
     json_decref(j);
+    if (why == NULL && m->checkpoint > 0) {
+        char image[64];
+        int has_image = 0, has_manifest = 0;
+        snprintf(image, sizeof image, "vlog/image.%llu",
+                 (unsigned long long)m->checkpoint);
+        for (size_t k = 0; k < m->n_files; k++) {
+            has_image |= strcmp(m->files[k].name, image) == 0;
+            has_manifest |= strcmp(m->files[k].name, "vlog/compact") == 0;
+        }
+        if (!has_image || !has_manifest)
+            why = "a checkpoint without its image and compaction manifest";
+    }
     if (why != NULL) {
         fprintf(stderr, "%s: %s is not a usable manifest: %s\n", prog, path,
                 why);
@@ -204,6 +246,34 @@ bk__check_files(const char *prog, const char *dir, const struct bk_manifest *m)
     }
     free(buf);
     return bad;
+}
+
+/* Say how many files of DIR/data the manifest does not name: they are
+ * not part of the backup (left by an interrupted backup) and ignored. */
+static void
+bk__strays(const char *prog, const char *dir, const struct bk_manifest *m)
+{
+    char data[BK_PATH];
+    snprintf(data, sizeof data, "%s/data", dir);
+    DIR *d = opendir(data);
+    if (d == NULL)
+        return;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        int is_named = 0;
+        for (size_t i = 0; i < m->n_files && !is_named; i++)
+            is_named = strcmp(m->files[i].path + 5, e->d_name) == 0;
+        n += !is_named;
+    }
+    closedir(d);
+    if (n > 0)
+        printf("%s: %zu file%s in %s the manifest does not name (left by an "
+               "interrupted backup; the next backup removes them): "
+               "ignored\n",
+               prog, n, n == 1 ? "" : "s", data);
 }
 
 /* Copy src to dst (new file), n bytes. */
@@ -310,9 +380,14 @@ bk__replay(const char *prog, const char *dir, const struct bk_manifest *m,
                 (unsigned long long)m->index, m->digest);
         return RV_ECORRUPT;
     }
-    printf("%s: replayed %zu files (%.1f MB) to index %llu: digest %s "
+    char from[96] = "";
+    if (m->checkpoint > 0)
+        snprintf(from, sizeof from,
+                 " from the image of the compaction checkpoint at %llu",
+                 (unsigned long long)m->checkpoint);
+    printf("%s: replayed %zu files (%.1f MB)%s to index %llu: digest %s "
            "equals the manifest's (copy %.2f s, replay %.2f s)\n",
-           prog, m->n_files, (double)m->total_bytes / 1e6,
+           prog, m->n_files, (double)m->total_bytes / 1e6, from,
            (unsigned long long)applied, hex, copy_s, replay_s);
     return RV_OK;
 }
@@ -358,6 +433,7 @@ bk__verify(const char *prog, const char *dir, const struct bk_manifest *m,
     printf("%s: %zu files, %llu bytes: every size and SHA-256 equals the "
            "manifest's\n",
            prog, m->n_files, (unsigned long long)m->total_bytes);
+    bk__strays(prog, dir, m);
     int rc = bk__replay(prog, dir, m, target, log);
     if (rc == RV_OK)
         return RV_EXIT_OK;

@@ -7,8 +7,10 @@
  * RPC_BACKUP_SESSIONS at a time; one lock serialises the operations of
  * every session (backups are rare; a READ is at most RPC_BACKUP_READ_BYTES
  * from the page cache). SHA-256s are remembered by (name, bytes): a vlog
- * prefix cut at a record never changes and compaction writes new names, so
- * a second backup from this node hashes only new bytes. */
+ * prefix cut at a record never changes and compaction writes new names
+ * (segments NNNNNNNN.c<C>.seg, image.<C>), so a second backup from this
+ * node hashes only new bytes; the compaction manifest keeps its name, so
+ * its hash is never remembered (it is small). */
 #include "base/clock.h"
 #include "raft/replica.h"
 #include "rpc/server_int.h"
@@ -30,7 +32,7 @@ struct rpc__backup_session {
 };
 
 struct rpc__backup_hash {
-    char name[16];
+    char name[48];
     uint64_t bytes;
     uint8_t sha256[32];
 };
@@ -50,7 +52,7 @@ struct rpc__backup_answer {
     Rv__BackupFile **pfiles;
     uint8_t (*sha)[32];
     char digest[2 * STORE_DIGEST_BYTES + 1];
-    char (*names)[24];
+    char (*names)[56];
     uint8_t *data;
 };
 
@@ -144,7 +146,7 @@ rpc__backup_find(struct rpc_backups *k, uint64_t id)
 static const struct store_backup_file *
 rpc__backup_file(const struct rpc__backup_session *x, const char *name)
 {
-    /* Names are "vlog/NNNNNNNN.seg". */
+    /* Names are "vlog/" and the file's name in the vlog dir. */
     if (strncmp(name, "vlog/", 5) != 0)
         return NULL;
     for (size_t i = 0; i < x->b.n_files; i++)
@@ -203,11 +205,19 @@ rpc__backup_begin(struct rpc_server *s, struct rpc__backup_answer *a,
     a->reply.node_id = info.id;
     a->reply.n_files = n;
     a->reply.files = a->pfiles;
+    a->reply.has_checkpoint_index = 1;
+    a->reply.checkpoint_index = x->b.checkpoint;
+    char from[128] = "";
+    if (x->b.checkpoint > 0)
+        snprintf(from, sizeof from,
+                 " (the compaction checkpoint at %llu: its image, manifest "
+                 "and rewritten segments)",
+                 (unsigned long long)x->b.checkpoint);
     rv_logf(s->log, RV_LOG_INFO, "backup",
             "backup session %llu: index %llu (digest %s), %zu vlog files "
-            "opened",
+            "opened%s",
             (unsigned long long)x->id, (unsigned long long)x->b.index,
-            a->digest, n);
+            a->digest, n, from);
     return RV_OK;
 }
 
@@ -229,7 +239,7 @@ rpc__backup_hash(struct rpc_backups *k, const struct rpc__backup_session *x,
         a->names == NULL)
         return RV_ENOMEM;
     int found = 0;
-    for (size_t i = 0; i < k->n_hashes && !found; i++) {
+    for (size_t i = 0; f->is_immutable && i < k->n_hashes && !found; i++) {
         if (strcmp(k->hashes[i].name, f->name) == 0 &&
             k->hashes[i].bytes == f->bytes) {
             memcpy(a->sha[0], k->hashes[i].sha256, 32);
@@ -240,6 +250,8 @@ rpc__backup_hash(struct rpc_backups *k, const struct rpc__backup_session *x,
         int rc = store_backup_sha256(f, a->sha[0], errmsg);
         if (rc != RV_OK)
             return rc;
+    }
+    if (!found && f->is_immutable) {
         if (k->hashes == NULL &&
             (k->hashes = calloc(RPC_BACKUP_HASHES, sizeof *k->hashes)) == NULL)
             return RV_ENOMEM;

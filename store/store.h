@@ -150,29 +150,42 @@ void store_digest(const struct store *s, uint8_t out[STORE_DIGEST_BYTES]);
 void store_digest_hex(const uint8_t d[STORE_DIGEST_BYTES], char *out);
 
 /* ---- Backup (store_backup.c) -------------------------------------------
- * An online backup is the vlog prefix up to one applied index N plus
- * (N, digest): replaying it rebuilds an index with that digest. */
+ * An online backup is the vlog up to one applied index N plus (N,
+ * digest): replaying it rebuilds an index with that digest. A compacted
+ * vlog's backup also holds its checkpoint: the image of the index at C
+ * (C <= N) and the compaction manifest, and its segments are the
+ * rewritten ones; the replay loads the image and replays the records
+ * after C (the path of store_open over an empty index). */
 
 struct store_backup_file {
-    uint32_t number; /* Segment number. */
-    char name[16];   /* "NNNNNNNN.seg" (in DIR/vlog/). */
-    int fd;          /* Opened at the backup's moment: a segment replaced
-                        later stays readable. */
-    uint64_t bytes;  /* Its bytes up to the end of record N. */
+    uint32_t number;  /* Segment number; 0 for the image and the manifest. */
+    char name[48];    /* In DIR/vlog/: "NNNNNNNN.seg", "NNNNNNNN.c<C>.seg",
+                         "image.<C>", "compact". */
+    int fd;           /* Opened at the backup's moment: a file replaced or
+                         unlinked later stays readable. */
+    uint64_t bytes;   /* Its bytes that belong to the backup (a segment:
+                         up to the end of record N). */
+    int is_immutable; /* Its bytes under this name never change (every
+                         file but the manifest): a hash may be cached. */
 };
 
 struct store_backup {
     uint64_t index;
     uint8_t digest[STORE_DIGEST_BYTES];
-    struct store_backup_file *files; /* Oldest first. */
+    uint64_t checkpoint;             /* The compaction checkpoint C; 0: none. */
+    struct store_backup_file *files; /* Image and manifest first, then the
+                                        segments, oldest first. */
     size_t n_files;
 };
 
-/* Pin the applied index and digest of one read transaction and open every
- * vlog segment holding records up to it; the newest is cut after the
- * record of that index. Any thread. Free with store_backup_end. Errors:
- * RV_EIO, RV_ECORRUPT (a file that is no segment), RV_ENOMEM,
- * RV_EUNAVAILABLE (segments kept vanishing while listed). */
+/* Pin the applied index and digest of one read transaction and the
+ * vlog's file set at that moment (vlog_pin: a compaction that commits
+ * later does not change it): every segment holding records up to the
+ * index, the newest cut after the record of that index, and the
+ * checkpoint's image and manifest when compacted. Any thread. Free with
+ * store_backup_end. Errors: RV_EIO, RV_ECORRUPT (a file that is no
+ * segment), RV_ENOMEM, RV_EUNAVAILABLE (compactions kept switching files
+ * while the set was taken). */
 int store_backup_begin(struct store *s, struct store_backup *b, char *errmsg);
 void store_backup_end(struct store_backup *b); /* NULL is allowed. */
 /* SHA-256 of f's bytes [0, f->bytes). RV_EIO, RV_ENOMEM. */

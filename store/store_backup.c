@@ -10,11 +10,17 @@
  * same digest, which is a complete check of the backup. LMDB's own copy
  * (mdb_env_copyfd2) takes its own read transaction, so its index could not
  * be tied to the vlog cut without a second pass; replaying is what
- * verify-backup has to do anyway. */
+ * verify-backup has to do anyway.
+ *
+ * A compacted vlog: the set is the one readers use when the backup
+ * begins (vlog_pin): the rewritten segments, the checkpoint's image and
+ * the manifest naming them. A compaction that commits while the backup
+ * runs renames and unlinks files, but the session holds the descriptors
+ * of the set it pinned, so it never mixes the old set and the new. */
+#include "base/clock.h"
 #include "store/store_int.h"
 #include "store/vlog.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <nettle/sha2.h>
@@ -26,26 +32,13 @@
 
 #define STORE__BACKUP_HASH_BLOCK (1u << 20)
 
-/* A segment's name NNNNNNNN.seg -> its number, or 0. */
-static uint32_t
-store__seg_number(const char *name)
-{
-    if (strlen(name) != 12 || strcmp(name + 8, ".seg") != 0)
-        return 0;
-    uint32_t n = 0;
-    for (int i = 0; i < 8; i++) {
-        if (name[i] < '0' || name[i] > '9')
-            return 0;
-        n = n * 10 + (uint32_t)(name[i] - '0');
-    }
-    return n;
-}
-
 static int
 store__file_cmp(const void *a, const void *b)
 {
     const struct store_backup_file *x = a, *y = b;
-    return x->number < y->number ? -1 : x->number > y->number;
+    if (x->number != y->number)
+        return x->number < y->number ? -1 : 1;
+    return strcmp(x->name, y->name);
 }
 
 /* The end of the last record with index <= upto in segment f (read through
@@ -76,44 +69,6 @@ store__cut(struct store_backup_file *f, uint64_t upto, uint64_t file_bytes,
     return RV_OK;
 }
 
-/* Open segment name of vlog dir vdir into f if it holds records at or
- * below upto (its first index <= upto). 1 if kept, 0 if not, or -RV_*. */
-static int
-store__open_seg(const char *vdir, const char *name, uint64_t upto,
-                struct store_backup_file *f, uint64_t *file_bytes, char *errmsg)
-{
-    char path[4096];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", vdir, name) >=
-        sizeof path) {
-        rv_errmsg_printf(errmsg, "the path %s/%s is too long", vdir, name);
-        return -RV_EINVAL;
-    }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        rv_errmsg_printf(errmsg, "open %s: %s", path, strerror(errno));
-        return errno == ENOENT ? -RV_ENOTFOUND : -RV_EIO;
-    }
-    struct stat st;
-    uint8_t h[VLOG_SEGMENT_HEADER];
-    if (fstat(fd, &st) != 0 || st.st_size < VLOG_SEGMENT_HEADER ||
-        vlog_pread_full(fd, h, sizeof h, 0) != 0 ||
-        memcmp(h, "RVVLOG01", 8) != 0) {
-        rv_errmsg_printf(
-            errmsg, "%s is not a vlog segment (short or bad header)", path);
-        close(fd);
-        return -RV_ECORRUPT;
-    }
-    if (rv_get_be64(h + 24) > upto) {
-        close(fd);
-        return 0;
-    }
-    f->fd = fd;
-    memcpy(f->name, name, 13); /* Checked: 12 bytes and the NUL. */
-    *file_bytes = (uint64_t)st.st_size;
-    f->bytes = (uint64_t)st.st_size;
-    return 1;
-}
-
 void
 store_backup_end(struct store_backup *b)
 {
@@ -127,95 +82,92 @@ store_backup_end(struct store_backup *b)
     b->n_files = 0;
 }
 
+/* Keep the pinned files b needs (the segments with records up to
+ * b->index, the image and the manifest), taking their descriptors from
+ * p (set to -1 there). */
 static int
-store__backup_files(struct store *s, struct store_backup *b, char *errmsg)
+store__backup_files(struct store_backup *b, struct vlog_pin_file *p, size_t n,
+                    char *errmsg)
 {
-    char vdir[2048];
-    if ((size_t)snprintf(vdir, sizeof vdir, "%s/vlog", s->dir) >= sizeof vdir) {
-        rv_errmsg_printf(errmsg, "the data dir's path is too long");
-        return RV_EINVAL;
-    }
-    DIR *d = opendir(vdir);
-    if (d == NULL) {
-        rv_errmsg_printf(errmsg, "opendir %s: %s", vdir, strerror(errno));
-        return RV_EIO;
-    }
-    size_t cap = 0;
-    uint64_t last_bytes = 0;
-    int rc = RV_OK;
-    struct dirent *e;
-    while (rc == RV_OK && (e = readdir(d)) != NULL) {
-        uint32_t number = store__seg_number(e->d_name);
-        if (number == 0)
-            continue;
-        if (b->n_files == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            void *p = realloc(b->files, ncap * sizeof *b->files);
-            if (p == NULL) {
-                rc = RV_ENOMEM;
-                break;
+    b->files = calloc(n ? n : 1, sizeof *b->files);
+    if (b->files == NULL)
+        return RV_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t h[VLOG_SEGMENT_HEADER];
+        if (p[i].number > 0) {
+            if (p[i].bytes < VLOG_SEGMENT_HEADER ||
+                vlog_pread_full(p[i].fd, h, sizeof h, 0) != 0 ||
+                memcmp(h, "RVVLOG01", 8) != 0) {
+                rv_errmsg_printf(errmsg,
+                                 "vlog/%s is not a vlog segment (short or "
+                                 "bad header)",
+                                 p[i].name);
+                return RV_ECORRUPT;
             }
-            b->files = p;
-            cap = ncap;
+            if (rv_get_be64(h + 24) > b->index)
+                continue; /* Only records after the backup's index. */
         }
-        struct store_backup_file *f = &b->files[b->n_files];
-        memset(f, 0, sizeof *f);
-        f->fd = -1;
-        f->number = number;
-        uint64_t fb = 0;
-        int k = store__open_seg(vdir, e->d_name, b->index, f, &fb, errmsg);
-        if (k < 0)
-            rc = -k;
-        else if (k == 1)
-            b->n_files++;
+        struct store_backup_file *f = &b->files[b->n_files++];
+        f->number = p[i].number;
+        snprintf(f->name, sizeof f->name, "%s", p[i].name);
+        f->fd = p[i].fd;
+        p[i].fd = -1;
+        f->bytes = p[i].bytes;
+        f->is_immutable = strcmp(p[i].name, VLOG_MANIFEST_NAME) != 0;
     }
-    closedir(d);
-    if (rc != RV_OK)
-        return rc;
     if (b->n_files == 0)
         return RV_OK;
     qsort(b->files, b->n_files, sizeof *b->files, store__file_cmp);
     /* Only the newest kept segment can hold records past the index. */
     struct store_backup_file *lastf = &b->files[b->n_files - 1];
-    last_bytes = lastf->bytes;
-    return store__cut(lastf, b->index, last_bytes, errmsg);
+    if (lastf->number == 0)
+        return RV_OK;
+    return store__cut(lastf, b->index, lastf->bytes, errmsg);
 }
 
 int
 store_backup_begin(struct store *s, struct store_backup *b, char *errmsg)
 {
     memset(b, 0, sizeof *b);
-    /* A compacted vlog starts from its checkpoint image (ARCHITECTURE.md,
-     * "Compaction"); a backup holds segments only, whose replay cannot
-     * pass a compacted record. Refused until backups carry the image. */
-    struct vlog_checkpoint ck;
-    vlog_checkpoint(s->vlog, &ck);
-    if (ck.index > 0) {
-        rv_errmsg_printf(errmsg,
-                         "this node's vlog was compacted at index %llu: a "
-                         "backup of a compacted vlog needs its checkpoint "
-                         "image, which backups do not carry yet",
-                         (unsigned long long)ck.index);
-        return RV_ESTATE;
-    }
-    /* A segment may vanish between the listing and the open (a compaction
-     * replaces sealed segments under new names): list again. */
-    for (int attempt = 0; attempt < 8; attempt++) {
+    /* The index first, then the file set: every record up to the index
+     * is in the vlog by then. A compaction whose checkpoint is past the
+     * index committed in between (its image stands for records the
+     * backup must end before), or one switching files right now: take
+     * both again. */
+    int rc = RV_OK;
+    for (int attempt = 0; attempt < 50; attempt++) {
         struct store_read *r;
-        int rc = store_read_begin(s, STORE_EVERY_TEAM, &r, errmsg);
+        rc = store_read_begin(s, STORE_EVERY_TEAM, &r, errmsg);
         if (rc != RV_OK)
             return rc;
         b->index = store_read_applied_index(r);
         store_read_digest(r, b->digest);
         store_read_end(r);
-        rc = store__backup_files(s, b, errmsg);
+        struct vlog_checkpoint ck;
+        struct vlog_pin_file *p = NULL;
+        size_t n = 0;
+        rc = vlog_pin(s->vlog, &ck, &p, &n, errmsg);
+        if (rc == RV_OK && ck.index > b->index) {
+            rv_errmsg_printf(errmsg,
+                             "a compaction at %llu committed after index "
+                             "%llu was pinned",
+                             (unsigned long long)ck.index,
+                             (unsigned long long)b->index);
+            rc = RV_EUNAVAILABLE;
+        }
+        if (rc == RV_OK) {
+            b->checkpoint = ck.index;
+            rc = store__backup_files(b, p, n, errmsg);
+        }
+        vlog_pin_free(p, n);
         if (rc == RV_OK)
             return RV_OK;
         store_backup_end(b);
-        if (rc != RV_ENOTFOUND)
+        if (rc != RV_EUNAVAILABLE)
             return rc;
+        rv_clock_sleep_ms(20);
     }
-    return RV_EUNAVAILABLE;
+    return rc;
 }
 
 int

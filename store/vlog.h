@@ -211,6 +211,30 @@ int vlog_checkpoint_read(const char *dir, struct vlog_checkpoint *out,
 /* The path of the index image of checkpoint index in dir. */
 void vlog_image_path(const char *dir, uint64_t index, char *out, size_t size);
 
+/* One file of a pinned vlog (vlog_pin): a segment (its descriptor
+ * duplicated from the one readers use), or, after a compaction, the
+ * checkpoint's image or the manifest. */
+struct vlog_pin_file {
+    char name[48];        /* NNNNNNNN.seg, NNNNNNNN.c<C>.seg, image.<C>,
+                             compact (in DIR). */
+    int fd;               /* Owned: close it (vlog_pin_free). */
+    uint32_t number;      /* Segments; 0 for the image and the manifest. */
+    uint64_t first_index; /* Segments: the header's first index. */
+    uint64_t bytes;       /* Size when pinned (the newest segment grows). */
+};
+
+/* The segment set readers use, as one consistent set: under the lock a
+ * compaction swaps segments with, every segment's descriptor is
+ * duplicated and, when the vlog is compacted, the checkpoint's image and
+ * the manifest are opened, after checking that the manifest on disk is
+ * the one readers use. The files stay readable whatever a later
+ * compaction renames or unlinks. *ck receives the set's checkpoint.
+ * Errors: RV_EUNAVAILABLE (a compaction is between its manifest's rename
+ * and the readers' switch: try again), RV_EIO, RV_ECORRUPT, RV_ENOMEM. */
+int vlog_pin(struct vlog *v, struct vlog_checkpoint *ck,
+             struct vlog_pin_file **files, size_t *n_files, char *errmsg);
+void vlog_pin_free(struct vlog_pin_file *files, size_t n_files);
+
 /* Bytes the segment files occupy on disk (allocated blocks). Any thread. */
 uint64_t vlog_disk_bytes(struct vlog *v);
 

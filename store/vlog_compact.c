@@ -372,6 +372,127 @@ vlog_disk_bytes(struct vlog *v)
     return total;
 }
 
+/* ---- Pinning (a backup's file set) ------------------------------------- */
+
+void
+vlog_pin_free(struct vlog_pin_file *files, size_t n_files)
+{
+    for (size_t i = 0; files != NULL && i < n_files; i++)
+        if (files[i].fd >= 0)
+            close(files[i].fd);
+    free(files);
+}
+
+/* Open dir/name read-only into f (size from fstat). */
+static int
+vlog_pin_open(const char *dir, const char *name, struct vlog_pin_file *f,
+              char *errmsg)
+{
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(f->name, sizeof f->name, "%s", name);
+    f->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (f->fd < 0)
+        return vlog__err_errno(errno, errmsg, "open", path);
+    if (fstat(f->fd, &st) != 0)
+        return vlog__err_errno(errno, errmsg, "stat", path);
+    f->bytes = (uint64_t)st.st_size;
+    return RV_OK;
+}
+
+/* The manifest f is the one readers use (ck and n rewritten segments),
+ * else RV_EUNAVAILABLE: a newer one was renamed in, not yet swapped. */
+static int
+vlog_pin_manifest_check(const struct vlog_pin_file *f,
+                        const struct vlog_checkpoint *ck, size_t n,
+                        char *errmsg)
+{
+    uint8_t h[VLOG_MANIFEST_HEADER];
+    if (f->bytes != VLOG_MANIFEST_HEADER + 12u * n + 4 ||
+        vlog_pread_full(f->fd, h, sizeof h, 0) != 0 ||
+        memcmp(h, VLOG_MANIFEST_MAGIC, 8) != 0 ||
+        rv_get_be64(h + 8) != ck->index) {
+        rv_errmsg_printf(errmsg,
+                         "the compaction manifest on disk is not the "
+                         "checkpoint at %llu readers use (a compaction is "
+                         "switching files)",
+                         (unsigned long long)ck->index);
+        return RV_EUNAVAILABLE;
+    }
+    return RV_OK;
+}
+
+int
+vlog_pin(struct vlog *v, struct vlog_checkpoint *ck,
+         struct vlog_pin_file **files_out, size_t *n_out, char *errmsg)
+{
+    *files_out = NULL;
+    *n_out = 0;
+    pthread_rwlock_rdlock(&v->swap);
+    pthread_mutex_lock(&v->lock);
+    *ck = v->man->ck;
+    size_t n_rewritten = v->man->n, n_segs = v->n_segs;
+    size_t n = n_segs + (ck->index > 0 ? 2 : 0), k = 0;
+    struct vlog_pin_file *f = calloc(n ? n : 1, sizeof *f);
+    int rc = f == NULL ? RV_ENOMEM : RV_OK;
+    for (size_t i = 0; rc == RV_OK && i < n_segs; i++) {
+        const struct vlog_seg *s = v->segs[i];
+        struct vlog_pin_file *x = &f[k];
+        x->fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0);
+        if (x->fd < 0) {
+            rc = vlog__err_errno(errno, errmsg, "dup", "a segment");
+            break;
+        }
+        k++;
+        if (s->gen == 0)
+            snprintf(x->name, sizeof x->name, "%08u.seg", s->number);
+        else
+            snprintf(x->name, sizeof x->name, "%08u.c%llu.seg", s->number,
+                     (unsigned long long)s->gen);
+        x->number = s->number;
+        x->first_index = s->first_index;
+    }
+    pthread_mutex_unlock(&v->lock);
+    for (size_t i = 0; rc == RV_OK && i < k; i++) {
+        struct stat st;
+        if (fstat(f[i].fd, &st) != 0)
+            rc = vlog__err_errno(errno, errmsg, "stat", f[i].name);
+        else
+            f[i].bytes = (uint64_t)st.st_size;
+    }
+    if (rc == RV_OK && ck->index > 0) {
+        char name[48];
+        snprintf(name, sizeof name, "image.%llu",
+                 (unsigned long long)ck->index);
+        f[k].fd = -1;
+        rc = vlog_pin_open(v->dir, name, &f[k], errmsg);
+        k++;
+        if (rc == RV_OK && f[k - 1].bytes != ck->image_bytes) {
+            rv_errmsg_printf(errmsg,
+                             "%s/%s has %llu bytes, the manifest says %llu",
+                             v->dir, name, (unsigned long long)f[k - 1].bytes,
+                             (unsigned long long)ck->image_bytes);
+            rc = RV_ECORRUPT;
+        }
+        if (rc == RV_OK) {
+            f[k].fd = -1;
+            rc = vlog_pin_open(v->dir, VLOG_MANIFEST_NAME, &f[k], errmsg);
+            k++;
+        }
+        if (rc == RV_OK)
+            rc = vlog_pin_manifest_check(&f[k - 1], ck, n_rewritten, errmsg);
+    }
+    pthread_rwlock_unlock(&v->swap);
+    if (rc != RV_OK) {
+        vlog_pin_free(f, k);
+        return rc;
+    }
+    *files_out = f;
+    *n_out = k;
+    return RV_OK;
+}
+
 /* ---- Rewrite ----------------------------------------------------------- */
 
 struct vlog_rewrite {

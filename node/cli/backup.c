@@ -5,13 +5,20 @@
  *
  * Layout of DIR: manifest.json (format "runvault-backup", version 1: the
  * applied index, its digest, the source node, and per file its name in
- * the data dir, its stored path, bytes and SHA-256) and data/, the stored
- * files. A stored path carries the file's size (data/NNNNNNNN-BYTES.seg):
- * a file that grew (the newest segment) is stored under a new path, so
- * the old manifest stays true until the new one replaces it with one
- * rename. Files the new manifest does not name are removed afterwards. A
- * crash at any point leaves the old backup or the new one, and maybe
- * stray files the next run removes.
+ * the data dir, its stored path, bytes and SHA-256; version 2 when the
+ * node's vlog was compacted: also "checkpoint_index" C, and the files
+ * include the image vlog/image.<C>, the compaction manifest vlog/compact
+ * and the rewritten segments vlog/NNNNNNNN.c<C>.seg) and data/, the
+ * stored files. The manifest lists exactly the files of the backup. A
+ * stored path carries the file's size (data/NNNNNNNN-BYTES.seg,
+ * data/NNNNNNNN.c<C>-BYTES.seg, data/image.<C>-BYTES,
+ * data/compact.<C>-BYTES): a file that grew (the newest segment) is
+ * stored under a new path, so the old manifest stays true until the new
+ * one replaces it with one rename. Files the new manifest does not name
+ * (old segments a compaction replaced, an older image) are removed
+ * afterwards; verify-backup and restore read only the files the
+ * manifest names. A crash at any point leaves the old backup or the new
+ * one, and maybe stray files the next run removes.
  *
  * Incremental: a file the old manifest lists with the same name and size,
  * whose stored copy has that size and whose SHA-256 the node reports equal
@@ -33,13 +40,13 @@
 #include <unistd.h>
 
 #define CLI_BACKUP_FORMAT    "runvault-backup"
-#define CLI_BACKUP_VERSION   1
+#define CLI_BACKUP_VERSION   1 /* Version 2: with a compaction checkpoint. */
 #define CLI_BACKUP_READ      (4u << 20)
 #define CLI_BACKUP_MAX_FILES 100000
 
 struct cli_bfile {
-    char name[64]; /* "vlog/NNNNNNNN.seg" */
-    char path[96]; /* "data/NNNNNNNN-BYTES.seg" */
+    char name[64]; /* "vlog/NNNNNNNN.seg", ... (file comment) */
+    char path[96]; /* "data/NNNNNNNN-BYTES.seg", ... */
     uint64_t bytes;
     uint8_t sha[32];
 };
@@ -82,12 +89,13 @@ cli__backup_load(struct cli *cl, const char *dir, struct cli_bset *old)
     json_error_t je;
     json_t *m = json_load_file(path, 0, &je);
     json_t *files = m ? json_object_get(m, "files") : NULL;
+    json_int_t version =
+        m ? json_integer_value(json_object_get(m, "version")) : 0;
     if (m == NULL || !json_is_array(files) ||
         json_array_size(files) > CLI_BACKUP_MAX_FILES ||
-        json_integer_value(json_object_get(m, "version")) !=
-            CLI_BACKUP_VERSION) {
+        (version != CLI_BACKUP_VERSION && version != CLI_BACKUP_VERSION + 1)) {
         rv_errmsg_printf(cl->errmsg, "%s: %s", path,
-                         m ? "not a version 1 backup manifest" : je.text);
+                         m ? "not a version 1 or 2 backup manifest" : je.text);
         json_decref(m);
         return -1;
     }
@@ -273,9 +281,14 @@ cli__backup_manifest(struct cli *cl, const char *dir, const Rv__BackupReply *b,
         total += set->f[i].bytes;
     }
     json_object_set_new(m, "format", json_string(CLI_BACKUP_FORMAT));
-    json_object_set_new(m, "version", json_integer(CLI_BACKUP_VERSION));
+    uint64_t ck = b->has_checkpoint_index ? b->checkpoint_index : 0;
+    json_object_set_new(m, "version",
+                        json_integer(CLI_BACKUP_VERSION + (ck > 0)));
     json_object_set_new(m, "applied_index",
                         json_integer((json_int_t)b->applied_index));
+    if (ck > 0)
+        json_object_set_new(m, "checkpoint_index",
+                            json_integer((json_int_t)ck));
     json_object_set_new(m, "digest", json_string(b->digest ? b->digest : ""));
     json_object_set_new(m, "source_node_id",
                         json_integer((json_int_t)b->node_id));
@@ -336,6 +349,49 @@ cli__backup_prune(const char *dir, const struct cli_bset *set)
     }
     closedir(d);
     return n;
+}
+
+/* The stored path of the file the node names name (bytes long, in a
+ * backup of checkpoint ck) into path; -1 if name is none a node sends. */
+static int
+cli__backup_path(const char *name, uint64_t bytes, uint64_t ck, char *path,
+                 size_t size)
+{
+    unsigned long long b = (unsigned long long)bytes;
+    char expect[48];
+    if (strncmp(name, "vlog/", 5) != 0 || strlen(name) > 60)
+        return -1;
+    const char *n = name + 5;
+    snprintf(expect, sizeof expect, "image.%llu", (unsigned long long)ck);
+    if (ck > 0 && strcmp(n, "compact") == 0) {
+        snprintf(path, size, "data/compact.%llu-%llu", (unsigned long long)ck,
+                 b);
+        return 0;
+    }
+    if (ck > 0 && strcmp(n, expect) == 0) {
+        snprintf(path, size, "data/%s-%llu", expect, b);
+        return 0;
+    }
+    size_t len = strlen(n);
+    if (len < 12 || strspn(n, "0123456789") != 8 ||
+        strncmp(n, "00000000", 8) == 0 || strcmp(n + len - 4, ".seg") != 0)
+        return -1;
+    if (len == 12) {
+        snprintf(path, size, "data/%.8s-%llu.seg", n, b);
+        return 0;
+    }
+    /* NNNNNNNN.c<G>.seg, 0 < G <= ck. */
+    size_t digits = len - 14;
+    unsigned long long g = 0;
+    if (n[8] != '.' || n[9] != 'c' || digits == 0 || digits > 20 ||
+        strspn(n + 10, "0123456789") != digits || n[10] == '0')
+        return -1;
+    for (size_t i = 0; i < digits; i++)
+        g = g * 10 + (unsigned long long)(n[10 + i] - '0');
+    if (digits > 19 || g > ck)
+        return -1;
+    snprintf(path, size, "data/%.*s-%llu.seg", (int)(len - 4), n, b);
+    return 0;
 }
 
 /* 1 if old holds f (same name, bytes, stored copy of that size). */
@@ -404,25 +460,30 @@ cli__backup(struct cli *cl, const struct cli_args *a)
             (unsigned long long)br->node_id, endpoint,
             (unsigned long long)br->applied_index, br->digest ? br->digest : "",
             br->n_files);
+    uint64_t ck = br->has_checkpoint_index ? br->checkpoint_index : 0;
+    if (ck > 0)
+        fprintf(stderr,
+                "runvault backup: the node's vlog was compacted at index "
+                "%llu: the backup holds its image and manifest and the "
+                "rewritten segments\n",
+                (unsigned long long)ck);
     set.f = calloc(br->n_files + 1, sizeof *set.f);
     uint64_t copied_bytes = 0, kept_bytes = 0;
     size_t n_copied = 0, n_kept = 0;
     for (size_t i = 0; set.f != NULL && rc == RV_OK && i < br->n_files; i++) {
         const Rv__BackupFile *bf = br->files[i];
         struct cli_bfile *f = &set.f[set.n];
-        uint32_t num = 0;
-        if (bf->name == NULL || strlen(bf->name) != 17 ||
-            strncmp(bf->name, "vlog/", 5) != 0 ||
-            sscanf(bf->name + 5, "%8u", &num) != 1) {
-            rv_errmsg_printf(cl->errmsg, "the node named a file '%s'",
-                             bf->name ? bf->name : "");
+        if (bf->name == NULL ||
+            cli__backup_path(bf->name, bf->bytes, ck, f->path,
+                             sizeof f->path) != 0) {
+            rv_errmsg_printf(cl->errmsg,
+                             "the node named a file '%s' (checkpoint %llu)",
+                             bf->name ? bf->name : "", (unsigned long long)ck);
             rc = RV_EMALFORMED;
             break;
         }
         snprintf(f->name, sizeof f->name, "%s", bf->name);
         f->bytes = bf->bytes;
-        snprintf(f->path, sizeof f->path, "data/%08u-%llu.seg", num,
-                 (unsigned long long)bf->bytes);
         const struct cli_bfile *o = cli__backup_old(dir, &old, f);
         uint8_t sha[32];
         if (o != NULL &&

@@ -7,9 +7,20 @@ vlog; the kept run reads back on every node; `runvault verify` and
 peers report, and after the rebuild no file of its data dir holds a
 purged string; compaction while a writer keeps writing.
 
+Backup of a compacted cluster: a backup taken before the compaction, a
+full one from a follower after it (the image, the compaction manifest and
+the rewritten segments), verify-backup, restore into a new 1-node cluster
+compared run by run with the source through the API, no purged string in
+the backup or the restored data dir; an incremental backup after the
+compaction into the pre-compaction backup's directory verifies and
+restores too, and holds exactly the files its manifest names; a stray
+file in a backup is ignored by verify-backup and removed by the next
+backup.
+
     RUNVAULT_BIN=build/node/runvault python3 -m unittest tests/e2e/test_compact.py
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -101,6 +112,13 @@ class TestCompact(unittest.TestCase):
                 "lines": [{"timestamp": 1, "stream": "stdout",
                            "text": "%s %d %d %s" % (text, b, i, "x" * 200)}
                           for i in range(n_lines // 4)]}, want=200)
+        st, _, raw = http_json(
+            self.c.http_endpoints[via], "PUT",
+            "/api/v2/runs/%s/artifacts/notes.txt" % run_id,
+            ("%s artifact %s" % (text, "z" * 3000)).encode(),
+            headers={"Content-Type": "application/octet-stream"},
+            timeout=10.0)
+        self.assertEqual(st, 200, raw[:300])
 
     def filler(self, via, n):
         self.call(via, "POST", "/api/v2/runs", {
@@ -125,6 +143,162 @@ class TestCompact(unittest.TestCase):
             return doc
         return index, wait_for("every node compacted at %d" % index, done)
 
+    # -- backup of a compacted cluster ----------------------------------------
+
+    def cli(self, *args, want=0):
+        r = subprocess.run([self.c.runvault] + list(args),
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, want, "%r -> %d\nstdout: %s\n"
+                         "stderr: %s" % (args, r.returncode, r.stdout,
+                                         r.stderr))
+        return r
+
+    def backup(self, i, out):
+        r = self.cli("backup", "--endpoint", self.c.http_endpoints[i],
+                     "--out", out)
+        return json.loads(r.stdout.strip().splitlines()[-1])
+
+    @staticmethod
+    def get(c, i, path):
+        st, doc, raw = http_json(c.http_endpoints[i], "GET", path,
+                                 timeout=10.0)
+        if st != 200:
+            raise AssertionError("GET %s -> %d %r" % (path, st, raw[:300]))
+        return doc if doc is not None else raw
+
+    def runs_state(self, c, i):
+        """Every run on node i of c as the API shows it: the run (id,
+        dates, params, tags, summary), every metric point, the logs, the
+        artifacts and their bytes."""
+        doc = self.get(c, i, "/api/v2/experiments?per_page=1000&full=1"
+                       "&consistency=stale")
+        out = {}
+        for rid in sorted(r["run_id"] for r in doc["runs"]):
+            run = self.get(c, i, "/api/v2/runs/%s?consistency=stale"
+                           % rid)["run"]
+            series = {k: self.get(c, i, "/api/v2/runs/%s/metrics?key=%s"
+                                  "&consistency=stale"
+                                  % (rid, s["key"]))["points"]
+                      for k, s in sorted(run.get("summary", {}).items())}
+            logs = self.get(c, i, "/api/v2/runs/%s/logs?max_lines=10000"
+                            "&consistency=stale" % rid)["lines"]
+            arts = self.get(c, i, "/api/v2/runs/%s/artifacts"
+                            "?consistency=stale" % rid)["artifacts"]
+            blobs = {a["path"]: self.get(c, i, "/api/v2/runs/%s/artifacts/%s"
+                                         % (rid, a["path"]))
+                     for a in arts}
+            out[rid] = {"run": run, "series": series, "logs": logs,
+                        "artifacts": arts, "blobs": blobs}
+        return out
+
+    def restore_and_compare(self, backup_dir, name, source, applied):
+        addrs = loopback_addresses(1)
+        cdir = os.path.join(self.c.dir, name)
+        d = os.path.join(cdir, "n1")
+        r = self.cli("restore", backup_dir, "--data-dir", d, "--raft-addr",
+                     addrs[0][0])
+        self.assertIn("index %d" % applied, r.stdout)
+        self.assertEqual(scan(d, SECRET.encode()), [],
+                         "a purged string in the restored data dir")
+        c1 = Cluster(n=1, addresses=addrs, directory=cdir,
+                     extra_args=["--segment-bytes", "65536"])
+        c1.start()
+        try:
+            got = self.runs_state(c1, 0)
+            self.assertEqual(sorted(got), sorted(source))
+            for rid in sorted(source):
+                self.assertEqual(got[rid], source[rid],
+                                 "run %s differs after restore" % rid)
+            st, _, _ = http_json(c1.http_endpoints[0], "GET",
+                                 "/api/v2/runs/gone0", timeout=10.0)
+            self.assertEqual(st, 404)
+        finally:
+            c1.stop()
+        self.assertEqual(scan(d, SECRET.encode()), [],
+                         "a purged string in the restored node's files")
+
+    def backup_round_trip(self, fo, pre, index):
+        source = self.runs_state(self.c, fo)
+        self.assertIn("keep", source)
+        self.assertNotIn("gone0", source)
+        self.assertEqual(len(source["keep"]["logs"]), 200)
+        self.assertEqual(len(source["keep"]["blobs"]), 1)
+        # A full backup of the compacted follower.
+        full = tempfile.mkdtemp(prefix="rv-bk-full-")
+        self.addCleanup(shutil.rmtree, full, True)
+        got = self.backup(fo, full)
+        with open(os.path.join(full, "manifest.json")) as fh:
+            m = json.load(fh)
+        self.assertEqual(m["version"], 2)
+        self.assertEqual(m["checkpoint_index"], index)
+        self.assertGreaterEqual(got["applied_index"], index)
+        names = {f["name"] for f in m["files"]}
+        self.assertIn("vlog/image.%d" % index, names)
+        self.assertIn("vlog/compact", names)
+        self.assertTrue(any(".c%d.seg" % index in n for n in names), names)
+        self.assertEqual(scan(full, SECRET.encode()), [],
+                         "a purged string in the backup")
+        r = self.cli("verify-backup", full)
+        self.assertIn("from the image of the compaction checkpoint at %d"
+                      % index, r.stdout)
+        # A corrupt image is refused.
+        bad = tempfile.mkdtemp(prefix="rv-bk-bad-")
+        self.addCleanup(shutil.rmtree, bad, True)
+        shutil.rmtree(bad)
+        shutil.copytree(full, bad)
+        img = [f for f in m["files"] if f["name"].startswith("vlog/image.")]
+        with open(os.path.join(bad, img[0]["path"]), "r+b") as fh:
+            fh.seek(64)
+            b = fh.read(1)
+            fh.seek(64)
+            fh.write(bytes([b[0] ^ 1]))
+        r = self.cli("verify-backup", bad, want=2)
+        self.assertIn(img[0]["path"], r.stderr)
+        # A manifest whose checkpoint lost its image is no backup.
+        m2 = dict(m, files=[f for f in m["files"]
+                            if not f["name"].startswith("vlog/image.")])
+        with open(os.path.join(bad, "manifest.json"), "w") as fh:
+            json.dump(m2, fh)
+        r = self.cli("verify-backup", bad, want=2)
+        self.assertIn("a checkpoint without its image", r.stderr)
+        self.restore_and_compare(full, "restored-full", source,
+                                 got["applied_index"])
+
+        # The incremental backup after the compaction, into the directory
+        # of the backup taken before it: the rewritten segments, the image
+        # and the manifest are copied, the segments the compaction replaced
+        # are no longer the backup's and are removed.
+        with open(os.path.join(pre, "manifest.json")) as fh:
+            m0 = json.load(fh)
+        inc = self.backup(fo, pre)
+        with open(os.path.join(pre, "manifest.json")) as fh:
+            m1 = json.load(fh)
+        self.assertEqual(m1["checkpoint_index"], index)
+        self.assertGreater(inc["kept_files"], 0, inc)
+        self.assertGreater(inc["removed_files"], 0, inc)
+        self.assertLess(inc["copied_bytes"], m1["total_bytes"])
+        self.assertEqual(sorted(os.listdir(os.path.join(pre, "data"))),
+                         sorted(f["path"][5:] for f in m1["files"]))
+        replaced = {f["name"] for f in m0["files"]} - \
+            {f["name"] for f in m1["files"]}
+        self.assertTrue(replaced)
+        self.assertEqual(scan(pre, SECRET.encode()), [])
+        self.cli("verify-backup", pre)
+        self.restore_and_compare(pre, "restored-inc", source,
+                                 inc["applied_index"])
+
+        # A stray file (an interrupted backup's) is ignored by
+        # verify-backup and removed by the next backup.
+        stray = os.path.join(full, "data", "00000001-99.seg")
+        with open(stray, "wb") as fh:
+            fh.write(SECRET.encode())
+        r = self.cli("verify-backup", full)
+        self.assertIn("1 file in", r.stdout)
+        self.assertIn("ignored", r.stdout)
+        again = self.backup(fo, full)
+        self.assertEqual(again["removed_files"], 1)
+        self.assertFalse(os.path.exists(stray))
+
     def test_compaction(self):
         li = self.c.leader()
         fo = (li + 1) % 3
@@ -138,6 +312,16 @@ class TestCompact(unittest.TestCase):
                       want=200)
         self.filler(fo, 1)  # seals the segments holding the purged runs
         _, _, doc = self.settle()
+        # A backup before the compaction: the plain segments, purged runs'
+        # bytes included; an incremental one after it goes into the same
+        # directory (backup_round_trip).
+        pre = tempfile.mkdtemp(prefix="rv-bk-pre-")
+        self.addCleanup(shutil.rmtree, pre, True)
+        got = self.backup(fo, pre)
+        self.assertEqual(got["copied_files"], got["files"])
+        self.assertTrue(scan(pre, SECRET.encode()))
+        with open(os.path.join(pre, "manifest.json")) as fh:
+            self.assertEqual(json.load(fh)["version"], 1)
         self.assertTrue(all(n["reclaimable_bytes"] > 0 for n in doc["nodes"]),
                         doc)
         for i in range(3):
@@ -160,19 +344,7 @@ class TestCompact(unittest.TestCase):
             st, _ = self.call(i, "GET", "/api/v2/runs/gone0?consistency=stale")
             self.assertEqual(st, 404)
 
-        # A backup of a compacted vlog is refused, naming why (backups do
-        # not carry the checkpoint image yet), and writes nothing.
-        out = tempfile.mkdtemp(prefix="rv-bk-")
-        try:
-            r = subprocess.run([self.c.runvault, "backup", "--endpoint",
-                                self.c.http_endpoints[fo], "--out", out],
-                               capture_output=True, text=True, timeout=120)
-            self.assertEqual(r.returncode, 12, r.stdout + r.stderr)
-            self.assertIn("compacted at index %d" % index, r.stderr)
-            self.assertFalse(os.path.exists(os.path.join(out,
-                                                         "manifest.json")))
-        finally:
-            shutil.rmtree(out, ignore_errors=True)
+        self.backup_round_trip(fo, pre, index)
 
         # Compaction while a writer writes: every write acknowledged, the
         # digests equal afterwards.

@@ -4,7 +4,8 @@
  * verify and rebuild-index of the compacted store reach the same digest;
  * a crash at every step of the rewrite leaves the old or the new set, and
  * the store opens, verifies and rebuilds after it; a second compaction
- * with nothing new to remove rewrites no segment. */
+ * with nothing new to remove rewrites no segment; a backup session pins
+ * one file set across a compaction. */
 #include "proto/proto.h"
 #include "store/store.h"
 #include "store/vlog.h"
@@ -529,10 +530,95 @@ test_damaged_manifest_is_refused(void)
     fx_done(&f);
 }
 
+/* Write the files of backup b (read through its session) into the data
+ * dir dir/vlog, open a store there (the replay a restore makes) and
+ * check it reaches b's index and digest. */
+static void
+materialise(const struct store_backup *b, const char *dir)
+{
+    char path[4096], em[RV_ERRMSG_SIZE];
+    snprintf(path, sizeof path, "%s/vlog", dir);
+    CHECK(mkdir(path, 0755) == 0);
+    for (size_t i = 0; i < b->n_files; i++) {
+        const struct store_backup_file *f = &b->files[i];
+        uint8_t *buf = malloc(f->bytes ? f->bytes : 1);
+        CHECK_OK(store_backup_read(f, 0, buf, f->bytes, em), em);
+        snprintf(path, sizeof path, "%s/vlog/%s", dir, f->name);
+        FILE *fp = fopen(path, "wb");
+        CHECK(fp != NULL && fwrite(buf, 1, f->bytes, fp) == f->bytes);
+        fclose(fp);
+        free(buf);
+    }
+    struct store_config cfg = {dir, (size_t)1 << 30, 16 << 10, NULL, NULL};
+    struct store *s = NULL;
+    CHECK_OK(store_open(&s, &cfg, em), em);
+    uint8_t d[STORE_DIGEST_BYTES];
+    store_digest(s, d);
+    CHECK(store_applied_index(s) == b->index);
+    CHECK(memcmp(d, b->digest, sizeof d) == 0);
+    store_close(s);
+}
+
+static int
+has_file(const struct store_backup *b, const char *name)
+{
+    for (size_t i = 0; i < b->n_files; i++)
+        if (strcmp(b->files[i].name, name) == 0)
+            return 1;
+    return 0;
+}
+
+/* A backup session pins one file set: one opened before a compaction
+ * keeps the old segments (unlinked meanwhile) and replays to its index;
+ * one opened after it holds the image, the manifest and the rewritten
+ * segments, and replays from the image to its index and digest, with no
+ * purged byte anywhere. */
+static void
+test_backup_pins_one_set(void)
+{
+    struct fx a;
+    struct store_backup b0, b1;
+    char name[64];
+    fx_init(&a, "compact-bk", 1);
+    feed(&a);
+    CHECK_OK(store_backup_begin(a.s, &b0, a.errmsg), a.errmsg);
+    CHECK(b0.checkpoint == 0 && b0.index == a.index && b0.n_files > 2);
+    CHECK(!has_file(&b0, "compact"));
+    CHECK_OK(compact(&a), a.last.message);
+    uint64_t c = a.index;
+    CHECK_OK(store_compact_wait(a.s, c, 20000), "compaction");
+    CHECK(which_set(a.dir, c) == 2); /* The old files are unlinked. */
+    CHECK_OK(lines(&a, "keep", "after the compaction"), a.last.message);
+    CHECK_OK(store_backup_begin(a.s, &b1, a.errmsg), a.errmsg);
+    CHECK(b1.checkpoint == c && b1.index == a.index);
+    snprintf(name, sizeof name, "image.%llu", (unsigned long long)c);
+    CHECK(has_file(&b1, name) && has_file(&b1, "compact"));
+    snprintf(name, sizeof name, "00000001.c%llu.seg", (unsigned long long)c);
+    CHECK(has_file(&b1, name) && !has_file(&b1, "00000001.seg"));
+    /* Image and manifest first, then the segments in order. */
+    CHECK(b1.files[0].number == 0 && b1.files[1].number == 0);
+    CHECK(!b1.files[0].is_immutable || !b1.files[1].is_immutable);
+    for (size_t i = 3; i < b1.n_files; i++)
+        CHECK(b1.files[i].number == b1.files[i - 1].number + 1);
+    char *d0 = rv_test_tmpdir("compact-bk-old");
+    char *d1 = rv_test_tmpdir("compact-bk-new");
+    materialise(&b0, d0);
+    materialise(&b1, d1);
+    CHECK(scan_dir(d0, "PURGEDSECRET", 1) > 0);
+    CHECK(scan_dir(d1, "PURGEDSECRET", 0) == 0);
+    CHECK(scan_dir(d1, "PURGEDBLOB", 0) == 0);
+    store_backup_end(&b0);
+    store_backup_end(&b1);
+    rv_test_rmdir(d0);
+    rv_test_rmdir(d1);
+    fx_done(&a);
+}
+
 static const struct rv_test tests[] = {
     {"compaction_removes_purged_bytes", test_compaction_removes_purged_bytes},
     {"crash_at_every_step", test_crash_at_every_step},
     {"damaged_manifest_is_refused", test_damaged_manifest_is_refused},
+    {"backup_pins_one_set", test_backup_pins_one_set},
     {NULL, NULL}};
 
 int
