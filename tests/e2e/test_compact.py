@@ -449,6 +449,11 @@ class TestCompact(unittest.TestCase):
                   "catch-ups:", got.get("n_catch_ups"), file=sys.stderr)
             self.assertGreater(got["compaction"]["checkpoint_index"], 0)
             self.assertEqual(scan(d4 + "/vlog", SECRET.encode()), [])
+            # By now raft snapshotted past the purged runs' entries on
+            # every node and dropped that log prefix: no file of any data
+            # dir, raft's log and the index included, holds their bytes.
+            for d in [self.c.data_dir(i) for i in range(3)] + [d4]:
+                self.assertEqual(scan(d, SECRET.encode()), [], d)
         finally:
             node.kill()
 
