@@ -143,7 +143,7 @@ rpc__backup_find(struct rpc_backups *k, uint64_t id)
     return NULL;
 }
 
-static const struct store_backup_file *
+static struct store_backup_file *
 rpc__backup_file(const struct rpc__backup_session *x, const char *name)
 {
     /* Names are "vlog/" and the file's name in the vlog dir. */
@@ -221,6 +221,24 @@ rpc__backup_begin(struct rpc_server *s, struct rpc__backup_answer *a,
     return RV_OK;
 }
 
+/* Remember the SHA-256 of an immutable file by (name, bytes). Lock held. */
+static int
+rpc__backup_remember(struct rpc_backups *k, const struct store_backup_file *f,
+                     const uint8_t sha256[32])
+{
+    if (k->hashes == NULL &&
+        (k->hashes = calloc(RPC_BACKUP_HASHES, sizeof *k->hashes)) == NULL)
+        return RV_ENOMEM;
+    struct rpc__backup_hash *h = &k->hashes[k->next_hash];
+    snprintf(h->name, sizeof h->name, "%s", f->name);
+    h->bytes = f->bytes;
+    memcpy(h->sha256, sha256, 32);
+    k->next_hash = (k->next_hash + 1) % RPC_BACKUP_HASHES;
+    if (k->n_hashes < RPC_BACKUP_HASHES)
+        k->n_hashes++;
+    return RV_OK;
+}
+
 static int
 rpc__backup_hash(struct rpc_backups *k, const struct rpc__backup_session *x,
                  const char *name, struct rpc__backup_answer *a, char *errmsg)
@@ -251,18 +269,9 @@ rpc__backup_hash(struct rpc_backups *k, const struct rpc__backup_session *x,
         if (rc != RV_OK)
             return rc;
     }
-    if (!found && f->is_immutable) {
-        if (k->hashes == NULL &&
-            (k->hashes = calloc(RPC_BACKUP_HASHES, sizeof *k->hashes)) == NULL)
-            return RV_ENOMEM;
-        struct rpc__backup_hash *h = &k->hashes[k->next_hash];
-        snprintf(h->name, sizeof h->name, "%s", f->name);
-        h->bytes = f->bytes;
-        memcpy(h->sha256, a->sha[0], 32);
-        k->next_hash = (k->next_hash + 1) % RPC_BACKUP_HASHES;
-        if (k->n_hashes < RPC_BACKUP_HASHES)
-            k->n_hashes++;
-    }
+    if (!found && f->is_immutable &&
+        rpc__backup_remember(k, f, a->sha[0]) != RV_OK)
+        return RV_ENOMEM;
     rv__backup_file__init(&a->files[0]);
     snprintf(a->names[0], sizeof a->names[0], "vlog/%s", f->name);
     a->files[0].name = a->names[0];
@@ -277,11 +286,11 @@ rpc__backup_hash(struct rpc_backups *k, const struct rpc__backup_session *x,
 }
 
 static int
-rpc__backup_read(const struct rpc__backup_session *x,
+rpc__backup_read(struct rpc_backups *k, const struct rpc__backup_session *x,
                  const Rv__BackupRequest *q, struct rpc__backup_answer *a,
                  char *errmsg)
 {
-    const struct store_backup_file *f = rpc__backup_file(x, q->file);
+    struct store_backup_file *f = rpc__backup_file(x, q->file);
     if (f == NULL) {
         rv_errmsg_printf(errmsg, "%s is not a file of backup session %llu",
                          q->file, (unsigned long long)x->id);
@@ -304,6 +313,11 @@ rpc__backup_read(const struct rpc__backup_session *x,
     int rc = store_backup_read(f, off, a->data, n, errmsg);
     if (rc != RV_OK)
         return rc;
+    /* A file streamed whole, in order, is hashed on the way: the next
+     * backup's HASH of it is answered without reading it again. */
+    if (f->has_read_sha256 && f->is_immutable && off + n == f->bytes &&
+        rpc__backup_remember(k, f, f->read_sha256) != RV_OK)
+        return RV_ENOMEM;
     a->reply.has_data = 1;
     a->reply.data.data = a->data;
     a->reply.data.len = n;
@@ -343,7 +357,7 @@ rpc__backup(struct rpc_server *s, const Rv__BackupRequest *q,
             if (q->op == RV__BACKUP_OP__BACKUP_HASH) {
                 rc = rpc__backup_hash(k, x, q->file, a, errmsg);
             } else if (q->op == RV__BACKUP_OP__BACKUP_READ) {
-                rc = rpc__backup_read(x, q, a, errmsg);
+                rc = rpc__backup_read(k, x, q, a, errmsg);
             } else {
                 store_backup_end(&x->b);
                 x->id = 0;

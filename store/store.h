@@ -167,6 +167,13 @@ struct store_backup_file {
                          up to the end of record N). */
     int is_immutable; /* Its bytes under this name never change (every
                          file but the manifest): a hash may be cached. */
+    /* SHA-256 of the bytes store_backup_read gave in order from offset 0:
+     * once read_hashed reaches bytes, has_read_sha256 and read_sha256 say
+     * the file's hash without reading it again. */
+    void *read_ctx;
+    uint64_t read_hashed;
+    int has_read_sha256;
+    uint8_t read_sha256[32];
 };
 
 struct store_backup {
@@ -191,9 +198,10 @@ void store_backup_end(struct store_backup *b); /* NULL is allowed. */
 /* SHA-256 of f's bytes [0, f->bytes). RV_EIO, RV_ENOMEM. */
 int store_backup_sha256(const struct store_backup_file *f, uint8_t out[32],
                         char *errmsg);
-/* n bytes of f from offset (within f->bytes: else RV_EINVAL). */
-int store_backup_read(const struct store_backup_file *f, uint64_t offset,
-                      void *buf, size_t n, char *errmsg);
+/* n bytes of f from offset (within f->bytes: else RV_EINVAL); bytes read
+ * in order from 0 are hashed as they go (read_sha256). */
+int store_backup_read(struct store_backup_file *f, uint64_t offset, void *buf,
+                      size_t n, char *errmsg);
 
 /* ---- Offline maintenance ----------------------------------------------- */
 

@@ -74,9 +74,11 @@ store_backup_end(struct store_backup *b)
 {
     if (b == NULL)
         return;
-    for (size_t i = 0; i < b->n_files; i++)
+    for (size_t i = 0; i < b->n_files; i++) {
         if (b->files[i].fd >= 0)
             close(b->files[i].fd);
+        free(b->files[i].read_ctx);
+    }
     free(b->files);
     b->files = NULL;
     b->n_files = 0;
@@ -199,8 +201,31 @@ store_backup_sha256(const struct store_backup_file *f, uint8_t out[32],
     return RV_OK;
 }
 
+/* Hash the n bytes at offset if they continue the in-order prefix read so
+ * far; finish the hash at the file's last byte. */
+static void
+store__backup_read_hash(struct store_backup_file *f, uint64_t offset,
+                        const void *buf, size_t n)
+{
+    if (f->has_read_sha256 || offset != f->read_hashed || n == 0)
+        return;
+    if (f->read_ctx == NULL) {
+        if ((f->read_ctx = malloc(sizeof(struct sha256_ctx))) == NULL)
+            return; /* Hashed again on request instead. */
+        sha256_init(f->read_ctx);
+    }
+    sha256_update(f->read_ctx, n, buf);
+    f->read_hashed += n;
+    if (f->read_hashed == f->bytes) {
+        sha256_digest(f->read_ctx, 32, f->read_sha256);
+        f->has_read_sha256 = 1;
+        free(f->read_ctx);
+        f->read_ctx = NULL;
+    }
+}
+
 int
-store_backup_read(const struct store_backup_file *f, uint64_t offset, void *buf,
+store_backup_read(struct store_backup_file *f, uint64_t offset, void *buf,
                   size_t n, char *errmsg)
 {
     if (offset > f->bytes || n > f->bytes - offset) {
@@ -218,5 +243,6 @@ store_backup_read(const struct store_backup_file *f, uint64_t offset, void *buf,
                          errno ? strerror(errno) : "short file");
         return RV_EIO;
     }
+    store__backup_read_hash(f, offset, buf, n);
     return RV_OK;
 }

@@ -534,15 +534,20 @@ test_damaged_manifest_is_refused(void)
  * dir dir/vlog, open a store there (the replay a restore makes) and
  * check it reaches b's index and digest. */
 static void
-materialise(const struct store_backup *b, const char *dir)
+materialise(struct store_backup *b, const char *dir)
 {
     char path[4096], em[RV_ERRMSG_SIZE];
     snprintf(path, sizeof path, "%s/vlog", dir);
     CHECK(mkdir(path, 0755) == 0);
     for (size_t i = 0; i < b->n_files; i++) {
-        const struct store_backup_file *f = &b->files[i];
+        struct store_backup_file *f = &b->files[i];
         uint8_t *buf = malloc(f->bytes ? f->bytes : 1);
         CHECK_OK(store_backup_read(f, 0, buf, f->bytes, em), em);
+        /* Read whole, in order: hashed on the way, as a hash would be. */
+        uint8_t sha[32];
+        CHECK_OK(store_backup_sha256(f, sha, em), em);
+        CHECK(f->bytes == 0 ||
+              (f->has_read_sha256 && memcmp(sha, f->read_sha256, 32) == 0));
         snprintf(path, sizeof path, "%s/vlog/%s", dir, f->name);
         FILE *fp = fopen(path, "wb");
         CHECK(fp != NULL && fwrite(buf, 1, f->bytes, fp) == f->bytes);
