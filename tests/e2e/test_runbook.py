@@ -20,6 +20,7 @@ the end, also on failure.
     RUNVAULT_BIN=build/node/runvault python3 -m unittest tests/e2e/test_runbook.py
 """
 
+import http.client
 import json
 import os
 import re
@@ -31,8 +32,6 @@ import sys
 import tempfile
 import time
 import unittest
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
@@ -176,15 +175,24 @@ class RunbookCase(unittest.TestCase):
             cafile=os.path.join(self.rv_dir, "tls", "ca.crt"))
 
     def http(self, node, path, token):
-        url = "https://127.0.0.1:%d%s" % (self.base + 10 * (node - 1), path)
-        req = urllib.request.Request(
-            url, headers={"Authorization": "Bearer " + token})
+        """GET path from node over HTTPS: (status, parsed JSON or None).
+        http.client keeps the connection alive as curl does: urllib's
+        "Connection: close" over HTTPS loses the body of about one answer
+        in 40 (the gateway closes the TLS connection before the body is
+        out; a known open problem of the HTTPS gateway)."""
+        conn = http.client.HTTPSConnection(
+            "127.0.0.1", self.base + 10 * (node - 1), timeout=10,
+            context=self.ctx())
         try:
-            with urllib.request.urlopen(req, timeout=10,
-                                        context=self.ctx()) as r:
-                return r.status, json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as e:
-            return e.code, None
+            conn.request("GET", path,
+                         headers={"Authorization": "Bearer " + token})
+            r = conn.getresponse()
+            body = r.read()
+        finally:
+            conn.close()
+        if r.status != 200:
+            return r.status, None
+        return r.status, json.loads(body or b"null")
 
     def token(self, name):
         path = os.path.join(self.rv_dir, name)
@@ -287,13 +295,15 @@ class RunbookCase(unittest.TestCase):
             st, doc = self.http(4, "/api/v2/runs/rb-1", self.admin)
             self.assertEqual(st, 200)
         elif num == "11":
-            for i in (1, 3, 4, 5, 6, 7, 8):
+            # Every node the runbook started has stopped (its section
+            # waited for each); nothing is left in the sections' groups.
+            for i in range(1, N_NODES + 1):
                 with open(os.path.join(self.rv_dir, "n%d.pid" % i)) as f:
                     pid = int(f.read())
-                self.assertFalse(os.path.exists("/proc/%d" % pid)
-                                 and "runvault" in open(
-                                     "/proc/%d/cmdline" % pid).read(),
-                                 "node %d still runs" % i)
+                with self.assertRaises(ProcessLookupError, msg="node %d" % i):
+                    os.kill(pid, 0)
+            self.assertEqual([g for g in self.groups
+                              if self.group_alive(g)], [])
 
 
 if __name__ == "__main__":
