@@ -18,6 +18,7 @@ python3              python3
 clang                clang
 clang-format         clang-format
 curl                 curl
+openssl              openssl
 ip                   iproute2
 ss                   iproute2
 tc                   iproute2

@@ -19,7 +19,9 @@ cd "$(dirname "$0")/.."
 # (tests/fault); fuse3 and libfuse3-dev build and mount the fault suite's
 # power-loss filesystem (tests/fault/powerfs.c); etcd-server, etcd-client, postgresql-15, libpq-dev and
 # gnuplot-nox are the peers and plots of the comparison benchmark
-# (bench/compare); curl is used by bench/compare and the README's examples;
+# (bench/compare); curl is used by bench/compare, the README's examples and
+# docs/RUNBOOK.md (tests/e2e/test_runbook.py); openssl makes the TLS
+# certificates of deploy/make-certs.sh, the TLS tests and the runbook;
 # chromium runs the web UI's browser tests headless (tests/ui);
 # libsystemd-dev gives serve its sd_notify (the unit's Type=notify);
 # dpkg-dev, debhelper and lintian build and check the Debian package
@@ -31,7 +33,7 @@ packages=(build-essential cmake pkg-config libraft-dev libuv1-dev liblmdb-dev
           libprotobuf-c-dev protobuf-c-compiler libnng-dev libxxhash-dev
           nettle-dev libssl-dev libjansson-dev python3 clang-format clang
           libclang-rt-14-dev iproute2 nftables fuse3 libfuse3-dev etcd-server
-          etcd-client postgresql-15 libpq-dev gnuplot-nox curl chromium
+          etcd-client postgresql-15 libpq-dev gnuplot-nox curl openssl chromium
           libsystemd-dev dpkg-dev debhelper lintian systemd debootstrap)
 
 missing=()
