@@ -3,12 +3,15 @@
  * in temporary directories. For each seed, random writes (one entry in
  * flight, as the node will do), isolation of a server and one-way cuts
  * (saturate), pauses of any server (kill/revive), snapshots, and retries of
- * writes with an unknown outcome; then heal, finish, and check that every
- * replica has the same digest at the same applied index and that every
- * acknowledged write was applied exactly once. The seed is printed on
- * failure; RV_TEST_SEED picks the first one, RV_SIM_DEBUG=1 prints the
- * servers' raft state when a run does not settle (LIBRAFT_TRACE=1 traces
- * raft itself). */
+ * writes with an unknown outcome; on even seeds membership changes (two
+ * servers join, one voter leaves), on odd seeds a short trailing log and
+ * so InstallSnapshot and catch-up; then heal, finish, and check that every
+ * replica in the configuration has the same digest at the same applied
+ * index and that every acknowledged write was applied exactly once. The
+ * seed is printed on failure; RV_TEST_SEED picks the first one,
+ * RV_SIM_DEBUG=1 prints the servers' raft state when a run does not settle
+ * (LIBRAFT_TRACE=1 traces raft itself), RV_SIM_TIMEOUT_MS gives every
+ * server that one election timeout. */
 #include "base/clock.h"
 #include "base/parse.h"
 #include "proto/metrics_builder.h"
