@@ -72,15 +72,111 @@ raftguard__trim_snapshotted(struct raftguard *g, struct raft_append_entries *a)
     memmove(a->entries, a->entries + k, a->n_entries * sizeof *a->entries);
 }
 
+/* dst = a copy of src (dst initialised or zeroed). RAFT_NOMEM. */
+static int
+raftguard__config_copy(struct raft_configuration *dst,
+                       const struct raft_configuration *src)
+{
+    struct raft_configuration c;
+    raft_configuration_init(&c);
+    for (unsigned i = 0; i < src->n; i++) {
+        const struct raft_server *sv = &src->servers[i];
+        int rv = raft_configuration_add(&c, sv->id, sv->address, sv->role);
+        if (rv != 0) {
+            raft_configuration_close(&c);
+            return rv;
+        }
+    }
+    raft_configuration_close(dst);
+    *dst = c;
+    return 0;
+}
+
+/* Entries in raft's in-memory log (a ring of size slots, [front, back)). */
+static raft_index
+raftguard__log_n(const struct raft_log *l)
+{
+    if (l->size == 0)
+        return 0;
+    return l->back >= l->front ? l->back - l->front
+                               : l->size - l->front + l->back;
+}
+
+/* The term of index in raft's log as its own logTermOf answers it: 0 where
+ * the log holds no entry (under its offset but the snapshot's index, or
+ * past its end). */
+static raft_term
+raftguard__term_of(const struct raft_log *l, raft_index index)
+{
+    raft_index n = raftguard__log_n(l);
+    raft_index last = n == 0 ? l->snapshot.last_index : l->offset + n;
+    if (index == 0 || index > last)
+        return 0;
+    if (index == l->snapshot.last_index)
+        return l->snapshot.last_term;
+    if (index < l->offset + 1)
+        return 0;
+    return l->entries[(l->front + (size_t)(index - l->offset) - 1) % l->size]
+        .term;
+}
+
+/* Work-around 4 (raftguard.h): copy raft's configuration while committed;
+ * roll an uncommitted one back from the copy where raft 0.15 would read
+ * a committed entry its log no longer holds. */
+static void
+raftguard__rollback(struct raftguard *g, const struct raft_append_entries *a)
+{
+    struct raft *r = g->raft;
+    if (r->configuration_uncommitted_index == 0) {
+        if (r->configuration_index != 0 &&
+            r->configuration_index != g->committed_index &&
+            raftguard__config_copy(&g->committed, &r->configuration) == 0)
+            g->committed_index = r->configuration_index;
+        return;
+    }
+    raft_index u = r->configuration_uncommitted_index;
+    if (a == NULL || g->no_rollback_fix || a->term < r->current_term ||
+        r->configuration_index >= r->log.offset + 1 ||
+        g->committed_index != r->configuration_index || a->prev_log_index >= u)
+        return; /* raft's own rollback reads an entry it holds, or none. */
+    if (a->prev_log_index > 0 &&
+        raftguard__term_of(&r->log, a->prev_log_index) != a->prev_log_term)
+        return; /* Rejected before the log is touched. */
+    raft_index conflict = 0;
+    for (unsigned k = 0; k < a->n_entries && conflict == 0; k++) {
+        raft_index idx = a->prev_log_index + 1 + k;
+        raft_term local = raftguard__term_of(&r->log, idx);
+        if (local == 0)
+            break; /* Only new entries from here: nothing rolled back. */
+        if (local != a->entries[k].term)
+            conflict = idx;
+    }
+    if (conflict == 0 || conflict > u || conflict <= r->commit_index)
+        return;
+    if (raftguard__config_copy(&r->configuration, &g->committed) != 0)
+        return; /* Out of memory: raft's rollback as it is. */
+    r->configuration_uncommitted_index = 0;
+    if (g->n_rollbacks++ < 8)
+        fprintf(stderr,
+                "raftguard: rolled back the uncommitted configuration at "
+                "%llu to the committed one at %llu (no longer in the log; "
+                "the leader's entry %llu differs)\n",
+                (unsigned long long)u,
+                (unsigned long long)r->configuration_index,
+                (unsigned long long)conflict);
+}
+
 static void
 raftguard__recv(struct raft_io *io, struct raft_message *m)
 {
     struct raftguard *g = raftguard__of(io);
     int was_bounded = g->is_bounded;
     raft_index was_bound = g->bound;
+    raftguard__rollback(g, NULL); /* Keep the committed copy current. */
     if (m->type == RAFT_IO_APPEND_ENTRIES) {
         if (!g->no_snapshot_trim)
             raftguard__trim_snapshotted(g, &m->append_entries);
+        raftguard__rollback(g, &m->append_entries);
         g->is_bounded = 1;
         g->bound =
             m->append_entries.prev_log_index + m->append_entries.n_entries;
@@ -228,4 +324,6 @@ raftguard_close(struct raftguard *g)
     free(g->appends);
     g->appends = NULL;
     g->n_appends = g->cap_appends = 0;
+    raft_configuration_close(&g->committed);
+    g->committed_index = 0;
 }

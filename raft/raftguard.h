@@ -1,4 +1,4 @@
-/* Work-arounds for three raft 0.15 bugs (ARCHITECTURE.md, "The raft
+/* Work-arounds for four raft 0.15 bugs (ARCHITECTURE.md, "The raft
  * state machine").
  *
  * 1. A follower answers a successful AppendEntries with
@@ -32,6 +32,16 @@
  * appends them at the wrong indexes and dereferences a missing log
  * reference (SIGSEGV). The guard drops the entries the follower's
  * snapshot holds, so the request starts at the snapshot's last index.
+ *
+ * 4. A follower that must drop an uncommitted configuration entry (its
+ * leader was lost before the change committed) reads the last committed
+ * configuration entry back from its log with no check: once a snapshot
+ * trimmed that entry, it dereferences NULL (fixed upstream in v0.17.1).
+ * The guard keeps a copy of the configuration whenever raft's is
+ * committed; before raft sees an AppendEntries that conflicts at or
+ * before the uncommitted entry while the committed one is out of the
+ * log, it restores that copy itself and clears the uncommitted index, as
+ * raft's rollback would have, so raft only truncates.
  *
  * Loop thread only (raft's thread). */
 #ifndef RV_RAFT_RAFTGUARD_H
@@ -71,6 +81,12 @@ struct raftguard {
     int no_commit_clamp;
     uint64_t n_trimmed; /* AppendEntries whose snapshotted head was
                            dropped. */
+    /* A copy of raft's configuration taken while it was committed (no
+     * uncommitted change), and its index; see 4. above. */
+    struct raft_configuration committed;
+    raft_index committed_index; /* 0: no copy yet. */
+    uint64_t n_rollbacks;       /* Rollbacks the guard made. */
+    int no_rollback_fix;        /* Tests only: leave them to raft 0.15. */
     /* Set after raftguard_install() to pass such requests as sent (tests
      * only). */
     int no_snapshot_trim;
