@@ -128,6 +128,14 @@ main(int argc, char **argv)
         rv_print_usage(stdout);
         return RV_EXIT_OK;
     }
+    if (argc >= 2 && argv[1][0] != '-' && strcmp(argv[1], "demo") != 0 &&
+        strcmp(argv[1], "verify") != 0 &&
+        strcmp(argv[1], "rebuild-index") != 0) {
+        /* Before the flags: `runvault NOSUCH --help` is no command's help. */
+        fprintf(stderr, "runvault: unknown command '%s'\n\n", argv[1]);
+        rv_print_usage(stderr);
+        return RV_EXIT_USAGE;
+    }
     int rc = rv_maint_parse(argc, argv, &command, &m);
     if (rc == CLI_FLAGS_HELP) {
         fputs(rv_maint_usage, stdout);

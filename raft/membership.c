@@ -222,6 +222,12 @@ replica__change_transfer(struct replica *r)
 {
     if (r->is_transfer_sent)
         return -1;
+    if (r->change_op->node_id == r->id) {
+        /* Leadership is where it was asked to go: nothing to move. */
+        r->step = STEP_NONE;
+        replica__change_done(r, RV_OK, NULL);
+        return -1;
+    }
     r->transfer_req.data = r;
     int rv = raft_transfer(&r->raft, &r->transfer_req, r->change_op->node_id,
                            replica__transfer_cb);

@@ -51,6 +51,8 @@ expect 0 "rebuild-index reaches the same digest" -- \
 expect_out "digest equals" "rebuild-index reports equal digests"
 expect 0 "the demo again reuses the data" -- "$rv" demo --data-dir "$data"
 expect 1 "unknown command" -- "$rv" frobnicate
+expect 1 "an unknown command's --help is no help" -- "$rv" frobnicate --help
+expect_out "unknown command 'frobnicate'" "the error names the command"
 expect 1 "missing flag value" -- "$rv" verify --data-dir
 expect 1 "no command" -- "$rv"
 

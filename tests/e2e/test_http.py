@@ -473,6 +473,17 @@ class HttpTest(unittest.TestCase):
         for n in doc["nodes"]:
             self.assertEqual(n["role"], "voter")
             self.assertTrue(n["http_addr"])
+        # A transfer to the node that leads already moves nothing and
+        # succeeds (through a follower too); the leader and term stay.
+        li = self.c.leader()
+        st, before, _ = self.call(li, "GET", "/readyz", want=200)
+        for i in (li, (li + 1) % 3):
+            self.call(i, "POST", "/api/v2/cluster/transfer",
+                      {"id": li + 1}, want=200)
+        st, after, _ = self.call(li, "GET", "/readyz", want=200)
+        self.assertEqual((after["state"], after["term"]),
+                         ("leader", before["term"]))
+        # Every node's /metrics carries the compaction gauges.
         host, port = self.ep(0).split("://")[1].split(":")
         conn = http.client.HTTPConnection(host, int(port), timeout=10)
         conn.request("GET", "/metrics")
@@ -490,7 +501,11 @@ class HttpTest(unittest.TestCase):
                      # The end of a block once cut at 511 bytes.
                      "runvault_snapshots_total", "runvault_catch_ups_total",
                      'runvault_disk_bytes{part="vlog"}',
-                     "runvault_http_batch_points_bucket"):
+                     "runvault_http_batch_points_bucket",
+                     "runvault_reclaimable_bytes",
+                     "runvault_compaction_checkpoint_index",
+                     "runvault_compactions_total",
+                     "runvault_compaction_failed"):
             self.assertIn(name, text)
         # Every sample line parses as "name{labels} number".
         samples = {}
