@@ -498,7 +498,8 @@ static const char bk_restore_usage[] =
     "default\n" NODE_DEFAULT_RAFT_ADDR
     ") or, with --peers, node N of a new cluster of\n"
     "those voters (restore each one's data dir from the same backup). Then\n"
-    "start it with runvault serve --data-dir D --id N [--peers ...].\n";
+    "start it with runvault serve --data-dir D --id N --raft-addr A\n"
+    "[--peers ...] and its HTTP and RPC addresses.\n";
 
 int
 rv_cmd_verify_backup(int argc, char **argv)
@@ -686,9 +687,12 @@ rv_cmd_restore(int argc, char **argv)
            prog, data, (unsigned long long)m.index, m.digest,
            (unsigned long long)id, n_peers ? n_peers : 1,
            n_peers > 1 ? "s" : "");
-    printf("%s: start it with: runvault serve --data-dir %s --id %llu%s%s\n",
-           prog, data, (unsigned long long)id, n_peers ? " --peers " : "",
-           n_peers ? a.v[BK_PEERS] : "");
+    /* The raft address is in the seeded configuration: the node must
+     * serve on it (its HTTP and RPC addresses are the operator's). */
+    printf("%s: start it with: runvault serve --data-dir %s --id %llu "
+           "--raft-addr %s%s%s (and its --http-addr and --rpc-addr)\n",
+           prog, data, (unsigned long long)id, raft_addr,
+           n_peers ? " --peers " : "", n_peers ? a.v[BK_PEERS] : "");
     free(m.files);
     return RV_EXIT_OK;
 }
