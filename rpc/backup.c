@@ -25,6 +25,9 @@
 #define RPC_BACKUP_READ_BYTES (4u << 20)
 #define RPC_BACKUP_HASHES     8192
 
+/* How long BEGIN waits for its min_index to be applied here. */
+#define RPC_BACKUP_MIN_INDEX_WAIT_MS 10000
+
 struct rpc__backup_session {
     uint64_t id; /* 0: free. */
     uint64_t used_ms;
@@ -338,6 +341,20 @@ rpc__backup(struct rpc_server *s, const Rv__BackupRequest *q,
     rv__backup_reply__init(&a->reply);
     struct rpc_backups *k = s->backups;
     int rc = RV_OK;
+    if (q->op == RV__BACKUP_OP__BACKUP_BEGIN && q->has_min_index &&
+        q->min_index > 0 &&
+        replica_wait_applied(s->rep, q->min_index,
+                             RPC_BACKUP_MIN_INDEX_WAIT_MS) != RV_OK) {
+        /* Outside the lock: other sessions go on meanwhile. */
+        rv_errmsg_printf(errmsg,
+                         "this node has not applied index %llu (the leader's "
+                         "when the backup started) after %d s: it lags the "
+                         "leader; back up from another node",
+                         (unsigned long long)q->min_index,
+                         RPC_BACKUP_MIN_INDEX_WAIT_MS / 1000);
+        rpc__fail(rp, RV_EUNAVAILABLE, errmsg);
+        return;
+    }
     pthread_mutex_lock(&k->lock);
     uint64_t now = rv_clock_mono_ms();
     rpc__backup_expire(k, now, s->log);

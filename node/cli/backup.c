@@ -411,6 +411,51 @@ cli__backup_old(const char *dir, const struct cli_bset *old,
     return NULL;
 }
 
+/* The leader's applied index now (every write acknowledged so far is at
+ * or below it), asked of the leader itself; 0 with the reason in why when
+ * it cannot be learnt. */
+static uint64_t
+cli__leader_applied(struct cli *cl, char *why, size_t size)
+{
+    Rv__Request req = RV__REQUEST__INIT;
+    Rv__ClusterRequest cr = RV__CLUSTER_REQUEST__INIT;
+    Rv__Response *resp = NULL, *s = NULL;
+    char errmsg[RV_ERRMSG_SIZE] = "";
+    uint64_t out = 0;
+    cr.op = RV__CLUSTER_OP__CLUSTER_STATUS;
+    req.body_case = RV__REQUEST__BODY_CLUSTER;
+    req.cluster = &cr;
+    if (cli__rpc(cl, &req, &resp) != RV_OK) {
+        snprintf(why, size, "%s", cl->errmsg);
+        return 0;
+    }
+    const char *addr = NULL;
+    for (size_t i = 0; i < resp->n_nodes; i++)
+        if (resp->nodes[i]->id == resp->leader_id)
+            addr = resp->nodes[i]->rpc_addr;
+    if (resp->leader_id == 0 || addr == NULL || addr[0] == '\0') {
+        snprintf(why, size, "no leader is known");
+    } else {
+        Rv__Request sreq = RV__REQUEST__INIT;
+        Rv__StatusRequest sr = RV__STATUS_REQUEST__INIT;
+        sreq.body_case = RV__REQUEST__BODY_STATUS;
+        sreq.status = &sr;
+        sreq.token = cl->token[0] ? cl->token : NULL;
+        if (rvc_call_once_tls(addr, cl->tls, &sreq, 2000, &s, errmsg) !=
+                RV_OK ||
+            s->self == NULL || s->self->state == NULL ||
+            strcmp(s->self->state, "leader") != 0)
+            snprintf(why, size, "the leader (node %llu, %s) did not say: %s",
+                     (unsigned long long)resp->leader_id, addr,
+                     errmsg[0] ? errmsg : "not the leader any more");
+        else
+            out = s->self->applied_index;
+    }
+    rvc_response_free(s);
+    rvc_response_free(resp);
+    return out;
+}
+
 int
 cli__backup(struct cli *cl, const struct cli_args *a)
 {
@@ -439,6 +484,20 @@ cli__backup(struct cli *cl, const struct cli_args *a)
     Rv__Request req;
     Rv__BackupRequest b;
     cli__backup_req(&req, &b, RV__BACKUP_OP__BACKUP_BEGIN, 0, NULL);
+    /* Every write acknowledged before now is in the backup: the node
+     * pins only once it applied the leader's index (a follower may lag). */
+    char why[RV_ERRMSG_SIZE] = "";
+    uint64_t min = cli__leader_applied(cl, why, sizeof why);
+    if (min > 0) {
+        b.has_min_index = 1;
+        b.min_index = min;
+    } else {
+        fprintf(stderr,
+                "runvault backup: WARNING: the leader's index is unknown "
+                "(%s): the backup holds what the node answering applied, "
+                "which may miss the newest acknowledged writes\n",
+                why);
+    }
     Rv__Response *begin;
     int rc = cli__rpc(cl, &req, &begin);
     if (rc != RV_OK) {

@@ -169,7 +169,9 @@ static const struct cli_command cli_commands[] = {
      cli__backup,
      "usage: runvault backup --out DIR (or --to DIR)\n"
      "Copy the archive of the node answering (leader or follower) up to\n"
-     "its applied index into DIR, over the native RPC (cluster-admin).\n"
+     "its applied index into DIR, over the native RPC (cluster-admin). The\n"
+     "node first waits (up to 10 s) to have applied the leader's index, so\n"
+     "every write acknowledged before the backup started is in it.\n"
      "Incremental: files DIR holds with the same name, size and SHA-256\n"
      "are kept. DIR/manifest.json names the index, its digest and the\n"
      "SHA-256 of every file; one JSON line of figures goes to stdout.\n"

@@ -337,6 +337,20 @@ class BackupCase(unittest.TestCase):
         self.assertIn("the manifest says index %d" % m["applied_index"],
                       p.stderr)
 
+    def test_a_follower_backup_holds_every_acknowledged_write(self):
+        """A run made through the leader and, at once, a backup from a
+        follower: the follower pins only after applying the leader's
+        index, so the backup's index covers the run (five times)."""
+        for k in range(5):
+            L = self.c.leader()
+            doc = self.req(self.c, L, "POST", "/api/v2/runs",
+                           {"project": "ack", "experiment": "e",
+                            "run_id": "ack-%d" % k}, want=201)
+            out = os.path.join(self.tmp, "ack-%d" % k)
+            got = self.backup((L + 1) % 3, out)
+            self.assertGreaterEqual(got["applied_index"], doc["index"],
+                                    (k, got, doc))
+
     def test_backup_needs_cluster_admin(self):
         L = self.c.leader()
         self.req(self.c, L, "POST", "/api/v2/teams", {"team": "bkteam"})
