@@ -167,6 +167,14 @@ replica__maint_tick(struct replica *r)
     }
     if (r->is_stopping || r->is_closing || r->is_maint_busy)
         return;
+    if (r->check_last_ms == 0) {
+        /* Elected before this tick ever ran as a follower: the intervals
+         * start now too (no check point the moment a node starts). */
+        r->check_last_ms = now_ms;
+        r->compact_last_ms = now_ms;
+        r->check_last_index = store_applied_index(r->store);
+        return;
+    }
     if (!replica__maint_check(r, now_ms) && !replica__maint_compact(r, now_ms))
         replica__maint_sweep(r, now_ms);
 }

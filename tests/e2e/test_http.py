@@ -699,7 +699,7 @@ class StrictIdleTest(unittest.TestCase):
             a = commands()
             time.sleep(1.0)
             # The node_put and the fixture's one write that checks the
-            # node serves (the re-proposals made it 6).
+            # node serves (the re-proposals made it 6), then nothing.
             self.assertEqual((a, commands()), (2, 2))
         finally:
             c.stop()
